@@ -1,0 +1,9 @@
+/** Jest runs TypeScript through swc (fast, no type check); `npm run build` is the type check. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/coordinator', '<rootDir>/client', '<rootDir>/shared', '<rootDir>/contracts', '<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  testTimeout: 60000,
+  maxWorkers: 2,
+};
