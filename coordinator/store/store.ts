@@ -1,0 +1,101 @@
+import type { JobSpec } from '../../shared/schemas/jobSpec';
+import type { TensorManifestEntry } from '../../shared/codec/tensors';
+
+export type JobStatus = 'pending' | 'running' | 'completed' | 'failed';
+
+/** A training job as the coordinator keeps it. */
+export interface JobRecord {
+  id: string;
+  spec: JobSpec;
+  status: JobStatus;
+  /** The last round whose result was committed (0 = none yet, the initial model). */
+  currentRound: number;
+  /** SHA-256 (hex) of the current global model's codec bytes. */
+  modelHash: string;
+  /** Names and shapes of the model's weights, in order. */
+  weightManifest: TensorManifestEntry[];
+  failureReason?: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type JobPatch = Partial<Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason'>>;
+
+export interface RoundFailure {
+  clientId: string;
+  /** An error code or a disconnect reason. */
+  reason: string;
+}
+
+/** One attempt at one round. Failed attempts are kept: dropped clients and retries are data. */
+export interface RoundRecord {
+  jobId: string;
+  round: number;
+  attempt: number;
+  status: 'completed' | 'failed';
+  selected: string[];
+  participants: string[];
+  failures: RoundFailure[];
+  /** Free-form numeric metrics: validationAccuracy, validationLoss, trainLoss, numExamples ... */
+  metrics: Record<string, number>;
+  modelHash?: string;
+  failureReason?: string;
+  startedAt: Date;
+  finishedAt: Date;
+}
+
+export interface ParticipantRecord {
+  jobId: string;
+  clientId: string;
+  joinedAt: Date;
+  lastSeenAt: Date;
+  roundsCompleted: number;
+}
+
+/** A global model after a round, plus any strategy state needed to resume exactly (e.g. FedAdam moments). */
+export interface CheckpointRecord {
+  jobId: string;
+  round: number;
+  modelHash: string;
+  /** Model codec bytes (shared/codec/modelCodec). */
+  weights: Uint8Array;
+  /** Strategy state as model codec bytes, if the strategy keeps any. */
+  strategyState?: Uint8Array;
+  createdAt: Date;
+}
+
+/**
+ * Everything the coordinator persists. `MemoryStore` is the embedded default; `MongoStore` (mongoose)
+ * is selected by MONGODB_URI. One contract suite (store.contract.ts) runs against both.
+ *
+ * Writes are upserts keyed as documented so a coordinator that crashed mid-commit can redo them.
+ */
+export interface Store {
+  readonly kind: 'memory' | 'mongo';
+  createJob(job: JobRecord): Promise<void>;
+  getJob(id: string): Promise<JobRecord | null>;
+  /** Newest first. */
+  listJobs(filter?: { status?: JobStatus }): Promise<JobRecord[]>;
+  /** Throws TributaryError('JOB_NOT_FOUND') if absent. Returns the updated record. */
+  updateJob(id: string, patch: JobPatch): Promise<JobRecord>;
+
+  /** Upsert keyed by (jobId, round, attempt). */
+  saveRound(record: RoundRecord): Promise<void>;
+  /** Ordered by round then attempt. */
+  listRounds(jobId: string): Promise<RoundRecord[]>;
+
+  /** Upsert keyed by (jobId, clientId). */
+  saveParticipant(record: ParticipantRecord): Promise<void>;
+  listParticipants(jobId: string): Promise<ParticipantRecord[]>;
+
+  /** Upsert keyed by (jobId, round). */
+  saveCheckpoint(checkpoint: CheckpointRecord): Promise<void>;
+  /** The checkpoint of `round`, or the highest round if omitted; null if none. */
+  loadCheckpoint(jobId: string, round?: number): Promise<CheckpointRecord | null>;
+
+  /** The buyer's validation set (dataset codec bytes); replaces any previous one. */
+  saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void>;
+  loadValidationSet(jobId: string): Promise<Uint8Array | null>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,120 @@
+/**
+ * The one error catalog. Every error Tributary reports to a user or peer carries a code from here.
+ * Codes are grouped by area (the prefix); each entry has a default message and the HTTP status
+ * the REST edge maps it to. Socket errors carry the same `{ code, message }` shape.
+ * The README's error table is checked against this object by a test.
+ */
+export const errorCatalog = {
+  // Request / schema validation
+  VALIDATION_FAILED: { status: 400, message: 'The request did not match the expected schema.' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload exceeds the declared size limit.' },
+  NOT_FOUND: { status: 404, message: 'No such resource.' },
+  INTERNAL: { status: 500, message: 'Internal error.' },
+
+  // Protocol / transport
+  PROTOCOL_VERSION_MISMATCH: { status: 400, message: 'The client speaks a different protocol version.' },
+  TRANSFER_UNKNOWN: { status: 400, message: 'No upload with this transfer id is in progress.' },
+  TRANSFER_CHUNK_INVALID: { status: 400, message: 'An upload chunk is out of order, too large or duplicated.' },
+  TRANSFER_INCOMPLETE: { status: 400, message: 'The upload was committed before all chunks arrived.' },
+  TRANSFER_HASH_MISMATCH: { status: 400, message: 'The uploaded bytes do not hash to the signed payload hash.' },
+
+  // Identity / authentication
+  AUTH_REQUIRED: { status: 401, message: 'The connection has not proven possession of a client key.' },
+  AUTH_BAD_SIGNATURE: { status: 401, message: 'The signature does not verify under the client key.' },
+  AUTH_STALE: { status: 401, message: 'The signed timestamp is outside the accepted window.' },
+  AUTH_REPLAY: { status: 401, message: 'This nonce was already used.' },
+
+  // Codec
+  CODEC_MALFORMED: { status: 400, message: 'The binary tensor payload is malformed.' },
+  CODEC_LIMIT_EXCEEDED: { status: 413, message: 'The tensor payload declares more than the allowed size.' },
+  CODEC_NON_FINITE: { status: 400, message: 'The tensor payload contains NaN or Infinity.' },
+  MODEL_SHAPE_MISMATCH: { status: 400, message: 'The tensors do not match the model\'s weight manifest.' },
+
+  // Jobs
+  JOB_NOT_FOUND: { status: 404, message: 'No job with this id.' },
+  JOB_NOT_RUNNING: { status: 409, message: 'The job is not accepting participants.' },
+  JOB_SPEC_INVALID: { status: 400, message: 'The job specification is invalid.' },
+  JOB_NOT_JOINED: { status: 403, message: 'The client has not joined this job.' },
+  JOB_NO_MODEL: { status: 404, message: 'The job has no global model yet.' },
+  VALIDATION_SET_INVALID: { status: 400, message: 'The validation set does not match the job\'s input spec.' },
+
+  // Rounds
+  ROUND_WRONG: { status: 409, message: 'The message is for a round that is not the current one.' },
+  ROUND_NOT_SELECTED: { status: 403, message: 'The client was not selected for this round.' },
+  ROUND_DUPLICATE_UPDATE: { status: 409, message: 'The client already sent its update for this round.' },
+  ROUND_LATE_UPDATE: { status: 409, message: 'The round has stopped collecting updates.' },
+  ROUND_QUORUM_NOT_MET: { status: 503, message: 'Fewer clients answered than the round minimum.' },
+
+  // Client-side data and training
+  DATA_FILE_EMPTY: { status: 400, message: 'The dataset file has no rows.' },
+  DATA_COLUMNS_MISMATCH: { status: 400, message: 'The dataset columns do not match the job\'s input spec.' },
+  DATA_NOT_NUMERIC: { status: 400, message: 'A feature value is not a finite number.' },
+  DATA_LABEL_OUT_OF_RANGE: { status: 400, message: 'A label is outside the job\'s label range.' },
+  DATA_FORMAT_UNSUPPORTED: { status: 400, message: 'The dataset format is not supported.' },
+  BACKEND_UNAVAILABLE: { status: 500, message: 'The requested TensorFlow.js backend cannot be loaded.' },
+
+  // Configuration
+  CONFIG_INVALID: { status: 400, message: 'The configuration is invalid.' },
+  STORE_UNAVAILABLE: { status: 503, message: 'The store cannot be reached.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+export const ErrorCodes = Object.fromEntries(Object.keys(errorCatalog).map((k) => [k, k])) as {
+  readonly [K in ErrorCode]: K;
+};
+
+/** The wire shape of an error, on REST bodies and socket acknowledgements. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+/** A coded error. `message` says what was expected and what arrived. */
+export class TributaryError extends Error {
+  override readonly name = 'TributaryError';
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message?: string, options: { details?: unknown; cause?: unknown } = {}) {
+    super(message ?? errorCatalog[code].message, { cause: options.cause });
+    this.code = code;
+    this.details = options.details;
+  }
+
+  get httpStatus(): number {
+    return errorCatalog[this.code].status;
+  }
+
+  toWire(): WireError {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(errorCatalog, value);
+}
+
+/**
+ * Normalises anything thrown into a TributaryError, at the edge (REST handler, socket handler).
+ * Unknown throws become INTERNAL, so internals never leak to peers.
+ */
+export function toTributaryError(err: unknown): TributaryError {
+  if (err instanceof TributaryError) return err;
+  // zod errors carry `issues`; report them as a validation failure with the paths that failed.
+  if (err && typeof err === 'object' && Array.isArray((err as { issues?: unknown }).issues)) {
+    const issues = (err as { issues: Array<{ path: PropertyKey[]; message: string }> }).issues;
+    const summary = issues
+      .slice(0, 5)
+      .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+      .join('; ');
+    return new TributaryError('VALIDATION_FAILED', `Invalid input: ${summary}`, {
+      details: issues.slice(0, 20).map((i) => ({ path: i.path.map(String), message: i.message })),
+      cause: err,
+    });
+  }
+  return new TributaryError('INTERNAL', undefined, { cause: err });
+}
