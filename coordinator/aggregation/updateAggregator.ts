@@ -1,0 +1,18 @@
+import type { TensorManifestEntry } from '../../shared/codec/tensors';
+import type { AggregationMode } from '../../shared/schemas/jobSpec';
+import type { AggregatedUpdates } from '../strategy/strategy';
+
+/**
+ * The coordinator half of an aggregation mode (the seam secure aggregation plugs into).
+ * `accept` must validate the whole payload before changing any state: a rejected update leaves the
+ * aggregate exactly as it was. `result` yields only sums.
+ */
+export interface UpdateAggregator {
+  readonly mode: AggregationMode;
+  /** Upper bound on one encoded update, in bytes, so uploads are bounded before allocation. */
+  readonly maxUpdateBytes: number;
+  accept(clientId: string, payload: Uint8Array, numExamples: number): void;
+  result(): AggregatedUpdates;
+}
+
+export type UpdateAggregatorFactory = (manifest: readonly TensorManifestEntry[]) => UpdateAggregator;

@@ -1,0 +1,87 @@
+import type { NamedTensor } from '../../shared/codec/tensors';
+import type { JobSpec, TrainConfig } from '../../shared/schemas/jobSpec';
+
+/** Which clients train this round and with what configuration. */
+export interface TrainPlan {
+  selected: string[];
+  config: TrainConfig;
+}
+
+/** What the aggregation mode hands to a strategy: only sums, never one client's update. */
+export interface AggregatedUpdates {
+  /** Σ_i n_i · Δ_i per tensor, Δ_i = client i's local weights minus the global weights. */
+  weightedDeltaSum: Float64Array[];
+  /** Σ_i n_i. */
+  totalExamples: number;
+  /** How many clients the sums cover. */
+  clientCount: number;
+}
+
+export interface ClientEvaluation {
+  numExamples: number;
+  metrics: Record<string, number>;
+}
+
+/**
+ * A federated optimisation strategy, kept pure in the manner of Flower's `Strategy`: it decides who
+ * trains and how the server model moves, and never touches sockets, timers or the store.
+ * Strategy state (e.g. FedAdam's moments) is passed in and returned as named tensors so the round
+ * runner can checkpoint it.
+ */
+export interface Strategy {
+  readonly name: JobSpec['strategy']['name'];
+  /** Samples this round's clients from `available` (already sorted) using `rng`. */
+  configureTrain(ctx: { round: number; available: readonly string[]; rng: () => number }): TrainPlan;
+  /** Computes the next global model from the current one and the aggregated updates. */
+  aggregateTrain(
+    global: readonly NamedTensor[],
+    updates: AggregatedUpdates,
+    state: readonly NamedTensor[] | undefined,
+  ): { weights: NamedTensor[]; state?: NamedTensor[] };
+  /** Example-weighted means of the clients' reported metrics. */
+  aggregateMetrics(results: readonly ClientEvaluation[]): Record<string, number>;
+}
+
+/** How many of `available` clients to sample: fraction, clamped to [minClients, maxClients]. */
+export function sampleSize(spec: JobSpec, available: number): number {
+  const wanted = Math.ceil(spec.fractionFit * available);
+  return Math.min(available, spec.maxClients, Math.max(spec.minClients, wanted));
+}
+
+/** Seeded partial Fisher-Yates: the first k of a shuffled copy. */
+export function sampleClients(available: readonly string[], k: number, rng: () => number): string[] {
+  const pool = [...available];
+  const n = Math.min(k, pool.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(rng() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j], pool[i]];
+  }
+  return pool.slice(0, n);
+}
+
+/** Example-weighted mean of every metric name that appears. */
+export function weightedMeanMetrics(results: readonly ClientEvaluation[]): Record<string, number> {
+  const sums = new Map<string, { total: number; weight: number }>();
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.metrics)) {
+      const s = sums.get(k) ?? { total: 0, weight: 0 };
+      s.total += v * r.numExamples;
+      s.weight += r.numExamples;
+      sums.set(k, s);
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const [k, s] of sums) if (s.weight > 0) out[k] = s.total / s.weight;
+  return out;
+}
+
+/** Base train configuration from the job spec. */
+export function baseTrainConfig(spec: JobSpec, round: number, proximalMu: number): TrainConfig {
+  return {
+    localEpochs: spec.localEpochs,
+    batchSize: spec.batchSize,
+    learningRate: spec.learningRate,
+    proximalMu,
+    seed: (spec.seed * 1_000_003 + round) % 2 ** 31,
+  };
+}

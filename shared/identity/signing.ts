@@ -1,0 +1,82 @@
+import { createHash, createPublicKey, verify as cryptoVerify, KeyObject } from 'node:crypto';
+import nacl from 'tweetnacl';
+
+/**
+ * What a client signs: every message to the coordinator is bound to (job, round, stage, payload hash,
+ * nonce) under a domain tag, so a signature cannot be replayed into another job, round or stage,
+ * and the nonce makes each message unique within one.
+ */
+export interface SignedFields {
+  jobId: string;
+  round: number;
+  stage: string;
+  /** SHA-256 hex of the exact payload bytes the receiver hashes (see payloadHash). */
+  payloadHash: string;
+  nonce: string;
+}
+
+export const SIGNING_DOMAIN = 'tributary/msg/v1';
+
+/** The exact bytes that are signed: a JSON array of the fields, behind a domain tag. */
+export function signingBytes(fields: SignedFields): Uint8Array {
+  return Buffer.from(
+    JSON.stringify([SIGNING_DOMAIN, fields.jobId, fields.round, fields.stage, fields.payloadHash, fields.nonce]),
+    'utf8',
+  );
+}
+
+/** SHA-256 of a message body string followed by its binary attachment (if any). */
+export function payloadHash(body: string, data?: Uint8Array): string {
+  const h = createHash('sha256').update(body, 'utf8');
+  if (data && data.length > 0) h.update(Buffer.from([0])).update(data);
+  return h.digest('hex');
+}
+
+/** Signs with tweetnacl (client side; ~100 signatures/s is plenty for one client). Returns hex. */
+export function signFields(secretKey: Uint8Array, fields: SignedFields): string {
+  return Buffer.from(nacl.sign.detached(signingBytes(fields), secretKey)).toString('hex');
+}
+
+// DER prefix of an Ed25519 SubjectPublicKeyInfo: node:crypto accepts the raw 32-byte key behind it.
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/**
+ * Verifies Ed25519 signatures with node:crypto: the same raw keys as tweetnacl, ~60x faster,
+ * which matters because the coordinator verifies every message it receives.
+ * Parsed public keys are cached (bounded) since one client sends many messages.
+ */
+export class SignatureVerifier {
+  private readonly keys = new Map<string, KeyObject>();
+
+  constructor(private readonly maxCachedKeys = 100_000) {}
+
+  verify(publicKeyHex: string, fields: SignedFields, signatureHex: string): boolean {
+    if (!/^[0-9a-f]{128}$/.test(signatureHex)) return false;
+    const key = this.keyFor(publicKeyHex);
+    if (!key) return false;
+    return cryptoVerify(null, signingBytes(fields), key, Buffer.from(signatureHex, 'hex'));
+  }
+
+  private keyFor(publicKeyHex: string): KeyObject | null {
+    let key = this.keys.get(publicKeyHex);
+    if (key) return key;
+    if (!/^[0-9a-f]{64}$/.test(publicKeyHex)) return null;
+    try {
+      key = createPublicKey({
+        key: Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(publicKeyHex, 'hex')]),
+        format: 'der',
+        type: 'spki',
+      });
+    } catch {
+      return null;
+    }
+    if (this.keys.size >= this.maxCachedKeys) this.keys.delete(this.keys.keys().next().value as string);
+    this.keys.set(publicKeyHex, key);
+    return key;
+  }
+}
+
+/** A fresh 128-bit nonce, hex. */
+export function newNonce(): string {
+  return Buffer.from(nacl.randomBytes(16)).toString('hex');
+}

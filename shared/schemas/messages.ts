@@ -1,0 +1,145 @@
+import { z } from 'zod';
+import { JobSpecSchema, TrainConfigSchema, LIMITS } from './jobSpec';
+
+/** Bumped on any incompatible change to the socket events below; checked at connect. */
+export const PROTOCOL_VERSION = 1;
+
+/** Socket.io event names, in one place. */
+export const EVENTS = {
+  // client -> coordinator (each carries a SignedMessage and expects an Ack)
+  joinJob: 'job:join',
+  updateChunk: 'update:chunk',
+  updateCommit: 'update:commit',
+  // coordinator -> client
+  roundTask: 'round:task',
+  roundClosed: 'round:closed',
+  jobFinished: 'job:finished',
+  error: 'tributary:error',
+} as const;
+
+/** Message stages that appear in signatures. */
+export const STAGES = {
+  join: 'join',
+  updateChunk: 'update-chunk',
+  updateCommit: 'update-commit',
+} as const;
+export type Stage = (typeof STAGES)[keyof typeof STAGES];
+
+const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as lowercase hex`);
+export const JobIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a job id of 1-64 characters [A-Za-z0-9_-]');
+
+/** Upload chunks are at most this large, and socket.io's maxHttpBufferSize is set just above it. */
+export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Largest JSON body of a signed message. */
+export const MAX_BODY_CHARS = 64 * 1024;
+
+/** The socket.io handshake `auth` object: proves possession of the client's Ed25519 key. */
+export const HandshakeAuthSchema = z.object({
+  protocolVersion: z.number().int(),
+  publicKey: hex(32),
+  /** Milliseconds since the epoch; must be within the coordinator's window. */
+  timestamp: z.number().int().nonnegative(),
+  nonce: hex(16),
+  /** Signature over SignedFields { jobId: '*', round: 0, stage: 'auth', payloadHash: sha256(String(timestamp)), nonce }. */
+  signature: hex(64),
+});
+export type HandshakeAuth = z.infer<typeof HandshakeAuthSchema>;
+
+/**
+ * Every client -> coordinator message. `body` is a JSON string (so the receiver hashes exactly the
+ * bytes that were signed) and `data` an optional binary attachment.
+ */
+export const SignedMessageSchema = z.object({
+  jobId: JobIdSchema,
+  round: z.number().int().min(0).max(LIMITS.maxRounds),
+  stage: z.string().min(1).max(64),
+  nonce: hex(16),
+  signature: hex(64),
+  body: z.string().max(MAX_BODY_CHARS),
+  data: z
+    .custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data')
+    .refine((v) => v.length <= MAX_CHUNK_BYTES, `binary data may be at most ${MAX_CHUNK_BYTES} bytes`)
+    .optional(),
+});
+export type SignedMessage = z.infer<typeof SignedMessageSchema>;
+
+export const JoinBodySchema = z.object({}).strict();
+
+export const UpdateChunkBodySchema = z
+  .object({
+    transferId: hex(16),
+    index: z.number().int().min(0).max(100_000),
+    count: z.number().int().min(1).max(100_000),
+    totalBytes: z.number().int().positive().max(LIMITS.maxParameters * 4 + 16 * 1024 * 1024),
+  })
+  .strict();
+export type UpdateChunkBody = z.infer<typeof UpdateChunkBodySchema>;
+
+export const LocalMetricsSchema = z.record(z.string().max(64), z.number().finite()).refine((m) => Object.keys(m).length <= 32, {
+  message: 'at most 32 metrics',
+});
+
+export const UpdateCommitBodySchema = z
+  .object({
+    transferId: hex(16),
+    /** SHA-256 hex of the reassembled update bytes. */
+    updateHash: hex(32),
+    numExamples: z.number().int().positive().max(1_000_000_000),
+    metrics: LocalMetricsSchema,
+  })
+  .strict();
+export type UpdateCommitBody = z.infer<typeof UpdateCommitBodySchema>;
+
+/** Answer to every client message. */
+export const AckSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), result: z.unknown().optional() }),
+  z.object({
+    ok: z.literal(false),
+    error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+  }),
+]);
+export type Ack = z.infer<typeof AckSchema>;
+
+const ManifestSchema = z
+  .array(z.object({ name: z.string().min(1).max(512), shape: z.array(z.number().int().nonnegative()).max(LIMITS.maxTensorRank) }))
+  .max(LIMITS.maxTensorCount);
+
+/** What a client learns when it joins (validated by the client: coordinator messages are a trust boundary too). */
+export const JoinResultSchema = z.object({
+  jobId: JobIdSchema,
+  spec: JobSpecSchema,
+  status: z.enum(['pending', 'running', 'completed', 'failed']),
+  currentRound: z.number().int().min(0),
+  weightManifest: ManifestSchema,
+});
+export type JoinResult = z.infer<typeof JoinResultSchema>;
+
+/** A training task for one selected client. */
+export const RoundTaskSchema = z.object({
+  jobId: JobIdSchema,
+  round: z.number().int().positive(),
+  attempt: z.number().int().min(0),
+  config: TrainConfigSchema,
+  /** SHA-256 hex of the global model's codec bytes, to verify the download. */
+  modelHash: hex(32),
+  /** Path (relative to the coordinator URL) of the global model in codec form. */
+  modelPath: z.string().startsWith('/v1/').max(512),
+  /** Milliseconds since the epoch when the round stops collecting. */
+  deadline: z.number().int().positive(),
+  /** Chunk size the client must use for its upload. */
+  chunkBytes: z.number().int().positive().max(MAX_CHUNK_BYTES),
+});
+export type RoundTask = z.infer<typeof RoundTaskSchema>;
+
+export const RoundClosedSchema = z.object({
+  jobId: JobIdSchema,
+  round: z.number().int().positive(),
+  status: z.enum(['completed', 'failed']),
+});
+
+export const JobFinishedSchema = z.object({
+  jobId: JobIdSchema,
+  status: z.enum(['completed', 'failed']),
+  reason: z.string().optional(),
+});
+export type JobFinished = z.infer<typeof JobFinishedSchema>;
