@@ -1,0 +1,147 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { io, type Socket } from 'socket.io-client';
+import { contentHash } from '../shared/codec/modelCodec';
+import { TributaryError, isErrorCode } from '../shared/errors';
+import type { Identity } from '../shared/identity/keyPair';
+import { newNonce, payloadHash, signFields } from '../shared/identity/signing';
+import {
+  AckSchema,
+  EVENTS,
+  JobFinishedSchema,
+  JoinResultSchema,
+  PROTOCOL_VERSION,
+  RoundTaskSchema,
+  STAGES,
+  type HandshakeAuth,
+  type JobFinished,
+  type JoinResult,
+  type RoundTask,
+} from '../shared/schemas/messages';
+
+export interface ConnectionOptions {
+  /** Coordinator base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  identity: Identity;
+  /** First reconnect delay, doubled up to maxReconnectDelayMs with jitter. @default 250 */
+  reconnectDelayMs?: number;
+  /** @default 5000 */
+  maxReconnectDelayMs?: number;
+  /** How long to wait for the coordinator to acknowledge a message. @default 60000 */
+  ackTimeoutMs?: number;
+}
+
+/** Signs the handshake: proves possession of the key over a fresh timestamp and nonce. */
+export function handshakeAuth(identity: Identity, now = Date.now()): HandshakeAuth {
+  const nonce = newNonce();
+  return {
+    protocolVersion: PROTOCOL_VERSION,
+    publicKey: identity.clientId,
+    timestamp: now,
+    nonce,
+    signature: signFields(identity.secretKey, { jobId: '*', round: 0, stage: 'auth', payloadHash: payloadHash(String(now)), nonce }),
+  };
+}
+
+/**
+ * The client's socket.io connection: authenticates on every (re)connect, signs every message, uploads
+ * updates in chunks, and validates what the coordinator sends (its messages are a trust boundary too).
+ * socket.io-client reconnects with exponential backoff; listeners of 'connected' rejoin jobs.
+ *
+ * Events: 'connected', 'disconnected' (reason), 'task' (RoundTask), 'jobFinished' (JobFinished),
+ * 'fatal' (TributaryError: the coordinator refused the handshake), 'protocolError' (message).
+ */
+export class CoordinatorConnection extends EventEmitter {
+  readonly socket: Socket;
+  private readonly ackTimeoutMs: number;
+
+  constructor(private readonly options: ConnectionOptions) {
+    super();
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 60_000;
+    this.socket = io(options.url, {
+      transports: ['websocket'],
+      reconnection: true,
+      reconnectionDelay: options.reconnectDelayMs ?? 250,
+      reconnectionDelayMax: options.maxReconnectDelayMs ?? 5_000,
+      randomizationFactor: 0.5,
+      // A function, so each reconnect signs a fresh timestamp and nonce.
+      auth: (cb) => cb(handshakeAuth(options.identity)),
+      autoConnect: false,
+    });
+    this.socket.on('connect', () => this.emit('connected'));
+    this.socket.on('disconnect', (reason) => this.emit('disconnected', reason));
+    this.socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
+      // Errors from the coordinator's auth middleware stop socket.io's reconnection: they are fatal.
+      if (err.data && isErrorCode(err.data.code)) {
+        this.emit('fatal', new TributaryError(err.data.code, err.data.message ?? err.message));
+      }
+    });
+    this.socket.on(EVENTS.roundTask, (raw: unknown) => {
+      const task = RoundTaskSchema.safeParse(raw);
+      if (task.success) this.emit('task', task.data);
+      else this.emit('protocolError', `Ignored a malformed round task: ${task.error.issues[0]?.message}`);
+    });
+    this.socket.on(EVENTS.jobFinished, (raw: unknown) => {
+      const finished = JobFinishedSchema.safeParse(raw);
+      if (finished.success) this.emit('jobFinished', finished.data);
+    });
+    this.socket.on(EVENTS.error, (raw: unknown) => this.emit('protocolError', JSON.stringify(raw)));
+  }
+
+  get clientId(): string {
+    return this.options.identity.clientId;
+  }
+
+  connect(): void {
+    this.socket.connect();
+  }
+
+  close(): void {
+    this.socket.disconnect();
+    this.removeAllListeners();
+  }
+
+  /** Joins a job; returns its spec and manifest (validated). */
+  async join(jobId: string): Promise<JoinResult> {
+    const result = await this.send(EVENTS.joinJob, STAGES.join, jobId, 0, {});
+    return JoinResultSchema.parse(result);
+  }
+
+  /** Uploads an encoded update for a task in chunks of the task's size, then commits it. */
+  async submitUpdate(task: RoundTask, update: Uint8Array, numExamples: number, metrics: Record<string, number>): Promise<void> {
+    const transferId = randomBytes(16).toString('hex');
+    const count = Math.ceil(update.length / task.chunkBytes);
+    for (let index = 0; index < count; index++) {
+      const chunk = update.subarray(index * task.chunkBytes, Math.min(update.length, (index + 1) * task.chunkBytes));
+      await this.send(EVENTS.updateChunk, STAGES.updateChunk, task.jobId, task.round, { transferId, index, count, totalBytes: update.length }, chunk);
+    }
+    await this.send(EVENTS.updateCommit, STAGES.updateCommit, task.jobId, task.round, {
+      transferId,
+      updateHash: contentHash(update),
+      numExamples,
+      metrics,
+    });
+  }
+
+  /** Sends one signed message and resolves with the coordinator's result, or throws its coded error. */
+  async send(event: string, stage: string, jobId: string, round: number, body: unknown, data?: Uint8Array): Promise<unknown> {
+    const bodyText = JSON.stringify(body);
+    const nonce = newNonce();
+    const signature = signFields(this.options.identity.secretKey, { jobId, round, stage, payloadHash: payloadHash(bodyText, data), nonce });
+    const message = { jobId, round, stage, nonce, signature, body: bodyText, ...(data ? { data: Buffer.from(data) } : {}) };
+    let raw: unknown;
+    try {
+      raw = await this.socket.timeout(this.ackTimeoutMs).emitWithAck(event, message);
+    } catch (err) {
+      throw new TributaryError('INTERNAL', `No answer from the coordinator to ${event} within ${this.ackTimeoutMs} ms.`, { cause: err });
+    }
+    const ack = AckSchema.parse(raw);
+    if (!ack.ok) {
+      const code = isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL';
+      throw new TributaryError(code, ack.error.message, { details: ack.error.details });
+    }
+    return ack.result;
+  }
+}
+
+export type { JobFinished, RoundTask };

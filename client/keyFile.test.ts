@@ -1,0 +1,27 @@
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOrCreateIdentity } from './keyFile';
+
+describe('key file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'trib-key-'));
+
+  it('creates a 0600 key file on first run and loads the same identity afterwards', () => {
+    const path = join(dir, 'nested', 'client.key');
+    const a = loadOrCreateIdentity(path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const b = loadOrCreateIdentity(path);
+    expect(b.clientId).toBe(a.clientId);
+    expect(Buffer.from(b.secretKey)).toEqual(Buffer.from(a.secretKey));
+    expect(JSON.parse(readFileSync(path, 'utf8')).publicKey).toBe(a.clientId);
+  });
+
+  it('rejects a corrupted or inconsistent key file with CONFIG_INVALID', () => {
+    const path = join(dir, 'bad.key');
+    writeFileSync(path, '{"version":1}');
+    expect(() => loadOrCreateIdentity(path)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    const good = JSON.parse(readFileSync(join(dir, 'nested', 'client.key'), 'utf8'));
+    writeFileSync(path, JSON.stringify({ ...good, publicKey: '0'.repeat(64) }));
+    expect(() => loadOrCreateIdentity(path)).toThrow(/does not match/);
+  });
+});

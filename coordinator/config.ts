@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { MAX_CHUNK_BYTES } from '../shared/schemas/messages';
+import { TributaryError } from '../shared/errors';
+
+/** Coordinator options, parsed once at start (flags over environment over defaults) and frozen. */
+export const CoordinatorConfigSchema = z.object({
+  /** Interface to listen on. @default "127.0.0.1" */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** TCP port; 0 picks a free one. @default 8080 */
+  port: z.coerce.number().int().min(0).max(65_535).default(8080),
+  /** MongoDB connection string; when absent the embedded in-memory store is used. */
+  mongodbUri: z.string().min(1).optional(),
+  /** Database name inside MONGODB_URI. @default "tributary" */
+  dbName: z.string().min(1).default('tributary'),
+  /** How far a handshake timestamp may be from the coordinator's clock, in ms. @default 120000 */
+  authWindowMs: z.coerce.number().int().positive().default(120_000),
+  /** Upload chunk size the coordinator asks clients to use. @default 4 MiB */
+  chunkBytes: z.coerce.number().int().min(1024).max(MAX_CHUNK_BYTES).default(MAX_CHUNK_BYTES),
+  /** Largest REST body (validation-set uploads), in bytes. @default 256 MiB */
+  maxRestBodyBytes: z.coerce.number().int().positive().default(256 * 1024 * 1024),
+  /** TF.js backend for evaluating global models. @default "auto" */
+  backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /** Log level. @default "info" */
+  logLevel: z.enum(['silent', 'error', 'info', 'debug']).default('info'),
+});
+export type CoordinatorConfig = Readonly<z.infer<typeof CoordinatorConfigSchema>>;
+export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
+
+/** Environment variables the coordinator reads, and the option each sets. */
+export const CONFIG_ENV = {
+  TRIBUTARY_HOST: 'host',
+  TRIBUTARY_PORT: 'port',
+  MONGODB_URI: 'mongodbUri',
+  TRIBUTARY_DB_NAME: 'dbName',
+  TRIBUTARY_AUTH_WINDOW_MS: 'authWindowMs',
+  TRIBUTARY_CHUNK_BYTES: 'chunkBytes',
+  TRIBUTARY_MAX_REST_BODY_BYTES: 'maxRestBodyBytes',
+  TRIBUTARY_BACKEND: 'backend',
+  TRIBUTARY_LOG_LEVEL: 'logLevel',
+} as const;
+
+/** Parses and freezes the configuration; bad values throw CONFIG_INVALID naming the option. */
+export function parseCoordinatorConfig(
+  flags: CoordinatorConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+): CoordinatorConfig {
+  const fromEnv: Record<string, unknown> = {};
+  for (const [variable, key] of Object.entries(CONFIG_ENV)) {
+    const value = env[variable];
+    if (value !== undefined && value !== '') fromEnv[key] = value;
+  }
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  const parsed = CoordinatorConfigSchema.safeParse({ ...fromEnv, ...defined });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TributaryError('CONFIG_INVALID', `Option ${issue?.path.join('.')}: ${issue?.message}.`, { cause: parsed.error });
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,144 @@
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
+import { decodeTensors } from '../../shared/codec/modelCodec';
+import { TributaryError, toTributaryError } from '../../shared/errors';
+import { JobIdSchema, PROTOCOL_VERSION } from '../../shared/schemas/messages';
+import type { JobManager } from '../jobs/jobManager';
+import type { Logger } from '../logger';
+import type { JobRecord, Store } from '../store/store';
+import type { ClientDirectory } from '../transport/clientDirectory';
+
+export interface RestDeps {
+  jobs: JobManager;
+  store: Store;
+  directory: ClientDirectory;
+  logger: Logger;
+  maxBodyBytes: number;
+  /** Parses an uploaded validation set (CSV or JSON lines) into dataset codec bytes. */
+  parseValidationSet(job: JobRecord, text: string, format: 'csv' | 'jsonl'): Uint8Array;
+  /** TF.js `modelTopology` of a job's model, for the model.json download. */
+  modelTopology(job: JobRecord): Promise<unknown>;
+}
+
+const RoundParamSchema = z.coerce.number().int().min(0);
+const ListJobsQuerySchema = z.object({ status: z.enum(['pending', 'running', 'completed', 'failed']).optional() });
+
+/** Public view of a job: no internal fields beyond what buyers and providers need. */
+function jobView(job: JobRecord) {
+  return {
+    id: job.id,
+    status: job.status,
+    currentRound: job.currentRound,
+    modelHash: job.modelHash,
+    spec: job.spec,
+    parameters: job.weightManifest.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0),
+    failureReason: job.failureReason,
+    createdAt: job.createdAt.toISOString(),
+    updatedAt: job.updatedAt.toISOString(),
+  };
+}
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunction) => h(req, res).catch(next);
+
+/** REST API under /v1. Every error leaves as { error: { code, message } } with the catalog's status. */
+export function createRestRouter(deps: RestDeps): Router {
+  const r = express.Router();
+  const json = express.json({ limit: 2 * 1024 * 1024 });
+  const text = express.text({ type: ['text/csv', 'text/plain', 'application/x-ndjson', 'application/jsonl'], limit: deps.maxBodyBytes });
+
+  const jobParam = (req: Request) => {
+    const id = JobIdSchema.safeParse(req.params.jobId);
+    if (!id.success) throw new TributaryError('JOB_NOT_FOUND', `"${String(req.params.jobId)}" is not a job id.`);
+    return id.data;
+  };
+
+  r.get('/health', (_req, res) => {
+    res.json({ status: 'ok', protocolVersion: PROTOCOL_VERSION, store: deps.store.kind, connectedClients: deps.directory.connectedCount });
+  });
+
+  r.post('/jobs', json, wrap(async (req, res) => {
+    if (!req.is('application/json')) throw new TributaryError('VALIDATION_FAILED', 'Expected a JSON body (Content-Type: application/json).');
+    const job = await deps.jobs.createJob(req.body);
+    res.status(201).json(jobView(job));
+  }));
+
+  r.get('/jobs', wrap(async (req, res) => {
+    const query = ListJobsQuerySchema.parse(req.query);
+    res.json({ jobs: (await deps.store.listJobs(query)).map(jobView) });
+  }));
+
+  r.get('/jobs/:jobId', wrap(async (req, res) => {
+    res.json(jobView(await deps.jobs.getJob(jobParam(req))));
+  }));
+
+  r.get('/jobs/:jobId/rounds', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    const rounds = await deps.store.listRounds(job.id);
+    res.json({
+      rounds: rounds.map((x) => ({ ...x, startedAt: x.startedAt.toISOString(), finishedAt: x.finishedAt.toISOString() })),
+    });
+  }));
+
+  r.get('/jobs/:jobId/participants', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    const participants = await deps.store.listParticipants(job.id);
+    res.json({ participants: participants.map((p) => ({ clientId: p.clientId, roundsCompleted: p.roundsCompleted, lastSeenAt: p.lastSeenAt.toISOString() })) });
+  }));
+
+  // The global model after a round in Tributary's codec (what clients download, hash-checked).
+  r.get('/jobs/:jobId/checkpoints/:round', wrap(async (req, res) => {
+    const round = RoundParamSchema.parse(req.params.round);
+    const bytes = await deps.jobs.modelBytes(jobParam(req), round);
+    res.type('application/octet-stream').send(bytes);
+  }));
+
+  // The current global model in TF.js Layers format: load with tf.loadLayersModel(`${url}/model.json`).
+  r.get('/jobs/:jobId/model/model.json', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    res.json({
+      format: 'layers-model',
+      generatedBy: 'tributary',
+      convertedBy: null,
+      modelTopology: await deps.modelTopology(job),
+      weightsManifest: [
+        { paths: ['weights.bin'], weights: job.weightManifest.map((t) => ({ name: t.name, shape: t.shape, dtype: 'float32' })) },
+      ],
+      tributary: { jobId: job.id, round: job.currentRound, modelHash: job.modelHash },
+    });
+  }));
+
+  r.get('/jobs/:jobId/model/weights.bin', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    const tensors = decodeTensors(await deps.jobs.modelBytes(job.id, job.currentRound), { zeroCopy: true });
+    res.type('application/octet-stream').send(Buffer.concat(tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))));
+  }));
+
+  r.put('/jobs/:jobId/validation-set', text, wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    if (typeof req.body !== 'string') {
+      throw new TributaryError('VALIDATION_FAILED', 'Expected a text/csv or application/x-ndjson body.');
+    }
+    const format = req.is('text/csv') || req.is('text/plain') ? 'csv' : 'jsonl';
+    const bytes = deps.parseValidationSet(job, req.body, format);
+    await deps.store.saveValidationSet(job.id, bytes);
+    const examples = decodeTensors(bytes, { zeroCopy: true })[0].shape[0];
+    res.status(201).json({ jobId: job.id, examples });
+  }));
+
+  r.use((_req, _res) => {
+    throw new TributaryError('NOT_FOUND', `No route ${_req.method} ${_req.originalUrl}.`);
+  });
+
+  r.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    // body-parser errors carry a status and a type; map them to catalog codes.
+    const bodyError = err as { type?: string; status?: number };
+    let e: TributaryError;
+    if (bodyError?.type === 'entity.too.large') e = new TributaryError('PAYLOAD_TOO_LARGE', `The body exceeds ${deps.maxBodyBytes} bytes.`);
+    else if (bodyError?.type === 'entity.parse.failed') e = new TributaryError('VALIDATION_FAILED', 'The body is not valid JSON.');
+    else e = toTributaryError(err);
+    if (e.code === 'INTERNAL') deps.logger.error('REST handler failed', { message: String((err as Error)?.stack ?? err) });
+    res.status(e.httpStatus).json({ error: e.toWire() });
+  });
+  return r;
+}

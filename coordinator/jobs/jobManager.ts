@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
+import { manifestOf, type NamedTensor } from '../../shared/codec/tensors';
+import { TributaryError, toTributaryError } from '../../shared/errors';
+import { JobSpecSchema, type JobSpec } from '../../shared/schemas/jobSpec';
+import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
+import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
+import type { Logger } from '../logger';
+import { JobRunner, type GlobalModelEvaluator, type RoundCompletedEvent } from '../rounds/jobRunner';
+import type { JobRecord, Store } from '../store/store';
+import { createStrategy } from '../strategy/createStrategy';
+import type { ClientDirectory } from '../transport/clientDirectory';
+
+/** Builds a job's initial model; the TF.js implementation lives in modelFactory.ts. */
+export interface ModelFactory {
+  initialWeights(spec: JobSpec): Promise<NamedTensor[]>;
+}
+
+export interface JobManagerDeps {
+  store: Store;
+  directory: ClientDirectory;
+  logger: Logger;
+  chunkBytes: number;
+  evaluator: GlobalModelEvaluator;
+  models: ModelFactory;
+  onRoundCompleted?: (event: RoundCompletedEvent) => void | Promise<void>;
+}
+
+/** The aggregation mode a job names. Secure modes register here. */
+function aggregatorFactory(spec: JobSpec): UpdateAggregatorFactory {
+  switch (spec.secureAggregation) {
+    case 'none':
+      return (manifest) => new PlaintextAggregator(manifest);
+  }
+}
+
+/** Creates jobs, owns their round runners, and resumes running jobs after a restart. */
+export class JobManager {
+  private readonly runners = new Map<string, { runner: JobRunner; done: Promise<JobRecord> }>();
+
+  constructor(private readonly deps: JobManagerDeps) {}
+
+  /** Validates the spec, builds and checkpoints the initial model, and starts the job. */
+  async createJob(input: unknown): Promise<JobRecord> {
+    const parsed = JobSpecSchema.safeParse(input);
+    if (!parsed.success) {
+      const e = toTributaryError(parsed.error);
+      throw new TributaryError('JOB_SPEC_INVALID', e.message.replace(/^Invalid input/, 'Invalid job spec'), { details: e.details });
+    }
+    const spec = parsed.data;
+    const weights = await this.deps.models.initialWeights(spec);
+    const bytes = encodeTensors(weights);
+    const now = new Date();
+    const job: JobRecord = {
+      id: `job_${randomBytes(9).toString('base64url')}`,
+      spec,
+      status: 'running',
+      currentRound: 0,
+      modelHash: contentHash(bytes),
+      weightManifest: manifestOf(weights),
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.deps.store.saveCheckpoint({ jobId: job.id, round: 0, modelHash: job.modelHash, weights: bytes, createdAt: now });
+    await this.deps.store.createJob(job);
+    this.start(job);
+    this.deps.logger.info('job created', { jobId: job.id, name: spec.name, rounds: spec.rounds });
+    return job;
+  }
+
+  /** Starts a runner for every job the store says is running (after a crash or restart). */
+  async resumeRunningJobs(): Promise<string[]> {
+    const running = await this.deps.store.listJobs({ status: 'running' });
+    for (const job of running) {
+      if (!this.runners.has(job.id)) {
+        this.deps.logger.info('resuming job', { jobId: job.id, fromRound: job.currentRound + 1 });
+        this.start(job);
+      }
+    }
+    return running.map((j) => j.id);
+  }
+
+  async getJob(jobId: string): Promise<JobRecord> {
+    const job = await this.deps.store.getJob(jobId);
+    if (!job) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${jobId}".`);
+    return job;
+  }
+
+  async requireJoinable(jobId: string): Promise<JobRecord> {
+    const job = await this.getJob(jobId);
+    if (job.status !== 'running' || !this.runners.has(jobId)) {
+      throw new TributaryError('JOB_NOT_RUNNING', `Job ${jobId} is ${job.status}; only running jobs accept participants.`);
+    }
+    return job;
+  }
+
+  async recordJoin(jobId: string, clientId: string): Promise<void> {
+    const existing = (await this.deps.store.listParticipants(jobId)).find((p) => p.clientId === clientId);
+    const now = new Date();
+    await this.deps.store.saveParticipant({
+      jobId, clientId, joinedAt: existing?.joinedAt ?? now, lastSeenAt: now, roundsCompleted: existing?.roundsCompleted ?? 0,
+    });
+  }
+
+  /** The runner of a job this client has joined. */
+  requireRunner(jobId: string, clientId: string): JobRunner {
+    const entry = this.runners.get(jobId);
+    if (!entry) throw new TributaryError('JOB_NOT_FOUND', `No running job with id "${jobId}".`);
+    if (!this.deps.directory.hasJoined(clientId, jobId)) {
+      throw new TributaryError('JOB_NOT_JOINED', `Join job ${jobId} before sending updates.`);
+    }
+    return entry.runner;
+  }
+
+  /** Codec bytes of the global model after `round` (0 = initial). */
+  async modelBytes(jobId: string, round: number): Promise<Buffer> {
+    const cached = this.runners.get(jobId)?.runner.modelBytesFor(round);
+    if (cached) return cached;
+    await this.getJob(jobId);
+    const checkpoint = await this.deps.store.loadCheckpoint(jobId, round);
+    if (!checkpoint) throw new TributaryError('JOB_NO_MODEL', `Job ${jobId} has no model for round ${round}.`);
+    return Buffer.from(checkpoint.weights);
+  }
+
+  /** Resolves when the job's runner stops (completed, failed or stopped). */
+  async waitForJob(jobId: string): Promise<JobRecord> {
+    const entry = this.runners.get(jobId);
+    return entry ? entry.done : this.getJob(jobId);
+  }
+
+  runnerOf(jobId: string): JobRunner | undefined {
+    return this.runners.get(jobId)?.runner;
+  }
+
+  /** Stops every runner; running jobs stay `running` in the store so a restart resumes them. */
+  async stop(): Promise<void> {
+    const entries = [...this.runners.values()];
+    for (const e of entries) e.runner.stop();
+    await Promise.all(entries.map((e) => e.done));
+  }
+
+  private start(job: JobRecord): void {
+    const runner = new JobRunner(job, {
+      store: this.deps.store,
+      directory: this.deps.directory,
+      strategy: createStrategy(job.spec),
+      createAggregator: aggregatorFactory(job.spec),
+      evaluator: this.deps.evaluator,
+      logger: this.deps.logger,
+      chunkBytes: this.deps.chunkBytes,
+      onRoundCompleted: this.deps.onRoundCompleted,
+    });
+    const done = runner.run().finally(() => this.runners.delete(job.id));
+    this.runners.set(job.id, { runner, done });
+  }
+}

@@ -1,0 +1,313 @@
+import { contentHash, decodeTensors, encodeTensors } from '../../shared/codec/modelCodec';
+import type { NamedTensor } from '../../shared/codec/tensors';
+import { TributaryError, toTributaryError } from '../../shared/errors';
+import { EVENTS, type RoundTask } from '../../shared/schemas/messages';
+import type { UpdateChunkBody, UpdateCommitBody } from '../../shared/schemas/messages';
+import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
+import type { Logger } from '../logger';
+import type { JobRecord, RoundRecord, Store } from '../store/store';
+import type { Strategy } from '../strategy/strategy';
+import type { ClientDirectory } from '../transport/clientDirectory';
+import { RoundCollector } from './roundCollector';
+import { ROUND_STATES, RoundStateMachine } from './roundStates';
+import { seededRandom } from './seededRandom';
+
+/** What the round-completed hook receives (contracts and contribution scoring plug in here). */
+export interface RoundCompletedEvent {
+  job: JobRecord;
+  round: RoundRecord;
+  weights: readonly NamedTensor[];
+  modelHash: string;
+}
+
+/** Evaluates a global model on the buyer's validation set; null when there is none. */
+export interface GlobalModelEvaluator {
+  evaluate(job: JobRecord, weights: readonly NamedTensor[]): Promise<Record<string, number> | null>;
+}
+
+export interface JobRunnerDeps {
+  store: Store;
+  directory: ClientDirectory;
+  strategy: Strategy;
+  createAggregator: UpdateAggregatorFactory;
+  evaluator: GlobalModelEvaluator;
+  logger: Logger;
+  chunkBytes: number;
+  onRoundCompleted?: (event: RoundCompletedEvent) => void | Promise<void>;
+  now?: () => number;
+}
+
+/**
+ * Runs one job round by round (the round state machine in roundStates.ts):
+ * wait for quorum → select → send tasks → collect until all answer or the deadline → aggregate if at
+ * least minClients answered → evaluate → commit (checkpoint, round record, job) → next round.
+ * A failed attempt is recorded and retried up to maxRoundRetries times, then the job fails with a
+ * reason; it never waits forever. Resumes from the job's last committed round.
+ */
+export class JobRunner {
+  readonly machine = new RoundStateMachine();
+  private job: JobRecord;
+  private weights: NamedTensor[] = [];
+  private modelBytes: Buffer = Buffer.alloc(0);
+  private strategyState: NamedTensor[] | undefined;
+  private collector: RoundCollector | null = null;
+  private runningRound = 0;
+  private stopped = false;
+  private wakeUp: (() => void) | null = null;
+  private readonly unsubscribe: () => void;
+
+  constructor(job: JobRecord, private readonly deps: JobRunnerDeps) {
+    this.job = job;
+    this.unsubscribe = deps.directory.onChange((e) => {
+      if (e.jobId !== this.job.id) return;
+      if (e.type === 'left') this.collector?.markFailed(e.clientId, `DISCONNECTED${e.reason ? `: ${e.reason}` : ''}`);
+      this.wakeUp?.();
+    });
+  }
+
+  get jobId(): string {
+    return this.job.id;
+  }
+
+  /** The round currently being run (0 before the first). */
+  get currentRound(): number {
+    return this.runningRound;
+  }
+
+  /** Codec bytes of the committed global model of `round`, if it is the one in memory. */
+  modelBytesFor(round: number): Buffer | null {
+    return round === this.job.currentRound && this.modelBytes.length > 0 ? this.modelBytes : null;
+  }
+
+  /** Runs until the job completes, fails or stop() is called. Never throws. */
+  async run(): Promise<JobRecord> {
+    try {
+      await this.loadCheckpoint();
+      const spec = this.job.spec;
+      for (let round = this.job.currentRound + 1; round <= spec.rounds && !this.stopped; round++) {
+        const committed = await this.runRound(round);
+        if (!committed) return this.job;
+      }
+      if (!this.stopped) await this.finishJob('completed');
+    } catch (err) {
+      if (!this.stopped) {
+        const e = toTributaryError(err);
+        this.deps.logger.error('job runner failed', { jobId: this.job.id, code: e.code, message: e.message });
+        await this.finishJob('failed', `${e.code}: ${e.message}`).catch(() => undefined);
+      }
+    } finally {
+      this.unsubscribe();
+    }
+    return this.job;
+  }
+
+  /** Stops at the next await point (used at shutdown; the job stays `running` for a later resume). */
+  stop(): void {
+    this.stopped = true;
+    this.collector?.close();
+    this.wakeUp?.();
+  }
+
+  handleChunk(clientId: string, round: number, body: UpdateChunkBody, data: Uint8Array | undefined): void {
+    this.collectorFor(round).handleChunk(clientId, body, data);
+  }
+
+  handleCommit(clientId: string, round: number, body: UpdateCommitBody): void {
+    this.collectorFor(round).handleCommit(clientId, body);
+  }
+
+  private collectorFor(round: number): RoundCollector {
+    if (round !== this.runningRound) {
+      throw new TributaryError('ROUND_WRONG', `Expected round ${this.runningRound}, got ${round}.`);
+    }
+    if (!this.collector || !this.collector.isOpen) {
+      throw new TributaryError('ROUND_LATE_UPDATE', `Round ${round} is not collecting updates.`);
+    }
+    return this.collector;
+  }
+
+  private async loadCheckpoint(): Promise<void> {
+    const checkpoint = await this.deps.store.loadCheckpoint(this.job.id, this.job.currentRound);
+    if (!checkpoint) {
+      throw new TributaryError('JOB_NO_MODEL', `Job ${this.job.id} has no checkpoint for round ${this.job.currentRound}.`);
+    }
+    this.modelBytes = Buffer.from(checkpoint.weights);
+    this.weights = decodeTensors(this.modelBytes, { expected: this.job.weightManifest });
+    this.strategyState = checkpoint.strategyState ? decodeTensors(checkpoint.strategyState) : undefined;
+  }
+
+  /** Runs attempts of one round until one commits (true) or retries are exhausted (false). */
+  private async runRound(round: number): Promise<boolean> {
+    const previous = (await this.deps.store.listRounds(this.job.id)).filter((r) => r.round === round);
+    let attempt = previous.length;
+    const failuresBefore = previous.filter((r) => r.status === 'failed').length;
+    for (let tries = failuresBefore; !this.stopped; tries++, attempt++) {
+      const outcome = await this.runAttempt(round, attempt);
+      if (outcome === 'committed') return true;
+      if (this.stopped) return false;
+      if (tries + 1 > this.job.spec.maxRoundRetries) {
+        await this.finishJob('failed', `Round ${round} failed ${tries + 1} time(s): ${outcome}`);
+        return false;
+      }
+      this.deps.logger.info('retrying round', { jobId: this.job.id, round, attempt: attempt + 1, reason: outcome });
+    }
+    return false;
+  }
+
+  /** One attempt. Returns 'committed' or the failure reason. */
+  private async runAttempt(round: number, attempt: number): Promise<'committed' | string> {
+    const spec = this.job.spec;
+    const m = this.machine;
+    const startedAt = new Date(this.now());
+    this.runningRound = round;
+    m.to(ROUND_STATES.waitingForQuorum);
+
+    const quorum = await this.waitForQuorum(spec.minClients, spec.quorumTimeoutMs);
+    if (this.stopped) return 'stopped';
+    if (!quorum) {
+      const members = this.deps.directory.members(this.job.id).length;
+      return this.recordFailure(round, attempt, startedAt, [], [], [],
+        `ROUND_QUORUM_NOT_MET: ${members} of the ${spec.minClients} required clients connected within ${spec.quorumTimeoutMs} ms`);
+    }
+
+    m.to(ROUND_STATES.selecting);
+    const rng = seededRandom(spec.seed, round, attempt);
+    const plan = this.deps.strategy.configureTrain({ round, available: this.deps.directory.members(this.job.id), rng });
+
+    m.to(ROUND_STATES.collecting);
+    const aggregator = this.deps.createAggregator(this.job.weightManifest);
+    const collector = new RoundCollector(round, plan.selected, aggregator, this.deps.chunkBytes, spec.roundDeadlineMs);
+    this.collector = collector;
+    const task: RoundTask = {
+      jobId: this.job.id,
+      round,
+      attempt,
+      config: plan.config,
+      modelHash: this.job.modelHash,
+      modelPath: `/v1/jobs/${this.job.id}/checkpoints/${this.job.currentRound}`,
+      deadline: this.now() + spec.roundDeadlineMs,
+      chunkBytes: this.deps.chunkBytes,
+    };
+    for (const clientId of plan.selected) {
+      const link = this.deps.directory.link(clientId);
+      if (link) link.send(EVENTS.roundTask, task);
+      else collector.markFailed(clientId, 'DISCONNECTED');
+    }
+    await collector.done;
+    const collected = collector.close();
+    this.collector = null;
+    if (this.stopped) return 'stopped';
+
+    if (collected.participants.length < spec.minClients) {
+      return this.recordFailure(round, attempt, startedAt, plan.selected, collected.participants, collected.failures,
+        `ROUND_QUORUM_NOT_MET: ${collected.participants.length} of the ${spec.minClients} required updates arrived`);
+    }
+
+    try {
+      m.to(ROUND_STATES.aggregating);
+      const next = this.deps.strategy.aggregateTrain(this.weights, aggregator.result(), this.strategyState);
+      const clientMetrics = this.deps.strategy.aggregateMetrics(collected.evaluations);
+
+      m.to(ROUND_STATES.evaluating);
+      const validation = await this.deps.evaluator.evaluate(this.job, next.weights);
+
+      m.to(ROUND_STATES.committing);
+      const bytes = encodeTensors(next.weights);
+      const modelHash = contentHash(bytes);
+      const finishedAt = new Date(this.now());
+      const metrics: Record<string, number> = {
+        numExamples: aggregator.result().totalExamples,
+        durationMs: finishedAt.getTime() - startedAt.getTime(),
+      };
+      for (const [k, v] of Object.entries(clientMetrics)) metrics[`train_${k}`] = v;
+      if (validation) for (const [k, v] of Object.entries(validation)) metrics[`validation_${k}`] = v;
+      const record: RoundRecord = {
+        jobId: this.job.id, round, attempt, status: 'completed', selected: plan.selected,
+        participants: collected.participants, failures: collected.failures, metrics, modelHash, startedAt, finishedAt,
+      };
+      // Order matters for resume: the checkpoint first, the job's round pointer last.
+      await this.deps.store.saveCheckpoint({
+        jobId: this.job.id, round, modelHash, weights: bytes,
+        strategyState: next.state ? encodeTensors(next.state) : undefined, createdAt: finishedAt,
+      });
+      await this.deps.store.saveRound(record);
+      await this.bumpParticipants(collected.participants, finishedAt);
+      this.job = await this.deps.store.updateJob(this.job.id, { currentRound: round, modelHash });
+      this.weights = next.weights;
+      this.modelBytes = bytes;
+      this.strategyState = next.state;
+      m.to(ROUND_STATES.completed);
+      this.announceRoundClosed(plan.selected, round, 'completed');
+      this.deps.logger.info('round committed', { jobId: this.job.id, round, participants: collected.participants.length, ...metrics });
+      if (this.deps.onRoundCompleted) {
+        try {
+          await this.deps.onRoundCompleted({ job: this.job, round: record, weights: this.weights, modelHash });
+        } catch (err) {
+          // A hook's failure (e.g. a chain RPC down) must not undo a committed round.
+          this.deps.logger.error('round-completed hook failed', { jobId: this.job.id, round, message: String(err) });
+        }
+      }
+      return 'committed';
+    } catch (err) {
+      const e = toTributaryError(err);
+      return this.recordFailure(round, attempt, startedAt, plan.selected, collected.participants, collected.failures, `${e.code}: ${e.message}`);
+    }
+  }
+
+  private async recordFailure(
+    round: number, attempt: number, startedAt: Date, selected: string[], participants: string[],
+    failures: RoundRecord['failures'], reason: string,
+  ): Promise<string> {
+    if (this.machine.state !== ROUND_STATES.failed) this.machine.to(ROUND_STATES.failed);
+    this.deps.logger.info('round attempt failed', { jobId: this.job.id, round, attempt, reason });
+    await this.deps.store.saveRound({
+      jobId: this.job.id, round, attempt, status: 'failed', selected, participants, failures,
+      metrics: {}, failureReason: reason, startedAt, finishedAt: new Date(this.now()),
+    });
+    this.announceRoundClosed(selected, round, 'failed');
+    return reason;
+  }
+
+  private async bumpParticipants(participants: string[], at: Date): Promise<void> {
+    const existing = new Map((await this.deps.store.listParticipants(this.job.id)).map((p) => [p.clientId, p]));
+    for (const clientId of participants) {
+      const p = existing.get(clientId);
+      await this.deps.store.saveParticipant({
+        jobId: this.job.id, clientId, joinedAt: p?.joinedAt ?? at, lastSeenAt: at, roundsCompleted: (p?.roundsCompleted ?? 0) + 1,
+      });
+    }
+  }
+
+  private waitForQuorum(min: number, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.stopped) return finish(false);
+        if (this.deps.directory.members(this.job.id).length >= min) finish(true);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        this.wakeUp = null;
+        resolve(ok);
+      };
+      this.wakeUp = check;
+      check();
+    });
+  }
+
+  private announceRoundClosed(selected: string[], round: number, status: 'completed' | 'failed'): void {
+    for (const clientId of selected) this.deps.directory.link(clientId)?.send(EVENTS.roundClosed, { jobId: this.job.id, round, status });
+  }
+
+  private async finishJob(status: 'completed' | 'failed', reason?: string): Promise<void> {
+    this.job = await this.deps.store.updateJob(this.job.id, { status, ...(reason ? { failureReason: reason } : {}) });
+    this.deps.logger.info(`job ${status}`, { jobId: this.job.id, reason });
+    for (const clientId of this.deps.directory.members(this.job.id)) {
+      this.deps.directory.link(clientId)?.send(EVENTS.jobFinished, { jobId: this.job.id, status, ...(reason ? { reason } : {}) });
+    }
+  }
+
+  private now(): number {
+    return this.deps.now ? this.deps.now() : Date.now();
+  }
+}

@@ -1,0 +1,95 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config';
+import { TensorflowModels } from './evaluation/tensorflowModels';
+import { createRestRouter } from './http/routes';
+import { JobManager } from './jobs/jobManager';
+import { createLogger, type Logger } from './logger';
+import type { RoundCompletedEvent } from './rounds/jobRunner';
+import { createStore } from './store/createStore';
+import type { Store } from './store/store';
+import { ClientDirectory } from './transport/clientDirectory';
+import { SocketServer } from './transport/socketServer';
+
+export interface StartOptions {
+  /** Use this store instead of the one the config selects (the caller then owns closing it). */
+  store?: Store;
+  logger?: Logger;
+  /** Called after each committed round (contracts and contribution scoring plug in here). */
+  onRoundCompleted?: (event: RoundCompletedEvent) => void | Promise<void>;
+}
+
+/** A running coordinator. */
+export interface Coordinator {
+  readonly config: CoordinatorConfig;
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  readonly port: number;
+  readonly store: Store;
+  readonly jobs: JobManager;
+  readonly directory: ClientDirectory;
+  /** Which TF.js backend evaluates global models. */
+  readonly backend: string;
+  close(): Promise<void>;
+}
+
+/** Starts the coordinator: store, TF.js backend, REST under /v1, socket.io, and resumes running jobs. */
+export async function startCoordinator(input: CoordinatorConfigInput = {}, options: StartOptions = {}): Promise<Coordinator> {
+  const config = parseCoordinatorConfig(input);
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const ownsStore = !options.store;
+  const store = options.store ?? (await createStore({ mongodbUri: config.mongodbUri, dbName: config.dbName }));
+  const models = await TensorflowModels.create(config.backend, store);
+  const directory = new ClientDirectory();
+  const jobs = new JobManager({
+    store,
+    directory,
+    logger,
+    chunkBytes: config.chunkBytes,
+    evaluator: models,
+    models,
+    onRoundCompleted: options.onRoundCompleted,
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(
+    '/v1',
+    createRestRouter({
+      jobs,
+      store,
+      directory,
+      logger,
+      maxBodyBytes: config.maxRestBodyBytes,
+      parseValidationSet: (job, text, format) => models.parseValidationSet(job, text, format),
+      modelTopology: (job) => models.topology(job.spec),
+    }),
+  );
+  const httpServer = createServer(app);
+  const sockets = new SocketServer(httpServer, directory, jobs, { authWindowMs: config.authWindowMs, logger });
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => resolve());
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  logger.info('coordinator listening', { url, store: store.kind, backend: models.backend });
+  await jobs.resumeRunningJobs();
+
+  let closing: Promise<void> | null = null;
+  return {
+    config, url, port, store, jobs, directory, backend: models.backend,
+    close() {
+      closing ??= (async () => {
+        await jobs.stop();
+        await sockets.close();
+        httpServer.closeAllConnections();
+        await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        if (ownsStore) await store.close();
+        models.dispose();
+      })();
+      return closing;
+    },
+  };
+}
