@@ -22,16 +22,18 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
+SRC="$(mktemp -d "${TMPDIR:-/tmp}/ferretdb-src.XXXXXX")"
+trap 'chmod -R u+w "$SRC" 2>/dev/null || true; rm -rf "$SRC"' EXIT
+
 echo "ferretdb: downloading github.com/FerretDB/FerretDB@$FERRETDB_VERSION through the Go module proxy"
-MOD_DIR="$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" \
+# Run from the empty temp dir so no surrounding go.mod is involved.
+MOD_DIR="$(cd "$SRC" && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" \
   | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
 if [[ -z "$MOD_DIR" || ! -d "$MOD_DIR" ]]; then
   echo "ferretdb: could not locate the downloaded module source" >&2
   exit 1
 fi
 
-SRC="$(mktemp -d "${TMPDIR:-/tmp}/ferretdb-src.XXXXXX")"
-trap 'chmod -R u+w "$SRC" 2>/dev/null || true; rm -rf "$SRC"' EXIT
 echo "ferretdb: copying module source to $SRC"
 cp -R "$MOD_DIR/." "$SRC/"
 chmod -R u+w "$SRC"

@@ -72,11 +72,15 @@ export interface CheckpointRecord {
  */
 export interface Store {
   readonly kind: 'memory' | 'mongo';
+  /** Throws TributaryError('INTERNAL') if a job with this id exists (ids are generated, so that is a bug). */
   createJob(job: JobRecord): Promise<void>;
   getJob(id: string): Promise<JobRecord | null>;
-  /** Newest first. */
+  /** Newest first (by createdAt; ties by id ascending). */
   listJobs(filter?: { status?: JobStatus }): Promise<JobRecord[]>;
-  /** Throws TributaryError('JOB_NOT_FOUND') if absent. Returns the updated record. */
+  /**
+   * Throws TributaryError('JOB_NOT_FOUND') if absent. Returns the updated record. Patch keys that are
+   * undefined are left alone; updatedAt is set to now.
+   */
   updateJob(id: string, patch: JobPatch): Promise<JobRecord>;
 
   /** Upsert keyed by (jobId, round, attempt). */
@@ -86,6 +90,7 @@ export interface Store {
 
   /** Upsert keyed by (jobId, clientId). */
   saveParticipant(record: ParticipantRecord): Promise<void>;
+  /** Ordered by clientId. */
   listParticipants(jobId: string): Promise<ParticipantRecord[]>;
 
   /** Upsert keyed by (jobId, round). */
@@ -97,5 +102,6 @@ export interface Store {
   saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void>;
   loadValidationSet(jobId: string): Promise<Uint8Array | null>;
 
+  /** Idempotent; afterwards every other method rejects with TributaryError('STORE_UNAVAILABLE'). */
   close(): Promise<void>;
 }

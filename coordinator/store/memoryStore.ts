@@ -1,0 +1,128 @@
+import { TributaryError } from '../../shared/errors';
+import { compareJobsNewestFirst, copyBytes, deepCopy, definedPatch } from './records';
+import type {
+  CheckpointRecord,
+  JobPatch,
+  JobRecord,
+  JobStatus,
+  ParticipantRecord,
+  RoundRecord,
+  Store,
+} from './store';
+
+/**
+ * The embedded default store: everything in process memory, gone on exit.
+ *
+ * Every record is copied on the way in and on the way out, so a caller that mutates what it passed or
+ * got back cannot change stored state (the same guarantee a database gives).
+ */
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+
+  private readonly jobs = new Map<string, JobRecord>();
+  /** jobId -> "round:attempt" -> record */
+  private readonly rounds = new Map<string, Map<string, RoundRecord>>();
+  /** jobId -> clientId -> record */
+  private readonly participants = new Map<string, Map<string, ParticipantRecord>>();
+  /** jobId -> round -> checkpoint */
+  private readonly checkpoints = new Map<string, Map<number, CheckpointRecord>>();
+  private readonly validationSets = new Map<string, Uint8Array>();
+  private closed = false;
+
+  async createJob(job: JobRecord): Promise<void> {
+    this.assertOpen();
+    if (this.jobs.has(job.id)) {
+      throw new TributaryError('INTERNAL', `A job with id "${job.id}" already exists.`);
+    }
+    this.jobs.set(job.id, deepCopy(job));
+  }
+
+  async getJob(id: string): Promise<JobRecord | null> {
+    this.assertOpen();
+    const job = this.jobs.get(id);
+    return job ? deepCopy(job) : null;
+  }
+
+  async listJobs(filter: { status?: JobStatus } = {}): Promise<JobRecord[]> {
+    this.assertOpen();
+    return [...this.jobs.values()]
+      .filter((job) => filter.status === undefined || job.status === filter.status)
+      .sort(compareJobsNewestFirst)
+      .map((job) => deepCopy(job));
+  }
+
+  async updateJob(id: string, patch: JobPatch): Promise<JobRecord> {
+    this.assertOpen();
+    const job = this.jobs.get(id);
+    if (!job) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${id}".`);
+    Object.assign(job, definedPatch(patch), { updatedAt: new Date() });
+    return deepCopy(job);
+  }
+
+  async saveRound(record: RoundRecord): Promise<void> {
+    this.assertOpen();
+    this.childMap(this.rounds, record.jobId).set(`${record.round}:${record.attempt}`, deepCopy(record));
+  }
+
+  async listRounds(jobId: string): Promise<RoundRecord[]> {
+    this.assertOpen();
+    return [...(this.rounds.get(jobId)?.values() ?? [])]
+      .sort((a, b) => a.round - b.round || a.attempt - b.attempt)
+      .map((r) => deepCopy(r));
+  }
+
+  async saveParticipant(record: ParticipantRecord): Promise<void> {
+    this.assertOpen();
+    this.childMap(this.participants, record.jobId).set(record.clientId, deepCopy(record));
+  }
+
+  async listParticipants(jobId: string): Promise<ParticipantRecord[]> {
+    this.assertOpen();
+    return [...(this.participants.get(jobId)?.values() ?? [])]
+      .sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0))
+      .map((p) => deepCopy(p));
+  }
+
+  async saveCheckpoint(checkpoint: CheckpointRecord): Promise<void> {
+    this.assertOpen();
+    this.childMap(this.checkpoints, checkpoint.jobId).set(checkpoint.round, deepCopy(checkpoint));
+  }
+
+  async loadCheckpoint(jobId: string, round?: number): Promise<CheckpointRecord | null> {
+    this.assertOpen();
+    const byRound = this.checkpoints.get(jobId);
+    if (!byRound || byRound.size === 0) return null;
+    const key = round ?? Math.max(...byRound.keys());
+    const checkpoint = byRound.get(key);
+    return checkpoint ? deepCopy(checkpoint) : null;
+  }
+
+  async saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void> {
+    this.assertOpen();
+    this.validationSets.set(jobId, copyBytes(bytes));
+  }
+
+  async loadValidationSet(jobId: string): Promise<Uint8Array | null> {
+    this.assertOpen();
+    const bytes = this.validationSets.get(jobId);
+    return bytes ? copyBytes(bytes) : null;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  // Same behaviour as MongoStore after close, so code that outlives its store fails the same way on both.
+  private assertOpen(): void {
+    if (this.closed) throw new TributaryError('STORE_UNAVAILABLE', 'The memory store is closed.');
+  }
+
+  private childMap<K, V>(parent: Map<string, Map<K, V>>, jobId: string): Map<K, V> {
+    let child = parent.get(jobId);
+    if (!child) {
+      child = new Map();
+      parent.set(jobId, child);
+    }
+    return child;
+  }
+}

@@ -1,0 +1,194 @@
+import { Schema, type Connection, type Model, type Types } from 'mongoose';
+import type { JobSpec, ModelSpec } from '../../shared/schemas/jobSpec';
+import type { TensorManifestEntry } from '../../shared/codec/tensors';
+import type { JobStatus, RoundFailure } from './store';
+
+/*
+ * Mongoose schemas for MongoStore. They stay inside the store folder: nothing else sees a mongoose type.
+ *
+ * Every schema sets `minimize: false` (an empty object, e.g. `metrics: {}` or an empty layer `config`,
+ * must come back rather than vanish) and `versionKey: false` (we never use optimistic concurrency).
+ * The records' own createdAt/updatedAt are stored as given, so mongoose `timestamps` stay off.
+ */
+
+/**
+ * A JobSpec as stored: the same nested document, except that a `layers-json` model keeps its TF.js
+ * topology as a JSON string. Why: the topology is free-form and holds arrays of arrays (`inbound_nodes`,
+ * shapes inside lists), which FerretDB rejects ("nested arrays are not supported"); as a string it is
+ * also safe from MongoDB's field-name rules. The store never queries inside the topology, and the
+ * topology is JSON data already (it arrives in a JSON request body), so the string round-trips exactly.
+ */
+export type StoredJobSpec = Omit<JobSpec, 'model'> & {
+  model: Exclude<ModelSpec, { kind: 'layers-json' }> | { kind: 'layers-json'; topologyJson: string };
+};
+
+/** JobSpec -> stored form. */
+export function toStoredSpec(spec: JobSpec): StoredJobSpec {
+  if (spec.model.kind !== 'layers-json') return spec as StoredJobSpec;
+  return { ...spec, model: { kind: 'layers-json', topologyJson: JSON.stringify(spec.model.topology) } };
+}
+
+/** Stored form -> JobSpec. */
+export function fromStoredSpec(stored: StoredJobSpec): JobSpec {
+  if (stored.model.kind !== 'layers-json') return stored as JobSpec;
+  return { ...stored, model: { kind: 'layers-json', topology: JSON.parse(stored.model.topologyJson) } };
+}
+
+/** A job; `_id` is the job id. */
+export interface JobDoc {
+  _id: string;
+  /** Mixed: nested discriminated unions (model, strategy, input); see StoredJobSpec. */
+  spec: StoredJobSpec;
+  status: JobStatus;
+  currentRound: number;
+  modelHash: string;
+  weightManifest: TensorManifestEntry[];
+  failureReason?: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One attempt at one round; unique on (jobId, round, attempt). */
+export interface RoundDoc {
+  jobId: string;
+  round: number;
+  attempt: number;
+  status: 'completed' | 'failed';
+  selected: string[];
+  participants: string[];
+  failures: RoundFailure[];
+  metrics: Record<string, number>;
+  modelHash?: string;
+  failureReason?: string;
+  startedAt: Date;
+  finishedAt: Date;
+}
+
+/** One client of one job; unique on (jobId, clientId). */
+export interface ParticipantDoc {
+  jobId: string;
+  clientId: string;
+  joinedAt: Date;
+  lastSeenAt: Date;
+  roundsCompleted: number;
+}
+
+/** Checkpoint metadata; the bytes live in the `checkpoints` GridFS bucket. Unique on (jobId, round). */
+export interface CheckpointDoc {
+  jobId: string;
+  round: number;
+  modelHash: string;
+  weightsFileId: Types.ObjectId;
+  strategyStateFileId?: Types.ObjectId;
+  createdAt: Date;
+}
+
+/** Which GridFS file holds a job's validation set (bucket `validationSets`). Unique on jobId. */
+export interface ValidationSetDoc {
+  jobId: string;
+  fileId: Types.ObjectId;
+  updatedAt: Date;
+}
+
+/** GridFS bucket names. */
+export const BUCKETS = { checkpoints: 'checkpoints', validationSets: 'validationSets' } as const;
+
+const options = { minimize: false, versionKey: false } as const;
+
+const jobSchema = new Schema<JobDoc>(
+  {
+    _id: { type: String, required: true },
+    spec: { type: Schema.Types.Mixed, required: true },
+    status: { type: String, required: true, enum: ['pending', 'running', 'completed', 'failed'] },
+    currentRound: { type: Number, required: true },
+    modelHash: { type: String, default: '' },
+    weightManifest: {
+      type: [new Schema<TensorManifestEntry>({ name: String, shape: [Number] }, { _id: false })],
+      default: [],
+    },
+    failureReason: { type: String },
+    createdAt: { type: Date, required: true },
+    updatedAt: { type: Date, required: true },
+  },
+  options,
+);
+jobSchema.index({ createdAt: -1 });
+jobSchema.index({ status: 1, createdAt: -1 });
+
+const roundSchema = new Schema<RoundDoc>(
+  {
+    jobId: { type: String, required: true },
+    round: { type: Number, required: true },
+    attempt: { type: Number, required: true },
+    status: { type: String, required: true, enum: ['completed', 'failed'] },
+    selected: { type: [String], default: [] },
+    participants: { type: [String], default: [] },
+    failures: {
+      type: [new Schema<RoundFailure>({ clientId: String, reason: String }, { _id: false })],
+      default: [],
+    },
+    metrics: { type: Schema.Types.Mixed, default: {} },
+    modelHash: { type: String },
+    failureReason: { type: String },
+    startedAt: { type: Date, required: true },
+    finishedAt: { type: Date, required: true },
+  },
+  options,
+);
+roundSchema.index({ jobId: 1, round: 1, attempt: 1 }, { unique: true });
+
+const participantSchema = new Schema<ParticipantDoc>(
+  {
+    jobId: { type: String, required: true },
+    clientId: { type: String, required: true },
+    joinedAt: { type: Date, required: true },
+    lastSeenAt: { type: Date, required: true },
+    roundsCompleted: { type: Number, required: true },
+  },
+  options,
+);
+participantSchema.index({ jobId: 1, clientId: 1 }, { unique: true });
+
+const checkpointSchema = new Schema<CheckpointDoc>(
+  {
+    jobId: { type: String, required: true },
+    round: { type: Number, required: true },
+    modelHash: { type: String, required: true },
+    weightsFileId: { type: Schema.Types.ObjectId, required: true },
+    strategyStateFileId: { type: Schema.Types.ObjectId },
+    createdAt: { type: Date, required: true },
+  },
+  options,
+);
+// Unique on (jobId, round); also serves "highest round of a job" with a backward scan.
+checkpointSchema.index({ jobId: 1, round: 1 }, { unique: true });
+
+const validationSetSchema = new Schema<ValidationSetDoc>(
+  {
+    jobId: { type: String, required: true },
+    fileId: { type: Schema.Types.ObjectId, required: true },
+    updatedAt: { type: Date, required: true },
+  },
+  options,
+);
+validationSetSchema.index({ jobId: 1 }, { unique: true });
+
+/** The store's models, bound to one connection. */
+export interface StoreModels {
+  Job: Model<JobDoc>;
+  Round: Model<RoundDoc>;
+  Participant: Model<ParticipantDoc>;
+  Checkpoint: Model<CheckpointDoc>;
+  ValidationSet: Model<ValidationSetDoc>;
+}
+
+/** Registers the models on `conn` (not the global mongoose), with fixed collection names. */
+export function defineModels(conn: Connection): StoreModels {
+  return {
+    Job: conn.model<JobDoc>('Job', jobSchema, 'jobs'),
+    Round: conn.model<RoundDoc>('Round', roundSchema, 'rounds'),
+    Participant: conn.model<ParticipantDoc>('Participant', participantSchema, 'participants'),
+    Checkpoint: conn.model<CheckpointDoc>('Checkpoint', checkpointSchema, 'checkpoints'),
+    ValidationSet: conn.model<ValidationSetDoc>('ValidationSet', validationSetSchema, 'validationsets'),
+  };
+}

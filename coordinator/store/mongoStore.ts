@@ -1,0 +1,429 @@
+import mongoose, { type Connection } from 'mongoose';
+import { TributaryError } from '../../shared/errors';
+import { deleteQuietly, downloadBytes, GridFsFileMissing, uploadBytes } from './gridFs';
+import {
+  BUCKETS,
+  defineModels,
+  fromStoredSpec,
+  toStoredSpec,
+  type CheckpointDoc,
+  type JobDoc,
+  type ParticipantDoc,
+  type RoundDoc,
+  type StoreModels,
+} from './mongoModels';
+import { definedPatch } from './records';
+import type {
+  CheckpointRecord,
+  JobPatch,
+  JobRecord,
+  JobStatus,
+  ParticipantRecord,
+  RoundRecord,
+  Store,
+} from './store';
+
+/** Options for `MongoStore.connect`. */
+export interface MongoStoreOptions {
+  /** Database to use. @default the database named in the URI, else "test" (the driver's default) */
+  dbName?: string;
+  /**
+   * How long to look for a reachable server before failing with STORE_UNAVAILABLE, in ms.
+   * @default the URI's serverSelectionTimeoutMS, else 10000
+   */
+  serverSelectionTimeoutMS?: number;
+}
+
+/** Loads that race a concurrent replace (file deleted under them) re-read the metadata this often. */
+const MISSING_FILE_RETRIES = 3;
+
+/**
+ * The MongoDB store (mongoose, on its own connection; never the global one).
+ *
+ * Collections: `jobs` (`_id` is the job id), `rounds`, `participants`, `checkpoints` and `validationsets`
+ * (metadata), each upsert keyed by a unique index as documented on `Store`. Weights, strategy state and
+ * validation sets are GridFS files (buckets `checkpoints` and `validationSets`) because they outgrow the
+ * 16 MB document limit.
+ *
+ * Replacing a blob is crash-safe without transactions: upload the new file, swap the metadata
+ * document to point at it, then delete the old file. A crash leaves at worst an orphan file, never a
+ * checkpoint without bytes. (Transactions would need a replica set, and FerretDB has none.)
+ */
+export class MongoStore implements Store {
+  readonly kind = 'mongo' as const;
+  private closed = false;
+
+  private constructor(
+    private readonly conn: Connection,
+    private readonly models: StoreModels,
+    private readonly checkpointFiles: mongoose.mongo.GridFSBucket,
+    private readonly validationFiles: mongoose.mongo.GridFSBucket,
+  ) {}
+
+  /** Connects, creates the indexes, and returns a ready store; STORE_UNAVAILABLE if the server cannot be reached. */
+  static async connect(uri: string, options: MongoStoreOptions = {}): Promise<MongoStore> {
+    let conn: Connection | undefined;
+    try {
+      conn = mongoose.createConnection(uri, {
+        dbName: options.dbName,
+        // Fail a missing server in 10 s rather than the driver's 30 s, unless the URI or caller says otherwise.
+        serverSelectionTimeoutMS:
+          options.serverSelectionTimeoutMS ?? (/[?&]serverSelectionTimeoutMS=/i.test(uri) ? undefined : 10_000),
+        // We await the connection before any query, so buffering would only turn outages into hangs.
+        bufferCommands: false,
+        // Indexes are created explicitly below, so their errors surface here instead of in the background.
+        autoIndex: false,
+        autoCreate: false,
+        // Ids come from peers; a `{ $ne: null }` smuggled in as an id must match nothing.
+        sanitizeFilter: true,
+        // An `undefined` inside the Mixed JobSpec must vanish (as in JSON), not come back as null.
+        ignoreUndefined: true,
+      });
+      await conn.asPromise();
+      const models = defineModels(conn);
+      for (const model of Object.values(models)) await model.createIndexes();
+      const db = conn.db;
+      if (!db) throw new Error('the connection has no database handle');
+      return new MongoStore(
+        conn,
+        models,
+        new mongoose.mongo.GridFSBucket(db, { bucketName: BUCKETS.checkpoints }),
+        new mongoose.mongo.GridFSBucket(db, { bucketName: BUCKETS.validationSets }),
+      );
+    } catch (err) {
+      await conn?.close().catch(() => {});
+      const message = err instanceof Error ? err.message : String(err);
+      // The URI parser throws its own MongoParseError class, not the driver's: match by name.
+      if (err instanceof Error && err.name === 'MongoParseError') {
+        throw new TributaryError('CONFIG_INVALID', `The MongoDB URI is invalid: ${message}`, { cause: err });
+      }
+      throw new TributaryError('STORE_UNAVAILABLE', `Cannot use MongoDB at ${redactUri(uri)}: ${message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async createJob(job: JobRecord): Promise<void> {
+    await this.run(async () => {
+      try {
+        await this.models.Job.create(toJobDoc(job));
+      } catch (err) {
+        if (isDuplicateKey(err)) throw new TributaryError('INTERNAL', `A job with id "${job.id}" already exists.`);
+        throw err;
+      }
+    });
+  }
+
+  async getJob(id: string): Promise<JobRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.Job.findById(id).lean<JobDoc>();
+      return doc ? toJobRecord(doc) : null;
+    });
+  }
+
+  async listJobs(filter: { status?: JobStatus } = {}): Promise<JobRecord[]> {
+    return this.run(async () => {
+      const query = filter.status === undefined ? {} : { status: filter.status };
+      // Same order as compareJobsNewestFirst (records.ts).
+      const docs = await this.models.Job.find(query).sort({ createdAt: -1, _id: 1 }).lean<JobDoc[]>();
+      return docs.map(toJobRecord);
+    });
+  }
+
+  async updateJob(id: string, patch: JobPatch): Promise<JobRecord> {
+    return this.run(async () => {
+      const doc = await this.models.Job.findOneAndUpdate(
+        { _id: id },
+        { $set: { ...definedPatch(patch), updatedAt: new Date() } },
+        { returnDocument: 'after', runValidators: true },
+      ).lean<JobDoc>();
+      if (!doc) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${id}".`);
+      return toJobRecord(doc);
+    });
+  }
+
+  async saveRound(record: RoundRecord): Promise<void> {
+    await this.run(() =>
+      retryDuplicateKey(() =>
+        this.models.Round.replaceOne(
+          { jobId: record.jobId, round: record.round, attempt: record.attempt },
+          toRoundDoc(record),
+          { upsert: true },
+        ),
+      ),
+    );
+  }
+
+  async listRounds(jobId: string): Promise<RoundRecord[]> {
+    return this.run(async () => {
+      const docs = await this.models.Round.find({ jobId }).sort({ round: 1, attempt: 1 }).lean<RoundDoc[]>();
+      return docs.map(toRoundRecord);
+    });
+  }
+
+  async saveParticipant(record: ParticipantRecord): Promise<void> {
+    await this.run(() =>
+      retryDuplicateKey(() =>
+        this.models.Participant.replaceOne(
+          { jobId: record.jobId, clientId: record.clientId },
+          toParticipantDoc(record),
+          { upsert: true },
+        ),
+      ),
+    );
+  }
+
+  async listParticipants(jobId: string): Promise<ParticipantRecord[]> {
+    return this.run(async () => {
+      const docs = await this.models.Participant.find({ jobId }).sort({ clientId: 1 }).lean<ParticipantDoc[]>();
+      return docs.map(toParticipantRecord);
+    });
+  }
+
+  async saveCheckpoint(checkpoint: CheckpointRecord): Promise<void> {
+    await this.run(async () => {
+      const { jobId, round } = checkpoint;
+      const bucket = this.checkpointFiles;
+      const weightsFileId = await uploadBytes(bucket, `${jobId}/${round}/weights`, checkpoint.weights, {
+        jobId,
+        round,
+        part: 'weights',
+      });
+      let strategyStateFileId: mongoose.Types.ObjectId | undefined;
+      let previous: CheckpointDoc | null;
+      try {
+        if (checkpoint.strategyState !== undefined) {
+          strategyStateFileId = await uploadBytes(bucket, `${jobId}/${round}/strategyState`, checkpoint.strategyState, {
+            jobId,
+            round,
+            part: 'strategyState',
+          });
+        }
+        const doc: CheckpointDoc = {
+          jobId,
+          round,
+          modelHash: checkpoint.modelHash,
+          weightsFileId,
+          createdAt: checkpoint.createdAt,
+          ...(strategyStateFileId ? { strategyStateFileId } : {}),
+        };
+        previous = await retryDuplicateKey(() =>
+          this.models.Checkpoint.findOneAndReplace({ jobId, round }, doc, {
+            upsert: true,
+            returnDocument: 'before',
+          }).lean<CheckpointDoc>(),
+        );
+      } catch (err) {
+        // Nothing points at the new files yet: remove them so a failed save leaves no orphans.
+        await deleteQuietly(bucket, weightsFileId).catch(() => {});
+        await deleteQuietly(bucket, strategyStateFileId).catch(() => {});
+        throw err;
+      }
+      // Only now is the old checkpoint unreachable; delete its files.
+      if (previous) {
+        await deleteQuietly(bucket, previous.weightsFileId);
+        await deleteQuietly(bucket, previous.strategyStateFileId);
+      }
+    });
+  }
+
+  async loadCheckpoint(jobId: string, round?: number): Promise<CheckpointRecord | null> {
+    return this.run(() =>
+      retryMissingFile(async () => {
+        const query =
+          round === undefined
+            ? this.models.Checkpoint.findOne({ jobId }).sort({ round: -1 })
+            : this.models.Checkpoint.findOne({ jobId, round });
+        const doc = await query.lean<CheckpointDoc>();
+        if (!doc) return null;
+        const record: CheckpointRecord = {
+          jobId: doc.jobId,
+          round: doc.round,
+          modelHash: doc.modelHash,
+          weights: await downloadBytes(this.checkpointFiles, doc.weightsFileId),
+          createdAt: doc.createdAt,
+        };
+        if (doc.strategyStateFileId) {
+          record.strategyState = await downloadBytes(this.checkpointFiles, doc.strategyStateFileId);
+        }
+        return record;
+      }),
+    );
+  }
+
+  async saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void> {
+    await this.run(async () => {
+      const bucket = this.validationFiles;
+      const fileId = await uploadBytes(bucket, `${jobId}/validationSet`, bytes, { jobId });
+      let previous: { fileId: mongoose.Types.ObjectId } | null;
+      try {
+        previous = await retryDuplicateKey(() =>
+          this.models.ValidationSet.findOneAndReplace(
+            { jobId },
+            { jobId, fileId, updatedAt: new Date() },
+            { upsert: true, returnDocument: 'before' },
+          ).lean<{ fileId: mongoose.Types.ObjectId }>(),
+        );
+      } catch (err) {
+        await deleteQuietly(bucket, fileId).catch(() => {});
+        throw err;
+      }
+      if (previous) await deleteQuietly(bucket, previous.fileId);
+    });
+  }
+
+  async loadValidationSet(jobId: string): Promise<Uint8Array | null> {
+    return this.run(() =>
+      retryMissingFile(async () => {
+        const doc = await this.models.ValidationSet.findOne({ jobId }).lean<{ fileId: mongoose.Types.ObjectId }>();
+        return doc ? downloadBytes(this.validationFiles, doc.fileId) : null;
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.conn.close();
+  }
+
+  /** Runs one store operation, turning "closed" and connectivity failures into STORE_UNAVAILABLE. */
+  private async run<T>(op: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new TributaryError('STORE_UNAVAILABLE', 'The Mongo store is closed.');
+    try {
+      return await op();
+    } catch (err) {
+      if (isConnectivityError(err)) {
+        throw new TributaryError('STORE_UNAVAILABLE', `MongoDB is unreachable: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+}
+
+function isConnectivityError(err: unknown): boolean {
+  const m = mongoose.mongo;
+  return (
+    err instanceof m.MongoNetworkError ||
+    err instanceof m.MongoServerSelectionError ||
+    err instanceof m.MongoNotConnectedError ||
+    err instanceof m.MongoTopologyClosedError
+  );
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 11000;
+}
+
+/**
+ * Two concurrent upserts of one new key can both miss and both insert; the loser gets E11000 and a
+ * retry then finds the winner's document. MongoDB retries this itself; FerretDB does not, so we do.
+ */
+async function retryDuplicateKey<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+    return op();
+  }
+}
+
+/** A load that lost a race with a replace (its file was deleted) simply reads the new metadata again. */
+async function retryMissingFile<T>(op: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(err instanceof GridFsFileMissing) || attempt >= MISSING_FILE_RETRIES) throw err;
+    }
+  }
+}
+
+function redactUri(uri: string): string {
+  return uri.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+// Mapping between records and documents. Built field by field so no `_id`/`__v` leaks out and no
+// unknown field leaks in; optional fields are omitted rather than stored as null.
+
+function toJobDoc(job: JobRecord): JobDoc {
+  const doc: JobDoc = {
+    _id: job.id,
+    spec: toStoredSpec(job.spec),
+    status: job.status,
+    currentRound: job.currentRound,
+    modelHash: job.modelHash,
+    weightManifest: job.weightManifest.map((e) => ({ name: e.name, shape: [...e.shape] })),
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+  };
+  if (job.failureReason !== undefined) doc.failureReason = job.failureReason;
+  return doc;
+}
+
+function toJobRecord(doc: JobDoc): JobRecord {
+  const record: JobRecord = {
+    id: doc._id,
+    spec: fromStoredSpec(doc.spec),
+    status: doc.status,
+    currentRound: doc.currentRound,
+    modelHash: doc.modelHash,
+    weightManifest: doc.weightManifest.map((e) => ({ name: e.name, shape: [...e.shape] })),
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+  };
+  if (doc.failureReason != null) record.failureReason = doc.failureReason;
+  return record;
+}
+
+function toRoundDoc(r: RoundRecord): RoundDoc {
+  const doc: RoundDoc = {
+    jobId: r.jobId,
+    round: r.round,
+    attempt: r.attempt,
+    status: r.status,
+    selected: [...r.selected],
+    participants: [...r.participants],
+    failures: r.failures.map((f) => ({ clientId: f.clientId, reason: f.reason })),
+    metrics: { ...r.metrics },
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+  };
+  if (r.modelHash !== undefined) doc.modelHash = r.modelHash;
+  if (r.failureReason !== undefined) doc.failureReason = r.failureReason;
+  return doc;
+}
+
+function toRoundRecord(doc: RoundDoc): RoundRecord {
+  const record: RoundRecord = {
+    jobId: doc.jobId,
+    round: doc.round,
+    attempt: doc.attempt,
+    status: doc.status,
+    selected: [...doc.selected],
+    participants: [...doc.participants],
+    failures: doc.failures.map((f) => ({ clientId: f.clientId, reason: f.reason })),
+    metrics: { ...doc.metrics },
+    startedAt: doc.startedAt,
+    finishedAt: doc.finishedAt,
+  };
+  if (doc.modelHash != null) record.modelHash = doc.modelHash;
+  if (doc.failureReason != null) record.failureReason = doc.failureReason;
+  return record;
+}
+
+function toParticipantDoc(p: ParticipantRecord): ParticipantDoc {
+  return {
+    jobId: p.jobId,
+    clientId: p.clientId,
+    joinedAt: p.joinedAt,
+    lastSeenAt: p.lastSeenAt,
+    roundsCompleted: p.roundsCompleted,
+  };
+}
+
+function toParticipantRecord(doc: ParticipantDoc): ParticipantRecord {
+  return toParticipantDoc(doc);
+}
