@@ -129,11 +129,22 @@ export class CoordinatorConnection extends EventEmitter {
     const nonce = newNonce();
     const signature = signFields(this.options.identity.secretKey, { jobId, round, stage, payloadHash: payloadHash(bodyText, data), nonce });
     const message = { jobId, round, stage, nonce, signature, body: bodyText, ...(data ? { data: Buffer.from(data) } : {}) };
+    if (!this.socket.connected) {
+      throw new TributaryError('INTERNAL', `Not connected to the coordinator; ${event} was not sent.`);
+    }
     let raw: unknown;
+    let onDisconnect: (() => void) | undefined;
     try {
-      raw = await this.socket.timeout(this.ackTimeoutMs).emitWithAck(event, message);
+      // An ack lost with the connection never comes: fail fast on disconnect instead of waiting out the timeout.
+      const lost = new Promise<never>((_, reject) => {
+        onDisconnect = () => reject(new Error('disconnected'));
+        this.socket.once('disconnect', onDisconnect);
+      });
+      raw = await Promise.race([this.socket.timeout(this.ackTimeoutMs).emitWithAck(event, message), lost]);
     } catch (err) {
-      throw new TributaryError('INTERNAL', `No answer from the coordinator to ${event} within ${this.ackTimeoutMs} ms.`, { cause: err });
+      throw new TributaryError('INTERNAL', `No answer from the coordinator to ${event} (${String((err as Error).message)}).`, { cause: err });
+    } finally {
+      if (onDisconnect) this.socket.off('disconnect', onDisconnect);
     }
     const ack = AckSchema.parse(raw);
     if (!ack.ok) {

@@ -84,7 +84,9 @@ export class TributaryClient extends EventEmitter {
         });
         conn.on('task', (task: RoundTask) => {
           // Tasks run one at a time; a newer task for the same job supersedes nothing: each is answered.
-          this.queue = this.queue.then(() => this.handleTask(task)).catch((err) => this.emit('warning', String(err)));
+          this.queue = this.queue.then(() => this.handleTask(task)).catch((err) => {
+            this.emit('warning', `round ${task.round} not submitted: ${String(err)}`);
+          });
         });
         conn.connect();
       });

@@ -31,6 +31,8 @@ export interface Coordinator {
   readonly directory: ClientDirectory;
   /** Which TF.js backend evaluates global models. */
   readonly backend: string;
+  /** The socket.io server (for observability: tests record every byte it receives). */
+  readonly io: SocketServer['io'];
   close(): Promise<void>;
 }
 
@@ -79,7 +81,7 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
 
   let closing: Promise<void> | null = null;
   return {
-    config, url, port, store, jobs, directory, backend: models.backend,
+    config, url, port, store, jobs, directory, backend: models.backend, io: sockets.io,
     close() {
       closing ??= (async () => {
         await jobs.stop();

@@ -18,19 +18,15 @@ const READY_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 5_000;
 
 /**
- * Where a FerretDB binary is: $FERRETDB_BIN if set (and then only there), else the first executable of
- * <repo>/.tools/bin/ferretdb (what `.ci/ferretdb.sh` builds), $HOME/go/bin/ferretdb and
- * /tmp/ferret/bin/ferretdb. Null when there is none.
+ * Where a FerretDB binary is: $FERRETDB_BIN if set (and then only there), else
+ * <repo>/.tools/bin/ferretdb (what `.ci/ferretdb.sh` builds). Null when there is none.
  */
 export function findFerretDbBinary(): string | null {
   // An explicit choice never falls back to another binary; FERRETDB_BIN=none turns FerretDB off.
   const candidates = process.env.FERRETDB_BIN
     ? [process.env.FERRETDB_BIN]
-    : [
-        path.join(REPO_ROOT, '.tools', 'bin', 'ferretdb'),
-        path.join(os.homedir(), 'go', 'bin', 'ferretdb'),
-        '/tmp/ferret/bin/ferretdb',
-      ];
+    : // A plain `go install` build panics at start (no version.txt): only the script's build is trusted.
+      [path.join(REPO_ROOT, '.tools', 'bin', 'ferretdb')];
   for (const candidate of candidates) {
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
@@ -181,8 +177,8 @@ export async function startFerretDb(): Promise<{ uri: string; stop(): Promise<vo
 
 /** Why `mongoUriForTests` found nothing, for the skip banner. */
 export const NO_MONGO_REASON =
-  'MONGODB_URI is not set and no FerretDB binary was found ($FERRETDB_BIN, else .tools/bin/ferretdb, ' +
-  '$HOME/go/bin/ferretdb, /tmp/ferret/bin/ferretdb); run .ci/ferretdb.sh to build one';
+  'MONGODB_URI is not set and no FerretDB binary was found ($FERRETDB_BIN, else .tools/bin/ferretdb); ' +
+  'run .ci/ferretdb.sh to build one';
 
 /**
  * Which MongoDB `mongoUriForTests` would use, decided without starting anything (so a test file can

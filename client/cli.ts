@@ -1,0 +1,72 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { loadDatasetFile } from '../shared/data/loadDataset';
+import { TributaryError, toTributaryError } from '../shared/errors';
+import { InputSpecSchema } from '../shared/schemas/jobSpec';
+import { JobIdSchema } from '../shared/schemas/messages';
+import { loadOrCreateIdentity } from './keyFile';
+import { TributaryClient, type RoundTrainedEvent } from './tributaryClient';
+
+export const DEFAULT_KEY_FILE = join(homedir(), '.tributary', 'client.key');
+
+/** Fetches the job's input spec over REST, retrying while the coordinator is unreachable. */
+async function fetchInputSpec(url: string, jobId: string, attempts = 20) {
+  let lastError: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      const res = await fetch(new URL(`/v1/jobs/${encodeURIComponent(jobId)}`, url));
+      const body = (await res.json()) as { spec?: { input?: unknown }; error?: { code: string; message: string } };
+      if (!res.ok) throw new TributaryError(res.status === 404 ? 'JOB_NOT_FOUND' : 'INTERNAL', body.error?.message ?? `HTTP ${res.status}`);
+      return InputSpecSchema.parse(body.spec?.input);
+    } catch (err) {
+      if (err instanceof TributaryError) throw err;
+      lastError = err;
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** i)));
+    }
+  }
+  throw new TributaryError('INTERNAL', `Cannot reach the coordinator at ${url}: ${String((lastError as Error)?.message ?? lastError)}.`);
+}
+
+/** `tributary client`: trains on a local dataset for one job until the job ends. */
+export function clientCommand(): Command {
+  return new Command('client')
+    .description('Join a training job as a data provider. The dataset never leaves this machine; only model updates are sent.')
+    .requiredOption('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080')
+    .requiredOption('--job <id>', 'job id to join')
+    .requiredOption('--data <path>', 'dataset file: CSV with a header, or JSON lines (.jsonl/.ndjson)')
+    .addOption(new Option('--format <format>', 'dataset format (default: from the file extension)').choices(['csv', 'jsonl']))
+    .option('--key <path>', 'Ed25519 key file, created on first run', DEFAULT_KEY_FILE)
+    .addOption(new Option('--backend <name>', 'TF.js backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .option('--json', 'print one JSON line per event on stdout')
+    .action(async (opts) => {
+      const jobId = JobIdSchema.parse(opts.job);
+      const print = (event: string, fields: Record<string, unknown>, text: string) =>
+        process.stdout.write(opts.json ? JSON.stringify({ event, ...fields }) + '\n' : text + '\n');
+      const input = await fetchInputSpec(opts.coordinator, jobId);
+      // Validate the whole dataset against the job's input spec before connecting.
+      const dataset = loadDatasetFile(opts.data, input, { format: opts.format });
+      const identity = loadOrCreateIdentity(opts.key);
+      print('ready', { clientId: identity.clientId, examples: dataset.count }, `client ${identity.clientId.slice(0, 16)}… with ${dataset.count} examples`);
+      const client = new TributaryClient({ url: opts.coordinator, jobId, identity, dataset, backend: opts.backend });
+      client.on('backend', (name: string) => print('backend', { backend: name }, `TF.js backend: ${name}`));
+      client.on('joined', () => print('joined', { jobId }, `joined ${jobId}`));
+      client.on('warning', (m: string) => process.stderr.write(`warning: ${m}\n`));
+      client.on('roundTrained', (e: RoundTrainedEvent) =>
+        print('roundTrained', { ...e }, `round ${e.round}: trained on ${e.numExamples} examples in ${e.trainSeconds.toFixed(1)} s, loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(1)} %`),
+      );
+      const finished = await client.run();
+      print('finished', { ...finished }, `job ${finished.jobId} ${finished.status}${finished.reason ? `: ${finished.reason}` : ''}`);
+      process.exit(finished.status === 'completed' ? 0 : 1);
+    });
+}
+
+if (require.main === module) {
+  clientCommand()
+    .parseAsync(process.argv)
+    .catch((err) => {
+      const e = toTributaryError(err);
+      process.stderr.write(`error ${e.code}: ${e.message}\n`);
+      process.exit(2);
+    });
+}

@@ -1,0 +1,11 @@
+import { Command } from 'commander';
+import { clientCommand } from '../client/cli';
+import { coordinatorCommand, reportAndExit } from '../coordinator/cli';
+
+/** `tributary <role>`: one command, a subcommand per role. */
+const program = new Command('tributary')
+  .description('Tributary: federated learning with secure aggregation and a data marketplace.')
+  .addCommand(coordinatorCommand())
+  .addCommand(clientCommand());
+
+program.parseAsync(process.argv).catch(reportAndExit);
