@@ -1,0 +1,82 @@
+import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
+import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
+import { RoundCollector } from './roundCollector';
+
+const manifest = [{ name: 'w', shape: [3] }];
+const update = (v: number) => encodeTensors([{ name: 'w', shape: [3], data: new Float32Array([v, v, v]) }]);
+
+function send(c: RoundCollector, clientId: string, bytes: Uint8Array, chunkBytes: number, numExamples = 1) {
+  const transferId = 'ab'.repeat(16);
+  const count = Math.ceil(bytes.length / chunkBytes);
+  for (let index = 0; index < count; index++) {
+    c.handleChunk(clientId, { transferId, index, count, totalBytes: bytes.length }, bytes.subarray(index * chunkBytes, (index + 1) * chunkBytes));
+  }
+  c.handleCommit(clientId, { transferId, updateHash: contentHash(bytes), numExamples, metrics: { loss: 0.5 } });
+}
+
+describe('RoundCollector', () => {
+  it('finishes when every selected client answered, in small chunks', async () => {
+    const agg = new PlaintextAggregator(manifest);
+    const c = new RoundCollector(1, ['a', 'b'], agg, 16, 60_000);
+    send(c, 'a', update(1), 16, 1);
+    expect(c.isOpen).toBe(true);
+    send(c, 'b', update(3), 16, 3);
+    await c.done;
+    const r = c.close();
+    expect(r.participants).toEqual(['a', 'b']);
+    expect(r.failures).toEqual([]);
+    expect(Array.from(agg.result().weightedDeltaSum[0])).toEqual([10, 10, 10]);
+  });
+
+  it('refuses unselected, duplicate and late senders with codes', async () => {
+    const c = new RoundCollector(1, ['a', 'b'], new PlaintextAggregator(manifest), 1024, 60_000);
+    expect(() => send(c, 'x', update(1), 1024)).toThrow(expect.objectContaining({ code: 'ROUND_NOT_SELECTED' }));
+    send(c, 'a', update(1), 1024);
+    expect(() => send(c, 'a', update(1), 1024)).toThrow(expect.objectContaining({ code: 'ROUND_DUPLICATE_UPDATE' }));
+    c.close();
+    expect(() => send(c, 'b', update(1), 1024)).toThrow(expect.objectContaining({ code: 'ROUND_LATE_UPDATE' }));
+  });
+
+  it('records deadline misses and disconnects as failures', async () => {
+    const c = new RoundCollector(1, ['a', 'b', 'c'], new PlaintextAggregator(manifest), 1024, 50);
+    c.markFailed('b', 'DISCONNECTED');
+    await c.done;
+    const r = c.close();
+    expect(r.failures).toEqual([
+      { clientId: 'b', reason: 'DISCONNECTED' },
+      { clientId: 'a', reason: 'DEADLINE_EXCEEDED' },
+      { clientId: 'c', reason: 'DEADLINE_EXCEEDED' },
+    ]);
+  });
+
+  it('rejects chunk streams that are out of order, mis-sized, oversize or incomplete', () => {
+    const bytes = update(1);
+    const c = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
+    const t = 'cd'.repeat(16);
+    const count = Math.ceil(bytes.length / 16);
+    expect(() => c.handleChunk('a', { transferId: t, index: 1, count, totalBytes: bytes.length }, bytes.subarray(16, 32))).toThrow(
+      expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }),
+    );
+    expect(() => c.handleChunk('a', { transferId: t, index: 0, count: 1, totalBytes: 10_000 }, bytes)).toThrow(
+      expect.objectContaining({ code: 'PAYLOAD_TOO_LARGE' }),
+    );
+    expect(() => c.handleChunk('a', { transferId: t, index: 0, count: count + 1, totalBytes: bytes.length }, bytes.subarray(0, 16))).toThrow(
+      expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }),
+    );
+    const c2 = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
+    expect(() => c2.handleChunk('a', { transferId: t, index: 0, count, totalBytes: bytes.length }, bytes.subarray(0, 15))).toThrow(
+      expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }),
+    );
+    const c3 = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
+    c3.handleChunk('a', { transferId: t, index: 0, count, totalBytes: bytes.length }, bytes.subarray(0, 16));
+    expect(() => c3.handleCommit('a', { transferId: t, updateHash: contentHash(bytes), numExamples: 1, metrics: {} })).toThrow(
+      expect.objectContaining({ code: 'TRANSFER_INCOMPLETE' }),
+    );
+    expect(() => c3.handleCommit('a', { transferId: 'ef'.repeat(16), updateHash: contentHash(bytes), numExamples: 1, metrics: {} })).toThrow(
+      expect.objectContaining({ code: 'TRANSFER_UNKNOWN' }),
+    );
+    c.close();
+    c2.close();
+    c3.close();
+  });
+});
