@@ -75,7 +75,8 @@ describe('bad input against a live coordinator', () => {
         return ((err as { data?: { code?: string } }).data?.code ?? 'none') as string;
       }
     };
-    expect(await attempt(undefined)).toBe('AUTH_REQUIRED');
+    expect(await attempt({})).toBe('AUTH_REQUIRED');
+    expect(await attempt({ ...handshakeAuth(id), publicKey: 'zz' })).toBe('AUTH_REQUIRED');
     expect(await attempt({ ...handshakeAuth(id), protocolVersion: PROTOCOL_VERSION + 1 })).toBe('PROTOCOL_VERSION_MISMATCH');
     expect(await attempt({ ...handshakeAuth(id), signature: handshakeAuth(generateIdentity()).signature })).toBe('AUTH_BAD_SIGNATURE');
     expect(await attempt(handshakeAuth(id, Date.now() - 10 * 60_000))).toBe('AUTH_STALE');
@@ -139,7 +140,9 @@ describe('bad input against a live coordinator', () => {
     const good = encodeTensors(filled(manifest, 0.5));
     expect(await codeOf(a.upload(task, good, 1, { round: 2 }))).toBe('ROUND_WRONG');
     expect(await codeOf(a.send(EVENTS.updateCommit, a.signed(jobId, 1, STAGES.updateCommit, { transferId: newNonce(), updateHash: 'a'.repeat(64), numExamples: 1, metrics: {} })))).toBe('TRANSFER_UNKNOWN');
-    expect(await codeOf(a.send(EVENTS.updateChunk, a.signed(jobId, 1, STAGES.updateChunk, { transferId: newNonce(), index: 0, count: 1, totalBytes: 400_000_000 }, new Uint8Array(10))))).toBe('PAYLOAD_TOO_LARGE');
+    expect(await codeOf(a.send(EVENTS.updateChunk, a.signed(jobId, 1, STAGES.updateChunk, { transferId: newNonce(), index: 0, count: 25, totalBytes: 100_000_000 }, new Uint8Array(10))))).toBe('PAYLOAD_TOO_LARGE');
+    // Beyond what any model may declare, the schema already refuses it.
+    expect(await codeOf(a.send(EVENTS.updateChunk, a.signed(jobId, 1, STAGES.updateChunk, { transferId: newNonce(), index: 0, count: 1, totalBytes: 400_000_000 }, new Uint8Array(10))))).toBe('VALIDATION_FAILED');
     expect(await codeOf(a.upload(task, new Uint8Array(good.length).fill(7), 1))).toBe('CODEC_MALFORMED');
     expect(await codeOf(a.upload(task, encodeTensors(filled(manifest, 0.5).slice(1)), 1))).toBe('MODEL_SHAPE_MISMATCH');
     const reshaped = filled(manifest, 0.5).map((t, i) => (i === 0 ? { ...t, shape: [...t.shape].reverse() } : t));

@@ -37,6 +37,15 @@ describe('RoundCollector', () => {
     expect(() => send(c, 'b', update(1), 1024)).toThrow(expect.objectContaining({ code: 'ROUND_LATE_UPDATE' }));
   });
 
+  it('lets a client retry with a fresh transfer after a rejected commit', () => {
+    const agg = new PlaintextAggregator(manifest);
+    const c = new RoundCollector(1, ['a'], agg, 16, 60_000);
+    expect(() => send(c, 'a', update(NaN), 16)).toThrow(expect.objectContaining({ code: 'CODEC_NON_FINITE' }));
+    send(c, 'a', update(2), 16);
+    expect(c.close().participants).toEqual(['a']);
+    expect(Array.from(agg.result().weightedDeltaSum[0])).toEqual([2, 2, 2]);
+  });
+
   it('records deadline misses and disconnects as failures', async () => {
     const c = new RoundCollector(1, ['a', 'b', 'c'], new PlaintextAggregator(manifest), 1024, 50);
     c.markFailed('b', 'DISCONNECTED');

@@ -49,7 +49,8 @@ export class RoundCollector {
   handleChunk(clientId: string, body: UpdateChunkBody, data: Uint8Array | undefined): void {
     this.assertCanSend(clientId);
     let upload = this.uploads.get(clientId);
-    if (!upload) {
+    // A first chunk of another transfer restarts the upload: a client may retry after an error.
+    if (!upload || (body.index === 0 && upload.currentTransferId !== body.transferId)) {
       upload = new UploadAssembler(this.aggregator.maxUpdateBytes, this.chunkBytes);
       this.uploads.set(clientId, upload);
     }

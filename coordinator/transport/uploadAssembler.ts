@@ -15,6 +15,11 @@ export class UploadAssembler {
 
   constructor(private readonly maxBytes: number, private readonly chunkBytes: number) {}
 
+  /** The transfer this assembler is receiving, once its first chunk arrived. */
+  get currentTransferId(): string | null {
+    return this.transferId;
+  }
+
   add(body: UpdateChunkBody, data: Uint8Array | undefined): void {
     if (!data || data.length === 0) {
       throw new TributaryError('TRANSFER_CHUNK_INVALID', 'Expected a binary chunk attached to update:chunk.');
