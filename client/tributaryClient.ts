@@ -48,8 +48,12 @@ type TfModel = Awaited<ReturnType<typeof buildModel>>;
 export class TributaryClient extends EventEmitter {
   private connection: CoordinatorConnection | null = null;
   private model: TfModel | null = null;
+  private modelBuild: Promise<TfModel> | null = null;
   private joined: JoinResult | null = null;
   private queue: Promise<void> = Promise.resolve();
+  private markReady!: () => void;
+  /** Resolves once the first join has built the model: a task can arrive before that. */
+  private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
   backendName = '';
 
   constructor(private readonly options: TributaryClientOptions) {
@@ -112,27 +116,33 @@ export class TributaryClient extends EventEmitter {
     } catch (err) {
       const e = toTributaryError(err);
       if (e.code === 'JOB_NOT_RUNNING') {
-        const status = /completed/.test(e.message) ? 'completed' : 'failed';
+        const status = (e.details as { status?: string } | undefined)?.status === 'completed' ? 'completed' : 'failed';
         return { jobId: this.options.jobId, status, reason: e.message };
       }
-      // A transient failure (e.g. the coordinator is still resuming): retry after a pause.
+      // Transient (lost connection, store hiccup): the next 'connected' rejoins, or retry while still connected.
       if (e.code === 'INTERNAL' || e.code === 'STORE_UNAVAILABLE') {
         this.emit('warning', `join failed (${e.message}); retrying`);
-        await new Promise((r) => setTimeout(r, 500));
-        return this.joinJob();
+        await new Promise((r) => setTimeout(r, 1_000));
+        return conn === this.connection && conn.socket.connected ? this.joinJob() : null;
       }
       throw e;
     }
-    if (!this.joined) {
-      assertDatasetFitsInput(this.options.dataset, joined.spec.input);
-      this.model = await buildModel(joined.spec.model, joined.spec.input, joined.spec.seed);
+    if (!this.model) {
+      // Reconnects during the first build must not build a second model.
+      this.modelBuild ??= (async () => {
+        assertDatasetFitsInput(this.options.dataset, joined.spec.input);
+        return buildModel(joined.spec.model, joined.spec.input, joined.spec.seed);
+      })();
+      this.model = await this.modelBuild;
     }
     this.joined = joined;
+    this.markReady();
     this.emit('joined', joined);
     return null;
   }
 
   private async handleTask(task: RoundTask): Promise<void> {
+    await this.ready;
     const conn = this.connection;
     const joined = this.joined;
     const model = this.model;

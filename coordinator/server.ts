@@ -68,6 +68,8 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
       modelTopology: (job) => models.topology(job.spec),
     }),
   );
+  // Resume before listening, so a client that reconnects at once finds its job's runner.
+  await jobs.resumeRunningJobs();
   const httpServer = createServer(app);
   const sockets = new SocketServer(httpServer, directory, jobs, { authWindowMs: config.authWindowMs, logger });
   await new Promise<void>((resolve, reject) => {
@@ -77,7 +79,6 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
   const port = (httpServer.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info('coordinator listening', { url, store: store.kind, backend: models.backend });
-  await jobs.resumeRunningJobs();
 
   let closing: Promise<void> | null = null;
   return {

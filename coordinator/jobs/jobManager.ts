@@ -89,7 +89,9 @@ export class JobManager {
   async requireJoinable(jobId: string): Promise<JobRecord> {
     const job = await this.getJob(jobId);
     if (job.status !== 'running' || !this.runners.has(jobId)) {
-      throw new TributaryError('JOB_NOT_RUNNING', `Job ${jobId} is ${job.status}; only running jobs accept participants.`);
+      throw new TributaryError('JOB_NOT_RUNNING', `Job ${jobId} is ${job.status}; only running jobs accept participants.`, {
+        details: { status: job.status, reason: job.failureReason },
+      });
     }
     return job;
   }

@@ -10,7 +10,7 @@ import type { Strategy } from '../strategy/strategy';
 import type { ClientDirectory } from '../transport/clientDirectory';
 import { RoundCollector } from './roundCollector';
 import { ROUND_STATES, RoundStateMachine } from './roundStates';
-import { seededRandom } from './seededRandom';
+import { createRng, deriveSeed } from '../../shared/data/random';
 
 /** What the round-completed hook receives (contracts and contribution scoring plug in here). */
 export interface RoundCompletedEvent {
@@ -171,7 +171,7 @@ export class JobRunner {
     }
 
     m.to(ROUND_STATES.selecting);
-    const rng = seededRandom(spec.seed, round, attempt);
+    const rng = createRng(deriveSeed(spec.seed, 'sample', round, attempt));
     const plan = this.deps.strategy.configureTrain({ round, available: this.deps.directory.members(this.job.id), rng });
 
     m.to(ROUND_STATES.collecting);

@@ -1,0 +1,18 @@
+/** The TF.js side of Tributary: backend choice, models, weights as named tensors, local training and evaluation. */
+export { BACKEND_PREFERENCES, type BackendPreference, type SelectedBackend, selectBackend } from './backend';
+export {
+  type Conv2DBackpropFilterBackend,
+  conv2dBackpropFilterValues,
+  type FilterGradGeometry,
+  type FilterGradMethod,
+  isConv2DBackpropFilterRegistered,
+  registerConv2DBackpropFilter,
+  restoreStockConv2DBackpropFilter,
+  stockConv2DBackpropFilter,
+} from './conv2dBackpropFilter';
+export { assertDatasetFitsModel, batchTensors, type BatchTensors, modelNumClasses } from './datasetTensors';
+export { type EvaluateResult, evaluateModel } from './evaluate';
+export { correctCount, sparseCategoricalCrossEntropy } from './losses';
+export { buildModel, DEFAULT_MLP_HIDDEN_UNITS, initializerSeed, type TfModel } from './modelZoo';
+export { trainLocal, type TrainResult } from './train';
+export { getNamedWeights, matchWeights, setNamedWeights, weightManifest, weightName } from './weights';
