@@ -19,14 +19,14 @@ export function aggregationBench(params = 1_000_000, clients = 10) {
   const spec = JobSpecSchema.parse({ name: 'b', model: { kind: 'builtin', name: 'mlp' }, input: { shape: [1], numClasses: 2 }, rounds: 1 });
   const fedAvg = createStrategy(spec);
 
-  const plainSeconds = bestOf(5, () => {
+  const plainSeconds = bestOf(15, () => {
     const sum = new Float32Array(params);
     for (const u of updates) {
       const d = u.plain;
       for (let i = 0; i < params; i++) sum[i] += d[i];
     }
   });
-  const fedAvgSeconds = bestOf(5, () => {
+  const fedAvgSeconds = bestOf(15, () => {
     const agg = new PlaintextAggregator(manifest);
     updates.forEach((u, c) => agg.accept(`c${c}`, u.encoded, 100 + c));
     fedAvg.aggregateTrain(global, agg.result(), undefined);

@@ -4,7 +4,7 @@ import { coordinatorCommand, reportAndExit } from '../coordinator/cli';
 
 /** `tributary <role>`: one command, a subcommand per role. */
 const program = new Command('tributary')
-  .description('Tributary: federated learning with secure aggregation and a data marketplace.')
+  .description('Tributary: a federated-learning coordinator and the data-provider client.')
   .addCommand(coordinatorCommand())
   .addCommand(clientCommand());
 

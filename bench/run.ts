@@ -1,0 +1,169 @@
+/**
+ * Every Tributary benchmark in one run (so ratios between figures are meaningful), a table on stdout,
+ * and bench/results.json. Run: npm run bench   (progress goes to stderr). See bench/README.md.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { aggregationBench } from './aggregation.bench';
+import { codecBench } from './codec.bench';
+import { checkFastSigner } from './fastIdentity';
+import { round } from './harness';
+import { orchestrationBench } from './orchestration.bench';
+import { scaleBench } from './scale.bench';
+import { trainingBench } from './training.bench';
+
+type Row = [figure: string, value: string, note?: string];
+
+const fmt = (x: number | null | undefined, unit = '') =>
+  x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${x.toLocaleString('en-US', { maximumFractionDigits: 3 })}${unit}`;
+
+async function section<T>(name: string, fn: () => T | Promise<T>): Promise<T | { error: string }> {
+  process.stderr.write(`bench: ${name}...`);
+  const t0 = performance.now();
+  try {
+    const result = await fn();
+    process.stderr.write(` ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    return result;
+  } catch (err) {
+    process.stderr.write(` failed: ${String((err as Error)?.stack ?? err)}\n`);
+    return { error: String((err as Error)?.message ?? err) };
+  }
+}
+
+function isError(x: unknown): x is { error: string } {
+  return typeof x === 'object' && x !== null && 'error' in x;
+}
+
+function printTable(title: string, rows: Row[]): void {
+  const w0 = Math.max(...rows.map((r) => r[0].length), 6);
+  const w1 = Math.max(...rows.map((r) => r[1].length), 5);
+  process.stdout.write(`\n${title}\n${'-'.repeat(title.length)}\n`);
+  for (const [a, b, c] of rows) process.stdout.write(`  ${a.padEnd(w0)}  ${b.padStart(w1)}${c ? `  ${c}` : ''}\n`);
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const cpuList = cpus();
+  const machine = {
+    cpus: cpuList.length,
+    cpuModel: cpuList[0]?.model ?? 'unknown',
+    totalMemGiB: round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverage1mAtStart: round(loadavg()[0]),
+  };
+
+  const aggregation = await section('aggregation (FedAvg, 10 x 1M parameters)', () => aggregationBench());
+  const codec = await section('codec (10M parameters)', () => codecBench());
+  const training = await section('training (MNIST, every backend)', () => trainingBench(2000, 32));
+  const signer = checkFastSigner();
+  const orchestration = await section('orchestration (10 and 100 light clients)', async () => ({
+    signer: {
+      fastSignerMatchesTweetnacl: signer.identical,
+      tweetnaclSignMs: round(signer.tweetnaclSignMs),
+      nodeCryptoSignMs: round(signer.nodeCryptoSignMs),
+    },
+    ...(await orchestrationBench([10, 100], 50, 120_000)),
+  }));
+  const scale = await section('scale (idle authenticated clients)', () => scaleBench([1_000, 5_000, 10_000], 90_000, 12));
+
+  const results = {
+    machine,
+    startedAt: startedAt.toISOString(),
+    durationSeconds: round((performance.now() - t0) / 1000),
+    aggregation,
+    codec,
+    training,
+    orchestration,
+    scale,
+  };
+  const file = join(__dirname, 'results.json');
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+
+  process.stdout.write(
+    `Tributary benchmarks: ${machine.cpus} x ${machine.cpuModel}, ${machine.totalMemGiB} GiB, Node ${machine.node}, ` +
+      `load ${machine.loadAverage1mAtStart} at start, ${results.durationSeconds} s in all\n`,
+  );
+
+  if (isError(aggregation)) printTable('Aggregation', [['error', aggregation.error]]);
+  else
+    printTable(`Aggregation: FedAvg over ${aggregation.clients} updates of ${fmt(aggregation.params)} parameters`, [
+      ['FedAvg', fmt(aggregation.fedAvgParamsPerSecond), 'params/s (decode + finite check + weighted sum + server step)'],
+      ['plain Float32 sum loop', fmt(aggregation.plainFloat32SumParamsPerSecond), 'params/s'],
+      ['FedAvg time / plain sum time', fmt(aggregation.slowdownVsPlainSum), 'x (1 = as fast as the bare loop)'],
+    ]);
+
+  if (isError(codec)) printTable('Codec', [['error', codec.error]]);
+  else
+    printTable(`Codec: ${fmt(codec.megabytes)} MB model`, [
+      ['encode', fmt(codec.encodeMBps), 'MB/s'],
+      ['decode (copy)', fmt(codec.decodeMBps), 'MB/s'],
+      ['decode (zero copy + finite check)', fmt(codec.decodeZeroCopyWithFiniteCheckMBps), 'MB/s'],
+      ['SHA-256 content hash', fmt(codec.sha256MBps), 'MB/s'],
+    ]);
+
+  if (isError(training)) printTable('Training', [['error', training.error]]);
+  else {
+    const rows: Row[] = [];
+    for (const b of training.backends) {
+      if (!b.available) rows.push([b.backend, 'unavailable', b.reason]);
+      else for (const f of b.figures) rows.push([`${b.backend} ${f.model}`, fmt(f.samplesPerSecond), `samples/s (${fmt(f.parameters)} params, epoch ${fmt(f.epochSeconds)} s)`]);
+    }
+    const sps = (backend: string, model: string) =>
+      training.backends.flatMap((b) => (b.available && b.backend === backend ? b.figures : [])).find((f) => f.model === model)?.samplesPerSecond;
+    const wasmCnn = sps('wasm', 'mnist-cnn');
+    const cpuCnn = sps('cpu', 'mnist-cnn');
+    if (wasmCnn && cpuCnn) rows.push(['mnist-cnn wasm / cpu', fmt(round(wasmCnn / cpuCnn)), 'x']);
+    printTable(`Training: ${training.examples} MNIST digits, batch ${training.batchSize}, second epoch timed`, rows);
+  }
+
+  if (isError(orchestration)) printTable('Orchestration', [['error', orchestration.error]]);
+  else {
+    const rows: Row[] = [];
+    for (const s of orchestration.scenarios) {
+      const tag = `${s.clients} clients`;
+      rows.push(
+        [`${tag}: overhead per round, median`, fmt(s.overheadMsMedian, ' ms'), `p95 ${fmt(s.overheadMsP95, ' ms')}, max ${fmt(s.overheadMsMax, ' ms')} over ${s.roundsMeasured} rounds${s.completed ? '' : ` (INCOMPLETE: ${s.stoppedEarly ?? ''})`}`],
+        [`${tag}: per client`, fmt(s.overheadMsPerClientMedian, ' ms')],
+        [`${tag}: round start to next start`, fmt(s.cycleMsMedian, ' ms'), 'median'],
+        [`${tag}: load generator's share`, fmt(s.loadGeneratorBusyMsMedian, ' ms'), 'median per round, sync client work on the same event loop'],
+        [`${tag}: process CPU per round`, fmt(s.processCpuMsPerRound, ' ms'), 'coordinator + clients, user+sys'],
+      );
+      if (s.clientErrors.length > 0) rows.push([`${tag}: client errors`, String(s.clientErrors.length), s.clientErrors[0]]);
+    }
+    rows.push([
+      'stock client signature (tweetnacl)',
+      fmt(orchestration.signer.tweetnaclSignMs, ' ms'),
+      `vs ${fmt(orchestration.signer.nodeCryptoSignMs, ' ms')} node:crypto (identical bytes: ${orchestration.signer.fastSignerMatchesTweetnacl})`,
+    ]);
+    printTable(`Orchestration: ${orchestration.model}, zero-training clients, ${orchestration.warmupRounds} warm-up round`, rows);
+  }
+
+  if (isError(scale)) printTable('Scale', [['error', scale.error]]);
+  else {
+    const rows: Row[] = [['open files (ulimit -n soft/hard)', `${fmt(scale.openFilesSoftLimit)}/${fmt(scale.openFilesHardLimit)}`, `ephemeral ports ${scale.ephemeralPorts ?? 'n/a'}`]];
+    for (const s of scale.steps) {
+      const tag = `${fmt(s.target)} clients`;
+      rows.push(
+        [`${tag}: connected`, `${fmt(s.connected)}/${fmt(s.target)}`, `${fmt(s.failed)} failed; health ${fmt(s.healthConnectedClients)}; ${fmt(s.stillConnectedAfterHold)} still up after ${s.holdSeconds} s idle${s.stoppedEarly ? ` (${s.stoppedEarly})` : ''}`],
+        [`${tag}: time to connect all`, fmt(s.connectSeconds, ' s'), `${fmt(s.connectsPerSecond)} handshakes/s`],
+      );
+      if (s.coordinator) {
+        rows.push(
+          [`${tag}: coordinator RSS`, `${fmt(s.coordinator.rssBeforeMiB)} -> ${fmt(s.coordinator.rssAfterMiB)} MiB`, `${fmt(s.coordinator.rssKiBPerClient)} KiB per client`],
+          [`${tag}: coordinator V8 heap`, `${fmt(s.coordinator.heapUsedBeforeMiB)} -> ${fmt(s.coordinator.heapUsedAfterMiB)} MiB`, `${fmt(s.coordinator.heapKiBPerClient)} KiB per client`],
+        );
+      }
+      if (s.errors.length > 0) rows.push([`${tag}: errors`, String(s.failed), s.errors.join('; ')]);
+    }
+    for (const skipped of scale.skipped) rows.push(['skipped', skipped]);
+    printTable('Scale: idle authenticated socket.io clients, coordinator in a child process', rows);
+  }
+  process.stdout.write(`\nwrote ${file}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${String((err as Error)?.stack ?? err)}\n`);
+  process.exitCode = 1;
+});
