@@ -1,0 +1,195 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { decodeTensors } from '../shared/codec/modelCodec';
+import { datasetToCsv } from '../shared/data/csvWriter';
+import { evaluateModel } from '../shared/ml/evaluate';
+import { buildModel } from '../shared/ml/modelZoo';
+import { setNamedWeights } from '../shared/ml/weights';
+import { JobSpecSchema } from '../shared/schemas/jobSpec';
+import { startCoordinator } from '../coordinator/server';
+import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import type { ExampleOptions, ExampleTask } from './exampleTask';
+import { formatPartition } from './partitionOption';
+
+const REPO_ROOT = resolve(__dirname, '..');
+
+/** One committed round as the demo reports it. */
+export interface RoundSummary {
+  round: number;
+  participants: number;
+  selected: number;
+  validationAccuracy: number;
+  validationLoss: number;
+  trainLoss: number;
+  seconds: number;
+  /** Failed attempts of this round before it committed (dropouts, deadlines). */
+  failedAttempts: number;
+}
+
+/** The result of one example federation; the stable part is what `--json` prints. */
+export interface FederationResult {
+  example: string;
+  clients: number;
+  rounds: number;
+  partition: string;
+  seed: number;
+  backend: string;
+  secureAggregation: string;
+  accuracyByRound: number[];
+  finalAccuracy: number;
+  roundSeconds: number[];
+  status: string;
+  jobId: string;
+  modelHash: string;
+  finalTestLoss: number;
+  testExamples: number;
+  wallSeconds: number;
+  clientBackends: string[];
+  roundDetails: RoundSummary[];
+}
+
+export interface FederationOptions extends ExampleOptions {
+  backend: string;
+  outDir: string;
+  /** Called after each committed round (live progress). */
+  onRound?: (round: RoundSummary) => void;
+  onLog?: (line: string) => void;
+}
+
+/**
+ * Runs a complete local federation for an example: an in-process coordinator on 127.0.0.1 (port 0),
+ * the buyer's job and validation set over REST, one OS process per client, and at the end the
+ * buyer's evaluation of the downloaded model on the held-out test set. Cleans up every process it
+ * started, by PID.
+ */
+export async function runFederation(task: ExampleTask, options: FederationOptions): Promise<FederationResult> {
+  const started = Date.now();
+  const dataDir = join(options.outDir, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const rounds: RoundSummary[] = [];
+  let store: Awaited<ReturnType<typeof startCoordinator>>['store'] | null = null;
+  const onRoundCompleted = async (e: RoundCompletedEvent) => {
+    const attempts = store ? (await store.listRounds(e.job.id)).filter((r) => r.round === e.round.round && r.status === 'failed').length : 0;
+    const m = e.round.metrics;
+    const summary: RoundSummary = {
+      round: e.round.round,
+      participants: e.round.participants.length,
+      selected: e.round.selected.length,
+      validationAccuracy: m.validation_accuracy ?? NaN,
+      validationLoss: m.validation_loss ?? NaN,
+      trainLoss: m.train_loss ?? NaN,
+      seconds: (m.durationMs ?? 0) / 1000,
+      failedAttempts: attempts,
+    };
+    rounds.push(summary);
+    options.onRound?.(summary);
+  };
+  const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: options.backend as never }, { onRoundCompleted });
+  store = coordinator.store;
+  const children: ChildProcess[] = [];
+  try {
+    const spec = task.jobSpec(options);
+    const created = await fetch(`${coordinator.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(spec),
+    });
+    const job = (await created.json()) as { id: string; error?: { message: string } };
+    if (!created.ok) throw new Error(`creating the job failed: ${job.error?.message}`);
+    const upload = await fetch(`${coordinator.url}/v1/jobs/${job.id}/validation-set`, {
+      method: 'PUT',
+      headers: { 'content-type': 'text/csv' },
+      body: datasetToCsv(task.validationSet(options.seed), task.input),
+    });
+    if (!upload.ok) throw new Error(`uploading the validation set failed: HTTP ${upload.status}`);
+    options.onLog?.(`coordinator ${coordinator.url} (evaluation backend ${coordinator.backend}), job ${job.id}`);
+
+    const clientBackends: string[] = [];
+    const log = createWriteStream(join(options.outDir, 'clients.log'));
+    for (let i = 0; i < options.clients; i++) {
+      const child = spawn(
+        process.execPath,
+        [
+          '-r', 'tsx/cjs', join(REPO_ROOT, task.clientEntry),
+          '--coordinator', coordinator.url, '--job', job.id, '--index', String(i), '--clients', String(options.clients),
+          '--partition', formatPartition(options.partition), '--seed', String(options.seed), '--data-dir', dataDir,
+          '--backend', options.backend,
+        ],
+        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      children.push(child);
+      let buffered = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        log.write(chunk);
+        buffered += chunk.toString('utf8');
+        for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          try {
+            const event = JSON.parse(line) as { event: string; backend?: string };
+            if (event.event === 'backend' && event.backend) clientBackends.push(event.backend);
+          } catch {
+            // not a JSON line: kept in the log only
+          }
+        }
+      });
+      child.stderr!.on('data', (chunk: Buffer) => log.write(chunk));
+    }
+
+    // If every client process dies, say so now instead of waiting out the job's quorum timeouts.
+    const jobDone = coordinator.jobs.waitForJob(job.id);
+    const clientsGone = Promise.all(children.map((c) => new Promise<void>((r) => (c.exitCode !== null ? r() : c.once('exit', () => r())))));
+    let finished = await Promise.race([jobDone, clientsGone.then(() => null)]);
+    finished ??= await Promise.race([jobDone, new Promise<null>((r) => setTimeout(() => r(null), 3_000))]);
+    if (!finished) throw new Error(`every client process exited before the job finished; see ${join(options.outDir, 'clients.log')}`);
+    const last = finished.currentRound;
+    // The buyer's view: download the final global model and test it on data no one trained on.
+    const bytes = new Uint8Array(await (await fetch(`${coordinator.url}/v1/jobs/${job.id}/checkpoints/${last}`)).arrayBuffer());
+    const parsedSpec = JobSpecSchema.parse(spec);
+    const model = await buildModel(parsedSpec.model, parsedSpec.input, parsedSpec.seed);
+    setNamedWeights(model, decodeTensors(bytes));
+    const test = await evaluateModel(model, task.testSet(options.seed));
+    model.dispose();
+    await Promise.all(children.map((c) => waitForExit(c, 30_000)));
+    log.end();
+
+    return {
+      example: task.name,
+      clients: options.clients,
+      rounds: options.rounds,
+      partition: formatPartition(options.partition),
+      seed: options.seed,
+      backend: clientBackends[0] ?? coordinator.backend,
+      secureAggregation: parsedSpec.secureAggregation,
+      accuracyByRound: rounds.map((r) => r.validationAccuracy),
+      finalAccuracy: test.accuracy,
+      roundSeconds: rounds.map((r) => r.seconds),
+      status: finished.status,
+      jobId: job.id,
+      modelHash: finished.modelHash,
+      finalTestLoss: test.loss,
+      testExamples: test.numExamples,
+      wallSeconds: (Date.now() - started) / 1000,
+      clientBackends,
+      roundDetails: rounds,
+    };
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await coordinator.close();
+  }
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
