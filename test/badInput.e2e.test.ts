@@ -12,6 +12,7 @@ import { EVENTS, PROTOCOL_VERSION, STAGES, type JoinResult } from '../shared/sch
 import { handshakeAuth } from '../client/coordinatorConnection';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { RawClient, type AckReply } from './support/rawClient';
+import { createJob } from './support/rest';
 
 jest.setTimeout(120_000);
 
@@ -33,10 +34,7 @@ describe('bad input against a live coordinator', () => {
 
   beforeAll(async () => {
     coordinator = await startCoordinator({ port: 0, logLevel: 'silent', backend: 'cpu' });
-    const res = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
+    jobId = await createJob(coordinator.url, {
         name: 'bad-input',
         model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
         input: { shape: [4], numClasses: 3 },
@@ -45,10 +43,7 @@ describe('bad input against a live coordinator', () => {
         maxClients: 2,
         roundDeadlineMs: 60_000,
         quorumTimeoutMs: 60_000,
-      }),
-    });
-    expect(res.status).toBe(201);
-    jobId = ((await res.json()) as { id: string }).id;
+      });
   });
 
   afterAll(async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { spawnTs } from './support/processes';
+import { createJob } from './support/rest';
 
 jest.setTimeout(120_000);
 
@@ -14,12 +15,13 @@ describe('client CLI', () => {
 
   beforeAll(async () => {
     c = await startCoordinator({ port: 0, logLevel: 'silent', backend: 'cpu' });
-    const res = await fetch(`${c.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'cli', model: { kind: 'builtin', name: 'mlp' }, input: { shape: [2], numClasses: 2 }, rounds: 1, quorumTimeoutMs: 60_000 }),
+    jobId = await createJob(c.url, {
+      name: 'cli',
+      model: { kind: 'builtin', name: 'mlp' },
+      input: { shape: [2], numClasses: 2 },
+      rounds: 1,
+      quorumTimeoutMs: 60_000,
     });
-    jobId = ((await res.json()) as { id: string }).id;
   });
   afterAll(async () => c?.close());
 

@@ -8,6 +8,7 @@ import { generateIdentity } from '../shared/identity/keyPair';
 import { MAX_CHUNK_BYTES, STAGES, EVENTS, type JoinResult } from '../shared/schemas/messages';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { RawClient } from './support/rawClient';
+import { createJob } from './support/rest';
 
 jest.setTimeout(180_000);
 
@@ -24,20 +25,14 @@ describe('large updates', () => {
   });
 
   it('moves a 10M-parameter update in chunks and applies it exactly', async () => {
-    const res = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      // 1000 inputs x 10000 hidden + 10000 x 10: just over 10M parameters.
-      body: JSON.stringify({
-        name: 'large',
-        model: { kind: 'builtin', name: 'mlp', hiddenUnits: [10_000] },
-        input: { shape: [1000], numClasses: 10 },
-        rounds: 1,
-        minClients: 1,
-      }),
+    // 1000 inputs x 10000 hidden + 10000 x 10: just over 10M parameters.
+    const jobId = await createJob(coordinator.url, {
+      name: 'large',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [10_000] },
+      input: { shape: [1000], numClasses: 10 },
+      rounds: 1,
+      minClients: 1,
     });
-    expect(res.status).toBe(201);
-    const jobId = ((await res.json()) as { id: string }).id;
     client = new RawClient(generateIdentity(), coordinator.url);
     await client.connect();
     const joined = await client.send(EVENTS.joinJob, client.signed(jobId, 0, STAGES.join, {}));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { contentHash } from '../shared/codec/modelCodec';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { freePort, spawnTs, waitFor, type Spawned } from './support/processes';
+import { createJob } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
 jest.setTimeout(240_000);
@@ -57,24 +58,18 @@ describeIfMongo('coordinator crash and resume', () => {
     await first.waitForLine((l) => l.includes('"url"'), 60_000);
 
     const rounds = 6;
-    const created = await fetch(`${url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: 'resume',
-        model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
-        input: { shape: [8], numClasses: 2 },
-        rounds,
-        minClients: 2,
-        localEpochs: 3,
-        batchSize: 16,
-        learningRate: 0.05,
-        roundDeadlineMs: 60_000,
-        quorumTimeoutMs: 60_000,
-      }),
+    const jobId = await createJob(url, {
+      name: 'resume',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
+      input: { shape: [8], numClasses: 2 },
+      rounds,
+      minClients: 2,
+      localEpochs: 3,
+      batchSize: 16,
+      learningRate: 0.05,
+      roundDeadlineMs: 60_000,
+      quorumTimeoutMs: 60_000,
     });
-    expect(created.status).toBe(201);
-    const jobId = ((await created.json()) as JobView).id;
 
     for (let i = 0; i < 2; i++) {
       const data = join(dir, `client${i}.csv`);

@@ -1,3 +1,5 @@
+import { sizeOfShape } from '../codec/tensors';
+
 /**
  * An in-memory labelled dataset: `count` examples of shape `exampleShape`, features as one row-major
  * Float32Array (`count × product(exampleShape)` values) and integer class labels.
@@ -10,11 +12,7 @@ export interface Dataset {
 }
 
 /** Number of feature values in one example (the product of its shape). */
-export function exampleSize(exampleShape: readonly number[]): number {
-  let n = 1;
-  for (const d of exampleShape) n *= d;
-  return n;
-}
+export const exampleSize: (exampleShape: readonly number[]) => number = sizeOfShape;
 
 /** Examples [start, end) as a new dataset (copies, so the result does not pin the source buffers). */
 export function sliceDataset(dataset: Dataset, start: number, end: number = dataset.count): Dataset {
