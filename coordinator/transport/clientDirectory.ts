@@ -22,7 +22,10 @@ export class ClientDirectory {
     this.events.setMaxListeners(0);
   }
 
+  /** Registers a connection. A client that connects again replaces its old connection, which leaves its jobs (it rejoins). */
   connect(link: ClientLink): void {
+    const previous = this.links.get(link.clientId);
+    if (previous && previous !== link) this.disconnect(link.clientId, previous, 'replaced by a new connection');
     this.links.set(link.clientId, link);
   }
 
