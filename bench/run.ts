@@ -7,6 +7,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { aggregationBench } from './aggregation.bench';
 import { codecBench } from './codec.bench';
+import { paillierBench } from './paillier.bench';
 import { checkFastSigner } from './fastIdentity';
 import { round } from './harness';
 import { orchestrationBench } from './orchestration.bench';
@@ -68,6 +69,8 @@ async function main(): Promise<void> {
   }));
   const scale = await section('scale (idle authenticated clients)', () => scaleBench([1_000, 5_000, 10_000], 90_000, 12));
 
+  const paillier = await section('packed Paillier (2048-bit, 100k parameters)', () => paillierBench());
+
   const results = {
     machine,
     startedAt: startedAt.toISOString(),
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
     training,
     orchestration,
     scale,
+    paillier,
   };
   const file = join(__dirname, 'results.json');
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
@@ -139,6 +143,15 @@ async function main(): Promise<void> {
     ]);
     printTable(`Orchestration: ${orchestration.model}, zero-training clients, ${orchestration.warmupRounds} warm-up round`, rows);
   }
+
+  if (isError(paillier)) printTable('Packed Paillier', [['error', paillier.error]]);
+  else
+    printTable(`Packed Paillier: ${paillier.keyBits}-bit key, ${fmt(paillier.parameters)} parameters, ${paillier.slotsPerCiphertext} values per ciphertext`, [
+      ['encrypt one update, 1 thread', fmt(paillier.encryptSeconds, ' s'), `${fmt(paillier.encryptValuesPerSecond)} values/s`],
+      [`encrypt one update, ${paillier.threads} threads`, fmt(paillier.parallelEncryptSeconds, ' s'), `${fmt(paillier.parallelEncryptValuesPerSecond)} values/s`],
+      ['ciphertext additions', fmt(paillier.ciphertextAdditionsPerSecond), 'per second'],
+      [`decrypt the aggregate of ${paillier.clients}`, fmt(paillier.decryptAggregateSeconds, ' s'), `${fmt(paillier.parallelDecryptAggregateSeconds, ' s')} in worker threads`],
+    ]);
 
   if (isError(scale)) printTable('Scale', [['error', scale.error]]);
   else {
