@@ -1,4 +1,7 @@
 /** The REST edge on a live coordinator: bad bodies get 400 with a code, and every route answers in the catalog's shape. */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { decodeTensors } from '../shared/codec/modelCodec';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 
 jest.setTimeout(60_000);
@@ -77,7 +80,8 @@ describe('REST API', () => {
     expect((await errorOf(res)).code).toBe('NOT_FOUND');
 
     // The initial model is downloadable in TF.js format.
-    const modelJson = (await (await fetch(`${c.url}/v1/jobs/${job.id}/model/model.json`)).json()) as {
+    // JSON.parse here, not Response.json(): tfjs-layers checks `instanceof Array`, which fails across jest's realms.
+    const modelJson = JSON.parse(await (await fetch(`${c.url}/v1/jobs/${job.id}/model/model.json`)).text()) as {
       format: string;
       modelTopology: { class_name?: string };
       weightsManifest: Array<{ paths: string[]; weights: Array<{ name: string; shape: number[] }> }>;
@@ -86,6 +90,17 @@ describe('REST API', () => {
     expect(modelJson.weightsManifest[0].paths).toEqual(['weights.bin']);
     const bin = await (await fetch(`${c.url}/v1/jobs/${job.id}/model/weights.bin`)).arrayBuffer();
     expect(bin.byteLength).toBe(job.parameters * 4);
+    // TF.js itself loads it, with the same weights as the coordinator's checkpoint.
+    const loaded = await tfl.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: modelJson.modelTopology as object, weightSpecs: modelJson.weightsManifest[0].weights as tf.io.WeightsManifestEntry[], weightData: bin }),
+    );
+    const checkpoint = decodeTensors(await c.jobs.modelBytes(job.id, 0));
+    const loadedWeights = loaded.getWeights();
+    expect(loadedWeights).toHaveLength(checkpoint.length);
+    for (let i = 0; i < checkpoint.length; i++) expect(Array.from(await loadedWeights[i].data())).toEqual(Array.from(checkpoint[i].data));
+    const out = loaded.predict(tf.tensor2d([[0.5, -1]])) as tf.Tensor;
+    expect(out.shape).toEqual([1, 2]);
+    loaded.dispose();
   });
 
   it('checks the validation set against the input spec', async () => {
