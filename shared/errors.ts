@@ -45,6 +45,11 @@ export const errorCatalog = {
   ROUND_LATE_UPDATE: { status: 409, message: 'The round has stopped collecting updates.' },
   ROUND_QUORUM_NOT_MET: { status: 503, message: 'Fewer clients answered than the round minimum.' },
 
+  // Secure aggregation (SecAgg+)
+  SECAGG_STAGE_OUT_OF_ORDER: { status: 409, message: 'A secure-aggregation message arrived for another stage than the current one.' },
+  SECAGG_MESSAGE_INVALID: { status: 400, message: 'A secure-aggregation message is malformed or inconsistent.' },
+  SECAGG_RECONSTRUCTION_FAILED: { status: 503, message: 'Too few shares survived to remove the masks.' },
+
   // Client-side data and training
   DATA_FILE_EMPTY: { status: 400, message: 'The dataset file has no rows.' },
   DATA_COLUMNS_MISMATCH: { status: 400, message: 'The dataset columns do not match the job\'s input spec.' },

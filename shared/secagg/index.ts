@@ -1,0 +1,16 @@
+/** SecAgg+ (Bonawitz et al. 2017; Bell et al. 2020): pure, transport-free protocol core. See serverProtocol.ts. */
+export * from './quantize';
+export * from './masks';
+export * from './keys';
+export * from './shamir';
+export * from './neighbours';
+export * from './stages';
+export * from './messages';
+export { SecAggPlusClient } from './clientProtocol';
+export {
+  SecAggPlusServer,
+  type SecAggPlusServerOptions,
+  type SecAggDropout,
+  type SecAggResult,
+  type SecAggStep,
+} from './serverProtocol';

@@ -1,0 +1,101 @@
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
+import nacl from 'tweetnacl';
+import { TributaryError } from '../errors';
+
+/** A raw X25519 key pair (32-byte keys, the same format in node:crypto, tweetnacl and RFC 7748). */
+export interface X25519KeyPair {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
+
+export const KEY_BYTES = 32;
+
+/** HKDF `info` for pairwise mask seeds; changing it changes every mask (version it). */
+export const PAIRWISE_MASK_INFO = 'tributary/secagg+/v1/pairwise-mask-seed';
+
+// Fixed ASN.1 prefixes that wrap a raw 32-byte X25519 key as PKCS#8 / SPKI DER (RFC 8410).
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+function checkKey(key: Uint8Array, what: string): void {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
+    throw new TributaryError('VALIDATION_FAILED', `${what} must be ${KEY_BYTES} bytes, got ${key?.length}`);
+  }
+}
+
+/** A fresh X25519 key pair (node:crypto). */
+export function generateKeyPair(): X25519KeyPair {
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  const spki = publicKey.export({ format: 'der', type: 'spki' });
+  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+  return {
+    publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)),
+    secretKey: new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length)),
+  };
+}
+
+/** The public key of a raw X25519 secret key (used to check a reconstructed key against its advertised public key). */
+export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
+  checkKey(secretKey, 'secret key');
+  const priv = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' });
+  const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+}
+
+/** The raw X25519 shared secret. Throws VALIDATION_FAILED for a low-order public key (all-zero secret). */
+export function sharedSecret(secretKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
+  checkKey(secretKey, 'secret key');
+  checkKey(peerPublicKey, 'peer public key');
+  try {
+    const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' });
+    const publicKey = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, peerPublicKey]), format: 'der', type: 'spki' });
+    const secret = diffieHellman({ privateKey, publicKey });
+    if (secret.every((b) => b === 0)) throw new Error('all-zero shared secret');
+    return new Uint8Array(secret);
+  } catch (err) {
+    throw new TributaryError('VALIDATION_FAILED', 'the peer public key is not a usable X25519 key', { cause: err });
+  }
+}
+
+/**
+ * The seed of the pairwise mask between two clients: HKDF-SHA256(X25519(sk_a, pk_b), salt = round
+ * id, info = PAIRWISE_MASK_INFO). Symmetric: both ends (and the server, after reconstructing a dropped
+ * client's secret key) derive the same 32 bytes.
+ */
+export function pairwiseMaskSeed(secretKey: Uint8Array, peerPublicKey: Uint8Array, roundId: string): Uint8Array {
+  const ikm = sharedSecret(secretKey, peerPublicKey);
+  return new Uint8Array(hkdfSync('sha256', ikm, Buffer.from(roundId, 'utf8'), PAIRWISE_MASK_INFO, 32));
+}
+
+/** 32 random bytes (a self-mask seed). */
+export function randomSeed(): Uint8Array {
+  return new Uint8Array(randomBytes(32));
+}
+
+/** HKDF `info` for the key that seals share bundles between two clients' encryption keys. */
+export const SHARE_BUNDLE_INFO = 'tributary/secagg+/v1/share-bundle-key';
+
+/** A sealed share bundle: nacl.secretbox (XSalsa20-Poly1305) under HKDF-SHA256(X25519(encryption keys)). */
+export interface SealedBox {
+  nonce: Uint8Array;
+  ciphertext: Uint8Array;
+}
+
+// nacl.box is X25519 + HSalsa20 + secretbox; we do the X25519 in node:crypto (~20x faster than
+// tweetnacl's) and derive the secretbox key with HKDF instead of HSalsa20 (both are standard KDFs).
+function boxKey(secretKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
+  const ikm = sharedSecret(secretKey, peerPublicKey);
+  return new Uint8Array(hkdfSync('sha256', ikm, Buffer.alloc(0), SHARE_BUNDLE_INFO, nacl.secretbox.keyLength));
+}
+
+/** Encrypts `plaintext` from the holder of `secretKey` to the holder of `peerPublicKey` (and only them). */
+export function seal(plaintext: Uint8Array, peerPublicKey: Uint8Array, secretKey: Uint8Array): SealedBox {
+  const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
+  return { nonce, ciphertext: nacl.secretbox(plaintext, nonce, boxKey(secretKey, peerPublicKey)) };
+}
+
+/** Decrypts a SealedBox; returns null when it does not authenticate. */
+export function open(box: SealedBox, peerPublicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null {
+  if (box.nonce.length !== nacl.secretbox.nonceLength) return null;
+  return nacl.secretbox.open(box.ciphertext, box.nonce, boxKey(secretKey, peerPublicKey));
+}

@@ -1,0 +1,206 @@
+import { generateKeyPair, open, pairwiseMaskSeed, publicKeyOf, randomSeed, seal } from './keys';
+import { addInPlace, applyMask, expandMask, subtractInPlace } from './masks';
+import {
+  ClientToServerSchema,
+  CollectMaskedVectorsReplySchema,
+  ServerToClientSchema,
+  SetupReplySchema,
+  UnmaskReplySchema,
+  bytesToVector,
+  vectorToBytes,
+} from './messages';
+import { neighbourGraph, recommendedNeighbourCount, recommendedThreshold, validateGraphParameters } from './neighbours';
+import {
+  dequantizeSum,
+  maxClientsFor,
+  quantize,
+  sumErrorBound,
+  weightUpdate,
+  weightedMeanErrorBound,
+  weightedMeanFromSum,
+} from './quantize';
+import { combineShares, splitSecret } from './shamir';
+
+const params = { clippingRange: 2, quantizationRange: 2 ** 16 };
+
+describe('quantize', () => {
+  it('counts (never silently clips) out-of-range values, and can reject them', () => {
+    const r = quantize([0, 1.5, 2.5, -3, 2], params);
+    expect(r.clipped).toBe(2);
+    expect(r.maxAbs).toBe(3);
+    expect(Array.from(r.values)).toEqual([32768, 57344, 65536, 0, 65536]);
+    expect(() => quantize([0, 2.5], params, { outOfRange: 'reject' })).toThrow(/outside the clipping range/);
+    expect(() => quantize([NaN], params)).toThrow(expect.objectContaining({ code: 'CODEC_NON_FINITE' }));
+  });
+
+  it('the dequantised sum of n clients is within n * c / R of the float sum', () => {
+    const n = 40;
+    const L = 5000;
+    const xs = Array.from({ length: n }, () => Float32Array.from({ length: L }, () => (Math.random() * 2 - 1) * 2));
+    const sum = new Uint32Array(L);
+    for (const x of xs) addInPlace(sum, quantize(x, params).values);
+    const deq = dequantizeSum(sum, n, params);
+    const bound = sumErrorBound(n, params);
+    let worst = 0;
+    for (let i = 0; i < L; i++) {
+      let exact = 0;
+      for (const x of xs) exact += x[i];
+      worst = Math.max(worst, Math.abs(deq[i] - exact));
+    }
+    expect(worst).toBeLessThanOrEqual(bound + 1e-12);
+    expect(worst).toBeGreaterThan(bound / 100); // the bound is not vacuous
+    expect(maxClientsFor(params)).toBe(65536 - 1);
+    expect(() => dequantizeSum(sum, 70000, params)).toThrow(/n must be/);
+  });
+
+  it('the weighted mean (Flower-style ratio weighting) survives within its bound', () => {
+    const n = 10;
+    const L = 1000;
+    const maxWeight = 1000;
+    const examples = Array.from({ length: n }, (_, i) => 50 + 97 * i);
+    const deltas = examples.map(() => Float32Array.from({ length: L }, () => Math.random() * 2 - 1));
+    const sum = new Uint32Array(L + 1);
+    const weighted = deltas.map((d, i) => weightUpdate(d, examples[i], maxWeight));
+    for (const w of weighted) addInPlace(sum, quantize(w, params).values);
+    const mean = weightedMeanFromSum(dequantizeSum(sum, n, params));
+    const ratioSum = weighted.reduce((a, w) => a + w[L], 0);
+    for (let i = 0; i < L; i++) {
+      let num = 0;
+      let den = 0;
+      for (let c = 0; c < n; c++) {
+        num += deltas[c][i] * examples[c];
+        den += examples[c];
+      }
+      const exact = num / den;
+      // + float32 rounding of delta * ratio (relative 2^-24 per term).
+      const bound = weightedMeanErrorBound(Math.abs(exact), ratioSum, n, params) + 1e-6;
+      expect(Math.abs(mean[i] - exact)).toBeLessThanOrEqual(bound);
+    }
+  });
+});
+
+describe('masks', () => {
+  it('ChaCha20 keystream matches RFC 8439 (all-zero key and nonce)', () => {
+    const m = expandMask(new Uint8Array(32), 4);
+    expect(Buffer.from(vectorToBytes(m)).toString('hex')).toBe('76b8e0ada0f13d90405d6ae55386bd28');
+  });
+  it('add and subtract wrap mod 2^32 and cancel', () => {
+    const a = Uint32Array.from([0xffffffff, 5, 0]);
+    addInPlace(a, Uint32Array.from([2, 0xfffffffe, 0]));
+    expect(Array.from(a)).toEqual([1, 3, 0]);
+    subtractInPlace(a, Uint32Array.from([2, 4, 1]));
+    expect(Array.from(a)).toEqual([0xffffffff, 0xffffffff, 0xffffffff]);
+    const seed = randomSeed();
+    const x = Uint32Array.from({ length: 100 }, (_, i) => i);
+    applyMask(applyMask(x, seed, 1), seed, -1);
+    expect(Array.from(x)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(() => expandMask(new Uint8Array(31), 4)).toThrow(/32 bytes/);
+  });
+
+  it('removing any strict subset of the masks does not reveal the input', () => {
+    const L = 256;
+    const input = new Uint32Array(L).fill(42);
+    const me = generateKeyPair();
+    const peers = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const selfSeed = randomSeed();
+    const seeds = peers.map((p) => pairwiseMaskSeed(me.secretKey, p.publicKey, 'r'));
+    const all = [{ seed: selfSeed, sign: 1 as const }, ...seeds.map((seed, i) => ({ seed, sign: (i % 2 ? 1 : -1) as 1 | -1 }))];
+    const masked = Uint32Array.from(input);
+    for (const m of all) applyMask(masked, m.seed, m.sign);
+    const equalsInput = (v: Uint32Array) => v.every((x, i) => x === input[i]);
+    expect(equalsInput(masked)).toBe(false);
+    for (let omit = 0; omit < all.length; omit++) {
+      const v = Uint32Array.from(masked);
+      all.forEach((m, i) => i !== omit && applyMask(v, m.seed, m.sign === 1 ? -1 : 1));
+      expect(equalsInput(v)).toBe(false);
+    }
+    const v = Uint32Array.from(masked);
+    for (const m of all) applyMask(v, m.seed, m.sign === 1 ? -1 : 1);
+    expect(equalsInput(v)).toBe(true);
+  });
+});
+
+describe('keys and shamir', () => {
+  it('pairwise seeds are symmetric and bound to the round; sealed bundles open only for the recipient', () => {
+    const a = generateKeyPair();
+    const b = generateKeyPair();
+    const c = generateKeyPair();
+    expect(pairwiseMaskSeed(a.secretKey, b.publicKey, 'r1')).toEqual(pairwiseMaskSeed(b.secretKey, a.publicKey, 'r1'));
+    expect(pairwiseMaskSeed(a.secretKey, b.publicKey, 'r1')).not.toEqual(pairwiseMaskSeed(a.secretKey, b.publicKey, 'r2'));
+    expect(publicKeyOf(a.secretKey)).toEqual(a.publicKey);
+    const box = seal(new Uint8Array([1, 2, 3]), b.publicKey, a.secretKey);
+    expect(open(box, a.publicKey, b.secretKey)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(open(box, a.publicKey, c.secretKey)).toBeNull();
+    box.ciphertext[0] ^= 1;
+    expect(open(box, a.publicKey, b.secretKey)).toBeNull();
+    expect(() => pairwiseMaskSeed(a.secretKey, new Uint8Array(32), 'r')).toThrow(/not a usable X25519 key/);
+  });
+
+  it('t of n shares reconstruct a 32-byte secret; t - 1 do not', async () => {
+    const secret = randomSeed();
+    const shares = await splitSecret(secret, 10, 6);
+    expect(await combineShares(shares.slice(4))).toEqual(secret);
+    expect(await combineShares(shares.slice(5))).not.toEqual(secret);
+    await expect(splitSecret(secret, 5, 1)).rejects.toThrow(/threshold/);
+    await expect(combineShares([shares[0], shares[0]])).rejects.toThrow(/same x-coordinate/);
+  });
+});
+
+describe('neighbour graph', () => {
+  it.each([5, 7, 30, 100])('n = %i: symmetric, k-regular, deterministic, order-independent', (n) => {
+    const ids = Array.from({ length: n }, (_, i) => `c${i}`);
+    const k = recommendedNeighbourCount(n);
+    validateGraphParameters(n, k, recommendedThreshold(k));
+    const g = neighbourGraph('seed', ids, k);
+    expect(neighbourGraph('seed', [...ids].reverse(), k)).toEqual(g);
+    expect(neighbourGraph('other', ids, k)).not.toEqual(k < n - 1 ? g : null);
+    for (const [id, ns] of g) {
+      expect(ns).toHaveLength(k);
+      expect(new Set(ns).size).toBe(k);
+      expect(ns).not.toContain(id);
+      for (const j of ns) expect(g.get(j)).toContain(id);
+    }
+  });
+  it('validates k and t', () => {
+    expect(() => validateGraphParameters(10, 3, 2)).toThrow(/even/);
+    expect(() => validateGraphParameters(10, 4, 2)).toThrow(/more than half/);
+    expect(() => validateGraphParameters(10, 4, 5)).toThrow(/threshold/);
+    expect(() => validateGraphParameters(2, 1, 2)).toThrow(/at least 3/);
+  });
+});
+
+describe('message schemas reject malformed messages', () => {
+  const key = new Uint8Array(32);
+  const good = { stage: 'setup', roundId: 'r', clientId: 'a', encryptionPublicKey: key, maskPublicKey: key };
+  it('accepts a well-formed reply', () => {
+    expect(SetupReplySchema.safeParse(good).success).toBe(true);
+    expect(bytesToVector(vectorToBytes(Uint32Array.from([1, 0xffffffff])))).toEqual(Uint32Array.from([1, 0xffffffff]));
+  });
+  it.each([
+    ['unknown stage', { ...good, stage: 'bogus' }],
+    ['short key', { ...good, maskPublicKey: new Uint8Array(31) }],
+    ['key as string', { ...good, maskPublicKey: 'aa' }],
+    ['bad client id', { ...good, clientId: 'a b' }],
+    ['long client id', { ...good, clientId: 'x'.repeat(129) }],
+    ['extra field', { ...good, secretKey: key }],
+    ['vector not a multiple of 4', { stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: new Uint8Array(5) }],
+    ['empty vector', { stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: new Uint8Array(0) }],
+    ['short share', { stage: 'unmask', roundId: 'r', clientId: 'a', selfMaskShares: [{ ownerId: 'b', share: new Uint8Array(32) }], maskKeyShares: [] }],
+    ['too many shares', { stage: 'unmask', roundId: 'r', clientId: 'a', selfMaskShares: Array(256).fill({ ownerId: 'b', share: new Uint8Array(33) }), maskKeyShares: [] }],
+  ])('client -> server: %s', (_name, msg) => {
+    expect(ClientToServerSchema.safeParse(msg).success).toBe(false);
+  });
+  it.each([
+    ['modulus other than 2^32', { stage: 'setup', roundId: 'r', clientIds: ['a', 'b', 'c'], params: { vectorLength: 1, neighbourCount: 2, threshold: 2, clippingRange: 8, quantizationRange: 4, modulus: 2 ** 31, graphSeed: 's' } }],
+    ['too few clients', { stage: 'setup', roundId: 'r', clientIds: ['a'], params: { vectorLength: 1, neighbourCount: 2, threshold: 2, clippingRange: 8, quantizationRange: 4, modulus: 2 ** 32, graphSeed: 's' } }],
+    ['oversized ciphertext', { stage: 'collect-masked-vectors', roundId: 'r', bundles: [{ from: 'b', nonce: new Uint8Array(24), ciphertext: new Uint8Array(5000) }] }],
+    ['bad nonce', { stage: 'collect-masked-vectors', roundId: 'r', bundles: [{ from: 'b', nonce: new Uint8Array(12), ciphertext: new Uint8Array(50) }] }],
+    ['ids not an array', { stage: 'unmask', roundId: 'r', activeIds: 'a', droppedIds: [] }],
+  ])('server -> client: %s', (_name, msg) => {
+    expect(ServerToClientSchema.safeParse(msg).success).toBe(false);
+  });
+  it('exported per-stage schemas are strict', () => {
+    expect(CollectMaskedVectorsReplySchema.safeParse({ stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: [1, 2, 3, 4] }).success).toBe(false);
+    expect(UnmaskReplySchema.safeParse({ stage: 'unmask', roundId: 'r', clientId: 'a', selfMaskShares: [] }).success).toBe(false);
+  });
+});

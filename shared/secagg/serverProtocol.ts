@@ -1,0 +1,403 @@
+/**
+ * SecAgg+ server (the coordinator's half): secure aggregation of quantised vectors in Z_(2^32) with
+ * dropout recovery over a sparse graph. Follows Bonawitz et al., "Practical Secure Aggregation for
+ * Privacy-Preserving Machine Learning" (CCS 2017, Section 4 / Fig. 4: rounds 0-4) with the k-regular
+ * communication graph of Bell et al., "Secure Single-Server Aggregation with (Poly)Logarithmic
+ * Overhead" (CCS 2020, Section 3), and the stage layout of Flower's SecAggPlusWorkflow.
+ *
+ * Stages (each ends when the caller calls `advance()`, e.g. at a deadline; clients that did not
+ * answer are recorded in `dropouts`, never thrown):
+ * 1. setup (Bonawitz round 0 "AdvertiseKeys"): the server sends the parameters, the graph seed and
+ *    the client list; each client computes its k neighbours (a Harary graph over a seeded permutation,
+ *    Bell et al. Sec. 3.2) and answers two fresh X25519 public keys: an encryption key (sealing of
+ *    share bundles) and a mask key (pairwise mask agreement).
+ * 2. share-keys (round 1 "ShareKeys"): each client gets its surviving neighbours' keys, picks a
+ *    self-mask seed b_i, Shamir-splits b_i and its mask secret key (threshold t among its
+ *    neighbours) and seals one bundle per neighbour. The server only routes the ciphertexts: it holds
+ *    no encryption secret key, so it cannot open them.
+ * 3. collect-masked-vectors (round 2 "MaskedInputCollection"): each client opens the bundles sent to
+ *    it and answers y_i = x_i + PRG(b_i) + sum_{j>i} PRG(s_ij) - sum_{j<i} PRG(s_ij) over the
+ *    neighbours j that sent it bundles; s_ij = HKDF-SHA256(X25519(mask keys), round id); PRG = ChaCha20.
+ * 4. unmask (round 4 "Unmasking"; round 3 "ConsistencyCheck" is the malicious-model step, not done):
+ *    each surviving client reveals, per neighbour, the b-share if that neighbour's masked vector
+ *    arrived, the mask-key share if it dropped after share-keys — never both. The server
+ *    reconstructs (>= t shares each, a reconstructed mask key is checked against its public key),
+ *    removes the self masks of the survivors and the survivors' pairwise masks with the dropped
+ *    clients, and returns the sum mod 2^32. With fewer than t shares for any client it aborts with
+ *    ROUND_QUORUM_NOT_MET.
+ *
+ * Parameters: vectorLength; neighbourCount k (even, <= n - 1; default 2*ceil(log2 n), capped at
+ * n - 1); threshold t (2t > k; default floor(k/2) + 1); quantisation (clippingRange,
+ * quantizationRange; modulus fixed at 2^32 with n * quantizationRange < 2^32); minClients (default
+ * max(t, 3)): fewer survivors at any stage aborts.
+ *
+ * Privacy trade-offs: semi-honest (honest-but-curious) server and clients; the server learns the sum
+ * of the survivors' inputs and who dropped, nothing about an individual input as long as fewer than t
+ * of each client's k neighbours collude with it. A malicious server could lie about dropouts (no
+ * consistency-check round, no signed keys — bind keys to identities at the transport layer); 2t > k
+ * prevents asking disjoint halves of a neighbourhood for both secrets. Sparse graphs cut per-client
+ * cost from O(n) to O(k) keys and masks at the price of tolerating fewer colluders per neighbourhood.
+ * The graph seed comes from the server (Bell et al. assume it is honest for graph generation).
+ */
+import { TributaryError } from '../errors';
+import { pairwiseMaskSeed, publicKeyOf } from './keys';
+import { addInPlace, applyMask } from './masks';
+import {
+  bytesToVector,
+  ClientToServerSchema,
+  SECAGG_LIMITS,
+  type ClientToServer,
+  type SecAggParameters,
+  type ServerToClient,
+  type ShareKeysReply,
+  type UnmaskReply,
+} from './messages';
+import { neighbourGraph, recommendedNeighbourCount, recommendedThreshold, validateGraphParameters, type ClientId } from './neighbours';
+import { DEFAULT_QUANTIZATION, MODULUS, validateQuantization, type QuantizationParameters } from './quantize';
+import { combineShares } from './shamir';
+import { isServerTransition, SERVER_TRANSITIONS, secaggError, stageOutOfOrder, type SecAggStage, type ServerState } from './stages';
+
+export interface SecAggPlusServerOptions {
+  roundId: string;
+  /** The clients sampled for this round (3 to 1023). */
+  clientIds: readonly ClientId[];
+  vectorLength: number;
+  /** @default min(n - 1, 2 * ceil(log2 n)) */
+  neighbourCount?: number;
+  /** @default floor(neighbourCount / 2) + 1 */
+  threshold?: number;
+  /** @default { clippingRange: 8, quantizationRange: 2 ** 22 } */
+  quantization?: QuantizationParameters;
+  /** Seed of the neighbour graph. @default a random 128-bit hex string */
+  graphSeed?: string;
+  /** Fewest clients allowed in the sum; fewer survivors at any stage abort. @default max(threshold, 3) */
+  minClients?: number;
+}
+
+export interface SecAggDropout {
+  clientId: ClientId;
+  /** The stage whose reply never came (or whose request could not be sent). */
+  stage: SecAggStage;
+  reason: 'no-reply' | 'too-few-neighbours';
+}
+
+export interface SecAggResult {
+  /** Sum mod 2^32 of the contributors' quantised inputs; dequantise with dequantizeSum(sum, contributors.length). */
+  sum: Uint32Array;
+  contributors: ClientId[];
+  dropouts: SecAggDropout[];
+}
+
+export type SecAggStep =
+  | { done: false; stage: SecAggStage; requests: Map<ClientId, ServerToClient> }
+  | { done: true; result: SecAggResult };
+
+interface Keys {
+  encryptionPublicKey: Uint8Array;
+  maskPublicKey: Uint8Array;
+}
+
+export class SecAggPlusServer {
+  readonly params: Readonly<SecAggParameters>;
+  readonly roundId: string;
+  readonly clientIds: readonly ClientId[];
+  readonly minClients: number;
+  readonly graph: ReadonlyMap<ClientId, readonly ClientId[]>;
+  private state: ServerState = 'idle';
+  /** Clients a request went to in the current stage, and those that answered. */
+  private expected = new Set<ClientId>();
+  private replies = new Map<ClientId, ClientToServer>();
+  private readonly drops: SecAggDropout[] = [];
+  private keys = new Map<ClientId, Keys>();
+  /** recipient -> sender -> bundle, from share-keys. */
+  private bundlesTo = new Map<ClientId, Map<ClientId, ShareKeysReply['bundles'][number]>>();
+  /** client -> neighbours whose bundles it was sent (and so masked with). */
+  private maskedWith = new Map<ClientId, ClientId[]>();
+  private maskedVectors = new Map<ClientId, Uint32Array>();
+
+  constructor(options: SecAggPlusServerOptions) {
+    const ids = [...options.clientIds].sort();
+    const n = ids.length;
+    if (n > SECAGG_LIMITS.maxClients) throw new TributaryError('CONFIG_INVALID', `at most ${SECAGG_LIMITS.maxClients} clients, got ${n}`);
+    if (new Set(ids).size !== n) throw new TributaryError('CONFIG_INVALID', 'client ids must be distinct');
+    const k = options.neighbourCount ?? recommendedNeighbourCount(n);
+    const t = options.threshold ?? recommendedThreshold(k);
+    validateGraphParameters(n, k, t);
+    const q = validateQuantization(options.quantization ?? DEFAULT_QUANTIZATION);
+    if (n * q.quantizationRange >= MODULUS) {
+      throw new TributaryError('CONFIG_INVALID', `${n} clients x quantizationRange ${q.quantizationRange} would wrap mod 2^32; lower quantizationRange`);
+    }
+    const L = options.vectorLength;
+    if (!Number.isInteger(L) || L < 1 || L > SECAGG_LIMITS.maxVectorLength) {
+      throw new TributaryError('CONFIG_INVALID', `vectorLength must be an integer in [1, ${SECAGG_LIMITS.maxVectorLength}], got ${L}`);
+    }
+    const minClients = options.minClients ?? Math.max(t, 3);
+    if (!Number.isInteger(minClients) || minClients < 2 || minClients > n) {
+      throw new TributaryError('CONFIG_INVALID', `minClients must be an integer in [2, ${n}], got ${minClients}`);
+    }
+    const graphSeed = options.graphSeed ?? Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('hex');
+    const params: SecAggParameters = {
+      vectorLength: L,
+      neighbourCount: k,
+      threshold: t,
+      clippingRange: q.clippingRange,
+      quantizationRange: q.quantizationRange,
+      modulus: MODULUS,
+      graphSeed,
+    };
+    this.params = Object.freeze(params);
+    this.roundId = options.roundId;
+    this.clientIds = Object.freeze(ids);
+    this.minClients = minClients;
+    this.graph = neighbourGraph(graphSeed, ids, k);
+  }
+
+  get stage(): ServerState {
+    return this.state;
+  }
+
+  /** Dropouts so far, as data. */
+  get dropouts(): readonly SecAggDropout[] {
+    return this.drops;
+  }
+
+  /** Starts the round: the setup request for every client. */
+  start(): SecAggStep {
+    this.enter('setup');
+    const requests = new Map<ClientId, ServerToClient>();
+    for (const id of this.clientIds) {
+      requests.set(id, { stage: 'setup', roundId: this.roundId, params: { ...this.params }, clientIds: [...this.clientIds] });
+    }
+    return this.expect('setup', requests);
+  }
+
+  /**
+   * Accepts one client's reply for the current stage (validated with zod first). Throws, and keeps
+   * nothing, for a malformed reply, a reply for another stage or round, from a client that was not
+   * asked, or a second reply; the transport may then treat that client as dropped.
+   */
+  receive(message: unknown): void {
+    const parsed = ClientToServerSchema.safeParse(message);
+    if (!parsed.success) {
+      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ server: malformed reply: ${parsed.error.issues[0]?.message}`, {
+        issues: parsed.error.issues.slice(0, 5),
+      });
+    }
+    const reply = parsed.data;
+    if (reply.stage !== this.state) throw stageOutOfOrder(this.state, reply.stage, 'server');
+    const invalid = (why: string) => secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ server: reply from ${reply.clientId}: ${why}`);
+    if (reply.roundId !== this.roundId) throw invalid(`expected round ${this.roundId}, got ${reply.roundId}`);
+    if (!this.expected.has(reply.clientId)) throw invalid(`not asked in the ${this.state} stage`);
+    if (this.replies.has(reply.clientId)) throw invalid('a second reply');
+    switch (reply.stage) {
+      case 'share-keys': {
+        const asked = (this.graph.get(reply.clientId) ?? []).filter((j) => this.keys.has(j));
+        const to = reply.bundles.map((b) => b.to).sort();
+        if (to.length !== asked.length || to.some((j, i) => j !== asked[i])) throw invalid('expected one bundle per neighbour it was sent');
+        break;
+      }
+      case 'collect-masked-vectors':
+        if (reply.maskedVector.length !== 4 * this.params.vectorLength) {
+          throw invalid(`expected ${this.params.vectorLength} values, got ${reply.maskedVector.length / 4}`);
+        }
+        break;
+      case 'unmask': {
+        const holds = this.maskedWith.get(reply.clientId) ?? [];
+        const want = (ids: ClientId[]) => ids.slice().sort().join(',');
+        if (want(reply.selfMaskShares.map((s) => s.ownerId)) !== want(holds.filter((j) => this.maskedVectors.has(j))) ||
+            want(reply.maskKeyShares.map((s) => s.ownerId)) !== want(holds.filter((j) => !this.maskedVectors.has(j)))) {
+          throw invalid('expected exactly the shares that were asked for');
+        }
+        break;
+      }
+      case 'setup':
+        break;
+    }
+    this.replies.set(reply.clientId, reply);
+  }
+
+  /**
+   * Closes the current stage: records the clients that did not answer as dropouts, checks the
+   * quorum, and returns the next stage's requests, or the result after unmask. Aborts (state
+   * 'aborted') by throwing ROUND_QUORUM_NOT_MET when too few clients survive.
+   */
+  async advance(): Promise<SecAggStep> {
+    for (const id of this.expected) {
+      if (!this.replies.has(id)) this.drops.push({ clientId: id, stage: this.state as SecAggStage, reason: 'no-reply' });
+    }
+    switch (this.state) {
+      case 'setup':
+        return this.afterSetup();
+      case 'share-keys':
+        return this.afterShareKeys();
+      case 'collect-masked-vectors':
+        return this.afterCollect();
+      case 'unmask':
+        return this.afterUnmask();
+      default:
+        throw stageOutOfOrder('a SecAgg+ stage in progress', this.state, 'server');
+    }
+  }
+
+  private afterSetup(): SecAggStep {
+    for (const r of this.replies.values()) {
+      if (r.stage === 'setup') this.keys.set(r.clientId, { encryptionPublicKey: r.encryptionPublicKey, maskPublicKey: r.maskPublicKey });
+    }
+    const distinct = new Set([...this.keys.values()].flatMap((k) => [k.encryptionPublicKey, k.maskPublicKey].map((b) => Buffer.from(b).toString('hex'))));
+    if (distinct.size !== 2 * this.keys.size) this.abort('share-keys', 'two clients advertised the same public key');
+    this.checkQuorum(this.keys.size, 'share-keys');
+    this.enter('share-keys');
+    const requests = new Map<ClientId, ServerToClient>();
+    for (const id of this.keys.keys()) {
+      const peers = (this.graph.get(id) ?? []).filter((j) => this.keys.has(j));
+      if (peers.length < this.params.threshold) {
+        this.drops.push({ clientId: id, stage: 'share-keys', reason: 'too-few-neighbours' });
+        continue;
+      }
+      requests.set(id, { stage: 'share-keys', roundId: this.roundId, peers: peers.map((j) => ({ clientId: j, ...this.keys.get(j)! })) });
+    }
+    this.checkQuorum(requests.size, 'share-keys');
+    return this.expect('share-keys', requests);
+  }
+
+  private afterShareKeys(): SecAggStep {
+    for (const r of this.replies.values()) {
+      if (r.stage !== 'share-keys') continue;
+      for (const b of r.bundles) {
+        if (!this.bundlesTo.has(b.to)) this.bundlesTo.set(b.to, new Map());
+        this.bundlesTo.get(b.to)!.set(r.clientId, b);
+      }
+    }
+    const shared = new Set(this.replies.keys());
+    this.checkQuorum(shared.size, 'collect-masked-vectors');
+    this.enter('collect-masked-vectors');
+    const requests = new Map<ClientId, ServerToClient>();
+    for (const id of shared) {
+      const from = [...(this.bundlesTo.get(id) ?? new Map()).entries()].filter(([j]) => shared.has(j));
+      if (from.length < this.params.threshold) {
+        this.drops.push({ clientId: id, stage: 'collect-masked-vectors', reason: 'too-few-neighbours' });
+        continue;
+      }
+      this.maskedWith.set(id, from.map(([j]) => j));
+      requests.set(id, {
+        stage: 'collect-masked-vectors',
+        roundId: this.roundId,
+        bundles: from.map(([j, b]) => ({ from: j, nonce: b.nonce, ciphertext: b.ciphertext })),
+      });
+    }
+    this.checkQuorum(requests.size, 'collect-masked-vectors');
+    return this.expect('collect-masked-vectors', requests);
+  }
+
+  private afterCollect(): SecAggStep {
+    for (const r of this.replies.values()) {
+      if (r.stage === 'collect-masked-vectors') this.maskedVectors.set(r.clientId, bytesToVector(r.maskedVector));
+    }
+    this.checkQuorum(this.maskedVectors.size, 'unmask');
+    // Abort now if some secret could not be reconstructed even if every survivor answered.
+    const holders = this.shareHolders([...this.maskedVectors.keys()]);
+    for (const [owner, hs] of holders) {
+      if (hs.length < this.params.threshold) {
+        this.abort('unmask', `only ${hs.length} surviving neighbours hold shares of ${owner}; the threshold is ${this.params.threshold}`);
+      }
+    }
+    this.enter('unmask');
+    const requests = new Map<ClientId, ServerToClient>();
+    for (const id of this.maskedVectors.keys()) {
+      const holds = this.maskedWith.get(id)!;
+      requests.set(id, {
+        stage: 'unmask',
+        roundId: this.roundId,
+        activeIds: holds.filter((j) => this.maskedVectors.has(j)),
+        droppedIds: holds.filter((j) => !this.maskedVectors.has(j)),
+      });
+    }
+    return this.expect('unmask', requests);
+  }
+
+  /** owner -> the given responders that hold a share of its secret that unmasking needs. */
+  private shareHolders(responders: ClientId[]): Map<ClientId, ClientId[]> {
+    const out = new Map<ClientId, ClientId[]>();
+    for (const i of responders) {
+      for (const j of this.maskedWith.get(i) ?? []) {
+        if (!out.has(j)) out.set(j, []);
+        out.get(j)!.push(i);
+      }
+    }
+    for (const j of this.maskedVectors.keys()) if (!out.has(j)) out.set(j, []);
+    return out;
+  }
+
+  private async afterUnmask(): Promise<SecAggStep> {
+    const t = this.params.threshold;
+    const selfShares = new Map<ClientId, Uint8Array[]>();
+    const keyShares = new Map<ClientId, Uint8Array[]>();
+    for (const r of this.replies.values()) {
+      const u = r as UnmaskReply;
+      for (const s of u.selfMaskShares) (selfShares.get(s.ownerId) ?? selfShares.set(s.ownerId, []).get(s.ownerId)!).push(s.share);
+      for (const s of u.maskKeyShares) (keyShares.get(s.ownerId) ?? keyShares.set(s.ownerId, []).get(s.ownerId)!).push(s.share);
+    }
+    const sum = new Uint32Array(this.params.vectorLength);
+    for (const y of this.maskedVectors.values()) addInPlace(sum, y);
+    // Remove each survivor's self mask.
+    for (const j of this.maskedVectors.keys()) {
+      const shares = selfShares.get(j) ?? [];
+      if (shares.length < t) this.abort('unmask', `${shares.length} shares of ${j}'s self-mask seed arrived; the threshold is ${t}`);
+      applyMask(sum, await this.reconstruct(shares, j), -1);
+    }
+    // Remove the survivors' pairwise masks with clients that dropped after share-keys.
+    const droppedOwners = new Set<ClientId>();
+    for (const i of this.maskedVectors.keys()) for (const j of this.maskedWith.get(i)!) if (!this.maskedVectors.has(j)) droppedOwners.add(j);
+    for (const j of droppedOwners) {
+      const shares = keyShares.get(j) ?? [];
+      if (shares.length < t) this.abort('unmask', `${shares.length} shares of ${j}'s mask key arrived; the threshold is ${t}`);
+      const secretKey = await this.reconstruct(shares, j);
+      if (!Buffer.from(publicKeyOf(secretKey)).equals(Buffer.from(this.keys.get(j)!.maskPublicKey))) {
+        this.enter('aborted');
+        throw secaggError('SECAGG_RECONSTRUCTION_FAILED', `SecAgg+ server: the mask key reconstructed for ${j} does not match its public key`, { clientId: j });
+      }
+      for (const i of this.maskedVectors.keys()) {
+        if (!this.maskedWith.get(i)!.includes(j)) continue;
+        const seed = pairwiseMaskSeed(secretKey, this.keys.get(i)!.maskPublicKey, this.roundId);
+        applyMask(sum, seed, i < j ? -1 : 1); // i applied +1 if i < j, so undo with the opposite sign
+      }
+      secretKey.fill(0);
+    }
+    this.enter('done');
+    return { done: true, result: { sum, contributors: [...this.maskedVectors.keys()].sort(), dropouts: [...this.drops] } };
+  }
+
+  private async reconstruct(shares: Uint8Array[], owner: ClientId): Promise<Uint8Array> {
+    try {
+      return await combineShares(shares);
+    } catch (err) {
+      this.enter('aborted');
+      throw secaggError('SECAGG_RECONSTRUCTION_FAILED', `SecAgg+ server: cannot reconstruct a secret of ${owner}: ${(err as Error).message}`, { clientId: owner });
+    }
+  }
+
+  private expect(stage: SecAggStage, requests: Map<ClientId, ServerToClient>): SecAggStep {
+    this.expected = new Set(requests.keys());
+    this.replies = new Map();
+    return { done: false, stage, requests };
+  }
+
+  private checkQuorum(survivors: number, stage: SecAggStage): void {
+    if (survivors < this.minClients) this.abort(stage, `${survivors} clients left, at least ${this.minClients} are needed`);
+  }
+
+  private abort(stage: SecAggStage, why: string): never {
+    this.state = 'aborted';
+    throw new TributaryError('ROUND_QUORUM_NOT_MET', `SecAgg+ aborted before ${stage}: ${why}`, {
+      details: { stage, dropouts: this.drops.map((d) => ({ ...d })) },
+    });
+  }
+
+  private enter(to: ServerState): void {
+    if (!isServerTransition(this.state, to)) {
+      const allowed = SERVER_TRANSITIONS.filter(([a]) => a === this.state).map(([, b]) => b);
+      throw stageOutOfOrder(allowed.join(' or ') || '(none: the round is over)', to, 'server');
+    }
+    this.state = to;
+  }
+}
