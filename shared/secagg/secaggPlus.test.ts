@@ -162,7 +162,7 @@ describe('SecAgg+ stage machine', () => {
         })();
         expect(err).toBeInstanceOf(TributaryError);
         expect(err.message).toContain(`got ${incoming} stage`);
-        expect(err.details.secaggCode).toBe('SECAGG_STAGE_OUT_OF_ORDER');
+        expect(err.code).toBe('SECAGG_STAGE_OUT_OF_ORDER');
       }
     }
   });
@@ -171,7 +171,7 @@ describe('SecAgg+ stage machine', () => {
     const server = new SecAggPlusServer({ roundId: 'm', clientIds: ids, vectorLength: L });
     const clients = new Map(ids.map((id) => [id, new SecAggPlusClient(id)]));
     const repliesByStage = new Map<string, unknown>();
-    await expect(server.advance()).rejects.toMatchObject({ details: { secaggCode: 'SECAGG_STAGE_OUT_OF_ORDER' } });
+    await expect(server.advance()).rejects.toMatchObject({ code: 'SECAGG_STAGE_OUT_OF_ORDER' });
     // Collect one real reply per stage first (from a separate run) to replay out of order.
     const other = new SecAggPlusServer({ roundId: 'm', clientIds: ids, vectorLength: L });
     const otherClients = new Map(ids.map((id) => [id, new SecAggPlusClient(id)]));
@@ -195,7 +195,7 @@ describe('SecAgg+ stage machine', () => {
       step = await server.advance();
     }
     expect(server.stage).toBe('done');
-    await expect(server.advance()).rejects.toMatchObject({ details: { secaggCode: 'SECAGG_STAGE_OUT_OF_ORDER' } });
+    await expect(server.advance()).rejects.toMatchObject({ code: 'SECAGG_STAGE_OUT_OF_ORDER' });
     for (const reply of repliesByStage.values()) expect(() => server.receive(reply)).toThrow(/expected done stage/);
   });
 });
