@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { aggregationBench } from './aggregation.bench';
 import { codecBench } from './codec.bench';
 import { paillierBench } from './paillier.bench';
+import { secaggBench } from './secagg.bench';
 import { checkFastSigner } from './fastIdentity';
 import { round } from './harness';
 import { orchestrationBench } from './orchestration.bench';
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
   const scale = await section('scale (idle authenticated clients)', () => scaleBench([1_000, 5_000, 10_000], 90_000, 12));
 
   const paillier = await section('packed Paillier (2048-bit, 100k parameters)', () => paillierBench());
+  const secagg = await section('SecAgg+ in process (100 clients, 100k parameters)', () => secaggBench());
 
   const results = {
     machine,
@@ -81,6 +83,7 @@ async function main(): Promise<void> {
     orchestration,
     scale,
     paillier,
+    secagg,
   };
   const file = join(__dirname, 'results.json');
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
@@ -152,6 +155,14 @@ async function main(): Promise<void> {
       ['ciphertext additions', fmt(paillier.ciphertextAdditionsPerSecond), 'per second'],
       [`decrypt the aggregate of ${paillier.clients}`, fmt(paillier.decryptAggregateSeconds, ' s'), `${fmt(paillier.parallelDecryptAggregateSeconds, ' s')} in worker threads`],
     ]);
+
+  if (isError(secagg)) printTable('SecAgg+', [['error', secagg.error]]);
+  else
+    printTable(`SecAgg+ protocol in process (no sockets): ${secagg.clients} clients, ${fmt(secagg.parameters)} parameters`, secagg.runs.flatMap((r) => [
+      [`k = ${r.neighbours}: client work`, fmt(r.clientMsPerClient, ' ms'), 'per client per round'],
+      [`k = ${r.neighbours}: coordinator work`, fmt(r.serverMs, ' ms'), 'per round'],
+      [`k = ${r.neighbours}: upload per client`, fmt(r.uploadBytesPerClient), `bytes (${fmt(r.uploadExpansionVsPlaintext)} x a plaintext float32 update)`],
+    ] as Row[]));
 
   if (isError(scale)) printTable('Scale', [['error', scale.error]]);
   else {
