@@ -1,7 +1,8 @@
 import { createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import type { Identity } from '../shared/identity/keyPair';
 import { newNonce, payloadHash, signFields, signingBytes, type SignedFields } from '../shared/identity/signing';
-import { PROTOCOL_VERSION, type HandshakeAuth } from '../shared/schemas/messages';
+import type { HandshakeAuth } from '../shared/schemas/messages';
+import { handshakeAuthWith } from '../client/coordinatorConnection';
 
 /**
  * An Ed25519 identity for load generators: the same raw keys and the same signatures as the client's
@@ -35,16 +36,9 @@ export function fastSignFields(identity: FastIdentity, fields: SignedFields): st
   return sign(null, signingBytes(fields), identity.privateKey).toString('hex');
 }
 
-/** The socket.io handshake `auth` object, as client/coordinatorConnection.ts's handshakeAuth builds it. */
+/** The socket.io handshake `auth` object, built by the client's own handshakeAuthWith with this signer. */
 export function fastHandshakeAuth(identity: FastIdentity, now = Date.now()): HandshakeAuth {
-  const nonce = newNonce();
-  return {
-    protocolVersion: PROTOCOL_VERSION,
-    publicKey: identity.clientId,
-    timestamp: now,
-    nonce,
-    signature: fastSignFields(identity, { jobId: '*', round: 0, stage: 'auth', payloadHash: payloadHash(String(now)), nonce }),
-  };
+  return handshakeAuthWith(identity.clientId, (fields) => fastSignFields(identity, fields), now);
 }
 
 /**

@@ -4,7 +4,7 @@ import { io, type Socket } from 'socket.io-client';
 import { contentHash } from '../shared/codec/modelCodec';
 import { TributaryError, isErrorCode } from '../shared/errors';
 import type { Identity } from '../shared/identity/keyPair';
-import { newNonce, payloadHash, signFields } from '../shared/identity/signing';
+import { newNonce, payloadHash, signFields, type SignedFields } from '../shared/identity/signing';
 import {
   AckSchema,
   EVENTS,
@@ -33,13 +33,18 @@ export interface ConnectionOptions {
 
 /** Signs the handshake: proves possession of the key over a fresh timestamp and nonce. */
 export function handshakeAuth(identity: Identity, now = Date.now()): HandshakeAuth {
+  return handshakeAuthWith(identity.clientId, (fields) => signFields(identity.secretKey, fields), now);
+}
+
+/** The handshake with any Ed25519 signer over the same fields (load generators sign with node:crypto). */
+export function handshakeAuthWith(clientId: string, sign: (fields: SignedFields) => string, now = Date.now()): HandshakeAuth {
   const nonce = newNonce();
   return {
     protocolVersion: PROTOCOL_VERSION,
-    publicKey: identity.clientId,
+    publicKey: clientId,
     timestamp: now,
     nonce,
-    signature: signFields(identity.secretKey, { jobId: '*', round: 0, stage: 'auth', payloadHash: payloadHash(String(now)), nonce }),
+    signature: sign({ jobId: '*', round: 0, stage: 'auth', payloadHash: payloadHash(String(now)), nonce }),
   };
 }
 

@@ -1,6 +1,6 @@
-import { TributaryError } from '../errors';
 import { contentHash, decodeManifest, decodeTensors, encodeTensors, encodedByteLength } from './modelCodec';
 import { NamedTensor, manifestOf } from './tensors';
+import { codeOf } from '../../test/support/codeOf';
 
 function randomTensors(): NamedTensor[] {
   const shapes = [[3, 4], [7], [2, 2, 3], [1]];
@@ -10,15 +10,6 @@ function randomTensors(): NamedTensor[] {
     for (let j = 0; j < n; j++) data[j] = (Math.random() - 0.5) * 10 ** ((j % 7) - 3);
     return { name: `layer${i}/w${'é'.repeat(i)}`, shape, data };
   });
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as TributaryError).code;
-  }
-  return undefined;
 }
 
 describe('model codec', () => {

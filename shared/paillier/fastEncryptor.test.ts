@@ -1,29 +1,11 @@
 import { availableParallelism } from 'node:os';
 import { lcm, modInv, modPow, randBetween } from 'bigint-crypto-utils';
 import { generateRandomKeys, PrivateKey, PublicKey, type KeyPair } from 'paillier-bigint';
-import { TributaryError } from '../errors';
 import { CrtDecryptor, ParallelDecryptor, primeFactorsOf } from './fastDecryptor';
 import { FastEncryptor, ParallelEncryptor, createDjnBase, resolveEncryptorOptions } from './fastEncryptor';
 import { isqrt, modPowWindowed } from './modArith';
 import { KernelWorkerPool } from './workerPool';
-
-async function codeOfAsync(fn: () => Promise<unknown>): Promise<string | undefined> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as TributaryError).code;
-  }
-  return undefined;
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as TributaryError).code;
-  }
-  return undefined;
-}
+import { codeOf, codeOfAsync } from '../../test/support/codeOf';
 
 // 1024-bit keys keep the file fast; the bench runs the 2048-bit default.
 let keys: KeyPair;

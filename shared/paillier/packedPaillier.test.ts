@@ -1,5 +1,4 @@
 import { generateRandomKeys, type KeyPair } from 'paillier-bigint';
-import { TributaryError } from '../errors';
 import {
   addEncrypted,
   ciphertextCount,
@@ -11,24 +10,7 @@ import {
   sumEncrypted,
   sumErrorBound,
 } from './index';
-
-async function codeOfAsync(fn: () => Promise<unknown>): Promise<string | undefined> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as TributaryError).code;
-  }
-  return undefined;
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as TributaryError).code;
-  }
-  return undefined;
-}
+import { codeOf, codeOfAsync } from '../../test/support/codeOf';
 
 function randomVector(length: number, scale: number, seed: number): Float32Array {
   let s = seed;

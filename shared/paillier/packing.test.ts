@@ -1,15 +1,6 @@
-import { TributaryError } from '../errors';
 import { ceilLog2, createPackingLayout, pack, packedLength, unpack } from './packing';
 import { dequantizeSum, quantize, sumErrorBound } from './quantize';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as TributaryError).code;
-  }
-  return undefined;
-}
+import { codeOf } from '../../test/support/codeOf';
 
 /** Slot-wise sum of packed plaintexts, as the homomorphic product decrypts to. */
 const addPlaintexts = (vectors: bigint[][]) => vectors[0].map((_, k) => vectors.reduce((s, v) => s + v[k], 0n));

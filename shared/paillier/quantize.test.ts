@@ -1,14 +1,5 @@
-import { TributaryError } from '../errors';
 import { dequantize, dequantizeSum, maxLevel, quantizationStep, quantize, sumErrorBound, validateQuantizer } from './quantize';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as TributaryError).code;
-  }
-  return undefined;
-}
+import { codeOf } from '../../test/support/codeOf';
 
 /** A deterministic PRNG (mulberry32), so a failing case can be replayed. */
 function prng(seed: number): () => number {
