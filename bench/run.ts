@@ -9,6 +9,7 @@ import { aggregationBench } from './aggregation.bench';
 import { codecBench } from './codec.bench';
 import { paillierBench } from './paillier.bench';
 import { secaggBench } from './secagg.bench';
+import { contractGasBench } from '../contracts/gas.bench';
 import { checkFastSigner } from './fastIdentity';
 import { round } from './harness';
 import { orchestrationBench } from './orchestration.bench';
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
 
   const paillier = await section('packed Paillier (2048-bit, 100k parameters)', () => paillierBench());
   const secagg = await section('SecAgg+ in process (100 clients, 100k parameters)', () => secaggBench());
+  const contracts = await section('escrow gas on anvil', () => contractGasBench());
 
   const results = {
     machine,
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
     scale,
     paillier,
     secagg,
+    contracts,
   };
   const file = join(__dirname, 'results.json');
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
@@ -163,6 +166,15 @@ async function main(): Promise<void> {
       [`k = ${r.neighbours}: coordinator work`, fmt(r.serverMs, ' ms'), 'per round'],
       [`k = ${r.neighbours}: upload per client`, fmt(r.uploadBytesPerClient), `bytes (${fmt(r.uploadExpansionVsPlaintext)} x a plaintext float32 update)`],
     ] as Row[]));
+
+  if (isError(contracts)) printTable('Escrow gas', [['error', contracts.error]]);
+  else
+    printTable(`Escrow gas on anvil (${contracts.contributors} contributors in the payout tree)`, [
+      ['commitRound (new round)', fmt(contracts.commitRoundNext), `gas (first round ${fmt(contracts.commitRoundFirst)})`],
+      ['commitRound (identical retry, no-op)', fmt(contracts.commitRoundRetry), 'gas'],
+      ['claim (ERC-20)', fmt(contracts.claimErc20), 'gas'],
+      ['claim (native ETH)', fmt(contracts.claimEth), 'gas'],
+    ]);
 
   if (isError(scale)) printTable('Scale', [['error', scale.error]]);
   else {
