@@ -12,11 +12,14 @@ import {
   JoinResultSchema,
   PROTOCOL_VERSION,
   RoundTaskSchema,
+  SecAggRequestSchema,
   STAGES,
   type HandshakeAuth,
   type JobFinished,
   type JoinResult,
   type RoundTask,
+  type SecAggReplyBody,
+  type SecAggRequest,
 } from '../shared/schemas/messages';
 
 export interface ConnectionOptions {
@@ -53,7 +56,8 @@ export function handshakeAuthWith(clientId: string, sign: (fields: SignedFields)
  * updates in chunks, and validates what the coordinator sends (its messages are a trust boundary too).
  * socket.io-client reconnects with exponential backoff; listeners of 'connected' rejoin jobs.
  *
- * Events: 'connected', 'disconnected' (reason), 'task' (RoundTask), 'jobFinished' (JobFinished),
+ * Events: 'connected', 'disconnected' (reason), 'task' (RoundTask), 'secaggRequest' (SecAggRequest,
+ * envelope checked; the payload is validated by the SecAgg+ client), 'jobFinished' (JobFinished),
  * 'fatal' (TributaryError: the coordinator refused the handshake), 'protocolError' (message).
  */
 export class CoordinatorConnection extends EventEmitter {
@@ -85,6 +89,11 @@ export class CoordinatorConnection extends EventEmitter {
       const task = RoundTaskSchema.safeParse(raw);
       if (task.success) this.emit('task', task.data);
       else this.emit('protocolError', `Ignored a malformed round task: ${task.error.issues[0]?.message}`);
+    });
+    this.socket.on(EVENTS.secaggRequest, (raw: unknown) => {
+      const request = SecAggRequestSchema.safeParse(raw);
+      if (request.success) this.emit('secaggRequest', request.data);
+      else this.emit('protocolError', `Ignored a malformed secagg request: ${request.error.issues[0]?.message}`);
     });
     this.socket.on(EVENTS.jobFinished, (raw: unknown) => {
       const finished = JobFinishedSchema.safeParse(raw);
@@ -128,6 +137,12 @@ export class CoordinatorConnection extends EventEmitter {
     });
   }
 
+  /** Sends one SecAgg+ reply; `data` is the masked vector at collect-masked-vectors. */
+  async sendSecAggReply(request: SecAggRequest, reply: string, data?: Uint8Array): Promise<void> {
+    const body: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply };
+    await this.send(EVENTS.secaggReply, STAGES.secaggReply, request.jobId, request.round, body, data);
+  }
+
   /** Sends one signed message and resolves with the coordinator's result, or throws its coded error. */
   async send(event: string, stage: string, jobId: string, round: number, body: unknown, data?: Uint8Array): Promise<unknown> {
     const bodyText = JSON.stringify(body);
@@ -160,4 +175,4 @@ export class CoordinatorConnection extends EventEmitter {
   }
 }
 
-export type { JobFinished, RoundTask };
+export type { JobFinished, RoundTask, SecAggRequest };

@@ -9,8 +9,11 @@ import { selectBackend, type BackendPreference } from '../shared/ml/backend';
 import { buildModel } from '../shared/ml/modelZoo';
 import { trainLocal } from '../shared/ml/train';
 import { getNamedWeights, setNamedWeights } from '../shared/ml/weights';
+import { decodeBinaryJson, encodeBinaryJson } from '../shared/codec/binaryJson';
+import { secaggOptionsOf } from '../shared/schemas/jobSpec';
 import type { JoinResult } from '../shared/schemas/messages';
-import { CoordinatorConnection, type JobFinished, type RoundTask } from './coordinatorConnection';
+import { quantize, SecAggPlusClient, secaggError, weightUpdate, type SecAggParameters } from '../shared/secagg';
+import { CoordinatorConnection, type JobFinished, type RoundTask, type SecAggRequest } from './coordinatorConnection';
 import { assertDatasetFitsInput } from './datasetCheck';
 
 export interface TributaryClientOptions {
@@ -38,12 +41,35 @@ export interface RoundTrainedEvent {
 
 type TfModel = Awaited<ReturnType<typeof buildModel>>;
 
+/** A trained local update kept for SecAgg+ until the collect-masked-vectors stage asks for it. */
+interface TrainedUpdate {
+  /** The delta flattened in weight-manifest order. */
+  delta: Float32Array;
+  numExamples: number;
+}
+
+/** One SecAgg+ round attempt on this client. */
+interface SecAggRound {
+  client: SecAggPlusClient;
+  /** Requests of one attempt are answered one at a time, in arrival order. */
+  queue: Promise<void>;
+  params?: SecAggParameters;
+}
+
+const attemptKey = (round: number, attempt: number) => `${round}:${attempt}`;
+
 /**
  * A data provider: joins a job, and for each round task downloads the global model (hash-checked),
  * trains on local data, and uploads only the encoded model delta. Reconnects with backoff and rejoins
  * after a coordinator restart. Raw data never leaves this process.
  *
- * Events: 'joined' (JoinResult), 'roundTrained' (RoundTrainedEvent), 'warning' (string), 'backend' (name).
+ * With `secureAggregation: "secagg"` the update is never uploaded: training starts at the task and a
+ * `SecAggPlusClient` per (round, attempt) answers the coordinator's SecAgg+ stages; at
+ * collect-masked-vectors the delta is weighted (`weightUpdate`), quantised and masked, so the
+ * coordinator only ever sees masked vectors and learns only their sum. No training metrics are sent.
+ *
+ * Events: 'joined' (JoinResult), 'roundTrained' (RoundTrainedEvent), 'warning' (string), 'backend' (name),
+ * 'secaggRequest' ({round, attempt, stage}, before the client answers it).
  */
 export class TributaryClient extends EventEmitter {
   private connection: CoordinatorConnection | null = null;
@@ -54,6 +80,9 @@ export class TributaryClient extends EventEmitter {
   private markReady!: () => void;
   /** Resolves once the first join has built the model: a task can arrive before that. */
   private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
+  /** Training of each task, by (round, attempt): SecAgg+ awaits it at collect-masked-vectors. */
+  private readonly trainings = new Map<string, Promise<TrainedUpdate | null>>();
+  private readonly secaggRounds = new Map<string, SecAggRound>();
   backendName = '';
 
   constructor(private readonly options: TributaryClientOptions) {
@@ -88,10 +117,16 @@ export class TributaryClient extends EventEmitter {
         });
         conn.on('task', (task: RoundTask) => {
           // Tasks run one at a time; a newer task for the same job supersedes nothing: each is answered.
-          this.queue = this.queue.then(() => this.handleTask(task)).catch((err) => {
-            this.emit('warning', `round ${task.round} not submitted: ${String(err)}`);
-          });
+          const trained = this.queue.then(() => this.handleTask(task));
+          this.queue = trained.then(
+            () => undefined,
+            (err) => void this.emit('warning', `round ${task.round} not submitted: ${String(err)}`),
+          );
+          for (const key of this.trainings.keys()) if (Number(key.split(':')[0]) < task.round) this.trainings.delete(key);
+          for (const key of this.secaggRounds.keys()) if (Number(key.split(':')[0]) < task.round) this.secaggRounds.delete(key);
+          this.trainings.set(attemptKey(task.round, task.attempt), trained);
         });
+        conn.on('secaggRequest', (request: SecAggRequest) => this.onSecAggRequest(request));
         conn.connect();
       });
     } finally {
@@ -141,15 +176,16 @@ export class TributaryClient extends EventEmitter {
     return null;
   }
 
-  private async handleTask(task: RoundTask): Promise<void> {
+  /** Trains on a task; uploads the update in plaintext mode, or returns it for SecAgg+. */
+  private async handleTask(task: RoundTask): Promise<TrainedUpdate | null> {
     await this.ready;
     const conn = this.connection;
     const joined = this.joined;
     const model = this.model;
-    if (!conn || !joined || !model || task.jobId !== this.options.jobId) return;
+    if (!conn || !joined || !model || task.jobId !== this.options.jobId) return null;
     if (Date.now() > task.deadline) {
       this.emit('warning', `skipped round ${task.round}: its deadline passed before training started`);
-      return;
+      return null;
     }
     const global = await this.downloadModel(task, joined);
     setNamedWeights(model, global);
@@ -162,15 +198,76 @@ export class TributaryClient extends EventEmitter {
       for (let j = 0; j < d.length; j++) d[j] = t.data[j] - g[j];
       return { name: t.name, shape: t.shape, data: d };
     });
-    const payload = updateEncoderFor(joined.spec.secureAggregation).encode(delta, result.numExamples);
-    await conn.submitUpdate(task, payload, result.numExamples, { loss: result.loss, accuracy: result.accuracy });
-    this.emit('roundTrained', {
+    const trained: RoundTrainedEvent = {
       round: task.round,
       numExamples: result.numExamples,
       loss: result.loss,
       accuracy: result.accuracy,
       trainSeconds: (Date.now() - started) / 1000,
-    } satisfies RoundTrainedEvent);
+    };
+    if (joined.spec.secureAggregation === 'secagg') {
+      this.emit('roundTrained', trained);
+      return { delta: flattenInManifestOrder(delta, joined), numExamples: result.numExamples };
+    }
+    const payload = updateEncoderFor(joined.spec.secureAggregation).encode(delta, result.numExamples);
+    await conn.submitUpdate(task, payload, result.numExamples, { loss: result.loss, accuracy: result.accuracy });
+    this.emit('roundTrained', trained);
+    return null;
+  }
+
+  private onSecAggRequest(request: SecAggRequest): void {
+    if (request.jobId !== this.options.jobId) return;
+    this.emit('secaggRequest', { round: request.round, attempt: request.attempt, stage: request.stage });
+    const key = attemptKey(request.round, request.attempt);
+    let state = this.secaggRounds.get(key);
+    if (!state) this.secaggRounds.set(key, (state = { client: new SecAggPlusClient(this.clientId), queue: Promise.resolve() }));
+    const s = state;
+    s.queue = s.queue
+      .then(() => this.answerSecAgg(request, s))
+      .catch((err) => void this.emit('warning', `secure aggregation of round ${request.round} failed at ${request.stage}: ${String(err)}`));
+  }
+
+  /** Answers one SecAgg+ stage; the SecAgg+ client validates the payload (a trust boundary) and the stage order. */
+  private async answerSecAgg(request: SecAggRequest, s: SecAggRound): Promise<void> {
+    const key = attemptKey(request.round, request.attempt);
+    let message: unknown;
+    try {
+      message = decodeBinaryJson(request.payload);
+    } catch {
+      throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: the request payload is not valid JSON');
+    }
+    if ((message as { stage?: unknown } | null)?.stage !== request.stage) {
+      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: the payload's stage is not the request's ${request.stage}`);
+    }
+    let input: Uint32Array | undefined;
+    if (request.stage === 'collect-masked-vectors') {
+      const joined = this.joined;
+      const trained = await this.trainings.get(key);
+      if (!joined || !trained || !s.params) {
+        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: no trained update for round ${request.round} attempt ${request.attempt}`);
+      }
+      const weighted = weightUpdate(trained.delta, trained.numExamples, secaggOptionsOf(joined.spec).maxExampleWeight);
+      const q = quantize(weighted, s.params);
+      if (q.clipped > 0) {
+        this.emit('warning', `round ${request.round}: ${q.clipped} of ${weighted.length} weighted update values were outside ` +
+          `[-${s.params.clippingRange}, ${s.params.clippingRange}] (largest |x| ${q.maxAbs.toPrecision(3)}) and were clipped`);
+      }
+      input = q.values;
+    }
+    const reply = await s.client.handle(message, input);
+    if (request.stage === 'setup') s.params = (message as { params: SecAggParameters }).params;
+    const conn = this.connection;
+    if (!conn) return;
+    if (reply.stage === 'collect-masked-vectors') {
+      const { maskedVector, ...rest } = reply;
+      await conn.sendSecAggReply(request, encodeBinaryJson(rest), maskedVector);
+    } else {
+      await conn.sendSecAggReply(request, encodeBinaryJson(reply));
+    }
+    if (reply.stage === 'unmask') {
+      this.secaggRounds.delete(key);
+      this.trainings.delete(key);
+    }
   }
 
   private async downloadModel(task: RoundTask, joined: JoinResult): Promise<NamedTensor[]> {
@@ -182,4 +279,22 @@ export class TributaryClient extends EventEmitter {
     }
     return decodeTensors(bytes, { expected: joined.weightManifest });
   }
+}
+
+/** The delta as one vector, tensors in the job's weight-manifest order (the order the coordinator splits the sum in). */
+function flattenInManifestOrder(delta: readonly NamedTensor[], joined: JoinResult): Float32Array {
+  const byName = new Map(delta.map((t) => [t.name, t]));
+  const total = joined.weightManifest.reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1), 0);
+  const out = new Float32Array(total);
+  let offset = 0;
+  for (const entry of joined.weightManifest) {
+    const t = byName.get(entry.name);
+    const size = entry.shape.reduce((a, b) => a * b, 1);
+    if (!t || t.data.length !== size) {
+      throw new TributaryError('MODEL_SHAPE_MISMATCH', `The local model has no weight ${entry.name} of ${size} values.`);
+    }
+    out.set(t.data, offset);
+    offset += size;
+  }
+  return out;
 }

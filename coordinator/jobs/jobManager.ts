@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
 import { manifestOf, type NamedTensor } from '../../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../../shared/errors';
-import { JobSpecSchema, type JobSpec } from '../../shared/schemas/jobSpec';
+import { JobSpecSchema, SECAGG_MAX_PARAMETERS, type JobSpec } from '../../shared/schemas/jobSpec';
+import { MAX_CHUNK_BYTES } from '../../shared/schemas/messages';
 import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
 import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
 import type { Logger } from '../logger';
@@ -31,6 +32,23 @@ function aggregatorFactory(spec: JobSpec): UpdateAggregatorFactory {
   switch (spec.secureAggregation) {
     case 'none':
       return (manifest) => new PlaintextAggregator(manifest);
+    case 'secagg':
+      // SecAgg+ rounds aggregate in a SecAggSession (aggregation/secaggSession.ts), never from uploads.
+      return () => {
+        throw new TributaryError('INTERNAL', 'secagg jobs aggregate in a SecAgg+ session, not from uploaded updates');
+      };
+  }
+}
+
+/** SecAgg+ sends the masked vector (4 bytes per parameter, plus the weight) as one message for now. */
+function assertSecAggFits(weights: readonly NamedTensor[]): void {
+  const parameters = weights.reduce((n, t) => n + t.data.length, 0);
+  if (parameters > SECAGG_MAX_PARAMETERS) {
+    throw new TributaryError(
+      'JOB_SPEC_INVALID',
+      `secureAggregation "secagg" supports models of at most ${SECAGG_MAX_PARAMETERS} parameters (one ${MAX_CHUNK_BYTES}-byte message); this model has ${parameters}. Use "none" or a smaller model.`,
+      { details: { parameters, maxParameters: SECAGG_MAX_PARAMETERS } },
+    );
   }
 }
 
@@ -49,6 +67,7 @@ export class JobManager {
     }
     const spec = parsed.data;
     const weights = await this.deps.models.initialWeights(spec);
+    if (spec.secureAggregation === 'secagg') assertSecAggFits(weights);
     const bytes = encodeTensors(weights);
     const now = new Date();
     const job: JobRecord = {

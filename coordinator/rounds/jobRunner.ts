@@ -2,15 +2,22 @@ import { contentHash, decodeTensors, encodeTensors } from '../../shared/codec/mo
 import type { NamedTensor } from '../../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { EVENTS, type RoundTask } from '../../shared/schemas/messages';
-import type { UpdateChunkBody, UpdateCommitBody } from '../../shared/schemas/messages';
+import type { SecAggReplyBody, UpdateChunkBody, UpdateCommitBody } from '../../shared/schemas/messages';
+import { secaggOptionsOf } from '../../shared/schemas/jobSpec';
+import { SecAggSession } from '../aggregation/secaggSession';
 import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
 import type { Logger } from '../logger';
 import type { JobRecord, RoundRecord, Store } from '../store/store';
-import type { Strategy } from '../strategy/strategy';
+import type { AggregatedUpdates, Strategy } from '../strategy/strategy';
 import type { ClientDirectory } from '../transport/clientDirectory';
-import { RoundCollector } from './roundCollector';
+import { RoundCollector, type CollectionResult } from './roundCollector';
 import { ROUND_STATES, RoundStateMachine } from './roundStates';
 import { createRng, deriveSeed } from '../../shared/data/random';
+
+/** What a collection phase yields: the sums (or why the attempt failed), who took part and who failed. */
+type Collected =
+  | (CollectionResult & { updates: () => AggregatedUpdates; numExamples: (u: AggregatedUpdates) => number })
+  | { failed: string; participants: string[]; failures: RoundRecord['failures'] };
 
 /** What the round-completed hook receives (contracts and contribution scoring plug in here). */
 export interface RoundCompletedEvent {
@@ -40,7 +47,8 @@ export interface JobRunnerDeps {
 /**
  * Runs one job round by round (the round state machine in roundStates.ts):
  * wait for quorum → select → send tasks → collect until all answer or the deadline → aggregate if at
- * least minClients answered → evaluate → commit (checkpoint, round record, job) → next round.
+ * least minClients answered (with `secagg`, collection is a SecAgg+ session that yields only the sum)
+ * → evaluate → commit (checkpoint, round record, job) → next round.
  * A failed attempt is recorded and retried up to maxRoundRetries times, then the job fails with a
  * reason; it never waits forever. Resumes from the job's last committed round.
  */
@@ -51,6 +59,7 @@ export class JobRunner {
   private modelBytes: Buffer = Buffer.alloc(0);
   private strategyState: NamedTensor[] | undefined;
   private collector: RoundCollector | null = null;
+  private session: SecAggSession | null = null;
   private runningRound = 0;
   private stopped = false;
   private wakeUp: (() => void) | null = null;
@@ -60,7 +69,10 @@ export class JobRunner {
     this.job = job;
     this.unsubscribe = deps.directory.onChange((e) => {
       if (e.jobId !== this.job.id) return;
-      if (e.type === 'left') this.collector?.markFailed(e.clientId, `DISCONNECTED${e.reason ? `: ${e.reason}` : ''}`);
+      if (e.type === 'left') {
+        this.collector?.markFailed(e.clientId, `DISCONNECTED${e.reason ? `: ${e.reason}` : ''}`);
+        this.session?.markDropped(e.clientId, e.reason ?? 'disconnected');
+      }
       this.wakeUp?.();
     });
   }
@@ -105,7 +117,17 @@ export class JobRunner {
   stop(): void {
     this.stopped = true;
     this.collector?.close();
+    this.session?.stop();
     this.wakeUp?.();
+  }
+
+  /** A `secagg:reply` from an authenticated client, for the SecAgg+ session of the current round. */
+  handleSecAggReply(clientId: string, round: number, body: SecAggReplyBody, data: Uint8Array | undefined): void {
+    if (round !== this.runningRound) {
+      throw new TributaryError('ROUND_WRONG', `Expected round ${this.runningRound}, got ${round}.`);
+    }
+    if (!this.session) throw new TributaryError('ROUND_LATE_UPDATE', `Round ${round} is not running secure aggregation.`);
+    this.session.receive(clientId, body, data);
   }
 
   handleChunk(clientId: string, round: number, body: UpdateChunkBody, data: Uint8Array | undefined): void {
@@ -117,6 +139,9 @@ export class JobRunner {
   }
 
   private collectorFor(round: number): RoundCollector {
+    if (this.job.spec.secureAggregation !== 'none') {
+      throw new TributaryError('VALIDATION_FAILED', `Job ${this.job.id} uses secure aggregation "${this.job.spec.secureAggregation}"; updates travel as secagg:reply messages, not uploads.`);
+    }
     if (round !== this.runningRound) {
       throw new TributaryError('ROUND_WRONG', `Expected round ${this.runningRound}, got ${round}.`);
     }
@@ -175,9 +200,6 @@ export class JobRunner {
     const plan = this.deps.strategy.configureTrain({ round, available: this.deps.directory.members(this.job.id), rng });
 
     m.to(ROUND_STATES.collecting);
-    const aggregator = this.deps.createAggregator(this.job.weightManifest);
-    const collector = new RoundCollector(round, plan.selected, aggregator, this.deps.chunkBytes, spec.roundDeadlineMs);
-    this.collector = collector;
     const task: RoundTask = {
       jobId: this.job.id,
       round,
@@ -188,15 +210,13 @@ export class JobRunner {
       deadline: this.now() + spec.roundDeadlineMs,
       chunkBytes: this.deps.chunkBytes,
     };
-    for (const clientId of plan.selected) {
-      const link = this.deps.directory.link(clientId);
-      if (link) link.send(EVENTS.roundTask, task);
-      else collector.markFailed(clientId, 'DISCONNECTED');
-    }
-    await collector.done;
-    const collected = collector.close();
-    this.collector = null;
+    const collected = spec.secureAggregation === 'secagg'
+      ? await this.collectSecAgg(task, plan.selected)
+      : await this.collectPlaintext(task, plan.selected);
     if (this.stopped) return 'stopped';
+    if ('failed' in collected) {
+      return this.recordFailure(round, attempt, startedAt, plan.selected, collected.participants, collected.failures, collected.failed);
+    }
 
     if (collected.participants.length < spec.minClients) {
       return this.recordFailure(round, attempt, startedAt, plan.selected, collected.participants, collected.failures,
@@ -205,7 +225,8 @@ export class JobRunner {
 
     try {
       m.to(ROUND_STATES.aggregating);
-      const next = this.deps.strategy.aggregateTrain(this.weights, aggregator.result(), this.strategyState);
+      const updates = collected.updates();
+      const next = this.deps.strategy.aggregateTrain(this.weights, updates, this.strategyState);
       const clientMetrics = this.deps.strategy.aggregateMetrics(collected.evaluations);
 
       m.to(ROUND_STATES.evaluating);
@@ -216,7 +237,7 @@ export class JobRunner {
       const modelHash = contentHash(bytes);
       const finishedAt = new Date(this.now());
       const metrics: Record<string, number> = {
-        numExamples: aggregator.result().totalExamples,
+        numExamples: collected.numExamples(updates),
         durationMs: finishedAt.getTime() - startedAt.getTime(),
       };
       for (const [k, v] of Object.entries(clientMetrics)) metrics[`train_${k}`] = v;
@@ -251,6 +272,63 @@ export class JobRunner {
     } catch (err) {
       const e = toTributaryError(err);
       return this.recordFailure(round, attempt, startedAt, plan.selected, collected.participants, collected.failures, `${e.code}: ${e.message}`);
+    }
+  }
+
+  /** Plaintext collection: every selected client uploads its encoded delta to the aggregator. */
+  private async collectPlaintext(task: RoundTask, selected: string[]): Promise<Collected> {
+    const aggregator = this.deps.createAggregator(this.job.weightManifest);
+    const collector = new RoundCollector(task.round, selected, aggregator, this.deps.chunkBytes, this.job.spec.roundDeadlineMs);
+    this.collector = collector;
+    this.sendTasks(task, selected, (clientId) => collector.markFailed(clientId, 'DISCONNECTED'));
+    await collector.done;
+    const collected = collector.close();
+    this.collector = null;
+    return { ...collected, updates: () => aggregator.result(), numExamples: (u) => u.totalExamples };
+  }
+
+  /**
+   * SecAgg+ collection: the tasks start training, then a SecAggSession runs the protocol stages; the
+   * coordinator learns only the sum. No per-client metrics are collected (they would leak).
+   */
+  private async collectSecAgg(task: RoundTask, selected: string[]): Promise<Collected> {
+    const spec = this.job.spec;
+    const options = secaggOptionsOf(spec);
+    let session: SecAggSession;
+    try {
+      session = new SecAggSession({
+        jobId: this.job.id, round: task.round, attempt: task.attempt, selected, manifest: this.job.weightManifest, options,
+        minClients: spec.minClients, trainingDeadline: task.deadline, directory: this.deps.directory, now: this.deps.now,
+      });
+    } catch (err) {
+      const e = toTributaryError(err);
+      return { failed: `${e.code}: ${e.message}`, participants: [], failures: [] };
+    }
+    this.session = session;
+    this.sendTasks(task, selected, (clientId) => session.markDropped(clientId, 'DISCONNECTED'));
+    try {
+      const result = await session.run();
+      return {
+        participants: result.participants,
+        failures: result.failures,
+        evaluations: [],
+        updates: () => result.updates,
+        // totalExamples is Σ min(n_i, maxExampleWeight) / maxExampleWeight; report it in examples.
+        numExamples: (u) => Math.round(u.totalExamples * options.maxExampleWeight),
+      };
+    } catch (err) {
+      const e = toTributaryError(err);
+      return { failed: `${e.code}: ${e.message}`, participants: [], failures: session.failures };
+    } finally {
+      this.session = null;
+    }
+  }
+
+  private sendTasks(task: RoundTask, selected: string[], onMissing: (clientId: string) => void): void {
+    for (const clientId of selected) {
+      const link = this.deps.directory.link(clientId);
+      if (link) link.send(EVENTS.roundTask, task);
+      else onMissing(clientId);
     }
   }
 

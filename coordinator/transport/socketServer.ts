@@ -10,6 +10,7 @@ import {
   MAX_CHUNK_BYTES,
   PROTOCOL_VERSION,
   STAGES,
+  SecAggReplyBodySchema,
   SignedMessageSchema,
   UpdateChunkBodySchema,
   UpdateCommitBodySchema,
@@ -137,6 +138,11 @@ export class SocketServer {
     this.handle(socket, EVENTS.updateCommit, STAGES.updateCommit, async (m) => {
       const body = UpdateCommitBodySchema.parse(m.body);
       this.jobs.requireRunner(m.jobId, clientId).handleCommit(clientId, m.round, body);
+      return undefined;
+    });
+    this.handle(socket, EVENTS.secaggReply, STAGES.secaggReply, async (m) => {
+      const body = SecAggReplyBodySchema.parse(m.body);
+      this.jobs.requireRunner(m.jobId, clientId).handleSecAggReply(clientId, m.round, body, m.data);
       return undefined;
     });
     socket.onAny((event: string) => {

@@ -1,5 +1,6 @@
 import type { NamedTensor } from '../codec/tensors';
 import { encodeTensors } from '../codec/modelCodec';
+import { TributaryError } from '../errors';
 import type { AggregationMode } from '../schemas/jobSpec';
 
 /**
@@ -23,5 +24,8 @@ export function updateEncoderFor(mode: AggregationMode): UpdateEncoder {
   switch (mode) {
     case 'none':
       return plaintextUpdateEncoder;
+    case 'secagg':
+      // SecAgg+ updates are not uploaded: SecAggPlusClient masks them stage by stage (tributaryClient.ts).
+      throw new TributaryError('CONFIG_INVALID', 'secagg updates are masked by the SecAgg+ client, not encoded for upload');
   }
 }

@@ -77,9 +77,34 @@ export const StrategySpecSchema = z.discriminatedUnion('name', [
 ]);
 export type StrategySpec = z.infer<typeof StrategySpecSchema>;
 
-/** Secure aggregation modes. Only `none` exists in the core; the secure modes plug in later. */
-export const AggregationModeSchema = z.enum(['none']);
+/**
+ * Secure aggregation modes: `none` (plaintext updates, the default) or `secagg` (SecAgg+: the
+ * coordinator learns only the sum of the surviving clients' quantised, weighted updates).
+ */
+export const AggregationModeSchema = z.enum(['none', 'secagg']);
 export type AggregationMode = z.infer<typeof AggregationModeSchema>;
+
+/** SecAgg+ masks a vector of 4-byte values that travels as one message: the model must fit one chunk. */
+export const SECAGG_MAX_PARAMETERS = 1_048_575;
+/** SecAgg+ sums at most 2^32 / 2^22 - 1 clients without wrapping (quantizationRange 2^22). */
+export const SECAGG_MAX_CLIENTS = 1023;
+
+/** Options of `secureAggregation: "secagg"`; every field has a default. */
+export const SecAggOptionsSchema = z
+  .object({
+    /** Weighted deltas are clipped to [-clippingRange, clippingRange] before quantisation (clipped values are counted). @default 8 */
+    clippingRange: z.number().positive().max(1e6).default(8),
+    /** How long each SecAgg+ stage waits for replies (collect-masked-vectors also waits for training, up to roundDeadlineMs). @default 30000 */
+    stageTimeoutMs: positiveInt.min(100).max(3_600_000).default(30_000),
+    /** Neighbours per client (even, or n - 1). @default min(n - 1, 2 * ceil(log2 n)) */
+    neighbourCount: z.number().int().min(2).max(255).optional(),
+    /** Shares needed to reconstruct a client's secrets (2t > neighbourCount). @default floor(neighbourCount / 2) + 1 */
+    threshold: z.number().int().min(2).max(255).optional(),
+    /** A client's weight is min(numExamples, maxExampleWeight) / maxExampleWeight. @default 100000 */
+    maxExampleWeight: z.number().int().positive().max(1_000_000_000).default(100_000),
+  })
+  .strict();
+export type SecAggOptions = z.infer<typeof SecAggOptionsSchema>;
 
 /** Body of POST /v1/jobs. */
 export const JobSpecSchema = z
@@ -106,12 +131,22 @@ export const JobSpecSchema = z
     learningRate: z.number().positive().max(10).default(0.01),
     strategy: StrategySpecSchema.default({ name: 'fedavg' }),
     secureAggregation: AggregationModeSchema.default('none'),
+    /** Options of `secureAggregation: "secagg"` (ignored otherwise); see SecAggOptionsSchema. */
+    secagg: SecAggOptionsSchema.optional(),
     /** Seed for client sampling and model initialisation. @default 0 */
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
   })
   .refine((s) => s.minClients <= s.maxClients, {
     message: 'minClients must not exceed maxClients',
     path: ['minClients'],
+  })
+  .refine((s) => s.secureAggregation !== 'secagg' || s.minClients >= 3, {
+    message: 'secureAggregation "secagg" needs minClients >= 3 (SecAgg+ hides an input only among at least 3)',
+    path: ['minClients'],
+  })
+  .refine((s) => s.secureAggregation !== 'secagg' || s.maxClients <= SECAGG_MAX_CLIENTS, {
+    message: `secureAggregation "secagg" sums at most ${SECAGG_MAX_CLIENTS} clients per round; lower maxClients`,
+    path: ['maxClients'],
   });
 export type JobSpec = z.infer<typeof JobSpecSchema>;
 export type JobSpecInput = z.input<typeof JobSpecSchema>;
@@ -127,3 +162,8 @@ export const TrainConfigSchema = z.object({
   seed: z.number().int().min(0),
 });
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+/** The secagg options of a spec with every default filled in. */
+export function secaggOptionsOf(spec: { secagg?: z.input<typeof SecAggOptionsSchema> }): SecAggOptions {
+  return SecAggOptionsSchema.parse(spec.secagg ?? {});
+}

@@ -10,9 +10,11 @@ export const EVENTS = {
   joinJob: 'job:join',
   updateChunk: 'update:chunk',
   updateCommit: 'update:commit',
+  secaggReply: 'secagg:reply',
   // coordinator -> client
   roundTask: 'round:task',
   roundClosed: 'round:closed',
+  secaggRequest: 'secagg:request',
   jobFinished: 'job:finished',
   error: 'tributary:error',
 } as const;
@@ -22,6 +24,7 @@ export const STAGES = {
   join: 'join',
   updateChunk: 'update-chunk',
   updateCommit: 'update-commit',
+  secaggReply: 'secagg-reply',
 } as const;
 export type Stage = (typeof STAGES)[keyof typeof STAGES];
 
@@ -143,3 +146,36 @@ export const JobFinishedSchema = z.object({
   reason: z.string().optional(),
 });
 export type JobFinished = z.infer<typeof JobFinishedSchema>;
+
+/** SecAgg+ stage names on the wire (shared/secagg/stages.ts). */
+const SecAggStageSchema = z.enum(['setup', 'share-keys', 'collect-masked-vectors', 'unmask']);
+
+/** Largest encoded SecAgg+ request payload (255 neighbours' sealed bundles fit comfortably). */
+export const MAX_SECAGG_PAYLOAD_CHARS = 1024 * 1024;
+
+/**
+ * Coordinator -> client: one SecAgg+ server message for a round attempt. `payload` is the message in
+ * binary JSON (shared/codec/binaryJson.ts); the client validates it with the SecAgg+ schemas.
+ */
+export const SecAggRequestSchema = z.object({
+  jobId: JobIdSchema,
+  round: z.number().int().positive(),
+  attempt: z.number().int().min(0),
+  stage: SecAggStageSchema,
+  payload: z.string().max(MAX_SECAGG_PAYLOAD_CHARS),
+});
+export type SecAggRequest = z.infer<typeof SecAggRequestSchema>;
+
+/**
+ * Body of a client's `secagg:reply` (stage "secagg-reply"): the SecAgg+ reply in binary JSON. At
+ * collect-masked-vectors the masked vector is not in the body but the message's binary `data`
+ * (covered by the signature like the body), and `reply` omits `maskedVector`.
+ */
+export const SecAggReplyBodySchema = z
+  .object({
+    attempt: z.number().int().min(0),
+    stage: SecAggStageSchema,
+    reply: z.string().max(MAX_BODY_CHARS),
+  })
+  .strict();
+export type SecAggReplyBody = z.infer<typeof SecAggReplyBodySchema>;
