@@ -24,6 +24,7 @@ const program = new Command('tributary-demo')
   .option('--partition <p>', 'how data is split: iid | dirichlet:<alpha> | shards:<n per client>', 'iid')
   .option('--seed <n>', 'seed for the partition, model initialisation and sampling', '0')
   .addOption(new Option('--backend <name>', 'TF.js backend for every process').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+  .addOption(new Option('--secure-aggregation <mode>', 'none: the coordinator sees each update; secagg: only their sum (SecAgg+)').choices(['none', 'secagg']).default('none'))
   .option('--out <dir>', 'where results go (default runs/<timestamp>)')
   .option('--json', 'print one JSON object with the results as the last line of stdout')
   .addHelpText('after', '\nExamples:\n  npm start\n  npm start -- --example tabular --partition dirichlet:0.5\n  npm start -- --clients 3 --rounds 5 --json')
@@ -40,10 +41,10 @@ const program = new Command('tributary-demo')
     // Progress goes to stderr with --json so stdout stays machine-readable.
     const say = (line: string) => (opts.json ? process.stderr : process.stdout).write(line + '\n');
 
-    say(`Tributary demo: ${task.title}; ${clients} clients, ${rounds} rounds, partition ${formatPartition(partition)}, seed ${seed}`);
+    say(`Tributary demo: ${task.title}; ${clients} clients, ${rounds} rounds, partition ${formatPartition(partition)}, seed ${seed}, secure aggregation ${opts.secureAggregation}`);
     say('round  participants  val accuracy  val loss  train loss  seconds');
     const result = await runFederation(task, {
-      clients, rounds, partition, seed, backend: opts.backend, outDir,
+      clients, rounds, partition, seed, backend: opts.backend, outDir, secureAggregation: opts.secureAggregation,
       onLog: (l) => say(l),
       onRound: (r: RoundSummary) =>
         say(`${String(r.round).padStart(5)}  ${`${r.participants}/${r.selected}`.padStart(12)}  ${pct(r.validationAccuracy).padStart(12)}  ${num(r.validationLoss).padStart(8)}  ${num(r.trainLoss).padStart(10)}  ${r.seconds.toFixed(1).padStart(7)}${r.failedAttempts ? `  (${r.failedAttempts} failed attempt(s) first)` : ''}`),

@@ -6,7 +6,7 @@ import { datasetToCsv } from '../shared/data/csvWriter';
 import { evaluateModel } from '../shared/ml/evaluate';
 import { buildModel } from '../shared/ml/modelZoo';
 import { setNamedWeights } from '../shared/ml/weights';
-import { JobSpecSchema } from '../shared/schemas/jobSpec';
+import { JobSpecSchema, type JobSpecInput } from '../shared/schemas/jobSpec';
 import { startCoordinator } from '../coordinator/server';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import type { ExampleOptions, ExampleTask } from './exampleTask';
@@ -51,6 +51,8 @@ export interface FederationResult {
 
 export interface FederationOptions extends ExampleOptions {
   backend: string;
+  /** Aggregation mode of the job. @default "none" */
+  secureAggregation?: 'none' | 'secagg';
   outDir: string;
   /** Called after each committed round (live progress). */
   onRound?: (round: RoundSummary) => void;
@@ -89,7 +91,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   store = coordinator.store;
   const children: ChildProcess[] = [];
   try {
-    const spec = task.jobSpec(options);
+    const spec = withAggregation(task.jobSpec(options), options.secureAggregation ?? 'none', task.clientData(options, 0).count);
     const created = await fetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -178,6 +180,16 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await coordinator.close();
   }
+}
+
+/**
+ * The job spec with the chosen aggregation mode. For secagg, a client's weight saturates at
+ * maxExampleWeight examples: set it from the largest client's share (client 0's, partitions are
+ * near-equal for iid; doubled for skewed splits) so small clients keep quantisation resolution.
+ */
+function withAggregation(spec: JobSpecInput, mode: 'none' | 'secagg', clientExamples: number): JobSpecInput {
+  if (mode === 'none') return { ...spec, secureAggregation: 'none' };
+  return { ...spec, secureAggregation: 'secagg', secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples) } };
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<void> {

@@ -51,6 +51,8 @@ function lineChart(title: string, yLabel: string, series: Series[], yRange?: [nu
   parts.push(`<line x1="${m.left}" x2="${w - m.right}" y1="${h - m.bottom}" y2="${h - m.bottom}" stroke="#333"/>`);
   parts.push(`<text x="${(m.left + w - m.right) / 2}" y="${h - 8}" text-anchor="middle">round</text>`);
   parts.push(`<text x="14" y="${(m.top + h - m.bottom) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(m.top + h - m.bottom) / 2})">${yLabel}</text>`);
+  // A series with no values (e.g. training loss, which secagg clients do not report) gets no line or legend.
+  series = series.filter((s) => s.values.some(Number.isFinite));
   series.forEach((s, k) => {
     const points = s.values.map((v, i) => (Number.isFinite(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : null)).filter(Boolean);
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2.5" points="${points.join(' ')}"/>`);

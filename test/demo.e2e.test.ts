@@ -7,12 +7,15 @@ import { spawnTs } from './support/processes';
 jest.setTimeout(180_000);
 
 describe('demo', () => {
-  it('runs a federation and prints one JSON object as its last stdout line', async () => {
+  it.each([
+    ['none', 3],
+    ['secagg', 2], // secagg clients report no training loss: one line fewer in the chart
+  ])('runs a federation (secure aggregation %s) and prints one JSON object as its last stdout line', async (mode, lines) => {
     const out = mkdtempSync(join(tmpdir(), 'trib-demo-'));
-    const p = spawnTs('examples/demo.ts', ['--example', 'tabular', '--clients', '3', '--rounds', '3', '--partition', 'dirichlet:1', '--seed', '3', '--out', out, '--json']);
+    const p = spawnTs('examples/demo.ts', ['--example', 'tabular', '--clients', '3', '--rounds', '3', '--partition', 'dirichlet:1', '--seed', '3', '--secure-aggregation', String(mode), '--out', out, '--json']);
     expect(await p.exit).toBe(0);
     const result = JSON.parse(p.lines[p.lines.length - 1]);
-    expect(result).toMatchObject({ example: 'tabular', clients: 3, rounds: 3, partition: 'dirichlet:1', seed: 3, secureAggregation: 'none', status: 'completed' });
+    expect(result).toMatchObject({ example: 'tabular', clients: 3, rounds: 3, partition: 'dirichlet:1', seed: 3, secureAggregation: mode, status: 'completed' });
     expect(result.accuracyByRound).toHaveLength(3);
     expect(result.roundSeconds).toHaveLength(3);
     expect(result.finalAccuracy).toBeGreaterThan(0.5);
@@ -24,7 +27,7 @@ describe('demo', () => {
     expect(csv).toHaveLength(4);
     const html = readFileSync(join(out, 'chart.html'), 'utf8');
     expect(html).toContain('<svg');
-    expect(html.match(/<polyline/g)).toHaveLength(3);
+    expect(html.match(/<polyline/g)).toHaveLength(Number(lines));
     expect(existsSync(join(out, 'data', 'client-0.csv'))).toBe(true);
   });
 
