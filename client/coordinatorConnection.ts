@@ -6,6 +6,7 @@ import { TributaryError, isErrorCode } from '../shared/errors';
 import type { Identity } from '../shared/identity/keyPair';
 import { newNonce, payloadHash, signFields, type SignedFields } from '../shared/identity/signing';
 import {
+  AggregateDecryptRequestSchema,
   AckSchema,
   EVENTS,
   JobFinishedSchema,
@@ -14,6 +15,8 @@ import {
   RoundTaskSchema,
   SecAggRequestSchema,
   STAGES,
+  type AggregateDecryptRequest,
+  type AggregateResultBody,
   type HandshakeAuth,
   type JobFinished,
   type JoinResult,
@@ -57,7 +60,8 @@ export function handshakeAuthWith(clientId: string, sign: (fields: SignedFields)
  * socket.io-client reconnects with exponential backoff; listeners of 'connected' rejoin jobs.
  *
  * Events: 'connected', 'disconnected' (reason), 'task' (RoundTask), 'secaggRequest' (SecAggRequest,
- * envelope checked; the payload is validated by the SecAgg+ client), 'jobFinished' (JobFinished),
+ * envelope checked; the payload is validated by the SecAgg+ client), 'decryptRequest'
+ * (AggregateDecryptRequest, for a paillier key holder), 'jobFinished' (JobFinished),
  * 'fatal' (TributaryError: the coordinator refused the handshake), 'protocolError' (message).
  */
 export class CoordinatorConnection extends EventEmitter {
@@ -95,6 +99,11 @@ export class CoordinatorConnection extends EventEmitter {
       if (request.success) this.emit('secaggRequest', request.data);
       else this.emit('protocolError', `Ignored a malformed secagg request: ${request.error.issues[0]?.message}`);
     });
+    this.socket.on(EVENTS.aggregateDecrypt, (raw: unknown) => {
+      const request = AggregateDecryptRequestSchema.safeParse(raw);
+      if (request.success) this.emit('decryptRequest', request.data);
+      else this.emit('protocolError', `Ignored a malformed decrypt request: ${request.error.issues[0]?.message}`);
+    });
     this.socket.on(EVENTS.jobFinished, (raw: unknown) => {
       const finished = JobFinishedSchema.safeParse(raw);
       if (finished.success) this.emit('jobFinished', finished.data);
@@ -119,6 +128,19 @@ export class CoordinatorConnection extends EventEmitter {
   async join(jobId: string): Promise<JoinResult> {
     const result = await this.send(EVENTS.joinJob, STAGES.join, jobId, 0, {});
     return JoinResultSchema.parse(result);
+  }
+
+  /** Joins a paillier job as its key holder; returns its spec and manifest (validated). */
+  async joinAsKeyHolder(jobId: string): Promise<JoinResult> {
+    const result = await this.send(EVENTS.keyholderJoin, STAGES.keyholderJoin, jobId, 0, {});
+    return JoinResultSchema.parse(result);
+  }
+
+  /** Returns a decrypted aggregate (Float32 sums) or the reason it could not be decrypted. */
+  async sendAggregateResult(request: AggregateDecryptRequest, sums: Float32Array | null, error?: string): Promise<void> {
+    const body: AggregateResultBody = { attempt: request.attempt, length: request.length, ...(error !== undefined ? { error } : {}) };
+    const data = sums ? new Uint8Array(sums.buffer, sums.byteOffset, sums.byteLength) : undefined;
+    await this.send(EVENTS.aggregateResult, STAGES.aggregateResult, request.jobId, request.round, body, data);
   }
 
   /** Uploads an encoded update for a task in chunks of the task's size, then commits it. */
@@ -175,4 +197,4 @@ export class CoordinatorConnection extends EventEmitter {
   }
 }
 
-export type { JobFinished, RoundTask, SecAggRequest };
+export type { AggregateDecryptRequest, JobFinished, RoundTask, SecAggRequest };

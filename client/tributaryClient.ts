@@ -10,7 +10,9 @@ import { buildModel } from '../shared/ml/modelZoo';
 import { trainLocal } from '../shared/ml/train';
 import { getNamedWeights, setNamedWeights } from '../shared/ml/weights';
 import { decodeBinaryJson, encodeBinaryJson } from '../shared/codec/binaryJson';
-import { secaggOptionsOf } from '../shared/schemas/jobSpec';
+import { paillierParamsOf, secaggOptionsOf } from '../shared/schemas/jobSpec';
+import { ciphertextWidth, ciphertextsToBytes, encryptVector } from '../shared/paillier';
+import { PublicKey } from 'paillier-bigint';
 import type { JoinResult } from '../shared/schemas/messages';
 import { quantize, SecAggPlusClient, secaggError, weightUpdate, type SecAggParameters } from '../shared/secagg';
 import { CoordinatorConnection, type JobFinished, type RoundTask, type SecAggRequest } from './coordinatorConnection';
@@ -29,6 +31,8 @@ export interface TributaryClientOptions {
   reconnectDelayMs?: number;
   /** @default 5000 */
   maxReconnectDelayMs?: number;
+  /** Worker threads for Paillier encryption (paillier jobs). @default 1 */
+  paillierThreads?: number;
 }
 
 export interface RoundTrainedEvent {
@@ -67,6 +71,10 @@ const attemptKey = (round: number, attempt: number) => `${round}:${attempt}`;
  * `SecAggPlusClient` per (round, attempt) answers the coordinator's SecAgg+ stages; at
  * collect-masked-vectors the delta is weighted (`weightUpdate`), quantised and masked, so the
  * coordinator only ever sees masked vectors and learns only their sum. No training metrics are sent.
+ *
+ * With `secureAggregation: "paillier"` the delta is scaled by ratio = min(n, W)/W, ratio is appended,
+ * and the vector is packed and encrypted under the job's public key (`encryptVector`); the
+ * ciphertexts go through the ordinary chunked upload with numExamples 1 and no metrics.
  *
  * Events: 'joined' (JoinResult), 'roundTrained' (RoundTrainedEvent), 'warning' (string), 'backend' (name),
  * 'secaggRequest' ({round, attempt, stage}, before the client answers it).
@@ -209,10 +217,38 @@ export class TributaryClient extends EventEmitter {
       this.emit('roundTrained', trained);
       return { delta: flattenInManifestOrder(delta, joined), numExamples: result.numExamples };
     }
+    if (joined.spec.secureAggregation === 'paillier') {
+      const payload = await this.encryptUpdate(task, joined, flattenInManifestOrder(delta, joined), result.numExamples);
+      // numExamples 1 and no metrics: the weight travels encrypted, and metrics would leak per-client information.
+      await conn.submitUpdate(task, payload, 1, {});
+      this.emit('roundTrained', trained);
+      return null;
+    }
     const payload = updateEncoderFor(joined.spec.secureAggregation).encode(delta, result.numExamples);
     await conn.submitUpdate(task, payload, result.numExamples, { loss: result.loss, accuracy: result.accuracy });
     this.emit('roundTrained', trained);
     return null;
+  }
+
+  /**
+   * Paillier: scales the delta by ratio = min(n, W)/W, appends ratio, and encrypts the vector under
+   * the job's public key; returns the fixed-width ciphertext bytes.
+   */
+  private async encryptUpdate(task: RoundTask, joined: JoinResult, delta: Float32Array, numExamples: number): Promise<Uint8Array> {
+    const options = joined.spec.paillier;
+    if (!options) throw new TributaryError('JOB_SPEC_INVALID', 'The paillier job has no paillier options.');
+    const params = paillierParamsOf(joined.spec);
+    const publicKey = paillierPublicKey(options.publicKey.n);
+    const ratio = Math.min(numExamples, options.maxExampleWeight) / options.maxExampleWeight;
+    const vector = new Float32Array(delta.length + 1);
+    for (let i = 0; i < delta.length; i++) vector[i] = delta[i] * ratio;
+    vector[delta.length] = ratio;
+    const encrypted = await encryptVector(publicKey, vector, params, { threads: this.options.paillierThreads ?? 1 });
+    if (encrypted.clipped > 0) {
+      this.emit('warning', `round ${task.round}: ${encrypted.clipped} of ${delta.length} weighted update values were outside ` +
+        `[-${options.clipRange}, ${options.clipRange}] and were clipped`);
+    }
+    return ciphertextsToBytes(encrypted.ciphertexts, ciphertextWidth(publicKey.n));
   }
 
   private onSecAggRequest(request: SecAggRequest): void {
@@ -279,6 +315,18 @@ export class TributaryClient extends EventEmitter {
     }
     return decodeTensors(bytes, { expected: joined.weightManifest });
   }
+}
+
+const publicKeys = new Map<string, PublicKey>();
+/** One PublicKey object per modulus, so the encryptor cached for it (encryptorFor) is reused across rounds. */
+function paillierPublicKey(nHex: string): PublicKey {
+  let key = publicKeys.get(nHex);
+  if (!key) {
+    const n = BigInt(`0x${nHex}`);
+    key = new PublicKey(n, n + 1n);
+    publicKeys.set(nHex, key);
+  }
+  return key;
 }
 
 /** The delta as one vector, tensors in the job's weight-manifest order (the order the coordinator splits the sum in). */

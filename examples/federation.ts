@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
 import { decodeTensors } from '../shared/codec/modelCodec';
 import { datasetToCsv } from '../shared/data/csvWriter';
 import { evaluateModel } from '../shared/ml/evaluate';
@@ -52,7 +53,9 @@ export interface FederationResult {
 export interface FederationOptions extends ExampleOptions {
   backend: string;
   /** Aggregation mode of the job. @default "none" */
-  secureAggregation?: 'none' | 'secagg';
+  secureAggregation?: 'none' | 'secagg' | 'paillier';
+  /** Paillier modulus size for `paillier` (the demo's in-process key holder generates the key pair). @default 2048 */
+  paillierKeyBits?: number;
   outDir: string;
   /** Called after each committed round (live progress). */
   onRound?: (round: RoundSummary) => void;
@@ -90,8 +93,12 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: options.backend as never }, { onRoundCompleted });
   store = coordinator.store;
   const children: ChildProcess[] = [];
+  let keyHolder: KeyHolder | null = null;
   try {
-    const spec = withAggregation(task.jobSpec(options), options.secureAggregation ?? 'none', task.clientData(options, 0).count);
+    const mode = options.secureAggregation ?? 'none';
+    // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
+    const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
+    const spec = withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys);
     const created = await fetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -106,6 +113,17 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     });
     if (!upload.ok) throw new Error(`uploading the validation set failed: HTTP ${upload.status}`);
     options.onLog?.(`coordinator ${coordinator.url} (evaluation backend ${coordinator.backend}), job ${job.id}`);
+    if (keys) {
+      const holder = new KeyHolder({ url: coordinator.url, jobId: job.id, keys });
+      keyHolder = holder;
+      const joined = new Promise<void>((resolve, reject) => {
+        holder.once('joined', () => resolve());
+        holder.run().catch(reject);
+      });
+      await joined;
+      holder.on('refused', (m: string) => options.onLog?.(`key holder refused: ${m}`));
+      options.onLog?.(`key holder ${keys.identity.clientId.slice(0, 16)}… joined (${keys.privateKey.publicKey.bitLength}-bit Paillier key)`);
+    }
 
     const clientBackends: string[] = [];
     const log = createWriteStream(join(options.outDir, 'clients.log'));
@@ -177,18 +195,23 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       roundDetails: rounds,
     };
   } finally {
+    keyHolder?.close();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await coordinator.close();
   }
 }
 
 /**
- * The job spec with the chosen aggregation mode. For secagg, a client's weight saturates at
+ * The job spec with the chosen aggregation mode. For secagg and paillier, a client's weight saturates at
  * maxExampleWeight examples: set it from the largest client's share (client 0's, partitions are
  * near-equal for iid; doubled for skewed splits) so small clients keep quantisation resolution.
  */
-function withAggregation(spec: JobSpecInput, mode: 'none' | 'secagg', clientExamples: number): JobSpecInput {
+function withAggregation(spec: JobSpecInput, mode: 'none' | 'secagg' | 'paillier', clientExamples: number, keys?: KeyHolderKeys): JobSpecInput {
   if (mode === 'none') return { ...spec, secureAggregation: 'none' };
+  if (mode === 'paillier') {
+    if (!keys) throw new Error('paillier needs the key holder\'s keys');
+    return { ...spec, secureAggregation: 'paillier', paillier: { ...keyHolderSpecFields(keys), maxExampleWeight: Math.max(1, 2 * clientExamples) } };
+  }
   return { ...spec, secureAggregation: 'secagg', secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples) } };
 }
 

@@ -1,11 +1,13 @@
 import { Command } from 'commander';
 import { clientCommand } from '../client/cli';
+import { keyholderCommand } from '../client/keyholderCli';
 import { coordinatorCommand, reportAndExit } from '../coordinator/cli';
 
 /** `tributary <role>`: one command, a subcommand per role. */
 const program = new Command('tributary')
-  .description('Tributary: a federated-learning coordinator and the data-provider client.')
+  .description('Tributary: a federated-learning coordinator, the data-provider client and the Paillier key holder.')
   .addCommand(coordinatorCommand())
-  .addCommand(clientCommand());
+  .addCommand(clientCommand())
+  .addCommand(keyholderCommand());
 
 program.parseAsync(process.argv).catch(reportAndExit);

@@ -50,6 +50,12 @@ export const errorCatalog = {
   SECAGG_MESSAGE_INVALID: { status: 400, message: 'A secure-aggregation message is malformed or inconsistent.' },
   SECAGG_RECONSTRUCTION_FAILED: { status: 503, message: 'Too few shares survived to remove the masks.' },
 
+  // Secure aggregation (packed Paillier)
+  PAILLIER_CIPHERTEXT_INVALID: { status: 400, message: 'An encrypted update is not a vector of valid ciphertexts of the job\'s size.' },
+  PAILLIER_KEYHOLDER_UNAVAILABLE: { status: 503, message: 'The job\'s key holder is not connected or did not answer in time.' },
+  PAILLIER_NOT_KEY_HOLDER: { status: 403, message: 'The client is not the job\'s key holder.' },
+  PAILLIER_DECRYPT_FAILED: { status: 502, message: 'The key holder could not decrypt the aggregate.' },
+
   // Client-side data and training
   DATA_FILE_EMPTY: { status: 400, message: 'The dataset file has no rows.' },
   DATA_COLUMNS_MISMATCH: { status: 400, message: 'The dataset columns do not match the job\'s input spec.' },

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
 import { manifestOf, type NamedTensor } from '../../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../../shared/errors';
-import { JobSpecSchema, SECAGG_MAX_PARAMETERS, type JobSpec } from '../../shared/schemas/jobSpec';
+import { JobSpecSchema, PAILLIER_MAX_PARAMETERS, SECAGG_MAX_PARAMETERS, paillierParamsOf, type JobSpec } from '../../shared/schemas/jobSpec';
+import { KeyHolderRegistry } from '../aggregation/keyHolderRegistry';
+import { PaillierAggregator } from '../aggregation/paillierAggregator';
 import { MAX_CHUNK_BYTES } from '../../shared/schemas/messages';
 import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
 import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
@@ -28,8 +30,19 @@ export interface JobManagerDeps {
 }
 
 /** The aggregation mode a job names. Secure modes register here. */
-function aggregatorFactory(spec: JobSpec): UpdateAggregatorFactory {
+function aggregatorFactory(jobId: string, spec: JobSpec, keyHolders: KeyHolderRegistry): UpdateAggregatorFactory {
   switch (spec.secureAggregation) {
+    case 'paillier': {
+      const options = spec.paillier;
+      if (!options) throw new TributaryError('JOB_SPEC_INVALID', 'paillier jobs need the paillier options');
+      const params = paillierParamsOf(spec);
+      const n = BigInt(`0x${options.publicKey.n}`);
+      return (manifest, context) => new PaillierAggregator(manifest, {
+        params, n,
+        decrypt: (aggregate) => keyHolders.decrypt(
+          { jobId, round: context?.round ?? 0, attempt: context?.attempt ?? 0, ...aggregate }, options.decryptTimeoutMs),
+      });
+    }
     case 'none':
       return (manifest) => new PlaintextAggregator(manifest);
     case 'secagg':
@@ -52,9 +65,23 @@ function assertSecAggFits(weights: readonly NamedTensor[]): void {
   }
 }
 
+/** The key holder returns the decrypted sums as one Float32 message: at most PAILLIER_MAX_PARAMETERS parameters. */
+function assertPaillierFits(weights: readonly NamedTensor[]): void {
+  const parameters = weights.reduce((n, t) => n + t.data.length, 0);
+  if (parameters > PAILLIER_MAX_PARAMETERS) {
+    throw new TributaryError(
+      'JOB_SPEC_INVALID',
+      `secureAggregation "paillier" supports models of at most ${PAILLIER_MAX_PARAMETERS} parameters (the decrypted sums travel as one ${MAX_CHUNK_BYTES}-byte message); this model has ${parameters}.`,
+      { details: { parameters, maxParameters: PAILLIER_MAX_PARAMETERS } },
+    );
+  }
+}
+
 /** Creates jobs, owns their round runners, and resumes running jobs after a restart. */
 export class JobManager {
   private readonly runners = new Map<string, { runner: JobRunner; done: Promise<JobRecord> }>();
+  /** Key holders of `paillier` jobs and their outstanding decryptions. */
+  readonly keyHolders = new KeyHolderRegistry();
 
   constructor(private readonly deps: JobManagerDeps) {}
 
@@ -68,6 +95,7 @@ export class JobManager {
     const spec = parsed.data;
     const weights = await this.deps.models.initialWeights(spec);
     if (spec.secureAggregation === 'secagg') assertSecAggFits(weights);
+    if (spec.secureAggregation === 'paillier') assertPaillierFits(weights);
     const bytes = encodeTensors(weights);
     const now = new Date();
     const job: JobRecord = {
@@ -157,6 +185,7 @@ export class JobManager {
   async stop(): Promise<void> {
     const entries = [...this.runners.values()];
     for (const e of entries) e.runner.stop();
+    this.keyHolders.cancelAll('The coordinator is shutting down.');
     await Promise.all(entries.map((e) => e.done));
   }
 
@@ -165,7 +194,7 @@ export class JobManager {
       store: this.deps.store,
       directory: this.deps.directory,
       strategy: createStrategy(job.spec),
-      createAggregator: aggregatorFactory(job.spec),
+      createAggregator: aggregatorFactory(job.id, job.spec, this.keyHolders),
       evaluator: this.deps.evaluator,
       logger: this.deps.logger,
       chunkBytes: this.deps.chunkBytes,

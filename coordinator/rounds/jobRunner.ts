@@ -16,7 +16,7 @@ import { createRng, deriveSeed } from '../../shared/data/random';
 
 /** What a collection phase yields: the sums (or why the attempt failed), who took part and who failed. */
 type Collected =
-  | (CollectionResult & { updates: () => AggregatedUpdates; numExamples: (u: AggregatedUpdates) => number })
+  | (CollectionResult & { updates: () => AggregatedUpdates | Promise<AggregatedUpdates>; numExamples: (u: AggregatedUpdates) => number })
   | { failed: string; participants: string[]; failures: RoundRecord['failures'] };
 
 /** What the round-completed hook receives (contracts and contribution scoring plug in here). */
@@ -47,7 +47,8 @@ export interface JobRunnerDeps {
 /**
  * Runs one job round by round (the round state machine in roundStates.ts):
  * wait for quorum → select → send tasks → collect until all answer or the deadline → aggregate if at
- * least minClients answered (with `secagg`, collection is a SecAgg+ session that yields only the sum)
+ * least minClients answered (with `secagg`, collection is a SecAgg+ session that yields only the sum;
+ * with `paillier`, the aggregator multiplies ciphertexts and the job's key holder decrypts the sum)
  * → evaluate → commit (checkpoint, round record, job) → next round.
  * A failed attempt is recorded and retried up to maxRoundRetries times, then the job fails with a
  * reason; it never waits forever. Resumes from the job's last committed round.
@@ -139,7 +140,7 @@ export class JobRunner {
   }
 
   private collectorFor(round: number): RoundCollector {
-    if (this.job.spec.secureAggregation !== 'none') {
+    if (this.job.spec.secureAggregation === 'secagg') {
       throw new TributaryError('VALIDATION_FAILED', `Job ${this.job.id} uses secure aggregation "${this.job.spec.secureAggregation}"; updates travel as secagg:reply messages, not uploads.`);
     }
     if (round !== this.runningRound) {
@@ -210,6 +211,7 @@ export class JobRunner {
       deadline: this.now() + spec.roundDeadlineMs,
       chunkBytes: this.deps.chunkBytes,
     };
+    // `none` and `paillier` collect uploads; `secagg` runs a SecAgg+ session.
     const collected = spec.secureAggregation === 'secagg'
       ? await this.collectSecAgg(task, plan.selected)
       : await this.collectPlaintext(task, plan.selected);
@@ -225,7 +227,7 @@ export class JobRunner {
 
     try {
       m.to(ROUND_STATES.aggregating);
-      const updates = collected.updates();
+      const updates = await collected.updates();
       const next = this.deps.strategy.aggregateTrain(this.weights, updates, this.strategyState);
       const clientMetrics = this.deps.strategy.aggregateMetrics(collected.evaluations);
 
@@ -275,15 +277,28 @@ export class JobRunner {
     }
   }
 
-  /** Plaintext collection: every selected client uploads its encoded delta to the aggregator. */
+  /**
+   * Upload collection: every selected client uploads its encoded (`none`) or encrypted (`paillier`)
+   * update to the aggregator. With `paillier` the sums come from the key holder (`finish`), clients
+   * send no metrics, and Σ ratio_i is reported in examples as with secagg.
+   */
   private async collectPlaintext(task: RoundTask, selected: string[]): Promise<Collected> {
-    const aggregator = this.deps.createAggregator(this.job.weightManifest);
+    const aggregator = this.deps.createAggregator(this.job.weightManifest, { round: task.round, attempt: task.attempt });
     const collector = new RoundCollector(task.round, selected, aggregator, this.deps.chunkBytes, this.job.spec.roundDeadlineMs);
     this.collector = collector;
     this.sendTasks(task, selected, (clientId) => collector.markFailed(clientId, 'DISCONNECTED'));
     await collector.done;
     const collected = collector.close();
     this.collector = null;
+    const paillier = this.job.spec.secureAggregation === 'paillier' ? this.job.spec.paillier : undefined;
+    if (paillier) {
+      return {
+        ...collected,
+        evaluations: [],
+        updates: () => (aggregator.finish ? aggregator.finish() : aggregator.result()),
+        numExamples: (u) => Math.round(u.totalExamples * paillier.maxExampleWeight),
+      };
+    }
     return { ...collected, updates: () => aggregator.result(), numExamples: (u) => u.totalExamples };
   }
 

@@ -4,6 +4,7 @@ import { TributaryError, toTributaryError } from '../../shared/errors';
 import { NonceCache } from '../../shared/identity/nonceCache';
 import { SignatureVerifier, payloadHash } from '../../shared/identity/signing';
 import {
+  AggregateResultBodySchema,
   EVENTS,
   HandshakeAuthSchema,
   JoinBodySchema,
@@ -145,12 +146,33 @@ export class SocketServer {
       this.jobs.requireRunner(m.jobId, clientId).handleSecAggReply(clientId, m.round, body, m.data);
       return undefined;
     });
+    // A paillier job's key holder: its client id must be the spec's paillier.keyHolder. It is not a member (never selected).
+    this.handle(socket, EVENTS.keyholderJoin, STAGES.keyholderJoin, async (m) => {
+      JoinBodySchema.parse(m.body);
+      const job = await this.jobs.requireJoinable(m.jobId);
+      if (job.spec.secureAggregation !== 'paillier' || job.spec.paillier?.keyHolder !== clientId) {
+        throw new TributaryError('PAILLIER_NOT_KEY_HOLDER', `The client is not the key holder of job ${job.id}.`);
+      }
+      this.jobs.keyHolders.register(job.id, clientId, link);
+      const result: JoinResult = {
+        jobId: job.id, spec: job.spec, status: job.status, currentRound: job.currentRound, weightManifest: job.weightManifest,
+      };
+      return result;
+    });
+    this.handle(socket, EVENTS.aggregateResult, STAGES.aggregateResult, async (m) => {
+      const body = AggregateResultBodySchema.parse(m.body);
+      this.jobs.keyHolders.handleResult(clientId, m.jobId, m.round, body, m.data);
+      return undefined;
+    });
     socket.onAny((event: string) => {
       if (!(Object.values(EVENTS) as string[]).includes(event)) {
         socket.emit(EVENTS.error, new TributaryError('VALIDATION_FAILED', `Unknown event "${event}".`).toWire());
       }
     });
-    socket.on('disconnect', (reason) => this.directory.disconnect(clientId, link, reason));
+    socket.on('disconnect', (reason) => {
+      this.jobs.keyHolders.unregister(link);
+      this.directory.disconnect(clientId, link, reason);
+    });
   }
 
   /** Registers a handler with the full verification pipeline and a coded answer for every outcome. */

@@ -31,3 +31,4 @@ export type { EncryptorOptions, ParallelEncryptorOptions, PlaintextEncryptor } f
 export { CrtDecryptor, ParallelDecryptor, primeFactorsOf } from './fastDecryptor';
 export type { CiphertextDecryptor, ParallelDecryptorOptions } from './fastDecryptor';
 export type { KeyPair, PrivateKey, PublicKey } from 'paillier-bigint';
+export { ciphertextWidth, ciphertextsFromBytes, ciphertextsToBytes } from './ciphertextBytes';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { createPackedPaillierParams } from '../paillier/packedPaillier';
 
 /** Hard bounds shared by every schema: checked before anything is allocated. */
 export const LIMITS = {
@@ -78,10 +79,12 @@ export const StrategySpecSchema = z.discriminatedUnion('name', [
 export type StrategySpec = z.infer<typeof StrategySpecSchema>;
 
 /**
- * Secure aggregation modes: `none` (plaintext updates, the default) or `secagg` (SecAgg+: the
- * coordinator learns only the sum of the surviving clients' quantised, weighted updates).
+ * Secure aggregation modes: `none` (plaintext updates, the default), `secagg` (SecAgg+: the
+ * coordinator learns only the sum of the surviving clients' quantised, weighted updates) or
+ * `paillier` (packed Paillier: clients encrypt under the key holder's public key, the coordinator
+ * multiplies ciphertexts, the key holder decrypts only the aggregate).
  */
-export const AggregationModeSchema = z.enum(['none', 'secagg']);
+export const AggregationModeSchema = z.enum(['none', 'secagg', 'paillier']);
 export type AggregationMode = z.infer<typeof AggregationModeSchema>;
 
 /** SecAgg+ masks a vector of 4-byte values that travels as one message: the model must fit one chunk. */
@@ -105,6 +108,50 @@ export const SecAggOptionsSchema = z
   })
   .strict();
 export type SecAggOptions = z.infer<typeof SecAggOptionsSchema>;
+
+/** Paillier moduli of 1024 (tests only) to 4096 bits, as lowercase hex without leading zeros. */
+export const PAILLIER_MIN_KEY_BITS = 1024;
+export const PAILLIER_MAX_KEY_BITS = 4096;
+/** The key holder returns the decrypted sums (Float32) as one message: the model must fit one chunk. */
+export const PAILLIER_MAX_PARAMETERS = 1_048_575;
+
+const PaillierPublicKeySchema = z
+  .object({
+    /** The Paillier modulus n (g = n + 1) as lowercase hex, 1024..4096 bits. */
+    n: z
+      .string()
+      .regex(/^[1-9a-f][0-9a-f]*$/, 'expected n as lowercase hex without leading zeros')
+      .min(PAILLIER_MIN_KEY_BITS / 4)
+      .max(PAILLIER_MAX_KEY_BITS / 4),
+  })
+  .strict()
+  .refine((k) => {
+    const n = BigInt(`0x${k.n}`);
+    const bits = n.toString(2).length;
+    return (n & 1n) === 1n && bits >= PAILLIER_MIN_KEY_BITS && bits <= PAILLIER_MAX_KEY_BITS && bits % 8 === 0;
+  }, { message: `n must be odd, with a bit length that is a multiple of 8 in [${PAILLIER_MIN_KEY_BITS}, ${PAILLIER_MAX_KEY_BITS}]`, path: ['n'] });
+
+/** Options of `secureAggregation: "paillier"`; `publicKey` and `keyHolder` are required. */
+export const PaillierOptionsSchema = z
+  .object({
+    /** The key holder's Paillier public key (`tributary keyholder keygen` prints it). */
+    publicKey: PaillierPublicKeySchema,
+    /** The key holder's Ed25519 public key (its client id), as 64 lowercase hex characters. */
+    keyHolder: z.string().regex(/^[0-9a-f]{64}$/, 'expected the key holder\'s client id (32 bytes as lowercase hex)'),
+    /** Bits per quantised value. @default 16 */
+    bits: z.number().int().min(2).max(32).default(16),
+    /**
+     * Weighted deltas (and the weight itself, at most 1) are quantised on [-clipRange, clipRange];
+     * values outside are clipped and counted. At least 1 so the weight is never clipped. @default 1
+     */
+    clipRange: z.number().min(1).max(1e6).default(1),
+    /** A client's weight is min(numExamples, maxExampleWeight) / maxExampleWeight. @default 100000 */
+    maxExampleWeight: z.number().int().positive().max(1_000_000_000).default(100_000),
+    /** How long the coordinator waits for the key holder to decrypt an aggregate. @default 60000 */
+    decryptTimeoutMs: positiveInt.min(100).max(3_600_000).default(60_000),
+  })
+  .strict();
+export type PaillierOptions = z.infer<typeof PaillierOptionsSchema>;
 
 /** Body of POST /v1/jobs. */
 export const JobSpecSchema = z
@@ -133,6 +180,8 @@ export const JobSpecSchema = z
     secureAggregation: AggregationModeSchema.default('none'),
     /** Options of `secureAggregation: "secagg"` (ignored otherwise); see SecAggOptionsSchema. */
     secagg: SecAggOptionsSchema.optional(),
+    /** Options of `secureAggregation: "paillier"` (required then, ignored otherwise); see PaillierOptionsSchema. */
+    paillier: PaillierOptionsSchema.optional(),
     /** Seed for client sampling and model initialisation. @default 0 */
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
   })
@@ -147,6 +196,22 @@ export const JobSpecSchema = z
   .refine((s) => s.secureAggregation !== 'secagg' || s.maxClients <= SECAGG_MAX_CLIENTS, {
     message: `secureAggregation "secagg" sums at most ${SECAGG_MAX_CLIENTS} clients per round; lower maxClients`,
     path: ['maxClients'],
+  })
+  .refine((s) => s.secureAggregation !== 'paillier' || s.paillier !== undefined, {
+    message: 'secureAggregation "paillier" needs the paillier options (publicKey, keyHolder)',
+    path: ['paillier'],
+  })
+  .refine((s) => s.secureAggregation !== 'paillier' || s.minClients >= 2, {
+    message: 'secureAggregation "paillier" needs minClients >= 2 (the key holder must only ever decrypt a sum)',
+    path: ['minClients'],
+  })
+  .superRefine((s, ctx) => {
+    if (s.secureAggregation !== 'paillier' || !s.paillier) return;
+    try {
+      paillierParamsOf(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['maxClients'], message: `secureAggregation "paillier": ${(err as Error).message}` });
+    }
   });
 export type JobSpec = z.infer<typeof JobSpecSchema>;
 export type JobSpecInput = z.input<typeof JobSpecSchema>;
@@ -166,4 +231,12 @@ export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 /** The secagg options of a spec with every default filled in. */
 export function secaggOptionsOf(spec: { secagg?: z.input<typeof SecAggOptionsSchema> }): SecAggOptions {
   return SecAggOptionsSchema.parse(spec.secagg ?? {});
+}
+
+/** The packed-Paillier parameters of a paillier job (key size from n, headroom for maxClients). Throws CONFIG_INVALID. */
+export function paillierParamsOf(spec: { maxClients: number; paillier?: PaillierOptions }) {
+  const options = spec.paillier;
+  if (!options) throw new Error('the job has no paillier options');
+  const keyBits = BigInt(`0x${options.publicKey.n}`).toString(2).length;
+  return createPackedPaillierParams({ keyBits, bits: options.bits, clipRange: options.clipRange, maxClients: spec.maxClients });
 }

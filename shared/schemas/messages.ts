@@ -11,10 +11,13 @@ export const EVENTS = {
   updateChunk: 'update:chunk',
   updateCommit: 'update:commit',
   secaggReply: 'secagg:reply',
+  keyholderJoin: 'keyholder:join',
+  aggregateResult: 'aggregate:result',
   // coordinator -> client
   roundTask: 'round:task',
   roundClosed: 'round:closed',
   secaggRequest: 'secagg:request',
+  aggregateDecrypt: 'aggregate:decrypt',
   jobFinished: 'job:finished',
   error: 'tributary:error',
 } as const;
@@ -25,6 +28,8 @@ export const STAGES = {
   updateChunk: 'update-chunk',
   updateCommit: 'update-commit',
   secaggReply: 'secagg-reply',
+  keyholderJoin: 'keyholder-join',
+  aggregateResult: 'aggregate-result',
 } as const;
 export type Stage = (typeof STAGES)[keyof typeof STAGES];
 
@@ -179,3 +184,34 @@ export const SecAggReplyBodySchema = z
   })
   .strict();
 export type SecAggReplyBody = z.infer<typeof SecAggReplyBodySchema>;
+
+/** Largest aggregate the coordinator sends a key holder to decrypt (the sums must come back in one chunk). */
+export const MAX_AGGREGATE_CIPHERTEXT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Coordinator -> key holder (`paillier` jobs): decrypt the product of `clientCount` encrypted updates
+ * of `length` values (the weighted delta in manifest order, then the summed weight), given as
+ * fixed-width big-endian ciphertexts in `ciphertexts`.
+ */
+export const AggregateDecryptRequestSchema = z.object({
+  jobId: JobIdSchema,
+  round: z.number().int().positive(),
+  attempt: z.number().int().min(0),
+  clientCount: z.number().int().positive().max(LIMITS.maxClientsPerRound),
+  length: z.number().int().positive().max(LIMITS.maxParameters + 1),
+  ciphertexts: z
+    .custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary ciphertexts')
+    .refine((v) => v.length <= MAX_AGGREGATE_CIPHERTEXT_BYTES, 'ciphertexts too large'),
+});
+export type AggregateDecryptRequest = z.infer<typeof AggregateDecryptRequestSchema>;
+
+/** Body of the key holder's `aggregate:result` (stage "aggregate-result"); the Float32 sums are the message's `data`. */
+export const AggregateResultBodySchema = z
+  .object({
+    attempt: z.number().int().min(0),
+    length: z.number().int().positive().max(LIMITS.maxParameters + 1),
+    /** Set when the key holder refuses or fails to decrypt (then there is no data). */
+    error: z.string().max(1000).optional(),
+  })
+  .strict();
+export type AggregateResultBody = z.infer<typeof AggregateResultBodySchema>;

@@ -1,0 +1,273 @@
+/**
+ * Packed Paillier end to end over the real sockets: an in-process coordinator on 127.0.0.1, in-process
+ * TributaryClients on a small MLP and an in-process KeyHolder (1024-bit keys for speed). Checks that a
+ * `paillier` job trains the same round-1 model as an otherwise identical `none` job (within the
+ * quantisation bound), that no client's delta reaches the coordinator in the clear, that malformed
+ * ciphertext uploads get coded errors and change nothing, and that a job without a key holder fails
+ * cleanly with PAILLIER_KEYHOLDER_UNAVAILABLE.
+ */
+import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
+import type { CoordinatorConnection } from '../client/coordinatorConnection';
+import { TributaryClient } from '../client/tributaryClient';
+import { startCoordinator, type Coordinator } from '../coordinator/server';
+import { decodeTensors } from '../shared/codec/modelCodec';
+import type { NamedTensor } from '../shared/codec/tensors';
+import type { Dataset } from '../shared/data/dataset';
+import { generateIdentity } from '../shared/identity/keyPair';
+import { ciphertextCount, ciphertextWidth, sumErrorBound } from '../shared/paillier';
+import { paillierParamsOf, JobSpecSchema, type JobSpecInput } from '../shared/schemas/jobSpec';
+import type { RoundTask } from '../shared/schemas/messages';
+import { codeOfAsync } from './support/codeOf';
+
+jest.setTimeout(90_000);
+
+const FEATURES = 8;
+const SIZES = [120, 160, 90, 200];
+const MAX_EXAMPLE_WEIGHT = 1000;
+const PARAMETERS = FEATURES * 16 + 16 + 16 * 2 + 2;
+
+function separable(count: number, seed: number): Dataset {
+  let s = seed >>> 0 || 1;
+  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+  const x = new Float32Array(count * FEATURES);
+  const y = new Int32Array(count);
+  for (let r = 0; r < count; r++) {
+    let score = 0;
+    for (let f = 0; f < FEATURES; f++) {
+      const v = rand() * 2 - 1;
+      x[r * FEATURES + f] = v;
+      score += v * (f % 2 === 0 ? 1 : -0.5);
+    }
+    y[r] = score > 0 ? 1 : 0;
+  }
+  return { x, y, count, exampleShape: [FEATURES] };
+}
+const DATASETS = SIZES.map((n, i) => separable(n, 11 + i));
+
+let keys: KeyHolderKeys;
+
+function spec(mode: 'none' | 'paillier', overrides: Partial<JobSpecInput> = {}, paillier: Record<string, unknown> = {}): JobSpecInput {
+  return {
+    name: `paillier-e2e-${mode}`,
+    model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
+    input: { shape: [FEATURES], numClasses: 2 },
+    rounds: 2,
+    minClients: 4,
+    maxClients: 8,
+    localEpochs: 1,
+    batchSize: 16,
+    learningRate: 0.1,
+    roundDeadlineMs: 30_000,
+    quorumTimeoutMs: 30_000,
+    maxRoundRetries: 1,
+    seed: 5,
+    secureAggregation: mode,
+    ...(mode === 'paillier'
+      ? { paillier: { ...keyHolderSpecFields(keys), maxExampleWeight: MAX_EXAMPLE_WEIGHT, decryptTimeoutMs: 20_000, ...paillier } }
+      : {}),
+    ...overrides,
+  } as JobSpecInput;
+}
+
+const connectionOf = (c: TributaryClient) => (c as unknown as { connection: CoordinatorConnection | null }).connection;
+
+describe('secure aggregation (packed Paillier) end to end', () => {
+  let coordinator: Coordinator;
+  const clients: TributaryClient[] = [];
+  const holders: KeyHolder[] = [];
+  const received: Buffer[] = [];
+  const receivedText: string[] = [];
+  // Each client's plaintext delta, weighted vector and encrypted payload, captured inside the client.
+  const captured: Array<{ delta: Float32Array; weighted: Float32Array; payload: Uint8Array }> = [];
+  type EncryptUpdate = (task: RoundTask, joined: unknown, delta: Float32Array, numExamples: number) => Promise<Uint8Array>;
+  const proto = TributaryClient.prototype as unknown as { encryptUpdate: EncryptUpdate };
+  const originalEncrypt = proto.encryptUpdate;
+  // A client's upload waits for its gate (so attacks can go first).
+  const gates = new Map<TributaryClient, Promise<unknown>>();
+
+  beforeAll(async () => {
+    keys = await generateKeyHolderKeys(1024);
+    proto.encryptUpdate = async function (this: TributaryClient, task, joined, delta, numExamples) {
+      await gates.get(this);
+      const payload = await originalEncrypt.call(this, task, joined, delta, numExamples);
+      const ratio = Math.min(numExamples, MAX_EXAMPLE_WEIGHT) / MAX_EXAMPLE_WEIGHT;
+      const weighted = new Float32Array(delta.length);
+      for (let i = 0; i < delta.length; i++) weighted[i] = delta[i] * ratio;
+      captured.push({ delta: Float32Array.from(delta), weighted, payload });
+      return payload;
+    };
+    coordinator = await startCoordinator({ port: 0, logLevel: 'error' });
+    coordinator.io.engine.on('connection', (raw: { on(e: string, f: (p: { data?: unknown }) => void): void }) => {
+      raw.on('packet', (packet) => {
+        if (Buffer.isBuffer(packet.data)) received.push(Buffer.from(packet.data));
+        else if (packet.data instanceof ArrayBuffer) received.push(Buffer.from(packet.data));
+        else if (typeof packet.data === 'string') receivedText.push(packet.data);
+      });
+    });
+  });
+
+  afterAll(async () => {
+    proto.encryptUpdate = originalEncrypt;
+    for (const c of clients) c.close();
+    for (const h of holders) h.close();
+    await coordinator?.close();
+  });
+
+  async function createJob(body: JobSpecInput): Promise<string> {
+    const res = await fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const json = (await res.json()) as { id: string };
+    expect(res.status).toBe(201);
+    return json.id;
+  }
+
+  function startClients(jobId: string, count = DATASETS.length, setup: (client: TributaryClient, index: number) => void = () => undefined): TributaryClient[] {
+    return DATASETS.slice(0, count).map((dataset, i) => {
+      const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset, backend: 'cpu' });
+      setup(client, i);
+      client.run().catch(() => undefined);
+      clients.push(client);
+      return client;
+    });
+  }
+
+  async function startKeyHolder(jobId: string): Promise<KeyHolder> {
+    const holder = new KeyHolder({ url: coordinator.url, jobId, keys });
+    holders.push(holder);
+    const joined = new Promise((resolve) => holder.once('joined', resolve));
+    holder.run().catch(() => undefined);
+    await joined;
+    return holder;
+  }
+
+  async function roundModel(jobId: string, round: number): Promise<NamedTensor[]> {
+    const checkpoint = await coordinator.store.loadCheckpoint(jobId, round);
+    return decodeTensors(Buffer.from(checkpoint!.weights));
+  }
+
+  it('validates paillier options eagerly', async () => {
+    const post = (body: unknown) => fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const missing = spec('paillier');
+    delete (missing as { paillier?: unknown }).paillier;
+    for (const body of [
+      missing,
+      spec('paillier', { minClients: 1 }),
+      spec('paillier', {}, { publicKey: { n: 'ff' } }),
+      spec('paillier', {}, { clipRange: 0.5 }),
+      spec('paillier', {}, { publicKey: { n: keyHolderSpecFields(keys).publicKey.n.replace(/.$/, 'e') } }),
+    ]) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('JOB_SPEC_INVALID');
+    }
+    const parsed = JobSpecSchema.parse(spec('paillier'));
+    expect(parsed.paillier).toMatchObject({ bits: 16, clipRange: 1 });
+  });
+
+  it('trains the same round-1 model as plaintext FedAvg (within the quantisation bound); malformed ciphertexts change nothing', async () => {
+    const plainId = await createJob(spec('none'));
+    startClients(plainId);
+    const plain = await coordinator.jobs.waitForJob(plainId);
+    expect(plain.status).toBe('completed');
+    // The plaintext job uploaded the same deltas in the clear: record only the paillier job's traffic.
+    received.length = 0;
+    receivedText.length = 0;
+
+    const secureId = await createJob(spec('paillier'));
+    await startKeyHolder(secureId);
+    const params = paillierParamsOf(JobSpecSchema.parse(spec('paillier')));
+    const width = ciphertextWidth(keys.privateKey.publicKey.n);
+    const count = ciphertextCount(params, PARAMETERS + 1);
+    const attacks: Array<Promise<string | undefined>> = [];
+    startClients(secureId, DATASETS.length, (client, i) => {
+      if (i !== 0) return;
+      let openGate!: () => void;
+      gates.set(client, new Promise<void>((resolve) => (openGate = resolve)));
+      client.once('joined', () => {
+        const conn = connectionOf(client)!;
+        attacks.push(codeOfAsync(() => conn.joinAsKeyHolder(secureId)));
+        conn.once('task', (task: RoundTask) => {
+          const run = async () => {
+            // 1. One ciphertext short.
+            const short = await codeOfAsync(() => conn.submitUpdate(task, new Uint8Array((count - 1) * width).fill(1), 1, {}));
+            // 2. The right length, every value >= n².
+            const big = await codeOfAsync(() => conn.submitUpdate(task, new Uint8Array(count * width).fill(0xff), 1, {}));
+            return [short, big];
+          };
+          const both = run().finally(() => openGate());
+          attacks.push(both.then((c) => c[0]), both.then((c) => c[1]));
+        });
+      });
+    });
+    const secure = await coordinator.jobs.waitForJob(secureId);
+    expect(secure.status).toBe('completed');
+    expect(await Promise.all(attacks)).toEqual(['PAILLIER_NOT_KEY_HOLDER', 'PAILLIER_CIPHERTEXT_INVALID', 'PAILLIER_CIPHERTEXT_INVALID']);
+
+    const secureRounds = (await coordinator.store.listRounds(secureId)).filter((r) => r.status === 'completed');
+    const plainRounds = (await coordinator.store.listRounds(plainId)).filter((r) => r.status === 'completed');
+    expect(secureRounds.map((r) => r.round)).toEqual([1, 2]);
+    for (const r of secureRounds) {
+      expect(r.participants).toHaveLength(4);
+      expect(r.failures).toEqual([]);
+      expect(Object.keys(r.metrics).filter((k) => k.startsWith('train_'))).toEqual([]);
+    }
+    expect(secureRounds[0].metrics.numExamples).toBe(SIZES.reduce((a, b) => a + b, 0));
+
+    // Round 1 starts from the same model and the same local updates, so only quantisation differs.
+    const initial = await roundModel(plainId, 0);
+    const plain1 = await roundModel(plainId, 1);
+    const secure1 = await roundModel(secureId, 1);
+    expect((await roundModel(secureId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
+    let meanAbs = 0;
+    plain1.forEach((t, i) => t.data.forEach((v, j) => (meanAbs = Math.max(meanAbs, Math.abs(v - initial[i].data[j])))));
+    const k = SIZES.length;
+    const weightSum = SIZES.reduce((a, n) => a + Math.min(n, MAX_EXAMPLE_WEIGHT), 0) / MAX_EXAMPLE_WEIGHT;
+    // Each decrypted sum (weighted deltas and Σ ratio) is within E of the exact one (plus Float32 rounding of the sums):
+    // |S'/W' - S/W| <= E (1 + max|S/W|) / (W - E).
+    const e = sumErrorBound(params, k) + k * params.clipRange * 2 ** -23;
+    const bound = (e * (1 + meanAbs)) / (weightSum - e);
+    let worst = 0;
+    secure1.forEach((t, i) => t.data.forEach((v, j) => {
+      const diff = Math.abs(v - plain1[i].data[j]);
+      worst = Math.max(worst, diff - 2 * Math.abs(plain1[i].data[j]) * 2 ** -23);
+    }));
+    expect(meanAbs).toBeGreaterThan(0);
+    expect(worst).toBeLessThanOrEqual(bound);
+    // eslint-disable-next-line no-console
+    console.log(
+      `Paillier e2e: largest |paillier - none| ${worst.toExponential(2)} (bound ${bound.toExponential(2)}, largest |mean delta| ${meanAbs.toExponential(2)}); ` +
+        `round ms none ${plainRounds.map((r) => r.metrics.durationMs).join('/')}, paillier ${secureRounds.map((r) => r.metrics.durationMs).join('/')}`,
+    );
+  });
+
+  it('never lets a client\'s delta reach the coordinator in the clear', () => {
+    expect(captured.length).toBeGreaterThanOrEqual(8);
+    const all = Buffer.concat(received);
+    for (const { delta, weighted, payload } of captured) {
+      // The ciphertexts did arrive (the recording works) ...
+      expect(all.indexOf(Buffer.from(payload.subarray(0, 64)))).toBeGreaterThanOrEqual(0);
+      // ... and no 64-byte window of the delta or the weighted delta did, at a few offsets.
+      for (const v of [delta, weighted]) {
+        const plain = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+        for (const at of [0, 256, plain.length - 64]) expect(all.indexOf(plain.subarray(at, at + 64))).toBe(-1);
+        const b64 = plain.subarray(0, 48).toString('base64');
+        for (const t of receivedText) expect(t.includes(b64)).toBe(false);
+      }
+    }
+  });
+
+  it('fails the attempt with PAILLIER_KEYHOLDER_UNAVAILABLE when no key holder is connected, and the job fails cleanly', async () => {
+    const jobId = await createJob(spec('paillier', { minClients: 2, rounds: 1, maxRoundRetries: 1, name: 'paillier-no-keyholder' }, { decryptTimeoutMs: 300 }));
+    startClients(jobId, 2);
+    const job = await coordinator.jobs.waitForJob(jobId);
+    expect(job.status).toBe('failed');
+    expect(job.failureReason).toMatch(/PAILLIER_KEYHOLDER_UNAVAILABLE/);
+    const rounds = await coordinator.store.listRounds(jobId);
+    expect(rounds).toHaveLength(2);
+    for (const r of rounds) {
+      expect(r.status).toBe('failed');
+      expect(r.failureReason).toMatch(/^PAILLIER_KEYHOLDER_UNAVAILABLE: No key holder/);
+      expect(r.participants).toHaveLength(2);
+    }
+    expect(await coordinator.store.loadCheckpoint(jobId, 1)).toBeNull();
+  });
+});
