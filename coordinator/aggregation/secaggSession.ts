@@ -12,6 +12,8 @@ export interface SecAggSessionOptions {
   jobId: string;
   round: number;
   attempt: number;
+  /** The cohort index when the round is split into cohorts (suffixes the SecAgg+ round id with `:c<index>`). */
+  cohort?: number;
   /** The clients selected for this attempt (they already have their round:task). */
   selected: readonly string[];
   manifest: readonly TensorManifestEntry[];
@@ -58,7 +60,7 @@ export class SecAggSession {
     this.vectorLength = parameters + 1;
     this.selected = new Set(opts.selected);
     this.server = new SecAggPlusServer({
-      roundId: `${opts.jobId}:${opts.round}:${opts.attempt}`,
+      roundId: `${opts.jobId}:${opts.round}:${opts.attempt}${opts.cohort === undefined ? '' : `:c${opts.cohort}`}`,
       clientIds: opts.selected,
       vectorLength: this.vectorLength,
       neighbourCount: opts.options.neighbourCount,

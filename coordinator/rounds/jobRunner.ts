@@ -4,7 +4,8 @@ import { TributaryError, toTributaryError } from '../../shared/errors';
 import { EVENTS, type RoundTask } from '../../shared/schemas/messages';
 import type { SecAggReplyBody, UpdateChunkBody, UpdateCommitBody } from '../../shared/schemas/messages';
 import { secaggOptionsOf } from '../../shared/schemas/jobSpec';
-import { SecAggSession } from '../aggregation/secaggSession';
+import { splitCohorts, sumCohortUpdates } from '../aggregation/secaggCohorts';
+import { SecAggSession, type SecAggSessionResult } from '../aggregation/secaggSession';
 import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
 import type { Logger } from '../logger';
 import type { JobRecord, RoundRecord, Store } from '../store/store';
@@ -16,8 +17,19 @@ import { createRng, deriveSeed } from '../../shared/data/random';
 
 /** What a collection phase yields: the sums (or why the attempt failed), who took part and who failed. */
 type Collected =
-  | (CollectionResult & { updates: () => AggregatedUpdates | Promise<AggregatedUpdates>; numExamples: (u: AggregatedUpdates) => number })
+  | (CollectionResult & {
+    updates: () => AggregatedUpdates | Promise<AggregatedUpdates>;
+    numExamples: (u: AggregatedUpdates) => number;
+    /** secagg: the sum of each cohort that counted, with its contributors. */
+    cohorts?: CohortSum[];
+  })
   | { failed: string; participants: string[]; failures: RoundRecord['failures'] };
+
+/** One secure-aggregation cohort's sum (Σ ratio_i·Δ_i, Σ ratio_i as totalExamples) and its contributors. */
+export interface CohortSum {
+  members: string[];
+  updates: AggregatedUpdates;
+}
 
 /** What the round-completed hook receives (contracts and contribution scoring plug in here). */
 export interface RoundCompletedEvent {
@@ -25,6 +37,11 @@ export interface RoundCompletedEvent {
   round: RoundRecord;
   weights: readonly NamedTensor[];
   modelHash: string;
+  /**
+   * secagg rounds only: the sum of every cohort that counted (one cohort of all contributors unless
+   * `secagg.cohortSize` is set); their sums add up to the round's aggregate. Never persisted.
+   */
+  cohorts?: CohortSum[];
 }
 
 /** Evaluates a global model on the buyer's validation set; null when there is none. */
@@ -47,7 +64,7 @@ export interface JobRunnerDeps {
 /**
  * Runs one job round by round (the round state machine in roundStates.ts):
  * wait for quorum → select → send tasks → collect until all answer or the deadline → aggregate if at
- * least minClients answered (with `secagg`, collection is a SecAgg+ session that yields only the sum;
+ * least minClients answered (with `secagg`, collection is one SecAgg+ session per cohort, each yielding only its cohort's sum;
  * with `paillier`, the aggregator multiplies ciphertexts and the job's key holder decrypts the sum)
  * → evaluate → commit (checkpoint, round record, job) → next round.
  * A failed attempt is recorded and retried up to maxRoundRetries times, then the job fails with a
@@ -60,7 +77,8 @@ export class JobRunner {
   private modelBytes: Buffer = Buffer.alloc(0);
   private strategyState: NamedTensor[] | undefined;
   private collector: RoundCollector | null = null;
-  private session: SecAggSession | null = null;
+  /** The SecAgg+ sessions of the running attempt, one per cohort, by member client id. */
+  private sessions = new Map<string, SecAggSession>();
   private runningRound = 0;
   private stopped = false;
   private wakeUp: (() => void) | null = null;
@@ -72,7 +90,7 @@ export class JobRunner {
       if (e.jobId !== this.job.id) return;
       if (e.type === 'left') {
         this.collector?.markFailed(e.clientId, `DISCONNECTED${e.reason ? `: ${e.reason}` : ''}`);
-        this.session?.markDropped(e.clientId, e.reason ?? 'disconnected');
+        this.sessions.get(e.clientId)?.markDropped(e.clientId, e.reason ?? 'disconnected');
       }
       this.wakeUp?.();
     });
@@ -118,7 +136,7 @@ export class JobRunner {
   stop(): void {
     this.stopped = true;
     this.collector?.close();
-    this.session?.stop();
+    for (const session of new Set(this.sessions.values())) session.stop();
     this.wakeUp?.();
   }
 
@@ -127,8 +145,11 @@ export class JobRunner {
     if (round !== this.runningRound) {
       throw new TributaryError('ROUND_WRONG', `Expected round ${this.runningRound}, got ${round}.`);
     }
-    if (!this.session) throw new TributaryError('ROUND_LATE_UPDATE', `Round ${round} is not running secure aggregation.`);
-    this.session.receive(clientId, body, data);
+    if (this.sessions.size === 0) throw new TributaryError('ROUND_LATE_UPDATE', `Round ${round} is not running secure aggregation.`);
+    // Each client belongs to exactly one cohort: its reply goes to that cohort's session.
+    const session = this.sessions.get(clientId);
+    if (!session) throw new TributaryError('ROUND_NOT_SELECTED', `The client is not in round ${round}'s secure aggregation.`);
+    session.receive(clientId, body, data);
   }
 
   handleChunk(clientId: string, round: number, body: UpdateChunkBody, data: Uint8Array | undefined): void {
@@ -247,6 +268,7 @@ export class JobRunner {
       const record: RoundRecord = {
         jobId: this.job.id, round, attempt, status: 'completed', selected: plan.selected,
         participants: collected.participants, failures: collected.failures, metrics, modelHash, startedAt, finishedAt,
+        ...(collected.cohorts ? { cohorts: collected.cohorts.map((c) => [...c.members]) } : {}),
       };
       // Order matters for resume: the checkpoint first, the job's round pointer last.
       await this.deps.store.saveCheckpoint({
@@ -264,7 +286,9 @@ export class JobRunner {
       this.deps.logger.info('round committed', { jobId: this.job.id, round, participants: collected.participants.length, ...metrics });
       if (this.deps.onRoundCompleted) {
         try {
-          await this.deps.onRoundCompleted({ job: this.job, round: record, weights: this.weights, modelHash });
+          await this.deps.onRoundCompleted({
+            job: this.job, round: record, weights: this.weights, modelHash, ...(collected.cohorts ? { cohorts: collected.cohorts } : {}),
+          });
         } catch (err) {
           // A hook's failure (e.g. a chain RPC down) must not undo a committed round.
           this.deps.logger.error('round-completed hook failed', { jobId: this.job.id, round, message: String(err) });
@@ -303,40 +327,82 @@ export class JobRunner {
   }
 
   /**
-   * SecAgg+ collection: the tasks start training, then a SecAggSession runs the protocol stages; the
-   * coordinator learns only the sum. No per-client metrics are collected (they would leak).
+   * SecAgg+ collection: the tasks start training, then one SecAggSession per cohort runs the protocol
+   * stages concurrently; the coordinator learns only each cohort's sum. Without `secagg.cohortSize`
+   * the whole selection is one cohort. A cohort that aborts is dropped (its members become failures)
+   * while the others' sums still count; runAttempt then checks the contributors against minClients.
+   * No per-client metrics are collected (they would leak).
    */
   private async collectSecAgg(task: RoundTask, selected: string[]): Promise<Collected> {
     const spec = this.job.spec;
     const options = secaggOptionsOf(spec);
-    let session: SecAggSession;
+    const cohortSize = options.cohortSize;
+    const cohorts = splitCohorts(selected, cohortSize, { seed: spec.seed, round: task.round, attempt: task.attempt });
+    const sessions: SecAggSession[] = [];
     try {
-      session = new SecAggSession({
-        jobId: this.job.id, round: task.round, attempt: task.attempt, selected, manifest: this.job.weightManifest, options,
-        minClients: spec.minClients, trainingDeadline: task.deadline, directory: this.deps.directory, now: this.deps.now,
+      cohorts.forEach((members, i) => {
+        sessions.push(new SecAggSession({
+          jobId: this.job.id, round: task.round, attempt: task.attempt, selected: members, manifest: this.job.weightManifest, options,
+          // A cohort's sum must cover at least cohortSize clients; one whole-round cohort needs minClients.
+          minClients: cohortSize === undefined ? spec.minClients : Math.min(cohortSize, members.length),
+          trainingDeadline: task.deadline, directory: this.deps.directory, now: this.deps.now,
+          ...(cohortSize === undefined ? {} : { cohort: i }),
+        }));
       });
     } catch (err) {
       const e = toTributaryError(err);
       return { failed: `${e.code}: ${e.message}`, participants: [], failures: [] };
     }
-    this.session = session;
-    this.sendTasks(task, selected, (clientId) => session.markDropped(clientId, 'DISCONNECTED'));
+    this.sessions = new Map(cohorts.flatMap((members, i) => members.map((clientId) => [clientId, sessions[i]] as const)));
+    this.sendTasks(task, selected, (clientId) => this.sessions.get(clientId)?.markDropped(clientId, 'DISCONNECTED'));
+    let results: Array<PromiseSettledResult<SecAggSessionResult>>;
     try {
-      const result = await session.run();
-      return {
-        participants: result.participants,
-        failures: result.failures,
-        evaluations: [],
-        updates: () => result.updates,
-        // totalExamples is Σ min(n_i, maxExampleWeight) / maxExampleWeight; report it in examples.
-        numExamples: (u) => Math.round(u.totalExamples * options.maxExampleWeight),
-      };
-    } catch (err) {
-      const e = toTributaryError(err);
-      return { failed: `${e.code}: ${e.message}`, participants: [], failures: session.failures };
+      results = await Promise.all(sessions.map((session) => session.run().then(
+        (value): PromiseSettledResult<SecAggSessionResult> => ({ status: 'fulfilled', value }),
+        (reason: unknown): PromiseSettledResult<SecAggSessionResult> => ({ status: 'rejected', reason }),
+      )));
     } finally {
-      this.session = null;
+      this.sessions = new Map();
     }
+    const counted: CohortSum[] = [];
+    const participants: string[] = [];
+    const failures: RoundRecord['failures'] = [];
+    const aborted: string[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') {
+        counted.push({ members: [...r.value.participants], updates: r.value.updates });
+        participants.push(...r.value.participants);
+        failures.push(...r.value.failures);
+        return;
+      }
+      const e = toTributaryError(r.reason);
+      const reason = `${e.code}: ${e.message}`;
+      aborted.push(cohortSize === undefined ? reason : `cohort ${i}: ${reason}`);
+      // Members that dropped keep their own reason; the rest lose their input with the cohort.
+      const own = sessions[i].failures;
+      failures.push(...own);
+      if (cohortSize === undefined) return;
+      const failed = new Set(own.map((f) => f.clientId));
+      for (const clientId of cohorts[i]) {
+        if (!failed.has(clientId)) failures.push({ clientId, reason: `SECAGG_COHORT_ABORTED (cohort ${i}): ${reason}` });
+      }
+    });
+    if (counted.length === 0) {
+      const first = toTributaryError((results[0] as PromiseRejectedResult).reason);
+      const failed = cohortSize === undefined || results.length === 1
+        ? `${first.code}: ${first.message}`
+        : `${first.code}: all ${results.length} SecAgg+ cohorts aborted (${aborted.join('; ')})`;
+      return { failed, participants: [], failures };
+    }
+    return {
+      participants,
+      failures,
+      evaluations: [],
+      updates: () => sumCohortUpdates(counted.map((c) => c.updates)),
+      // totalExamples is Σ min(n_i, maxExampleWeight) / maxExampleWeight; report it in examples.
+      numExamples: (u) => Math.round(u.totalExamples * options.maxExampleWeight),
+      cohorts: counted,
+    };
   }
 
   private sendTasks(task: RoundTask, selected: string[], onMissing: (clientId: string) => void): void {

@@ -60,6 +60,8 @@ export interface RoundDoc {
   metrics: Record<string, number>;
   modelHash?: string;
   failureReason?: string;
+  /** RoundRecord.cohorts as objects (FerretDB rejects nested arrays). */
+  cohorts?: Array<{ members: string[] }>;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -130,6 +132,10 @@ const roundSchema = new Schema<RoundDoc>(
     metrics: { type: Schema.Types.Mixed, default: {} },
     modelHash: { type: String },
     failureReason: { type: String },
+    cohorts: {
+      type: [new Schema<{ members: string[] }>({ members: { type: [String], default: [] } }, { _id: false })],
+      default: undefined,
+    },
     startedAt: { type: Date, required: true },
     finishedAt: { type: Date, required: true },
   },

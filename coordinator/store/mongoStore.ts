@@ -393,6 +393,7 @@ function toRoundDoc(r: RoundRecord): RoundDoc {
   };
   if (r.modelHash !== undefined) doc.modelHash = r.modelHash;
   if (r.failureReason !== undefined) doc.failureReason = r.failureReason;
+  if (r.cohorts !== undefined) doc.cohorts = r.cohorts.map((members) => ({ members: [...members] }));
   return doc;
 }
 
@@ -411,6 +412,7 @@ function toRoundRecord(doc: RoundDoc): RoundRecord {
   };
   if (doc.modelHash != null) record.modelHash = doc.modelHash;
   if (doc.failureReason != null) record.failureReason = doc.failureReason;
+  if (doc.cohorts != null) record.cohorts = doc.cohorts.map((c) => [...(c.members ?? [])]);
   return record;
 }
 

@@ -169,6 +169,17 @@ export function runStoreContract(
         expect(rounds[1].failureReason).toBeUndefined();
       });
 
+      it('round-trips secure-aggregation cohort membership', async () => {
+        const jobId = uid('cohorts');
+        const cohorts = [['c1', 'c3', 'c5'], ['c2', 'c4', 'c6', 'c7'], []];
+        await store.saveRound(makeRound(jobId, 1, 1, { cohorts }));
+        await store.saveRound(makeRound(jobId, 2, 1));
+        const rounds = await store.listRounds(jobId);
+        expect(rounds[0]).toStrictEqual(makeRound(jobId, 1, 1, { cohorts }));
+        expect(rounds[1].cohorts).toBeUndefined();
+        expect('cohorts' in rounds[1]).toBe(false);
+      });
+
       it('lists no rounds for a job without any', async () => {
         expect(await store.listRounds(uid('none'))).toEqual([]);
       });

@@ -40,6 +40,11 @@ export interface RoundRecord {
   metrics: Record<string, number>;
   modelHash?: string;
   failureReason?: string;
+  /**
+   * Secure-aggregation cohorts (secagg with `cohortSize`): the members of each cohort whose sum
+   * counted in the round, in cohort order. Membership only; the sums are never stored.
+   */
+  cohorts?: string[][];
   startedAt: Date;
   finishedAt: Date;
 }

@@ -105,8 +105,18 @@ export const SecAggOptionsSchema = z
     threshold: z.number().int().min(2).max(255).optional(),
     /** A client's weight is min(numExamples, maxExampleWeight) / maxExampleWeight. @default 100000 */
     maxExampleWeight: z.number().int().positive().max(1_000_000_000).default(100_000),
+    /**
+     * Split each round's selected clients into floor(n / cohortSize) disjoint cohorts of at least
+     * cohortSize clients (seeded by the job seed, round and attempt); each cohort runs its own SecAgg+
+     * session and the coordinator learns each cohort's sum. Unset: one cohort of all selected clients.
+     */
+    cohortSize: z.number().int().min(3).max(SECAGG_MAX_CLIENTS).optional(),
   })
-  .strict();
+  .strict()
+  .refine((o) => o.cohortSize === undefined || o.neighbourCount === undefined || o.neighbourCount <= o.cohortSize - 1, {
+    message: 'secagg.neighbourCount must be at most cohortSize - 1 (a cohort may have only cohortSize clients)',
+    path: ['neighbourCount'],
+  });
 export type SecAggOptions = z.infer<typeof SecAggOptionsSchema>;
 
 /** Paillier moduli of 1024 (tests only) to 4096 bits, as lowercase hex without leading zeros. */
@@ -196,6 +206,10 @@ export const JobSpecSchema = z
   .refine((s) => s.secureAggregation !== 'secagg' || s.maxClients <= SECAGG_MAX_CLIENTS, {
     message: `secureAggregation "secagg" sums at most ${SECAGG_MAX_CLIENTS} clients per round; lower maxClients`,
     path: ['maxClients'],
+  })
+  .refine((s) => s.secureAggregation !== 'secagg' || s.secagg?.cohortSize === undefined || s.minClients >= s.secagg.cohortSize, {
+    message: 'secagg.cohortSize must not exceed minClients (a round of minClients clients must fill one cohort)',
+    path: ['secagg', 'cohortSize'],
   })
   .refine((s) => s.secureAggregation !== 'paillier' || s.paillier !== undefined, {
     message: 'secureAggregation "paillier" needs the paillier options (publicKey, keyHolder)',

@@ -1,0 +1,48 @@
+import { createRng, deriveSeed, shuffleInPlace } from '../../shared/data/random';
+import type { AggregatedUpdates } from '../strategy/strategy';
+
+/**
+ * Splits a round's selected clients into disjoint secure-aggregation cohorts: a seeded shuffle
+ * (job seed, round, attempt) cut into max(1, floor(n / cohortSize)) cohorts whose sizes differ by at
+ * most one (the remainder is spread over the first cohorts), so every cohort has at least cohortSize
+ * clients when n >= cohortSize. Without a cohortSize the whole selection is one cohort (in order).
+ */
+export function splitCohorts(
+  selected: readonly string[],
+  cohortSize: number | undefined,
+  seed: { seed: number; round: number; attempt: number },
+): string[][] {
+  if (cohortSize === undefined) return [[...selected]];
+  if (!Number.isInteger(cohortSize) || cohortSize < 1) throw new RangeError(`cohortSize must be a positive integer, got ${cohortSize}`);
+  const shuffled = shuffleInPlace([...selected], createRng(deriveSeed(seed.seed, 'secagg-cohorts', seed.round, seed.attempt)));
+  const count = Math.max(1, Math.floor(shuffled.length / cohortSize));
+  const base = Math.floor(shuffled.length / count);
+  const extra = shuffled.length % count;
+  const cohorts: string[][] = [];
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const size = base + (i < extra ? 1 : 0);
+    cohorts.push(shuffled.slice(at, at + size));
+    at += size;
+  }
+  return cohorts;
+}
+
+/** The sum of cohort sums: weightedDeltaSum added per tensor, totalExamples and clientCount added (inputs are not changed). */
+export function sumCohortUpdates(parts: readonly AggregatedUpdates[]): AggregatedUpdates {
+  if (parts.length === 0) throw new RangeError('no cohort sums to add');
+  const weightedDeltaSum = parts[0].weightedDeltaSum.map((t) => Float64Array.from(t));
+  let totalExamples = parts[0].totalExamples;
+  let clientCount = parts[0].clientCount;
+  for (const p of parts.slice(1)) {
+    if (p.weightedDeltaSum.length !== weightedDeltaSum.length) throw new RangeError('cohort sums have different tensor counts');
+    p.weightedDeltaSum.forEach((t, i) => {
+      const acc = weightedDeltaSum[i];
+      if (t.length !== acc.length) throw new RangeError(`cohort sums differ in the size of tensor ${i}`);
+      for (let j = 0; j < t.length; j++) acc[j] += t[j];
+    });
+    totalExamples += p.totalExamples;
+    clientCount += p.clientCount;
+  }
+  return { weightedDeltaSum, totalExamples, clientCount };
+}

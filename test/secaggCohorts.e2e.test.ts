@@ -1,0 +1,216 @@
+/**
+ * SecAgg+ cohorts end to end (`secagg.cohortSize`): six in-process clients split into two cohorts of
+ * three, each cohort running its own SecAgg+ session. Checks that the round-1 model equals plaintext
+ * FedAvg's within the quantisation bound, that the round-completed hook gets two disjoint cohorts
+ * whose sums add up to the round's aggregate, that the round record keeps the membership, and that a
+ * cohort losing two of its three clients aborts alone while the other cohort's sum commits the round.
+ */
+import { TributaryClient } from '../client/tributaryClient';
+import type { CoordinatorConnection } from '../client/coordinatorConnection';
+import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import { startCoordinator, type Coordinator } from '../coordinator/server';
+import { decodeBinaryJson } from '../shared/codec/binaryJson';
+import { decodeTensors } from '../shared/codec/modelCodec';
+import type { NamedTensor } from '../shared/codec/tensors';
+import type { Dataset } from '../shared/data/dataset';
+import { generateIdentity } from '../shared/identity/keyPair';
+import type { JobSpecInput } from '../shared/schemas/jobSpec';
+import { EVENTS, type SecAggRequest } from '../shared/schemas/messages';
+import { weightedMeanErrorBound } from '../shared/secagg';
+
+jest.setTimeout(120_000);
+
+const FEATURES = 8;
+const SIZES = [120, 160, 90, 200, 140, 110];
+const MAX_EXAMPLE_WEIGHT = 1000;
+
+function separable(count: number, seed: number): Dataset {
+  let s = seed >>> 0 || 1;
+  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+  const x = new Float32Array(count * FEATURES);
+  const y = new Int32Array(count);
+  for (let r = 0; r < count; r++) {
+    let score = 0;
+    for (let f = 0; f < FEATURES; f++) {
+      const v = rand() * 2 - 1;
+      x[r * FEATURES + f] = v;
+      score += v * (f % 2 === 0 ? 1 : -0.5);
+    }
+    y[r] = score > 0 ? 1 : 0;
+  }
+  return { x, y, count, exampleShape: [FEATURES] };
+}
+const DATASETS = SIZES.map((n, i) => separable(n, 21 + i));
+
+function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): JobSpecInput {
+  return {
+    name: `secagg-cohorts-e2e-${mode}`,
+    model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
+    input: { shape: [FEATURES], numClasses: 2 },
+    rounds: 1,
+    minClients: 6,
+    localEpochs: 1,
+    batchSize: 16,
+    learningRate: 0.1,
+    roundDeadlineMs: 30_000,
+    quorumTimeoutMs: 30_000,
+    maxRoundRetries: 1,
+    seed: 7,
+    secureAggregation: mode,
+    ...(mode === 'secagg' ? { secagg: { stageTimeoutMs: 10_000, maxExampleWeight: MAX_EXAMPLE_WEIGHT, cohortSize: 3 } } : {}),
+    ...overrides,
+  };
+}
+
+const connectionOf = (c: TributaryClient) => (c as unknown as { connection: CoordinatorConnection | null }).connection;
+
+/** Calls `f` with the client's connection once run() has created it. */
+function connectionOfLater(client: TributaryClient, f: (conn: CoordinatorConnection) => void): void {
+  client.once('backend', () => {
+    const conn = connectionOf(client);
+    if (conn) f(conn);
+    else setImmediate(() => connectionOf(client) && f(connectionOf(client)!));
+  });
+}
+
+describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
+  let coordinator: Coordinator;
+  const clients: TributaryClient[] = [];
+  const events: RoundCompletedEvent[] = [];
+
+  beforeAll(async () => {
+    coordinator = await startCoordinator({ port: 0, logLevel: 'error' }, { onRoundCompleted: (e) => void events.push(e) });
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await coordinator?.close();
+  });
+
+  async function createJob(body: JobSpecInput): Promise<string> {
+    const res = await fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const json = (await res.json()) as { id: string };
+    expect(res.status).toBe(201);
+    return json.id;
+  }
+
+  function startClients(jobId: string, setup: (client: TributaryClient, index: number) => void = () => undefined): TributaryClient[] {
+    return DATASETS.map((dataset, i) => {
+      const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset, backend: 'cpu' });
+      setup(client, i);
+      client.run().catch(() => undefined);
+      clients.push(client);
+      return client;
+    });
+  }
+
+  async function roundModel(jobId: string, round: number): Promise<NamedTensor[]> {
+    const checkpoint = await coordinator.store.loadCheckpoint(jobId, round);
+    return decodeTensors(Buffer.from(checkpoint!.weights));
+  }
+
+  it('rejects a cohortSize below 3 or above minClients', async () => {
+    for (const secagg of [{ cohortSize: 2 }, { cohortSize: 7 }]) {
+      const res = await fetch(`${coordinator.url}/v1/jobs`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec('secagg', { secagg })),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('JOB_SPEC_INVALID');
+    }
+  });
+
+  it('trains the plaintext round-1 model with two cohorts of three whose sums add up to the aggregate', async () => {
+    const plainId = await createJob(spec('none'));
+    startClients(plainId);
+    expect((await coordinator.jobs.waitForJob(plainId)).status).toBe('completed');
+
+    const secureId = await createJob(spec('secagg'));
+    startClients(secureId);
+    expect((await coordinator.jobs.waitForJob(secureId)).status).toBe('completed');
+
+    const [round] = (await coordinator.store.listRounds(secureId)).filter((r) => r.status === 'completed');
+    expect(round.participants).toHaveLength(6);
+    expect(round.failures).toEqual([]);
+    expect(round.metrics.numExamples).toBe(SIZES.reduce((a, b) => a + b, 0));
+
+    const event = events.find((e) => e.job.id === secureId && e.round.round === 1)!;
+    expect(event.cohorts).toHaveLength(2);
+    const cohorts = event.cohorts!;
+    for (const c of cohorts) {
+      expect(c.members).toHaveLength(3);
+      expect(c.updates.clientCount).toBe(3);
+    }
+    const members = cohorts.flatMap((c) => c.members);
+    expect(new Set(members).size).toBe(6);
+    expect([...members].sort()).toEqual([...round.participants].sort());
+    // The record keeps the membership (not the sums), also after a reload from the store.
+    expect(round.cohorts).toEqual(cohorts.map((c) => c.members));
+    expect(event.round.cohorts).toEqual(round.cohorts);
+    // Plaintext jobs have no cohorts.
+    expect(events.find((e) => e.job.id === plainId)?.cohorts).toBeUndefined();
+
+    // The cohort sums add up to the aggregate FedAvg applied: model1 = model0 + Σ sums / Σ weights.
+    const initial = await roundModel(secureId, 0);
+    const secure1 = await roundModel(secureId, 1);
+    const weightSum = cohorts.reduce((a, c) => a + c.updates.totalExamples, 0);
+    expect(Math.round(weightSum * MAX_EXAMPLE_WEIGHT)).toBe(round.metrics.numExamples);
+    secure1.forEach((t, i) => t.data.forEach((v, j) => {
+      const sum = cohorts[0].updates.weightedDeltaSum[i][j] + cohorts[1].updates.weightedDeltaSum[i][j];
+      expect(Math.abs(v - Math.fround(initial[i].data[j] + sum / weightSum))).toBeLessThanOrEqual(2 * Math.abs(v) * 2 ** -23 + 1e-12);
+    }));
+
+    // Round 1 starts from the same model and the same local updates, so only quantisation differs.
+    const plain1 = await roundModel(plainId, 1);
+    expect((await roundModel(plainId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
+    let meanAbs = 0;
+    plain1.forEach((t, i) => t.data.forEach((v, j) => (meanAbs = Math.max(meanAbs, Math.abs(v - initial[i].data[j])))));
+    const bound = weightedMeanErrorBound(meanAbs, weightSum, 6, { clippingRange: 8, quantizationRange: 2 ** 22 });
+    let worst = 0;
+    secure1.forEach((t, i) => t.data.forEach((v, j) => {
+      worst = Math.max(worst, Math.abs(v - plain1[i].data[j]) - 2 * Math.abs(plain1[i].data[j]) * 2 ** -23);
+    }));
+    expect(meanAbs).toBeGreaterThan(0);
+    expect(worst).toBeLessThanOrEqual(bound);
+  });
+
+  it('drops a cohort that loses two of its three clients and commits the other cohort\'s sum', async () => {
+    const jobId = await createJob(spec('secagg', { minClients: 3, rounds: 2, name: 'secagg-cohorts-dropout' }));
+    const cohortOf = new Map<TributaryClient, string[]>();
+    const dropped: string[] = [];
+    let anchor: string | undefined;
+    const started = startClients(jobId, (client) => {
+      connectionOfLater(client, (conn) => conn.socket.on(EVENTS.secaggRequest, (req: SecAggRequest) => {
+        if (req.stage === 'setup') cohortOf.set(client, (decodeBinaryJson(req.payload) as { clientIds: string[] }).clientIds);
+      }));
+      client.on('secaggRequest', (r: { round: number; stage: string }) => {
+        // Round 2 (all six connected by then): the two other members of the first client's cohort leave.
+        const cohort = cohortOf.get(client);
+        if (r.round !== 2 || r.stage !== 'collect-masked-vectors' || !anchor || !cohort || cohort.length !== 3) return;
+        if (!cohort.includes(anchor) || client.clientId === anchor) return;
+        dropped.push(client.clientId);
+        client.close();
+      });
+    });
+    anchor = started[0].clientId;
+    const job = await coordinator.jobs.waitForJob(jobId);
+    expect(job.status).toBe('completed');
+    expect(dropped).toHaveLength(2);
+
+    const rounds = await coordinator.store.listRounds(jobId);
+    const round2 = rounds.find((r) => r.round === 2 && r.status === 'completed')!;
+    expect(round2.selected).toHaveLength(6);
+    expect(round2.participants).toHaveLength(3);
+    for (const id of [anchor, ...dropped]) expect(round2.participants).not.toContain(id);
+    const reasons = new Map(round2.failures.map((f) => [f.clientId, f.reason]));
+    expect([...reasons.keys()].sort()).toEqual([anchor, ...dropped].sort());
+    for (const id of dropped) expect(reasons.get(id)).toMatch(/DISCONNECTED/);
+    expect(reasons.get(anchor)).toMatch(/^SECAGG_COHORT_ABORTED \(cohort \d\): ROUND_QUORUM_NOT_MET/);
+    expect(round2.cohorts).toEqual([round2.participants]);
+
+    const event = events.find((e) => e.job.id === jobId && e.round.round === 2)!;
+    expect(event.cohorts).toHaveLength(1);
+    expect(event.cohorts![0].members).toEqual(round2.participants);
+    expect(event.cohorts![0].updates.clientCount).toBe(3);
+    expect(round2.metrics.numExamples).toBe(Math.round(event.cohorts![0].updates.totalExamples * MAX_EXAMPLE_WEIGHT));
+  });
+});
