@@ -9,6 +9,7 @@ import { aggregationBench } from './aggregation.bench';
 import { codecBench } from './codec.bench';
 import { paillierBench } from './paillier.bench';
 import { secaggBench } from './secagg.bench';
+import { secureModesBench } from './secureModes.bench';
 import { contractGasBench } from '../contracts/gas.bench';
 import { checkFastSigner } from './fastIdentity';
 import { round } from './harness';
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
 
   const paillier = await section('packed Paillier (2048-bit, 100k parameters)', () => paillierBench());
   const secagg = await section('SecAgg+ in process (100 clients, 100k parameters)', () => secaggBench());
+  const secureModes = await section('aggregation modes end to end (10 clients, 100k parameters, none/secagg/paillier)', () => secureModesBench());
   const contracts = await section('escrow gas on anvil', () => contractGasBench());
 
   const results = {
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
     scale,
     paillier,
     secagg,
+    secureModes,
     contracts,
   };
   const file = join(__dirname, 'results.json');
@@ -157,6 +160,8 @@ async function main(): Promise<void> {
       [`encrypt one update, ${paillier.threads} threads`, fmt(paillier.parallelEncryptSeconds, ' s'), `${fmt(paillier.parallelEncryptValuesPerSecond)} values/s`],
       ['ciphertext additions', fmt(paillier.ciphertextAdditionsPerSecond), 'per second'],
       [`decrypt the aggregate of ${paillier.clients}`, fmt(paillier.decryptAggregateSeconds, ' s'), `${fmt(paillier.parallelDecryptAggregateSeconds, ' s')} in worker threads`],
+      ['packed / per-value encryption, 1 thread', fmt(paillier.speedupVsPlain, ' x'),
+        `values/s vs paillier-bigint one value per ciphertext (${fmt(paillier.plainEncryptValuesPerSecond)} values/s, sample of 16)`],
     ]);
 
   if (isError(secagg)) printTable('SecAgg+', [['error', secagg.error]]);
@@ -166,6 +171,29 @@ async function main(): Promise<void> {
       [`k = ${r.neighbours}: coordinator work`, fmt(r.serverMs, ' ms'), 'per round'],
       [`k = ${r.neighbours}: upload per client`, fmt(r.uploadBytesPerClient), `bytes (${fmt(r.uploadExpansionVsPlaintext)} x a plaintext float32 update)`],
     ] as Row[]));
+
+  if (isError(secureModes)) printTable('Aggregation modes end to end', [['error', secureModes.error]]);
+  else {
+    const rows: Row[] = [];
+    for (const m of secureModes.modes) {
+      if ('error' in m) {
+        rows.push([`${m.mode}`, 'error', m.error]);
+        continue;
+      }
+      const incomplete = m.stoppedEarly ? ` (INCOMPLETE: ${m.stoppedEarly})` : '';
+      rows.push(
+        [`${m.mode}: round time, median`, fmt(m.roundMsMedian, ' ms'), `${fmt(m.roundTimeVsPlaintext)} x plaintext; rounds ${m.roundMs.map((x) => fmt(x)).join('/')} ms${incomplete}`],
+        [`${m.mode}: received per client per round`, fmt(m.bytesPerClientPerRound), `bytes (${fmt(m.bytesVsPlaintext)} x plaintext)`],
+      );
+      if (m.keyHolderBytesPerRound !== undefined) rows.push([`${m.mode}: received from the key holder`, fmt(m.keyHolderBytesPerRound), 'bytes per round']);
+      if (m.errors.length > 0) rows.push([`${m.mode}: client errors`, String(m.errors.length), m.errors[0]]);
+    }
+    printTable(
+      `Aggregation modes end to end: ${secureModes.clients} in-process clients, ${secureModes.model} (${fmt(secureModes.parameters)} parameters), ` +
+        `${secureModes.keyBits}-bit Paillier key, clients share one event loop`,
+      rows,
+    );
+  }
 
   if (isError(contracts)) printTable('Escrow gas', [['error', contracts.error]]);
   else
