@@ -11,6 +11,7 @@ import { ciphertextWidth, ciphertextsFromBytes, decryptSum, generatePaillierKeys
 import { paillierParamsOf } from '../shared/schemas/jobSpec';
 import type { JoinResult } from '../shared/schemas/messages';
 import { CoordinatorConnection, type AggregateDecryptRequest, type JobFinished } from './coordinatorConnection';
+import { isJobFinished, joinOrFinish } from './joinJob';
 
 const hexBig = z.string().regex(/^[0-9a-f]{1,2048}$/);
 const KeyHolderFileSchema = z.object({
@@ -169,22 +170,12 @@ export class KeyHolder extends EventEmitter {
   private async join(): Promise<JobFinished | null> {
     const conn = this.connection;
     if (!conn) return null;
-    let joined: JoinResult;
-    try {
-      joined = await conn.joinAsKeyHolder(this.options.jobId);
-    } catch (err) {
-      const e = toTributaryError(err);
-      if (e.code === 'JOB_NOT_RUNNING') {
-        const status = (e.details as { status?: string } | undefined)?.status === 'completed' ? 'completed' : 'failed';
-        return { jobId: this.options.jobId, status, reason: e.message };
-      }
-      if (e.code === 'INTERNAL' || e.code === 'STORE_UNAVAILABLE') {
-        this.emit('warning', `key-holder join failed (${e.message}); retrying`);
-        await new Promise((r) => setTimeout(r, 1_000));
-        return conn === this.connection && conn.socket.connected ? this.join() : null;
-      }
-      throw e;
-    }
+    const outcome = await joinOrFinish(
+      conn, this.options.jobId, () => conn.joinAsKeyHolder(this.options.jobId),
+      () => conn === this.connection, (m) => this.emit('warning', `key holder: ${m}`),
+    );
+    if (outcome === null || isJobFinished(outcome)) return outcome;
+    const joined = outcome;
     const n = this.options.keys.privateKey.publicKey.n.toString(16);
     if (joined.spec.secureAggregation !== 'paillier' || joined.spec.paillier?.publicKey.n !== n) {
       throw new TributaryError('CONFIG_INVALID', `Job ${joined.jobId}'s paillier public key is not this key holder's key.`);

@@ -3,7 +3,7 @@ import { updateEncoderFor } from '../shared/aggregation/updateEncoder';
 import { contentHash, decodeTensors } from '../shared/codec/modelCodec';
 import type { NamedTensor } from '../shared/codec/tensors';
 import type { Dataset } from '../shared/data/dataset';
-import { TributaryError, toTributaryError } from '../shared/errors';
+import { TributaryError } from '../shared/errors';
 import type { Identity } from '../shared/identity/keyPair';
 import { selectBackend, type BackendPreference } from '../shared/ml/backend';
 import { buildModel } from '../shared/ml/modelZoo';
@@ -16,6 +16,7 @@ import { PublicKey } from 'paillier-bigint';
 import type { JoinResult } from '../shared/schemas/messages';
 import { quantize, SecAggPlusClient, secaggError, weightUpdate, type SecAggParameters } from '../shared/secagg';
 import { CoordinatorConnection, type JobFinished, type RoundTask, type SecAggRequest } from './coordinatorConnection';
+import { isJobFinished, joinOrFinish } from './joinJob';
 import { assertDatasetFitsInput } from './datasetCheck';
 
 export interface TributaryClientOptions {
@@ -153,23 +154,12 @@ export class TributaryClient extends EventEmitter {
   private async joinJob(): Promise<JobFinished | null> {
     const conn = this.connection;
     if (!conn) return null;
-    let joined: JoinResult;
-    try {
-      joined = await conn.join(this.options.jobId);
-    } catch (err) {
-      const e = toTributaryError(err);
-      if (e.code === 'JOB_NOT_RUNNING') {
-        const status = (e.details as { status?: string } | undefined)?.status === 'completed' ? 'completed' : 'failed';
-        return { jobId: this.options.jobId, status, reason: e.message };
-      }
-      // Transient (lost connection, store hiccup): the next 'connected' rejoins, or retry while still connected.
-      if (e.code === 'INTERNAL' || e.code === 'STORE_UNAVAILABLE') {
-        this.emit('warning', `join failed (${e.message}); retrying`);
-        await new Promise((r) => setTimeout(r, 1_000));
-        return conn === this.connection && conn.socket.connected ? this.joinJob() : null;
-      }
-      throw e;
-    }
+    const outcome = await joinOrFinish(
+      conn, this.options.jobId, () => conn.join(this.options.jobId),
+      () => conn === this.connection, (m) => this.emit('warning', m),
+    );
+    if (outcome === null || isJobFinished(outcome)) return outcome;
+    const joined = outcome;
     if (!this.model) {
       // Reconnects during the first build must not build a second model.
       this.modelBuild ??= (async () => {

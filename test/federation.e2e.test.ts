@@ -13,6 +13,7 @@ import { loadMnist } from '../shared/data/mnist';
 import { partitionIid } from '../shared/data/partition';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { spawnTs, type Spawned } from './support/processes';
+import { recordReceivedPackets } from './support/packetRecorder';
 
 jest.setTimeout(300_000);
 
@@ -29,13 +30,7 @@ describe('federated MNIST end to end', () => {
   beforeAll(async () => {
     coordinator = await startCoordinator({ port: 0, logLevel: 'error' });
     // Record every packet the coordinator's socket.io engine receives, already unmasked and decoded.
-    coordinator.io.engine.on('connection', (raw: { on(e: string, f: (p: { data?: unknown }) => void): void }) => {
-      raw.on('packet', (packet) => {
-        if (Buffer.isBuffer(packet.data)) received.push(Buffer.from(packet.data));
-        else if (packet.data instanceof ArrayBuffer) received.push(Buffer.from(packet.data));
-        else if (typeof packet.data === 'string') receivedText.push(packet.data);
-      });
-    });
+    recordReceivedPackets(coordinator.io, { binary: received, text: receivedText });
   });
 
   afterAll(async () => {

@@ -18,6 +18,8 @@ import { ciphertextCount, ciphertextWidth, sumErrorBound } from '../shared/paill
 import { paillierParamsOf, JobSpecSchema, type JobSpecInput } from '../shared/schemas/jobSpec';
 import type { RoundTask } from '../shared/schemas/messages';
 import { codeOfAsync } from './support/codeOf';
+import { recordReceivedPackets } from './support/packetRecorder';
+import { separableDataset } from './support/syntheticCsv';
 
 jest.setTimeout(90_000);
 
@@ -26,22 +28,7 @@ const SIZES = [120, 160, 90, 200];
 const MAX_EXAMPLE_WEIGHT = 1000;
 const PARAMETERS = FEATURES * 16 + 16 + 16 * 2 + 2;
 
-function separable(count: number, seed: number): Dataset {
-  let s = seed >>> 0 || 1;
-  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
-  const x = new Float32Array(count * FEATURES);
-  const y = new Int32Array(count);
-  for (let r = 0; r < count; r++) {
-    let score = 0;
-    for (let f = 0; f < FEATURES; f++) {
-      const v = rand() * 2 - 1;
-      x[r * FEATURES + f] = v;
-      score += v * (f % 2 === 0 ? 1 : -0.5);
-    }
-    y[r] = score > 0 ? 1 : 0;
-  }
-  return { x, y, count, exampleShape: [FEATURES] };
-}
+const separable = (count: number, seed: number): Dataset => separableDataset(count, FEATURES, seed);
 const DATASETS = SIZES.map((n, i) => separable(n, 11 + i));
 
 let keys: KeyHolderKeys;
@@ -97,13 +84,8 @@ describe('secure aggregation (packed Paillier) end to end', () => {
       return payload;
     };
     coordinator = await startCoordinator({ port: 0, logLevel: 'error' });
-    coordinator.io.engine.on('connection', (raw: { on(e: string, f: (p: { data?: unknown }) => void): void }) => {
-      raw.on('packet', (packet) => {
-        if (Buffer.isBuffer(packet.data)) received.push(Buffer.from(packet.data));
-        else if (packet.data instanceof ArrayBuffer) received.push(Buffer.from(packet.data));
-        else if (typeof packet.data === 'string') receivedText.push(packet.data);
-      });
-    });
+    // Every packet the coordinator's socket.io engine receives, already unmasked and decoded.
+    recordReceivedPackets(coordinator.io, { binary: received, text: receivedText });
   });
 
   afterAll(async () => {

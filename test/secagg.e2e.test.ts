@@ -17,6 +17,8 @@ import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { EVENTS, STAGES, type Ack, type SecAggRequest } from '../shared/schemas/messages';
 import { SecAggPlusClient, vectorToBytes, weightedMeanErrorBound, type ClientToServer } from '../shared/secagg';
+import { recordReceivedPackets } from './support/packetRecorder';
+import { separableDataset } from './support/syntheticCsv';
 
 jest.setTimeout(120_000);
 
@@ -24,22 +26,7 @@ const FEATURES = 8;
 const SIZES = [120, 160, 90, 200];
 const MAX_EXAMPLE_WEIGHT = 1000;
 
-function separable(count: number, seed: number): Dataset {
-  let s = seed >>> 0 || 1;
-  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
-  const x = new Float32Array(count * FEATURES);
-  const y = new Int32Array(count);
-  for (let r = 0; r < count; r++) {
-    let score = 0;
-    for (let f = 0; f < FEATURES; f++) {
-      const v = rand() * 2 - 1;
-      x[r * FEATURES + f] = v;
-      score += v * (f % 2 === 0 ? 1 : -0.5);
-    }
-    y[r] = score > 0 ? 1 : 0;
-  }
-  return { x, y, count, exampleShape: [FEATURES] };
-}
+const separable = (count: number, seed: number): Dataset => separableDataset(count, FEATURES, seed);
 const DATASETS = SIZES.map((n, i) => separable(n, 11 + i));
 
 function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): JobSpecInput {
@@ -84,13 +71,8 @@ describe('secure aggregation (SecAgg+) end to end', () => {
       return reply;
     };
     coordinator = await startCoordinator({ port: 0, logLevel: 'error' });
-    coordinator.io.engine.on('connection', (raw: { on(e: string, f: (p: { data?: unknown }) => void): void }) => {
-      raw.on('packet', (packet) => {
-        if (Buffer.isBuffer(packet.data)) received.push(Buffer.from(packet.data));
-        else if (packet.data instanceof ArrayBuffer) received.push(Buffer.from(packet.data));
-        else if (typeof packet.data === 'string') receivedText.push(packet.data);
-      });
-    });
+    // Every packet the coordinator's socket.io engine receives, already unmasked and decoded.
+    recordReceivedPackets(coordinator.io, { binary: received, text: receivedText });
   });
 
   afterAll(async () => {

@@ -17,6 +17,7 @@ import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { EVENTS, type SecAggRequest } from '../shared/schemas/messages';
 import { weightedMeanErrorBound } from '../shared/secagg';
+import { separableDataset } from './support/syntheticCsv';
 
 jest.setTimeout(120_000);
 
@@ -24,22 +25,7 @@ const FEATURES = 8;
 const SIZES = [120, 160, 90, 200, 140, 110];
 const MAX_EXAMPLE_WEIGHT = 1000;
 
-function separable(count: number, seed: number): Dataset {
-  let s = seed >>> 0 || 1;
-  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
-  const x = new Float32Array(count * FEATURES);
-  const y = new Int32Array(count);
-  for (let r = 0; r < count; r++) {
-    let score = 0;
-    for (let f = 0; f < FEATURES; f++) {
-      const v = rand() * 2 - 1;
-      x[r * FEATURES + f] = v;
-      score += v * (f % 2 === 0 ? 1 : -0.5);
-    }
-    y[r] = score > 0 ? 1 : 0;
-  }
-  return { x, y, count, exampleShape: [FEATURES] };
-}
+const separable = (count: number, seed: number): Dataset => separableDataset(count, FEATURES, seed);
 const DATASETS = SIZES.map((n, i) => separable(n, 21 + i));
 
 function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): JobSpecInput {

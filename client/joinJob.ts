@@ -1,0 +1,38 @@
+import { toTributaryError } from '../shared/errors';
+import type { JoinResult } from '../shared/schemas/messages';
+import type { CoordinatorConnection, JobFinished } from './coordinatorConnection';
+
+/**
+ * Joins a job over `conn` (as a provider or as the key holder), shared by every client role:
+ * a job that is over resolves with its JobFinished; a transient failure (lost connection, store
+ * hiccup) is retried while this connection is still the current one and connected, and otherwise
+ * left to the next 'connected' event (null); any other error is thrown.
+ */
+export async function joinOrFinish(
+  conn: CoordinatorConnection,
+  jobId: string,
+  join: () => Promise<JoinResult>,
+  stillCurrent: () => boolean,
+  warn: (message: string) => void,
+): Promise<JoinResult | JobFinished | null> {
+  for (;;) {
+    try {
+      return await join();
+    } catch (err) {
+      const e = toTributaryError(err);
+      if (e.code === 'JOB_NOT_RUNNING') {
+        const status = (e.details as { status?: string } | undefined)?.status === 'completed' ? 'completed' : 'failed';
+        return { jobId, status, reason: e.message };
+      }
+      if (e.code !== 'INTERNAL' && e.code !== 'STORE_UNAVAILABLE') throw e;
+      warn(`join failed (${e.message}); retrying`);
+      await new Promise((r) => setTimeout(r, 1_000));
+      if (!stillCurrent() || !conn.socket.connected) return null;
+    }
+  }
+}
+
+/** Whether joinOrFinish ended in the job being over. */
+export function isJobFinished(outcome: JoinResult | JobFinished | null): outcome is JobFinished {
+  return outcome !== null && 'status' in outcome && !('spec' in outcome);
+}
