@@ -7,11 +7,8 @@
  * cleanly with PAILLIER_KEYHOLDER_UNAVAILABLE.
  */
 import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
-import type { CoordinatorConnection } from '../client/coordinatorConnection';
 import { TributaryClient } from '../client/tributaryClient';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
-import { decodeTensors } from '../shared/codec/modelCodec';
-import type { NamedTensor } from '../shared/codec/tensors';
 import type { Dataset } from '../shared/data/dataset';
 import { generateIdentity } from '../shared/identity/keyPair';
 import { ciphertextCount, ciphertextWidth, sumErrorBound } from '../shared/paillier';
@@ -20,6 +17,7 @@ import type { RoundTask } from '../shared/schemas/messages';
 import { codeOfAsync } from './support/codeOf';
 import { recordReceivedPackets } from './support/packetRecorder';
 import { separableDataset } from './support/syntheticCsv';
+import { connectionOf, largestChange, largestDifference, roundModel } from './support/secureRounds';
 
 jest.setTimeout(90_000);
 
@@ -56,7 +54,6 @@ function spec(mode: 'none' | 'paillier', overrides: Partial<JobSpecInput> = {}, 
   } as JobSpecInput;
 }
 
-const connectionOf = (c: TributaryClient) => (c as unknown as { connection: CoordinatorConnection | null }).connection;
 
 describe('secure aggregation (packed Paillier) end to end', () => {
   let coordinator: Coordinator;
@@ -119,11 +116,6 @@ describe('secure aggregation (packed Paillier) end to end', () => {
     holder.run().catch(() => undefined);
     await joined;
     return holder;
-  }
-
-  async function roundModel(jobId: string, round: number): Promise<NamedTensor[]> {
-    const checkpoint = await coordinator.store.loadCheckpoint(jobId, round);
-    return decodeTensors(Buffer.from(checkpoint!.weights));
   }
 
   it('validates paillier options eagerly', async () => {
@@ -195,23 +187,19 @@ describe('secure aggregation (packed Paillier) end to end', () => {
     expect(secureRounds[0].metrics.numExamples).toBe(SIZES.reduce((a, b) => a + b, 0));
 
     // Round 1 starts from the same model and the same local updates, so only quantisation differs.
-    const initial = await roundModel(plainId, 0);
-    const plain1 = await roundModel(plainId, 1);
-    const secure1 = await roundModel(secureId, 1);
-    expect((await roundModel(secureId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
-    let meanAbs = 0;
-    plain1.forEach((t, i) => t.data.forEach((v, j) => (meanAbs = Math.max(meanAbs, Math.abs(v - initial[i].data[j])))));
+    const initial = await roundModel(coordinator.store, plainId, 0);
+    const plain1 = await roundModel(coordinator.store, plainId, 1);
+    const secure1 = await roundModel(coordinator.store, secureId, 1);
+    expect((await roundModel(coordinator.store, secureId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
+    const meanAbs = largestChange(initial, plain1);
     const k = SIZES.length;
     const weightSum = SIZES.reduce((a, n) => a + Math.min(n, MAX_EXAMPLE_WEIGHT), 0) / MAX_EXAMPLE_WEIGHT;
     // Each decrypted sum (weighted deltas and Σ ratio) is within E of the exact one (plus Float32 rounding of the sums):
     // |S'/W' - S/W| <= E (1 + max|S/W|) / (W - E).
     const e = sumErrorBound(params, k) + k * params.clipRange * 2 ** -23;
     const bound = (e * (1 + meanAbs)) / (weightSum - e);
-    let worst = 0;
-    secure1.forEach((t, i) => t.data.forEach((v, j) => {
-      const diff = Math.abs(v - plain1[i].data[j]);
-      worst = Math.max(worst, diff - 2 * Math.abs(plain1[i].data[j]) * 2 ** -23);
-    }));
+    // float32 storage of the global model adds at most one ulp around each weight.
+    const worst = largestDifference(secure1, plain1);
     expect(meanAbs).toBeGreaterThan(0);
     expect(worst).toBeLessThanOrEqual(bound);
     // eslint-disable-next-line no-console

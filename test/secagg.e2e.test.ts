@@ -7,11 +7,8 @@
  * errors and change nothing.
  */
 import { TributaryClient } from '../client/tributaryClient';
-import type { CoordinatorConnection } from '../client/coordinatorConnection';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { encodeBinaryJson, decodeBinaryJson } from '../shared/codec/binaryJson';
-import { decodeTensors } from '../shared/codec/modelCodec';
-import type { NamedTensor } from '../shared/codec/tensors';
 import type { Dataset } from '../shared/data/dataset';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
@@ -19,6 +16,7 @@ import { EVENTS, STAGES, type Ack, type SecAggRequest } from '../shared/schemas/
 import { SecAggPlusClient, vectorToBytes, weightedMeanErrorBound, type ClientToServer } from '../shared/secagg';
 import { recordReceivedPackets } from './support/packetRecorder';
 import { separableDataset } from './support/syntheticCsv';
+import { connectionOf, connectionOfLater, largestChange, largestDifference, roundModel } from './support/secureRounds';
 
 jest.setTimeout(120_000);
 
@@ -49,7 +47,6 @@ function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): J
   };
 }
 
-const connectionOf = (c: TributaryClient) => (c as unknown as { connection: CoordinatorConnection | null }).connection;
 
 describe('secure aggregation (SecAgg+) end to end', () => {
   let coordinator: Coordinator;
@@ -96,11 +93,6 @@ describe('secure aggregation (SecAgg+) end to end', () => {
       clients.push(client);
       return client;
     });
-  }
-
-  async function roundModel(jobId: string, round: number): Promise<NamedTensor[]> {
-    const checkpoint = await coordinator.store.loadCheckpoint(jobId, round);
-    return decodeTensors(Buffer.from(checkpoint!.weights));
   }
 
   it('rejects secagg jobs with fewer than 3 clients or too many parameters', async () => {
@@ -176,20 +168,15 @@ describe('secure aggregation (SecAgg+) end to end', () => {
     expect(secureRounds[0].metrics.numExamples).toBe(SIZES.reduce((a, b) => a + b, 0));
 
     // Round 1 starts from the same model and the same local updates, so only quantisation differs.
-    const initial = await roundModel(plainId, 0);
-    const plain1 = await roundModel(plainId, 1);
-    const secure1 = await roundModel(secureId, 1);
-    expect((await roundModel(secureId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
-    let meanAbs = 0;
-    plain1.forEach((t, i) => t.data.forEach((v, j) => (meanAbs = Math.max(meanAbs, Math.abs(v - initial[i].data[j])))));
+    const initial = await roundModel(coordinator.store, plainId, 0);
+    const plain1 = await roundModel(coordinator.store, plainId, 1);
+    const secure1 = await roundModel(coordinator.store, secureId, 1);
+    expect((await roundModel(coordinator.store, secureId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
+    const meanAbs = largestChange(initial, plain1);
     const weightSum = SIZES.reduce((a, n) => a + Math.min(n, MAX_EXAMPLE_WEIGHT), 0) / MAX_EXAMPLE_WEIGHT;
     const bound = weightedMeanErrorBound(meanAbs, weightSum, 4, { clippingRange: 8, quantizationRange: 2 ** 22 });
     // float32 storage of the global model adds at most one ulp around each weight.
-    let worst = 0;
-    secure1.forEach((t, i) => t.data.forEach((v, j) => {
-      const diff = Math.abs(v - plain1[i].data[j]);
-      worst = Math.max(worst, diff - 2 * Math.abs(plain1[i].data[j]) * 2 ** -23);
-    }));
+    const worst = largestDifference(secure1, plain1);
     expect(meanAbs).toBeGreaterThan(0);
     expect(worst).toBeLessThanOrEqual(bound);
     // eslint-disable-next-line no-console
@@ -248,10 +235,3 @@ describe('secure aggregation (SecAgg+) end to end', () => {
 });
 
 /** Calls `f` with the client's connection once run() has created it. */
-function connectionOfLater(client: TributaryClient, f: (conn: CoordinatorConnection) => void): void {
-  client.once('backend', () => {
-    const conn = connectionOf(client);
-    if (conn) f(conn);
-    else setImmediate(() => connectionOf(client) && f(connectionOf(client)!));
-  });
-}

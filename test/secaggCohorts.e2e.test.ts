@@ -6,18 +6,16 @@
  * cohort losing two of its three clients aborts alone while the other cohort's sum commits the round.
  */
 import { TributaryClient } from '../client/tributaryClient';
-import type { CoordinatorConnection } from '../client/coordinatorConnection';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { decodeBinaryJson } from '../shared/codec/binaryJson';
-import { decodeTensors } from '../shared/codec/modelCodec';
-import type { NamedTensor } from '../shared/codec/tensors';
 import type { Dataset } from '../shared/data/dataset';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { EVENTS, type SecAggRequest } from '../shared/schemas/messages';
 import { weightedMeanErrorBound } from '../shared/secagg';
 import { separableDataset } from './support/syntheticCsv';
+import { connectionOfLater, largestChange, largestDifference, roundModel } from './support/secureRounds';
 
 jest.setTimeout(120_000);
 
@@ -48,16 +46,8 @@ function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): J
   };
 }
 
-const connectionOf = (c: TributaryClient) => (c as unknown as { connection: CoordinatorConnection | null }).connection;
 
 /** Calls `f` with the client's connection once run() has created it. */
-function connectionOfLater(client: TributaryClient, f: (conn: CoordinatorConnection) => void): void {
-  client.once('backend', () => {
-    const conn = connectionOf(client);
-    if (conn) f(conn);
-    else setImmediate(() => connectionOf(client) && f(connectionOf(client)!));
-  });
-}
 
 describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
   let coordinator: Coordinator;
@@ -88,11 +78,6 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
       clients.push(client);
       return client;
     });
-  }
-
-  async function roundModel(jobId: string, round: number): Promise<NamedTensor[]> {
-    const checkpoint = await coordinator.store.loadCheckpoint(jobId, round);
-    return decodeTensors(Buffer.from(checkpoint!.weights));
   }
 
   it('rejects a cohortSize below 3 or above minClients', async () => {
@@ -136,8 +121,8 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     expect(events.find((e) => e.job.id === plainId)?.cohorts).toBeUndefined();
 
     // The cohort sums add up to the aggregate FedAvg applied: model1 = model0 + Σ sums / Σ weights.
-    const initial = await roundModel(secureId, 0);
-    const secure1 = await roundModel(secureId, 1);
+    const initial = await roundModel(coordinator.store, secureId, 0);
+    const secure1 = await roundModel(coordinator.store, secureId, 1);
     const weightSum = cohorts.reduce((a, c) => a + c.updates.totalExamples, 0);
     expect(Math.round(weightSum * MAX_EXAMPLE_WEIGHT)).toBe(round.metrics.numExamples);
     secure1.forEach((t, i) => t.data.forEach((v, j) => {
@@ -146,15 +131,11 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     }));
 
     // Round 1 starts from the same model and the same local updates, so only quantisation differs.
-    const plain1 = await roundModel(plainId, 1);
-    expect((await roundModel(plainId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
-    let meanAbs = 0;
-    plain1.forEach((t, i) => t.data.forEach((v, j) => (meanAbs = Math.max(meanAbs, Math.abs(v - initial[i].data[j])))));
+    const plain1 = await roundModel(coordinator.store, plainId, 1);
+    expect((await roundModel(coordinator.store, plainId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
+    const meanAbs = largestChange(initial, plain1);
     const bound = weightedMeanErrorBound(meanAbs, weightSum, 6, { clippingRange: 8, quantizationRange: 2 ** 22 });
-    let worst = 0;
-    secure1.forEach((t, i) => t.data.forEach((v, j) => {
-      worst = Math.max(worst, Math.abs(v - plain1[i].data[j]) - 2 * Math.abs(plain1[i].data[j]) * 2 ** -23);
-    }));
+    const worst = largestDifference(secure1, plain1);
     expect(meanAbs).toBeGreaterThan(0);
     expect(worst).toBeLessThanOrEqual(bound);
   });
