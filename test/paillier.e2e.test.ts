@@ -18,6 +18,7 @@ import { codeOfAsync } from './support/codeOf';
 import { recordReceivedPackets } from './support/packetRecorder';
 import { separableDataset } from './support/syntheticCsv';
 import { connectionOf, largestChange, largestDifference, roundModel } from './support/secureRounds';
+import { createJob } from './support/rest';
 
 jest.setTimeout(90_000);
 
@@ -92,13 +93,6 @@ describe('secure aggregation (packed Paillier) end to end', () => {
     await coordinator?.close();
   });
 
-  async function createJob(body: JobSpecInput): Promise<string> {
-    const res = await fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const json = (await res.json()) as { id: string };
-    expect(res.status).toBe(201);
-    return json.id;
-  }
-
   function startClients(jobId: string, count = DATASETS.length, setup: (client: TributaryClient, index: number) => void = () => undefined): TributaryClient[] {
     return DATASETS.slice(0, count).map((dataset, i) => {
       const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset, backend: 'cpu' });
@@ -138,7 +132,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
   });
 
   it('trains the same round-1 model as plaintext FedAvg (within the quantisation bound); malformed ciphertexts change nothing', async () => {
-    const plainId = await createJob(spec('none'));
+    const plainId = await createJob(coordinator.url, spec('none'));
     startClients(plainId);
     const plain = await coordinator.jobs.waitForJob(plainId);
     expect(plain.status).toBe('completed');
@@ -146,7 +140,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
     received.length = 0;
     receivedText.length = 0;
 
-    const secureId = await createJob(spec('paillier'));
+    const secureId = await createJob(coordinator.url, spec('paillier'));
     await startKeyHolder(secureId);
     const params = paillierParamsOf(JobSpecSchema.parse(spec('paillier')));
     const width = ciphertextWidth(keys.privateKey.publicKey.n);
@@ -226,7 +220,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
   });
 
   it('fails the attempt with PAILLIER_KEYHOLDER_UNAVAILABLE when no key holder is connected, and the job fails cleanly', async () => {
-    const jobId = await createJob(spec('paillier', { minClients: 2, rounds: 1, maxRoundRetries: 1, name: 'paillier-no-keyholder' }, { decryptTimeoutMs: 300 }));
+    const jobId = await createJob(coordinator.url, spec('paillier', { minClients: 2, rounds: 1, maxRoundRetries: 1, name: 'paillier-no-keyholder' }, { decryptTimeoutMs: 300 }));
     startClients(jobId, 2);
     const job = await coordinator.jobs.waitForJob(jobId);
     expect(job.status).toBe('failed');

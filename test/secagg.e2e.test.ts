@@ -17,6 +17,7 @@ import { SecAggPlusClient, vectorToBytes, weightedMeanErrorBound, type ClientToS
 import { recordReceivedPackets } from './support/packetRecorder';
 import { separableDataset } from './support/syntheticCsv';
 import { connectionOf, connectionOfLater, largestChange, largestDifference, roundModel } from './support/secureRounds';
+import { createJob } from './support/rest';
 
 jest.setTimeout(120_000);
 
@@ -78,13 +79,6 @@ describe('secure aggregation (SecAgg+) end to end', () => {
     await coordinator?.close();
   });
 
-  async function createJob(body: JobSpecInput): Promise<string> {
-    const res = await fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const json = (await res.json()) as { id: string };
-    expect(res.status).toBe(201);
-    return json.id;
-  }
-
   function startClients(jobId: string, setup: (client: TributaryClient, index: number) => void = () => undefined): TributaryClient[] {
     return DATASETS.map((dataset, i) => {
       const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset, backend: 'cpu' });
@@ -112,12 +106,12 @@ describe('secure aggregation (SecAgg+) end to end', () => {
   });
 
   it('trains the same round-1 model as plaintext FedAvg (within the quantisation bound); replays and malformed replies change nothing', async () => {
-    const plainId = await createJob(spec('none'));
+    const plainId = await createJob(coordinator.url, spec('none'));
     startClients(plainId);
     const plain = await coordinator.jobs.waitForJob(plainId);
     expect(plain.status).toBe('completed');
 
-    const secureId = await createJob(spec('secagg'));
+    const secureId = await createJob(coordinator.url, spec('secagg'));
     const attacks: Array<Promise<Ack>> = [];
     startClients(secureId, (client, i) => {
       if (i !== 0) return;
@@ -204,7 +198,7 @@ describe('secure aggregation (SecAgg+) end to end', () => {
   });
 
   it('commits a round with the other clients\' aggregate when one client disconnects after share-keys', async () => {
-    const jobId = await createJob(spec('secagg', { minClients: 3, rounds: 3, name: 'secagg-e2e-dropout' }));
+    const jobId = await createJob(coordinator.url, spec('secagg', { minClients: 3, rounds: 3, name: 'secagg-e2e-dropout' }));
     let dropped: string | undefined;
     startClients(jobId, (client, i) => {
       if (i !== 1) return;

@@ -16,6 +16,7 @@ import { EVENTS, type SecAggRequest } from '../shared/schemas/messages';
 import { weightedMeanErrorBound } from '../shared/secagg';
 import { separableDataset } from './support/syntheticCsv';
 import { connectionOfLater, largestChange, largestDifference, roundModel } from './support/secureRounds';
+import { createJob } from './support/rest';
 
 jest.setTimeout(120_000);
 
@@ -63,13 +64,6 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     await coordinator?.close();
   });
 
-  async function createJob(body: JobSpecInput): Promise<string> {
-    const res = await fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const json = (await res.json()) as { id: string };
-    expect(res.status).toBe(201);
-    return json.id;
-  }
-
   function startClients(jobId: string, setup: (client: TributaryClient, index: number) => void = () => undefined): TributaryClient[] {
     return DATASETS.map((dataset, i) => {
       const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset, backend: 'cpu' });
@@ -91,11 +85,11 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
   });
 
   it('trains the plaintext round-1 model with two cohorts of three whose sums add up to the aggregate', async () => {
-    const plainId = await createJob(spec('none'));
+    const plainId = await createJob(coordinator.url, spec('none'));
     startClients(plainId);
     expect((await coordinator.jobs.waitForJob(plainId)).status).toBe('completed');
 
-    const secureId = await createJob(spec('secagg'));
+    const secureId = await createJob(coordinator.url, spec('secagg'));
     startClients(secureId);
     expect((await coordinator.jobs.waitForJob(secureId)).status).toBe('completed');
 
@@ -141,7 +135,7 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
   });
 
   it('drops a cohort that loses two of its three clients and commits the other cohort\'s sum', async () => {
-    const jobId = await createJob(spec('secagg', { minClients: 3, rounds: 2, name: 'secagg-cohorts-dropout' }));
+    const jobId = await createJob(coordinator.url, spec('secagg', { minClients: 3, rounds: 2, name: 'secagg-cohorts-dropout' }));
     const cohortOf = new Map<TributaryClient, string[]>();
     const dropped: string[] = [];
     let anchor: string | undefined;
