@@ -52,7 +52,7 @@ export interface FederationResult {
 
 export interface FederationOptions extends ExampleOptions {
   backend: string;
-  /** Aggregation mode of the job. @default "none" */
+  /** Aggregation mode of the job. @default "secagg" */
   secureAggregation?: 'none' | 'secagg' | 'paillier';
   /** Paillier modulus size for `paillier` (the demo's in-process key holder generates the key pair). @default 2048 */
   paillierKeyBits?: number;
@@ -95,7 +95,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   const children: ChildProcess[] = [];
   let keyHolder: KeyHolder | null = null;
   try {
-    const mode = options.secureAggregation ?? 'none';
+    const mode = options.secureAggregation ?? 'secagg';
     // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
     const spec = withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys);

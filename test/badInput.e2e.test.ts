@@ -40,6 +40,7 @@ describe('bad input against a live coordinator', () => {
         input: { shape: [4], numClasses: 3 },
         rounds: 1,
         minClients: 2,
+        secureAggregation: 'none',
         maxClients: 2,
         roundDeadlineMs: 60_000,
         quorumTimeoutMs: 60_000,

@@ -32,6 +32,8 @@ describe('large updates', () => {
       input: { shape: [1000], numClasses: 10 },
       rounds: 1,
       minClients: 1,
+      // Plaintext: this test checks that the chunked upload path moves 10M parameters exactly.
+      secureAggregation: 'none',
     });
     client = new RawClient(generateIdentity(), coordinator.url);
     await client.connect();

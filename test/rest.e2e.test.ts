@@ -58,10 +58,12 @@ describe('REST API', () => {
   it('creates, lists and reads jobs; unknown ids and routes are 404 with codes', async () => {
     const created = await post('/v1/jobs', JSON.stringify(spec));
     expect(created.status).toBe(201);
-    const job = (await created.json()) as { id: string; status: string; parameters: number; spec: { minClients: number } };
+    const job = (await created.json()) as { id: string; status: string; parameters: number; spec: { minClients: number; secureAggregation: string } };
     expect(job.status).toBe('running');
     expect(job.parameters).toBe(2 * 4 + 4 + 4 * 2 + 2);
-    expect(job.spec.minClients).toBe(2);
+    // New jobs aggregate securely unless they opt out; SecAgg+ needs a quorum of at least 3.
+    expect(job.spec.secureAggregation).toBe('secagg');
+    expect(job.spec.minClients).toBe(3);
     const list = (await (await fetch(`${c.url}/v1/jobs?status=running`)).json()) as { jobs: Array<{ id: string }> };
     expect(list.jobs.map((j) => j.id)).toContain(job.id);
     expect((await fetch(`${c.url}/v1/jobs?status=bogus`)).status).toBe(400);

@@ -64,6 +64,7 @@ describeIfMongo('coordinator crash and resume', () => {
       input: { shape: [8], numClasses: 2 },
       rounds,
       minClients: 2,
+      secureAggregation: 'none',
       localEpochs: 3,
       batchSize: 16,
       learningRate: 0.05,

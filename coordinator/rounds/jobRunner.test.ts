@@ -19,6 +19,7 @@ async function setup(overrides: Partial<JobSpecInput> = {}) {
     input: { shape: [2], numClasses: 2 },
     rounds: 2,
     minClients: 2,
+    secureAggregation: 'none',
     roundDeadlineMs: 5_000,
     quorumTimeoutMs: 5_000,
     ...overrides,

@@ -8,6 +8,7 @@ const baseSpec = {
   model: { kind: 'builtin', name: 'mlp' },
   input: { shape: [2], numClasses: 2 },
   rounds: 3,
+  secureAggregation: 'none',
 } as const;
 
 const global: NamedTensor[] = [{ name: 'w', shape: [3], data: new Float32Array([1, 2, 3]) }];

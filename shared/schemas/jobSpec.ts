@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { createPackedPaillierParams } from '../paillier/packedPaillier';
+import { JobAccessSchema } from './jobAccess';
 
 /** Hard bounds shared by every schema: checked before anything is allocated. */
 export const LIMITS = {
@@ -79,7 +80,7 @@ export const StrategySpecSchema = z.discriminatedUnion('name', [
 export type StrategySpec = z.infer<typeof StrategySpecSchema>;
 
 /**
- * Secure aggregation modes: `none` (plaintext updates, the default), `secagg` (SecAgg+: the
+ * Secure aggregation modes: `none` (plaintext updates), `secagg` (SecAgg+, the default: the
  * coordinator learns only the sum of the surviving clients' quantised, weighted updates) or
  * `paillier` (packed Paillier: clients encrypt under the key holder's public key, the coordinator
  * multiplies ciphertexts, the key holder decrypts only the aggregate).
@@ -163,6 +164,41 @@ export const PaillierOptionsSchema = z
   .strict();
 export type PaillierOptions = z.infer<typeof PaillierOptionsSchema>;
 
+/**
+ * Contribution scoring (coordinator/contribution): how each round's improvement of the global model on
+ * the buyer's validation set is shared out among the clients (plaintext) or cohorts (secagg, paillier).
+ */
+export const ContributionOptionsSchema = z
+  .object({
+    /** Utility metric: validation accuracy, or negative validation loss. @default "accuracy" */
+    metric: z.enum(['accuracy', 'loss']).default('accuracy'),
+    /** Exact Shapley up to this many players per round (2^n evaluations), GTG-Shapley above. @default 8 */
+    exactUpTo: z.number().int().min(1).max(12).default(8),
+    /** GTG-Shapley: at most this many model evaluations per round. @default 500 */
+    maxEvaluations: z.number().int().min(2).max(100_000).default(500),
+  })
+  .strict();
+export type ContributionOptions = z.infer<typeof ContributionOptionsSchema>;
+
+/**
+ * Escrow of a paid job (`TributaryEscrow`, contracts/): the buyer creates and funds the on-chain job
+ * first; the coordinator recruits only once the escrow holds the budget, commits every round there
+ * and settles the payouts at the end.
+ */
+export const ChainSpecSchema = z
+  .object({
+    /** Address of the TributaryEscrow contract. */
+    escrow: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 20-byte address as 0x-prefixed hex'),
+    /** The escrow's job id (uint256, decimal). */
+    jobId: z.string().regex(/^[1-9][0-9]{0,76}$/, 'expected the escrow job id as a positive decimal integer string'),
+    /** EIP-155 chain id the escrow lives on; the coordinator's RPC must report the same. */
+    chainId: z.number().int().positive().max(2 ** 53 - 1),
+    /** Recruit only once the escrow holds at least this much (wei, decimal). @default any positive budget */
+    budgetWei: z.string().regex(/^[1-9][0-9]{0,77}$/, 'expected a positive decimal integer string (wei)').optional(),
+  })
+  .strict();
+export type ChainSpec = z.infer<typeof ChainSpecSchema>;
+
 /** Body of POST /v1/jobs. */
 export const JobSpecSchema = z
   .object({
@@ -171,8 +207,8 @@ export const JobSpecSchema = z
     input: InputSpecSchema,
     /** Number of rounds to run. */
     rounds: positiveInt.max(LIMITS.maxRounds),
-    /** A round aggregates only if at least this many clients answer. @default 2 */
-    minClients: positiveInt.max(LIMITS.maxClientsPerRound).default(2),
+    /** A round aggregates only if at least this many clients answer. @default 3 with secagg, else 2 */
+    minClients: positiveInt.max(LIMITS.maxClientsPerRound).optional(),
     /** At most this many clients are selected per round. @default 100 */
     maxClients: positiveInt.max(LIMITS.maxClientsPerRound).default(100),
     /** Fraction of connected clients to sample each round (then clamped to [minClients, maxClients]). @default 1 */
@@ -187,14 +223,23 @@ export const JobSpecSchema = z
     batchSize: positiveInt.max(65_536).default(32),
     learningRate: z.number().positive().max(10).default(0.01),
     strategy: StrategySpecSchema.default({ name: 'fedavg' }),
-    secureAggregation: AggregationModeSchema.default('none'),
+    /** Secure aggregation is on unless a job opts out: the coordinator should not read updates. @default "secagg" */
+    secureAggregation: AggregationModeSchema.default('secagg'),
     /** Options of `secureAggregation: "secagg"` (ignored otherwise); see SecAggOptionsSchema. */
     secagg: SecAggOptionsSchema.optional(),
     /** Options of `secureAggregation: "paillier"` (required then, ignored otherwise); see PaillierOptionsSchema. */
     paillier: PaillierOptionsSchema.optional(),
+    /** Contribution scoring options (scoring runs whenever the job has a validation set); see ContributionOptionsSchema. */
+    contribution: ContributionOptionsSchema.optional(),
+    /** Escrow on an EVM chain: recruit after funding, commit rounds, settle payouts; see ChainSpecSchema. */
+    chain: ChainSpecSchema.optional(),
     /** Seed for client sampling and model initialisation. @default 0 */
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. @default {"mode":"public"} */
+    access: JobAccessSchema.default({ mode: 'public' }),
   })
+  // SecAgg+ hides an input only among at least 3 clients, so its default quorum is 3.
+  .transform((s) => ({ ...s, minClients: s.minClients ?? (s.secureAggregation === 'secagg' ? 3 : 2) }))
   .refine((s) => s.minClients <= s.maxClients, {
     message: 'minClients must not exceed maxClients',
     path: ['minClients'],
@@ -245,6 +290,11 @@ export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 /** The secagg options of a spec with every default filled in. */
 export function secaggOptionsOf(spec: { secagg?: z.input<typeof SecAggOptionsSchema> }): SecAggOptions {
   return SecAggOptionsSchema.parse(spec.secagg ?? {});
+}
+
+/** The contribution options of a spec with every default filled in. */
+export function contributionOptionsOf(spec: { contribution?: z.input<typeof ContributionOptionsSchema> }): ContributionOptions {
+  return ContributionOptionsSchema.parse(spec.contribution ?? {});
 }
 
 /** The packed-Paillier parameters of a paillier job (key size from n, headroom for maxClients). Throws CONFIG_INVALID. */
