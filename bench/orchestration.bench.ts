@@ -36,6 +36,8 @@ const JOB = {
   model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
   input: { shape: [8], numClasses: 2 },
   fractionFit: 1,
+  // Plaintext uploads: this measures the protocol's own overhead (secure modes: secureModes.bench.ts).
+  secureAggregation: 'none',
   roundDeadlineMs: 30_000,
   quorumTimeoutMs: 60_000,
   maxRoundRetries: 0,
