@@ -56,6 +56,9 @@ export const errorCatalog = {
   PAILLIER_NOT_KEY_HOLDER: { status: 403, message: 'The client is not the job\'s key holder.' },
   PAILLIER_DECRYPT_FAILED: { status: 502, message: 'The key holder could not decrypt the aggregate.' },
 
+  // Contribution scoring
+  CONTRIBUTION_CLIENT_UNKNOWN: { status: 404, message: 'The client has no scored round in this job.' },
+
   // Client-side data and training
   DATA_FILE_EMPTY: { status: 400, message: 'The dataset file has no rows.' },
   DATA_COLUMNS_MISMATCH: { status: 400, message: 'The dataset columns do not match the job\'s input spec.' },
