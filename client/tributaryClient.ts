@@ -18,6 +18,7 @@ import { quantize, SecAggPlusClient, secaggError, weightUpdate, type SecAggParam
 import { CoordinatorConnection, type JobFinished, type RoundTask, type SecAggRequest } from './coordinatorConnection';
 import { isJobFinished, joinOrFinish } from './joinJob';
 import { assertDatasetFitsInput } from './datasetCheck';
+import { plantedDelta, type PlantedBehaviour } from './plantedBehaviour';
 
 export interface TributaryClientOptions {
   /** Coordinator base URL. */
@@ -34,6 +35,11 @@ export interface TributaryClientOptions {
   maxReconnectDelayMs?: number;
   /** Worker threads for Paillier encryption (paillier jobs). @default 1 */
   paillierThreads?: number;
+  /**
+   * Research only (planted federations for contribution scoring): send this misbehaviour's update
+   * instead of the trained one (see client/plantedBehaviour.ts). @default undefined (honest)
+   */
+  plantedBehaviour?: PlantedBehaviour;
 }
 
 export interface RoundTrainedEvent {
@@ -190,12 +196,14 @@ export class TributaryClient extends EventEmitter {
     const started = Date.now();
     const result = await trainLocal(model, this.options.dataset, task.config, task.config.proximalMu > 0 ? global : undefined);
     const local = getNamedWeights(model);
-    const delta: NamedTensor[] = local.map((t, i) => {
+    const trainedDelta: NamedTensor[] = local.map((t, i) => {
       const g = global[i].data;
       const d = new Float32Array(t.data.length);
       for (let j = 0; j < d.length; j++) d[j] = t.data[j] - g[j];
       return { name: t.name, shape: t.shape, data: d };
     });
+    const planted = this.options.plantedBehaviour;
+    const delta = planted ? plantedDelta(planted, global, trainedDelta, task.config.seed) : trainedDelta;
     const trained: RoundTrainedEvent = {
       round: task.round,
       numExamples: result.numExamples,

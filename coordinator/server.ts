@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import { ContributionScorer } from './contribution/contributionScorer';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config';
 import { TensorflowModels } from './evaluation/tensorflowModels';
 import { createRestRouter } from './http/routes';
@@ -33,6 +34,8 @@ export interface Coordinator {
   readonly backend: string;
   /** The socket.io server (for observability: tests record every byte it receives). */
   readonly io: SocketServer['io'];
+  /** Contribution scoring of every job with a validation set (`whenIdle(jobId)` waits for its queued rounds). */
+  readonly contributions: ContributionScorer;
   close(): Promise<void>;
 }
 
@@ -44,6 +47,7 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
   const store = options.store ?? (await createStore({ mongodbUri: config.mongodbUri, dbName: config.dbName }));
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
+  const contributions = new ContributionScorer({ store, logger });
   const jobs = new JobManager({
     store,
     directory,
@@ -51,7 +55,12 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
     chunkBytes: config.chunkBytes,
     evaluator: models,
     models,
-    onRoundCompleted: options.onRoundCompleted,
+    // Scoring first: it only enqueues, and never throws, so the caller's hook always runs.
+    onRoundCompleted: async (event) => {
+      await contributions.onRoundCompleted(event);
+      await options.onRoundCompleted?.(event);
+    },
+    keepClientUpdates: true,
   });
 
   const app = express();
@@ -82,10 +91,11 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
 
   let closing: Promise<void> | null = null;
   return {
-    config, url, port, store, jobs, directory, backend: models.backend, io: sockets.io,
+    config, url, port, store, jobs, directory, backend: models.backend, io: sockets.io, contributions,
     close() {
       closing ??= (async () => {
         await jobs.stop();
+        await contributions.close();
         await sockets.close();
         httpServer.closeAllConnections();
         await new Promise<void>((resolve) => httpServer.close(() => resolve()));

@@ -15,8 +15,13 @@ export class PlaintextAggregator implements UpdateAggregator {
   private readonly sums: Float64Array[];
   private readonly contributors = new Set<string>();
   private totalExamples = 0;
+  /** Each client's n_i·Δ_i, kept only with `keepClientUpdates` (contribution scoring in plaintext mode). */
+  private readonly perClient: Array<{ clientId: string; updates: AggregatedUpdates }> = [];
 
-  constructor(private readonly manifest: readonly TensorManifestEntry[]) {
+  constructor(
+    private readonly manifest: readonly TensorManifestEntry[],
+    private readonly options: { keepClientUpdates?: boolean } = {},
+  ) {
     this.sums = manifest.map((t) => new Float64Array(sizeOfShape(t.shape)));
     // A plaintext delta has exactly the manifest's encoded size.
     this.maxUpdateBytes = encodedByteLength(manifest);
@@ -30,13 +35,21 @@ export class PlaintextAggregator implements UpdateAggregator {
       throw new TributaryError('VALIDATION_FAILED', `numExamples must be a positive integer, got ${numExamples}.`);
     }
     const tensors = decodeTensors(payload, { expected: this.manifest, requireFinite: true, zeroCopy: true });
+    const own = this.options.keepClientUpdates ? this.manifest.map((t) => new Float64Array(sizeOfShape(t.shape))) : null;
     for (let t = 0; t < tensors.length; t++) {
       const sum = this.sums[t];
       const data = tensors[t].data;
       for (let j = 0; j < data.length; j++) sum[j] += numExamples * data[j];
+      if (own) for (let j = 0; j < data.length; j++) own[t][j] = numExamples * data[j];
     }
+    if (own) this.perClient.push({ clientId, updates: { weightedDeltaSum: own, totalExamples: numExamples, clientCount: 1 } });
     this.totalExamples += numExamples;
     this.contributors.add(clientId);
+  }
+
+  /** Each accepted client's own n_i·Δ_i (empty unless constructed with `keepClientUpdates`). Never persisted. */
+  clientUpdates(): Array<{ clientId: string; updates: AggregatedUpdates }> {
+    return [...this.perClient];
   }
 
   result(): AggregatedUpdates {

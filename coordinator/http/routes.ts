@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { decodeTensors } from '../../shared/codec/modelCodec';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { JobIdSchema, PROTOCOL_VERSION } from '../../shared/schemas/messages';
+import { contributionReport } from '../contribution/contributionReport';
 import type { JobManager } from '../jobs/jobManager';
 import type { Logger } from '../logger';
 import type { JobRecord, Store } from '../store/store';
@@ -112,6 +113,27 @@ export function createRestRouter(deps: RestDeps): Router {
     const job = await deps.jobs.getJob(jobParam(req));
     const tensors = decodeTensors(await deps.jobs.modelBytes(job.id, job.currentRound), { zeroCopy: true });
     res.type('application/octet-stream').send(Buffer.concat(tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))));
+  }));
+
+  // How each client's score was computed: per-round Shapley values (clients or cohorts), totals and payout shares.
+  r.get('/jobs/:jobId/contributions', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    res.json(await contributionReport(deps.store, job.id));
+  }));
+
+  // One client's view: its total and share, and every scored round it took part in with its (cohort's) value.
+  r.get('/jobs/:jobId/contributions/:clientId', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    const clientId = String(req.params.clientId);
+    const report = await contributionReport(deps.store, job.id);
+    const client = report.clients.find((c) => c.clientId === clientId);
+    if (!client) {
+      throw new TributaryError('CONTRIBUTION_CLIENT_UNKNOWN', `Job ${job.id} has no scored round with client "${clientId.slice(0, 64)}".`);
+    }
+    const rounds = report.rounds.flatMap((r) => r.values
+      .filter((v) => v.members.includes(clientId))
+      .map((v) => ({ round: r.round, attempt: r.attempt, method: r.method, improvement: r.improvement, members: v.members, value: v.value })));
+    res.json({ jobId: job.id, method: report.method, metric: report.metric, ...client, roundValues: rounds });
   }));
 
   r.put('/jobs/:jobId/validation-set', text, wrap(async (req, res) => {

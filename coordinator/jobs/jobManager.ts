@@ -27,10 +27,12 @@ export interface JobManagerDeps {
   evaluator: GlobalModelEvaluator;
   models: ModelFactory;
   onRoundCompleted?: (event: RoundCompletedEvent) => void | Promise<void>;
+  /** Plaintext (`none`) rounds keep each client's update for the round-completed hook (contribution scoring). @default false */
+  keepClientUpdates?: boolean;
 }
 
 /** The aggregation mode a job names. Secure modes register here. */
-function aggregatorFactory(jobId: string, spec: JobSpec, keyHolders: KeyHolderRegistry): UpdateAggregatorFactory {
+function aggregatorFactory(jobId: string, spec: JobSpec, keyHolders: KeyHolderRegistry, keepClientUpdates = false): UpdateAggregatorFactory {
   switch (spec.secureAggregation) {
     case 'paillier': {
       const options = spec.paillier;
@@ -44,7 +46,7 @@ function aggregatorFactory(jobId: string, spec: JobSpec, keyHolders: KeyHolderRe
       });
     }
     case 'none':
-      return (manifest) => new PlaintextAggregator(manifest);
+      return (manifest) => new PlaintextAggregator(manifest, { keepClientUpdates });
     case 'secagg':
       // SecAgg+ rounds aggregate in a SecAggSession (aggregation/secaggSession.ts), never from uploads.
       return () => {
@@ -194,7 +196,7 @@ export class JobManager {
       store: this.deps.store,
       directory: this.deps.directory,
       strategy: createStrategy(job.spec),
-      createAggregator: aggregatorFactory(job.id, job.spec, this.keyHolders),
+      createAggregator: aggregatorFactory(job.id, job.spec, this.keyHolders, this.deps.keepClientUpdates),
       evaluator: this.deps.evaluator,
       logger: this.deps.logger,
       chunkBytes: this.deps.chunkBytes,

@@ -7,6 +7,7 @@ import { secaggOptionsOf } from '../../shared/schemas/jobSpec';
 import { splitCohorts, sumCohortUpdates } from '../aggregation/secaggCohorts';
 import { SecAggSession, type SecAggSessionResult } from '../aggregation/secaggSession';
 import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
+import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
 import type { Logger } from '../logger';
 import type { JobRecord, RoundRecord, Store } from '../store/store';
 import type { AggregatedUpdates, Strategy } from '../strategy/strategy';
@@ -22,6 +23,8 @@ type Collected =
     numExamples: (u: AggregatedUpdates) => number;
     /** secagg: the sum of each cohort that counted, with its contributors. */
     cohorts?: CohortSum[];
+    /** none, when the aggregator keeps them: each client's own n_i·Δ_i (one-member "cohorts"). */
+    clientUpdates?: CohortSum[];
   })
   | { failed: string; participants: string[]; failures: RoundRecord['failures'] };
 
@@ -42,6 +45,13 @@ export interface RoundCompletedEvent {
    * `secagg.cohortSize` is set); their sums add up to the round's aggregate. Never persisted.
    */
   cohorts?: CohortSum[];
+  /**
+   * `none` rounds whose aggregator keeps per-client updates (contribution scoring): each client's
+   * n_i·Δ_i as a one-member CohortSum. Never persisted.
+   */
+  clientUpdates?: CohortSum[];
+  /** The global model the round started from (what the updates are deltas of). */
+  previousWeights: readonly NamedTensor[];
 }
 
 /** Evaluates a global model on the buyer's validation set; null when there is none. */
@@ -265,6 +275,7 @@ export class JobRunner {
       };
       for (const [k, v] of Object.entries(clientMetrics)) metrics[`train_${k}`] = v;
       if (validation) for (const [k, v] of Object.entries(validation)) metrics[`validation_${k}`] = v;
+      const previousWeights = this.weights;
       const record: RoundRecord = {
         jobId: this.job.id, round, attempt, status: 'completed', selected: plan.selected,
         participants: collected.participants, failures: collected.failures, metrics, modelHash, startedAt, finishedAt,
@@ -287,7 +298,9 @@ export class JobRunner {
       if (this.deps.onRoundCompleted) {
         try {
           await this.deps.onRoundCompleted({
-            job: this.job, round: record, weights: this.weights, modelHash, ...(collected.cohorts ? { cohorts: collected.cohorts } : {}),
+            job: this.job, round: record, weights: this.weights, modelHash, previousWeights,
+            ...(collected.cohorts ? { cohorts: collected.cohorts } : {}),
+            ...(collected.clientUpdates ? { clientUpdates: collected.clientUpdates } : {}),
           });
         } catch (err) {
           // A hook's failure (e.g. a chain RPC down) must not undo a committed round.
@@ -323,7 +336,13 @@ export class JobRunner {
         numExamples: (u) => Math.round(u.totalExamples * paillier.maxExampleWeight),
       };
     }
-    return { ...collected, updates: () => aggregator.result(), numExamples: (u) => u.totalExamples };
+    const clientUpdates = aggregator instanceof PlaintextAggregator
+      ? aggregator.clientUpdates().map((c) => ({ members: [c.clientId], updates: c.updates }))
+      : [];
+    return {
+      ...collected, updates: () => aggregator.result(), numExamples: (u) => u.totalExamples,
+      ...(clientUpdates.length > 0 ? { clientUpdates } : {}),
+    };
   }
 
   /**

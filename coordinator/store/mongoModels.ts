@@ -1,7 +1,7 @@
 import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import type { JobSpec, ModelSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
-import type { JobStatus, RoundFailure } from './store';
+import type { JobStatus, RoundContribution, RoundFailure } from './store';
 
 /*
  * Mongoose schemas for MongoStore. They stay inside the store folder: nothing else sees a mongoose type.
@@ -62,6 +62,8 @@ export interface RoundDoc {
   failureReason?: string;
   /** RoundRecord.cohorts as objects (FerretDB rejects nested arrays). */
   cohorts?: Array<{ members: string[] }>;
+  /** RoundRecord.contribution as stored (plain numbers and string lists). */
+  contribution?: RoundContribution;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -136,6 +138,7 @@ const roundSchema = new Schema<RoundDoc>(
       type: [new Schema<{ members: string[] }>({ members: { type: [String], default: [] } }, { _id: false })],
       default: undefined,
     },
+    contribution: { type: Schema.Types.Mixed, default: undefined },
     startedAt: { type: Date, required: true },
     finishedAt: { type: Date, required: true },
   },

@@ -19,6 +19,7 @@ import type {
   JobRecord,
   JobStatus,
   ParticipantRecord,
+  RoundContribution,
   RoundRecord,
   Store,
 } from './store';
@@ -394,6 +395,7 @@ function toRoundDoc(r: RoundRecord): RoundDoc {
   if (r.modelHash !== undefined) doc.modelHash = r.modelHash;
   if (r.failureReason !== undefined) doc.failureReason = r.failureReason;
   if (r.cohorts !== undefined) doc.cohorts = r.cohorts.map((members) => ({ members: [...members] }));
+  if (r.contribution !== undefined) doc.contribution = copyContribution(r.contribution);
   return doc;
 }
 
@@ -413,7 +415,15 @@ function toRoundRecord(doc: RoundDoc): RoundRecord {
   if (doc.modelHash != null) record.modelHash = doc.modelHash;
   if (doc.failureReason != null) record.failureReason = doc.failureReason;
   if (doc.cohorts != null) record.cohorts = doc.cohorts.map((c) => [...(c.members ?? [])]);
+  if (doc.contribution != null) record.contribution = copyContribution(doc.contribution);
   return record;
+}
+
+function copyContribution(c: RoundContribution): RoundContribution {
+  return {
+    method: c.method, metric: c.metric, baseline: c.baseline, improvement: c.improvement, evaluations: c.evaluations,
+    values: c.values.map((v) => ({ members: [...v.members], value: v.value })),
+  };
 }
 
 function toParticipantDoc(p: ParticipantRecord): ParticipantDoc {

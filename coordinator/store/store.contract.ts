@@ -180,6 +180,22 @@ export function runStoreContract(
         expect('cohorts' in rounds[1]).toBe(false);
       });
 
+      it('round-trips a round\'s contribution scoring, added by a later upsert', async () => {
+        const jobId = uid('contribution');
+        const plain = makeRound(jobId, 1, 1, { cohorts: [['c1', 'c2']] });
+        await store.saveRound(plain);
+        const contribution = {
+          method: 'exact' as const, metric: 'loss' as const, baseline: -0.75, improvement: 0.125, evaluations: 4,
+          values: [{ members: ['c1'], value: 0.25 }, { members: ['c2', 'c3'], value: -0.125 }],
+        };
+        await store.saveRound({ ...plain, contribution });
+        const rounds = await store.listRounds(jobId);
+        expect(rounds).toHaveLength(1);
+        expect(rounds[0]).toStrictEqual({ ...plain, contribution });
+        await store.saveRound(makeRound(jobId, 2, 1));
+        expect('contribution' in (await store.listRounds(jobId))[1]).toBe(false);
+      });
+
       it('lists no rounds for a job without any', async () => {
         expect(await store.listRounds(uid('none'))).toEqual([]);
       });

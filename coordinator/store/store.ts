@@ -45,8 +45,27 @@ export interface RoundRecord {
    * counted in the round, in cohort order. Membership only; the sums are never stored.
    */
   cohorts?: string[][];
+  /** Contribution scoring of this round (coordinator/contribution), added after the commit; absent if not scored. */
+  contribution?: RoundContribution;
   startedAt: Date;
   finishedAt: Date;
+}
+
+/**
+ * How one round's improvement was shared out. Players are single clients (plaintext mode) or
+ * cohorts (secagg / paillier: the coordinator only knows cohort sums); values are Shapley values of
+ * U(S) = metric(previous global + FedAvg step of S's summed updates) - metric(previous global).
+ */
+export interface RoundContribution {
+  method: 'exact' | 'gtg';
+  metric: 'accuracy' | 'loss';
+  /** Metric of the previous global model (loss metric: negative loss). */
+  baseline: number;
+  /** U(all players): the round's improvement as scored. */
+  improvement: number;
+  /** Distinct model evaluations used. */
+  evaluations: number;
+  values: Array<{ members: string[]; value: number }>;
 }
 
 export interface ParticipantRecord {

@@ -170,8 +170,12 @@ export type PaillierOptions = z.infer<typeof PaillierOptionsSchema>;
  */
 export const ContributionOptionsSchema = z
   .object({
-    /** Utility metric: validation accuracy, or negative validation loss. @default "accuracy" */
-    metric: z.enum(['accuracy', 'loss']).default('accuracy'),
+    /**
+     * Utility metric: negative validation loss, or validation accuracy. Loss is the default: it moves
+     * smoothly with every update, while accuracy on a finite validation set moves in steps and stalls
+     * once the model is good, which makes per-round values mostly noise. @default "loss"
+     */
+    metric: z.enum(['accuracy', 'loss']).default('loss'),
     /** Exact Shapley up to this many players per round (2^n evaluations), GTG-Shapley above. @default 8 */
     exactUpTo: z.number().int().min(1).max(12).default(8),
     /** GTG-Shapley: at most this many model evaluations per round. @default 500 */

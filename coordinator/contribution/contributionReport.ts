@@ -1,0 +1,91 @@
+import { TributaryError } from '../../shared/errors';
+import { contributionOptionsOf } from '../../shared/schemas/jobSpec';
+import type { JobRecord, RoundContribution, RoundRecord, Store } from '../store/store';
+import { membershipLeastSquares } from './membershipLeastSquares';
+
+/** One client's accumulated score and its share of the payout. */
+export interface ClientContribution {
+  clientId: string;
+  /** Plaintext: Σ of its per-round Shapley values. Private: estimated per-round value × rounds taken part in. */
+  score: number;
+  /** Fraction of the paid budget: score / Σ positive scores, 0 for a score <= 0. */
+  share: number;
+  /** Scored rounds the client took part in. */
+  rounds: number;
+}
+
+/** What GET /v1/jobs/:id/contributions returns: how every score was computed. */
+export interface ContributionReport {
+  jobId: string;
+  /** `skipped`: the job has no validation set, so nothing can be measured. */
+  status: 'scored' | 'skipped';
+  reason?: string;
+  /** plaintext: per-client Shapley values; private: per-cohort Shapley values, then least squares on membership. */
+  method: 'shapley' | 'cohort-shapley-least-squares';
+  metric: 'accuracy' | 'loss';
+  /** Committed rounds without scoring (no validation set yet, scored before a restart, or still in the queue). */
+  unscoredRounds: number[];
+  rounds: Array<{ round: number; attempt: number } & RoundContribution>;
+  clients: ClientContribution[];
+}
+
+/** Payout shares: proportional to positive scores; scores <= 0 get nothing. */
+export function payoutShares(scores: readonly number[]): number[] {
+  const positive = scores.reduce((s, x) => s + (x > 0 ? x : 0), 0);
+  return scores.map((x) => (x > 0 && positive > 0 ? x / positive : 0));
+}
+
+/** Accumulates the persisted per-round values of a job into per-client scores and shares. */
+export function buildContributionReport(job: JobRecord, rounds: readonly RoundRecord[], hasValidationSet: boolean): ContributionReport {
+  const committed = rounds.filter((r) => r.status === 'completed');
+  const scored = committed.filter((r) => r.contribution);
+  const plaintext = job.spec.secureAggregation === 'none';
+  const totals = new Map<string, { score: number; rounds: number }>();
+  if (plaintext) {
+    for (const r of scored) {
+      for (const v of r.contribution!.values) {
+        for (const clientId of v.members) {
+          const t = totals.get(clientId) ?? { score: 0, rounds: 0 };
+          t.score += v.value / v.members.length;
+          t.rounds++;
+          totals.set(clientId, t);
+        }
+      }
+    }
+  } else {
+    for (const e of membershipLeastSquares(scored.flatMap((r) => r.contribution!.values))) {
+      totals.set(e.clientId, { score: e.total, rounds: e.rounds });
+    }
+  }
+  const ids = [...totals.keys()].sort();
+  const shares = payoutShares(ids.map((id) => totals.get(id)!.score));
+  const clients = ids
+    .map((clientId, i) => ({ clientId, score: totals.get(clientId)!.score, share: shares[i], rounds: totals.get(clientId)!.rounds }))
+    .sort((a, b) => b.score - a.score || a.clientId.localeCompare(b.clientId));
+  return {
+    jobId: job.id,
+    status: hasValidationSet || scored.length > 0 ? 'scored' : 'skipped',
+    ...(hasValidationSet || scored.length > 0 ? {} : { reason: 'The job has no validation set: upload one (PUT /v1/jobs/:id/validation-set) to score contributions.' }),
+    method: plaintext ? 'shapley' : 'cohort-shapley-least-squares',
+    metric: contributionOptionsOf(job.spec).metric,
+    unscoredRounds: committed.filter((r) => !r.contribution).map((r) => r.round),
+    rounds: scored.map((r) => ({ round: r.round, attempt: r.attempt, ...r.contribution! })),
+    clients,
+  };
+}
+
+/** The contribution report of a job from the store. Throws JOB_NOT_FOUND. */
+export async function contributionReport(store: Store, jobId: string): Promise<ContributionReport> {
+  const job = await store.getJob(jobId);
+  if (!job) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${jobId}".`);
+  const [rounds, validation] = await Promise.all([store.listRounds(jobId), store.loadValidationSet(jobId)]);
+  return buildContributionReport(job, rounds, validation !== null);
+}
+
+/**
+ * Every scored client's accumulated score (what settlement turns into Merkle payouts; a score <= 0
+ * earns nothing). Throws JOB_NOT_FOUND.
+ */
+export async function scoresFor(store: Store, jobId: string): Promise<Array<{ clientId: string; score: number }>> {
+  return (await contributionReport(store, jobId)).clients.map((c) => ({ clientId: c.clientId, score: c.score }));
+}

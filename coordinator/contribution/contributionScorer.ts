@@ -1,0 +1,98 @@
+import { deriveSeed } from '../../shared/data/random';
+import { contributionOptionsOf } from '../../shared/schemas/jobSpec';
+import type { Logger } from '../logger';
+import type { RoundCompletedEvent } from '../rounds/jobRunner';
+import type { Store } from '../store/store';
+import { scoreRound, type RoundPlayer } from './roundScoring';
+import { ValidationMetrics } from './validationMetric';
+
+export interface ContributionScorerOptions {
+  store: Store;
+  logger: Logger;
+  /** Rounds of one job that may wait for scoring before the round-completed hook holds the runner back. @default 2 */
+  maxBacklog?: number;
+}
+
+/**
+ * Scores every committed round of every job with a validation set, inside the coordinator, from the
+ * round-completed hook: the players are the clients (plaintext `none`, from the aggregator's
+ * per-client sums), the secure-aggregation cohorts (`secagg`), or, where only the round's total is
+ * known (`paillier`, secagg without cohorts), the participants as one group. The values are saved on
+ * the round record (`contribution`, an upsert of the committed record).
+ *
+ * Scoring runs behind the rounds in a per-job queue: the hook returns at once unless `maxBacklog`
+ * rounds already wait, so the next round starts while this one is scored; per-client updates are
+ * held in memory only until their round is scored. A failure is logged and leaves the round unscored;
+ * it never touches the committed round.
+ */
+export class ContributionScorer {
+  private readonly metrics: ValidationMetrics;
+  private readonly queues = new Map<string, { tail: Promise<void>; pending: number }>();
+  private closed = false;
+
+  constructor(private readonly options: ContributionScorerOptions) {
+    this.metrics = new ValidationMetrics(options.store);
+  }
+
+  /** The round-completed hook. Never rejects. */
+  readonly onRoundCompleted = async (event: RoundCompletedEvent): Promise<void> => {
+    if (this.closed) return;
+    const jobId = event.job.id;
+    const queue = this.queues.get(jobId) ?? { tail: Promise.resolve(), pending: 0 };
+    this.queues.set(jobId, queue);
+    const backlog = queue.pending >= (this.options.maxBacklog ?? 2) ? queue.tail : null;
+    queue.pending++;
+    queue.tail = queue.tail.then(() => this.score(event)).finally(() => {
+      queue.pending--;
+      if (event.round.round >= event.job.spec.rounds) this.metrics.release(jobId);
+    });
+    // Backpressure only: wait for the older rounds, never for this one.
+    if (backlog) await backlog;
+  };
+
+  /** Resolves when every round handed over so far (of `jobId`, or of all jobs) has been scored or skipped. */
+  async whenIdle(jobId?: string): Promise<void> {
+    const queues = jobId ? [this.queues.get(jobId)].filter((q) => q !== undefined) : [...this.queues.values()];
+    await Promise.all(queues.map((q) => q.tail));
+  }
+
+  /** Stops taking rounds, waits for the queued ones, and frees the evaluation models. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.whenIdle();
+    this.metrics.dispose();
+  }
+
+  private async score(event: RoundCompletedEvent): Promise<void> {
+    const { job, round } = event;
+    const started = performance.now();
+    try {
+      const options = contributionOptionsOf(job.spec);
+      const metric = await this.metrics.metricFor(job, options.metric);
+      if (!metric) return; // no validation set: the report says so
+      const players: RoundPlayer[] = event.clientUpdates ?? event.cohorts ?? [];
+      const contribution = players.length > 0
+        ? await scoreRound({ previous: event.previousWeights, players, metric, options, seed: deriveSeed(job.spec.seed, 'contribution', round.round) })
+        : await this.scoreWholeRound(event, metric, options.metric);
+      await this.options.store.saveRound({ ...round, contribution });
+      this.options.logger.debug('round scored', {
+        jobId: job.id, round: round.round, method: contribution.method, players: contribution.values.length,
+        evaluations: contribution.evaluations, ms: Math.round(performance.now() - started),
+      });
+    } catch (err) {
+      this.options.logger.error('contribution scoring failed', { jobId: job.id, round: round.round, message: String(err) });
+    }
+  }
+
+  /** Only the round's total is known: the participants form one group whose value is the round's improvement. */
+  private async scoreWholeRound(
+    event: RoundCompletedEvent, metric: (w: RoundCompletedEvent['weights']) => Promise<number>, name: 'accuracy' | 'loss',
+  ) {
+    const baseline = await metric(event.previousWeights);
+    const improvement = (await metric(event.weights)) - baseline;
+    return {
+      method: 'exact' as const, metric: name, baseline, improvement, evaluations: 2,
+      values: [{ members: [...event.round.participants], value: improvement }],
+    };
+  }
+}
