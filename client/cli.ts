@@ -6,6 +6,7 @@ import { TributaryError, toTributaryError } from '../shared/errors';
 import { InputSpecSchema } from '../shared/schemas/jobSpec';
 import { JobIdSchema } from '../shared/schemas/messages';
 import { loadOrCreateIdentity } from './keyFile';
+import { deleteListingCommand, publishListingCommand, searchListingsCommand } from './listingCli';
 import { TributaryClient, type RoundTrainedEvent } from './tributaryClient';
 
 export const DEFAULT_KEY_FILE = join(homedir(), '.tributary', 'client.key');
@@ -32,14 +33,25 @@ async function fetchInputSpec(url: string, jobId: string, attempts = 20) {
 export function clientCommand(): Command {
   return new Command('client')
     .description('Join a training job as a data provider. The dataset never leaves this machine; only model updates are sent.')
-    .requiredOption('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080')
-    .requiredOption('--job <id>', 'job id to join')
-    .requiredOption('--data <path>', 'dataset file: CSV with a header, or JSON lines (.jsonl/.ndjson)')
+    // Checked in the action, not with requiredOption: commander checks an ancestor's mandatory options
+    // for its subcommands too, which would make them mandatory for publish-listing and the others.
+    .option('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080 (required)')
+    .option('--job <id>', 'job id to join (required)')
+    .option('--data <path>', 'dataset file: CSV with a header, or JSON lines (.jsonl/.ndjson) (required)')
     .addOption(new Option('--format <format>', 'dataset format (default: from the file extension)').choices(['csv', 'jsonl']))
     .option('--key <path>', 'Ed25519 key file, created on first run', DEFAULT_KEY_FILE)
     .addOption(new Option('--backend <name>', 'TF.js backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
     .option('--json', 'print one JSON line per event on stdout')
-    .action(async (opts) => {
+    // The marketplace: `tributary client publish-listing | search-listings | delete-listing`. Positional
+    // options, so a subcommand's own --coordinator/--key/--json are not taken by this command.
+    .enablePositionalOptions()
+    .addCommand(publishListingCommand(DEFAULT_KEY_FILE))
+    .addCommand(searchListingsCommand())
+    .addCommand(deleteListingCommand(DEFAULT_KEY_FILE))
+    .action(async (opts, command: Command) => {
+      for (const flag of ['coordinator', 'job', 'data'] as const) {
+        if (opts[flag] === undefined) command.error(`error: required option '--${flag}' not specified`);
+      }
       const jobId = JobIdSchema.parse(opts.job);
       const print = (event: string, fields: Record<string, unknown>, text: string) =>
         process.stdout.write(opts.json ? JSON.stringify({ event, ...fields }) + '\n' : text + '\n');

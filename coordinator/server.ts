@@ -75,6 +75,7 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
       maxBodyBytes: config.maxRestBodyBytes,
       parseValidationSet: (job, text, format) => models.parseValidationSet(job, text, format),
       modelTopology: (job) => models.topology(job.spec),
+      listingWindowMs: config.authWindowMs,
     }),
   );
   // Resume before listening, so a client that reconnects at once finds its job's runner.

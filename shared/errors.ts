@@ -59,6 +59,14 @@ export const errorCatalog = {
   // Contribution scoring
   CONTRIBUTION_CLIENT_UNKNOWN: { status: 404, message: 'The client has no scored round in this job.' },
 
+  // Data marketplace (dataset listings and job access)
+  LISTING_NOT_FOUND: { status: 404, message: 'No dataset listing with this id.' },
+  LISTING_SIGNATURE_INVALID: { status: 401, message: 'The listing\'s signature does not verify under its provider\'s key.' },
+  LISTING_STALE: { status: 401, message: 'The signed listing or request is older (or newer) than the accepted window.' },
+  LISTING_REPLAY: { status: 409, message: 'This signed listing or request was already received.' },
+  LISTING_NOT_PROVIDER: { status: 403, message: 'The request is not signed by the listing\'s provider.' },
+  JOB_ACCESS_DENIED: { status: 403, message: 'The job\'s access policy does not admit this client.' },
+
   // Client-side data and training
   DATA_FILE_EMPTY: { status: 400, message: 'The dataset file has no rows.' },
   DATA_COLUMNS_MISMATCH: { status: 400, message: 'The dataset columns do not match the job\'s input spec.' },

@@ -5,6 +5,8 @@ import { TributaryError, toTributaryError } from '../../shared/errors';
 import { JobIdSchema, PROTOCOL_VERSION } from '../../shared/schemas/messages';
 import { contributionReport } from '../contribution/contributionReport';
 import type { JobManager } from '../jobs/jobManager';
+import { ListingRegistry } from '../marketplace/listingRegistry';
+import { mountListingRoutes } from '../marketplace/listingRoutes';
 import type { Logger } from '../logger';
 import type { JobRecord, Store } from '../store/store';
 import type { ClientDirectory } from '../transport/clientDirectory';
@@ -19,6 +21,8 @@ export interface RestDeps {
   parseValidationSet(job: JobRecord, text: string, format: 'csv' | 'jsonl'): Uint8Array;
   /** TF.js `modelTopology` of a job's model, for the model.json download. */
   modelTopology(job: JobRecord): Promise<unknown>;
+  /** How far a signed listing's time may be from the coordinator's clock (ms). @default 120000 */
+  listingWindowMs?: number;
 }
 
 const RoundParamSchema = z.coerce.number().int().min(0);
@@ -147,6 +151,9 @@ export function createRestRouter(deps: RestDeps): Router {
     const examples = decodeTensors(bytes, { zeroCopy: true })[0].shape[0];
     res.status(201).json({ jobId: job.id, examples });
   }));
+
+  // The data marketplace: signed dataset listings (coordinator/marketplace).
+  mountListingRoutes(r, new ListingRegistry(deps.store, { windowMs: deps.listingWindowMs ?? 120_000 }));
 
   r.use((_req, _res) => {
     throw new TributaryError('NOT_FOUND', `No route ${_req.method} ${_req.originalUrl}.`);

@@ -9,6 +9,7 @@ import { MAX_CHUNK_BYTES } from '../../shared/schemas/messages';
 import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
 import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
 import type { Logger } from '../logger';
+import { assertInvitedListingsFit, assertMayJoin } from '../marketplace/jobAccess';
 import { JobRunner, type GlobalModelEvaluator, type RoundCompletedEvent } from '../rounds/jobRunner';
 import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
@@ -95,6 +96,7 @@ export class JobManager {
       throw new TributaryError('JOB_SPEC_INVALID', e.message.replace(/^Invalid input/, 'Invalid job spec'), { details: e.details });
     }
     const spec = parsed.data;
+    await assertInvitedListingsFit(spec, this.deps.store);
     const weights = await this.deps.models.initialWeights(spec);
     if (spec.secureAggregation === 'secagg') assertSecAggFits(weights);
     if (spec.secureAggregation === 'paillier') assertPaillierFits(weights);
@@ -143,6 +145,11 @@ export class JobManager {
       });
     }
     return job;
+  }
+
+  /** JOB_ACCESS_DENIED unless the job's access policy (spec.access) admits this client as a provider. */
+  async assertMayJoin(job: JobRecord, clientId: string): Promise<void> {
+    await assertMayJoin(job.id, job.spec, clientId, this.deps.store);
   }
 
   async recordJoin(jobId: string, clientId: string): Promise<void> {

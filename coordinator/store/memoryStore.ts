@@ -1,10 +1,12 @@
 import { TributaryError } from '../../shared/errors';
+import { DEFAULT_LISTING_RESULTS, listingMatches, type ListingQuery } from '../../shared/schemas/listing';
 import { compareJobsNewestFirst, copyBytes, deepCopy, definedPatch } from './records';
 import type {
   CheckpointRecord,
   JobPatch,
   JobRecord,
   JobStatus,
+  ListingRecord,
   ParticipantRecord,
   RoundRecord,
   Store,
@@ -27,6 +29,7 @@ export class MemoryStore implements Store {
   /** jobId -> round -> checkpoint */
   private readonly checkpoints = new Map<string, Map<number, CheckpointRecord>>();
   private readonly validationSets = new Map<string, Uint8Array>();
+  private readonly listings = new Map<string, ListingRecord>();
   private closed = false;
 
   async createJob(job: JobRecord): Promise<void> {
@@ -106,6 +109,32 @@ export class MemoryStore implements Store {
     this.assertOpen();
     const bytes = this.validationSets.get(jobId);
     return bytes ? copyBytes(bytes) : null;
+  }
+
+  async saveListing(record: ListingRecord): Promise<void> {
+    this.assertOpen();
+    if (this.listings.has(record.id)) throw new TributaryError('LISTING_REPLAY', `Listing ${record.id} was already published.`);
+    this.listings.set(record.id, deepCopy(record));
+  }
+
+  async getListing(id: string): Promise<ListingRecord | null> {
+    this.assertOpen();
+    const record = this.listings.get(id);
+    return record ? deepCopy(record) : null;
+  }
+
+  async searchListings(query: ListingQuery): Promise<ListingRecord[]> {
+    this.assertOpen();
+    return [...this.listings.values()]
+      .filter((r) => listingMatches(r.listing, query))
+      .sort((a, b) => b.publishedAt.getTime() - a.publishedAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, query.limit ?? DEFAULT_LISTING_RESULTS)
+      .map((r) => deepCopy(r));
+  }
+
+  async deleteListing(id: string): Promise<boolean> {
+    this.assertOpen();
+    return this.listings.delete(id);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import type { JobSpec, ModelSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
+import type { Listing } from '../../shared/schemas/listing';
 import type { JobStatus, RoundContribution, RoundFailure } from './store';
 
 /*
@@ -94,6 +95,26 @@ export interface ValidationSetDoc {
   updatedAt: Date;
 }
 
+/**
+ * A dataset listing; `_id` is the listing id. The signed listing is kept whole (Mixed) so it comes
+ * back byte-for-byte verifiable; the fields searches filter on are copied beside it, with the shape
+ * and the feature-column set as canonical strings (shapeKeyOf, featureColumnsKeyOf) so a search is
+ * plain equality, `$all` on tags and `$gte` on rows.
+ */
+export interface ListingDoc {
+  _id: string;
+  listing: Listing;
+  signature: string;
+  publishedAt: Date;
+  provider: string;
+  tags: string[];
+  rows: number;
+  numClasses: number;
+  labelColumn: string;
+  shapeKey: string;
+  featureColumnsKey?: string;
+}
+
 /** GridFS bucket names. */
 export const BUCKETS = { checkpoints: 'checkpoints', validationSets: 'validationSets' } as const;
 
@@ -182,6 +203,25 @@ const validationSetSchema = new Schema<ValidationSetDoc>(
 );
 validationSetSchema.index({ jobId: 1 }, { unique: true });
 
+const listingSchema = new Schema<ListingDoc>(
+  {
+    _id: { type: String, required: true },
+    listing: { type: Schema.Types.Mixed, required: true },
+    signature: { type: String, required: true },
+    publishedAt: { type: Date, required: true },
+    provider: { type: String, required: true },
+    tags: { type: [String], default: [] },
+    rows: { type: Number, required: true },
+    numClasses: { type: Number, required: true },
+    labelColumn: { type: String, required: true },
+    shapeKey: { type: String, required: true },
+    featureColumnsKey: { type: String },
+  },
+  options,
+);
+listingSchema.index({ provider: 1, publishedAt: -1 });
+listingSchema.index({ shapeKey: 1, numClasses: 1, publishedAt: -1 });
+
 /** The store's models, bound to one connection. */
 export interface StoreModels {
   Job: Model<JobDoc>;
@@ -189,6 +229,7 @@ export interface StoreModels {
   Participant: Model<ParticipantDoc>;
   Checkpoint: Model<CheckpointDoc>;
   ValidationSet: Model<ValidationSetDoc>;
+  Listing: Model<ListingDoc>;
 }
 
 /** Registers the models on `conn` (not the global mongoose), with fixed collection names. */
@@ -199,5 +240,6 @@ export function defineModels(conn: Connection): StoreModels {
     Participant: conn.model<ParticipantDoc>('Participant', participantSchema, 'participants'),
     Checkpoint: conn.model<CheckpointDoc>('Checkpoint', checkpointSchema, 'checkpoints'),
     ValidationSet: conn.model<ValidationSetDoc>('ValidationSet', validationSetSchema, 'validationsets'),
+    Listing: conn.model<ListingDoc>('Listing', listingSchema, 'listings'),
   };
 }

@@ -1,5 +1,6 @@
 import mongoose, { type Connection } from 'mongoose';
 import { TributaryError } from '../../shared/errors';
+import { DEFAULT_LISTING_RESULTS, featureColumnsKeyOf, shapeKeyOf, type ListingQuery } from '../../shared/schemas/listing';
 import { deleteQuietly, downloadBytes, GridFsFileMissing, uploadBytes } from './gridFs';
 import {
   BUCKETS,
@@ -8,6 +9,7 @@ import {
   toStoredSpec,
   type CheckpointDoc,
   type JobDoc,
+  type ListingDoc,
   type ParticipantDoc,
   type RoundDoc,
   type StoreModels,
@@ -18,6 +20,7 @@ import type {
   JobPatch,
   JobRecord,
   JobStatus,
+  ListingRecord,
   ParticipantRecord,
   RoundContribution,
   RoundRecord,
@@ -282,6 +285,48 @@ export class MongoStore implements Store {
     );
   }
 
+  async saveListing(record: ListingRecord): Promise<void> {
+    await this.run(async () => {
+      try {
+        await this.models.Listing.create(toListingDoc(record));
+      } catch (err) {
+        if (isDuplicateKey(err)) throw new TributaryError('LISTING_REPLAY', `Listing ${record.id} was already published.`);
+        throw err;
+      }
+    });
+  }
+
+  async getListing(id: string): Promise<ListingRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.Listing.findById(id).lean<ListingDoc>();
+      return doc ? toListingRecord(doc) : null;
+    });
+  }
+
+  async searchListings(query: ListingQuery): Promise<ListingRecord[]> {
+    return this.run(async () => {
+      // The same rule as listingMatches (shared/schemas/listing.ts), as a query on the copied fields.
+      // Operators are wrapped in mongoose.trusted: sanitizeFilter would otherwise neutralise them.
+      const filter: Record<string, unknown> = {};
+      if (query.provider !== undefined) filter.provider = query.provider;
+      if (query.minRows !== undefined) filter.rows = mongoose.trusted({ $gte: query.minRows });
+      if (query.numClasses !== undefined) filter.numClasses = query.numClasses;
+      if (query.labelColumn !== undefined) filter.labelColumn = query.labelColumn;
+      if (query.shape !== undefined) filter.shapeKey = shapeKeyOf(query.shape);
+      if (query.featureColumns !== undefined) filter.featureColumnsKey = featureColumnsKeyOf(query.featureColumns);
+      if (query.tags !== undefined && query.tags.length > 0) filter.tags = mongoose.trusted({ $all: [...query.tags] });
+      const docs = await this.models.Listing.find(filter)
+        .sort({ publishedAt: -1, _id: 1 })
+        .limit(query.limit ?? DEFAULT_LISTING_RESULTS)
+        .lean<ListingDoc[]>();
+      return docs.map(toListingRecord);
+    });
+  }
+
+  async deleteListing(id: string): Promise<boolean> {
+    return this.run(async () => (await this.models.Listing.deleteOne({ _id: id })).deletedCount === 1);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -434,6 +479,28 @@ function toParticipantDoc(p: ParticipantRecord): ParticipantDoc {
     lastSeenAt: p.lastSeenAt,
     roundsCompleted: p.roundsCompleted,
   };
+}
+
+function toListingDoc(r: ListingRecord): ListingDoc {
+  const schema = r.listing.schema;
+  const doc: ListingDoc = {
+    _id: r.id,
+    listing: r.listing,
+    signature: r.signature,
+    publishedAt: r.publishedAt,
+    provider: r.listing.provider,
+    tags: [...r.listing.tags],
+    rows: r.listing.rows,
+    numClasses: schema.numClasses,
+    labelColumn: schema.labelColumn,
+    shapeKey: shapeKeyOf(schema.shape),
+  };
+  if (schema.featureColumns) doc.featureColumnsKey = featureColumnsKeyOf(schema.featureColumns);
+  return doc;
+}
+
+function toListingRecord(doc: ListingDoc): ListingRecord {
+  return { id: doc._id, listing: doc.listing, signature: doc.signature, publishedAt: doc.publishedAt };
 }
 
 function toParticipantRecord(doc: ParticipantDoc): ParticipantRecord {

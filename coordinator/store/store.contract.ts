@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
+import { describeListingContract } from './listings.contract';
 import type { CheckpointRecord, JobRecord, ParticipantRecord, RoundRecord, Store } from './store';
 
 /*
@@ -412,6 +413,8 @@ export function runStoreContract(
         expect(Object.getPrototypeOf(await store.loadValidationSet(jobId))).toBe(Uint8Array.prototype);
       });
     });
+
+    describeListingContract(() => store);
 
     it('rejects operations after close with STORE_UNAVAILABLE, and closing twice is fine', async () => {
       const s = await open();

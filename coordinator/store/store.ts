@@ -1,5 +1,6 @@
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
+import type { Listing, ListingQuery } from '../../shared/schemas/listing';
 
 export type JobStatus = 'pending' | 'running' | 'completed' | 'failed';
 
@@ -88,6 +89,16 @@ export interface CheckpointRecord {
   createdAt: Date;
 }
 
+/** A published dataset listing: the provider's signed listing kept verbatim, so anyone can re-verify it. */
+export interface ListingRecord {
+  /** listingIdOf(listing): a content hash. */
+  id: string;
+  listing: Listing;
+  /** The provider's Ed25519 signature over listingSigningBytes(listing), hex. */
+  signature: string;
+  publishedAt: Date;
+}
+
 /**
  * Everything the coordinator persists. `MemoryStore` is the embedded default; `MongoStore` (mongoose)
  * is selected by MONGODB_URI. One contract suite (store.contract.ts) runs against both.
@@ -125,6 +136,17 @@ export interface Store {
   /** The buyer's validation set (dataset codec bytes); replaces any previous one. */
   saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void>;
   loadValidationSet(jobId: string): Promise<Uint8Array | null>;
+
+  /**
+   * Inserts a listing. Throws TributaryError('LISTING_REPLAY') if one with this id exists: ids are
+   * content hashes, so that is the same signed listing received again.
+   */
+  saveListing(record: ListingRecord): Promise<void>;
+  getListing(id: string): Promise<ListingRecord | null>;
+  /** Listings meeting every criterion given (listingMatches), newest publishedAt first (ties by id), at most `limit` (default 100). */
+  searchListings(query: ListingQuery): Promise<ListingRecord[]>;
+  /** Removes a listing; false if there was none. */
+  deleteListing(id: string): Promise<boolean>;
 
   /** Idempotent; afterwards every other method rejects with TributaryError('STORE_UNAVAILABLE'). */
   close(): Promise<void>;

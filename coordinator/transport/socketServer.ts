@@ -120,6 +120,7 @@ export class SocketServer {
     this.handle(socket, EVENTS.joinJob, STAGES.join, async (m) => {
       JoinBodySchema.parse(m.body);
       const job = await this.jobs.requireJoinable(m.jobId);
+      await this.jobs.assertMayJoin(job, clientId);
       this.directory.join(clientId, job.id);
       await this.jobs.recordJoin(job.id, clientId);
       const result: JoinResult = {

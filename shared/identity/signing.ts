@@ -57,6 +57,14 @@ export class SignatureVerifier {
     return cryptoVerify(null, signingBytes(fields), key, Buffer.from(signatureHex, 'hex'));
   }
 
+  /** Verifies a signature over arbitrary bytes (callers put their own domain tag in them). */
+  verifyBytes(publicKeyHex: string, bytes: Uint8Array, signatureHex: string): boolean {
+    if (!/^[0-9a-f]{128}$/.test(signatureHex)) return false;
+    const key = this.keyFor(publicKeyHex);
+    if (!key) return false;
+    return cryptoVerify(null, bytes, key, Buffer.from(signatureHex, 'hex'));
+  }
+
   private keyFor(publicKeyHex: string): KeyObject | null {
     let key = this.keys.get(publicKeyHex);
     if (key) return key;

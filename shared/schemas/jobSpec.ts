@@ -239,8 +239,8 @@ export const JobSpecSchema = z
     chain: ChainSpecSchema.optional(),
     /** Seed for client sampling and model initialisation. @default 0 */
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
-    /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. @default {"mode":"public"} */
-    access: JobAccessSchema.default({ mode: 'public' }),
+    /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. Absent = public. */
+    access: JobAccessSchema.optional(),
   })
   // SecAgg+ hides an input only among at least 3 clients, so its default quorum is 3.
   .transform((s) => ({ ...s, minClients: s.minClients ?? (s.secureAggregation === 'secagg' ? 3 : 2) }))

@@ -1,0 +1,160 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { z } from 'zod';
+import { parseCsv } from '../shared/data/csvParser';
+import { formatFromPath, loadDatasetFile, type DatasetFormat } from '../shared/data/loadDataset';
+import { isErrorCode, TributaryError } from '../shared/errors';
+import type { Identity } from '../shared/identity/keyPair';
+import { signListing, signListingDelete, verifyListingSignature, type ListingDescription } from '../shared/identity/listingSignature';
+import { SignatureVerifier } from '../shared/identity/signing';
+import type { ListingId } from '../shared/schemas/jobAccess';
+import { InputSpecSchema, LIMITS, type InputSpec } from '../shared/schemas/jobSpec';
+import { listingIdOf, PublishedListingSchema, type ListingQuery, type PublishedListing } from '../shared/schemas/listing';
+
+/*
+ * The marketplace from the client side: providers publish and delete signed dataset listings,
+ * buyers search them. Plain REST (fetch); every answer is validated, and every listing that comes
+ * back is re-verified (id and provider signature), so a coordinator cannot forge or alter one.
+ */
+
+/** Options of publishListing. */
+export interface PublishListingOptions {
+  /** Coordinator base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** The provider's identity: its client id becomes the listing's `provider`. */
+  identity: Identity;
+  /** What to publish (name, schema, rows, tags, pricePerRoundWei, description). */
+  listing: ListingDescription;
+}
+
+/**
+ * Signs a listing with the provider's key and publishes it (POST /v1/listings).
+ * @example
+ * const { id } = await publishListing({ url, identity, listing: {
+ *   name: 'Seattle weather 2012-2015', schema: { shape: [4], numClasses: 5 }, rows: 1461,
+ *   tags: ['weather'], pricePerRoundWei: '1000000000000000' } });
+ */
+export async function publishListing(options: PublishListingOptions): Promise<PublishedListing> {
+  const signed = signListing(options.identity, options.listing);
+  const answer = await request(options.url, 'POST', '/v1/listings', signed);
+  return checked(answer);
+}
+
+/** Searches listings (GET /v1/listings); every criterion given must hold. */
+export async function searchListings(url: string, query: ListingQuery = {}): Promise<PublishedListing[]> {
+  const params = new URLSearchParams();
+  const list = (key: string, values: readonly (string | number)[] | undefined) => values && params.set(key, values.join(','));
+  list('tags', query.tags);
+  list('shape', query.shape);
+  list('featureColumns', query.featureColumns);
+  for (const key of ['numClasses', 'labelColumn', 'minRows', 'provider', 'limit'] as const) {
+    if (query[key] !== undefined) params.set(key, String(query[key]));
+  }
+  const answer = await request(url, 'GET', `/v1/listings${params.size > 0 ? `?${params}` : ''}`);
+  const listings = z.object({ listings: z.array(z.unknown()) }).parse(answer).listings;
+  return listings.map(checked);
+}
+
+/** One listing (GET /v1/listings/:id). */
+export async function getListing(url: string, id: ListingId): Promise<PublishedListing> {
+  return checked(await request(url, 'GET', `/v1/listings/${encodeURIComponent(id)}`));
+}
+
+/** Deletes one of the provider's own listings (DELETE /v1/listings/:id, signed). */
+export async function deleteListing(url: string, identity: Identity, id: ListingId): Promise<void> {
+  await request(url, 'DELETE', `/v1/listings/${encodeURIComponent(id)}`, signListingDelete(identity, id));
+}
+
+/** Options of describeDatasetFile. */
+export interface DescribeDatasetOptions {
+  /** @default from the file extension */
+  format?: DatasetFormat;
+  /** @default "label" */
+  labelColumn?: string;
+  /** @default the largest label + 1 (at least 2) */
+  numClasses?: number;
+  /** Shape of one example. @default [number of feature columns]; required for JSON lines with `features` arrays */
+  shape?: number[];
+  /** @default every CSV column but the label, in header order */
+  featureColumns?: string[];
+}
+
+/**
+ * The schema and row count of a provider's dataset file, read and fully validated by the same
+ * loaders the client trains with, so a listing describes data that will actually load.
+ */
+export function describeDatasetFile(path: string, options: DescribeDatasetOptions = {}): { schema: InputSpec; rows: number } {
+  const format = options.format ?? formatFromPath(path);
+  const labelColumn = options.labelColumn ?? 'label';
+  let featureColumns = options.featureColumns;
+  if (!featureColumns && format === 'csv') {
+    const header = readCsvHeader(path);
+    featureColumns = header.filter((c) => c !== labelColumn);
+    if (featureColumns.length === header.length) {
+      throw new TributaryError('DATA_COLUMNS_MISMATCH', `The CSV header of "${path}" has no label column ${JSON.stringify(labelColumn)}; pass --label-column.`);
+    }
+  }
+  const shape = options.shape ?? (featureColumns ? [featureColumns.length] : undefined);
+  if (!shape) {
+    throw new TributaryError('CONFIG_INVALID', `Cannot tell the example shape of the JSON-lines file "${path}": pass the shape (e.g. --shape 28,28,1).`);
+  }
+  const probe = InputSpecSchema.parse({ shape, featureColumns, labelColumn, numClasses: options.numClasses ?? LIMITS.maxClasses });
+  const dataset = loadDatasetFile(path, probe, { format });
+  let largest = 0;
+  for (let i = 0; i < dataset.count; i++) largest = Math.max(largest, dataset.y[i]);
+  const schema = InputSpecSchema.parse({ ...probe, numClasses: options.numClasses ?? Math.max(2, largest + 1) });
+  return { schema, rows: dataset.count };
+}
+
+/** The first record of a CSV file (its header), reading at most 1 MiB. */
+function readCsvHeader(path: string): string[] {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new TributaryError('CONFIG_INVALID', `Cannot open the dataset file "${path}": ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const buffer = Buffer.alloc(1024 * 1024);
+    const n = readSync(fd, buffer, 0, buffer.length, 0);
+    const text = buffer.subarray(0, n).toString('utf8');
+    const end = text.search(/\r?\n/);
+    const header = parseCsv(end >= 0 ? text.slice(0, end) : text)[0]?.fields;
+    if (!header) throw new TributaryError('DATA_FILE_EMPTY', `The dataset file "${path}" has no header.`);
+    return header;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const verifier = new SignatureVerifier();
+
+/** Validates a listing from the coordinator and re-checks its id and the provider's signature. */
+function checked(raw: unknown): PublishedListing {
+  const published = PublishedListingSchema.parse(raw);
+  if (listingIdOf(published.listing) !== published.id || !verifyListingSignature(verifier, published)) {
+    throw new TributaryError('LISTING_SIGNATURE_INVALID', `Listing ${published.id} from the coordinator does not verify under its provider's key (or its id does not match its content).`);
+  }
+  return published;
+}
+
+/** One REST call; a coded error answer becomes a TributaryError with that code. */
+async function request(url: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, url), {
+      method,
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+  } catch (err) {
+    throw new TributaryError('INTERNAL', `Cannot reach the coordinator at ${url}: ${(err as Error).message}.`, { cause: err });
+  }
+  if (res.status === 204) return undefined;
+  const answer = (await res.json().catch(() => ({}))) as { error?: { code?: unknown; message?: unknown; details?: unknown } };
+  if (!res.ok) {
+    const code = isErrorCode(answer.error?.code) ? answer.error.code : 'INTERNAL';
+    throw new TributaryError(code, typeof answer.error?.message === 'string' ? answer.error.message : `${method} ${path} answered HTTP ${res.status}.`, {
+      details: answer.error?.details,
+    });
+  }
+  return answer;
+}
