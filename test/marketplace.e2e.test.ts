@@ -153,6 +153,24 @@ describe('data marketplace end to end', () => {
     expect(checkpoint.some((t, i) => t.data.some((v, j) => v !== initial[i].data[j]))).toBe(true);
   });
 
+  it('an open job admits any provider whose listing matches its input spec, and no one else', async () => {
+    const jobId = await createJob(coordinator.url, {
+      name: 'open job', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] }, input: { shape: [FEATURES], numClasses: 2 },
+      rounds: 1, minClients: 2, batchSize: 32, roundDeadlineMs: 30_000, quorumTimeoutMs: 30_000, secureAggregation: 'none',
+      access: { mode: 'open' },
+    });
+    // A provider whose only listing has another schema, and a client with no listing at all.
+    const mismatched = generateIdentity();
+    await publishListing({ url: coordinator.url, identity: mismatched, listing: { name: 'images', schema: { shape: [28, 28, 1], numClasses: 10 }, rows: 500, pricePerRoundWei: '1' } });
+    for (const identity of [mismatched, generateIdentity()]) {
+      expect(await codeOfAsync(() => client({ name: 'outsider', identity, csv: alice.csv }, jobId).run())).toBe('JOB_ACCESS_DENIED');
+    }
+    // Dave was not invited to the first job, but his listing matches this one.
+    const finished = await Promise.all([dave, alice].map((p) => client(p, jobId).run()));
+    expect(finished.map((f) => f.status)).toEqual(['completed', 'completed']);
+    expect((await coordinator.store.listParticipants(jobId)).map((p) => p.clientId).sort()).toEqual([dave, alice].map((p) => p.identity.clientId).sort());
+  });
+
   it('refuses a tampered listing and a delete by someone else over REST, and deletes at the provider\'s request', async () => {
     const provider = generateIdentity();
     const published = await publishListing({
