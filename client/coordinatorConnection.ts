@@ -20,6 +20,7 @@ import {
   type HandshakeAuth,
   type JobFinished,
   type JoinResult,
+  type PayoutBinding,
   type RoundTask,
   type SecAggReplyBody,
   type SecAggRequest,
@@ -124,9 +125,9 @@ export class CoordinatorConnection extends EventEmitter {
     this.removeAllListeners();
   }
 
-  /** Joins a job; returns its spec and manifest (validated). */
-  async join(jobId: string): Promise<JoinResult> {
-    const result = await this.send(EVENTS.joinJob, STAGES.join, jobId, 0, {});
+  /** Joins a job (with the payout binding, if any); returns its spec and manifest (validated). */
+  async join(jobId: string, payout?: PayoutBinding): Promise<JoinResult> {
+    const result = await this.send(EVENTS.joinJob, STAGES.join, jobId, 0, payout ? { payout } : {});
     return JoinResultSchema.parse(result);
   }
 

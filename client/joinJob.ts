@@ -6,7 +6,8 @@ import type { CoordinatorConnection, JobFinished } from './coordinatorConnection
  * Joins a job over `conn` (as a provider or as the key holder), shared by every client role:
  * a job that is over resolves with its JobFinished; a transient failure (lost connection, store
  * hiccup) is retried while this connection is still the current one and connected, and otherwise
- * left to the next 'connected' event (null); any other error is thrown.
+ * left to the next 'connected' event (null); a job whose escrow is not funded yet (JOB_NOT_FUNDED)
+ * is asked again every few seconds; any other error is thrown.
  */
 export async function joinOrFinish(
   conn: CoordinatorConnection,
@@ -15,6 +16,7 @@ export async function joinOrFinish(
   stillCurrent: () => boolean,
   warn: (message: string) => void,
 ): Promise<JoinResult | JobFinished | null> {
+  let unfunded = 0;
   for (;;) {
     try {
       return await join();
@@ -23,6 +25,13 @@ export async function joinOrFinish(
       if (e.code === 'JOB_NOT_RUNNING') {
         const status = (e.details as { status?: string } | undefined)?.status === 'completed' ? 'completed' : 'failed';
         return { jobId, status, reason: e.message };
+      }
+      if (e.code === 'JOB_NOT_FUNDED') {
+        // Recruiting starts once the buyer's escrow holds the budget: wait for it, not an error.
+        if (unfunded++ === 0) warn(`${e.message} Waiting for the escrow to be funded.`);
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** Math.min(unfunded, 5))));
+        if (!stillCurrent() || !conn.socket.connected) return null;
+        continue;
       }
       if (e.code !== 'INTERNAL' && e.code !== 'STORE_UNAVAILABLE') throw e;
       warn(`join failed (${e.message}); retrying`);

@@ -1,5 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Wallet } from 'ethers';
 import { z } from 'zod';
 import { TributaryError } from '../shared/errors';
 import { generateIdentity, identityFromSecretKey, type Identity } from '../shared/identity/keyPair';
@@ -9,6 +10,8 @@ const KeyFileSchema = z.object({
   kind: z.literal('ed25519'),
   publicKey: z.string().regex(/^[0-9a-f]{64}$/),
   secretKey: z.string().regex(/^[0-9a-f]{128}$/),
+  /** The payout (Ethereum) private key; added on first use to files written before it existed. */
+  ethPrivateKey: z.string().regex(/^0x[0-9a-f]{64}$/).optional(),
 });
 
 /**
@@ -24,20 +27,41 @@ export function loadOrCreateIdentity(path: string): Identity {
       kind: 'ed25519',
       publicKey: identity.clientId,
       secretKey: Buffer.from(identity.secretKey).toString('hex'),
+      ethPrivateKey: Wallet.createRandom().privateKey,
     };
     writeFileSync(path, JSON.stringify(file, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
     chmodSync(path, 0o600);
     return identity;
   }
-  let parsed: z.infer<typeof KeyFileSchema>;
-  try {
-    parsed = KeyFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
-  } catch (err) {
-    throw new TributaryError('CONFIG_INVALID', `Key file ${path} is not a Tributary ed25519 key file (version 1).`, { cause: err });
-  }
+  const parsed = readKeyFile(path);
   const identity = identityFromSecretKey(Buffer.from(parsed.secretKey, 'hex'));
   if (identity.clientId !== parsed.publicKey) {
     throw new TributaryError('CONFIG_INVALID', `Key file ${path}: the public key does not match the secret key.`);
   }
   return identity;
+}
+
+function readKeyFile(path: string): z.infer<typeof KeyFileSchema> {
+  try {
+    return KeyFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
+  } catch (err) {
+    // Never echo the file: it holds secret keys.
+    throw new TributaryError('CONFIG_INVALID', `Key file ${path} is not a Tributary ed25519 key file (version 1).`, { cause: err });
+  }
+}
+
+/**
+ * The client's payout (Ethereum) key from the same key file (created with the identity if absent;
+ * added to an older file on first use, written atomically with mode 0600). Never logged.
+ */
+export function loadOrCreatePayoutKey(path: string): Wallet {
+  loadOrCreateIdentity(path);
+  const parsed = readKeyFile(path);
+  if (parsed.ethPrivateKey) return new Wallet(parsed.ethPrivateKey);
+  const wallet = Wallet.createRandom();
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ ...parsed, ethPrivateKey: wallet.privateKey }, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+  return new Wallet(wallet.privateKey);
 }

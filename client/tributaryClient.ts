@@ -13,7 +13,7 @@ import { decodeBinaryJson, encodeBinaryJson } from '../shared/codec/binaryJson';
 import { paillierParamsOf, secaggOptionsOf } from '../shared/schemas/jobSpec';
 import { ciphertextWidth, ciphertextsToBytes, encryptVector } from '../shared/paillier';
 import { PublicKey } from 'paillier-bigint';
-import type { JoinResult } from '../shared/schemas/messages';
+import type { JoinResult, PayoutBinding } from '../shared/schemas/messages';
 import { quantize, SecAggPlusClient, secaggError, weightUpdate, type SecAggParameters } from '../shared/secagg';
 import { CoordinatorConnection, type JobFinished, type RoundTask, type SecAggRequest } from './coordinatorConnection';
 import { isJobFinished, joinOrFinish } from './joinJob';
@@ -40,6 +40,11 @@ export interface TributaryClientOptions {
    * instead of the trained one (see client/plantedBehaviour.ts). @default undefined (honest)
    */
   plantedBehaviour?: PlantedBehaviour;
+  /**
+   * The payout address bound to `identity` (client/payoutBinding.ts `createPayoutBinding`), sent at join;
+   * jobs with a `chain` config refuse joins without one.
+   */
+  payout?: PayoutBinding;
 }
 
 export interface RoundTrainedEvent {
@@ -161,7 +166,7 @@ export class TributaryClient extends EventEmitter {
     const conn = this.connection;
     if (!conn) return null;
     const outcome = await joinOrFinish(
-      conn, this.options.jobId, () => conn.join(this.options.jobId),
+      conn, this.options.jobId, () => conn.join(this.options.jobId, this.options.payout),
       () => conn === this.connection, (m) => this.emit('warning', m),
     );
     if (outcome === null || isJobFinished(outcome)) return outcome;

@@ -22,6 +22,19 @@ export const CoordinatorConfigSchema = z.object({
   backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /** Log level. @default "info" */
   logLevel: z.enum(['silent', 'error', 'info', 'debug']).default('info'),
+  /** JSON-RPC URL of the EVM chain that holds job escrows; jobs with a `chain` config need it. */
+  rpcUrl: z.string().url().optional(),
+  /**
+   * The coordinator's Ethereum private key (0x + 64 hex), from the environment only: it commits rounds
+   * and settles payouts. Never logged; error messages never include it.
+   */
+  coordinatorPrivateKey: z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'expected 0x followed by 64 hex digits').optional(),
+  /** First retry delay after a failed chain request, in ms (doubles up to chainRetryMaxMs). @default 1000 */
+  chainRetryBaseMs: z.coerce.number().int().min(1).max(600_000).default(1000),
+  /** Longest delay between chain retries, in ms. @default 30000 */
+  chainRetryMaxMs: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
+  /** How often an unfunded job's escrow is polled, in ms. @default 2000 */
+  chainPollMs: z.coerce.number().int().min(10).max(600_000).default(2000),
 });
 export type CoordinatorConfig = Readonly<z.infer<typeof CoordinatorConfigSchema>>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
@@ -37,6 +50,11 @@ export const CONFIG_ENV = {
   TRIBUTARY_MAX_REST_BODY_BYTES: 'maxRestBodyBytes',
   TRIBUTARY_BACKEND: 'backend',
   TRIBUTARY_LOG_LEVEL: 'logLevel',
+  TRIBUTARY_RPC_URL: 'rpcUrl',
+  TRIBUTARY_COORDINATOR_KEY: 'coordinatorPrivateKey',
+  TRIBUTARY_CHAIN_RETRY_MS: 'chainRetryBaseMs',
+  TRIBUTARY_CHAIN_RETRY_MAX_MS: 'chainRetryMaxMs',
+  TRIBUTARY_CHAIN_POLL_MS: 'chainPollMs',
 } as const;
 
 /** Parses and freezes the configuration; bad values throw CONFIG_INVALID naming the option. */

@@ -1,6 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import { ChainService } from './chain/chainService';
+import type { ScoresFor } from './chain/participationScores';
 import { ContributionScorer } from './contribution/contributionScorer';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config';
 import { TensorflowModels } from './evaluation/tensorflowModels';
@@ -19,6 +21,10 @@ export interface StartOptions {
   logger?: Logger;
   /** Called after each committed round (contracts and contribution scoring plug in here). */
   onRoundCompleted?: (event: RoundCompletedEvent) => void | Promise<void>;
+  /** Contributor scores for chain payouts at job end. @default participation (rounds completed per client) */
+  scoresFor?: ScoresFor;
+  /** What `scoresFor` measures (shown in REST and the payout plan). @default "participation" */
+  scoreLabel?: string;
 }
 
 /** A running coordinator. */
@@ -36,6 +42,8 @@ export interface Coordinator {
   readonly io: SocketServer['io'];
   /** Contribution scoring of every job with a validation set (`whenIdle(jobId)` waits for its queued rounds). */
   readonly contributions: ContributionScorer;
+  /** Escrow integration: funding watch, per-round commits, settlement, payout proofs (jobs with a `chain` config). */
+  readonly chain: ChainService;
   close(): Promise<void>;
 }
 
@@ -48,6 +56,7 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
   const contributions = new ContributionScorer({ store, logger });
+  const chain = new ChainService({ config, store, logger, scoresFor: options.scoresFor, scoreLabel: options.scoreLabel });
   const jobs = new JobManager({
     store,
     directory,
@@ -57,9 +66,12 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
     models,
     // Scoring first: it only enqueues, and never throws, so the caller's hook always runs.
     onRoundCompleted: async (event) => {
+      // The chain only wakes its worker here: commits never hold up the next round.
+      chain.onRoundCompleted(event);
       await contributions.onRoundCompleted(event);
       await options.onRoundCompleted?.(event);
     },
+    chain,
     keepClientUpdates: true,
   });
 
@@ -76,10 +88,14 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
       parseValidationSet: (job, text, format) => models.parseValidationSet(job, text, format),
       modelTopology: (job) => models.topology(job.spec),
       listingWindowMs: config.authWindowMs,
+      chain,
     }),
   );
   // Resume before listening, so a client that reconnects at once finds its job's runner.
+  chain.bind(jobs);
   await jobs.resumeRunningJobs();
+  // Chain jobs pick up from the chain and the store: funding watches, missing commits, settlement.
+  await chain.resume();
   const httpServer = createServer(app);
   const sockets = new SocketServer(httpServer, directory, jobs, { authWindowMs: config.authWindowMs, logger });
   await new Promise<void>((resolve, reject) => {
@@ -92,10 +108,11 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
 
   let closing: Promise<void> | null = null;
   return {
-    config, url, port, store, jobs, directory, backend: models.backend, io: sockets.io, contributions,
+    config, url, port, store, jobs, directory, backend: models.backend, io: sockets.io, contributions, chain,
     close() {
       closing ??= (async () => {
         await jobs.stop();
+        await chain.stop();
         await contributions.close();
         await sockets.close();
         httpServer.closeAllConnections();

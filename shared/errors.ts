@@ -56,8 +56,12 @@ export const errorCatalog = {
   PAILLIER_NOT_KEY_HOLDER: { status: 403, message: 'The client is not the job\'s key holder.' },
   PAILLIER_DECRYPT_FAILED: { status: 502, message: 'The key holder could not decrypt the aggregate.' },
 
-  // Contribution scoring
-  CONTRIBUTION_CLIENT_UNKNOWN: { status: 404, message: 'The client has no scored round in this job.' },
+  // Escrow and payouts (jobs with a `chain` config)
+  JOB_NOT_FUNDED: { status: 409, message: 'The job\'s escrow does not hold its budget on chain yet; joins open once it does.' },
+  PAYOUT_BINDING_INVALID: { status: 400, message: 'The payout address is missing or its binding signatures do not verify.' },
+  PAYOUT_NOT_READY: { status: 409, message: 'The job has not settled on chain yet; payouts are published after settlement.' },
+  PAYOUT_NOT_FOUND: { status: 404, message: 'No payout for this address in the job\'s settlement.' },
+  CHAIN_UNAVAILABLE: { status: 503, message: 'The chain RPC cannot be reached or refused the request.' },
 
   // Data marketplace (dataset listings and job access)
   LISTING_NOT_FOUND: { status: 404, message: 'No dataset listing with this id.' },
@@ -66,6 +70,9 @@ export const errorCatalog = {
   LISTING_REPLAY: { status: 409, message: 'This signed listing or request was already received.' },
   LISTING_NOT_PROVIDER: { status: 403, message: 'The request is not signed by the listing\'s provider.' },
   JOB_ACCESS_DENIED: { status: 403, message: 'The job\'s access policy does not admit this client.' },
+
+  // Contribution scoring
+  CONTRIBUTION_CLIENT_UNKNOWN: { status: 404, message: 'The client has no scored round in this job.' },
 
   // Client-side data and training
   DATA_FILE_EMPTY: { status: 400, message: 'The dataset file has no rows.' },

@@ -4,6 +4,7 @@ import { decodeTensors } from '../../shared/codec/modelCodec';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { JobIdSchema, PROTOCOL_VERSION } from '../../shared/schemas/messages';
 import { contributionReport } from '../contribution/contributionReport';
+import type { ChainService } from '../chain/chainService';
 import type { JobManager } from '../jobs/jobManager';
 import { ListingRegistry } from '../marketplace/listingRegistry';
 import { mountListingRoutes } from '../marketplace/listingRoutes';
@@ -23,6 +24,8 @@ export interface RestDeps {
   modelTopology(job: JobRecord): Promise<unknown>;
   /** How far a signed listing's time may be from the coordinator's clock (ms). @default 120000 */
   listingWindowMs?: number;
+  /** Escrow integration, for the chain status and payout proofs of jobs with a `chain` config. */
+  chain?: ChainService;
 }
 
 const RoundParamSchema = z.coerce.number().int().min(0);
@@ -138,6 +141,26 @@ export function createRestRouter(deps: RestDeps): Router {
       .filter((v) => v.members.includes(clientId))
       .map((v) => ({ round: r.round, attempt: r.attempt, method: r.method, improvement: r.improvement, members: v.members, value: v.value })));
     res.json({ jobId: job.id, method: report.method, metric: report.metric, ...client, roundValues: rounds });
+  }));
+
+  // A chain job's escrow as the coordinator sees it: funding, per-round commits, settlement, RPC errors.
+  r.get('/jobs/:jobId/chain', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    if (!job.spec.chain || !deps.chain) throw new TributaryError('NOT_FOUND', `Job ${job.id} has no chain config.`);
+    res.json(deps.chain.status(job));
+  }));
+
+  // Payouts of a settled chain job: all of them, or one address's amount and Merkle proof (for claim).
+  r.get('/jobs/:jobId/payouts', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    if (!deps.chain) throw new TributaryError('PAYOUT_NOT_FOUND', `Job ${job.id} has no chain config.`);
+    res.json({ payouts: await deps.chain.payouts(job) });
+  }));
+
+  r.get('/jobs/:jobId/payouts/:address', wrap(async (req, res) => {
+    const job = await deps.jobs.getJob(jobParam(req));
+    if (!deps.chain) throw new TributaryError('PAYOUT_NOT_FOUND', `Job ${job.id} has no chain config.`);
+    res.json(await deps.chain.payout(job, String(req.params.address)));
   }));
 
   r.put('/jobs/:jobId/validation-set', text, wrap(async (req, res) => {

@@ -28,6 +28,11 @@ export interface JobManagerDeps {
   evaluator: GlobalModelEvaluator;
   models: ModelFactory;
   onRoundCompleted?: (event: RoundCompletedEvent) => void | Promise<void>;
+  /**
+   * Escrow integration (coordinator/chain/ChainService): jobs with a `chain` config are created
+   * `pending` and handed to `track`, which activates them once the escrow holds the budget.
+   */
+  chain?: { assertUsable(spec: JobSpec): void; track(job: JobRecord): void; onJobFinished(jobId: string): void };
   /** Plaintext (`none`) rounds keep each client's update for the round-completed hook (contribution scoring). @default false */
   keepClientUpdates?: boolean;
 }
@@ -96,6 +101,10 @@ export class JobManager {
       throw new TributaryError('JOB_SPEC_INVALID', e.message.replace(/^Invalid input/, 'Invalid job spec'), { details: e.details });
     }
     const spec = parsed.data;
+    if (spec.chain) {
+      if (!this.deps.chain) throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator runs no chain integration.');
+      this.deps.chain.assertUsable(spec);
+    }
     await assertInvitedListingsFit(spec, this.deps.store);
     const weights = await this.deps.models.initialWeights(spec);
     if (spec.secureAggregation === 'secagg') assertSecAggFits(weights);
@@ -105,7 +114,8 @@ export class JobManager {
     const job: JobRecord = {
       id: `job_${randomBytes(9).toString('base64url')}`,
       spec,
-      status: 'running',
+      // A paid job recruits only once its escrow holds the budget (the chain service activates it).
+      status: spec.chain ? 'pending' : 'running',
       currentRound: 0,
       modelHash: contentHash(bytes),
       weightManifest: manifestOf(weights),
@@ -114,7 +124,8 @@ export class JobManager {
     };
     await this.deps.store.saveCheckpoint({ jobId: job.id, round: 0, modelHash: job.modelHash, weights: bytes, createdAt: now });
     await this.deps.store.createJob(job);
-    this.start(job);
+    if (job.status === 'pending') this.deps.chain?.track(job);
+    else this.start(job);
     this.deps.logger.info('job created', { jobId: job.id, name: spec.name, rounds: spec.rounds });
     return job;
   }
@@ -137,8 +148,21 @@ export class JobManager {
     return job;
   }
 
+  /** Starts a `pending` chain job once its escrow is funded (idempotent). */
+  async activateJob(jobId: string): Promise<void> {
+    let job = await this.getJob(jobId);
+    if (job.status === 'pending') job = await this.deps.store.updateJob(jobId, { status: 'running' });
+    if (job.status === 'running' && !this.runners.has(jobId)) {
+      this.deps.logger.info('job activated', { jobId });
+      this.start(job);
+    }
+  }
+
   async requireJoinable(jobId: string): Promise<JobRecord> {
     const job = await this.getJob(jobId);
+    if (job.status === 'pending' && job.spec.chain) {
+      throw new TributaryError('JOB_NOT_FUNDED', `Job ${jobId} is waiting for its escrow (${job.spec.chain.escrow}, job ${job.spec.chain.jobId}) to hold the budget; joins open once it does.`);
+    }
     if (job.status !== 'running' || !this.runners.has(jobId)) {
       throw new TributaryError('JOB_NOT_RUNNING', `Job ${jobId} is ${job.status}; only running jobs accept participants.`, {
         details: { status: job.status, reason: job.failureReason },
@@ -152,11 +176,13 @@ export class JobManager {
     await assertMayJoin(job.id, job.spec, clientId, this.deps.store);
   }
 
-  async recordJoin(jobId: string, clientId: string): Promise<void> {
+  async recordJoin(jobId: string, clientId: string, payoutAddress?: string): Promise<void> {
     const existing = (await this.deps.store.listParticipants(jobId)).find((p) => p.clientId === clientId);
     const now = new Date();
+    const address = payoutAddress ?? existing?.payoutAddress;
     await this.deps.store.saveParticipant({
       jobId, clientId, joinedAt: existing?.joinedAt ?? now, lastSeenAt: now, roundsCompleted: existing?.roundsCompleted ?? 0,
+      ...(address ? { payoutAddress: address } : {}),
     });
   }
 
@@ -209,7 +235,10 @@ export class JobManager {
       chunkBytes: this.deps.chunkBytes,
       onRoundCompleted: this.deps.onRoundCompleted,
     });
-    const done = runner.run().finally(() => this.runners.delete(job.id));
+    const done = runner.run().finally(() => this.runners.delete(job.id)).then((finished) => {
+      if (finished.status !== 'running') this.deps.chain?.onJobFinished(finished.id);
+      return finished;
+    });
     this.runners.set(job.id, { runner, done });
   }
 }

@@ -451,6 +451,7 @@ export class JobRunner {
     for (const clientId of participants) {
       const p = existing.get(clientId);
       await this.deps.store.saveParticipant({
+        ...p, // keeps fields set at join (the payout address)
         jobId: this.job.id, clientId, joinedAt: p?.joinedAt ?? at, lastSeenAt: at, roundsCompleted: (p?.roundsCompleted ?? 0) + 1,
       });
     }

@@ -8,6 +8,7 @@ import type {
   JobStatus,
   ListingRecord,
   ParticipantRecord,
+  PayoutPlanRecord,
   RoundRecord,
   Store,
 } from './store';
@@ -30,6 +31,7 @@ export class MemoryStore implements Store {
   private readonly checkpoints = new Map<string, Map<number, CheckpointRecord>>();
   private readonly validationSets = new Map<string, Uint8Array>();
   private readonly listings = new Map<string, ListingRecord>();
+  private readonly payoutPlans = new Map<string, PayoutPlanRecord>();
   private closed = false;
 
   async createJob(job: JobRecord): Promise<void> {
@@ -84,6 +86,17 @@ export class MemoryStore implements Store {
     return [...(this.participants.get(jobId)?.values() ?? [])]
       .sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0))
       .map((p) => deepCopy(p));
+  }
+
+  async savePayoutPlan(plan: PayoutPlanRecord): Promise<void> {
+    this.assertOpen();
+    if (!this.payoutPlans.has(plan.jobId)) this.payoutPlans.set(plan.jobId, deepCopy(plan));
+  }
+
+  async loadPayoutPlan(jobId: string): Promise<PayoutPlanRecord | null> {
+    this.assertOpen();
+    const plan = this.payoutPlans.get(jobId);
+    return plan ? deepCopy(plan) : null;
   }
 
   async saveCheckpoint(checkpoint: CheckpointRecord): Promise<void> {

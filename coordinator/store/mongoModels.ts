@@ -76,6 +76,19 @@ export interface ParticipantDoc {
   joinedAt: Date;
   lastSeenAt: Date;
   roundsCompleted: number;
+  payoutAddress?: string;
+}
+
+/** A chain job's payout plan (PayoutPlanRecord); unique on jobId, written once. */
+export interface PayoutPlanDoc {
+  jobId: string;
+  root: string;
+  totalWei: string;
+  poolWei: string;
+  dustWei: string;
+  scoreLabel: string;
+  allocations: Array<{ account: string; amountWei: string; proof: string[]; clientIds: string[]; score: number }>;
+  createdAt: Date;
 }
 
 /** Checkpoint metadata; the bytes live in the `checkpoints` GridFS bucket. Unique on (jobId, round). */
@@ -174,10 +187,29 @@ const participantSchema = new Schema<ParticipantDoc>(
     joinedAt: { type: Date, required: true },
     lastSeenAt: { type: Date, required: true },
     roundsCompleted: { type: Number, required: true },
+    payoutAddress: { type: String },
   },
   options,
 );
 participantSchema.index({ jobId: 1, clientId: 1 }, { unique: true });
+
+const payoutPlanSchema = new Schema<PayoutPlanDoc>(
+  {
+    jobId: { type: String, required: true },
+    root: { type: String, required: true },
+    totalWei: { type: String, required: true },
+    poolWei: { type: String, required: true },
+    dustWei: { type: String, required: true },
+    scoreLabel: { type: String, required: true },
+    allocations: {
+      type: [{ _id: false, account: String, amountWei: String, proof: [String], clientIds: [String], score: Number }],
+      default: [],
+    },
+    createdAt: { type: Date, required: true },
+  },
+  options,
+);
+payoutPlanSchema.index({ jobId: 1 }, { unique: true });
 
 const checkpointSchema = new Schema<CheckpointDoc>(
   {
@@ -227,6 +259,7 @@ export interface StoreModels {
   Job: Model<JobDoc>;
   Round: Model<RoundDoc>;
   Participant: Model<ParticipantDoc>;
+  PayoutPlan: Model<PayoutPlanDoc>;
   Checkpoint: Model<CheckpointDoc>;
   ValidationSet: Model<ValidationSetDoc>;
   Listing: Model<ListingDoc>;
@@ -238,6 +271,7 @@ export function defineModels(conn: Connection): StoreModels {
     Job: conn.model<JobDoc>('Job', jobSchema, 'jobs'),
     Round: conn.model<RoundDoc>('Round', roundSchema, 'rounds'),
     Participant: conn.model<ParticipantDoc>('Participant', participantSchema, 'participants'),
+    PayoutPlan: conn.model<PayoutPlanDoc>('PayoutPlan', payoutPlanSchema, 'payoutplans'),
     Checkpoint: conn.model<CheckpointDoc>('Checkpoint', checkpointSchema, 'checkpoints'),
     ValidationSet: conn.model<ValidationSetDoc>('ValidationSet', validationSetSchema, 'validationsets'),
     Listing: conn.model<ListingDoc>('Listing', listingSchema, 'listings'),

@@ -11,6 +11,7 @@ import {
   type JobDoc,
   type ListingDoc,
   type ParticipantDoc,
+  type PayoutPlanDoc,
   type RoundDoc,
   type StoreModels,
 } from './mongoModels';
@@ -22,6 +23,7 @@ import type {
   JobStatus,
   ListingRecord,
   ParticipantRecord,
+  PayoutPlanRecord,
   RoundContribution,
   RoundRecord,
   Store,
@@ -181,6 +183,24 @@ export class MongoStore implements Store {
     return this.run(async () => {
       const docs = await this.models.Participant.find({ jobId }).sort({ clientId: 1 }).lean<ParticipantDoc[]>();
       return docs.map(toParticipantRecord);
+    });
+  }
+
+  async savePayoutPlan(plan: PayoutPlanRecord): Promise<void> {
+    await this.run(async () => {
+      // Insert only if absent: the first plan of a job is the one that was (or will be) settled.
+      try {
+        await this.models.PayoutPlan.updateOne({ jobId: plan.jobId }, { $setOnInsert: toPayoutPlanDoc(plan) }, { upsert: true });
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+    });
+  }
+
+  async loadPayoutPlan(jobId: string): Promise<PayoutPlanRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.PayoutPlan.findOne({ jobId }).lean<PayoutPlanDoc>();
+      return doc ? toPayoutPlanDoc(doc) : null;
     });
   }
 
@@ -478,6 +498,18 @@ function toParticipantDoc(p: ParticipantRecord): ParticipantDoc {
     joinedAt: p.joinedAt,
     lastSeenAt: p.lastSeenAt,
     roundsCompleted: p.roundsCompleted,
+    ...(p.payoutAddress != null ? { payoutAddress: p.payoutAddress } : {}),
+  };
+}
+
+/** A plain copy with exactly the record's fields (drops _id and __v from lean documents). */
+function toPayoutPlanDoc(p: PayoutPlanRecord | PayoutPlanDoc): PayoutPlanRecord {
+  return {
+    jobId: p.jobId, root: p.root, totalWei: p.totalWei, poolWei: p.poolWei, dustWei: p.dustWei, scoreLabel: p.scoreLabel,
+    allocations: p.allocations.map((a) => ({
+      account: a.account, amountWei: a.amountWei, proof: [...a.proof], clientIds: [...a.clientIds], score: a.score,
+    })),
+    createdAt: p.createdAt,
   };
 }
 

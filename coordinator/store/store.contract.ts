@@ -235,6 +235,30 @@ export function runStoreContract(
       it('lists no participants for a job without any', async () => {
         expect(await store.listParticipants(uid('none'))).toEqual([]);
       });
+
+      it('keeps a participant\'s payout address', async () => {
+        const jobId = uid('payout-address');
+        const dave = { ...makeParticipant(jobId, 'dave', Date.UTC(2031, 2, 3)), payoutAddress: '0x00000000000000000000000000000000000000aa' };
+        await store.saveParticipant(dave);
+        expect(await store.listParticipants(jobId)).toStrictEqual([dave]);
+      });
+    });
+
+    describe('payout plans', () => {
+      it('stores the first plan of a job and ignores later ones', async () => {
+        const jobId = uid('plan');
+        const plan = {
+          jobId, root: `0x${'ab'.repeat(32)}`, totalWei: '999', poolWei: '1000', dustWei: '1', scoreLabel: 'participation',
+          allocations: [{ account: '0x00000000000000000000000000000000000000aa', amountWei: '999', proof: [`0x${'cd'.repeat(32)}`], clientIds: ['alice'], score: 2 }],
+          createdAt: new Date(Date.UTC(2031, 2, 3)),
+        };
+        expect(await store.loadPayoutPlan(jobId)).toBeNull();
+        await store.savePayoutPlan(plan);
+        await store.savePayoutPlan({ ...plan, root: `0x${'ef'.repeat(32)}`, totalWei: '1' });
+        const loaded = await store.loadPayoutPlan(jobId);
+        expect(loaded).toStrictEqual(plan);
+        expect(loaded!.createdAt).toBeInstanceOf(Date);
+      });
     });
 
     describe('checkpoints', () => {

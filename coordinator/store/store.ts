@@ -75,6 +75,26 @@ export interface ParticipantRecord {
   joinedAt: Date;
   lastSeenAt: Date;
   roundsCompleted: number;
+  /** Payout (Ethereum) address bound to the client's Ed25519 key at join (jobs with a `chain` config). */
+  payoutAddress?: string;
+}
+
+/**
+ * A chain job's payout plan (coordinator/chain/): written once, before the settle transaction is
+ * sent, so a restarted coordinator settles the same root and keeps serving the same proofs.
+ */
+export interface PayoutPlanRecord {
+  jobId: string;
+  /** Merkle root and total posted with `settle` (0x hex; wei as a decimal string). */
+  root: string;
+  totalWei: string;
+  /** The pool that was split (the escrow budget) and what integer division left for the buyer (wei). */
+  poolWei: string;
+  dustWei: string;
+  /** What the scores measure, e.g. "participation" (rounds completed) or "shapley". */
+  scoreLabel: string;
+  allocations: Array<{ account: string; amountWei: string; proof: string[]; clientIds: string[]; score: number }>;
+  createdAt: Date;
 }
 
 /** A global model after a round, plus any strategy state needed to resume exactly (e.g. FedAdam moments). */
@@ -127,6 +147,10 @@ export interface Store {
   saveParticipant(record: ParticipantRecord): Promise<void>;
   /** Ordered by clientId. */
   listParticipants(jobId: string): Promise<ParticipantRecord[]>;
+
+  /** Insert keyed by jobId; a second plan for the same job is ignored (the first one stays). */
+  savePayoutPlan(plan: PayoutPlanRecord): Promise<void>;
+  loadPayoutPlan(jobId: string): Promise<PayoutPlanRecord | null>;
 
   /** Upsert keyed by (jobId, round). */
   saveCheckpoint(checkpoint: CheckpointRecord): Promise<void>;

@@ -18,6 +18,7 @@ import {
   type Ack,
   type JoinResult,
 } from '../../shared/schemas/messages';
+import { verifyPayoutBinding } from '../chain/verifyPayoutBinding';
 import type { JobManager } from '../jobs/jobManager';
 import type { Logger } from '../logger';
 import { ClientDirectory, type ClientLink } from './clientDirectory';
@@ -118,11 +119,16 @@ export class SocketServer {
     this.options.logger.debug('client connected', { clientId: clientId.slice(0, 12) });
 
     this.handle(socket, EVENTS.joinJob, STAGES.join, async (m) => {
-      JoinBodySchema.parse(m.body);
+      const body = JoinBodySchema.parse(m.body);
       const job = await this.jobs.requireJoinable(m.jobId);
       await this.jobs.assertMayJoin(job, clientId);
+      // A paid job pays to the address bound to this key; both binding signatures must verify.
+      const payoutAddress = body.payout ? verifyPayoutBinding(clientId, body.payout) : undefined;
+      if (job.spec.chain && !payoutAddress) {
+        throw new TributaryError('PAYOUT_BINDING_INVALID', `Job ${job.id} pays contributors on chain: join with a payout address bound to your key (body.payout).`);
+      }
       this.directory.join(clientId, job.id);
-      await this.jobs.recordJoin(job.id, clientId);
+      await this.jobs.recordJoin(job.id, clientId, payoutAddress);
       const result: JoinResult = {
         jobId: job.id,
         spec: job.spec,

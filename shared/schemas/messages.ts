@@ -71,7 +71,23 @@ export const SignedMessageSchema = z.object({
 });
 export type SignedMessage = z.infer<typeof SignedMessageSchema>;
 
-export const JoinBodySchema = z.object({}).strict();
+/**
+ * A provider's payout address, bound to its Ed25519 identity both ways (shared/identity/payoutBinding.ts):
+ * the Ed25519 key signs the address and the Ethereum key signs (EIP-191) the Ed25519 public key.
+ */
+export const PayoutBindingSchema = z
+  .object({
+    address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 20-byte address as 0x-prefixed hex'),
+    /** Ed25519 signature over payoutBindingBytes(clientId, address). */
+    ed25519Signature: hex(64),
+    /** EIP-191 personal_sign signature (65 bytes) over payoutBindingText(clientId). */
+    ethSignature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x-prefixed hex'),
+  })
+  .strict();
+export type PayoutBinding = z.infer<typeof PayoutBindingSchema>;
+
+/** Body of `job:join`: a payout binding is required by jobs with a `chain` config. */
+export const JoinBodySchema = z.object({ payout: PayoutBindingSchema.optional() }).strict();
 
 export const UpdateChunkBodySchema = z
   .object({

@@ -1,0 +1,82 @@
+import { getAddress, JsonRpcProvider, Network, type Wallet } from 'ethers';
+import { z } from 'zod';
+import { EscrowClient } from '../contracts/escrow';
+import { readChainId } from '../contracts/rpc';
+import { TributaryError } from '../shared/errors';
+
+/** GET /v1/jobs/:id/payouts/:address, as the client checks it (the coordinator's answers are a trust boundary). */
+export const PayoutProofSchema = z.object({
+  jobId: z.string(),
+  escrow: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+  chainId: z.number().int().positive(),
+  onChainJobId: z.string().regex(/^[0-9]{1,78}$/),
+  account: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+  amountWei: z.string().regex(/^[0-9]{1,78}$/),
+  proof: z.array(z.string().regex(/^0x[0-9a-fA-F]{64}$/)).max(64),
+  score: z.number(),
+  scoreLabel: z.string(),
+});
+export type PayoutProof = z.infer<typeof PayoutProofSchema>;
+
+export interface ClaimOptions {
+  /** Coordinator base URL. */
+  coordinator: string;
+  jobId: string;
+  /** JSON-RPC URL of the escrow's chain. */
+  rpcUrl: string;
+  /** The payout key (client/keyFile.ts loadOrCreatePayoutKey); it pays the claim's gas. */
+  wallet: Wallet;
+}
+
+export interface ClaimResult {
+  account: string;
+  amountWei: string;
+  /** null when the payout had already been claimed (nothing was sent). */
+  txHash: string | null;
+  alreadyClaimed: boolean;
+  proof: PayoutProof;
+}
+
+/** Fetches this address's payout and Merkle proof from the coordinator. Throws PAYOUT_NOT_READY / PAYOUT_NOT_FOUND. */
+export async function fetchPayoutProof(coordinator: string, jobId: string, address: string): Promise<PayoutProof> {
+  const res = await fetch(new URL(`/v1/jobs/${encodeURIComponent(jobId)}/payouts/${address}`, coordinator));
+  const body = (await res.json()) as { error?: { code?: string; message?: string } };
+  if (!res.ok) {
+    const code = body.error?.code;
+    const known = code === 'PAYOUT_NOT_READY' || code === 'PAYOUT_NOT_FOUND' || code === 'JOB_NOT_FOUND' ? code : 'INTERNAL';
+    throw new TributaryError(known, body.error?.message ?? `HTTP ${res.status}`);
+  }
+  return PayoutProofSchema.parse(body);
+}
+
+/**
+ * `tributary client claim`: fetches the proof over REST and claims the payout from the escrow
+ * (the contract checks the proof against the settled root; a claim twice is refused on chain, so
+ * this checks `hasClaimed` first and sends nothing then).
+ */
+export async function claimPayout(options: ClaimOptions): Promise<ClaimResult> {
+  const account = options.wallet.address;
+  const proof = await fetchPayoutProof(options.coordinator, options.jobId, account);
+  if (getAddress(proof.account) !== account) {
+    throw new TributaryError('PAYOUT_NOT_FOUND', `The coordinator answered with a payout for ${proof.account}, not ${account}.`);
+  }
+  const chainId = await readChainId(options.rpcUrl).catch((err) => {
+    throw new TributaryError('CHAIN_UNAVAILABLE', `Cannot reach the chain RPC at ${options.rpcUrl}: ${(err as Error).message}`);
+  });
+  if (chainId !== proof.chainId) {
+    throw new TributaryError('CHAIN_UNAVAILABLE', `The RPC is on chain ${chainId}; the job's escrow is on chain ${proof.chainId}.`);
+  }
+  const provider = new JsonRpcProvider(options.rpcUrl, Network.from(chainId), { staticNetwork: true, cacheTimeout: -1, pollingInterval: 250 });
+  try {
+    const escrow = new EscrowClient(proof.escrow, options.wallet.connect(provider));
+    const jobId = BigInt(proof.onChainJobId);
+    const amount = BigInt(proof.amountWei);
+    if (await escrow.hasClaimed(jobId, account)) {
+      return { account, amountWei: proof.amountWei, txHash: null, alreadyClaimed: true, proof };
+    }
+    const receipt = await escrow.claim(jobId, { account, amount, proof: proof.proof });
+    return { account, amountWei: proof.amountWei, txHash: receipt.hash, alreadyClaimed: false, proof };
+  } finally {
+    provider.destroy();
+  }
+}

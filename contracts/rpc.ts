@@ -1,0 +1,16 @@
+/**
+ * eth_chainId over plain fetch: an unreachable RPC fails once, instead of ethers' JsonRpcProvider
+ * retrying network detection forever (and logging each try). Build the provider afterwards with
+ * `Network.from(chainId)` and `staticNetwork: true`.
+ */
+export async function readChainId(url: string, timeoutMs = 10_000): Promise<number> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const body = (await res.json()) as { result?: string; error?: { message?: string } };
+  if (typeof body.result !== 'string') throw new Error(`eth_chainId failed: ${body.error?.message ?? `HTTP ${res.status}`}`);
+  return Number(BigInt(body.result));
+}

@@ -1,0 +1,75 @@
+import { JsonRpcProvider, Network, Wallet } from 'ethers';
+import { EscrowClient } from '../../contracts/escrow';
+import { readChainId } from '../../contracts/rpc';
+import { withTimeout } from './backoff';
+
+export interface ChainConnectionOptions {
+  rpcUrl: string;
+  /** The coordinator's key (never logged). */
+  privateKey: string;
+  /** Receipt polling interval, in ms. */
+  pollingMs: number;
+  /** Longest wait for one RPC request or transaction receipt, in ms. */
+  requestTimeoutMs: number;
+}
+
+/**
+ * The coordinator's link to the chain: one provider and one signer, created lazily (the RPC may be
+ * down at start) and pinned to the chain id read once, so ethers never retries network detection on
+ * its own. Writes go one at a time (`exclusive`), so concurrent jobs never race for a nonce.
+ */
+export class ChainConnection {
+  private ready: Promise<{ provider: JsonRpcProvider; wallet: Wallet; chainId: number }> | null = null;
+  private writes: Promise<unknown> = Promise.resolve();
+  /** The coordinator's address (from the key; no RPC needed). */
+  readonly address: string;
+
+  constructor(private readonly options: ChainConnectionOptions) {
+    this.address = new Wallet(options.privateKey).address;
+  }
+
+  /** The chain id the RPC reports (read once; a failure is retried on the next call). */
+  async chainId(): Promise<number> {
+    return (await this.connect()).chainId;
+  }
+
+  /** The escrow at `address`, sending as the coordinator. */
+  async escrow(address: string): Promise<EscrowClient> {
+    return new EscrowClient(address, (await this.connect()).wallet);
+  }
+
+  /** Runs `op` after every earlier write has finished (or timed out), bounded by the request timeout. */
+  exclusive<T>(what: string, op: () => Promise<T>): Promise<T> {
+    const run = this.writes.then(() => this.timed(what, op()));
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Bounds one chain operation: an RPC that stopped answering must not hang a job's worker. */
+  timed<T>(what: string, promise: Promise<T>): Promise<T> {
+    return withTimeout(promise, this.options.requestTimeoutMs, what);
+  }
+
+  close(): void {
+    const ready = this.ready;
+    this.ready = null;
+    void ready?.then(({ provider }) => provider.destroy(), () => undefined);
+  }
+
+  private connect() {
+    this.ready ??= (async () => {
+      const chainId = await this.timed('eth_chainId', readChainId(this.options.rpcUrl));
+      const provider = new JsonRpcProvider(this.options.rpcUrl, Network.from(chainId), {
+        staticNetwork: true,
+        cacheTimeout: -1,
+        pollingInterval: this.options.pollingMs,
+      });
+      return { provider, wallet: new Wallet(this.options.privateKey, provider), chainId };
+    })();
+    const ready = this.ready;
+    ready.catch(() => {
+      if (this.ready === ready) this.ready = null;
+    });
+    return ready;
+  }
+}

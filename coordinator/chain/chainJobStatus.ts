@@ -1,0 +1,46 @@
+/** One round's on-chain commitment, as the coordinator tracks it. */
+export interface RoundCommitStatus {
+  round: number;
+  /** bytes32 of the round's model hash (SHA-256 of its codec bytes). */
+  modelHash: string;
+  /** Validation accuracy in basis points (0 without a validation set). */
+  metric: number;
+  /** pending: not on chain yet; committed: on chain (by this coordinator, possibly before a restart); failed: refused by the contract. */
+  status: 'pending' | 'committed' | 'failed';
+  /** Known when this process sent it or found it in the escrow's logs. */
+  txHash: string | null;
+  error?: string;
+}
+
+/** The settlement of a chain job. */
+export interface SettlementStatus {
+  /** waiting: the job has not finished; pending: the plan is built and settle not confirmed yet; settled; failed: the contract refused (see error); none: nothing to settle (no round committed). */
+  status: 'waiting' | 'pending' | 'settled' | 'failed' | 'none';
+  root: string | null;
+  totalWei: string | null;
+  /** What the scores measure ("participation" = rounds completed, until contribution scoring is plugged in). */
+  scoreLabel: string | null;
+  txHash: string | null;
+  error?: string;
+}
+
+/** GET /v1/jobs/:id/chain */
+export interface ChainJobStatus {
+  escrow: string;
+  chainId: number;
+  /** The escrow's job id (decimal). */
+  onChainJobId: string;
+  coordinatorAddress: string;
+  /** Whether the escrow held the budget (the job then recruits). */
+  funded: boolean;
+  /** The escrow's budget as last read (wei, decimal), null before the first read. */
+  budgetWei: string | null;
+  commits: RoundCommitStatus[];
+  settlement: SettlementStatus;
+  /** The last failed chain request (RPC down, timeout, refused), cleared by nothing: `at` says when. */
+  lastRpcError: { message: string; at: string } | null;
+  /** Chain requests retried so far (each failure waits with exponential backoff). */
+  retries: number;
+  /** Consecutive failures right now (0 when the last request succeeded). */
+  consecutiveFailures: number;
+}

@@ -1,0 +1,334 @@
+import { EscrowRevertError, JobStatus as EscrowStatus, type EscrowClient, type JobState } from '../../contracts/escrow';
+import type { Logger } from '../logger';
+import type { JobRecord, PayoutPlanRecord, Store } from '../store/store';
+import { backoffDelay } from './backoff';
+import type { ChainConnection } from './chainConnection';
+import type { ChainJobStatus, RoundCommitStatus } from './chainJobStatus';
+import type { ScoresFor } from './participationScores';
+import { buildPayoutPlan } from './payoutPlan';
+
+/** What a chain worker needs from the job manager. */
+export interface JobControl {
+  getJob(jobId: string): Promise<JobRecord>;
+  /** Starts recruiting a `pending` chain job (idempotent). */
+  activateJob(jobId: string): Promise<void>;
+}
+
+export interface ChainJobWorkerDeps {
+  chain: ChainConnection;
+  store: Store;
+  jobs: JobControl;
+  scoresFor: ScoresFor;
+  scoreLabel: string;
+  logger: Logger;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  pollMs: number;
+}
+
+/** bytes32 of a SHA-256 hex model hash. */
+export const modelHashBytes32 = (hex: string) => `0x${hex}`;
+
+/** The validation metric put on chain: accuracy in basis points, 0 without a validation set. */
+export function metricOf(metrics: Record<string, number>): number {
+  const acc = metrics.validation_accuracy;
+  return typeof acc === 'number' && Number.isFinite(acc) ? Math.max(0, Math.round(acc * 10_000)) : 0;
+}
+
+type StepOutcome = 'idle' | 'progress' | 'finished';
+
+/**
+ * Drives one chain job's escrow from the coordinator's side, one step at a time, each step starting
+ * from a fresh read of the chain and the store (so a retried or resumed step never repeats what
+ * already happened): wait until the escrow holds the budget, then activate the job; commit every
+ * committed round not yet on chain, in order; once the job has finished, build the payout plan
+ * (stored before anything is sent, and never rebuilt), settle it, and stop.
+ *
+ * Failed requests (RPC down, timeouts) are retried with exponential backoff and shown in the status;
+ * the federation never waits for the chain. A revert by the contract (the escrow refuses) halts the
+ * worker with the reason in the status, since retrying cannot change the answer.
+ */
+export class ChainJobWorker {
+  readonly status: ChainJobStatus;
+  private readonly onChainId: bigint;
+  private stopped = false;
+  private wakeUp: (() => void) | null = null;
+  private woken = false;
+  private done: Promise<void> = Promise.resolve();
+  private chainChecked = false;
+  private logsScanned = false;
+  private readonly commits = new Map<number, RoundCommitStatus>();
+
+  constructor(private readonly job: JobRecord, private readonly deps: ChainJobWorkerDeps) {
+    const chain = job.spec.chain!;
+    this.onChainId = BigInt(chain.jobId);
+    this.status = {
+      escrow: chain.escrow,
+      chainId: chain.chainId,
+      onChainJobId: chain.jobId,
+      coordinatorAddress: deps.chain.address,
+      funded: job.status !== 'pending',
+      budgetWei: null,
+      commits: [],
+      settlement: { status: 'waiting', root: null, totalWei: null, scoreLabel: null, txHash: null },
+      lastRpcError: null,
+      retries: 0,
+      consecutiveFailures: 0,
+    };
+  }
+
+  get jobId(): string {
+    return this.job.id;
+  }
+
+  /** A snapshot for REST. */
+  snapshot(): ChainJobStatus {
+    return structuredClone({ ...this.status, commits: [...this.commits.values()].sort((a, b) => a.round - b.round) });
+  }
+
+  start(): void {
+    this.done = this.loop();
+  }
+
+  /** Something changed (a round committed, the job ended): step now instead of at the next poll. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeUp?.();
+    await this.done;
+  }
+
+  /** Resolves when the worker has finished (settled or halted) or was stopped. */
+  whenDone(): Promise<void> {
+    return this.done;
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      let outcome: StepOutcome;
+      try {
+        outcome = await this.step();
+        failures = 0;
+        this.status.consecutiveFailures = 0;
+      } catch (err) {
+        if (this.stopped) break;
+        const delay = backoffDelay(failures, this.deps.retryBaseMs, this.deps.retryMaxMs);
+        failures++;
+        this.status.consecutiveFailures = failures;
+        this.status.retries++;
+        this.status.lastRpcError = { message: errorText(err), at: new Date().toISOString() };
+        this.deps.logger.info('chain request failed; retrying', { jobId: this.job.id, message: errorText(err), retryInMs: delay });
+        await this.sleep(delay, false);
+        continue;
+      }
+      if (outcome === 'finished') break;
+      if (outcome === 'idle') await this.sleep(this.deps.pollMs, true);
+    }
+  }
+
+  private async step(): Promise<StepOutcome> {
+    const { chain, store } = this.deps;
+    const spec = this.job.spec.chain!;
+    if (this.halted) return 'finished';
+    const job = await this.deps.jobs.getJob(this.job.id);
+    // From the store first, so REST shows rounds waiting for the chain even while the RPC is down.
+    await this.trackRounds(job);
+    if (!this.chainChecked) {
+      const chainId = await chain.chainId();
+      if (chainId !== spec.chainId) return this.halt(`the RPC is on chain ${chainId}, the job's escrow on chain ${spec.chainId}`);
+      this.chainChecked = true;
+    }
+    const escrow = await chain.escrow(spec.escrow);
+    let onChain: JobState;
+    try {
+      onChain = await chain.timed('getJob', escrow.getJob(this.onChainId));
+    } catch (err) {
+      // UnknownJob while unfunded: the buyer may not have created it yet.
+      if (err instanceof EscrowRevertError && err.errorName === 'UnknownJob' && job.status === 'pending') return 'idle';
+      throw err;
+    }
+    this.status.budgetWei = onChain.budget.toString();
+    if (onChain.coordinator.toLowerCase() !== chain.address.toLowerCase()) {
+      return this.halt(`the escrow job's coordinator is ${onChain.coordinator}, not this coordinator (${chain.address})`);
+    }
+
+    if (job.status === 'pending') {
+      const required = spec.budgetWei ? BigInt(spec.budgetWei) : 1n;
+      if (onChain.status !== EscrowStatus.Open || onChain.held < required) return 'idle';
+      await this.deps.jobs.activateJob(job.id);
+      this.status.funded = true;
+      this.deps.logger.info('escrow funded; job recruiting', { jobId: job.id, budgetWei: onChain.budget.toString() });
+      return 'progress';
+    }
+    this.status.funded = true;
+
+    if (!this.logsScanned) await this.scanLogs(escrow);
+    await this.syncCommits(job, escrow, onChain);
+    if (this.halted) return 'finished';
+    if (job.status === 'running') return 'idle';
+    return this.settle(job, escrow, onChain);
+  }
+
+  /** Commits every committed round the escrow does not have yet, in order. */
+  private async syncCommits(job: JobRecord, escrow: EscrowClient, onChain: JobState): Promise<void> {
+    const { chain } = this.deps;
+    const lastOnChain = Number(onChain.lastRound);
+    for (const c of this.commits.values()) {
+      if (c.round <= lastOnChain && c.status !== 'committed') {
+        const stored = await chain.timed('getRound', escrow.getRound(this.onChainId, c.round));
+        if (stored.modelHash !== c.modelHash || stored.metric !== BigInt(c.metric)) {
+          c.status = 'failed';
+          c.error = `round ${c.round} is on chain with model ${stored.modelHash}, metric ${stored.metric}`;
+          this.halt(c.error);
+          return;
+        }
+        c.status = 'committed';
+        c.txHash ??= this.pendingHashes.get(c.round) ?? null;
+      }
+    }
+    if (onChain.status !== EscrowStatus.Open) return;
+    for (let round = lastOnChain + 1; round <= job.currentRound && !this.stopped; round++) {
+      const c = this.commits.get(round);
+      if (!c) throw new Error(`round ${round} is committed in the store but has no completed round record`);
+      try {
+        const { receipt } = await chain.exclusive(`commitRound ${round}`, () =>
+          escrow.commitRound(this.onChainId, { round, modelHash: c.modelHash, metric: c.metric }));
+        c.status = 'committed';
+        c.txHash = receipt.hash;
+        this.deps.logger.info('round committed on chain', { jobId: job.id, round, txHash: receipt.hash });
+      } catch (err) {
+        if (err instanceof EscrowRevertError) {
+          c.status = 'failed';
+          c.error = err.message;
+          this.halt(`commitRound ${round}: ${err.message}`);
+          return;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** Adds every committed round of the store to the commit list (as pending until the chain has it). */
+  private async trackRounds(job: JobRecord): Promise<void> {
+    if (job.currentRound === 0 || this.commits.has(job.currentRound)) return;
+    const rounds = (await this.deps.store.listRounds(job.id)).filter((r) => r.status === 'completed' && r.round <= job.currentRound);
+    for (const r of rounds) {
+      if (!this.commits.has(r.round)) {
+        this.commits.set(r.round, { round: r.round, modelHash: modelHashBytes32(r.modelHash!), metric: metricOf(r.metrics), status: 'pending', txHash: null });
+      }
+    }
+  }
+
+  /** Builds (once) and posts the payout plan of a finished job; settled when the chain has its root. */
+  private async settle(job: JobRecord, escrow: EscrowClient, onChain: JobState): Promise<StepOutcome> {
+    const { chain, store } = this.deps;
+    const s = this.status.settlement;
+    let plan = await store.loadPayoutPlan(job.id);
+    if (onChain.status === EscrowStatus.Settled) {
+      if (!plan || plan.root.toLowerCase() !== onChain.payoutRoot.toLowerCase()) {
+        return this.halt(`the escrow is settled with root ${onChain.payoutRoot}, which is not this coordinator's stored plan`);
+      }
+      this.showPlan(plan);
+      s.status = 'settled';
+      return 'finished';
+    }
+    if (onChain.status !== EscrowStatus.Open) return this.halt(`the escrow job is no longer open (status ${onChain.status}: recovered by the buyer)`);
+    if (this.halted) return 'finished';
+    if (Number(onChain.lastRound) < job.currentRound) return 'idle';
+    if (job.currentRound === 0) {
+      s.status = 'none';
+      s.error = 'no round was committed; the buyer recovers the budget after the deadline';
+      return 'finished';
+    }
+    if (!plan) {
+      const scores = await this.deps.scoresFor(job.id);
+      const participants = await store.listParticipants(job.id);
+      await store.savePayoutPlan(buildPayoutPlan(job.id, onChain.held, scores, participants, this.deps.scoreLabel));
+      // The first stored plan wins (a concurrent or earlier writer's plan is the one to settle).
+      plan = (await store.loadPayoutPlan(job.id))!;
+    }
+    this.showPlan(plan);
+    s.status = 'pending';
+    try {
+      const receipt = await chain.exclusive('settle', () => escrow.settle(this.onChainId, plan.root, BigInt(plan.totalWei)));
+      s.txHash = receipt.hash;
+    } catch (err) {
+      if (err instanceof EscrowRevertError && err.errorName !== 'AlreadySettled') {
+        s.status = 'failed';
+        s.error = err.message;
+        return this.halt(`settle: ${err.message}`);
+      }
+      throw err; // AlreadySettled: the next step reads the chain and checks the root.
+    }
+    s.status = 'settled';
+    this.deps.logger.info('job settled on chain', { jobId: job.id, totalWei: plan.totalWei, txHash: s.txHash });
+    return 'finished';
+  }
+
+  private showPlan(plan: PayoutPlanRecord): void {
+    Object.assign(this.status.settlement, { root: plan.root, totalWei: plan.totalWei, scoreLabel: plan.scoreLabel });
+  }
+
+  /** Fills in transaction hashes of commitments and the settlement sent before a restart (best effort). */
+  private async scanLogs(escrow: EscrowClient): Promise<void> {
+    this.logsScanned = true;
+    try {
+      const c = escrow.contract;
+      const committed = await this.deps.chain.timed('getLogs', c.queryFilter(c.filters.RoundCommitted(this.onChainId)));
+      for (const log of committed) {
+        const round = Number((log as unknown as { args: { round: bigint } }).args.round);
+        this.pendingHashes.set(round, log.transactionHash);
+      }
+      const settled = await this.deps.chain.timed('getLogs', c.queryFilter(c.filters.Settled(this.onChainId)));
+      if (settled[0]) this.status.settlement.txHash ??= settled[0].transactionHash;
+    } catch (err) {
+      this.deps.logger.debug('escrow log scan failed (transaction hashes of earlier commits stay unknown)', { jobId: this.job.id, message: errorText(err) });
+    }
+  }
+
+  private readonly pendingHashes = new Map<number, string>();
+  private halted: string | null = null;
+
+  private halt(reason: string): StepOutcome {
+    this.halted ??= reason;
+    this.status.lastRpcError = { message: reason, at: new Date().toISOString() };
+    if (this.status.settlement.status !== 'settled') {
+      this.status.settlement.status = 'failed';
+      this.status.settlement.error ??= reason;
+    }
+    this.deps.logger.error('chain worker halted', { jobId: this.job.id, reason });
+    return 'finished';
+  }
+
+  private sleep(ms: number, wakeable: boolean): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (wakeable && this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(finish, ms);
+      function finish() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        if (wakeable || this.stopped) {
+          this.wakeUp = null;
+          this.woken = false;
+          finish();
+        }
+      };
+    });
+  }
+}
+
+function errorText(err: unknown): string {
+  const e = err as { shortMessage?: string; message?: string; code?: string };
+  return String(e?.shortMessage ?? e?.message ?? err).slice(0, 500);
+}

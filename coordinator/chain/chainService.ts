@@ -1,0 +1,173 @@
+import { getAddress, isAddress } from 'ethers';
+import { TributaryError } from '../../shared/errors';
+import type { JobSpec } from '../../shared/schemas/jobSpec';
+import type { CoordinatorConfig } from '../config';
+import type { Logger } from '../logger';
+import type { RoundCompletedEvent } from '../rounds/jobRunner';
+import type { JobRecord, PayoutPlanRecord, Store } from '../store/store';
+import { ChainConnection } from './chainConnection';
+import type { ChainJobStatus } from './chainJobStatus';
+import { ChainJobWorker, type JobControl } from './chainJobWorker';
+import { PARTICIPATION_LABEL, participationScores, type ScoresFor } from './participationScores';
+
+export interface ChainServiceOptions {
+  config: CoordinatorConfig;
+  store: Store;
+  logger: Logger;
+  /** Contributor scores at job end. @default participation (rounds completed) */
+  scoresFor?: ScoresFor;
+  /** What `scoresFor` measures, shown in REST. @default "participation" (or "custom" when scoresFor is given) */
+  scoreLabel?: string;
+  /** Longest wait for one chain request. @default 15000 */
+  requestTimeoutMs?: number;
+}
+
+/** One contributor's payout, as GET /v1/jobs/:id/payouts/:address serves it. */
+export interface PayoutView {
+  jobId: string;
+  escrow: string;
+  chainId: number;
+  onChainJobId: string;
+  account: string;
+  amountWei: string;
+  proof: string[];
+  score: number;
+  scoreLabel: string;
+  clientIds: string[];
+}
+
+/**
+ * The coordinator's chain integration: one ChainJobWorker per job with a `chain` config (funding
+ * watch, per-round commits, settlement), fed by the round-completed hook without ever blocking it,
+ * resumed from the store and the chain after a restart, and the source of the REST chain views.
+ */
+export class ChainService {
+  readonly connection: ChainConnection | null;
+  private readonly workers = new Map<string, ChainJobWorker>();
+  private jobs: JobControl | null = null;
+  private readonly scoresFor: ScoresFor;
+  private readonly scoreLabel: string;
+
+  constructor(private readonly options: ChainServiceOptions) {
+    const { config } = options;
+    this.connection = config.rpcUrl && config.coordinatorPrivateKey
+      ? new ChainConnection({
+        rpcUrl: config.rpcUrl,
+        privateKey: config.coordinatorPrivateKey,
+        pollingMs: Math.min(config.chainPollMs, 1000),
+        requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
+      })
+      : null;
+    this.scoresFor = options.scoresFor ?? participationScores(options.store);
+    this.scoreLabel = options.scoreLabel ?? (options.scoresFor ? 'custom' : PARTICIPATION_LABEL);
+  }
+
+  /** Late binding: the job manager is built after this service. */
+  bind(jobs: JobControl): void {
+    this.jobs = jobs;
+  }
+
+  get enabled(): boolean {
+    return this.connection !== null;
+  }
+
+  /** Refuses a chain job this coordinator cannot serve (no RPC URL or key configured). */
+  assertUsable(spec: JobSpec): void {
+    if (spec.chain && !this.connection) {
+      throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator has no chain configured (set TRIBUTARY_RPC_URL and TRIBUTARY_COORDINATOR_KEY) and cannot run jobs with a chain config.');
+    }
+  }
+
+  /** Starts the worker of a chain job (no-op for other jobs or if it already runs). */
+  track(job: JobRecord): void {
+    if (!job.spec.chain || !this.connection || this.workers.has(job.id)) return;
+    if (!this.jobs) throw new Error('ChainService.bind was not called');
+    const { config, store, logger } = this.options;
+    const worker = new ChainJobWorker(job, {
+      chain: this.connection, store, jobs: this.jobs, scoresFor: this.scoresFor, scoreLabel: this.scoreLabel, logger,
+      retryBaseMs: config.chainRetryBaseMs, retryMaxMs: config.chainRetryMaxMs, pollMs: config.chainPollMs,
+    });
+    this.workers.set(job.id, worker);
+    worker.start();
+  }
+
+  /** The round-completed hook: wakes the job's worker and returns at once (the chain never blocks a round). */
+  onRoundCompleted(event: RoundCompletedEvent): void {
+    this.workers.get(event.job.id)?.wake();
+  }
+
+  /** A job's runner stopped (completed or failed): settle without waiting for the next poll. */
+  onJobFinished(jobId: string): void {
+    this.workers.get(jobId)?.wake();
+  }
+
+  /** After a restart: a worker for every chain job (each reads the chain and picks up where it was). */
+  async resume(): Promise<void> {
+    if (!this.connection) return;
+    for (const job of await this.options.store.listJobs()) if (job.spec.chain) this.track(job);
+  }
+
+  /** Resolves when the job's worker has settled (or halted); for tests and the demo. */
+  async whenSettled(jobId: string): Promise<ChainJobStatus> {
+    const worker = this.workers.get(jobId);
+    if (!worker) throw new TributaryError('NOT_FOUND', `Job ${jobId} has no chain worker.`);
+    await worker.whenDone();
+    return worker.snapshot();
+  }
+
+  /** GET /v1/jobs/:id/chain */
+  status(job: JobRecord): ChainJobStatus {
+    const chain = requireChain(job);
+    const worker = this.workers.get(job.id);
+    if (worker) return worker.snapshot();
+    return {
+      escrow: chain.escrow, chainId: chain.chainId, onChainJobId: chain.jobId, coordinatorAddress: this.connection?.address ?? '',
+      funded: job.status !== 'pending', budgetWei: null, commits: [],
+      settlement: { status: 'waiting', root: null, totalWei: null, scoreLabel: null, txHash: null, error: 'this coordinator has no chain configured' },
+      lastRpcError: null, retries: 0, consecutiveFailures: 0,
+    };
+  }
+
+  /** Every payout of a settled job. */
+  async payouts(job: JobRecord): Promise<PayoutView[]> {
+    const plan = await this.settledPlan(job);
+    return plan.allocations.map((a) => this.view(job, plan, a));
+  }
+
+  /** GET /v1/jobs/:id/payouts/:address */
+  async payout(job: JobRecord, address: string): Promise<PayoutView> {
+    if (!isAddress(address)) throw new TributaryError('VALIDATION_FAILED', `"${address}" is not an Ethereum address (0x followed by 40 hex digits).`);
+    const account = getAddress(address.toLowerCase());
+    const plan = await this.settledPlan(job);
+    const allocation = plan.allocations.find((a) => a.account === account);
+    if (!allocation) throw new TributaryError('PAYOUT_NOT_FOUND', `${account} has no payout in job ${job.id}'s settlement.`);
+    return this.view(job, plan, allocation);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.workers.values()].map((w) => w.stop()));
+    this.workers.clear();
+    this.connection?.close();
+  }
+
+  private async settledPlan(job: JobRecord): Promise<PayoutPlanRecord> {
+    requireChain(job);
+    const settled = this.workers.get(job.id)?.status.settlement.status === 'settled';
+    const plan = settled ? await this.options.store.loadPayoutPlan(job.id) : null;
+    if (!plan) throw new TributaryError('PAYOUT_NOT_READY', `Job ${job.id} has not settled on chain yet; payouts are published after settlement.`);
+    return plan;
+  }
+
+  private view(job: JobRecord, plan: PayoutPlanRecord, a: PayoutPlanRecord['allocations'][number]): PayoutView {
+    const chain = requireChain(job);
+    return {
+      jobId: job.id, escrow: chain.escrow, chainId: chain.chainId, onChainJobId: chain.jobId,
+      account: a.account, amountWei: a.amountWei, proof: a.proof, score: a.score, scoreLabel: plan.scoreLabel, clientIds: a.clientIds,
+    };
+  }
+}
+
+function requireChain(job: JobRecord) {
+  if (!job.spec.chain) throw new TributaryError('PAYOUT_NOT_FOUND', `Job ${job.id} has no chain config.`);
+  return job.spec.chain;
+}

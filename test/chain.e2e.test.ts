@@ -1,0 +1,239 @@
+/**
+ * Paid jobs end to end on a real anvil: a job with a `chain` config is not recruited before its
+ * escrow is funded, every round is committed on chain, the payouts are settled and served as
+ * Merkle proofs, every provider claims, and the escrow balances exactly (deposited == paid +
+ * refunded). A second test stops anvil mid-job and restarts it from its dumped state: commits
+ * wait and resume, and no payout is lost or paid twice.
+ */
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Wallet, type JsonRpcProvider } from 'ethers';
+import { claimPayout, fetchPayoutProof } from '../client/claimPayout';
+import { CoordinatorConnection } from '../client/coordinatorConnection';
+import { JobStatus, type EscrowClient } from '../contracts/escrow';
+import type { ChainJobStatus } from '../coordinator/chain/chainJobStatus';
+import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import { startCoordinator, type Coordinator } from '../coordinator/server';
+import { generateIdentity } from '../shared/identity/keyPair';
+import type { JobSpecInput } from '../shared/schemas/jobSpec';
+import { startAnvil, type Anvil } from './support/anvil';
+import { anvilKey, deployAsBuyer, eventually, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
+import { codeOfAsync } from './support/codeOf';
+import { createJob } from './support/rest';
+import { separableDataset } from './support/syntheticCsv';
+
+jest.setTimeout(60_000);
+
+const FEATURES = 6;
+const BUDGET = 10n ** 18n + 7n; // not divisible by the scores: some dust goes back to the buyer
+const COORDINATOR_KEY = anvilKey(1);
+
+function spec(escrow: string, rounds: number): JobSpecInput {
+  return {
+    name: 'paid-e2e',
+    model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
+    input: { shape: [FEATURES], numClasses: 2 },
+    rounds,
+    minClients: 3,
+    batchSize: 16,
+    learningRate: 0.1,
+    roundDeadlineMs: 20_000,
+    quorumTimeoutMs: 20_000,
+    secureAggregation: 'none',
+    chain: { escrow, jobId: '1', chainId: 31337, budgetWei: BUDGET.toString() },
+  };
+}
+
+async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(url);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+const chainStatus = async (c: Coordinator, jobId: string) => (await getJson<ChainJobStatus>(`${c.url}/v1/jobs/${jobId}/chain`)).body;
+
+async function startPaidCoordinator(rpcUrl: string, onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>): Promise<Coordinator> {
+  return startCoordinator({
+    port: 0, logLevel: 'error', rpcUrl, coordinatorPrivateKey: COORDINATOR_KEY,
+    chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400,
+  }, { onRoundCompleted });
+}
+
+/** Every provider claims; returns what each received net of gas, and checks a second claim sends nothing. */
+async function claimAll(coordinator: Coordinator, jobId: string, rpcUrl: string, providers: PaidProvider[], provider: JsonRpcProvider) {
+  const received: bigint[] = [];
+  for (const p of providers) {
+    const before = await provider.getBalance(p.wallet.address);
+    const result = await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl, wallet: p.wallet });
+    expect(result.alreadyClaimed).toBe(false);
+    const receipt = await provider.getTransactionReceipt(result.txHash!);
+    const after = await provider.getBalance(p.wallet.address);
+    expect(after - before + receipt!.fee).toBe(BigInt(result.amountWei));
+    received.push(BigInt(result.amountWei));
+    const again = await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl, wallet: p.wallet });
+    expect(again).toMatchObject({ alreadyClaimed: true, txHash: null });
+  }
+  return received;
+}
+
+/** The buyer takes the rest; then the escrow holds nothing and deposited == paid + refunded. */
+async function refundAndCheck(escrow: EscrowClient, provider: JsonRpcProvider, paid: bigint[]) {
+  await escrow.refund(1n);
+  const onChain = await escrow.getJob(1n);
+  const totalPaid = paid.reduce((a, b) => a + b, 0n);
+  expect(onChain.claimed).toBe(totalPaid);
+  expect(onChain.budget).toBe(BUDGET);
+  expect(onChain.claimed + onChain.refunded).toBe(BUDGET);
+  expect(onChain.held).toBe(0n);
+  expect(await provider.getBalance(escrow.address)).toBe(0n);
+  return onChain;
+}
+
+describe('paid jobs on a real chain', () => {
+  let anvil: Anvil | undefined;
+  let provider: JsonRpcProvider | undefined;
+  let coordinator: Coordinator | undefined;
+  let providers: PaidProvider[] = [];
+
+  afterEach(async () => {
+    for (const p of providers) p.client.close();
+    providers = [];
+    await coordinator?.close();
+    coordinator = undefined;
+    provider?.destroy();
+    provider = undefined;
+    await anvil?.stop();
+    anvil = undefined;
+  });
+
+  it('recruits only after funding, commits every round, settles, serves proofs and every provider claims', async () => {
+    anvil = await startAnvil();
+    provider = localProvider(anvil.url);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    coordinator = await startPaidCoordinator(anvil.url);
+    const rounds = 3;
+    const jobId = await createJob(coordinator.url, spec(escrow.address, rounds));
+
+    // Before funding: pending, not funded, and a join is refused with JOB_NOT_FUNDED.
+    expect((await getJson<{ status: string }>(`${coordinator.url}/v1/jobs/${jobId}`)).body.status).toBe('pending');
+    expect(await chainStatus(coordinator, jobId)).toMatchObject({ funded: false, commits: [], settlement: { status: 'waiting' } });
+    const early = new CoordinatorConnection({ url: coordinator.url, identity: generateIdentity() });
+    early.connect();
+    await eventually(async () => (early.socket.connected ? true : undefined), 'an early connection');
+    expect(await codeOfAsync(() => early.join(jobId))).toBe('JOB_NOT_FUNDED');
+    // A join without a payout address is refused too, once the job recruits (checked below).
+    const payouts = await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`);
+    expect(payouts.status).toBe(409);
+    expect(payouts.body.error.code).toBe('PAYOUT_NOT_READY');
+
+    // Providers start before funding and wait; then the buyer funds the escrow.
+    providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(60 + 20 * i, FEATURES, 40 + i)), buyer);
+    const runs = providers.map((p) => p.client.run());
+    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
+    await eventually(async () => ((await coordinator!.store.getJob(jobId))!.status === 'running' ? true : undefined), 'the job to start recruiting');
+    expect(await codeOfAsync(() => early.join(jobId))).toBe('PAYOUT_BINDING_INVALID');
+    early.close();
+
+    const finished = await Promise.all(runs);
+    expect(finished.map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
+    const settled = await coordinator.chain.whenSettled(jobId);
+    expect(settled.settlement).toMatchObject({ status: 'settled', scoreLabel: 'participation' });
+
+    // Every round committed once, on chain, with the store's model hash.
+    const status = await chainStatus(coordinator, jobId);
+    expect(status.funded).toBe(true);
+    expect(status.budgetWei).toBe(BUDGET.toString());
+    expect(status.commits.map((c) => [c.round, c.status])).toEqual([[1, 'committed'], [2, 'committed'], [3, 'committed']]);
+    for (const c of status.commits) {
+      expect(c.txHash).toMatch(/^0x[0-9a-f]{64}$/);
+      const onChainRound = await escrow.getRound(1n, c.round);
+      const record = (await coordinator.store.listRounds(jobId)).find((r) => r.round === c.round && r.status === 'completed')!;
+      expect(onChainRound.modelHash).toBe(`0x${record.modelHash}`);
+      expect(Number(onChainRound.metric)).toBe(c.metric);
+    }
+    const onChain = await escrow.getJob(1n);
+    expect(onChain.status).toBe(JobStatus.Settled);
+    expect(onChain.lastRound).toBe(BigInt(rounds));
+    expect(onChain.payoutRoot).toBe(status.settlement.root);
+
+    // Proofs are served per address; each provider took part in every round, so all get the same share.
+    const all = (await getJson<{ payouts: Array<{ account: string; amountWei: string; score: number }> }>(`${coordinator.url}/v1/jobs/${jobId}/payouts`)).body.payouts;
+    expect(all.map((p) => p.account).sort()).toEqual(providers.map((p) => p.wallet.address).sort());
+    expect(all.every((p) => p.score === rounds && p.amountWei === (BUDGET / 3n).toString())).toBe(true);
+    const proof = await fetchPayoutProof(coordinator.url, jobId, providers[0].wallet.address.toLowerCase());
+    expect(proof).toMatchObject({ account: providers[0].wallet.address, amountWei: (BUDGET / 3n).toString(), scoreLabel: 'participation' });
+    expect(proof.proof.length).toBeGreaterThan(0);
+    const stranger = await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`);
+    expect(stranger.body.error.code).toBe('PAYOUT_NOT_FOUND');
+    // The stored participants carry the bound addresses.
+    const participants = await coordinator.store.listParticipants(jobId);
+    expect(participants.map((p) => p.payoutAddress).sort()).toEqual(providers.map((p) => p.wallet.address).sort());
+
+    const paid = await claimAll(coordinator, jobId, anvil.url, providers, provider);
+    expect(paid.reduce((a, b) => a + b, 0n)).toBe(BigInt(status.settlement.totalWei!));
+    const final = await refundAndCheck(escrow.connect(buyer), provider, paid);
+    expect(final.refunded).toBe(BUDGET - 3n * (BUDGET / 3n));
+  });
+
+  it('keeps federating while the RPC is down, resumes commits after anvil restarts from its state, and pays each provider once', async () => {
+    const stateFile = join(mkdtempSync(join(tmpdir(), 'trib-anvil-state-')), 'state.json');
+    anvil = await startAnvil({ args: ['--state', stateFile] });
+    provider = localProvider(anvil.url);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    // Round 2 starts only once anvil is down (the hook holds the runner after round 1), so the
+    // stop lands mid-job whatever the machine's speed.
+    let releaseRound2!: () => void;
+    const anvilDown = new Promise<void>((resolve) => (releaseRound2 = resolve));
+    coordinator = await startPaidCoordinator(anvil.url, async (e) => {
+      if (e.round.round === 1) await anvilDown;
+    });
+    const rounds = 5;
+    const jobId = await createJob(coordinator.url, spec(escrow.address, rounds));
+    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
+    providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(60, FEATURES, 70 + i)), buyer);
+    const runs = providers.map((p) => p.client.run());
+    await eventually(async () => ((await escrow.getJob(1n)).lastRound >= 1n ? true : undefined), 'round 1 on chain');
+
+    await anvil.stop(); // graceful: anvil writes its state to the file
+    expect(statSync(stateFile).size).toBeGreaterThan(0);
+    const port = anvil.port;
+    releaseRound2();
+    const down = await eventually(async () => {
+      const s = await chainStatus(coordinator!, jobId);
+      return s.consecutiveFailures > 0 && s.lastRpcError ? s : undefined;
+    }, 'a failed chain request');
+    expect(down.lastRpcError!.message.length).toBeGreaterThan(0);
+    // The federation goes on without the chain.
+    const finished = await Promise.all(runs);
+    expect(finished.map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
+    // The worker's next (failing) attempt lists the rounds waiting for the chain.
+    const whileDown = await eventually(async () => {
+      const s = await chainStatus(coordinator!, jobId);
+      return s.commits.length === rounds ? s : undefined;
+    }, 'every round listed in the chain status');
+    expect(whileDown.settlement.status).not.toBe('settled');
+    expect(whileDown.retries).toBeGreaterThan(0);
+    // Rounds 2-5 wait for the chain. Round 1 is on chain, but its receipt may have been lost with
+    // the RPC: then it shows pending too, and the resumed worker must find it there, not resend it.
+    expect(whileDown.commits.slice(1).map((c) => c.status)).toEqual(['pending', 'pending', 'pending', 'pending']);
+    expect(['committed', 'pending']).toContain(whileDown.commits[0].status);
+
+    anvil = await startAnvil({ port, args: ['--state', stateFile] });
+    // The state survived: the escrow still holds the budget and the commits made before the stop.
+    expect((await escrow.getJob(1n)).budget).toBe(BUDGET);
+    expect(Number((await escrow.getJob(1n)).lastRound)).toBeGreaterThanOrEqual(1);
+
+    const settled = await coordinator.chain.whenSettled(jobId);
+    expect(settled.settlement.status).toBe('settled');
+    expect(settled.commits.map((c) => c.status)).toEqual(Array(rounds).fill('committed'));
+    expect(settled.consecutiveFailures).toBe(0);
+    // Each round committed exactly once: one RoundCommitted event per round.
+    const events = await escrow.contract.queryFilter(escrow.contract.filters.RoundCommitted(1n));
+    const committedRounds = events.map((e) => Number((e as unknown as { args: { round: bigint } }).args.round));
+    expect(committedRounds.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
+
+    const paid = await claimAll(coordinator, jobId, anvil.url, providers, provider);
+    expect(paid).toHaveLength(3);
+    await refundAndCheck(escrow.connect(buyer), provider, paid);
+  });
+});

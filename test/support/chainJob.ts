@@ -1,0 +1,73 @@
+/**
+ * A paid job on a real anvil: the buyer (anvil dev account 0) deploys the escrow, the coordinator
+ * signs with dev account 1's key (derived from anvil's public test mnemonic), and providers get a
+ * key file with an Ed25519 identity and a payout key, bound for joining.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HDNodeWallet, JsonRpcProvider, Network, id, type JsonRpcSigner, type Wallet } from 'ethers';
+import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../../client/keyFile';
+import { createPayoutBinding } from '../../client/payoutBinding';
+import { TributaryClient } from '../../client/tributaryClient';
+import { deployEscrow, NATIVE, type EscrowClient } from '../../contracts/escrow';
+import type { Dataset } from '../../shared/data/dataset';
+
+/** anvil's default (public, test-only) mnemonic. */
+export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk';
+
+/** The private key of anvil dev account `index`. */
+export function anvilKey(index: number): string {
+  return HDNodeWallet.fromPhrase(ANVIL_MNEMONIC, undefined, `m/44'/60'/0'/0/${index}`).privateKey;
+}
+
+export function localProvider(url: string): JsonRpcProvider {
+  return new JsonRpcProvider(url, Network.from(31337), { staticNetwork: true, cacheTimeout: -1, pollingInterval: 20 });
+}
+
+/** Deploys a fresh escrow as the buyer (dev account 0). */
+export async function deployAsBuyer(provider: JsonRpcProvider): Promise<{ buyer: JsonRpcSigner; escrow: EscrowClient }> {
+  const buyer = await provider.getSigner(0);
+  return { buyer, escrow: await deployEscrow(buyer) };
+}
+
+/** The buyer funds escrow job `expectedId` (native ETH, no challenge window) for `coordinator`. */
+export async function fundJob(escrow: EscrowClient, provider: JsonRpcProvider, coordinator: string, budget: bigint, expectedId = 1n): Promise<bigint> {
+  const block = await provider.getBlock('latest');
+  const { jobId } = await escrow.createJob({
+    specHash: id('tributary-e2e-spec'), token: NATIVE, budget, coordinator, deadline: BigInt(block!.timestamp) + 3600n, challengeWindow: 0,
+  });
+  if (jobId !== expectedId) throw new Error(`expected escrow job ${expectedId}, got ${jobId}`);
+  return jobId;
+}
+
+export interface PaidProvider {
+  client: TributaryClient;
+  wallet: Wallet;
+}
+
+/** In-process providers whose key files hold a payout key; each gets 1 ETH for the gas of its claim. */
+export async function paidProviders(url: string, jobId: string, datasets: Dataset[], gasFrom: JsonRpcSigner): Promise<PaidProvider[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'trib-chain-keys-'));
+  const out: PaidProvider[] = [];
+  for (const [i, dataset] of datasets.entries()) {
+    const keyFile = join(dir, `p${i}.key`);
+    const identity = loadOrCreateIdentity(keyFile);
+    const wallet = loadOrCreatePayoutKey(keyFile);
+    await (await gasFrom.sendTransaction({ to: wallet.address, value: 10n ** 18n })).wait();
+    const payout = await createPayoutBinding(identity, wallet);
+    out.push({ client: new TributaryClient({ url, jobId, identity, dataset, backend: 'cpu', payout, reconnectDelayMs: 50 }), wallet });
+  }
+  return out;
+}
+
+/** Polls `check` every 25 ms until it returns a value (not undefined) or `timeoutMs` passes. */
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
