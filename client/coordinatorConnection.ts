@@ -11,6 +11,7 @@ import {
   EVENTS,
   JobFinishedSchema,
   JoinResultSchema,
+  MAX_CHUNK_BYTES,
   PROTOCOL_VERSION,
   RoundTaskSchema,
   SecAggRequestSchema,
@@ -162,8 +163,18 @@ export class CoordinatorConnection extends EventEmitter {
 
   /** Sends one SecAgg+ reply; `data` is the masked vector at collect-masked-vectors. */
   async sendSecAggReply(request: SecAggRequest, reply: string, data?: Uint8Array): Promise<void> {
-    const body: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply };
-    await this.send(EVENTS.secaggReply, STAGES.secaggReply, request.jobId, request.round, body, data);
+    if (!data || data.length <= MAX_CHUNK_BYTES) {
+      const body: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply };
+      await this.send(EVENTS.secaggReply, STAGES.secaggReply, request.jobId, request.round, body, data);
+      return;
+    }
+    // A masked vector above one message's limit goes in consecutive parts, each acknowledged first.
+    const count = Math.ceil(data.length / MAX_CHUNK_BYTES);
+    for (let index = 0; index < count; index++) {
+      const body: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply, part: { index, count } };
+      const part = data.subarray(index * MAX_CHUNK_BYTES, Math.min(data.length, (index + 1) * MAX_CHUNK_BYTES));
+      await this.send(EVENTS.secaggReply, STAGES.secaggReply, request.jobId, request.round, body, part);
+    }
   }
 
   /** Sends one signed message and resolves with the coordinator's result, or throws its coded error. */

@@ -15,8 +15,17 @@ const deltas: Record<string, number[]> = {
 };
 const examples: Record<string, number> = { c0: 10, c1: 30, c2: 20, c3: 40 };
 
-/** Clients answering over a fake directory; `silent` never answer a stage, `leaveAt` disconnect at one. */
-function setup(opts: { silent?: Record<string, string>; leaveAt?: Record<string, string> } = {}) {
+/**
+ * Clients answering over a fake directory; `silent` never answer a stage, `leaveAt` disconnect at one.
+ * `partBytes` sends every masked vector in parts of that many bytes; `beforeParts` runs first (a
+ * client misbehaving with its parts) and may throw nothing.
+ */
+function setup(opts: {
+  silent?: Record<string, string>;
+  leaveAt?: Record<string, string>;
+  partBytes?: number;
+  beforeParts?: (id: string, reply: string, vector: Uint8Array, session: SecAggSession) => void;
+} = {}) {
   const directory = new ClientDirectory();
   const options = secaggOptionsOf({ secagg: { stageTimeoutMs: 200, maxExampleWeight: 100 } });
   const session = new SecAggSession({
@@ -48,7 +57,17 @@ function setup(opts: { silent?: Record<string, string>; leaveAt?: Record<string,
           const reply = await clients.get(id)!.handle(message, input);
           const { maskedVector, ...rest } = reply as typeof reply & { maskedVector?: Uint8Array };
           try {
-            session.receive(id, { attempt: 0, stage: request.stage, reply: encodeBinaryJson(rest) }, maskedVector);
+            const replyText = encodeBinaryJson(rest);
+            if (maskedVector && opts.partBytes) {
+              opts.beforeParts?.(id, replyText, maskedVector, session);
+              const count = Math.ceil(maskedVector.length / opts.partBytes);
+              for (let index = 0; index < count; index++) {
+                const data = maskedVector.subarray(index * opts.partBytes, (index + 1) * opts.partBytes);
+                session.receive(id, { attempt: 0, stage: request.stage, reply: replyText, part: { index, count } }, data);
+              }
+            } else {
+              session.receive(id, { attempt: 0, stage: request.stage, reply: replyText }, maskedVector);
+            }
           } catch (err) {
             errors.push(err);
           }
@@ -83,6 +102,53 @@ describe('SecAggSession', () => {
     expect(result.updates.clientCount).toBe(4);
     expect(result.updates.totalExamples).toBeCloseTo(weight, 4);
     expect(result.updates.weightedDeltaSum.map((t) => t.length)).toEqual([4, 2]);
+    const flat = [...result.updates.weightedDeltaSum[0], ...result.updates.weightedDeltaSum[1]];
+    flat.forEach((v, i) => expect(Math.abs(v - sum[i])).toBeLessThanOrEqual((4 * 8) / 2 ** 22 + 1e-7));
+  });
+
+  it('assembles masked vectors sent in parts, refusing out-of-order, inconsistent or oversize parts without losing the rest', async () => {
+    const refused: string[] = [];
+    const attempt = (f: () => void) => {
+      try {
+        f();
+        refused.push('accepted');
+      } catch (err) {
+        refused.push(`${(err as { code: string }).code}: ${(err as Error).message}`);
+      }
+    };
+    // 7 values = 28 bytes: parts of 12, 12 and 4 bytes.
+    const { session, errors } = setup({
+      partBytes: 12,
+      beforeParts: (id, reply, vector, s) => {
+        if (id !== 'c0') return;
+        const stage = 'collect-masked-vectors' as const;
+        const part = (index: number, count: number, data: Uint8Array, text = reply) =>
+          () => s.receive(id, { attempt: 0, stage, reply: text, part: { index, count } }, data);
+        attempt(part(1, 3, vector.subarray(12, 24))); // part 1 before part 0
+        attempt(part(0, 3, vector.subarray(0, 12))); // fine: part 0 kept
+        attempt(part(0, 3, vector.subarray(0, 12))); // part 0 again
+        attempt(part(1, 4, vector.subarray(12, 24))); // another count
+        attempt(part(1, 3, vector.subarray(12, 24), encodeBinaryJson({ x: 1 }))); // another reply
+        attempt(part(1, 3, new Uint8Array(20))); // 12 + 20 > 28 bytes
+        attempt(part(1, 3, new Uint8Array(0))); // empty
+        // The refusals kept part 0: starting again at part 0 is now out of order too.
+        attempt(part(0, 3, vector.subarray(0, 12)));
+        // Completing the vector in order is accepted.
+        attempt(part(1, 3, vector.subarray(12, 24)));
+        attempt(part(2, 3, vector.subarray(24, 28)));
+      },
+    });
+    const result = await session.run();
+    // c0 completed its vector inside beforeParts; the loop's own part 0 then comes out of order.
+    expect(errors.map((e) => (e as { code: string }).code)).toEqual(['SECAGG_MESSAGE_INVALID']);
+    expect(refused.map((r) => r.split(':')[0])).toEqual([
+      'SECAGG_MESSAGE_INVALID', 'accepted', 'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID',
+      'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID', 'accepted', 'accepted',
+    ]);
+    expect(refused[0]).toMatch(/expected masked-vector part 0, got part 1/);
+    expect(refused[5]).toMatch(/add up to exactly 28 bytes/);
+    expect(result.participants).toEqual(ids);
+    const { sum } = expectedMean(ids);
     const flat = [...result.updates.weightedDeltaSum[0], ...result.updates.weightedDeltaSum[1]];
     flat.forEach((v, i) => expect(Math.abs(v - sum[i])).toBeLessThanOrEqual((4 * 8) / 2 ** 22 + 1e-7));
   });

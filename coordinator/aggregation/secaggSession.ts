@@ -45,6 +45,16 @@ export interface SecAggSessionResult {
  * Σ ratio_i, used as totalExamples), or rejects with ROUND_QUORUM_NOT_MET / SECAGG_* when the
  * protocol aborts.
  */
+/** The parts of one client's masked vector received so far. */
+interface PartialVector {
+  count: number;
+  reply: string;
+  /** Index of the part expected next. */
+  next: number;
+  filled: number;
+  bytes: Uint8Array;
+}
+
 export class SecAggSession {
   readonly vectorLength: number;
   private readonly server: SecAggPlusServer;
@@ -54,6 +64,8 @@ export class SecAggSession {
   private stage: SecAggStage | null = null;
   private wake: (() => void) | null = null;
   private stopped = false;
+  /** Masked vectors arriving in parts (SecAggReplyBody.part), by client: dropped when the stage ends. */
+  private readonly partial = new Map<string, PartialVector>();
 
   constructor(private readonly opts: SecAggSessionOptions) {
     const parameters = opts.manifest.reduce((n, t) => n + sizeOfShape(t.shape), 0);
@@ -95,6 +107,8 @@ export class SecAggSession {
         : this.opts.options.stageTimeoutMs;
       await this.waitForReplies(timeout);
       this.waiting = new Set();
+      // An incomplete multi-part masked vector is no reply: its sender is a dropout.
+      this.partial.clear();
       step = await this.server.advance();
     }
     this.stage = null;
@@ -152,13 +166,46 @@ export class SecAggSession {
     if (body.stage === 'collect-masked-vectors') {
       if (!data) throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ session: the masked vector must be the message data');
       if ('maskedVector' in r) throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ session: the masked vector belongs in the message data, not the body');
-      r.maskedVector = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    } else if (data) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ session: a ${body.stage} reply carries no binary data`);
+      const vector = body.part ? this.assemblePart(clientId, body, data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (!vector) return; // more parts to come
+      r.maskedVector = vector;
+    } else if (data || body.part) {
+      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ session: a ${body.stage} reply carries no binary data and has no parts`);
     }
     this.server.receive(r); // validates with the SecAgg+ schemas; keeps nothing on error
+    this.partial.delete(clientId);
     this.waiting.delete(clientId);
     if (this.waiting.size === 0) this.wake?.();
+  }
+
+  /**
+   * Adds one part of a multi-part masked vector; returns the whole vector with the last part, else
+   * null. Parts must come in order with the same count and reply text, and add up to exactly the
+   * vector's size; a part that breaks this is refused and leaves the parts received so far as they were.
+   */
+  private assemblePart(clientId: string, body: SecAggReplyBody, data: Uint8Array): Uint8Array | null {
+    const part = body.part!;
+    const expectedBytes = 4 * this.vectorLength;
+    const current = this.partial.get(clientId);
+    const next = current?.next ?? 0;
+    if (part.index !== next) {
+      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ session: expected masked-vector part ${next}, got part ${part.index}`);
+    }
+    if (current && (part.count !== current.count || body.reply !== current.reply)) {
+      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ session: part ${part.index} disagrees with part 0 on the part count or the reply`);
+    }
+    const filled = current?.filled ?? 0;
+    const last = part.index === part.count - 1;
+    if (data.length === 0 || filled + data.length > expectedBytes || (last && filled + data.length !== expectedBytes)) {
+      throw secaggError('SECAGG_MESSAGE_INVALID',
+        `SecAgg+ session: masked-vector parts must add up to exactly ${expectedBytes} bytes; part ${part.index} of ${part.count} brings ${filled} + ${data.length}`);
+    }
+    const bytes = current?.bytes ?? new Uint8Array(expectedBytes);
+    bytes.set(data, filled);
+    // Kept until the SecAgg+ server accepts the whole vector, so a refused last part can be resent.
+    if (last) return bytes;
+    this.partial.set(clientId, { count: part.count, reply: body.reply, next: next + 1, filled: filled + data.length, bytes });
+    return null;
   }
 
   /** The dropouts so far, as round failures (for an attempt that aborts). */
@@ -170,6 +217,7 @@ export class SecAggSession {
   markDropped(clientId: string, reason: string): void {
     if (!this.selected.has(clientId) || this.dropped.has(clientId)) return;
     this.dropped.set(clientId, reason);
+    this.partial.delete(clientId);
     if (this.waiting.delete(clientId) && this.waiting.size === 0) this.wake?.();
   }
 

@@ -61,13 +61,13 @@ function aggregatorFactory(jobId: string, spec: JobSpec, keyHolders: KeyHolderRe
   }
 }
 
-/** SecAgg+ sends the masked vector (4 bytes per parameter, plus the weight) as one message for now. */
+/** SecAgg+ sends the masked vector (4 bytes per parameter, plus the weight) in at most MAX_SECAGG_PARTS chunks. */
 function assertSecAggFits(weights: readonly NamedTensor[]): void {
   const parameters = weights.reduce((n, t) => n + t.data.length, 0);
   if (parameters > SECAGG_MAX_PARAMETERS) {
     throw new TributaryError(
       'JOB_SPEC_INVALID',
-      `secureAggregation "secagg" supports models of at most ${SECAGG_MAX_PARAMETERS} parameters (one ${MAX_CHUNK_BYTES}-byte message); this model has ${parameters}. Use "none" or a smaller model.`,
+      `secureAggregation "secagg" supports models of at most ${SECAGG_MAX_PARAMETERS} parameters; this model has ${parameters}. Use "none" or a smaller model.`,
       { details: { parameters, maxParameters: SECAGG_MAX_PARAMETERS } },
     );
   }

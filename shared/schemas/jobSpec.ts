@@ -88,8 +88,12 @@ export type StrategySpec = z.infer<typeof StrategySpecSchema>;
 export const AggregationModeSchema = z.enum(['none', 'secagg', 'paillier']);
 export type AggregationMode = z.infer<typeof AggregationModeSchema>;
 
-/** SecAgg+ masks a vector of 4-byte values that travels as one message: the model must fit one chunk. */
-export const SECAGG_MAX_PARAMETERS = 1_048_575;
+/**
+ * SecAgg+ masks a vector of 4-byte values (the parameters plus the weight), sent in parts of one chunk
+ * each (messages.ts MAX_SECAGG_PARTS × MAX_CHUNK_BYTES = 256 MiB covers it); the coordinator holds
+ * every client's masked vector until unmask, so its memory is about 4 × parameters × clients bytes.
+ */
+export const SECAGG_MAX_PARAMETERS = LIMITS.maxParameters - 1;
 /** SecAgg+ sums at most 2^32 / 2^22 - 1 clients without wrapping (quantizationRange 2^22). */
 export const SECAGG_MAX_CLIENTS = 1023;
 

@@ -187,16 +187,25 @@ export const SecAggRequestSchema = z.object({
 });
 export type SecAggRequest = z.infer<typeof SecAggRequestSchema>;
 
+/** A masked vector larger than one message travels in at most this many parts. */
+export const MAX_SECAGG_PARTS = 64;
+
 /**
  * Body of a client's `secagg:reply` (stage "secagg-reply"): the SecAgg+ reply in binary JSON. At
  * collect-masked-vectors the masked vector is not in the body but the message's binary `data`
- * (covered by the signature like the body), and `reply` omits `maskedVector`.
+ * (covered by the signature like the body), and `reply` omits `maskedVector`. A masked vector larger
+ * than MAX_CHUNK_BYTES is split into `part.count` consecutive messages of at most MAX_CHUNK_BYTES
+ * each (same `reply` in every part, sent in order, each acknowledged before the next).
  */
 export const SecAggReplyBodySchema = z
   .object({
     attempt: z.number().int().min(0),
     stage: SecAggStageSchema,
     reply: z.string().max(MAX_BODY_CHARS),
+    part: z.object({ index: z.number().int().min(0), count: z.number().int().min(1).max(MAX_SECAGG_PARTS) })
+      .strict()
+      .refine((p) => p.index < p.count, { message: 'part.index must be below part.count' })
+      .optional(),
   })
   .strict();
 export type SecAggReplyBody = z.infer<typeof SecAggReplyBodySchema>;
