@@ -2,7 +2,7 @@
  * A local chain for contract tests and benchmarks: a real anvil node, an ethers provider tuned for
  * instant mining (no response cache, 10 ms polling) and anvil's unlocked dev accounts as signers.
  */
-import { JsonRpcProvider, Network, type JsonRpcSigner } from 'ethers';
+import { HDNodeWallet, JsonRpcProvider, Network, type JsonRpcSigner } from 'ethers';
 import { startAnvil, type Anvil } from '../test/support/anvil';
 
 export interface LocalChain {
@@ -43,4 +43,12 @@ export async function startLocalChain(): Promise<LocalChain> {
       await anvil.stop();
     },
   };
+}
+
+/** anvil's default mnemonic: public, for local test chains only. */
+export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk';
+
+/** The private key of anvil dev account `index` (each starts with 10 000 ETH on a fresh anvil). */
+export function anvilDevKey(index: number): string {
+  return HDNodeWallet.fromPhrase(ANVIL_MNEMONIC, undefined, `m/44'/60'/0'/0/${index}`).privateKey;
 }

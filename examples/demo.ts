@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { startDemoChain, type DemoChain, type DemoChainResult } from './chainDemo';
 import type { ExampleTask } from './exampleTask';
 import { runFederation, type RoundSummary } from './federation';
 import { mnistTask } from './mnist/task';
@@ -27,6 +28,9 @@ const program = new Command('tributary-demo')
   .addOption(new Option('--secure-aggregation <mode>', 'none: the coordinator sees each update; secagg: only their sum (SecAgg+); paillier: encrypted updates, an in-process key holder decrypts only their sum').choices(['none', 'secagg', 'paillier']).default('secagg'))
   .option('--out <dir>', 'where results go (default runs/<timestamp>)')
   .option('--json', 'print one JSON object with the results as the last line of stdout')
+  .option('--no-chain', 'skip the escrow: no anvil, no payouts')
+  .option('--rpc-url <url>', 'use this chain instead of a local anvil (keys from TRIBUTARY_BUYER_KEY and TRIBUTARY_COORDINATOR_KEY; TRIBUTARY_ESCROW reuses an escrow)')
+  .option('--budget-wei <n>', 'the job\'s budget in wei', '1000000000000000000')
   .addHelpText('after', '\nExamples:\n  npm start\n  npm start -- --example tabular --partition dirichlet:0.5\n  npm start -- --clients 3 --rounds 5 --json')
   .action(async (opts) => {
     const task = EXAMPLES[opts.example];
@@ -37,14 +41,29 @@ const program = new Command('tributary-demo')
     if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) throw new Error(`--rounds must be an integer in [1, 1000], got ${opts.rounds}`);
     if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
     const partition = parsePartition(opts.partition);
+    if (!/^[1-9][0-9]{0,77}$/.test(String(opts.budgetWei))) throw new Error(`--budget-wei must be a positive integer, got ${opts.budgetWei}`);
     const outDir = resolve(opts.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-')));
     // Progress goes to stderr with --json so stdout stays machine-readable.
     const say = (line: string) => (opts.json ? process.stderr : process.stdout).write(line + '\n');
 
     say(`Tributary demo: ${task.title}; ${clients} clients, ${rounds} rounds, partition ${formatPartition(partition)}, seed ${seed}, secure aggregation ${opts.secureAggregation}`);
+    // The escrow (default on): the buyer funds the job on chain before the coordinator recruits for it.
+    let chain: DemoChain | null = null;
+    let paid: DemoChainResult | null = null;
+    let chainOption: Parameters<typeof runFederation>[1]['chain'];
+    if (opts.chain) {
+      chain = await startDemoChain(opts.rpcUrl);
+      const spec = await chain.fundJob(BigInt(opts.budgetWei), `tributary-demo:${task.name}:${clients}:${rounds}:${seed}`);
+      say(`chain ${chain.chainId} at ${chain.rpcUrl}: escrow ${spec.escrow}, job ${spec.jobId} funded with ${spec.budgetWei} wei`);
+      chainOption = { spec, coordinator: { rpcUrl: chain.rpcUrl, coordinatorPrivateKey: chain.coordinatorKey, chainPollMs: opts.rpcUrl ? 2000 : 100, chainRetryBaseMs: opts.rpcUrl ? 1000 : 100 } };
+    }
     say('round  participants  val accuracy  val loss  train loss  seconds');
     const result = await runFederation(task, {
       clients, rounds, partition, seed, backend: opts.backend, outDir, secureAggregation: opts.secureAggregation,
+      chain: chainOption,
+      afterJob: chain ? async (coordinator, jobId, dataDir) => {
+        paid = await chain!.settleAndClaim(coordinator, jobId, dataDir, clients);
+      } : undefined,
       onLog: (l) => say(l),
       onRound: (r: RoundSummary) =>
         say(`${String(r.round).padStart(5)}  ${`${r.participants}/${r.selected}`.padStart(12)}  ${pct(r.validationAccuracy).padStart(12)}  ${num(r.validationLoss).padStart(8)}  ${num(r.trainLoss).padStart(10)}  ${r.seconds.toFixed(1).padStart(7)}${r.failedAttempts ? `  (${r.failedAttempts} failed attempt(s) first)` : ''}`),
@@ -56,9 +75,19 @@ const program = new Command('tributary-demo')
     say(`  best validation      ${pct(Math.max(...result.accuracyByRound))}`);
     say(`  mean round time      ${(result.roundSeconds.reduce((a, b) => a + b, 0) / Math.max(1, result.roundSeconds.length)).toFixed(1)} s; ${result.wallSeconds.toFixed(1)} s in all`);
     say(`  results              ${files.join(', ')}`);
+    await chain?.stop();
+    const payouts = paid as DemoChainResult | null;
+    if (payouts) {
+      say(`  escrow               ${payouts.chain.escrow}: budget ${payouts.chain.budgetWei} wei, paid ${payouts.chain.paidWei}, refunded ${payouts.chain.refundedWei}`);
+      say(`  payouts (score: ${payouts.scoreLabel})`);
+      for (const c of payouts.contributors) say(`    ${c.id.slice(0, 16)}…  ${c.address}  score ${c.score}  ${c.payoutWei} wei`);
+      say('  transactions');
+      for (const t of payouts.transactions) say(`    ${t.hash}  ${t.what}`);
+    }
     if (opts.json) {
       const { roundDetails: _details, ...stable } = result;
-      process.stdout.write(JSON.stringify(stable) + '\n');
+      const chainFields = payouts ? { chain: payouts.chain, contributors: payouts.contributors } : {};
+      process.stdout.write(JSON.stringify({ ...stable, ...chainFields }) + '\n');
     }
     process.exit(result.status === 'completed' ? 0 : 1);
   });

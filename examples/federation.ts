@@ -7,8 +7,9 @@ import { datasetToCsv } from '../shared/data/csvWriter';
 import { evaluateModel } from '../shared/ml/evaluate';
 import { buildModel } from '../shared/ml/modelZoo';
 import { setNamedWeights } from '../shared/ml/weights';
-import { JobSpecSchema, type JobSpecInput } from '../shared/schemas/jobSpec';
-import { startCoordinator } from '../coordinator/server';
+import { JobSpecSchema, type ChainSpec, type JobSpecInput } from '../shared/schemas/jobSpec';
+import type { CoordinatorConfigInput } from '../coordinator/config';
+import { startCoordinator, type Coordinator } from '../coordinator/server';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import type { ExampleOptions, ExampleTask } from './exampleTask';
 import { formatPartition } from './partitionOption';
@@ -54,6 +55,10 @@ export interface FederationOptions extends ExampleOptions {
   backend: string;
   /** Aggregation mode of the job. @default "secagg" */
   secureAggregation?: 'none' | 'secagg' | 'paillier';
+  /** A paid job: the escrow job to put in the spec (funded before the job is created), and the coordinator's chain settings. */
+  chain?: { spec: ChainSpec; coordinator: CoordinatorConfigInput };
+  /** Runs after the job finished, before the coordinator stops (settlement and claims for paid jobs). */
+  afterJob?: (coordinator: Coordinator, jobId: string, dataDir: string) => Promise<void>;
   /** Paillier modulus size for `paillier` (the demo's in-process key holder generates the key pair). @default 2048 */
   paillierKeyBits?: number;
   outDir: string;
@@ -90,7 +95,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     rounds.push(summary);
     options.onRound?.(summary);
   };
-  const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: options.backend as never }, { onRoundCompleted });
+  const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: options.backend as never, ...options.chain?.coordinator }, { onRoundCompleted });
   store = coordinator.store;
   const children: ChildProcess[] = [];
   let keyHolder: KeyHolder | null = null;
@@ -98,7 +103,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     const mode = options.secureAggregation ?? 'secagg';
     // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
-    const spec = withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys);
+    const spec = { ...withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys), ...(options.chain ? { chain: options.chain.spec } : {}) };
     const created = await fetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -157,6 +162,10 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       child.stderr!.on('data', (chunk: Buffer) => log.write(chunk));
     }
 
+    // A paid job starts recruiting once the coordinator has seen the escrow funded.
+    for (const until = Date.now() + 120_000; (await coordinator.jobs.getJob(job.id)).status === 'pending'; await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > until) throw new Error(`the coordinator did not see the escrow funded within 120 s: ${JSON.stringify(coordinator.chain.status(await coordinator.jobs.getJob(job.id)).lastRpcError)}`);
+    }
     // If every client process dies, say so now instead of waiting out the job's quorum timeouts.
     const jobDone = coordinator.jobs.waitForJob(job.id);
     const clientsGone = Promise.all(children.map((c) => new Promise<void>((r) => (c.exitCode !== null ? r() : c.once('exit', () => r())))));
@@ -173,6 +182,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     model.dispose();
     await Promise.all(children.map((c) => waitForExit(c, 30_000)));
     log.end();
+    await options.afterJob?.(coordinator, job.id, dataDir);
 
     return {
       example: task.name,

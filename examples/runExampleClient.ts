@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { loadOrCreateIdentity } from '../client/keyFile';
+import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../client/keyFile';
+import { createPayoutBinding } from '../client/payoutBinding';
 import { TributaryClient, type RoundTrainedEvent } from '../client/tributaryClient';
 import { datasetToCsv } from '../shared/data/csvWriter';
 import { loadDatasetFile } from '../shared/data/loadDataset';
@@ -31,8 +32,11 @@ export function runExampleClient(task: ExampleTask): void {
       const file = join(opts.dataDir, `client-${opts.index}.csv`);
       writeFileSync(file, datasetToCsv(task.clientData(options, opts.index), task.input));
       const dataset = loadDatasetFile(file, task.input);
-      const identity = loadOrCreateIdentity(join(opts.dataDir, `client-${opts.index}.key`));
-      const client = new TributaryClient({ url: opts.coordinator, jobId: opts.job, identity, dataset, backend: opts.backend as BackendPreference });
+      const keyFile = join(opts.dataDir, `client-${opts.index}.key`);
+      const identity = loadOrCreateIdentity(keyFile);
+      // The payout address travels bound to the identity; paid (chain) jobs require it.
+      const payout = await createPayoutBinding(identity, loadOrCreatePayoutKey(keyFile));
+      const client = new TributaryClient({ url: opts.coordinator, jobId: opts.job, identity, dataset, backend: opts.backend as BackendPreference, payout });
       client.on('backend', (backend: string) => print('backend', { backend, examples: dataset.count }));
       client.on('roundTrained', (e: RoundTrainedEvent) => print('roundTrained', e));
       client.on('warning', (message: string) => process.stderr.write(`client ${opts.index}: ${message}\n`));

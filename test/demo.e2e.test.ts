@@ -29,6 +29,30 @@ describe('demo', () => {
     expect(html).toContain('<svg');
     expect(html.match(/<polyline/g)).toHaveLength(Number(lines));
     expect(existsSync(join(out, 'data', 'client-0.csv'))).toBe(true);
+    // The escrow on the demo's own anvil: funded, settled and fully paid out or refunded.
+    expect(result.chain.escrow).toMatch(/^0x[0-9a-fA-F]{40}$/);
+    expect(result.chain.budgetWei).toBe('1000000000000000000');
+    expect(BigInt(result.chain.paidWei) + BigInt(result.chain.refundedWei)).toBe(BigInt(result.chain.budgetWei));
+    expect(BigInt(result.chain.paidWei)).toBeGreaterThan(0n);
+    expect(result.contributors).toHaveLength(3);
+    let payoutSum = 0n;
+    for (const c of result.contributors as Array<{ id: string; address: string; score: number; payoutWei: string }>) {
+      expect(c.id).toMatch(/^[0-9a-f]{64}$/);
+      expect(c.address).toMatch(/^0x[0-9a-fA-F]{40}$/);
+      expect(c.score).toBeGreaterThan(0);
+      payoutSum += BigInt(c.payoutWei);
+    }
+    expect(payoutSum).toBe(BigInt(result.chain.paidWei));
+  });
+
+  it('skips the chain with --no-chain', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'trib-demo-'));
+    const p = spawnTs('examples/demo.ts', ['--example', 'tabular', '--clients', '2', '--rounds', '1', '--secure-aggregation', 'none', '--no-chain', '--out', out, '--json']);
+    expect(await p.exit).toBe(0);
+    const result = JSON.parse(p.lines[p.lines.length - 1]);
+    expect(result.status).toBe('completed');
+    expect(result.chain).toBeUndefined();
+    expect(result.contributors).toBeUndefined();
   });
 
   it('rejects bad flags with a message that says what was expected', async () => {

@@ -6,20 +6,16 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HDNodeWallet, JsonRpcProvider, Network, id, type JsonRpcSigner, type Wallet } from 'ethers';
+import { JsonRpcProvider, Network, id, type JsonRpcSigner, type Wallet } from 'ethers';
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../../client/keyFile';
 import { createPayoutBinding } from '../../client/payoutBinding';
 import { TributaryClient } from '../../client/tributaryClient';
 import { deployEscrow, NATIVE, type EscrowClient } from '../../contracts/escrow';
+import { anvilDevKey } from '../../contracts/testing';
 import type { Dataset } from '../../shared/data/dataset';
 
-/** anvil's default (public, test-only) mnemonic. */
-export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk';
-
 /** The private key of anvil dev account `index`. */
-export function anvilKey(index: number): string {
-  return HDNodeWallet.fromPhrase(ANVIL_MNEMONIC, undefined, `m/44'/60'/0'/0/${index}`).privateKey;
-}
+export const anvilKey = anvilDevKey;
 
 export function localProvider(url: string): JsonRpcProvider {
   return new JsonRpcProvider(url, Network.from(31337), { staticNetwork: true, cacheTimeout: -1, pollingInterval: 20 });
