@@ -5,7 +5,9 @@ import { loadDatasetFile } from '../shared/data/loadDataset';
 import { TributaryError, toTributaryError } from '../shared/errors';
 import { InputSpecSchema } from '../shared/schemas/jobSpec';
 import { JobIdSchema } from '../shared/schemas/messages';
-import { loadOrCreateIdentity } from './keyFile';
+import { claimCommand } from './claimCli';
+import { loadOrCreateIdentity, loadOrCreatePayoutKey } from './keyFile';
+import { createPayoutBinding } from './payoutBinding';
 import { deleteListingCommand, publishListingCommand, searchListingsCommand } from './listingCli';
 import { TributaryClient, type RoundTrainedEvent } from './tributaryClient';
 
@@ -48,6 +50,8 @@ export function clientCommand(): Command {
     .addCommand(publishListingCommand(DEFAULT_KEY_FILE))
     .addCommand(searchListingsCommand())
     .addCommand(deleteListingCommand(DEFAULT_KEY_FILE))
+    // Paid jobs: `tributary client claim --job ID --coordinator URL --rpc-url URL`.
+    .addCommand(claimCommand(DEFAULT_KEY_FILE))
     .action(async (opts, command: Command) => {
       for (const flag of ['coordinator', 'job', 'data'] as const) {
         if (opts[flag] === undefined) command.error(`error: required option '--${flag}' not specified`);
@@ -60,7 +64,9 @@ export function clientCommand(): Command {
       const dataset = loadDatasetFile(opts.data, input, { format: opts.format });
       const identity = loadOrCreateIdentity(opts.key);
       print('ready', { clientId: identity.clientId, examples: dataset.count }, `client ${identity.clientId.slice(0, 16)}… with ${dataset.count} examples`);
-      const client = new TributaryClient({ url: opts.coordinator, jobId, identity, dataset, backend: opts.backend });
+      // The payout address (same key file) travels bound to the identity; paid jobs require it.
+      const payout = await createPayoutBinding(identity, loadOrCreatePayoutKey(opts.key));
+      const client = new TributaryClient({ url: opts.coordinator, jobId, identity, dataset, backend: opts.backend, payout });
       client.on('backend', (name: string) => print('backend', { backend: name }, `TF.js backend: ${name}`));
       client.on('joined', () => print('joined', { jobId }, `joined ${jobId}`));
       client.on('warning', (m: string) => process.stderr.write(`warning: ${m}\n`));

@@ -11,6 +11,7 @@ export function coordinatorCommand(): Command {
     .option('--port <port>', 'TCP port, 0 for any free port (default 8080)')
     .option('--mongodb-uri <uri>', 'MongoDB connection string; omit for the embedded in-memory store')
     .option('--db-name <name>', 'database name inside the MongoDB URI (default tributary)')
+    .option('--rpc-url <url>', 'JSON-RPC URL of the chain holding job escrows (the key comes from TRIBUTARY_COORDINATOR_KEY only)')
     .addOption(new Option('--backend <name>', 'TF.js backend for evaluation').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['silent', 'error', 'info', 'debug']))
     .option('--json', 'print one JSON line {"url","port","store","backend"} on stdout once listening')
@@ -24,6 +25,7 @@ export function coordinatorCommand(): Command {
         port: opts.port,
         mongodbUri: opts.mongodbUri,
         dbName: opts.dbName,
+        rpcUrl: opts.rpcUrl,
         backend: opts.backend,
         logLevel: opts.logLevel,
       });

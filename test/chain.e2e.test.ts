@@ -21,6 +21,7 @@ import { startAnvil, type Anvil } from './support/anvil';
 import { anvilKey, deployAsBuyer, eventually, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
 import { createJob } from './support/rest';
+import { spawnTs } from './support/processes';
 import { separableDataset } from './support/syntheticCsv';
 
 jest.setTimeout(60_000);
@@ -59,12 +60,25 @@ async function startPaidCoordinator(rpcUrl: string, onRoundCompleted?: (e: Round
   }, { onRoundCompleted });
 }
 
-/** Every provider claims; returns what each received net of gas, and checks a second claim sends nothing. */
+/** `tributary client claim` in its own process, as a provider would run it. */
+async function claimWithCli(coordinator: Coordinator, jobId: string, rpcUrl: string, keyFile: string) {
+  const p = spawnTs('shared/cli.ts', ['client', 'claim', '--job', jobId, '--coordinator', coordinator.url, '--rpc-url', rpcUrl, '--key', keyFile, '--json']);
+  expect(await p.exit).toBe(0);
+  return JSON.parse(p.lines[p.lines.length - 1]) as { account: string; amountWei: string; txHash: string | null; alreadyClaimed: boolean };
+}
+
+/**
+ * Every provider claims (the first through the CLI, the others through the library); returns what
+ * each received net of gas, and checks a second claim sends nothing.
+ */
 async function claimAll(coordinator: Coordinator, jobId: string, rpcUrl: string, providers: PaidProvider[], provider: JsonRpcProvider) {
   const received: bigint[] = [];
-  for (const p of providers) {
+  for (const [i, p] of providers.entries()) {
     const before = await provider.getBalance(p.wallet.address);
-    const result = await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl, wallet: p.wallet });
+    const result = i === 0
+      ? await claimWithCli(coordinator, jobId, rpcUrl, p.keyFile)
+      : await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl, wallet: p.wallet });
+    expect(result.account).toBe(p.wallet.address);
     expect(result.alreadyClaimed).toBe(false);
     const receipt = await provider.getTransactionReceipt(result.txHash!);
     const after = await provider.getBalance(p.wallet.address);

@@ -40,6 +40,7 @@ export async function fundJob(escrow: EscrowClient, provider: JsonRpcProvider, c
 export interface PaidProvider {
   client: TributaryClient;
   wallet: Wallet;
+  keyFile: string;
 }
 
 /** In-process providers whose key files hold a payout key; each gets 1 ETH for the gas of its claim. */
@@ -52,7 +53,7 @@ export async function paidProviders(url: string, jobId: string, datasets: Datase
     const wallet = loadOrCreatePayoutKey(keyFile);
     await (await gasFrom.sendTransaction({ to: wallet.address, value: 10n ** 18n })).wait();
     const payout = await createPayoutBinding(identity, wallet);
-    out.push({ client: new TributaryClient({ url, jobId, identity, dataset, backend: 'cpu', payout, reconnectDelayMs: 50 }), wallet });
+    out.push({ client: new TributaryClient({ url, jobId, identity, dataset, backend: 'cpu', payout, reconnectDelayMs: 50 }), wallet, keyFile });
   }
   return out;
 }
