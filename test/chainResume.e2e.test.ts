@@ -1,0 +1,112 @@
+/**
+ * A paid job survives coordinator restarts (same store, same port): a job created while unfunded is
+ * picked up by the next coordinator, which activates it once the escrow holds the budget; a
+ * coordinator stopped mid-job hands over to the next one, which resumes the rounds and the chain
+ * commits from the store and the chain; every round is committed exactly once and every provider
+ * is paid exactly once.
+ */
+import type { JsonRpcProvider } from 'ethers';
+import { claimPayout } from '../client/claimPayout';
+import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import { startCoordinator, type Coordinator } from '../coordinator/server';
+import { MemoryStore } from '../coordinator/store/memoryStore';
+import type { JobSpecInput } from '../shared/schemas/jobSpec';
+import { startAnvil, type Anvil } from './support/anvil';
+import { anvilKey, deployAsBuyer, eventually, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
+import { createJob } from './support/rest';
+import { separableDataset } from './support/syntheticCsv';
+
+jest.setTimeout(60_000);
+
+const BUDGET = 3n * 10n ** 17n + 2n;
+
+describe('paid jobs across coordinator restarts', () => {
+  let anvil: Anvil | undefined;
+  let provider: JsonRpcProvider | undefined;
+  const coordinators: Coordinator[] = [];
+  let providers: PaidProvider[] = [];
+  const store = new MemoryStore();
+
+  afterAll(async () => {
+    for (const p of providers) p.client.close();
+    for (const c of coordinators) await c.close();
+    provider?.destroy();
+    await anvil?.stop();
+    await store.close();
+  });
+
+  async function start(port: number, onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>): Promise<Coordinator> {
+    const c = await startCoordinator(
+      { port, logLevel: 'error', rpcUrl: anvil!.url, coordinatorPrivateKey: anvilKey(1), chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400 },
+      { store, onRoundCompleted },
+    );
+    coordinators.push(c);
+    return c;
+  }
+
+  it('activates, resumes commits and settles once after restarts', async () => {
+    anvil = await startAnvil();
+    provider = localProvider(anvil.url);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    const rounds = 4;
+    const spec: JobSpecInput = {
+      name: 'paid-resume', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] }, input: { shape: [6], numClasses: 2 },
+      rounds, minClients: 3, batchSize: 16, learningRate: 0.1, roundDeadlineMs: 20_000, quorumTimeoutMs: 20_000,
+      secureAggregation: 'none', chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
+    };
+
+    // 1. Created while unfunded, then the coordinator stops.
+    const first = await start(0);
+    const port = first.port;
+    const jobId = await createJob(first.url, spec);
+    expect((await store.getJob(jobId))!.status).toBe('pending');
+    await first.close();
+
+    // 2. Funded while no coordinator runs; the next one finds the funding and recruits. It stops
+    //    after round 2 is committed on chain (the hook holds round 3 until then).
+    await fundJob(escrow, provider, first.chain.connection!.address, BUDGET);
+    let stopping!: () => void;
+    const held = new Promise<void>((resolve) => (stopping = resolve));
+    const second = await start(port, async (e) => {
+      if (e.round.round === 2) await held;
+    });
+    await eventually(async () => ((await store.getJob(jobId))!.status === 'running' ? true : undefined), 'the job to be activated');
+    providers = await paidProviders(second.url, jobId, [0, 1, 2].map((i) => separableDataset(50, 6, 90 + i)), buyer);
+    const runs = providers.map((p) => p.client.run());
+    await eventually(async () => ((await escrow.getJob(1n)).lastRound >= 2n ? true : undefined), 'round 2 on chain');
+    const closing = second.close();
+    stopping();
+    await closing;
+    expect((await store.getJob(jobId))!.status).toBe('running');
+
+    // 3. A third coordinator on the same port and store: the clients reconnect, the job finishes,
+    //    the missing rounds are committed and the plan settles.
+    const third = await start(port);
+    const finished = await Promise.all(runs);
+    expect(finished.map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
+    const settled = await third.chain.whenSettled(jobId);
+    expect(settled.settlement.status).toBe('settled');
+    expect(settled.commits.map((c) => [c.round, c.status])).toEqual([[1, 'committed'], [2, 'committed'], [3, 'committed'], [4, 'committed']]);
+
+    const events = await escrow.contract.queryFilter(escrow.contract.filters.RoundCommitted(1n));
+    expect(events.map((e) => Number((e as unknown as { args: { round: bigint } }).args.round)).sort()).toEqual([1, 2, 3, 4]);
+    const settledEvents = await escrow.contract.queryFilter(escrow.contract.filters.Settled(1n));
+    expect(settledEvents).toHaveLength(1);
+    // Commits made before the restart keep their transaction hashes (found in the escrow's logs).
+    expect(settled.commits.every((c) => /^0x[0-9a-f]{64}$/.test(c.txHash ?? ''))).toBe(true);
+
+    let paid = 0n;
+    for (const p of providers) {
+      const r = await claimPayout({ coordinator: third.url, jobId, rpcUrl: anvil.url, wallet: p.wallet });
+      expect(r.alreadyClaimed).toBe(false);
+      paid += BigInt(r.amountWei);
+    }
+    const plan = (await store.loadPayoutPlan(jobId))!;
+    expect(paid).toBe(BigInt(plan.totalWei));
+    expect(BigInt(plan.totalWei) + BigInt(plan.dustWei)).toBe(BUDGET);
+    await escrow.connect(buyer).refund(1n);
+    const onChain = await escrow.getJob(1n);
+    expect(onChain.claimed + onChain.refunded).toBe(BUDGET);
+    expect(onChain.held).toBe(0n);
+  });
+});
