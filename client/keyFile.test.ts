@@ -1,7 +1,8 @@
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadOrCreateIdentity } from './keyFile';
+import { Wallet } from 'ethers';
+import { loadOrCreateIdentity, loadOrCreatePayoutKey } from './keyFile';
 
 describe('key file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'trib-key-'));
@@ -23,5 +24,23 @@ describe('key file', () => {
     const good = JSON.parse(readFileSync(join(dir, 'nested', 'client.key'), 'utf8'));
     writeFileSync(path, JSON.stringify({ ...good, publicKey: '0'.repeat(64) }));
     expect(() => loadOrCreateIdentity(path)).toThrow(/does not match/);
+  });
+
+  it('creates the payout key with the identity, keeps it, and adds one to a key file written without it', () => {
+    const path = join(dir, 'payout', 'client.key');
+    const identity = loadOrCreateIdentity(path);
+    const wallet = loadOrCreatePayoutKey(path);
+    expect(loadOrCreatePayoutKey(path).address).toBe(wallet.address);
+    expect(JSON.parse(readFileSync(path, 'utf8')).ethPrivateKey).toBe(wallet.privateKey);
+
+    const old = join(dir, 'old.key');
+    const { ethPrivateKey: _dropped, ...v1 } = JSON.parse(readFileSync(path, 'utf8'));
+    writeFileSync(old, JSON.stringify(v1), { mode: 0o600 });
+    const added = loadOrCreatePayoutKey(old);
+    expect(added.address).not.toBe(wallet.address);
+    expect(added).toBeInstanceOf(Wallet);
+    expect(statSync(old).mode & 0o777).toBe(0o600);
+    expect(loadOrCreateIdentity(old).clientId).toBe(identity.clientId);
+    expect(loadOrCreatePayoutKey(old).address).toBe(added.address);
   });
 });

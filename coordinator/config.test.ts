@@ -16,4 +16,21 @@ describe('coordinator config', () => {
     expect(() => parseCoordinatorConfig({ backend: 'tpu' as never }, {})).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/backend/) }));
     expect(() => parseCoordinatorConfig({ port: 70_000 }, {})).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
+
+  it('reads the chain settings from the environment and never echoes a bad key', () => {
+    const key = `0x${'ab'.repeat(32)}`;
+    const config = parseCoordinatorConfig({}, { TRIBUTARY_RPC_URL: 'http://127.0.0.1:8545', TRIBUTARY_COORDINATOR_KEY: key, TRIBUTARY_CHAIN_POLL_MS: '250' });
+    expect(config).toMatchObject({ rpcUrl: 'http://127.0.0.1:8545', coordinatorPrivateKey: key, chainPollMs: 250, chainRetryBaseMs: 1000, chainRetryMaxMs: 30_000 });
+    const secret = `0x${'cd'.repeat(31)}`; // one byte short
+    let message = '';
+    try {
+      parseCoordinatorConfig({}, { TRIBUTARY_COORDINATOR_KEY: secret });
+    } catch (e) {
+      message = (e as Error).message;
+      expect((e as { code?: string }).code).toBe('CONFIG_INVALID');
+    }
+    expect(message).toMatch(/coordinatorPrivateKey/);
+    expect(message).not.toContain(secret.slice(2));
+  });
 });
+
