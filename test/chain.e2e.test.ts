@@ -120,6 +120,20 @@ describe('paid jobs on a real chain', () => {
     anvil = undefined;
   });
 
+  it('refuses a paid job on a coordinator without a chain, and has no chain view or payouts for an unpaid job', async () => {
+    coordinator = await startCoordinator({ port: 0, logLevel: 'error' });
+    const paid = await fetch(`${coordinator.url}/v1/jobs`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec(Wallet.createRandom().address, 1)),
+    });
+    expect(paid.status).toBe(400);
+    expect(((await paid.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'JOB_SPEC_INVALID', message: expect.stringMatching(/TRIBUTARY_RPC_URL/) });
+    expect(await coordinator.store.listJobs()).toEqual([]);
+    const { chain: _chain, ...unpaidSpec } = spec(Wallet.createRandom().address, 1);
+    const jobId = await createJob(coordinator.url, unpaidSpec);
+    expect((await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/chain`)).body.error.code).toBe('NOT_FOUND');
+    expect((await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`)).body.error.code).toBe('PAYOUT_NOT_FOUND');
+  });
+
   it('recruits only after funding, commits every round, settles, serves proofs and every provider claims', async () => {
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
