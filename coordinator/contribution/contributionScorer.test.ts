@@ -1,0 +1,49 @@
+import { JobSpecSchema } from '../../shared/schemas/jobSpec';
+import type { RoundCompletedEvent } from '../rounds/jobRunner';
+import { MemoryStore } from '../store/memoryStore';
+import type { JobRecord, RoundRecord } from '../store/store';
+import { ContributionScorer } from './contributionScorer';
+
+const spec = JobSpecSchema.parse({
+  name: 'scorer', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] }, input: { shape: [3], numClasses: 2 }, rounds: 2,
+  secureAggregation: 'none',
+});
+const at = new Date(0);
+const job: JobRecord = { id: 'job_scorer', spec, status: 'running', currentRound: 1, modelHash: '0'.repeat(64), weightManifest: [], createdAt: at, updatedAt: at };
+const record: RoundRecord = {
+  jobId: job.id, round: 1, attempt: 0, status: 'completed', selected: ['a'], participants: ['a'], failures: [], metrics: {}, startedAt: at, finishedAt: at,
+};
+const event: RoundCompletedEvent = { job, round: record, weights: [], modelHash: '0'.repeat(64), previousWeights: [] };
+
+describe('ContributionScorer', () => {
+  it('leaves rounds of a job without a validation set unscored', async () => {
+    const store = new MemoryStore();
+    await store.createJob(job);
+    await store.saveRound(record);
+    const errors: string[] = [];
+    const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+    await scorer.onRoundCompleted(event);
+    await scorer.whenIdle(job.id);
+    expect((await store.listRounds(job.id))[0]).toStrictEqual(record);
+    expect(errors).toEqual([]);
+    await scorer.close();
+  });
+
+  it('never rejects, and keeps the committed round as it was, when scoring fails', async () => {
+    const store = new MemoryStore();
+    await store.createJob(job);
+    await store.saveRound(record);
+    await store.saveValidationSet(job.id, Uint8Array.from([1, 2, 3])); // not a dataset: decoding throws
+    const errors: string[] = [];
+    const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+    await expect(scorer.onRoundCompleted(event)).resolves.toBeUndefined();
+    await scorer.whenIdle();
+    expect(errors).toEqual(['contribution scoring failed']);
+    expect((await store.listRounds(job.id))[0]).toStrictEqual(record);
+    await scorer.close();
+    // A closed scorer takes no more rounds.
+    await scorer.onRoundCompleted(event);
+    await scorer.whenIdle();
+    expect(errors).toHaveLength(1);
+  });
+});
