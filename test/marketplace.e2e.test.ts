@@ -5,9 +5,10 @@
  * nothing; the invited providers train; the buyer downloads the model (model.json + weights.bin).
  * Then the CLI: publish-listing --data, search-listings, delete-listing.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadOrCreateIdentity } from '../client/keyFile';
 import { describeDatasetFile, deleteListing, getListing, publishListing, searchListings } from '../client/listings';
 import { TributaryClient } from '../client/tributaryClient';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
@@ -211,6 +212,16 @@ describe('data marketplace end to end', () => {
     const bad = await cli(['publish-listing', '--data', carol.csv, '--name', 'x', '--price-wei', '-5', '--key', key]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/error VALIDATION_FAILED: .*pricePerRoundWei/);
+
+    // A description file instead of flags; --data then only checks the file's schema and counts the rows.
+    const file = join(dir, 'listing.json');
+    writeFileSync(file, JSON.stringify({ name: 'from file', schema: { shape: [FEATURES], numClasses: 2 }, rows: 1, tags: ['cli-test'], pricePerRoundWei: '7' }));
+    const fromFile = await cli(['publish-listing', '--file', file, '--data', alice.csv, '--key', key]);
+    expect(fromFile.code).toBe(0);
+    expect(fromFile.stdout).toMatch(/^published lst_[0-9a-f]{24} {2}from file {2}rows=100 /);
+    const both = await searchListings(coordinator.url, { tags: ['cli-test'] });
+    expect(both.map((l) => l.listing.name).sort()).toEqual(['cli listing', 'from file']);
+    await deleteListing(coordinator.url, loadOrCreateIdentity(key), both.find((l) => l.listing.name === 'from file')!.id);
 
     const deleted = await cli(['delete-listing', '--id', listing.id, '--key', key]);
     expect(deleted.code).toBe(0);
