@@ -28,6 +28,7 @@ const program = new Command('tributary-demo')
   .addOption(new Option('--secure-aggregation <mode>', 'none: the coordinator sees each update; secagg: only their sum (SecAgg+); paillier: encrypted updates, an in-process key holder decrypts only their sum').choices(['none', 'secagg', 'paillier']).default('secagg'))
   .option('--out <dir>', 'where results go (default runs/<timestamp>)')
   .option('--json', 'print one JSON object with the results as the last line of stdout')
+  .option('--free-rider <n>', 'plant N free-riders (the last N clients send the global model back unchanged) to watch them earn nothing', '0')
   .option('--no-chain', 'skip the escrow: no anvil, no payouts')
   .option('--rpc-url <url>', 'use this chain instead of a local anvil (keys from TRIBUTARY_BUYER_KEY and TRIBUTARY_COORDINATOR_KEY; TRIBUTARY_ESCROW reuses an escrow)')
   .option('--budget-wei <n>', 'the job\'s budget in wei', '1000000000000000000')
@@ -41,6 +42,8 @@ const program = new Command('tributary-demo')
     if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) throw new Error(`--rounds must be an integer in [1, 1000], got ${opts.rounds}`);
     if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
     const partition = parsePartition(opts.partition);
+    const freeRiders = Number(opts.freeRider);
+    if (!Number.isInteger(freeRiders) || freeRiders < 0 || freeRiders >= clients) throw new Error(`--free-rider must be an integer in [0, ${clients - 1}] (at least one honest client), got ${opts.freeRider}`);
     if (!/^[1-9][0-9]{0,77}$/.test(String(opts.budgetWei))) throw new Error(`--budget-wei must be a positive integer, got ${opts.budgetWei}`);
     const outDir = resolve(opts.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-')));
     // Progress goes to stderr with --json so stdout stays machine-readable.
@@ -59,7 +62,7 @@ const program = new Command('tributary-demo')
     }
     say('round  participants  val accuracy  val loss  train loss  seconds');
     const result = await runFederation(task, {
-      clients, rounds, partition, seed, backend: opts.backend, outDir, secureAggregation: opts.secureAggregation,
+      clients, rounds, partition, seed, backend: opts.backend, outDir, secureAggregation: opts.secureAggregation, freeRiders,
       chain: chainOption,
       afterJob: chain ? async (coordinator, jobId, dataDir) => {
         paid = await chain!.settleAndClaim(coordinator, jobId, dataDir, clients);
@@ -75,6 +78,10 @@ const program = new Command('tributary-demo')
     say(`  best validation      ${pct(Math.max(...result.accuracyByRound))}`);
     say(`  mean round time      ${(result.roundSeconds.reduce((a, b) => a + b, 0) / Math.max(1, result.roundSeconds.length)).toFixed(1)} s; ${result.wallSeconds.toFixed(1)} s in all`);
     say(`  results              ${files.join(', ')}`);
+    say(`  contributions        ${result.contributionMethod}`);
+    for (const c of result.contributors) {
+      say(`    client ${String(c.index).padStart(2)} ${c.id.slice(0, 16)}…  score ${c.score.toFixed(4).padStart(8)}  share ${(100 * c.share).toFixed(1).padStart(5)} %${c.freeRider ? '  (planted free-rider)' : ''}`);
+    }
     await chain?.stop();
     const payouts = paid as DemoChainResult | null;
     if (payouts) {
@@ -86,8 +93,11 @@ const program = new Command('tributary-demo')
     }
     if (opts.json) {
       const { roundDetails: _details, ...stable } = result;
-      const chainFields = payouts ? { chain: payouts.chain, contributors: payouts.contributors } : {};
-      process.stdout.write(JSON.stringify({ ...stable, ...chainFields }) + '\n');
+      // One entry per client: contribution score and share, plus the chain's address and payout when paid.
+      const paidById = new Map((payouts?.contributors ?? []).map((c) => [c.id, c]));
+      const contributors = result.contributors.map((c) => ({ ...paidById.get(c.id), ...c }));
+      const chainFields = payouts ? { chain: payouts.chain } : {};
+      process.stdout.write(JSON.stringify({ ...stable, ...chainFields, contributors }) + '\n');
     }
     process.exit(result.status === 'completed' ? 0 : 1);
   });

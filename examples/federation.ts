@@ -10,6 +10,9 @@ import { setNamedWeights } from '../shared/ml/weights';
 import { JobSpecSchema, type ChainSpec, type JobSpecInput } from '../shared/schemas/jobSpec';
 import type { CoordinatorConfigInput } from '../coordinator/config';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
+import { contributionReport } from '../coordinator/contribution/contributionReport';
+import { CONTRIBUTION_LABEL, settlementScores } from '../coordinator/contribution/settlementScores';
+import { loadOrCreateIdentity } from '../client/keyFile';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import type { ExampleOptions, ExampleTask } from './exampleTask';
 import { formatPartition } from './partitionOption';
@@ -49,6 +52,20 @@ export interface FederationResult {
   wallSeconds: number;
   clientBackends: string[];
   roundDetails: RoundSummary[];
+  /** Contribution scoring of the job (coordinator/contribution): every client's score and payout share, by client index. */
+  contributors: FederationContributor[];
+  /** How the scores were computed, e.g. "shapley (loss)"; "skipped" if the job could not be scored. */
+  contributionMethod: string;
+}
+
+/** One client's contribution score as the demo reports it. */
+export interface FederationContributor {
+  id: string;
+  index: number;
+  score: number;
+  share: number;
+  /** Present on the clients planted with --free-rider. */
+  freeRider?: true;
 }
 
 export interface FederationOptions extends ExampleOptions {
@@ -65,6 +82,8 @@ export interface FederationOptions extends ExampleOptions {
   /** Called after each committed round (live progress). */
   onRound?: (round: RoundSummary) => void;
   onLog?: (line: string) => void;
+  /** Plant this many free-riders (the last client indices send the global model back unchanged). @default 0 */
+  freeRiders?: number;
 }
 
 /**
@@ -95,7 +114,14 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     rounds.push(summary);
     options.onRound?.(summary);
   };
-  const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: options.backend as never, ...options.chain?.coordinator }, { onRoundCompleted });
+  let scored: Coordinator | null = null;
+  const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: options.backend as never, ...options.chain?.coordinator }, {
+    onRoundCompleted,
+    // Payouts follow contribution scoring (the coordinator is known by the time a job settles).
+    scoresFor: (jobId) => settlementScores(scored!.store, scored!.contributions)(jobId),
+    scoreLabel: CONTRIBUTION_LABEL,
+  });
+  scored = coordinator;
   store = coordinator.store;
   const children: ChildProcess[] = [];
   let keyHolder: KeyHolder | null = null;
@@ -140,6 +166,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
           '--coordinator', coordinator.url, '--job', job.id, '--index', String(i), '--clients', String(options.clients),
           '--partition', formatPartition(options.partition), '--seed', String(options.seed), '--data-dir', dataDir,
           '--backend', options.backend,
+          ...(i >= options.clients - (options.freeRiders ?? 0) ? ['--planted', 'free-rider'] : []),
         ],
         { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -182,6 +209,15 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     model.dispose();
     await Promise.all(children.map((c) => waitForExit(c, 30_000)));
     log.end();
+    await coordinator.contributions.whenIdle(job.id);
+    const report = await contributionReport(coordinator.store, job.id);
+    const byId = new Map(report.clients.map((c) => [c.clientId, c]));
+    const contributors: FederationContributor[] = [];
+    for (let i = 0; i < options.clients; i++) {
+      const id = loadOrCreateIdentity(join(dataDir, `client-${i}.key`)).clientId;
+      const c = byId.get(id);
+      contributors.push({ id, index: i, score: c?.score ?? 0, share: c?.share ?? 0, ...(i >= options.clients - (options.freeRiders ?? 0) ? { freeRider: true as const } : {}) });
+    }
     await options.afterJob?.(coordinator, job.id, dataDir);
 
     return {
@@ -203,6 +239,8 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       wallSeconds: (Date.now() - started) / 1000,
       clientBackends,
       roundDetails: rounds,
+      contributors,
+      contributionMethod: report.status === 'skipped' ? 'skipped' : `${report.method} (${report.metric})`,
     };
   } finally {
     keyHolder?.close();

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../client/keyFile';
 import { createPayoutBinding } from '../client/payoutBinding';
 import { TributaryClient, type RoundTrainedEvent } from '../client/tributaryClient';
+import { PLANTED_BEHAVIOURS, type PlantedBehaviour } from '../client/plantedBehaviour';
 import { datasetToCsv } from '../shared/data/csvWriter';
 import { loadDatasetFile } from '../shared/data/loadDataset';
 import { toTributaryError } from '../shared/errors';
@@ -26,6 +27,7 @@ export function runExampleClient(task: ExampleTask): void {
     .requiredOption('--seed <n>', 'partition seed', Number)
     .requiredOption('--data-dir <dir>')
     .option('--backend <name>', 'TF.js backend', 'auto')
+    .option('--planted <behaviour>', `research only: misbehave instead of training honestly (${PLANTED_BEHAVIOURS.join(' | ')})`)
     .action(async (opts) => {
       const print = (event: string, fields: object) => process.stdout.write(JSON.stringify({ event, index: opts.index, ...fields }) + '\n');
       const options = { clients: opts.clients, rounds: 0, partition: parsePartition(opts.partition), seed: opts.seed };
@@ -36,7 +38,11 @@ export function runExampleClient(task: ExampleTask): void {
       const identity = loadOrCreateIdentity(keyFile);
       // The payout address travels bound to the identity; paid (chain) jobs require it.
       const payout = await createPayoutBinding(identity, loadOrCreatePayoutKey(keyFile));
-      const client = new TributaryClient({ url: opts.coordinator, jobId: opts.job, identity, dataset, backend: opts.backend as BackendPreference, payout });
+      if (opts.planted !== undefined && !(PLANTED_BEHAVIOURS as readonly string[]).includes(opts.planted)) throw new Error(`--planted must be one of ${PLANTED_BEHAVIOURS.join(', ')}`);
+      const plantedBehaviour = opts.planted as PlantedBehaviour | undefined;
+      const client = new TributaryClient({
+        url: opts.coordinator, jobId: opts.job, identity, dataset, backend: opts.backend as BackendPreference, payout, ...(plantedBehaviour ? { plantedBehaviour } : {}),
+      });
       client.on('backend', (backend: string) => print('backend', { backend, examples: dataset.count }));
       client.on('roundTrained', (e: RoundTrainedEvent) => print('roundTrained', e));
       client.on('warning', (message: string) => process.stderr.write(`client ${opts.index}: ${message}\n`));

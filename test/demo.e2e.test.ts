@@ -39,10 +39,13 @@ describe('demo', () => {
     for (const c of result.contributors as Array<{ id: string; address: string; score: number; payoutWei: string }>) {
       expect(c.id).toMatch(/^[0-9a-f]{64}$/);
       expect(c.address).toMatch(/^0x[0-9a-fA-F]{40}$/);
-      expect(c.score).toBeGreaterThan(0);
+      // Contribution scores: a client whose data did not help scores <= 0 and is paid nothing.
+      expect(Number.isFinite(c.score)).toBe(true);
+      if (c.score <= 0) expect(c.payoutWei).toBe('0');
       payoutSum += BigInt(c.payoutWei);
     }
     expect(payoutSum).toBe(BigInt(result.chain.paidWei));
+    expect(result.contributionMethod).toBe(mode === 'none' ? 'shapley (loss)' : 'cohort-shapley-least-squares (loss)');
   });
 
   it('skips the chain with --no-chain', async () => {
@@ -52,7 +55,20 @@ describe('demo', () => {
     const result = JSON.parse(p.lines[p.lines.length - 1]);
     expect(result.status).toBe('completed');
     expect(result.chain).toBeUndefined();
-    expect(result.contributors).toBeUndefined();
+    // Scores without payouts: no addresses.
+    expect(result.contributors).toHaveLength(2);
+    expect(result.contributors.every((c: { address?: string }) => c.address === undefined)).toBe(true);
+  });
+
+  it('plants free-riders with --free-rider N: marked in the JSON, and they earn nothing', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'trib-demo-'));
+    const p = spawnTs('examples/demo.ts', ['--example', 'tabular', '--clients', '3', '--rounds', '3', '--seed', '3', '--secure-aggregation', 'none', '--no-chain', '--free-rider', '1', '--out', out, '--json']);
+    expect(await p.exit).toBe(0);
+    const result = JSON.parse(p.lines[p.lines.length - 1]);
+    const contributors = result.contributors as Array<{ index: number; score: number; share: number; freeRider?: boolean }>;
+    expect(contributors.map((c) => c.freeRider ?? false)).toEqual([false, false, true]);
+    expect(contributors[2].share).toBeLessThanOrEqual(0.02);
+    expect(contributors.reduce((s, c) => s + c.share, 0)).toBeCloseTo(1, 9);
   });
 
   it('rejects bad flags with a message that says what was expected', async () => {
