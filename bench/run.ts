@@ -2,7 +2,7 @@
  * Every Tributary benchmark in one run (so ratios between figures are meaningful), a table on stdout,
  * and bench/results.json. Run: npm run bench   (progress goes to stderr). See bench/README.md.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { aggregationBench } from './aggregation.bench';
@@ -16,6 +16,7 @@ import { round } from './harness';
 import { orchestrationBench } from './orchestration.bench';
 import { scaleBench } from './scale.bench';
 import { trainingBench } from './training.bench';
+import { contributionBench } from './contribution.bench';
 
 type Row = [figure: string, value: string, note?: string];
 
@@ -46,7 +47,31 @@ function printTable(title: string, rows: Row[]): void {
   for (const [a, b, c] of rows) process.stdout.write(`  ${a.padEnd(w0)}  ${b.padStart(w1)}${c ? `  ${c}` : ''}\n`);
 }
 
+/** Sections that `--only <name,...>` can re-run alone; their figures replace those in the existing results.json. */
+const SINGLE_SECTIONS: Record<string, { title: string; run: () => Promise<unknown> }> = {
+  contribution: { title: 'contribution scoring (planted federation, 6 clients)', run: () => contributionBench() },
+};
+
+function onlySections(): string[] | null {
+  const i = process.argv.indexOf('--only');
+  if (i < 0) return null;
+  const names = (process.argv[i + 1] ?? '').split(',').filter(Boolean);
+  const unknown = names.filter((n) => !(n in SINGLE_SECTIONS));
+  if (names.length === 0 || unknown.length > 0) throw new Error(`--only takes a comma-separated list of: ${Object.keys(SINGLE_SECTIONS).join(', ')}`);
+  return names;
+}
+
 async function main(): Promise<void> {
+  const only = onlySections();
+  if (only) {
+    const file = join(__dirname, 'results.json');
+    const results = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+    for (const name of only) results[name] = await section(SINGLE_SECTIONS[name].title, SINGLE_SECTIONS[name].run);
+    writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+    printContribution(results.contribution as ContributionResult | undefined);
+    process.stdout.write(`\nwrote ${only.join(', ')} into ${file}\n`);
+    return;
+  }
   const startedAt = new Date();
   const t0 = performance.now();
   const cpuList = cpus();
@@ -76,6 +101,7 @@ async function main(): Promise<void> {
   const secagg = await section('SecAgg+ in process (100 clients, 100k parameters)', () => secaggBench());
   const secureModes = await section('aggregation modes end to end (10 clients, 100k parameters, none/secagg/paillier)', () => secureModesBench());
   const contracts = await section('escrow gas on anvil', () => contractGasBench());
+  const contribution = await section(SINGLE_SECTIONS.contribution.title, SINGLE_SECTIONS.contribution.run);
 
   const results = {
     machine,
@@ -90,6 +116,7 @@ async function main(): Promise<void> {
     secagg,
     secureModes,
     contracts,
+    contribution,
   };
   const file = join(__dirname, 'results.json');
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
@@ -204,6 +231,8 @@ async function main(): Promise<void> {
       ['claim (native ETH)', fmt(contracts.claimEth), 'gas'],
     ]);
 
+  printContribution(contribution as ContributionResult);
+
   if (isError(scale)) printTable('Scale', [['error', scale.error]]);
   else {
     const rows: Row[] = [['open files (ulimit -n soft/hard)', `${fmt(scale.openFilesSoftLimit)}/${fmt(scale.openFilesHardLimit)}`, `ephemeral ports ${scale.ephemeralPorts ?? 'n/a'}`]];
@@ -225,6 +254,28 @@ async function main(): Promise<void> {
     printTable('Scale: idle authenticated socket.io clients, coordinator in a child process', rows);
   }
   process.stdout.write(`\nwrote ${file}\n`);
+}
+
+type ContributionResult = Awaited<ReturnType<typeof contributionBench>> | { error: string };
+
+function printContribution(contribution: ContributionResult | undefined): void {
+  if (!contribution) return;
+  if (isError(contribution)) {
+    printTable('Contribution scoring', [['error', contribution.error]]);
+    return;
+  }
+  const c = contribution.cost;
+  const rows: Row[] = [
+    ['scoring time per round', fmt(c.scoringMsPerRoundMedian, ' ms'), `median; ${fmt(c.evaluationsPerRound)} model evaluations per round (exact Shapley)`],
+    ['plain round time', fmt(c.plainRoundMsMedian, ' ms'), 'median, same job without a validation set (nothing scored)'],
+    ['scoring / plain round', fmt(c.scoringTimeVsPlainRound, ' x'), 'goal <= 1.5 x'],
+    ['round time while scoring', fmt(c.scoredRoundMsMedian, ' ms'), 'median; in-process clients share the event loop with the scorer'],
+  ];
+  for (const s of contribution.planted.summary) {
+    rows.push([`after ${s.rounds} rounds: private vs exact Spearman`, fmt(s.spearmanMedian), `estimates, median over seeds (min ${fmt(s.spearmanMin)}); paid scores ${fmt(s.spearmanPaidMedian)}`]);
+    rows.push([`after ${s.rounds} rounds: ranking + bad share <= 2 %`, `${s.privatePassRate} private`, `${s.plaintextPassRate} plaintext; worst bad share (private) ${fmt(100 * s.worstBadSharePrivate, ' %')}`]);
+  }
+  printTable(`Contribution scoring: planted federation of ${contribution.clients} clients, ${contribution.model}, ${contribution.validationExamples} validation examples`, rows);
 }
 
 main().catch((err) => {

@@ -158,12 +158,16 @@ export async function simulatePlantedFederation(options: {
 }
 
 /** Accumulated plaintext scores (Σ per-round Shapley values) and private scores (least squares on cohort values, as contributionReport.ts pays them) after `rounds`. */
-export function plantedScores(rounds: readonly SimulatedRound[]): { plaintext: Record<PlantedClient, number>; private: Record<PlantedClient, number> } {
+export function plantedScores(rounds: readonly SimulatedRound[]): {
+  plaintext: Record<PlantedClient, number>; private: Record<PlantedClient, number>; privateEstimate: Record<PlantedClient, number>;
+} {
   const plaintext = Object.fromEntries(PLANTED_CLIENTS.map((c) => [c, 0])) as Record<PlantedClient, number>;
   for (const r of rounds) for (const v of r.plaintext.values) plaintext[v.members[0] as PlantedClient] += v.value;
   const priv = Object.fromEntries(PLANTED_CLIENTS.map((c) => [c, 0])) as Record<PlantedClient, number>;
+  const privateEstimate = { ...priv };
   for (const e of membershipLeastSquares(rounds.flatMap((r) => r.cohorts.values))) {
     priv[e.clientId as PlantedClient] = (e.perRound - PRIVATE_SCORE_Z * e.standardError) * e.rounds;
+    privateEstimate[e.clientId as PlantedClient] = e.total;
   }
-  return { plaintext, private: priv };
+  return { plaintext, private: priv, privateEstimate };
 }
