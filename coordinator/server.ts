@@ -111,8 +111,9 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
     config, url, port, store, jobs, directory, backend: models.backend, io: sockets.io, contributions, chain,
     close() {
       closing ??= (async () => {
-        await jobs.stop();
+        // The chain first: a worker must not activate a job while the runners stop.
         await chain.stop();
+        await jobs.stop();
         await contributions.close();
         await sockets.close();
         httpServer.closeAllConnections();

@@ -239,7 +239,8 @@ export class ChainJobWorker {
     }
     if (onChain.status !== EscrowStatus.Open) return this.halt(`the escrow job is no longer open (status ${onChain.status}: recovered by the buyer)`);
     if (this.halted) return 'finished';
-    if (Number(onChain.lastRound) < job.currentRound) return 'idle';
+    // Rounds were committed in this step (onChain was read before): settle from a fresh read.
+    if (Number(onChain.lastRound) < job.currentRound) return 'progress';
     if (job.currentRound === 0) {
       s.status = 'none';
       s.error = 'no round was committed; the buyer recovers the budget after the deadline';
