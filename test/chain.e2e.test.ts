@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Wallet, type JsonRpcProvider } from 'ethers';
 import { claimPayout, fetchPayoutProof } from '../client/claimPayout';
 import { CoordinatorConnection } from '../client/coordinatorConnection';
+import { createPayoutBinding } from '../client/payoutBinding';
 import { JobStatus, type EscrowClient } from '../contracts/escrow';
 import type { ChainJobStatus } from '../coordinator/chain/chainJobStatus';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
@@ -134,6 +135,21 @@ describe('paid jobs on a real chain', () => {
     expect((await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`)).body.error.code).toBe('PAYOUT_NOT_FOUND');
   });
 
+  it('never recruits for an escrow job that names another coordinator, and says why', async () => {
+    anvil = await startAnvil();
+    provider = localProvider(anvil.url);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    coordinator = await startPaidCoordinator(anvil.url);
+    await fundJob(escrow, provider, buyer.address, BUDGET); // the buyer named itself as coordinator
+    const jobId = await createJob(coordinator.url, spec(escrow.address, 1));
+    const halted = await coordinator.chain.whenSettled(jobId);
+    expect(halted.lastRpcError!.message).toMatch(new RegExp(`coordinator is ${buyer.address}, not this coordinator`));
+    expect(halted.settlement.status).toBe('failed');
+    expect(halted.funded).toBe(false);
+    expect((await coordinator.store.getJob(jobId))!.status).toBe('pending');
+    expect((await escrow.getJob(1n)).lastRound).toBe(0n);
+  });
+
   it('recruits only after funding, commits every round, settles, serves proofs and every provider claims', async () => {
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
@@ -145,7 +161,8 @@ describe('paid jobs on a real chain', () => {
     // Before funding: pending, not funded, and a join is refused with JOB_NOT_FUNDED.
     expect((await getJson<{ status: string }>(`${coordinator.url}/v1/jobs/${jobId}`)).body.status).toBe('pending');
     expect(await chainStatus(coordinator, jobId)).toMatchObject({ funded: false, commits: [], settlement: { status: 'waiting' } });
-    const early = new CoordinatorConnection({ url: coordinator.url, identity: generateIdentity() });
+    const earlyIdentity = generateIdentity();
+    const early = new CoordinatorConnection({ url: coordinator.url, identity: earlyIdentity });
     early.connect();
     await eventually(async () => (early.socket.connected ? true : undefined), 'an early connection');
     expect(await codeOfAsync(() => early.join(jobId))).toBe('JOB_NOT_FUNDED');
@@ -160,6 +177,11 @@ describe('paid jobs on a real chain', () => {
     await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
     await eventually(async () => ((await coordinator!.store.getJob(jobId))!.status === 'running' ? true : undefined), 'the job to start recruiting');
     expect(await codeOfAsync(() => early.join(jobId))).toBe('PAYOUT_BINDING_INVALID');
+    // A binding whose Ethereum signature is another key's is refused over the socket and stores nothing.
+    const honest = await createPayoutBinding(earlyIdentity, Wallet.createRandom());
+    const foreign = await createPayoutBinding(earlyIdentity, Wallet.createRandom());
+    expect(await codeOfAsync(() => early.join(jobId, { ...honest, ethSignature: foreign.ethSignature }))).toBe('PAYOUT_BINDING_INVALID');
+    expect((await coordinator.store.listParticipants(jobId)).map((p) => p.clientId)).not.toContain(earlyIdentity.clientId);
     early.close();
 
     const finished = await Promise.all(runs);
@@ -194,7 +216,7 @@ describe('paid jobs on a real chain', () => {
     const stranger = await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`);
     expect(stranger.body.error.code).toBe('PAYOUT_NOT_FOUND');
     // The stored participants carry the bound addresses.
-    const participants = await coordinator.store.listParticipants(jobId);
+    const participants = (await getJson<{ participants: Array<{ payoutAddress?: string }> }>(`${coordinator.url}/v1/jobs/${jobId}/participants`)).body.participants;
     expect(participants.map((p) => p.payoutAddress).sort()).toEqual(providers.map((p) => p.wallet.address).sort());
 
     const paid = await claimAll(coordinator, jobId, anvil.url, providers, provider);

@@ -91,7 +91,12 @@ export function createRestRouter(deps: RestDeps): Router {
   r.get('/jobs/:jobId/participants', wrap(async (req, res) => {
     const job = await deps.jobs.getJob(jobParam(req));
     const participants = await deps.store.listParticipants(job.id);
-    res.json({ participants: participants.map((p) => ({ clientId: p.clientId, roundsCompleted: p.roundsCompleted, lastSeenAt: p.lastSeenAt.toISOString() })) });
+    res.json({
+      participants: participants.map((p) => ({
+        clientId: p.clientId, roundsCompleted: p.roundsCompleted, lastSeenAt: p.lastSeenAt.toISOString(),
+        ...(p.payoutAddress ? { payoutAddress: p.payoutAddress } : {}),
+      })),
+    });
   }));
 
   // The global model after a round in Tributary's codec (what clients download, hash-checked).
