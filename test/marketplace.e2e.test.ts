@@ -3,11 +3,13 @@
  * their CSV files and publish them signed; a buyer searches, creates an invite-only job; an
  * uninvited provider and a stranger are refused at job:join with JOB_ACCESS_DENIED and change
  * nothing; the invited providers train; the buyer downloads the model (model.json + weights.bin).
- * Then the CLI: publish-listing --data, search-listings, delete-listing.
+ * An open job admits exactly the providers with a matching listing; an invite-only paillier job's
+ * key holder joins without a listing. Then the CLI: publish-listing, search-listings, delete-listing.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields } from '../client/keyHolder';
 import { loadOrCreateIdentity } from '../client/keyFile';
 import { describeDatasetFile, deleteListing, getListing, publishListing, searchListings } from '../client/listings';
 import { TributaryClient } from '../client/tributaryClient';
@@ -46,6 +48,15 @@ describe('data marketplace end to end', () => {
 
   beforeAll(async () => {
     coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: 'cpu' });
+    // Providers describe their data with the client's loaders and publish signed listings.
+    for (const p of providers) {
+      const { schema, rows } = describeDatasetFile(p.csv);
+      p.listing = await publishListing({
+        url: coordinator.url,
+        identity: p.identity,
+        listing: { name: `${p.name}'s sensor readings`, schema, rows, tags: p === dave ? ['synthetic', 'other'] : ['synthetic', 'sensors'], pricePerRoundWei: '1000' },
+      });
+    }
   });
 
   afterAll(async () => {
@@ -63,16 +74,11 @@ describe('data marketplace end to end', () => {
   };
 
   it('providers publish, a buyer searches and runs an invite-only job that refuses everyone else', async () => {
-    // 1. Providers describe their data with the client's loaders and publish signed listings.
-    for (const p of providers) {
-      const { schema, rows } = describeDatasetFile(p.csv);
-      expect(schema).toEqual({ shape: [FEATURES], numClasses: 2, labelColumn: 'label', featureColumns: Array.from({ length: FEATURES }, (_, i) => `f${i}`) });
-      p.listing = await publishListing({
-        url: coordinator.url,
-        identity: p.identity,
-        listing: { name: `${p.name}'s sensor readings`, schema, rows, tags: p === dave ? ['synthetic', 'other'] : ['synthetic', 'sensors'], pricePerRoundWei: '1000' },
-      });
-      expect(p.listing.listing.provider).toBe(p.identity.clientId);
+    // 1. The providers' listings (published in beforeAll) describe their CSV files as the loaders read them.
+    for (const [i, p] of providers.entries()) {
+      expect(p.listing!.listing.schema).toEqual({ shape: [FEATURES], numClasses: 2, labelColumn: 'label', featureColumns: Array.from({ length: FEATURES }, (_, k) => `f${k}`) });
+      expect(p.listing!.listing.rows).toBe(100 + 20 * i);
+      expect(p.listing!.listing.provider).toBe(p.identity.clientId);
     }
 
     // 2. The buyer searches by tags, schema and size (the client re-verifies every signature).
@@ -170,6 +176,26 @@ describe('data marketplace end to end', () => {
     const finished = await Promise.all([dave, alice].map((p) => client(p, jobId).run()));
     expect(finished.map((f) => f.status)).toEqual(['completed', 'completed']);
     expect((await coordinator.store.listParticipants(jobId)).map((p) => p.clientId).sort()).toEqual([dave, alice].map((p) => p.identity.clientId).sort());
+  });
+
+  it('an invite-only paillier job: its key holder needs no listing; providers are still checked', async () => {
+    const keys = await generateKeyHolderKeys(1024);
+    const jobId = await createJob(coordinator.url, {
+      name: 'paillier invite', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] }, input: { shape: [FEATURES], numClasses: 2 },
+      rounds: 1, minClients: 2, batchSize: 32, roundDeadlineMs: 30_000, quorumTimeoutMs: 30_000,
+      secureAggregation: 'paillier', paillier: keyHolderSpecFields(keys),
+      access: { mode: 'invite', listings: [alice.listing!.id, bob.listing!.id] },
+    });
+    const holder = new KeyHolder({ url: coordinator.url, jobId, keys });
+    const decrypted: unknown[] = [];
+    holder.on('decrypted', (e) => decrypted.push(e));
+    const holderRun = holder.run();
+    expect(await codeOfAsync(() => client(carol, jobId).run())).toBe('JOB_ACCESS_DENIED');
+    const finished = await Promise.all([alice, bob].map((p) => client(p, jobId).run()));
+    expect(finished.map((f) => f.status)).toEqual(['completed', 'completed']);
+    expect((await holderRun).status).toBe('completed');
+    expect(decrypted).toHaveLength(1);
+    expect((await coordinator.store.listParticipants(jobId)).map((p) => p.clientId).sort()).toEqual([alice, bob].map((p) => p.identity.clientId).sort());
   });
 
   it('refuses a tampered listing and a delete by someone else over REST, and deletes at the provider\'s request', async () => {
