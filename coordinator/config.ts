@@ -35,6 +35,11 @@ export const CoordinatorConfigSchema = z.object({
   chainRetryMaxMs: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
   /** How often an unfunded job's escrow is polled, in ms. @default 2000 */
   chainPollMs: z.coerce.number().int().min(10).max(600_000).default(2000),
+  /**
+   * Longest wait for a chain transaction's receipt, in ms (reads wait at most 15 s); on timeout the
+   * worker re-reads the chain before sending anything again. @default 120000
+   */
+  chainTxTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
 });
 export type CoordinatorConfig = Readonly<z.infer<typeof CoordinatorConfigSchema>>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
@@ -55,6 +60,7 @@ export const CONFIG_ENV = {
   TRIBUTARY_CHAIN_RETRY_MS: 'chainRetryBaseMs',
   TRIBUTARY_CHAIN_RETRY_MAX_MS: 'chainRetryMaxMs',
   TRIBUTARY_CHAIN_POLL_MS: 'chainPollMs',
+  TRIBUTARY_CHAIN_TX_TIMEOUT_MS: 'chainTxTimeoutMs',
 } as const;
 
 /** Parses and freezes the configuration; bad values throw CONFIG_INVALID naming the option. */

@@ -57,7 +57,7 @@ const chainStatus = async (c: Coordinator, jobId: string) => (await getJson<Chai
 async function startPaidCoordinator(rpcUrl: string, onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>): Promise<Coordinator> {
   return startCoordinator({
     port: 0, logLevel: 'error', rpcUrl, coordinatorPrivateKey: COORDINATOR_KEY,
-    chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400,
+    chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400, chainTxTimeoutMs: 3000,
   }, { onRoundCompleted });
 }
 

@@ -9,8 +9,10 @@ export interface ChainConnectionOptions {
   privateKey: string;
   /** Receipt polling interval, in ms. */
   pollingMs: number;
-  /** Longest wait for one RPC request or transaction receipt, in ms. */
+  /** Longest wait for one RPC read, in ms. */
   requestTimeoutMs: number;
+  /** Longest wait for a transaction's receipt, in ms. */
+  txTimeoutMs: number;
 }
 
 /**
@@ -40,7 +42,7 @@ export class ChainConnection {
 
   /** Runs `op` after every earlier write has finished (or timed out), bounded by the request timeout. */
   exclusive<T>(what: string, op: () => Promise<T>): Promise<T> {
-    const run = this.writes.then(() => this.timed(what, op()));
+    const run = this.writes.then(() => withTimeout(op(), this.options.txTimeoutMs, what));
     this.writes = run.catch(() => undefined);
     return run;
   }

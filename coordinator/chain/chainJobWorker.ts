@@ -96,10 +96,16 @@ export class ChainJobWorker {
     this.wakeUp?.();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops after the current step. Waits for it at most `graceMs`: a request to a dead RPC may take
+   * until its timeout, and whatever it completes later is re-read by the next coordinator anyway.
+   */
+  async stop(graceMs = 3000): Promise<void> {
     this.stopped = true;
     this.wakeUp?.();
-    await this.done;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.done, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
   }
 
   /** Resolves when the worker has finished (settled or halted) or was stopped. */
@@ -160,6 +166,7 @@ export class ChainJobWorker {
     if (job.status === 'pending') {
       const required = spec.budgetWei ? BigInt(spec.budgetWei) : 1n;
       if (onChain.status !== EscrowStatus.Open || onChain.held < required) return 'idle';
+      if (this.stopped) return 'finished'; // never start a job while the coordinator shuts down
       await this.deps.jobs.activateJob(job.id);
       this.status.funded = true;
       this.deps.logger.info('escrow funded; job recruiting', { jobId: job.id, budgetWei: onChain.budget.toString() });

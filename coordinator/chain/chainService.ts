@@ -55,7 +55,8 @@ export class ChainService {
         rpcUrl: config.rpcUrl,
         privateKey: config.coordinatorPrivateKey,
         pollingMs: Math.min(config.chainPollMs, 1000),
-        requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
+        requestTimeoutMs: Math.min(options.requestTimeoutMs ?? 15_000, config.chainTxTimeoutMs),
+        txTimeoutMs: config.chainTxTimeoutMs,
       })
       : null;
     this.scoresFor = options.scoresFor ?? participationScores(options.store);
