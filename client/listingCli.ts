@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { TributaryError } from '../shared/errors';
 import { ListingIdSchema } from '../shared/schemas/jobAccess';
 import { InputSpecSchema } from '../shared/schemas/jobSpec';
 import type { ListingQuery, PublishedListing } from '../shared/schemas/listing';
+import { parseInput } from '../shared/schemas/parseInput';
 import { loadOrCreateIdentity } from './keyFile';
 import { deleteListing, describeDatasetFile, publishListing, searchListings } from './listings';
 
@@ -43,7 +44,8 @@ function readListingFile(path: string): z.infer<typeof ListingFileSchema> {
   }
 }
 
-function describe(l: PublishedListing): string {
+/** One line of text per listing. */
+function summary(l: PublishedListing): string {
   const s = l.listing.schema;
   return `${l.id}  ${l.listing.name}  rows=${l.listing.rows}  shape=[${s.shape}] classes=${s.numClasses}  tags=${l.listing.tags.join(',') || '-'}  price/round=${l.listing.pricePerRoundWei} wei  provider=${l.listing.provider.slice(0, 16)}…`;
 }
@@ -68,7 +70,7 @@ export function publishListingCommand(defaultKeyFile: string): Command {
     .option('--json', 'print the published listing as JSON')
     .action(async (opts) => {
       const file = opts.file ? readListingFile(opts.file) : {};
-      let schema = file.schema === undefined ? undefined : InputSpecSchema.parse(file.schema);
+      let schema = file.schema === undefined ? undefined : parseInput(InputSpecSchema, file.schema);
       let rows = file.rows;
       if (opts.data) {
         if (schema && !opts.shape && !opts.featureColumns && !opts.labelColumn && opts.numClasses === undefined) {
@@ -92,7 +94,7 @@ export function publishListingCommand(defaultKeyFile: string): Command {
         identity,
         listing: { name, description: opts.description ?? file.description, schema, rows, tags: opts.tags ?? file.tags, pricePerRoundWei: price },
       });
-      process.stdout.write(opts.json ? JSON.stringify(published) + '\n' : `published ${describe(published)}\n`);
+      process.stdout.write(opts.json ? JSON.stringify(published) + '\n' : `published ${summary(published)}\n`);
     });
 }
 
@@ -117,7 +119,7 @@ export function searchListingsCommand(): Command {
       };
       const listings = await searchListings(opts.coordinator, query);
       if (opts.json) process.stdout.write(JSON.stringify({ listings }) + '\n');
-      else process.stdout.write(listings.length === 0 ? 'no matching listings\n' : listings.map(describe).join('\n') + '\n');
+      else process.stdout.write(listings.length === 0 ? 'no matching listings\n' : listings.map(summary).join('\n') + '\n');
     });
 }
 
@@ -129,7 +131,9 @@ export function deleteListingCommand(defaultKeyFile: string): Command {
     .requiredOption('--id <listingId>', 'the listing id (lst_...)')
     .option('--key <path>', 'Ed25519 key file of the listing\'s provider', defaultKeyFile)
     .action(async (opts) => {
-      const id = ListingIdSchema.parse(opts.id);
+      const id = parseInput(ListingIdSchema, opts.id);
+      // Only an existing key can have published the listing: never create one here.
+      if (!existsSync(opts.key)) throw new TributaryError('CONFIG_INVALID', `No key file at ${opts.key}: pass the --key the listing was published with.`);
       await deleteListing(opts.coordinator, loadOrCreateIdentity(opts.key), id);
       process.stdout.write(`deleted ${id}\n`);
     });

@@ -9,6 +9,7 @@ import { SignatureVerifier } from '../shared/identity/signing';
 import type { ListingId } from '../shared/schemas/jobAccess';
 import { InputSpecSchema, LIMITS, type InputSpec } from '../shared/schemas/jobSpec';
 import { listingIdOf, PublishedListingSchema, type ListingQuery, type PublishedListing } from '../shared/schemas/listing';
+import { parseInput } from '../shared/schemas/parseInput';
 
 /*
  * The marketplace from the client side: providers publish and delete signed dataset listings,
@@ -50,7 +51,7 @@ export async function searchListings(url: string, query: ListingQuery = {}): Pro
     if (query[key] !== undefined) params.set(key, String(query[key]));
   }
   const answer = await request(url, 'GET', `/v1/listings${params.size > 0 ? `?${params}` : ''}`);
-  const listings = z.object({ listings: z.array(z.unknown()) }).parse(answer).listings;
+  const listings = parseInput(z.object({ listings: z.array(z.unknown()) }), answer).listings;
   return listings.map(checked);
 }
 
@@ -97,11 +98,11 @@ export function describeDatasetFile(path: string, options: DescribeDatasetOption
   if (!shape) {
     throw new TributaryError('CONFIG_INVALID', `Cannot tell the example shape of the JSON-lines file "${path}": pass the shape (e.g. --shape 28,28,1).`);
   }
-  const probe = InputSpecSchema.parse({ shape, featureColumns, labelColumn, numClasses: options.numClasses ?? LIMITS.maxClasses });
+  const probe = parseInput(InputSpecSchema, { shape, featureColumns, labelColumn, numClasses: options.numClasses ?? LIMITS.maxClasses });
   const dataset = loadDatasetFile(path, probe, { format });
   let largest = 0;
   for (let i = 0; i < dataset.count; i++) largest = Math.max(largest, dataset.y[i]);
-  const schema = InputSpecSchema.parse({ ...probe, numClasses: options.numClasses ?? Math.max(2, largest + 1) });
+  const schema = parseInput(InputSpecSchema, { ...probe, numClasses: options.numClasses ?? Math.max(2, largest + 1) });
   return { schema, rows: dataset.count };
 }
 
@@ -130,7 +131,7 @@ const verifier = new SignatureVerifier();
 
 /** Validates a listing from the coordinator and re-checks its id and the provider's signature. */
 function checked(raw: unknown): PublishedListing {
-  const published = PublishedListingSchema.parse(raw);
+  const published = parseInput(PublishedListingSchema, raw);
   if (listingIdOf(published.listing) !== published.id || !verifyListingSignature(verifier, published)) {
     throw new TributaryError('LISTING_SIGNATURE_INVALID', `Listing ${published.id} from the coordinator does not verify under its provider's key (or its id does not match its content).`);
   }

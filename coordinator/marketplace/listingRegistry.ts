@@ -1,5 +1,4 @@
-import type { z } from 'zod';
-import { TributaryError, toTributaryError } from '../../shared/errors';
+import { TributaryError } from '../../shared/errors';
 import { verifyListingSignature } from '../../shared/identity/listingSignature';
 import { NonceCache } from '../../shared/identity/nonceCache';
 import { SignatureVerifier } from '../../shared/identity/signing';
@@ -11,6 +10,7 @@ import {
   listingDeleteBytes,
   listingIdOf,
 } from '../../shared/schemas/listing';
+import { parseInput as parse } from '../../shared/schemas/parseInput';
 import type { ListingRecord, Store } from '../store/store';
 
 /** Options of the ListingRegistry. */
@@ -92,11 +92,4 @@ export class ListingRegistry {
       throw new TributaryError('LISTING_STALE', `The signed ${field} is ${skew} ms from the coordinator's clock; at most ${this.options.windowMs} ms is accepted. Sign it again.`);
     }
   }
-}
-
-/** Parses input from a peer; a mismatch is VALIDATION_FAILED naming the fields. */
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) throw toTributaryError(result.error);
-  return result.data;
 }

@@ -8,6 +8,7 @@ import {
   type ListingInput,
   type SignedListing,
 } from '../schemas/listing';
+import { parseInput } from '../schemas/parseInput';
 import type { Identity } from './keyPair';
 import { newNonce, type SignatureVerifier } from './signing';
 
@@ -15,12 +16,12 @@ import { newNonce, type SignatureVerifier } from './signing';
 export type ListingDescription = Omit<ListingInput, 'provider' | 'createdAt' | 'nonce'>;
 
 /**
- * Signs a listing as `identity` (tweetnacl, provider side). The listing is validated first (a
- * VALIDATION_FAILED zod error otherwise) and signed with its defaults filled in, which is the form
+ * Signs a listing as `identity` (tweetnacl, provider side). The listing is validated first
+ * (VALIDATION_FAILED naming the field otherwise) and signed with its defaults filled in, which is the form
  * the coordinator verifies.
  */
 export function signListing(identity: Identity, description: ListingDescription, now: number = Date.now()): SignedListing {
-  const listing = ListingSchema.parse({ ...description, provider: identity.clientId, createdAt: now, nonce: newNonce() });
+  const listing = parseInput(ListingSchema, { ...description, provider: identity.clientId, createdAt: now, nonce: newNonce() });
   const signature = Buffer.from(nacl.sign.detached(listingSigningBytes(listing), identity.secretKey)).toString('hex');
   return { listing, signature };
 }
