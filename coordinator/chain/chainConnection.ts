@@ -52,6 +52,11 @@ export class ChainConnection {
     return withTimeout(promise, this.options.requestTimeoutMs, what);
   }
 
+  /** `text` without the RPC URL (hosted RPC URLs often carry an API key), for logs and REST. */
+  redact(text: string): string {
+    return text.split(this.options.rpcUrl).join('<rpc-url>');
+  }
+
   close(): void {
     const ready = this.ready;
     this.ready = null;

@@ -127,8 +127,9 @@ export class ChainJobWorker {
         failures++;
         this.status.consecutiveFailures = failures;
         this.status.retries++;
-        this.status.lastRpcError = { message: errorText(err), at: new Date().toISOString() };
-        this.deps.logger.info('chain request failed; retrying', { jobId: this.job.id, message: errorText(err), retryInMs: delay });
+        const message = this.deps.chain.redact(errorText(err));
+        this.status.lastRpcError = { message, at: new Date().toISOString() };
+        this.deps.logger.info('chain request failed; retrying', { jobId: this.job.id, message, retryInMs: delay });
         await this.sleep(delay, false);
         continue;
       }
@@ -295,7 +296,7 @@ export class ChainJobWorker {
       const settled = await this.deps.chain.timed('getLogs', c.queryFilter(c.filters.Settled(this.onChainId)));
       if (settled[0]) this.status.settlement.txHash ??= settled[0].transactionHash;
     } catch (err) {
-      this.deps.logger.debug('escrow log scan failed (transaction hashes of earlier commits stay unknown)', { jobId: this.job.id, message: errorText(err) });
+      this.deps.logger.debug('escrow log scan failed (transaction hashes of earlier commits stay unknown)', { jobId: this.job.id, message: this.deps.chain.redact(errorText(err)) });
     }
   }
 
