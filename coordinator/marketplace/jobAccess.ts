@@ -46,5 +46,9 @@ export async function assertMayJoin(jobId: string, spec: JobSpec, clientId: stri
   const invited = new Set(access.listings);
   const own = await store.searchListings({ provider: clientId, limit: MAX_LISTING_RESULTS });
   if (own.some((r) => invited.has(r.id))) return;
+  // A provider with more listings than one search returns: look the invited ones up instead.
+  if (own.length === MAX_LISTING_RESULTS) {
+    for (const id of access.listings) if ((await store.getListing(id))?.listing.provider === clientId) return;
+  }
   throw new TributaryError('JOB_ACCESS_DENIED', `Job ${jobId} is invite-only and none of its invited listings belongs to this client.`);
 }

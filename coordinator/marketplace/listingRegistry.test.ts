@@ -1,7 +1,7 @@
 import { generateIdentity } from '../../shared/identity/keyPair';
 import { signListing, signListingDelete, type ListingDescription } from '../../shared/identity/listingSignature';
 import { JobSpecSchema, type JobSpec } from '../../shared/schemas/jobSpec';
-import { listingIdOf } from '../../shared/schemas/listing';
+import { ListingSchema, MAX_LISTING_RESULTS, listingIdOf } from '../../shared/schemas/listing';
 import { codeOfAsync } from '../../test/support/codeOf';
 import { MemoryStore } from '../store/memoryStore';
 import { assertInvitedListingsFit, assertMayJoin } from './jobAccess';
@@ -115,6 +115,21 @@ describe('job access', () => {
     // Withdrawing the listing withdraws the invitation.
     await registry.remove(a.id, signListingDelete(alice, a.id, now()));
     expect(await codeOfAsync(() => assertMayJoin('job_x', invite, alice.clientId, store))).toBe('JOB_ACCESS_DENIED');
+  });
+
+  it('finds an invitation among more listings than one search returns', async () => {
+    const store = new MemoryStore();
+    const provider = generateIdentity();
+    // Records straight into the store (unsigned: the store does not verify), the invited one the oldest.
+    const ids: string[] = [];
+    for (let i = 0; i <= MAX_LISTING_RESULTS; i++) {
+      const listing = ListingSchema.parse({ ...description, provider: provider.clientId, createdAt: 1, nonce: i.toString(16).padStart(32, '0') });
+      const id = listingIdOf(listing);
+      await store.saveListing({ id, listing, signature: '0'.repeat(128), publishedAt: new Date(1_000 + i) });
+      ids.push(id);
+    }
+    await expect(assertMayJoin('job_x', job({ mode: 'invite', listings: [ids[0]] }), provider.clientId, store)).resolves.toBeUndefined();
+    expect(await codeOfAsync(() => assertMayJoin('job_x', job({ mode: 'invite', listings: ['lst_000000000000000000000000'] }), provider.clientId, store))).toBe('JOB_ACCESS_DENIED');
   });
 
   it('refuses invite jobs naming unknown listings or listings whose schema does not fit', async () => {
