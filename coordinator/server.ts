@@ -72,7 +72,7 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
       await options.onRoundCompleted?.(event);
     },
     chain,
-    keepClientUpdates: true,
+    keepClientUpdates: (jobId) => contributions.wantsClientUpdates(jobId),
   });
 
   const app = express();

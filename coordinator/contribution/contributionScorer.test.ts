@@ -16,16 +16,19 @@ const record: RoundRecord = {
 const event: RoundCompletedEvent = { job, round: record, weights: [], modelHash: '0'.repeat(64), previousWeights: [] };
 
 describe('ContributionScorer', () => {
-  it('leaves rounds of a job without a validation set unscored', async () => {
+  it('leaves rounds of a job without a validation set unscored, and stops asking for per-client updates', async () => {
     const store = new MemoryStore();
     await store.createJob(job);
     await store.saveRound(record);
     const errors: string[] = [];
     const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+    expect(scorer.wantsClientUpdates(job.id)).toBe(true);
     await scorer.onRoundCompleted(event);
     await scorer.whenIdle(job.id);
     expect((await store.listRounds(job.id))[0]).toStrictEqual(record);
     expect(errors).toEqual([]);
+    // No validation set: later plaintext rounds need not keep per-client updates.
+    expect(scorer.wantsClientUpdates(job.id)).toBe(false);
     await scorer.close();
   });
 

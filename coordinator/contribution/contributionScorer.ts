@@ -28,6 +28,8 @@ export interface ContributionScorerOptions {
 export class ContributionScorer {
   private readonly metrics: ValidationMetrics;
   private readonly queues = new Map<string, { tail: Promise<void>; pending: number }>();
+  /** Jobs whose last scored round found no validation set: their plaintext rounds need not keep per-client updates. */
+  private readonly withoutValidation = new Set<string>();
   private closed = false;
 
   constructor(private readonly options: ContributionScorerOptions) {
@@ -50,6 +52,15 @@ export class ContributionScorer {
     if (backlog) await backlog;
   };
 
+  /**
+   * Whether plaintext rounds of `jobId` should keep each client's update for scoring: yes unless the
+   * job's last round turned out to have no validation set (checked again every round, so a set
+   * uploaded later is picked up; that round is then scored as one group).
+   */
+  wantsClientUpdates(jobId: string): boolean {
+    return !this.closed && !this.withoutValidation.has(jobId);
+  }
+
   /** Resolves when every round handed over so far (of `jobId`, or of all jobs) has been scored or skipped. */
   async whenIdle(jobId?: string): Promise<void> {
     const queues = jobId ? [this.queues.get(jobId)].filter((q) => q !== undefined) : [...this.queues.values()];
@@ -69,7 +80,11 @@ export class ContributionScorer {
     try {
       const options = contributionOptionsOf(job.spec);
       const metric = await this.metrics.metricFor(job, options.metric);
-      if (!metric) return; // no validation set: the report says so
+      if (!metric) {
+        this.withoutValidation.add(job.id); // the report says "skipped"
+        return;
+      }
+      this.withoutValidation.delete(job.id);
       const players: RoundPlayer[] = event.clientUpdates ?? event.cohorts ?? [];
       const contribution = players.length > 0
         ? await scoreRound({ previous: event.previousWeights, players, metric, options, seed: deriveSeed(job.spec.seed, 'contribution', round.round) })

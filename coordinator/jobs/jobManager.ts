@@ -33,12 +33,14 @@ export interface JobManagerDeps {
    * `pending` and handed to `track`, which activates them once the escrow holds the budget.
    */
   chain?: { assertUsable(spec: JobSpec): void; track(job: JobRecord): void; onJobFinished(jobId: string): void };
-  /** Plaintext (`none`) rounds keep each client's update for the round-completed hook (contribution scoring). @default false */
-  keepClientUpdates?: boolean;
+  /** Whether a plaintext (`none`) round of this job keeps each client's update for the round-completed hook (contribution scoring). @default never */
+  keepClientUpdates?: (jobId: string) => boolean;
 }
 
 /** The aggregation mode a job names. Secure modes register here. */
-function aggregatorFactory(jobId: string, spec: JobSpec, keyHolders: KeyHolderRegistry, keepClientUpdates = false): UpdateAggregatorFactory {
+function aggregatorFactory(
+  jobId: string, spec: JobSpec, keyHolders: KeyHolderRegistry, keepClientUpdates: (jobId: string) => boolean = () => false,
+): UpdateAggregatorFactory {
   switch (spec.secureAggregation) {
     case 'paillier': {
       const options = spec.paillier;
@@ -52,7 +54,8 @@ function aggregatorFactory(jobId: string, spec: JobSpec, keyHolders: KeyHolderRe
       });
     }
     case 'none':
-      return (manifest) => new PlaintextAggregator(manifest, { keepClientUpdates });
+      // Asked per round: a validation set may arrive after the job started.
+      return (manifest) => new PlaintextAggregator(manifest, { keepClientUpdates: keepClientUpdates(jobId) });
     case 'secagg':
       // SecAgg+ rounds aggregate in a SecAggSession (aggregation/secaggSession.ts), never from uploads.
       return () => {
