@@ -80,7 +80,7 @@ interface Checkpoint {
   privatePasses: boolean;
 }
 
-export async function contributionBench(costRounds = 8, reportRounds = [10, 20, 40], seeds = [1, 2, 3, 4]) {
+export async function contributionBench(costRounds = 8, reportRounds = [10, 20, 40], seeds = [1, 2, 3, 4, 5, 6, 7, 8]) {
   // Warm-up (TF.js kernels, model builds), then the measured pair.
   await runJob(2, true);
   const plain = await runJob(costRounds, false);

@@ -64,6 +64,8 @@ export interface FederationContributor {
   index: number;
   score: number;
   share: number;
+  /** Private modes: the least-squares estimate the score is the lower confidence bound of. */
+  estimate?: number;
   /** Present on the clients planted with --free-rider. */
   freeRider?: true;
 }
@@ -216,7 +218,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     for (let i = 0; i < options.clients; i++) {
       const id = loadOrCreateIdentity(join(dataDir, `client-${i}.key`)).clientId;
       const c = byId.get(id);
-      contributors.push({ id, index: i, score: c?.score ?? 0, share: c?.share ?? 0, ...(i >= options.clients - (options.freeRiders ?? 0) ? { freeRider: true as const } : {}) });
+      contributors.push({ id, index: i, score: c?.score ?? 0, share: c?.share ?? 0, ...(c?.estimate !== undefined ? { estimate: c.estimate } : {}), ...(i >= options.clients - (options.freeRiders ?? 0) ? { freeRider: true as const } : {}) });
     }
     await options.afterJob?.(coordinator, job.id, dataDir);
 
@@ -240,7 +242,11 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       clientBackends,
       roundDetails: rounds,
       contributors,
-      contributionMethod: report.status === 'skipped' ? 'skipped' : `${report.method} (${report.metric})`,
+      contributionMethod: report.status === 'skipped'
+        ? 'skipped'
+        : report.rounds.every((r) => r.values.length === 1)
+          ? `participation (${report.metric}; the coordinator saw only each round's total: use 6+ clients for SecAgg+ cohorts, or --secure-aggregation none)`
+          : `${report.method} (${report.metric})`,
     };
   } finally {
     keyHolder?.close();
@@ -260,7 +266,9 @@ function withAggregation(spec: JobSpecInput, mode: 'none' | 'secagg' | 'paillier
     if (!keys) throw new Error('paillier needs the key holder\'s keys');
     return { ...spec, secureAggregation: 'paillier', paillier: { ...keyHolderSpecFields(keys), maxExampleWeight: Math.max(1, 2 * clientExamples) } };
   }
-  return { ...spec, secureAggregation: 'secagg', secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples) } };
+  // Cohorts of 3 from 6 clients on: contribution scoring then tells clients apart without seeing an update.
+  const cohorts = (spec.minClients ?? 0) >= 6 ? { cohortSize: 3 } : {};
+  return { ...spec, secureAggregation: 'secagg', secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples), ...cohorts } };
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<void> {

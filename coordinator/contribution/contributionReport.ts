@@ -43,6 +43,44 @@ export interface ContributionReport {
  */
 export const PRIVATE_SCORE_Z = 2;
 
+/** A client's private-mode score: see privateScores. */
+export interface PrivateScore {
+  clientId: string;
+  score: number;
+  estimate: number;
+  standardError: number;
+  rounds: number;
+}
+
+/**
+ * Individual scores from cohort values alone. Each round's improvement U_r is first split equally
+ * among its participants (the participation baseline); least squares on membership then estimates each
+ * client's per-round deviation d_i from that equal split, from the cohort values minus their members'
+ * baseline (so the round-to-round swings of U_r, shared by everyone, do not count as noise). The
+ * estimate is baseline_i + d_i × rounds_i; the score paid is its lower confidence bound,
+ * baseline_i + (d_i - PRIVATE_SCORE_Z × SE(d_i)) × rounds_i.
+ */
+export function privateScores(rounds: readonly RoundContribution[]): PrivateScore[] {
+  const baseline = new Map<string, number>();
+  const centred = rounds.flatMap((r) => {
+    const players = r.values.reduce((n, v) => n + v.members.length, 0);
+    const total = r.values.reduce((s, v) => s + v.value, 0);
+    const each = players > 0 ? total / players : 0;
+    for (const v of r.values) for (const m of v.members) baseline.set(m, (baseline.get(m) ?? 0) + each);
+    return r.values.map((v) => ({ members: v.members, value: v.value - each * v.members.length }));
+  });
+  return membershipLeastSquares(centred).map((e) => {
+    const base = baseline.get(e.clientId) ?? 0;
+    return {
+      clientId: e.clientId,
+      score: base + (e.perRound - PRIVATE_SCORE_Z * e.standardError) * e.rounds,
+      estimate: base + e.total,
+      standardError: e.standardError,
+      rounds: e.rounds,
+    };
+  });
+}
+
 /** Payout shares: proportional to positive scores; scores <= 0 get nothing. */
 export function payoutShares(scores: readonly number[]): number[] {
   const positive = scores.reduce((s, x) => s + (x > 0 ? x : 0), 0);
@@ -67,11 +105,7 @@ export function buildContributionReport(job: JobRecord, rounds: readonly RoundRe
       }
     }
   } else {
-    for (const e of membershipLeastSquares(scored.flatMap((r) => r.contribution!.values))) {
-      totals.set(e.clientId, {
-        score: (e.perRound - PRIVATE_SCORE_Z * e.standardError) * e.rounds, rounds: e.rounds, estimate: e.total, standardError: e.standardError,
-      });
-    }
+    for (const e of privateScores(scored.map((r) => r.contribution!))) totals.set(e.clientId, e);
   }
   const ids = [...totals.keys()].sort();
   const shares = payoutShares(ids.map((id) => totals.get(id)!.score));

@@ -9,8 +9,7 @@ import { getNamedWeights, setNamedWeights } from '../../shared/ml/weights';
 import { ContributionOptionsSchema, type ContributionOptions, type JobSpecInput } from '../../shared/schemas/jobSpec';
 import { splitCohorts } from '../../coordinator/aggregation/secaggCohorts';
 import { fedAvgStep, type ModelMetric } from '../../coordinator/contribution/coalitionUtility';
-import { PRIVATE_SCORE_Z } from '../../coordinator/contribution/contributionReport';
-import { membershipLeastSquares } from '../../coordinator/contribution/membershipLeastSquares';
+import { privateScores } from '../../coordinator/contribution/contributionReport';
 import { scoreRound, type RoundPlayer } from '../../coordinator/contribution/roundScoring';
 import type { RoundContribution } from '../../coordinator/store/store';
 import { separableDataset } from './syntheticCsv';
@@ -165,9 +164,9 @@ export function plantedScores(rounds: readonly SimulatedRound[]): {
   for (const r of rounds) for (const v of r.plaintext.values) plaintext[v.members[0] as PlantedClient] += v.value;
   const priv = Object.fromEntries(PLANTED_CLIENTS.map((c) => [c, 0])) as Record<PlantedClient, number>;
   const privateEstimate = { ...priv };
-  for (const e of membershipLeastSquares(rounds.flatMap((r) => r.cohorts.values))) {
-    priv[e.clientId as PlantedClient] = (e.perRound - PRIVATE_SCORE_Z * e.standardError) * e.rounds;
-    privateEstimate[e.clientId as PlantedClient] = e.total;
+  for (const e of privateScores(rounds.map((r) => r.cohorts))) {
+    priv[e.clientId as PlantedClient] = e.score;
+    privateEstimate[e.clientId as PlantedClient] = e.estimate;
   }
   return { plaintext, private: priv, privateEstimate };
 }
