@@ -15,7 +15,7 @@ type TfModel = Awaited<ReturnType<typeof buildModel>>;
  * and evaluation yields between batches).
  */
 export class ValidationMetrics {
-  private readonly jobs = new Map<string, { model: TfModel; dataset: Dataset; bytes: number }>();
+  private readonly jobs = new Map<string, { model: TfModel; dataset: Dataset; bytes: Uint8Array }>();
 
   constructor(private readonly store: Store) {}
 
@@ -24,9 +24,10 @@ export class ValidationMetrics {
     const bytes = await this.store.loadValidationSet(job.id);
     if (!bytes) return null;
     let entry = this.jobs.get(job.id);
-    if (!entry || entry.bytes !== bytes.length) {
+    // A replaced validation set (PUT again) is picked up at the next round.
+    if (!entry || Buffer.compare(Buffer.from(entry.bytes), Buffer.from(bytes)) !== 0) {
       entry?.model.dispose();
-      entry = { model: await buildModel(job.spec.model, job.spec.input, job.spec.seed), dataset: decodeDataset(bytes), bytes: bytes.length };
+      entry = { model: await buildModel(job.spec.model, job.spec.input, job.spec.seed), dataset: decodeDataset(bytes), bytes };
       this.jobs.set(job.id, entry);
     }
     const { model, dataset } = entry;
