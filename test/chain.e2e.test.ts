@@ -157,6 +157,10 @@ describe('paid jobs on a real chain', () => {
     coordinator = await startPaidCoordinator(anvil.url);
     const rounds = 3;
     const jobId = await createJob(coordinator.url, spec(escrow.address, rounds));
+    // One escrow job pays one job: a second job naming it is refused.
+    const twin = await fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec(escrow.address.toLowerCase(), 1)) });
+    expect(twin.status).toBe(400);
+    expect(((await twin.json()) as { error: { message: string } }).error.message).toMatch(new RegExp(`already pays job ${jobId}`));
 
     // Before funding: pending, not funded, and a join is refused with JOB_NOT_FUNDED.
     expect((await getJson<{ status: string }>(`${coordinator.url}/v1/jobs/${jobId}`)).body.status).toBe('pending');

@@ -5,8 +5,12 @@
  * commits from the store and the chain; every round is committed exactly once and every provider
  * is paid exactly once.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { JsonRpcProvider } from 'ethers';
 import { claimPayout } from '../client/claimPayout';
+import type { ScoresFor } from '../coordinator/chain/participationScores';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { MemoryStore } from '../coordinator/store/memoryStore';
@@ -25,20 +29,21 @@ describe('paid jobs across coordinator restarts', () => {
   let provider: JsonRpcProvider | undefined;
   const coordinators: Coordinator[] = [];
   let providers: PaidProvider[] = [];
-  const store = new MemoryStore();
+  let store = new MemoryStore();
+  const stores = [store];
 
   afterAll(async () => {
     for (const p of providers) p.client.close();
     for (const c of coordinators) await c.close();
     provider?.destroy();
     await anvil?.stop();
-    await store.close();
+    for (const s of stores) await s.close();
   });
 
-  async function start(port: number, onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>): Promise<Coordinator> {
+  async function start(port: number, onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>, scoresFor?: ScoresFor): Promise<Coordinator> {
     const c = await startCoordinator(
-      { port, logLevel: 'error', rpcUrl: anvil!.url, coordinatorPrivateKey: anvilKey(1), chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400 },
-      { store, onRoundCompleted },
+      { port, logLevel: 'error', rpcUrl: anvil!.url, coordinatorPrivateKey: anvilKey(1), chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400, chainTxTimeoutMs: 3000 },
+      { store, onRoundCompleted, scoresFor, scoreLabel: scoresFor ? 'test-scores' : undefined },
     );
     coordinators.push(c);
     return c;
@@ -109,4 +114,51 @@ describe('paid jobs across coordinator restarts', () => {
     expect(onChain.claimed + onChain.refunded).toBe(BUDGET);
     expect(onChain.held).toBe(0n);
   });
+
+  it('settles the stored plan after a restart between building it and posting it, whatever the new scores say', async () => {
+    // A fresh chain that keeps its state across the restart below, and a fresh store (the chain is
+    // new, so the same escrow address and job id come back: the old store already binds them).
+    store = new MemoryStore();
+    stores.push(store);
+    await anvil?.stop();
+    provider?.destroy();
+    const stateFile = join(mkdtempSync(join(tmpdir(), 'trib-anvil-plan-')), 'state.json');
+    const stateful = await startAnvil({ args: ['--state', stateFile] });
+    anvil = stateful;
+    provider = localProvider(stateful.url);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    const spec: JobSpecInput = {
+      name: 'paid-plan', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] }, input: { shape: [6], numClasses: 2 },
+      rounds: 1, minClients: 3, batchSize: 16, learningRate: 0.1, roundDeadlineMs: 20_000, quorumTimeoutMs: 20_000,
+      secureAggregation: 'none', chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
+    };
+    // The first coordinator scores everyone equally, and the RPC dies while it builds the plan.
+    const port = stateful.port;
+    let firstScores: Array<{ clientId: string; score: number }> = [];
+    const first = await start(0, undefined, async (jobId) => {
+      firstScores = (await store.listParticipants(jobId)).map((p) => ({ clientId: p.clientId, score: 1 }));
+      await stateful.stop();
+      return firstScores;
+    });
+    const jobId = await createJob(first.url, spec);
+    await fundJob(escrow, provider!, first.chain.connection!.address, BUDGET);
+    const paidBy = await paidProviders(first.url, jobId, [0, 1, 2].map((i) => separableDataset(40, 6, 120 + i)), buyer);
+    providers.push(...paidBy);
+    await Promise.all(paidBy.map((p) => p.client.run()));
+    const plan = await eventually(async () => (await store.loadPayoutPlan(jobId)) ?? undefined, 'the stored plan');
+    expect(plan.scoreLabel).toBe('test-scores');
+    await eventually(async () => ((first.chain.status((await store.getJob(jobId))!)).consecutiveFailures > 0 ? true : undefined), 'the settle to fail');
+    await first.close();
+
+    // anvil comes back from its state, and a new coordinator whose scores differ must still settle
+    // the stored plan.
+    anvil = await startAnvil({ port, args: ['--state', stateFile] });
+    expect((await escrow.getJob(1n)).lastRound).toBe(1n);
+    const second = await start(0, undefined, async () => firstScores.map((s, i) => ({ ...s, score: i + 1 })));
+    const settled = await second.chain.whenSettled(jobId);
+    expect(settled.settlement).toMatchObject({ status: 'settled', root: plan.root, totalWei: plan.totalWei });
+    expect((await escrow.getJob(1n)).payoutRoot).toBe(plan.root);
+    expect(new Set(plan.allocations.map((a) => a.amountWei)).size).toBe(1); // the first coordinator's equal split
+  });
 });
+

@@ -72,10 +72,21 @@ export class ChainService {
     return this.connection !== null;
   }
 
-  /** Refuses a chain job this coordinator cannot serve (no RPC URL or key configured). */
-  assertUsable(spec: JobSpec): void {
-    if (spec.chain && !this.connection) {
+  /**
+   * Refuses a chain job this coordinator cannot serve (no RPC URL or key configured), or whose
+   * escrow job another job is already bound to: two jobs committing into one escrow job would mix
+   * their rounds and settle each other's budget.
+   */
+  async assertUsable(spec: JobSpec): Promise<void> {
+    const chain = spec.chain;
+    if (!chain) return;
+    if (!this.connection) {
       throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator has no chain configured (set TRIBUTARY_RPC_URL and TRIBUTARY_COORDINATOR_KEY) and cannot run jobs with a chain config.');
+    }
+    const taken = (await this.options.store.listJobs()).find((j) => j.spec.chain
+      && j.spec.chain.chainId === chain.chainId && j.spec.chain.jobId === chain.jobId && j.spec.chain.escrow.toLowerCase() === chain.escrow.toLowerCase());
+    if (taken) {
+      throw new TributaryError('JOB_SPEC_INVALID', `chain: escrow job ${chain.jobId} of ${chain.escrow} (chain ${chain.chainId}) already pays job ${taken.id}; create a new escrow job.`);
     }
   }
 

@@ -32,7 +32,7 @@ export interface JobManagerDeps {
    * Escrow integration (coordinator/chain/ChainService): jobs with a `chain` config are created
    * `pending` and handed to `track`, which activates them once the escrow holds the budget.
    */
-  chain?: { assertUsable(spec: JobSpec): void; track(job: JobRecord): void; onJobFinished(jobId: string): void };
+  chain?: { assertUsable(spec: JobSpec): Promise<void>; track(job: JobRecord): void; onJobFinished(jobId: string): void };
   /** Whether a plaintext (`none`) round of this job keeps each client's update for the round-completed hook (contribution scoring). @default never */
   keepClientUpdates?: (jobId: string) => boolean;
 }
@@ -106,7 +106,7 @@ export class JobManager {
     const spec = parsed.data;
     if (spec.chain) {
       if (!this.deps.chain) throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator runs no chain integration.');
-      this.deps.chain.assertUsable(spec);
+      await this.deps.chain.assertUsable(spec);
     }
     await assertInvitedListingsFit(spec, this.deps.store);
     const weights = await this.deps.models.initialWeights(spec);
