@@ -139,7 +139,7 @@ export class ChainJobWorker {
   }
 
   private async step(): Promise<StepOutcome> {
-    const { chain, store } = this.deps;
+    const { chain } = this.deps;
     const spec = this.job.spec.chain!;
     if (this.halted) return 'finished';
     const job = await this.deps.jobs.getJob(this.job.id);
