@@ -12,7 +12,7 @@ import { Wallet, type JsonRpcProvider } from 'ethers';
 import { claimPayout, fetchPayoutProof } from '../client/claimPayout';
 import { CoordinatorConnection } from '../client/coordinatorConnection';
 import { createPayoutBinding } from '../client/payoutBinding';
-import { JobStatus, type EscrowClient } from '../contracts/escrow';
+import { deployRewardToken, JobStatus, type EscrowClient } from '../contracts/escrow';
 import type { ChainJobStatus } from '../coordinator/chain/chainJobStatus';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
@@ -227,6 +227,31 @@ describe('paid jobs on a real chain', () => {
     expect(paid.reduce((a, b) => a + b, 0n)).toBe(BigInt(status.settlement.totalWei!));
     const final = await refundAndCheck(escrow.connect(buyer), provider, paid);
     expect(final.refunded).toBe(BUDGET - 3n * (BUDGET / 3n));
+  });
+
+  it('pays an ERC-20 budget the same way, to the token unit', async () => {
+    anvil = await startAnvil();
+    provider = localProvider(anvil.url);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    const token = await deployRewardToken(buyer);
+    await token.mint(buyer.address, BUDGET);
+    coordinator = await startPaidCoordinator(anvil.url);
+    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET, 1n, token.address);
+    const jobId = await createJob(coordinator.url, spec(escrow.address, 2));
+    providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(40, FEATURES, 150 + i)), buyer);
+    expect((await Promise.all(providers.map((p) => p.client.run()))).map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
+    expect((await coordinator.chain.whenSettled(jobId)).settlement.status).toBe('settled');
+    let paid = 0n;
+    for (const p of providers) {
+      const r = await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl: anvil.url, wallet: p.wallet });
+      expect(await token.balanceOf(p.wallet.address)).toBe(BigInt(r.amountWei));
+      paid += BigInt(r.amountWei);
+    }
+    await escrow.refund(1n);
+    expect(await token.balanceOf(escrow.address)).toBe(0n);
+    expect(await token.balanceOf(buyer.address)).toBe(BUDGET - paid);
+    const onChain = await escrow.getJob(1n);
+    expect(onChain.claimed + onChain.refunded).toBe(BUDGET);
   });
 
   it('keeps federating while the RPC is down, resumes commits after anvil restarts from its state, and pays each provider once', async () => {
