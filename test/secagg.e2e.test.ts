@@ -101,7 +101,8 @@ describe('secure aggregation (SecAgg+) end to end', () => {
 
   it('aggregates a model larger than one message (1.6M parameters) from masked vectors sent in parts', async () => {
     // 8 -> 65,536 -> 16 -> 2: 1,638,450 parameters, a 6.5 MB masked vector: two parts of at most 4 MiB.
-    const big: Partial<JobSpecInput> = { model: { kind: 'builtin', name: 'mlp', hiddenUnits: [65_536, 16] }, rounds: 1 };
+    // One batch per client: one training step is enough to move every weight.
+    const big: Partial<JobSpecInput> = { model: { kind: 'builtin', name: 'mlp', hiddenUnits: [65_536, 16] }, rounds: 1, batchSize: 64 };
     const binaryBefore = received.length;
     const plainId = await createJob(coordinator.url, spec('none', big));
     // Few examples each: the point is the size of the update, not the training.
