@@ -13,15 +13,15 @@ import { TributaryClient, type RoundTrainedEvent } from './tributaryClient';
 
 export const DEFAULT_KEY_FILE = join(homedir(), '.tributary', 'client.key');
 
-/** Fetches the job's input spec over REST, retrying while the coordinator is unreachable. */
-async function fetchInputSpec(url: string, jobId: string, attempts = 20) {
+/** Fetches the job's input spec (and whether it pays on chain) over REST, retrying while the coordinator is unreachable. */
+async function fetchJobSpec(url: string, jobId: string, attempts = 20) {
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
     try {
       const res = await fetch(new URL(`/v1/jobs/${encodeURIComponent(jobId)}`, url));
-      const body = (await res.json()) as { spec?: { input?: unknown }; error?: { code: string; message: string } };
+      const body = (await res.json()) as { spec?: { input?: unknown; chain?: unknown }; error?: { code: string; message: string } };
       if (!res.ok) throw new TributaryError(res.status === 404 ? 'JOB_NOT_FOUND' : 'INTERNAL', body.error?.message ?? `HTTP ${res.status}`);
-      return InputSpecSchema.parse(body.spec?.input);
+      return { input: InputSpecSchema.parse(body.spec?.input), paid: body.spec?.chain != null };
     } catch (err) {
       if (err instanceof TributaryError) throw err;
       lastError = err;
@@ -59,13 +59,13 @@ export function clientCommand(): Command {
       const jobId = JobIdSchema.parse(opts.job);
       const print = (event: string, fields: Record<string, unknown>, text: string) =>
         process.stdout.write(opts.json ? JSON.stringify({ event, ...fields }) + '\n' : text + '\n');
-      const input = await fetchInputSpec(opts.coordinator, jobId);
+      const { input, paid } = await fetchJobSpec(opts.coordinator, jobId);
       // Validate the whole dataset against the job's input spec before connecting.
       const dataset = loadDatasetFile(opts.data, input, { format: opts.format });
       const identity = loadOrCreateIdentity(opts.key);
       print('ready', { clientId: identity.clientId, examples: dataset.count }, `client ${identity.clientId.slice(0, 16)}… with ${dataset.count} examples`);
-      // The payout address (same key file) travels bound to the identity; paid jobs require it.
-      const payout = await createPayoutBinding(identity, loadOrCreatePayoutKey(opts.key));
+      // Paid jobs: the payout address (same key file) travels bound to the identity. Unpaid jobs never see it.
+      const payout = paid ? await createPayoutBinding(identity, loadOrCreatePayoutKey(opts.key)) : undefined;
       const client = new TributaryClient({ url: opts.coordinator, jobId, identity, dataset, backend: opts.backend, payout });
       client.on('backend', (name: string) => print('backend', { backend: name }, `TF.js backend: ${name}`));
       client.on('joined', () => print('joined', { jobId }, `joined ${jobId}`));

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wallet, type JsonRpcProvider } from 'ethers';
 import { claimPayout, fetchPayoutProof } from '../client/claimPayout';
+import { loadOrCreatePayoutKey } from '../client/keyFile';
 import { CoordinatorConnection } from '../client/coordinatorConnection';
 import { createPayoutBinding } from '../client/payoutBinding';
 import { deployRewardToken, JobStatus, type EscrowClient } from '../contracts/escrow';
@@ -23,7 +24,7 @@ import { anvilKey, deployAsBuyer, eventually, fundJob, localProvider, paidProvid
 import { codeOfAsync } from './support/codeOf';
 import { createJob } from './support/rest';
 import { spawnTs } from './support/processes';
-import { separableDataset } from './support/syntheticCsv';
+import { separableDataset, writeSeparableCsv } from './support/syntheticCsv';
 
 jest.setTimeout(60_000);
 
@@ -227,6 +228,29 @@ describe('paid jobs on a real chain', () => {
     expect(paid.reduce((a, b) => a + b, 0n)).toBe(BigInt(status.settlement.totalWei!));
     const final = await refundAndCheck(escrow.connect(buyer), provider, paid);
     expect(final.refunded).toBe(BUDGET - 3n * (BUDGET / 3n));
+  });
+
+  it('a provider running the CLI joins a paid job with its key file\'s payout address and is paid there', async () => {
+    anvil = await startAnvil();
+    provider = localProvider(anvil.url);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    coordinator = await startPaidCoordinator(anvil.url);
+    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
+    const jobId = await createJob(coordinator.url, { ...spec(escrow.address, 1), minClients: 2 });
+    const dir = mkdtempSync(join(tmpdir(), 'trib-chain-cli-'));
+    const csv = join(dir, 'data.csv');
+    writeSeparableCsv(csv, 60, FEATURES, 160);
+    const keyFile = join(dir, 'cli.key');
+    const cli = spawnTs('client/cli.ts', ['--coordinator', coordinator.url, '--job', jobId, '--data', csv, '--key', keyFile, '--backend', 'cpu', '--json']);
+    providers = await paidProviders(coordinator.url, jobId, [separableDataset(60, FEATURES, 161)], buyer);
+    await providers[0].client.run();
+    expect(await cli.exit).toBe(0);
+    const cliAddress = loadOrCreatePayoutKey(keyFile).address;
+    const participants = await coordinator.store.listParticipants(jobId);
+    expect(participants.map((p) => p.payoutAddress)).toContain(cliAddress);
+    await coordinator.chain.whenSettled(jobId);
+    const proof = await fetchPayoutProof(coordinator.url, jobId, cliAddress);
+    expect(BigInt(proof.amountWei)).toBe(BUDGET / 2n);
   });
 
   it('pays an ERC-20 budget the same way, to the token unit', async () => {
