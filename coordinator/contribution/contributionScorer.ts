@@ -46,7 +46,11 @@ export class ContributionScorer {
     queue.pending++;
     queue.tail = queue.tail.then(() => this.score(event)).finally(() => {
       queue.pending--;
-      if (event.round.round >= event.job.spec.rounds) this.metrics.release(jobId);
+      if (event.round.round < event.job.spec.rounds) return;
+      // The job's last round: free its evaluation model and bookkeeping.
+      this.metrics.release(jobId);
+      this.withoutValidation.delete(jobId);
+      if (queue.pending === 0 && this.queues.get(jobId) === queue) this.queues.delete(jobId);
     });
     // Backpressure only: wait for the older rounds, never for this one.
     if (backlog) await backlog;
