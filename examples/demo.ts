@@ -60,6 +60,9 @@ const program = new Command('tributary-demo')
       say(`chain ${chain.chainId} at ${chain.rpcUrl}: escrow ${spec.escrow}, job ${spec.jobId} funded with ${spec.budgetWei} wei`);
       chainOption = { spec, coordinator: { rpcUrl: chain.rpcUrl, coordinatorPrivateKey: chain.coordinatorKey, chainPollMs: opts.rpcUrl ? 2000 : 100, chainRetryBaseMs: opts.rpcUrl ? 1000 : 100 } };
     }
+    if (opts.secureAggregation !== 'none' && clients < 6) {
+      say(`note: with fewer than 6 clients the coordinator sees only each round's total (no SecAgg+ cohorts of 3), so contribution scores split by participation${freeRiders > 0 ? ' and free-riders are paid like everyone else' : ''}; use --clients 6 or more, or --secure-aggregation none`);
+    }
     say('round  participants  val accuracy  val loss  train loss  seconds');
     const result = await runFederation(task, {
       clients, rounds, partition, seed, backend: opts.backend, outDir, secureAggregation: opts.secureAggregation, freeRiders,
