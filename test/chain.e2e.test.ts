@@ -149,6 +149,11 @@ describe('paid jobs on a real chain', () => {
     expect(halted.funded).toBe(false);
     expect((await coordinator.store.getJob(jobId))!.status).toBe('pending');
     expect((await escrow.getJob(1n)).lastRound).toBe(0n);
+    // Nothing to claim: the CLI says so with the code and exits 2.
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'trib-chain-claim-')), 'k.key');
+    const claim = spawnTs('shared/cli.ts', ['client', 'claim', '--job', jobId, '--coordinator', coordinator.url, '--rpc-url', anvil.url, '--key', keyFile]);
+    expect(await claim.exit).toBe(2);
+    expect(claim.stderr.join('\n')).toMatch(/PAYOUT_NOT_READY/);
   });
 
   it('recruits only after funding, commits every round, settles, serves proofs and every provider claims', async () => {

@@ -1,4 +1,5 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import fc from 'fast-check';
 import { Wallet } from 'ethers';
 import { LEAF_ENCODING } from '../../contracts/payouts';
 import type { ParticipantRecord } from '../store/store';
@@ -39,4 +40,29 @@ describe('buildPayoutPlan', () => {
     const plan = buildPayoutPlan('job_x', 10n, [{ clientId: 'alice', score: 0 }], [participant('alice', a)], 'participation', at);
     expect(plan).toMatchObject({ totalWei: '0', dustWei: '10', allocations: [] });
   });
+
+  it('never pays more than the pool, loses nothing (paid + dust == pool), and pays only bound addresses', () => {
+    const wallets = Array.from({ length: 4 }, () => Wallet.createRandom().address);
+    fc.assert(fc.property(
+      fc.bigInt({ min: 0n, max: 10n ** 24n }),
+      fc.array(fc.record({ client: fc.integer({ min: 0, max: 7 }), score: fc.double({ min: 0, max: 1e6, noNaN: true }) }), { maxLength: 12 }),
+      fc.array(fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }), { minLength: 8, maxLength: 8 }),
+      (pool, scored, bindings) => {
+        const participants = bindings.map((w, i) => participant(`c${i}`, w === undefined ? undefined : wallets[w]));
+        // One score per client (the scorer's contract); later entries for a client are dropped.
+        const seen = new Set<number>();
+        const scores = scored.filter((s) => !seen.has(s.client) && seen.add(s.client)).map((s) => ({ clientId: `c${s.client}`, score: s.score }));
+        const plan = buildPayoutPlan('job_x', pool, scores, participants, 'participation', at);
+        const paid = plan.allocations.reduce((sum, a) => sum + BigInt(a.amountWei), 0n);
+        expect(paid).toBe(BigInt(plan.totalWei));
+        expect(paid + BigInt(plan.dustWei)).toBe(pool);
+        expect(paid <= pool).toBe(true);
+        for (const a of plan.allocations) {
+          expect(BigInt(a.amountWei) > 0n).toBe(true);
+          expect(a.clientIds.every((id) => participants.find((p) => p.clientId === id)?.payoutAddress === a.account)).toBe(true);
+        }
+      },
+    ), { numRuns: 200 });
+  });
 });
+
