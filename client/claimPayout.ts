@@ -1,6 +1,6 @@
 import { getAddress, JsonRpcProvider, Network, type Wallet } from 'ethers';
 import { z } from 'zod';
-import { EscrowClient } from '../contracts/escrow';
+import { EscrowClient, EscrowRevertError } from '../contracts/escrow';
 import { readChainId } from '../contracts/rpc';
 import { TributaryError } from '../shared/errors';
 
@@ -74,8 +74,18 @@ export async function claimPayout(options: ClaimOptions): Promise<ClaimResult> {
     if (await escrow.hasClaimed(jobId, account)) {
       return { account, amountWei: proof.amountWei, txHash: null, alreadyClaimed: true, proof };
     }
-    const receipt = await escrow.claim(jobId, { account, amount, proof: proof.proof });
-    return { account, amountWei: proof.amountWei, txHash: receipt.hash, alreadyClaimed: false, proof };
+    // A challenge window keeps claims closed for a while after settlement: say until when.
+    const [onChain, block] = await Promise.all([escrow.getJob(jobId), provider.getBlock('latest')]);
+    if (block && BigInt(block.timestamp) < onChain.claimsOpenAt) {
+      throw new TributaryError('PAYOUT_NOT_READY', `Claims for this job open at ${new Date(Number(onChain.claimsOpenAt) * 1000).toISOString()} (challenge window).`);
+    }
+    try {
+      const receipt = await escrow.claim(jobId, { account, amount, proof: proof.proof });
+      return { account, amountWei: proof.amountWei, txHash: receipt.hash, alreadyClaimed: false, proof };
+    } catch (err) {
+      if (err instanceof EscrowRevertError) throw new TributaryError('CHAIN_UNAVAILABLE', `The escrow refused the claim: ${err.message}`, { cause: err });
+      throw err;
+    }
   } finally {
     provider.destroy();
   }

@@ -13,7 +13,7 @@ import { claimPayout, fetchPayoutProof } from '../client/claimPayout';
 import { loadOrCreatePayoutKey } from '../client/keyFile';
 import { CoordinatorConnection } from '../client/coordinatorConnection';
 import { createPayoutBinding } from '../client/payoutBinding';
-import { deployRewardToken, JobStatus, type EscrowClient } from '../contracts/escrow';
+import { deployRewardToken, JobStatus, NATIVE, type EscrowClient } from '../contracts/escrow';
 import type { ChainJobStatus } from '../coordinator/chain/chainJobStatus';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
@@ -235,12 +235,12 @@ describe('paid jobs on a real chain', () => {
     expect(final.refunded).toBe(BUDGET - 3n * (BUDGET / 3n));
   });
 
-  it('a provider running the CLI joins a paid job with its key file\'s payout address and is paid there', async () => {
+  it('a provider running the CLI joins a paid job with its key file\'s payout address and is paid there, after the challenge window', async () => {
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
     coordinator = await startPaidCoordinator(anvil.url);
-    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
+    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET, 1n, NATIVE, 600);
     const jobId = await createJob(coordinator.url, { ...spec(escrow.address, 1), minClients: 2 });
     const dir = mkdtempSync(join(tmpdir(), 'trib-chain-cli-'));
     const csv = join(dir, 'data.csv');
@@ -256,6 +256,14 @@ describe('paid jobs on a real chain', () => {
     await coordinator.chain.whenSettled(jobId);
     const proof = await fetchPayoutProof(coordinator.url, jobId, cliAddress);
     expect(BigInt(proof.amountWei)).toBe(BUDGET / 2n);
+    // Claims wait for the challenge window; then they go through.
+    const early = await codeOfAsync(() => claimPayout({ coordinator: coordinator!.url, jobId, rpcUrl: anvil!.url, wallet: providers[0].wallet }));
+    expect(early).toBe('PAYOUT_NOT_READY');
+    expect(await escrow.hasClaimed(1n, providers[0].wallet.address)).toBe(false);
+    await provider.send('evm_increaseTime', [601]);
+    await provider.send('evm_mine', []);
+    const claimed = await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl: anvil.url, wallet: providers[0].wallet });
+    expect(claimed.amountWei).toBe((BUDGET / 2n).toString());
   });
 
   it('pays an ERC-20 budget the same way, to the token unit', async () => {

@@ -27,11 +27,13 @@ export async function deployAsBuyer(provider: JsonRpcProvider): Promise<{ buyer:
   return { buyer, escrow: await deployEscrow(buyer) };
 }
 
-/** The buyer funds escrow job `expectedId` (native ETH unless `token`, no challenge window) for `coordinator`. */
-export async function fundJob(escrow: EscrowClient, provider: JsonRpcProvider, coordinator: string, budget: bigint, expectedId = 1n, token = NATIVE): Promise<bigint> {
+/** The buyer funds escrow job `expectedId` (native ETH unless `token`, no challenge window unless given) for `coordinator`. */
+export async function fundJob(
+  escrow: EscrowClient, provider: JsonRpcProvider, coordinator: string, budget: bigint, expectedId = 1n, token = NATIVE, challengeWindow = 0,
+): Promise<bigint> {
   const block = await provider.getBlock('latest');
   const { jobId } = await escrow.createJob({
-    specHash: id('tributary-e2e-spec'), token, budget, coordinator, deadline: BigInt(block!.timestamp) + 3600n, challengeWindow: 0,
+    specHash: id('tributary-e2e-spec'), token, budget, coordinator, deadline: BigInt(block!.timestamp) + 3600n, challengeWindow,
   });
   if (jobId !== expectedId) throw new Error(`expected escrow job ${expectedId}, got ${jobId}`);
   return jobId;
