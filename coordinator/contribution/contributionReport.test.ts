@@ -1,6 +1,6 @@
 import { JobSpecSchema } from '../../shared/schemas/jobSpec';
 import type { JobRecord, RoundRecord } from '../store/store';
-import { buildContributionReport, payoutShares } from './contributionReport';
+import { buildContributionReport, payoutShares, privateScores } from './contributionReport';
 
 function job(mode: 'none' | 'secagg'): JobRecord {
   const spec = JobSpecSchema.parse({
@@ -65,6 +65,25 @@ describe('buildContributionReport', () => {
     expect(score.get('d')!.score).toBeCloseTo(-0.6, 4);
     expect(score.get('d')!.share).toBe(0);
     expect(score.get('a')!.share).toBeCloseTo(2 / 3, 4);
+  });
+
+  it('private: pays the estimate minus lowerBoundSigmas standard errors; 0 sigmas pays the estimate', () => {
+    const ids = ['a', 'b', 'c', 'd'];
+    const pairs = [[['a', 'b'], ['c', 'd']], [['a', 'c'], ['b', 'd']], [['a', 'd'], ['b', 'c']]];
+    // Noisy cohort values: a is worth 0.3, the others 0.1, plus a deterministic wobble.
+    const rounds = Array.from({ length: 12 }, (_, r) => ({
+      method: 'exact' as const, metric: 'loss' as const, baseline: -1, improvement: 0.6, evaluations: 4,
+      values: pairs[r % 3].map((members, k) => ({ members, value: members.reduce((s, m) => s + (m === 'a' ? 0.3 : 0.1), 0) + (k === 0 ? 0.02 : -0.02) * Math.sin(r + 1) })),
+    }));
+    const cautious = new Map(privateScores(rounds, 2).map((e) => [e.clientId, e]));
+    const plain = new Map(privateScores(rounds, 0).map((e) => [e.clientId, e]));
+    for (const id of ids) {
+      expect(plain.get(id)!.score).toBeCloseTo(plain.get(id)!.estimate, 12);
+      expect(cautious.get(id)!.standardError).toBeGreaterThan(0);
+      expect(cautious.get(id)!.score).toBeCloseTo(cautious.get(id)!.estimate - 2 * cautious.get(id)!.standardError * 12, 12);
+    }
+    expect(plain.get('a')!.estimate).toBeCloseTo(12 * 0.3, 1);
+    expect(plain.get('b')!.estimate).toBeCloseTo(12 * 0.1, 1);
   });
 
   it('says scoring is skipped when the job has no validation set', () => {

@@ -8,8 +8,8 @@ export interface ClientContribution {
   clientId: string;
   /**
    * Plaintext: Σ of its per-round Shapley values. Private: the lower end of the estimate's confidence
-   * interval, (perRound - PRIVATE_SCORE_Z × standardError) × rounds, so only a measurably positive
-   * contribution is paid.
+   * interval (`contribution.lowerBoundSigmas` standard errors below it; see privateScores), so only a
+   * measurably positive contribution is paid.
    */
   score: number;
   /** Private only: the least-squares estimate of the client's total (perRound × rounds) and the standard error of perRound. */
@@ -37,9 +37,10 @@ export interface ContributionReport {
 }
 
 /**
- * Private mode pays on estimate - 2 standard errors (the lower end of an approximate 95 % confidence
- * interval): a client whose value cannot yet be told apart from zero earns nothing until more rounds
- * separate it. Measured on the planted federation, this is what keeps free-riders at 0 after 10-20 rounds.
+ * Private modes pay on estimate - 2 standard errors by default (the lower end of an approximate 95 %
+ * confidence interval; `contribution.lowerBoundSigmas`): a client whose value cannot yet be told apart
+ * from zero earns nothing until more rounds separate it. On the planted federation this is what keeps
+ * free-riders at 0 after 10-20 rounds.
  */
 export const PRIVATE_SCORE_Z = 2;
 
@@ -58,9 +59,9 @@ export interface PrivateScore {
  * client's per-round deviation d_i from that equal split, from the cohort values minus their members'
  * baseline (so the round-to-round swings of U_r, shared by everyone, do not count as noise). The
  * estimate is baseline_i + d_i × rounds_i; the score paid is its lower confidence bound,
- * baseline_i + (d_i - PRIVATE_SCORE_Z × SE(d_i)) × rounds_i.
+ * baseline_i + (d_i - sigmas × SE(d_i)) × rounds_i.
  */
-export function privateScores(rounds: readonly RoundContribution[]): PrivateScore[] {
+export function privateScores(rounds: readonly RoundContribution[], sigmas = PRIVATE_SCORE_Z): PrivateScore[] {
   const baseline = new Map<string, number>();
   const centred = rounds.flatMap((r) => {
     const players = r.values.reduce((n, v) => n + v.members.length, 0);
@@ -73,7 +74,7 @@ export function privateScores(rounds: readonly RoundContribution[]): PrivateScor
     const base = baseline.get(e.clientId) ?? 0;
     return {
       clientId: e.clientId,
-      score: base + (e.perRound - PRIVATE_SCORE_Z * e.standardError) * e.rounds,
+      score: base + (e.perRound - sigmas * e.standardError) * e.rounds,
       estimate: base + e.total,
       standardError: e.standardError,
       rounds: e.rounds,
@@ -105,7 +106,8 @@ export function buildContributionReport(job: JobRecord, rounds: readonly RoundRe
       }
     }
   } else {
-    for (const e of privateScores(scored.map((r) => r.contribution!))) totals.set(e.clientId, e);
+    const sigmas = contributionOptionsOf(job.spec).lowerBoundSigmas;
+    for (const e of privateScores(scored.map((r) => r.contribution!), sigmas)) totals.set(e.clientId, e);
   }
   const ids = [...totals.keys()].sort();
   const shares = payoutShares(ids.map((id) => totals.get(id)!.score));

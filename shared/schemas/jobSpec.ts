@@ -184,6 +184,11 @@ export const ContributionOptionsSchema = z
     exactUpTo: z.number().int().min(1).max(12).default(8),
     /** GTG-Shapley: at most this many model evaluations per round. @default 500 */
     maxEvaluations: z.number().int().min(2).max(100_000).default(500),
+    /**
+     * Private modes pay each client on its estimate minus this many standard errors: higher keeps
+     * free-riders at zero sooner, lower pays honest clients whose value is still uncertain. @default 2
+     */
+    lowerBoundSigmas: z.number().min(0).max(5).default(2),
   })
   .strict();
 export type ContributionOptions = z.infer<typeof ContributionOptionsSchema>;
