@@ -4,6 +4,7 @@ import express from 'express';
 import { ChainService } from './chain/chainService';
 import type { ScoresFor } from './chain/participationScores';
 import { ContributionScorer } from './contribution/contributionScorer';
+import { settlementScores } from './contribution/settlementScores';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config';
 import { TensorflowModels } from './evaluation/tensorflowModels';
 import { createRestRouter } from './http/routes';
@@ -21,10 +22,11 @@ export interface StartOptions {
   logger?: Logger;
   /** Called after each committed round (contracts and contribution scoring plug in here). */
   onRoundCompleted?: (event: RoundCompletedEvent) => void | Promise<void>;
-  /** Contributor scores for chain payouts at job end. @default participation (rounds completed per client) */
+  /**
+   * Contributor scores for chain payouts at job end. @default contribution scores where the job was
+   * scored, else participation (rounds completed per client); see contribution/settlementScores.ts
+   */
   scoresFor?: ScoresFor;
-  /** What `scoresFor` measures (shown in REST and the payout plan). @default "participation" */
-  scoreLabel?: string;
 }
 
 /** A running coordinator. */
@@ -56,7 +58,7 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
   const contributions = new ContributionScorer({ store, logger });
-  const chain = new ChainService({ config, store, logger, scoresFor: options.scoresFor, scoreLabel: options.scoreLabel });
+  const chain = new ChainService({ config, store, logger, scoresFor: options.scoresFor ?? settlementScores(store, contributions) });
   const jobs = new JobManager({
     store,
     directory,

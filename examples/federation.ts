@@ -11,7 +11,6 @@ import { JobSpecSchema, type ChainSpec, type JobSpecInput } from '../shared/sche
 import type { CoordinatorConfigInput } from '../coordinator/config';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { contributionReport } from '../coordinator/contribution/contributionReport';
-import { CONTRIBUTION_LABEL, settlementScores } from '../coordinator/contribution/settlementScores';
 import { loadOrCreateIdentity } from '../client/keyFile';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import type { ExampleOptions, ExampleTask } from './exampleTask';
@@ -116,14 +115,10 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     rounds.push(summary);
     options.onRound?.(summary);
   };
-  let scored: Coordinator | null = null;
+  // Payouts follow contribution scoring (the coordinator's default).
   const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: options.backend as never, ...options.chain?.coordinator }, {
     onRoundCompleted,
-    // Payouts follow contribution scoring (the coordinator is known by the time a job settles).
-    scoresFor: (jobId) => settlementScores(scored!.store, scored!.contributions)(jobId),
-    scoreLabel: CONTRIBUTION_LABEL,
   });
-  scored = coordinator;
   store = coordinator.store;
   const children: ChildProcess[] = [];
   let keyHolder: KeyHolder | null = null;

@@ -25,6 +25,7 @@ import { codeOfAsync } from './support/codeOf';
 import { createJob } from './support/rest';
 import { spawnTs } from './support/processes';
 import { separableDataset, writeSeparableCsv } from './support/syntheticCsv';
+import { datasetToCsv } from '../shared/data/csvWriter';
 
 jest.setTimeout(60_000);
 
@@ -289,6 +290,44 @@ describe('paid jobs on a real chain', () => {
     expect(await token.balanceOf(buyer.address)).toBe(BUDGET - paid);
     const onChain = await escrow.getJob(1n);
     expect(onChain.claimed + onChain.refunded).toBe(BUDGET);
+  });
+
+  it('settles a job with a validation set on contribution scores: a free-rider gets nothing, the others in proportion to their scores', async () => {
+    anvil = await startAnvil();
+    provider = localProvider(anvil.url);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    coordinator = await startPaidCoordinator(anvil.url);
+    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
+    const jobId = await createJob(coordinator.url, spec(escrow.address, 3));
+    const validation = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
+      method: 'PUT', headers: { 'content-type': 'text/csv' }, body: datasetToCsv(separableDataset(200, FEATURES, 7), { shape: [FEATURES], labelColumn: 'label' }),
+    });
+    expect(validation.status).toBeLessThan(300);
+    // Provider 2 returns the global model unchanged every round.
+    providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(40 + 40 * i, FEATURES, 170 + i)), buyer, [undefined, undefined, 'free-rider']);
+    expect((await Promise.all(providers.map((p) => p.client.run()))).map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
+    const settled = await coordinator.chain.whenSettled(jobId);
+    expect(settled.settlement).toMatchObject({ status: 'settled', scoreLabel: 'contribution' });
+
+    const report = (await getJson<{ clients: Array<{ clientId: string; score: number }> }>(`${coordinator.url}/v1/jobs/${jobId}/contributions`)).body;
+    const scoreOf = new Map(report.clients.map((c) => [c.clientId, c.score]));
+    const all = (await getJson<{ payouts: Array<{ account: string; amountWei: string; score: number }> }>(`${coordinator.url}/v1/jobs/${jobId}/payouts`)).body.payouts;
+    const paidTo = new Map(all.map((p) => [p.account, p]));
+    // The free-rider has no leaf at all; the honest ones are paid floor(pool * score / Σ positive scores).
+    expect(paidTo.has(providers[2].wallet.address)).toBe(false);
+    expect(scoreOf.get(providers[2].client.clientId)! <= 0).toBe(true);
+    const honest = providers.slice(0, 2).map((p) => scoreOf.get(p.client.clientId)!);
+    expect(honest.every((s) => s > 0)).toBe(true);
+    const positive = honest.reduce((a, b) => a + b, 0);
+    for (const [i, p] of providers.slice(0, 2).entries()) {
+      const payout = paidTo.get(p.wallet.address)!;
+      expect(payout.score).toBeCloseTo(honest[i], 9);
+      expect(Number(BigInt(payout.amountWei) * 1_000_000n / BUDGET) / 1_000_000).toBeCloseTo(honest[i] / positive, 5);
+    }
+    const claimed: bigint[] = [];
+    for (const p of providers.slice(0, 2)) claimed.push(BigInt((await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl: anvil.url, wallet: p.wallet })).amountWei));
+    const onChain = await escrow.getJob(1n);
+    expect(onChain.claimed).toBe(claimed[0] + claimed[1]);
   });
 
   it('keeps federating while the RPC is down, resumes commits after anvil restarts from its state, and pays each provider once', async () => {

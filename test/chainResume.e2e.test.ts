@@ -43,7 +43,7 @@ describe('paid jobs across coordinator restarts', () => {
   async function start(port: number, onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>, scoresFor?: ScoresFor): Promise<Coordinator> {
     const c = await startCoordinator(
       { port, logLevel: 'error', rpcUrl: anvil!.url, coordinatorPrivateKey: anvilKey(1), chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400, chainTxTimeoutMs: 3000 },
-      { store, onRoundCompleted, scoresFor, scoreLabel: scoresFor ? 'test-scores' : undefined },
+      { store, onRoundCompleted, scoresFor },
     );
     coordinators.push(c);
     return c;
@@ -138,7 +138,7 @@ describe('paid jobs across coordinator restarts', () => {
     const first = await start(0, undefined, async (jobId) => {
       firstScores = (await store.listParticipants(jobId)).map((p) => ({ clientId: p.clientId, score: 1 }));
       await stateful.stop();
-      return firstScores;
+      return { label: 'test-scores', scores: firstScores };
     });
     const jobId = await createJob(first.url, spec);
     await fundJob(escrow, provider!, first.chain.connection!.address, BUDGET);
@@ -154,7 +154,7 @@ describe('paid jobs across coordinator restarts', () => {
     // the stored plan.
     anvil = await startAnvil({ port, args: ['--state', stateFile] });
     expect((await escrow.getJob(1n)).lastRound).toBe(1n);
-    const second = await start(0, undefined, async () => firstScores.map((s, i) => ({ ...s, score: i + 1 })));
+    const second = await start(0, undefined, async () => ({ label: 'test-scores', scores: firstScores.map((s, i) => ({ ...s, score: i + 1 })) }));
     const settled = await second.chain.whenSettled(jobId);
     expect(settled.settlement).toMatchObject({ status: 'settled', root: plan.root, totalWei: plan.totalWei });
     expect((await escrow.getJob(1n)).payoutRoot).toBe(plan.root);

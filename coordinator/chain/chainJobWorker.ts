@@ -19,7 +19,6 @@ export interface ChainJobWorkerDeps {
   store: Store;
   jobs: JobControl;
   scoresFor: ScoresFor;
-  scoreLabel: string;
   logger: Logger;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -255,9 +254,9 @@ export class ChainJobWorker {
       return 'finished';
     }
     if (!plan) {
-      const scores = await this.deps.scoresFor(job.id);
+      const { label, scores } = await this.deps.scoresFor(job.id);
       const participants = await store.listParticipants(job.id);
-      await store.savePayoutPlan(buildPayoutPlan(job.id, onChain.held, scores, participants, this.deps.scoreLabel));
+      await store.savePayoutPlan(buildPayoutPlan(job.id, onChain.held, scores, participants, label));
       // The first stored plan wins (a concurrent or earlier writer's plan is the one to settle).
       plan = (await store.loadPayoutPlan(job.id))!;
     }

@@ -8,7 +8,7 @@ import type { JobRecord, PayoutPlanRecord, Store } from '../store/store';
 import { ChainConnection } from './chainConnection';
 import type { ChainJobStatus } from './chainJobStatus';
 import { ChainJobWorker, type JobControl } from './chainJobWorker';
-import { PARTICIPATION_LABEL, participationScores, type ScoresFor } from './participationScores';
+import { participationScores, type ScoresFor } from './participationScores';
 
 export interface ChainServiceOptions {
   config: CoordinatorConfig;
@@ -16,8 +16,6 @@ export interface ChainServiceOptions {
   logger: Logger;
   /** Contributor scores at job end. @default participation (rounds completed) */
   scoresFor?: ScoresFor;
-  /** What `scoresFor` measures, shown in REST. @default "participation" (or "custom" when scoresFor is given) */
-  scoreLabel?: string;
   /** Longest wait for one chain request. @default 15000 */
   requestTimeoutMs?: number;
 }
@@ -46,7 +44,6 @@ export class ChainService {
   private readonly workers = new Map<string, ChainJobWorker>();
   private jobs: JobControl | null = null;
   private readonly scoresFor: ScoresFor;
-  private readonly scoreLabel: string;
 
   constructor(private readonly options: ChainServiceOptions) {
     const { config } = options;
@@ -60,7 +57,6 @@ export class ChainService {
       })
       : null;
     this.scoresFor = options.scoresFor ?? participationScores(options.store);
-    this.scoreLabel = options.scoreLabel ?? (options.scoresFor ? 'custom' : PARTICIPATION_LABEL);
   }
 
   /** Late binding: the job manager is built after this service. */
@@ -96,7 +92,7 @@ export class ChainService {
     if (!this.jobs) throw new Error('ChainService.bind was not called');
     const { config, store, logger } = this.options;
     const worker = new ChainJobWorker(job, {
-      chain: this.connection, store, jobs: this.jobs, scoresFor: this.scoresFor, scoreLabel: this.scoreLabel, logger,
+      chain: this.connection, store, jobs: this.jobs, scoresFor: this.scoresFor, logger,
       retryBaseMs: config.chainRetryBaseMs, retryMaxMs: config.chainRetryMaxMs, pollMs: config.chainPollMs,
     });
     this.workers.set(job.id, worker);

@@ -6,17 +6,25 @@ export interface ClientScore {
   score: number;
 }
 
+/** A finished job's contributor scores, and what they measure (shown in REST and the payout plan). */
+export interface JobScores {
+  label: string;
+  scores: ClientScore[];
+}
+
 /** Scores a finished job's contributors; the coordinator splits the escrow in proportion. */
-export type ScoresFor = (jobId: string) => Promise<ClientScore[]>;
+export type ScoresFor = (jobId: string) => Promise<JobScores>;
 
 /** Label of the default scores in REST and in the payout plan. */
 export const PARTICIPATION_LABEL = 'participation';
 
 /**
- * The default scores until contribution scoring is plugged in: participation, i.e. the number of
- * committed rounds each client contributed an accepted update to.
+ * Participation: the number of committed rounds each client contributed an accepted update to. What
+ * a job is paid on when it could not be scored by contribution (no validation set, no cohorts).
  */
 export function participationScores(store: Store): ScoresFor {
-  return async (jobId) =>
-    (await store.listParticipants(jobId)).filter((p) => p.roundsCompleted > 0).map((p) => ({ clientId: p.clientId, score: p.roundsCompleted }));
+  return async (jobId) => ({
+    label: PARTICIPATION_LABEL,
+    scores: (await store.listParticipants(jobId)).filter((p) => p.roundsCompleted > 0).map((p) => ({ clientId: p.clientId, score: p.roundsCompleted })),
+  });
 }

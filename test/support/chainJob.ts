@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { JsonRpcProvider, Network, id, type JsonRpcSigner, type Wallet } from 'ethers';
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../../client/keyFile';
 import { createPayoutBinding } from '../../client/payoutBinding';
+import type { PlantedBehaviour } from '../../client/plantedBehaviour';
 import { TributaryClient } from '../../client/tributaryClient';
 import { deployEscrow, NATIVE, type EscrowClient } from '../../contracts/escrow';
 import { anvilDevKey } from '../../contracts/testing';
@@ -45,8 +46,13 @@ export interface PaidProvider {
   keyFile: string;
 }
 
-/** In-process providers whose key files hold a payout key; each gets 1 ETH for the gas of its claim. */
-export async function paidProviders(url: string, jobId: string, datasets: Dataset[], gasFrom: JsonRpcSigner): Promise<PaidProvider[]> {
+/**
+ * In-process providers whose key files hold a payout key; each gets 1 ETH for the gas of its claim.
+ * `behaviours[i]` plants a research behaviour (client/plantedBehaviour.ts) in provider i.
+ */
+export async function paidProviders(
+  url: string, jobId: string, datasets: Dataset[], gasFrom: JsonRpcSigner, behaviours: Array<PlantedBehaviour | undefined> = [],
+): Promise<PaidProvider[]> {
   const dir = mkdtempSync(join(tmpdir(), 'trib-chain-keys-'));
   const out: PaidProvider[] = [];
   for (const [i, dataset] of datasets.entries()) {
@@ -55,7 +61,11 @@ export async function paidProviders(url: string, jobId: string, datasets: Datase
     const wallet = loadOrCreatePayoutKey(keyFile);
     await (await gasFrom.sendTransaction({ to: wallet.address, value: 10n ** 18n })).wait();
     const payout = await createPayoutBinding(identity, wallet);
-    out.push({ client: new TributaryClient({ url, jobId, identity, dataset, backend: 'cpu', payout, reconnectDelayMs: 50 }), wallet, keyFile });
+    const plantedBehaviour = behaviours[i];
+    out.push({
+      client: new TributaryClient({ url, jobId, identity, dataset, backend: 'cpu', payout, reconnectDelayMs: 50, ...(plantedBehaviour ? { plantedBehaviour } : {}) }),
+      wallet, keyFile,
+    });
   }
   return out;
 }
