@@ -111,8 +111,12 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
         const claimed = await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl: url, wallet });
         if (claimed.txHash) transactions.push({ what: `client ${i} claims ${claimed.amountWei} wei`, hash: claimed.txHash });
       }
-      const refund = await escrow.refund(onChainJobId);
-      transactions.push({ what: 'buyer takes back the rest', hash: refund.hash });
+      // The buyer takes back budget - payout total (rounding dust included); an exact split leaves nothing.
+      const settledJob = await escrow.getJob(onChainJobId);
+      if (settledJob.budget - settledJob.payoutTotal - settledJob.refunded > 0n) {
+        const refund = await escrow.refund(onChainJobId);
+        transactions.push({ what: 'buyer takes back the rest', hash: refund.hash });
+      }
       const onChain = await escrow.getJob(onChainJobId);
       const byAddress = new Map(payouts.map((p) => [p.account, p]));
       return {
