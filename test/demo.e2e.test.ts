@@ -8,11 +8,13 @@ jest.setTimeout(180_000);
 
 describe('demo', () => {
   it.each([
-    ['none', 3],
-    ['secagg', 2], // secagg clients report no training loss: one line fewer in the chart
-  ])('runs a federation (secure aggregation %s) and prints one JSON object as its last stdout line', async (mode, lines) => {
+    ['none', 3, '1000000000000000000'],
+    // secagg clients report no training loss: one line fewer in the chart. Three equal participation
+    // scores split this budget exactly: nothing is left for the buyer to refund.
+    ['secagg', 2, '3000000000000000000'],
+  ])('runs a federation (secure aggregation %s) and prints one JSON object as its last stdout line', async (mode, lines, budget) => {
     const out = mkdtempSync(join(tmpdir(), 'trib-demo-'));
-    const p = spawnTs('examples/demo.ts', ['--example', 'tabular', '--clients', '3', '--rounds', '3', '--partition', 'dirichlet:1', '--seed', '3', '--secure-aggregation', String(mode), '--out', out, '--json']);
+    const p = spawnTs('examples/demo.ts', ['--example', 'tabular', '--clients', '3', '--rounds', '3', '--partition', 'dirichlet:1', '--seed', '3', '--secure-aggregation', String(mode), '--budget-wei', String(budget), '--out', out, '--json']);
     expect(await p.exit).toBe(0);
     const result = JSON.parse(p.lines[p.lines.length - 1]);
     expect(result).toMatchObject({ example: 'tabular', clients: 3, rounds: 3, partition: 'dirichlet:1', seed: 3, secureAggregation: mode, status: 'completed' });
@@ -31,7 +33,8 @@ describe('demo', () => {
     expect(existsSync(join(out, 'data', 'client-0.csv'))).toBe(true);
     // The escrow on the demo's own anvil: funded, settled and fully paid out or refunded.
     expect(result.chain.escrow).toMatch(/^0x[0-9a-fA-F]{40}$/);
-    expect(result.chain.budgetWei).toBe('1000000000000000000');
+    expect(result.chain.budgetWei).toBe(budget);
+    if (mode === 'secagg') expect(result.chain.refundedWei).toBe('0');
     expect(BigInt(result.chain.paidWei) + BigInt(result.chain.refundedWei)).toBe(BigInt(result.chain.budgetWei));
     expect(BigInt(result.chain.paidWei)).toBeGreaterThan(0n);
     expect(result.contributors).toHaveLength(3);
