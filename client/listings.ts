@@ -1,7 +1,7 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { z } from 'zod';
 import { parseCsv } from '../shared/data/csvParser';
-import { formatFromPath, loadDatasetFile, type DatasetFormat } from '../shared/data/loadDataset';
+import { formatFromPath, loadDatasetFile, openDatasetFile, type DatasetFormat } from '../shared/data/loadDataset';
 import { isErrorCode, TributaryError } from '../shared/errors';
 import type { Identity } from '../shared/identity/keyPair';
 import { signListing, signListingDelete, verifyListingSignature, type ListingDescription } from '../shared/identity/listingSignature';
@@ -108,12 +108,7 @@ export function describeDatasetFile(path: string, options: DescribeDatasetOption
 
 /** The first record of a CSV file (its header), reading at most 1 MiB. */
 function readCsvHeader(path: string): string[] {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw new TributaryError('CONFIG_INVALID', `Cannot open the dataset file "${path}": ${(err as Error).message}`, { cause: err });
-  }
+  const fd = openDatasetFile(path);
   try {
     const buffer = Buffer.alloc(1024 * 1024);
     const n = readSync(fd, buffer, 0, buffer.length, 0);

@@ -47,6 +47,15 @@ export function parseDatasetText(text: string, format: DatasetFormat, input: Inp
   return reader.end();
 }
 
+/** Opens a dataset file for reading; CONFIG_INVALID naming the file if it cannot be opened. The caller closes it. */
+export function openDatasetFile(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    throw new TributaryError('CONFIG_INVALID', `Cannot open the dataset file "${path}": ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /**
  * Reads a CSV or JSON-lines dataset file and validates every row against the job's input spec,
  * before any training starts. The file is read in chunks, so its size is bounded by `maxBytes`
@@ -56,12 +65,7 @@ export function loadDatasetFile(path: string, input: InputSpec, options: LoadDat
   const format = options.format ?? formatFromPath(path);
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_DATASET_BYTES;
   const reader = createReader(format, input);
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw new TributaryError('CONFIG_INVALID', `Cannot open the dataset file "${path}": ${(err as Error).message}`, { cause: err });
-  }
+  const fd = openDatasetFile(path);
   try {
     const size = fstatSync(fd).size;
     if (size > maxBytes) {
