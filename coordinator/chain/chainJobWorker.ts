@@ -320,14 +320,15 @@ export class ChainJobWorker {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(finish, ms);
-      function finish() {
+      const finish = () => {
         clearTimeout(timer);
+        // Also when the timer ends the wait: a stale wakeUp would swallow a wake() sent during the next step.
+        this.wakeUp = null;
         resolve();
-      }
+      };
+      const timer = setTimeout(finish, ms);
       this.wakeUp = () => {
         if (wakeable || this.stopped) {
-          this.wakeUp = null;
           this.woken = false;
           finish();
         }
