@@ -1,5 +1,5 @@
 import { TributaryError } from '../../shared/errors';
-import { listingMatches, MAX_LISTING_RESULTS, queryForInput } from '../../shared/schemas/listing';
+import { listingMatches, queryForInput } from '../../shared/schemas/listing';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { Store } from '../store/store';
 
@@ -14,10 +14,13 @@ import type { Store } from '../store/store';
 export async function assertInvitedListingsFit(spec: JobSpec, store: Store): Promise<void> {
   if (spec.access?.mode !== 'invite') return;
   const query = queryForInput(spec.input);
+  // One read for all invited listings (at most MAX_INVITED_LISTINGS), not one per id.
+  const { listings: ids } = spec.access;
+  const found = new Map((await store.searchListings({ ids, limit: ids.length })).map((r) => [r.id, r]));
   const missing: string[] = [];
   const mismatched: string[] = [];
-  for (const id of spec.access.listings) {
-    const record = await store.getListing(id);
+  for (const id of ids) {
+    const record = found.get(id);
     if (!record) missing.push(id);
     else if (!listingMatches(record.listing, query)) mismatched.push(id);
   }
@@ -43,12 +46,6 @@ export async function assertMayJoin(jobId: string, spec: JobSpec, clientId: stri
     throw new TributaryError('JOB_ACCESS_DENIED', `Job ${jobId} is open to providers with a listing matching its input spec; this client has none. Publish one (tributary client publish-listing) and join again.`);
   }
   // Invited listings that still exist and belong to this client; a deleted listing withdraws its invitation.
-  const invited = new Set(access.listings);
-  const own = await store.searchListings({ provider: clientId, limit: MAX_LISTING_RESULTS });
-  if (own.some((r) => invited.has(r.id))) return;
-  // A provider with more listings than one search returns: look the invited ones up instead.
-  if (own.length === MAX_LISTING_RESULTS) {
-    for (const id of access.listings) if ((await store.getListing(id))?.listing.provider === clientId) return;
-  }
+  if ((await store.searchListings({ ids: access.listings, provider: clientId, limit: 1 })).length > 0) return;
   throw new TributaryError('JOB_ACCESS_DENIED', `Job ${jobId} is invite-only and none of its invited listings belongs to this client.`);
 }

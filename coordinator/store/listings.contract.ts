@@ -76,6 +76,10 @@ export function describeListingContract(store: () => Store): void {
       expect(await ids({ provider: bob.clientId })).toEqual([b.id, c.id]);
       expect(await ids({ provider: alice.clientId, shape: [4], minRows: 100 })).toEqual([a.id]);
       expect(await ids({ tags: [tag], limit: 2 })).toEqual([images.id, b.id]);
+      expect(await ids({ ids: [a.id, c.id, images.id] })).toEqual([images.id, c.id, a.id]);
+      expect(await ids({ ids: [a.id, c.id, images.id], provider: bob.clientId })).toEqual([c.id]);
+      expect(await ids({ ids: [a.id], provider: bob.clientId })).toEqual([]);
+      expect(await ids({ ids: [] })).toEqual([]);
     });
 
     it('orders listings published at the same time by id', async () => {

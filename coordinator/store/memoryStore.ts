@@ -138,8 +138,9 @@ export class MemoryStore implements Store {
 
   async searchListings(query: ListingQuery): Promise<ListingRecord[]> {
     this.assertOpen();
+    const ids = query.ids && new Set(query.ids);
     return [...this.listings.values()]
-      .filter((r) => listingMatches(r.listing, query))
+      .filter((r) => (!ids || ids.has(r.id)) && listingMatches(r.listing, query))
       .sort((a, b) => b.publishedAt.getTime() - a.publishedAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       .slice(0, query.limit ?? DEFAULT_LISTING_RESULTS)
       .map((r) => deepCopy(r));

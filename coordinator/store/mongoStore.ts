@@ -335,6 +335,7 @@ export class MongoStore implements Store {
       if (query.shape !== undefined) filter.shapeKey = shapeKeyOf(query.shape);
       if (query.featureColumns !== undefined) filter.featureColumnsKey = featureColumnsKeyOf(query.featureColumns);
       if (query.tags !== undefined && query.tags.length > 0) filter.tags = mongoose.trusted({ $all: [...query.tags] });
+      if (query.ids !== undefined) filter._id = mongoose.trusted({ $in: [...query.ids] });
       const docs = await this.models.Listing.find(filter)
         .sort({ publishedAt: -1, _id: 1 })
         .limit(query.limit ?? DEFAULT_LISTING_RESULTS)

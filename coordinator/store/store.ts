@@ -167,7 +167,7 @@ export interface Store {
    */
   saveListing(record: ListingRecord): Promise<void>;
   getListing(id: string): Promise<ListingRecord | null>;
-  /** Listings meeting every criterion given (listingMatches), newest publishedAt first (ties by id), at most `limit` (default 100). */
+  /** Listings meeting every criterion given (listingMatches, and `ids`), newest publishedAt first (ties by id), at most `limit` (default 100). */
   searchListings(query: ListingQuery): Promise<ListingRecord[]>;
   /** Removes a listing; false if there was none. */
   deleteListing(id: string): Promise<boolean>;

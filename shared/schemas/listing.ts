@@ -135,6 +135,8 @@ export interface ListingQuery {
   /** At least this many rows. */
   minRows?: number;
   provider?: string;
+  /** One of these listing ids (a store-side criterion: the REST search does not take it). */
+  ids?: readonly string[];
   /** At most this many results. @default 100 */
   limit?: number;
 }
@@ -153,7 +155,7 @@ export function featureColumnsKeyOf(columns: readonly string[]): string {
   return JSON.stringify([...columns].sort());
 }
 
-/** Whether a listing meets a query (the rule both store backends apply). */
+/** Whether a listing meets a query's content criteria (the rule both store backends apply; `ids` is checked on the record). */
 export function listingMatches(listing: Listing, query: ListingQuery): boolean {
   const s = listing.schema;
   if (query.provider !== undefined && listing.provider !== query.provider) return false;
