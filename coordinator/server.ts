@@ -75,6 +75,8 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
     },
     chain,
     keepClientUpdates: (jobId) => contributions.wantsClientUpdates(jobId),
+    // A job can end before its last round (failed): the scorer frees its evaluation model then too.
+    onJobEnded: (jobId) => contributions.onJobEnded(jobId),
   });
 
   const app = express();

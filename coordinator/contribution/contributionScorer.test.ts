@@ -1,4 +1,9 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../shared/ml/backend';
+import { buildModel } from '../../shared/ml/modelZoo';
+import { getNamedWeights } from '../../shared/ml/weights';
 import { JobSpecSchema } from '../../shared/schemas/jobSpec';
+import { encodeDataset } from '../evaluation/tensorflowModels';
 import type { RoundCompletedEvent } from '../rounds/jobRunner';
 import { MemoryStore } from '../store/memoryStore';
 import type { JobRecord, RoundRecord } from '../store/store';
@@ -48,5 +53,31 @@ describe('ContributionScorer', () => {
     await scorer.onRoundCompleted(event);
     await scorer.whenIdle();
     expect(errors).toHaveLength(1);
+  });
+
+  it('frees the job\'s evaluation model when the job ends before its last round', async () => {
+    await selectBackend('cpu');
+    const model = await buildModel(spec.model, spec.input, spec.seed);
+    const weights = getNamedWeights(model);
+    model.dispose();
+    const store = new MemoryStore();
+    await store.createJob(job);
+    await store.saveRound(record);
+    const validation = { x: Float32Array.from([0, 1, 2, 3, 4, 5]), y: Int32Array.from([0, 1]), count: 2, exampleShape: [3] };
+    await store.saveValidationSet(job.id, encodeDataset(validation));
+    const errors: string[] = [];
+    const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+    const before = tf.memory().numTensors;
+    // Round 1 of 2: the scorer builds its evaluation model and keeps it for round 2.
+    await scorer.onRoundCompleted({ ...event, weights, previousWeights: weights });
+    await scorer.whenIdle(job.id);
+    expect(errors).toEqual([]);
+    expect((await store.listRounds(job.id))[0].contribution?.values).toEqual([{ members: ['a'], value: 0 }]);
+    expect(tf.memory().numTensors).toBeGreaterThan(before);
+    // The job fails before round 2: its model is freed all the same.
+    scorer.onJobEnded(job.id);
+    await scorer.whenIdle(job.id);
+    expect(tf.memory().numTensors).toBe(before);
+    await scorer.close();
   });
 });

@@ -46,15 +46,22 @@ export class ContributionScorer {
     queue.pending++;
     queue.tail = queue.tail.then(() => this.score(event)).finally(() => {
       queue.pending--;
-      if (event.round.round < event.job.spec.rounds) return;
-      // The job's last round: free its evaluation model and bookkeeping.
-      this.metrics.release(jobId);
-      this.withoutValidation.delete(jobId);
-      if (queue.pending === 0 && this.queues.get(jobId) === queue) this.queues.delete(jobId);
+      if (event.round.round >= event.job.spec.rounds) this.forget(jobId);
     });
     // Backpressure only: wait for the older rounds, never for this one.
     if (backlog) await backlog;
   };
+
+  /**
+   * The job-ended hook (completed, failed or stopped): once its queued rounds are scored, frees the
+   * job's evaluation model and bookkeeping. A job that fails before its last round never reaches the
+   * last-round release above, and would otherwise keep its model for the coordinator's lifetime.
+   */
+  onJobEnded(jobId: string): void {
+    const queue = this.queues.get(jobId);
+    if (queue) queue.tail = queue.tail.then(() => this.forget(jobId));
+    else this.forget(jobId);
+  }
 
   /**
    * Whether plaintext rounds of `jobId` should keep each client's update for scoring: yes unless the
@@ -76,6 +83,14 @@ export class ContributionScorer {
     this.closed = true;
     await this.whenIdle();
     this.metrics.dispose();
+  }
+
+  /** Frees a job's evaluation model, flags and queue, unless rounds of it still wait (the job was started again). */
+  private forget(jobId: string): void {
+    if ((this.queues.get(jobId)?.pending ?? 0) > 0) return;
+    this.metrics.release(jobId);
+    this.withoutValidation.delete(jobId);
+    this.queues.delete(jobId);
   }
 
   private async score(event: RoundCompletedEvent): Promise<void> {

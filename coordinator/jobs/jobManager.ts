@@ -35,6 +35,8 @@ export interface JobManagerDeps {
   chain?: { assertUsable(spec: JobSpec): Promise<void>; track(job: JobRecord): void; onJobFinished(jobId: string): void };
   /** Whether a plaintext (`none`) round of this job keeps each client's update for the round-completed hook (contribution scoring). @default never */
   keepClientUpdates?: (jobId: string) => boolean;
+  /** Called when a job's runner returns (the job completed, failed, or the coordinator stopped it). */
+  onJobEnded?: (jobId: string) => void;
 }
 
 /** The aggregation mode a job names. Secure modes register here. */
@@ -238,7 +240,10 @@ export class JobManager {
       chunkBytes: this.deps.chunkBytes,
       onRoundCompleted: this.deps.onRoundCompleted,
     });
-    const done = runner.run().finally(() => this.runners.delete(job.id)).then((finished) => {
+    const done = runner.run().finally(() => {
+      this.runners.delete(job.id);
+      this.deps.onJobEnded?.(job.id);
+    }).then((finished) => {
       if (finished.status !== 'running') this.deps.chain?.onJobFinished(finished.id);
       return finished;
     });
