@@ -1,11 +1,10 @@
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { getAddress, verifyMessage } from 'ethers';
 import { TributaryError } from '../../shared/errors';
 import { payoutBindingBytes, payoutBindingText } from '../../shared/identity/payoutBinding';
+import { SignatureVerifier } from '../../shared/identity/signing';
 import type { PayoutBinding } from '../../shared/schemas/messages';
 
-// DER prefix of an Ed25519 SubjectPublicKeyInfo: node:crypto takes the raw 32-byte key behind it.
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const verifier = new SignatureVerifier();
 
 /**
  * The coordinator's half of the payout binding: checks that the client's Ed25519 key signed the
@@ -19,9 +18,7 @@ export function verifyPayoutBinding(clientId: string, binding: PayoutBinding): s
   } catch {
     throw new TributaryError('PAYOUT_BINDING_INVALID', `"${binding.address}" is not a valid Ethereum address (bad checksum?).`);
   }
-  const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(clientId, 'hex')]), format: 'der', type: 'spki' });
-  const edOk = cryptoVerify(null, payoutBindingBytes(clientId, address), key, Buffer.from(binding.ed25519Signature, 'hex'));
-  if (!edOk) {
+  if (!verifier.verifyBytes(clientId, payoutBindingBytes(clientId, address), binding.ed25519Signature)) {
     throw new TributaryError('PAYOUT_BINDING_INVALID', 'The Ed25519 signature over the payout address does not verify under the client\'s key.');
   }
   let signer: string;
