@@ -6,6 +6,7 @@ import { JobIdSchema, PROTOCOL_VERSION } from '../../shared/schemas/messages';
 import { contributionReport } from '../contribution/contributionReport';
 import type { ChainService } from '../chain/chainService';
 import type { JobManager } from '../jobs/jobManager';
+import { requireJsonBody, wrap } from './asyncRoute';
 import { ListingRegistry } from '../marketplace/listingRegistry';
 import { mountListingRoutes } from '../marketplace/listingRoutes';
 import type { Logger } from '../logger';
@@ -46,9 +47,6 @@ function jobView(job: JobRecord) {
   };
 }
 
-type Handler = (req: Request, res: Response) => Promise<void>;
-const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunction) => h(req, res).catch(next);
-
 /** REST API under /v1. Every error leaves as { error: { code, message } } with the catalog's status. */
 export function createRestRouter(deps: RestDeps): Router {
   const r = express.Router();
@@ -66,7 +64,7 @@ export function createRestRouter(deps: RestDeps): Router {
   });
 
   r.post('/jobs', json, wrap(async (req, res) => {
-    if (!req.is('application/json')) throw new TributaryError('VALIDATION_FAILED', 'Expected a JSON body (Content-Type: application/json).');
+    requireJsonBody(req);
     const job = await deps.jobs.createJob(req.body);
     res.status(201).json(jobView(job));
   }));

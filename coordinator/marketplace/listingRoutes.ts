@@ -1,5 +1,5 @@
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { TributaryError } from '../../shared/errors';
+import express, { type Router } from 'express';
+import { requireJsonBody, wrap } from '../http/asyncRoute';
 import type { ListingRecord } from '../store/store';
 import type { ListingRegistry } from './listingRegistry';
 
@@ -8,19 +8,13 @@ export function listingView(record: ListingRecord) {
   return { id: record.id, listing: record.listing, signature: record.signature, publishedAt: record.publishedAt.toISOString() };
 }
 
-type Handler = (req: Request, res: Response) => Promise<void>;
-const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunction) => h(req, res).catch(next);
-
 /** Mounts the marketplace endpoints (/listings) on the /v1 router; errors flow to its error handler. */
 export function mountListingRoutes(r: Router, listings: ListingRegistry): void {
   // Listings are small: a listing with 10,000 feature columns is about 200 kB.
   const json = express.json({ limit: 1024 * 1024 });
-  const requireJson = (req: Request) => {
-    if (!req.is('application/json')) throw new TributaryError('VALIDATION_FAILED', 'Expected a JSON body (Content-Type: application/json).');
-  };
 
   r.post('/listings', json, wrap(async (req, res) => {
-    requireJson(req);
+    requireJsonBody(req);
     res.status(201).json(listingView(await listings.publish(req.body)));
   }));
 
@@ -33,7 +27,7 @@ export function mountListingRoutes(r: Router, listings: ListingRegistry): void {
   }));
 
   r.delete('/listings/:listingId', json, wrap(async (req, res) => {
-    requireJson(req);
+    requireJsonBody(req);
     await listings.remove(req.params.listingId, req.body);
     res.status(204).end();
   }));
