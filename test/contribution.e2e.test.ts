@@ -8,7 +8,7 @@
  * least squares on membership).
  */
 import { TributaryClient } from '../client/tributaryClient';
-import { scoresFor } from '../coordinator/contribution/contributionReport';
+import { CONTRIBUTION_LABEL, settlementScores } from '../coordinator/contribution/settlementScores';
 import type { ContributionReport } from '../coordinator/contribution/contributionReport';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { datasetToCsv } from '../shared/data/csvWriter';
@@ -115,8 +115,9 @@ describe('contribution scoring on a planted federation', () => {
     expect(body.roundValues).toHaveLength(10);
     expect(body.roundValues.every((v) => v.members.length === 1 && v.members[0] === honest)).toBe(true);
     expect(body.roundValues.reduce((s, v) => s + v.value, 0)).toBeCloseTo(body.score, 9);
-    const scores = await scoresFor(coordinator.store, jobId);
-    expect(new Map(scores.map((s) => [s.clientId, s.score])).get(honest)).toBeCloseTo(body.score, 12);
+    const settlement = await settlementScores(coordinator.store, coordinator.contributions)(jobId);
+    expect(settlement.label).toBe(CONTRIBUTION_LABEL);
+    expect(new Map(settlement.scores.map((s) => [s.clientId, s.score])).get(honest)).toBeCloseTo(body.score, 12);
 
     const unknown = await fetch(`${coordinator.url}/v1/jobs/${jobId}/contributions/${'f'.repeat(64)}`);
     expect(unknown.status).toBe(404);

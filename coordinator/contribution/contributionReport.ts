@@ -134,10 +134,3 @@ export async function contributionReport(store: Store, jobId: string): Promise<C
   return buildContributionReport(job, rounds, validation !== null);
 }
 
-/**
- * Every scored client's accumulated score (what settlement turns into Merkle payouts; a score <= 0
- * earns nothing). Throws JOB_NOT_FOUND.
- */
-export async function scoresFor(store: Store, jobId: string): Promise<Array<{ clientId: string; score: number }>> {
-  return (await contributionReport(store, jobId)).clients.map((c) => ({ clientId: c.clientId, score: c.score }));
-}
