@@ -20,10 +20,10 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
-import { anvilKey, deployAsBuyer, eventually, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
+import { anvilKey, deployAsBuyer, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
 import { createJob } from './support/rest';
-import { spawnTs } from './support/processes';
+import { spawnTs, waitFor } from './support/processes';
 import { separableDataset, writeSeparableCsv } from './support/syntheticCsv';
 import { datasetToCsv } from '../shared/data/csvWriter';
 
@@ -175,7 +175,7 @@ describe('paid jobs on a real chain', () => {
     const earlyIdentity = generateIdentity();
     const early = new CoordinatorConnection({ url: coordinator.url, identity: earlyIdentity });
     early.connect();
-    await eventually(async () => (early.socket.connected ? true : undefined), 'an early connection');
+    await waitFor(async () => early.socket.connected, 30_000, 'an early connection');
     expect(await codeOfAsync(() => early.join(jobId))).toBe('JOB_NOT_FUNDED');
     // A join without a payout address is refused too, once the job recruits (checked below).
     const payouts = await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`);
@@ -186,7 +186,7 @@ describe('paid jobs on a real chain', () => {
     providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(60 + 20 * i, FEATURES, 40 + i)), buyer);
     const runs = providers.map((p) => p.client.run());
     await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
-    await eventually(async () => ((await coordinator!.store.getJob(jobId))!.status === 'running' ? true : undefined), 'the job to start recruiting');
+    await waitFor(async () => (await coordinator!.store.getJob(jobId))!.status === 'running', 30_000, 'the job to start recruiting');
     expect(await codeOfAsync(() => early.join(jobId))).toBe('PAYOUT_BINDING_INVALID');
     // A binding whose Ethereum signature is another key's is refused over the socket and stores nothing.
     const honest = await createPayoutBinding(earlyIdentity, Wallet.createRandom());
@@ -347,26 +347,26 @@ describe('paid jobs on a real chain', () => {
     await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
     providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(60, FEATURES, 70 + i)), buyer);
     const runs = providers.map((p) => p.client.run());
-    await eventually(async () => ((await escrow.getJob(1n)).lastRound >= 1n ? true : undefined), 'round 1 on chain');
+    await waitFor(async () => (await escrow.getJob(1n)).lastRound >= 1n, 30_000, 'round 1 on chain');
 
     await anvil.stop(); // graceful: anvil writes its state to the file
     expect(statSync(stateFile).size).toBeGreaterThan(0);
     const port = anvil.port;
     releaseRound2();
-    const down = await eventually(async () => {
+    const down = await waitFor(async () => {
       const s = await chainStatus(coordinator!, jobId);
       return s.consecutiveFailures > 0 && s.lastRpcError ? s : undefined;
-    }, 'a failed chain request');
+    }, 30_000, 'a failed chain request');
     expect(down.lastRpcError!.message.length).toBeGreaterThan(0);
     expect(down.lastRpcError!.message).not.toContain(anvil.url); // hosted RPC URLs carry API keys
     // The federation goes on without the chain.
     const finished = await Promise.all(runs);
     expect(finished.map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
     // The worker's next (failing) attempt lists the rounds waiting for the chain.
-    const whileDown = await eventually(async () => {
+    const whileDown = await waitFor(async () => {
       const s = await chainStatus(coordinator!, jobId);
       return s.commits.length === rounds ? s : undefined;
-    }, 'every round listed in the chain status');
+    }, 30_000, 'every round listed in the chain status');
     expect(whileDown.settlement.status).not.toBe('settled');
     expect(whileDown.retries).toBeGreaterThan(0);
     // Rounds 2-5 wait for the chain. Round 1 is on chain, but its receipt may have been lost with

@@ -16,7 +16,8 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { MemoryStore } from '../coordinator/store/memoryStore';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
-import { anvilKey, deployAsBuyer, eventually, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
+import { anvilKey, deployAsBuyer, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
+import { waitFor } from './support/processes';
 import { createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
 
@@ -75,10 +76,10 @@ describe('paid jobs across coordinator restarts', () => {
     const second = await start(port, async (e) => {
       if (e.round.round === 2) await held;
     });
-    await eventually(async () => ((await store.getJob(jobId))!.status === 'running' ? true : undefined), 'the job to be activated');
+    await waitFor(async () => (await store.getJob(jobId))!.status === 'running', 30_000, 'the job to be activated');
     providers = await paidProviders(second.url, jobId, [0, 1, 2].map((i) => separableDataset(50, 6, 90 + i)), buyer);
     const runs = providers.map((p) => p.client.run());
-    await eventually(async () => ((await escrow.getJob(1n)).lastRound >= 2n ? true : undefined), 'round 2 on chain');
+    await waitFor(async () => (await escrow.getJob(1n)).lastRound >= 2n, 30_000, 'round 2 on chain');
     const closing = second.close();
     stopping();
     await closing;
@@ -145,9 +146,9 @@ describe('paid jobs across coordinator restarts', () => {
     const paidBy = await paidProviders(first.url, jobId, [0, 1, 2].map((i) => separableDataset(40, 6, 120 + i)), buyer);
     providers.push(...paidBy);
     await Promise.all(paidBy.map((p) => p.client.run()));
-    const plan = await eventually(async () => (await store.loadPayoutPlan(jobId)) ?? undefined, 'the stored plan');
+    const plan = await waitFor(() => store.loadPayoutPlan(jobId), 30_000, 'the stored plan');
     expect(plan.scoreLabel).toBe('test-scores');
-    await eventually(async () => ((first.chain.status((await store.getJob(jobId))!)).consecutiveFailures > 0 ? true : undefined), 'the settle to fail');
+    await waitFor(async () => first.chain.status((await store.getJob(jobId))!).consecutiveFailures > 0, 30_000, 'the settle to fail');
     await first.close();
 
     // anvil comes back from its state, and a new coordinator whose scores differ must still settle
