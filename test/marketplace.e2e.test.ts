@@ -213,6 +213,12 @@ describe('data marketplace end to end', () => {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ listing: published.listing, signature: published.signature }),
     });
     expect(replay.status).toBe(409);
+    // A listing body past the listing routes' 1 MiB limit is refused with that limit in the message.
+    const huge = await fetch(`${coordinator.url}/v1/listings`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ listing: { ...published.listing, description: 'x'.repeat(1024 * 1024) }, signature: published.signature }),
+    });
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: 'The body exceeds 1048576 bytes.' });
     await deleteListing(coordinator.url, provider, published.id);
     expect(await codeOfAsync(() => getListing(coordinator.url, published.id))).toBe('LISTING_NOT_FOUND');
   });

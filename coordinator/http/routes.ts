@@ -187,9 +187,13 @@ export function createRestRouter(deps: RestDeps): Router {
 
   r.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     // body-parser errors carry a status and a type; map them to catalog codes.
-    const bodyError = err as { type?: string; status?: number };
+    const bodyError = err as { type?: string; status?: number; limit?: unknown };
     let e: TributaryError;
-    if (bodyError?.type === 'entity.too.large') e = new TributaryError('PAYLOAD_TOO_LARGE', `The body exceeds ${deps.maxBodyBytes} bytes.`);
+    if (bodyError?.type === 'entity.too.large') {
+      // Each route's parser has its own limit (JSON bodies are smaller than uploads): report the one that applied.
+      const limit = typeof bodyError.limit === 'number' ? bodyError.limit : deps.maxBodyBytes;
+      e = new TributaryError('PAYLOAD_TOO_LARGE', `The body exceeds ${limit} bytes.`);
+    }
     else if (bodyError?.type === 'entity.parse.failed') e = new TributaryError('VALIDATION_FAILED', 'The body is not valid JSON.');
     else e = toTributaryError(err);
     if (e.code === 'INTERNAL') deps.logger.error('REST handler failed', { message: String((err as Error)?.stack ?? err) });
