@@ -1,3 +1,5 @@
+import type { ChainSpec } from '../../shared/schemas/jobSpec';
+
 /** One round's on-chain commitment, as the coordinator tracks it. */
 export interface RoundCommitStatus {
   round: number;
@@ -43,4 +45,14 @@ export interface ChainJobStatus {
   retries: number;
   /** Consecutive failures right now (0 when the last request succeeded). */
   consecutiveFailures: number;
+}
+
+/** A chain job's status before its worker has read the chain. */
+export function initialChainJobStatus(chain: ChainSpec, coordinatorAddress: string, funded: boolean): ChainJobStatus {
+  return {
+    escrow: chain.escrow, chainId: chain.chainId, onChainJobId: chain.jobId, coordinatorAddress, funded,
+    budgetWei: null, commits: [],
+    settlement: { status: 'waiting', root: null, totalWei: null, scoreLabel: null, txHash: null },
+    lastRpcError: null, retries: 0, consecutiveFailures: 0,
+  };
 }

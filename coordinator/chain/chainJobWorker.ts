@@ -3,7 +3,7 @@ import type { Logger } from '../logger';
 import type { JobRecord, PayoutPlanRecord, Store } from '../store/store';
 import { backoffDelay } from './backoff';
 import type { ChainConnection } from './chainConnection';
-import type { ChainJobStatus, RoundCommitStatus } from './chainJobStatus';
+import { initialChainJobStatus, type ChainJobStatus, type RoundCommitStatus } from './chainJobStatus';
 import type { ScoresFor } from './participationScores';
 import { buildPayoutPlan } from './payoutPlan';
 
@@ -61,19 +61,7 @@ export class ChainJobWorker {
   constructor(private readonly job: JobRecord, private readonly deps: ChainJobWorkerDeps) {
     const chain = job.spec.chain!;
     this.onChainId = BigInt(chain.jobId);
-    this.status = {
-      escrow: chain.escrow,
-      chainId: chain.chainId,
-      onChainJobId: chain.jobId,
-      coordinatorAddress: deps.chain.address,
-      funded: job.status !== 'pending',
-      budgetWei: null,
-      commits: [],
-      settlement: { status: 'waiting', root: null, totalWei: null, scoreLabel: null, txHash: null },
-      lastRpcError: null,
-      retries: 0,
-      consecutiveFailures: 0,
-    };
+    this.status = initialChainJobStatus(chain, deps.chain.address, job.status !== 'pending');
   }
 
   get jobId(): string {

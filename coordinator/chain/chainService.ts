@@ -6,7 +6,7 @@ import type { Logger } from '../logger';
 import type { RoundCompletedEvent } from '../rounds/jobRunner';
 import type { JobRecord, PayoutPlanRecord, Store } from '../store/store';
 import { ChainConnection } from './chainConnection';
-import type { ChainJobStatus } from './chainJobStatus';
+import { initialChainJobStatus, type ChainJobStatus } from './chainJobStatus';
 import { ChainJobWorker, type JobControl } from './chainJobWorker';
 import { participationScores, type ScoresFor } from './participationScores';
 
@@ -128,12 +128,9 @@ export class ChainService {
     const chain = requireChain(job);
     const worker = this.workers.get(job.id);
     if (worker) return worker.snapshot();
-    return {
-      escrow: chain.escrow, chainId: chain.chainId, onChainJobId: chain.jobId, coordinatorAddress: this.connection?.address ?? '',
-      funded: job.status !== 'pending', budgetWei: null, commits: [],
-      settlement: { status: 'waiting', root: null, totalWei: null, scoreLabel: null, txHash: null, error: 'this coordinator has no chain configured' },
-      lastRpcError: null, retries: 0, consecutiveFailures: 0,
-    };
+    const status = initialChainJobStatus(chain, this.connection?.address ?? '', job.status !== 'pending');
+    status.settlement.error = 'this coordinator has no chain configured';
+    return status;
   }
 
   /** Every payout of a settled job. */
