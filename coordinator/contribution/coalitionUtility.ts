@@ -1,4 +1,6 @@
 import type { NamedTensor } from '../../shared/codec/tensors';
+import { sumCohortUpdates } from '../aggregation/secaggCohorts';
+import { fedAvgWeights } from '../strategy/fedAvg';
 import type { AggregatedUpdates } from '../strategy/strategy';
 import type { Utility } from './shapley';
 
@@ -8,21 +10,12 @@ export type ModelMetric = (weights: readonly NamedTensor[]) => Promise<number>;
 /**
  * The global model a coalition's updates alone would give: previous + Σ_{p∈S} sum_p / Σ_{p∈S} n_p
  * (one FedAvg step from the players' summed, example-weighted deltas). Works on sums only, so a
- * player can be one client (plaintext) or a whole secure-aggregation cohort.
+ * player can be one client (plaintext) or a whole secure-aggregation cohort. The grand coalition
+ * gives exactly the round's model under FedAvg.
  */
 export function fedAvgStep(previous: readonly NamedTensor[], players: readonly AggregatedUpdates[]): NamedTensor[] {
-  const total = players.reduce((n, p) => n + p.totalExamples, 0);
-  if (players.length === 0 || !(total > 0)) return previous.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data }));
-  return previous.map((t, i) => {
-    const sum = new Float64Array(t.data.length);
-    for (const p of players) {
-      const part = p.weightedDeltaSum[i];
-      for (let j = 0; j < sum.length; j++) sum[j] += part[j];
-    }
-    const out = new Float32Array(t.data.length);
-    for (let j = 0; j < out.length; j++) out[j] = t.data[j] + sum[j] / total;
-    return { name: t.name, shape: [...t.shape], data: out };
-  });
+  if (players.length === 0) return previous.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data }));
+  return fedAvgWeights(previous, sumCohortUpdates(players));
 }
 
 /**

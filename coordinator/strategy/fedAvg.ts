@@ -31,16 +31,7 @@ export class FedAvg implements Strategy {
     updates: AggregatedUpdates,
     _state?: readonly NamedTensor[],
   ): { weights: NamedTensor[]; state?: NamedTensor[] } {
-    assertUsable(global, updates);
-    const scale = 1 / updates.totalExamples;
-    return {
-      weights: global.map((t, i) => {
-        const sum = updates.weightedDeltaSum[i];
-        const out = new Float32Array(t.data.length);
-        for (let j = 0; j < out.length; j++) out[j] = t.data[j] + sum[j] * scale;
-        return { name: t.name, shape: [...t.shape], data: out };
-      }),
-    };
+    return { weights: fedAvgWeights(global, updates) };
   }
 
   aggregateMetrics(results: readonly ClientEvaluation[]): Record<string, number> {
@@ -50,6 +41,18 @@ export class FedAvg implements Strategy {
   protected proximalMu(): number {
     return 0;
   }
+}
+
+/** One FedAvg step: w + Σ n_i Δ_i / Σ n_i (also what contribution scoring rebuilds a coalition's model with). */
+export function fedAvgWeights(global: readonly NamedTensor[], updates: AggregatedUpdates): NamedTensor[] {
+  assertUsable(global, updates);
+  const scale = 1 / updates.totalExamples;
+  return global.map((t, i) => {
+    const sum = updates.weightedDeltaSum[i];
+    const out = new Float32Array(t.data.length);
+    for (let j = 0; j < out.length; j++) out[j] = t.data[j] + sum[j] * scale;
+    return { name: t.name, shape: [...t.shape], data: out };
+  });
 }
 
 export function assertUsable(global: readonly NamedTensor[], updates: AggregatedUpdates): void {
