@@ -1,4 +1,3 @@
-import nacl from 'tweetnacl';
 import type { ListingId } from '../schemas/jobAccess';
 import {
   ListingSchema,
@@ -10,7 +9,7 @@ import {
 } from '../schemas/listing';
 import { parseInput } from '../schemas/parseInput';
 import type { Identity } from './keyPair';
-import { newNonce, type SignatureVerifier } from './signing';
+import { newNonce, signBytes, type SignatureVerifier } from './signing';
 
 /** What a provider describes; the signer adds its client id, the time and a fresh nonce. */
 export type ListingDescription = Omit<ListingInput, 'provider' | 'createdAt' | 'nonce'>;
@@ -22,15 +21,13 @@ export type ListingDescription = Omit<ListingInput, 'provider' | 'createdAt' | '
  */
 export function signListing(identity: Identity, description: ListingDescription, now: number = Date.now()): SignedListing {
   const listing = parseInput(ListingSchema, { ...description, provider: identity.clientId, createdAt: now, nonce: newNonce() });
-  const signature = Buffer.from(nacl.sign.detached(listingSigningBytes(listing), identity.secretKey)).toString('hex');
-  return { listing, signature };
+  return { listing, signature: signBytes(identity.secretKey, listingSigningBytes(listing)) };
 }
 
 /** A provider's signed request to delete its listing `id`. */
 export function signListingDelete(identity: Identity, id: ListingId, now: number = Date.now()): ListingDeleteRequest {
   const nonce = newNonce();
-  const signature = Buffer.from(nacl.sign.detached(listingDeleteBytes(id, now, nonce), identity.secretKey)).toString('hex');
-  return { timestamp: now, nonce, signature };
+  return { timestamp: now, nonce, signature: signBytes(identity.secretKey, listingDeleteBytes(id, now, nonce)) };
 }
 
 /** Whether the signature of a (parsed) signed listing verifies under the listing's provider key. */

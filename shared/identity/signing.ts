@@ -34,7 +34,12 @@ export function payloadHash(body: string, data?: Uint8Array): string {
 
 /** Signs with tweetnacl (client side; ~100 signatures/s is plenty for one client). Returns hex. */
 export function signFields(secretKey: Uint8Array, fields: SignedFields): string {
-  return Buffer.from(nacl.sign.detached(signingBytes(fields), secretKey)).toString('hex');
+  return signBytes(secretKey, signingBytes(fields));
+}
+
+/** Signs arbitrary bytes (the caller puts its own domain tag in them; see SignatureVerifier.verifyBytes). Returns hex. */
+export function signBytes(secretKey: Uint8Array, bytes: Uint8Array): string {
+  return Buffer.from(nacl.sign.detached(bytes, secretKey)).toString('hex');
 }
 
 // DER prefix of an Ed25519 SubjectPublicKeyInfo: node:crypto accepts the raw 32-byte key behind it.
