@@ -233,7 +233,6 @@ export class ChainJobWorker {
       return 'finished';
     }
     if (onChain.status !== EscrowStatus.Open) return this.halt(`the escrow job is no longer open (status ${onChain.status}: recovered by the buyer)`);
-    if (this.halted) return 'finished';
     // Rounds were committed in this step (onChain was read before): settle from a fresh read.
     if (Number(onChain.lastRound) < job.currentRound) return 'progress';
     if (job.currentRound === 0) {
