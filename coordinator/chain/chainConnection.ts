@@ -40,7 +40,7 @@ export class ChainConnection {
     return new EscrowClient(address, (await this.connect()).wallet);
   }
 
-  /** Runs `op` after every earlier write has finished (or timed out), bounded by the request timeout. */
+  /** Runs `op` after every earlier write has finished (or timed out), bounded by the transaction timeout. */
   exclusive<T>(what: string, op: () => Promise<T>): Promise<T> {
     const run = this.writes.then(() => withTimeout(op(), this.options.txTimeoutMs, what));
     this.writes = run.catch(() => undefined);
@@ -64,7 +64,8 @@ export class ChainConnection {
   }
 
   private connect() {
-    this.ready ??= (async () => {
+    if (this.ready) return this.ready;
+    const ready = (async () => {
       const chainId = await this.timed('eth_chainId', readChainId(this.options.rpcUrl));
       const provider = new JsonRpcProvider(this.options.rpcUrl, Network.from(chainId), {
         staticNetwork: true,
@@ -73,10 +74,11 @@ export class ChainConnection {
       });
       return { provider, wallet: new Wallet(this.options.privateKey, provider), chainId };
     })();
-    const ready = this.ready;
+    // A failed connect is forgotten, so the next call tries again.
     ready.catch(() => {
       if (this.ready === ready) this.ready = null;
     });
+    this.ready = ready;
     return ready;
   }
 }
