@@ -92,19 +92,23 @@ export type ListingDeleteRequest = z.infer<typeof ListingDeleteRequestSchema>;
  * the bytes do not depend on key order. Computed from the parsed listing (defaults filled in).
  */
 export function listingSigningBytes(listing: Listing): Buffer {
-  const s = listing.schema;
+  const { provider, name, description, schema, rows, tags, pricePerRoundWei, createdAt, nonce, ...unsignedListing } = listing;
+  const { shape, featureColumns, labelColumn, numClasses, ...unsignedSchema } = schema;
+  // Every field must be signed: a field added to Listing or InputSpec fails to compile here until it is.
+  void (unsignedListing satisfies Record<string, never>);
+  void (unsignedSchema satisfies Record<string, never>);
   return Buffer.from(
     JSON.stringify([
       LISTING_SIGNING_DOMAIN,
-      listing.provider,
-      listing.name,
-      listing.description,
-      [s.shape, s.featureColumns ?? null, s.labelColumn, s.numClasses],
-      listing.rows,
-      listing.tags,
-      listing.pricePerRoundWei,
-      listing.createdAt,
-      listing.nonce,
+      provider,
+      name,
+      description,
+      [shape, featureColumns ?? null, labelColumn, numClasses],
+      rows,
+      tags,
+      pricePerRoundWei,
+      createdAt,
+      nonce,
     ]),
     'utf8',
   );
