@@ -20,6 +20,22 @@ const record: RoundRecord = {
 };
 const event: RoundCompletedEvent = { job, round: record, weights: [], modelHash: '0'.repeat(64), previousWeights: [] };
 
+/** A store holding the job, its round 1 and a two-example validation set; a scorer on it; the job's initial weights. */
+async function withValidationSet() {
+  await selectBackend('cpu');
+  const model = await buildModel(spec.model, spec.input, spec.seed);
+  const weights = getNamedWeights(model);
+  model.dispose();
+  const store = new MemoryStore();
+  await store.createJob(job);
+  await store.saveRound(record);
+  const validation = { x: Float32Array.from([0, 1, 2, 3, 4, 5]), y: Int32Array.from([0, 1]), count: 2, exampleShape: [3] };
+  await store.saveValidationSet(job.id, encodeDataset(validation));
+  const errors: string[] = [];
+  const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+  return { store, scorer, errors, weights };
+}
+
 describe('ContributionScorer', () => {
   it('leaves rounds of a job without a validation set unscored, and stops asking for per-client updates', async () => {
     const store = new MemoryStore();
@@ -56,17 +72,7 @@ describe('ContributionScorer', () => {
   });
 
   it('frees the job\'s evaluation model when the job ends before its last round', async () => {
-    await selectBackend('cpu');
-    const model = await buildModel(spec.model, spec.input, spec.seed);
-    const weights = getNamedWeights(model);
-    model.dispose();
-    const store = new MemoryStore();
-    await store.createJob(job);
-    await store.saveRound(record);
-    const validation = { x: Float32Array.from([0, 1, 2, 3, 4, 5]), y: Int32Array.from([0, 1]), count: 2, exampleShape: [3] };
-    await store.saveValidationSet(job.id, encodeDataset(validation));
-    const errors: string[] = [];
-    const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+    const { store, scorer, errors, weights } = await withValidationSet();
     const before = tf.memory().numTensors;
     // Round 1 of 2: the scorer builds its evaluation model and keeps it for round 2.
     await scorer.onRoundCompleted({ ...event, weights, previousWeights: weights });
@@ -78,6 +84,16 @@ describe('ContributionScorer', () => {
     scorer.onJobEnded(job.id);
     await scorer.whenIdle(job.id);
     expect(tf.memory().numTensors).toBe(before);
+    await scorer.close();
+  });
+
+  it('leaves a round unscored rather than saving non-finite values (a model that overflowed)', async () => {
+    const { store, scorer, errors, weights } = await withValidationSet();
+    const overflowed = weights.map((t) => ({ ...t, data: new Float32Array(t.data.length).fill(Infinity) }));
+    await scorer.onRoundCompleted({ ...event, weights: overflowed, previousWeights: weights });
+    await scorer.whenIdle(job.id);
+    expect(errors).toEqual(['contribution scoring failed']);
+    expect((await store.listRounds(job.id))[0]).toStrictEqual(record);
     await scorer.close();
   });
 });

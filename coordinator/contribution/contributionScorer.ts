@@ -108,6 +108,10 @@ export class ContributionScorer {
       const contribution = players.length > 0
         ? await scoreRound({ previous: event.previousWeights, players, metric, options, seed: deriveSeed(job.spec.seed, 'contribution', round.round) })
         : await this.scoreWholeRound(event, metric, options.metric);
+      // A model that overflowed evaluates to NaN, which would zero every score it is summed into: leave the round unscored.
+      if (![contribution.baseline, contribution.improvement, ...contribution.values.map((v) => v.value)].every(Number.isFinite)) {
+        throw new RangeError('the validation metric is not finite for some coalition');
+      }
       await this.options.store.saveRound({ ...round, contribution });
       this.options.logger.debug('round scored', {
         jobId: job.id, round: round.round, method: contribution.method, players: contribution.values.length,
