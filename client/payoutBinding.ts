@@ -1,7 +1,7 @@
 import type { Wallet } from 'ethers';
-import nacl from 'tweetnacl';
 import type { Identity } from '../shared/identity/keyPair';
 import { payoutBindingBytes, payoutBindingText } from '../shared/identity/payoutBinding';
+import { signBytes } from '../shared/identity/signing';
 import type { PayoutBinding } from '../shared/schemas/messages';
 
 /**
@@ -10,7 +10,7 @@ import type { PayoutBinding } from '../shared/schemas/messages';
  */
 export async function createPayoutBinding(identity: Identity, wallet: Pick<Wallet, 'address' | 'signMessage'>): Promise<PayoutBinding> {
   const address = wallet.address;
-  const ed25519Signature = Buffer.from(nacl.sign.detached(payoutBindingBytes(identity.clientId, address), identity.secretKey)).toString('hex');
+  const ed25519Signature = signBytes(identity.secretKey, payoutBindingBytes(identity.clientId, address));
   const ethSignature = await wallet.signMessage(payoutBindingText(identity.clientId));
   return { address, ed25519Signature, ethSignature };
 }
