@@ -96,4 +96,19 @@ describe('ContributionScorer', () => {
     expect((await store.listRounds(job.id))[0]).toStrictEqual(record);
     await scorer.close();
   });
+
+  it('picks up a validation set replaced by one of the same size', async () => {
+    const { store, scorer, errors, weights } = await withValidationSet();
+    const baseline = async () => {
+      await scorer.onRoundCompleted({ ...event, weights, previousWeights: weights });
+      await scorer.whenIdle(job.id);
+      return (await store.listRounds(job.id))[0].contribution!.baseline;
+    };
+    const first = await baseline();
+    const relabelled = { x: Float32Array.from([0, 1, 2, 3, 4, 5]), y: Int32Array.from([1, 0]), count: 2, exampleShape: [3] };
+    await store.saveValidationSet(job.id, encodeDataset(relabelled));
+    expect(await baseline()).not.toBeCloseTo(first, 6);
+    expect(errors).toEqual([]);
+    await scorer.close();
+  });
 });

@@ -24,8 +24,8 @@ export class ValidationMetrics {
     const bytes = await this.store.loadValidationSet(job.id);
     if (!bytes) return null;
     let entry = this.jobs.get(job.id);
-    // A replaced validation set (PUT again) is picked up at the next round.
-    if (!entry || Buffer.compare(Buffer.from(entry.bytes), Buffer.from(bytes)) !== 0) {
+    // A replaced validation set (PUT again) is picked up at the next round (compared in place, no copies).
+    if (!entry || Buffer.compare(entry.bytes, bytes) !== 0) {
       entry?.model.dispose();
       entry = { model: await buildModel(job.spec.model, job.spec.input, job.spec.seed), dataset: decodeDataset(bytes), bytes };
       this.jobs.set(job.id, entry);
