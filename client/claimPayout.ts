@@ -1,7 +1,7 @@
-import { getAddress, JsonRpcProvider, Network, type Wallet } from 'ethers';
+import { getAddress, type Wallet } from 'ethers';
 import { z } from 'zod';
 import { EscrowClient, EscrowRevertError } from '../contracts/escrow';
-import { readChainId } from '../contracts/rpc';
+import { pinnedProvider, readChainId } from '../contracts/rpc';
 import { TributaryError } from '../shared/errors';
 
 /** GET /v1/jobs/:id/payouts/:address, as the client checks it (the coordinator's answers are a trust boundary). */
@@ -66,7 +66,7 @@ export async function claimPayout(options: ClaimOptions): Promise<ClaimResult> {
   if (chainId !== proof.chainId) {
     throw new TributaryError('CHAIN_UNAVAILABLE', `The RPC is on chain ${chainId}; the job's escrow is on chain ${proof.chainId}.`);
   }
-  const provider = new JsonRpcProvider(options.rpcUrl, Network.from(chainId), { staticNetwork: true, cacheTimeout: -1, pollingInterval: 250 });
+  const provider = pinnedProvider(options.rpcUrl, chainId, 250);
   try {
     const escrow = new EscrowClient(proof.escrow, options.wallet.connect(provider));
     const jobId = BigInt(proof.onChainJobId);

@@ -1,7 +1,9 @@
+import { JsonRpcProvider, Network } from 'ethers';
+
 /**
  * eth_chainId over plain fetch: an unreachable RPC fails once, instead of ethers' JsonRpcProvider
  * retrying network detection forever (and logging each try). Build the provider afterwards with
- * `Network.from(chainId)` and `staticNetwork: true`.
+ * `pinnedProvider`.
  */
 export async function readChainId(url: string, timeoutMs = 10_000): Promise<number> {
   const res = await fetch(url, {
@@ -13,4 +15,12 @@ export async function readChainId(url: string, timeoutMs = 10_000): Promise<numb
   const body = (await res.json()) as { result?: string; error?: { message?: string } };
   if (typeof body.result !== 'string') throw new Error(`eth_chainId failed: ${body.error?.message ?? `HTTP ${res.status}`}`);
   return Number(BigInt(body.result));
+}
+
+/**
+ * A provider pinned to `chainId` (from readChainId): ethers never re-detects the network, and no
+ * read is served from its cache (a worker re-reading the chain must see the latest state).
+ */
+export function pinnedProvider(url: string, chainId: number, pollingMs: number): JsonRpcProvider {
+  return new JsonRpcProvider(url, Network.from(chainId), { staticNetwork: true, cacheTimeout: -1, pollingInterval: pollingMs });
 }

@@ -6,12 +6,12 @@
  * claims its payout with its own payout key and the buyer takes back the rest.
  */
 import { join } from 'node:path';
-import { ContractFactory, JsonRpcProvider, Network, Wallet, id } from 'ethers';
+import { ContractFactory, Wallet, id } from 'ethers';
 import { claimPayout } from '../client/claimPayout';
 import { loadOrCreatePayoutKey } from '../client/keyFile';
 import escrowArtifact from '../contracts/artifacts/TributaryEscrow.json';
 import { EscrowClient, NATIVE } from '../contracts/escrow';
-import { readChainId } from '../contracts/rpc';
+import { pinnedProvider, readChainId } from '../contracts/rpc';
 import { anvilDevKey } from '../contracts/testing';
 import type { Coordinator } from '../coordinator/server';
 import type { ChainSpec } from '../shared/schemas/jobSpec';
@@ -67,7 +67,7 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
   }
   const url = rpcUrl;
   const chainId = await readChainId(url);
-  const provider = new JsonRpcProvider(url, Network.from(chainId), { staticNetwork: true, cacheTimeout: -1, pollingInterval: anvil ? 20 : 1000 });
+  const provider = pinnedProvider(url, chainId, anvil ? 20 : 1000);
   const buyer = new Wallet(buyerKey, provider);
   const transactions: Array<{ what: string; hash: string }> = [];
   let escrow: EscrowClient;

@@ -1,6 +1,6 @@
-import { JsonRpcProvider, Network, Wallet } from 'ethers';
+import { Wallet, type JsonRpcProvider } from 'ethers';
 import { EscrowClient } from '../../contracts/escrow';
-import { readChainId } from '../../contracts/rpc';
+import { pinnedProvider, readChainId } from '../../contracts/rpc';
 import { withTimeout } from './backoff';
 
 export interface ChainConnectionOptions {
@@ -67,11 +67,7 @@ export class ChainConnection {
     if (this.ready) return this.ready;
     const ready = (async () => {
       const chainId = await this.timed('eth_chainId', readChainId(this.options.rpcUrl));
-      const provider = new JsonRpcProvider(this.options.rpcUrl, Network.from(chainId), {
-        staticNetwork: true,
-        cacheTimeout: -1,
-        pollingInterval: this.options.pollingMs,
-      });
+      const provider = pinnedProvider(this.options.rpcUrl, chainId, this.options.pollingMs);
       return { provider, wallet: new Wallet(this.options.privateKey, provider), chainId };
     })();
     // A failed connect is forgotten, so the next call tries again.

@@ -6,12 +6,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonRpcProvider, Network, id, type JsonRpcSigner, type Wallet } from 'ethers';
+import { id, type JsonRpcProvider, type JsonRpcSigner, type Wallet } from 'ethers';
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../../client/keyFile';
 import { createPayoutBinding } from '../../client/payoutBinding';
 import type { PlantedBehaviour } from '../../client/plantedBehaviour';
 import { TributaryClient } from '../../client/tributaryClient';
 import { deployEscrow, NATIVE, type EscrowClient } from '../../contracts/escrow';
+import { pinnedProvider } from '../../contracts/rpc';
 import { anvilDevKey } from '../../contracts/testing';
 import type { Dataset } from '../../shared/data/dataset';
 
@@ -19,7 +20,7 @@ import type { Dataset } from '../../shared/data/dataset';
 export const anvilKey = anvilDevKey;
 
 export function localProvider(url: string): JsonRpcProvider {
-  return new JsonRpcProvider(url, Network.from(31337), { staticNetwork: true, cacheTimeout: -1, pollingInterval: 20 });
+  return pinnedProvider(url, 31337, 20);
 }
 
 /** Deploys a fresh escrow as the buyer (dev account 0). */
