@@ -7,7 +7,7 @@ import { buildModel } from '../../shared/ml/modelZoo';
 import { trainLocal } from '../../shared/ml/train';
 import { getNamedWeights, setNamedWeights } from '../../shared/ml/weights';
 import { ContributionOptionsSchema, type ContributionOptions, type JobSpecInput } from '../../shared/schemas/jobSpec';
-import { splitCohorts } from '../../coordinator/aggregation/secaggCohorts';
+import { splitCohorts, sumCohortUpdates } from '../../coordinator/aggregation/secaggCohorts';
 import { fedAvgStep, type ModelMetric } from '../../coordinator/contribution/coalitionUtility';
 import { privateScores } from '../../coordinator/contribution/contributionReport';
 import { scoreRound, type RoundPlayer } from '../../coordinator/contribution/roundScoring';
@@ -125,21 +125,10 @@ export async function simulatePlantedFederation(options: {
       const plaintext = await scoreRound({ previous: global, players, metric, options: contribution, seed: deriveSeed(seed, 'gtg', round) });
       const plaintextMs = evaluationsMs;
       const cohortMembers = splitCohorts([...PLANTED_CLIENTS], options.cohortSize ?? 3, { seed, round, attempt: 0 });
-      const cohortPlayers = cohortMembers.map((members) => {
-        const parts = members.map((m) => players[PLANTED_CLIENTS.indexOf(m as PlantedClient)].updates);
-        return {
-          members,
-          updates: {
-            weightedDeltaSum: parts[0].weightedDeltaSum.map((_, t) => {
-              const acc = new Float64Array(parts[0].weightedDeltaSum[t].length);
-              for (const p of parts) for (let j = 0; j < acc.length; j++) acc[j] += p.weightedDeltaSum[t][j];
-              return acc;
-            }),
-            totalExamples: parts.reduce((n, p) => n + p.totalExamples, 0),
-            clientCount: parts.length,
-          },
-        };
-      });
+      const cohortPlayers = cohortMembers.map((members) => ({
+        members,
+        updates: sumCohortUpdates(members.map((m) => players[PLANTED_CLIENTS.indexOf(m as PlantedClient)].updates)),
+      }));
       const cohorts = await scoreRound({ previous: global, players: cohortPlayers, metric, options: contribution, seed: round });
       const gtg = options.compareGtg
         ? await scoreRound({ previous: global, players, metric, options: { ...contribution, exactUpTo: 1 }, seed: deriveSeed(seed, 'gtg', round) })
