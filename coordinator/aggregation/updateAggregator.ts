@@ -18,6 +18,8 @@ export interface UpdateAggregator {
   result(): AggregatedUpdates;
   /** The sums, when producing them needs asynchronous work (a remote decryption). Rejects with a coded error. */
   finish?(): Promise<AggregatedUpdates>;
+  /** Plaintext modes that were asked to keep them (contribution scoring): each accepted client's own n_i·Δ_i. */
+  clientUpdates?(): Array<{ clientId: string; updates: AggregatedUpdates }>;
 }
 
 /** Which round attempt an aggregator serves. */

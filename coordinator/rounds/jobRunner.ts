@@ -7,7 +7,6 @@ import { secaggOptionsOf } from '../../shared/schemas/jobSpec';
 import { splitCohorts, sumCohortUpdates } from '../aggregation/secaggCohorts';
 import { SecAggSession, type SecAggSessionResult } from '../aggregation/secaggSession';
 import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
-import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
 import type { Logger } from '../logger';
 import type { JobRecord, RoundRecord, Store } from '../store/store';
 import type { AggregatedUpdates, Strategy } from '../strategy/strategy';
@@ -336,9 +335,7 @@ export class JobRunner {
         numExamples: (u) => Math.round(u.totalExamples * paillier.maxExampleWeight),
       };
     }
-    const clientUpdates = aggregator instanceof PlaintextAggregator
-      ? aggregator.clientUpdates().map((c) => ({ members: [c.clientId], updates: c.updates }))
-      : [];
+    const clientUpdates = (aggregator.clientUpdates?.() ?? []).map((c) => ({ members: [c.clientId], updates: c.updates }));
     return {
       ...collected, updates: () => aggregator.result(), numExamples: (u) => u.totalExamples,
       ...(clientUpdates.length > 0 ? { clientUpdates } : {}),
