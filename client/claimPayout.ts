@@ -1,7 +1,7 @@
 import { getAddress, type Wallet } from 'ethers';
 import { z } from 'zod';
 import { EscrowClient, EscrowRevertError } from '../contracts/escrow';
-import { pinnedProvider, readChainId } from '../contracts/rpc';
+import { pinnedProvider, readChainId, rpcHost } from '../contracts/rpc';
 import { TributaryError } from '../shared/errors';
 
 /** GET /v1/jobs/:id/payouts/:address, as the client checks it (the coordinator's answers are a trust boundary). */
@@ -40,13 +40,19 @@ export interface ClaimResult {
 /** Fetches this address's payout and Merkle proof from the coordinator. Throws PAYOUT_NOT_READY / PAYOUT_NOT_FOUND. */
 export async function fetchPayoutProof(coordinator: string, jobId: string, address: string): Promise<PayoutProof> {
   const res = await fetch(new URL(`/v1/jobs/${encodeURIComponent(jobId)}/payouts/${address}`, coordinator));
-  const body = (await res.json()) as { error?: { code?: string; message?: string } };
+  // A proxy's HTML error page or a truncated answer is not the coordinator's JSON: say so, coded.
+  const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
+  if (!body) throw new TributaryError('INTERNAL', `The coordinator's payout answer (HTTP ${res.status}) is not JSON.`);
   if (!res.ok) {
     const code = body.error?.code;
     const known = code === 'PAYOUT_NOT_READY' || code === 'PAYOUT_NOT_FOUND' || code === 'JOB_NOT_FOUND' ? code : 'INTERNAL';
     throw new TributaryError(known, body.error?.message ?? `HTTP ${res.status}`);
   }
-  return PayoutProofSchema.parse(body);
+  const parsed = PayoutProofSchema.safeParse(body);
+  if (!parsed.success) {
+    throw new TributaryError('INTERNAL', `The coordinator's payout answer is malformed: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}.`);
+  }
+  return parsed.data;
 }
 
 /**
@@ -61,7 +67,7 @@ export async function claimPayout(options: ClaimOptions): Promise<ClaimResult> {
     throw new TributaryError('PAYOUT_NOT_FOUND', `The coordinator answered with a payout for ${proof.account}, not ${account}.`);
   }
   const chainId = await readChainId(options.rpcUrl).catch((err) => {
-    throw new TributaryError('CHAIN_UNAVAILABLE', `Cannot reach the chain RPC at ${options.rpcUrl}: ${(err as Error).message}`);
+    throw new TributaryError('CHAIN_UNAVAILABLE', `Cannot reach the chain RPC at ${rpcHost(options.rpcUrl)}: ${(err as Error).message.split(options.rpcUrl).join('<rpc-url>')}`);
   });
   if (chainId !== proof.chainId) {
     throw new TributaryError('CHAIN_UNAVAILABLE', `The RPC is on chain ${chainId}; the job's escrow is on chain ${proof.chainId}.`);

@@ -17,6 +17,15 @@ export async function readChainId(url: string, timeoutMs = 10_000): Promise<numb
   return Number(BigInt(body.result));
 }
 
+/** The RPC's host for messages: hosted RPC URLs carry an API key in the path or query, never shown. */
+export function rpcHost(url: string): string {
+  try {
+    return new URL(url).host || '<rpc-url>';
+  } catch {
+    return '<rpc-url>';
+  }
+}
+
 /**
  * A provider pinned to `chainId` (from readChainId): ethers never re-detects the network, and no
  * read is served from its cache (a worker re-reading the chain must see the latest state).
