@@ -1,6 +1,6 @@
 import { participationScores, type ScoresFor } from '../chain/participationScores';
 import type { Store } from '../store/store';
-import { contributionReport } from './contributionReport';
+import { contributionReport, type ContributionReport } from './contributionReport';
 import type { ContributionScorer } from './contributionScorer';
 
 /** Label of contribution scores in the payout plan and REST. */
@@ -18,9 +18,18 @@ export function settlementScores(store: Store, scorer: ContributionScorer): Scor
   return async (jobId) => {
     await scorer.whenIdle(jobId);
     const report = await contributionReport(store, jobId);
-    if (report.rounds.length > 0) {
+    if (separatesClients(report)) {
       return { label: CONTRIBUTION_LABEL, scores: report.clients.map((c) => ({ clientId: c.clientId, score: c.score })) };
     }
     return participation(jobId);
   };
+}
+
+/**
+ * Whether some scored round measured clients apart (per client, or several cohorts). A round scored as
+ * one group of all its participants (paillier, secagg without cohorts) only says how much the round
+ * helped; its "scores" pay nobody when the rounds made the model worse, so such a job is paid on participation.
+ */
+function separatesClients(report: ContributionReport): boolean {
+  return report.rounds.some((r) => r.values.length > 1 || r.values.some((v) => v.members.length === 1));
 }
