@@ -11,6 +11,7 @@ import { JobSpecSchema, type ChainSpec, type JobSpecInput } from '../shared/sche
 import type { CoordinatorConfigInput } from '../coordinator/config';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { contributionReport } from '../coordinator/contribution/contributionReport';
+import { separatesClients } from '../coordinator/contribution/settlementScores';
 import { loadOrCreateIdentity } from '../client/keyFile';
 import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
 import type { ExampleOptions, ExampleTask } from './exampleTask';
@@ -239,7 +240,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       contributors,
       contributionMethod: report.status === 'skipped'
         ? 'skipped'
-        : report.rounds.every((r) => r.values.length === 1)
+        : !separatesClients(report)
           ? `participation (${report.metric}; the coordinator saw only each round's total: use 6+ clients for SecAgg+ cohorts, or --secure-aggregation none)`
           : `${report.method} (${report.metric})`,
     };

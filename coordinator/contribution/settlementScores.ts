@@ -30,6 +30,6 @@ export function settlementScores(store: Store, scorer: ContributionScorer): Scor
  * one group of all its participants (paillier, secagg without cohorts) only says how much the round
  * helped; its "scores" pay nobody when the rounds made the model worse, so such a job is paid on participation.
  */
-function separatesClients(report: ContributionReport): boolean {
+export function separatesClients(report: ContributionReport): boolean {
   return report.rounds.some((r) => r.values.length > 1 || r.values.some((v) => v.members.length === 1));
 }
