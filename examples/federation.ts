@@ -98,6 +98,8 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   const started = Date.now();
   const dataDir = join(options.outDir, 'data');
   mkdirSync(dataDir, { recursive: true });
+  /** The planted free-riders are the last client indices. */
+  const isFreeRider = (i: number) => i >= options.clients - (options.freeRiders ?? 0);
   const rounds: RoundSummary[] = [];
   let store: Awaited<ReturnType<typeof startCoordinator>>['store'] | null = null;
   const onRoundCompleted = async (e: RoundCompletedEvent) => {
@@ -164,7 +166,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
           '--coordinator', coordinator.url, '--job', job.id, '--index', String(i), '--clients', String(options.clients),
           '--partition', formatPartition(options.partition), '--seed', String(options.seed), '--data-dir', dataDir,
           '--backend', options.backend,
-          ...(i >= options.clients - (options.freeRiders ?? 0) ? ['--planted', 'free-rider'] : []),
+          ...(isFreeRider(i) ? ['--planted', 'free-rider'] : []),
         ],
         { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -214,7 +216,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     for (let i = 0; i < options.clients; i++) {
       const id = loadOrCreateIdentity(join(dataDir, `client-${i}.key`)).clientId;
       const c = byId.get(id);
-      contributors.push({ id, index: i, score: c?.score ?? 0, share: c?.share ?? 0, ...(c?.estimate !== undefined ? { estimate: c.estimate } : {}), ...(i >= options.clients - (options.freeRiders ?? 0) ? { freeRider: true as const } : {}) });
+      contributors.push({ id, index: i, score: c?.score ?? 0, share: c?.share ?? 0, ...(c?.estimate !== undefined ? { estimate: c.estimate } : {}), ...(isFreeRider(i) ? { freeRider: true as const } : {}) });
     }
     await options.afterJob?.(coordinator, job.id, dataDir);
 
