@@ -15,7 +15,7 @@ import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { EVENTS, type SecAggRequest } from '../shared/schemas/messages';
 import { weightedMeanErrorBound } from '../shared/secagg';
 import { separableDataset } from './support/syntheticCsv';
-import { connectionOfLater, largestChange, largestDifference, roundModel } from './support/secureRounds';
+import { compareRoundOne, connectionOfLater } from './support/secureRounds';
 import { createJob } from './support/rest';
 
 jest.setTimeout(120_000);
@@ -115,8 +115,7 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     expect(events.find((e) => e.job.id === plainId)?.cohorts).toBeUndefined();
 
     // The cohort sums add up to the aggregate FedAvg applied: model1 = model0 + Σ sums / Σ weights.
-    const initial = await roundModel(coordinator.store, secureId, 0);
-    const secure1 = await roundModel(coordinator.store, secureId, 1);
+    const { initial, secure1, meanAbs, worst } = await compareRoundOne(coordinator.store, plainId, secureId);
     const weightSum = cohorts.reduce((a, c) => a + c.updates.totalExamples, 0);
     expect(Math.round(weightSum * MAX_EXAMPLE_WEIGHT)).toBe(round.metrics.numExamples);
     secure1.forEach((t, i) => t.data.forEach((v, j) => {
@@ -125,12 +124,7 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     }));
 
     // Round 1 starts from the same model and the same local updates, so only quantisation differs.
-    const plain1 = await roundModel(coordinator.store, plainId, 1);
-    expect((await roundModel(coordinator.store, plainId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
-    const meanAbs = largestChange(initial, plain1);
     const bound = weightedMeanErrorBound(meanAbs, weightSum, 6, { clippingRange: 8, quantizationRange: 2 ** 22 });
-    const worst = largestDifference(secure1, plain1);
-    expect(meanAbs).toBeGreaterThan(0);
     expect(worst).toBeLessThanOrEqual(bound);
   });
 

@@ -32,6 +32,21 @@ export function largestDifference(a: readonly NamedTensor[], b: readonly NamedTe
   return worst;
 }
 
+/**
+ * Round 1 of a secure job beside round 1 of the same plaintext job. Both start from the same model
+ * (asserted) and the same local updates, so only the secure mode's quantisation can differ:
+ * `meanAbs` is the plaintext step's size, `worst` the secure model's largest difference from it.
+ */
+export async function compareRoundOne(store: Store, plainId: string, secureId: string) {
+  const initial = await roundModel(store, plainId, 0);
+  expect((await roundModel(store, secureId, 0)).map((t) => [...t.data])).toEqual(initial.map((t) => [...t.data]));
+  const plain1 = await roundModel(store, plainId, 1);
+  const secure1 = await roundModel(store, secureId, 1);
+  const meanAbs = largestChange(initial, plain1);
+  expect(meanAbs).toBeGreaterThan(0);
+  return { initial, secure1, meanAbs, worst: largestDifference(secure1, plain1) };
+}
+
 /** A library client's live connection (tests use it to send what a real client never would). */
 export const connectionOf = (c: TributaryClient) => (c as unknown as { connection: CoordinatorConnection | null }).connection;
 
