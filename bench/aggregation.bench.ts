@@ -16,7 +16,13 @@ export function aggregationBench(params = 1_000_000, clients = 10) {
   });
   const manifest = [{ name: 'w', shape: [params] }];
   const global = [{ name: 'w', shape: [params], data: new Float32Array(params) }];
-  const spec = JobSpecSchema.parse({ name: 'b', model: { kind: 'builtin', name: 'mlp' }, input: { shape: [1], numClasses: 2 }, rounds: 1, secureAggregation: 'none' });
+  const spec = JobSpecSchema.parse({
+    name: 'b',
+    model: { kind: 'builtin', name: 'mlp' },
+    input: { shape: [1], numClasses: 2 },
+    rounds: 1,
+    secureAggregation: 'none',
+  });
   const fedAvg = createStrategy(spec);
 
   const plainSeconds = bestOf(15, () => {

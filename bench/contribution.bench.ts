@@ -20,15 +20,26 @@ import { datasetToCsv } from '../shared/data/csvWriter';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { Logger } from '../coordinator/logger';
 import {
-  BAD_CLIENTS, PLANTED_CLIENTS, PLANTED_FEATURES, plantedBehaviourOf, plantedDatasets, plantedJobSpec, plantedScores, plantedValidationSet,
-  simulatePlantedFederation, type PlantedClient,
+  BAD_CLIENTS,
+  PLANTED_CLIENTS,
+  PLANTED_FEATURES,
+  plantedBehaviourOf,
+  plantedDatasets,
+  plantedJobSpec,
+  plantedScores,
+  plantedValidationSet,
+  simulatePlantedFederation,
+  type PlantedClient,
 } from '../test/support/plantedFederation';
 import { median, round } from './harness';
 
 const INPUT = { shape: [PLANTED_FEATURES], numClasses: 2, labelColumn: 'label' };
 
 /** One plaintext planted job over real sockets; returns round durations and the scorer's per-round figures. */
-async function runJob(rounds: number, withValidation: boolean): Promise<{ roundMs: number[]; scoringMs: number[]; evaluations: number[] }> {
+async function runJob(
+  rounds: number,
+  withValidation: boolean,
+): Promise<{ roundMs: number[]; scoringMs: number[]; evaluations: number[] }> {
   const scored: Array<{ ms: number; evaluations: number }> = [];
   const logger: Logger = {
     error: () => undefined,
@@ -41,19 +52,28 @@ async function runJob(rounds: number, withValidation: boolean): Promise<{ roundM
   const clients: TributaryClient[] = [];
   try {
     const created = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(plantedJobSpec('none', rounds)),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(plantedJobSpec('none', rounds)),
     });
     const jobId = ((await created.json()) as { id: string }).id;
     if (withValidation) {
       await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
-        method: 'PUT', headers: { 'content-type': 'text/csv' }, body: datasetToCsv(plantedValidationSet(), INPUT),
+        method: 'PUT',
+        headers: { 'content-type': 'text/csv' },
+        body: datasetToCsv(plantedValidationSet(), INPUT),
       });
     }
     const datasets = plantedDatasets();
     for (const name of PLANTED_CLIENTS) {
       const behaviour = plantedBehaviourOf(name);
       const client = new TributaryClient({
-        url: coordinator.url, jobId, identity: generateIdentity(), dataset: datasets[name], backend: 'cpu', ...(behaviour ? { plantedBehaviour: behaviour } : {}),
+        url: coordinator.url,
+        jobId,
+        identity: generateIdentity(),
+        dataset: datasets[name],
+        backend: 'cpu',
+        ...(behaviour ? { plantedBehaviour: behaviour } : {}),
       });
       client.run().catch(() => undefined);
       clients.push(client);
@@ -61,7 +81,11 @@ async function runJob(rounds: number, withValidation: boolean): Promise<{ roundM
     await coordinator.jobs.waitForJob(jobId);
     await coordinator.contributions.whenIdle(jobId);
     const records = (await coordinator.store.listRounds(jobId)).filter((r) => r.status === 'completed');
-    return { roundMs: records.map((r) => r.metrics.durationMs), scoringMs: scored.map((s) => s.ms), evaluations: scored.map((s) => s.evaluations) };
+    return {
+      roundMs: records.map((r) => r.metrics.durationMs),
+      scoringMs: scored.map((s) => s.ms),
+      evaluations: scored.map((s) => s.evaluations),
+    };
   } finally {
     for (const c of clients) c.close();
     await coordinator.close();
@@ -96,14 +120,24 @@ export async function contributionBench(costRounds = 8, reportRounds = [10, 20, 
       const s = plantedScores(sim.slice(0, n));
       const plaintext = PLANTED_CLIENTS.map((c) => s.plaintext[c]);
       const priv = PLANTED_CLIENTS.map((c) => s.private[c]);
-      const shares = (xs: number[]) => Object.fromEntries(PLANTED_CLIENTS.map((c, i) => [c, round(payoutShares(xs)[i], 4)])) as Record<PlantedClient, number>;
+      const shares = (xs: number[]) =>
+        Object.fromEntries(PLANTED_CLIENTS.map((c, i) => [c, round(payoutShares(xs)[i], 4)])) as Record<
+          PlantedClient,
+          number
+        >;
       const passes = (sc: Record<PlantedClient, number>, sh: Record<PlantedClient, number>) =>
         sc['honest-2x'] > sc['honest-1x'] && BAD_CLIENTS.every((b) => sc['honest-1x'] > sc[b] && sh[b] <= 0.02);
       const plaintextShares = shares(plaintext);
       const privateShares = shares(priv);
       return {
         rounds: n,
-        spearmanPrivateVsExact: round(spearman(PLANTED_CLIENTS.map((c) => s.privateEstimate[c]), plaintext), 3),
+        spearmanPrivateVsExact: round(
+          spearman(
+            PLANTED_CLIENTS.map((c) => s.privateEstimate[c]),
+            plaintext,
+          ),
+          3,
+        ),
         spearmanPaidVsExact: round(spearman(priv, plaintext), 3),
         plaintextShares,
         privateShares,

@@ -37,7 +37,15 @@ function memory(): ProcessMemory {
     gc();
   }
   const m = process.memoryUsage();
-  return { rss: m.rss, vmRss: vmRssBytes('self'), heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, gcRan: !!gc };
+  return {
+    rss: m.rss,
+    vmRss: vmRssBytes('self'),
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    gcRan: !!gc,
+  };
 }
 
 async function main(): Promise<void> {
@@ -60,7 +68,15 @@ async function main(): Promise<void> {
   process.on('message', (msg: { type?: string }) => {
     if (msg?.type === 'memory') process.send?.({ type: 'memory', memory: memory() });
   });
-  process.stdout.write(JSON.stringify({ url: coordinator.url, port: coordinator.port, pid: process.pid, backend: coordinator.backend, store: coordinator.store.kind }) + '\n');
+  process.stdout.write(
+    `${JSON.stringify({
+      url: coordinator.url,
+      port: coordinator.port,
+      pid: process.pid,
+      backend: coordinator.backend,
+      store: coordinator.store.kind,
+    })}\n`,
+  );
 }
 
 if (require.main === module) {

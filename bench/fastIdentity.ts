@@ -45,11 +45,25 @@ export function fastHandshakeAuth(identity: FastIdentity, now = Date.now()): Han
  * Checks that the fast signer produces the client's (tweetnacl) signature byte for byte, and returns
  * how long one tweetnacl signature takes here (ms), the cost the stock client pays per message.
  */
-export function checkFastSigner(samples = 20): { identical: boolean; tweetnaclSignMs: number; nodeCryptoSignMs: number } {
+export function checkFastSigner(samples = 20): {
+  identical: boolean;
+  tweetnaclSignMs: number;
+  nodeCryptoSignMs: number;
+} {
   const identity = generateFastIdentity();
   // Round-trip the seed through node:crypto too, so the derived key is the one tweetnacl would use.
-  const again = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, Buffer.from(identity.secretKey.subarray(0, 32))]), format: 'der', type: 'pkcs8' });
-  const fields: SignedFields = { jobId: 'job_x', round: 3, stage: 'update-commit', payloadHash: payloadHash('{}'), nonce: newNonce() };
+  const again = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, Buffer.from(identity.secretKey.subarray(0, 32))]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  const fields: SignedFields = {
+    jobId: 'job_x',
+    round: 3,
+    stage: 'update-commit',
+    payloadHash: payloadHash('{}'),
+    nonce: newNonce(),
+  };
   const identical =
     fastSignFields(identity, fields) === signFields(identity.secretKey, fields) &&
     sign(null, signingBytes(fields), again).toString('hex') === signFields(identity.secretKey, fields);

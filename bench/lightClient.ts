@@ -41,7 +41,9 @@ export class LightClient extends CoordinatorConnection {
     super({ url, identity: fast, reconnectDelayMs: 250, maxReconnectDelayMs: 2_000, ackTimeoutMs: 60_000 });
     this.socket.auth = (cb: (data: object) => void) => cb(fastHandshakeAuth(fast));
     this.on('task', (task: RoundTask) => {
-      this.answer(task).catch((err) => this.errors.push(`round ${task.round}: ${String((err as Error).message ?? err)}`));
+      this.answer(task).catch((err) =>
+        this.errors.push(`round ${task.round}: ${String((err as Error).message ?? err)}`),
+      );
     });
   }
 
@@ -72,13 +74,18 @@ export class LightClient extends CoordinatorConnection {
     if (!response.ok) throw new TributaryError('JOB_NO_MODEL', `model download failed with HTTP ${response.status}`);
     const bytes = new Uint8Array(await response.arrayBuffer());
     const t0 = performance.now();
-    if (contentHash(bytes) !== task.modelHash) throw new TributaryError('TRANSFER_HASH_MISMATCH', 'model hash mismatch');
+    if (contentHash(bytes) !== task.modelHash)
+      throw new TributaryError('TRANSFER_HASH_MISMATCH', 'model hash mismatch');
     const global = decodeTensors(bytes, { expected: this.manifest });
     const delta = global.map((t) => ({ name: t.name, shape: t.shape, data: new Float32Array(t.data.length) }));
     const payload = updateEncoderFor('none').encode(delta, this.numExamples);
     this.addBusy(task.round, performance.now() - t0);
     await this.submitUpdate(task, payload, this.numExamples, { loss: 0, accuracy: 0 });
-    this.rounds.push({ round: task.round, latencyMs: performance.now() - received, busyMs: this.busy.get(task.round) ?? 0 });
+    this.rounds.push({
+      round: task.round,
+      latencyMs: performance.now() - received,
+      busyMs: this.busy.get(task.round) ?? 0,
+    });
     this.busy.delete(task.round);
   }
 
@@ -87,18 +94,42 @@ export class LightClient extends CoordinatorConnection {
   }
 
   /** CoordinatorConnection.send with the node:crypto signer; same message, same checks on the ack. */
-  override async send(event: string, stage: string, jobId: string, round: number, body: unknown, data?: Uint8Array): Promise<unknown> {
+  override async send(
+    event: string,
+    stage: string,
+    jobId: string,
+    round: number,
+    body: unknown,
+    data?: Uint8Array,
+  ): Promise<unknown> {
     const t0 = performance.now();
     const bodyText = JSON.stringify(body);
     const nonce = newNonce();
-    const signature = fastSignFields(this.fast, { jobId, round, stage, payloadHash: payloadHash(bodyText, data), nonce });
-    const message = { jobId, round, stage, nonce, signature, body: bodyText, ...(data ? { data: Buffer.from(data) } : {}) };
-    if (!this.socket.connected) throw new TributaryError('INTERNAL', `Not connected to the coordinator; ${event} was not sent.`);
+    const signature = fastSignFields(this.fast, {
+      jobId,
+      round,
+      stage,
+      payloadHash: payloadHash(bodyText, data),
+      nonce,
+    });
+    const message = {
+      jobId,
+      round,
+      stage,
+      nonce,
+      signature,
+      body: bodyText,
+      ...(data ? { data: Buffer.from(data) } : {}),
+    };
+    if (!this.socket.connected)
+      throw new TributaryError('INTERNAL', `Not connected to the coordinator; ${event} was not sent.`);
     const pending = this.socket.timeout(60_000).emitWithAck(event, message);
     this.addBusy(round, performance.now() - t0);
     const ack = AckSchema.parse(await pending);
     if (!ack.ok) {
-      throw new TributaryError(isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL', ack.error.message, { details: ack.error.details });
+      throw new TributaryError(isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL', ack.error.message, {
+        details: ack.error.details,
+      });
     }
     return ack.result;
   }

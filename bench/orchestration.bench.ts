@@ -49,7 +49,9 @@ async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): P
   try {
     return await Promise.race([
       promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms))),
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms)),
+      ),
     ]);
   } finally {
     clearTimeout(timer);
@@ -94,7 +96,10 @@ async function scenario(clients: number, measuredRounds: number, budgetMs: numbe
     const job = await withDeadline(coordinator.jobs.waitForJob(jobId), left(), 'the job');
     if (job.status !== 'completed') stoppedEarly = `job ${job.status}: ${job.failureReason ?? ''}`;
     // The last commit's acknowledgements may still be in flight when the job completes.
-    await waitFor(() => conns.every((c) => c.rounds.some((x) => x.round === roundsPlanned) || c.errors.length > 0), Math.min(5_000, left()));
+    await waitFor(
+      () => conns.every((c) => c.rounds.some((x) => x.round === roundsPlanned) || c.errors.length > 0),
+      Math.min(5_000, left()),
+    );
   } catch (err) {
     stoppedEarly = (err as Error).message;
   } finally {
@@ -136,11 +141,16 @@ async function scenario(clients: number, measuredRounds: number, budgetMs: numbe
  * in this process (see LightClient: protocol-complete, zero training time). Each scenario is bounded
  * by `budgetMs` and always closes its clients and coordinator.
  */
-export async function orchestrationBench(clientCounts: readonly number[] = [10, 100], measuredRounds = 20, budgetMs = 120_000) {
+export async function orchestrationBench(
+  clientCounts: readonly number[] = [10, 100],
+  measuredRounds = 20,
+  budgetMs = 120_000,
+) {
   const scenarios: OrchestrationScenario[] = [];
   for (const n of clientCounts) scenarios.push(await scenario(n, measuredRounds, budgetMs));
   return {
-    clientKind: 'LightClient: real CoordinatorConnection, downloads + hash-checks the model over HTTP, uploads a zero delta (0 s training), node:crypto signer',
+    clientKind:
+      'LightClient: real CoordinatorConnection, downloads + hash-checks the model over HTTP, uploads a zero delta (0 s training), node:crypto signer',
     model: 'mlp hiddenUnits [4] on input [8], 2 classes (46 parameters)',
     warmupRounds: 1,
     scenarios,

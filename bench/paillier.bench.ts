@@ -30,7 +30,9 @@ export async function paillierBench(parameters = 100_000, clients = 3, keyBits =
   const { publicKey, privateKey } = await generatePaillierKeys(keyBits);
   const keygenSeconds = seconds(t0);
   const params = createPackedPaillierParams({ keyBits, bits: 16, clipRange: 1, maxClients: 100 });
-  const updates = Array.from({ length: clients }, (_, c) => Float32Array.from({ length: parameters }, (_, i) => Math.sin(i * 0.37 + c) * 0.9));
+  const updates = Array.from({ length: clients }, (_, c) =>
+    Float32Array.from({ length: parameters }, (_, i) => Math.sin(i * 0.37 + c) * 0.9),
+  );
 
   const quantizePackSeconds = bestOf(3, () => pack(quantize(updates[0], params).values, params));
 
@@ -56,7 +58,8 @@ export async function paillierBench(parameters = 100_000, clients = 3, keyBits =
     t0 = performance.now();
     encrypted.push(await encryptVector(publicKey, updates[1 % clients], params, { encryptor: parallel }));
     parallelSeconds = seconds(t0);
-    for (let c = 2; c < clients; c++) encrypted.push(await encryptVector(publicKey, updates[c], params, { encryptor: parallel }));
+    for (let c = 2; c < clients; c++)
+      encrypted.push(await encryptVector(publicKey, updates[c], params, { encryptor: parallel }));
   } finally {
     await parallel.close();
   }
@@ -78,7 +81,9 @@ export async function paillierBench(parameters = 100_000, clients = 3, keyBits =
 
   // Decryption of the aggregate, and the error against the plaintext sum.
   t0 = performance.now();
-  const total = await decryptSum(privateKey, aggregate, params, clients, parameters, { decryptor: new CrtDecryptor(privateKey) });
+  const total = await decryptSum(privateKey, aggregate, params, clients, parameters, {
+    decryptor: new CrtDecryptor(privateKey),
+  });
   const decryptSeconds = seconds(t0);
   const decryptor = new ParallelDecryptor(privateKey, { threads });
   let parallelDecryptSeconds: number;

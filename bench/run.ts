@@ -21,7 +21,9 @@ import { contributionBench } from './contribution.bench';
 type Row = [figure: string, value: string, note?: string];
 
 const fmt = (x: number | null | undefined, unit = '') =>
-  x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${x.toLocaleString('en-US', { maximumFractionDigits: 3 })}${unit}`;
+  x === null || x === undefined || !Number.isFinite(x)
+    ? 'n/a'
+    : `${x.toLocaleString('en-US', { maximumFractionDigits: 3 })}${unit}`;
 
 async function section<T>(name: string, fn: () => T | Promise<T>): Promise<T | { error: string }> {
   process.stderr.write(`bench: ${name}...`);
@@ -57,7 +59,8 @@ function onlySections(): string[] | null {
   if (i < 0) return null;
   const names = (process.argv[i + 1] ?? '').split(',').filter(Boolean);
   const unknown = names.filter((n) => !(n in SINGLE_SECTIONS));
-  if (names.length === 0 || unknown.length > 0) throw new Error(`--only takes a comma-separated list of: ${Object.keys(SINGLE_SECTIONS).join(', ')}`);
+  if (names.length === 0 || unknown.length > 0)
+    throw new Error(`--only takes a comma-separated list of: ${Object.keys(SINGLE_SECTIONS).join(', ')}`);
   return names;
 }
 
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
     const file = join(__dirname, 'results.json');
     const results = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
     for (const name of only) results[name] = await section(SINGLE_SECTIONS[name].title, SINGLE_SECTIONS[name].run);
-    writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
     printContribution(results.contribution as ContributionResult | undefined);
     process.stdout.write(`\nwrote ${only.join(', ')} into ${file}\n`);
     return;
@@ -95,11 +98,16 @@ async function main(): Promise<void> {
     },
     ...(await orchestrationBench([10, 100], 50, 120_000)),
   }));
-  const scale = await section('scale (idle authenticated clients)', () => scaleBench([1_000, 5_000, 10_000], 90_000, 12));
+  const scale = await section('scale (idle authenticated clients)', () =>
+    scaleBench([1_000, 5_000, 10_000], 90_000, 12),
+  );
 
   const paillier = await section('packed Paillier (2048-bit, 100k parameters)', () => paillierBench());
   const secagg = await section('SecAgg+ in process (100 clients, 100k parameters)', () => secaggBench());
-  const secureModes = await section('aggregation modes end to end (10 clients, 100k parameters, none/secagg/paillier)', () => secureModesBench());
+  const secureModes = await section(
+    'aggregation modes end to end (10 clients, 100k parameters, none/secagg/paillier)',
+    () => secureModesBench(),
+  );
   const contracts = await section('escrow gas on anvil', () => contractGasBench());
   const contribution = await section(SINGLE_SECTIONS.contribution.title, SINGLE_SECTIONS.contribution.run);
 
@@ -119,7 +127,7 @@ async function main(): Promise<void> {
     contribution,
   };
   const file = join(__dirname, 'results.json');
-  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 
   process.stdout.write(
     `Tributary benchmarks: ${machine.cpus} x ${machine.cpuModel}, ${machine.totalMemGiB} GiB, Node ${machine.node}, ` +
@@ -129,7 +137,11 @@ async function main(): Promise<void> {
   if (isError(aggregation)) printTable('Aggregation', [['error', aggregation.error]]);
   else
     printTable(`Aggregation: FedAvg over ${aggregation.clients} updates of ${fmt(aggregation.params)} parameters`, [
-      ['FedAvg', fmt(aggregation.fedAvgParamsPerSecond), 'params/s (decode + finite check + weighted sum + server step)'],
+      [
+        'FedAvg',
+        fmt(aggregation.fedAvgParamsPerSecond),
+        'params/s (decode + finite check + weighted sum + server step)',
+      ],
       ['plain Float32 sum loop', fmt(aggregation.plainFloat32SumParamsPerSecond), 'params/s'],
       ['FedAvg time / plain sum time', fmt(aggregation.slowdownVsPlainSum), 'x (1 = as fast as the bare loop)'],
     ]);
@@ -148,10 +160,18 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const b of training.backends) {
       if (!b.available) rows.push([b.backend, 'unavailable', b.reason]);
-      else for (const f of b.figures) rows.push([`${b.backend} ${f.model}`, fmt(f.samplesPerSecond), `samples/s (${fmt(f.parameters)} params, epoch ${fmt(f.epochSeconds)} s)`]);
+      else
+        for (const f of b.figures)
+          rows.push([
+            `${b.backend} ${f.model}`,
+            fmt(f.samplesPerSecond),
+            `samples/s (${fmt(f.parameters)} params, epoch ${fmt(f.epochSeconds)} s)`,
+          ]);
     }
     const sps = (backend: string, model: string) =>
-      training.backends.flatMap((b) => (b.available && b.backend === backend ? b.figures : [])).find((f) => f.model === model)?.samplesPerSecond;
+      training.backends
+        .flatMap((b) => (b.available && b.backend === backend ? b.figures : []))
+        .find((f) => f.model === model)?.samplesPerSecond;
     const wasmCnn = sps('wasm', 'mnist-cnn');
     const cpuCnn = sps('cpu', 'mnist-cnn');
     if (wasmCnn && cpuCnn) rows.push(['mnist-cnn wasm / cpu', fmt(round(wasmCnn / cpuCnn)), 'x']);
@@ -164,40 +184,80 @@ async function main(): Promise<void> {
     for (const s of orchestration.scenarios) {
       const tag = `${s.clients} clients`;
       rows.push(
-        [`${tag}: overhead per round, median`, fmt(s.overheadMsMedian, ' ms'), `p95 ${fmt(s.overheadMsP95, ' ms')}, max ${fmt(s.overheadMsMax, ' ms')} over ${s.roundsMeasured} rounds${s.completed ? '' : ` (INCOMPLETE: ${s.stoppedEarly ?? ''})`}`],
+        [
+          `${tag}: overhead per round, median`,
+          fmt(s.overheadMsMedian, ' ms'),
+          `p95 ${fmt(s.overheadMsP95, ' ms')}, max ${fmt(s.overheadMsMax, ' ms')} over ${s.roundsMeasured} rounds${s.completed ? '' : ` (INCOMPLETE: ${s.stoppedEarly ?? ''})`}`,
+        ],
         [`${tag}: per client`, fmt(s.overheadMsPerClientMedian, ' ms')],
         [`${tag}: round start to next start`, fmt(s.cycleMsMedian, ' ms'), 'median'],
-        [`${tag}: load generator's share`, fmt(s.loadGeneratorBusyMsMedian, ' ms'), 'median per round, sync client work on the same event loop'],
+        [
+          `${tag}: load generator's share`,
+          fmt(s.loadGeneratorBusyMsMedian, ' ms'),
+          'median per round, sync client work on the same event loop',
+        ],
         [`${tag}: process CPU per round`, fmt(s.processCpuMsPerRound, ' ms'), 'coordinator + clients, user+sys'],
       );
-      if (s.clientErrors.length > 0) rows.push([`${tag}: client errors`, String(s.clientErrors.length), s.clientErrors[0]]);
+      if (s.clientErrors.length > 0)
+        rows.push([`${tag}: client errors`, String(s.clientErrors.length), s.clientErrors[0]]);
     }
     rows.push([
       'stock client signature (tweetnacl)',
       fmt(orchestration.signer.tweetnaclSignMs, ' ms'),
       `vs ${fmt(orchestration.signer.nodeCryptoSignMs, ' ms')} node:crypto (identical bytes: ${orchestration.signer.fastSignerMatchesTweetnacl})`,
     ]);
-    printTable(`Orchestration: ${orchestration.model}, zero-training clients, ${orchestration.warmupRounds} warm-up round`, rows);
+    printTable(
+      `Orchestration: ${orchestration.model}, zero-training clients, ${orchestration.warmupRounds} warm-up round`,
+      rows,
+    );
   }
 
   if (isError(paillier)) printTable('Packed Paillier', [['error', paillier.error]]);
   else
-    printTable(`Packed Paillier: ${paillier.keyBits}-bit key, ${fmt(paillier.parameters)} parameters, ${paillier.slotsPerCiphertext} values per ciphertext`, [
-      ['encrypt one update, 1 thread', fmt(paillier.encryptSeconds, ' s'), `${fmt(paillier.encryptValuesPerSecond)} values/s`],
-      [`encrypt one update, ${paillier.threads} threads`, fmt(paillier.parallelEncryptSeconds, ' s'), `${fmt(paillier.parallelEncryptValuesPerSecond)} values/s`],
-      ['ciphertext additions', fmt(paillier.ciphertextAdditionsPerSecond), 'per second'],
-      [`decrypt the aggregate of ${paillier.clients}`, fmt(paillier.decryptAggregateSeconds, ' s'), `${fmt(paillier.parallelDecryptAggregateSeconds, ' s')} in worker threads`],
-      ['packed / per-value encryption, 1 thread', fmt(paillier.speedupVsPlain, ' x'),
-        `values/s vs paillier-bigint one value per ciphertext (${fmt(paillier.plainEncryptValuesPerSecond)} values/s, sample of 16)`],
-    ]);
+    printTable(
+      `Packed Paillier: ${paillier.keyBits}-bit key, ${fmt(paillier.parameters)} parameters, ${paillier.slotsPerCiphertext} values per ciphertext`,
+      [
+        [
+          'encrypt one update, 1 thread',
+          fmt(paillier.encryptSeconds, ' s'),
+          `${fmt(paillier.encryptValuesPerSecond)} values/s`,
+        ],
+        [
+          `encrypt one update, ${paillier.threads} threads`,
+          fmt(paillier.parallelEncryptSeconds, ' s'),
+          `${fmt(paillier.parallelEncryptValuesPerSecond)} values/s`,
+        ],
+        ['ciphertext additions', fmt(paillier.ciphertextAdditionsPerSecond), 'per second'],
+        [
+          `decrypt the aggregate of ${paillier.clients}`,
+          fmt(paillier.decryptAggregateSeconds, ' s'),
+          `${fmt(paillier.parallelDecryptAggregateSeconds, ' s')} in worker threads`,
+        ],
+        [
+          'packed / per-value encryption, 1 thread',
+          fmt(paillier.speedupVsPlain, ' x'),
+          `values/s vs paillier-bigint one value per ciphertext (${fmt(paillier.plainEncryptValuesPerSecond)} values/s, sample of 16)`,
+        ],
+      ],
+    );
 
   if (isError(secagg)) printTable('SecAgg+', [['error', secagg.error]]);
   else
-    printTable(`SecAgg+ protocol in process (no sockets): ${secagg.clients} clients, ${fmt(secagg.parameters)} parameters`, secagg.runs.flatMap((r) => [
-      [`k = ${r.neighbours}: client work`, fmt(r.clientMsPerClient, ' ms'), 'per client per round'],
-      [`k = ${r.neighbours}: coordinator work`, fmt(r.serverMs, ' ms'), 'per round'],
-      [`k = ${r.neighbours}: upload per client`, fmt(r.uploadBytesPerClient), `bytes (${fmt(r.uploadExpansionVsPlaintext)} x a plaintext float32 update)`],
-    ] as Row[]));
+    printTable(
+      `SecAgg+ protocol in process (no sockets): ${secagg.clients} clients, ${fmt(secagg.parameters)} parameters`,
+      secagg.runs.flatMap(
+        (r) =>
+          [
+            [`k = ${r.neighbours}: client work`, fmt(r.clientMsPerClient, ' ms'), 'per client per round'],
+            [`k = ${r.neighbours}: coordinator work`, fmt(r.serverMs, ' ms'), 'per round'],
+            [
+              `k = ${r.neighbours}: upload per client`,
+              fmt(r.uploadBytesPerClient),
+              `bytes (${fmt(r.uploadExpansionVsPlaintext)} x a plaintext float32 update)`,
+            ],
+          ] as Row[],
+      ),
+    );
 
   if (isError(secureModes)) printTable('Aggregation modes end to end', [['error', secureModes.error]]);
   else {
@@ -209,10 +269,19 @@ async function main(): Promise<void> {
       }
       const incomplete = m.stoppedEarly ? ` (INCOMPLETE: ${m.stoppedEarly})` : '';
       rows.push(
-        [`${m.mode}: round time, median`, fmt(m.roundMsMedian, ' ms'), `${fmt(m.roundTimeVsPlaintext)} x plaintext; rounds ${m.roundMs.map((x) => fmt(x)).join('/')} ms${incomplete}`],
-        [`${m.mode}: received per client per round`, fmt(m.bytesPerClientPerRound), `bytes (${fmt(m.bytesVsPlaintext)} x plaintext)`],
+        [
+          `${m.mode}: round time, median`,
+          fmt(m.roundMsMedian, ' ms'),
+          `${fmt(m.roundTimeVsPlaintext)} x plaintext; rounds ${m.roundMs.map((x) => fmt(x)).join('/')} ms${incomplete}`,
+        ],
+        [
+          `${m.mode}: received per client per round`,
+          fmt(m.bytesPerClientPerRound),
+          `bytes (${fmt(m.bytesVsPlaintext)} x plaintext)`,
+        ],
       );
-      if (m.keyHolderBytesPerRound !== undefined) rows.push([`${m.mode}: received from the key holder`, fmt(m.keyHolderBytesPerRound), 'bytes per round']);
+      if (m.keyHolderBytesPerRound !== undefined)
+        rows.push([`${m.mode}: received from the key holder`, fmt(m.keyHolderBytesPerRound), 'bytes per round']);
       if (m.errors.length > 0) rows.push([`${m.mode}: client errors`, String(m.errors.length), m.errors[0]]);
     }
     printTable(
@@ -225,7 +294,11 @@ async function main(): Promise<void> {
   if (isError(contracts)) printTable('Escrow gas', [['error', contracts.error]]);
   else
     printTable(`Escrow gas on anvil (${contracts.contributors} contributors in the payout tree)`, [
-      ['commitRound (new round)', fmt(contracts.commitRoundNext), `gas (first round ${fmt(contracts.commitRoundFirst)})`],
+      [
+        'commitRound (new round)',
+        fmt(contracts.commitRoundNext),
+        `gas (first round ${fmt(contracts.commitRoundFirst)})`,
+      ],
       ['commitRound (identical retry, no-op)', fmt(contracts.commitRoundRetry), 'gas'],
       ['claim (ERC-20)', fmt(contracts.claimErc20), 'gas'],
       ['claim (native ETH)', fmt(contracts.claimEth), 'gas'],
@@ -235,17 +308,35 @@ async function main(): Promise<void> {
 
   if (isError(scale)) printTable('Scale', [['error', scale.error]]);
   else {
-    const rows: Row[] = [['open files (ulimit -n soft/hard)', `${fmt(scale.openFilesSoftLimit)}/${fmt(scale.openFilesHardLimit)}`, `ephemeral ports ${scale.ephemeralPorts ?? 'n/a'}`]];
+    const rows: Row[] = [
+      [
+        'open files (ulimit -n soft/hard)',
+        `${fmt(scale.openFilesSoftLimit)}/${fmt(scale.openFilesHardLimit)}`,
+        `ephemeral ports ${scale.ephemeralPorts ?? 'n/a'}`,
+      ],
+    ];
     for (const s of scale.steps) {
       const tag = `${fmt(s.target)} clients`;
       rows.push(
-        [`${tag}: connected`, `${fmt(s.connected)}/${fmt(s.target)}`, `${fmt(s.failed)} failed; health ${fmt(s.healthConnectedClients)}; ${fmt(s.stillConnectedAfterHold)} still up after ${s.holdSeconds} s idle${s.stoppedEarly ? ` (${s.stoppedEarly})` : ''}`],
+        [
+          `${tag}: connected`,
+          `${fmt(s.connected)}/${fmt(s.target)}`,
+          `${fmt(s.failed)} failed; health ${fmt(s.healthConnectedClients)}; ${fmt(s.stillConnectedAfterHold)} still up after ${s.holdSeconds} s idle${s.stoppedEarly ? ` (${s.stoppedEarly})` : ''}`,
+        ],
         [`${tag}: time to connect all`, fmt(s.connectSeconds, ' s'), `${fmt(s.connectsPerSecond)} handshakes/s`],
       );
       if (s.coordinator) {
         rows.push(
-          [`${tag}: coordinator RSS`, `${fmt(s.coordinator.rssBeforeMiB)} -> ${fmt(s.coordinator.rssAfterMiB)} MiB`, `${fmt(s.coordinator.rssKiBPerClient)} KiB per client`],
-          [`${tag}: coordinator V8 heap`, `${fmt(s.coordinator.heapUsedBeforeMiB)} -> ${fmt(s.coordinator.heapUsedAfterMiB)} MiB`, `${fmt(s.coordinator.heapKiBPerClient)} KiB per client`],
+          [
+            `${tag}: coordinator RSS`,
+            `${fmt(s.coordinator.rssBeforeMiB)} -> ${fmt(s.coordinator.rssAfterMiB)} MiB`,
+            `${fmt(s.coordinator.rssKiBPerClient)} KiB per client`,
+          ],
+          [
+            `${tag}: coordinator V8 heap`,
+            `${fmt(s.coordinator.heapUsedBeforeMiB)} -> ${fmt(s.coordinator.heapUsedAfterMiB)} MiB`,
+            `${fmt(s.coordinator.heapKiBPerClient)} KiB per client`,
+          ],
         );
       }
       if (s.errors.length > 0) rows.push([`${tag}: errors`, String(s.failed), s.errors.join('; ')]);
@@ -266,16 +357,39 @@ function printContribution(contribution: ContributionResult | undefined): void {
   }
   const c = contribution.cost;
   const rows: Row[] = [
-    ['scoring time per round', fmt(c.scoringMsPerRoundMedian, ' ms'), `median; ${fmt(c.evaluationsPerRound)} model evaluations per round (exact Shapley)`],
-    ['plain round time', fmt(c.plainRoundMsMedian, ' ms'), 'median, same job without a validation set (nothing scored)'],
+    [
+      'scoring time per round',
+      fmt(c.scoringMsPerRoundMedian, ' ms'),
+      `median; ${fmt(c.evaluationsPerRound)} model evaluations per round (exact Shapley)`,
+    ],
+    [
+      'plain round time',
+      fmt(c.plainRoundMsMedian, ' ms'),
+      'median, same job without a validation set (nothing scored)',
+    ],
     ['scoring / plain round', fmt(c.scoringTimeVsPlainRound, ' x'), 'goal <= 1.5 x'],
-    ['round time while scoring', fmt(c.scoredRoundMsMedian, ' ms'), 'median; in-process clients share the event loop with the scorer'],
+    [
+      'round time while scoring',
+      fmt(c.scoredRoundMsMedian, ' ms'),
+      'median; in-process clients share the event loop with the scorer',
+    ],
   ];
   for (const s of contribution.planted.summary) {
-    rows.push([`after ${s.rounds} rounds: private vs exact Spearman`, fmt(s.spearmanMedian), `estimates, median over seeds (min ${fmt(s.spearmanMin)}); paid scores ${fmt(s.spearmanPaidMedian)}`]);
-    rows.push([`after ${s.rounds} rounds: ranking + bad share <= 2 %`, `${s.privatePassRate} private`, `${s.plaintextPassRate} plaintext; worst bad share (private) ${fmt(100 * s.worstBadSharePrivate, ' %')}`]);
+    rows.push([
+      `after ${s.rounds} rounds: private vs exact Spearman`,
+      fmt(s.spearmanMedian),
+      `estimates, median over seeds (min ${fmt(s.spearmanMin)}); paid scores ${fmt(s.spearmanPaidMedian)}`,
+    ]);
+    rows.push([
+      `after ${s.rounds} rounds: ranking + bad share <= 2 %`,
+      `${s.privatePassRate} private`,
+      `${s.plaintextPassRate} plaintext; worst bad share (private) ${fmt(100 * s.worstBadSharePrivate, ' %')}`,
+    ]);
   }
-  printTable(`Contribution scoring: planted federation of ${contribution.clients} clients, ${contribution.model}, ${contribution.validationExamples} validation examples`, rows);
+  printTable(
+    `Contribution scoring: planted federation of ${contribution.clients} clients, ${contribution.model}, ${contribution.validationExamples} validation examples`,
+    rows,
+  );
 }
 
 main().catch((err) => {

@@ -106,7 +106,10 @@ async function startCoordinatorProcess(timeoutMs = 60_000): Promise<CoordinatorC
   };
   try {
     const info = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`coordinator process not listening within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`coordinator process not listening within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       const lines = createInterface({ input: proc.stdout! });
       lines.once('line', (line) => {
         clearTimeout(timer);
@@ -205,8 +208,17 @@ async function step(target: number, stepBudgetMs: number, holdSeconds: number): 
   let child: CoordinatorChild | null = null;
   let sockets: Socket[] = [];
   const result: ScaleStep = {
-    target, connected: 0, failed: 0, errors: [], connectSeconds: NaN, connectsPerSecond: NaN, healthConnectedClients: null,
-    stillConnectedAfterHold: 0, holdSeconds, coordinator: null, loadGeneratorRssKiBPerClient: NaN,
+    target,
+    connected: 0,
+    failed: 0,
+    errors: [],
+    connectSeconds: NaN,
+    connectsPerSecond: NaN,
+    healthConnectedClients: null,
+    stillConnectedAfterHold: 0,
+    holdSeconds,
+    coordinator: null,
+    loadGeneratorRssKiBPerClient: NaN,
   };
   try {
     child = await startCoordinatorProcess();
@@ -223,7 +235,8 @@ async function step(target: number, stepBudgetMs: number, holdSeconds: number): 
       connectSeconds: round(c.connectSeconds),
       connectsPerSecond: round(c.connected / Math.max(c.connectSeconds, 1e-9)),
     });
-    if (c.connected < target) result.stoppedEarly = `${c.connected} of ${target} connected before the step's deadline or with errors`;
+    if (c.connected < target)
+      result.stoppedEarly = `${c.connected} of ${target} connected before the step's deadline or with errors`;
     const url = child.url;
     await waitFor(async () => (await healthCount(url)) === c.connected, 10_000, 250);
     result.healthConnectedClients = await healthCount(url);
@@ -263,7 +276,11 @@ async function step(target: number, stepBudgetMs: number, holdSeconds: number): 
  * fast, and the coordinator's memory per client (VmRSS and V8 heap after a full GC). Every step is
  * bounded by `stepBudgetMs`, disconnects its clients and SIGTERMs its child by PID.
  */
-export async function scaleBench(targets: readonly number[] = [1_000, 5_000, 10_000], stepBudgetMs = 90_000, holdSeconds = 12) {
+export async function scaleBench(
+  targets: readonly number[] = [1_000, 5_000, 10_000],
+  stepBudgetMs = 90_000,
+  holdSeconds = 12,
+) {
   const limits = openFileLimits();
   const steps: ScaleStep[] = [];
   const skipped: string[] = [];
@@ -275,7 +292,13 @@ export async function scaleBench(targets: readonly number[] = [1_000, 5_000, 10_
     }
     steps.push(await step(target, stepBudgetMs, holdSeconds));
   }
-  return { openFilesSoftLimit: limits.soft, openFilesHardLimit: limits.hard, ephemeralPorts: ephemeralPortRange(), steps, skipped };
+  return {
+    openFilesSoftLimit: limits.soft,
+    openFilesHardLimit: limits.hard,
+    ephemeralPorts: ephemeralPortRange(),
+    steps,
+    skipped,
+  };
 }
 
 function ephemeralPortRange(): string | null {

@@ -7,7 +7,8 @@ function wireBytes(value: unknown): number {
   if (value instanceof Uint8Array) return value.length;
   if (value instanceof Uint32Array) return value.byteLength;
   if (Array.isArray(value)) return value.reduce((n: number, v) => n + wireBytes(v), 2);
-  if (value && typeof value === 'object') return Object.entries(value).reduce((n, [k, v]) => n + k.length + 3 + wireBytes(v), 2);
+  if (value && typeof value === 'object')
+    return Object.entries(value).reduce((n, [k, v]) => n + k.length + 3 + wireBytes(v), 2);
   return JSON.stringify(value ?? null).length;
 }
 
@@ -20,7 +21,12 @@ export async function secaggBench(n = 100, L = 100_000, neighbourCounts: Array<n
   const runs = [];
   for (const k of neighbourCounts) {
     const ids = Array.from({ length: n }, (_, i) => `c${String(i).padStart(3, '0')}`);
-    const server = new SecAggPlusServer({ roundId: 'bench', clientIds: ids, vectorLength: L, ...(k === 'log' ? {} : { neighbourCount: k }) });
+    const server = new SecAggPlusServer({
+      roundId: 'bench',
+      clientIds: ids,
+      vectorLength: L,
+      ...(k === 'log' ? {} : { neighbourCount: k }),
+    });
     const clients = new Map(ids.map((id) => [id, new SecAggPlusClient(id)]));
     const inputs = new Map(ids.map((id, i) => [id, new Uint32Array(L).fill(i)]));
     let clientMs = 0;

@@ -78,11 +78,16 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
   const keyHolderThreads = availableParallelism();
   const datasets = Array.from({ length: clients }, (_, i) => dataset(examples, features, classes, 101 + i));
 
-  let t0 = performance.now();
+  const t0 = performance.now();
   const keys: KeyHolderKeys = await generateKeyHolderKeys(keyBits);
   const keygenSeconds = (performance.now() - t0) / 1000;
 
-  const coordinator: Coordinator = await startCoordinator({ port: 0, host: '127.0.0.1', logLevel: 'silent', backend: 'cpu' });
+  const coordinator: Coordinator = await startCoordinator({
+    port: 0,
+    host: '127.0.0.1',
+    logLevel: 'silent',
+    backend: 'cpu',
+  });
   // Every packet the coordinator's engine receives, per raw connection; `keyHolderPhase` tags the
   // connections opened while only the key holder is connecting.
   let keyHolderPhase = false;
@@ -130,7 +135,8 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
       body: JSON.stringify(spec(mode)),
     });
     const body = (await res.json()) as { id?: string; error?: { code: string; message: string } };
-    if (res.status !== 201 || !body.id) throw new Error(`${mode}: job refused (${res.status}): ${JSON.stringify(body.error ?? body)}`);
+    if (res.status !== 201 || !body.id)
+      throw new Error(`${mode}: job refused (${res.status}): ${JSON.stringify(body.error ?? body)}`);
     const jobId = body.id;
     clientBytes = 0;
     keyHolderBytes = 0;
@@ -147,12 +153,21 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
         started.push(holder);
         const joined = new Promise((resolve) => holder.once('joined', resolve));
         holder.run().catch((e: unknown) => errors.push(`key holder: ${String((e as Error)?.message ?? e)}`));
-        const ok = await Promise.race([joined.then(() => true), new Promise((r) => setTimeout(() => r(false), 15_000))]);
+        const ok = await Promise.race([
+          joined.then(() => true),
+          new Promise((r) => setTimeout(() => r(false), 15_000)),
+        ]);
         keyHolderPhase = false;
         if (!ok) throw new Error('paillier: the key holder did not join within 15 s');
       }
       for (const [i, data] of datasets.entries()) {
-        const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset: data, backend: 'cpu' });
+        const client = new TributaryClient({
+          url: coordinator.url,
+          jobId,
+          identity: generateIdentity(),
+          dataset: data,
+          backend: 'cpu',
+        });
         client.on('error', (e: unknown) => errors.push(`client ${i}: ${String((e as Error)?.message ?? e)}`));
         started.push(client);
         client.run().catch((e: unknown) => errors.push(`client ${i}: ${String((e as Error)?.message ?? e)}`));
@@ -161,14 +176,17 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
         coordinator.jobs.waitForJob(jobId).then((job) => job.status as string),
         new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timeout'), jobTimeoutMs))),
       ]);
-      if (outcome !== 'completed') stoppedEarly = outcome === 'timeout' ? `still running after ${jobTimeoutMs / 1000} s` : `job ${outcome}`;
+      if (outcome !== 'completed')
+        stoppedEarly = outcome === 'timeout' ? `still running after ${jobTimeoutMs / 1000} s` : `job ${outcome}`;
     } finally {
       if (timer) clearTimeout(timer);
       keyHolderPhase = false;
       for (const c of started) c.close();
     }
     const wallSeconds = (performance.now() - start) / 1000;
-    const records = (await coordinator.store.listRounds(jobId)).filter((r) => r.status === 'completed' && r.round >= 1 && Number.isFinite(r.metrics.durationMs));
+    const records = (await coordinator.store.listRounds(jobId)).filter(
+      (r) => r.status === 'completed' && r.round >= 1 && Number.isFinite(r.metrics.durationMs),
+    );
     const durations = records.map((r) => r.metrics.durationMs);
     const n = records.length;
     return {
@@ -201,7 +219,7 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
 
   const plain = modes.find((m) => m.mode === 'none');
   const plainMs = plain && 'roundMsMedian' in plain ? plain.roundMsMedian : NaN;
-  const plainBytes = plain && 'bytesPerClientPerRound' in plain ? plain.bytesPerClientPerRound ?? NaN : NaN;
+  const plainBytes = plain && 'bytesPerClientPerRound' in plain ? (plain.bytesPerClientPerRound ?? NaN) : NaN;
   return {
     clients,
     parameters,

@@ -4,7 +4,11 @@ import { Wallet } from 'ethers';
 import { claimPayout, fetchPayoutProof } from './claimPayout';
 
 /** A stand-in coordinator on 127.0.0.1 that answers every request with `status` and `body`. */
-async function fakeCoordinator(status: number, body: string, type = 'application/json'): Promise<{ url: string; server: Server }> {
+async function fakeCoordinator(
+  status: number,
+  body: string,
+  type = 'application/json',
+): Promise<{ url: string; server: Server }> {
   const server = createServer((_req, res) => {
     res.writeHead(status, { 'content-type': type });
     res.end(body);
@@ -22,25 +26,41 @@ describe('claimPayout', () => {
   it('turns a non-JSON or malformed payout answer into a coded error', async () => {
     const html = await fakeCoordinator(502, '<html>Bad gateway</html>', 'text/html');
     servers.push(html.server);
-    await expect(fetchPayoutProof(html.url, 'job_1', Wallet.createRandom().address))
-      .rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/HTTP 502\) is not JSON/) });
+    await expect(fetchPayoutProof(html.url, 'job_1', Wallet.createRandom().address)).rejects.toMatchObject({
+      code: 'INTERNAL',
+      message: expect.stringMatching(/HTTP 502\) is not JSON/),
+    });
     const odd = await fakeCoordinator(200, JSON.stringify({ jobId: 'job_1', escrow: 'nope' }));
     servers.push(odd.server);
-    await expect(fetchPayoutProof(odd.url, 'job_1', Wallet.createRandom().address))
-      .rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/malformed: escrow/) });
+    await expect(fetchPayoutProof(odd.url, 'job_1', Wallet.createRandom().address)).rejects.toMatchObject({
+      code: 'INTERNAL',
+      message: expect.stringMatching(/malformed: escrow/),
+    });
   });
 
   it('never puts the RPC URL (an API key in its path) into its errors', async () => {
     const wallet = Wallet.createRandom();
     const proof = {
-      jobId: 'job_1', escrow: Wallet.createRandom().address, chainId: 31337, onChainJobId: '1', account: wallet.address,
-      amountWei: '5', proof: [`0x${'ab'.repeat(32)}`], score: 1, scoreLabel: 'participation',
+      jobId: 'job_1',
+      escrow: Wallet.createRandom().address,
+      chainId: 31337,
+      onChainJobId: '1',
+      account: wallet.address,
+      amountWei: '5',
+      proof: [`0x${'ab'.repeat(32)}`],
+      score: 1,
+      scoreLabel: 'participation',
     };
     const coordinator = await fakeCoordinator(200, JSON.stringify(proof));
     servers.push(coordinator.server);
     // Port 1 on loopback refuses at once: the RPC is unreachable.
     const rpcUrl = 'http://127.0.0.1:1/v3/SECRET-API-KEY';
-    const error = await claimPayout({ coordinator: coordinator.url, jobId: 'job_1', rpcUrl, wallet: wallet as unknown as Wallet }).catch((e: Error) => e);
+    const error = await claimPayout({
+      coordinator: coordinator.url,
+      jobId: 'job_1',
+      rpcUrl,
+      wallet: wallet as unknown as Wallet,
+    }).catch((e: Error) => e);
     expect(error).toMatchObject({ code: 'CHAIN_UNAVAILABLE' });
     expect((error as Error).message).toContain('127.0.0.1:1');
     expect((error as Error).message).not.toContain('SECRET-API-KEY');

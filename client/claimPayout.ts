@@ -45,12 +45,16 @@ export async function fetchPayoutProof(coordinator: string, jobId: string, addre
   if (!body) throw new TributaryError('INTERNAL', `The coordinator's payout answer (HTTP ${res.status}) is not JSON.`);
   if (!res.ok) {
     const code = body.error?.code;
-    const known = code === 'PAYOUT_NOT_READY' || code === 'PAYOUT_NOT_FOUND' || code === 'JOB_NOT_FOUND' ? code : 'INTERNAL';
+    const known =
+      code === 'PAYOUT_NOT_READY' || code === 'PAYOUT_NOT_FOUND' || code === 'JOB_NOT_FOUND' ? code : 'INTERNAL';
     throw new TributaryError(known, body.error?.message ?? `HTTP ${res.status}`);
   }
   const parsed = PayoutProofSchema.safeParse(body);
   if (!parsed.success) {
-    throw new TributaryError('INTERNAL', `The coordinator's payout answer is malformed: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}.`);
+    throw new TributaryError(
+      'INTERNAL',
+      `The coordinator's payout answer is malformed: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}.`,
+    );
   }
   return parsed.data;
 }
@@ -64,13 +68,22 @@ export async function claimPayout(options: ClaimOptions): Promise<ClaimResult> {
   const account = options.wallet.address;
   const proof = await fetchPayoutProof(options.coordinator, options.jobId, account);
   if (getAddress(proof.account) !== account) {
-    throw new TributaryError('PAYOUT_NOT_FOUND', `The coordinator answered with a payout for ${proof.account}, not ${account}.`);
+    throw new TributaryError(
+      'PAYOUT_NOT_FOUND',
+      `The coordinator answered with a payout for ${proof.account}, not ${account}.`,
+    );
   }
   const chainId = await readChainId(options.rpcUrl).catch((err) => {
-    throw new TributaryError('CHAIN_UNAVAILABLE', `Cannot reach the chain RPC at ${rpcHost(options.rpcUrl)}: ${(err as Error).message.split(options.rpcUrl).join('<rpc-url>')}`);
+    throw new TributaryError(
+      'CHAIN_UNAVAILABLE',
+      `Cannot reach the chain RPC at ${rpcHost(options.rpcUrl)}: ${(err as Error).message.split(options.rpcUrl).join('<rpc-url>')}`,
+    );
   });
   if (chainId !== proof.chainId) {
-    throw new TributaryError('CHAIN_UNAVAILABLE', `The RPC is on chain ${chainId}; the job's escrow is on chain ${proof.chainId}.`);
+    throw new TributaryError(
+      'CHAIN_UNAVAILABLE',
+      `The RPC is on chain ${chainId}; the job's escrow is on chain ${proof.chainId}.`,
+    );
   }
   const provider = pinnedProvider(options.rpcUrl, chainId, 250);
   try {
@@ -83,13 +96,17 @@ export async function claimPayout(options: ClaimOptions): Promise<ClaimResult> {
     // A challenge window keeps claims closed for a while after settlement: say until when.
     const [onChain, block] = await Promise.all([escrow.getJob(jobId), provider.getBlock('latest')]);
     if (block && BigInt(block.timestamp) < onChain.claimsOpenAt) {
-      throw new TributaryError('PAYOUT_NOT_READY', `Claims for this job open at ${new Date(Number(onChain.claimsOpenAt) * 1000).toISOString()} (challenge window).`);
+      throw new TributaryError(
+        'PAYOUT_NOT_READY',
+        `Claims for this job open at ${new Date(Number(onChain.claimsOpenAt) * 1000).toISOString()} (challenge window).`,
+      );
     }
     try {
       const receipt = await escrow.claim(jobId, { account, amount, proof: proof.proof });
       return { account, amountWei: proof.amountWei, txHash: receipt.hash, alreadyClaimed: false, proof };
     } catch (err) {
-      if (err instanceof EscrowRevertError) throw new TributaryError('CHAIN_UNAVAILABLE', `The escrow refused the claim: ${err.message}`, { cause: err });
+      if (err instanceof EscrowRevertError)
+        throw new TributaryError('CHAIN_UNAVAILABLE', `The escrow refused the claim: ${err.message}`, { cause: err });
       throw err;
     }
   } finally {

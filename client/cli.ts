@@ -19,8 +19,15 @@ async function fetchJobSpec(url: string, jobId: string, attempts = 20) {
   for (let i = 0; i < attempts; i++) {
     try {
       const res = await fetch(new URL(`/v1/jobs/${encodeURIComponent(jobId)}`, url));
-      const body = (await res.json()) as { spec?: { input?: unknown; chain?: unknown }; error?: { code: string; message: string } };
-      if (!res.ok) throw new TributaryError(res.status === 404 ? 'JOB_NOT_FOUND' : 'INTERNAL', body.error?.message ?? `HTTP ${res.status}`);
+      const body = (await res.json()) as {
+        spec?: { input?: unknown; chain?: unknown };
+        error?: { code: string; message: string };
+      };
+      if (!res.ok)
+        throw new TributaryError(
+          res.status === 404 ? 'JOB_NOT_FOUND' : 'INTERNAL',
+          body.error?.message ?? `HTTP ${res.status}`,
+        );
       return { input: InputSpecSchema.parse(body.spec?.input), paid: body.spec?.chain != null };
     } catch (err) {
       if (err instanceof TributaryError) throw err;
@@ -28,55 +35,87 @@ async function fetchJobSpec(url: string, jobId: string, attempts = 20) {
       await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** i)));
     }
   }
-  throw new TributaryError('INTERNAL', `Cannot reach the coordinator at ${url}: ${String((lastError as Error)?.message ?? lastError)}.`);
+  throw new TributaryError(
+    'INTERNAL',
+    `Cannot reach the coordinator at ${url}: ${String((lastError as Error)?.message ?? lastError)}.`,
+  );
 }
 
 /** `tributary client`: trains on a local dataset for one job until the job ends. */
 export function clientCommand(): Command {
-  return new Command('client')
-    .description('Join a training job as a data provider. The dataset never leaves this machine; only model updates are sent.')
-    // Checked in the action, not with requiredOption: commander checks an ancestor's mandatory options
-    // for its subcommands too, which would make them mandatory for publish-listing and the others.
-    .option('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080 (required)')
-    .option('--job <id>', 'job id to join (required)')
-    .option('--data <path>', 'dataset file: CSV with a header, or JSON lines (.jsonl/.ndjson) (required)')
-    .addOption(new Option('--format <format>', 'dataset format (default: from the file extension)').choices(['csv', 'jsonl']))
-    .option('--key <path>', 'Ed25519 key file, created on first run', DEFAULT_KEY_FILE)
-    .addOption(new Option('--backend <name>', 'TF.js backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
-    .option('--json', 'print one JSON line per event on stdout')
-    // The marketplace: `tributary client publish-listing | search-listings | delete-listing`. Positional
-    // options, so a subcommand's own --coordinator/--key/--json are not taken by this command.
-    .enablePositionalOptions()
-    .addCommand(publishListingCommand(DEFAULT_KEY_FILE))
-    .addCommand(searchListingsCommand())
-    .addCommand(deleteListingCommand(DEFAULT_KEY_FILE))
-    // Paid jobs: `tributary client claim --job ID --coordinator URL --rpc-url URL`.
-    .addCommand(claimCommand(DEFAULT_KEY_FILE))
-    .action(async (opts, command: Command) => {
-      for (const flag of ['coordinator', 'job', 'data'] as const) {
-        if (opts[flag] === undefined) command.error(`error: required option '--${flag}' not specified`);
-      }
-      const jobId = JobIdSchema.parse(opts.job);
-      const print = (event: string, fields: Record<string, unknown>, text: string) =>
-        process.stdout.write(opts.json ? JSON.stringify({ event, ...fields }) + '\n' : text + '\n');
-      const { input, paid } = await fetchJobSpec(opts.coordinator, jobId);
-      // Validate the whole dataset against the job's input spec before connecting.
-      const dataset = loadDatasetFile(opts.data, input, { format: opts.format });
-      const identity = loadOrCreateIdentity(opts.key);
-      print('ready', { clientId: identity.clientId, examples: dataset.count }, `client ${identity.clientId.slice(0, 16)}… with ${dataset.count} examples`);
-      // Paid jobs: the payout address (same key file) travels bound to the identity. Unpaid jobs never see it.
-      const payout = paid ? await createPayoutBinding(identity, loadOrCreatePayoutKey(opts.key)) : undefined;
-      const client = new TributaryClient({ url: opts.coordinator, jobId, identity, dataset, backend: opts.backend, payout });
-      client.on('backend', (name: string) => print('backend', { backend: name }, `TF.js backend: ${name}`));
-      client.on('joined', () => print('joined', { jobId }, `joined ${jobId}`));
-      client.on('warning', (m: string) => process.stderr.write(`warning: ${m}\n`));
-      client.on('roundTrained', (e: RoundTrainedEvent) =>
-        print('roundTrained', { ...e }, `round ${e.round}: trained on ${e.numExamples} examples in ${e.trainSeconds.toFixed(1)} s, loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(1)} %`),
-      );
-      const finished = await client.run();
-      print('finished', { ...finished }, `job ${finished.jobId} ${finished.status}${finished.reason ? `: ${finished.reason}` : ''}`);
-      process.exit(finished.status === 'completed' ? 0 : 1);
-    });
+  return (
+    new Command('client')
+      .description(
+        'Join a training job as a data provider. The dataset never leaves this machine; only model updates are sent.',
+      )
+      // Checked in the action, not with requiredOption: commander checks an ancestor's mandatory options
+      // for its subcommands too, which would make them mandatory for publish-listing and the others.
+      .option('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080 (required)')
+      .option('--job <id>', 'job id to join (required)')
+      .option('--data <path>', 'dataset file: CSV with a header, or JSON lines (.jsonl/.ndjson) (required)')
+      .addOption(
+        new Option('--format <format>', 'dataset format (default: from the file extension)').choices(['csv', 'jsonl']),
+      )
+      .option('--key <path>', 'Ed25519 key file, created on first run', DEFAULT_KEY_FILE)
+      .addOption(
+        new Option('--backend <name>', 'TF.js backend')
+          .choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
+          .default('auto'),
+      )
+      .option('--json', 'print one JSON line per event on stdout')
+      // The marketplace: `tributary client publish-listing | search-listings | delete-listing`. Positional
+      // options, so a subcommand's own --coordinator/--key/--json are not taken by this command.
+      .enablePositionalOptions()
+      .addCommand(publishListingCommand(DEFAULT_KEY_FILE))
+      .addCommand(searchListingsCommand())
+      .addCommand(deleteListingCommand(DEFAULT_KEY_FILE))
+      // Paid jobs: `tributary client claim --job ID --coordinator URL --rpc-url URL`.
+      .addCommand(claimCommand(DEFAULT_KEY_FILE))
+      .action(async (opts, command: Command) => {
+        for (const flag of ['coordinator', 'job', 'data'] as const) {
+          if (opts[flag] === undefined) command.error(`error: required option '--${flag}' not specified`);
+        }
+        const jobId = JobIdSchema.parse(opts.job);
+        const print = (event: string, fields: Record<string, unknown>, text: string) =>
+          process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
+        const { input, paid } = await fetchJobSpec(opts.coordinator, jobId);
+        // Validate the whole dataset against the job's input spec before connecting.
+        const dataset = loadDatasetFile(opts.data, input, { format: opts.format });
+        const identity = loadOrCreateIdentity(opts.key);
+        print(
+          'ready',
+          { clientId: identity.clientId, examples: dataset.count },
+          `client ${identity.clientId.slice(0, 16)}… with ${dataset.count} examples`,
+        );
+        // Paid jobs: the payout address (same key file) travels bound to the identity. Unpaid jobs never see it.
+        const payout = paid ? await createPayoutBinding(identity, loadOrCreatePayoutKey(opts.key)) : undefined;
+        const client = new TributaryClient({
+          url: opts.coordinator,
+          jobId,
+          identity,
+          dataset,
+          backend: opts.backend,
+          payout,
+        });
+        client.on('backend', (name: string) => print('backend', { backend: name }, `TF.js backend: ${name}`));
+        client.on('joined', () => print('joined', { jobId }, `joined ${jobId}`));
+        client.on('warning', (m: string) => process.stderr.write(`warning: ${m}\n`));
+        client.on('roundTrained', (e: RoundTrainedEvent) =>
+          print(
+            'roundTrained',
+            { ...e },
+            `round ${e.round}: trained on ${e.numExamples} examples in ${e.trainSeconds.toFixed(1)} s, loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(1)} %`,
+          ),
+        );
+        const finished = await client.run();
+        print(
+          'finished',
+          { ...finished },
+          `job ${finished.jobId} ${finished.status}${finished.reason ? `: ${finished.reason}` : ''}`,
+        );
+        process.exit(finished.status === 'completed' ? 0 : 1);
+      })
+  );
 }
 
 if (require.main === module) {

@@ -45,7 +45,11 @@ export function handshakeAuth(identity: Identity, now = Date.now()): HandshakeAu
 }
 
 /** The handshake with any Ed25519 signer over the same fields (load generators sign with node:crypto). */
-export function handshakeAuthWith(clientId: string, sign: (fields: SignedFields) => string, now = Date.now()): HandshakeAuth {
+export function handshakeAuthWith(
+  clientId: string,
+  sign: (fields: SignedFields) => string,
+  now = Date.now(),
+): HandshakeAuth {
   const nonce = newNonce();
   return {
     protocolVersion: PROTOCOL_VERSION,
@@ -139,19 +143,39 @@ export class CoordinatorConnection extends EventEmitter {
   }
 
   /** Returns a decrypted aggregate (Float32 sums) or the reason it could not be decrypted. */
-  async sendAggregateResult(request: AggregateDecryptRequest, sums: Float32Array | null, error?: string): Promise<void> {
-    const body: AggregateResultBody = { attempt: request.attempt, length: request.length, ...(error !== undefined ? { error } : {}) };
+  async sendAggregateResult(
+    request: AggregateDecryptRequest,
+    sums: Float32Array | null,
+    error?: string,
+  ): Promise<void> {
+    const body: AggregateResultBody = {
+      attempt: request.attempt,
+      length: request.length,
+      ...(error !== undefined ? { error } : {}),
+    };
     const data = sums ? new Uint8Array(sums.buffer, sums.byteOffset, sums.byteLength) : undefined;
     await this.send(EVENTS.aggregateResult, STAGES.aggregateResult, request.jobId, request.round, body, data);
   }
 
   /** Uploads an encoded update for a task in chunks of the task's size, then commits it. */
-  async submitUpdate(task: RoundTask, update: Uint8Array, numExamples: number, metrics: Record<string, number>): Promise<void> {
+  async submitUpdate(
+    task: RoundTask,
+    update: Uint8Array,
+    numExamples: number,
+    metrics: Record<string, number>,
+  ): Promise<void> {
     const transferId = randomBytes(16).toString('hex');
     const count = Math.ceil(update.length / task.chunkBytes);
     for (let index = 0; index < count; index++) {
       const chunk = update.subarray(index * task.chunkBytes, Math.min(update.length, (index + 1) * task.chunkBytes));
-      await this.send(EVENTS.updateChunk, STAGES.updateChunk, task.jobId, task.round, { transferId, index, count, totalBytes: update.length }, chunk);
+      await this.send(
+        EVENTS.updateChunk,
+        STAGES.updateChunk,
+        task.jobId,
+        task.round,
+        { transferId, index, count, totalBytes: update.length },
+        chunk,
+      );
     }
     await this.send(EVENTS.updateCommit, STAGES.updateCommit, task.jobId, task.round, {
       transferId,
@@ -178,11 +202,32 @@ export class CoordinatorConnection extends EventEmitter {
   }
 
   /** Sends one signed message and resolves with the coordinator's result, or throws its coded error. */
-  async send(event: string, stage: string, jobId: string, round: number, body: unknown, data?: Uint8Array): Promise<unknown> {
+  async send(
+    event: string,
+    stage: string,
+    jobId: string,
+    round: number,
+    body: unknown,
+    data?: Uint8Array,
+  ): Promise<unknown> {
     const bodyText = JSON.stringify(body);
     const nonce = newNonce();
-    const signature = signFields(this.options.identity.secretKey, { jobId, round, stage, payloadHash: payloadHash(bodyText, data), nonce });
-    const message = { jobId, round, stage, nonce, signature, body: bodyText, ...(data ? { data: Buffer.from(data) } : {}) };
+    const signature = signFields(this.options.identity.secretKey, {
+      jobId,
+      round,
+      stage,
+      payloadHash: payloadHash(bodyText, data),
+      nonce,
+    });
+    const message = {
+      jobId,
+      round,
+      stage,
+      nonce,
+      signature,
+      body: bodyText,
+      ...(data ? { data: Buffer.from(data) } : {}),
+    };
     if (!this.socket.connected) {
       throw new TributaryError('INTERNAL', `Not connected to the coordinator; ${event} was not sent.`);
     }
@@ -196,7 +241,11 @@ export class CoordinatorConnection extends EventEmitter {
       });
       raw = await Promise.race([this.socket.timeout(this.ackTimeoutMs).emitWithAck(event, message), lost]);
     } catch (err) {
-      throw new TributaryError('INTERNAL', `No answer from the coordinator to ${event} (${String((err as Error).message)}).`, { cause: err });
+      throw new TributaryError(
+        'INTERNAL',
+        `No answer from the coordinator to ${event} (${String((err as Error).message)}).`,
+        { cause: err },
+      );
     } finally {
       if (onDisconnect) this.socket.off('disconnect', onDisconnect);
     }

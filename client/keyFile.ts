@@ -11,7 +11,10 @@ const KeyFileSchema = z.object({
   publicKey: z.string().regex(/^[0-9a-f]{64}$/),
   secretKey: z.string().regex(/^[0-9a-f]{128}$/),
   /** The payout (Ethereum) private key; added on first use to files written before it existed. */
-  ethPrivateKey: z.string().regex(/^0x[0-9a-f]{64}$/).optional(),
+  ethPrivateKey: z
+    .string()
+    .regex(/^0x[0-9a-f]{64}$/)
+    .optional(),
 });
 
 /**
@@ -29,7 +32,7 @@ export function loadOrCreateIdentity(path: string): Identity {
       secretKey: Buffer.from(identity.secretKey).toString('hex'),
       ethPrivateKey: Wallet.createRandom().privateKey,
     };
-    writeFileSync(path, JSON.stringify(file, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
     chmodSync(path, 0o600);
     return identity;
   }
@@ -46,7 +49,9 @@ function readKeyFile(path: string): z.infer<typeof KeyFileSchema> {
     return KeyFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
   } catch (err) {
     // Never echo the file: it holds secret keys.
-    throw new TributaryError('CONFIG_INVALID', `Key file ${path} is not a Tributary ed25519 key file (version 1).`, { cause: err });
+    throw new TributaryError('CONFIG_INVALID', `Key file ${path} is not a Tributary ed25519 key file (version 1).`, {
+      cause: err,
+    });
   }
 }
 
@@ -60,7 +65,7 @@ export function loadOrCreatePayoutKey(path: string): Wallet {
   if (parsed.ethPrivateKey) return new Wallet(parsed.ethPrivateKey);
   const wallet = Wallet.createRandom();
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ ...parsed, ethPrivateKey: wallet.privateKey }, null, 2) + '\n', { mode: 0o600 });
+  writeFileSync(tmp, `${JSON.stringify({ ...parsed, ethPrivateKey: wallet.privateKey }, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
   return new Wallet(wallet.privateKey);

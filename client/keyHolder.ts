@@ -43,7 +43,8 @@ export function keyHolderSpecFields(keys: KeyHolderKeys): { publicKey: { n: stri
 export async function generateKeyHolderKeys(keyBits = 2048): Promise<KeyHolderKeys> {
   const pair = await generatePaillierKeys(keyBits);
   const stored = pair.privateKey as unknown as { _p?: bigint; _q?: bigint };
-  if (typeof stored._p !== 'bigint' || typeof stored._q !== 'bigint') throw new TributaryError('INTERNAL', 'paillier-bigint did not keep p and q');
+  if (typeof stored._p !== 'bigint' || typeof stored._q !== 'bigint')
+    throw new TributaryError('INTERNAL', 'paillier-bigint did not keep p and q');
   return { identity: generateIdentity(), privateKey: paillierPrivateKeyFromPrimes(stored._p, stored._q) };
 }
 
@@ -57,7 +58,7 @@ export function writeKeyHolderKeyFile(path: string, keys: KeyHolderKeys): void {
     paillier: { n: keys.privateKey.publicKey.n.toString(16), p: primes._p.toString(16), q: primes._q.toString(16) },
   };
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, JSON.stringify(file, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600);
 }
 
@@ -67,7 +68,9 @@ export function loadKeyHolderKeyFile(path: string): KeyHolderKeys {
   try {
     parsed = KeyHolderFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
   } catch (err) {
-    throw new TributaryError('CONFIG_INVALID', `${path} is not a Tributary key-holder key file (version 1).`, { cause: err });
+    throw new TributaryError('CONFIG_INVALID', `${path} is not a Tributary key-holder key file (version 1).`, {
+      cause: err,
+    });
   }
   const identity = identityFromSecretKey(Buffer.from(parsed.ed25519.secretKey, 'hex'));
   const p = BigInt(`0x${parsed.paillier.p}`);
@@ -138,7 +141,9 @@ export class KeyHolder extends EventEmitter {
           this.join().then((finished) => finished && resolve(finished), reject);
         });
         conn.on('decryptRequest', (request: AggregateDecryptRequest) => {
-          this.queue = this.queue.then(() => this.answer(request)).catch((err) => void this.emit('warning', `decryption of round ${request.round} failed: ${String(err)}`));
+          this.queue = this.queue
+            .then(() => this.answer(request))
+            .catch((err) => void this.emit('warning', `decryption of round ${request.round} failed: ${String(err)}`));
         });
         // The key holder is not a job member, so job:finished does not reach it: poll the job over REST.
         const poll = setInterval(() => {
@@ -146,7 +151,11 @@ export class KeyHolder extends EventEmitter {
             .then((r) => r.json() as Promise<{ status?: string; failureReason?: string }>)
             .then((job) => {
               if (job.status === 'completed' || job.status === 'failed') {
-                resolve({ jobId: this.options.jobId, status: job.status, ...(job.failureReason ? { reason: job.failureReason } : {}) });
+                resolve({
+                  jobId: this.options.jobId,
+                  status: job.status,
+                  ...(job.failureReason ? { reason: job.failureReason } : {}),
+                });
               }
             })
             .catch(() => undefined);
@@ -171,14 +180,20 @@ export class KeyHolder extends EventEmitter {
     const conn = this.connection;
     if (!conn) return null;
     const outcome = await joinOrFinish(
-      conn, this.options.jobId, () => conn.joinAsKeyHolder(this.options.jobId),
-      () => conn === this.connection, (m) => this.emit('warning', `key holder: ${m}`),
+      conn,
+      this.options.jobId,
+      () => conn.joinAsKeyHolder(this.options.jobId),
+      () => conn === this.connection,
+      (m) => this.emit('warning', `key holder: ${m}`),
     );
     if (outcome === null || isJobFinished(outcome)) return outcome;
     const joined = outcome;
     const n = this.options.keys.privateKey.publicKey.n.toString(16);
     if (joined.spec.secureAggregation !== 'paillier' || joined.spec.paillier?.publicKey.n !== n) {
-      throw new TributaryError('CONFIG_INVALID', `Job ${joined.jobId}'s paillier public key is not this key holder's key.`);
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        `Job ${joined.jobId}'s paillier public key is not this key holder's key.`,
+      );
     }
     this.joined = joined;
     this.emit('joined', joined);
@@ -197,24 +212,36 @@ export class KeyHolder extends EventEmitter {
     const length = joined.weightManifest.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0) + 1;
     if (request.length !== length) return refuse(`expected ${length} values, the request says ${request.length}`);
     if (request.clientCount < spec.minClients) {
-      return refuse(`an aggregate of ${request.clientCount} client(s) is fewer than the job's minClients (${spec.minClients})`);
+      return refuse(
+        `an aggregate of ${request.clientCount} client(s) is fewer than the job's minClients (${spec.minClients})`,
+      );
     }
     const key = `${request.round}:${request.attempt}`;
     const hash = createHash('sha256').update(request.ciphertexts).digest('hex');
     const previous = this.answered.get(key);
-    if (previous !== undefined && previous !== hash) return refuse('this round attempt was already decrypted with other ciphertexts');
+    if (previous !== undefined && previous !== hash)
+      return refuse('this round attempt was already decrypted with other ciphertexts');
     this.answered.set(key, hash);
     const started = Date.now();
     let sums: Float32Array;
     try {
       const params = paillierParamsOf(spec);
       const privateKey = this.options.keys.privateKey;
-      const ciphertexts = ciphertextsFromBytes(request.ciphertexts, ciphertextWidth(privateKey.publicKey.n), { modulus: privateKey.publicKey._n2 });
-      sums = await decryptSum(privateKey, ciphertexts, params, request.clientCount, length, { threads: this.options.threads ?? 1 });
+      const ciphertexts = ciphertextsFromBytes(request.ciphertexts, ciphertextWidth(privateKey.publicKey.n), {
+        modulus: privateKey.publicKey._n2,
+      });
+      sums = await decryptSum(privateKey, ciphertexts, params, request.clientCount, length, {
+        threads: this.options.threads ?? 1,
+      });
     } catch (err) {
       return refuse(toTributaryError(err).message);
     }
     await conn.sendAggregateResult(request, sums);
-    this.emit('decrypted', { round: request.round, attempt: request.attempt, clientCount: request.clientCount, ms: Date.now() - started } satisfies DecryptedEvent);
+    this.emit('decrypted', {
+      round: request.round,
+      attempt: request.attempt,
+      clientCount: request.clientCount,
+      ms: Date.now() - started,
+    } satisfies DecryptedEvent);
   }
 }

@@ -1,7 +1,14 @@
 import { Command } from 'commander';
 import { toTributaryError } from '../shared/errors';
 import { JobIdSchema } from '../shared/schemas/messages';
-import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, loadKeyHolderKeyFile, writeKeyHolderKeyFile, type DecryptedEvent } from './keyHolder';
+import {
+  KeyHolder,
+  generateKeyHolderKeys,
+  keyHolderSpecFields,
+  loadKeyHolderKeyFile,
+  writeKeyHolderKeyFile,
+  type DecryptedEvent,
+} from './keyHolder';
 
 /**
  * `tributary keyholder`: the key holder of `paillier` jobs (the buyer). `keygen` creates the key file
@@ -19,11 +26,11 @@ export function keyholderCommand(): Command {
     .action(async (opts) => {
       const keys = await generateKeyHolderKeys(Number(opts.bits));
       writeKeyHolderKeyFile(opts.out, keys);
-      process.stdout.write(JSON.stringify({ paillier: keyHolderSpecFields(keys) }, null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify({ paillier: keyHolderSpecFields(keys) }, null, 2)}\n`);
     });
   command
     .command('run')
-    .description('Join a paillier job as its key holder and decrypt each round\'s aggregate until the job ends.')
+    .description("Join a paillier job as its key holder and decrypt each round's aggregate until the job ends.")
     .requiredOption('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080')
     .requiredOption('--job <id>', 'job id')
     .requiredOption('--key <path>', 'key file from `tributary keyholder keygen`')
@@ -33,15 +40,26 @@ export function keyholderCommand(): Command {
       const jobId = JobIdSchema.parse(opts.job);
       const keys = loadKeyHolderKeyFile(opts.key);
       const print = (event: string, fields: Record<string, unknown>, text: string) =>
-        process.stdout.write(opts.json ? JSON.stringify({ event, ...fields }) + '\n' : text + '\n');
+        process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
       const holder = new KeyHolder({ url: opts.coordinator, jobId, keys, threads: Number(opts.threads) });
-      holder.on('joined', () => print('joined', { jobId, clientId: keys.identity.clientId }, `key holder joined ${jobId}`));
+      holder.on('joined', () =>
+        print('joined', { jobId, clientId: keys.identity.clientId }, `key holder joined ${jobId}`),
+      );
       holder.on('decrypted', (e: DecryptedEvent) =>
-        print('decrypted', { ...e }, `round ${e.round} attempt ${e.attempt}: decrypted the aggregate of ${e.clientCount} clients in ${e.ms} ms`));
+        print(
+          'decrypted',
+          { ...e },
+          `round ${e.round} attempt ${e.attempt}: decrypted the aggregate of ${e.clientCount} clients in ${e.ms} ms`,
+        ),
+      );
       holder.on('refused', (m: string) => process.stderr.write(`refused: ${m}\n`));
       holder.on('warning', (m: string) => process.stderr.write(`warning: ${m}\n`));
       const finished = await holder.run();
-      print('finished', { ...finished }, `job ${finished.jobId} ${finished.status}${finished.reason ? `: ${finished.reason}` : ''}`);
+      print(
+        'finished',
+        { ...finished },
+        `job ${finished.jobId} ${finished.status}${finished.reason ? `: ${finished.reason}` : ''}`,
+      );
       process.exit(finished.status === 'completed' ? 0 : 1);
     });
   return command;

@@ -4,11 +4,21 @@ import { parseCsv } from '../shared/data/csvParser';
 import { formatFromPath, loadDatasetFile, openDatasetFile, type DatasetFormat } from '../shared/data/loadDataset';
 import { isErrorCode, TributaryError } from '../shared/errors';
 import type { Identity } from '../shared/identity/keyPair';
-import { signListing, signListingDelete, verifyListingSignature, type ListingDescription } from '../shared/identity/listingSignature';
+import {
+  signListing,
+  signListingDelete,
+  verifyListingSignature,
+  type ListingDescription,
+} from '../shared/identity/listingSignature';
 import { SignatureVerifier } from '../shared/identity/signing';
 import type { ListingId } from '../shared/schemas/jobAccess';
 import { InputSpecSchema, LIMITS, type InputSpec } from '../shared/schemas/jobSpec';
-import { listingIdOf, PublishedListingSchema, type ListingQuery, type PublishedListing } from '../shared/schemas/listing';
+import {
+  listingIdOf,
+  PublishedListingSchema,
+  type ListingQuery,
+  type PublishedListing,
+} from '../shared/schemas/listing';
 import { parseInput } from '../shared/schemas/parseInput';
 
 /*
@@ -43,7 +53,8 @@ export async function publishListing(options: PublishListingOptions): Promise<Pu
 /** Searches listings (GET /v1/listings); every criterion given must hold. */
 export async function searchListings(url: string, query: ListingQuery = {}): Promise<PublishedListing[]> {
   const params = new URLSearchParams();
-  const list = (key: string, values: readonly (string | number)[] | undefined) => values && params.set(key, values.join(','));
+  const list = (key: string, values: readonly (string | number)[] | undefined) =>
+    values && params.set(key, values.join(','));
   list('tags', query.tags);
   list('shape', query.shape);
   list('featureColumns', query.featureColumns);
@@ -83,7 +94,10 @@ export interface DescribeDatasetOptions {
  * The schema and row count of a provider's dataset file, read and fully validated by the same
  * loaders the client trains with, so a listing describes data that will actually load.
  */
-export function describeDatasetFile(path: string, options: DescribeDatasetOptions = {}): { schema: InputSpec; rows: number } {
+export function describeDatasetFile(
+  path: string,
+  options: DescribeDatasetOptions = {},
+): { schema: InputSpec; rows: number } {
   const format = options.format ?? formatFromPath(path);
   const labelColumn = options.labelColumn ?? 'label';
   let featureColumns = options.featureColumns;
@@ -91,14 +105,25 @@ export function describeDatasetFile(path: string, options: DescribeDatasetOption
     const header = readCsvHeader(path);
     featureColumns = header.filter((c) => c !== labelColumn);
     if (featureColumns.length === header.length) {
-      throw new TributaryError('DATA_COLUMNS_MISMATCH', `The CSV header of "${path}" has no label column ${JSON.stringify(labelColumn)}; pass --label-column.`);
+      throw new TributaryError(
+        'DATA_COLUMNS_MISMATCH',
+        `The CSV header of "${path}" has no label column ${JSON.stringify(labelColumn)}; pass --label-column.`,
+      );
     }
   }
   const shape = options.shape ?? (featureColumns ? [featureColumns.length] : undefined);
   if (!shape) {
-    throw new TributaryError('CONFIG_INVALID', `Cannot tell the example shape of the JSON-lines file "${path}": pass the shape (e.g. --shape 28,28,1).`);
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `Cannot tell the example shape of the JSON-lines file "${path}": pass the shape (e.g. --shape 28,28,1).`,
+    );
   }
-  const probe = parseInput(InputSpecSchema, { shape, featureColumns, labelColumn, numClasses: options.numClasses ?? LIMITS.maxClasses });
+  const probe = parseInput(InputSpecSchema, {
+    shape,
+    featureColumns,
+    labelColumn,
+    numClasses: options.numClasses ?? LIMITS.maxClasses,
+  });
   const dataset = loadDatasetFile(path, probe, { format });
   let largest = 0;
   for (let i = 0; i < dataset.count; i++) largest = Math.max(largest, dataset.y[i]);
@@ -128,7 +153,10 @@ const verifier = new SignatureVerifier();
 function checked(raw: unknown): PublishedListing {
   const published = parseInput(PublishedListingSchema, raw);
   if (listingIdOf(published.listing) !== published.id || !verifyListingSignature(verifier, published)) {
-    throw new TributaryError('LISTING_SIGNATURE_INVALID', `Listing ${published.id} from the coordinator does not verify under its provider's key (or its id does not match its content).`);
+    throw new TributaryError(
+      'LISTING_SIGNATURE_INVALID',
+      `Listing ${published.id} from the coordinator does not verify under its provider's key (or its id does not match its content).`,
+    );
   }
   return published;
 }
@@ -142,15 +170,25 @@ async function request(url: string, method: string, path: string, body?: unknown
       ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     });
   } catch (err) {
-    throw new TributaryError('INTERNAL', `Cannot reach the coordinator at ${url}: ${(err as Error).message}.`, { cause: err });
+    throw new TributaryError('INTERNAL', `Cannot reach the coordinator at ${url}: ${(err as Error).message}.`, {
+      cause: err,
+    });
   }
   if (res.status === 204) return undefined;
-  const answer = (await res.json().catch(() => ({}))) as { error?: { code?: unknown; message?: unknown; details?: unknown } };
+  const answer = (await res.json().catch(() => ({}))) as {
+    error?: { code?: unknown; message?: unknown; details?: unknown };
+  };
   if (!res.ok) {
     const code = isErrorCode(answer.error?.code) ? answer.error.code : 'INTERNAL';
-    throw new TributaryError(code, typeof answer.error?.message === 'string' ? answer.error.message : `${method} ${path} answered HTTP ${res.status}.`, {
-      details: answer.error?.details,
-    });
+    throw new TributaryError(
+      code,
+      typeof answer.error?.message === 'string'
+        ? answer.error.message
+        : `${method} ${path} answered HTTP ${res.status}.`,
+      {
+        details: answer.error?.details,
+      },
+    );
   }
   return answer;
 }

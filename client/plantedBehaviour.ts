@@ -15,7 +15,10 @@ export const PLANTED_BEHAVIOURS: readonly PlantedBehaviour[] = ['free-rider', 'z
 
 /** The delta a planted client sends instead of `honest` (its trained delta from `global`); seeded, so runs repeat. */
 export function plantedDelta(
-  behaviour: PlantedBehaviour, global: readonly NamedTensor[], honest: readonly NamedTensor[], seed: number,
+  behaviour: PlantedBehaviour,
+  global: readonly NamedTensor[],
+  honest: readonly NamedTensor[],
+  seed: number,
 ): NamedTensor[] {
   const rng = createRng(seed);
   let squares = 0;

@@ -142,8 +142,10 @@ export class TributaryClient extends EventEmitter {
             () => undefined,
             (err) => void this.emit('warning', `round ${task.round} not submitted: ${String(err)}`),
           );
-          for (const key of this.trainings.keys()) if (Number(key.split(':')[0]) < task.round) this.trainings.delete(key);
-          for (const key of this.secaggRounds.keys()) if (Number(key.split(':')[0]) < task.round) this.secaggRounds.delete(key);
+          for (const key of this.trainings.keys())
+            if (Number(key.split(':')[0]) < task.round) this.trainings.delete(key);
+          for (const key of this.secaggRounds.keys())
+            if (Number(key.split(':')[0]) < task.round) this.secaggRounds.delete(key);
           this.trainings.set(attemptKey(task.round, task.attempt), trained);
         });
         conn.on('secaggRequest', (request: SecAggRequest) => this.onSecAggRequest(request));
@@ -166,8 +168,11 @@ export class TributaryClient extends EventEmitter {
     const conn = this.connection;
     if (!conn) return null;
     const outcome = await joinOrFinish(
-      conn, this.options.jobId, () => conn.join(this.options.jobId, this.options.payout),
-      () => conn === this.connection, (m) => this.emit('warning', m),
+      conn,
+      this.options.jobId,
+      () => conn.join(this.options.jobId, this.options.payout),
+      () => conn === this.connection,
+      (m) => this.emit('warning', m),
     );
     if (outcome === null || isJobFinished(outcome)) return outcome;
     const joined = outcome;
@@ -199,7 +204,12 @@ export class TributaryClient extends EventEmitter {
     const global = await this.downloadModel(task, joined);
     setNamedWeights(model, global);
     const started = Date.now();
-    const result = await trainLocal(model, this.options.dataset, task.config, task.config.proximalMu > 0 ? global : undefined);
+    const result = await trainLocal(
+      model,
+      this.options.dataset,
+      task.config,
+      task.config.proximalMu > 0 ? global : undefined,
+    );
     const local = getNamedWeights(model);
     const trainedDelta: NamedTensor[] = local.map((t, i) => {
       const g = global[i].data;
@@ -237,7 +247,12 @@ export class TributaryClient extends EventEmitter {
    * Paillier: scales the delta by ratio = min(n, W)/W, appends ratio, and encrypts the vector under
    * the job's public key; returns the fixed-width ciphertext bytes.
    */
-  private async encryptUpdate(task: RoundTask, joined: JoinResult, delta: Float32Array, numExamples: number): Promise<Uint8Array> {
+  private async encryptUpdate(
+    task: RoundTask,
+    joined: JoinResult,
+    delta: Float32Array,
+    numExamples: number,
+  ): Promise<Uint8Array> {
     const options = joined.spec.paillier;
     if (!options) throw new TributaryError('JOB_SPEC_INVALID', 'The paillier job has no paillier options.');
     const params = paillierParamsOf(joined.spec);
@@ -248,8 +263,11 @@ export class TributaryClient extends EventEmitter {
     vector[delta.length] = ratio;
     const encrypted = await encryptVector(publicKey, vector, params, { threads: this.options.paillierThreads ?? 1 });
     if (encrypted.clipped > 0) {
-      this.emit('warning', `round ${task.round}: ${encrypted.clipped} of ${delta.length} weighted update values were outside ` +
-        `[-${options.clipRange}, ${options.clipRange}] and were clipped`);
+      this.emit(
+        'warning',
+        `round ${task.round}: ${encrypted.clipped} of ${delta.length} weighted update values were outside ` +
+          `[-${options.clipRange}, ${options.clipRange}] and were clipped`,
+      );
     }
     return ciphertextsToBytes(encrypted.ciphertexts, ciphertextWidth(publicKey.n));
   }
@@ -259,11 +277,18 @@ export class TributaryClient extends EventEmitter {
     this.emit('secaggRequest', { round: request.round, attempt: request.attempt, stage: request.stage });
     const key = attemptKey(request.round, request.attempt);
     let state = this.secaggRounds.get(key);
-    if (!state) this.secaggRounds.set(key, (state = { client: new SecAggPlusClient(this.clientId), queue: Promise.resolve() }));
+    if (!state)
+      this.secaggRounds.set(key, (state = { client: new SecAggPlusClient(this.clientId), queue: Promise.resolve() }));
     const s = state;
     s.queue = s.queue
       .then(() => this.answerSecAgg(request, s))
-      .catch((err) => void this.emit('warning', `secure aggregation of round ${request.round} failed at ${request.stage}: ${String(err)}`));
+      .catch(
+        (err) =>
+          void this.emit(
+            'warning',
+            `secure aggregation of round ${request.round} failed at ${request.stage}: ${String(err)}`,
+          ),
+      );
   }
 
   /** Answers one SecAgg+ stage; the SecAgg+ client validates the payload (a trust boundary) and the stage order. */
@@ -276,20 +301,29 @@ export class TributaryClient extends EventEmitter {
       throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: the request payload is not valid JSON');
     }
     if ((message as { stage?: unknown } | null)?.stage !== request.stage) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: the payload's stage is not the request's ${request.stage}`);
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ client: the payload's stage is not the request's ${request.stage}`,
+      );
     }
     let input: Uint32Array | undefined;
     if (request.stage === 'collect-masked-vectors') {
       const joined = this.joined;
       const trained = await this.trainings.get(key);
       if (!joined || !trained || !s.params) {
-        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: no trained update for round ${request.round} attempt ${request.attempt}`);
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: no trained update for round ${request.round} attempt ${request.attempt}`,
+        );
       }
       const weighted = weightUpdate(trained.delta, trained.numExamples, secaggOptionsOf(joined.spec).maxExampleWeight);
       const q = quantize(weighted, s.params);
       if (q.clipped > 0) {
-        this.emit('warning', `round ${request.round}: ${q.clipped} of ${weighted.length} weighted update values were outside ` +
-          `[-${s.params.clippingRange}, ${s.params.clippingRange}] (largest |x| ${q.maxAbs.toPrecision(3)}) and were clipped`);
+        this.emit(
+          'warning',
+          `round ${request.round}: ${q.clipped} of ${weighted.length} weighted update values were outside ` +
+            `[-${s.params.clippingRange}, ${s.params.clippingRange}] (largest |x| ${q.maxAbs.toPrecision(3)}) and were clipped`,
+        );
       }
       input = q.values;
     }
@@ -342,7 +376,10 @@ function flattenInManifestOrder(delta: readonly NamedTensor[], joined: JoinResul
     const t = byName.get(entry.name);
     const size = entry.shape.reduce((a, b) => a * b, 1);
     if (!t || t.data.length !== size) {
-      throw new TributaryError('MODEL_SHAPE_MISMATCH', `The local model has no weight ${entry.name} of ${size} values.`);
+      throw new TributaryError(
+        'MODEL_SHAPE_MISMATCH',
+        `The local model has no weight ${entry.name} of ${size} values.`,
+      );
     }
     out.set(t.data, offset);
     offset += size;

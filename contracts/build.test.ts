@@ -12,6 +12,10 @@ test('artifacts carry abi, bytecode, the pinned solc version and a source hash',
     expect(a[name].solcVersion).toMatch(/^0\.8\.37\+commit\./);
     expect(a[name].sourceHash).toMatch(/^[0-9a-f]{64}$/);
   }
-  const errors = (a.TributaryEscrow.abi as { type: string; name: string }[]).filter((x) => x.type === 'error').map((x) => x.name);
-  expect(errors).toEqual(expect.arrayContaining(['RoundConflict', 'InvalidProof', 'AlreadyClaimed', 'PayoutExceedsBudget']));
+  const errors = (a.TributaryEscrow.abi as { type: string; name: string }[])
+    .filter((x) => x.type === 'error')
+    .map((x) => x.name);
+  expect(errors).toEqual(
+    expect.arrayContaining(['RoundConflict', 'InvalidProof', 'AlreadyClaimed', 'PayoutExceedsBudget']),
+  );
 });

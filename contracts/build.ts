@@ -12,7 +12,10 @@ import path from 'node:path';
 
 // solc ships no typings for its CommonJS entry point that match `import`; its API is tiny.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const solc = require('solc') as { version(): string; compile(input: string, opts: { import(p: string): { contents: string } | { error: string } }): string };
+const solc = require('solc') as {
+  version(): string;
+  compile(input: string, opts: { import(p: string): { contents: string } | { error: string } }): string;
+};
 
 export const CONTRACTS_DIR = __dirname;
 export const SOURCES_DIR = path.join(CONTRACTS_DIR, 'src');
@@ -64,7 +67,10 @@ function readImport(importPath: string): { contents: string } | { error: string 
 /** Compiles every `.sol` under `contracts/src/` and returns the artifacts (writes nothing). */
 export function compileContracts(): Record<ContractName, Artifact> {
   const sources: Record<string, { content: string }> = {};
-  for (const file of fs.readdirSync(SOURCES_DIR).filter((f) => f.endsWith('.sol')).sort()) {
+  for (const file of fs
+    .readdirSync(SOURCES_DIR)
+    .filter((f) => f.endsWith('.sol'))
+    .sort()) {
     // Repo-relative, forward-slash paths keep the metadata (and so the bytecode) machine-independent.
     sources[`contracts/src/${file}`] = { content: fs.readFileSync(path.join(SOURCES_DIR, file), 'utf8') };
   }

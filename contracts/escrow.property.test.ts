@@ -35,7 +35,12 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   fc.record({ kind: fc.constant('create' as const), amount: fc.bigInt({ min: 1n, max: 10n ** 20n }) }),
   fc.record({ kind: fc.constant('topUp' as const), job, amount: fc.bigInt({ min: 1n, max: 10n ** 20n }) }),
   fc.record({ kind: fc.constant('commit' as const), job }),
-  fc.record({ kind: fc.constant('settle' as const), job, poolPct: fc.integer({ min: 0, max: 110 }), scores: fc.array(fc.nat({ max: 1000 }), { minLength: 4, maxLength: 4 }) }),
+  fc.record({
+    kind: fc.constant('settle' as const),
+    job,
+    poolPct: fc.integer({ min: 0, max: 110 }),
+    scores: fc.array(fc.nat({ max: 1000 }), { minLength: 4, maxLength: 4 }),
+  }),
   fc.record({ kind: fc.constant('claim' as const), job, who: fc.nat({ max: 3 }), tamper: fc.boolean() }),
   fc.record({ kind: fc.constant('refund' as const), job }),
   fc.record({ kind: fc.constant('recover' as const), job }),
@@ -72,7 +77,14 @@ async function run(escrow: EscrowClient, actions: Action[]): Promise<void> {
     switch (a.kind) {
       case 'create':
         ok = await attempt(async () => {
-          const { jobId } = await escrow.createJob({ specHash: id('p'), token: token.address, budget: a.amount, coordinator: coordinator.address, deadline: (await chain.now()) + 600n, challengeWindow: 120 });
+          const { jobId } = await escrow.createJob({
+            specHash: id('p'),
+            token: token.address,
+            budget: a.amount,
+            coordinator: coordinator.address,
+            deadline: (await chain.now()) + 600n,
+            challengeWindow: 120,
+          });
           jobs.push({ id: jobId, rounds: 0, deposited: a.amount, paid: 0n, refunded: 0n });
         });
         break;
@@ -81,12 +93,20 @@ async function run(escrow: EscrowClient, actions: Action[]): Promise<void> {
         if (t && ok) t.deposited += a.amount;
         break;
       case 'commit':
-        if (t) ok = await attempt(() => escrow.connect(coordinator).commitRound(t.id, { round: t.rounds + 1, modelHash: id(`m${t.rounds + 1}`), metric: 1 }));
+        if (t)
+          ok = await attempt(() =>
+            escrow
+              .connect(coordinator)
+              .commitRound(t.id, { round: t.rounds + 1, modelHash: id(`m${t.rounds + 1}`), metric: 1 }),
+          );
         if (t && ok) t.rounds++;
         break;
       case 'settle':
         if (t) {
-          const plan = computePayouts((t.deposited * BigInt(a.poolPct)) / 100n, contributors.map((c, i) => ({ account: c.address, score: a.scores[i] })));
+          const plan = computePayouts(
+            (t.deposited * BigInt(a.poolPct)) / 100n,
+            contributors.map((c, i) => ({ account: c.address, score: a.scores[i] })),
+          );
           ok = await attempt(() => escrow.connect(coordinator).settle(t.id, plan.root, plan.total));
           expect(ok).toBe(plan.total <= t.deposited && t.rounds > 0 ? ok : false);
           if (ok) t.plan = plan;
@@ -94,7 +114,8 @@ async function run(escrow: EscrowClient, actions: Action[]): Promise<void> {
         break;
       case 'claim': {
         const alloc = t?.plan?.allocations.find((x) => x.account === contributors[a.who].address);
-        if (t && alloc) ok = await attempt(() => escrow.claim(t.id, a.tamper ? { ...alloc, amount: alloc.amount + 1n } : alloc));
+        if (t && alloc)
+          ok = await attempt(() => escrow.claim(t.id, a.tamper ? { ...alloc, amount: alloc.amount + 1n } : alloc));
         if (a.tamper) expect(ok).toBe(false);
         break;
       }
@@ -118,7 +139,11 @@ async function run(escrow: EscrowClient, actions: Action[]): Promise<void> {
     const states = await Promise.all(jobs.map((j) => escrow.getJob(j.id)));
     for (const [i, j] of jobs.entries()) {
       const s = states[i];
-      expect({ budget: s.budget, claimed: s.claimed, refunded: s.refunded }).toEqual({ budget: j.deposited, claimed: j.paid, refunded: j.refunded });
+      expect({ budget: s.budget, claimed: s.claimed, refunded: s.refunded }).toEqual({
+        budget: j.deposited,
+        claimed: j.paid,
+        refunded: j.refunded,
+      });
       expect(j.deposited).toBe(j.paid + j.refunded + s.held);
       expect(s.held).toBeGreaterThanOrEqual(0n);
       if (s.status === 2) expect(j.paid).toBeLessThanOrEqual(s.payoutTotal);

@@ -1,5 +1,14 @@
 import { id, type ContractTransactionReceipt, type JsonRpcSigner } from 'ethers';
-import { decodeRevert, deployEscrow, deployRewardToken, EscrowClient, JobStatus, NATIVE, RewardToken, type CreateJobParams } from './escrow';
+import {
+  decodeRevert,
+  deployEscrow,
+  deployRewardToken,
+  type EscrowClient,
+  JobStatus,
+  NATIVE,
+  type RewardToken,
+  type CreateJobParams,
+} from './escrow';
 import { computePayouts } from './payouts';
 import { startLocalChain, type LocalChain } from './testing';
 
@@ -39,13 +48,17 @@ async function newJob(over: Partial<CreateJobParams> = {}): Promise<bigint> {
 }
 
 async function commitRounds(jobId: bigint, n: number): Promise<void> {
-  for (let r = 1; r <= n; r++) await as(coordinator).commitRound(jobId, { round: r, modelHash: id(`model-${r}`), metric: 9000 + r });
+  for (let r = 1; r <= n; r++)
+    await as(coordinator).commitRound(jobId, { round: r, modelHash: id(`model-${r}`), metric: 9000 + r });
 }
 
 async function settledJob(over: Partial<CreateJobParams> = {}, pool = 10_000n) {
   const jobId = await newJob(over);
   await commitRounds(jobId, 1);
-  const plan = computePayouts(pool, contributors.slice(0, 3).map((c, i) => ({ account: c.address, score: i + 1 })));
+  const plan = computePayouts(
+    pool,
+    contributors.slice(0, 3).map((c, i) => ({ account: c.address, score: i + 1 })),
+  );
   await as(coordinator).settle(jobId, plan.root, plan.total);
   return { jobId, plan };
 }
@@ -59,7 +72,10 @@ describe('happy path', () => {
     expect(await escrow.getRound(jobId, 2)).toEqual({ modelHash: id('model-2'), metric: 9002n });
 
     // 10 001 split 1:2:3:4 → 1000, 2000, 3000, 4000 + 1 dust (10001*k/10 floors).
-    const plan = computePayouts(10_001n, contributors.map((c, i) => ({ account: c.address, score: i + 1 })));
+    const plan = computePayouts(
+      10_001n,
+      contributors.map((c, i) => ({ account: c.address, score: i + 1 })),
+    );
     expect(plan.allocations.map((a) => a.amount)).toEqual([1000n, 2000n, 3000n, 4000n]);
     expect(plan.dust).toBe(1n);
     await as(coordinator).settle(jobId, plan.root, plan.total);
@@ -74,7 +90,15 @@ describe('happy path', () => {
     await escrow.refund(jobId);
 
     const job = await escrow.getJob(jobId);
-    expect(job).toMatchObject({ status: JobStatus.Settled, budget: 10_001n, payoutTotal: 10_000n, claimed: 10_000n, refunded: 1n, held: 0n, lastRound: 3n });
+    expect(job).toMatchObject({
+      status: JobStatus.Settled,
+      budget: 10_001n,
+      payoutTotal: 10_000n,
+      claimed: 10_000n,
+      refunded: 1n,
+      held: 0n,
+      lastRound: 3n,
+    });
     expect(await token.balanceOf(buyer.address)).toBe(buyerStart - 10_000n);
     expect(await token.balanceOf(escrow.address)).toBe(0n);
   });
@@ -85,11 +109,21 @@ describe('happy path', () => {
     const buyerStart = await p.getBalance(buyer.address);
     const before = await Promise.all(contributors.map((c) => p.getBalance(c.address)));
     const now = await chain.now();
-    const created = await escrow.createJob({ specHash: id('eth'), token: NATIVE, budget: 10n ** 18n, coordinator: coordinator.address, deadline: now + 3600n, challengeWindow: 60 });
+    const created = await escrow.createJob({
+      specHash: id('eth'),
+      token: NATIVE,
+      budget: 10n ** 18n,
+      coordinator: coordinator.address,
+      deadline: now + 3600n,
+      challengeWindow: 60,
+    });
     const jobId = created.jobId;
     const topped = await escrow.topUp(jobId, 2n);
     await commitRounds(jobId, 2);
-    const plan = computePayouts(budget, contributors.map((c, i) => ({ account: c.address, score: BigInt(i + 1) })));
+    const plan = computePayouts(
+      budget,
+      contributors.map((c, i) => ({ account: c.address, score: BigInt(i + 1) })),
+    );
     await as(coordinator).settle(jobId, plan.root, plan.total);
     await chain.increaseTime(60);
     for (const a of plan.allocations) await as(relayer).claim(jobId, a);
@@ -122,26 +156,51 @@ describe('happy path', () => {
     expect(retry.recorded).toBe(false);
     expect(retry.receipt.logs).toHaveLength(0);
     expect((await escrow.getJob(jobId)).lastRound).toBe(1n);
-    await expect(c.commitRound(jobId, { round: 1, modelHash: id('b'), metric: 1 })).rejects.toMatchObject({ errorName: 'RoundConflict' });
-    await expect(c.commitRound(jobId, { round: 1, modelHash: id('a'), metric: 2 })).rejects.toMatchObject({ errorName: 'RoundConflict' });
-    await expect(c.commitRound(jobId, { round: 3, modelHash: id('c'), metric: 1 })).rejects.toMatchObject({ errorName: 'RoundOutOfOrder', args: [jobId, 2n, 3n] });
-    await expect(c.commitRound(jobId, { round: 0, modelHash: id('c'), metric: 1 })).rejects.toMatchObject({ errorName: 'RoundOutOfOrder' });
+    await expect(c.commitRound(jobId, { round: 1, modelHash: id('b'), metric: 1 })).rejects.toMatchObject({
+      errorName: 'RoundConflict',
+    });
+    await expect(c.commitRound(jobId, { round: 1, modelHash: id('a'), metric: 2 })).rejects.toMatchObject({
+      errorName: 'RoundConflict',
+    });
+    await expect(c.commitRound(jobId, { round: 3, modelHash: id('c'), metric: 1 })).rejects.toMatchObject({
+      errorName: 'RoundOutOfOrder',
+      args: [jobId, 2n, 3n],
+    });
+    await expect(c.commitRound(jobId, { round: 0, modelHash: id('c'), metric: 1 })).rejects.toMatchObject({
+      errorName: 'RoundOutOfOrder',
+    });
     expect((await c.commitRound(jobId, { round: 2, modelHash: id('c'), metric: 1 })).recorded).toBe(true);
   });
 });
 
 describe('reverts', () => {
   const revert = (p: Promise<unknown>, errorName: string) =>
-    expect(p.catch((e: unknown) => Promise.reject(decodeRevert(e) ?? e))).rejects.toMatchObject({ name: 'EscrowRevertError', errorName });
+    expect(p.catch((e: unknown) => Promise.reject(decodeRevert(e) ?? e))).rejects.toMatchObject({
+      name: 'EscrowRevertError',
+      errorName,
+    });
 
   test('createJob validates its inputs and the deposit', async () => {
     const now = await chain.now();
-    const base = { specHash: id('x'), token: NATIVE, budget: 5n, coordinator: coordinator.address, deadline: now + 100n, challengeWindow: 0 };
+    const base = {
+      specHash: id('x'),
+      token: NATIVE,
+      budget: 5n,
+      coordinator: coordinator.address,
+      deadline: now + 100n,
+      challengeWindow: 0,
+    };
     await revert(escrow.createJob({ ...base, coordinator: NATIVE }), 'ZeroAddress');
     await revert(escrow.createJob({ ...base, budget: 0n }), 'ZeroAmount');
     await revert(escrow.createJob({ ...base, deadline: now }), 'InvalidDeadline');
-    await revert(escrow.contract.createJob(base.specHash, NATIVE, 5n, coordinator.address, now + 100n, 0, { value: 4n }), 'ValueMismatch');
-    await revert(escrow.contract.createJob(base.specHash, token.address, 5n, coordinator.address, now + 100n, 0, { value: 1n }), 'ValueMismatch');
+    await revert(
+      escrow.contract.createJob(base.specHash, NATIVE, 5n, coordinator.address, now + 100n, 0, { value: 4n }),
+      'ValueMismatch',
+    );
+    await revert(
+      escrow.contract.createJob(base.specHash, token.address, 5n, coordinator.address, now + 100n, 0, { value: 1n }),
+      'ValueMismatch',
+    );
   });
 
   test('unknown job', async () => {
@@ -188,7 +247,10 @@ describe('reverts', () => {
   test('claim before settlement and before the challenge window ends', async () => {
     const jobId = await newJob();
     await commitRounds(jobId, 1);
-    const plan = computePayouts(10_000n, [{ account: contributors[0].address, score: 1 }, { account: contributors[1].address, score: 1 }]);
+    const plan = computePayouts(10_000n, [
+      { account: contributors[0].address, score: 1 },
+      { account: contributors[1].address, score: 1 },
+    ]);
     await revert(escrow.claim(jobId, plan.allocations[0]), 'NotSettled');
     await as(coordinator).settle(jobId, plan.root, plan.total);
     await revert(escrow.claim(jobId, plan.allocations[0]), 'ClaimsNotOpen');
@@ -215,7 +277,10 @@ describe('reverts', () => {
   test('a root whose leaves sum above its total cannot pay more than the total', async () => {
     const jobId = await newJob();
     await commitRounds(jobId, 1);
-    const plan = computePayouts(10_000n, [{ account: contributors[0].address, score: 1 }, { account: contributors[1].address, score: 1 }]);
+    const plan = computePayouts(10_000n, [
+      { account: contributors[0].address, score: 1 },
+      { account: contributors[1].address, score: 1 },
+    ]);
     await as(coordinator).settle(jobId, plan.root, 6_000n); // leaves sum to 10 000
     await chain.increaseTime(600);
     await escrow.claim(jobId, plan.allocations[0]);

@@ -171,7 +171,11 @@ export class EscrowClient {
   }
 
   /** Adds to a job's budget (buyer only). For ERC-20 jobs approve first, or pass `approve: true`. */
-  async topUp(jobId: bigint, amount: bigint, opts: { token?: string; approve?: boolean } = {}): Promise<ContractTransactionReceipt> {
+  async topUp(
+    jobId: bigint,
+    amount: bigint,
+    opts: { token?: string; approve?: boolean } = {},
+  ): Promise<ContractTransactionReceipt> {
     const token = opts.token ?? (await this.getJob(jobId)).token;
     const native = token === NATIVE;
     if (!native && (opts.approve ?? true)) await approveToken(token, this.runner, this.address, amount);
@@ -179,7 +183,10 @@ export class EscrowClient {
   }
 
   /** Commits a round (coordinator only). `recorded` is false when the identical round was already committed. */
-  async commitRound(jobId: bigint, c: RoundCommit): Promise<{ recorded: boolean; receipt: ContractTransactionReceipt }> {
+  async commitRound(
+    jobId: bigint,
+    c: RoundCommit,
+  ): Promise<{ recorded: boolean; receipt: ContractTransactionReceipt }> {
     const receipt = await send(this.contract.commitRound(jobId, c.round, c.modelHash, c.metric));
     return { recorded: receipt.logs.length > 0, receipt };
   }
@@ -190,7 +197,10 @@ export class EscrowClient {
   }
 
   /** Claims `account`'s allocation (anyone may send it; the funds go to `account`). */
-  claim(jobId: bigint, a: { account: string; amount: bigint; proof: readonly string[] }): Promise<ContractTransactionReceipt> {
+  claim(
+    jobId: bigint,
+    a: { account: string; amount: bigint; proof: readonly string[] },
+  ): Promise<ContractTransactionReceipt> {
     return send(this.contract.claim(jobId, a.account, a.amount, a.proof));
   }
 
@@ -265,7 +275,11 @@ export async function deployEscrow(signer: Signer): Promise<EscrowClient> {
 }
 
 /** Deploys a `RewardToken` (the signer owns it and may mint). */
-export async function deployRewardToken(signer: Signer, name = 'Tributary Reward', symbol = 'TRIB'): Promise<RewardToken> {
+export async function deployRewardToken(
+  signer: Signer,
+  name = 'Tributary Reward',
+  symbol = 'TRIB',
+): Promise<RewardToken> {
   const factory = new ContractFactory(tokenArtifact.abi, tokenArtifact.bytecode, signer);
   const c = await factory.deploy(name, symbol);
   await c.waitForDeployment();

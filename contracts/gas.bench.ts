@@ -25,11 +25,24 @@ export async function contractGasBench(contributors = 16): Promise<ContractGasBe
     const token = await deployRewardToken(buyer);
     await token.mint(buyer.address, 10n ** 24n);
     // Fresh accounts, so the first transfer to each pays the same storage cost every run.
-    const accounts = Array.from({ length: contributors }, (_, i) => `0x${(0xbe000 + i).toString(16).padStart(40, '0')}`);
-    const plan = computePayouts(10n ** 18n, accounts.map((account, i) => ({ account, score: i + 1 })));
+    const accounts = Array.from(
+      { length: contributors },
+      (_, i) => `0x${(0xbe000 + i).toString(16).padStart(40, '0')}`,
+    );
+    const plan = computePayouts(
+      10n ** 18n,
+      accounts.map((account, i) => ({ account, score: i + 1 })),
+    );
     const out: Partial<ContractGasBench> = { contributors };
     for (const asset of [token.address, NATIVE]) {
-      const { jobId } = await escrow.createJob({ specHash: id('bench'), token: asset, budget: 10n ** 18n, coordinator: coordinator.address, deadline: (await chain.now()) + 3600n, challengeWindow: 0 });
+      const { jobId } = await escrow.createJob({
+        specHash: id('bench'),
+        token: asset,
+        budget: 10n ** 18n,
+        coordinator: coordinator.address,
+        deadline: (await chain.now()) + 3600n,
+        challengeWindow: 0,
+      });
       const c = escrow.connect(coordinator);
       const first = await c.commitRound(jobId, { round: 1, modelHash: id('m1'), metric: 9000 });
       const next = await c.commitRound(jobId, { round: 2, modelHash: id('m2'), metric: 9100 });

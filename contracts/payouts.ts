@@ -75,7 +75,9 @@ export function computePayouts(pool: bigint, scores: readonly ContributorScore[]
   });
   const sum = weighted.reduce((acc, x) => acc + x.w, 0n);
   const entries: [string, bigint][] =
-    sum === 0n ? [] : weighted.map((x) => [x.account, (pool * x.w) / sum] as [string, bigint]).filter(([, a]) => a > 0n);
+    sum === 0n
+      ? []
+      : weighted.map((x) => [x.account, (pool * x.w) / sum] as [string, bigint]).filter(([, a]) => a > 0n);
   const total = entries.reduce((acc, [, a]) => acc + a, 0n);
   if (entries.length === 0) return { root: ZeroHash, total: 0n, dust: pool, allocations: [] };
 

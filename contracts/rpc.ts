@@ -13,7 +13,8 @@ export async function readChainId(url: string, timeoutMs = 10_000): Promise<numb
     signal: AbortSignal.timeout(timeoutMs),
   });
   const body = (await res.json()) as { result?: string; error?: { message?: string } };
-  if (typeof body.result !== 'string') throw new Error(`eth_chainId failed: ${body.error?.message ?? `HTTP ${res.status}`}`);
+  if (typeof body.result !== 'string')
+    throw new Error(`eth_chainId failed: ${body.error?.message ?? `HTTP ${res.status}`}`);
   return Number(BigInt(body.result));
 }
 
@@ -31,5 +32,9 @@ export function rpcHost(url: string): string {
  * read is served from its cache (a worker re-reading the chain must see the latest state).
  */
 export function pinnedProvider(url: string, chainId: number, pollingMs: number): JsonRpcProvider {
-  return new JsonRpcProvider(url, Network.from(chainId), { staticNetwork: true, cacheTimeout: -1, pollingInterval: pollingMs });
+  return new JsonRpcProvider(url, Network.from(chainId), {
+    staticNetwork: true,
+    cacheTimeout: -1,
+    pollingInterval: pollingMs,
+  });
 }

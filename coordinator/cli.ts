@@ -11,9 +11,22 @@ export function coordinatorCommand(): Command {
     .option('--port <port>', 'TCP port, 0 for any free port (default 8080)')
     .option('--mongodb-uri <uri>', 'MongoDB connection string; omit for the embedded in-memory store')
     .option('--db-name <name>', 'database name inside the MongoDB URI (default tributary)')
-    .option('--rpc-url <url>', 'JSON-RPC URL of the chain holding job escrows (the key comes from TRIBUTARY_COORDINATOR_KEY only)')
-    .addOption(new Option('--backend <name>', 'TF.js backend for evaluation').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
-    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['silent', 'error', 'info', 'debug']))
+    .option(
+      '--rpc-url <url>',
+      'JSON-RPC URL of the chain holding job escrows (the key comes from TRIBUTARY_COORDINATOR_KEY only)',
+    )
+    .addOption(
+      new Option('--backend <name>', 'TF.js backend for evaluation').choices([
+        'auto',
+        'tensorflow-gpu',
+        'tensorflow',
+        'wasm',
+        'cpu',
+      ]),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['silent', 'error', 'info', 'debug']),
+    )
     .option('--json', 'print one JSON line {"url","port","store","backend"} on stdout once listening')
     .addHelpText(
       'after',
@@ -29,11 +42,22 @@ export function coordinatorCommand(): Command {
         backend: opts.backend,
         logLevel: opts.logLevel,
       });
-      const info = { url: coordinator.url, port: coordinator.port, store: coordinator.store.kind, backend: coordinator.backend };
-      if (opts.json) process.stdout.write(JSON.stringify(info) + '\n');
-      else process.stdout.write(`Tributary coordinator on ${info.url} (store: ${info.store}, TF.js backend: ${info.backend})\n`);
+      const info = {
+        url: coordinator.url,
+        port: coordinator.port,
+        store: coordinator.store.kind,
+        backend: coordinator.backend,
+      };
+      if (opts.json) process.stdout.write(`${JSON.stringify(info)}\n`);
+      else
+        process.stdout.write(
+          `Tributary coordinator on ${info.url} (store: ${info.store}, TF.js backend: ${info.backend})\n`,
+        );
       const shutdown = () => {
-        coordinator.close().then(() => process.exit(0), () => process.exit(1));
+        coordinator.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
       };
       process.once('SIGINT', shutdown);
       process.once('SIGTERM', shutdown);

@@ -7,20 +7,39 @@ describe('coordinator config', () => {
     expect(defaults.mongodbUri).toBeUndefined();
     expect(Object.isFrozen(defaults)).toBe(true);
     const env = { TRIBUTARY_PORT: '9000', MONGODB_URI: 'mongodb://127.0.0.1:27017', TRIBUTARY_BACKEND: 'cpu' };
-    expect(parseCoordinatorConfig({}, env)).toMatchObject({ port: 9000, mongodbUri: 'mongodb://127.0.0.1:27017', backend: 'cpu' });
+    expect(parseCoordinatorConfig({}, env)).toMatchObject({
+      port: 9000,
+      mongodbUri: 'mongodb://127.0.0.1:27017',
+      backend: 'cpu',
+    });
     expect(parseCoordinatorConfig({ port: 0, backend: undefined }, env)).toMatchObject({ port: 0, backend: 'cpu' });
   });
 
   it('rejects bad values with CONFIG_INVALID naming the option', () => {
-    expect(() => parseCoordinatorConfig({}, { TRIBUTARY_PORT: 'eighty' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/port/) }));
-    expect(() => parseCoordinatorConfig({ backend: 'tpu' as never }, {})).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/backend/) }));
-    expect(() => parseCoordinatorConfig({ port: 70_000 }, {})).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(() => parseCoordinatorConfig({}, { TRIBUTARY_PORT: 'eighty' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/port/) }),
+    );
+    expect(() => parseCoordinatorConfig({ backend: 'tpu' as never }, {})).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/backend/) }),
+    );
+    expect(() => parseCoordinatorConfig({ port: 70_000 }, {})).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID' }),
+    );
   });
 
   it('reads the chain settings from the environment and never echoes a bad key', () => {
     const key = `0x${'ab'.repeat(32)}`;
-    const config = parseCoordinatorConfig({}, { TRIBUTARY_RPC_URL: 'http://127.0.0.1:8545', TRIBUTARY_COORDINATOR_KEY: key, TRIBUTARY_CHAIN_POLL_MS: '250' });
-    expect(config).toMatchObject({ rpcUrl: 'http://127.0.0.1:8545', coordinatorPrivateKey: key, chainPollMs: 250, chainRetryBaseMs: 1000, chainRetryMaxMs: 30_000 });
+    const config = parseCoordinatorConfig(
+      {},
+      { TRIBUTARY_RPC_URL: 'http://127.0.0.1:8545', TRIBUTARY_COORDINATOR_KEY: key, TRIBUTARY_CHAIN_POLL_MS: '250' },
+    );
+    expect(config).toMatchObject({
+      rpcUrl: 'http://127.0.0.1:8545',
+      coordinatorPrivateKey: key,
+      chainPollMs: 250,
+      chainRetryBaseMs: 1000,
+      chainRetryMaxMs: 30_000,
+    });
     const secret = `0x${'cd'.repeat(31)}`; // one byte short
     let message = '';
     try {
@@ -33,4 +52,3 @@ describe('coordinator config', () => {
     expect(message).not.toContain(secret.slice(2));
   });
 });
-

@@ -17,7 +17,11 @@ export const CoordinatorConfigSchema = z.object({
   /** Upload chunk size the coordinator asks clients to use. @default 4 MiB */
   chunkBytes: z.coerce.number().int().min(1024).max(MAX_CHUNK_BYTES).default(MAX_CHUNK_BYTES),
   /** Largest REST body (validation-set uploads), in bytes. @default 256 MiB */
-  maxRestBodyBytes: z.coerce.number().int().positive().default(256 * 1024 * 1024),
+  maxRestBodyBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024),
   /** TF.js backend for evaluating global models. @default "auto" */
   backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /** Log level. @default "info" */
@@ -28,7 +32,10 @@ export const CoordinatorConfigSchema = z.object({
    * The coordinator's Ethereum private key (0x + 64 hex), from the environment only: it commits rounds
    * and settles payouts. Never logged; error messages never include it.
    */
-  coordinatorPrivateKey: z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'expected 0x followed by 64 hex digits').optional(),
+  coordinatorPrivateKey: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{64}$/, 'expected 0x followed by 64 hex digits')
+    .optional(),
   /** First retry delay after a failed chain request, in ms (doubles up to chainRetryMaxMs). @default 1000 */
   chainRetryBaseMs: z.coerce.number().int().min(1).max(600_000).default(1000),
   /** Longest delay between chain retries, in ms. @default 30000 */
@@ -77,7 +84,9 @@ export function parseCoordinatorConfig(
   const parsed = CoordinatorConfigSchema.safeParse({ ...fromEnv, ...defined });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new TributaryError('CONFIG_INVALID', `Option ${issue?.path.join('.')}: ${issue?.message}.`, { cause: parsed.error });
+    throw new TributaryError('CONFIG_INVALID', `Option ${issue?.path.join('.')}: ${issue?.message}.`, {
+      cause: parsed.error,
+    });
   }
   return Object.freeze(parsed.data);
 }

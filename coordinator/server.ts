@@ -50,7 +50,10 @@ export interface Coordinator {
 }
 
 /** Starts the coordinator: store, TF.js backend, REST under /v1, socket.io, and resumes running jobs. */
-export async function startCoordinator(input: CoordinatorConfigInput = {}, options: StartOptions = {}): Promise<Coordinator> {
+export async function startCoordinator(
+  input: CoordinatorConfigInput = {},
+  options: StartOptions = {},
+): Promise<Coordinator> {
   const config = parseCoordinatorConfig(input);
   const logger = options.logger ?? createLogger(config.logLevel);
   const ownsStore = !options.store;
@@ -58,7 +61,12 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
   const contributions = new ContributionScorer({ store, logger });
-  const chain = new ChainService({ config, store, logger, scoresFor: options.scoresFor ?? settlementScores(store, contributions) });
+  const chain = new ChainService({
+    config,
+    store,
+    logger,
+    scoresFor: options.scoresFor ?? settlementScores(store, contributions),
+  });
   const jobs = new JobManager({
     store,
     directory,
@@ -112,7 +120,16 @@ export async function startCoordinator(input: CoordinatorConfigInput = {}, optio
 
   let closing: Promise<void> | null = null;
   return {
-    config, url, port, store, jobs, directory, backend: models.backend, io: sockets.io, contributions, chain,
+    config,
+    url,
+    port,
+    store,
+    jobs,
+    directory,
+    backend: models.backend,
+    io: sockets.io,
+    contributions,
+    chain,
     close() {
       closing ??= (async () => {
         // The chain first: a worker must not activate a job while the runners stop.

@@ -47,7 +47,8 @@ export interface DemoChain {
 
 function requiredKey(name: string): string {
   const value = process.env[name];
-  if (!value || !/^0x[0-9a-fA-F]{64}$/.test(value)) throw new Error(`--rpc-url needs ${name} in the environment (0x followed by 64 hex digits)`);
+  if (!value || !/^0x[0-9a-fA-F]{64}$/.test(value))
+    throw new Error(`--rpc-url needs ${name} in the environment (0x followed by 64 hex digits)`);
   return value;
 }
 
@@ -77,17 +78,28 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
     const deployed = await new ContractFactory(escrowArtifact.abi, escrowArtifact.bytecode, buyer).deploy();
     await deployed.waitForDeployment();
     escrow = new EscrowClient(await deployed.getAddress(), buyer);
-    transactions.push({ what: `buyer deploys TributaryEscrow at ${escrow.address}`, hash: deployed.deploymentTransaction()!.hash });
+    transactions.push({
+      what: `buyer deploys TributaryEscrow at ${escrow.address}`,
+      hash: deployed.deploymentTransaction()!.hash,
+    });
   }
   let onChainJobId = 0n;
 
   return {
-    rpcUrl: url, chainId, escrow, coordinatorKey, transactions,
+    rpcUrl: url,
+    chainId,
+    escrow,
+    coordinatorKey,
+    transactions,
     async fundJob(budget, specText) {
       const block = await provider.getBlock('latest');
       const { jobId, receipt } = await escrow.createJob({
-        specHash: id(specText), token: NATIVE, budget, coordinator: new Wallet(coordinatorKey).address,
-        deadline: BigInt(block!.timestamp) + 86_400n, challengeWindow: 0,
+        specHash: id(specText),
+        token: NATIVE,
+        budget,
+        coordinator: new Wallet(coordinatorKey).address,
+        deadline: BigInt(block!.timestamp) + 86_400n,
+        challengeWindow: 0,
       });
       onChainJobId = jobId;
       transactions.push({ what: `buyer funds escrow job ${jobId}`, hash: receipt.hash });
@@ -96,10 +108,14 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
     async settleAndClaim(coordinator, jobId, dataDir, clients) {
       const status = await coordinator.chain.whenSettled(jobId);
       if (status.settlement.status !== 'settled') {
-        throw new Error(`the job did not settle on chain: ${status.settlement.error ?? status.lastRpcError?.message ?? status.settlement.status}`);
+        throw new Error(
+          `the job did not settle on chain: ${status.settlement.error ?? status.lastRpcError?.message ?? status.settlement.status}`,
+        );
       }
-      for (const c of status.commits) if (c.txHash) transactions.push({ what: `coordinator commits round ${c.round}`, hash: c.txHash });
-      if (status.settlement.txHash) transactions.push({ what: 'coordinator settles payouts', hash: status.settlement.txHash });
+      for (const c of status.commits)
+        if (c.txHash) transactions.push({ what: `coordinator commits round ${c.round}`, hash: c.txHash });
+      if (status.settlement.txHash)
+        transactions.push({ what: 'coordinator settles payouts', hash: status.settlement.txHash });
       const payouts = await coordinator.chain.payouts(await coordinator.jobs.getJob(jobId));
       const participants = await coordinator.store.listParticipants(jobId);
       for (let i = 0; i < clients; i++) {
@@ -109,7 +125,8 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
         const gas = await buyer.sendTransaction({ to: wallet.address, value: anvil ? 10n ** 17n : 10n ** 15n });
         await gas.wait();
         const claimed = await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl: url, wallet });
-        if (claimed.txHash) transactions.push({ what: `client ${i} claims ${claimed.amountWei} wei`, hash: claimed.txHash });
+        if (claimed.txHash)
+          transactions.push({ what: `client ${i} claims ${claimed.amountWei} wei`, hash: claimed.txHash });
       }
       // The buyer takes back budget - payout total (rounding dust included); an exact split leaves nothing.
       const settledJob = await escrow.getJob(onChainJobId);
@@ -120,10 +137,20 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
       const onChain = await escrow.getJob(onChainJobId);
       const byAddress = new Map(payouts.map((p) => [p.account, p]));
       return {
-        chain: { escrow: escrow.address, budgetWei: onChain.budget.toString(), paidWei: onChain.claimed.toString(), refundedWei: onChain.refunded.toString() },
+        chain: {
+          escrow: escrow.address,
+          budgetWei: onChain.budget.toString(),
+          paidWei: onChain.claimed.toString(),
+          refundedWei: onChain.refunded.toString(),
+        },
         contributors: participants.map((p) => {
           const payout = p.payoutAddress ? byAddress.get(p.payoutAddress) : undefined;
-          return { id: p.clientId, address: p.payoutAddress ?? '', score: payout?.score ?? 0, payoutWei: payout?.amountWei ?? '0' };
+          return {
+            id: p.clientId,
+            address: p.payoutAddress ?? '',
+            score: payout?.score ?? 0,
+            payoutWei: payout?.amountWei ?? '0',
+          };
         }),
         scoreLabel: status.settlement.scoreLabel ?? 'participation',
         transactions,

@@ -20,77 +20,143 @@ const num = (x: number, d = 4) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const program = new Command('tributary-demo')
   .description('Run a complete local federation: a coordinator and N client processes on 127.0.0.1.')
   .addOption(new Option('--example <name>', 'which example').choices(Object.keys(EXAMPLES)).default('mnist'))
-  .option('--clients <n>', 'number of client processes (default: the example\'s, 5 for mnist)')
-  .option('--rounds <n>', 'training rounds (default: the example\'s, 10 for mnist)')
+  .option('--clients <n>', "number of client processes (default: the example's, 5 for mnist)")
+  .option('--rounds <n>', "training rounds (default: the example's, 10 for mnist)")
   .option('--partition <p>', 'how data is split: iid | dirichlet:<alpha> | shards:<n per client>', 'iid')
   .option('--seed <n>', 'seed for the partition, model initialisation and sampling', '0')
-  .addOption(new Option('--backend <name>', 'TF.js backend for every process').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
-  .addOption(new Option('--secure-aggregation <mode>', 'none: the coordinator sees each update; secagg: only their sum (SecAgg+); paillier: encrypted updates, an in-process key holder decrypts only their sum').choices(['none', 'secagg', 'paillier']).default('secagg'))
+  .addOption(
+    new Option('--backend <name>', 'TF.js backend for every process')
+      .choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
+      .default('auto'),
+  )
+  .addOption(
+    new Option(
+      '--secure-aggregation <mode>',
+      'none: the coordinator sees each update; secagg: only their sum (SecAgg+); paillier: encrypted updates, an in-process key holder decrypts only their sum',
+    )
+      .choices(['none', 'secagg', 'paillier'])
+      .default('secagg'),
+  )
   .option('--out <dir>', 'where results go (default runs/<timestamp>)')
   .option('--json', 'print one JSON object with the results as the last line of stdout')
-  .option('--free-rider <n>', 'plant N free-riders (the last N clients send the global model back unchanged) to watch them earn nothing', '0')
+  .option(
+    '--free-rider <n>',
+    'plant N free-riders (the last N clients send the global model back unchanged) to watch them earn nothing',
+    '0',
+  )
   .option('--no-chain', 'skip the escrow: no anvil, no payouts')
-  .option('--rpc-url <url>', 'use this chain instead of a local anvil (keys from TRIBUTARY_BUYER_KEY and TRIBUTARY_COORDINATOR_KEY; TRIBUTARY_ESCROW reuses an escrow)')
-  .option('--budget-wei <n>', 'the job\'s budget in wei', '1000000000000000000')
-  .addHelpText('after', '\nExamples:\n  npm start\n  npm start -- --example tabular --partition dirichlet:0.5\n  npm start -- --clients 3 --rounds 5 --json')
+  .option(
+    '--rpc-url <url>',
+    'use this chain instead of a local anvil (keys from TRIBUTARY_BUYER_KEY and TRIBUTARY_COORDINATOR_KEY; TRIBUTARY_ESCROW reuses an escrow)',
+  )
+  .option('--budget-wei <n>', "the job's budget in wei", '1000000000000000000')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  npm start\n  npm start -- --example tabular --partition dirichlet:0.5\n  npm start -- --clients 3 --rounds 5 --json',
+  )
   .action(async (opts) => {
     const task = EXAMPLES[opts.example];
     const clients = Number(opts.clients ?? task.defaults.clients);
     const rounds = Number(opts.rounds ?? task.defaults.rounds);
     const seed = Number(opts.seed);
-    if (!Number.isInteger(clients) || clients < 1 || clients > 200) throw new Error(`--clients must be an integer in [1, 200], got ${opts.clients}`);
-    if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) throw new Error(`--rounds must be an integer in [1, 1000], got ${opts.rounds}`);
+    if (!Number.isInteger(clients) || clients < 1 || clients > 200)
+      throw new Error(`--clients must be an integer in [1, 200], got ${opts.clients}`);
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000)
+      throw new Error(`--rounds must be an integer in [1, 1000], got ${opts.rounds}`);
     if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
     const partition = parsePartition(opts.partition);
     const freeRiders = Number(opts.freeRider);
-    if (!Number.isInteger(freeRiders) || freeRiders < 0 || freeRiders >= clients) throw new Error(`--free-rider must be an integer in [0, ${clients - 1}] (at least one honest client), got ${opts.freeRider}`);
-    if (!/^[1-9][0-9]{0,77}$/.test(String(opts.budgetWei))) throw new Error(`--budget-wei must be a positive integer, got ${opts.budgetWei}`);
+    if (!Number.isInteger(freeRiders) || freeRiders < 0 || freeRiders >= clients)
+      throw new Error(
+        `--free-rider must be an integer in [0, ${clients - 1}] (at least one honest client), got ${opts.freeRider}`,
+      );
+    if (!/^[1-9][0-9]{0,77}$/.test(String(opts.budgetWei)))
+      throw new Error(`--budget-wei must be a positive integer, got ${opts.budgetWei}`);
     const outDir = resolve(opts.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-')));
     // Progress goes to stderr with --json so stdout stays machine-readable.
-    const say = (line: string) => (opts.json ? process.stderr : process.stdout).write(line + '\n');
+    const say = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
 
-    say(`Tributary demo: ${task.title}; ${clients} clients, ${rounds} rounds, partition ${formatPartition(partition)}, seed ${seed}, secure aggregation ${opts.secureAggregation}`);
+    say(
+      `Tributary demo: ${task.title}; ${clients} clients, ${rounds} rounds, partition ${formatPartition(partition)}, seed ${seed}, secure aggregation ${opts.secureAggregation}`,
+    );
     // The escrow (default on): the buyer funds the job on chain before the coordinator recruits for it.
     let chain: DemoChain | null = null;
     let paid: DemoChainResult | null = null;
     let chainOption: Parameters<typeof runFederation>[1]['chain'];
     if (opts.chain) {
       chain = await startDemoChain(opts.rpcUrl);
-      const spec = await chain.fundJob(BigInt(opts.budgetWei), `tributary-demo:${task.name}:${clients}:${rounds}:${seed}`);
-      say(`chain ${chain.chainId} at ${chain.rpcUrl}: escrow ${spec.escrow}, job ${spec.jobId} funded with ${spec.budgetWei} wei`);
-      chainOption = { spec, coordinator: { rpcUrl: chain.rpcUrl, coordinatorPrivateKey: chain.coordinatorKey, chainPollMs: opts.rpcUrl ? 2000 : 100, chainRetryBaseMs: opts.rpcUrl ? 1000 : 100 } };
+      const spec = await chain.fundJob(
+        BigInt(opts.budgetWei),
+        `tributary-demo:${task.name}:${clients}:${rounds}:${seed}`,
+      );
+      say(
+        `chain ${chain.chainId} at ${chain.rpcUrl}: escrow ${spec.escrow}, job ${spec.jobId} funded with ${spec.budgetWei} wei`,
+      );
+      chainOption = {
+        spec,
+        coordinator: {
+          rpcUrl: chain.rpcUrl,
+          coordinatorPrivateKey: chain.coordinatorKey,
+          chainPollMs: opts.rpcUrl ? 2000 : 100,
+          chainRetryBaseMs: opts.rpcUrl ? 1000 : 100,
+        },
+      };
     }
     if (opts.secureAggregation !== 'none' && clients < 6) {
-      say(`note: with fewer than 6 clients the coordinator sees only each round's total (no SecAgg+ cohorts of 3), so contribution scores split by participation${freeRiders > 0 ? ' and free-riders are paid like everyone else' : ''}; use --clients 6 or more, or --secure-aggregation none`);
+      say(
+        `note: with fewer than 6 clients the coordinator sees only each round's total (no SecAgg+ cohorts of 3), so contribution scores split by participation${freeRiders > 0 ? ' and free-riders are paid like everyone else' : ''}; use --clients 6 or more, or --secure-aggregation none`,
+      );
     }
     say('round  participants  val accuracy  val loss  train loss  seconds');
     const result = await runFederation(task, {
-      clients, rounds, partition, seed, backend: opts.backend, outDir, secureAggregation: opts.secureAggregation, freeRiders,
+      clients,
+      rounds,
+      partition,
+      seed,
+      backend: opts.backend,
+      outDir,
+      secureAggregation: opts.secureAggregation,
+      freeRiders,
       chain: chainOption,
-      afterJob: chain ? async (coordinator, jobId, dataDir) => {
-        paid = await chain!.settleAndClaim(coordinator, jobId, dataDir, clients);
-      } : undefined,
+      afterJob: chain
+        ? async (coordinator, jobId, dataDir) => {
+            paid = await chain!.settleAndClaim(coordinator, jobId, dataDir, clients);
+          }
+        : undefined,
       onLog: (l) => say(l),
       onRound: (r: RoundSummary) =>
-        say(`${String(r.round).padStart(5)}  ${`${r.participants}/${r.selected}`.padStart(12)}  ${pct(r.validationAccuracy).padStart(12)}  ${num(r.validationLoss).padStart(8)}  ${num(r.trainLoss).padStart(10)}  ${r.seconds.toFixed(1).padStart(7)}${r.failedAttempts ? `  (${r.failedAttempts} failed attempt(s) first)` : ''}`),
+        say(
+          `${String(r.round).padStart(5)}  ${`${r.participants}/${r.selected}`.padStart(12)}  ${pct(r.validationAccuracy).padStart(12)}  ${num(r.validationLoss).padStart(8)}  ${num(r.trainLoss).padStart(10)}  ${r.seconds.toFixed(1).padStart(7)}${r.failedAttempts ? `  (${r.failedAttempts} failed attempt(s) first)` : ''}`,
+        ),
     });
     const files = writeRunReport(outDir, result);
     say('');
-    say(`Summary (${result.status}): ${result.example}, backend ${result.backend}, secure aggregation ${result.secureAggregation}`);
-    say(`  final test accuracy  ${pct(result.finalAccuracy)} on ${result.testExamples} held-out examples (loss ${num(result.finalTestLoss)})`);
+    say(
+      `Summary (${result.status}): ${result.example}, backend ${result.backend}, secure aggregation ${result.secureAggregation}`,
+    );
+    say(
+      `  final test accuracy  ${pct(result.finalAccuracy)} on ${result.testExamples} held-out examples (loss ${num(result.finalTestLoss)})`,
+    );
     say(`  best validation      ${pct(Math.max(...result.accuracyByRound))}`);
-    say(`  mean round time      ${(result.roundSeconds.reduce((a, b) => a + b, 0) / Math.max(1, result.roundSeconds.length)).toFixed(1)} s; ${result.wallSeconds.toFixed(1)} s in all`);
+    say(
+      `  mean round time      ${(result.roundSeconds.reduce((a, b) => a + b, 0) / Math.max(1, result.roundSeconds.length)).toFixed(1)} s; ${result.wallSeconds.toFixed(1)} s in all`,
+    );
     say(`  results              ${files.join(', ')}`);
     say(`  contributions        ${result.contributionMethod}`);
     for (const c of result.contributors) {
-      say(`    client ${String(c.index).padStart(2)} ${c.id.slice(0, 16)}…  score ${c.score.toFixed(4).padStart(8)}  share ${(100 * c.share).toFixed(1).padStart(5)} %${c.freeRider ? '  (planted free-rider)' : ''}`);
+      say(
+        `    client ${String(c.index).padStart(2)} ${c.id.slice(0, 16)}…  score ${c.score.toFixed(4).padStart(8)}  share ${(100 * c.share).toFixed(1).padStart(5)} %${c.freeRider ? '  (planted free-rider)' : ''}`,
+      );
     }
     await chain?.stop();
     const payouts = paid as DemoChainResult | null;
     if (payouts) {
-      say(`  escrow               ${payouts.chain.escrow}: budget ${payouts.chain.budgetWei} wei, paid ${payouts.chain.paidWei}, refunded ${payouts.chain.refundedWei}`);
+      say(
+        `  escrow               ${payouts.chain.escrow}: budget ${payouts.chain.budgetWei} wei, paid ${payouts.chain.paidWei}, refunded ${payouts.chain.refundedWei}`,
+      );
       say(`  payouts (score: ${payouts.scoreLabel})`);
-      for (const c of payouts.contributors) say(`    ${c.id.slice(0, 16)}…  ${c.address}  score ${c.score}  ${c.payoutWei} wei`);
+      for (const c of payouts.contributors)
+        say(`    ${c.id.slice(0, 16)}…  ${c.address}  score ${c.score}  ${c.payoutWei} wei`);
       say('  transactions');
       for (const t of payouts.transactions) say(`    ${t.hash}  ${t.what}`);
     }
@@ -100,7 +166,7 @@ const program = new Command('tributary-demo')
       const paidById = new Map((payouts?.contributors ?? []).map((c) => [c.id, c]));
       const contributors = result.contributors.map((c) => ({ ...paidById.get(c.id), ...c }));
       const chainFields = payouts ? { chain: payouts.chain } : {};
-      process.stdout.write(JSON.stringify({ ...stable, ...chainFields, contributors }) + '\n');
+      process.stdout.write(`${JSON.stringify({ ...stable, ...chainFields, contributors })}\n`);
     }
     process.exit(result.status === 'completed' ? 0 : 1);
   });

@@ -103,7 +103,9 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   const rounds: RoundSummary[] = [];
   let store: Awaited<ReturnType<typeof startCoordinator>>['store'] | null = null;
   const onRoundCompleted = async (e: RoundCompletedEvent) => {
-    const attempts = store ? (await store.listRounds(e.job.id)).filter((r) => r.round === e.round.round && r.status === 'failed').length : 0;
+    const attempts = store
+      ? (await store.listRounds(e.job.id)).filter((r) => r.round === e.round.round && r.status === 'failed').length
+      : 0;
     const m = e.round.metrics;
     const summary: RoundSummary = {
       round: e.round.round,
@@ -119,9 +121,12 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     options.onRound?.(summary);
   };
   // Payouts follow contribution scoring (the coordinator's default).
-  const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: options.backend as never, ...options.chain?.coordinator }, {
-    onRoundCompleted,
-  });
+  const coordinator = await startCoordinator(
+    { port: 0, logLevel: 'error', backend: options.backend as never, ...options.chain?.coordinator },
+    {
+      onRoundCompleted,
+    },
+  );
   store = coordinator.store;
   const children: ChildProcess[] = [];
   let keyHolder: KeyHolder | null = null;
@@ -129,7 +134,10 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     const mode = options.secureAggregation ?? 'secagg';
     // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
-    const spec = { ...withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys), ...(options.chain ? { chain: options.chain.spec } : {}) };
+    const spec = {
+      ...withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys),
+      ...(options.chain ? { chain: options.chain.spec } : {}),
+    };
     const created = await fetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -153,7 +161,9 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       });
       await joined;
       holder.on('refused', (m: string) => options.onLog?.(`key holder refused: ${m}`));
-      options.onLog?.(`key holder ${keys.identity.clientId.slice(0, 16)}… joined (${keys.privateKey.publicKey.bitLength}-bit Paillier key)`);
+      options.onLog?.(
+        `key holder ${keys.identity.clientId.slice(0, 16)}… joined (${keys.privateKey.publicKey.bitLength}-bit Paillier key)`,
+      );
     }
 
     const clientBackends: string[] = [];
@@ -162,10 +172,25 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       const child = spawn(
         process.execPath,
         [
-          '-r', 'tsx/cjs', join(REPO_ROOT, task.clientEntry),
-          '--coordinator', coordinator.url, '--job', job.id, '--index', String(i), '--clients', String(options.clients),
-          '--partition', formatPartition(options.partition), '--seed', String(options.seed), '--data-dir', dataDir,
-          '--backend', options.backend,
+          '-r',
+          'tsx/cjs',
+          join(REPO_ROOT, task.clientEntry),
+          '--coordinator',
+          coordinator.url,
+          '--job',
+          job.id,
+          '--index',
+          String(i),
+          '--clients',
+          String(options.clients),
+          '--partition',
+          formatPartition(options.partition),
+          '--seed',
+          String(options.seed),
+          '--data-dir',
+          dataDir,
+          '--backend',
+          options.backend,
           ...(isFreeRider(i) ? ['--planted', 'free-rider'] : []),
         ],
         { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -190,18 +215,32 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     }
 
     // A paid job starts recruiting once the coordinator has seen the escrow funded.
-    for (const until = Date.now() + 120_000; (await coordinator.jobs.getJob(job.id)).status === 'pending'; await new Promise((r) => setTimeout(r, 50))) {
-      if (Date.now() > until) throw new Error(`the coordinator did not see the escrow funded within 120 s: ${JSON.stringify(coordinator.chain.status(await coordinator.jobs.getJob(job.id)).lastRpcError)}`);
+    for (
+      const until = Date.now() + 120_000;
+      (await coordinator.jobs.getJob(job.id)).status === 'pending';
+      await new Promise((r) => setTimeout(r, 50))
+    ) {
+      if (Date.now() > until)
+        throw new Error(
+          `the coordinator did not see the escrow funded within 120 s: ${JSON.stringify(coordinator.chain.status(await coordinator.jobs.getJob(job.id)).lastRpcError)}`,
+        );
     }
     // If every client process dies, say so now instead of waiting out the job's quorum timeouts.
     const jobDone = coordinator.jobs.waitForJob(job.id);
-    const clientsGone = Promise.all(children.map((c) => new Promise<void>((r) => (c.exitCode !== null ? r() : c.once('exit', () => r())))));
+    const clientsGone = Promise.all(
+      children.map((c) => new Promise<void>((r) => (c.exitCode !== null ? r() : c.once('exit', () => r())))),
+    );
     let finished = await Promise.race([jobDone, clientsGone.then(() => null)]);
     finished ??= await Promise.race([jobDone, new Promise<null>((r) => setTimeout(() => r(null), 3_000))]);
-    if (!finished) throw new Error(`every client process exited before the job finished; see ${join(options.outDir, 'clients.log')}`);
+    if (!finished)
+      throw new Error(
+        `every client process exited before the job finished; see ${join(options.outDir, 'clients.log')}`,
+      );
     const last = finished.currentRound;
     // The buyer's view: download the final global model and test it on data no one trained on.
-    const bytes = new Uint8Array(await (await fetch(`${coordinator.url}/v1/jobs/${job.id}/checkpoints/${last}`)).arrayBuffer());
+    const bytes = new Uint8Array(
+      await (await fetch(`${coordinator.url}/v1/jobs/${job.id}/checkpoints/${last}`)).arrayBuffer(),
+    );
     const parsedSpec = JobSpecSchema.parse(spec);
     const model = await buildModel(parsedSpec.model, parsedSpec.input, parsedSpec.seed);
     setNamedWeights(model, decodeTensors(bytes));
@@ -216,7 +255,14 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     for (let i = 0; i < options.clients; i++) {
       const id = loadOrCreateIdentity(join(dataDir, `client-${i}.key`)).clientId;
       const c = byId.get(id);
-      contributors.push({ id, index: i, score: c?.score ?? 0, share: c?.share ?? 0, ...(c?.estimate !== undefined ? { estimate: c.estimate } : {}), ...(isFreeRider(i) ? { freeRider: true as const } : {}) });
+      contributors.push({
+        id,
+        index: i,
+        score: c?.score ?? 0,
+        share: c?.share ?? 0,
+        ...(c?.estimate !== undefined ? { estimate: c.estimate } : {}),
+        ...(isFreeRider(i) ? { freeRider: true as const } : {}),
+      });
     }
     await options.afterJob?.(coordinator, job.id, dataDir);
 
@@ -240,11 +286,12 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       clientBackends,
       roundDetails: rounds,
       contributors,
-      contributionMethod: report.status === 'skipped'
-        ? 'skipped'
-        : !separatesClients(report)
-          ? `participation (${report.metric}; the coordinator saw only each round's total: use 6+ clients for SecAgg+ cohorts, or --secure-aggregation none)`
-          : `${report.method} (${report.metric})`,
+      contributionMethod:
+        report.status === 'skipped'
+          ? 'skipped'
+          : !separatesClients(report)
+            ? `participation (${report.metric}; the coordinator saw only each round's total: use 6+ clients for SecAgg+ cohorts, or --secure-aggregation none)`
+            : `${report.method} (${report.metric})`,
     };
   } finally {
     keyHolder?.close();
@@ -258,15 +305,28 @@ export async function runFederation(task: ExampleTask, options: FederationOption
  * maxExampleWeight examples: set it from the largest client's share (client 0's, partitions are
  * near-equal for iid; doubled for skewed splits) so small clients keep quantisation resolution.
  */
-function withAggregation(spec: JobSpecInput, mode: 'none' | 'secagg' | 'paillier', clientExamples: number, keys?: KeyHolderKeys): JobSpecInput {
+function withAggregation(
+  spec: JobSpecInput,
+  mode: 'none' | 'secagg' | 'paillier',
+  clientExamples: number,
+  keys?: KeyHolderKeys,
+): JobSpecInput {
   if (mode === 'none') return { ...spec, secureAggregation: 'none' };
   if (mode === 'paillier') {
-    if (!keys) throw new Error('paillier needs the key holder\'s keys');
-    return { ...spec, secureAggregation: 'paillier', paillier: { ...keyHolderSpecFields(keys), maxExampleWeight: Math.max(1, 2 * clientExamples) } };
+    if (!keys) throw new Error("paillier needs the key holder's keys");
+    return {
+      ...spec,
+      secureAggregation: 'paillier',
+      paillier: { ...keyHolderSpecFields(keys), maxExampleWeight: Math.max(1, 2 * clientExamples) },
+    };
   }
   // Cohorts of 3 from 6 clients on: contribution scoring then tells clients apart without seeing an update.
   const cohorts = (spec.minClients ?? 0) >= 6 ? { cohortSize: 3 } : {};
-  return { ...spec, secureAggregation: 'secagg', secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples), ...cohorts } };
+  return {
+    ...spec,
+    secureAggregation: 'secagg',
+    secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples), ...cohorts },
+  };
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<void> {

@@ -21,15 +21,19 @@ export function runExampleClient(task: ExampleTask): void {
   const program = new Command(`${task.name}-client`)
     .requiredOption('--coordinator <url>')
     .requiredOption('--job <id>')
-    .requiredOption('--index <i>', 'this client\'s index', Number)
+    .requiredOption('--index <i>', "this client's index", Number)
     .requiredOption('--clients <n>', 'number of clients', Number)
     .requiredOption('--partition <p>')
     .requiredOption('--seed <n>', 'partition seed', Number)
     .requiredOption('--data-dir <dir>')
     .option('--backend <name>', 'TF.js backend', 'auto')
-    .option('--planted <behaviour>', `research only: misbehave instead of training honestly (${PLANTED_BEHAVIOURS.join(' | ')})`)
+    .option(
+      '--planted <behaviour>',
+      `research only: misbehave instead of training honestly (${PLANTED_BEHAVIOURS.join(' | ')})`,
+    )
     .action(async (opts) => {
-      const print = (event: string, fields: object) => process.stdout.write(JSON.stringify({ event, index: opts.index, ...fields }) + '\n');
+      const print = (event: string, fields: object) =>
+        process.stdout.write(`${JSON.stringify({ event, index: opts.index, ...fields })}\n`);
       const options = { clients: opts.clients, rounds: 0, partition: parsePartition(opts.partition), seed: opts.seed };
       const file = join(opts.dataDir, `client-${opts.index}.csv`);
       writeFileSync(file, datasetToCsv(task.clientData(options, opts.index), task.input));
@@ -38,10 +42,17 @@ export function runExampleClient(task: ExampleTask): void {
       const identity = loadOrCreateIdentity(keyFile);
       // The payout address travels bound to the identity; paid (chain) jobs require it.
       const payout = await createPayoutBinding(identity, loadOrCreatePayoutKey(keyFile));
-      if (opts.planted !== undefined && !(PLANTED_BEHAVIOURS as readonly string[]).includes(opts.planted)) throw new Error(`--planted must be one of ${PLANTED_BEHAVIOURS.join(', ')}`);
+      if (opts.planted !== undefined && !(PLANTED_BEHAVIOURS as readonly string[]).includes(opts.planted))
+        throw new Error(`--planted must be one of ${PLANTED_BEHAVIOURS.join(', ')}`);
       const plantedBehaviour = opts.planted as PlantedBehaviour | undefined;
       const client = new TributaryClient({
-        url: opts.coordinator, jobId: opts.job, identity, dataset, backend: opts.backend as BackendPreference, payout, ...(plantedBehaviour ? { plantedBehaviour } : {}),
+        url: opts.coordinator,
+        jobId: opts.job,
+        identity,
+        dataset,
+        backend: opts.backend as BackendPreference,
+        payout,
+        ...(plantedBehaviour ? { plantedBehaviour } : {}),
       });
       client.on('backend', (backend: string) => print('backend', { backend, examples: dataset.count }));
       client.on('roundTrained', (e: RoundTrainedEvent) => print('roundTrained', e));

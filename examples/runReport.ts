@@ -6,12 +6,21 @@ import type { FederationResult } from './federation';
 export function writeRunReport(dir: string, result: FederationResult): string[] {
   mkdirSync(dir, { recursive: true });
   const files = [join(dir, 'summary.json'), join(dir, 'rounds.csv'), join(dir, 'chart.html')];
-  writeFileSync(files[0], JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(files[0], `${JSON.stringify(result, null, 2)}\n`);
   const header = 'round,participants,selected,validation_accuracy,validation_loss,train_loss,seconds,failed_attempts';
   const rows = result.roundDetails.map((r) =>
-    [r.round, r.participants, r.selected, r.validationAccuracy, r.validationLoss, r.trainLoss, r.seconds, r.failedAttempts].join(','),
+    [
+      r.round,
+      r.participants,
+      r.selected,
+      r.validationAccuracy,
+      r.validationLoss,
+      r.trainLoss,
+      r.seconds,
+      r.failedAttempts,
+    ].join(','),
   );
-  writeFileSync(files[1], [header, ...rows].join('\n') + '\n');
+  writeFileSync(files[1], `${[header, ...rows].join('\n')}\n`);
   writeFileSync(files[2], chartHtml(result));
   return files;
 }
@@ -42,7 +51,9 @@ function lineChart(title: string, yLabel: string, series: Series[], yRange?: [nu
     const v = lo + ((hi - lo) * t) / 5;
     const yy = y(v);
     parts.push(`<line x1="${m.left}" x2="${w - m.right}" y1="${yy}" y2="${yy}" stroke="#e5e5e5"/>`);
-    parts.push(`<text x="${m.left - 6}" y="${yy + 4}" text-anchor="end" fill="#555">${Math.abs(hi - lo) >= 5 ? v.toFixed(0) : v.toFixed(2)}</text>`);
+    parts.push(
+      `<text x="${m.left - 6}" y="${yy + 4}" text-anchor="end" fill="#555">${Math.abs(hi - lo) >= 5 ? v.toFixed(0) : v.toFixed(2)}</text>`,
+    );
   }
   for (let i = 0; i < n; i++) {
     parts.push(`<text x="${x(i)}" y="${h - m.bottom + 16}" text-anchor="middle" fill="#555">${i + 1}</text>`);
@@ -50,11 +61,15 @@ function lineChart(title: string, yLabel: string, series: Series[], yRange?: [nu
   parts.push(`<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${h - m.bottom}" stroke="#333"/>`);
   parts.push(`<line x1="${m.left}" x2="${w - m.right}" y1="${h - m.bottom}" y2="${h - m.bottom}" stroke="#333"/>`);
   parts.push(`<text x="${(m.left + w - m.right) / 2}" y="${h - 8}" text-anchor="middle">round</text>`);
-  parts.push(`<text x="14" y="${(m.top + h - m.bottom) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(m.top + h - m.bottom) / 2})">${yLabel}</text>`);
+  parts.push(
+    `<text x="14" y="${(m.top + h - m.bottom) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(m.top + h - m.bottom) / 2})">${yLabel}</text>`,
+  );
   // A series with no values (e.g. training loss, which secagg clients do not report) gets no line or legend.
   series = series.filter((s) => s.values.some(Number.isFinite));
   series.forEach((s, k) => {
-    const points = s.values.map((v, i) => (Number.isFinite(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : null)).filter(Boolean);
+    const points = s.values
+      .map((v, i) => (Number.isFinite(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : null))
+      .filter(Boolean);
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2.5" points="${points.join(' ')}"/>`);
     for (const p of points) {
       const [px, py] = (p as string).split(',');
@@ -72,13 +87,21 @@ function lineChart(title: string, yLabel: string, series: Series[], yRange?: [nu
 function chartHtml(r: FederationResult): string {
   const acc = r.roundDetails.map((d) => 100 * d.validationAccuracy);
   const lo = Math.max(0, Math.floor(Math.min(...acc.filter(Number.isFinite), 100) / 10) * 10 - 10);
-  const accuracy = lineChart('Validation accuracy', 'accuracy (%)', [{ label: 'validation', color: '#1f77b4', values: acc }], [lo, 100]);
+  const accuracy = lineChart(
+    'Validation accuracy',
+    'accuracy (%)',
+    [{ label: 'validation', color: '#1f77b4', values: acc }],
+    [lo, 100],
+  );
   const loss = lineChart('Loss', 'loss', [
     { label: 'validation', color: '#d62728', values: r.roundDetails.map((d) => d.validationLoss) },
-    { label: 'clients\' training', color: '#ff7f0e', values: r.roundDetails.map((d) => d.trainLoss) },
+    { label: "clients' training", color: '#ff7f0e', values: r.roundDetails.map((d) => d.trainLoss) },
   ]);
   const rows = r.roundDetails
-    .map((d) => `<tr><td>${d.round}</td><td>${d.participants}/${d.selected}</td><td>${(100 * d.validationAccuracy).toFixed(2)} %</td><td>${d.validationLoss.toFixed(4)}</td><td>${d.trainLoss.toFixed(4)}</td><td>${d.seconds.toFixed(1)}</td></tr>`)
+    .map(
+      (d) =>
+        `<tr><td>${d.round}</td><td>${d.participants}/${d.selected}</td><td>${(100 * d.validationAccuracy).toFixed(2)} %</td><td>${d.validationLoss.toFixed(4)}</td><td>${d.trainLoss.toFixed(4)}</td><td>${d.seconds.toFixed(1)}</td></tr>`,
+    )
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tributary run: ${r.example}</title>

@@ -28,7 +28,7 @@ export const errorCatalog = {
   CODEC_MALFORMED: { status: 400, message: 'The binary tensor payload is malformed.' },
   CODEC_LIMIT_EXCEEDED: { status: 413, message: 'The tensor payload declares more than the allowed size.' },
   CODEC_NON_FINITE: { status: 400, message: 'The tensor payload contains NaN or Infinity.' },
-  MODEL_SHAPE_MISMATCH: { status: 400, message: 'The tensors do not match the model\'s weight manifest.' },
+  MODEL_SHAPE_MISMATCH: { status: 400, message: "The tensors do not match the model's weight manifest." },
 
   // Jobs
   JOB_NOT_FOUND: { status: 404, message: 'No job with this id.' },
@@ -36,7 +36,7 @@ export const errorCatalog = {
   JOB_SPEC_INVALID: { status: 400, message: 'The job specification is invalid.' },
   JOB_NOT_JOINED: { status: 403, message: 'The client has not joined this job.' },
   JOB_NO_MODEL: { status: 404, message: 'The job has no global model yet.' },
-  VALIDATION_SET_INVALID: { status: 400, message: 'The validation set does not match the job\'s input spec.' },
+  VALIDATION_SET_INVALID: { status: 400, message: "The validation set does not match the job's input spec." },
 
   // Rounds
   ROUND_WRONG: { status: 409, message: 'The message is for a round that is not the current one.' },
@@ -46,39 +46,63 @@ export const errorCatalog = {
   ROUND_QUORUM_NOT_MET: { status: 503, message: 'Fewer clients answered than the round minimum.' },
 
   // Secure aggregation (SecAgg+)
-  SECAGG_STAGE_OUT_OF_ORDER: { status: 409, message: 'A secure-aggregation message arrived for another stage than the current one.' },
+  SECAGG_STAGE_OUT_OF_ORDER: {
+    status: 409,
+    message: 'A secure-aggregation message arrived for another stage than the current one.',
+  },
   SECAGG_MESSAGE_INVALID: { status: 400, message: 'A secure-aggregation message is malformed or inconsistent.' },
   SECAGG_RECONSTRUCTION_FAILED: { status: 503, message: 'Too few shares survived to remove the masks.' },
 
   // Secure aggregation (packed Paillier)
-  PAILLIER_CIPHERTEXT_INVALID: { status: 400, message: 'An encrypted update is not a vector of valid ciphertexts of the job\'s size.' },
-  PAILLIER_KEYHOLDER_UNAVAILABLE: { status: 503, message: 'The job\'s key holder is not connected or did not answer in time.' },
-  PAILLIER_NOT_KEY_HOLDER: { status: 403, message: 'The client is not the job\'s key holder.' },
+  PAILLIER_CIPHERTEXT_INVALID: {
+    status: 400,
+    message: "An encrypted update is not a vector of valid ciphertexts of the job's size.",
+  },
+  PAILLIER_KEYHOLDER_UNAVAILABLE: {
+    status: 503,
+    message: "The job's key holder is not connected or did not answer in time.",
+  },
+  PAILLIER_NOT_KEY_HOLDER: { status: 403, message: "The client is not the job's key holder." },
   PAILLIER_DECRYPT_FAILED: { status: 502, message: 'The key holder could not decrypt the aggregate.' },
 
   // Escrow and payouts (jobs with a `chain` config)
-  JOB_NOT_FUNDED: { status: 409, message: 'The job\'s escrow does not hold its budget on chain yet; joins open once it does.' },
-  PAYOUT_BINDING_INVALID: { status: 400, message: 'The payout address is missing or its binding signatures do not verify.' },
-  PAYOUT_NOT_READY: { status: 409, message: 'The job has not settled on chain yet; payouts are published after settlement.' },
-  PAYOUT_NOT_FOUND: { status: 404, message: 'No payout for this address in the job\'s settlement.' },
+  JOB_NOT_FUNDED: {
+    status: 409,
+    message: "The job's escrow does not hold its budget on chain yet; joins open once it does.",
+  },
+  PAYOUT_BINDING_INVALID: {
+    status: 400,
+    message: 'The payout address is missing or its binding signatures do not verify.',
+  },
+  PAYOUT_NOT_READY: {
+    status: 409,
+    message: 'The job has not settled on chain yet; payouts are published after settlement.',
+  },
+  PAYOUT_NOT_FOUND: { status: 404, message: "No payout for this address in the job's settlement." },
   CHAIN_UNAVAILABLE: { status: 503, message: 'The chain RPC cannot be reached or refused the request.' },
 
   // Data marketplace (dataset listings and job access)
   LISTING_NOT_FOUND: { status: 404, message: 'No dataset listing with this id.' },
-  LISTING_SIGNATURE_INVALID: { status: 401, message: 'The listing\'s signature does not verify under its provider\'s key.' },
-  LISTING_STALE: { status: 401, message: 'The signed listing or request is older (or newer) than the accepted window.' },
+  LISTING_SIGNATURE_INVALID: {
+    status: 401,
+    message: "The listing's signature does not verify under its provider's key.",
+  },
+  LISTING_STALE: {
+    status: 401,
+    message: 'The signed listing or request is older (or newer) than the accepted window.',
+  },
   LISTING_REPLAY: { status: 409, message: 'This signed listing or request was already received.' },
-  LISTING_NOT_PROVIDER: { status: 403, message: 'The request is not signed by the listing\'s provider.' },
-  JOB_ACCESS_DENIED: { status: 403, message: 'The job\'s access policy does not admit this client.' },
+  LISTING_NOT_PROVIDER: { status: 403, message: "The request is not signed by the listing's provider." },
+  JOB_ACCESS_DENIED: { status: 403, message: "The job's access policy does not admit this client." },
 
   // Contribution scoring
   CONTRIBUTION_CLIENT_UNKNOWN: { status: 404, message: 'The client has no scored round in this job.' },
 
   // Client-side data and training
   DATA_FILE_EMPTY: { status: 400, message: 'The dataset file has no rows.' },
-  DATA_COLUMNS_MISMATCH: { status: 400, message: 'The dataset columns do not match the job\'s input spec.' },
+  DATA_COLUMNS_MISMATCH: { status: 400, message: "The dataset columns do not match the job's input spec." },
   DATA_NOT_NUMERIC: { status: 400, message: 'A feature value is not a finite number.' },
-  DATA_LABEL_OUT_OF_RANGE: { status: 400, message: 'A label is outside the job\'s label range.' },
+  DATA_LABEL_OUT_OF_RANGE: { status: 400, message: "A label is outside the job's label range." },
   DATA_FORMAT_UNSUPPORTED: { status: 400, message: 'The dataset format is not supported.' },
   BACKEND_UNAVAILABLE: { status: 500, message: 'The requested TensorFlow.js backend cannot be loaded.' },
 
@@ -124,7 +148,7 @@ export class TributaryError extends Error {
 }
 
 export function isErrorCode(value: unknown): value is ErrorCode {
-  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(errorCatalog, value);
+  return typeof value === 'string' && Object.hasOwn(errorCatalog, value);
 }
 
 /**

@@ -17,7 +17,11 @@ import { createJob } from './support/rest';
 jest.setTimeout(120_000);
 
 const filled = (manifest: TensorManifestEntry[], value: number): NamedTensor[] =>
-  manifest.map((m) => ({ name: m.name, shape: m.shape, data: new Float32Array(m.shape.reduce((a, b) => a * b, 1)).fill(value) }));
+  manifest.map((m) => ({
+    name: m.name,
+    shape: m.shape,
+    data: new Float32Array(m.shape.reduce((a, b) => a * b, 1)).fill(value),
+  }));
 
 async function waitUntil(pred: () => boolean, what: string, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
@@ -35,16 +39,16 @@ describe('bad input against a live coordinator', () => {
   beforeAll(async () => {
     coordinator = await startCoordinator({ port: 0, logLevel: 'silent', backend: 'cpu' });
     jobId = await createJob(coordinator.url, {
-        name: 'bad-input',
-        model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
-        input: { shape: [4], numClasses: 3 },
-        rounds: 1,
-        minClients: 2,
-        secureAggregation: 'none',
-        maxClients: 2,
-        roundDeadlineMs: 60_000,
-        quorumTimeoutMs: 60_000,
-      });
+      name: 'bad-input',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
+      input: { shape: [4], numClasses: 3 },
+      rounds: 1,
+      minClients: 2,
+      secureAggregation: 'none',
+      maxClients: 2,
+      roundDeadlineMs: 60_000,
+      quorumTimeoutMs: 60_000,
+    });
   });
 
   afterAll(async () => {
@@ -73,8 +77,12 @@ describe('bad input against a live coordinator', () => {
     };
     expect(await attempt({})).toBe('AUTH_REQUIRED');
     expect(await attempt({ ...handshakeAuth(id), publicKey: 'zz' })).toBe('AUTH_REQUIRED');
-    expect(await attempt({ ...handshakeAuth(id), protocolVersion: PROTOCOL_VERSION + 1 })).toBe('PROTOCOL_VERSION_MISMATCH');
-    expect(await attempt({ ...handshakeAuth(id), signature: handshakeAuth(generateIdentity()).signature })).toBe('AUTH_BAD_SIGNATURE');
+    expect(await attempt({ ...handshakeAuth(id), protocolVersion: PROTOCOL_VERSION + 1 })).toBe(
+      'PROTOCOL_VERSION_MISMATCH',
+    );
+    expect(await attempt({ ...handshakeAuth(id), signature: handshakeAuth(generateIdentity()).signature })).toBe(
+      'AUTH_BAD_SIGNATURE',
+    );
     expect(await attempt(handshakeAuth(id, Date.now() - 10 * 60_000))).toBe('AUTH_STALE');
     const once = handshakeAuth(id);
     expect(await attempt(once)).toBe('connected');
@@ -90,8 +98,12 @@ describe('bad input against a live coordinator', () => {
 
     expect(await code(EVENTS.joinJob, 'not an object')).toBe('VALIDATION_FAILED');
     expect(await code(EVENTS.joinJob, { jobId })).toBe('VALIDATION_FAILED');
-    expect(await code(EVENTS.joinJob, { ...a.signed(jobId, 0, STAGES.join, {}), signature: undefined })).toBe('VALIDATION_FAILED');
-    expect(await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.join, {}, undefined, { signature: 'ab'.repeat(64) }))).toBe('AUTH_BAD_SIGNATURE');
+    expect(await code(EVENTS.joinJob, { ...a.signed(jobId, 0, STAGES.join, {}), signature: undefined })).toBe(
+      'VALIDATION_FAILED',
+    );
+    expect(
+      await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.join, {}, undefined, { signature: 'ab'.repeat(64) })),
+    ).toBe('AUTH_BAD_SIGNATURE');
     // Signed by another key than the connection's.
     const other = new RawClient(generateIdentity(), coordinator.url);
     expect(await code(EVENTS.joinJob, other.signed(jobId, 0, STAGES.join, {}))).toBe('AUTH_BAD_SIGNATURE');
@@ -102,7 +114,17 @@ describe('bad input against a live coordinator', () => {
     expect(await code(EVENTS.joinJob, a.signed('job_doesnotexist', 0, STAGES.join, {}))).toBe('JOB_NOT_FOUND');
     expect(await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.join, { extra: 1 }))).toBe('VALIDATION_FAILED');
     // Updates before joining.
-    expect(await code(EVENTS.updateCommit, a.signed(jobId, 1, STAGES.updateCommit, { transferId: newNonce(), updateHash: 'a'.repeat(64), numExamples: 1, metrics: {} }))).toBe('JOB_NOT_JOINED');
+    expect(
+      await code(
+        EVENTS.updateCommit,
+        a.signed(jobId, 1, STAGES.updateCommit, {
+          transferId: newNonce(),
+          updateHash: 'a'.repeat(64),
+          numExamples: 1,
+          metrics: {},
+        }),
+      ),
+    ).toBe('JOB_NOT_JOINED');
 
     const join = a.signed(jobId, 0, STAGES.join, {});
     const joined = await a.send(EVENTS.joinJob, join);
@@ -135,10 +157,48 @@ describe('bad input against a live coordinator', () => {
     const codeOf = async (p: Promise<AckReply>) => (await p).error?.code;
     const good = encodeTensors(filled(manifest, 0.5));
     expect(await codeOf(a.upload(task, good, 1, { round: 2 }))).toBe('ROUND_WRONG');
-    expect(await codeOf(a.send(EVENTS.updateCommit, a.signed(jobId, 1, STAGES.updateCommit, { transferId: newNonce(), updateHash: 'a'.repeat(64), numExamples: 1, metrics: {} })))).toBe('TRANSFER_UNKNOWN');
-    expect(await codeOf(a.send(EVENTS.updateChunk, a.signed(jobId, 1, STAGES.updateChunk, { transferId: newNonce(), index: 0, count: 25, totalBytes: 100_000_000 }, new Uint8Array(10))))).toBe('PAYLOAD_TOO_LARGE');
+    expect(
+      await codeOf(
+        a.send(
+          EVENTS.updateCommit,
+          a.signed(jobId, 1, STAGES.updateCommit, {
+            transferId: newNonce(),
+            updateHash: 'a'.repeat(64),
+            numExamples: 1,
+            metrics: {},
+          }),
+        ),
+      ),
+    ).toBe('TRANSFER_UNKNOWN');
+    expect(
+      await codeOf(
+        a.send(
+          EVENTS.updateChunk,
+          a.signed(
+            jobId,
+            1,
+            STAGES.updateChunk,
+            { transferId: newNonce(), index: 0, count: 25, totalBytes: 100_000_000 },
+            new Uint8Array(10),
+          ),
+        ),
+      ),
+    ).toBe('PAYLOAD_TOO_LARGE');
     // Beyond what any model may declare, the schema already refuses it.
-    expect(await codeOf(a.send(EVENTS.updateChunk, a.signed(jobId, 1, STAGES.updateChunk, { transferId: newNonce(), index: 0, count: 1, totalBytes: 400_000_000 }, new Uint8Array(10))))).toBe('VALIDATION_FAILED');
+    expect(
+      await codeOf(
+        a.send(
+          EVENTS.updateChunk,
+          a.signed(
+            jobId,
+            1,
+            STAGES.updateChunk,
+            { transferId: newNonce(), index: 0, count: 1, totalBytes: 400_000_000 },
+            new Uint8Array(10),
+          ),
+        ),
+      ),
+    ).toBe('VALIDATION_FAILED');
     expect(await codeOf(a.upload(task, new Uint8Array(good.length).fill(7), 1))).toBe('CODEC_MALFORMED');
     expect(await codeOf(a.upload(task, encodeTensors(filled(manifest, 0.5).slice(1)), 1))).toBe('MODEL_SHAPE_MISMATCH');
     const reshaped = filled(manifest, 0.5).map((t, i) => (i === 0 ? { ...t, shape: [...t.shape].reverse() } : t));

@@ -54,33 +54,70 @@ async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
   return { status: res.status, body: (await res.json()) as T };
 }
 
-const chainStatus = async (c: Coordinator, jobId: string) => (await getJson<ChainJobStatus>(`${c.url}/v1/jobs/${jobId}/chain`)).body;
+const chainStatus = async (c: Coordinator, jobId: string) =>
+  (await getJson<ChainJobStatus>(`${c.url}/v1/jobs/${jobId}/chain`)).body;
 
-async function startPaidCoordinator(rpcUrl: string, onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>): Promise<Coordinator> {
-  return startCoordinator({
-    port: 0, logLevel: 'error', rpcUrl, coordinatorPrivateKey: COORDINATOR_KEY,
-    chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400, chainTxTimeoutMs: 3000,
-  }, { onRoundCompleted });
+async function startPaidCoordinator(
+  rpcUrl: string,
+  onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>,
+): Promise<Coordinator> {
+  return startCoordinator(
+    {
+      port: 0,
+      logLevel: 'error',
+      rpcUrl,
+      coordinatorPrivateKey: COORDINATOR_KEY,
+      chainPollMs: 50,
+      chainRetryBaseMs: 50,
+      chainRetryMaxMs: 400,
+      chainTxTimeoutMs: 3000,
+    },
+    { onRoundCompleted },
+  );
 }
 
 /** `tributary client claim` in its own process, as a provider would run it. */
 async function claimWithCli(coordinator: Coordinator, jobId: string, rpcUrl: string, keyFile: string) {
-  const p = spawnTs('shared/cli.ts', ['client', 'claim', '--job', jobId, '--coordinator', coordinator.url, '--rpc-url', rpcUrl, '--key', keyFile, '--json']);
+  const p = spawnTs('shared/cli.ts', [
+    'client',
+    'claim',
+    '--job',
+    jobId,
+    '--coordinator',
+    coordinator.url,
+    '--rpc-url',
+    rpcUrl,
+    '--key',
+    keyFile,
+    '--json',
+  ]);
   expect(await p.exit).toBe(0);
-  return JSON.parse(p.lines[p.lines.length - 1]) as { account: string; amountWei: string; txHash: string | null; alreadyClaimed: boolean };
+  return JSON.parse(p.lines[p.lines.length - 1]) as {
+    account: string;
+    amountWei: string;
+    txHash: string | null;
+    alreadyClaimed: boolean;
+  };
 }
 
 /**
  * Every provider claims (the first through the CLI, the others through the library); returns what
  * each received net of gas, and checks a second claim sends nothing.
  */
-async function claimAll(coordinator: Coordinator, jobId: string, rpcUrl: string, providers: PaidProvider[], provider: JsonRpcProvider) {
+async function claimAll(
+  coordinator: Coordinator,
+  jobId: string,
+  rpcUrl: string,
+  providers: PaidProvider[],
+  provider: JsonRpcProvider,
+) {
   const received: bigint[] = [];
   for (const [i, p] of providers.entries()) {
     const before = await provider.getBalance(p.wallet.address);
-    const result = i === 0
-      ? await claimWithCli(coordinator, jobId, rpcUrl, p.keyFile)
-      : await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl, wallet: p.wallet });
+    const result =
+      i === 0
+        ? await claimWithCli(coordinator, jobId, rpcUrl, p.keyFile)
+        : await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl, wallet: p.wallet });
     expect(result.account).toBe(p.wallet.address);
     expect(result.alreadyClaimed).toBe(false);
     const receipt = await provider.getTransactionReceipt(result.txHash!);
@@ -126,15 +163,28 @@ describe('paid jobs on a real chain', () => {
   it('refuses a paid job on a coordinator without a chain, and has no chain view or payouts for an unpaid job', async () => {
     coordinator = await startCoordinator({ port: 0, logLevel: 'error' });
     const paid = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec(Wallet.createRandom().address, 1)),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(spec(Wallet.createRandom().address, 1)),
     });
     expect(paid.status).toBe(400);
-    expect(((await paid.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'JOB_SPEC_INVALID', message: expect.stringMatching(/TRIBUTARY_RPC_URL/) });
+    expect(((await paid.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+      message: expect.stringMatching(/TRIBUTARY_RPC_URL/),
+    });
     expect(await coordinator.store.listJobs()).toEqual([]);
     const { chain: _chain, ...unpaidSpec } = spec(Wallet.createRandom().address, 1);
     const jobId = await createJob(coordinator.url, unpaidSpec);
-    expect((await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/chain`)).body.error.code).toBe('NOT_FOUND');
-    expect((await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`)).body.error.code).toBe('PAYOUT_NOT_FOUND');
+    expect(
+      (await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/chain`)).body.error.code,
+    ).toBe('NOT_FOUND');
+    expect(
+      (
+        await getJson<{ error: { code: string } }>(
+          `${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`,
+        )
+      ).body.error.code,
+    ).toBe('PAYOUT_NOT_FOUND');
   });
 
   it('never recruits for an escrow job that names another coordinator, and says why', async () => {
@@ -152,7 +202,18 @@ describe('paid jobs on a real chain', () => {
     expect((await escrow.getJob(1n)).lastRound).toBe(0n);
     // Nothing to claim: the CLI says so with the code and exits 2.
     const keyFile = join(mkdtempSync(join(tmpdir(), 'trib-chain-claim-')), 'k.key');
-    const claim = spawnTs('shared/cli.ts', ['client', 'claim', '--job', jobId, '--coordinator', coordinator.url, '--rpc-url', anvil.url, '--key', keyFile]);
+    const claim = spawnTs('shared/cli.ts', [
+      'client',
+      'claim',
+      '--job',
+      jobId,
+      '--coordinator',
+      coordinator.url,
+      '--rpc-url',
+      anvil.url,
+      '--key',
+      keyFile,
+    ]);
     expect(await claim.exit).toBe(2);
     expect(claim.stderr.join('\n')).toMatch(/PAYOUT_NOT_READY/);
   });
@@ -165,34 +226,59 @@ describe('paid jobs on a real chain', () => {
     const rounds = 3;
     const jobId = await createJob(coordinator.url, spec(escrow.address, rounds));
     // One escrow job pays one job: a second job naming it is refused.
-    const twin = await fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec(escrow.address.toLowerCase(), 1)) });
+    const twin = await fetch(`${coordinator.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(spec(escrow.address.toLowerCase(), 1)),
+    });
     expect(twin.status).toBe(400);
-    expect(((await twin.json()) as { error: { message: string } }).error.message).toMatch(new RegExp(`already pays job ${jobId}`));
+    expect(((await twin.json()) as { error: { message: string } }).error.message).toMatch(
+      new RegExp(`already pays job ${jobId}`),
+    );
 
     // Before funding: pending, not funded, and a join is refused with JOB_NOT_FUNDED.
     expect((await getJson<{ status: string }>(`${coordinator.url}/v1/jobs/${jobId}`)).body.status).toBe('pending');
-    expect(await chainStatus(coordinator, jobId)).toMatchObject({ funded: false, commits: [], settlement: { status: 'waiting' } });
+    expect(await chainStatus(coordinator, jobId)).toMatchObject({
+      funded: false,
+      commits: [],
+      settlement: { status: 'waiting' },
+    });
     const earlyIdentity = generateIdentity();
     const early = new CoordinatorConnection({ url: coordinator.url, identity: earlyIdentity });
     early.connect();
     await waitFor(async () => early.socket.connected, 30_000, 'an early connection');
     expect(await codeOfAsync(() => early.join(jobId))).toBe('JOB_NOT_FUNDED');
     // A join without a payout address is refused too, once the job recruits (checked below).
-    const payouts = await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`);
+    const payouts = await getJson<{ error: { code: string } }>(
+      `${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`,
+    );
     expect(payouts.status).toBe(409);
     expect(payouts.body.error.code).toBe('PAYOUT_NOT_READY');
 
     // Providers start before funding and wait; then the buyer funds the escrow.
-    providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(60 + 20 * i, FEATURES, 40 + i)), buyer);
+    providers = await paidProviders(
+      coordinator.url,
+      jobId,
+      [0, 1, 2].map((i) => separableDataset(60 + 20 * i, FEATURES, 40 + i)),
+      buyer,
+    );
     const runs = providers.map((p) => p.client.run());
     await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
-    await waitFor(async () => (await coordinator!.store.getJob(jobId))!.status === 'running', 30_000, 'the job to start recruiting');
+    await waitFor(
+      async () => (await coordinator!.store.getJob(jobId))!.status === 'running',
+      30_000,
+      'the job to start recruiting',
+    );
     expect(await codeOfAsync(() => early.join(jobId))).toBe('PAYOUT_BINDING_INVALID');
     // A binding whose Ethereum signature is another key's is refused over the socket and stores nothing.
     const honest = await createPayoutBinding(earlyIdentity, Wallet.createRandom());
     const foreign = await createPayoutBinding(earlyIdentity, Wallet.createRandom());
-    expect(await codeOfAsync(() => early.join(jobId, { ...honest, ethSignature: foreign.ethSignature }))).toBe('PAYOUT_BINDING_INVALID');
-    expect((await coordinator.store.listParticipants(jobId)).map((p) => p.clientId)).not.toContain(earlyIdentity.clientId);
+    expect(await codeOfAsync(() => early.join(jobId, { ...honest, ethSignature: foreign.ethSignature }))).toBe(
+      'PAYOUT_BINDING_INVALID',
+    );
+    expect((await coordinator.store.listParticipants(jobId)).map((p) => p.clientId)).not.toContain(
+      earlyIdentity.clientId,
+    );
     early.close();
 
     const finished = await Promise.all(runs);
@@ -204,11 +290,17 @@ describe('paid jobs on a real chain', () => {
     const status = await chainStatus(coordinator, jobId);
     expect(status.funded).toBe(true);
     expect(status.budgetWei).toBe(BUDGET.toString());
-    expect(status.commits.map((c) => [c.round, c.status])).toEqual([[1, 'committed'], [2, 'committed'], [3, 'committed']]);
+    expect(status.commits.map((c) => [c.round, c.status])).toEqual([
+      [1, 'committed'],
+      [2, 'committed'],
+      [3, 'committed'],
+    ]);
     for (const c of status.commits) {
       expect(c.txHash).toMatch(/^0x[0-9a-f]{64}$/);
       const onChainRound = await escrow.getRound(1n, c.round);
-      const record = (await coordinator.store.listRounds(jobId)).find((r) => r.round === c.round && r.status === 'completed')!;
+      const record = (await coordinator.store.listRounds(jobId)).find(
+        (r) => r.round === c.round && r.status === 'completed',
+      )!;
       expect(onChainRound.modelHash).toBe(`0x${record.modelHash}`);
       expect(Number(onChainRound.metric)).toBe(c.metric);
     }
@@ -218,16 +310,30 @@ describe('paid jobs on a real chain', () => {
     expect(onChain.payoutRoot).toBe(status.settlement.root);
 
     // Proofs are served per address; each provider took part in every round, so all get the same share.
-    const all = (await getJson<{ payouts: Array<{ account: string; amountWei: string; score: number }> }>(`${coordinator.url}/v1/jobs/${jobId}/payouts`)).body.payouts;
+    const all = (
+      await getJson<{ payouts: Array<{ account: string; amountWei: string; score: number }> }>(
+        `${coordinator.url}/v1/jobs/${jobId}/payouts`,
+      )
+    ).body.payouts;
     expect(all.map((p) => p.account).sort()).toEqual(providers.map((p) => p.wallet.address).sort());
     expect(all.every((p) => p.score === rounds && p.amountWei === (BUDGET / 3n).toString())).toBe(true);
     const proof = await fetchPayoutProof(coordinator.url, jobId, providers[0].wallet.address.toLowerCase());
-    expect(proof).toMatchObject({ account: providers[0].wallet.address, amountWei: (BUDGET / 3n).toString(), scoreLabel: 'participation' });
+    expect(proof).toMatchObject({
+      account: providers[0].wallet.address,
+      amountWei: (BUDGET / 3n).toString(),
+      scoreLabel: 'participation',
+    });
     expect(proof.proof.length).toBeGreaterThan(0);
-    const stranger = await getJson<{ error: { code: string } }>(`${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`);
+    const stranger = await getJson<{ error: { code: string } }>(
+      `${coordinator.url}/v1/jobs/${jobId}/payouts/${Wallet.createRandom().address}`,
+    );
     expect(stranger.body.error.code).toBe('PAYOUT_NOT_FOUND');
     // The stored participants carry the bound addresses.
-    const participants = (await getJson<{ participants: Array<{ payoutAddress?: string }> }>(`${coordinator.url}/v1/jobs/${jobId}/participants`)).body.participants;
+    const participants = (
+      await getJson<{ participants: Array<{ payoutAddress?: string }> }>(
+        `${coordinator.url}/v1/jobs/${jobId}/participants`,
+      )
+    ).body.participants;
     expect(participants.map((p) => p.payoutAddress).sort()).toEqual(providers.map((p) => p.wallet.address).sort());
 
     const paid = await claimAll(coordinator, jobId, anvil.url, providers, provider);
@@ -236,7 +342,7 @@ describe('paid jobs on a real chain', () => {
     expect(final.refunded).toBe(BUDGET - 3n * (BUDGET / 3n));
   });
 
-  it('a provider running the CLI joins a paid job with its key file\'s payout address and is paid there, after the challenge window', async () => {
+  it("a provider running the CLI joins a paid job with its key file's payout address and is paid there, after the challenge window", async () => {
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
@@ -247,7 +353,19 @@ describe('paid jobs on a real chain', () => {
     const csv = join(dir, 'data.csv');
     writeSeparableCsv(csv, 60, FEATURES, 160);
     const keyFile = join(dir, 'cli.key');
-    const cli = spawnTs('client/cli.ts', ['--coordinator', coordinator.url, '--job', jobId, '--data', csv, '--key', keyFile, '--backend', 'cpu', '--json']);
+    const cli = spawnTs('client/cli.ts', [
+      '--coordinator',
+      coordinator.url,
+      '--job',
+      jobId,
+      '--data',
+      csv,
+      '--key',
+      keyFile,
+      '--backend',
+      'cpu',
+      '--json',
+    ]);
     providers = await paidProviders(coordinator.url, jobId, [separableDataset(60, FEATURES, 161)], buyer);
     await providers[0].client.run();
     expect(await cli.exit).toBe(0);
@@ -258,12 +376,19 @@ describe('paid jobs on a real chain', () => {
     const proof = await fetchPayoutProof(coordinator.url, jobId, cliAddress);
     expect(BigInt(proof.amountWei)).toBe(BUDGET / 2n);
     // Claims wait for the challenge window; then they go through.
-    const early = await codeOfAsync(() => claimPayout({ coordinator: coordinator!.url, jobId, rpcUrl: anvil!.url, wallet: providers[0].wallet }));
+    const early = await codeOfAsync(() =>
+      claimPayout({ coordinator: coordinator!.url, jobId, rpcUrl: anvil!.url, wallet: providers[0].wallet }),
+    );
     expect(early).toBe('PAYOUT_NOT_READY');
     expect(await escrow.hasClaimed(1n, providers[0].wallet.address)).toBe(false);
     await provider.send('evm_increaseTime', [601]);
     await provider.send('evm_mine', []);
-    const claimed = await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl: anvil.url, wallet: providers[0].wallet });
+    const claimed = await claimPayout({
+      coordinator: coordinator.url,
+      jobId,
+      rpcUrl: anvil.url,
+      wallet: providers[0].wallet,
+    });
     expect(claimed.amountWei).toBe((BUDGET / 2n).toString());
   });
 
@@ -276,8 +401,17 @@ describe('paid jobs on a real chain', () => {
     coordinator = await startPaidCoordinator(anvil.url);
     await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET, 1n, token.address);
     const jobId = await createJob(coordinator.url, spec(escrow.address, 2));
-    providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(40, FEATURES, 150 + i)), buyer);
-    expect((await Promise.all(providers.map((p) => p.client.run()))).map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
+    providers = await paidProviders(
+      coordinator.url,
+      jobId,
+      [0, 1, 2].map((i) => separableDataset(40, FEATURES, 150 + i)),
+      buyer,
+    );
+    expect((await Promise.all(providers.map((p) => p.client.run()))).map((f) => f.status)).toEqual([
+      'completed',
+      'completed',
+      'completed',
+    ]);
     expect((await coordinator.chain.whenSettled(jobId)).settlement.status).toBe('settled');
     let paid = 0n;
     for (const p of providers) {
@@ -300,18 +434,38 @@ describe('paid jobs on a real chain', () => {
     await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
     const jobId = await createJob(coordinator.url, spec(escrow.address, 3));
     const validation = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
-      method: 'PUT', headers: { 'content-type': 'text/csv' }, body: datasetToCsv(separableDataset(200, FEATURES, 7), { shape: [FEATURES], labelColumn: 'label' }),
+      method: 'PUT',
+      headers: { 'content-type': 'text/csv' },
+      body: datasetToCsv(separableDataset(200, FEATURES, 7), { shape: [FEATURES], labelColumn: 'label' }),
     });
     expect(validation.status).toBeLessThan(300);
     // Provider 2 returns the global model unchanged every round.
-    providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(40 + 40 * i, FEATURES, 170 + i)), buyer, [undefined, undefined, 'free-rider']);
-    expect((await Promise.all(providers.map((p) => p.client.run()))).map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
+    providers = await paidProviders(
+      coordinator.url,
+      jobId,
+      [0, 1, 2].map((i) => separableDataset(40 + 40 * i, FEATURES, 170 + i)),
+      buyer,
+      [undefined, undefined, 'free-rider'],
+    );
+    expect((await Promise.all(providers.map((p) => p.client.run()))).map((f) => f.status)).toEqual([
+      'completed',
+      'completed',
+      'completed',
+    ]);
     const settled = await coordinator.chain.whenSettled(jobId);
     expect(settled.settlement).toMatchObject({ status: 'settled', scoreLabel: 'contribution' });
 
-    const report = (await getJson<{ clients: Array<{ clientId: string; score: number }> }>(`${coordinator.url}/v1/jobs/${jobId}/contributions`)).body;
+    const report = (
+      await getJson<{ clients: Array<{ clientId: string; score: number }> }>(
+        `${coordinator.url}/v1/jobs/${jobId}/contributions`,
+      )
+    ).body;
     const scoreOf = new Map(report.clients.map((c) => [c.clientId, c.score]));
-    const all = (await getJson<{ payouts: Array<{ account: string; amountWei: string; score: number }> }>(`${coordinator.url}/v1/jobs/${jobId}/payouts`)).body.payouts;
+    const all = (
+      await getJson<{ payouts: Array<{ account: string; amountWei: string; score: number }> }>(
+        `${coordinator.url}/v1/jobs/${jobId}/payouts`,
+      )
+    ).body.payouts;
     const paidTo = new Map(all.map((p) => [p.account, p]));
     // The free-rider has no leaf at all; the honest ones are paid floor(pool * score / Σ positive scores).
     expect(paidTo.has(providers[2].wallet.address)).toBe(false);
@@ -322,10 +476,15 @@ describe('paid jobs on a real chain', () => {
     for (const [i, p] of providers.slice(0, 2).entries()) {
       const payout = paidTo.get(p.wallet.address)!;
       expect(payout.score).toBeCloseTo(honest[i], 9);
-      expect(Number(BigInt(payout.amountWei) * 1_000_000n / BUDGET) / 1_000_000).toBeCloseTo(honest[i] / positive, 5);
+      expect(Number((BigInt(payout.amountWei) * 1_000_000n) / BUDGET) / 1_000_000).toBeCloseTo(honest[i] / positive, 5);
     }
     const claimed: bigint[] = [];
-    for (const p of providers.slice(0, 2)) claimed.push(BigInt((await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl: anvil.url, wallet: p.wallet })).amountWei));
+    for (const p of providers.slice(0, 2))
+      claimed.push(
+        BigInt(
+          (await claimPayout({ coordinator: coordinator.url, jobId, rpcUrl: anvil.url, wallet: p.wallet })).amountWei,
+        ),
+      );
     const onChain = await escrow.getJob(1n);
     expect(onChain.claimed).toBe(claimed[0] + claimed[1]);
   });
@@ -345,7 +504,12 @@ describe('paid jobs on a real chain', () => {
     const rounds = 5;
     const jobId = await createJob(coordinator.url, spec(escrow.address, rounds));
     await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
-    providers = await paidProviders(coordinator.url, jobId, [0, 1, 2].map((i) => separableDataset(60, FEATURES, 70 + i)), buyer);
+    providers = await paidProviders(
+      coordinator.url,
+      jobId,
+      [0, 1, 2].map((i) => separableDataset(60, FEATURES, 70 + i)),
+      buyer,
+    );
     const runs = providers.map((p) => p.client.run());
     await waitFor(async () => (await escrow.getJob(1n)).lastRound >= 1n, 30_000, 'round 1 on chain');
 
@@ -353,20 +517,28 @@ describe('paid jobs on a real chain', () => {
     expect(statSync(stateFile).size).toBeGreaterThan(0);
     const port = anvil.port;
     releaseRound2();
-    const down = await waitFor(async () => {
-      const s = await chainStatus(coordinator!, jobId);
-      return s.consecutiveFailures > 0 && s.lastRpcError ? s : undefined;
-    }, 30_000, 'a failed chain request');
+    const down = await waitFor(
+      async () => {
+        const s = await chainStatus(coordinator!, jobId);
+        return s.consecutiveFailures > 0 && s.lastRpcError ? s : undefined;
+      },
+      30_000,
+      'a failed chain request',
+    );
     expect(down.lastRpcError!.message.length).toBeGreaterThan(0);
     expect(down.lastRpcError!.message).not.toContain(anvil.url); // hosted RPC URLs carry API keys
     // The federation goes on without the chain.
     const finished = await Promise.all(runs);
     expect(finished.map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
     // The worker's next (failing) attempt lists the rounds waiting for the chain.
-    const whileDown = await waitFor(async () => {
-      const s = await chainStatus(coordinator!, jobId);
-      return s.commits.length === rounds ? s : undefined;
-    }, 30_000, 'every round listed in the chain status');
+    const whileDown = await waitFor(
+      async () => {
+        const s = await chainStatus(coordinator!, jobId);
+        return s.commits.length === rounds ? s : undefined;
+      },
+      30_000,
+      'every round listed in the chain status',
+    );
     expect(whileDown.settlement.status).not.toBe('settled');
     expect(whileDown.retries).toBeGreaterThan(0);
     // Rounds 2-5 wait for the chain. Round 1 is on chain, but its receipt may have been lost with

@@ -41,9 +41,22 @@ describe('paid jobs across coordinator restarts', () => {
     for (const s of stores) await s.close();
   });
 
-  async function start(port: number, onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>, scoresFor?: ScoresFor): Promise<Coordinator> {
+  async function start(
+    port: number,
+    onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>,
+    scoresFor?: ScoresFor,
+  ): Promise<Coordinator> {
     const c = await startCoordinator(
-      { port, logLevel: 'error', rpcUrl: anvil!.url, coordinatorPrivateKey: anvilKey(1), chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400, chainTxTimeoutMs: 3000 },
+      {
+        port,
+        logLevel: 'error',
+        rpcUrl: anvil!.url,
+        coordinatorPrivateKey: anvilKey(1),
+        chainPollMs: 50,
+        chainRetryBaseMs: 50,
+        chainRetryMaxMs: 400,
+        chainTxTimeoutMs: 3000,
+      },
       { store, onRoundCompleted, scoresFor },
     );
     coordinators.push(c);
@@ -56,9 +69,17 @@ describe('paid jobs across coordinator restarts', () => {
     const { buyer, escrow } = await deployAsBuyer(provider);
     const rounds = 4;
     const spec: JobSpecInput = {
-      name: 'paid-resume', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] }, input: { shape: [6], numClasses: 2 },
-      rounds, minClients: 3, batchSize: 16, learningRate: 0.1, roundDeadlineMs: 20_000, quorumTimeoutMs: 20_000,
-      secureAggregation: 'none', chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
+      name: 'paid-resume',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
+      input: { shape: [6], numClasses: 2 },
+      rounds,
+      minClients: 3,
+      batchSize: 16,
+      learningRate: 0.1,
+      roundDeadlineMs: 20_000,
+      quorumTimeoutMs: 20_000,
+      secureAggregation: 'none',
+      chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
     };
 
     // 1. Created while unfunded, then the coordinator stops.
@@ -77,7 +98,12 @@ describe('paid jobs across coordinator restarts', () => {
       if (e.round.round === 2) await held;
     });
     await waitFor(async () => (await store.getJob(jobId))!.status === 'running', 30_000, 'the job to be activated');
-    providers = await paidProviders(second.url, jobId, [0, 1, 2].map((i) => separableDataset(50, 6, 90 + i)), buyer);
+    providers = await paidProviders(
+      second.url,
+      jobId,
+      [0, 1, 2].map((i) => separableDataset(50, 6, 90 + i)),
+      buyer,
+    );
     const runs = providers.map((p) => p.client.run());
     await waitFor(async () => (await escrow.getJob(1n)).lastRound >= 2n, 30_000, 'round 2 on chain');
     const closing = second.close();
@@ -92,10 +118,17 @@ describe('paid jobs across coordinator restarts', () => {
     expect(finished.map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
     const settled = await third.chain.whenSettled(jobId);
     expect(settled.settlement.status).toBe('settled');
-    expect(settled.commits.map((c) => [c.round, c.status])).toEqual([[1, 'committed'], [2, 'committed'], [3, 'committed'], [4, 'committed']]);
+    expect(settled.commits.map((c) => [c.round, c.status])).toEqual([
+      [1, 'committed'],
+      [2, 'committed'],
+      [3, 'committed'],
+      [4, 'committed'],
+    ]);
 
     const events = await escrow.contract.queryFilter(escrow.contract.filters.RoundCommitted(1n));
-    expect(events.map((e) => Number((e as unknown as { args: { round: bigint } }).args.round)).sort()).toEqual([1, 2, 3, 4]);
+    expect(events.map((e) => Number((e as unknown as { args: { round: bigint } }).args.round)).sort()).toEqual([
+      1, 2, 3, 4,
+    ]);
     const settledEvents = await escrow.contract.queryFilter(escrow.contract.filters.Settled(1n));
     expect(settledEvents).toHaveLength(1);
     // Commits made before the restart keep their transaction hashes (found in the escrow's logs).
@@ -129,9 +162,17 @@ describe('paid jobs across coordinator restarts', () => {
     provider = localProvider(stateful.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
     const spec: JobSpecInput = {
-      name: 'paid-plan', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] }, input: { shape: [6], numClasses: 2 },
-      rounds: 1, minClients: 3, batchSize: 16, learningRate: 0.1, roundDeadlineMs: 20_000, quorumTimeoutMs: 20_000,
-      secureAggregation: 'none', chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
+      name: 'paid-plan',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+      input: { shape: [6], numClasses: 2 },
+      rounds: 1,
+      minClients: 3,
+      batchSize: 16,
+      learningRate: 0.1,
+      roundDeadlineMs: 20_000,
+      quorumTimeoutMs: 20_000,
+      secureAggregation: 'none',
+      chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
     };
     // The first coordinator scores everyone equally, and the RPC dies while it builds the plan.
     const port = stateful.port;
@@ -143,23 +184,34 @@ describe('paid jobs across coordinator restarts', () => {
     });
     const jobId = await createJob(first.url, spec);
     await fundJob(escrow, provider!, first.chain.connection!.address, BUDGET);
-    const paidBy = await paidProviders(first.url, jobId, [0, 1, 2].map((i) => separableDataset(40, 6, 120 + i)), buyer);
+    const paidBy = await paidProviders(
+      first.url,
+      jobId,
+      [0, 1, 2].map((i) => separableDataset(40, 6, 120 + i)),
+      buyer,
+    );
     providers.push(...paidBy);
     await Promise.all(paidBy.map((p) => p.client.run()));
     const plan = await waitFor(() => store.loadPayoutPlan(jobId), 30_000, 'the stored plan');
     expect(plan.scoreLabel).toBe('test-scores');
-    await waitFor(async () => first.chain.status((await store.getJob(jobId))!).consecutiveFailures > 0, 30_000, 'the settle to fail');
+    await waitFor(
+      async () => first.chain.status((await store.getJob(jobId))!).consecutiveFailures > 0,
+      30_000,
+      'the settle to fail',
+    );
     await first.close();
 
     // anvil comes back from its state, and a new coordinator whose scores differ must still settle
     // the stored plan.
     anvil = await startAnvil({ port, args: ['--state', stateFile] });
     expect((await escrow.getJob(1n)).lastRound).toBe(1n);
-    const second = await start(0, undefined, async () => ({ label: 'test-scores', scores: firstScores.map((s, i) => ({ ...s, score: i + 1 })) }));
+    const second = await start(0, undefined, async () => ({
+      label: 'test-scores',
+      scores: firstScores.map((s, i) => ({ ...s, score: i + 1 })),
+    }));
     const settled = await second.chain.whenSettled(jobId);
     expect(settled.settlement).toMatchObject({ status: 'settled', root: plan.root, totalWei: plan.totalWei });
     expect((await escrow.getJob(1n)).payoutRoot).toBe(plan.root);
     expect(new Set(plan.allocations.map((a) => a.amountWei)).size).toBe(1); // the first coordinator's equal split
   });
 });
-

@@ -28,7 +28,17 @@ describe('client CLI', () => {
   async function run(csv: string | null, extra: string[] = [], job = jobId) {
     const file = join(dir, `d${Math.random().toString(36).slice(2)}.csv`);
     if (csv !== null) writeFileSync(file, csv);
-    const p = spawnTs('client/cli.ts', ['--coordinator', c.url, '--job', job, '--data', file, '--key', join(dir, 'k.key'), ...extra]);
+    const p = spawnTs('client/cli.ts', [
+      '--coordinator',
+      c.url,
+      '--job',
+      job,
+      '--data',
+      file,
+      '--key',
+      join(dir, 'k.key'),
+      ...extra,
+    ]);
     const code = await p.exit;
     return { code, stderr: p.stderr.join('\n') };
   }

@@ -16,7 +16,13 @@ import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { identityFromSecretKey } from '../shared/identity/keyPair';
 import {
-  BAD_CLIENTS, PLANTED_CLIENTS, PLANTED_FEATURES, plantedBehaviourOf, plantedDatasets, plantedJobSpec, plantedValidationSet,
+  BAD_CLIENTS,
+  PLANTED_CLIENTS,
+  PLANTED_FEATURES,
+  plantedBehaviourOf,
+  plantedDatasets,
+  plantedJobSpec,
+  plantedValidationSet,
   type PlantedClient,
 } from './support/plantedFederation';
 import { createJob } from './support/rest';
@@ -27,7 +33,9 @@ const INPUT = { shape: [PLANTED_FEATURES], numClasses: 2, labelColumn: 'label' }
 
 /** Fixed identities: cohorts are drawn from the sorted client ids, so the run repeats exactly. */
 const identityOf = (name: string, run: string) =>
-  identityFromSecretKey(nacl.sign.keyPair.fromSeed(createHash('sha256').update(`planted:${run}:${name}`).digest()).secretKey);
+  identityFromSecretKey(
+    nacl.sign.keyPair.fromSeed(createHash('sha256').update(`planted:${run}:${name}`).digest()).secretKey,
+  );
 
 describe('contribution scoring on a planted federation', () => {
   let coordinator: Coordinator;
@@ -43,11 +51,17 @@ describe('contribution scoring on a planted federation', () => {
   });
 
   /** Runs the planted federation to completion; returns the job id and which client id is which. */
-  async function runPlanted(mode: 'none' | 'secagg', rounds: number, withValidation = true): Promise<{ jobId: string; who: Map<string, PlantedClient> }> {
+  async function runPlanted(
+    mode: 'none' | 'secagg',
+    rounds: number,
+    withValidation = true,
+  ): Promise<{ jobId: string; who: Map<string, PlantedClient> }> {
     const jobId = await createJob(coordinator.url, plantedJobSpec(mode, rounds));
     if (withValidation) {
       const upload = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
-        method: 'PUT', headers: { 'content-type': 'text/csv' }, body: datasetToCsv(plantedValidationSet(), INPUT),
+        method: 'PUT',
+        headers: { 'content-type': 'text/csv' },
+        body: datasetToCsv(plantedValidationSet(), INPUT),
       });
       expect(upload.status).toBe(201);
     }
@@ -58,7 +72,12 @@ describe('contribution scoring on a planted federation', () => {
       who.set(identity.clientId, name);
       const behaviour = plantedBehaviourOf(name);
       const client = new TributaryClient({
-        url: coordinator.url, jobId, identity, dataset: datasets[name], backend: 'cpu', ...(behaviour ? { plantedBehaviour: behaviour } : {}),
+        url: coordinator.url,
+        jobId,
+        identity,
+        dataset: datasets[name],
+        backend: 'cpu',
+        ...(behaviour ? { plantedBehaviour: behaviour } : {}),
       });
       client.run().catch(() => undefined);
       clients.push(client);
@@ -78,7 +97,9 @@ describe('contribution scoring on a planted federation', () => {
   function checkRanking(r: ContributionReport, who: Map<string, PlantedClient>, label: string): void {
     const score = new Map(r.clients.map((c) => [who.get(c.clientId)!, c]));
     // eslint-disable-next-line no-console
-    console.log(`${label}: ${PLANTED_CLIENTS.map((n) => `${n} ${score.get(n)!.score.toFixed(4)} (${(100 * score.get(n)!.share).toFixed(1)} %)`).join(', ')}`);
+    console.log(
+      `${label}: ${PLANTED_CLIENTS.map((n) => `${n} ${score.get(n)!.score.toFixed(4)} (${(100 * score.get(n)!.share).toFixed(1)} %)`).join(', ')}`,
+    );
     expect(r.clients).toHaveLength(PLANTED_CLIENTS.length);
     expect(score.get('honest-2x')!.score).toBeGreaterThan(score.get('honest-1x')!.score);
     for (const bad of BAD_CLIENTS) {
@@ -111,7 +132,10 @@ describe('contribution scoring on a planted federation', () => {
     const [honest] = [...who.entries()].find(([, n]) => n === 'honest-2x')!;
     const mine = await fetch(`${coordinator.url}/v1/jobs/${jobId}/contributions/${honest}`);
     expect(mine.status).toBe(200);
-    const body = (await mine.json()) as { score: number; roundValues: Array<{ round: number; value: number; members: string[] }> };
+    const body = (await mine.json()) as {
+      score: number;
+      roundValues: Array<{ round: number; value: number; members: string[] }>;
+    };
     expect(body.roundValues).toHaveLength(10);
     expect(body.roundValues.every((v) => v.members.length === 1 && v.members[0] === honest)).toBe(true);
     expect(body.roundValues.reduce((s, v) => s + v.value, 0)).toBeCloseTo(body.score, 9);

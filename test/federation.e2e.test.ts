@@ -77,11 +77,21 @@ describe('federated MNIST end to end', () => {
       if (i === 0) {
         // The canary row: the CNN's input, 784 pixels starting with CANARY, labelled 3.
         const pixels = Array.from({ length: 784 }, (_, k) => (k < CANARY.length ? CANARY[k] : 0));
-        csv += [...pixels, 3].join(',') + '\n';
+        csv += `${[...pixels, 3].join(',')}\n`;
       }
       writeFileSync(file, csv);
       processes.push(
-        spawnTs('client/cli.ts', ['--coordinator', coordinator.url, '--job', jobId, '--data', file, '--key', join(dir, `c${i}.key`), '--json']),
+        spawnTs('client/cli.ts', [
+          '--coordinator',
+          coordinator.url,
+          '--job',
+          jobId,
+          '--data',
+          file,
+          '--key',
+          join(dir, `c${i}.key`),
+          '--json',
+        ]),
       );
     });
 

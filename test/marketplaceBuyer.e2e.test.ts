@@ -36,7 +36,7 @@ interface Provider {
   client?: TributaryClient;
 }
 
-describe('the buyer\'s flow: list, search, create and fund, train, settle, claim, download', () => {
+describe("the buyer's flow: list, search, create and fund, train, settle, claim, download", () => {
   let anvil: Anvil | undefined;
   let provider: JsonRpcProvider | undefined;
   let coordinator: Coordinator | undefined;
@@ -54,8 +54,14 @@ describe('the buyer\'s flow: list, search, create and fund, train, settle, claim
     provider = localProvider(anvil.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
     coordinator = await startCoordinator({
-      port: 0, logLevel: 'error', backend: 'cpu', rpcUrl: anvil.url, coordinatorPrivateKey: anvilKey(1),
-      chainPollMs: 50, chainRetryBaseMs: 50, chainRetryMaxMs: 400,
+      port: 0,
+      logLevel: 'error',
+      backend: 'cpu',
+      rpcUrl: anvil.url,
+      coordinatorPrivateKey: anvilKey(1),
+      chainPollMs: 50,
+      chainRetryBaseMs: 50,
+      chainRetryMaxMs: 400,
     });
     const url = coordinator.url;
 
@@ -68,23 +74,44 @@ describe('the buyer\'s flow: list, search, create and fund, train, settle, claim
       const p: Provider = { identity: loadOrCreateIdentity(keyFile), wallet: loadOrCreatePayoutKey(keyFile) };
       await (await buyer.sendTransaction({ to: p.wallet.address, value: 10n ** 18n })).wait(); // gas for the claim
       await publishListing({
-        url, identity: p.identity,
-        listing: { name: `provider ${i}`, schema: { shape: [FEATURES], numClasses: 2 }, rows: 60 + 20 * i, tags: ['tabular', i === 3 ? 'retail' : 'sensors'], pricePerRoundWei: price.toString() },
+        url,
+        identity: p.identity,
+        listing: {
+          name: `provider ${i}`,
+          schema: { shape: [FEATURES], numClasses: 2 },
+          rows: 60 + 20 * i,
+          tags: ['tabular', i === 3 ? 'retail' : 'sensors'],
+          pricePerRoundWei: price.toString(),
+        },
       });
       providers.push(p);
     }
     const [invitedA, invitedB, invitedC, outsider] = providers;
 
     // 2. The buyer searches and invites what it found; the budget is what those providers ask.
-    const found = await searchListings(url, { tags: ['tabular', 'sensors'], shape: [FEATURES], numClasses: 2, minRows: 50 });
-    expect(found.map((l) => l.listing.provider).sort()).toEqual([invitedA, invitedB, invitedC].map((p) => p.identity.clientId).sort());
+    const found = await searchListings(url, {
+      tags: ['tabular', 'sensors'],
+      shape: [FEATURES],
+      numClasses: 2,
+      minRows: 50,
+    });
+    expect(found.map((l) => l.listing.provider).sort()).toEqual(
+      [invitedA, invitedB, invitedC].map((p) => p.identity.clientId).sort(),
+    );
     const budget = BigInt(ROUNDS) * found.reduce((sum, l) => sum + BigInt(l.listing.pricePerRoundWei), 0n);
     expect(budget).toBe(2n * (301n + 500n + 700n));
 
     // 3. It creates the paid, invite-only job; the job waits for its escrow.
     const jobId = await createJob(url, {
-      name: 'bought model', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] }, input: { shape: [FEATURES], numClasses: 2 },
-      rounds: ROUNDS, minClients: 3, batchSize: 16, learningRate: 0.1, roundDeadlineMs: 20_000, quorumTimeoutMs: 20_000,
+      name: 'bought model',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
+      input: { shape: [FEATURES], numClasses: 2 },
+      rounds: ROUNDS,
+      minClients: 3,
+      batchSize: 16,
+      learningRate: 0.1,
+      roundDeadlineMs: 20_000,
+      quorumTimeoutMs: 20_000,
       secureAggregation: 'none',
       chain: { escrow: escrow.address, jobId: '1', chainId: 31337, budgetWei: budget.toString() },
       access: { mode: 'invite', listings: found.map((l) => l.id) },
@@ -94,7 +121,11 @@ describe('the buyer\'s flow: list, search, create and fund, train, settle, claim
     // 4. Every provider starts (the outsider too); all wait for funding; then the buyer funds the escrow.
     const start = async (p: Provider, i: number) => {
       p.client = new TributaryClient({
-        url, jobId, identity: p.identity, backend: 'cpu', reconnectDelayMs: 50,
+        url,
+        jobId,
+        identity: p.identity,
+        backend: 'cpu',
+        reconnectDelayMs: 50,
         dataset: separableDataset(60 + 20 * i, FEATURES, 90 + i),
         payout: await createPayoutBinding(p.identity, p.wallet),
       });
@@ -109,8 +140,12 @@ describe('the buyer\'s flow: list, search, create and fund, train, settle, claim
     const finished = await Promise.all(runs);
     expect(finished.map((f) => f.status)).toEqual(['completed', 'completed', 'completed']);
     const participants = await coordinator.store.listParticipants(jobId);
-    expect(participants.map((p) => p.clientId).sort()).toEqual([invitedA, invitedB, invitedC].map((p) => p.identity.clientId).sort());
-    expect(participants.map((p) => p.payoutAddress).sort()).toEqual([invitedA, invitedB, invitedC].map((p) => p.wallet.address).sort());
+    expect(participants.map((p) => p.clientId).sort()).toEqual(
+      [invitedA, invitedB, invitedC].map((p) => p.identity.clientId).sort(),
+    );
+    expect(participants.map((p) => p.payoutAddress).sort()).toEqual(
+      [invitedA, invitedB, invitedC].map((p) => p.wallet.address).sort(),
+    );
 
     // 6. Rounds committed and the payout settled on chain.
     const settled = await coordinator.chain.whenSettled(jobId);
@@ -127,7 +162,9 @@ describe('the buyer\'s flow: list, search, create and fund, train, settle, claim
       paid.push(BigInt(result.amountWei));
     }
     expect(paid.every((x) => x === budget / 3n)).toBe(true); // participation scores: every round each
-    expect(await codeOfAsync(() => claimPayout({ coordinator: url, jobId, rpcUrl: anvil!.url, wallet: outsider.wallet }))).toBe('PAYOUT_NOT_FOUND');
+    expect(
+      await codeOfAsync(() => claimPayout({ coordinator: url, jobId, rpcUrl: anvil!.url, wallet: outsider.wallet })),
+    ).toBe('PAYOUT_NOT_FOUND');
 
     // 8. The buyer takes the rest (the dust); the escrow is empty and balanced.
     await escrow.connect(buyer).refund(1n);
@@ -140,11 +177,17 @@ describe('the buyer\'s flow: list, search, create and fund, train, settle, claim
     // 9. The buyer downloads the trained model: the final checkpoint's weights, committed on chain by hash.
     const job = (await coordinator.store.getJob(jobId))!;
     expect(job.status).toBe('completed');
-    const modelJson = (await (await fetch(`${url}/v1/jobs/${jobId}/model/model.json`)).json()) as { tributary: { round: number; modelHash: string } };
+    const modelJson = (await (await fetch(`${url}/v1/jobs/${jobId}/model/model.json`)).json()) as {
+      tributary: { round: number; modelHash: string };
+    };
     expect(modelJson.tributary).toEqual({ jobId, round: ROUNDS, modelHash: job.modelHash });
     expect((await escrow.getRound(1n, ROUNDS)).modelHash).toBe(`0x${job.modelHash}`);
     const weightsBin = Buffer.from(await (await fetch(`${url}/v1/jobs/${jobId}/model/weights.bin`)).arrayBuffer());
     const checkpoint = decodeTensors(Buffer.from((await coordinator.store.loadCheckpoint(jobId, ROUNDS))!.weights));
-    expect(weightsBin.equals(Buffer.concat(checkpoint.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))))).toBe(true);
+    expect(
+      weightsBin.equals(
+        Buffer.concat(checkpoint.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))),
+      ),
+    ).toBe(true);
   });
 });

@@ -32,7 +32,11 @@ const DATASETS = SIZES.map((n, i) => separable(n, 11 + i));
 
 let keys: KeyHolderKeys;
 
-function spec(mode: 'none' | 'paillier', overrides: Partial<JobSpecInput> = {}, paillier: Record<string, unknown> = {}): JobSpecInput {
+function spec(
+  mode: 'none' | 'paillier',
+  overrides: Partial<JobSpecInput> = {},
+  paillier: Record<string, unknown> = {},
+): JobSpecInput {
   return {
     name: `paillier-e2e-${mode}`,
     model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
@@ -49,12 +53,18 @@ function spec(mode: 'none' | 'paillier', overrides: Partial<JobSpecInput> = {}, 
     seed: 5,
     secureAggregation: mode,
     ...(mode === 'paillier'
-      ? { paillier: { ...keyHolderSpecFields(keys), maxExampleWeight: MAX_EXAMPLE_WEIGHT, decryptTimeoutMs: 20_000, ...paillier } }
+      ? {
+          paillier: {
+            ...keyHolderSpecFields(keys),
+            maxExampleWeight: MAX_EXAMPLE_WEIGHT,
+            decryptTimeoutMs: 20_000,
+            ...paillier,
+          },
+        }
       : {}),
     ...overrides,
   } as JobSpecInput;
 }
-
 
 describe('secure aggregation (packed Paillier) end to end', () => {
   let coordinator: Coordinator;
@@ -64,7 +74,12 @@ describe('secure aggregation (packed Paillier) end to end', () => {
   const receivedText: string[] = [];
   // Each client's plaintext delta, weighted vector and encrypted payload, captured inside the client.
   const captured: Array<{ delta: Float32Array; weighted: Float32Array; payload: Uint8Array }> = [];
-  type EncryptUpdate = (task: RoundTask, joined: unknown, delta: Float32Array, numExamples: number) => Promise<Uint8Array>;
+  type EncryptUpdate = (
+    task: RoundTask,
+    joined: unknown,
+    delta: Float32Array,
+    numExamples: number,
+  ) => Promise<Uint8Array>;
   const proto = TributaryClient.prototype as unknown as { encryptUpdate: EncryptUpdate };
   const originalEncrypt = proto.encryptUpdate;
   // A client's upload waits for its gate (so attacks can go first).
@@ -93,9 +108,19 @@ describe('secure aggregation (packed Paillier) end to end', () => {
     await coordinator?.close();
   });
 
-  function startClients(jobId: string, count = DATASETS.length, setup: (client: TributaryClient, index: number) => void = () => undefined): TributaryClient[] {
+  function startClients(
+    jobId: string,
+    count = DATASETS.length,
+    setup: (client: TributaryClient, index: number) => void = () => undefined,
+  ): TributaryClient[] {
     return DATASETS.slice(0, count).map((dataset, i) => {
-      const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset, backend: 'cpu' });
+      const client = new TributaryClient({
+        url: coordinator.url,
+        jobId,
+        identity: generateIdentity(),
+        dataset,
+        backend: 'cpu',
+      });
       setup(client, i);
       client.run().catch(() => undefined);
       clients.push(client);
@@ -113,7 +138,12 @@ describe('secure aggregation (packed Paillier) end to end', () => {
   }
 
   it('validates paillier options eagerly', async () => {
-    const post = (body: unknown) => fetch(`${coordinator.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const post = (body: unknown) =>
+      fetch(`${coordinator.url}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const missing = spec('paillier');
     delete (missing as { paillier?: unknown }).paillier;
     for (const body of [
@@ -156,19 +186,30 @@ describe('secure aggregation (packed Paillier) end to end', () => {
         conn.once('task', (task: RoundTask) => {
           const run = async () => {
             // 1. One ciphertext short.
-            const short = await codeOfAsync(() => conn.submitUpdate(task, new Uint8Array((count - 1) * width).fill(1), 1, {}));
+            const short = await codeOfAsync(() =>
+              conn.submitUpdate(task, new Uint8Array((count - 1) * width).fill(1), 1, {}),
+            );
             // 2. The right length, every value >= n².
-            const big = await codeOfAsync(() => conn.submitUpdate(task, new Uint8Array(count * width).fill(0xff), 1, {}));
+            const big = await codeOfAsync(() =>
+              conn.submitUpdate(task, new Uint8Array(count * width).fill(0xff), 1, {}),
+            );
             return [short, big];
           };
           const both = run().finally(() => openGate());
-          attacks.push(both.then((c) => c[0]), both.then((c) => c[1]));
+          attacks.push(
+            both.then((c) => c[0]),
+            both.then((c) => c[1]),
+          );
         });
       });
     });
     const secure = await coordinator.jobs.waitForJob(secureId);
     expect(secure.status).toBe('completed');
-    expect(await Promise.all(attacks)).toEqual(['PAILLIER_NOT_KEY_HOLDER', 'PAILLIER_CIPHERTEXT_INVALID', 'PAILLIER_CIPHERTEXT_INVALID']);
+    expect(await Promise.all(attacks)).toEqual([
+      'PAILLIER_NOT_KEY_HOLDER',
+      'PAILLIER_CIPHERTEXT_INVALID',
+      'PAILLIER_CIPHERTEXT_INVALID',
+    ]);
 
     const secureRounds = (await coordinator.store.listRounds(secureId)).filter((r) => r.status === 'completed');
     const plainRounds = (await coordinator.store.listRounds(plainId)).filter((r) => r.status === 'completed');
@@ -195,7 +236,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
     );
   });
 
-  it('never lets a client\'s delta reach the coordinator in the clear', () => {
+  it("never lets a client's delta reach the coordinator in the clear", () => {
     expect(captured.length).toBeGreaterThanOrEqual(8);
     const all = Buffer.concat(received);
     for (const { delta, weighted, payload } of captured) {
@@ -212,7 +253,14 @@ describe('secure aggregation (packed Paillier) end to end', () => {
   });
 
   it('fails the attempt with PAILLIER_KEYHOLDER_UNAVAILABLE when no key holder is connected, and the job fails cleanly', async () => {
-    const jobId = await createJob(coordinator.url, spec('paillier', { minClients: 2, rounds: 1, maxRoundRetries: 1, name: 'paillier-no-keyholder' }, { decryptTimeoutMs: 300 }));
+    const jobId = await createJob(
+      coordinator.url,
+      spec(
+        'paillier',
+        { minClients: 2, rounds: 1, maxRoundRetries: 1, name: 'paillier-no-keyholder' },
+        { decryptTimeoutMs: 300 },
+      ),
+    );
     startClients(jobId, 2);
     const job = await coordinator.jobs.waitForJob(jobId);
     expect(job.status).toBe('failed');

@@ -44,7 +44,10 @@ describe('REST API', () => {
     expect((await errorOf(res)).message).toMatch(/minClients/);
     res = await post('/v1/jobs', JSON.stringify({ ...spec, model: { kind: 'builtin', name: 'resnet' } }));
     expect((await errorOf(res)).code).toBe('JOB_SPEC_INVALID');
-    res = await post('/v1/jobs', JSON.stringify({ ...spec, model: { kind: 'layers-json', topology: { class_name: 'Nonsense' } } }));
+    res = await post(
+      '/v1/jobs',
+      JSON.stringify({ ...spec, model: { kind: 'layers-json', topology: { class_name: 'Nonsense' } } }),
+    );
     expect(res.status).toBe(400);
     expect((await errorOf(res)).code).toBe('JOB_SPEC_INVALID');
     res = await post('/v1/jobs', JSON.stringify(spec), 'text/plain');
@@ -58,7 +61,12 @@ describe('REST API', () => {
   it('creates, lists and reads jobs; unknown ids and routes are 404 with codes', async () => {
     const created = await post('/v1/jobs', JSON.stringify(spec));
     expect(created.status).toBe(201);
-    const job = (await created.json()) as { id: string; status: string; parameters: number; spec: { minClients: number; secureAggregation: string } };
+    const job = (await created.json()) as {
+      id: string;
+      status: string;
+      parameters: number;
+      spec: { minClients: number; secureAggregation: string };
+    };
     expect(job.status).toBe('running');
     expect(job.parameters).toBe(2 * 4 + 4 + 4 * 2 + 2);
     // New jobs aggregate securely unless they opt out; SecAgg+ needs a quorum of at least 3.
@@ -94,12 +102,17 @@ describe('REST API', () => {
     expect(bin.byteLength).toBe(job.parameters * 4);
     // TF.js itself loads it, with the same weights as the coordinator's checkpoint.
     const loaded = await tfl.loadLayersModel(
-      tf.io.fromMemory({ modelTopology: modelJson.modelTopology as object, weightSpecs: modelJson.weightsManifest[0].weights as tf.io.WeightsManifestEntry[], weightData: bin }),
+      tf.io.fromMemory({
+        modelTopology: modelJson.modelTopology as object,
+        weightSpecs: modelJson.weightsManifest[0].weights as tf.io.WeightsManifestEntry[],
+        weightData: bin,
+      }),
     );
     const checkpoint = decodeTensors(await c.jobs.modelBytes(job.id, 0));
     const loadedWeights = loaded.getWeights();
     expect(loadedWeights).toHaveLength(checkpoint.length);
-    for (let i = 0; i < checkpoint.length; i++) expect(Array.from(await loadedWeights[i].data())).toEqual(Array.from(checkpoint[i].data));
+    for (let i = 0; i < checkpoint.length; i++)
+      expect(Array.from(await loadedWeights[i].data())).toEqual(Array.from(checkpoint[i].data));
     const out = loaded.predict(tf.tensor2d([[0.5, -1]])) as tf.Tensor;
     expect(out.shape).toEqual([1, 2]);
     loaded.dispose();

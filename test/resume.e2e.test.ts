@@ -43,10 +43,14 @@ describeIfMongo('coordinator crash and resume', () => {
   });
 
   function startCoordinatorProcess(port: number): Spawned {
-    const p = spawnTs('coordinator/cli.ts', ['--port', String(port), '--json', '--log-level', 'info', '--backend', 'cpu'], {
-      MONGODB_URI: mongo.uri,
-      TRIBUTARY_DB_NAME: mongo.dbName,
-    });
+    const p = spawnTs(
+      'coordinator/cli.ts',
+      ['--port', String(port), '--json', '--log-level', 'info', '--backend', 'cpu'],
+      {
+        MONGODB_URI: mongo.uri,
+        TRIBUTARY_DB_NAME: mongo.dbName,
+      },
+    );
     processes.push(p);
     return p;
   }
@@ -76,7 +80,19 @@ describeIfMongo('coordinator crash and resume', () => {
       const data = join(dir, `client${i}.csv`);
       writeSeparableCsv(data, 1500, 8, 100 + i);
       processes.push(
-        spawnTs('client/cli.ts', ['--coordinator', url, '--job', jobId, '--data', data, '--key', join(dir, `client${i}.key`), '--json', '--backend', 'cpu']),
+        spawnTs('client/cli.ts', [
+          '--coordinator',
+          url,
+          '--job',
+          jobId,
+          '--data',
+          data,
+          '--key',
+          join(dir, `client${i}.key`),
+          '--json',
+          '--backend',
+          'cpu',
+        ]),
       );
     }
     const clients = processes.slice(1);
@@ -96,17 +112,27 @@ describeIfMongo('coordinator crash and resume', () => {
     expect(atRestart.currentRound).toBeGreaterThanOrEqual(1);
     expect(atRestart.currentRound).toBeLessThan(rounds);
     // The restarted coordinator serves the last committed global model, byte for byte.
-    const resumedModel = new Uint8Array(await (await fetch(`${url}/v1/jobs/${jobId}/checkpoints/${atRestart.currentRound}`)).arrayBuffer());
+    const resumedModel = new Uint8Array(
+      await (await fetch(`${url}/v1/jobs/${jobId}/checkpoints/${atRestart.currentRound}`)).arrayBuffer(),
+    );
     expect(contentHash(resumedModel)).toBe(atRestart.modelHash);
 
-    const final = await waitFor(async () => {
-      const j = await getJob();
-      return j.status !== 'running' ? j : null;
-    }, 180_000, 'the resumed job to finish');
+    const final = await waitFor(
+      async () => {
+        const j = await getJob();
+        return j.status !== 'running' ? j : null;
+      },
+      180_000,
+      'the resumed job to finish',
+    );
     expect(final.status).toBe('completed');
     expect(final.currentRound).toBe(rounds);
 
-    const history = ((await (await fetch(`${url}/v1/jobs/${jobId}/rounds`)).json()) as { rounds: Array<{ round: number; status: string; participants: string[]; modelHash: string }> }).rounds;
+    const history = (
+      (await (await fetch(`${url}/v1/jobs/${jobId}/rounds`)).json()) as {
+        rounds: Array<{ round: number; status: string; participants: string[]; modelHash: string }>;
+      }
+    ).rounds;
     const completed = history.filter((r) => r.status === 'completed');
     // Every round committed exactly once, in order, none lost or redone across the crash.
     expect(completed.map((r) => r.round)).toEqual(Array.from({ length: rounds }, (_, i) => i + 1));

@@ -48,7 +48,6 @@ function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): J
   };
 }
 
-
 describe('secure aggregation (SecAgg+) end to end', () => {
   let coordinator: Coordinator;
   const clients: TributaryClient[] = [];
@@ -60,7 +59,11 @@ describe('secure aggregation (SecAgg+) end to end', () => {
   const originalHandle = SecAggPlusClient.prototype.handle;
 
   beforeAll(async () => {
-    SecAggPlusClient.prototype.handle = async function (this: SecAggPlusClient, message: unknown, input?: Uint32Array): Promise<ClientToServer> {
+    SecAggPlusClient.prototype.handle = async function (
+      this: SecAggPlusClient,
+      message: unknown,
+      input?: Uint32Array,
+    ): Promise<ClientToServer> {
       const reply = await originalHandle.call(this, message, input);
       if (input && reply.stage === 'collect-masked-vectors') {
         quantisedInputs.push(Uint32Array.from(input));
@@ -79,9 +82,19 @@ describe('secure aggregation (SecAgg+) end to end', () => {
     await coordinator?.close();
   });
 
-  function startClients(jobId: string, setup: (client: TributaryClient, index: number) => void = () => undefined, datasets = DATASETS): TributaryClient[] {
+  function startClients(
+    jobId: string,
+    setup: (client: TributaryClient, index: number) => void = () => undefined,
+    datasets = DATASETS,
+  ): TributaryClient[] {
     return datasets.map((dataset, i) => {
-      const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset, backend: 'cpu' });
+      const client = new TributaryClient({
+        url: coordinator.url,
+        jobId,
+        identity: generateIdentity(),
+        dataset,
+        backend: 'cpu',
+      });
       setup(client, i);
       client.run().catch(() => undefined);
       clients.push(client);
@@ -91,7 +104,9 @@ describe('secure aggregation (SecAgg+) end to end', () => {
 
   it('rejects secagg jobs with fewer than 3 clients', async () => {
     const few = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec('secagg', { minClients: 2 })),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(spec('secagg', { minClients: 2 })),
     });
     expect(few.status).toBe(400);
     const error = ((await few.json()) as { error: { code: string; message: string } }).error;
@@ -102,7 +117,11 @@ describe('secure aggregation (SecAgg+) end to end', () => {
   it('aggregates a model larger than one message (1.6M parameters) from masked vectors sent in parts', async () => {
     // 8 -> 65,536 -> 16 -> 2: 1,638,450 parameters, a 6.5 MB masked vector: two parts of at most 4 MiB.
     // One batch per client: one training step is enough to move every weight.
-    const big: Partial<JobSpecInput> = { model: { kind: 'builtin', name: 'mlp', hiddenUnits: [65_536, 16] }, rounds: 1, batchSize: 64 };
+    const big: Partial<JobSpecInput> = {
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [65_536, 16] },
+      rounds: 1,
+      batchSize: 64,
+    };
     const binaryBefore = received.length;
     const plainId = await createJob(coordinator.url, spec('none', big));
     // Few examples each: the point is the size of the update, not the training.
@@ -121,7 +140,9 @@ describe('secure aggregation (SecAgg+) end to end', () => {
 
     const { meanAbs, worst } = await compareRoundOne(coordinator.store, plainId, secureId);
     const weightSum = small.reduce((a, d) => a + Math.min(d.count, MAX_EXAMPLE_WEIGHT), 0) / MAX_EXAMPLE_WEIGHT;
-    expect(worst).toBeLessThanOrEqual(weightedMeanErrorBound(meanAbs, weightSum, 4, { clippingRange: 8, quantizationRange: 2 ** 22 }));
+    expect(worst).toBeLessThanOrEqual(
+      weightedMeanErrorBound(meanAbs, weightSum, 4, { clippingRange: 8, quantizationRange: 2 ** 22 }),
+    );
   });
 
   it('trains the same round-1 model as plaintext FedAvg (within the quantisation bound); replays and malformed replies change nothing', async () => {
@@ -156,9 +177,21 @@ describe('secure aggregation (SecAgg+) end to end', () => {
         attacks.push(send(setupBody));
         // 3. A malformed share-keys reply (bundles is not a list).
         const roundId = `${secureId}:1:${r.attempt}`;
-        attacks.push(send({ attempt: r.attempt, stage: 'share-keys', reply: encodeBinaryJson({ stage: 'share-keys', roundId, clientId: client.clientId, bundles: 'x' }) }));
+        attacks.push(
+          send({
+            attempt: r.attempt,
+            stage: 'share-keys',
+            reply: encodeBinaryJson({ stage: 'share-keys', roundId, clientId: client.clientId, bundles: 'x' }),
+          }),
+        );
         // 4. A share-keys reply that names another client than the connection's.
-        attacks.push(send({ attempt: r.attempt, stage: 'share-keys', reply: encodeBinaryJson({ stage: 'share-keys', roundId, clientId: 'a'.repeat(64), bundles: [] }) }));
+        attacks.push(
+          send({
+            attempt: r.attempt,
+            stage: 'share-keys',
+            reply: encodeBinaryJson({ stage: 'share-keys', roundId, clientId: 'a'.repeat(64), bundles: [] }),
+          }),
+        );
         // 5. A reply for another attempt.
         attacks.push(send({ attempt: r.attempt + 7, stage: 'share-keys', reply: '{}' }));
       });
@@ -167,7 +200,13 @@ describe('secure aggregation (SecAgg+) end to end', () => {
     expect(secure.status).toBe('completed');
 
     const codes = (await Promise.all(attacks)).map((a) => (a.ok ? 'ok' : a.error.code));
-    expect(codes).toEqual(['AUTH_REPLAY', 'SECAGG_STAGE_OUT_OF_ORDER', 'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID', 'ROUND_WRONG']);
+    expect(codes).toEqual([
+      'AUTH_REPLAY',
+      'SECAGG_STAGE_OUT_OF_ORDER',
+      'SECAGG_MESSAGE_INVALID',
+      'SECAGG_MESSAGE_INVALID',
+      'ROUND_WRONG',
+    ]);
 
     const secureRounds = (await coordinator.store.listRounds(secureId)).filter((r) => r.status === 'completed');
     const plainRounds = (await coordinator.store.listRounds(plainId)).filter((r) => r.status === 'completed');
@@ -191,7 +230,7 @@ describe('secure aggregation (SecAgg+) end to end', () => {
     );
   });
 
-  it('never lets a client\'s quantised update reach the coordinator in the clear', () => {
+  it("never lets a client's quantised update reach the coordinator in the clear", () => {
     expect(quantisedInputs.length).toBeGreaterThanOrEqual(8);
     const all = Buffer.concat(received);
     for (let i = 0; i < quantisedInputs.length; i++) {
@@ -208,16 +247,25 @@ describe('secure aggregation (SecAgg+) end to end', () => {
     }
   });
 
-  it('commits a round with the other clients\' aggregate when one client disconnects after share-keys', async () => {
-    const jobId = await createJob(coordinator.url, spec('secagg', { minClients: 3, rounds: 3, name: 'secagg-e2e-dropout' }));
+  it("commits a round with the other clients' aggregate when one client disconnects after share-keys", async () => {
+    const jobId = await createJob(
+      coordinator.url,
+      spec('secagg', { minClients: 3, rounds: 3, name: 'secagg-e2e-dropout' }),
+    );
     let dropped: string | undefined;
     startClients(jobId, (client, i) => {
       if (i !== 1) return;
       let fullRound: string | undefined;
       // Drop only from an attempt where all four were selected (round 1 may start with three).
-      connectionOfLater(client, (conn) => conn.socket.on(EVENTS.secaggRequest, (req: SecAggRequest) => {
-        if (req.stage === 'setup' && (decodeBinaryJson(req.payload) as { clientIds: string[] }).clientIds.length === 4) fullRound = `${req.round}:${req.attempt}`;
-      }));
+      connectionOfLater(client, (conn) =>
+        conn.socket.on(EVENTS.secaggRequest, (req: SecAggRequest) => {
+          if (
+            req.stage === 'setup' &&
+            (decodeBinaryJson(req.payload) as { clientIds: string[] }).clientIds.length === 4
+          )
+            fullRound = `${req.round}:${req.attempt}`;
+        }),
+      );
       client.on('secaggRequest', (r: { round: number; attempt: number; stage: string }) => {
         if (r.stage === 'collect-masked-vectors' && fullRound === `${r.round}:${r.attempt}` && !dropped) {
           dropped = client.clientId;

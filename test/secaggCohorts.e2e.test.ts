@@ -42,11 +42,12 @@ function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): J
     maxRoundRetries: 1,
     seed: 7,
     secureAggregation: mode,
-    ...(mode === 'secagg' ? { secagg: { stageTimeoutMs: 10_000, maxExampleWeight: MAX_EXAMPLE_WEIGHT, cohortSize: 3 } } : {}),
+    ...(mode === 'secagg'
+      ? { secagg: { stageTimeoutMs: 10_000, maxExampleWeight: MAX_EXAMPLE_WEIGHT, cohortSize: 3 } }
+      : {}),
     ...overrides,
   };
 }
-
 
 /** Calls `f` with the client's connection once run() has created it. */
 
@@ -56,7 +57,10 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
   const events: RoundCompletedEvent[] = [];
 
   beforeAll(async () => {
-    coordinator = await startCoordinator({ port: 0, logLevel: 'error' }, { onRoundCompleted: (e) => void events.push(e) });
+    coordinator = await startCoordinator(
+      { port: 0, logLevel: 'error' },
+      { onRoundCompleted: (e) => void events.push(e) },
+    );
   });
 
   afterAll(async () => {
@@ -64,9 +68,18 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     await coordinator?.close();
   });
 
-  function startClients(jobId: string, setup: (client: TributaryClient, index: number) => void = () => undefined): TributaryClient[] {
+  function startClients(
+    jobId: string,
+    setup: (client: TributaryClient, index: number) => void = () => undefined,
+  ): TributaryClient[] {
     return DATASETS.map((dataset, i) => {
-      const client = new TributaryClient({ url: coordinator.url, jobId, identity: generateIdentity(), dataset, backend: 'cpu' });
+      const client = new TributaryClient({
+        url: coordinator.url,
+        jobId,
+        identity: generateIdentity(),
+        dataset,
+        backend: 'cpu',
+      });
       setup(client, i);
       client.run().catch(() => undefined);
       clients.push(client);
@@ -77,7 +90,9 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
   it('rejects a cohortSize below 3 or above minClients', async () => {
     for (const secagg of [{ cohortSize: 2 }, { cohortSize: 7 }]) {
       const res = await fetch(`${coordinator.url}/v1/jobs`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec('secagg', { secagg })),
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(spec('secagg', { secagg })),
       });
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('JOB_SPEC_INVALID');
@@ -118,25 +133,35 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     const { initial, secure1, meanAbs, worst } = await compareRoundOne(coordinator.store, plainId, secureId);
     const weightSum = cohorts.reduce((a, c) => a + c.updates.totalExamples, 0);
     expect(Math.round(weightSum * MAX_EXAMPLE_WEIGHT)).toBe(round.metrics.numExamples);
-    secure1.forEach((t, i) => t.data.forEach((v, j) => {
-      const sum = cohorts[0].updates.weightedDeltaSum[i][j] + cohorts[1].updates.weightedDeltaSum[i][j];
-      expect(Math.abs(v - Math.fround(initial[i].data[j] + sum / weightSum))).toBeLessThanOrEqual(2 * Math.abs(v) * 2 ** -23 + 1e-12);
-    }));
+    secure1.forEach((t, i) =>
+      t.data.forEach((v, j) => {
+        const sum = cohorts[0].updates.weightedDeltaSum[i][j] + cohorts[1].updates.weightedDeltaSum[i][j];
+        expect(Math.abs(v - Math.fround(initial[i].data[j] + sum / weightSum))).toBeLessThanOrEqual(
+          2 * Math.abs(v) * 2 ** -23 + 1e-12,
+        );
+      }),
+    );
 
     // Round 1 starts from the same model and the same local updates, so only quantisation differs.
     const bound = weightedMeanErrorBound(meanAbs, weightSum, 6, { clippingRange: 8, quantizationRange: 2 ** 22 });
     expect(worst).toBeLessThanOrEqual(bound);
   });
 
-  it('drops a cohort that loses two of its three clients and commits the other cohort\'s sum', async () => {
-    const jobId = await createJob(coordinator.url, spec('secagg', { minClients: 3, rounds: 2, name: 'secagg-cohorts-dropout' }));
+  it("drops a cohort that loses two of its three clients and commits the other cohort's sum", async () => {
+    const jobId = await createJob(
+      coordinator.url,
+      spec('secagg', { minClients: 3, rounds: 2, name: 'secagg-cohorts-dropout' }),
+    );
     const cohortOf = new Map<TributaryClient, string[]>();
     const dropped: string[] = [];
     let anchor: string | undefined;
     const started = startClients(jobId, (client) => {
-      connectionOfLater(client, (conn) => conn.socket.on(EVENTS.secaggRequest, (req: SecAggRequest) => {
-        if (req.stage === 'setup') cohortOf.set(client, (decodeBinaryJson(req.payload) as { clientIds: string[] }).clientIds);
-      }));
+      connectionOfLater(client, (conn) =>
+        conn.socket.on(EVENTS.secaggRequest, (req: SecAggRequest) => {
+          if (req.stage === 'setup')
+            cohortOf.set(client, (decodeBinaryJson(req.payload) as { clientIds: string[] }).clientIds);
+        }),
+      );
       client.on('secaggRequest', (r: { round: number; stage: string }) => {
         // Round 2 (all six connected by then): the two other members of the first client's cohort leave.
         const cohort = cohortOf.get(client);

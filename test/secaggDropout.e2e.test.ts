@@ -65,14 +65,21 @@ describe('SecAgg+ dropouts at each stage, end to end', () => {
   const originalHandle = SecAggPlusClient.prototype.handle;
 
   beforeAll(async () => {
-    SecAggPlusClient.prototype.handle = async function (this: SecAggPlusClient, message: unknown, input?: Uint32Array): Promise<ClientToServer> {
+    SecAggPlusClient.prototype.handle = async function (
+      this: SecAggPlusClient,
+      message: unknown,
+      input?: Uint32Array,
+    ): Promise<ClientToServer> {
       const reply = await originalHandle.call(this, message, input);
       if (input) inputs.set(`${(reply as { roundId: string }).roundId} ${this.clientId}`, Uint32Array.from(input));
       return reply;
     };
-    coordinator = await startCoordinator({ port: 0, logLevel: 'silent', backend: 'cpu' }, {
-      onRoundCompleted: (event) => void completed.set(`${event.job.id}:${event.round.round}`, event),
-    });
+    coordinator = await startCoordinator(
+      { port: 0, logLevel: 'silent', backend: 'cpu' },
+      {
+        onRoundCompleted: (event) => void completed.set(`${event.job.id}:${event.round.round}`, event),
+      },
+    );
   });
 
   afterAll(async () => {
@@ -88,18 +95,28 @@ describe('SecAgg+ dropouts at each stage, end to end', () => {
     const dropped: string[] = [];
     SIZES.forEach((size, i) => {
       const client = new TributaryClient({
-        url: coordinator.url, jobId, identity: generateIdentity(), dataset: separableDataset(size, FEATURES, 40 + i), backend: 'cpu',
+        url: coordinator.url,
+        jobId,
+        identity: generateIdentity(),
+        dataset: separableDataset(size, FEATURES, 40 + i),
+        backend: 'cpu',
       });
       ids.push(client.clientId);
       if (victims.includes(i)) {
         let fullAttempt: string | undefined;
-        connectionOfLater(client, (conn) => conn.socket.on(EVENTS.secaggRequest, (req: SecAggRequest) => {
-          if (req.stage === 'setup' && (decodeBinaryJson(req.payload) as { clientIds: string[] }).clientIds.length === SIZES.length) {
-            fullAttempt ??= `${req.round}:${req.attempt}`;
-          }
-        }));
+        connectionOfLater(client, (conn) =>
+          conn.socket.on(EVENTS.secaggRequest, (req: SecAggRequest) => {
+            if (
+              req.stage === 'setup' &&
+              (decodeBinaryJson(req.payload) as { clientIds: string[] }).clientIds.length === SIZES.length
+            ) {
+              fullAttempt ??= `${req.round}:${req.attempt}`;
+            }
+          }),
+        );
         client.on('secaggRequest', (r: { round: number; attempt: number; stage: string }) => {
-          if (r.stage !== stage || fullAttempt !== `${r.round}:${r.attempt}` || dropped.includes(client.clientId)) return;
+          if (r.stage !== stage || fullAttempt !== `${r.round}:${r.attempt}` || dropped.includes(client.clientId))
+            return;
           dropped.push(client.clientId);
           client.close();
         });
@@ -149,38 +166,51 @@ describe('SecAgg+ dropouts at each stage, end to end', () => {
     ['collect-masked-vectors', [0, 4], 'survivors'],
     // Left after sending a masked vector: their input counts, their self-mask is rebuilt from shares.
     ['unmask', [2, 3], 'everyone'],
-  ] as const)('two of seven clients vanishing at %s: the round commits exactly the sum of those inputs', async (stage, victims, whose) => {
-    const { jobId, job, rounds, full: round, ids, dropped } = await runWithDropouts(`dropout-${stage}`, stage, [...victims]);
-    expect(job.status).toBe('completed');
-    expect(dropped.sort()).toEqual(victims.map((i) => ids[i]).sort());
-    expect(rounds.filter((r) => r.status === 'completed').map((r) => r.round)).toEqual([1, 2, 3]);
-    expect(round.status).toBe('completed');
-    const contributors = whose === 'everyone' ? ids : ids.filter((id) => !dropped.includes(id));
-    expect([...round.participants].sort()).toEqual([...contributors].sort());
-    if (whose === 'survivors') {
-      expect(round.failures.map((f) => f.clientId).sort()).toEqual([...dropped].sort());
-      for (const f of round.failures) expect(f.reason).toContain(stage);
-    }
-    // Bit-for-bit: the same mod-2^32 sum, dequantised the same way.
-    const roundId = `${jobId}:${round.round}:${round.attempt}`;
-    expect([...learnedSum(jobId, round.round)]).toEqual([...expectedSum(roundId, contributors)]);
-  });
+  ] as const)(
+    'two of seven clients vanishing at %s: the round commits exactly the sum of those inputs',
+    async (stage, victims, whose) => {
+      const {
+        jobId,
+        job,
+        rounds,
+        full: round,
+        ids,
+        dropped,
+      } = await runWithDropouts(`dropout-${stage}`, stage, [...victims]);
+      expect(job.status).toBe('completed');
+      expect(dropped.sort()).toEqual(victims.map((i) => ids[i]).sort());
+      expect(rounds.filter((r) => r.status === 'completed').map((r) => r.round)).toEqual([1, 2, 3]);
+      expect(round.status).toBe('completed');
+      const contributors = whose === 'everyone' ? ids : ids.filter((id) => !dropped.includes(id));
+      expect([...round.participants].sort()).toEqual([...contributors].sort());
+      if (whose === 'survivors') {
+        expect(round.failures.map((f) => f.clientId).sort()).toEqual([...dropped].sort());
+        for (const f of round.failures) expect(f.reason).toContain(stage);
+      }
+      // Bit-for-bit: the same mod-2^32 sum, dequantised the same way.
+      const roundId = `${jobId}:${round.round}:${round.attempt}`;
+      expect([...learnedSum(jobId, round.round)]).toEqual([...expectedSum(roundId, contributors)]);
+    },
+  );
 
   it.each([
     ['collect-masked-vectors', [0, 1, 2]],
     ['unmask', [1, 2, 4]],
     ['share-keys', [3, 5, 6]],
-  ] as const)('three of seven clients vanishing at %s (beyond k - t): the round aborts cleanly and the job fails with the reason', async (stage, victims) => {
-    const { jobId, job, rounds, full, dropped } = await runWithDropouts(`abort-${stage}`, stage, [...victims]);
-    expect(dropped).toHaveLength(3);
-    expect(job.status).toBe('failed');
-    expect(full.status).toBe('failed');
-    expect(rounds[rounds.length - 1]).toBe(full);
-    expect(full.failureReason).toMatch(/^(ROUND_QUORUM_NOT_MET|SECAGG_)/);
-    expect(job.failureReason).toContain(`Round ${full.round} failed`);
-    // Nothing of that round was committed: the job points at the round before, which has the only checkpoints.
-    expect(job.currentRound).toBe(full.round - 1);
-    expect(await coordinator.store.loadCheckpoint(jobId, full.round)).toBeNull();
-    expect(completed.has(`${jobId}:${full.round}`)).toBe(false);
-  });
+  ] as const)(
+    'three of seven clients vanishing at %s (beyond k - t): the round aborts cleanly and the job fails with the reason',
+    async (stage, victims) => {
+      const { jobId, job, rounds, full, dropped } = await runWithDropouts(`abort-${stage}`, stage, [...victims]);
+      expect(dropped).toHaveLength(3);
+      expect(job.status).toBe('failed');
+      expect(full.status).toBe('failed');
+      expect(rounds[rounds.length - 1]).toBe(full);
+      expect(full.failureReason).toMatch(/^(ROUND_QUORUM_NOT_MET|SECAGG_)/);
+      expect(job.failureReason).toContain(`Round ${full.round} failed`);
+      // Nothing of that round was committed: the job points at the round before, which has the only checkpoints.
+      expect(job.currentRound).toBe(full.round - 1);
+      expect(await coordinator.store.loadCheckpoint(jobId, full.round)).toBeNull();
+      expect(completed.has(`${jobId}:${full.round}`)).toBe(false);
+    },
+  );
 });

@@ -44,7 +44,15 @@ describe('MNIST accuracy in each secure-aggregation mode', () => {
       expect(Math.abs(secure!.finalAccuracy - plain!.finalAccuracy)).toBeLessThanOrEqual(0.01);
     }
     // eslint-disable-next-line no-console
-    console.log(`MNIST 3 clients x 3 rounds, test accuracy: ${MODES.map((m) => `${m} ${(results.get(m)!.finalAccuracy * 100).toFixed(2)} %`).join(', ')}; ` +
-      `seconds per round: ${MODES.map((m) => `${m} ${results.get(m)!.roundSeconds.map((s) => s.toFixed(1)).join('/')}`).join(', ')}`);
+    console.log(
+      `MNIST 3 clients x 3 rounds, test accuracy: ${MODES.map((m) => `${m} ${(results.get(m)!.finalAccuracy * 100).toFixed(2)} %`).join(', ')}; ` +
+        `seconds per round: ${MODES.map(
+          (m) =>
+            `${m} ${results
+              .get(m)!
+              .roundSeconds.map((s) => s.toFixed(1))
+              .join('/')}`,
+        ).join(', ')}`,
+    );
   });
 });

@@ -49,11 +49,21 @@ export class KeyHolderRegistry {
     }
     return new Promise<Float32Array>((resolve, reject) => {
       const p: Pending = {
-        request, sent: false, resolve, reject,
+        request,
+        sent: false,
+        resolve,
+        reject,
         timer: setTimeout(() => {
-          this.settle(jobId, p, new TributaryError('PAILLIER_KEYHOLDER_UNAVAILABLE', p.sent
-            ? `The key holder did not return the decrypted aggregate within ${timeoutMs} ms.`
-            : `No key holder was connected to decrypt the aggregate within ${timeoutMs} ms.`));
+          this.settle(
+            jobId,
+            p,
+            new TributaryError(
+              'PAILLIER_KEYHOLDER_UNAVAILABLE',
+              p.sent
+                ? `The key holder did not return the decrypted aggregate within ${timeoutMs} ms.`
+                : `No key holder was connected to decrypt the aggregate within ${timeoutMs} ms.`,
+            ),
+          );
         }, timeoutMs),
       };
       this.pending.set(jobId, p);
@@ -62,22 +72,41 @@ export class KeyHolderRegistry {
   }
 
   /** A signed `aggregate:result` from `clientId`. Throws a coded error (to the sender) when it does not fit the request. */
-  handleResult(clientId: string, jobId: string, round: number, body: AggregateResultBody, data: Uint8Array | undefined): void {
+  handleResult(
+    clientId: string,
+    jobId: string,
+    round: number,
+    body: AggregateResultBody,
+    data: Uint8Array | undefined,
+  ): void {
     const holder = this.holders.get(jobId);
     if (!holder || holder.clientId !== clientId) {
-      throw new TributaryError('PAILLIER_NOT_KEY_HOLDER', `The client is not the connected key holder of job ${jobId}.`);
+      throw new TributaryError(
+        'PAILLIER_NOT_KEY_HOLDER',
+        `The client is not the connected key holder of job ${jobId}.`,
+      );
     }
     const p = this.pending.get(jobId);
-    if (!p || !p.sent) throw new TributaryError('ROUND_LATE_UPDATE', `Job ${jobId} has no decryption in progress.`);
+    if (!p?.sent) throw new TributaryError('ROUND_LATE_UPDATE', `Job ${jobId} has no decryption in progress.`);
     if (p.request.round !== round || p.request.attempt !== body.attempt) {
-      throw new TributaryError('ROUND_WRONG', `Expected the aggregate of round ${p.request.round} attempt ${p.request.attempt}, got round ${round} attempt ${body.attempt}.`);
+      throw new TributaryError(
+        'ROUND_WRONG',
+        `Expected the aggregate of round ${p.request.round} attempt ${p.request.attempt}, got round ${round} attempt ${body.attempt}.`,
+      );
     }
     if (body.error !== undefined) {
-      this.settle(jobId, p, new TributaryError('PAILLIER_DECRYPT_FAILED', `The key holder could not decrypt the aggregate: ${body.error}`));
+      this.settle(
+        jobId,
+        p,
+        new TributaryError('PAILLIER_DECRYPT_FAILED', `The key holder could not decrypt the aggregate: ${body.error}`),
+      );
       return;
     }
     if (body.length !== p.request.length || !data || data.length !== p.request.length * 4) {
-      throw new TributaryError('VALIDATION_FAILED', `Expected ${p.request.length} Float32 sums (${p.request.length * 4} bytes of data).`);
+      throw new TributaryError(
+        'VALIDATION_FAILED',
+        `Expected ${p.request.length} Float32 sums (${p.request.length * 4} bytes of data).`,
+      );
     }
     const sums = new Float32Array(p.request.length);
     new Uint8Array(sums.buffer).set(data);
@@ -89,7 +118,8 @@ export class KeyHolderRegistry {
 
   /** Fails every outstanding decryption (coordinator shutdown). */
   cancelAll(reason: string): void {
-    for (const [jobId, p] of this.pending) this.settle(jobId, p, new TributaryError('PAILLIER_KEYHOLDER_UNAVAILABLE', reason));
+    for (const [jobId, p] of this.pending)
+      this.settle(jobId, p, new TributaryError('PAILLIER_KEYHOLDER_UNAVAILABLE', reason));
   }
 
   private trySend(jobId: string): void {
@@ -99,7 +129,11 @@ export class KeyHolderRegistry {
     p.sent = true;
     const r = p.request;
     holder.link.send(EVENTS.aggregateDecrypt, {
-      jobId: r.jobId, round: r.round, attempt: r.attempt, clientCount: r.clientCount, length: r.length,
+      jobId: r.jobId,
+      round: r.round,
+      attempt: r.attempt,
+      clientCount: r.clientCount,
+      length: r.length,
       ciphertexts: Buffer.from(r.ciphertexts.buffer, r.ciphertexts.byteOffset, r.ciphertexts.byteLength),
     });
   }

@@ -1,4 +1,12 @@
-import { generatePaillierKeys, createPackedPaillierParams, encryptVector, ciphertextWidth, ciphertextsToBytes, decryptSum, ciphertextsFromBytes } from '../../shared/paillier';
+import {
+  generatePaillierKeys,
+  createPackedPaillierParams,
+  encryptVector,
+  ciphertextWidth,
+  ciphertextsToBytes,
+  decryptSum,
+  ciphertextsFromBytes,
+} from '../../shared/paillier';
 import { codeOf, codeOfAsync } from '../../test/support/codeOf';
 import { KeyHolderRegistry } from './keyHolderRegistry';
 import { PaillierAggregator } from './paillierAggregator';
@@ -6,16 +14,21 @@ import { PaillierAggregator } from './paillierAggregator';
 jest.setTimeout(30_000);
 
 describe('PaillierAggregator', () => {
-  const manifest = [{ name: 'w', shape: [3, 2] }, { name: 'b', shape: [2] }];
+  const manifest = [
+    { name: 'w', shape: [3, 2] },
+    { name: 'b', shape: [2] },
+  ];
   const params = createPackedPaillierParams({ keyBits: 1024, clipRange: 1, maxClients: 4 });
 
-  it('validates before multiplying, and splits the key holder\'s sums', async () => {
+  it("validates before multiplying, and splits the key holder's sums", async () => {
     const { publicKey, privateKey } = await generatePaillierKeys(1024);
     const width = ciphertextWidth(publicKey.n);
     const decrypt = jest.fn(async (a: { ciphertexts: Uint8Array; clientCount: number; length: number }) =>
-      decryptSum(privateKey, ciphertextsFromBytes(a.ciphertexts, width), params, a.clientCount, a.length));
+      decryptSum(privateKey, ciphertextsFromBytes(a.ciphertexts, width), params, a.clientCount, a.length),
+    );
     const agg = new PaillierAggregator(manifest, { params, n: publicKey.n, decrypt });
-    const update = async (values: number[]) => ciphertextsToBytes((await encryptVector(publicKey, values, params)).ciphertexts, width);
+    const update = async (values: number[]) =>
+      ciphertextsToBytes((await encryptVector(publicKey, values, params)).ciphertexts, width);
     const a = await update([0.1, -0.2, 0.3, 0, 0.5, -0.5, 0.25, 0.01, 0.5]);
     const b = await update([0.1, 0.2, -0.3, 0, 0.25, 0.5, -0.25, 0.02, 0.25]);
     expect(agg.maxUpdateBytes).toBe(a.length);
@@ -44,9 +57,15 @@ describe('PaillierAggregator', () => {
     const pending = registry.decrypt(request, 2_000);
     registry.register('j', 'k', link);
     expect(sent).toHaveLength(1);
-    expect(codeOf(() => registry.handleResult('other', 'j', 1, { attempt: 0, length: 3 }, new Uint8Array(12)))).toBe('PAILLIER_NOT_KEY_HOLDER');
-    expect(codeOf(() => registry.handleResult('k', 'j', 1, { attempt: 1, length: 3 }, new Uint8Array(12)))).toBe('ROUND_WRONG');
-    expect(codeOf(() => registry.handleResult('k', 'j', 1, { attempt: 0, length: 3 }, new Uint8Array(8)))).toBe('VALIDATION_FAILED');
+    expect(codeOf(() => registry.handleResult('other', 'j', 1, { attempt: 0, length: 3 }, new Uint8Array(12)))).toBe(
+      'PAILLIER_NOT_KEY_HOLDER',
+    );
+    expect(codeOf(() => registry.handleResult('k', 'j', 1, { attempt: 1, length: 3 }, new Uint8Array(12)))).toBe(
+      'ROUND_WRONG',
+    );
+    expect(codeOf(() => registry.handleResult('k', 'j', 1, { attempt: 0, length: 3 }, new Uint8Array(8)))).toBe(
+      'VALIDATION_FAILED',
+    );
     registry.handleResult('k', 'j', 1, { attempt: 0, length: 3 }, new Uint8Array(new Float32Array([1, 2, 3]).buffer));
     expect([...(await pending)]).toEqual([1, 2, 3]);
     const failed = registry.decrypt({ ...request, attempt: 1 }, 2_000);

@@ -1,7 +1,13 @@
 import { PublicKey } from 'paillier-bigint';
 import { sizeOfShape, type TensorManifestEntry } from '../../shared/codec/tensors';
 import { TributaryError } from '../../shared/errors';
-import { ciphertextCount, ciphertextWidth, ciphertextsFromBytes, ciphertextsToBytes, type PackedPaillierParams } from '../../shared/paillier';
+import {
+  ciphertextCount,
+  ciphertextWidth,
+  ciphertextsFromBytes,
+  ciphertextsToBytes,
+  type PackedPaillierParams,
+} from '../../shared/paillier';
 import type { AggregatedUpdates } from '../strategy/strategy';
 import type { UpdateAggregator } from './updateAggregator';
 
@@ -34,7 +40,10 @@ export class PaillierAggregator implements UpdateAggregator {
   private product: bigint[] | null = null;
   private readonly contributors = new Set<string>();
 
-  constructor(private readonly manifest: readonly TensorManifestEntry[], private readonly options: PaillierAggregatorOptions) {
+  constructor(
+    private readonly manifest: readonly TensorManifestEntry[],
+    private readonly options: PaillierAggregatorOptions,
+  ) {
     const publicKey = new PublicKey(options.n, options.n + 1n);
     this.n2 = publicKey._n2;
     this.length = manifest.reduce((s, t) => s + sizeOfShape(t.shape), 0) + 1;
@@ -45,10 +54,16 @@ export class PaillierAggregator implements UpdateAggregator {
 
   accept(clientId: string, payload: Uint8Array, numExamples: number): void {
     if (this.contributors.has(clientId)) {
-      throw new TributaryError('ROUND_DUPLICATE_UPDATE', `Client ${clientId.slice(0, 12)}… already contributed to this aggregate.`);
+      throw new TributaryError(
+        'ROUND_DUPLICATE_UPDATE',
+        `Client ${clientId.slice(0, 12)}… already contributed to this aggregate.`,
+      );
     }
     if (numExamples !== 1) {
-      throw new TributaryError('VALIDATION_FAILED', `paillier updates commit numExamples 1 (the weight travels encrypted); got ${numExamples}.`);
+      throw new TributaryError(
+        'VALIDATION_FAILED',
+        `paillier updates commit numExamples 1 (the weight travels encrypted); got ${numExamples}.`,
+      );
     }
     const ciphertexts = ciphertextsFromBytes(payload, this.width, { count: this.count, modulus: this.n2 });
     const product = this.product;
@@ -64,14 +79,22 @@ export class PaillierAggregator implements UpdateAggregator {
   async finish(): Promise<AggregatedUpdates> {
     if (!this.product) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
     const sums = await this.options.decrypt({
-      ciphertexts: ciphertextsToBytes(this.product, this.width), clientCount: this.contributors.size, length: this.length,
+      ciphertexts: ciphertextsToBytes(this.product, this.width),
+      clientCount: this.contributors.size,
+      length: this.length,
     });
     if (sums.length !== this.length) {
-      throw new TributaryError('PAILLIER_DECRYPT_FAILED', `The key holder returned ${sums.length} sums; expected ${this.length}.`);
+      throw new TributaryError(
+        'PAILLIER_DECRYPT_FAILED',
+        `The key holder returned ${sums.length} sums; expected ${this.length}.`,
+      );
     }
     const totalWeight = sums[this.length - 1];
     if (!(totalWeight > 0)) {
-      throw new TributaryError('PAILLIER_DECRYPT_FAILED', `The decrypted sum of the clients' weights is ${totalWeight}, not positive.`);
+      throw new TributaryError(
+        'PAILLIER_DECRYPT_FAILED',
+        `The decrypted sum of the clients' weights is ${totalWeight}, not positive.`,
+      );
     }
     let offset = 0;
     const weightedDeltaSum = this.manifest.map((t) => {

@@ -28,24 +28,42 @@ describe('PlaintextAggregator', () => {
     agg.accept('c1', encodeTensors(delta([1, 2, 3])), 1);
     const before = agg.result().weightedDeltaSum.map((s) => Array.from(s));
     const nan = delta([5, 5, NaN]); // the NaN sits in the second tensor: the first must not be added
-    expect(() => agg.accept('c2', encodeTensors(nan), 1)).toThrow(expect.objectContaining({ code: 'CODEC_NON_FINITE' }));
-    expect(() => agg.accept('c2', encodeTensors([nan[0]]), 1)).toThrow(expect.objectContaining({ code: 'MODEL_SHAPE_MISMATCH' }));
-    expect(() => agg.accept('c1', encodeTensors(delta([1, 1, 1])), 1)).toThrow(expect.objectContaining({ code: 'ROUND_DUPLICATE_UPDATE' }));
-    expect(() => agg.accept('c3', encodeTensors(delta([1, 1, 1])), 0)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
-    expect(() => agg.accept('c4', new Uint8Array([1, 2, 3]), 1)).toThrow(expect.objectContaining({ code: 'CODEC_MALFORMED' }));
+    expect(() => agg.accept('c2', encodeTensors(nan), 1)).toThrow(
+      expect.objectContaining({ code: 'CODEC_NON_FINITE' }),
+    );
+    expect(() => agg.accept('c2', encodeTensors([nan[0]]), 1)).toThrow(
+      expect.objectContaining({ code: 'MODEL_SHAPE_MISMATCH' }),
+    );
+    expect(() => agg.accept('c1', encodeTensors(delta([1, 1, 1])), 1)).toThrow(
+      expect.objectContaining({ code: 'ROUND_DUPLICATE_UPDATE' }),
+    );
+    expect(() => agg.accept('c3', encodeTensors(delta([1, 1, 1])), 0)).toThrow(
+      expect.objectContaining({ code: 'VALIDATION_FAILED' }),
+    );
+    expect(() => agg.accept('c4', new Uint8Array([1, 2, 3]), 1)).toThrow(
+      expect.objectContaining({ code: 'CODEC_MALFORMED' }),
+    );
     expect(agg.result().weightedDeltaSum.map((s) => Array.from(s))).toEqual(before);
     expect(agg.result().totalExamples).toBe(1);
   });
 
-  it('keeps each client\'s own n_i * delta_i only when asked (contribution scoring), and never a rejected one', () => {
+  it("keeps each client's own n_i * delta_i only when asked (contribution scoring), and never a rejected one", () => {
     expect(new PlaintextAggregator(manifest).clientUpdates()).toEqual([]);
     const agg = new PlaintextAggregator(manifest, { keepClientUpdates: true });
     agg.accept('c1', encodeTensors(delta([1, 2, 3])), 2);
-    expect(() => agg.accept('c2', encodeTensors(delta([1, 1, NaN])), 1)).toThrow(expect.objectContaining({ code: 'CODEC_NON_FINITE' }));
+    expect(() => agg.accept('c2', encodeTensors(delta([1, 1, NaN])), 1)).toThrow(
+      expect.objectContaining({ code: 'CODEC_NON_FINITE' }),
+    );
     agg.accept('c3', encodeTensors(delta([-1, 0, 1])), 1);
     const own = agg.clientUpdates();
     expect(own.map((c) => c.clientId)).toEqual(['c1', 'c3']);
-    expect(own.map((c) => c.updates.weightedDeltaSum.map((t) => Array.from(t)))).toEqual([[[2, 4], [6]], [[-1, 0], [1]]]);
-    expect(own.map((c) => [c.updates.totalExamples, c.updates.clientCount])).toEqual([[2, 1], [1, 1]]);
+    expect(own.map((c) => c.updates.weightedDeltaSum.map((t) => Array.from(t)))).toEqual([
+      [[2, 4], [6]],
+      [[-1, 0], [1]],
+    ]);
+    expect(own.map((c) => [c.updates.totalExamples, c.updates.clientCount])).toEqual([
+      [2, 1],
+      [1, 1],
+    ]);
   });
 });

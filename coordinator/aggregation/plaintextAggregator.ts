@@ -1,5 +1,5 @@
 import { decodeTensors, encodedByteLength } from '../../shared/codec/modelCodec';
-import { TensorManifestEntry, sizeOfShape } from '../../shared/codec/tensors';
+import { type TensorManifestEntry, sizeOfShape } from '../../shared/codec/tensors';
 import { TributaryError } from '../../shared/errors';
 import type { AggregatedUpdates } from '../strategy/strategy';
 import type { UpdateAggregator } from './updateAggregator';
@@ -29,20 +29,26 @@ export class PlaintextAggregator implements UpdateAggregator {
 
   accept(clientId: string, payload: Uint8Array, numExamples: number): void {
     if (this.contributors.has(clientId)) {
-      throw new TributaryError('ROUND_DUPLICATE_UPDATE', `Client ${clientId.slice(0, 12)}… already contributed to this aggregate.`);
+      throw new TributaryError(
+        'ROUND_DUPLICATE_UPDATE',
+        `Client ${clientId.slice(0, 12)}… already contributed to this aggregate.`,
+      );
     }
     if (!Number.isInteger(numExamples) || numExamples <= 0) {
       throw new TributaryError('VALIDATION_FAILED', `numExamples must be a positive integer, got ${numExamples}.`);
     }
     const tensors = decodeTensors(payload, { expected: this.manifest, requireFinite: true, zeroCopy: true });
-    const own = this.options.keepClientUpdates ? this.manifest.map((t) => new Float64Array(sizeOfShape(t.shape))) : null;
+    const own = this.options.keepClientUpdates
+      ? this.manifest.map((t) => new Float64Array(sizeOfShape(t.shape)))
+      : null;
     for (let t = 0; t < tensors.length; t++) {
       const sum = this.sums[t];
       const data = tensors[t].data;
       for (let j = 0; j < data.length; j++) sum[j] += numExamples * data[j];
       if (own) for (let j = 0; j < data.length; j++) own[t][j] = numExamples * data[j];
     }
-    if (own) this.perClient.push({ clientId, updates: { weightedDeltaSum: own, totalExamples: numExamples, clientCount: 1 } });
+    if (own)
+      this.perClient.push({ clientId, updates: { weightedDeltaSum: own, totalExamples: numExamples, clientCount: 1 } });
     this.totalExamples += numExamples;
     this.contributors.add(clientId);
   }

@@ -30,7 +30,12 @@ describe('splitCohorts', () => {
   });
 
   it('gives disjoint cohorts that cover the selection exactly once', () => {
-    for (const [n, k] of [[6, 3], [50, 7], [101, 10], [1023, 3]]) {
+    for (const [n, k] of [
+      [6, 3],
+      [50, 7],
+      [101, 10],
+      [1023, 3],
+    ]) {
       const cohorts = splitCohorts(ids(n), k, { seed: 3, round: 4, attempt: 0 });
       const all = cohorts.flat();
       expect(all).toHaveLength(n);
@@ -72,15 +77,16 @@ describe('sumCohortUpdates', () => {
 });
 
 describe('secagg.cohortSize validation', () => {
-  const spec = (minClients: number, secagg: Record<string, unknown>): JobSpecInput => ({
-    name: 'cohorts',
-    model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
-    input: { shape: [2], numClasses: 2 },
-    rounds: 1,
-    minClients,
-    secureAggregation: 'secagg',
-    secagg,
-  } as JobSpecInput);
+  const spec = (minClients: number, secagg: Record<string, unknown>): JobSpecInput =>
+    ({
+      name: 'cohorts',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+      input: { shape: [2], numClasses: 2 },
+      rounds: 1,
+      minClients,
+      secureAggregation: 'secagg',
+      secagg,
+    }) as JobSpecInput;
 
   it('accepts a cohortSize of at least 3 and at most minClients, and defaults to unset', () => {
     expect(JobSpecSchema.safeParse(spec(6, { cohortSize: 3 })).success).toBe(true);

@@ -13,8 +13,12 @@ export function splitCohorts(
   seed: { seed: number; round: number; attempt: number },
 ): string[][] {
   if (cohortSize === undefined) return [[...selected]];
-  if (!Number.isInteger(cohortSize) || cohortSize < 1) throw new RangeError(`cohortSize must be a positive integer, got ${cohortSize}`);
-  const shuffled = shuffleInPlace([...selected], createRng(deriveSeed(seed.seed, 'secagg-cohorts', seed.round, seed.attempt)));
+  if (!Number.isInteger(cohortSize) || cohortSize < 1)
+    throw new RangeError(`cohortSize must be a positive integer, got ${cohortSize}`);
+  const shuffled = shuffleInPlace(
+    [...selected],
+    createRng(deriveSeed(seed.seed, 'secagg-cohorts', seed.round, seed.attempt)),
+  );
   const count = Math.max(1, Math.floor(shuffled.length / cohortSize));
   const base = Math.floor(shuffled.length / count);
   const extra = shuffled.length % count;
@@ -35,7 +39,8 @@ export function sumCohortUpdates(parts: readonly AggregatedUpdates[]): Aggregate
   let totalExamples = parts[0].totalExamples;
   let clientCount = parts[0].clientCount;
   for (const p of parts.slice(1)) {
-    if (p.weightedDeltaSum.length !== weightedDeltaSum.length) throw new RangeError('cohort sums have different tensor counts');
+    if (p.weightedDeltaSum.length !== weightedDeltaSum.length)
+      throw new RangeError('cohort sums have different tensor counts');
     p.weightedDeltaSum.forEach((t, i) => {
       const acc = weightedDeltaSum[i];
       if (t.length !== acc.length) throw new RangeError(`cohort sums differ in the size of tensor ${i}`);

@@ -5,7 +5,10 @@ import { quantize, SecAggPlusClient, weightUpdate, type SecAggParameters } from 
 import { ClientDirectory } from '../transport/clientDirectory';
 import { SecAggSession } from './secaggSession';
 
-const manifest = [{ name: 'w', shape: [2, 2] }, { name: 'b', shape: [2] }];
+const manifest = [
+  { name: 'w', shape: [2, 2] },
+  { name: 'b', shape: [2] },
+];
 const ids = ['c0', 'c1', 'c2', 'c3'];
 const deltas: Record<string, number[]> = {
   c0: [0.1, -0.2, 0.3, 0.05, 0, 1],
@@ -20,16 +23,26 @@ const examples: Record<string, number> = { c0: 10, c1: 30, c2: 20, c3: 40 };
  * `partBytes` sends every masked vector in parts of that many bytes; `beforeParts` runs first (a
  * client misbehaving with its parts) and may throw nothing.
  */
-function setup(opts: {
-  silent?: Record<string, string>;
-  leaveAt?: Record<string, string>;
-  partBytes?: number;
-  beforeParts?: (id: string, reply: string, vector: Uint8Array, session: SecAggSession) => void;
-} = {}) {
+function setup(
+  opts: {
+    silent?: Record<string, string>;
+    leaveAt?: Record<string, string>;
+    partBytes?: number;
+    beforeParts?: (id: string, reply: string, vector: Uint8Array, session: SecAggSession) => void;
+  } = {},
+) {
   const directory = new ClientDirectory();
   const options = secaggOptionsOf({ secagg: { stageTimeoutMs: 200, maxExampleWeight: 100 } });
   const session = new SecAggSession({
-    jobId: 'job1', round: 1, attempt: 0, selected: ids, manifest, options, minClients: 3, trainingDeadline: 0, directory,
+    jobId: 'job1',
+    round: 1,
+    attempt: 0,
+    selected: ids,
+    manifest,
+    options,
+    minClients: 3,
+    trainingDeadline: 0,
+    directory,
   });
   // The job runner forwards the directory's leaves to the session the same way.
   directory.onChange((e) => e.type === 'left' && session.markDropped(e.clientId, e.reason ?? 'disconnected'));
@@ -63,7 +76,11 @@ function setup(opts: {
               const count = Math.ceil(maskedVector.length / opts.partBytes);
               for (let index = 0; index < count; index++) {
                 const data = maskedVector.subarray(index * opts.partBytes, (index + 1) * opts.partBytes);
-                session.receive(id, { attempt: 0, stage: request.stage, reply: replyText, part: { index, count } }, data);
+                session.receive(
+                  id,
+                  { attempt: 0, stage: request.stage, reply: replyText, part: { index, count } },
+                  data,
+                );
               }
             } else {
               session.receive(id, { attempt: 0, stage: request.stage, reply: replyText }, maskedVector);
@@ -122,8 +139,10 @@ describe('SecAggSession', () => {
       beforeParts: (id, reply, vector, s) => {
         if (id !== 'c0') return;
         const stage = 'collect-masked-vectors' as const;
-        const part = (index: number, count: number, data: Uint8Array, text = reply) =>
-          () => s.receive(id, { attempt: 0, stage, reply: text, part: { index, count } }, data);
+        const part =
+          (index: number, count: number, data: Uint8Array, text = reply) =>
+          () =>
+            s.receive(id, { attempt: 0, stage, reply: text, part: { index, count } }, data);
         attempt(part(1, 3, vector.subarray(12, 24))); // part 1 before part 0
         attempt(part(0, 3, vector.subarray(0, 12))); // fine: part 0 kept
         attempt(part(0, 3, vector.subarray(0, 12))); // part 0 again
@@ -142,8 +161,16 @@ describe('SecAggSession', () => {
     // c0 completed its vector inside beforeParts; the loop's own part 0 then comes out of order.
     expect(errors.map((e) => (e as { code: string }).code)).toEqual(['SECAGG_MESSAGE_INVALID']);
     expect(refused.map((r) => r.split(':')[0])).toEqual([
-      'SECAGG_MESSAGE_INVALID', 'accepted', 'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID',
-      'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID', 'SECAGG_MESSAGE_INVALID', 'accepted', 'accepted',
+      'SECAGG_MESSAGE_INVALID',
+      'accepted',
+      'SECAGG_MESSAGE_INVALID',
+      'SECAGG_MESSAGE_INVALID',
+      'SECAGG_MESSAGE_INVALID',
+      'SECAGG_MESSAGE_INVALID',
+      'SECAGG_MESSAGE_INVALID',
+      'SECAGG_MESSAGE_INVALID',
+      'accepted',
+      'accepted',
     ]);
     expect(refused[0]).toMatch(/expected masked-vector part 0, got part 1/);
     expect(refused[5]).toMatch(/add up to exactly 28 bytes/);
@@ -165,7 +192,10 @@ describe('SecAggSession', () => {
     const { session } = setup({ silent: { c3: 'setup' } });
     const result = await session.run();
     expect(result.participants).toEqual(['c0', 'c1', 'c2']);
-    expect(result.failures[0]).toMatchObject({ clientId: 'c3', reason: expect.stringMatching(/SECAGG_DROPOUT at setup/) });
+    expect(result.failures[0]).toMatchObject({
+      clientId: 'c3',
+      reason: expect.stringMatching(/SECAGG_DROPOUT at setup/),
+    });
   });
 
   it('aborts with ROUND_QUORUM_NOT_MET when fewer than minClients survive', async () => {
@@ -177,14 +207,30 @@ describe('SecAggSession', () => {
   it('refuses replies for another attempt, stage or client, and ones carrying misplaced data', async () => {
     const { session } = setup({ silent: { c0: 'setup', c1: 'setup', c2: 'setup', c3: 'setup' } });
     const running = session.run().catch((e) => e);
-    const body = { attempt: 0, stage: 'setup' as const, reply: encodeBinaryJson({ stage: 'setup', roundId: 'job1:1:0', clientId: 'c0' }) };
-    expect(() => session.receive('c0', { ...body, attempt: 1 }, undefined)).toThrow(expect.objectContaining({ code: 'ROUND_WRONG' }));
-    expect(() => session.receive('zz', body, undefined)).toThrow(expect.objectContaining({ code: 'ROUND_NOT_SELECTED' }));
-    expect(() => session.receive('c0', { ...body, stage: 'unmask' }, undefined)).toThrow(expect.objectContaining({ code: 'SECAGG_STAGE_OUT_OF_ORDER' }));
+    const body = {
+      attempt: 0,
+      stage: 'setup' as const,
+      reply: encodeBinaryJson({ stage: 'setup', roundId: 'job1:1:0', clientId: 'c0' }),
+    };
+    expect(() => session.receive('c0', { ...body, attempt: 1 }, undefined)).toThrow(
+      expect.objectContaining({ code: 'ROUND_WRONG' }),
+    );
+    expect(() => session.receive('zz', body, undefined)).toThrow(
+      expect.objectContaining({ code: 'ROUND_NOT_SELECTED' }),
+    );
+    expect(() => session.receive('c0', { ...body, stage: 'unmask' }, undefined)).toThrow(
+      expect.objectContaining({ code: 'SECAGG_STAGE_OUT_OF_ORDER' }),
+    );
     expect(() => session.receive('c1', body, undefined)).toThrow(/another client/);
-    expect(() => session.receive('c0', body, new Uint8Array(4))).toThrow(expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }));
-    expect(() => session.receive('c0', { ...body, reply: '{' }, undefined)).toThrow(expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }));
-    expect(() => session.receive('c0', body, undefined)).toThrow(expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' })); // no keys
+    expect(() => session.receive('c0', body, new Uint8Array(4))).toThrow(
+      expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }),
+    );
+    expect(() => session.receive('c0', { ...body, reply: '{' }, undefined)).toThrow(
+      expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }),
+    );
+    expect(() => session.receive('c0', body, undefined)).toThrow(
+      expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }),
+    ); // no keys
     expect(await running).toMatchObject({ code: 'ROUND_QUORUM_NOT_MET' });
   });
 });

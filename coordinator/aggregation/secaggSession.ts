@@ -3,7 +3,13 @@ import { sizeOfShape, type TensorManifestEntry } from '../../shared/codec/tensor
 import { TributaryError } from '../../shared/errors';
 import type { SecAggOptions } from '../../shared/schemas/jobSpec';
 import { EVENTS, type SecAggReplyBody, type SecAggRequest } from '../../shared/schemas/messages';
-import { dequantizeSum, SecAggPlusServer, secaggError, type SecAggDropout, type SecAggStage } from '../../shared/secagg';
+import {
+  dequantizeSum,
+  SecAggPlusServer,
+  secaggError,
+  type SecAggDropout,
+  type SecAggStage,
+} from '../../shared/secagg';
 import type { RoundFailure } from '../store/store';
 import type { AggregatedUpdates } from '../strategy/strategy';
 import type { ClientDirectory } from '../transport/clientDirectory';
@@ -97,14 +103,19 @@ export class SecAggSession {
         const link = this.dropped.has(clientId) ? undefined : this.opts.directory.link(clientId);
         if (!link) continue; // never answers: advance() records it as a dropout
         const request: SecAggRequest = {
-          jobId: this.opts.jobId, round: this.opts.round, attempt: this.opts.attempt, stage: step.stage, payload: encodeBinaryJson(message),
+          jobId: this.opts.jobId,
+          round: this.opts.round,
+          attempt: this.opts.attempt,
+          stage: step.stage,
+          payload: encodeBinaryJson(message),
         };
         this.waiting.add(clientId);
         link.send(EVENTS.secaggRequest, request);
       }
-      const timeout = step.stage === 'collect-masked-vectors'
-        ? Math.max(this.opts.options.stageTimeoutMs, this.opts.trainingDeadline - this.now())
-        : this.opts.options.stageTimeoutMs;
+      const timeout =
+        step.stage === 'collect-masked-vectors'
+          ? Math.max(this.opts.options.stageTimeoutMs, this.opts.trainingDeadline - this.now())
+          : this.opts.options.stageTimeoutMs;
       await this.waitForReplies(timeout);
       this.waiting = new Set();
       // An incomplete multi-part masked vector is no reply: its sender is a dropout.
@@ -116,7 +127,10 @@ export class SecAggSession {
     const total = dequantizeSum(sum, contributors.length, this.quantization);
     const weightSum = total[total.length - 1];
     if (!(weightSum > 0)) {
-      throw secaggError('SECAGG_RECONSTRUCTION_FAILED', `SecAgg+ sum of weights is ${weightSum}; expected a positive number`);
+      throw secaggError(
+        'SECAGG_RECONSTRUCTION_FAILED',
+        `SecAgg+ sum of weights is ${weightSum}; expected a positive number`,
+      );
     }
     const weightedDeltaSum: Float64Array[] = [];
     let offset = 0;
@@ -140,15 +154,26 @@ export class SecAggSession {
    */
   receive(clientId: string, body: SecAggReplyBody, data: Uint8Array | undefined): void {
     if (body.attempt !== this.opts.attempt) {
-      throw new TributaryError('ROUND_WRONG', `Expected attempt ${this.opts.attempt} of round ${this.opts.round}, got ${body.attempt}.`);
+      throw new TributaryError(
+        'ROUND_WRONG',
+        `Expected attempt ${this.opts.attempt} of round ${this.opts.round}, got ${body.attempt}.`,
+      );
     }
     if (!this.selected.has(clientId) || this.dropped.has(clientId)) {
-      throw new TributaryError('ROUND_NOT_SELECTED', `The client is not (or no longer) in round ${this.opts.round}'s secure aggregation.`);
+      throw new TributaryError(
+        'ROUND_NOT_SELECTED',
+        `The client is not (or no longer) in round ${this.opts.round}'s secure aggregation.`,
+      );
     }
     if (this.stage === null || body.stage !== this.stage) {
-      throw secaggError('SECAGG_STAGE_OUT_OF_ORDER', `SecAgg+ session: expected ${this.stage ?? '(none)'} stage, got ${body.stage} stage`, {
-        expected: this.stage, got: body.stage,
-      });
+      throw secaggError(
+        'SECAGG_STAGE_OUT_OF_ORDER',
+        `SecAgg+ session: expected ${this.stage ?? '(none)'} stage, got ${body.stage} stage`,
+        {
+          expected: this.stage,
+          got: body.stage,
+        },
+      );
     }
     let reply: unknown;
     try {
@@ -161,16 +186,29 @@ export class SecAggSession {
     }
     const r = reply as Record<string, unknown>;
     if (r.clientId !== clientId) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ session: the reply names another client than the connection');
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        'SecAgg+ session: the reply names another client than the connection',
+      );
     }
     if (body.stage === 'collect-masked-vectors') {
-      if (!data) throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ session: the masked vector must be the message data');
-      if ('maskedVector' in r) throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ session: the masked vector belongs in the message data, not the body');
-      const vector = body.part ? this.assemblePart(clientId, body, data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (!data)
+        throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ session: the masked vector must be the message data');
+      if ('maskedVector' in r)
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          'SecAgg+ session: the masked vector belongs in the message data, not the body',
+        );
+      const vector = body.part
+        ? this.assemblePart(clientId, body, data)
+        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       if (!vector) return; // more parts to come
       r.maskedVector = vector;
     } else if (data || body.part) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ session: a ${body.stage} reply carries no binary data and has no parts`);
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ session: a ${body.stage} reply carries no binary data and has no parts`,
+      );
     }
     this.server.receive(r); // validates with the SecAgg+ schemas; keeps nothing on error
     this.partial.delete(clientId);
@@ -189,22 +227,36 @@ export class SecAggSession {
     const current = this.partial.get(clientId);
     const next = current?.next ?? 0;
     if (part.index !== next) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ session: expected masked-vector part ${next}, got part ${part.index}`);
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ session: expected masked-vector part ${next}, got part ${part.index}`,
+      );
     }
     if (current && (part.count !== current.count || body.reply !== current.reply)) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ session: part ${part.index} disagrees with part 0 on the part count or the reply`);
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ session: part ${part.index} disagrees with part 0 on the part count or the reply`,
+      );
     }
     const filled = current?.filled ?? 0;
     const last = part.index === part.count - 1;
     if (data.length === 0 || filled + data.length > expectedBytes || (last && filled + data.length !== expectedBytes)) {
-      throw secaggError('SECAGG_MESSAGE_INVALID',
-        `SecAgg+ session: masked-vector parts must add up to exactly ${expectedBytes} bytes; part ${part.index} of ${part.count} brings ${filled} + ${data.length}`);
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ session: masked-vector parts must add up to exactly ${expectedBytes} bytes; part ${part.index} of ${part.count} brings ${filled} + ${data.length}`,
+      );
     }
     const bytes = current?.bytes ?? new Uint8Array(expectedBytes);
     bytes.set(data, filled);
     // Kept until the SecAgg+ server accepts the whole vector, so a refused last part can be resent.
     if (last) return bytes;
-    this.partial.set(clientId, { count: part.count, reply: body.reply, next: next + 1, filled: filled + data.length, bytes });
+    this.partial.set(clientId, {
+      count: part.count,
+      reply: body.reply,
+      next: next + 1,
+      filled: filled + data.length,
+      bytes,
+    });
     return null;
   }
 
@@ -247,7 +299,11 @@ export class SecAggSession {
       if (seen.has(d.clientId)) continue;
       seen.add(d.clientId);
       const left = this.dropped.get(d.clientId);
-      out.push({ clientId: d.clientId, reason: left !== undefined ? `DISCONNECTED at ${d.stage}: ${left}` : `SECAGG_DROPOUT at ${d.stage} (${d.reason})` });
+      out.push({
+        clientId: d.clientId,
+        reason:
+          left !== undefined ? `DISCONNECTED at ${d.stage}: ${left}` : `SECAGG_DROPOUT at ${d.stage} (${d.reason})`,
+      });
     }
     return out;
   }

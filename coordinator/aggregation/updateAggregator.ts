@@ -28,4 +28,7 @@ export interface AggregationContext {
   attempt: number;
 }
 
-export type UpdateAggregatorFactory = (manifest: readonly TensorManifestEntry[], context?: AggregationContext) => UpdateAggregator;
+export type UpdateAggregatorFactory = (
+  manifest: readonly TensorManifestEntry[],
+  context?: AggregationContext,
+) => UpdateAggregator;

@@ -60,7 +60,10 @@ export class ChainConnection {
   close(): void {
     const ready = this.ready;
     this.ready = null;
-    void ready?.then(({ provider }) => provider.destroy(), () => undefined);
+    void ready?.then(
+      ({ provider }) => provider.destroy(),
+      () => undefined,
+    );
   }
 
   private connect() {

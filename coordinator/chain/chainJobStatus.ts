@@ -50,9 +50,16 @@ export interface ChainJobStatus {
 /** A chain job's status before its worker has read the chain. */
 export function initialChainJobStatus(chain: ChainSpec, coordinatorAddress: string, funded: boolean): ChainJobStatus {
   return {
-    escrow: chain.escrow, chainId: chain.chainId, onChainJobId: chain.jobId, coordinatorAddress, funded,
-    budgetWei: null, commits: [],
+    escrow: chain.escrow,
+    chainId: chain.chainId,
+    onChainJobId: chain.jobId,
+    coordinatorAddress,
+    funded,
+    budgetWei: null,
+    commits: [],
     settlement: { status: 'waiting', root: null, totalWei: null, scoreLabel: null, txHash: null },
-    lastRpcError: null, retries: 0, consecutiveFailures: 0,
+    lastRpcError: null,
+    retries: 0,
+    consecutiveFailures: 0,
   };
 }

@@ -7,7 +7,9 @@ import { ChainJobWorker, type ChainJobWorkerDeps } from './chainJobWorker';
 
 const coordinator = Wallet.createRandom().address;
 const job = {
-  id: 'job_wake', status: 'pending', currentRound: 0,
+  id: 'job_wake',
+  status: 'pending',
+  currentRound: 0,
   spec: { chain: { escrow: Wallet.createRandom().address, jobId: '1', chainId: 31337 } },
 } as unknown as JobRecord;
 
@@ -39,12 +41,16 @@ describe('ChainJobWorker', () => {
       },
       scoresFor: async () => ({ label: 'participation', scores: [] }),
       logger: createLogger('silent'),
-      retryBaseMs: 10, retryMaxMs: 10,
+      retryBaseMs: 10,
+      retryMaxMs: 10,
       pollMs: 10, // step 1's wait ends by its timer
     };
-    const reached = (n: number) => new Promise<void>((resolve) => {
-      stepStarted = (count) => { if (count >= n) resolve(); };
-    });
+    const reached = (n: number) =>
+      new Promise<void>((resolve) => {
+        stepStarted = (count) => {
+          if (count >= n) resolve();
+        };
+      });
     const worker = new ChainJobWorker(job, deps);
     try {
       const second = reached(2);

@@ -58,7 +58,10 @@ export class ChainJobWorker {
   private logsScanned = false;
   private readonly commits = new Map<number, RoundCommitStatus>();
 
-  constructor(private readonly job: JobRecord, private readonly deps: ChainJobWorkerDeps) {
+  constructor(
+    private readonly job: JobRecord,
+    private readonly deps: ChainJobWorkerDeps,
+  ) {
     const chain = job.spec.chain!;
     this.onChainId = BigInt(chain.jobId);
     this.status = initialChainJobStatus(chain, deps.chain.address, job.status !== 'pending');
@@ -134,7 +137,8 @@ export class ChainJobWorker {
     await this.trackRounds(job);
     if (!this.chainChecked) {
       const chainId = await chain.chainId();
-      if (chainId !== spec.chainId) return this.halt(`the RPC is on chain ${chainId}, the job's escrow on chain ${spec.chainId}`);
+      if (chainId !== spec.chainId)
+        return this.halt(`the RPC is on chain ${chainId}, the job's escrow on chain ${spec.chainId}`);
       this.chainChecked = true;
     }
     const escrow = await chain.escrow(spec.escrow);
@@ -148,7 +152,9 @@ export class ChainJobWorker {
     }
     this.status.budgetWei = onChain.budget.toString();
     if (onChain.coordinator.toLowerCase() !== chain.address.toLowerCase()) {
-      return this.halt(`the escrow job's coordinator is ${onChain.coordinator}, not this coordinator (${chain.address})`);
+      return this.halt(
+        `the escrow job's coordinator is ${onChain.coordinator}, not this coordinator (${chain.address})`,
+      );
     }
 
     if (job.status === 'pending') {
@@ -192,7 +198,8 @@ export class ChainJobWorker {
       if (!c) throw new Error(`round ${round} is committed in the store but has no completed round record`);
       try {
         const { receipt } = await chain.exclusive(`commitRound ${round}`, () =>
-          escrow.commitRound(this.onChainId, { round, modelHash: c.modelHash, metric: c.metric }));
+          escrow.commitRound(this.onChainId, { round, modelHash: c.modelHash, metric: c.metric }),
+        );
         c.status = 'committed';
         c.txHash = receipt.hash;
         this.deps.logger.info('round committed on chain', { jobId: job.id, round, txHash: receipt.hash });
@@ -211,10 +218,18 @@ export class ChainJobWorker {
   /** Adds every committed round of the store to the commit list (as pending until the chain has it). */
   private async trackRounds(job: JobRecord): Promise<void> {
     if (job.currentRound === 0 || this.commits.has(job.currentRound)) return;
-    const rounds = (await this.deps.store.listRounds(job.id)).filter((r) => r.status === 'completed' && r.round <= job.currentRound);
+    const rounds = (await this.deps.store.listRounds(job.id)).filter(
+      (r) => r.status === 'completed' && r.round <= job.currentRound,
+    );
     for (const r of rounds) {
       if (!this.commits.has(r.round)) {
-        this.commits.set(r.round, { round: r.round, modelHash: modelHashBytes32(r.modelHash!), metric: metricOf(r.metrics), status: 'pending', txHash: null });
+        this.commits.set(r.round, {
+          round: r.round,
+          modelHash: modelHashBytes32(r.modelHash!),
+          metric: metricOf(r.metrics),
+          status: 'pending',
+          txHash: null,
+        });
       }
     }
   }
@@ -226,13 +241,16 @@ export class ChainJobWorker {
     let plan = await store.loadPayoutPlan(job.id);
     if (onChain.status === EscrowStatus.Settled) {
       if (!plan || plan.root.toLowerCase() !== onChain.payoutRoot.toLowerCase()) {
-        return this.halt(`the escrow is settled with root ${onChain.payoutRoot}, which is not this coordinator's stored plan`);
+        return this.halt(
+          `the escrow is settled with root ${onChain.payoutRoot}, which is not this coordinator's stored plan`,
+        );
       }
       this.showPlan(plan);
       s.status = 'settled';
       return 'finished';
     }
-    if (onChain.status !== EscrowStatus.Open) return this.halt(`the escrow job is no longer open (status ${onChain.status}: recovered by the buyer)`);
+    if (onChain.status !== EscrowStatus.Open)
+      return this.halt(`the escrow job is no longer open (status ${onChain.status}: recovered by the buyer)`);
     // Rounds were committed in this step (onChain was read before): settle from a fresh read.
     if (Number(onChain.lastRound) < job.currentRound) return 'progress';
     if (job.currentRound === 0) {
@@ -250,7 +268,9 @@ export class ChainJobWorker {
     this.showPlan(plan);
     s.status = 'pending';
     try {
-      const receipt = await chain.exclusive('settle', () => escrow.settle(this.onChainId, plan.root, BigInt(plan.totalWei)));
+      const receipt = await chain.exclusive('settle', () =>
+        escrow.settle(this.onChainId, plan.root, BigInt(plan.totalWei)),
+      );
       s.txHash = receipt.hash;
     } catch (err) {
       if (err instanceof EscrowRevertError && err.errorName !== 'AlreadySettled') {
@@ -282,7 +302,10 @@ export class ChainJobWorker {
       const settled = await this.deps.chain.timed('getLogs', c.queryFilter(c.filters.Settled(this.onChainId)));
       if (settled[0]) this.status.settlement.txHash ??= settled[0].transactionHash;
     } catch (err) {
-      this.deps.logger.debug('escrow log scan failed (transaction hashes of earlier commits stay unknown)', { jobId: this.job.id, message: this.deps.chain.redact(errorText(err)) });
+      this.deps.logger.debug('escrow log scan failed (transaction hashes of earlier commits stay unknown)', {
+        jobId: this.job.id,
+        message: this.deps.chain.redact(errorText(err)),
+      });
     }
   }
 

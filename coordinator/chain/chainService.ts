@@ -47,15 +47,16 @@ export class ChainService {
 
   constructor(private readonly options: ChainServiceOptions) {
     const { config } = options;
-    this.connection = config.rpcUrl && config.coordinatorPrivateKey
-      ? new ChainConnection({
-        rpcUrl: config.rpcUrl,
-        privateKey: config.coordinatorPrivateKey,
-        pollingMs: Math.min(config.chainPollMs, 1000),
-        requestTimeoutMs: Math.min(options.requestTimeoutMs ?? 15_000, config.chainTxTimeoutMs),
-        txTimeoutMs: config.chainTxTimeoutMs,
-      })
-      : null;
+    this.connection =
+      config.rpcUrl && config.coordinatorPrivateKey
+        ? new ChainConnection({
+            rpcUrl: config.rpcUrl,
+            privateKey: config.coordinatorPrivateKey,
+            pollingMs: Math.min(config.chainPollMs, 1000),
+            requestTimeoutMs: Math.min(options.requestTimeoutMs ?? 15_000, config.chainTxTimeoutMs),
+            txTimeoutMs: config.chainTxTimeoutMs,
+          })
+        : null;
     this.scoresFor = options.scoresFor ?? participationScores(options.store);
   }
 
@@ -77,12 +78,23 @@ export class ChainService {
     const chain = spec.chain;
     if (!chain) return;
     if (!this.connection) {
-      throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator has no chain configured (set TRIBUTARY_RPC_URL and TRIBUTARY_COORDINATOR_KEY) and cannot run jobs with a chain config.');
+      throw new TributaryError(
+        'JOB_SPEC_INVALID',
+        'chain: this coordinator has no chain configured (set TRIBUTARY_RPC_URL and TRIBUTARY_COORDINATOR_KEY) and cannot run jobs with a chain config.',
+      );
     }
-    const taken = (await this.options.store.listJobs()).find((j) => j.spec.chain
-      && j.spec.chain.chainId === chain.chainId && j.spec.chain.jobId === chain.jobId && j.spec.chain.escrow.toLowerCase() === chain.escrow.toLowerCase());
+    const taken = (await this.options.store.listJobs()).find(
+      (j) =>
+        j.spec.chain &&
+        j.spec.chain.chainId === chain.chainId &&
+        j.spec.chain.jobId === chain.jobId &&
+        j.spec.chain.escrow.toLowerCase() === chain.escrow.toLowerCase(),
+    );
     if (taken) {
-      throw new TributaryError('JOB_SPEC_INVALID', `chain: escrow job ${chain.jobId} of ${chain.escrow} (chain ${chain.chainId}) already pays job ${taken.id}; create a new escrow job.`);
+      throw new TributaryError(
+        'JOB_SPEC_INVALID',
+        `chain: escrow job ${chain.jobId} of ${chain.escrow} (chain ${chain.chainId}) already pays job ${taken.id}; create a new escrow job.`,
+      );
     }
   }
 
@@ -92,8 +104,14 @@ export class ChainService {
     if (!this.jobs) throw new Error('ChainService.bind was not called');
     const { config, store, logger } = this.options;
     const worker = new ChainJobWorker(job, {
-      chain: this.connection, store, jobs: this.jobs, scoresFor: this.scoresFor, logger,
-      retryBaseMs: config.chainRetryBaseMs, retryMaxMs: config.chainRetryMaxMs, pollMs: config.chainPollMs,
+      chain: this.connection,
+      store,
+      jobs: this.jobs,
+      scoresFor: this.scoresFor,
+      logger,
+      retryBaseMs: config.chainRetryBaseMs,
+      retryMaxMs: config.chainRetryMaxMs,
+      pollMs: config.chainPollMs,
     });
     this.workers.set(job.id, worker);
     worker.start();
@@ -141,11 +159,16 @@ export class ChainService {
 
   /** GET /v1/jobs/:id/payouts/:address */
   async payout(job: JobRecord, address: string): Promise<PayoutView> {
-    if (!isAddress(address)) throw new TributaryError('VALIDATION_FAILED', `"${address}" is not an Ethereum address (0x followed by 40 hex digits).`);
+    if (!isAddress(address))
+      throw new TributaryError(
+        'VALIDATION_FAILED',
+        `"${address}" is not an Ethereum address (0x followed by 40 hex digits).`,
+      );
     const account = getAddress(address.toLowerCase());
     const plan = await this.settledPlan(job);
     const allocation = plan.allocations.find((a) => a.account === account);
-    if (!allocation) throw new TributaryError('PAYOUT_NOT_FOUND', `${account} has no payout in job ${job.id}'s settlement.`);
+    if (!allocation)
+      throw new TributaryError('PAYOUT_NOT_FOUND', `${account} has no payout in job ${job.id}'s settlement.`);
     return this.view(job, plan, allocation);
   }
 
@@ -159,15 +182,27 @@ export class ChainService {
     requireChain(job);
     const settled = this.workers.get(job.id)?.status.settlement.status === 'settled';
     const plan = settled ? await this.options.store.loadPayoutPlan(job.id) : null;
-    if (!plan) throw new TributaryError('PAYOUT_NOT_READY', `Job ${job.id} has not settled on chain yet; payouts are published after settlement.`);
+    if (!plan)
+      throw new TributaryError(
+        'PAYOUT_NOT_READY',
+        `Job ${job.id} has not settled on chain yet; payouts are published after settlement.`,
+      );
     return plan;
   }
 
   private view(job: JobRecord, plan: PayoutPlanRecord, a: PayoutPlanRecord['allocations'][number]): PayoutView {
     const chain = requireChain(job);
     return {
-      jobId: job.id, escrow: chain.escrow, chainId: chain.chainId, onChainJobId: chain.jobId,
-      account: a.account, amountWei: a.amountWei, proof: a.proof, score: a.score, scoreLabel: plan.scoreLabel, clientIds: a.clientIds,
+      jobId: job.id,
+      escrow: chain.escrow,
+      chainId: chain.chainId,
+      onChainJobId: chain.jobId,
+      account: a.account,
+      amountWei: a.amountWei,
+      proof: a.proof,
+      score: a.score,
+      scoreLabel: plan.scoreLabel,
+      clientIds: a.clientIds,
     };
   }
 }

@@ -25,6 +25,8 @@ export const PARTICIPATION_LABEL = 'participation';
 export function participationScores(store: Store): ScoresFor {
   return async (jobId) => ({
     label: PARTICIPATION_LABEL,
-    scores: (await store.listParticipants(jobId)).filter((p) => p.roundsCompleted > 0).map((p) => ({ clientId: p.clientId, score: p.roundsCompleted })),
+    scores: (await store.listParticipants(jobId))
+      .filter((p) => p.roundsCompleted > 0)
+      .map((p) => ({ clientId: p.clientId, score: p.roundsCompleted })),
   });
 }

@@ -28,7 +28,10 @@ export function buildPayoutPlan(
   }
   // A fixed order (by address) so the same scores always give the same tree.
   const accounts = [...byAccount.keys()].sort();
-  const plan = computePayouts(pool, accounts.map((account) => ({ account, score: byAccount.get(account)!.score })));
+  const plan = computePayouts(
+    pool,
+    accounts.map((account) => ({ account, score: byAccount.get(account)!.score })),
+  );
   return {
     jobId,
     root: plan.root,
@@ -38,7 +41,13 @@ export function buildPayoutPlan(
     scoreLabel,
     allocations: plan.allocations.map((a) => {
       const entry = byAccount.get(a.account)!;
-      return { account: a.account, amountWei: a.amount.toString(), proof: a.proof, clientIds: entry.clientIds, score: entry.score };
+      return {
+        account: a.account,
+        amountWei: a.amount.toString(),
+        proof: a.proof,
+        clientIds: entry.clientIds,
+        score: entry.score,
+      };
     }),
     createdAt: now,
   };

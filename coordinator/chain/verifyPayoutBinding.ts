@@ -16,10 +16,16 @@ export function verifyPayoutBinding(clientId: string, binding: PayoutBinding): s
   try {
     address = getAddress(binding.address);
   } catch {
-    throw new TributaryError('PAYOUT_BINDING_INVALID', `"${binding.address}" is not a valid Ethereum address (bad checksum?).`);
+    throw new TributaryError(
+      'PAYOUT_BINDING_INVALID',
+      `"${binding.address}" is not a valid Ethereum address (bad checksum?).`,
+    );
   }
   if (!verifier.verifyBytes(clientId, payoutBindingBytes(clientId, address), binding.ed25519Signature)) {
-    throw new TributaryError('PAYOUT_BINDING_INVALID', 'The Ed25519 signature over the payout address does not verify under the client\'s key.');
+    throw new TributaryError(
+      'PAYOUT_BINDING_INVALID',
+      "The Ed25519 signature over the payout address does not verify under the client's key.",
+    );
   }
   let signer: string;
   try {
@@ -28,7 +34,10 @@ export function verifyPayoutBinding(clientId: string, binding: PayoutBinding): s
     signer = '';
   }
   if (signer !== address) {
-    throw new TributaryError('PAYOUT_BINDING_INVALID', `The EIP-191 signature over the client id was not made by ${address}.`);
+    throw new TributaryError(
+      'PAYOUT_BINDING_INVALID',
+      `The EIP-191 signature over the client id was not made by ${address}.`,
+    );
   }
   return address;
 }

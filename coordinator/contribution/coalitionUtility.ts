@@ -30,6 +30,13 @@ export function coalitionUtility(
 ): Utility {
   return async (coalition) => {
     if (coalition.length === 0) return 0;
-    return (await metric(fedAvgStep(previous, coalition.map((i) => players[i])))) - baseline;
+    return (
+      (await metric(
+        fedAvgStep(
+          previous,
+          coalition.map((i) => players[i]),
+        ),
+      )) - baseline
+    );
   };
 }

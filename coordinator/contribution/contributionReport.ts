@@ -89,7 +89,11 @@ export function payoutShares(scores: readonly number[]): number[] {
 }
 
 /** Accumulates the persisted per-round values of a job into per-client scores and shares. */
-export function buildContributionReport(job: JobRecord, rounds: readonly RoundRecord[], hasValidationSet: boolean): ContributionReport {
+export function buildContributionReport(
+  job: JobRecord,
+  rounds: readonly RoundRecord[],
+  hasValidationSet: boolean,
+): ContributionReport {
   const committed = rounds.filter((r) => r.status === 'completed');
   const scored = committed.filter((r) => r.contribution);
   const plaintext = job.spec.secureAggregation === 'none';
@@ -107,7 +111,11 @@ export function buildContributionReport(job: JobRecord, rounds: readonly RoundRe
     }
   } else {
     const sigmas = contributionOptionsOf(job.spec).lowerBoundSigmas;
-    for (const e of privateScores(scored.map((r) => r.contribution!), sigmas)) totals.set(e.clientId, e);
+    for (const e of privateScores(
+      scored.map((r) => r.contribution!),
+      sigmas,
+    ))
+      totals.set(e.clientId, e);
   }
   const ids = [...totals.keys()].sort();
   const shares = payoutShares(ids.map((id) => totals.get(id)!.score));
@@ -117,7 +125,11 @@ export function buildContributionReport(job: JobRecord, rounds: readonly RoundRe
   return {
     jobId: job.id,
     status: hasValidationSet || scored.length > 0 ? 'scored' : 'skipped',
-    ...(hasValidationSet || scored.length > 0 ? {} : { reason: 'The job has no validation set: upload one (PUT /v1/jobs/:id/validation-set) to score contributions.' }),
+    ...(hasValidationSet || scored.length > 0
+      ? {}
+      : {
+          reason: 'The job has no validation set: upload one (PUT /v1/jobs/:id/validation-set) to score contributions.',
+        }),
     method: plaintext ? 'shapley' : 'cohort-shapley-least-squares',
     metric: contributionOptionsOf(job.spec).metric,
     unscoredRounds: committed.filter((r) => !r.contribution).map((r) => r.round),
@@ -133,4 +145,3 @@ export async function contributionReport(store: Store, jobId: string): Promise<C
   const [rounds, validation] = await Promise.all([store.listRounds(jobId), store.loadValidationSet(jobId)]);
   return buildContributionReport(job, rounds, validation !== null);
 }
-

@@ -10,13 +10,34 @@ import type { JobRecord, RoundRecord } from '../store/store';
 import { ContributionScorer } from './contributionScorer';
 
 const spec = JobSpecSchema.parse({
-  name: 'scorer', model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] }, input: { shape: [3], numClasses: 2 }, rounds: 2,
+  name: 'scorer',
+  model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+  input: { shape: [3], numClasses: 2 },
+  rounds: 2,
   secureAggregation: 'none',
 });
 const at = new Date(0);
-const job: JobRecord = { id: 'job_scorer', spec, status: 'running', currentRound: 1, modelHash: '0'.repeat(64), weightManifest: [], createdAt: at, updatedAt: at };
+const job: JobRecord = {
+  id: 'job_scorer',
+  spec,
+  status: 'running',
+  currentRound: 1,
+  modelHash: '0'.repeat(64),
+  weightManifest: [],
+  createdAt: at,
+  updatedAt: at,
+};
 const record: RoundRecord = {
-  jobId: job.id, round: 1, attempt: 0, status: 'completed', selected: ['a'], participants: ['a'], failures: [], metrics: {}, startedAt: at, finishedAt: at,
+  jobId: job.id,
+  round: 1,
+  attempt: 0,
+  status: 'completed',
+  selected: ['a'],
+  participants: ['a'],
+  failures: [],
+  metrics: {},
+  startedAt: at,
+  finishedAt: at,
 };
 const event: RoundCompletedEvent = { job, round: record, weights: [], modelHash: '0'.repeat(64), previousWeights: [] };
 
@@ -29,10 +50,18 @@ async function withValidationSet() {
   const store = new MemoryStore();
   await store.createJob(job);
   await store.saveRound(record);
-  const validation = { x: Float32Array.from([0, 1, 2, 3, 4, 5]), y: Int32Array.from([0, 1]), count: 2, exampleShape: [3] };
+  const validation = {
+    x: Float32Array.from([0, 1, 2, 3, 4, 5]),
+    y: Int32Array.from([0, 1]),
+    count: 2,
+    exampleShape: [3],
+  };
   await store.saveValidationSet(job.id, encodeDataset(validation));
   const errors: string[] = [];
-  const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+  const scorer = new ContributionScorer({
+    store,
+    logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined },
+  });
   return { store, scorer, errors, weights };
 }
 
@@ -42,7 +71,10 @@ describe('ContributionScorer', () => {
     await store.createJob(job);
     await store.saveRound(record);
     const errors: string[] = [];
-    const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+    const scorer = new ContributionScorer({
+      store,
+      logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined },
+    });
     expect(scorer.wantsClientUpdates(job.id)).toBe(true);
     await scorer.onRoundCompleted(event);
     await scorer.whenIdle(job.id);
@@ -59,7 +91,10 @@ describe('ContributionScorer', () => {
     await store.saveRound(record);
     await store.saveValidationSet(job.id, Uint8Array.from([1, 2, 3])); // not a dataset: decoding throws
     const errors: string[] = [];
-    const scorer = new ContributionScorer({ store, logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined } });
+    const scorer = new ContributionScorer({
+      store,
+      logger: { error: (m) => errors.push(m), info: () => undefined, debug: () => undefined },
+    });
     await expect(scorer.onRoundCompleted(event)).resolves.toBeUndefined();
     await scorer.whenIdle();
     expect(errors).toEqual(['contribution scoring failed']);
@@ -71,7 +106,7 @@ describe('ContributionScorer', () => {
     expect(errors).toHaveLength(1);
   });
 
-  it('frees the job\'s evaluation model when the job ends before its last round', async () => {
+  it("frees the job's evaluation model when the job ends before its last round", async () => {
     const { store, scorer, errors, weights } = await withValidationSet();
     const before = tf.memory().numTensors;
     // Round 1 of 2: the scorer builds its evaluation model and keeps it for round 2.
@@ -105,7 +140,12 @@ describe('ContributionScorer', () => {
       return (await store.listRounds(job.id))[0].contribution!.baseline;
     };
     const first = await baseline();
-    const relabelled = { x: Float32Array.from([0, 1, 2, 3, 4, 5]), y: Int32Array.from([1, 0]), count: 2, exampleShape: [3] };
+    const relabelled = {
+      x: Float32Array.from([0, 1, 2, 3, 4, 5]),
+      y: Int32Array.from([1, 0]),
+      count: 2,
+      exampleShape: [3],
+    };
     await store.saveValidationSet(job.id, encodeDataset(relabelled));
     expect(await baseline()).not.toBeCloseTo(first, 6);
     expect(errors).toEqual([]);

@@ -44,10 +44,12 @@ export class ContributionScorer {
     this.queues.set(jobId, queue);
     const backlog = queue.pending >= (this.options.maxBacklog ?? 2) ? queue.tail : null;
     queue.pending++;
-    queue.tail = queue.tail.then(() => this.score(event)).finally(() => {
-      queue.pending--;
-      if (event.round.round >= event.job.spec.rounds) this.forget(jobId);
-    });
+    queue.tail = queue.tail
+      .then(() => this.score(event))
+      .finally(() => {
+        queue.pending--;
+        if (event.round.round >= event.job.spec.rounds) this.forget(jobId);
+      });
     // Backpressure only: wait for the older rounds, never for this one.
     if (backlog) await backlog;
   };
@@ -105,31 +107,56 @@ export class ContributionScorer {
       }
       this.withoutValidation.delete(job.id);
       const players: RoundPlayer[] = event.clientUpdates ?? event.cohorts ?? [];
-      const contribution = players.length > 0
-        ? await scoreRound({ previous: event.previousWeights, players, metric, options, seed: deriveSeed(job.spec.seed, 'contribution', round.round) })
-        : await this.scoreWholeRound(event, metric, options.metric);
+      const contribution =
+        players.length > 0
+          ? await scoreRound({
+              previous: event.previousWeights,
+              players,
+              metric,
+              options,
+              seed: deriveSeed(job.spec.seed, 'contribution', round.round),
+            })
+          : await this.scoreWholeRound(event, metric, options.metric);
       // A model that overflowed evaluates to NaN, which would zero every score it is summed into: leave the round unscored.
-      if (![contribution.baseline, contribution.improvement, ...contribution.values.map((v) => v.value)].every(Number.isFinite)) {
+      if (
+        ![contribution.baseline, contribution.improvement, ...contribution.values.map((v) => v.value)].every(
+          Number.isFinite,
+        )
+      ) {
         throw new RangeError('the validation metric is not finite for some coalition');
       }
       await this.options.store.saveRound({ ...round, contribution });
       this.options.logger.debug('round scored', {
-        jobId: job.id, round: round.round, method: contribution.method, players: contribution.values.length,
-        evaluations: contribution.evaluations, ms: Math.round(performance.now() - started),
+        jobId: job.id,
+        round: round.round,
+        method: contribution.method,
+        players: contribution.values.length,
+        evaluations: contribution.evaluations,
+        ms: Math.round(performance.now() - started),
       });
     } catch (err) {
-      this.options.logger.error('contribution scoring failed', { jobId: job.id, round: round.round, message: String(err) });
+      this.options.logger.error('contribution scoring failed', {
+        jobId: job.id,
+        round: round.round,
+        message: String(err),
+      });
     }
   }
 
   /** Only the round's total is known: the participants form one group whose value is the round's improvement. */
   private async scoreWholeRound(
-    event: RoundCompletedEvent, metric: (w: RoundCompletedEvent['weights']) => Promise<number>, name: 'accuracy' | 'loss',
+    event: RoundCompletedEvent,
+    metric: (w: RoundCompletedEvent['weights']) => Promise<number>,
+    name: 'accuracy' | 'loss',
   ) {
     const baseline = await metric(event.previousWeights);
     const improvement = (await metric(event.weights)) - baseline;
     return {
-      method: 'exact' as const, metric: name, baseline, improvement, evaluations: 2,
+      method: 'exact' as const,
+      metric: name,
+      baseline,
+      improvement,
+      evaluations: 2,
       values: [{ members: [...event.round.participants], value: improvement }],
     };
   }

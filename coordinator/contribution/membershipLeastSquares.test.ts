@@ -26,7 +26,10 @@ describe('membershipLeastSquares', () => {
 
   it('ignores non-finite values and returns nothing for no groups', () => {
     expect(membershipLeastSquares([])).toEqual([]);
-    const estimates = membershipLeastSquares([{ members: ['p', 'q'], value: Number.NaN }, { members: ['p', 'q'], value: 1 }]);
+    const estimates = membershipLeastSquares([
+      { members: ['p', 'q'], value: Number.NaN },
+      { members: ['p', 'q'], value: 1 },
+    ]);
     expect(estimates.map((e) => e.rounds)).toEqual([1, 1]);
     expect(estimates[0].perRound).toBeCloseTo(0.5, 4);
   });

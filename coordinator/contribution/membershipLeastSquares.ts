@@ -63,7 +63,13 @@ export function membershipLeastSquares(groups: readonly GroupValue[], ridge = 1e
     const unit = new Float64Array(n);
     unit[i] = 1;
     const inverseDiagonal = choleskySolve(factor, unit, n)[i];
-    return { clientId, perRound: x[i], standardError: Math.sqrt(sigma2 * inverseDiagonal), total: x[i] * rounds[i], rounds: rounds[i] };
+    return {
+      clientId,
+      perRound: x[i],
+      standardError: Math.sqrt(sigma2 * inverseDiagonal),
+      total: x[i] * rounds[i],
+      rounds: rounds[i],
+    };
   });
 }
 

@@ -11,13 +11,14 @@ jest.setTimeout(60_000);
 const previous: NamedTensor[] = [{ name: 'w', shape: [2], data: Float32Array.from([1, -1]) }];
 /** A player that moves the model by `delta` with `n` examples. */
 const player = (id: string, delta: [number, number], n: number): RoundPlayer => ({
-  members: [id], updates: { weightedDeltaSum: [Float64Array.from(delta, (d) => d * n)], totalExamples: n, clientCount: 1 },
+  members: [id],
+  updates: { weightedDeltaSum: [Float64Array.from(delta, (d) => d * n)], totalExamples: n, clientCount: 1 },
 });
 /** Higher is better: minus the distance to the target [2, 0]. */
 const metric = async (w: readonly NamedTensor[]) => -Math.hypot(w[0].data[0] - 2, w[0].data[1]);
 
 describe('fedAvgStep', () => {
-  it('applies the example-weighted mean of the players\' deltas; no players leave the model as it was', () => {
+  it("applies the example-weighted mean of the players' deltas; no players leave the model as it was", () => {
     const step = fedAvgStep(previous, [player('a', [1, 1], 3).updates, player('b', [-1, 0], 1).updates]);
     expect(Array.from(step[0].data)).toEqual([1.5, -0.25]);
     expect(Array.from(fedAvgStep(previous, [])[0].data)).toEqual([1, -1]);
@@ -25,7 +26,12 @@ describe('fedAvgStep', () => {
 });
 
 describe('scoreRound', () => {
-  const players = [player('good', [1, 1], 2), player('half', [0.5, 0.5], 1), player('bad', [-1, -1], 1), player('idle', [0, 0], 1)];
+  const players = [
+    player('good', [1, 1], 2),
+    player('half', [0.5, 0.5], 1),
+    player('bad', [-1, -1], 1),
+    player('idle', [0, 0], 1),
+  ];
 
   it('exact Shapley up to exactUpTo players: efficient, ranks by usefulness, 2^n evaluations', async () => {
     const options = ContributionOptionsSchema.parse({});
@@ -63,7 +69,9 @@ describe('GTG-Shapley on the planted federation (6 clients)', () => {
     const gtg = total((r) => r.gtg!);
     const rho = spearman(exact, gtg);
     // eslint-disable-next-line no-console
-    console.log(`GTG vs exact Shapley on 6 planted clients, 4 rounds: Spearman ${rho.toFixed(3)}; evaluations per round exact ${rounds[0].plaintext.evaluations}, GTG ${rounds.map((r) => r.gtg!.evaluations).join('/')}`);
+    console.log(
+      `GTG vs exact Shapley on 6 planted clients, 4 rounds: Spearman ${rho.toFixed(3)}; evaluations per round exact ${rounds[0].plaintext.evaluations}, GTG ${rounds.map((r) => r.gtg!.evaluations).join('/')}`,
+    );
     expect(rho).toBeGreaterThanOrEqual(0.95);
   });
 });

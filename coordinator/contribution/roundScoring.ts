@@ -32,7 +32,12 @@ export async function scoreRound(input: ScoreRoundInput): Promise<RoundContribut
     return input.metric(weights);
   };
   const baseline = await metric(previous);
-  const utility = coalitionUtility(previous, players.map((p) => p.updates), metric, baseline);
+  const utility = coalitionUtility(
+    previous,
+    players.map((p) => p.updates),
+    metric,
+    baseline,
+  );
   const n = players.length;
   const exact = n <= options.exactUpTo;
   const result = exact

@@ -19,7 +19,10 @@ export function settlementScores(store: Store, scorer: ContributionScorer): Scor
     await scorer.whenIdle(jobId);
     const report = await contributionReport(store, jobId);
     if (separatesClients(report)) {
-      return { label: CONTRIBUTION_LABEL, scores: report.clients.map((c) => ({ clientId: c.clientId, score: c.score })) };
+      return {
+        label: CONTRIBUTION_LABEL,
+        scores: report.clients.map((c) => ({ clientId: c.clientId, score: c.score })),
+      };
     }
     return participation(jobId);
   };

@@ -1,10 +1,16 @@
 import { exactShapley, gtgShapley, spearman, type Utility } from './shapley';
 
 /** u(S) = sum of weights: each player's Shapley value is its own weight. */
-const additive = (w: number[]): Utility => async (s) => s.reduce((acc, i) => acc + w[i], 0);
+const additive =
+  (w: number[]): Utility =>
+  async (s) =>
+    s.reduce((acc, i) => acc + w[i], 0);
 
 /** A saturating game: value grows with the coalition's total but flattens (like accuracy does). */
-const saturating = (w: number[]): Utility => async (s) => 1 - Math.exp(-s.reduce((acc, i) => acc + w[i], 0));
+const saturating =
+  (w: number[]): Utility =>
+  async (s) =>
+    1 - Math.exp(-s.reduce((acc, i) => acc + w[i], 0));
 
 describe('Shapley values', () => {
   it('exact: additive games give each player its own weight, with 2^n evaluations', async () => {

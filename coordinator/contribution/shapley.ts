@@ -42,7 +42,8 @@ class CachedUtility {
 
 /** Exact Shapley values by enumerating all 2^n coalitions: use for n <= 8 (256 evaluations). */
 export async function exactShapley(n: number, utility: Utility): Promise<ShapleyResult> {
-  if (!Number.isInteger(n) || n < 1 || n > 16) throw new RangeError(`exact Shapley needs 1 <= n <= 16 players, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > 16)
+    throw new RangeError(`exact Shapley needs 1 <= n <= 16 players, got ${n}`);
   const u = new CachedUtility(utility);
   const members = (mask: number) => Array.from({ length: n }, (_, i) => i).filter((i) => mask & (1 << i));
   const value = new Float64Array(1 << n);
@@ -100,13 +101,23 @@ export async function gtgShapley(n: number, utility: Utility, options: GtgOption
   const full = await u.of(all);
   const sums = new Float64Array(n);
   if (Math.abs(full - empty) < roundTruncation) {
-    return { values: Array.from(sums), evaluations: u.evaluations, emptyUtility: empty, fullUtility: full, permutations: 0, truncatedRound: true };
+    return {
+      values: Array.from(sums),
+      evaluations: u.evaluations,
+      emptyUtility: empty,
+      fullUtility: full,
+      permutations: 0,
+      truncatedRound: true,
+    };
   }
   const history: Float64Array[] = [];
   let k = 0;
   for (; k < maxPermutations && u.evaluations < maxEvaluations; k++) {
     const lead = k % n;
-    const rest = shuffleInPlace(all.filter((i) => i !== lead), rng);
+    const rest = shuffleInPlace(
+      all.filter((i) => i !== lead),
+      rng,
+    );
     const permutation = [lead, ...rest];
     let previous = empty;
     for (let j = 0; j < n; j++) {
@@ -141,7 +152,8 @@ function converged(history: Float64Array[], n: number, tolerance: number): boole
 
 /** Spearman rank correlation (average ranks for ties): how well two scorings agree on the order. */
 export function spearman(a: readonly number[], b: readonly number[]): number {
-  if (a.length !== b.length || a.length < 2) throw new RangeError('spearman needs two equal-length lists of at least 2 values');
+  if (a.length !== b.length || a.length < 2)
+    throw new RangeError('spearman needs two equal-length lists of at least 2 values');
   const ranks = (xs: readonly number[]) => {
     const order = xs.map((x, i) => [x, i] as const).sort((p, q) => p[0] - q[0]);
     const r = new Array<number>(xs.length);

@@ -27,7 +27,11 @@ export class ValidationMetrics {
     // A replaced validation set (PUT again) is picked up at the next round (compared in place, no copies).
     if (!entry || Buffer.compare(entry.bytes, bytes) !== 0) {
       entry?.model.dispose();
-      entry = { model: await buildModel(job.spec.model, job.spec.input, job.spec.seed), dataset: decodeDataset(bytes), bytes };
+      entry = {
+        model: await buildModel(job.spec.model, job.spec.input, job.spec.seed),
+        dataset: decodeDataset(bytes),
+        bytes,
+      };
       this.jobs.set(job.id, entry);
     }
     const { model, dataset } = entry;

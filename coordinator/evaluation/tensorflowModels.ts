@@ -23,7 +23,10 @@ export class TensorflowModels implements ModelFactory, GlobalModelEvaluator {
   private readonly models = new Map<string, TfModel>();
   private readonly validation = new Map<string, { bytes: Uint8Array; dataset: Dataset }>();
 
-  private constructor(readonly backend: string, private readonly store: Store) {}
+  private constructor(
+    readonly backend: string,
+    private readonly store: Store,
+  ) {}
 
   static async create(preference: BackendPreference, store: Store): Promise<TensorflowModels> {
     const { name } = await selectBackend(preference);
@@ -68,7 +71,10 @@ export class TensorflowModels implements ModelFactory, GlobalModelEvaluator {
       dataset = parseDatasetText(text, format, job.spec.input);
     } catch (err) {
       if (err instanceof TributaryError) {
-        throw new TributaryError('VALIDATION_SET_INVALID', `Validation set: ${err.message}`, { details: { cause: err.code }, cause: err });
+        throw new TributaryError('VALIDATION_SET_INVALID', `Validation set: ${err.message}`, {
+          details: { cause: err.code },
+          cause: err,
+        });
       }
       throw err;
     }
@@ -85,7 +91,11 @@ export class TensorflowModels implements ModelFactory, GlobalModelEvaluator {
     const bytes = await this.store.loadValidationSet(jobId);
     if (!bytes) return null;
     const cached = this.validation.get(jobId);
-    if (cached && cached.bytes.length === bytes.length && Buffer.compare(Buffer.from(cached.bytes), Buffer.from(bytes)) === 0) {
+    if (
+      cached &&
+      cached.bytes.length === bytes.length &&
+      Buffer.compare(Buffer.from(cached.bytes), Buffer.from(bytes)) === 0
+    ) {
       return cached.dataset;
     }
     const dataset = decodeDataset(bytes);

@@ -8,5 +8,6 @@ export const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunc
 
 /** VALIDATION_FAILED unless the request declares a JSON body (express.json skips any other type, leaving no body). */
 export function requireJsonBody(req: Request): void {
-  if (!req.is('application/json')) throw new TributaryError('VALIDATION_FAILED', 'Expected a JSON body (Content-Type: application/json).');
+  if (!req.is('application/json'))
+    throw new TributaryError('VALIDATION_FAILED', 'Expected a JSON body (Content-Type: application/json).');
 }

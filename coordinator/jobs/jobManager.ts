@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
 import { manifestOf, type NamedTensor } from '../../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../../shared/errors';
-import { JobSpecSchema, PAILLIER_MAX_PARAMETERS, SECAGG_MAX_PARAMETERS, paillierParamsOf, type JobSpec } from '../../shared/schemas/jobSpec';
+import {
+  JobSpecSchema,
+  PAILLIER_MAX_PARAMETERS,
+  SECAGG_MAX_PARAMETERS,
+  paillierParamsOf,
+  type JobSpec,
+} from '../../shared/schemas/jobSpec';
 import { KeyHolderRegistry } from '../aggregation/keyHolderRegistry';
 import { PaillierAggregator } from '../aggregation/paillierAggregator';
 import { MAX_CHUNK_BYTES } from '../../shared/schemas/messages';
@@ -32,7 +38,11 @@ export interface JobManagerDeps {
    * Escrow integration (coordinator/chain/ChainService): jobs with a `chain` config are created
    * `pending` and handed to `track`, which activates them once the escrow holds the budget.
    */
-  chain?: { assertUsable(spec: JobSpec): Promise<void>; track(job: JobRecord): void; onJobFinished(jobId: string): void };
+  chain?: {
+    assertUsable(spec: JobSpec): Promise<void>;
+    track(job: JobRecord): void;
+    onJobFinished(jobId: string): void;
+  };
   /** Whether a plaintext (`none`) round of this job keeps each client's update for the round-completed hook (contribution scoring). @default never */
   keepClientUpdates?: (jobId: string) => boolean;
   /** Called when a job's runner returns (the job completed, failed, or the coordinator stopped it). */
@@ -41,7 +51,10 @@ export interface JobManagerDeps {
 
 /** The aggregation mode a job names. Secure modes register here. */
 function aggregatorFactory(
-  jobId: string, spec: JobSpec, keyHolders: KeyHolderRegistry, keepClientUpdates: (jobId: string) => boolean = () => false,
+  jobId: string,
+  spec: JobSpec,
+  keyHolders: KeyHolderRegistry,
+  keepClientUpdates: (jobId: string) => boolean = () => false,
 ): UpdateAggregatorFactory {
   switch (spec.secureAggregation) {
     case 'paillier': {
@@ -49,11 +62,16 @@ function aggregatorFactory(
       if (!options) throw new TributaryError('JOB_SPEC_INVALID', 'paillier jobs need the paillier options');
       const params = paillierParamsOf(spec);
       const n = BigInt(`0x${options.publicKey.n}`);
-      return (manifest, context) => new PaillierAggregator(manifest, {
-        params, n,
-        decrypt: (aggregate) => keyHolders.decrypt(
-          { jobId, round: context?.round ?? 0, attempt: context?.attempt ?? 0, ...aggregate }, options.decryptTimeoutMs),
-      });
+      return (manifest, context) =>
+        new PaillierAggregator(manifest, {
+          params,
+          n,
+          decrypt: (aggregate) =>
+            keyHolders.decrypt(
+              { jobId, round: context?.round ?? 0, attempt: context?.attempt ?? 0, ...aggregate },
+              options.decryptTimeoutMs,
+            ),
+        });
     }
     case 'none':
       // Asked per round: a validation set may arrive after the job started.
@@ -103,11 +121,14 @@ export class JobManager {
     const parsed = JobSpecSchema.safeParse(input);
     if (!parsed.success) {
       const e = toTributaryError(parsed.error);
-      throw new TributaryError('JOB_SPEC_INVALID', e.message.replace(/^Invalid input/, 'Invalid job spec'), { details: e.details });
+      throw new TributaryError('JOB_SPEC_INVALID', e.message.replace(/^Invalid input/, 'Invalid job spec'), {
+        details: e.details,
+      });
     }
     const spec = parsed.data;
     if (spec.chain) {
-      if (!this.deps.chain) throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator runs no chain integration.');
+      if (!this.deps.chain)
+        throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator runs no chain integration.');
       await this.deps.chain.assertUsable(spec);
     }
     await assertInvitedListingsFit(spec, this.deps.store);
@@ -127,7 +148,13 @@ export class JobManager {
       createdAt: now,
       updatedAt: now,
     };
-    await this.deps.store.saveCheckpoint({ jobId: job.id, round: 0, modelHash: job.modelHash, weights: bytes, createdAt: now });
+    await this.deps.store.saveCheckpoint({
+      jobId: job.id,
+      round: 0,
+      modelHash: job.modelHash,
+      weights: bytes,
+      createdAt: now,
+    });
     await this.deps.store.createJob(job);
     if (job.status === 'pending') this.deps.chain?.track(job);
     else this.start(job);
@@ -166,12 +193,19 @@ export class JobManager {
   async requireJoinable(jobId: string): Promise<JobRecord> {
     const job = await this.getJob(jobId);
     if (job.status === 'pending' && job.spec.chain) {
-      throw new TributaryError('JOB_NOT_FUNDED', `Job ${jobId} is waiting for its escrow (${job.spec.chain.escrow}, job ${job.spec.chain.jobId}) to hold the budget; joins open once it does.`);
+      throw new TributaryError(
+        'JOB_NOT_FUNDED',
+        `Job ${jobId} is waiting for its escrow (${job.spec.chain.escrow}, job ${job.spec.chain.jobId}) to hold the budget; joins open once it does.`,
+      );
     }
     if (job.status !== 'running' || !this.runners.has(jobId)) {
-      throw new TributaryError('JOB_NOT_RUNNING', `Job ${jobId} is ${job.status}; only running jobs accept participants.`, {
-        details: { status: job.status, reason: job.failureReason },
-      });
+      throw new TributaryError(
+        'JOB_NOT_RUNNING',
+        `Job ${jobId} is ${job.status}; only running jobs accept participants.`,
+        {
+          details: { status: job.status, reason: job.failureReason },
+        },
+      );
     }
     return job;
   }
@@ -186,7 +220,11 @@ export class JobManager {
     const now = new Date();
     const address = payoutAddress ?? existing?.payoutAddress;
     await this.deps.store.saveParticipant({
-      jobId, clientId, joinedAt: existing?.joinedAt ?? now, lastSeenAt: now, roundsCompleted: existing?.roundsCompleted ?? 0,
+      jobId,
+      clientId,
+      joinedAt: existing?.joinedAt ?? now,
+      lastSeenAt: now,
+      roundsCompleted: existing?.roundsCompleted ?? 0,
       ...(address ? { payoutAddress: address } : {}),
     });
   }
@@ -240,13 +278,16 @@ export class JobManager {
       chunkBytes: this.deps.chunkBytes,
       onRoundCompleted: this.deps.onRoundCompleted,
     });
-    const done = runner.run().finally(() => {
-      this.runners.delete(job.id);
-      this.deps.onJobEnded?.(job.id);
-    }).then((finished) => {
-      if (finished.status !== 'running') this.deps.chain?.onJobFinished(finished.id);
-      return finished;
-    });
+    const done = runner
+      .run()
+      .finally(() => {
+        this.runners.delete(job.id);
+        this.deps.onJobEnded?.(job.id);
+      })
+      .then((finished) => {
+        if (finished.status !== 'running') this.deps.chain?.onJobFinished(finished.id);
+        return finished;
+      });
     this.runners.set(job.id, { runner, done });
   }
 }

@@ -25,14 +25,22 @@ export async function assertInvitedListingsFit(spec: JobSpec, store: Store): Pro
     else if (!listingMatches(record.listing, query)) mismatched.push(id);
   }
   if (missing.length > 0) {
-    throw new TributaryError('JOB_SPEC_INVALID', `Invalid job spec: access.listings: no listing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` (and ${missing.length - 5} more)` : ''}.`, {
-      details: { missing },
-    });
+    throw new TributaryError(
+      'JOB_SPEC_INVALID',
+      `Invalid job spec: access.listings: no listing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` (and ${missing.length - 5} more)` : ''}.`,
+      {
+        details: { missing },
+      },
+    );
   }
   if (mismatched.length > 0) {
-    throw new TributaryError('JOB_SPEC_INVALID', `Invalid job spec: access.listings: the schema of ${mismatched.slice(0, 5).join(', ')} does not match the job's input spec (shape, numClasses, labelColumn, featureColumns).`, {
-      details: { mismatched },
-    });
+    throw new TributaryError(
+      'JOB_SPEC_INVALID',
+      `Invalid job spec: access.listings: the schema of ${mismatched.slice(0, 5).join(', ')} does not match the job's input spec (shape, numClasses, labelColumn, featureColumns).`,
+      {
+        details: { mismatched },
+      },
+    );
   }
 }
 
@@ -43,9 +51,15 @@ export async function assertMayJoin(jobId: string, spec: JobSpec, clientId: stri
   if (access.mode === 'open') {
     const matching = await store.searchListings({ ...queryForInput(spec.input), provider: clientId, limit: 1 });
     if (matching.length > 0) return;
-    throw new TributaryError('JOB_ACCESS_DENIED', `Job ${jobId} is open to providers with a listing matching its input spec; this client has none. Publish one (tributary client publish-listing) and join again.`);
+    throw new TributaryError(
+      'JOB_ACCESS_DENIED',
+      `Job ${jobId} is open to providers with a listing matching its input spec; this client has none. Publish one (tributary client publish-listing) and join again.`,
+    );
   }
   // Invited listings that still exist and belong to this client; a deleted listing withdraws its invitation.
   if ((await store.searchListings({ ids: access.listings, provider: clientId, limit: 1 })).length > 0) return;
-  throw new TributaryError('JOB_ACCESS_DENIED', `Job ${jobId} is invite-only and none of its invited listings belongs to this client.`);
+  throw new TributaryError(
+    'JOB_ACCESS_DENIED',
+    `Job ${jobId} is invite-only and none of its invited listings belongs to this client.`,
+  );
 }

@@ -9,7 +9,11 @@ import { ListingRegistry } from './listingRegistry';
 
 const WINDOW = 60_000;
 const description: ListingDescription = {
-  name: 'tabular', schema: { shape: [8], numClasses: 2 }, rows: 120, tags: ['synthetic'], pricePerRoundWei: '5',
+  name: 'tabular',
+  schema: { shape: [8], numClasses: 2 },
+  rows: 120,
+  tags: ['synthetic'],
+  pricePerRoundWei: '5',
 };
 
 function setup() {
@@ -42,9 +46,17 @@ describe('ListingRegistry', () => {
     // Someone else's signature over the same listing (claiming the provider's identity).
     const forged = { ...signed, signature: signListing(generateIdentity(), description, now()).signature };
     expect(await codeOfAsync(() => registry.publish(forged))).toBe('LISTING_SIGNATURE_INVALID');
-    expect(await codeOfAsync(() => registry.publish(signListing(provider, description, now() - WINDOW - 1)))).toBe('LISTING_STALE');
-    expect(await codeOfAsync(() => registry.publish(signListing(provider, description, now() + WINDOW + 1)))).toBe('LISTING_STALE');
-    expect(await codeOfAsync(() => registry.publish({ listing: { ...signed.listing, data: [[1, 2]] }, signature: signed.signature }))).toBe('VALIDATION_FAILED');
+    expect(await codeOfAsync(() => registry.publish(signListing(provider, description, now() - WINDOW - 1)))).toBe(
+      'LISTING_STALE',
+    );
+    expect(await codeOfAsync(() => registry.publish(signListing(provider, description, now() + WINDOW + 1)))).toBe(
+      'LISTING_STALE',
+    );
+    expect(
+      await codeOfAsync(() =>
+        registry.publish({ listing: { ...signed.listing, data: [[1, 2]] }, signature: signed.signature }),
+      ),
+    ).toBe('VALIDATION_FAILED');
     expect(await store.searchListings({})).toEqual([]);
 
     await registry.publish(signed);
@@ -57,17 +69,29 @@ describe('ListingRegistry', () => {
     expect(await store.searchListings({})).toHaveLength(1);
   });
 
-  it('deletes only at the provider\'s fresh, unreplayed request', async () => {
+  it("deletes only at the provider's fresh, unreplayed request", async () => {
     const { store, registry, now } = setup();
     const provider = generateIdentity();
     const record = await registry.publish(signListing(provider, description, now()));
-    expect(await codeOfAsync(() => registry.remove(record.id, signListingDelete(generateIdentity(), record.id, now())))).toBe('LISTING_NOT_PROVIDER');
+    expect(
+      await codeOfAsync(() => registry.remove(record.id, signListingDelete(generateIdentity(), record.id, now()))),
+    ).toBe('LISTING_NOT_PROVIDER');
     const other = await registry.publish(signListing(provider, { ...description, name: 'other' }, now()));
     // A request signed for another listing of the same provider does not delete this one.
-    expect(await codeOfAsync(() => registry.remove(record.id, signListingDelete(provider, other.id, now())))).toBe('LISTING_NOT_PROVIDER');
-    expect(await codeOfAsync(() => registry.remove(record.id, signListingDelete(provider, record.id, now() - WINDOW - 1)))).toBe('LISTING_STALE');
-    expect(await codeOfAsync(() => registry.remove('lst_000000000000000000000000', signListingDelete(provider, record.id, now())))).toBe('LISTING_NOT_FOUND');
-    expect(await codeOfAsync(() => registry.remove('../etc', signListingDelete(provider, record.id, now())))).toBe('LISTING_NOT_FOUND');
+    expect(await codeOfAsync(() => registry.remove(record.id, signListingDelete(provider, other.id, now())))).toBe(
+      'LISTING_NOT_PROVIDER',
+    );
+    expect(
+      await codeOfAsync(() => registry.remove(record.id, signListingDelete(provider, record.id, now() - WINDOW - 1))),
+    ).toBe('LISTING_STALE');
+    expect(
+      await codeOfAsync(() =>
+        registry.remove('lst_000000000000000000000000', signListingDelete(provider, record.id, now())),
+      ),
+    ).toBe('LISTING_NOT_FOUND');
+    expect(await codeOfAsync(() => registry.remove('../etc', signListingDelete(provider, record.id, now())))).toBe(
+      'LISTING_NOT_FOUND',
+    );
     expect(await store.getListing(record.id)).not.toBeNull();
 
     const request = signListingDelete(provider, record.id, now());
@@ -85,9 +109,15 @@ describe('ListingRegistry', () => {
 });
 
 describe('job access', () => {
-  const job = (access: unknown, input: object = { shape: [8], numClasses: 2 }): JobSpec => JobSpecSchema.parse({
-    name: 'buyer job', model: { kind: 'builtin', name: 'mlp' }, input, rounds: 1, secureAggregation: 'none', access,
-  });
+  const job = (access: unknown, input: object = { shape: [8], numClasses: 2 }): JobSpec =>
+    JobSpecSchema.parse({
+      name: 'buyer job',
+      model: { kind: 'builtin', name: 'mlp' },
+      input,
+      rounds: 1,
+      secureAggregation: 'none',
+      access,
+    });
 
   it('public admits anyone; open admits providers with a matching listing; invite only invited providers', async () => {
     const { store, registry, now } = setup();
@@ -123,23 +153,51 @@ describe('job access', () => {
     // Records straight into the store (unsigned: the store does not verify), the invited one the oldest.
     const ids: string[] = [];
     for (let i = 0; i <= MAX_LISTING_RESULTS; i++) {
-      const listing = ListingSchema.parse({ ...description, provider: provider.clientId, createdAt: 1, nonce: i.toString(16).padStart(32, '0') });
+      const listing = ListingSchema.parse({
+        ...description,
+        provider: provider.clientId,
+        createdAt: 1,
+        nonce: i.toString(16).padStart(32, '0'),
+      });
       const id = listingIdOf(listing);
       await store.saveListing({ id, listing, signature: '0'.repeat(128), publishedAt: new Date(1_000 + i) });
       ids.push(id);
     }
-    await expect(assertMayJoin('job_x', job({ mode: 'invite', listings: [ids[0]] }), provider.clientId, store)).resolves.toBeUndefined();
-    expect(await codeOfAsync(() => assertMayJoin('job_x', job({ mode: 'invite', listings: ['lst_000000000000000000000000'] }), provider.clientId, store))).toBe('JOB_ACCESS_DENIED');
+    await expect(
+      assertMayJoin('job_x', job({ mode: 'invite', listings: [ids[0]] }), provider.clientId, store),
+    ).resolves.toBeUndefined();
+    expect(
+      await codeOfAsync(() =>
+        assertMayJoin(
+          'job_x',
+          job({ mode: 'invite', listings: ['lst_000000000000000000000000'] }),
+          provider.clientId,
+          store,
+        ),
+      ),
+    ).toBe('JOB_ACCESS_DENIED');
   });
 
   it('refuses invite jobs naming unknown listings or listings whose schema does not fit', async () => {
     const { store, registry, now } = setup();
-    const four = await registry.publish(signListing(generateIdentity(), { ...description, schema: { shape: [4], numClasses: 2 } }, now()));
+    const four = await registry.publish(
+      signListing(generateIdentity(), { ...description, schema: { shape: [4], numClasses: 2 } }, now()),
+    );
     const eight = await registry.publish(signListing(generateIdentity(), description, now()));
-    await expect(assertInvitedListingsFit(job({ mode: 'invite', listings: ['lst_000000000000000000000000'] }), store))
-      .rejects.toMatchObject({ code: 'JOB_SPEC_INVALID', message: expect.stringContaining('no listing lst_000000000000000000000000') });
-    await expect(assertInvitedListingsFit(job({ mode: 'invite', listings: [eight.id, four.id] }), store))
-      .rejects.toMatchObject({ code: 'JOB_SPEC_INVALID', message: expect.stringContaining(`schema of ${four.id} does not match`) });
-    await expect(assertInvitedListingsFit(job({ mode: 'invite', listings: [eight.id] }), store)).resolves.toBeUndefined();
+    await expect(
+      assertInvitedListingsFit(job({ mode: 'invite', listings: ['lst_000000000000000000000000'] }), store),
+    ).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+      message: expect.stringContaining('no listing lst_000000000000000000000000'),
+    });
+    await expect(
+      assertInvitedListingsFit(job({ mode: 'invite', listings: [eight.id, four.id] }), store),
+    ).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+      message: expect.stringContaining(`schema of ${four.id} does not match`),
+    });
+    await expect(
+      assertInvitedListingsFit(job({ mode: 'invite', listings: [eight.id] }), store),
+    ).resolves.toBeUndefined();
   });
 });

@@ -36,7 +36,10 @@ export class ListingRegistry {
   private readonly nonces = new NonceCache();
   private readonly now: () => number;
 
-  constructor(private readonly store: Store, private readonly options: ListingRegistryOptions) {
+  constructor(
+    private readonly store: Store,
+    private readonly options: ListingRegistryOptions,
+  ) {
     this.now = options.now ?? Date.now;
   }
 
@@ -45,13 +48,21 @@ export class ListingRegistry {
     const signed = parse(SignedListingSchema, body);
     const { listing } = signed;
     if (!verifyListingSignature(this.verifier, signed)) {
-      throw new TributaryError('LISTING_SIGNATURE_INVALID', 'The listing\'s signature does not verify under its provider key: the listing was altered or not signed by that provider.');
+      throw new TributaryError(
+        'LISTING_SIGNATURE_INVALID',
+        "The listing's signature does not verify under its provider key: the listing was altered or not signed by that provider.",
+      );
     }
     this.assertFresh(listing.createdAt, 'createdAt');
     if (!this.nonces.checkAndRemember(`listing:${listing.provider}`, listing.nonce)) {
       throw new TributaryError('LISTING_REPLAY', `Nonce ${listing.nonce} was already used by this provider.`);
     }
-    const record: ListingRecord = { id: listingIdOf(listing), listing, signature: signed.signature, publishedAt: new Date(this.now()) };
+    const record: ListingRecord = {
+      id: listingIdOf(listing),
+      listing,
+      signature: signed.signature,
+      publishedAt: new Date(this.now()),
+    };
     await this.store.saveListing(record);
     return record;
   }
@@ -75,7 +86,10 @@ export class ListingRegistry {
     const record = await this.get(id);
     const bytes = listingDeleteBytes(record.id, request.timestamp, request.nonce);
     if (!this.verifier.verifyBytes(record.listing.provider, bytes, request.signature)) {
-      throw new TributaryError('LISTING_NOT_PROVIDER', `The delete request for ${record.id} is not signed by the listing's provider.`);
+      throw new TributaryError(
+        'LISTING_NOT_PROVIDER',
+        `The delete request for ${record.id} is not signed by the listing's provider.`,
+      );
     }
     this.assertFresh(request.timestamp, 'timestamp');
     if (!this.nonces.checkAndRemember(`listing:${record.listing.provider}`, request.nonce)) {
@@ -89,7 +103,10 @@ export class ListingRegistry {
   private assertFresh(signedAt: number, field: string): void {
     const skew = Math.abs(this.now() - signedAt);
     if (skew > this.options.windowMs) {
-      throw new TributaryError('LISTING_STALE', `The signed ${field} is ${skew} ms from the coordinator's clock; at most ${this.options.windowMs} ms is accepted. Sign it again.`);
+      throw new TributaryError(
+        'LISTING_STALE',
+        `The signed ${field} is ${skew} ms from the coordinator's clock; at most ${this.options.windowMs} ms is accepted. Sign it again.`,
+      );
     }
   }
 }

@@ -28,23 +28,39 @@ async function setup(overrides: Partial<JobSpecInput> = {}) {
   const bytes = encodeTensors(initial);
   const now = new Date();
   const job: JobRecord = {
-    id: 'job_test', spec, status: 'running', currentRound: 0, modelHash: contentHash(bytes),
-    weightManifest: manifestOf(initial), createdAt: now, updatedAt: now,
+    id: 'job_test',
+    spec,
+    status: 'running',
+    currentRound: 0,
+    modelHash: contentHash(bytes),
+    weightManifest: manifestOf(initial),
+    createdAt: now,
+    updatedAt: now,
   };
   await store.createJob(job);
   await store.saveCheckpoint({ jobId: job.id, round: 0, modelHash: job.modelHash, weights: bytes, createdAt: now });
   const directory = new ClientDirectory();
   const completed: RoundCompletedEvent[] = [];
   const runner = new JobRunner(job, {
-    store, directory, strategy: createStrategy(spec), createAggregator: (m) => new PlaintextAggregator(m),
-    evaluator: { evaluate: async () => ({ accuracy: 0.5 }) }, logger: createLogger('silent'), chunkBytes: 1024,
+    store,
+    directory,
+    strategy: createStrategy(spec),
+    createAggregator: (m) => new PlaintextAggregator(m),
+    evaluator: { evaluate: async () => ({ accuracy: 0.5 }) },
+    logger: createLogger('silent'),
+    chunkBytes: 1024,
     onRoundCompleted: (e) => void completed.push(e),
   });
   return { store, directory, runner, job, completed };
 }
 
 /** A fake client that answers every task with a constant delta (or never, or by disconnecting). */
-function fakeClient(directory: ClientDirectory, runner: () => JobRunner, id: string, behaviour: { delta?: number; examples?: number; silent?: boolean; leaveOnTask?: boolean }) {
+function fakeClient(
+  directory: ClientDirectory,
+  runner: () => JobRunner,
+  id: string,
+  behaviour: { delta?: number; examples?: number; silent?: boolean; leaveOnTask?: boolean },
+) {
   const link: ClientLink = {
     clientId: id,
     send(event, payload) {
@@ -52,10 +68,17 @@ function fakeClient(directory: ClientDirectory, runner: () => JobRunner, id: str
       const task = payload as RoundTask;
       setImmediate(() => {
         if (behaviour.leaveOnTask) return directory.disconnect(id, link, 'transport close');
-        const bytes = encodeTensors([{ name: 'w', shape: [2], data: new Float32Array([behaviour.delta ?? 0, behaviour.delta ?? 0]) }]);
+        const bytes = encodeTensors([
+          { name: 'w', shape: [2], data: new Float32Array([behaviour.delta ?? 0, behaviour.delta ?? 0]) },
+        ]);
         const transferId = 'ab'.repeat(16);
         runner().handleChunk(id, task.round, { transferId, index: 0, count: 1, totalBytes: bytes.length }, bytes);
-        runner().handleCommit(id, task.round, { transferId, updateHash: contentHash(bytes), numExamples: behaviour.examples ?? 1, metrics: { loss: 1 } });
+        runner().handleCommit(id, task.round, {
+          transferId,
+          updateHash: contentHash(bytes),
+          numExamples: behaviour.examples ?? 1,
+          metrics: { loss: 1 },
+        });
       });
     },
   };
@@ -73,7 +96,10 @@ describe('JobRunner', () => {
     expect(job.status).toBe('completed');
     expect(job.currentRound).toBe(2);
     const rounds = await store.listRounds('job_test');
-    expect(rounds.map((r) => [r.round, r.status])).toEqual([[1, 'completed'], [2, 'completed']]);
+    expect(rounds.map((r) => [r.round, r.status])).toEqual([
+      [1, 'completed'],
+      [2, 'completed'],
+    ]);
     expect(rounds[0].metrics.validation_accuracy).toBe(0.5);
     expect(rounds[0].metrics.numExamples).toBe(4);
     // Each round moves w by (1*1 + 3*-1)/4 = -0.5.
@@ -90,7 +116,11 @@ describe('JobRunner', () => {
     expect(job.status).toBe('failed');
     expect(job.failureReason).toMatch(/ROUND_QUORUM_NOT_MET: 1 of the 2 required clients/);
     const rounds = await store.listRounds('job_test');
-    expect(rounds.map((r) => [r.round, r.attempt, r.status])).toEqual([[1, 0, 'failed'], [1, 1, 'failed'], [1, 2, 'failed']]);
+    expect(rounds.map((r) => [r.round, r.attempt, r.status])).toEqual([
+      [1, 0, 'failed'],
+      [1, 1, 'failed'],
+      [1, 2, 'failed'],
+    ]);
     expect((await store.getJob('job_test'))!.currentRound).toBe(0);
   });
 
@@ -113,7 +143,12 @@ describe('JobRunner', () => {
   });
 
   it('retries a round whose answers fall short of the minimum, then fails', async () => {
-    const { store, directory, runner } = await setup({ minClients: 2, rounds: 1, roundDeadlineMs: 150, maxRoundRetries: 1 });
+    const { store, directory, runner } = await setup({
+      minClients: 2,
+      rounds: 1,
+      roundDeadlineMs: 150,
+      maxRoundRetries: 1,
+    });
     fakeClient(directory, () => runner, 'a', { delta: 1 });
     fakeClient(directory, () => runner, 'c', { silent: true });
     const job = await runner.run();
@@ -125,11 +160,22 @@ describe('JobRunner', () => {
   it('resumes from the last committed round', async () => {
     const { store, directory, job } = await setup({ rounds: 3 });
     const moved = encodeTensors([{ name: 'w', shape: [2], data: new Float32Array([5, 5]) }]);
-    await store.saveCheckpoint({ jobId: job.id, round: 2, modelHash: contentHash(moved), weights: moved, createdAt: new Date() });
+    await store.saveCheckpoint({
+      jobId: job.id,
+      round: 2,
+      modelHash: contentHash(moved),
+      weights: moved,
+      createdAt: new Date(),
+    });
     const resumedJob = await store.updateJob(job.id, { currentRound: 2, modelHash: contentHash(moved) });
     const runner = new JobRunner(resumedJob, {
-      store, directory, strategy: createStrategy(job.spec), createAggregator: (m) => new PlaintextAggregator(m),
-      evaluator: { evaluate: async () => null }, logger: createLogger('silent'), chunkBytes: 1024,
+      store,
+      directory,
+      strategy: createStrategy(job.spec),
+      createAggregator: (m) => new PlaintextAggregator(m),
+      evaluator: { evaluate: async () => null },
+      logger: createLogger('silent'),
+      chunkBytes: 1024,
     });
     const tasks: RoundTask[] = [];
     const spy = (id: string) => {

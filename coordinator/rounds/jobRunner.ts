@@ -18,13 +18,13 @@ import { createRng, deriveSeed } from '../../shared/data/random';
 /** What a collection phase yields: the sums (or why the attempt failed), who took part and who failed. */
 type Collected =
   | (CollectionResult & {
-    updates: () => AggregatedUpdates | Promise<AggregatedUpdates>;
-    numExamples: (u: AggregatedUpdates) => number;
-    /** secagg: the sum of each cohort that counted, with its contributors. */
-    cohorts?: CohortSum[];
-    /** none, when the aggregator keeps them: each client's own n_i·Δ_i (one-member "cohorts"). */
-    clientUpdates?: CohortSum[];
-  })
+      updates: () => AggregatedUpdates | Promise<AggregatedUpdates>;
+      numExamples: (u: AggregatedUpdates) => number;
+      /** secagg: the sum of each cohort that counted, with its contributors. */
+      cohorts?: CohortSum[];
+      /** none, when the aggregator keeps them: each client's own n_i·Δ_i (one-member "cohorts"). */
+      clientUpdates?: CohortSum[];
+    })
   | { failed: string; participants: string[]; failures: RoundRecord['failures'] };
 
 /** One secure-aggregation cohort's sum (Σ ratio_i·Δ_i, Σ ratio_i as totalExamples) and its contributors. */
@@ -93,7 +93,10 @@ export class JobRunner {
   private wakeUp: (() => void) | null = null;
   private readonly unsubscribe: () => void;
 
-  constructor(job: JobRecord, private readonly deps: JobRunnerDeps) {
+  constructor(
+    job: JobRecord,
+    private readonly deps: JobRunnerDeps,
+  ) {
     this.job = job;
     this.unsubscribe = deps.directory.onChange((e) => {
       if (e.jobId !== this.job.id) return;
@@ -154,10 +157,12 @@ export class JobRunner {
     if (round !== this.runningRound) {
       throw new TributaryError('ROUND_WRONG', `Expected round ${this.runningRound}, got ${round}.`);
     }
-    if (this.sessions.size === 0) throw new TributaryError('ROUND_LATE_UPDATE', `Round ${round} is not running secure aggregation.`);
+    if (this.sessions.size === 0)
+      throw new TributaryError('ROUND_LATE_UPDATE', `Round ${round} is not running secure aggregation.`);
     // Each client belongs to exactly one cohort: its reply goes to that cohort's session.
     const session = this.sessions.get(clientId);
-    if (!session) throw new TributaryError('ROUND_NOT_SELECTED', `The client is not in round ${round}'s secure aggregation.`);
+    if (!session)
+      throw new TributaryError('ROUND_NOT_SELECTED', `The client is not in round ${round}'s secure aggregation.`);
     session.receive(clientId, body, data);
   }
 
@@ -171,12 +176,15 @@ export class JobRunner {
 
   private collectorFor(round: number): RoundCollector {
     if (this.job.spec.secureAggregation === 'secagg') {
-      throw new TributaryError('VALIDATION_FAILED', `Job ${this.job.id} uses secure aggregation "${this.job.spec.secureAggregation}"; updates travel as secagg:reply messages, not uploads.`);
+      throw new TributaryError(
+        'VALIDATION_FAILED',
+        `Job ${this.job.id} uses secure aggregation "${this.job.spec.secureAggregation}"; updates travel as secagg:reply messages, not uploads.`,
+      );
     }
     if (round !== this.runningRound) {
       throw new TributaryError('ROUND_WRONG', `Expected round ${this.runningRound}, got ${round}.`);
     }
-    if (!this.collector || !this.collector.isOpen) {
+    if (!this.collector?.isOpen) {
       throw new TributaryError('ROUND_LATE_UPDATE', `Round ${round} is not collecting updates.`);
     }
     return this.collector;
@@ -185,7 +193,10 @@ export class JobRunner {
   private async loadCheckpoint(): Promise<void> {
     const checkpoint = await this.deps.store.loadCheckpoint(this.job.id, this.job.currentRound);
     if (!checkpoint) {
-      throw new TributaryError('JOB_NO_MODEL', `Job ${this.job.id} has no checkpoint for round ${this.job.currentRound}.`);
+      throw new TributaryError(
+        'JOB_NO_MODEL',
+        `Job ${this.job.id} has no checkpoint for round ${this.job.currentRound}.`,
+      );
     }
     this.modelBytes = Buffer.from(checkpoint.weights);
     this.weights = decodeTensors(this.modelBytes, { expected: this.job.weightManifest });
@@ -222,8 +233,15 @@ export class JobRunner {
     if (this.stopped) return 'stopped';
     if (!quorum) {
       const members = this.deps.directory.members(this.job.id).length;
-      return this.recordFailure(round, attempt, startedAt, [], [], [],
-        `ROUND_QUORUM_NOT_MET: ${members} of the ${spec.minClients} required clients connected within ${spec.quorumTimeoutMs} ms`);
+      return this.recordFailure(
+        round,
+        attempt,
+        startedAt,
+        [],
+        [],
+        [],
+        `ROUND_QUORUM_NOT_MET: ${members} of the ${spec.minClients} required clients connected within ${spec.quorumTimeoutMs} ms`,
+      );
     }
 
     m.to(ROUND_STATES.selecting);
@@ -242,17 +260,33 @@ export class JobRunner {
       chunkBytes: this.deps.chunkBytes,
     };
     // `none` and `paillier` collect uploads; `secagg` runs a SecAgg+ session.
-    const collected = spec.secureAggregation === 'secagg'
-      ? await this.collectSecAgg(task, plan.selected)
-      : await this.collectPlaintext(task, plan.selected);
+    const collected =
+      spec.secureAggregation === 'secagg'
+        ? await this.collectSecAgg(task, plan.selected)
+        : await this.collectPlaintext(task, plan.selected);
     if (this.stopped) return 'stopped';
     if ('failed' in collected) {
-      return this.recordFailure(round, attempt, startedAt, plan.selected, collected.participants, collected.failures, collected.failed);
+      return this.recordFailure(
+        round,
+        attempt,
+        startedAt,
+        plan.selected,
+        collected.participants,
+        collected.failures,
+        collected.failed,
+      );
     }
 
     if (collected.participants.length < spec.minClients) {
-      return this.recordFailure(round, attempt, startedAt, plan.selected, collected.participants, collected.failures,
-        `ROUND_QUORUM_NOT_MET: ${collected.participants.length} of the ${spec.minClients} required updates arrived`);
+      return this.recordFailure(
+        round,
+        attempt,
+        startedAt,
+        plan.selected,
+        collected.participants,
+        collected.failures,
+        `ROUND_QUORUM_NOT_MET: ${collected.participants.length} of the ${spec.minClients} required updates arrived`,
+      );
     }
 
     try {
@@ -276,14 +310,27 @@ export class JobRunner {
       if (validation) for (const [k, v] of Object.entries(validation)) metrics[`validation_${k}`] = v;
       const previousWeights = this.weights;
       const record: RoundRecord = {
-        jobId: this.job.id, round, attempt, status: 'completed', selected: plan.selected,
-        participants: collected.participants, failures: collected.failures, metrics, modelHash, startedAt, finishedAt,
+        jobId: this.job.id,
+        round,
+        attempt,
+        status: 'completed',
+        selected: plan.selected,
+        participants: collected.participants,
+        failures: collected.failures,
+        metrics,
+        modelHash,
+        startedAt,
+        finishedAt,
         ...(collected.cohorts ? { cohorts: collected.cohorts.map((c) => [...c.members]) } : {}),
       };
       // Order matters for resume: the checkpoint first, the job's round pointer last.
       await this.deps.store.saveCheckpoint({
-        jobId: this.job.id, round, modelHash, weights: bytes,
-        strategyState: next.state ? encodeTensors(next.state) : undefined, createdAt: finishedAt,
+        jobId: this.job.id,
+        round,
+        modelHash,
+        weights: bytes,
+        strategyState: next.state ? encodeTensors(next.state) : undefined,
+        createdAt: finishedAt,
       });
       await this.deps.store.saveRound(record);
       await this.bumpParticipants(collected.participants, finishedAt);
@@ -293,11 +340,20 @@ export class JobRunner {
       this.strategyState = next.state;
       m.to(ROUND_STATES.completed);
       this.announceRoundClosed(plan.selected, round, 'completed');
-      this.deps.logger.info('round committed', { jobId: this.job.id, round, participants: collected.participants.length, ...metrics });
+      this.deps.logger.info('round committed', {
+        jobId: this.job.id,
+        round,
+        participants: collected.participants.length,
+        ...metrics,
+      });
       if (this.deps.onRoundCompleted) {
         try {
           await this.deps.onRoundCompleted({
-            job: this.job, round: record, weights: this.weights, modelHash, previousWeights,
+            job: this.job,
+            round: record,
+            weights: this.weights,
+            modelHash,
+            previousWeights,
             ...(collected.cohorts ? { cohorts: collected.cohorts } : {}),
             ...(collected.clientUpdates ? { clientUpdates: collected.clientUpdates } : {}),
           });
@@ -309,7 +365,15 @@ export class JobRunner {
       return 'committed';
     } catch (err) {
       const e = toTributaryError(err);
-      return this.recordFailure(round, attempt, startedAt, plan.selected, collected.participants, collected.failures, `${e.code}: ${e.message}`);
+      return this.recordFailure(
+        round,
+        attempt,
+        startedAt,
+        plan.selected,
+        collected.participants,
+        collected.failures,
+        `${e.code}: ${e.message}`,
+      );
     }
   }
 
@@ -319,8 +383,17 @@ export class JobRunner {
    * send no metrics, and Σ ratio_i is reported in examples as with secagg.
    */
   private async collectPlaintext(task: RoundTask, selected: string[]): Promise<Collected> {
-    const aggregator = this.deps.createAggregator(this.job.weightManifest, { round: task.round, attempt: task.attempt });
-    const collector = new RoundCollector(task.round, selected, aggregator, this.deps.chunkBytes, this.job.spec.roundDeadlineMs);
+    const aggregator = this.deps.createAggregator(this.job.weightManifest, {
+      round: task.round,
+      attempt: task.attempt,
+    });
+    const collector = new RoundCollector(
+      task.round,
+      selected,
+      aggregator,
+      this.deps.chunkBytes,
+      this.job.spec.roundDeadlineMs,
+    );
     this.collector = collector;
     this.sendTasks(task, selected, (clientId) => collector.markFailed(clientId, 'DISCONNECTED'));
     await collector.done;
@@ -335,9 +408,14 @@ export class JobRunner {
         numExamples: (u) => Math.round(u.totalExamples * paillier.maxExampleWeight),
       };
     }
-    const clientUpdates = (aggregator.clientUpdates?.() ?? []).map((c) => ({ members: [c.clientId], updates: c.updates }));
+    const clientUpdates = (aggregator.clientUpdates?.() ?? []).map((c) => ({
+      members: [c.clientId],
+      updates: c.updates,
+    }));
     return {
-      ...collected, updates: () => aggregator.result(), numExamples: (u) => u.totalExamples,
+      ...collected,
+      updates: () => aggregator.result(),
+      numExamples: (u) => u.totalExamples,
       ...(clientUpdates.length > 0 ? { clientUpdates } : {}),
     };
   }
@@ -357,26 +435,41 @@ export class JobRunner {
     const sessions: SecAggSession[] = [];
     try {
       cohorts.forEach((members, i) => {
-        sessions.push(new SecAggSession({
-          jobId: this.job.id, round: task.round, attempt: task.attempt, selected: members, manifest: this.job.weightManifest, options,
-          // A cohort's sum must cover at least cohortSize clients; one whole-round cohort needs minClients.
-          minClients: cohortSize === undefined ? spec.minClients : Math.min(cohortSize, members.length),
-          trainingDeadline: task.deadline, directory: this.deps.directory, now: this.deps.now,
-          ...(cohortSize === undefined ? {} : { cohort: i }),
-        }));
+        sessions.push(
+          new SecAggSession({
+            jobId: this.job.id,
+            round: task.round,
+            attempt: task.attempt,
+            selected: members,
+            manifest: this.job.weightManifest,
+            options,
+            // A cohort's sum must cover at least cohortSize clients; one whole-round cohort needs minClients.
+            minClients: cohortSize === undefined ? spec.minClients : Math.min(cohortSize, members.length),
+            trainingDeadline: task.deadline,
+            directory: this.deps.directory,
+            now: this.deps.now,
+            ...(cohortSize === undefined ? {} : { cohort: i }),
+          }),
+        );
       });
     } catch (err) {
       const e = toTributaryError(err);
       return { failed: `${e.code}: ${e.message}`, participants: [], failures: [] };
     }
-    this.sessions = new Map(cohorts.flatMap((members, i) => members.map((clientId) => [clientId, sessions[i]] as const)));
+    this.sessions = new Map(
+      cohorts.flatMap((members, i) => members.map((clientId) => [clientId, sessions[i]] as const)),
+    );
     this.sendTasks(task, selected, (clientId) => this.sessions.get(clientId)?.markDropped(clientId, 'DISCONNECTED'));
     let results: Array<PromiseSettledResult<SecAggSessionResult>>;
     try {
-      results = await Promise.all(sessions.map((session) => session.run().then(
-        (value): PromiseSettledResult<SecAggSessionResult> => ({ status: 'fulfilled', value }),
-        (reason: unknown): PromiseSettledResult<SecAggSessionResult> => ({ status: 'rejected', reason }),
-      )));
+      results = await Promise.all(
+        sessions.map((session) =>
+          session.run().then(
+            (value): PromiseSettledResult<SecAggSessionResult> => ({ status: 'fulfilled', value }),
+            (reason: unknown): PromiseSettledResult<SecAggSessionResult> => ({ status: 'rejected', reason }),
+          ),
+        ),
+      );
     } finally {
       this.sessions = new Map();
     }
@@ -400,14 +493,16 @@ export class JobRunner {
       if (cohortSize === undefined) return;
       const failed = new Set(own.map((f) => f.clientId));
       for (const clientId of cohorts[i]) {
-        if (!failed.has(clientId)) failures.push({ clientId, reason: `SECAGG_COHORT_ABORTED (cohort ${i}): ${reason}` });
+        if (!failed.has(clientId))
+          failures.push({ clientId, reason: `SECAGG_COHORT_ABORTED (cohort ${i}): ${reason}` });
       }
     });
     if (counted.length === 0) {
       const first = toTributaryError((results[0] as PromiseRejectedResult).reason);
-      const failed = cohortSize === undefined || results.length === 1
-        ? `${first.code}: ${first.message}`
-        : `${first.code}: all ${results.length} SecAgg+ cohorts aborted (${aborted.join('; ')})`;
+      const failed =
+        cohortSize === undefined || results.length === 1
+          ? `${first.code}: ${first.message}`
+          : `${first.code}: all ${results.length} SecAgg+ cohorts aborted (${aborted.join('; ')})`;
       return { failed, participants: [], failures };
     }
     return {
@@ -430,14 +525,28 @@ export class JobRunner {
   }
 
   private async recordFailure(
-    round: number, attempt: number, startedAt: Date, selected: string[], participants: string[],
-    failures: RoundRecord['failures'], reason: string,
+    round: number,
+    attempt: number,
+    startedAt: Date,
+    selected: string[],
+    participants: string[],
+    failures: RoundRecord['failures'],
+    reason: string,
   ): Promise<string> {
     if (this.machine.state !== ROUND_STATES.failed) this.machine.to(ROUND_STATES.failed);
     this.deps.logger.info('round attempt failed', { jobId: this.job.id, round, attempt, reason });
     await this.deps.store.saveRound({
-      jobId: this.job.id, round, attempt, status: 'failed', selected, participants, failures,
-      metrics: {}, failureReason: reason, startedAt, finishedAt: new Date(this.now()),
+      jobId: this.job.id,
+      round,
+      attempt,
+      status: 'failed',
+      selected,
+      participants,
+      failures,
+      metrics: {},
+      failureReason: reason,
+      startedAt,
+      finishedAt: new Date(this.now()),
     });
     this.announceRoundClosed(selected, round, 'failed');
     return reason;
@@ -449,7 +558,11 @@ export class JobRunner {
       const p = existing.get(clientId);
       await this.deps.store.saveParticipant({
         ...p, // keeps fields set at join (the payout address)
-        jobId: this.job.id, clientId, joinedAt: p?.joinedAt ?? at, lastSeenAt: at, roundsCompleted: (p?.roundsCompleted ?? 0) + 1,
+        jobId: this.job.id,
+        clientId,
+        joinedAt: p?.joinedAt ?? at,
+        lastSeenAt: at,
+        roundsCompleted: (p?.roundsCompleted ?? 0) + 1,
       });
     }
   }
@@ -472,14 +585,17 @@ export class JobRunner {
   }
 
   private announceRoundClosed(selected: string[], round: number, status: 'completed' | 'failed'): void {
-    for (const clientId of selected) this.deps.directory.link(clientId)?.send(EVENTS.roundClosed, { jobId: this.job.id, round, status });
+    for (const clientId of selected)
+      this.deps.directory.link(clientId)?.send(EVENTS.roundClosed, { jobId: this.job.id, round, status });
   }
 
   private async finishJob(status: 'completed' | 'failed', reason?: string): Promise<void> {
     this.job = await this.deps.store.updateJob(this.job.id, { status, ...(reason ? { failureReason: reason } : {}) });
     this.deps.logger.info(`job ${status}`, { jobId: this.job.id, reason });
     for (const clientId of this.deps.directory.members(this.job.id)) {
-      this.deps.directory.link(clientId)?.send(EVENTS.jobFinished, { jobId: this.job.id, status, ...(reason ? { reason } : {}) });
+      this.deps.directory
+        .link(clientId)
+        ?.send(EVENTS.jobFinished, { jobId: this.job.id, status, ...(reason ? { reason } : {}) });
     }
   }
 

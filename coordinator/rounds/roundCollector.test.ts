@@ -9,7 +9,11 @@ function send(c: RoundCollector, clientId: string, bytes: Uint8Array, chunkBytes
   const transferId = 'ab'.repeat(16);
   const count = Math.ceil(bytes.length / chunkBytes);
   for (let index = 0; index < count; index++) {
-    c.handleChunk(clientId, { transferId, index, count, totalBytes: bytes.length }, bytes.subarray(index * chunkBytes, (index + 1) * chunkBytes));
+    c.handleChunk(
+      clientId,
+      { transferId, index, count, totalBytes: bytes.length },
+      bytes.subarray(index * chunkBytes, (index + 1) * chunkBytes),
+    );
   }
   c.handleCommit(clientId, { transferId, updateHash: contentHash(bytes), numExamples, metrics: { loss: 0.5 } });
 }
@@ -63,27 +67,36 @@ describe('RoundCollector', () => {
     const c = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
     const t = 'cd'.repeat(16);
     const count = Math.ceil(bytes.length / 16);
-    expect(() => c.handleChunk('a', { transferId: t, index: 1, count, totalBytes: bytes.length }, bytes.subarray(16, 32))).toThrow(
-      expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }),
-    );
+    expect(() =>
+      c.handleChunk('a', { transferId: t, index: 1, count, totalBytes: bytes.length }, bytes.subarray(16, 32)),
+    ).toThrow(expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }));
     expect(() => c.handleChunk('a', { transferId: t, index: 0, count: 1, totalBytes: 10_000 }, bytes)).toThrow(
       expect.objectContaining({ code: 'PAYLOAD_TOO_LARGE' }),
     );
-    expect(() => c.handleChunk('a', { transferId: t, index: 0, count: count + 1, totalBytes: bytes.length }, bytes.subarray(0, 16))).toThrow(
-      expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }),
-    );
+    expect(() =>
+      c.handleChunk(
+        'a',
+        { transferId: t, index: 0, count: count + 1, totalBytes: bytes.length },
+        bytes.subarray(0, 16),
+      ),
+    ).toThrow(expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }));
     const c2 = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
-    expect(() => c2.handleChunk('a', { transferId: t, index: 0, count, totalBytes: bytes.length }, bytes.subarray(0, 15))).toThrow(
-      expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }),
-    );
+    expect(() =>
+      c2.handleChunk('a', { transferId: t, index: 0, count, totalBytes: bytes.length }, bytes.subarray(0, 15)),
+    ).toThrow(expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }));
     const c3 = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
     c3.handleChunk('a', { transferId: t, index: 0, count, totalBytes: bytes.length }, bytes.subarray(0, 16));
-    expect(() => c3.handleCommit('a', { transferId: t, updateHash: contentHash(bytes), numExamples: 1, metrics: {} })).toThrow(
-      expect.objectContaining({ code: 'TRANSFER_INCOMPLETE' }),
-    );
-    expect(() => c3.handleCommit('a', { transferId: 'ef'.repeat(16), updateHash: contentHash(bytes), numExamples: 1, metrics: {} })).toThrow(
-      expect.objectContaining({ code: 'TRANSFER_UNKNOWN' }),
-    );
+    expect(() =>
+      c3.handleCommit('a', { transferId: t, updateHash: contentHash(bytes), numExamples: 1, metrics: {} }),
+    ).toThrow(expect.objectContaining({ code: 'TRANSFER_INCOMPLETE' }));
+    expect(() =>
+      c3.handleCommit('a', {
+        transferId: 'ef'.repeat(16),
+        updateHash: contentHash(bytes),
+        numExamples: 1,
+        metrics: {},
+      }),
+    ).toThrow(expect.objectContaining({ code: 'TRANSFER_UNKNOWN' }));
     c.close();
     c2.close();
     c3.close();

@@ -60,12 +60,19 @@ export class RoundCollector {
   handleCommit(clientId: string, body: UpdateCommitBody): void {
     this.assertCanSend(clientId);
     const upload = this.uploads.get(clientId);
-    if (!upload) throw new TributaryError('TRANSFER_UNKNOWN', `No upload ${body.transferId} in progress; send update:chunk first.`);
+    if (!upload)
+      throw new TributaryError(
+        'TRANSFER_UNKNOWN',
+        `No upload ${body.transferId} in progress; send update:chunk first.`,
+      );
     const bytes = upload.complete(body.transferId);
     const hash = contentHash(bytes);
     if (hash !== body.updateHash) {
       this.uploads.delete(clientId);
-      throw new TributaryError('TRANSFER_HASH_MISMATCH', `The upload hashes to ${hash}, the commit says ${body.updateHash}.`);
+      throw new TributaryError(
+        'TRANSFER_HASH_MISMATCH',
+        `The upload hashes to ${hash}, the commit says ${body.updateHash}.`,
+      );
     }
     try {
       this.aggregator.accept(clientId, bytes, body.numExamples);
@@ -109,7 +116,10 @@ export class RoundCollector {
       throw new TributaryError('ROUND_DUPLICATE_UPDATE', `Round ${this.round} already has this client's update.`);
     }
     if (!this.pending.has(clientId)) {
-      throw new TributaryError('ROUND_NOT_SELECTED', `The client was not selected for round ${this.round} (or already failed it).`);
+      throw new TributaryError(
+        'ROUND_NOT_SELECTED',
+        `The client was not selected for round ${this.round} (or already failed it).`,
+      );
     }
   }
 }

@@ -1,4 +1,4 @@
-import { ROUND_STATES, ROUND_TRANSITIONS, RoundState, RoundStateMachine } from './roundStates';
+import { ROUND_STATES, ROUND_TRANSITIONS, type RoundState, RoundStateMachine } from './roundStates';
 
 const all = Object.values(ROUND_STATES) as RoundState[];
 
@@ -12,7 +12,15 @@ function machineAt(target: RoundState): RoundStateMachine {
     AGGREGATING: ['WAITING_FOR_QUORUM', 'SELECTING', 'COLLECTING', 'AGGREGATING'],
     EVALUATING: ['WAITING_FOR_QUORUM', 'SELECTING', 'COLLECTING', 'AGGREGATING', 'EVALUATING'],
     COMMITTING: ['WAITING_FOR_QUORUM', 'SELECTING', 'COLLECTING', 'AGGREGATING', 'EVALUATING', 'COMMITTING'],
-    COMPLETED: ['WAITING_FOR_QUORUM', 'SELECTING', 'COLLECTING', 'AGGREGATING', 'EVALUATING', 'COMMITTING', 'COMPLETED'],
+    COMPLETED: [
+      'WAITING_FOR_QUORUM',
+      'SELECTING',
+      'COLLECTING',
+      'AGGREGATING',
+      'EVALUATING',
+      'COMMITTING',
+      'COMPLETED',
+    ],
     FAILED: ['WAITING_FOR_QUORUM', 'FAILED'],
   };
   const m = new RoundStateMachine();
@@ -22,14 +30,17 @@ function machineAt(target: RoundState): RoundStateMachine {
 }
 
 describe('round state machine', () => {
-  it.each(all.flatMap((from) => all.map((to) => [from, to] as const)))('%s -> %s is legal only if listed', (from, to) => {
-    const m = machineAt(from);
-    if (ROUND_TRANSITIONS[from].includes(to)) {
-      m.to(to);
-      expect(m.state).toBe(to);
-    } else {
-      expect(() => m.to(to)).toThrow(/Illegal round transition/);
-      expect(m.state).toBe(from);
-    }
-  });
+  it.each(all.flatMap((from) => all.map((to) => [from, to] as const)))(
+    '%s -> %s is legal only if listed',
+    (from, to) => {
+      const m = machineAt(from);
+      if (ROUND_TRANSITIONS[from].includes(to)) {
+        m.to(to);
+        expect(m.state).toBe(to);
+      } else {
+        expect(() => m.to(to)).toThrow(/Illegal round transition/);
+        expect(m.state).toBe(from);
+      }
+    },
+  );
 });

@@ -44,7 +44,8 @@ export async function downloadBytes(bucket: Bucket, id: ObjectId): Promise<Uint8
   try {
     for await (const chunk of bucket.openDownloadStream(id)) {
       const part = chunk as Buffer;
-      if (offset + part.byteLength > out.byteLength) throw new Error(`GridFS file ${id.toHexString()} is longer than its length.`);
+      if (offset + part.byteLength > out.byteLength)
+        throw new Error(`GridFS file ${id.toHexString()} is longer than its length.`);
       out.set(part, offset);
       offset += part.byteLength;
     }

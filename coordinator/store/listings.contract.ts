@@ -12,17 +12,30 @@ import type { ListingRecord, Store } from './store';
 /** A unique tag, so a search sees only the listings one test published. */
 const freshTag = () => `t-${randomBytes(8).toString('hex')}`;
 
-function makeListing(provider: Identity, overrides: Partial<ListingDescription> = {}, publishedAt = Date.UTC(2031, 0, 1)): ListingRecord {
-  const signed = signListing(provider, {
-    name: 'weather stations ✓',
-    description: 'hourly readings',
-    schema: { shape: [4], numClasses: 5, featureColumns: ['precipitation', 'temp_max', 'temp_min', 'wind'] },
-    rows: 1_000,
-    tags: ['weather'],
-    pricePerRoundWei: '1000000000000000000',
-    ...overrides,
-  }, publishedAt - 1_000);
-  return { id: listingIdOf(signed.listing), listing: signed.listing, signature: signed.signature, publishedAt: new Date(publishedAt) };
+function makeListing(
+  provider: Identity,
+  overrides: Partial<ListingDescription> = {},
+  publishedAt = Date.UTC(2031, 0, 1),
+): ListingRecord {
+  const signed = signListing(
+    provider,
+    {
+      name: 'weather stations ✓',
+      description: 'hourly readings',
+      schema: { shape: [4], numClasses: 5, featureColumns: ['precipitation', 'temp_max', 'temp_min', 'wind'] },
+      rows: 1_000,
+      tags: ['weather'],
+      pricePerRoundWei: '1000000000000000000',
+      ...overrides,
+    },
+    publishedAt - 1_000,
+  );
+  return {
+    id: listingIdOf(signed.listing),
+    listing: signed.listing,
+    signature: signed.signature,
+    publishedAt: new Date(publishedAt),
+  };
 }
 
 /** Registers the listing tests; `store` returns the suite's shared store. */
@@ -40,7 +53,9 @@ export function describeListingContract(store: () => Store): void {
     it('refuses the same listing twice with LISTING_REPLAY and keeps the first', async () => {
       const record = makeListing(generateIdentity());
       await store().saveListing(record);
-      await expect(store().saveListing({ ...record, publishedAt: new Date(Date.UTC(2032, 0, 1)) })).rejects.toMatchObject({ code: 'LISTING_REPLAY' });
+      await expect(
+        store().saveListing({ ...record, publishedAt: new Date(Date.UTC(2032, 0, 1)) }),
+      ).rejects.toMatchObject({ code: 'LISTING_REPLAY' });
       expect(await store().getListing(record.id)).toStrictEqual(record);
     });
 
@@ -51,14 +66,23 @@ export function describeListingContract(store: () => Store): void {
       const a = makeListing(alice, { tags: [tag, 'weather'], rows: 500 }, Date.UTC(2031, 0, 1));
       const b = makeListing(bob, { tags: ['weather', tag, 'seattle'], rows: 2_000 }, Date.UTC(2031, 0, 3));
       // Same columns in another order: still the same feature set.
-      const c = makeListing(bob, {
-        tags: [tag],
-        rows: 3_000,
-        schema: { shape: [4], numClasses: 5, featureColumns: ['wind', 'temp_min', 'temp_max', 'precipitation'] },
-      }, Date.UTC(2031, 0, 2));
-      const images = makeListing(alice, { tags: [tag, 'images'], schema: { shape: [28, 28, 1], numClasses: 10 }, rows: 60_000 }, Date.UTC(2031, 0, 4));
+      const c = makeListing(
+        bob,
+        {
+          tags: [tag],
+          rows: 3_000,
+          schema: { shape: [4], numClasses: 5, featureColumns: ['wind', 'temp_min', 'temp_max', 'precipitation'] },
+        },
+        Date.UTC(2031, 0, 2),
+      );
+      const images = makeListing(
+        alice,
+        { tags: [tag, 'images'], schema: { shape: [28, 28, 1], numClasses: 10 }, rows: 60_000 },
+        Date.UTC(2031, 0, 4),
+      );
       for (const r of [a, b, c, images]) await store().saveListing(r);
-      const ids = async (query: Parameters<Store['searchListings']>[0]) => (await store().searchListings(query)).map((r) => r.id);
+      const ids = async (query: Parameters<Store['searchListings']>[0]) =>
+        (await store().searchListings(query)).map((r) => r.id);
 
       expect(await ids({ tags: [tag] })).toEqual([images.id, b.id, c.id, a.id]);
       expect(await ids({ tags: [tag, 'weather'] })).toEqual([b.id, a.id]);
@@ -68,7 +92,11 @@ export function describeListingContract(store: () => Store): void {
       expect(await ids({ tags: [tag], shape: [28, 28, 1], numClasses: 10 })).toEqual([images.id]);
       expect(await ids({ tags: [tag], shape: [28, 28], numClasses: 10 })).toEqual([]);
       expect(await ids({ tags: [tag], numClasses: 5 })).toEqual([b.id, c.id, a.id]);
-      expect(await ids({ tags: [tag], featureColumns: ['temp_max', 'precipitation', 'wind', 'temp_min'] })).toEqual([b.id, c.id, a.id]);
+      expect(await ids({ tags: [tag], featureColumns: ['temp_max', 'precipitation', 'wind', 'temp_min'] })).toEqual([
+        b.id,
+        c.id,
+        a.id,
+      ]);
       expect(await ids({ tags: [tag], featureColumns: ['temp_max', 'precipitation', 'wind'] })).toEqual([]);
       expect(await ids({ tags: [tag], labelColumn: 'label' })).toEqual([images.id, b.id, c.id, a.id]);
       expect(await ids({ tags: [tag], labelColumn: 'weather' })).toEqual([]);

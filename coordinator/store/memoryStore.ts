@@ -126,7 +126,8 @@ export class MemoryStore implements Store {
 
   async saveListing(record: ListingRecord): Promise<void> {
     this.assertOpen();
-    if (this.listings.has(record.id)) throw new TributaryError('LISTING_REPLAY', `Listing ${record.id} was already published.`);
+    if (this.listings.has(record.id))
+      throw new TributaryError('LISTING_REPLAY', `Listing ${record.id} was already published.`);
     this.listings.set(record.id, deepCopy(record));
   }
 

@@ -179,7 +179,10 @@ if (source === null && process.env.CI === 'true') {
         const jobId = `valset-${Date.now()}-${Math.random()}`;
         await store.saveValidationSet(jobId, new Uint8Array(100).fill(1));
         await store.saveValidationSet(jobId, new Uint8Array(50).fill(2));
-        const files = await raw.db!.collection(`${BUCKETS.validationSets}.files`).find({ 'metadata.jobId': jobId }).toArray();
+        const files = await raw
+          .db!.collection(`${BUCKETS.validationSets}.files`)
+          .find({ 'metadata.jobId': jobId })
+          .toArray();
         expect(files).toHaveLength(1);
         expect(files[0].length).toBe(50);
       });

@@ -1,6 +1,11 @@
 import mongoose, { type Connection } from 'mongoose';
 import { TributaryError } from '../../shared/errors';
-import { DEFAULT_LISTING_RESULTS, featureColumnsKeyOf, shapeKeyOf, type ListingQuery } from '../../shared/schemas/listing';
+import {
+  DEFAULT_LISTING_RESULTS,
+  featureColumnsKeyOf,
+  shapeKeyOf,
+  type ListingQuery,
+} from '../../shared/schemas/listing';
 import { deleteQuietly, downloadBytes, GridFsFileMissing, uploadBytes } from './gridFs';
 import {
   BUCKETS,
@@ -190,7 +195,11 @@ export class MongoStore implements Store {
     await this.run(async () => {
       // Insert only if absent: the first plan of a job is the one that was (or will be) settled.
       try {
-        await this.models.PayoutPlan.updateOne({ jobId: plan.jobId }, { $setOnInsert: toPayoutPlanDoc(plan) }, { upsert: true });
+        await this.models.PayoutPlan.updateOne(
+          { jobId: plan.jobId },
+          { $setOnInsert: toPayoutPlanDoc(plan) },
+          { upsert: true },
+        );
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
@@ -310,7 +319,8 @@ export class MongoStore implements Store {
       try {
         await this.models.Listing.create(toListingDoc(record));
       } catch (err) {
-        if (isDuplicateKey(err)) throw new TributaryError('LISTING_REPLAY', `Listing ${record.id} was already published.`);
+        if (isDuplicateKey(err))
+          throw new TributaryError('LISTING_REPLAY', `Listing ${record.id} was already published.`);
         throw err;
       }
     });
@@ -487,7 +497,11 @@ function toRoundRecord(doc: RoundDoc): RoundRecord {
 
 function copyContribution(c: RoundContribution): RoundContribution {
   return {
-    method: c.method, metric: c.metric, baseline: c.baseline, improvement: c.improvement, evaluations: c.evaluations,
+    method: c.method,
+    metric: c.metric,
+    baseline: c.baseline,
+    improvement: c.improvement,
+    evaluations: c.evaluations,
     values: c.values.map((v) => ({ members: [...v.members], value: v.value })),
   };
 }
@@ -506,9 +520,18 @@ function toParticipantDoc(p: ParticipantRecord): ParticipantDoc {
 /** A plain copy with exactly the record's fields (drops _id and __v from lean documents). */
 function toPayoutPlanDoc(p: PayoutPlanRecord | PayoutPlanDoc): PayoutPlanRecord {
   return {
-    jobId: p.jobId, root: p.root, totalWei: p.totalWei, poolWei: p.poolWei, dustWei: p.dustWei, scoreLabel: p.scoreLabel,
+    jobId: p.jobId,
+    root: p.root,
+    totalWei: p.totalWei,
+    poolWei: p.poolWei,
+    dustWei: p.dustWei,
+    scoreLabel: p.scoreLabel,
     allocations: p.allocations.map((a) => ({
-      account: a.account, amountWei: a.amountWei, proof: [...a.proof], clientIds: [...a.clientIds], score: a.score,
+      account: a.account,
+      amountWei: a.amountWei,
+      proof: [...a.proof],
+      clientIds: [...a.clientIds],
+      score: a.score,
     })),
     createdAt: p.createdAt,
   };

@@ -17,11 +17,7 @@ import type { CheckpointRecord, JobRecord, ParticipantRecord, RoundRecord, Store
  * more than once (most tests share the first store); every store it returns is closed in afterAll,
  * then `cleanup` runs.
  */
-export function runStoreContract(
-  name: string,
-  makeStore: () => Promise<Store>,
-  cleanup?: () => Promise<void>,
-): void {
+export function runStoreContract(name: string, makeStore: () => Promise<Store>, cleanup?: () => Promise<void>): void {
   describe(`Store contract: ${name}`, () => {
     let store: Store;
     const opened: Store[] = [];
@@ -146,7 +142,11 @@ export function runStoreContract(
         await store.saveRound(makeRound(jobId, 2, 1));
         await store.saveRound(makeRound(jobId, 1, 2));
         await store.saveRound(
-          makeRound(jobId, 1, 1, { status: 'failed', failureReason: 'timeout', failures: [{ clientId: 'c9', reason: 'disconnect' }] }),
+          makeRound(jobId, 1, 1, {
+            status: 'failed',
+            failureReason: 'timeout',
+            failures: [{ clientId: 'c9', reason: 'disconnect' }],
+          }),
         );
         await store.saveRound(makeRound(jobId, 0, 1, { metrics: {} }));
 
@@ -181,13 +181,20 @@ export function runStoreContract(
         expect('cohorts' in rounds[1]).toBe(false);
       });
 
-      it('round-trips a round\'s contribution scoring, added by a later upsert', async () => {
+      it("round-trips a round's contribution scoring, added by a later upsert", async () => {
         const jobId = uid('contribution');
         const plain = makeRound(jobId, 1, 1, { cohorts: [['c1', 'c2']] });
         await store.saveRound(plain);
         const contribution = {
-          method: 'exact' as const, metric: 'loss' as const, baseline: -0.75, improvement: 0.125, evaluations: 4,
-          values: [{ members: ['c1'], value: 0.25 }, { members: ['c2', 'c3'], value: -0.125 }],
+          method: 'exact' as const,
+          metric: 'loss' as const,
+          baseline: -0.75,
+          improvement: 0.125,
+          evaluations: 4,
+          values: [
+            { members: ['c1'], value: 0.25 },
+            { members: ['c2', 'c3'], value: -0.125 },
+          ],
         };
         await store.saveRound({ ...plain, contribution });
         const rounds = await store.listRounds(jobId);
@@ -225,7 +232,9 @@ export function runStoreContract(
         const jobId = uid('concurrent');
         const t = Date.UTC(2031, 2, 3);
         await Promise.all(
-          [1, 2, 3, 4, 5].map((n) => store.saveParticipant({ ...makeParticipant(jobId, 'carol', t), roundsCompleted: n })),
+          [1, 2, 3, 4, 5].map((n) =>
+            store.saveParticipant({ ...makeParticipant(jobId, 'carol', t), roundsCompleted: n }),
+          ),
         );
         const list = await store.listParticipants(jobId);
         expect(list).toHaveLength(1);
@@ -236,9 +245,12 @@ export function runStoreContract(
         expect(await store.listParticipants(uid('none'))).toEqual([]);
       });
 
-      it('keeps a participant\'s payout address', async () => {
+      it("keeps a participant's payout address", async () => {
         const jobId = uid('payout-address');
-        const dave = { ...makeParticipant(jobId, 'dave', Date.UTC(2031, 2, 3)), payoutAddress: '0x00000000000000000000000000000000000000aa' };
+        const dave = {
+          ...makeParticipant(jobId, 'dave', Date.UTC(2031, 2, 3)),
+          payoutAddress: '0x00000000000000000000000000000000000000aa',
+        };
         await store.saveParticipant(dave);
         expect(await store.listParticipants(jobId)).toStrictEqual([dave]);
       });
@@ -248,8 +260,21 @@ export function runStoreContract(
       it('stores the first plan of a job and ignores later ones', async () => {
         const jobId = uid('plan');
         const plan = {
-          jobId, root: `0x${'ab'.repeat(32)}`, totalWei: '999', poolWei: '1000', dustWei: '1', scoreLabel: 'participation',
-          allocations: [{ account: '0x00000000000000000000000000000000000000aa', amountWei: '999', proof: [`0x${'cd'.repeat(32)}`], clientIds: ['alice'], score: 2 }],
+          jobId,
+          root: `0x${'ab'.repeat(32)}`,
+          totalWei: '999',
+          poolWei: '1000',
+          dustWei: '1',
+          scoreLabel: 'participation',
+          allocations: [
+            {
+              account: '0x00000000000000000000000000000000000000aa',
+              amountWei: '999',
+              proof: [`0x${'cd'.repeat(32)}`],
+              clientIds: ['alice'],
+              score: 2,
+            },
+          ],
           createdAt: new Date(Date.UTC(2031, 2, 3)),
         };
         expect(await store.loadPayoutPlan(jobId)).toBeNull();
@@ -422,7 +447,9 @@ export function runStoreContract(
         (await store.loadValidationSet(jobId))![1] ^= 0xff;
 
         expect(await store.listRounds(jobId)).toStrictEqual([makeRound(jobId, 1, 1)]);
-        expect(await store.listParticipants(jobId)).toStrictEqual([makeParticipant(jobId, 'dave', Date.UTC(2031, 0, 1))]);
+        expect(await store.listParticipants(jobId)).toStrictEqual([
+          makeParticipant(jobId, 'dave', Date.UTC(2031, 0, 1)),
+        ]);
         expectSameBytes((await store.loadCheckpoint(jobId))!.weights, pattern(32, 4));
         expectSameBytes((await store.loadValidationSet(jobId))!, pattern(16, 6));
       });
@@ -496,7 +523,12 @@ function nestedSpec(): JobSpec {
         tiny: 1e-300,
       },
     },
-    input: { shape: [13], featureColumns: Array.from({ length: 13 }, (_, i) => `f${i}`), labelColumn: 'y', numClasses: 3 },
+    input: {
+      shape: [13],
+      featureColumns: Array.from({ length: 13 }, (_, i) => `f${i}`),
+      labelColumn: 'y',
+      numClasses: 3,
+    },
     rounds: 5,
     minClients: 2,
     maxClients: 10,

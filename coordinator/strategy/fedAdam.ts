@@ -19,7 +19,10 @@ export interface FedAdamOptions {
 export class FedAdam extends FedAvg {
   override readonly name: JobSpec['strategy']['name'] = 'fedadam';
 
-  constructor(spec: JobSpec, private readonly options: FedAdamOptions) {
+  constructor(
+    spec: JobSpec,
+    private readonly options: FedAdamOptions,
+  ) {
     super(spec);
   }
 

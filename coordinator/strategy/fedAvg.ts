@@ -2,10 +2,10 @@ import type { NamedTensor } from '../../shared/codec/tensors';
 import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import {
-  AggregatedUpdates,
-  ClientEvaluation,
-  Strategy,
-  TrainPlan,
+  type AggregatedUpdates,
+  type ClientEvaluation,
+  type Strategy,
+  type TrainPlan,
   baseTrainConfig,
   sampleClients,
   sampleSize,
@@ -23,7 +23,10 @@ export class FedAvg implements Strategy {
 
   configureTrain(ctx: { round: number; available: readonly string[]; rng: () => number }): TrainPlan {
     const k = sampleSize(this.spec, ctx.available.length);
-    return { selected: sampleClients(ctx.available, k, ctx.rng), config: baseTrainConfig(this.spec, ctx.round, this.proximalMu()) };
+    return {
+      selected: sampleClients(ctx.available, k, ctx.rng),
+      config: baseTrainConfig(this.spec, ctx.round, this.proximalMu()),
+    };
   }
 
   aggregateTrain(
@@ -60,6 +63,9 @@ export function assertUsable(global: readonly NamedTensor[], updates: Aggregated
     throw new TributaryError('ROUND_QUORUM_NOT_MET', 'Cannot aggregate zero updates.');
   }
   if (updates.weightedDeltaSum.length !== global.length) {
-    throw new TributaryError('MODEL_SHAPE_MISMATCH', `Expected ${global.length} summed tensors, got ${updates.weightedDeltaSum.length}.`);
+    throw new TributaryError(
+      'MODEL_SHAPE_MISMATCH',
+      `Expected ${global.length} summed tensors, got ${updates.weightedDeltaSum.length}.`,
+    );
   }
 }

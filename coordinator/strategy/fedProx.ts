@@ -8,7 +8,10 @@ import { FedAvg } from './fedAvg';
 export class FedProx extends FedAvg {
   override readonly name: JobSpec['strategy']['name'] = 'fedprox';
 
-  constructor(spec: JobSpec, private readonly mu: number) {
+  constructor(
+    spec: JobSpec,
+    private readonly mu: number,
+  ) {
     super(spec);
   }
 

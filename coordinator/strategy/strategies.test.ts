@@ -18,7 +18,11 @@ describe('strategies', () => {
     const s = createStrategy(JobSpecSchema.parse(baseSpec));
     // client A: 1 example, delta (1,1,1); client B: 3 examples, delta (-1, 0, 1)
     const sum = new Float64Array([1 * 1 + 3 * -1, 1 * 1 + 3 * 0, 1 * 1 + 3 * 1]);
-    const { weights } = s.aggregateTrain(global, { weightedDeltaSum: [sum], totalExamples: 4, clientCount: 2 }, undefined);
+    const { weights } = s.aggregateTrain(
+      global,
+      { weightedDeltaSum: [sum], totalExamples: 4, clientCount: 2 },
+      undefined,
+    );
     expect(Array.from(weights[0].data)).toEqual([1 - 0.5, 2 + 0.25, 3 + 1]);
     expect(global[0].data[0]).toBe(1); // the input is not mutated
   });
@@ -27,11 +31,19 @@ describe('strategies', () => {
     const s = createStrategy(JobSpecSchema.parse({ ...baseSpec, strategy: { name: 'fedprox', mu: 0.1 } }));
     const plan = s.configureTrain({ round: 1, available: ['a', 'b', 'c'], rng: () => 0.5 });
     expect(plan.config.proximalMu).toBe(0.1);
-    expect(createStrategy(JobSpecSchema.parse(baseSpec)).configureTrain({ round: 1, available: ['a'], rng: Math.random }).config.proximalMu).toBe(0);
+    expect(
+      createStrategy(JobSpecSchema.parse(baseSpec)).configureTrain({ round: 1, available: ['a'], rng: Math.random })
+        .config.proximalMu,
+    ).toBe(0);
   });
 
   it('FedAdam follows Reddi et al. and carries its moments as state', () => {
-    const s = createStrategy(JobSpecSchema.parse({ ...baseSpec, strategy: { name: 'fedadam', serverLearningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 0.001 } }));
+    const s = createStrategy(
+      JobSpecSchema.parse({
+        ...baseSpec,
+        strategy: { name: 'fedadam', serverLearningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 0.001 },
+      }),
+    );
     const sum = new Float64Array([2, 0, -2]); // mean delta (1, 0, -1) over 2 examples
     const r1 = s.aggregateTrain(global, { weightedDeltaSum: [sum], totalExamples: 2, clientCount: 2 }, undefined);
     const m = 0.1 * 1;
@@ -47,9 +59,13 @@ describe('strategies', () => {
 
   it('refuses to aggregate nothing', () => {
     const s = createStrategy(JobSpecSchema.parse(baseSpec));
-    expect(() => s.aggregateTrain(global, { weightedDeltaSum: [new Float64Array(3)], totalExamples: 0, clientCount: 0 }, undefined)).toThrow(
-      expect.objectContaining({ code: 'ROUND_QUORUM_NOT_MET' }),
-    );
+    expect(() =>
+      s.aggregateTrain(
+        global,
+        { weightedDeltaSum: [new Float64Array(3)], totalExamples: 0, clientCount: 0 },
+        undefined,
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ROUND_QUORUM_NOT_MET' }));
   });
 
   it('samples the fraction clamped to [min, max], deterministically under a seed', () => {
@@ -59,7 +75,7 @@ describe('strategies', () => {
     expect(sampleSize({ ...spec, fractionFit: 0.5 }, 8)).toBe(4);
     const ids = Array.from({ length: 20 }, (_, i) => `c${i}`);
     let seed = 1;
-    const rng = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const rng = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
     const a = sampleClients(ids, 5, rng);
     seed = 1;
     expect(sampleClients(ids, 5, rng)).toEqual(a);
@@ -68,6 +84,11 @@ describe('strategies', () => {
 
   it('weights client metrics by examples', () => {
     const s = createStrategy(JobSpecSchema.parse(baseSpec));
-    expect(s.aggregateMetrics([{ numExamples: 1, metrics: { loss: 1 } }, { numExamples: 3, metrics: { loss: 2 } }])).toEqual({ loss: 1.75 });
+    expect(
+      s.aggregateMetrics([
+        { numExamples: 1, metrics: { loss: 1 } },
+        { numExamples: 3, metrics: { loss: 2 } },
+      ]),
+    ).toEqual({ loss: 1.75 });
   });
 });

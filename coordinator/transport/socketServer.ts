@@ -21,7 +21,7 @@ import {
 import { verifyPayoutBinding } from '../chain/verifyPayoutBinding';
 import type { JobManager } from '../jobs/jobManager';
 import type { Logger } from '../logger';
-import { ClientDirectory, type ClientLink } from './clientDirectory';
+import type { ClientDirectory, ClientLink } from './clientDirectory';
 
 export interface SocketServerOptions {
   authWindowMs: number;
@@ -86,22 +86,44 @@ export class SocketServer {
     if (!auth.success) {
       const version = (raw as { protocolVersion?: unknown } | undefined)?.protocolVersion;
       if (version !== undefined && version !== PROTOCOL_VERSION) {
-        throw new TributaryError('PROTOCOL_VERSION_MISMATCH', `Expected protocol version ${PROTOCOL_VERSION}, got ${String(version)}.`);
+        throw new TributaryError(
+          'PROTOCOL_VERSION_MISMATCH',
+          `Expected protocol version ${PROTOCOL_VERSION}, got ${String(version)}.`,
+        );
       }
-      throw new TributaryError('AUTH_REQUIRED', 'Expected handshake auth { protocolVersion, publicKey, timestamp, nonce, signature }.', {
-        cause: auth.error,
-      });
+      throw new TributaryError(
+        'AUTH_REQUIRED',
+        'Expected handshake auth { protocolVersion, publicKey, timestamp, nonce, signature }.',
+        {
+          cause: auth.error,
+        },
+      );
     }
     const a = auth.data;
     if (a.protocolVersion !== PROTOCOL_VERSION) {
-      throw new TributaryError('PROTOCOL_VERSION_MISMATCH', `Expected protocol version ${PROTOCOL_VERSION}, got ${a.protocolVersion}.`);
+      throw new TributaryError(
+        'PROTOCOL_VERSION_MISMATCH',
+        `Expected protocol version ${PROTOCOL_VERSION}, got ${a.protocolVersion}.`,
+      );
     }
     if (Math.abs(Date.now() - a.timestamp) > this.options.authWindowMs) {
-      throw new TributaryError('AUTH_STALE', `The handshake timestamp is more than ${this.options.authWindowMs} ms from the coordinator's clock.`);
+      throw new TributaryError(
+        'AUTH_STALE',
+        `The handshake timestamp is more than ${this.options.authWindowMs} ms from the coordinator's clock.`,
+      );
     }
-    const fields = { jobId: '*', round: 0, stage: 'auth', payloadHash: payloadHash(String(a.timestamp)), nonce: a.nonce };
+    const fields = {
+      jobId: '*',
+      round: 0,
+      stage: 'auth',
+      payloadHash: payloadHash(String(a.timestamp)),
+      nonce: a.nonce,
+    };
     if (!this.verifier.verify(a.publicKey, fields, a.signature)) {
-      throw new TributaryError('AUTH_BAD_SIGNATURE', 'The handshake signature does not verify under the presented public key.');
+      throw new TributaryError(
+        'AUTH_BAD_SIGNATURE',
+        'The handshake signature does not verify under the presented public key.',
+      );
     }
     if (!this.nonces.checkAndRemember(a.publicKey, a.nonce)) {
       throw new TributaryError('AUTH_REPLAY', 'This handshake nonce was already used.');
@@ -114,7 +136,11 @@ export class SocketServer {
     // A reconnecting client replaces its previous connection.
     const previous = this.directory.link(clientId) as (ClientLink & { socket?: Socket }) | undefined;
     if (previous?.socket && previous.socket.id !== socket.id) previous.socket.disconnect(true);
-    const link: ClientLink & { socket: Socket } = { clientId, socket, send: (event, payload) => socket.emit(event, payload) };
+    const link: ClientLink & { socket: Socket } = {
+      clientId,
+      socket,
+      send: (event, payload) => socket.emit(event, payload),
+    };
     this.directory.connect(link);
     this.options.logger.debug('client connected', { clientId: clientId.slice(0, 12) });
 
@@ -125,7 +151,10 @@ export class SocketServer {
       // A paid job pays to the address bound to this key; both binding signatures must verify.
       const payoutAddress = body.payout ? verifyPayoutBinding(clientId, body.payout) : undefined;
       if (job.spec.chain && !payoutAddress) {
-        throw new TributaryError('PAYOUT_BINDING_INVALID', `Job ${job.id} pays contributors on chain: join with a payout address bound to your key (body.payout).`);
+        throw new TributaryError(
+          'PAYOUT_BINDING_INVALID',
+          `Job ${job.id} pays contributors on chain: join with a payout address bound to your key (body.payout).`,
+        );
       }
       this.directory.join(clientId, job.id);
       await this.jobs.recordJoin(job.id, clientId, payoutAddress);
@@ -162,7 +191,11 @@ export class SocketServer {
       }
       this.jobs.keyHolders.register(job.id, clientId, link);
       const result: JoinResult = {
-        jobId: job.id, spec: job.spec, status: job.status, currentRound: job.currentRound, weightManifest: job.weightManifest,
+        jobId: job.id,
+        spec: job.spec,
+        status: job.status,
+        currentRound: job.currentRound,
+        weightManifest: job.weightManifest,
       };
       return result;
     });
@@ -183,7 +216,12 @@ export class SocketServer {
   }
 
   /** Registers a handler with the full verification pipeline and a coded answer for every outcome. */
-  private handle(socket: Socket, event: string, stage: string, handler: (m: VerifiedMessage) => Promise<unknown>): void {
+  private handle(
+    socket: Socket,
+    event: string,
+    stage: string,
+    handler: (m: VerifiedMessage) => Promise<unknown>,
+  ): void {
     const clientId = socket.data.clientId as string;
     socket.on(event, async (...args: unknown[]) => {
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (a: Ack) => void) : undefined;
@@ -193,7 +231,8 @@ export class SocketServer {
         reply = { ok: true, result: await handler(verified) };
       } catch (err) {
         const e = toTributaryError(err);
-        if (e.code === 'INTERNAL') this.options.logger.error('handler failed', { event, message: String((err as Error)?.stack ?? err) });
+        if (e.code === 'INTERNAL')
+          this.options.logger.error('handler failed', { event, message: String((err as Error)?.stack ?? err) });
         reply = { ok: false, error: e.toWire() };
       }
       try {
@@ -208,12 +247,26 @@ export class SocketServer {
   private verify(clientId: string, stage: string, raw: unknown): VerifiedMessage {
     const message = SignedMessageSchema.parse(raw);
     if (message.stage !== stage) {
-      throw new TributaryError('VALIDATION_FAILED', `Expected stage "${stage}" for this event, got "${message.stage}".`);
+      throw new TributaryError(
+        'VALIDATION_FAILED',
+        `Expected stage "${stage}" for this event, got "${message.stage}".`,
+      );
     }
-    const data = message.data ? Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength) : undefined;
-    const fields = { jobId: message.jobId, round: message.round, stage, payloadHash: payloadHash(message.body, data), nonce: message.nonce };
+    const data = message.data
+      ? Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength)
+      : undefined;
+    const fields = {
+      jobId: message.jobId,
+      round: message.round,
+      stage,
+      payloadHash: payloadHash(message.body, data),
+      nonce: message.nonce,
+    };
     if (!this.verifier.verify(clientId, fields, message.signature)) {
-      throw new TributaryError('AUTH_BAD_SIGNATURE', `The ${stage} message's signature does not verify under the connection's key.`);
+      throw new TributaryError(
+        'AUTH_BAD_SIGNATURE',
+        `The ${stage} message's signature does not verify under the connection's key.`,
+      );
     }
     if (!this.nonces.checkAndRemember(clientId, message.nonce)) {
       throw new TributaryError('AUTH_REPLAY', `Nonce ${message.nonce} was already used by this client.`);

@@ -13,7 +13,10 @@ export class UploadAssembler {
   private transferId: string | null = null;
   private count = 0;
 
-  constructor(private readonly maxBytes: number, private readonly chunkBytes: number) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly chunkBytes: number,
+  ) {}
 
   /** The transfer this assembler is receiving, once its first chunk arrived. */
   get currentTransferId(): string | null {
@@ -25,9 +28,13 @@ export class UploadAssembler {
       throw new TributaryError('TRANSFER_CHUNK_INVALID', 'Expected a binary chunk attached to update:chunk.');
     }
     if (this.transferId === null) {
-      if (body.index !== 0) throw new TributaryError('TRANSFER_CHUNK_INVALID', `Expected chunk 0 first, got ${body.index}.`);
+      if (body.index !== 0)
+        throw new TributaryError('TRANSFER_CHUNK_INVALID', `Expected chunk 0 first, got ${body.index}.`);
       if (body.totalBytes > this.maxBytes) {
-        throw new TributaryError('PAYLOAD_TOO_LARGE', `Upload declares ${body.totalBytes} bytes; this round accepts at most ${this.maxBytes}.`);
+        throw new TributaryError(
+          'PAYLOAD_TOO_LARGE',
+          `Upload declares ${body.totalBytes} bytes; this round accepts at most ${this.maxBytes}.`,
+        );
       }
       if (body.count !== Math.ceil(body.totalBytes / this.chunkBytes)) {
         throw new TributaryError(
@@ -43,12 +50,18 @@ export class UploadAssembler {
     }
     const buffer = this.buffer as Buffer;
     if (body.index !== this.nextIndex || body.count !== this.count || body.totalBytes !== buffer.length) {
-      throw new TributaryError('TRANSFER_CHUNK_INVALID', `Expected chunk ${this.nextIndex} of ${this.count}, got ${body.index} of ${body.count}.`);
+      throw new TributaryError(
+        'TRANSFER_CHUNK_INVALID',
+        `Expected chunk ${this.nextIndex} of ${this.count}, got ${body.index} of ${body.count}.`,
+      );
     }
     const isLast = body.index === this.count - 1;
     const expectedLength = isLast ? buffer.length - this.received : this.chunkBytes;
     if (data.length !== expectedLength) {
-      throw new TributaryError('TRANSFER_CHUNK_INVALID', `Chunk ${body.index} should hold ${expectedLength} bytes, got ${data.length}.`);
+      throw new TributaryError(
+        'TRANSFER_CHUNK_INVALID',
+        `Chunk ${body.index} should hold ${expectedLength} bytes, got ${data.length}.`,
+      );
     }
     buffer.set(data, this.received);
     this.received += data.length;

@@ -39,7 +39,14 @@ export function loadSeattleWeather(): Dataset {
     if (i < 0) throw new Error(`seattle-weather.csv has no column "${name}"`);
     return i;
   };
-  const [date, precipitation, tempMax, tempMin, wind, weather] = ['date', 'precipitation', 'temp_max', 'temp_min', 'wind', 'weather'].map(col);
+  const [date, precipitation, tempMax, tempMin, wind, weather] = [
+    'date',
+    'precipitation',
+    'temp_max',
+    'temp_min',
+    'wind',
+    'weather',
+  ].map(col);
   const rows = records.slice(1).filter((r) => r.fields.length === header.length);
   const features = TABULAR_INPUT.featureColumns!.length;
   const x = new Float32Array(rows.length * features);
@@ -76,7 +83,13 @@ export const tabularTask: ExampleTask = {
   testSet: () => selectExamples(loadSeattleWeather(), range(200, 461)),
   clientData(options: ExampleOptions, index: number): Dataset {
     const all = loadSeattleWeather();
-    return clientPart(selectExamples(all, range(461, all.count)), options.partition, options.clients, index, options.seed);
+    return clientPart(
+      selectExamples(all, range(461, all.count)),
+      options.partition,
+      options.clients,
+      index,
+      options.seed,
+    );
   },
   clientEntry: 'examples/tabular/client.ts',
 };

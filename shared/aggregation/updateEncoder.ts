@@ -26,9 +26,15 @@ export function updateEncoderFor(mode: AggregationMode): UpdateEncoder {
       return plaintextUpdateEncoder;
     case 'secagg':
       // SecAgg+ updates are not uploaded: SecAggPlusClient masks them stage by stage (tributaryClient.ts).
-      throw new TributaryError('CONFIG_INVALID', 'secagg updates are masked by the SecAgg+ client, not encoded for upload');
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        'secagg updates are masked by the SecAgg+ client, not encoded for upload',
+      );
     case 'paillier':
       // Paillier updates are encrypted asynchronously under the job's public key (tributaryClient.ts).
-      throw new TributaryError('CONFIG_INVALID', 'paillier updates are encrypted by the client (encryptVector), not encoded here');
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        'paillier updates are encrypted by the client (encryptVector), not encoded here',
+      );
   }
 }

@@ -3,7 +3,12 @@ import { decodeBinaryJson, encodeBinaryJson } from './binaryJson';
 describe('binaryJson', () => {
   it('round-trips Uint8Arrays and Buffers nested in objects and arrays', () => {
     const value = { a: new Uint8Array([0, 1, 255]), b: [{ c: Buffer.from('hi') }], d: 'text', e: 3 };
-    const back = decodeBinaryJson(encodeBinaryJson(value)) as { a: Uint8Array; b: Array<{ c: Uint8Array }>; d: string; e: number };
+    const back = decodeBinaryJson(encodeBinaryJson(value)) as {
+      a: Uint8Array;
+      b: Array<{ c: Uint8Array }>;
+      d: string;
+      e: number;
+    };
     expect(back.a).toBeInstanceOf(Uint8Array);
     expect([...back.a]).toEqual([0, 1, 255]);
     expect(Buffer.from(back.b[0].c).toString()).toBe('hi');

@@ -9,7 +9,8 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 /** JSON.stringify replacer: Uint8Array → {"$b64": ...}. Reads the holder, since Buffer.toJSON runs first. */
 export function binaryReplacer(this: unknown, key: string, value: unknown): unknown {
   const raw = (this as Record<string, unknown> | undefined)?.[key];
-  if (raw instanceof Uint8Array) return { $b64: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') };
+  if (raw instanceof Uint8Array)
+    return { $b64: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') };
   return value;
 }
 

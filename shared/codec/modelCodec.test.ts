@@ -1,5 +1,5 @@
 import { contentHash, decodeManifest, decodeTensors, encodeTensors, encodedByteLength } from './modelCodec';
-import { NamedTensor, manifestOf } from './tensors';
+import { type NamedTensor, manifestOf } from './tensors';
 import { codeOf } from '../../test/support/codeOf';
 
 function randomTensors(): NamedTensor[] {
@@ -22,9 +22,11 @@ describe('model codec', () => {
     expect(bytes.length).toBe(encodedByteLength(manifestOf(tensors)));
     const back = decodeTensors(bytes);
     expect(back.map((t) => [t.name, t.shape])).toEqual(tensors.map((t) => [t.name, t.shape]));
-    back.forEach((t, i) => expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)).toEqual(
-      Buffer.from(tensors[i].data.buffer, tensors[i].data.byteOffset, tensors[i].data.byteLength),
-    ));
+    back.forEach((t, i) =>
+      expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)).toEqual(
+        Buffer.from(tensors[i].data.buffer, tensors[i].data.byteOffset, tensors[i].data.byteLength),
+      ),
+    );
     expect(Object.is(back[0].data[0], -0)).toBe(true);
   });
 
@@ -59,12 +61,12 @@ describe('model codec', () => {
     const hugeHeader = Buffer.from(bytes);
     hugeHeader.writeUInt32LE(0xffffffff, 8);
     expect(codeOf(() => decodeTensors(hugeHeader))).toBe('CODEC_LIMIT_EXCEEDED');
-    expect(codeOf(() => decodeTensors(bytes, { limits: { maxHeaderBytes: 1e6, maxTensors: 2, maxParameters: 1e6 } }))).toBe(
-      'CODEC_LIMIT_EXCEEDED',
-    );
-    expect(codeOf(() => decodeTensors(bytes, { limits: { maxHeaderBytes: 1e6, maxTensors: 10, maxParameters: 5 } }))).toBe(
-      'CODEC_LIMIT_EXCEEDED',
-    );
+    expect(
+      codeOf(() => decodeTensors(bytes, { limits: { maxHeaderBytes: 1e6, maxTensors: 2, maxParameters: 1e6 } })),
+    ).toBe('CODEC_LIMIT_EXCEEDED');
+    expect(
+      codeOf(() => decodeTensors(bytes, { limits: { maxHeaderBytes: 1e6, maxTensors: 10, maxParameters: 5 } })),
+    ).toBe('CODEC_LIMIT_EXCEEDED');
   });
 
   it('checks declared sizes before allocating: a header claiming 1e14 values fails fast', () => {
@@ -106,6 +108,8 @@ describe('model codec', () => {
   });
 
   it('refuses to encode a tensor whose data does not match its shape', () => {
-    expect(codeOf(() => encodeTensors([{ name: 'w', shape: [2, 2], data: new Float32Array(3) }]))).toBe('CODEC_MALFORMED');
+    expect(codeOf(() => encodeTensors([{ name: 'w', shape: [2, 2], data: new Float32Array(3) }]))).toBe(
+      'CODEC_MALFORMED',
+    );
   });
 });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { TributaryError } from '../errors';
 import { LIMITS } from '../schemas/jobSpec';
-import { NamedTensor, TensorManifestEntry, sizeOfShape } from './tensors';
+import { type NamedTensor, type TensorManifestEntry, sizeOfShape } from './tensors';
 
 /**
  * Binary layout of a set of named Float32 tensors (model weights, updates, strategy state):
@@ -74,7 +74,10 @@ export function encodeTensors(tensors: readonly NamedTensor[], limits: CodecLimi
   }
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   if (headerBytes.length > limits.maxHeaderBytes) {
-    throw new TributaryError('CODEC_LIMIT_EXCEEDED', `Header of ${headerBytes.length} bytes exceeds ${limits.maxHeaderBytes}.`);
+    throw new TributaryError(
+      'CODEC_LIMIT_EXCEEDED',
+      `Header of ${headerBytes.length} bytes exceeds ${limits.maxHeaderBytes}.`,
+    );
   }
   const dataOffset = PREFIX_BYTES + headerBytes.length + padTo4(PREFIX_BYTES + headerBytes.length);
   const totalValues = tensors.reduce((n, t) => n + t.data.length, 0);
@@ -110,7 +113,10 @@ export interface DecodeOptions {
 }
 
 /** Reads only the header: names and shapes, validated against limits. */
-export function decodeManifest(bytes: Uint8Array, limits: CodecLimits = DEFAULT_CODEC_LIMITS): {
+export function decodeManifest(
+  bytes: Uint8Array,
+  limits: CodecLimits = DEFAULT_CODEC_LIMITS,
+): {
   manifest: TensorManifestEntry[];
   dataOffset: number;
   totalValues: number;
@@ -129,10 +135,16 @@ export function decodeManifest(bytes: Uint8Array, limits: CodecLimits = DEFAULT_
   }
   const headerLength = view.readUInt32LE(8);
   if (headerLength > limits.maxHeaderBytes) {
-    throw new TributaryError('CODEC_LIMIT_EXCEEDED', `Header declares ${headerLength} bytes; the limit is ${limits.maxHeaderBytes}.`);
+    throw new TributaryError(
+      'CODEC_LIMIT_EXCEEDED',
+      `Header declares ${headerLength} bytes; the limit is ${limits.maxHeaderBytes}.`,
+    );
   }
   if (PREFIX_BYTES + headerLength > bytes.length) {
-    throw new TributaryError('CODEC_MALFORMED', `Header declares ${headerLength} bytes but only ${bytes.length - PREFIX_BYTES} follow.`);
+    throw new TributaryError(
+      'CODEC_MALFORMED',
+      `Header declares ${headerLength} bytes but only ${bytes.length - PREFIX_BYTES} follow.`,
+    );
   }
   let parsed: unknown;
   try {
@@ -142,7 +154,10 @@ export function decodeManifest(bytes: Uint8Array, limits: CodecLimits = DEFAULT_
   }
   const header = HeaderSchema.safeParse(parsed);
   if (!header.success) {
-    throw new TributaryError('CODEC_MALFORMED', `The header does not match { tensors: [{ name, shape }] }: ${header.error.issues[0]?.message}.`);
+    throw new TributaryError(
+      'CODEC_MALFORMED',
+      `The header does not match { tensors: [{ name, shape }] }: ${header.error.issues[0]?.message}.`,
+    );
   }
   const manifest = header.data.tensors;
   const totalValues = checkManifestLimits(manifest, limits);
@@ -190,7 +205,10 @@ export function contentHash(bytes: Uint8Array): string {
 }
 
 /** Throws MODEL_SHAPE_MISMATCH naming the first difference. */
-export function assertManifestMatches(actual: readonly TensorManifestEntry[], expected: readonly TensorManifestEntry[]): void {
+export function assertManifestMatches(
+  actual: readonly TensorManifestEntry[],
+  expected: readonly TensorManifestEntry[],
+): void {
   if (actual.length !== expected.length) {
     throw new TributaryError('MODEL_SHAPE_MISMATCH', `Expected ${expected.length} tensors, got ${actual.length}.`);
   }
@@ -211,19 +229,28 @@ function assertFinite(name: string, data: Float32Array): void {
     const v = data[i];
     // v - v is NaN for NaN and +-Infinity, 0 otherwise: one branch per element.
     if (v - v !== 0) {
-      throw new TributaryError('CODEC_NON_FINITE', `Tensor "${name}" holds ${v} at index ${i}; expected finite values.`);
+      throw new TributaryError(
+        'CODEC_NON_FINITE',
+        `Tensor "${name}" holds ${v} at index ${i}; expected finite values.`,
+      );
     }
   }
 }
 
 function checkManifestLimits(manifest: readonly TensorManifestEntry[], limits: CodecLimits): number {
   if (manifest.length > limits.maxTensors) {
-    throw new TributaryError('CODEC_LIMIT_EXCEEDED', `Payload declares ${manifest.length} tensors; the limit is ${limits.maxTensors}.`);
+    throw new TributaryError(
+      'CODEC_LIMIT_EXCEEDED',
+      `Payload declares ${manifest.length} tensors; the limit is ${limits.maxTensors}.`,
+    );
   }
   let total = 0;
   for (const t of manifest) {
     if (t.shape.length > LIMITS.maxTensorRank) {
-      throw new TributaryError('CODEC_LIMIT_EXCEEDED', `Tensor "${t.name}" has rank ${t.shape.length}; the limit is ${LIMITS.maxTensorRank}.`);
+      throw new TributaryError(
+        'CODEC_LIMIT_EXCEEDED',
+        `Tensor "${t.name}" has rank ${t.shape.length}; the limit is ${LIMITS.maxTensorRank}.`,
+      );
     }
     total += sizeOfShape(t.shape);
     if (total > limits.maxParameters) {

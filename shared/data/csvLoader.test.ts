@@ -3,7 +3,12 @@ import type { InputSpec } from '../schemas/jobSpec';
 import { parseCsvDataset } from './csvLoader';
 import { datasetToCsv, float32ToString } from './csvWriter';
 
-const spec = (over: Partial<InputSpec> = {}): InputSpec => ({ shape: [3], labelColumn: 'label', numClasses: 3, ...over });
+const spec = (over: Partial<InputSpec> = {}): InputSpec => ({
+  shape: [3],
+  labelColumn: 'label',
+  numClasses: 3,
+  ...over,
+});
 
 function codeOf(fn: () => unknown): { code: string; message: string } {
   try {
@@ -31,7 +36,10 @@ describe('parseCsvDataset', () => {
   });
 
   it('handles quoted fields, quoted header names and CRLF line ends', () => {
-    const ds = parseCsvDataset('"x, first","y ""2""",z,label\r\n"1.5"," 2 ",3,"1"\r\n4,5,6,0\r\n', spec({ featureColumns: ['x, first', 'y "2"', 'z'] }));
+    const ds = parseCsvDataset(
+      '"x, first","y ""2""",z,label\r\n"1.5"," 2 ",3,"1"\r\n4,5,6,0\r\n',
+      spec({ featureColumns: ['x, first', 'y "2"', 'z'] }),
+    );
     expect(Array.from(ds.x)).toEqual([1.5, 2, 3, 4, 5, 6]);
     expect(Array.from(ds.y)).toEqual([1, 0]);
   });
@@ -76,7 +84,9 @@ describe('parseCsvDataset', () => {
   });
 
   it('DATA_COLUMNS_MISMATCH: a repeated column that is used', () => {
-    expect(codeOf(() => parseCsvDataset('a,a,b,c,label\n1,2,3,4,0\n', spec({ featureColumns: ['a', 'b', 'c'] })))).toEqual({
+    expect(
+      codeOf(() => parseCsvDataset('a,a,b,c,label\n1,2,3,4,0\n', spec({ featureColumns: ['a', 'b', 'c'] }))),
+    ).toEqual({
       code: 'DATA_COLUMNS_MISMATCH',
       message: 'The CSV header repeats the column(s) "a".',
     });
@@ -92,14 +102,20 @@ describe('parseCsvDataset', () => {
     ['1,5', '"1,5"'],
   ])('DATA_NOT_NUMERIC: %p names line and column', (value, shown) => {
     const e = codeOf(() => parseCsvDataset(`a,b,c,label\n1,2,3,0\n4,"${value}",6,1\n`, spec()));
-    expect(e).toEqual({ code: 'DATA_NOT_NUMERIC', message: `Line 3, column "b": expected a finite number, got ${shown}.` });
+    expect(e).toEqual({
+      code: 'DATA_NOT_NUMERIC',
+      message: `Line 3, column "b": expected a finite number, got ${shown}.`,
+    });
   });
 
-  it.each([['3'], ['-1'], ['1.5'], ['cat'], ['']])('DATA_LABEL_OUT_OF_RANGE: label %p names line and value', (label) => {
-    const e = codeOf(() => parseCsvDataset(`a,b,c,label\n1,2,3,${label}\n`, spec()));
-    expect(e.code).toBe('DATA_LABEL_OUT_OF_RANGE');
-    expect(e.message).toBe(`Line 2: label "label" must be an integer in [0, 3), got ${JSON.stringify(label)}.`);
-  });
+  it.each([['3'], ['-1'], ['1.5'], ['cat'], ['']])(
+    'DATA_LABEL_OUT_OF_RANGE: label %p names line and value',
+    (label) => {
+      const e = codeOf(() => parseCsvDataset(`a,b,c,label\n1,2,3,${label}\n`, spec()));
+      expect(e.code).toBe('DATA_LABEL_OUT_OF_RANGE');
+      expect(e.message).toBe(`Line 2: label "label" must be an integer in [0, 3), got ${JSON.stringify(label)}.`);
+    },
+  );
 
   it('reports the physical line of a record after a quoted multi-line field', () => {
     const e = codeOf(() => parseCsvDataset('a,b,c,label\n"1\n",2,3,0\n1,x,3,0\n', spec()));
@@ -112,7 +128,10 @@ describe('parseCsvDataset', () => {
     const back = parseCsvDataset(datasetToCsv(ds, spec()), spec());
     expect(Array.from(back.x)).toEqual(Array.from(x));
     expect(Array.from(back.y)).toEqual([2, 0]);
-    const named = parseCsvDataset(datasetToCsv(ds, spec({ featureColumns: ['q,1', 'r', 's'] })), spec({ featureColumns: ['q,1', 'r', 's'] }));
+    const named = parseCsvDataset(
+      datasetToCsv(ds, spec({ featureColumns: ['q,1', 'r', 's'] })),
+      spec({ featureColumns: ['q,1', 'r', 's'] }),
+    );
     expect(Array.from(named.x)).toEqual(Array.from(x));
   });
 

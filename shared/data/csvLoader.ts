@@ -61,9 +61,14 @@ function planColumns(header: string[], input: InputSpec): ColumnPlan {
       );
     }
   }
-  const usedDuplicates = duplicates.filter((d) => d === input.labelColumn || featureIndices.some((i) => header[i] === d));
+  const usedDuplicates = duplicates.filter(
+    (d) => d === input.labelColumn || featureIndices.some((i) => header[i] === d),
+  );
   if (usedDuplicates.length > 0) {
-    throw new TributaryError('DATA_COLUMNS_MISMATCH', `The CSV header repeats the column(s) ${listNames(usedDuplicates)}.`);
+    throw new TributaryError(
+      'DATA_COLUMNS_MISMATCH',
+      `The CSV header repeats the column(s) ${listNames(usedDuplicates)}.`,
+    );
   }
   return { header, labelIndex, featureIndices: Int32Array.from(featureIndices) };
 }
@@ -101,8 +106,13 @@ export function createCsvReader(input: InputSpec): DatasetReader {
     push: (chunk) => parser.push(chunk),
     end: () => {
       parser.end();
-      if (!plan) throw new TributaryError('DATA_FILE_EMPTY', 'The CSV input is empty: expected a header row and at least one data row.');
-      if (builder.count === 0) throw new TributaryError('DATA_FILE_EMPTY', 'The CSV input has a header but no data rows.');
+      if (!plan)
+        throw new TributaryError(
+          'DATA_FILE_EMPTY',
+          'The CSV input is empty: expected a header row and at least one data row.',
+        );
+      if (builder.count === 0)
+        throw new TributaryError('DATA_FILE_EMPTY', 'The CSV input has a header but no data rows.');
       return builder.build();
     },
   };

@@ -47,10 +47,14 @@ describe('CsvParser', () => {
   });
 
   it('rejects an unterminated quote with the line it opened on', () => {
-    expect(() => parseCsv('a,b\n1,"open\n2,3\n')).toThrow(expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED', message: expect.stringContaining('line 2') }));
+    expect(() => parseCsv('a,b\n1,"open\n2,3\n')).toThrow(
+      expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED', message: expect.stringContaining('line 2') }),
+    );
   });
 
   it('rejects text after a closing quote', () => {
-    expect(() => parseCsv('a,b\n"x"y,1\n')).toThrow(expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED', message: expect.stringContaining('line 2') }));
+    expect(() => parseCsv('a,b\n"x"y,1\n')).toThrow(
+      expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED', message: expect.stringContaining('line 2') }),
+    );
   });
 });

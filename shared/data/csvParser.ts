@@ -104,7 +104,10 @@ export class CsvParser {
   /** Signals the end of input and emits the last record if it has no trailing line end. */
   end(): void {
     if (this.inQuotes && !this.quotePending) {
-      throw new TributaryError('DATA_FORMAT_UNSUPPORTED', `CSV line ${this.recordLine}: a quoted field is never closed.`);
+      throw new TributaryError(
+        'DATA_FORMAT_UNSUPPORTED',
+        `CSV line ${this.recordLine}: a quoted field is never closed.`,
+      );
     }
     this.inQuotes = false;
     this.quotePending = false;

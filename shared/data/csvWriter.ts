@@ -25,7 +25,10 @@ function csvField(name: string): string {
  * then the label column, one row per example. Values are written with the shortest text that
  * round-trips the float32.
  */
-export function datasetToCsv(dataset: Dataset, input: Pick<InputSpec, 'shape' | 'featureColumns' | 'labelColumn'>): string {
+export function datasetToCsv(
+  dataset: Dataset,
+  input: Pick<InputSpec, 'shape' | 'featureColumns' | 'labelColumn'>,
+): string {
   const size = exampleSize(dataset.exampleShape);
   const names = featureColumnNames(input);
   if (names.length !== size) {
@@ -39,7 +42,7 @@ export function datasetToCsv(dataset: Dataset, input: Pick<InputSpec, 'shape' | 
     row[size] = String(dataset.y[i]);
     lines.push(row.join(','));
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** Writes a dataset as JSON lines of the `{"features": [...], "<label>": k}` form. */
@@ -50,5 +53,5 @@ export function datasetToJsonl(dataset: Dataset, input: Pick<InputSpec, 'labelCo
     const features = Array.from(dataset.x.subarray(i * size, (i + 1) * size), (v) => Number(float32ToString(v)));
     lines.push(JSON.stringify({ features, [input.labelColumn]: dataset.y[i] }));
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

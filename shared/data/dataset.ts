@@ -81,7 +81,10 @@ export class DatasetBuilder {
   private n = 0;
 
   /** @param initialCapacity examples to allocate up front. @default as many as fit in 4 MiB, at most 1024 */
-  constructor(readonly exampleShape: readonly number[], initialCapacity?: number) {
+  constructor(
+    readonly exampleShape: readonly number[],
+    initialCapacity?: number,
+  ) {
     this.exampleSize = exampleSize(exampleShape);
     const capacity = Math.max(1, initialCapacity ?? Math.min(1024, Math.floor(2 ** 20 / this.exampleSize)));
     this.x = new Float32Array(capacity * this.exampleSize);

@@ -1,5 +1,13 @@
 /** Datasets: the in-memory type, CSV / JSON-lines loading validated against a job's input spec, MNIST, and partitioners. */
-export { classCounts, concatDatasets, type Dataset, DatasetBuilder, exampleSize, selectExamples, sliceDataset } from './dataset';
+export {
+  classCounts,
+  concatDatasets,
+  type Dataset,
+  DatasetBuilder,
+  exampleSize,
+  selectExamples,
+  sliceDataset,
+} from './dataset';
 export { createCsvReader, type DatasetReader, parseCsvDataset } from './csvLoader';
 export { CsvParser, type CsvRecordHandler, parseCsv } from './csvParser';
 export { datasetToCsv, datasetToJsonl, featureColumnNames, float32ToString } from './csvWriter';
@@ -21,4 +29,13 @@ export {
   partitionIndicesShards,
   partitionShards,
 } from './partition';
-export { createRng, deriveSeed, dirichletSample, gammaSample, normalSample, permutation, type Rng, shuffleInPlace } from './random';
+export {
+  createRng,
+  deriveSeed,
+  dirichletSample,
+  gammaSample,
+  normalSample,
+  permutation,
+  type Rng,
+  shuffleInPlace,
+} from './random';

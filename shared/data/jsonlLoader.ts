@@ -53,15 +53,21 @@ function writeFeatures(features: unknown, row: Float32Array, input: InputSpec, w
 function addRecord(record: unknown, lineNo: number, input: InputSpec, builder: DatasetBuilder): void {
   const where = `Line ${lineNo}`;
   if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-    throw new TributaryError('DATA_FORMAT_UNSUPPORTED', `${where}: expected a JSON object, got ${Array.isArray(record) ? 'an array' : typeof record}.`);
+    throw new TributaryError(
+      'DATA_FORMAT_UNSUPPORTED',
+      `${where}: expected a JSON object, got ${Array.isArray(record) ? 'an array' : typeof record}.`,
+    );
   }
   const obj = record as Record<string, unknown>;
-  if (!Object.prototype.hasOwnProperty.call(obj, input.labelColumn)) {
-    throw new TributaryError('DATA_COLUMNS_MISMATCH', `${where}: the object has no label key ${JSON.stringify(input.labelColumn)}.`);
+  if (!Object.hasOwn(obj, input.labelColumn)) {
+    throw new TributaryError(
+      'DATA_COLUMNS_MISMATCH',
+      `${where}: the object has no label key ${JSON.stringify(input.labelColumn)}.`,
+    );
   }
   const rawLabel = obj[input.labelColumn];
   const label = checkLabel(typeof rawLabel === 'number' ? rawLabel : NaN, rawLabel, input, where);
-  const useArray = Object.prototype.hasOwnProperty.call(obj, 'features') && !input.featureColumns?.includes('features');
+  const useArray = Object.hasOwn(obj, 'features') && !input.featureColumns?.includes('features');
   if (!useArray && !input.featureColumns) {
     throw new TributaryError(
       'DATA_COLUMNS_MISMATCH',
@@ -74,9 +80,12 @@ function addRecord(record: unknown, lineNo: number, input: InputSpec, builder: D
     return;
   }
   const columns = input.featureColumns as string[];
-  const missing = columns.filter((c) => !Object.prototype.hasOwnProperty.call(obj, c));
+  const missing = columns.filter((c) => !Object.hasOwn(obj, c));
   if (missing.length > 0) {
-    throw new TributaryError('DATA_COLUMNS_MISMATCH', `${where}: the object lacks the feature key(s) ${listNames(missing)}.`);
+    throw new TributaryError(
+      'DATA_COLUMNS_MISMATCH',
+      `${where}: the object lacks the feature key(s) ${listNames(missing)}.`,
+    );
   }
   for (let j = 0; j < columns.length; j++) {
     const v = obj[columns[j]];
@@ -102,7 +111,11 @@ export function createJsonlReader(input: InputSpec): DatasetReader {
     try {
       record = JSON.parse(text);
     } catch (err) {
-      throw new TributaryError('DATA_FORMAT_UNSUPPORTED', `Line ${lineNo} is not valid JSON: ${(err as Error).message}.`, { cause: err });
+      throw new TributaryError(
+        'DATA_FORMAT_UNSUPPORTED',
+        `Line ${lineNo} is not valid JSON: ${(err as Error).message}.`,
+        { cause: err },
+      );
     }
     addRecord(record, lineNo, input, builder);
   };

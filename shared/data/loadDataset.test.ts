@@ -16,7 +16,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Bitwise equality of two typed arrays (jest's toEqual walks millions of elements slowly). */
 function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+  return (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
 }
 
 function write(name: string, text: string): string {
@@ -33,7 +38,9 @@ describe('formatFromPath', () => {
   });
 
   it('rejects other extensions with DATA_FORMAT_UNSUPPORTED', () => {
-    expect(() => formatFromPath('data.parquet')).toThrow(expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED', message: expect.stringContaining('".parquet"') }));
+    expect(() => formatFromPath('data.parquet')).toThrow(
+      expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED', message: expect.stringContaining('".parquet"') }),
+    );
     expect(() => formatFromPath('data')).toThrow(expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED' }));
   });
 });
@@ -52,18 +59,30 @@ describe('loadDatasetFile', () => {
   it('rejects files over maxBytes before reading them', () => {
     const path = write('big.csv', 'x,y,label\n1,2,1\n');
     expect(() => loadDatasetFile(path, spec, { maxBytes: 10 })).toThrow(
-      expect.objectContaining({ code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('16 bytes; the limit is 10') }),
+      expect.objectContaining({
+        code: 'PAYLOAD_TOO_LARGE',
+        message: expect.stringContaining('16 bytes; the limit is 10'),
+      }),
     );
   });
 
   it('reports an empty or missing file', () => {
-    expect(() => loadDatasetFile(write('empty.csv', ''), spec)).toThrow(expect.objectContaining({ code: 'DATA_FILE_EMPTY' }));
-    expect(() => loadDatasetFile(join(dir, 'nope.csv'), spec)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('nope.csv') }));
+    expect(() => loadDatasetFile(write('empty.csv', ''), spec)).toThrow(
+      expect.objectContaining({ code: 'DATA_FILE_EMPTY' }),
+    );
+    expect(() => loadDatasetFile(join(dir, 'nope.csv'), spec)).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('nope.csv') }),
+    );
   });
 
   it('propagates row errors with their line numbers', () => {
     const path = write('bad.csv', 'x,y,label\n1,2,1\n1,oops,0\n');
-    expect(() => loadDatasetFile(path, spec)).toThrow(expect.objectContaining({ code: 'DATA_NOT_NUMERIC', message: 'Line 3, column "y": expected a finite number, got "oops".' }));
+    expect(() => loadDatasetFile(path, spec)).toThrow(
+      expect.objectContaining({
+        code: 'DATA_NOT_NUMERIC',
+        message: 'Line 3, column "y": expected a finite number, got "oops".',
+      }),
+    );
   });
 
   it('round-trips MNIST digits through CSV and JSON-lines files exactly', () => {
@@ -95,6 +114,8 @@ describe('parseDatasetText', () => {
   it('parses either format from a string', () => {
     expect(parseDatasetText('a,b,label\n1,2,0\n', 'csv', spec).count).toBe(1);
     expect(parseDatasetText('{"features":[1,2],"label":1}', 'jsonl', spec).count).toBe(1);
-    expect(() => parseDatasetText('', 'xml' as never, spec)).toThrow(expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED' }));
+    expect(() => parseDatasetText('', 'xml' as never, spec)).toThrow(
+      expect.objectContaining({ code: 'DATA_FORMAT_UNSUPPORTED' }),
+    );
   });
 });

@@ -37,7 +37,10 @@ export function formatFromPath(path: string): DatasetFormat {
 function createReader(format: DatasetFormat, input: InputSpec): DatasetReader {
   if (format === 'csv') return createCsvReader(input);
   if (format === 'jsonl') return createJsonlReader(input);
-  throw new TributaryError('DATA_FORMAT_UNSUPPORTED', `Unknown dataset format ${JSON.stringify(format)}: expected "csv" or "jsonl".`);
+  throw new TributaryError(
+    'DATA_FORMAT_UNSUPPORTED',
+    `Unknown dataset format ${JSON.stringify(format)}: expected "csv" or "jsonl".`,
+  );
 }
 
 /** Parses dataset text in the given format, validated against the job's input spec. */
@@ -52,7 +55,9 @@ export function openDatasetFile(path: string): number {
   try {
     return openSync(path, 'r');
   } catch (err) {
-    throw new TributaryError('CONFIG_INVALID', `Cannot open the dataset file "${path}": ${(err as Error).message}`, { cause: err });
+    throw new TributaryError('CONFIG_INVALID', `Cannot open the dataset file "${path}": ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -69,7 +74,10 @@ export function loadDatasetFile(path: string, input: InputSpec, options: LoadDat
   try {
     const size = fstatSync(fd).size;
     if (size > maxBytes) {
-      throw new TributaryError('PAYLOAD_TOO_LARGE', `The dataset file "${path}" has ${size} bytes; the limit is ${maxBytes} (maxBytes).`);
+      throw new TributaryError(
+        'PAYLOAD_TOO_LARGE',
+        `The dataset file "${path}" has ${size} bytes; the limit is ${maxBytes} (maxBytes).`,
+      );
     }
     if (size === 0) throw new TributaryError('DATA_FILE_EMPTY', `The dataset file "${path}" is empty.`);
     const decoder = new StringDecoder('utf8');
@@ -81,7 +89,10 @@ export function loadDatasetFile(path: string, input: InputSpec, options: LoadDat
       total += n;
       // The file may grow while it is read; the bound holds for what is actually read.
       if (total > maxBytes) {
-        throw new TributaryError('PAYLOAD_TOO_LARGE', `The dataset file "${path}" grew past the limit of ${maxBytes} bytes while being read.`);
+        throw new TributaryError(
+          'PAYLOAD_TOO_LARGE',
+          `The dataset file "${path}" grew past the limit of ${maxBytes} bytes while being read.`,
+        );
       }
       reader.push(decoder.write(buffer.subarray(0, n)));
     }

@@ -58,7 +58,7 @@ export function loadMnist(options: LoadMnistOptions = {}): Dataset {
     const base = within[k] * PIXELS;
     for (let p = 0; p < PIXELS; p++) {
       const v = raw[base + p];
-      x[i * PIXELS + p] = v < 0 ? 0 : v > 1 ? 1 : v;
+      x[i * PIXELS + p] = v < 0 ? 0 : Math.min(v, 1);
     }
     y[i] = owner[k];
   }

@@ -27,7 +27,10 @@ export function showValue(value: unknown): string {
 
 /** Names for display: the first few, then how many more. */
 export function listNames(names: readonly string[], max = 5): string {
-  const shown = names.slice(0, max).map((n) => JSON.stringify(n)).join(', ');
+  const shown = names
+    .slice(0, max)
+    .map((n) => JSON.stringify(n))
+    .join(', ');
   return names.length > max ? `${shown} and ${names.length - max} more` : shown;
 }
 

@@ -1,5 +1,12 @@
 import { classCounts, type Dataset } from './dataset';
-import { partitionDirichlet, partitionIid, partitionIndicesDirichlet, partitionIndicesIid, partitionIndicesShards, partitionShards } from './partition';
+import {
+  partitionDirichlet,
+  partitionIid,
+  partitionIndicesDirichlet,
+  partitionIndicesIid,
+  partitionIndicesShards,
+  partitionShards,
+} from './partition';
 
 /** 1,000 examples, 10 classes of 100, feature = own index so examples can be identified. */
 function dataset(): Dataset {

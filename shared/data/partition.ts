@@ -8,7 +8,8 @@ import { createRng, dirichletSample, permutation, shuffleInPlace } from './rando
  */
 
 function checkClients(count: number, nClients: number): void {
-  if (!Number.isInteger(nClients) || nClients < 1) throw new RangeError(`nClients must be a positive integer, got ${nClients}`);
+  if (!Number.isInteger(nClients) || nClients < 1)
+    throw new RangeError(`nClients must be a positive integer, got ${nClients}`);
   if (nClients > count) throw new RangeError(`cannot give ${nClients} clients at least one of ${count} examples each`);
 }
 
@@ -61,7 +62,8 @@ export function partitionIndicesDirichlet(
       let from = 0;
       for (let c = 0; c < nClients; c++) {
         cumulative += shares[c];
-        const to = c === nClients - 1 ? members.length : Math.min(members.length, Math.round(cumulative * members.length));
+        const to =
+          c === nClients - 1 ? members.length : Math.min(members.length, Math.round(cumulative * members.length));
         for (let k = from; k < to; k++) parts[c].push(members[k]);
         from = Math.max(from, to);
       }
@@ -80,7 +82,12 @@ export function partitionIndicesDirichlet(
  * `nClients × shardsPerClient` contiguous shards, and each client gets `shardsPerClient` random
  * shards, so it sees only a few classes.
  */
-export function partitionIndicesShards(labels: Int32Array, nClients: number, shardsPerClient: number, seed: number): Int32Array[] {
+export function partitionIndicesShards(
+  labels: Int32Array,
+  nClients: number,
+  shardsPerClient: number,
+  seed: number,
+): Int32Array[] {
   if (!Number.isInteger(shardsPerClient) || shardsPerClient < 1) {
     throw new RangeError(`shardsPerClient must be a positive integer, got ${shardsPerClient}`);
   }
@@ -112,7 +119,9 @@ export function partitionIid(dataset: Dataset, nClients: number, seed: number): 
 
 /** Dirichlet(alpha) label-skewed split of a dataset among `nClients` clients. */
 export function partitionDirichlet(dataset: Dataset, nClients: number, alpha: number, seed: number): Dataset[] {
-  return partitionIndicesDirichlet(dataset.y.subarray(0, dataset.count), nClients, alpha, seed).map((idx) => selectExamples(dataset, idx));
+  return partitionIndicesDirichlet(dataset.y.subarray(0, dataset.count), nClients, alpha, seed).map((idx) =>
+    selectExamples(dataset, idx),
+  );
 }
 
 /** Shard split of a dataset: each of `nClients` clients gets `shardsPerClient` label-sorted shards. */

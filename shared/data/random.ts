@@ -76,7 +76,7 @@ export function gammaSample(shape: number, rng: Rng): number {
   if (!(shape > 0)) throw new RangeError(`gamma shape must be > 0, got ${shape}`);
   if (shape < 1) {
     // Gamma(a) = Gamma(a + 1) * U^(1/a).
-    return gammaSample(shape + 1, rng) * Math.pow(1 - rng(), 1 / shape);
+    return gammaSample(shape + 1, rng) * (1 - rng()) ** (1 / shape);
   }
   const d = shape - 1 / 3;
   const c = 1 / Math.sqrt(9 * d);

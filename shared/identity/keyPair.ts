@@ -9,7 +9,11 @@ export interface Identity {
 
 export function identityFromSecretKey(secretKey: Uint8Array): Identity {
   const pair = nacl.sign.keyPair.fromSecretKey(secretKey);
-  return { publicKey: pair.publicKey, secretKey: pair.secretKey, clientId: Buffer.from(pair.publicKey).toString('hex') };
+  return {
+    publicKey: pair.publicKey,
+    secretKey: pair.secretKey,
+    clientId: Buffer.from(pair.publicKey).toString('hex'),
+  };
 }
 
 export function generateIdentity(): Identity {

@@ -19,8 +19,17 @@ export type ListingDescription = Omit<ListingInput, 'provider' | 'createdAt' | '
  * (VALIDATION_FAILED naming the field otherwise) and signed with its defaults filled in, which is the form
  * the coordinator verifies.
  */
-export function signListing(identity: Identity, description: ListingDescription, now: number = Date.now()): SignedListing {
-  const listing = parseInput(ListingSchema, { ...description, provider: identity.clientId, createdAt: now, nonce: newNonce() });
+export function signListing(
+  identity: Identity,
+  description: ListingDescription,
+  now: number = Date.now(),
+): SignedListing {
+  const listing = parseInput(ListingSchema, {
+    ...description,
+    provider: identity.clientId,
+    createdAt: now,
+    nonce: newNonce(),
+  });
   return { listing, signature: signBytes(identity.secretKey, listingSigningBytes(listing)) };
 }
 

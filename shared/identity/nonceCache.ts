@@ -6,7 +6,10 @@
 export class NonceCache {
   private readonly seen = new Map<string, Set<string>>();
 
-  constructor(private readonly perClient = 8_192, private readonly maxClients = 200_000) {}
+  constructor(
+    private readonly perClient = 8_192,
+    private readonly maxClients = 200_000,
+  ) {}
 
   /** Returns false if the nonce was already used by this client; otherwise records it. */
   checkAndRemember(clientId: string, nonce: string): boolean {

@@ -1,18 +1,30 @@
 import nacl from 'tweetnacl';
 import { generateIdentity } from './keyPair';
 import { NonceCache } from './nonceCache';
-import { SignatureVerifier, SignedFields, newNonce, payloadHash, signFields } from './signing';
+import { SignatureVerifier, type SignedFields, newNonce, payloadHash, signFields } from './signing';
 
 describe('message signing', () => {
   const id = generateIdentity();
-  const fields: SignedFields = { jobId: 'job1', round: 3, stage: 'update-commit', payloadHash: payloadHash('{"a":1}'), nonce: newNonce() };
+  const fields: SignedFields = {
+    jobId: 'job1',
+    round: 3,
+    stage: 'update-commit',
+    payloadHash: payloadHash('{"a":1}'),
+    nonce: newNonce(),
+  };
   const verifier = new SignatureVerifier();
 
   it('tweetnacl signatures verify under node:crypto', () => {
     const sig = signFields(id.secretKey, fields);
     expect(verifier.verify(id.clientId, fields, sig)).toBe(true);
     // and the other way round, tweetnacl agrees
-    expect(nacl.sign.detached.verify(Buffer.from(JSON.stringify(['tributary/msg/v1', 'job1', 3, 'update-commit', fields.payloadHash, fields.nonce])), Buffer.from(sig, 'hex'), id.publicKey)).toBe(true);
+    expect(
+      nacl.sign.detached.verify(
+        Buffer.from(JSON.stringify(['tributary/msg/v1', 'job1', 3, 'update-commit', fields.payloadHash, fields.nonce])),
+        Buffer.from(sig, 'hex'),
+        id.publicKey,
+      ),
+    ).toBe(true);
   });
 
   it.each([

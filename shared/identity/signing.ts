@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, verify as cryptoVerify, KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
 
 /**

@@ -43,7 +43,9 @@ describe('selectBackend', () => {
     if (installed) return;
     const err = await selectBackend('tensorflow-gpu').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
-    expect((err as Error).message).toMatch(/^The "tensorflow-gpu" backend cannot be loaded: Cannot find module '@tensorflow\/tfjs-node-gpu'/);
+    expect((err as Error).message).toMatch(
+      /^The "tensorflow-gpu" backend cannot be loaded: Cannot find module '@tensorflow\/tfjs-node-gpu'/,
+    );
     await expect(selectBackend('bogus' as never)).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
     // A failed forced load leaves the previous backend running.
     expect(tf.getBackend()).toBe('wasm');

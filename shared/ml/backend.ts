@@ -8,7 +8,13 @@ import { registerConv2DBackpropFilter } from './conv2dBackpropFilter';
 export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
 /** Every accepted preference, for CLI choices and schemas. */
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = [
+  'auto',
+  'tensorflow-gpu',
+  'tensorflow',
+  'wasm',
+  'cpu',
+];
 
 /** The backend now running and the tfjs-core instance it runs in. */
 export interface SelectedBackend {
@@ -24,7 +30,10 @@ const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 
 
 function describe(err: unknown): string {
   // Not `instanceof Error`: errors from another realm (a vm context, jest) fail that test.
-  const message = typeof err === 'object' && err !== null && typeof (err as Error).message === 'string' ? (err as Error).message : String(err);
+  const message =
+    typeof err === 'object' && err !== null && typeof (err as Error).message === 'string'
+      ? (err as Error).message
+      : String(err);
   return message.split('\n')[0].replace(/\.$/, '');
 }
 
@@ -90,7 +99,10 @@ async function load(backend: ConcreteBackend): Promise<void> {
  */
 export async function selectBackend(preference: BackendPreference = 'auto'): Promise<SelectedBackend> {
   if (preference !== 'auto' && !AUTO_ORDER.includes(preference)) {
-    throw new TributaryError('BACKEND_UNAVAILABLE', `Unknown backend "${String(preference)}": expected one of ${BACKEND_PREFERENCES.join(', ')}.`);
+    throw new TributaryError(
+      'BACKEND_UNAVAILABLE',
+      `Unknown backend "${String(preference)}": expected one of ${BACKEND_PREFERENCES.join(', ')}.`,
+    );
   }
   const candidates = preference === 'auto' ? AUTO_ORDER : [preference];
   const failures: string[] = [];
@@ -100,7 +112,11 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
       return { name: tf.getBackend(), tf };
     } catch (err) {
       if (preference !== 'auto') {
-        throw new TributaryError('BACKEND_UNAVAILABLE', `The "${candidate}" backend cannot be loaded: ${describe(err)}.`, { cause: err });
+        throw new TributaryError(
+          'BACKEND_UNAVAILABLE',
+          `The "${candidate}" backend cannot be loaded: ${describe(err)}.`,
+          { cause: err },
+        );
       }
       failures.push(`${candidate}: ${describe(err)}`);
     }

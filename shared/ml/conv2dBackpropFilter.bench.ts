@@ -18,7 +18,8 @@ interface Captured {
 
 function timeKernel(c: Captured, repeats: number): number {
   const started = performance.now();
-  for (let i = 0; i < repeats; i++) tf.dispose(tf.engine().runKernel('Conv2DBackpropFilter', { x: c.x, dy: c.dy }, c.attrs as never));
+  for (let i = 0; i < repeats; i++)
+    tf.dispose(tf.engine().runKernel('Conv2DBackpropFilter', { x: c.x, dy: c.dy }, c.attrs as never));
   return (performance.now() - started) / repeats;
 }
 
@@ -45,8 +46,18 @@ async function main(): Promise<void> {
       return ours.kernelFunc(args);
     },
   });
-  const model = await buildModel({ kind: 'builtin', name: 'mnist-cnn' }, { shape: [28, 28, 1], labelColumn: 'label', numClasses: 10 }, 0);
-  await trainLocal(model, loadMnist({ count: 128 }), { localEpochs: 1, batchSize: 64, learningRate: 0.1, proximalMu: 0, seed: 0 });
+  const model = await buildModel(
+    { kind: 'builtin', name: 'mnist-cnn' },
+    { shape: [28, 28, 1], labelColumn: 'label', numClasses: 10 },
+    0,
+  );
+  await trainLocal(model, loadMnist({ count: 128 }), {
+    localEpochs: 1,
+    batchSize: 64,
+    learningRate: 0.1,
+    proximalMu: 0,
+    seed: 0,
+  });
   model.dispose();
   tf.unregisterKernel('Conv2DBackpropFilter', 'cpu');
   tf.registerKernel(ours);

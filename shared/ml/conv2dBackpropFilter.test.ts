@@ -27,7 +27,18 @@ const configs: Config[] = [
   { x: [2, 11, 9, 4], filter: [5, 5], outC: 8, strides: 2, pad: 'same' },
   { x: [4, 12, 12, 8], filter: [5, 5], outC: 16, strides: 2, pad: 'valid' },
   { x: [2, 8, 7, 2], filter: [2, 3], outC: 3, strides: [2, 1], pad: 'valid' },
-  { x: [1, 7, 7, 3], filter: [3, 3], outC: 6, strides: 1, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
+  {
+    x: [1, 7, 7, 3],
+    filter: [3, 3],
+    outC: 6,
+    strides: 1,
+    pad: [
+      [0, 0],
+      [1, 2],
+      [2, 0],
+      [0, 0],
+    ],
+  },
   { x: [5, 6, 6, 7], filter: [1, 1], outC: 9, strides: 3, pad: 'same' },
 ];
 
@@ -76,33 +87,49 @@ describe('Conv2DBackpropFilter (typed arrays)', () => {
     expect(isConv2DBackpropFilterRegistered('cpu')).toBe(true);
   });
 
-  it.each(configs.map((c) => [`x ${c.x} filter ${c.filter}×${c.outC} stride ${c.strides} pad ${JSON.stringify(c.pad)}`, c] as const))(
-    'matches the stock cpu kernel, both loop orders: %s',
-    (_, c) => {
-      const x = tf.tensor4d(values(c.x.reduce((a, b) => a * b), 1, 0.3), c.x);
-      const filter = tf.zeros([...c.filter, c.x[3], c.outC]) as tf.Tensor4D;
-      const y = tf.conv2d(x, filter, c.strides, c.pad);
-      const dy = tf.tensor4d(values(y.size, 2), y.shape as [number, number, number, number]);
-      const expected = stockGradient(x, dy, c);
-      const scale = Math.max(1, ...Array.from(expected, Math.abs));
-      // Through the registered kernel, as training calls it.
-      const [grad] = tf.grads((f: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, f as tf.Tensor4D, c.strides, c.pad), dy)))([filter]);
-      expect(maxAbsDiff(grad.dataSync(), expected) / scale).toBeLessThan(1e-5);
-      // And each loop order directly.
-      const info = tf.backend_util.computeConv2DInfo(c.x, [...c.filter, c.x[3], c.outC], c.strides, 1, c.pad);
-      for (const method of ['dot', 'scatter'] as FilterGradMethod[]) {
-        const got = conv2dBackpropFilterValues(x.dataSync(), dy.dataSync(), info, method);
-        expect(maxAbsDiff(got, expected) / scale).toBeLessThan(1e-5);
-      }
-      tf.dispose([x, filter, y, dy, grad]);
-    },
-  );
+  it.each(
+    configs.map(
+      (c) => [`x ${c.x} filter ${c.filter}×${c.outC} stride ${c.strides} pad ${JSON.stringify(c.pad)}`, c] as const,
+    ),
+  )('matches the stock cpu kernel, both loop orders: %s', (_, c) => {
+    const x = tf.tensor4d(
+      values(
+        c.x.reduce((a, b) => a * b),
+        1,
+        0.3,
+      ),
+      c.x,
+    );
+    const filter = tf.zeros([...c.filter, c.x[3], c.outC]) as tf.Tensor4D;
+    const y = tf.conv2d(x, filter, c.strides, c.pad);
+    const dy = tf.tensor4d(values(y.size, 2), y.shape as [number, number, number, number]);
+    const expected = stockGradient(x, dy, c);
+    const scale = Math.max(1, ...Array.from(expected, Math.abs));
+    // Through the registered kernel, as training calls it.
+    const [grad] = tf.grads((f: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, f as tf.Tensor4D, c.strides, c.pad), dy)))([
+      filter,
+    ]);
+    expect(maxAbsDiff(grad.dataSync(), expected) / scale).toBeLessThan(1e-5);
+    // And each loop order directly.
+    const info = tf.backend_util.computeConv2DInfo(c.x, [...c.filter, c.x[3], c.outC], c.strides, 1, c.pad);
+    for (const method of ['dot', 'scatter'] as FilterGradMethod[]) {
+      const got = conv2dBackpropFilterValues(x.dataSync(), dy.dataSync(), info, method);
+      expect(maxAbsDiff(got, expected) / scale).toBeLessThan(1e-5);
+    }
+    tf.dispose([x, filter, y, dy, grad]);
+  });
 
   it('rejects NCHW and dilations other than 1', () => {
     const x = tf.zeros([1, 4, 4, 1]);
     const dy = tf.zeros([1, 2, 2, 1]);
     const run = (attrs: object) => () =>
-      tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'valid', dataFormat: 'NHWC', filterShape: [3, 3, 1, 1], ...attrs } as never);
+      tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+        strides: 1,
+        pad: 'valid',
+        dataFormat: 'NHWC',
+        filterShape: [3, 3, 1, 1],
+        ...attrs,
+      } as never);
     expect(run({ dataFormat: 'NCHW' })).toThrow(/NHWC/);
     expect(run({ dilations: 2 })).toThrow(/dilation 1 only/);
     tf.dispose([x, dy]);
@@ -112,10 +139,30 @@ describe('Conv2DBackpropFilter (typed arrays)', () => {
     const build = () =>
       tfl.sequential({
         layers: [
-          tfl.layers.conv2d({ name: 'c1', inputShape: [12, 12, 2], filters: 4, kernelSize: 3, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
-          tfl.layers.conv2d({ name: 'c2', filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+          tfl.layers.conv2d({
+            name: 'c1',
+            inputShape: [12, 12, 2],
+            filters: 4,
+            kernelSize: 3,
+            activation: 'relu',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+          }),
+          tfl.layers.conv2d({
+            name: 'c2',
+            filters: 6,
+            kernelSize: 3,
+            strides: 2,
+            padding: 'same',
+            activation: 'relu',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+          }),
           tfl.layers.flatten({ name: 'f' }),
-          tfl.layers.dense({ name: 'd', units: 3, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+          tfl.layers.dense({
+            name: 'd',
+            units: 3,
+            activation: 'softmax',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+          }),
         ],
       });
     const xs = values(8 * 12 * 12 * 2, 5);
@@ -130,7 +177,11 @@ describe('Conv2DBackpropFilter (typed arrays)', () => {
       tf.tidy(() => {
         const x = tf.tensor4d(xs, [8, 12, 12, 2]);
         const labels = tf.oneHot(tf.tensor1d(ys, 'int32'), 3);
-        opt.minimize(() => tf.losses.softmaxCrossEntropy(labels, model.apply(x) as tf.Tensor) as tf.Scalar, false, vars);
+        opt.minimize(
+          () => tf.losses.softmaxCrossEntropy(labels, model.apply(x) as tf.Tensor) as tf.Scalar,
+          false,
+          vars,
+        );
       });
       opt.dispose();
       const after = getNamedWeights(model);

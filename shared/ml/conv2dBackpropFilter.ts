@@ -75,7 +75,12 @@ function zeroFraction(x: ArrayLike<number>): number {
 }
 
 /** Scatter form: every non-zero x adds x · dy[pixel, :] into the gradient of each filter tap that sees it. */
-function accumulateScatter(x: ArrayLike<number>, dy: ArrayLike<number>, info: FilterGradGeometry, acc: Float64Array): void {
+function accumulateScatter(
+  x: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  info: FilterGradGeometry,
+  acc: Float64Array,
+): void {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
   const { filterHeight, filterWidth, strideHeight, strideWidth } = info;
   const padTop = info.padInfo.top;
@@ -166,7 +171,14 @@ function accumulateDot(x: ArrayLike<number>, dy: ArrayLike<number>, info: Filter
       const kb = ka + outChannels;
       let o = 0;
       for (; o + 4 <= outChannels; o += 4) {
-        let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0; // prettier-ignore
+        let a0 = 0,
+          a1 = 0,
+          a2 = 0,
+          a3 = 0,
+          b0 = 0,
+          b1 = 0,
+          b2 = 0,
+          b3 = 0; // prettier-ignore
         const d0 = o * P;
         const d1 = d0 + P;
         const d2 = d1 + P;
@@ -178,11 +190,23 @@ function accumulateDot(x: ArrayLike<number>, dy: ArrayLike<number>, info: Filter
           const e1 = dyT[d1 + q];
           const e2 = dyT[d2 + q];
           const e3 = dyT[d3 + q];
-          a0 += u * e0; a1 += u * e1; a2 += u * e2; a3 += u * e3; // prettier-ignore
-          b0 += v * e0; b1 += v * e1; b2 += v * e2; b3 += v * e3; // prettier-ignore
+          a0 += u * e0;
+          a1 += u * e1;
+          a2 += u * e2;
+          a3 += u * e3; // prettier-ignore
+          b0 += v * e0;
+          b1 += v * e1;
+          b2 += v * e2;
+          b3 += v * e3; // prettier-ignore
         }
-        acc[ka + o] += a0; acc[ka + o + 1] += a1; acc[ka + o + 2] += a2; acc[ka + o + 3] += a3; // prettier-ignore
-        acc[kb + o] += b0; acc[kb + o + 1] += b1; acc[kb + o + 2] += b2; acc[kb + o + 3] += b3; // prettier-ignore
+        acc[ka + o] += a0;
+        acc[ka + o + 1] += a1;
+        acc[ka + o + 2] += a2;
+        acc[ka + o + 3] += a3; // prettier-ignore
+        acc[kb + o] += b0;
+        acc[kb + o + 1] += b1;
+        acc[kb + o + 2] += b2;
+        acc[kb + o + 3] += b3; // prettier-ignore
       }
       for (; o < outChannels; o++) {
         let a = 0;
@@ -236,13 +260,23 @@ interface WasmBackendLike extends ReadableBackend {
 function checkedGeometry(x: TensorInfo, attrs: Conv2DBackpropFilterAttrs): backend_util.Conv2DInfo {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs;
   if (dataFormat !== undefined && dataFormat !== 'NHWC') {
-    throw new TributaryError('JOB_SPEC_INVALID', `Conv2DBackpropFilter supports NHWC (channels-last) data only, got ${dataFormat}.`);
+    throw new TributaryError(
+      'JOB_SPEC_INVALID',
+      `Conv2DBackpropFilter supports NHWC (channels-last) data only, got ${dataFormat}.`,
+    );
   }
   const dilations = (attrs as { dilations?: number | [number, number] }).dilations;
   if (dilations !== undefined && [dilations].flat().some((d) => d !== 1)) {
-    throw new TributaryError('JOB_SPEC_INVALID', `Conv2DBackpropFilter supports dilation 1 only, got ${JSON.stringify(dilations)}.`);
+    throw new TributaryError(
+      'JOB_SPEC_INVALID',
+      `Conv2DBackpropFilter supports dilation 1 only, got ${JSON.stringify(dilations)}.`,
+    );
   }
-  if (x.shape.length !== 4) throw new TributaryError('MODEL_SHAPE_MISMATCH', `Conv2DBackpropFilter expects a rank-4 x, got shape [${x.shape}].`);
+  if (x.shape.length !== 4)
+    throw new TributaryError(
+      'MODEL_SHAPE_MISMATCH',
+      `Conv2DBackpropFilter expects a rank-4 x, got shape [${x.shape}].`,
+    );
   return backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     filterShape,
@@ -285,7 +319,10 @@ function isOurs(config: KernelConfig | undefined): boolean {
  */
 export function registerConv2DBackpropFilter(backendName: Conv2DBackpropFilterBackend): void {
   if (backendName !== 'cpu' && backendName !== 'wasm') {
-    throw new TributaryError('BACKEND_UNAVAILABLE', `The typed-array Conv2DBackpropFilter runs on "cpu" and "wasm" only, not "${backendName}".`);
+    throw new TributaryError(
+      'BACKEND_UNAVAILABLE',
+      `The typed-array Conv2DBackpropFilter runs on "cpu" and "wasm" only, not "${backendName}".`,
+    );
   }
   const existing = getKernel(Conv2DBackpropFilter, backendName);
   if (isOurs(existing)) return;

@@ -48,13 +48,19 @@ export function assertDatasetFitsModel(model: LayersModel, data: Dataset): void 
     );
   }
   if (data.x.length < data.count * exampleSize(data.exampleShape) || data.y.length < data.count) {
-    throw new TributaryError('DATA_COLUMNS_MISMATCH', `The dataset claims ${data.count} examples but its arrays are shorter.`);
+    throw new TributaryError(
+      'DATA_COLUMNS_MISMATCH',
+      `The dataset claims ${data.count} examples but its arrays are shorter.`,
+    );
   }
   const numClasses = modelNumClasses(model);
   for (let i = 0; i < data.count; i++) {
     const label = data.y[i];
     if (label < 0 || label >= numClasses) {
-      throw new TributaryError('DATA_LABEL_OUT_OF_RANGE', `Example ${i + 1} has label ${label}; the model predicts classes [0, ${numClasses}).`);
+      throw new TributaryError(
+        'DATA_LABEL_OUT_OF_RANGE',
+        `Example ${i + 1} has label ${label}; the model predicts classes [0, ${numClasses}).`,
+      );
     }
   }
 }

@@ -13,7 +13,13 @@ describe('mnist-cnn on real MNIST digits', () => {
     const train = loadMnist({ count: 2000 });
     const test = loadMnist({ offset: 2000, count: 1000 });
     const model = await buildModel({ kind: 'builtin', name: 'mnist-cnn' }, input, 0);
-    const result = await trainLocal(model, train, { localEpochs: 1, batchSize: 16, learningRate: 0.1, proximalMu: 0, seed: 0 });
+    const result = await trainLocal(model, train, {
+      localEpochs: 1,
+      batchSize: 16,
+      learningRate: 0.1,
+      proximalMu: 0,
+      seed: 0,
+    });
     const evaluation = await evaluateModel(model, test);
     model.dispose();
     // Visible in the test output: the backend and speed this machine got.

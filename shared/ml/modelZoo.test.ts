@@ -27,7 +27,14 @@ describe('buildModel', () => {
   it('mnist-cnn: fixed weight names, identical across builds, deterministic per seed', async () => {
     const a = await weightsOf(cnn, mnistInput, 7);
     const b = await weightsOf(cnn, mnistInput, 7);
-    expect(a.map((t) => t.name)).toEqual(['conv1/kernel', 'conv1/bias', 'conv2/kernel', 'conv2/bias', 'dense_out/kernel', 'dense_out/bias']);
+    expect(a.map((t) => t.name)).toEqual([
+      'conv1/kernel',
+      'conv1/bias',
+      'conv2/kernel',
+      'conv2/bias',
+      'dense_out/kernel',
+      'dense_out/bias',
+    ]);
     expect(a.map((t) => t.shape)).toEqual([[5, 5, 1, 8], [8], [5, 5, 8, 16], [16], [256, 10], [10]]);
     expect(sameWeights(a, b)).toBe(true);
     const c = await weightsOf(cnn, mnistInput, 8);
@@ -43,8 +50,12 @@ describe('buildModel', () => {
     flat.dispose();
     const twoD = await buildModel(cnn, { ...mnistInput, shape: [20, 24] }, 0);
     twoD.dispose();
-    await expect(buildModel(cnn, { ...mnistInput, shape: [8, 8, 1] }, 0)).rejects.toMatchObject({ code: 'JOB_SPEC_INVALID' });
-    await expect(buildModel(cnn, { ...mnistInput, shape: [13] }, 0)).rejects.toMatchObject({ code: 'JOB_SPEC_INVALID' });
+    await expect(buildModel(cnn, { ...mnistInput, shape: [8, 8, 1] }, 0)).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+    });
+    await expect(buildModel(cnn, { ...mnistInput, shape: [13] }, 0)).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+    });
   });
 
   it('mlp: default [128] hidden units, custom widths, any input rank', async () => {
@@ -56,7 +67,14 @@ describe('buildModel', () => {
       ['dense_out/bias', [3]],
     ]);
     const b = await weightsOf({ kind: 'builtin', name: 'mlp', hiddenUnits: [32, 16] }, mnistInput, 1);
-    expect(b.map((t) => t.name)).toEqual(['hidden1/kernel', 'hidden1/bias', 'hidden2/kernel', 'hidden2/bias', 'dense_out/kernel', 'dense_out/bias']);
+    expect(b.map((t) => t.name)).toEqual([
+      'hidden1/kernel',
+      'hidden1/bias',
+      'hidden2/kernel',
+      'hidden2/bias',
+      'dense_out/kernel',
+      'dense_out/bias',
+    ]);
     expect(b[0].shape).toEqual([784, 32]);
   });
 
@@ -66,7 +84,11 @@ describe('buildModel', () => {
       const topology = model.toJSON(null, false) as unknown as Record<string, unknown>;
       const original = getNamedWeights(model);
       model.dispose();
-      const rebuilt = await weightsOf({ kind: 'layers-json', topology: JSON.parse(JSON.stringify(topology)) }, mnistInput, 11);
+      const rebuilt = await weightsOf(
+        { kind: 'layers-json', topology: JSON.parse(JSON.stringify(topology)) },
+        mnistInput,
+        11,
+      );
       expect(sameWeights(rebuilt, original)).toBe(true);
     }
   });
@@ -93,19 +115,29 @@ describe('buildModel', () => {
     const model = await buildModel(mlp, mnistInput, 0);
     const topology = model.toJSON(null, false) as unknown as Record<string, unknown>;
     model.dispose();
-    const inputErr = await buildModel({ kind: 'layers-json', topology }, { ...mnistInput, shape: [10] }, 0).catch((e: unknown) => e);
+    const inputErr = await buildModel({ kind: 'layers-json', topology }, { ...mnistInput, shape: [10] }, 0).catch(
+      (e: unknown) => e,
+    );
     expect(inputErr).toMatchObject({ code: 'JOB_SPEC_INVALID' });
-    expect((inputErr as Error).message).toBe("The model's input shape is [null,28,28,1]; the input spec needs [null,10].");
-    const classErr = await buildModel({ kind: 'layers-json', topology }, { ...mnistInput, numClasses: 5 }, 0).catch((e: unknown) => e);
+    expect((inputErr as Error).message).toBe(
+      "The model's input shape is [null,28,28,1]; the input spec needs [null,10].",
+    );
+    const classErr = await buildModel({ kind: 'layers-json', topology }, { ...mnistInput, numClasses: 5 }, 0).catch(
+      (e: unknown) => e,
+    );
     expect((classErr as Error).message).toMatch(/output shape is \[null,10\]; the input spec needs \[null,5\]/);
     const linear = JSON.parse(JSON.stringify(topology).replace('"activation":"softmax"', '"activation":"linear"'));
-    await expect(buildModel({ kind: 'layers-json', topology: linear }, mnistInput, 0)).rejects.toMatchObject({ code: 'JOB_SPEC_INVALID' });
+    await expect(buildModel({ kind: 'layers-json', topology: linear }, mnistInput, 0)).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+    });
   });
 
   it('leaks no tensors when building and disposing', async () => {
     const before = tf.memory().numTensors;
     (await buildModel(cnn, mnistInput, 0)).dispose();
-    await buildModel({ kind: 'layers-json', topology: { class_name: 'Nope', config: {} } }, mnistInput, 0).catch(() => undefined);
+    await buildModel({ kind: 'layers-json', topology: { class_name: 'Nope', config: {} } }, mnistInput, 0).catch(
+      () => undefined,
+    );
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -41,11 +41,15 @@ function mnistCnn(input: InputSpec, seed: number): tfl.Sequential {
   const [h, w, c] = imageShape(input.shape);
   // Two valid 5×5 convolutions and two 2×2 pools need at least 16 pixels per side.
   if (h < 16 || w < 16) {
-    throw new TributaryError('JOB_SPEC_INVALID', `mnist-cnn needs images of at least 16×16 pixels; the input spec gives ${h}×${w}.`);
+    throw new TributaryError(
+      'JOB_SPEC_INVALID',
+      `mnist-cnn needs images of at least 16×16 pixels; the input spec gives ${h}×${w}.`,
+    );
   }
   const layers: tfl.layers.Layer[] = [];
   const needsReshape = input.shape.length !== 3;
-  if (needsReshape) layers.push(tfl.layers.reshape({ name: 'reshape', targetShape: [h, w, c], inputShape: input.shape }));
+  if (needsReshape)
+    layers.push(tfl.layers.reshape({ name: 'reshape', targetShape: [h, w, c], inputShape: input.shape }));
   const first = needsReshape ? {} : { inputShape: [h, w, c] };
   layers.push(
     tfl.layers.conv2d({
@@ -120,7 +124,8 @@ function seedInitializers(node: unknown, seed: number): void {
   if (isObject(config) && typeof config.name === 'string') {
     for (const [key, value] of Object.entries(config)) {
       if (!key.endsWith('_initializer') || !isObject(value) || !isObject(value.config)) continue;
-      if ('seed' in value.config) value.config.seed = initializerSeed(seed, config.name, key.slice(0, -'_initializer'.length));
+      if ('seed' in value.config)
+        value.config.seed = initializerSeed(seed, config.name, key.slice(0, -'_initializer'.length));
     }
   }
   for (const value of Object.values(node)) seedInitializers(value, seed);
@@ -140,19 +145,27 @@ function invalid(message: string, cause?: unknown): TributaryError {
 /** Checks that a deserialised model takes one input of the spec's shape and outputs a softmax over its classes. */
 function checkLayersModel(model: tfl.LayersModel, input: InputSpec): void {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
-    throw invalid(`The model must have one input and one output; it has ${model.inputs.length} and ${model.outputs.length}.`);
+    throw invalid(
+      `The model must have one input and one output; it has ${model.inputs.length} and ${model.outputs.length}.`,
+    );
   }
   const inShape = model.inputs[0].shape;
   const expectedIn = [null, ...input.shape];
   if (inShape.length !== expectedIn.length || inShape.some((d, i) => d !== expectedIn[i])) {
-    throw invalid(`The model's input shape is [${inShape.map(String)}]; the input spec needs [${expectedIn.map(String)}].`);
+    throw invalid(
+      `The model's input shape is [${inShape.map(String)}]; the input spec needs [${expectedIn.map(String)}].`,
+    );
   }
   const outShape = model.outputs[0].shape;
   if (outShape.length !== 2 || outShape[1] !== input.numClasses) {
-    throw invalid(`The model's output shape is [${outShape.map(String)}]; the input spec needs [null,${input.numClasses}] (numClasses).`);
+    throw invalid(
+      `The model's output shape is [${outShape.map(String)}]; the input spec needs [null,${input.numClasses}] (numClasses).`,
+    );
   }
   if (!outputIsSoftmax(model)) {
-    throw invalid('The model\'s last layer must output class probabilities: use activation "softmax" (training uses cross-entropy on probabilities).');
+    throw invalid(
+      'The model\'s last layer must output class probabilities: use activation "softmax" (training uses cross-entropy on probabilities).',
+    );
   }
   if (model.countParams() > LIMITS.maxParameters) {
     throw invalid(`The model has ${model.countParams()} parameters; at most ${LIMITS.maxParameters} are allowed.`);
@@ -192,7 +205,12 @@ export async function buildModel(spec: ModelSpec, input: InputSpec, seed: number
     if (spec.name === 'mlp') return mlp(input, spec.hiddenUnits ?? DEFAULT_MLP_HIDDEN_UNITS, seed);
   } catch (err) {
     if (err instanceof TributaryError) throw err;
-    throw invalid(`The built-in model "${spec.name}" cannot be built for input shape [${input.shape}]: ${(err as Error).message}`, err);
+    throw invalid(
+      `The built-in model "${spec.name}" cannot be built for input shape [${input.shape}]: ${(err as Error).message}`,
+      err,
+    );
   }
-  throw invalid(`Unknown built-in model ${JSON.stringify((spec as { name?: unknown }).name)}: expected "mnist-cnn" or "mlp".`);
+  throw invalid(
+    `Unknown built-in model ${JSON.stringify((spec as { name?: unknown }).name)}: expected "mnist-cnn" or "mlp".`,
+  );
 }

@@ -29,9 +29,17 @@ async function main(): Promise<void> {
       const model = await buildModel(spec, input, 0);
       // The first epoch warms up JIT and kernels; the second is measured.
       await trainLocal(model, data, { localEpochs: 1, batchSize, learningRate: 0.05, proximalMu: 0, seed: 0 });
-      const r = await trainLocal(model, data, { localEpochs: 1, batchSize, learningRate: 0.05, proximalMu: 0, seed: 1 });
+      const r = await trainLocal(model, data, {
+        localEpochs: 1,
+        batchSize,
+        learningRate: 0.05,
+        proximalMu: 0,
+        seed: 1,
+      });
       model.dispose();
-      console.log(`${name} ${spec.kind === 'builtin' ? spec.name : 'layers-json'} batch ${batchSize}: ${r.samplesPerSecond.toFixed(0)} samples/s`);
+      console.log(
+        `${name} ${spec.kind === 'builtin' ? spec.name : 'layers-json'} batch ${batchSize}: ${r.samplesPerSecond.toFixed(0)} samples/s`,
+      );
     }
   }
 }

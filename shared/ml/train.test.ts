@@ -63,8 +63,17 @@ describe('trainLocal', () => {
 
   it('leaks no tensors (plain and FedProx, training and evaluation)', async () => {
     const data = blobs(50, 3);
-    const model = await buildModel({ kind: 'builtin', name: 'mnist-cnn' }, { shape: [16, 16, 1], labelColumn: 'label', numClasses: 2 }, 0);
-    const images: Dataset = { x: new Float32Array(50 * 256).map((_, i) => (i % 7) / 7), y: data.y, count: 50, exampleShape: [16, 16, 1] };
+    const model = await buildModel(
+      { kind: 'builtin', name: 'mnist-cnn' },
+      { shape: [16, 16, 1], labelColumn: 'label', numClasses: 2 },
+      0,
+    );
+    const images: Dataset = {
+      x: new Float32Array(50 * 256).map((_, i) => (i % 7) / 7),
+      y: data.y,
+      count: 50,
+      exampleShape: [16, 16, 1],
+    };
     const global = getNamedWeights(model);
     const before = tf.memory().numTensors;
     await trainLocal(model, images, { ...config, batchSize: 8, localEpochs: 2 });
@@ -101,9 +110,13 @@ describe('trainLocal', () => {
     await expect(trainLocal(model, wrongShape, config)).rejects.toMatchObject({ code: 'DATA_COLUMNS_MISMATCH' });
     const badLabel: Dataset = { x: new Float32Array(2), y: new Int32Array([2]), count: 1, exampleShape: [2] };
     await expect(trainLocal(model, badLabel, config)).rejects.toMatchObject({ code: 'DATA_LABEL_OUT_OF_RANGE' });
-    await expect(trainLocal(model, blobs(4, 1), { ...config, proximalMu: 1 })).rejects.toMatchObject({ code: 'JOB_SPEC_INVALID' });
+    await expect(trainLocal(model, blobs(4, 1), { ...config, proximalMu: 1 })).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+    });
     const partial = getNamedWeights(model).slice(1);
-    await expect(trainLocal(model, blobs(4, 1), { ...config, proximalMu: 1 }, partial)).rejects.toMatchObject({ code: 'MODEL_SHAPE_MISMATCH' });
+    await expect(trainLocal(model, blobs(4, 1), { ...config, proximalMu: 1 }, partial)).rejects.toMatchObject({
+      code: 'MODEL_SHAPE_MISMATCH',
+    });
     model.dispose();
   });
 });

@@ -29,15 +29,25 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 /** The global weights matching the model's trainable weights, as tensors the caller disposes. */
 function proximalAnchors(model: LayersModel, globalWeights: readonly NamedTensor[] | undefined): tf.Tensor[] {
   if (!globalWeights) {
-    throw new TributaryError('JOB_SPEC_INVALID', 'FedProx training (proximalMu > 0) needs the global weights to stay close to; none were given.');
+    throw new TributaryError(
+      'JOB_SPEC_INVALID',
+      'FedProx training (proximalMu > 0) needs the global weights to stay close to; none were given.',
+    );
   }
   const byName = new Map(globalWeights.map((t) => [t.name, t]));
   return model.trainableWeights.map((w) => {
     const name = weightName(w);
     const g = byName.get(name);
-    if (!g) throw new TributaryError('MODEL_SHAPE_MISMATCH', `The global weights lack ${JSON.stringify(name)}, needed for the proximal term.`);
+    if (!g)
+      throw new TributaryError(
+        'MODEL_SHAPE_MISMATCH',
+        `The global weights lack ${JSON.stringify(name)}, needed for the proximal term.`,
+      );
     if (g.shape.length !== w.shape.length || g.shape.some((d, i) => d !== w.shape[i])) {
-      throw new TributaryError('MODEL_SHAPE_MISMATCH', `Global weight ${JSON.stringify(name)} has shape [${g.shape}]; the model's is [${w.shape}].`);
+      throw new TributaryError(
+        'MODEL_SHAPE_MISMATCH',
+        `Global weight ${JSON.stringify(name)} has shape [${g.shape}]; the model's is [${w.shape}].`,
+      );
     }
     return tf.tensor(g.data, g.shape, 'float32');
   });
@@ -98,7 +108,10 @@ export async function trainLocal(
           }, variables);
           optimizer.applyGradients(grads);
           const [batchLoss, batchCorrect] = kept;
-          const sums = [tf.add(previous[0], tf.mul(batchLoss, indices.length)), tf.add(previous[1], batchCorrect)] as [tf.Scalar, tf.Scalar];
+          const sums = [tf.add(previous[0], tf.mul(batchLoss, indices.length)), tf.add(previous[1], batchCorrect)] as [
+            tf.Scalar,
+            tf.Scalar,
+          ];
           tf.dispose(kept);
           return sums;
         });

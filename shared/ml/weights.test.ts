@@ -49,7 +49,9 @@ describe('named weights', () => {
       code: 'MODEL_SHAPE_MISMATCH',
       message: 'Missing weight "hidden1/kernel" (shape [4,5]): the model has 4 weights, 3 tensors arrived.',
     });
-    expect(errorOf(() => setNamedWeights(model, [...w, { name: 'extra/bias', shape: [1], data: new Float32Array(1) }]))).toEqual({
+    expect(
+      errorOf(() => setNamedWeights(model, [...w, { name: 'extra/bias', shape: [1], data: new Float32Array(1) }])),
+    ).toEqual({
       code: 'MODEL_SHAPE_MISMATCH',
       message: 'Unexpected tensor "extra/bias": the model has no such weight (it has 4 weights, 5 tensors arrived).',
     });
@@ -59,14 +61,20 @@ describe('named weights', () => {
       message: 'Weight "hidden1/bias" has shape [5] in the model; the tensor has [1,5].',
     });
     const shortData = w.map((t, i) => (i === 2 ? { ...t, data: t.data.subarray(1) } : t));
-    expect(errorOf(() => setNamedWeights(model, shortData)).message).toBe('Weight "dense_out/kernel" needs 15 values; the tensor has 14.');
+    expect(errorOf(() => setNamedWeights(model, shortData)).message).toBe(
+      'Weight "dense_out/kernel" needs 15 values; the tensor has 14.',
+    );
     expect(errorOf(() => setNamedWeights(model, [...w, w[0]])).message).toBe('Tensor "hidden1/kernel" appears twice.');
     expect(getNamedWeights(model)).toEqual(w);
     model.dispose();
   });
 
   it('leaks no tensors', async () => {
-    const model = await buildModel({ kind: 'builtin', name: 'mnist-cnn' }, { shape: [28, 28, 1], labelColumn: 'label', numClasses: 10 }, 0);
+    const model = await buildModel(
+      { kind: 'builtin', name: 'mnist-cnn' },
+      { shape: [28, 28, 1], labelColumn: 'label', numClasses: 10 },
+      0,
+    );
     const w = getNamedWeights(model);
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) setNamedWeights(model, shifted(w, i));

@@ -17,7 +17,11 @@ function namesOf(model: LayersModel): string[] {
   const names = model.weights.map(weightName);
   const seen = new Set<string>();
   for (const n of names) {
-    if (seen.has(n)) throw new TributaryError('MODEL_SHAPE_MISMATCH', `The model has two weights named ${JSON.stringify(n)}; give its layers unique names.`);
+    if (seen.has(n))
+      throw new TributaryError(
+        'MODEL_SHAPE_MISMATCH',
+        `The model has two weights named ${JSON.stringify(n)}; give its layers unique names.`,
+      );
     seen.add(n);
   }
   return names;
@@ -52,7 +56,8 @@ export function matchWeights(model: LayersModel, tensors: readonly NamedTensor[]
   const manifest = weightManifest(model);
   const byName = new Map<string, NamedTensor>();
   for (const t of tensors) {
-    if (byName.has(t.name)) throw new TributaryError('MODEL_SHAPE_MISMATCH', `Tensor ${JSON.stringify(t.name)} appears twice.`);
+    if (byName.has(t.name))
+      throw new TributaryError('MODEL_SHAPE_MISMATCH', `Tensor ${JSON.stringify(t.name)} appears twice.`);
     byName.set(t.name, t);
   }
   const ordered: NamedTensor[] = [];
@@ -65,10 +70,16 @@ export function matchWeights(model: LayersModel, tensors: readonly NamedTensor[]
       );
     }
     if (!sameShape(t.shape, entry.shape)) {
-      throw new TributaryError('MODEL_SHAPE_MISMATCH', `Weight ${JSON.stringify(entry.name)} has shape [${entry.shape}] in the model; the tensor has [${t.shape}].`);
+      throw new TributaryError(
+        'MODEL_SHAPE_MISMATCH',
+        `Weight ${JSON.stringify(entry.name)} has shape [${entry.shape}] in the model; the tensor has [${t.shape}].`,
+      );
     }
     if (t.data.length !== sizeOfShape(entry.shape)) {
-      throw new TributaryError('MODEL_SHAPE_MISMATCH', `Weight ${JSON.stringify(entry.name)} needs ${sizeOfShape(entry.shape)} values; the tensor has ${t.data.length}.`);
+      throw new TributaryError(
+        'MODEL_SHAPE_MISMATCH',
+        `Weight ${JSON.stringify(entry.name)} needs ${sizeOfShape(entry.shape)} values; the tensor has ${t.data.length}.`,
+      );
     }
     ordered.push(t);
     byName.delete(entry.name);

@@ -15,10 +15,16 @@ describe('fixed-width ciphertext bytes', () => {
 
   it('refuses wrong lengths, out-of-range values and values too wide', () => {
     const bytes = ciphertextsToBytes([5n, 6n], width);
-    expect(() => ciphertextsFromBytes(bytes.subarray(1), width)).toThrow(expect.objectContaining({ code: 'PAILLIER_CIPHERTEXT_INVALID' }));
-    expect(() => ciphertextsFromBytes(bytes, width, { count: 3 })).toThrow(expect.objectContaining({ code: 'PAILLIER_CIPHERTEXT_INVALID' }));
+    expect(() => ciphertextsFromBytes(bytes.subarray(1), width)).toThrow(
+      expect.objectContaining({ code: 'PAILLIER_CIPHERTEXT_INVALID' }),
+    );
+    expect(() => ciphertextsFromBytes(bytes, width, { count: 3 })).toThrow(
+      expect.objectContaining({ code: 'PAILLIER_CIPHERTEXT_INVALID' }),
+    );
     expect(() => ciphertextsFromBytes(ciphertextsToBytes([0n], width), width, { modulus: n * n })).toThrow(/outside/);
-    expect(() => ciphertextsFromBytes(ciphertextsToBytes([n * n], width), width, { modulus: n * n })).toThrow(/outside/);
+    expect(() => ciphertextsFromBytes(ciphertextsToBytes([n * n], width), width, { modulus: n * n })).toThrow(
+      /outside/,
+    );
     expect(() => ciphertextsToBytes([1n << BigInt(width * 8)], width)).toThrow(/does not fit/);
     expect(() => ciphertextsToBytes([-1n], width)).toThrow(/non-negative/);
   });

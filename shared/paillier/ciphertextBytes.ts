@@ -16,9 +16,11 @@ export function ciphertextsToBytes(values: readonly bigint[], width: number): Ui
   const out = new Uint8Array(values.length * width);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (typeof v !== 'bigint' || v < 0n) throw new TributaryError('VALIDATION_FAILED', `paillier: value ${i} is not a non-negative bigint`);
+    if (typeof v !== 'bigint' || v < 0n)
+      throw new TributaryError('VALIDATION_FAILED', `paillier: value ${i} is not a non-negative bigint`);
     const hex = v.toString(16);
-    if (hex.length > width * 2) throw new TributaryError('VALIDATION_FAILED', `paillier: value ${i} does not fit ${width} bytes`);
+    if (hex.length > width * 2)
+      throw new TributaryError('VALIDATION_FAILED', `paillier: value ${i} does not fit ${width} bytes`);
     const bytes = Buffer.from(hex.padStart(width * 2, '0'), 'hex');
     out.set(bytes, i * width);
   }
@@ -29,13 +31,23 @@ export function ciphertextsToBytes(values: readonly bigint[], width: number): Ui
  * Reads `bytes.length / width` big-endian values. Throws PAILLIER_CIPHERTEXT_INVALID unless the
  * length is exactly `count`·width (when `count` is given) and, with `modulus`, every value is in [1, modulus).
  */
-export function ciphertextsFromBytes(bytes: Uint8Array, width: number, options: { count?: number; modulus?: bigint } = {}): bigint[] {
+export function ciphertextsFromBytes(
+  bytes: Uint8Array,
+  width: number,
+  options: { count?: number; modulus?: bigint } = {},
+): bigint[] {
   if (!Number.isInteger(width) || width <= 0 || bytes.length % width !== 0) {
-    throw new TributaryError('PAILLIER_CIPHERTEXT_INVALID', `paillier: ${bytes.length} bytes are not a whole number of ${width}-byte ciphertexts`);
+    throw new TributaryError(
+      'PAILLIER_CIPHERTEXT_INVALID',
+      `paillier: ${bytes.length} bytes are not a whole number of ${width}-byte ciphertexts`,
+    );
   }
   const count = bytes.length / width;
   if (options.count !== undefined && count !== options.count) {
-    throw new TributaryError('PAILLIER_CIPHERTEXT_INVALID', `paillier: expected ${options.count} ciphertexts (${options.count * width} bytes), got ${count} (${bytes.length} bytes)`);
+    throw new TributaryError(
+      'PAILLIER_CIPHERTEXT_INVALID',
+      `paillier: expected ${options.count} ciphertexts (${options.count * width} bytes), got ${count} (${bytes.length} bytes)`,
+    );
   }
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Array<bigint>(count);

@@ -24,7 +24,16 @@ afterAll(async () => {
 describe('modular arithmetic', () => {
   it('modPowWindowed agrees with bigint-crypto-utils', () => {
     const mod = randBetween(1n << 1024n) | 1n;
-    for (const exp of [0n, 1n, 2n, 3n, 65537n, randBetween(1n << 64n), randBetween(1n << 700n), randBetween(1n << 1024n)]) {
+    for (const exp of [
+      0n,
+      1n,
+      2n,
+      3n,
+      65537n,
+      randBetween(1n << 64n),
+      randBetween(1n << 700n),
+      randBetween(1n << 1024n),
+    ]) {
       const base = randBetween(mod);
       expect(modPowWindowed(base, exp, mod)).toBe(modPow(base, exp, mod));
     }
@@ -62,7 +71,13 @@ describe('FastEncryptor', () => {
   it('works for every window width and for full-length exponents', () => {
     const { publicKey, privateKey } = keys;
     const base = createDjnBase(publicKey);
-    for (const options of [{ windowBits: 1 }, { windowBits: 5 }, { windowBits: 7 }, { randomBits: 1024 + 128, windowBits: 4 }, { randomBits: 513 }]) {
+    for (const options of [
+      { windowBits: 1 },
+      { windowBits: 5 },
+      { windowBits: 7 },
+      { randomBits: 1024 + 128, windowBits: 4 },
+      { randomBits: 513 },
+    ]) {
       const e = new FastEncryptor(publicKey, options, base);
       const m = randBetween(publicKey.n - 1n);
       expect(privateKey.decrypt(e.encrypt(m))).toBe(m);
@@ -73,7 +88,13 @@ describe('FastEncryptor', () => {
     const { publicKey } = keys;
     const otherG = new PublicKey(publicKey.n, publicKey.n + 2n);
     expect(codeOf(() => new FastEncryptor(otherG))).toBe('CONFIG_INVALID');
-    for (const options of [{ randomBits: 511 }, { randomBits: 1024 + 129 }, { randomBits: 600.5 }, { windowBits: 0 }, { windowBits: 11 }]) {
+    for (const options of [
+      { randomBits: 511 },
+      { randomBits: 1024 + 129 },
+      { randomBits: 600.5 },
+      { windowBits: 0 },
+      { windowBits: 11 },
+    ]) {
       expect(codeOf(() => resolveEncryptorOptions(publicKey, options))).toBe('CONFIG_INVALID');
     }
     expect(resolveEncryptorOptions(publicKey)).toEqual({ randomBits: 512, windowBits: 6 });
@@ -143,7 +164,10 @@ describe('decryption', () => {
 describe('KernelWorkerPool', () => {
   it('reports a kernel error for that call and stays usable', async () => {
     const { publicKey, privateKey } = keys;
-    const pool = new KernelWorkerPool({ kind: 'encrypt', n: publicKey.n, hs: createDjnBase(publicKey), randomBits: 512, windowBits: 4 }, 2);
+    const pool = new KernelWorkerPool(
+      { kind: 'encrypt', n: publicKey.n, hs: createDjnBase(publicKey), randomBits: 512, windowBits: 4 },
+      2,
+    );
     pools.push(pool);
     expect(pool.size).toBe(Math.min(2, availableParallelism()));
     await expect(pool.map([1n, -1n])).rejects.toThrow(/plaintext outside \[0, n\)/);
@@ -158,6 +182,7 @@ describe('KernelWorkerPool', () => {
     expect(await codeOfAsync(() => pool.map([1n]))).toBe('INTERNAL');
     expect(await codeOfAsync(() => pool.map([1n]))).toBe('INTERNAL');
     await pool.close();
-    for (const threads of [0, -1, 1.5]) expect(codeOf(() => new KernelWorkerPool({ kind: 'encrypt' }, threads))).toBe('CONFIG_INVALID');
+    for (const threads of [0, -1, 1.5])
+      expect(codeOf(() => new KernelWorkerPool({ kind: 'encrypt' }, threads))).toBe('CONFIG_INVALID');
   });
 });

@@ -80,7 +80,10 @@ export function requireSimpleVariant(publicKey: PublicKey): void {
 }
 
 /** Validates encryptor options against the key and fills in defaults. */
-export function resolveEncryptorOptions(publicKey: PublicKey, options: EncryptorOptions = {}): ResolvedEncryptorOptions {
+export function resolveEncryptorOptions(
+  publicKey: PublicKey,
+  options: EncryptorOptions = {},
+): ResolvedEncryptorOptions {
   const keyBits = publicKey.bitLength;
   const minBits = Math.ceil(keyBits / 2);
   const randomBits = options.randomBits ?? minBits;
@@ -92,7 +95,10 @@ export function resolveEncryptorOptions(publicKey: PublicKey, options: Encryptor
     );
   }
   if (!Number.isInteger(windowBits) || windowBits < 1 || windowBits > MAX_WINDOW_BITS) {
-    throw new TributaryError('CONFIG_INVALID', `paillier: windowBits must be an integer in [1, ${MAX_WINDOW_BITS}]; got ${String(windowBits)}`);
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `paillier: windowBits must be an integer in [1, ${MAX_WINDOW_BITS}]; got ${String(windowBits)}`,
+    );
   }
   return Object.freeze({ randomBits, windowBits });
 }
@@ -173,7 +179,8 @@ export class FastEncryptor implements PlaintextEncryptor {
         const at = bit >> 3;
         let digit = ((r[at] | (r[at + 1] << 8) | (r[at + 2] << 16)) >>> (bit & 7)) & perWindow;
         if (i === windows - 1) digit &= lastMask;
-        if (digit !== 0) acc = acc === 1n ? table[i * perWindow + digit - 1] : (acc * table[i * perWindow + digit - 1]) % n2;
+        if (digit !== 0)
+          acc = acc === 1n ? table[i * perWindow + digit - 1] : (acc * table[i * perWindow + digit - 1]) % n2;
       }
       if (acc !== 1n) return acc;
     }
@@ -214,7 +221,13 @@ export class ParallelEncryptor implements PlaintextEncryptor {
     this.options = resolveEncryptorOptions(publicKey, options);
     this.base = createDjnBase(publicKey);
     this.pool = new KernelWorkerPool(
-      { kind: 'encrypt', n: publicKey.n, hs: this.base, randomBits: this.options.randomBits, windowBits: this.options.windowBits },
+      {
+        kind: 'encrypt',
+        n: publicKey.n,
+        hs: this.base,
+        randomBits: this.options.randomBits,
+        windowBits: this.options.windowBits,
+      },
       options.threads ?? maxThreads(),
     );
   }
@@ -226,7 +239,8 @@ export class ParallelEncryptor implements PlaintextEncryptor {
   async encryptAll(plaintexts: readonly bigint[]): Promise<bigint[]> {
     const { n } = this.publicKey;
     for (const m of plaintexts) {
-      if (typeof m !== 'bigint' || m < 0n || m >= n) throw new TributaryError('VALIDATION_FAILED', 'paillier: plaintext outside [0, n)');
+      if (typeof m !== 'bigint' || m < 0n || m >= n)
+        throw new TributaryError('VALIDATION_FAILED', 'paillier: plaintext outside [0, n)');
     }
     return this.pool.map(plaintexts);
   }

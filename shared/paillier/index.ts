@@ -24,9 +24,22 @@ export type {
 } from './packedPaillier';
 export { dequantize, dequantizeSum, maxLevel, quantizationStep, quantize, validateQuantizer } from './quantize';
 export type { QuantizeResult, QuantizerParams } from './quantize';
-export { createPackingLayout, pack, packedLength, unpack, DEFAULT_KEY_BITS, DEFAULT_QUANTIZATION_BITS } from './packing';
+export {
+  createPackingLayout,
+  pack,
+  packedLength,
+  unpack,
+  DEFAULT_KEY_BITS,
+  DEFAULT_QUANTIZATION_BITS,
+} from './packing';
 export type { PackingLayout, PackingLayoutOptions } from './packing';
-export { FastEncryptor, ParallelEncryptor, createDjnBase, requireSimpleVariant, DEFAULT_WINDOW_BITS } from './fastEncryptor';
+export {
+  FastEncryptor,
+  ParallelEncryptor,
+  createDjnBase,
+  requireSimpleVariant,
+  DEFAULT_WINDOW_BITS,
+} from './fastEncryptor';
 export type { EncryptorOptions, ParallelEncryptorOptions, PlaintextEncryptor } from './fastEncryptor';
 export { CrtDecryptor, ParallelDecryptor, primeFactorsOf } from './fastDecryptor';
 export type { CiphertextDecryptor, ParallelDecryptorOptions } from './fastDecryptor';

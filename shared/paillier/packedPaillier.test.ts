@@ -30,7 +30,14 @@ beforeAll(async () => {
 describe('createPackedPaillierParams', () => {
   it('defaults to 2048-bit keys and 16 bits, and derives the layout and step', () => {
     const p = createPackedPaillierParams({ clipRange: 1, maxClients: 100 });
-    expect(p).toMatchObject({ keyBits: 2048, bits: 16, clipRange: 1, maxClients: 100, slotBits: 23, slotsPerCiphertext: 88 });
+    expect(p).toMatchObject({
+      keyBits: 2048,
+      bits: 16,
+      clipRange: 1,
+      maxClients: 100,
+      slotBits: 23,
+      slotsPerCiphertext: 88,
+    });
     expect(p.step).toBeCloseTo(1 / 32767, 15);
     expect(Object.isFrozen(p)).toBe(true);
     expect(ciphertextCount(p, 100_000)).toBe(1137);
@@ -61,13 +68,23 @@ describe('encrypt → add → decrypt', () => {
       expect(e.clipped).toBe(0);
       expect(e.ciphertexts.length).toBe(ciphertextCount(params, length));
     });
-    const sum = addEncrypted(keys.publicKey, addEncrypted(keys.publicKey, encrypted[0].ciphertexts, encrypted[1].ciphertexts), encrypted[2].ciphertexts);
-    expect(sumEncrypted(keys.publicKey, encrypted.map((e) => e.ciphertexts)).length).toBe(sum.length);
+    const sum = addEncrypted(
+      keys.publicKey,
+      addEncrypted(keys.publicKey, encrypted[0].ciphertexts, encrypted[1].ciphertexts),
+      encrypted[2].ciphertexts,
+    );
+    expect(
+      sumEncrypted(
+        keys.publicKey,
+        encrypted.map((e) => e.ciphertexts),
+      ).length,
+    ).toBe(sum.length);
     const total = await decryptSum(keys.privateKey, sum, params, 3, length);
     expect(total).toBeInstanceOf(Float32Array);
     const bound = sumErrorBound(params, 3);
     let maxError = 0;
-    for (let i = 0; i < length; i++) maxError = Math.max(maxError, Math.abs(total[i] - (vectors[0][i] + vectors[1][i] + vectors[2][i])));
+    for (let i = 0; i < length; i++)
+      maxError = Math.max(maxError, Math.abs(total[i] - (vectors[0][i] + vectors[1][i] + vectors[2][i])));
     expect(maxError).toBeLessThanOrEqual(bound);
     expect(maxError).toBeGreaterThan(0); // quantisation does lose something
   });
@@ -83,7 +100,9 @@ describe('encrypt → add → decrypt', () => {
       const inThread = await decryptSum(keys.privateKey, sum, params, 2, length);
       const inWorkers = await decryptSum(keys.privateKey, sum, params, 2, length, { threads: 2 });
       expect(Array.from(inWorkers)).toEqual(Array.from(inThread));
-      inThread.forEach((v, i) => expect(Math.abs(v - (vectors[0][i] + vectors[1][i]))).toBeLessThanOrEqual(sumErrorBound(params, 2)));
+      inThread.forEach((v, i) =>
+        expect(Math.abs(v - (vectors[0][i] + vectors[1][i]))).toBeLessThanOrEqual(sumErrorBound(params, 2)),
+      );
     } finally {
       await parallel.close();
     }
@@ -93,9 +112,22 @@ describe('encrypt → add → decrypt', () => {
     const length = params.slotsPerCiphertext + 2;
     for (const end of [params.clipRange, -params.clipRange]) {
       const v = new Float32Array(length).fill(end);
-      const encrypted = await Promise.all(Array.from({ length: params.maxClients }, () => encryptVector(keys.publicKey, v, params)));
-      const total = await decryptSum(keys.privateKey, sumEncrypted(keys.publicKey, encrypted.map((e) => e.ciphertexts)), params, params.maxClients, length);
-      total.forEach((s) => expect(Math.abs(s - params.maxClients * end)).toBeLessThanOrEqual(sumErrorBound(params, params.maxClients)));
+      const encrypted = await Promise.all(
+        Array.from({ length: params.maxClients }, () => encryptVector(keys.publicKey, v, params)),
+      );
+      const total = await decryptSum(
+        keys.privateKey,
+        sumEncrypted(
+          keys.publicKey,
+          encrypted.map((e) => e.ciphertexts),
+        ),
+        params,
+        params.maxClients,
+        length,
+      );
+      total.forEach((s) =>
+        expect(Math.abs(s - params.maxClients * end)).toBeLessThanOrEqual(sumErrorBound(params, params.maxClients)),
+      );
     }
   });
 
@@ -124,8 +156,19 @@ describe('encrypt → add → decrypt', () => {
     expect(big.publicKey.bitLength).toBe(2048);
     const vectors = [21, 22].map((seed) => randomVector(200, 1, seed));
     const encrypted = await Promise.all(vectors.map((v) => encryptVector(big.publicKey, v, defaults)));
-    const total = await decryptSum(big.privateKey, sumEncrypted(big.publicKey, encrypted.map((e) => e.ciphertexts)), defaults, 2, 200);
-    total.forEach((x, i) => expect(Math.abs(x - (vectors[0][i] + vectors[1][i]))).toBeLessThanOrEqual(sumErrorBound(defaults, 2)));
+    const total = await decryptSum(
+      big.privateKey,
+      sumEncrypted(
+        big.publicKey,
+        encrypted.map((e) => e.ciphertexts),
+      ),
+      defaults,
+      2,
+      200,
+    );
+    total.forEach((x, i) =>
+      expect(Math.abs(x - (vectors[0][i] + vectors[1][i]))).toBeLessThanOrEqual(sumErrorBound(defaults, 2)),
+    );
   });
 
   it('rejects mismatched keys, counts and ciphertexts', async () => {
@@ -139,9 +182,15 @@ describe('encrypt → add → decrypt', () => {
     expect(await codeOfAsync(() => encryptVector(classic.publicKey, v, params))).toBe('CONFIG_INVALID');
     // decryptSum arguments
     expect(await codeOfAsync(() => decryptSum(keys.privateKey, ciphertexts, params, 0, 100))).toBe('CONFIG_INVALID');
-    expect(await codeOfAsync(() => decryptSum(keys.privateKey, ciphertexts, params, params.maxClients + 1, 100))).toBe('CONFIG_INVALID');
-    expect(await codeOfAsync(() => decryptSum(keys.privateKey, ciphertexts, params, 1, 100 + params.slotsPerCiphertext))).toBe('VALIDATION_FAILED');
-    expect(await codeOfAsync(() => decryptSum(keys.privateKey, [0n, ...ciphertexts.slice(1)], params, 1, 100))).toBe('VALIDATION_FAILED');
+    expect(await codeOfAsync(() => decryptSum(keys.privateKey, ciphertexts, params, params.maxClients + 1, 100))).toBe(
+      'CONFIG_INVALID',
+    );
+    expect(
+      await codeOfAsync(() => decryptSum(keys.privateKey, ciphertexts, params, 1, 100 + params.slotsPerCiphertext)),
+    ).toBe('VALIDATION_FAILED');
+    expect(await codeOfAsync(() => decryptSum(keys.privateKey, [0n, ...ciphertexts.slice(1)], params, 1, 100))).toBe(
+      'VALIDATION_FAILED',
+    );
     // the sum of 3 vectors claimed as 1 client: some slot is larger than one client can reach
     const three = sumEncrypted(publicKey, [ciphertexts, ciphertexts, ciphertexts]);
     expect(await codeOfAsync(() => decryptSum(keys.privateKey, three, params, 1, 100))).toBe('VALIDATION_FAILED');
@@ -150,7 +199,9 @@ describe('encrypt → add → decrypt', () => {
     expect(await codeOfAsync(() => decryptSum(keys.privateKey, stray, params, 1, 100))).toBe('VALIDATION_FAILED');
     // homomorphic addition
     expect(codeOf(() => addEncrypted(publicKey, ciphertexts, ciphertexts.slice(1)))).toBe('VALIDATION_FAILED');
-    expect(codeOf(() => addEncrypted(publicKey, ciphertexts, [publicKey._n2, ...ciphertexts.slice(1)]))).toBe('VALIDATION_FAILED');
+    expect(codeOf(() => addEncrypted(publicKey, ciphertexts, [publicKey._n2, ...ciphertexts.slice(1)]))).toBe(
+      'VALIDATION_FAILED',
+    );
     expect(codeOf(() => sumEncrypted(publicKey, []))).toBe('VALIDATION_FAILED');
     // threads
     expect(await codeOfAsync(() => encryptVector(publicKey, v, params, { threads: 0 }))).toBe('CONFIG_INVALID');

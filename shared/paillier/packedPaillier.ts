@@ -3,7 +3,13 @@ import { TributaryError } from '../errors';
 import { CrtDecryptor, ParallelDecryptor, type CiphertextDecryptor } from './fastDecryptor';
 import { FastEncryptor, ParallelEncryptor, requireSimpleVariant, type PlaintextEncryptor } from './fastEncryptor';
 import { createPackingLayout, pack, packedLength, unpack, type PackingLayout, DEFAULT_KEY_BITS } from './packing';
-import { dequantizeSum, quantizationStep, quantize, sumErrorBound as quantizerSumErrorBound, validateQuantizer } from './quantize';
+import {
+  dequantizeSum,
+  quantizationStep,
+  quantize,
+  sumErrorBound as quantizerSumErrorBound,
+  validateQuantizer,
+} from './quantize';
 
 /**
  * Packed Paillier aggregation of Float32 vectors (BatchCrypt, Zhang et al., USENIX ATC 2020): each
@@ -141,7 +147,10 @@ function checkCiphertexts(publicKey: PublicKey, v: readonly bigint[], name: stri
 /** Homomorphic slot-wise addition: a[i]·b[i] mod n² (decrypts to the slot-wise sums). */
 export function addEncrypted(publicKey: PublicKey, a: readonly bigint[], b: readonly bigint[]): bigint[] {
   if (a.length !== b.length) {
-    throw new TributaryError('VALIDATION_FAILED', `paillier: cannot add encrypted vectors of ${a.length} and ${b.length} ciphertexts`);
+    throw new TributaryError(
+      'VALIDATION_FAILED',
+      `paillier: cannot add encrypted vectors of ${a.length} and ${b.length} ciphertexts`,
+    );
   }
   checkCiphertexts(publicKey, a, 'a');
   checkCiphertexts(publicKey, b, 'b');

@@ -8,10 +8,23 @@ const addPlaintexts = (vectors: bigint[][]) => vectors[0].map((_, k) => vectors.
 describe('packing layout', () => {
   it('gives each slot bits + ceil(log2(maxClients)) bits and floor((keyBits - 2) / slotBits) slots', () => {
     expect(createPackingLayout({ maxClients: 100 })).toEqual({
-      keyBits: 2048, bits: 16, maxClients: 100, headroomBits: 7, slotBits: 23, slotsPerCiphertext: 88, plaintextBits: 2024,
+      keyBits: 2048,
+      bits: 16,
+      maxClients: 100,
+      headroomBits: 7,
+      slotBits: 23,
+      slotsPerCiphertext: 88,
+      plaintextBits: 2024,
     });
-    expect(createPackingLayout({ keyBits: 1024, bits: 8, maxClients: 1 })).toMatchObject({ headroomBits: 0, slotBits: 8, slotsPerCiphertext: 127 });
-    expect(createPackingLayout({ keyBits: 2048, bits: 16, maxClients: 64 })).toMatchObject({ headroomBits: 6, slotsPerCiphertext: 93 });
+    expect(createPackingLayout({ keyBits: 1024, bits: 8, maxClients: 1 })).toMatchObject({
+      headroomBits: 0,
+      slotBits: 8,
+      slotsPerCiphertext: 127,
+    });
+    expect(createPackingLayout({ keyBits: 2048, bits: 16, maxClients: 64 })).toMatchObject({
+      headroomBits: 6,
+      slotsPerCiphertext: 93,
+    });
     expect(createPackingLayout({ keyBits: 2048, bits: 16, maxClients: 65 })).toMatchObject({ headroomBits: 7 });
     expect([1, 2, 3, 4, 5, 1024, 1025].map(ceilLog2)).toEqual([0, 1, 2, 2, 3, 10, 11]);
     expect(Object.isFrozen(createPackingLayout({ maxClients: 2 }))).toBe(true);
@@ -68,13 +81,20 @@ describe('pack / unpack', () => {
       const zigzag = Float32Array.from({ length }, (_, i) => (i % 2 ? 3 : -3));
       // the largest level a slot can hold (2^bits - 1), above what quantize produces
       const allOnes = new Uint32Array(length).fill(2 ** l.bits - 1);
-      for (const [x, expected] of [[top, 3 * maxClients], [bottom, -3 * maxClients]] as const) {
+      for (const [x, expected] of [
+        [top, 3 * maxClients],
+        [bottom, -3 * maxClients],
+      ] as const) {
         const sum = addPlaintexts(Array.from({ length: maxClients }, () => pack(quantize(x, q).values, l)));
         for (const m of sum) expect(m < 1n << BigInt(l.keyBits - 2)).toBe(true);
         const total = dequantizeSum(unpack(sum, l, length), q, maxClients);
         total.forEach((v) => expect(Math.abs(v - expected)).toBeLessThanOrEqual(sumErrorBound(q, maxClients)));
       }
-      const zig = unpack(addPlaintexts(Array.from({ length: maxClients }, () => pack(quantize(zigzag, q).values, l))), l, length);
+      const zig = unpack(
+        addPlaintexts(Array.from({ length: maxClients }, () => pack(quantize(zigzag, q).values, l))),
+        l,
+        length,
+      );
       zig.forEach((s, i) => expect(s).toBe(i % 2 ? maxClients * (2 ** l.bits - 2) : 0));
       const ones = unpack(addPlaintexts(Array.from({ length: maxClients }, () => pack(allOnes, l))), l, length);
       ones.forEach((s) => expect(s).toBe(maxClients * (2 ** l.bits - 1)));

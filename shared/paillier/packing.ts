@@ -66,7 +66,9 @@ export function createPackingLayout(options: PackingLayoutOptions): PackingLayou
   const bits = options.bits ?? DEFAULT_QUANTIZATION_BITS;
   const { maxClients } = options;
   if (!Number.isInteger(keyBits) || keyBits < MIN_KEY_BITS || keyBits > MAX_KEY_BITS) {
-    throw invalid(`keyBits must be an integer in [${MIN_KEY_BITS}, ${MAX_KEY_BITS}] (2048 or more for real use); got ${String(keyBits)}`);
+    throw invalid(
+      `keyBits must be an integer in [${MIN_KEY_BITS}, ${MAX_KEY_BITS}] (2048 or more for real use); got ${String(keyBits)}`,
+    );
   }
   if (!Number.isInteger(bits) || bits < 2 || bits > 32) {
     throw invalid(`bits must be an integer in [2, 32]; got ${String(bits)}`);
@@ -97,7 +99,10 @@ export function createPackingLayout(options: PackingLayoutOptions): PackingLayou
 /** Number of plaintexts (and ciphertexts) for a vector of `length` values. */
 export function packedLength(layout: PackingLayout, length: number): number {
   if (!Number.isSafeInteger(length) || length < 0) {
-    throw new TributaryError('VALIDATION_FAILED', `paillier: vector length must be an integer >= 0; got ${String(length)}`);
+    throw new TributaryError(
+      'VALIDATION_FAILED',
+      `paillier: vector length must be an integer >= 0; got ${String(length)}`,
+    );
   }
   return Math.ceil(length / layout.slotsPerCiphertext);
 }
@@ -159,7 +164,10 @@ export function unpack(plaintexts: readonly bigint[], layout: PackingLayout, len
       acc >>= shift;
       if (start + j < length) out[start + j] = slot;
       else if (slot !== 0) {
-        throw new TributaryError('VALIDATION_FAILED', `paillier: slot ${start + j} is past the vector's ${length} values but is ${slot}, not 0`);
+        throw new TributaryError(
+          'VALIDATION_FAILED',
+          `paillier: slot ${start + j} is past the vector's ${length} values but is ${slot}, not 0`,
+        );
       }
     }
   }

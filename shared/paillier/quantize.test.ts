@@ -1,4 +1,12 @@
-import { dequantize, dequantizeSum, maxLevel, quantizationStep, quantize, sumErrorBound, validateQuantizer } from './quantize';
+import {
+  dequantize,
+  dequantizeSum,
+  maxLevel,
+  quantizationStep,
+  quantize,
+  sumErrorBound,
+  validateQuantizer,
+} from './quantize';
 import { codeOf } from '../../test/support/codeOf';
 
 /** A deterministic PRNG (mulberry32), so a failing case can be replayed. */
@@ -33,8 +41,10 @@ function maxSumError(clients: Float32Array[], params: { bits: number; clipRange:
 
 describe('quantize', () => {
   it('validates bits and clipRange eagerly', () => {
-    for (const bits of [1, 33, 2.5, NaN]) expect(codeOf(() => validateQuantizer({ bits, clipRange: 1 }))).toBe('CONFIG_INVALID');
-    for (const clipRange of [0, -1, NaN, Infinity]) expect(codeOf(() => validateQuantizer({ bits: 8, clipRange }))).toBe('CONFIG_INVALID');
+    for (const bits of [1, 33, 2.5, NaN])
+      expect(codeOf(() => validateQuantizer({ bits, clipRange: 1 }))).toBe('CONFIG_INVALID');
+    for (const clipRange of [0, -1, NaN, Infinity])
+      expect(codeOf(() => validateQuantizer({ bits: 8, clipRange }))).toBe('CONFIG_INVALID');
     expect(() => quantize([0], { bits: 40, clipRange: 1 })).toThrow(/bits must be an integer in \[2, 32\]; got 40/);
   });
 
@@ -88,13 +98,20 @@ describe('quantize', () => {
   });
 
   it('comes within 1 % of the bound when every value sits half a step between two levels', () => {
-    for (const [bits, n] of [[4, 3], [8, 10], [12, 5]] as const) {
+    for (const [bits, n] of [
+      [4, 3],
+      [8, 10],
+      [12, 5],
+    ] as const) {
       const params = { bits, clipRange: 1 };
       const step = quantizationStep(params);
       const half = maxLevel(params) / 2;
       // (k + 1/2)·Δ for k = -half .. half - 1: every value is a midpoint inside [-c, c].
       const x = Float32Array.from({ length: Math.min(50, 2 * half) }, (_, i) => (i - Math.min(25, half) + 0.5) * step);
-      const error = maxSumError(Array.from({ length: n }, () => x), params);
+      const error = maxSumError(
+        Array.from({ length: n }, () => x),
+        params,
+      );
       const bound = sumErrorBound(params, n);
       expect(error).toBeLessThanOrEqual(bound);
       expect(error).toBeGreaterThan(0.99 * bound);

@@ -65,7 +65,10 @@ export function validateQuantizer(params: QuantizerParams): void {
     );
   }
   if (typeof clipRange !== 'number' || !Number.isFinite(clipRange) || clipRange <= 0) {
-    throw new TributaryError('CONFIG_INVALID', `paillier: clipRange must be a finite number > 0; got ${String(clipRange)}`);
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `paillier: clipRange must be a finite number > 0; got ${String(clipRange)}`,
+    );
   }
 }
 
@@ -108,9 +111,13 @@ export function quantize(values: ArrayLike<number>, params: QuantizerParams): Qu
       out[i] = x > 0 ? 2 * half : 0;
       clipped++;
     } else {
-      throw new TributaryError('CODEC_NON_FINITE', `paillier: value ${i} is ${String(x)}; cannot quantise a non-finite value`, {
-        details: { index: i },
-      });
+      throw new TributaryError(
+        'CODEC_NON_FINITE',
+        `paillier: value ${i} is ${String(x)}; cannot quantise a non-finite value`,
+        {
+          details: { index: i },
+        },
+      );
     }
   }
   return { values: out, clipped };
@@ -123,7 +130,10 @@ export function quantize(values: ArrayLike<number>, params: QuantizerParams): Qu
 export function dequantizeSum(sums: ArrayLike<number>, params: QuantizerParams, clientCount: number): Float32Array {
   validateQuantizer(params);
   if (!Number.isInteger(clientCount) || clientCount < 1) {
-    throw new TributaryError('CONFIG_INVALID', `paillier: clientCount must be an integer >= 1; got ${String(clientCount)}`);
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `paillier: clientCount must be an integer >= 1; got ${String(clientCount)}`,
+    );
   }
   const offset = clientCount * (maxLevel(params) / 2);
   const step = quantizationStep(params);

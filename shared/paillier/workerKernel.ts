@@ -12,7 +12,7 @@
  * Messages in:  { id, items: bigint[] }
  * Messages out: { id, results: bigint[] } or { id, error: string }
  */
-export const WORKER_KERNEL_SOURCE = String.raw`
+export const WORKER_KERNEL_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const { randomBytes } = require('node:crypto');

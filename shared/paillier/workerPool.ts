@@ -70,8 +70,12 @@ export class KernelWorkerPool {
       for (const task of entry.pending.values()) task.reject(err);
       entry.pending.clear();
     };
-    worker.on('error', (err) => fail(new TributaryError('INTERNAL', `paillier worker failed: ${err.message}`, { cause: err })));
-    worker.on('messageerror', (err) => fail(new TributaryError('INTERNAL', 'paillier worker sent an unreadable message', { cause: err })));
+    worker.on('error', (err) =>
+      fail(new TributaryError('INTERNAL', `paillier worker failed: ${err.message}`, { cause: err })),
+    );
+    worker.on('messageerror', (err) =>
+      fail(new TributaryError('INTERNAL', 'paillier worker sent an unreadable message', { cause: err })),
+    );
     worker.on('exit', (code) => {
       if (!this.closed) fail(new TributaryError('INTERNAL', `paillier worker exited with code ${code}`));
     });

@@ -5,7 +5,9 @@ import { z } from 'zod';
  * canonical bytes (shared/schemas/listing.ts). Content-derived, so the same signed listing always
  * gets the same id and a replay is recognised by the store.
  */
-export const ListingIdSchema = z.string().regex(/^lst_[0-9a-f]{24}$/, 'expected a listing id ("lst_" and 24 hex digits)');
+export const ListingIdSchema = z
+  .string()
+  .regex(/^lst_[0-9a-f]{24}$/, 'expected a listing id ("lst_" and 24 hex digits)');
 export type ListingId = z.infer<typeof ListingIdSchema>;
 
 /** At most this many listings may be invited to one job. */

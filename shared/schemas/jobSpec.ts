@@ -140,11 +140,17 @@ const PaillierPublicKeySchema = z
       .max(PAILLIER_MAX_KEY_BITS / 4),
   })
   .strict()
-  .refine((k) => {
-    const n = BigInt(`0x${k.n}`);
-    const bits = n.toString(2).length;
-    return (n & 1n) === 1n && bits >= PAILLIER_MIN_KEY_BITS && bits <= PAILLIER_MAX_KEY_BITS && bits % 8 === 0;
-  }, { message: `n must be odd, with a bit length that is a multiple of 8 in [${PAILLIER_MIN_KEY_BITS}, ${PAILLIER_MAX_KEY_BITS}]`, path: ['n'] });
+  .refine(
+    (k) => {
+      const n = BigInt(`0x${k.n}`);
+      const bits = n.toString(2).length;
+      return (n & 1n) === 1n && bits >= PAILLIER_MIN_KEY_BITS && bits <= PAILLIER_MAX_KEY_BITS && bits % 8 === 0;
+    },
+    {
+      message: `n must be odd, with a bit length that is a multiple of 8 in [${PAILLIER_MIN_KEY_BITS}, ${PAILLIER_MAX_KEY_BITS}]`,
+      path: ['n'],
+    },
+  );
 
 /** Options of `secureAggregation: "paillier"`; `publicKey` and `keyHolder` are required. */
 export const PaillierOptionsSchema = z
@@ -152,7 +158,7 @@ export const PaillierOptionsSchema = z
     /** The key holder's Paillier public key (`tributary keyholder keygen` prints it). */
     publicKey: PaillierPublicKeySchema,
     /** The key holder's Ed25519 public key (its client id), as 64 lowercase hex characters. */
-    keyHolder: z.string().regex(/^[0-9a-f]{64}$/, 'expected the key holder\'s client id (32 bytes as lowercase hex)'),
+    keyHolder: z.string().regex(/^[0-9a-f]{64}$/, "expected the key holder's client id (32 bytes as lowercase hex)"),
     /** Bits per quantised value. @default 16 */
     bits: z.number().int().min(2).max(32).default(16),
     /**
@@ -205,9 +211,16 @@ export const ChainSpecSchema = z
     /** The escrow's job id (uint256, decimal). */
     jobId: z.string().regex(/^[1-9][0-9]{0,76}$/, 'expected the escrow job id as a positive decimal integer string'),
     /** EIP-155 chain id the escrow lives on; the coordinator's RPC must report the same. */
-    chainId: z.number().int().positive().max(2 ** 53 - 1),
+    chainId: z
+      .number()
+      .int()
+      .positive()
+      .max(2 ** 53 - 1),
     /** Recruit only once the escrow holds at least this much (wei, decimal). @default any positive budget */
-    budgetWei: z.string().regex(/^[1-9][0-9]{0,77}$/, 'expected a positive decimal integer string (wei)').optional(),
+    budgetWei: z
+      .string()
+      .regex(/^[1-9][0-9]{0,77}$/, 'expected a positive decimal integer string (wei)')
+      .optional(),
   })
   .strict();
 export type ChainSpec = z.infer<typeof ChainSpecSchema>;
@@ -247,7 +260,12 @@ export const JobSpecSchema = z
     /** Escrow on an EVM chain: recruit after funding, commit rounds, settle payouts; see ChainSpecSchema. */
     chain: ChainSpecSchema.optional(),
     /** Seed for client sampling and model initialisation. @default 0 */
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(0),
     /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. Absent = public. */
     access: JobAccessSchema.optional(),
   })
@@ -265,10 +283,14 @@ export const JobSpecSchema = z
     message: `secureAggregation "secagg" sums at most ${SECAGG_MAX_CLIENTS} clients per round; lower maxClients`,
     path: ['maxClients'],
   })
-  .refine((s) => s.secureAggregation !== 'secagg' || s.secagg?.cohortSize === undefined || s.minClients >= s.secagg.cohortSize, {
-    message: 'secagg.cohortSize must not exceed minClients (a round of minClients clients must fill one cohort)',
-    path: ['secagg', 'cohortSize'],
-  })
+  .refine(
+    (s) =>
+      s.secureAggregation !== 'secagg' || s.secagg?.cohortSize === undefined || s.minClients >= s.secagg.cohortSize,
+    {
+      message: 'secagg.cohortSize must not exceed minClients (a round of minClients clients must fill one cohort)',
+      path: ['secagg', 'cohortSize'],
+    },
+  )
   .refine((s) => s.secureAggregation !== 'paillier' || s.paillier !== undefined, {
     message: 'secureAggregation "paillier" needs the paillier options (publicKey, keyHolder)',
     path: ['paillier'],
@@ -282,7 +304,11 @@ export const JobSpecSchema = z
     try {
       paillierParamsOf(s);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', path: ['maxClients'], message: `secureAggregation "paillier": ${(err as Error).message}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxClients'],
+        message: `secureAggregation "paillier": ${(err as Error).message}`,
+      });
     }
   });
 export type JobSpec = z.infer<typeof JobSpecSchema>;
@@ -306,7 +332,9 @@ export function secaggOptionsOf(spec: { secagg?: z.input<typeof SecAggOptionsSch
 }
 
 /** The contribution options of a spec with every default filled in. */
-export function contributionOptionsOf(spec: { contribution?: z.input<typeof ContributionOptionsSchema> }): ContributionOptions {
+export function contributionOptionsOf(spec: {
+  contribution?: z.input<typeof ContributionOptionsSchema>;
+}): ContributionOptions {
   return ContributionOptionsSchema.parse(spec.contribution ?? {});
 }
 
@@ -315,5 +343,10 @@ export function paillierParamsOf(spec: { maxClients: number; paillier?: Paillier
   const options = spec.paillier;
   if (!options) throw new Error('the job has no paillier options');
   const keyBits = BigInt(`0x${options.publicKey.n}`).toString(2).length;
-  return createPackedPaillierParams({ keyBits, bits: options.bits, clipRange: options.clipRange, maxClients: spec.maxClients });
+  return createPackedPaillierParams({
+    keyBits,
+    bits: options.bits,
+    clipRange: options.clipRange,
+    maxClients: spec.maxClients,
+  });
 }

@@ -1,6 +1,11 @@
 import nacl from 'tweetnacl';
 import { generateIdentity } from '../identity/keyPair';
-import { signListing, signListingDelete, verifyListingSignature, type ListingDescription } from '../identity/listingSignature';
+import {
+  signListing,
+  signListingDelete,
+  verifyListingSignature,
+  type ListingDescription,
+} from '../identity/listingSignature';
 import { SignatureVerifier, signFields } from '../identity/signing';
 import { JobSpecSchema } from './jobSpec';
 import {
@@ -29,7 +34,11 @@ describe('dataset listings', () => {
   it('signs the listing with defaults filled in, and the signature verifies with node:crypto', () => {
     const provider = generateIdentity();
     const signed = signListing(provider, description, 1_700_000_000_000);
-    expect(signed.listing).toMatchObject({ provider: provider.clientId, createdAt: 1_700_000_000_000, description: '' });
+    expect(signed.listing).toMatchObject({
+      provider: provider.clientId,
+      createdAt: 1_700_000_000_000,
+      description: '',
+    });
     expect(signed.listing.schema.labelColumn).toBe('label');
     expect(signed.listing.nonce).toMatch(/^[0-9a-f]{32}$/);
     expect(SignedListingSchema.parse(JSON.parse(JSON.stringify(signed)))).toStrictEqual(signed);
@@ -66,14 +75,26 @@ describe('dataset listings', () => {
     expect(listingSigningBytes(signed.listing).toString('utf8')).toContain(LISTING_SIGNING_DOMAIN);
     const id = listingIdOf(signed.listing);
     const del = signListingDelete(provider, id);
-    expect(verifier.verifyBytes(provider.clientId, listingDeleteBytes(id, del.timestamp, del.nonce), del.signature)).toBe(true);
+    expect(
+      verifier.verifyBytes(provider.clientId, listingDeleteBytes(id, del.timestamp, del.nonce), del.signature),
+    ).toBe(true);
     expect(verifyListingSignature(verifier, { listing: signed.listing, signature: del.signature })).toBe(false);
-    expect(verifier.verifyBytes(provider.clientId, listingDeleteBytes(id, del.timestamp, del.nonce), signed.signature)).toBe(false);
+    expect(
+      verifier.verifyBytes(provider.clientId, listingDeleteBytes(id, del.timestamp, del.nonce), signed.signature),
+    ).toBe(false);
     // The same key signing a protocol message over lookalike fields still does not produce a listing signature.
-    const message = signFields(provider.secretKey, { jobId: id, round: 0, stage: 'listing', payloadHash: '0'.repeat(64), nonce: signed.listing.nonce });
+    const message = signFields(provider.secretKey, {
+      jobId: id,
+      round: 0,
+      stage: 'listing',
+      payloadHash: '0'.repeat(64),
+      nonce: signed.listing.nonce,
+    });
     expect(verifyListingSignature(verifier, { listing: signed.listing, signature: message })).toBe(false);
     // Raw bytes without the domain tag neither.
-    const bare = Buffer.from(nacl.sign.detached(Buffer.from(JSON.stringify(signed.listing)), provider.secretKey)).toString('hex');
+    const bare = Buffer.from(
+      nacl.sign.detached(Buffer.from(JSON.stringify(signed.listing)), provider.secretKey),
+    ).toString('hex');
     expect(verifyListingSignature(verifier, { listing: signed.listing, signature: bare })).toBe(false);
   });
 
@@ -108,13 +129,24 @@ describe('dataset listings', () => {
 
   it('matches a job input spec on shape, classes, label column and feature columns as a set', () => {
     const listing = signListing(generateIdentity(), description).listing;
-    const input = (extra: object = {}) => JobSpecSchema.parse({
-      name: 'j', model: { kind: 'builtin', name: 'mlp' }, rounds: 1, secureAggregation: 'none',
-      input: { shape: [4], numClasses: 5, ...extra },
-    }).input;
+    const input = (extra: object = {}) =>
+      JobSpecSchema.parse({
+        name: 'j',
+        model: { kind: 'builtin', name: 'mlp' },
+        rounds: 1,
+        secureAggregation: 'none',
+        input: { shape: [4], numClasses: 5, ...extra },
+      }).input;
     expect(listingMatches(listing, queryForInput(input()))).toBe(true);
-    expect(listingMatches(listing, queryForInput(input({ featureColumns: ['wind', 'temp_min', 'temp_max', 'precipitation'] })))).toBe(true);
-    expect(listingMatches(listing, queryForInput(input({ featureColumns: ['wind', 'temp_min', 'temp_max', 'humidity'] })))).toBe(false);
+    expect(
+      listingMatches(
+        listing,
+        queryForInput(input({ featureColumns: ['wind', 'temp_min', 'temp_max', 'precipitation'] })),
+      ),
+    ).toBe(true);
+    expect(
+      listingMatches(listing, queryForInput(input({ featureColumns: ['wind', 'temp_min', 'temp_max', 'humidity'] }))),
+    ).toBe(false);
     expect(listingMatches(listing, queryForInput(input({ numClasses: 4 })))).toBe(false);
     expect(listingMatches(listing, queryForInput(input({ labelColumn: 'weather' })))).toBe(false);
     expect(listingMatches(listing, queryForInput({ ...input(), shape: [2, 2] }))).toBe(false);
@@ -125,8 +157,20 @@ describe('dataset listings', () => {
   });
 
   it('parses search query parameters (comma lists, repeated keys, numbers) and refuses bad ones', () => {
-    expect(ListingSearchParamsSchema.parse({ tags: 'weather, seattle', shape: '28,28,1', numClasses: '10', minRows: '100', limit: '5' })).toEqual({
-      tags: ['weather', 'seattle'], shape: [28, 28, 1], numClasses: 10, minRows: 100, limit: 5,
+    expect(
+      ListingSearchParamsSchema.parse({
+        tags: 'weather, seattle',
+        shape: '28,28,1',
+        numClasses: '10',
+        minRows: '100',
+        limit: '5',
+      }),
+    ).toEqual({
+      tags: ['weather', 'seattle'],
+      shape: [28, 28, 1],
+      numClasses: 10,
+      minRows: 100,
+      limit: 5,
     });
     expect(ListingSearchParamsSchema.parse({ tags: ['a', 'b,c'] }).tags).toEqual(['a', 'b', 'c']);
     expect(ListingSearchParamsSchema.safeParse({ shape: '28,x' }).success).toBe(false);
@@ -138,15 +182,22 @@ describe('dataset listings', () => {
   });
 
   it('adds an access policy to job specs: absent means public; invite needs distinct listing ids', () => {
-    const spec = (access?: unknown) => JobSpecSchema.safeParse({
-      name: 'j', model: { kind: 'builtin', name: 'mlp' }, input: { shape: [4], numClasses: 5 }, rounds: 1, secureAggregation: 'none',
-      ...(access === undefined ? {} : { access }),
-    });
+    const spec = (access?: unknown) =>
+      JobSpecSchema.safeParse({
+        name: 'j',
+        model: { kind: 'builtin', name: 'mlp' },
+        input: { shape: [4], numClasses: 5 },
+        rounds: 1,
+        secureAggregation: 'none',
+        ...(access === undefined ? {} : { access }),
+      });
     expect(spec().success && spec().data!.access).toBeUndefined();
     expect(spec({ mode: 'open' }).success).toBe(true);
     expect(spec({ mode: 'invite', listings: ['lst_0123456789abcdef01234567'] }).success).toBe(true);
     expect(spec({ mode: 'invite', listings: [] }).success).toBe(false);
-    expect(spec({ mode: 'invite', listings: ['lst_0123456789abcdef01234567', 'lst_0123456789abcdef01234567'] }).success).toBe(false);
+    expect(
+      spec({ mode: 'invite', listings: ['lst_0123456789abcdef01234567', 'lst_0123456789abcdef01234567'] }).success,
+    ).toBe(false);
     expect(spec({ mode: 'invite', listings: ['job_abc'] }).success).toBe(false);
     expect(spec({ mode: 'open', listings: ['lst_0123456789abcdef01234567'] }).success).toBe(false);
     expect(spec({ mode: 'private' }).success).toBe(false);

@@ -17,12 +17,17 @@ export const LISTING_DELETE_DOMAIN = 'tributary/listing-delete/v1';
 
 const ClientIdSchema = z.string().regex(/^[0-9a-f]{64}$/, 'expected an Ed25519 client id (32 bytes as lowercase hex)');
 const NonceSchema = z.string().regex(/^[0-9a-f]{32}$/, 'expected a 128-bit nonce as 32 lowercase hex digits');
-const SignatureSchema = z.string().regex(/^[0-9a-f]{128}$/, 'expected an Ed25519 signature as 128 lowercase hex digits');
+const SignatureSchema = z
+  .string()
+  .regex(/^[0-9a-f]{128}$/, 'expected an Ed25519 signature as 128 lowercase hex digits');
 
 /** A domain tag: lowercase letters, digits and dashes, e.g. "weather" or "medical-imaging". */
 export const ListingTagSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'expected a tag of 1-32 lowercase letters, digits or dashes, starting with a letter or digit');
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,31}$/,
+    'expected a tag of 1-32 lowercase letters, digits or dashes, starting with a letter or digit',
+  );
 
 /** Largest uint256: prices are paid on an EVM chain. */
 const MAX_UINT256 = 2n ** 256n - 1n;
@@ -92,7 +97,8 @@ export type ListingDeleteRequest = z.infer<typeof ListingDeleteRequestSchema>;
  * the bytes do not depend on key order. Computed from the parsed listing (defaults filled in).
  */
 export function listingSigningBytes(listing: Listing): Buffer {
-  const { provider, name, description, schema, rows, tags, pricePerRoundWei, createdAt, nonce, ...unsignedListing } = listing;
+  const { provider, name, description, schema, rows, tags, pricePerRoundWei, createdAt, nonce, ...unsignedListing } =
+    listing;
   const { shape, featureColumns, labelColumn, numClasses, ...unsignedSchema } = schema;
   // Every field must be signed: a field added to Listing or InputSpec fails to compile here until it is.
   void (unsignedListing satisfies Record<string, never>);
@@ -121,7 +127,9 @@ export function listingDeleteBytes(id: ListingId, timestamp: number, nonce: stri
 
 /** A listing's id: "lst_" and 24 hex digits of the SHA-256 of its canonical bytes. */
 export function listingIdOf(listing: Listing): ListingId {
-  return ListingIdSchema.parse(`lst_${createHash('sha256').update(listingSigningBytes(listing)).digest('hex').slice(0, 24)}`);
+  return ListingIdSchema.parse(
+    `lst_${createHash('sha256').update(listingSigningBytes(listing)).digest('hex').slice(0, 24)}`,
+  );
 }
 
 /**
@@ -168,7 +176,8 @@ export function listingMatches(listing: Listing, query: ListingQuery): boolean {
   if (query.labelColumn !== undefined && s.labelColumn !== query.labelColumn) return false;
   if (query.shape !== undefined && shapeKeyOf(s.shape) !== shapeKeyOf(query.shape)) return false;
   if (query.featureColumns !== undefined) {
-    if (!s.featureColumns || featureColumnsKeyOf(s.featureColumns) !== featureColumnsKeyOf(query.featureColumns)) return false;
+    if (!s.featureColumns || featureColumnsKeyOf(s.featureColumns) !== featureColumnsKeyOf(query.featureColumns))
+      return false;
   }
   if (query.tags !== undefined && !query.tags.every((t) => listing.tags.includes(t))) return false;
   return true;
@@ -188,15 +197,30 @@ export function queryForInput(input: InputSpec): ListingQuery {
 }
 
 // Query-string values arrive as a string or (repeated keys) an array of strings; lists are comma-separated.
-const listParam = z
-  .union([z.string(), z.array(z.string()).max(64)])
-  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x.length > 0));
+const listParam = z.union([z.string(), z.array(z.string()).max(64)]).transform((v) =>
+  (Array.isArray(v) ? v : [v])
+    .flatMap((x) => x.split(','))
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+);
 
 /** Query parameters of GET /v1/listings (all optional; lists comma-separated). */
 export const ListingSearchParamsSchema = z
   .object({
     tags: listParam.pipe(z.array(ListingTagSchema).max(LISTING_LIMITS.maxTags)).optional(),
-    shape: listParam.pipe(z.array(z.string().regex(/^[1-9][0-9]{0,8}$/, 'expected a positive integer').transform(Number)).min(1).max(LIMITS.maxTensorRank)).optional(),
+    shape: listParam
+      .pipe(
+        z
+          .array(
+            z
+              .string()
+              .regex(/^[1-9][0-9]{0,8}$/, 'expected a positive integer')
+              .transform(Number),
+          )
+          .min(1)
+          .max(LIMITS.maxTensorRank),
+      )
+      .optional(),
     numClasses: z.coerce.number().int().min(2).max(LIMITS.maxClasses).optional(),
     featureColumns: listParam.pipe(z.array(z.string().min(1).max(128)).min(1).max(10_000)).optional(),
     labelColumn: z.string().min(1).max(128).optional(),

@@ -33,8 +33,11 @@ export const STAGES = {
 } as const;
 export type Stage = (typeof STAGES)[keyof typeof STAGES];
 
-const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as lowercase hex`);
-export const JobIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a job id of 1-64 characters [A-Za-z0-9_-]');
+const hex = (bytes: number) =>
+  z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as lowercase hex`);
+export const JobIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a job id of 1-64 characters [A-Za-z0-9_-]');
 
 /** Upload chunks are at most this large, and socket.io's maxHttpBufferSize is set just above it. */
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -94,14 +97,20 @@ export const UpdateChunkBodySchema = z
     transferId: hex(16),
     index: z.number().int().min(0).max(100_000),
     count: z.number().int().min(1).max(100_000),
-    totalBytes: z.number().int().positive().max(LIMITS.maxParameters * 4 + 16 * 1024 * 1024),
+    totalBytes: z
+      .number()
+      .int()
+      .positive()
+      .max(LIMITS.maxParameters * 4 + 16 * 1024 * 1024),
   })
   .strict();
 export type UpdateChunkBody = z.infer<typeof UpdateChunkBodySchema>;
 
-export const LocalMetricsSchema = z.record(z.string().max(64), z.number().finite()).refine((m) => Object.keys(m).length <= 32, {
-  message: 'at most 32 metrics',
-});
+export const LocalMetricsSchema = z
+  .record(z.string().max(64), z.number().finite())
+  .refine((m) => Object.keys(m).length <= 32, {
+    message: 'at most 32 metrics',
+  });
 
 export const UpdateCommitBodySchema = z
   .object({
@@ -125,7 +134,12 @@ export const AckSchema = z.discriminatedUnion('ok', [
 export type Ack = z.infer<typeof AckSchema>;
 
 const ManifestSchema = z
-  .array(z.object({ name: z.string().min(1).max(512), shape: z.array(z.number().int().nonnegative()).max(LIMITS.maxTensorRank) }))
+  .array(
+    z.object({
+      name: z.string().min(1).max(512),
+      shape: z.array(z.number().int().nonnegative()).max(LIMITS.maxTensorRank),
+    }),
+  )
   .max(LIMITS.maxTensorCount);
 
 /** What a client learns when it joins (validated by the client: coordinator messages are a trust boundary too). */
@@ -202,7 +216,8 @@ export const SecAggReplyBodySchema = z
     attempt: z.number().int().min(0),
     stage: SecAggStageSchema,
     reply: z.string().max(MAX_BODY_CHARS),
-    part: z.object({ index: z.number().int().min(0), count: z.number().int().min(1).max(MAX_SECAGG_PARTS) })
+    part: z
+      .object({ index: z.number().int().min(0), count: z.number().int().min(1).max(MAX_SECAGG_PARTS) })
       .strict()
       .refine((p) => p.index < p.count, { message: 'part.index must be below part.count' })
       .optional(),
@@ -223,7 +238,11 @@ export const AggregateDecryptRequestSchema = z.object({
   round: z.number().int().positive(),
   attempt: z.number().int().min(0),
   clientCount: z.number().int().positive().max(LIMITS.maxClientsPerRound),
-  length: z.number().int().positive().max(LIMITS.maxParameters + 1),
+  length: z
+    .number()
+    .int()
+    .positive()
+    .max(LIMITS.maxParameters + 1),
   ciphertexts: z
     .custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary ciphertexts')
     .refine((v) => v.length <= MAX_AGGREGATE_CIPHERTEXT_BYTES, 'ciphertexts too large'),
@@ -234,7 +253,11 @@ export type AggregateDecryptRequest = z.infer<typeof AggregateDecryptRequestSche
 export const AggregateResultBodySchema = z
   .object({
     attempt: z.number().int().min(0),
-    length: z.number().int().positive().max(LIMITS.maxParameters + 1),
+    length: z
+      .number()
+      .int()
+      .positive()
+      .max(LIMITS.maxParameters + 1),
     /** Set when the key holder refuses or fails to decrypt (then there is no data). */
     error: z.string().max(1000).optional(),
   })

@@ -4,6 +4,7 @@ import { applyMask } from './masks';
 import {
   ServerToClientSchema,
   ShareBundlePlaintextSchema,
+  type ShareBundlePlaintext,
   vectorToBytes,
   type ClientToServer,
   type CollectMaskedVectorsReply,
@@ -20,7 +21,14 @@ import {
 import { neighbourGraph, validateGraphParameters, type ClientId } from './neighbours';
 import { validateQuantization } from './quantize';
 import { splitSecret } from './shamir';
-import { isClientTransition, secaggError, stageOutOfOrder, STAGE_ORDER, type ClientState, type SecAggStage } from './stages';
+import {
+  isClientTransition,
+  secaggError,
+  stageOutOfOrder,
+  STAGE_ORDER,
+  type ClientState,
+  type SecAggStage,
+} from './stages';
 
 interface PeerKeys {
   encryptionPublicKey: Uint8Array;
@@ -67,9 +75,13 @@ export class SecAggPlusClient {
   async handle(message: unknown, input?: Uint32Array): Promise<ClientToServer> {
     const parsed = ServerToClientSchema.safeParse(message);
     if (!parsed.success) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: malformed server message: ${parsed.error.issues[0]?.message}`, {
-        issues: parsed.error.issues.slice(0, 5),
-      });
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ client: malformed server message: ${parsed.error.issues[0]?.message}`,
+        {
+          issues: parsed.error.issues.slice(0, 5),
+        },
+      );
     }
     const msg: ServerToClient = parsed.data;
     this.enter(msg.stage);
@@ -82,7 +94,11 @@ export class SecAggPlusClient {
       case 'share-keys':
         return this.shareKeys(msg);
       case 'collect-masked-vectors':
-        if (!input) throw new TributaryError('VALIDATION_FAILED', 'SecAgg+ client: collect-masked-vectors needs the quantised input');
+        if (!input)
+          throw new TributaryError(
+            'VALIDATION_FAILED',
+            'SecAgg+ client: collect-masked-vectors needs the quantised input',
+          );
         return this.collectMaskedVectors(msg, input);
       case 'unmask':
         return this.unmask(msg);
@@ -107,7 +123,10 @@ export class SecAggPlusClient {
     validateGraphParameters(ids.length, p.neighbourCount, p.threshold);
     validateQuantization(p);
     if (ids.length * p.quantizationRange >= p.modulus) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: ${ids.length} clients x quantizationRange ${p.quantizationRange} would wrap mod 2^32`);
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ client: ${ids.length} clients x quantizationRange ${p.quantizationRange} would wrap mod 2^32`,
+      );
     }
     this.roundId = msg.roundId;
     this.params = p;
@@ -128,17 +147,27 @@ export class SecAggPlusClient {
     const seenKeys = new Set<string>([hex(this.encryptionKeys!.publicKey), hex(this.maskKeys!.publicKey)]);
     for (const peer of msg.peers) {
       if (!this.neighbours.has(peer.clientId) || this.peers.has(peer.clientId)) {
-        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: ${peer.clientId} is not a neighbour, or is listed twice`);
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: ${peer.clientId} is not a neighbour, or is listed twice`,
+        );
       }
       // Bonawitz et al. (Fig. 4, round 1): all public keys must be distinct.
       for (const k of [peer.encryptionPublicKey, peer.maskPublicKey]) {
-        if (seenKeys.has(hex(k))) throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: two public keys are equal');
+        if (seenKeys.has(hex(k)))
+          throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: two public keys are equal');
         seenKeys.add(hex(k));
       }
-      this.peers.set(peer.clientId, { encryptionPublicKey: peer.encryptionPublicKey, maskPublicKey: peer.maskPublicKey });
+      this.peers.set(peer.clientId, {
+        encryptionPublicKey: peer.encryptionPublicKey,
+        maskPublicKey: peer.maskPublicKey,
+      });
     }
     if (this.peers.size < p.threshold) {
-      throw new TributaryError('ROUND_QUORUM_NOT_MET', `SecAgg+ client: ${this.peers.size} neighbours left, the threshold is ${p.threshold}`);
+      throw new TributaryError(
+        'ROUND_QUORUM_NOT_MET',
+        `SecAgg+ client: ${this.peers.size} neighbours left, the threshold is ${p.threshold}`,
+      );
     }
     this.selfMaskSeed = randomSeed();
     const ids = [...this.peers.keys()];
@@ -153,7 +182,11 @@ export class SecAggPlusClient {
         selfMaskShare: hex(selfShares[i]),
         maskKeyShare: hex(keyShares[i]),
       });
-      const box = seal(Buffer.from(plaintext, 'utf8'), this.peers.get(to)!.encryptionPublicKey, this.encryptionKeys!.secretKey);
+      const box = seal(
+        Buffer.from(plaintext, 'utf8'),
+        this.peers.get(to)!.encryptionPublicKey,
+        this.encryptionKeys!.secretKey,
+      );
       return { to, nonce: box.nonce, ciphertext: box.ciphertext };
     });
     return { stage: 'share-keys', roundId: this.roundId, clientId: this.clientId, bundles };
@@ -162,33 +195,58 @@ export class SecAggPlusClient {
   private collectMaskedVectors(msg: CollectMaskedVectorsRequest, input: Uint32Array): CollectMaskedVectorsReply {
     const p = this.params!;
     if (!(input instanceof Uint32Array) || input.length !== p.vectorLength) {
-      throw new TributaryError('VALIDATION_FAILED', `SecAgg+ client: expected a Uint32Array of ${p.vectorLength} values, got ${input?.length}`);
+      throw new TributaryError(
+        'VALIDATION_FAILED',
+        `SecAgg+ client: expected a Uint32Array of ${p.vectorLength} values, got ${input?.length}`,
+      );
     }
     for (let i = 0; i < input.length; i++) {
       if (input[i] > p.quantizationRange) {
-        throw new TributaryError('VALIDATION_FAILED', `SecAgg+ client: input value ${i} is ${input[i]}, above quantizationRange ${p.quantizationRange}; quantise first`);
+        throw new TributaryError(
+          'VALIDATION_FAILED',
+          `SecAgg+ client: input value ${i} is ${input[i]}, above quantizationRange ${p.quantizationRange}; quantise first`,
+        );
       }
     }
     for (const b of msg.bundles) {
       const peer = this.peers.get(b.from);
       if (!peer || this.held.has(b.from)) {
-        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: unexpected or duplicate share bundle from ${b.from}`);
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: unexpected or duplicate share bundle from ${b.from}`,
+        );
       }
-      const plain = open({ nonce: b.nonce, ciphertext: b.ciphertext }, peer.encryptionPublicKey, this.encryptionKeys!.secretKey);
-      if (!plain) throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: the share bundle from ${b.from} does not authenticate`);
-      let parsed;
+      const plain = open(
+        { nonce: b.nonce, ciphertext: b.ciphertext },
+        peer.encryptionPublicKey,
+        this.encryptionKeys!.secretKey,
+      );
+      if (!plain)
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: the share bundle from ${b.from} does not authenticate`,
+        );
+      let parsed: ShareBundlePlaintext;
       try {
         parsed = ShareBundlePlaintextSchema.parse(JSON.parse(Buffer.from(plain).toString('utf8')));
       } catch (err) {
-        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: the share bundle from ${b.from} is malformed`, { cause: String(err) });
+        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: the share bundle from ${b.from} is malformed`, {
+          cause: String(err),
+        });
       }
       if (parsed.from !== b.from || parsed.to !== this.clientId || parsed.roundId !== this.roundId) {
-        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: the share bundle from ${b.from} names the wrong sender, recipient or round`);
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: the share bundle from ${b.from} names the wrong sender, recipient or round`,
+        );
       }
       this.held.set(b.from, { selfMaskShare: unhex(parsed.selfMaskShare), maskKeyShare: unhex(parsed.maskKeyShare) });
     }
     if (this.held.size < p.threshold) {
-      throw new TributaryError('ROUND_QUORUM_NOT_MET', `SecAgg+ client: ${this.held.size} neighbours sent shares, the threshold is ${p.threshold}`);
+      throw new TributaryError(
+        'ROUND_QUORUM_NOT_MET',
+        `SecAgg+ client: ${this.held.size} neighbours sent shares, the threshold is ${p.threshold}`,
+      );
     }
     // y = x + PRG(b) + sum_{j > i} PRG(s_ij) - sum_{j < i} PRG(s_ij), over the neighbours that sent shares.
     const masked = Uint32Array.from(input);
@@ -197,7 +255,12 @@ export class SecAggPlusClient {
       const seed = pairwiseMaskSeed(this.maskKeys!.secretKey, this.peers.get(j)!.maskPublicKey, this.roundId);
       applyMask(masked, seed, this.clientId < j ? 1 : -1);
     }
-    return { stage: 'collect-masked-vectors', roundId: this.roundId, clientId: this.clientId, maskedVector: vectorToBytes(masked) };
+    return {
+      stage: 'collect-masked-vectors',
+      roundId: this.roundId,
+      clientId: this.clientId,
+      maskedVector: vectorToBytes(masked),
+    };
   }
 
   private unmask(msg: UnmaskRequest): UnmaskReply {
@@ -215,7 +278,10 @@ export class SecAggPlusClient {
     }
     // This client sent its masked vector, so it counts among the survivors (Bonawitz et al., round 4 check).
     if (active.size + 1 < this.params!.threshold) {
-      throw new TributaryError('ROUND_QUORUM_NOT_MET', `SecAgg+ client: ${active.size + 1} active clients in the neighbourhood, the threshold is ${this.params!.threshold}`);
+      throw new TributaryError(
+        'ROUND_QUORUM_NOT_MET',
+        `SecAgg+ client: ${active.size + 1} active clients in the neighbourhood, the threshold is ${this.params!.threshold}`,
+      );
     }
     const reply: UnmaskReply = {
       stage: 'unmask',

@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+} from 'node:crypto';
 import nacl from 'tweetnacl';
 import { TributaryError } from '../errors';
 
@@ -47,8 +54,16 @@ export function sharedSecret(secretKey: Uint8Array, peerPublicKey: Uint8Array): 
   checkKey(secretKey, 'secret key');
   checkKey(peerPublicKey, 'peer public key');
   try {
-    const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' });
-    const publicKey = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, peerPublicKey]), format: 'der', type: 'spki' });
+    const privateKey = createPrivateKey({
+      key: Buffer.concat([PKCS8_PREFIX, secretKey]),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    const publicKey = createPublicKey({
+      key: Buffer.concat([SPKI_PREFIX, peerPublicKey]),
+      format: 'der',
+      type: 'spki',
+    });
     const secret = diffieHellman({ privateKey, publicKey });
     if (secret.every((b) => b === 0)) throw new Error('all-zero shared secret');
     return new Uint8Array(secret);

@@ -23,8 +23,12 @@ const bytes = (n: number) =>
 const bytesUpTo = (max: number) =>
   z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= max, `expected at most ${max} bytes`);
 
-export const ClientIdSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected a client id of 1-128 characters [A-Za-z0-9_.:-]');
-export const RoundIdSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected a round id of 1-128 characters [A-Za-z0-9_.:-]');
+export const ClientIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected a client id of 1-128 characters [A-Za-z0-9_.:-]');
+export const RoundIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected a round id of 1-128 characters [A-Za-z0-9_.:-]');
 const idList = (max: number) => z.array(ClientIdSchema).max(max);
 
 export const SecAggParametersSchema = z.strictObject({
@@ -32,7 +36,11 @@ export const SecAggParametersSchema = z.strictObject({
   neighbourCount: z.number().int().min(2).max(SECAGG_LIMITS.maxNeighbours),
   threshold: z.number().int().min(2).max(SECAGG_LIMITS.maxNeighbours),
   clippingRange: z.number().positive().finite(),
-  quantizationRange: z.number().int().min(2).max(2 ** 31),
+  quantizationRange: z
+    .number()
+    .int()
+    .min(2)
+    .max(2 ** 31),
   modulus: z.literal(MODULUS),
   graphSeed: z.string().min(1).max(128),
 });
@@ -105,7 +113,8 @@ export const CollectMaskedVectorsReplySchema = z.strictObject({
   ...replyBase,
   /** The masked vector, little-endian uint32 bytes (see vectorToBytes). */
   maskedVector: z.custom<Uint8Array>(
-    (v) => v instanceof Uint8Array && v.length % 4 === 0 && v.length > 0 && v.length <= 4 * SECAGG_LIMITS.maxVectorLength,
+    (v) =>
+      v instanceof Uint8Array && v.length % 4 === 0 && v.length > 0 && v.length <= 4 * SECAGG_LIMITS.maxVectorLength,
     'expected a non-empty multiple of 4 bytes within the vector limit',
   ),
 });

@@ -54,12 +54,19 @@ function uniform(stream: () => number, bound: number): number {
  * seed and the client set (order of `clientIds` does not matter), so every client and the server
  * compute the same graph. Symmetric; every client has exactly k neighbours; never itself.
  */
-export function neighbourGraph(graphSeed: string, clientIds: readonly ClientId[], k: number): Map<ClientId, ClientId[]> {
+export function neighbourGraph(
+  graphSeed: string,
+  clientIds: readonly ClientId[],
+  k: number,
+): Map<ClientId, ClientId[]> {
   const ids = [...clientIds].sort();
   const n = ids.length;
   if (new Set(ids).size !== n) throw new TributaryError('CONFIG_INVALID', 'client ids must be distinct');
   if (!Number.isInteger(k) || k < 2 || k > n - 1 || (k % 2 !== 0 && k !== n - 1)) {
-    throw new TributaryError('CONFIG_INVALID', `neighbourCount must be even and in [2, ${n - 1}] (or ${n - 1}), got ${k}`);
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `neighbourCount must be even and in [2, ${n - 1}] (or ${n - 1}), got ${k}`,
+    );
   }
   // Permutation: Fisher-Yates driven by a ChaCha20 stream keyed by H(domain, seed, ids).
   const key = createHash('sha256')

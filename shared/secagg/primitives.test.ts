@@ -104,7 +104,10 @@ describe('masks', () => {
     const peers = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
     const selfSeed = randomSeed();
     const seeds = peers.map((p) => pairwiseMaskSeed(me.secretKey, p.publicKey, 'r'));
-    const all = [{ seed: selfSeed, sign: 1 as const }, ...seeds.map((seed, i) => ({ seed, sign: (i % 2 ? 1 : -1) as 1 | -1 }))];
+    const all = [
+      { seed: selfSeed, sign: 1 as const },
+      ...seeds.map((seed, i) => ({ seed, sign: (i % 2 ? 1 : -1) as 1 | -1 })),
+    ];
     const masked = Uint32Array.from(input);
     for (const m of all) applyMask(masked, m.seed, m.sign);
     const equalsInput = (v: Uint32Array) => v.every((x, i) => x === input[i]);
@@ -126,7 +129,9 @@ describe('keys and shamir', () => {
     const b = generateKeyPair();
     const c = generateKeyPair();
     expect(pairwiseMaskSeed(a.secretKey, b.publicKey, 'r1')).toEqual(pairwiseMaskSeed(b.secretKey, a.publicKey, 'r1'));
-    expect(pairwiseMaskSeed(a.secretKey, b.publicKey, 'r1')).not.toEqual(pairwiseMaskSeed(a.secretKey, b.publicKey, 'r2'));
+    expect(pairwiseMaskSeed(a.secretKey, b.publicKey, 'r1')).not.toEqual(
+      pairwiseMaskSeed(a.secretKey, b.publicKey, 'r2'),
+    );
     expect(publicKeyOf(a.secretKey)).toEqual(a.publicKey);
     const box = seal(new Uint8Array([1, 2, 3]), b.publicKey, a.secretKey);
     expect(open(box, a.publicKey, b.secretKey)).toEqual(new Uint8Array([1, 2, 3]));
@@ -183,24 +188,100 @@ describe('message schemas reject malformed messages', () => {
     ['bad client id', { ...good, clientId: 'a b' }],
     ['long client id', { ...good, clientId: 'x'.repeat(129) }],
     ['extra field', { ...good, secretKey: key }],
-    ['vector not a multiple of 4', { stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: new Uint8Array(5) }],
+    [
+      'vector not a multiple of 4',
+      { stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: new Uint8Array(5) },
+    ],
     ['empty vector', { stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: new Uint8Array(0) }],
-    ['short share', { stage: 'unmask', roundId: 'r', clientId: 'a', selfMaskShares: [{ ownerId: 'b', share: new Uint8Array(32) }], maskKeyShares: [] }],
-    ['too many shares', { stage: 'unmask', roundId: 'r', clientId: 'a', selfMaskShares: Array(256).fill({ ownerId: 'b', share: new Uint8Array(33) }), maskKeyShares: [] }],
+    [
+      'short share',
+      {
+        stage: 'unmask',
+        roundId: 'r',
+        clientId: 'a',
+        selfMaskShares: [{ ownerId: 'b', share: new Uint8Array(32) }],
+        maskKeyShares: [],
+      },
+    ],
+    [
+      'too many shares',
+      {
+        stage: 'unmask',
+        roundId: 'r',
+        clientId: 'a',
+        selfMaskShares: Array(256).fill({ ownerId: 'b', share: new Uint8Array(33) }),
+        maskKeyShares: [],
+      },
+    ],
   ])('client -> server: %s', (_name, msg) => {
     expect(ClientToServerSchema.safeParse(msg).success).toBe(false);
   });
   it.each([
-    ['modulus other than 2^32', { stage: 'setup', roundId: 'r', clientIds: ['a', 'b', 'c'], params: { vectorLength: 1, neighbourCount: 2, threshold: 2, clippingRange: 8, quantizationRange: 4, modulus: 2 ** 31, graphSeed: 's' } }],
-    ['too few clients', { stage: 'setup', roundId: 'r', clientIds: ['a'], params: { vectorLength: 1, neighbourCount: 2, threshold: 2, clippingRange: 8, quantizationRange: 4, modulus: 2 ** 32, graphSeed: 's' } }],
-    ['oversized ciphertext', { stage: 'collect-masked-vectors', roundId: 'r', bundles: [{ from: 'b', nonce: new Uint8Array(24), ciphertext: new Uint8Array(5000) }] }],
-    ['bad nonce', { stage: 'collect-masked-vectors', roundId: 'r', bundles: [{ from: 'b', nonce: new Uint8Array(12), ciphertext: new Uint8Array(50) }] }],
+    [
+      'modulus other than 2^32',
+      {
+        stage: 'setup',
+        roundId: 'r',
+        clientIds: ['a', 'b', 'c'],
+        params: {
+          vectorLength: 1,
+          neighbourCount: 2,
+          threshold: 2,
+          clippingRange: 8,
+          quantizationRange: 4,
+          modulus: 2 ** 31,
+          graphSeed: 's',
+        },
+      },
+    ],
+    [
+      'too few clients',
+      {
+        stage: 'setup',
+        roundId: 'r',
+        clientIds: ['a'],
+        params: {
+          vectorLength: 1,
+          neighbourCount: 2,
+          threshold: 2,
+          clippingRange: 8,
+          quantizationRange: 4,
+          modulus: 2 ** 32,
+          graphSeed: 's',
+        },
+      },
+    ],
+    [
+      'oversized ciphertext',
+      {
+        stage: 'collect-masked-vectors',
+        roundId: 'r',
+        bundles: [{ from: 'b', nonce: new Uint8Array(24), ciphertext: new Uint8Array(5000) }],
+      },
+    ],
+    [
+      'bad nonce',
+      {
+        stage: 'collect-masked-vectors',
+        roundId: 'r',
+        bundles: [{ from: 'b', nonce: new Uint8Array(12), ciphertext: new Uint8Array(50) }],
+      },
+    ],
     ['ids not an array', { stage: 'unmask', roundId: 'r', activeIds: 'a', droppedIds: [] }],
   ])('server -> client: %s', (_name, msg) => {
     expect(ServerToClientSchema.safeParse(msg).success).toBe(false);
   });
   it('exported per-stage schemas are strict', () => {
-    expect(CollectMaskedVectorsReplySchema.safeParse({ stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: [1, 2, 3, 4] }).success).toBe(false);
-    expect(UnmaskReplySchema.safeParse({ stage: 'unmask', roundId: 'r', clientId: 'a', selfMaskShares: [] }).success).toBe(false);
+    expect(
+      CollectMaskedVectorsReplySchema.safeParse({
+        stage: 'collect-masked-vectors',
+        roundId: 'r',
+        clientId: 'a',
+        maskedVector: [1, 2, 3, 4],
+      }).success,
+    ).toBe(false);
+    expect(
+      UnmaskReplySchema.safeParse({ stage: 'unmask', roundId: 'r', clientId: 'a', selfMaskShares: [] }).success,
+    ).toBe(false);
   });
 });

@@ -33,7 +33,10 @@ export const MODULUS = 2 ** 32;
 /** Throws CONFIG_INVALID unless the parameters are usable; returns them frozen. */
 export function validateQuantization(p: QuantizationParameters): Readonly<QuantizationParameters> {
   if (!(Number.isFinite(p.clippingRange) && p.clippingRange > 0)) {
-    throw new TributaryError('CONFIG_INVALID', `clippingRange must be a positive finite number, got ${p.clippingRange}`);
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `clippingRange must be a positive finite number, got ${p.clippingRange}`,
+    );
   }
   const r = p.quantizationRange;
   if (!(Number.isInteger(r) && r >= 2 && r < MODULUS && (r & (r - 1)) === 0 && r <= 2 ** 31)) {
@@ -109,7 +112,10 @@ export function dequantizeSum(
 ): Float64Array {
   const { clippingRange: c, quantizationRange: r } = validateQuantization(params);
   if (!(Number.isInteger(n) && n >= 1 && n <= maxClientsFor(params))) {
-    throw new TributaryError('CONFIG_INVALID', `n must be an integer in [1, ${maxClientsFor(params)}] for quantizationRange ${r}, got ${n}`);
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `n must be an integer in [1, ${maxClientsFor(params)}] for quantizationRange ${r}, got ${n}`,
+    );
   }
   const step = (2 * c) / r;
   const offset = n * c;
@@ -155,7 +161,12 @@ export function weightedMeanFromSum(sum: ArrayLike<number>): Float64Array {
 }
 
 /** Per-coordinate bound for `weightedMeanFromSum`; see there. */
-export function weightedMeanErrorBound(meanAbs: number, weightSum: number, n: number, p: QuantizationParameters): number {
+export function weightedMeanErrorBound(
+  meanAbs: number,
+  weightSum: number,
+  n: number,
+  p: QuantizationParameters,
+): number {
   const e = sumErrorBound(n, p);
   if (weightSum <= e) return Infinity;
   return (e + meanAbs * e) / (weightSum - e);

@@ -9,7 +9,7 @@ import type { SecAggStage } from './stages';
 
 function makeInputs(n: number, L: number, seed = 1) {
   let s = seed;
-  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rand = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const ids = Array.from({ length: n }, (_, i) => `client-${String(i).padStart(3, '0')}`);
   const floats = new Map(ids.map((id) => [id, Float32Array.from({ length: L }, () => (rand() - 0.5) * 4)]));
   const quantised = new Map(ids.map((id) => [id, quantize(floats.get(id)!).values]));
@@ -29,7 +29,10 @@ describe('SecAgg+ round, in memory', () => {
   ])('n = %i: the unmasked sum equals the plain sum exactly and dequantises within the bound', async (n, L) => {
     const { ids, floats, quantised } = makeInputs(n, L);
     const k = recommendedNeighbourCount(n);
-    const { result, server } = await runInMemoryRound({ roundId: 'r1', clientIds: ids, vectorLength: L, graphSeed: 'g' }, quantised);
+    const { result, server } = await runInMemoryRound(
+      { roundId: 'r1', clientIds: ids, vectorLength: L, graphSeed: 'g' },
+      quantised,
+    );
     expect(server.params.neighbourCount).toBe(k);
     expect(k).toBe(n === 5 ? 4 : 10);
     expect(result.contributors).toEqual(ids);
@@ -56,7 +59,11 @@ describe('SecAgg+ round, in memory', () => {
       const t = recommendedThreshold(k);
       expect([k, t]).toEqual([6, 4]);
       const dropAt = new Map(ids.slice(0, drop).map((id) => [id, stage]));
-      const run = runInMemoryRound({ roundId: 'r2', clientIds: ids, vectorLength: L, graphSeed: 's' }, quantised, dropAt);
+      const run = runInMemoryRound(
+        { roundId: 'r2', clientIds: ids, vectorLength: L, graphSeed: 's' },
+        quantised,
+        dropAt,
+      );
       // A client's secrets need t of its k neighbours: up to k - t = 2 may drop at any stage.
       const tolerated = drop <= k - t;
       if (!tolerated) {
@@ -67,14 +74,23 @@ describe('SecAgg+ round, in memory', () => {
       const inSum = stage === 'unmask' ? ids : ids.slice(drop);
       expect(result.contributors).toEqual(inSum);
       expect(result.dropouts.map((d) => d.clientId).sort()).toEqual(ids.slice(0, drop));
-      expect(Array.from(result.sum)).toEqual(Array.from(plainSum(inSum.map((id) => quantised.get(id)!), L)));
+      expect(Array.from(result.sum)).toEqual(
+        Array.from(
+          plainSum(
+            inSum.map((id) => quantised.get(id)!),
+            L,
+          ),
+        ),
+      );
     },
   );
 
   it('beyond the threshold: aborts with the typed error, as data on the error', async () => {
     const { ids, quantised } = makeInputs(n, L, 9);
     const dropAt = new Map(ids.slice(0, 4).map((id) => [id, 'collect-masked-vectors' as SecAggStage]));
-    const err = await runInMemoryRound({ roundId: 'r3', clientIds: ids, vectorLength: L }, quantised, dropAt).catch((e) => e);
+    const err = await runInMemoryRound({ roundId: 'r3', clientIds: ids, vectorLength: L }, quantised, dropAt).catch(
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(TributaryError);
     expect(err.code).toBe('ROUND_QUORUM_NOT_MET');
     expect((err.details as { stage: string }).stage).toBe('unmask');
@@ -88,10 +104,21 @@ describe('SecAgg+ round, in memory', () => {
       [ids[20], 'collect-masked-vectors'],
       [ids[25], 'unmask'],
     ]);
-    const { result } = await runInMemoryRound({ roundId: 'r4', clientIds: ids, vectorLength: 32, graphSeed: 'x' }, quantised, dropAt);
+    const { result } = await runInMemoryRound(
+      { roundId: 'r4', clientIds: ids, vectorLength: 32, graphSeed: 'x' },
+      quantised,
+      dropAt,
+    );
     const inSum = ids.filter((id) => ![ids[0], ids[10], ids[20]].includes(id));
     expect(result.contributors).toEqual(inSum);
-    expect(Array.from(result.sum)).toEqual(Array.from(plainSum(inSum.map((id) => quantised.get(id)!), 32)));
+    expect(Array.from(result.sum)).toEqual(
+      Array.from(
+        plainSum(
+          inSum.map((id) => quantised.get(id)!),
+          32,
+        ),
+      ),
+    );
   });
 });
 
@@ -102,14 +129,20 @@ describe('SecAgg+ privacy checks', () => {
     // Worst case for uniformity: constant inputs.
     const inputs = new Map(ids.map((id) => [id, new Uint32Array(L).fill(12345)]));
     const masked: Uint32Array[] = [];
-    await runInMemoryRound({ roundId: 'p', clientIds: ids, vectorLength: L }, inputs, new Map(), (stage, _id, reply) => {
-      if (stage === 'collect-masked-vectors') masked.push(bytesToVector((reply as { maskedVector: Uint8Array }).maskedVector));
-    });
+    await runInMemoryRound(
+      { roundId: 'p', clientIds: ids, vectorLength: L },
+      inputs,
+      new Map(),
+      (stage, _id, reply) => {
+        if (stage === 'collect-masked-vectors')
+          masked.push(bytesToVector((reply as { maskedVector: Uint8Array }).maskedVector));
+      },
+    );
     expect(masked).toHaveLength(5);
     const chi = (vs: Uint32Array[]) => {
       const counts = new Array(256).fill(0);
       let total = 0;
-      for (const v of vs) for (const x of v) (counts[x >>> 24]++, total++);
+      for (const v of vs) for (const x of v) counts[x >>> 24]++, total++;
       const e = total / 256;
       return counts.reduce((acc, c) => acc + (c - e) ** 2 / e, 0);
     };
@@ -158,7 +191,10 @@ describe('SecAgg+ stage machine', () => {
         const err = await (async () => {
           for (let i = 0; i < s; i++) await c.handle(requests.get(order[i])!, inputs.get('a')).catch(() => undefined);
           expect(c.stage).toBe(states[s]);
-          return c.handle(requests.get(incoming)!, inputs.get('a')).then(() => null, (e) => e);
+          return c.handle(requests.get(incoming)!, inputs.get('a')).then(
+            () => null,
+            (e) => e,
+          );
         })();
         expect(err).toBeInstanceOf(TributaryError);
         expect(err.message).toContain(`got ${incoming} stage`);

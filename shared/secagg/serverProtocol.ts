@@ -52,10 +52,23 @@ import {
   type ShareKeysReply,
   type UnmaskReply,
 } from './messages';
-import { neighbourGraph, recommendedNeighbourCount, recommendedThreshold, validateGraphParameters, type ClientId } from './neighbours';
+import {
+  neighbourGraph,
+  recommendedNeighbourCount,
+  recommendedThreshold,
+  validateGraphParameters,
+  type ClientId,
+} from './neighbours';
 import { DEFAULT_QUANTIZATION, MODULUS, validateQuantization, type QuantizationParameters } from './quantize';
 import { combineShares } from './shamir';
-import { isServerTransition, SERVER_TRANSITIONS, secaggError, stageOutOfOrder, type SecAggStage, type ServerState } from './stages';
+import {
+  isServerTransition,
+  SERVER_TRANSITIONS,
+  secaggError,
+  stageOutOfOrder,
+  type SecAggStage,
+  type ServerState,
+} from './stages';
 
 export interface SecAggPlusServerOptions {
   roundId: string;
@@ -118,18 +131,25 @@ export class SecAggPlusServer {
   constructor(options: SecAggPlusServerOptions) {
     const ids = [...options.clientIds].sort();
     const n = ids.length;
-    if (n > SECAGG_LIMITS.maxClients) throw new TributaryError('CONFIG_INVALID', `at most ${SECAGG_LIMITS.maxClients} clients, got ${n}`);
+    if (n > SECAGG_LIMITS.maxClients)
+      throw new TributaryError('CONFIG_INVALID', `at most ${SECAGG_LIMITS.maxClients} clients, got ${n}`);
     if (new Set(ids).size !== n) throw new TributaryError('CONFIG_INVALID', 'client ids must be distinct');
     const k = options.neighbourCount ?? recommendedNeighbourCount(n);
     const t = options.threshold ?? recommendedThreshold(k);
     validateGraphParameters(n, k, t);
     const q = validateQuantization(options.quantization ?? DEFAULT_QUANTIZATION);
     if (n * q.quantizationRange >= MODULUS) {
-      throw new TributaryError('CONFIG_INVALID', `${n} clients x quantizationRange ${q.quantizationRange} would wrap mod 2^32; lower quantizationRange`);
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        `${n} clients x quantizationRange ${q.quantizationRange} would wrap mod 2^32; lower quantizationRange`,
+      );
     }
     const L = options.vectorLength;
     if (!Number.isInteger(L) || L < 1 || L > SECAGG_LIMITS.maxVectorLength) {
-      throw new TributaryError('CONFIG_INVALID', `vectorLength must be an integer in [1, ${SECAGG_LIMITS.maxVectorLength}], got ${L}`);
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        `vectorLength must be an integer in [1, ${SECAGG_LIMITS.maxVectorLength}], got ${L}`,
+      );
     }
     const minClients = options.minClients ?? Math.max(t, 3);
     if (!Number.isInteger(minClients) || minClients < 2 || minClients > n) {
@@ -166,7 +186,12 @@ export class SecAggPlusServer {
     this.enter('setup');
     const requests = new Map<ClientId, ServerToClient>();
     for (const id of this.clientIds) {
-      requests.set(id, { stage: 'setup', roundId: this.roundId, params: { ...this.params }, clientIds: [...this.clientIds] });
+      requests.set(id, {
+        stage: 'setup',
+        roundId: this.roundId,
+        params: { ...this.params },
+        clientIds: [...this.clientIds],
+      });
     }
     return this.expect('setup', requests);
   }
@@ -179,13 +204,18 @@ export class SecAggPlusServer {
   receive(message: unknown): void {
     const parsed = ClientToServerSchema.safeParse(message);
     if (!parsed.success) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ server: malformed reply: ${parsed.error.issues[0]?.message}`, {
-        issues: parsed.error.issues.slice(0, 5),
-      });
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ server: malformed reply: ${parsed.error.issues[0]?.message}`,
+        {
+          issues: parsed.error.issues.slice(0, 5),
+        },
+      );
     }
     const reply = parsed.data;
     if (reply.stage !== this.state) throw stageOutOfOrder(this.state, reply.stage, 'server');
-    const invalid = (why: string) => secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ server: reply from ${reply.clientId}: ${why}`);
+    const invalid = (why: string) =>
+      secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ server: reply from ${reply.clientId}: ${why}`);
     if (reply.roundId !== this.roundId) throw invalid(`expected round ${this.roundId}, got ${reply.roundId}`);
     if (!this.expected.has(reply.clientId)) throw invalid(`not asked in the ${this.state} stage`);
     if (this.replies.has(reply.clientId)) throw invalid('a second reply');
@@ -193,7 +223,8 @@ export class SecAggPlusServer {
       case 'share-keys': {
         const asked = (this.graph.get(reply.clientId) ?? []).filter((j) => this.keys.has(j));
         const to = reply.bundles.map((b) => b.to).sort();
-        if (to.length !== asked.length || to.some((j, i) => j !== asked[i])) throw invalid('expected one bundle per neighbour it was sent');
+        if (to.length !== asked.length || to.some((j, i) => j !== asked[i]))
+          throw invalid('expected one bundle per neighbour it was sent');
         break;
       }
       case 'collect-masked-vectors':
@@ -204,8 +235,10 @@ export class SecAggPlusServer {
       case 'unmask': {
         const holds = this.maskedWith.get(reply.clientId) ?? [];
         const want = (ids: ClientId[]) => ids.slice().sort().join(',');
-        if (want(reply.selfMaskShares.map((s) => s.ownerId)) !== want(holds.filter((j) => this.maskedVectors.has(j))) ||
-            want(reply.maskKeyShares.map((s) => s.ownerId)) !== want(holds.filter((j) => !this.maskedVectors.has(j)))) {
+        if (
+          want(reply.selfMaskShares.map((s) => s.ownerId)) !== want(holds.filter((j) => this.maskedVectors.has(j))) ||
+          want(reply.maskKeyShares.map((s) => s.ownerId)) !== want(holds.filter((j) => !this.maskedVectors.has(j)))
+        ) {
           throw invalid('expected exactly the shares that were asked for');
         }
         break;
@@ -223,7 +256,8 @@ export class SecAggPlusServer {
    */
   async advance(): Promise<SecAggStep> {
     for (const id of this.expected) {
-      if (!this.replies.has(id)) this.drops.push({ clientId: id, stage: this.state as SecAggStage, reason: 'no-reply' });
+      if (!this.replies.has(id))
+        this.drops.push({ clientId: id, stage: this.state as SecAggStage, reason: 'no-reply' });
     }
     switch (this.state) {
       case 'setup':
@@ -241,9 +275,14 @@ export class SecAggPlusServer {
 
   private afterSetup(): SecAggStep {
     for (const r of this.replies.values()) {
-      if (r.stage === 'setup') this.keys.set(r.clientId, { encryptionPublicKey: r.encryptionPublicKey, maskPublicKey: r.maskPublicKey });
+      if (r.stage === 'setup')
+        this.keys.set(r.clientId, { encryptionPublicKey: r.encryptionPublicKey, maskPublicKey: r.maskPublicKey });
     }
-    const distinct = new Set([...this.keys.values()].flatMap((k) => [k.encryptionPublicKey, k.maskPublicKey].map((b) => Buffer.from(b).toString('hex'))));
+    const distinct = new Set(
+      [...this.keys.values()].flatMap((k) =>
+        [k.encryptionPublicKey, k.maskPublicKey].map((b) => Buffer.from(b).toString('hex')),
+      ),
+    );
     if (distinct.size !== 2 * this.keys.size) this.abort('share-keys', 'two clients advertised the same public key');
     this.checkQuorum(this.keys.size, 'share-keys');
     this.enter('share-keys');
@@ -254,7 +293,11 @@ export class SecAggPlusServer {
         this.drops.push({ clientId: id, stage: 'share-keys', reason: 'too-few-neighbours' });
         continue;
       }
-      requests.set(id, { stage: 'share-keys', roundId: this.roundId, peers: peers.map((j) => ({ clientId: j, ...this.keys.get(j)! })) });
+      requests.set(id, {
+        stage: 'share-keys',
+        roundId: this.roundId,
+        peers: peers.map((j) => ({ clientId: j, ...this.keys.get(j)! })),
+      });
     }
     this.checkQuorum(requests.size, 'share-keys');
     return this.expect('share-keys', requests);
@@ -278,7 +321,10 @@ export class SecAggPlusServer {
         this.drops.push({ clientId: id, stage: 'collect-masked-vectors', reason: 'too-few-neighbours' });
         continue;
       }
-      this.maskedWith.set(id, from.map(([j]) => j));
+      this.maskedWith.set(
+        id,
+        from.map(([j]) => j),
+      );
       requests.set(id, {
         stage: 'collect-masked-vectors',
         roundId: this.roundId,
@@ -298,7 +344,10 @@ export class SecAggPlusServer {
     const holders = this.shareHolders([...this.maskedVectors.keys()]);
     for (const [owner, hs] of holders) {
       if (hs.length < this.params.threshold) {
-        this.abort('unmask', `only ${hs.length} surviving neighbours hold shares of ${owner}; the threshold is ${this.params.threshold}`);
+        this.abort(
+          'unmask',
+          `only ${hs.length} surviving neighbours hold shares of ${owner}; the threshold is ${this.params.threshold}`,
+        );
       }
     }
     this.enter('unmask');
@@ -334,27 +383,36 @@ export class SecAggPlusServer {
     const keyShares = new Map<ClientId, Uint8Array[]>();
     for (const r of this.replies.values()) {
       const u = r as UnmaskReply;
-      for (const s of u.selfMaskShares) (selfShares.get(s.ownerId) ?? selfShares.set(s.ownerId, []).get(s.ownerId)!).push(s.share);
-      for (const s of u.maskKeyShares) (keyShares.get(s.ownerId) ?? keyShares.set(s.ownerId, []).get(s.ownerId)!).push(s.share);
+      for (const s of u.selfMaskShares)
+        (selfShares.get(s.ownerId) ?? selfShares.set(s.ownerId, []).get(s.ownerId)!).push(s.share);
+      for (const s of u.maskKeyShares)
+        (keyShares.get(s.ownerId) ?? keyShares.set(s.ownerId, []).get(s.ownerId)!).push(s.share);
     }
     const sum = new Uint32Array(this.params.vectorLength);
     for (const y of this.maskedVectors.values()) addInPlace(sum, y);
     // Remove each survivor's self mask.
     for (const j of this.maskedVectors.keys()) {
       const shares = selfShares.get(j) ?? [];
-      if (shares.length < t) this.abort('unmask', `${shares.length} shares of ${j}'s self-mask seed arrived; the threshold is ${t}`);
+      if (shares.length < t)
+        this.abort('unmask', `${shares.length} shares of ${j}'s self-mask seed arrived; the threshold is ${t}`);
       applyMask(sum, await this.reconstruct(shares, j), -1);
     }
     // Remove the survivors' pairwise masks with clients that dropped after share-keys.
     const droppedOwners = new Set<ClientId>();
-    for (const i of this.maskedVectors.keys()) for (const j of this.maskedWith.get(i)!) if (!this.maskedVectors.has(j)) droppedOwners.add(j);
+    for (const i of this.maskedVectors.keys())
+      for (const j of this.maskedWith.get(i)!) if (!this.maskedVectors.has(j)) droppedOwners.add(j);
     for (const j of droppedOwners) {
       const shares = keyShares.get(j) ?? [];
-      if (shares.length < t) this.abort('unmask', `${shares.length} shares of ${j}'s mask key arrived; the threshold is ${t}`);
+      if (shares.length < t)
+        this.abort('unmask', `${shares.length} shares of ${j}'s mask key arrived; the threshold is ${t}`);
       const secretKey = await this.reconstruct(shares, j);
       if (!Buffer.from(publicKeyOf(secretKey)).equals(Buffer.from(this.keys.get(j)!.maskPublicKey))) {
         this.enter('aborted');
-        throw secaggError('SECAGG_RECONSTRUCTION_FAILED', `SecAgg+ server: the mask key reconstructed for ${j} does not match its public key`, { clientId: j });
+        throw secaggError(
+          'SECAGG_RECONSTRUCTION_FAILED',
+          `SecAgg+ server: the mask key reconstructed for ${j} does not match its public key`,
+          { clientId: j },
+        );
       }
       for (const i of this.maskedVectors.keys()) {
         if (!this.maskedWith.get(i)!.includes(j)) continue;
@@ -364,7 +422,10 @@ export class SecAggPlusServer {
       secretKey.fill(0);
     }
     this.enter('done');
-    return { done: true, result: { sum, contributors: [...this.maskedVectors.keys()].sort(), dropouts: [...this.drops] } };
+    return {
+      done: true,
+      result: { sum, contributors: [...this.maskedVectors.keys()].sort(), dropouts: [...this.drops] },
+    };
   }
 
   private async reconstruct(shares: Uint8Array[], owner: ClientId): Promise<Uint8Array> {
@@ -372,7 +433,11 @@ export class SecAggPlusServer {
       return await combineShares(shares);
     } catch (err) {
       this.enter('aborted');
-      throw secaggError('SECAGG_RECONSTRUCTION_FAILED', `SecAgg+ server: cannot reconstruct a secret of ${owner}: ${(err as Error).message}`, { clientId: owner });
+      throw secaggError(
+        'SECAGG_RECONSTRUCTION_FAILED',
+        `SecAgg+ server: cannot reconstruct a secret of ${owner}: ${(err as Error).message}`,
+        { clientId: owner },
+      );
     }
   }
 
@@ -383,7 +448,8 @@ export class SecAggPlusServer {
   }
 
   private checkQuorum(survivors: number, stage: SecAggStage): void {
-    if (survivors < this.minClients) this.abort(stage, `${survivors} clients left, at least ${this.minClients} are needed`);
+    if (survivors < this.minClients)
+      this.abort(stage, `${survivors} clients left, at least ${this.minClients} are needed`);
   }
 
   private abort(stage: SecAggStage, why: string): never {

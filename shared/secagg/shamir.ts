@@ -13,10 +13,24 @@ export const MAX_SHARES = 255;
  */
 export async function splitSecret(secret: Uint8Array, shares: number, threshold: number): Promise<Uint8Array[]> {
   if (secret.length !== SECRET_BYTES) {
-    throw new TributaryError('VALIDATION_FAILED', `a secret to share must be ${SECRET_BYTES} bytes, got ${secret.length}`);
+    throw new TributaryError(
+      'VALIDATION_FAILED',
+      `a secret to share must be ${SECRET_BYTES} bytes, got ${secret.length}`,
+    );
   }
-  if (!(Number.isInteger(threshold) && Number.isInteger(shares) && threshold >= 2 && threshold <= shares && shares <= MAX_SHARES)) {
-    throw new TributaryError('CONFIG_INVALID', `expected 2 <= threshold <= shares <= ${MAX_SHARES}, got threshold ${threshold} of ${shares}`);
+  if (
+    !(
+      Number.isInteger(threshold) &&
+      Number.isInteger(shares) &&
+      threshold >= 2 &&
+      threshold <= shares &&
+      shares <= MAX_SHARES
+    )
+  ) {
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `expected 2 <= threshold <= shares <= ${MAX_SHARES}, got threshold ${threshold} of ${shares}`,
+    );
   }
   return split(secret, shares, threshold);
 }
@@ -32,7 +46,8 @@ export async function combineShares(shares: readonly Uint8Array[]): Promise<Uint
   }
   const xs = new Set<number>();
   for (const s of shares) {
-    if (s.length !== SHARE_BYTES) throw new TributaryError('VALIDATION_FAILED', `a share must be ${SHARE_BYTES} bytes, got ${s.length}`);
+    if (s.length !== SHARE_BYTES)
+      throw new TributaryError('VALIDATION_FAILED', `a share must be ${SHARE_BYTES} bytes, got ${s.length}`);
     xs.add(s[SHARE_BYTES - 1]);
   }
   if (xs.size !== shares.length) throw new TributaryError('VALIDATION_FAILED', 'two shares have the same x-coordinate');

@@ -48,11 +48,18 @@ export function isServerTransition(from: ServerState, to: ServerState): boolean 
 /** The SecAgg+ codes of the error catalog (shared/errors.ts). */
 export type SecAggErrorCode = 'SECAGG_STAGE_OUT_OF_ORDER' | 'SECAGG_MESSAGE_INVALID' | 'SECAGG_RECONSTRUCTION_FAILED';
 
-export function secaggError(code: SecAggErrorCode, message: string, details: Record<string, unknown> = {}): TributaryError {
+export function secaggError(
+  code: SecAggErrorCode,
+  message: string,
+  details: Record<string, unknown> = {},
+): TributaryError {
   return new TributaryError(code, message, { details: { secaggCode: code, ...details } });
 }
 
 /** The error for a message whose stage does not follow the current state: "expected X stage, got Y stage". */
 export function stageOutOfOrder(expected: string, got: string, who: 'client' | 'server'): TributaryError {
-  return secaggError('SECAGG_STAGE_OUT_OF_ORDER', `SecAgg+ ${who}: expected ${expected} stage, got ${got} stage`, { expected, got });
+  return secaggError('SECAGG_STAGE_OUT_OF_ORDER', `SecAgg+ ${who}: expected ${expected} stage, got ${got} stage`, {
+    expected,
+    got,
+  });
 }

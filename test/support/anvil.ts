@@ -120,7 +120,9 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
   for (;;) {
     if (spawnError) throw spawnError;
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`anvil exited (${child.exitCode ?? child.signalCode}) before its RPC was ready:\n${output.join('\n')}`);
+      throw new Error(
+        `anvil exited (${child.exitCode ?? child.signalCode}) before its RPC was ready:\n${output.join('\n')}`,
+      );
     }
     if (await rpcReady(url)) break;
     if (Date.now() - startedAt > readyTimeoutMs) {

@@ -24,18 +24,31 @@ export function localProvider(url: string): JsonRpcProvider {
 }
 
 /** Deploys a fresh escrow as the buyer (dev account 0). */
-export async function deployAsBuyer(provider: JsonRpcProvider): Promise<{ buyer: JsonRpcSigner; escrow: EscrowClient }> {
+export async function deployAsBuyer(
+  provider: JsonRpcProvider,
+): Promise<{ buyer: JsonRpcSigner; escrow: EscrowClient }> {
   const buyer = await provider.getSigner(0);
   return { buyer, escrow: await deployEscrow(buyer) };
 }
 
 /** The buyer funds escrow job `expectedId` (native ETH unless `token`, no challenge window unless given) for `coordinator`. */
 export async function fundJob(
-  escrow: EscrowClient, provider: JsonRpcProvider, coordinator: string, budget: bigint, expectedId = 1n, token = NATIVE, challengeWindow = 0,
+  escrow: EscrowClient,
+  provider: JsonRpcProvider,
+  coordinator: string,
+  budget: bigint,
+  expectedId = 1n,
+  token = NATIVE,
+  challengeWindow = 0,
 ): Promise<bigint> {
   const block = await provider.getBlock('latest');
   const { jobId } = await escrow.createJob({
-    specHash: id('tributary-e2e-spec'), token, budget, coordinator, deadline: BigInt(block!.timestamp) + 3600n, challengeWindow,
+    specHash: id('tributary-e2e-spec'),
+    token,
+    budget,
+    coordinator,
+    deadline: BigInt(block!.timestamp) + 3600n,
+    challengeWindow,
   });
   if (jobId !== expectedId) throw new Error(`expected escrow job ${expectedId}, got ${jobId}`);
   return jobId;
@@ -52,7 +65,11 @@ export interface PaidProvider {
  * `behaviours[i]` plants a research behaviour (client/plantedBehaviour.ts) in provider i.
  */
 export async function paidProviders(
-  url: string, jobId: string, datasets: Dataset[], gasFrom: JsonRpcSigner, behaviours: Array<PlantedBehaviour | undefined> = [],
+  url: string,
+  jobId: string,
+  datasets: Dataset[],
+  gasFrom: JsonRpcSigner,
+  behaviours: Array<PlantedBehaviour | undefined> = [],
 ): Promise<PaidProvider[]> {
   const dir = mkdtempSync(join(tmpdir(), 'trib-chain-keys-'));
   const out: PaidProvider[] = [];
@@ -64,8 +81,18 @@ export async function paidProviders(
     const payout = await createPayoutBinding(identity, wallet);
     const plantedBehaviour = behaviours[i];
     out.push({
-      client: new TributaryClient({ url, jobId, identity, dataset, backend: 'cpu', payout, reconnectDelayMs: 50, ...(plantedBehaviour ? { plantedBehaviour } : {}) }),
-      wallet, keyFile,
+      client: new TributaryClient({
+        url,
+        jobId,
+        identity,
+        dataset,
+        backend: 'cpu',
+        payout,
+        reconnectDelayMs: 50,
+        ...(plantedBehaviour ? { plantedBehaviour } : {}),
+      }),
+      wallet,
+      keyFile,
     });
   }
   return out;

@@ -1,4 +1,4 @@
-import { TributaryError } from '../../shared/errors';
+import type { TributaryError } from '../../shared/errors';
 
 /** The error code `fn` throws, or undefined if it returns: lets a test assert codes in one line. */
 export function codeOf(fn: () => unknown): string | undefined {

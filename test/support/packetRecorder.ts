@@ -7,7 +7,10 @@ export interface ReceivedPackets {
 }
 
 /** Starts recording every packet `io` receives (already unmasked and decoded by engine.io) into `received`. */
-export function recordReceivedPackets(io: Server, received: ReceivedPackets = { binary: [], text: [] }): ReceivedPackets {
+export function recordReceivedPackets(
+  io: Server,
+  received: ReceivedPackets = { binary: [], text: [] },
+): ReceivedPackets {
   io.engine.on('connection', (raw: { on(event: string, listener: (packet: { data?: unknown }) => void): void }) => {
     raw.on('packet', (packet) => {
       if (Buffer.isBuffer(packet.data)) received.binary.push(Buffer.from(packet.data));

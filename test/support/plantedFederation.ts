@@ -43,7 +43,11 @@ export function plantedBehaviourOf(client: PlantedClient): PlantedBehaviour | un
 export const plantedValidationSet = (seed = 3): Dataset => separableDataset(400, PLANTED_FEATURES, seed * 100 + 99);
 
 /** The job every planted federation trains (the e2e tests post it; the simulation mirrors it). */
-export function plantedJobSpec(mode: 'none' | 'secagg', rounds: number, contribution: Partial<ContributionOptions> = {}): JobSpecInput {
+export function plantedJobSpec(
+  mode: 'none' | 'secagg',
+  rounds: number,
+  contribution: Partial<ContributionOptions> = {},
+): JobSpecInput {
   return {
     name: `planted-${mode}`,
     model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
@@ -79,7 +83,11 @@ export interface SimulatedRound {
  * Shapley, and cohort Shapley of random cohorts), and the global model takes the FedAvg step.
  */
 export async function simulatePlantedFederation(options: {
-  rounds: number; metric?: 'accuracy' | 'loss'; cohortSize?: number; seed?: number; exactUpTo?: number;
+  rounds: number;
+  metric?: 'accuracy' | 'loss';
+  cohortSize?: number;
+  seed?: number;
+  exactUpTo?: number;
   compareGtg?: boolean;
   onRound?: (round: number, r: SimulatedRound) => void;
 }): Promise<SimulatedRound[]> {
@@ -91,7 +99,10 @@ export async function simulatePlantedFederation(options: {
   const validation = plantedValidationSet();
   const model = await buildModel(parsedModel, input, seed);
   const evalModel = await buildModel(parsedModel, input, seed);
-  const contribution: ContributionOptions = ContributionOptionsSchema.parse({ metric: options.metric ?? 'loss', exactUpTo: options.exactUpTo ?? 8 });
+  const contribution: ContributionOptions = ContributionOptionsSchema.parse({
+    metric: options.metric ?? 'loss',
+    exactUpTo: options.exactUpTo ?? 8,
+  });
   let evaluationsMs = 0;
   const metric: ModelMetric = async (weights) => {
     const t = performance.now();
@@ -109,7 +120,13 @@ export async function simulatePlantedFederation(options: {
       for (const client of PLANTED_CLIENTS) {
         const data = datasets[client];
         setNamedWeights(model, global);
-        const config = { localEpochs: Number(spec.localEpochs), batchSize: 16, learningRate: Number(spec.learningRate), proximalMu: 0, seed: deriveSeed(seed, client, round) };
+        const config = {
+          localEpochs: Number(spec.localEpochs),
+          batchSize: 16,
+          learningRate: Number(spec.learningRate),
+          proximalMu: 0,
+          seed: deriveSeed(seed, client, round),
+        };
         const result = await trainLocal(model, data, config);
         const behaviour = plantedBehaviourOf(client);
         const local = getNamedWeights(model);
@@ -117,23 +134,48 @@ export async function simulatePlantedFederation(options: {
         const delta = behaviour ? plantedDelta(behaviour, global, trained, config.seed) : trained;
         players.push({
           members: [client],
-          updates: { weightedDeltaSum: delta.map((t) => Float64Array.from(t.data, (v) => v * result.numExamples)), totalExamples: result.numExamples, clientCount: 1 },
+          updates: {
+            weightedDeltaSum: delta.map((t) => Float64Array.from(t.data, (v) => v * result.numExamples)),
+            totalExamples: result.numExamples,
+            clientCount: 1,
+          },
         });
       }
       const trainingMs = performance.now() - trainStart;
       evaluationsMs = 0;
-      const plaintext = await scoreRound({ previous: global, players, metric, options: contribution, seed: deriveSeed(seed, 'gtg', round) });
+      const plaintext = await scoreRound({
+        previous: global,
+        players,
+        metric,
+        options: contribution,
+        seed: deriveSeed(seed, 'gtg', round),
+      });
       const plaintextMs = evaluationsMs;
       const cohortMembers = splitCohorts([...PLANTED_CLIENTS], options.cohortSize ?? 3, { seed, round, attempt: 0 });
       const cohortPlayers = cohortMembers.map((members) => ({
         members,
         updates: sumCohortUpdates(members.map((m) => players[PLANTED_CLIENTS.indexOf(m as PlantedClient)].updates)),
       }));
-      const cohorts = await scoreRound({ previous: global, players: cohortPlayers, metric, options: contribution, seed: round });
+      const cohorts = await scoreRound({
+        previous: global,
+        players: cohortPlayers,
+        metric,
+        options: contribution,
+        seed: round,
+      });
       const gtg = options.compareGtg
-        ? await scoreRound({ previous: global, players, metric, options: { ...contribution, exactUpTo: 1 }, seed: deriveSeed(seed, 'gtg', round) })
+        ? await scoreRound({
+            previous: global,
+            players,
+            metric,
+            options: { ...contribution, exactUpTo: 1 },
+            seed: deriveSeed(seed, 'gtg', round),
+          })
         : undefined;
-      global = fedAvgStep(global, players.map((p) => p.updates));
+      global = fedAvgStep(
+        global,
+        players.map((p) => p.updates),
+      );
       const r = { plaintext, cohorts, evaluationsMs: plaintextMs, trainingMs, ...(gtg ? { gtg } : {}) };
       out.push(r);
       options.onRound?.(round, r);
@@ -147,7 +189,9 @@ export async function simulatePlantedFederation(options: {
 
 /** Accumulated plaintext scores (Σ per-round Shapley values) and private scores (least squares on cohort values, as contributionReport.ts pays them) after `rounds`. */
 export function plantedScores(rounds: readonly SimulatedRound[]): {
-  plaintext: Record<PlantedClient, number>; private: Record<PlantedClient, number>; privateEstimate: Record<PlantedClient, number>;
+  plaintext: Record<PlantedClient, number>;
+  private: Record<PlantedClient, number>;
+  privateEstimate: Record<PlantedClient, number>;
 } {
   const plaintext = Object.fromEntries(PLANTED_CLIENTS.map((c) => [c, 0])) as Record<PlantedClient, number>;
   for (const r of rounds) for (const v of r.plaintext.values) plaintext[v.members[0] as PlantedClient] += v.value;

@@ -82,12 +82,20 @@ export function spawnTs(file: string, args: string[], env: NodeJS.ProcessEnv = {
           }
           if (child.exitCode !== null || child.signalCode !== null) {
             cleanup();
-            reject(new Error(`${file} exited (${child.exitCode ?? child.signalCode}) before the expected line. stderr:\n${stderr.slice(-30).join('\n')}`));
+            reject(
+              new Error(
+                `${file} exited (${child.exitCode ?? child.signalCode}) before the expected line. stderr:\n${stderr.slice(-30).join('\n')}`,
+              ),
+            );
           }
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`Timed out after ${timeoutMs} ms waiting for a line from ${file}. stderr:\n${stderr.slice(-30).join('\n')}`));
+          reject(
+            new Error(
+              `Timed out after ${timeoutMs} ms waiting for a line from ${file}. stderr:\n${stderr.slice(-30).join('\n')}`,
+            ),
+          );
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);
@@ -113,7 +121,12 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs: number, what: string, everyMs = 200): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs: number,
+  what: string,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn().catch(() => null);

@@ -12,42 +12,91 @@ export class RawClient {
   socket!: Socket;
   tasks: RoundTask[] = [];
   errors: Array<{ code: string }> = [];
-  constructor(readonly identity: Identity, private readonly url: string) {}
+  constructor(
+    readonly identity: Identity,
+    private readonly url: string,
+  ) {}
 
   async connect(auth: unknown = handshakeAuth(this.identity)): Promise<void> {
-    this.socket = io(this.url, { transports: ['websocket'], reconnection: false, auth: auth as Record<string, unknown> });
+    this.socket = io(this.url, {
+      transports: ['websocket'],
+      reconnection: false,
+      auth: auth as Record<string, unknown>,
+    });
     this.socket.on(EVENTS.roundTask, (t: RoundTask) => this.tasks.push(t));
     this.socket.on(EVENTS.error, (e: { code: string }) => this.errors.push(e));
     await new Promise<void>((resolve, reject) => {
       this.socket.once('connect', () => resolve());
-      this.socket.once('connect_error', (err: Error & { data?: unknown }) => reject(Object.assign(err, { data: err.data })));
+      this.socket.once('connect_error', (err: Error & { data?: unknown }) =>
+        reject(Object.assign(err, { data: err.data })),
+      );
     });
   }
 
-  signed(jobId: string, round: number, stage: string, body: unknown, data?: Uint8Array, overrides: Record<string, unknown> = {}) {
+  signed(
+    jobId: string,
+    round: number,
+    stage: string,
+    body: unknown,
+    data?: Uint8Array,
+    overrides: Record<string, unknown> = {},
+  ) {
     const text = typeof body === 'string' ? body : JSON.stringify(body);
     const nonce = newNonce();
-    const signature = signFields(this.identity.secretKey, { jobId, round, stage, payloadHash: payloadHash(text, data), nonce });
-    return { jobId, round, stage, nonce, signature, body: text, ...(data ? { data: Buffer.from(data) } : {}), ...overrides };
+    const signature = signFields(this.identity.secretKey, {
+      jobId,
+      round,
+      stage,
+      payloadHash: payloadHash(text, data),
+      nonce,
+    });
+    return {
+      jobId,
+      round,
+      stage,
+      nonce,
+      signature,
+      body: text,
+      ...(data ? { data: Buffer.from(data) } : {}),
+      ...overrides,
+    };
   }
 
   send(event: string, message: unknown): Promise<AckReply> {
     return this.socket.timeout(10_000).emitWithAck(event, message);
   }
 
-  async upload(task: RoundTask, bytes: Uint8Array, numExamples: number, opts: { hash?: string; round?: number } = {}): Promise<AckReply> {
+  async upload(
+    task: RoundTask,
+    bytes: Uint8Array,
+    numExamples: number,
+    opts: { hash?: string; round?: number } = {},
+  ): Promise<AckReply> {
     const transferId = newNonce();
     const count = Math.ceil(bytes.length / task.chunkBytes);
     const round = opts.round ?? task.round;
     for (let index = 0; index < count; index++) {
       const chunk = bytes.subarray(index * task.chunkBytes, (index + 1) * task.chunkBytes);
-      const r = await this.send(EVENTS.updateChunk, this.signed(task.jobId, round, STAGES.updateChunk, { transferId, index, count, totalBytes: bytes.length }, chunk));
+      const r = await this.send(
+        EVENTS.updateChunk,
+        this.signed(
+          task.jobId,
+          round,
+          STAGES.updateChunk,
+          { transferId, index, count, totalBytes: bytes.length },
+          chunk,
+        ),
+      );
       if (!r.ok) return r;
     }
     return this.send(
       EVENTS.updateCommit,
-      this.signed(task.jobId, round, STAGES.updateCommit, { transferId, updateHash: opts.hash ?? contentHash(bytes), numExamples, metrics: { loss: 1 } }),
+      this.signed(task.jobId, round, STAGES.updateCommit, {
+        transferId,
+        updateHash: opts.hash ?? contentHash(bytes),
+        numExamples,
+        metrics: { loss: 1 },
+      }),
     );
   }
 }
-

@@ -8,6 +8,7 @@ export async function createJob(url: string, spec: JobSpecInput): Promise<string
     body: JSON.stringify(spec),
   });
   const body = (await res.json()) as { id?: string; error?: { code: string; message: string } };
-  if (res.status !== 201 || !body.id) throw new Error(`POST /v1/jobs answered ${res.status}: ${JSON.stringify(body.error)}`);
+  if (res.status !== 201 || !body.id)
+    throw new Error(`POST /v1/jobs answered ${res.status}: ${JSON.stringify(body.error)}`);
   return body.id;
 }

@@ -26,9 +26,11 @@ export function largestChange(from: readonly NamedTensor[], to: readonly NamedTe
  */
 export function largestDifference(a: readonly NamedTensor[], b: readonly NamedTensor[]): number {
   let worst = 0;
-  a.forEach((t, i) => t.data.forEach((v, j) => {
-    worst = Math.max(worst, Math.abs(v - b[i].data[j]) - 2 * Math.abs(b[i].data[j]) * 2 ** -23);
-  }));
+  a.forEach((t, i) =>
+    t.data.forEach((v, j) => {
+      worst = Math.max(worst, Math.abs(v - b[i].data[j]) - 2 * Math.abs(b[i].data[j]) * 2 ** -23);
+    }),
+  );
   return worst;
 }
 
@@ -48,7 +50,8 @@ export async function compareRoundOne(store: Store, plainId: string, secureId: s
 }
 
 /** A library client's live connection (tests use it to send what a real client never would). */
-export const connectionOf = (c: TributaryClient) => (c as unknown as { connection: CoordinatorConnection | null }).connection;
+export const connectionOf = (c: TributaryClient) =>
+  (c as unknown as { connection: CoordinatorConnection | null }).connection;
 
 /** Runs `f` with the client's connection as soon as it exists (right after the backend is chosen). */
 export function connectionOfLater(client: TributaryClient, f: (conn: CoordinatorConnection) => void): void {

@@ -23,7 +23,13 @@ export function separableDataset(count: number, features: number, seed: number):
 }
 
 /** Writes `separableDataset` as CSV (features f0..f{n-1} to 5 decimals, then `label`), plus an optional canary row. */
-export function writeSeparableCsv(path: string, rows: number, features: number, seed: number, canaryRow?: number[]): void {
+export function writeSeparableCsv(
+  path: string,
+  rows: number,
+  features: number,
+  seed: number,
+  canaryRow?: number[],
+): void {
   const data = separableDataset(rows, features, seed);
   const lines = [[...Array.from({ length: features }, (_, i) => `f${i}`), 'label'].join(',')];
   for (let r = 0; r < rows; r++) {
@@ -31,5 +37,5 @@ export function writeSeparableCsv(path: string, rows: number, features: number, 
     lines.push([...values, data.y[r]].join(','));
   }
   if (canaryRow) lines.push([...canaryRow, 1].join(','));
-  writeFileSync(path, lines.join('\n') + '\n');
+  writeFileSync(path, `${lines.join('\n')}\n`);
 }
