@@ -131,7 +131,7 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
 
     // The cohort sums add up to the aggregate FedAvg applied: model1 = model0 + Σ sums / Σ weights.
     const { initial, secure1, meanAbs, worst } = await compareRoundOne(coordinator.store, plainId, secureId);
-    const weightSum = cohorts.reduce((a, c) => a + c.updates.totalExamples, 0);
+    const weightSum = cohorts.reduce((a, c) => a + c.updates.totalWeight, 0);
     expect(Math.round(weightSum * MAX_EXAMPLE_WEIGHT)).toBe(round.metrics.numExamples);
     secure1.forEach((t, i) =>
       t.data.forEach((v, j) => {
@@ -191,6 +191,6 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     expect(event.cohorts).toHaveLength(1);
     expect(event.cohorts![0].members).toEqual(round2.participants);
     expect(event.cohorts![0].updates.clientCount).toBe(3);
-    expect(round2.metrics.numExamples).toBe(Math.round(event.cohorts![0].updates.totalExamples * MAX_EXAMPLE_WEIGHT));
+    expect(round2.metrics.numExamples).toBe(Math.round(event.cohorts![0].updates.totalWeight * MAX_EXAMPLE_WEIGHT));
   });
 });

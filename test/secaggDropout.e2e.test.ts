@@ -148,14 +148,14 @@ describe('SecAgg+ dropouts at each stage, end to end', () => {
     const event = completed.get(`${jobId}:${round}`);
     if (!event?.cohorts) throw new Error(`job ${jobId} reported no SecAgg+ sum for round ${round}`);
     expect(event.cohorts).toHaveLength(1);
-    const { weightedDeltaSum, totalExamples } = event.cohorts[0].updates;
+    const { weightedDeltaSum, totalWeight } = event.cohorts[0].updates;
     const flat = new Float64Array(weightedDeltaSum.reduce((n, t) => n + t.length, 0) + 1);
     let offset = 0;
     for (const t of weightedDeltaSum) {
       flat.set(t, offset);
       offset += t.length;
     }
-    flat[offset] = totalExamples;
+    flat[offset] = totalWeight;
     return flat;
   }
 

@@ -43,7 +43,7 @@ describe('PaillierAggregator', () => {
     const sums = await agg.finish();
     expect(decrypt).toHaveBeenCalledWith(expect.objectContaining({ clientCount: 2, length: 9 }));
     expect(sums.clientCount).toBe(2);
-    expect(sums.totalExamples).toBeCloseTo(0.75, 3);
+    expect(sums.totalWeight).toBeCloseTo(0.75, 3);
     expect([...sums.weightedDeltaSum[0]].map((v) => Number(v.toFixed(3)))).toEqual([0.2, 0, 0, 0, 0.75, 0]);
     expect([...sums.weightedDeltaSum[1]].map((v) => Number(v.toFixed(3)))).toEqual([0, 0.03]);
   });

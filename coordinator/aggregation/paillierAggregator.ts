@@ -103,6 +103,6 @@ export class PaillierAggregator implements UpdateAggregator {
       offset += size;
       return out;
     });
-    return { weightedDeltaSum, totalExamples: totalWeight, clientCount: this.contributors.size };
+    return { weightedDeltaSum, totalWeight: totalWeight, clientCount: this.contributors.size };
   }
 }

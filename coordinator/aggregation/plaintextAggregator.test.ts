@@ -18,7 +18,7 @@ describe('PlaintextAggregator', () => {
     const r = agg.result();
     expect(Array.from(r.weightedDeltaSum[0])).toEqual([1, 4]);
     expect(Array.from(r.weightedDeltaSum[1])).toEqual([7]);
-    expect(r.totalExamples).toBe(3);
+    expect(r.totalWeight).toBe(3);
     expect(r.clientCount).toBe(2);
     expect(agg.maxUpdateBytes).toBe(encodeTensors(delta([1, 2, 3])).length);
   });
@@ -44,7 +44,7 @@ describe('PlaintextAggregator', () => {
       expect.objectContaining({ code: 'CODEC_MALFORMED' }),
     );
     expect(agg.result().weightedDeltaSum.map((s) => Array.from(s))).toEqual(before);
-    expect(agg.result().totalExamples).toBe(1);
+    expect(agg.result().totalWeight).toBe(1);
   });
 
   it("keeps each client's own n_i * delta_i only when asked (contribution scoring), and never a rejected one", () => {
@@ -61,7 +61,7 @@ describe('PlaintextAggregator', () => {
       [[2, 4], [6]],
       [[-1, 0], [1]],
     ]);
-    expect(own.map((c) => [c.updates.totalExamples, c.updates.clientCount])).toEqual([
+    expect(own.map((c) => [c.updates.totalWeight, c.updates.clientCount])).toEqual([
       [2, 1],
       [1, 1],
     ]);

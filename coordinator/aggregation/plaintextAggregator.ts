@@ -14,7 +14,7 @@ export class PlaintextAggregator implements UpdateAggregator {
   readonly maxUpdateBytes: number;
   private readonly sums: Float64Array[];
   private readonly contributors = new Set<string>();
-  private totalExamples = 0;
+  private totalWeight = 0;
   /** Each client's n_i·Δ_i, kept only with `keepClientUpdates` (contribution scoring in plaintext mode). */
   private readonly perClient: Array<{ clientId: string; updates: AggregatedUpdates }> = [];
 
@@ -48,8 +48,8 @@ export class PlaintextAggregator implements UpdateAggregator {
       if (own) for (let j = 0; j < data.length; j++) own[t][j] = numExamples * data[j];
     }
     if (own)
-      this.perClient.push({ clientId, updates: { weightedDeltaSum: own, totalExamples: numExamples, clientCount: 1 } });
-    this.totalExamples += numExamples;
+      this.perClient.push({ clientId, updates: { weightedDeltaSum: own, totalWeight: numExamples, clientCount: 1 } });
+    this.totalWeight += numExamples;
     this.contributors.add(clientId);
   }
 
@@ -59,6 +59,6 @@ export class PlaintextAggregator implements UpdateAggregator {
   }
 
   result(): AggregatedUpdates {
-    return { weightedDeltaSum: this.sums, totalExamples: this.totalExamples, clientCount: this.contributors.size };
+    return { weightedDeltaSum: this.sums, totalWeight: this.totalWeight, clientCount: this.contributors.size };
   }
 }

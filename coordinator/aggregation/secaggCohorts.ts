@@ -32,11 +32,11 @@ export function splitCohorts(
   return cohorts;
 }
 
-/** The sum of cohort sums: weightedDeltaSum added per tensor, totalExamples and clientCount added (inputs are not changed). */
+/** The sum of cohort sums: weightedDeltaSum added per tensor, totalWeight and clientCount added (inputs are not changed). */
 export function sumCohortUpdates(parts: readonly AggregatedUpdates[]): AggregatedUpdates {
   if (parts.length === 0) throw new RangeError('no cohort sums to add');
   const weightedDeltaSum = parts[0].weightedDeltaSum.map((t) => Float64Array.from(t));
-  let totalExamples = parts[0].totalExamples;
+  let totalWeight = parts[0].totalWeight;
   let clientCount = parts[0].clientCount;
   for (const p of parts.slice(1)) {
     if (p.weightedDeltaSum.length !== weightedDeltaSum.length)
@@ -46,8 +46,8 @@ export function sumCohortUpdates(parts: readonly AggregatedUpdates[]): Aggregate
       if (t.length !== acc.length) throw new RangeError(`cohort sums differ in the size of tensor ${i}`);
       for (let j = 0; j < t.length; j++) acc[j] += t[j];
     });
-    totalExamples += p.totalExamples;
+    totalWeight += p.totalWeight;
     clientCount += p.clientCount;
   }
-  return { weightedDeltaSum, totalExamples, clientCount };
+  return { weightedDeltaSum, totalWeight, clientCount };
 }

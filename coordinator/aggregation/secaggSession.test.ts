@@ -117,7 +117,7 @@ describe('SecAggSession', () => {
     expect(result.failures).toEqual([]);
     const { sum, weight } = expectedMean(ids);
     expect(result.updates.clientCount).toBe(4);
-    expect(result.updates.totalExamples).toBeCloseTo(weight, 4);
+    expect(result.updates.totalWeight).toBeCloseTo(weight, 4);
     expect(result.updates.weightedDeltaSum.map((t) => t.length)).toEqual([4, 2]);
     const flat = [...result.updates.weightedDeltaSum[0], ...result.updates.weightedDeltaSum[1]];
     flat.forEach((v, i) => expect(Math.abs(v - sum[i])).toBeLessThanOrEqual((4 * 8) / 2 ** 22 + 1e-7));
@@ -185,7 +185,7 @@ describe('SecAggSession', () => {
     const result = await session.run();
     expect(result.participants).toEqual(['c0', 'c1', 'c3']);
     expect(result.failures).toEqual([{ clientId: 'c2', reason: 'DISCONNECTED at collect-masked-vectors: gone' }]);
-    expect(result.updates.totalExamples).toBeCloseTo(expectedMean(['c0', 'c1', 'c3']).weight, 4);
+    expect(result.updates.totalWeight).toBeCloseTo(expectedMean(['c0', 'c1', 'c3']).weight, 4);
   });
 
   it('records a silent client after the stage timeout', async () => {

@@ -48,7 +48,7 @@ export interface SecAggSessionResult {
  * sealed share bundles and sees masked vectors and their sum, never one client's update.
  *
  * `run()` resolves with the dequantised sum as AggregatedUpdates (the appended weight element gives
- * Σ ratio_i, used as totalExamples), or rejects with ROUND_QUORUM_NOT_MET / SECAGG_* when the
+ * Σ ratio_i, used as totalWeight), or rejects with ROUND_QUORUM_NOT_MET / SECAGG_* when the
  * protocol aborts.
  */
 /** The parts of one client's masked vector received so far. */
@@ -140,7 +140,7 @@ export class SecAggSession {
       offset += size;
     }
     return {
-      updates: { weightedDeltaSum, totalExamples: weightSum, clientCount: contributors.length },
+      updates: { weightedDeltaSum, totalWeight: weightSum, clientCount: contributors.length },
       participants: contributors,
       // A client that dropped at unmask still contributed its masked vector: it is a participant.
       failures: this.failuresOf(dropouts.filter((d) => !contributors.includes(d.clientId))),

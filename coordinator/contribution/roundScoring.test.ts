@@ -12,7 +12,7 @@ const previous: NamedTensor[] = [{ name: 'w', shape: [2], data: Float32Array.fro
 /** A player that moves the model by `delta` with `n` examples. */
 const player = (id: string, delta: [number, number], n: number): RoundPlayer => ({
   members: [id],
-  updates: { weightedDeltaSum: [Float64Array.from(delta, (d) => d * n)], totalExamples: n, clientCount: 1 },
+  updates: { weightedDeltaSum: [Float64Array.from(delta, (d) => d * n)], totalWeight: n, clientCount: 1 },
 });
 /** Higher is better: minus the distance to the target [2, 0]. */
 const metric = async (w: readonly NamedTensor[]) => -Math.hypot(w[0].data[0] - 2, w[0].data[1]);

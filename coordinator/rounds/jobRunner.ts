@@ -27,7 +27,7 @@ type Collected =
     })
   | { failed: string; participants: string[]; failures: RoundRecord['failures'] };
 
-/** One secure-aggregation cohort's sum (Σ ratio_i·Δ_i, Σ ratio_i as totalExamples) and its contributors. */
+/** One secure-aggregation cohort's sum (Σ ratio_i·Δ_i, Σ ratio_i as totalWeight) and its contributors. */
 export interface CohortSum {
   members: string[];
   updates: AggregatedUpdates;
@@ -405,7 +405,7 @@ export class JobRunner {
         ...collected,
         evaluations: [],
         updates: () => (aggregator.finish ? aggregator.finish() : aggregator.result()),
-        numExamples: (u) => Math.round(u.totalExamples * paillier.maxExampleWeight),
+        numExamples: (u) => Math.round(u.totalWeight * paillier.maxExampleWeight),
       };
     }
     const clientUpdates = (aggregator.clientUpdates?.() ?? []).map((c) => ({
@@ -415,7 +415,7 @@ export class JobRunner {
     return {
       ...collected,
       updates: () => aggregator.result(),
-      numExamples: (u) => u.totalExamples,
+      numExamples: (u) => u.totalWeight,
       ...(clientUpdates.length > 0 ? { clientUpdates } : {}),
     };
   }
@@ -510,8 +510,8 @@ export class JobRunner {
       failures,
       evaluations: [],
       updates: () => sumCohortUpdates(counted.map((c) => c.updates)),
-      // totalExamples is Σ min(n_i, maxExampleWeight) / maxExampleWeight; report it in examples.
-      numExamples: (u) => Math.round(u.totalExamples * options.maxExampleWeight),
+      // totalWeight is Σ min(n_i, maxExampleWeight) / maxExampleWeight; report it in examples.
+      numExamples: (u) => Math.round(u.totalWeight * options.maxExampleWeight),
       cohorts: counted,
     };
   }

@@ -33,7 +33,7 @@ export class FedAdam extends FedAvg {
   ): { weights: NamedTensor[]; state: NamedTensor[] } {
     assertUsable(global, updates);
     const { serverLearningRate: eta, beta1, beta2, tau } = this.options;
-    const scale = 1 / updates.totalExamples;
+    const scale = 1 / updates.totalWeight;
     const moments = state && state.length === 2 * global.length ? state : undefined;
     const weights: NamedTensor[] = [];
     const m: NamedTensor[] = [];

@@ -49,7 +49,7 @@ export class FedAvg implements Strategy {
 /** One FedAvg step: w + Σ n_i Δ_i / Σ n_i (also what contribution scoring rebuilds a coalition's model with). */
 export function fedAvgWeights(global: readonly NamedTensor[], updates: AggregatedUpdates): NamedTensor[] {
   assertUsable(global, updates);
-  const scale = 1 / updates.totalExamples;
+  const scale = 1 / updates.totalWeight;
   return global.map((t, i) => {
     const sum = updates.weightedDeltaSum[i];
     const out = new Float32Array(t.data.length);
@@ -59,7 +59,7 @@ export function fedAvgWeights(global: readonly NamedTensor[], updates: Aggregate
 }
 
 export function assertUsable(global: readonly NamedTensor[], updates: AggregatedUpdates): void {
-  if (updates.totalExamples <= 0 || updates.clientCount <= 0) {
+  if (updates.totalWeight <= 0 || updates.clientCount <= 0) {
     throw new TributaryError('ROUND_QUORUM_NOT_MET', 'Cannot aggregate zero updates.');
   }
   if (updates.weightedDeltaSum.length !== global.length) {

@@ -20,7 +20,7 @@ describe('strategies', () => {
     const sum = new Float64Array([1 * 1 + 3 * -1, 1 * 1 + 3 * 0, 1 * 1 + 3 * 1]);
     const { weights } = s.aggregateTrain(
       global,
-      { weightedDeltaSum: [sum], totalExamples: 4, clientCount: 2 },
+      { weightedDeltaSum: [sum], totalWeight: 4, clientCount: 2 },
       undefined,
     );
     expect(Array.from(weights[0].data)).toEqual([1 - 0.5, 2 + 0.25, 3 + 1]);
@@ -45,13 +45,13 @@ describe('strategies', () => {
       }),
     );
     const sum = new Float64Array([2, 0, -2]); // mean delta (1, 0, -1) over 2 examples
-    const r1 = s.aggregateTrain(global, { weightedDeltaSum: [sum], totalExamples: 2, clientCount: 2 }, undefined);
+    const r1 = s.aggregateTrain(global, { weightedDeltaSum: [sum], totalWeight: 2, clientCount: 2 }, undefined);
     const m = 0.1 * 1;
     const v = 0.01 * 1;
     expect(r1.weights[0].data[0]).toBeCloseTo(1 + (0.1 * m) / (Math.sqrt(v) + 0.001), 5);
     expect(r1.weights[0].data[1]).toBeCloseTo(2, 6);
     expect(r1.state).toHaveLength(2);
-    const r2 = s.aggregateTrain(r1.weights, { weightedDeltaSum: [sum], totalExamples: 2, clientCount: 2 }, r1.state);
+    const r2 = s.aggregateTrain(r1.weights, { weightedDeltaSum: [sum], totalWeight: 2, clientCount: 2 }, r1.state);
     const m2 = 0.9 * m + 0.1;
     const v2 = 0.99 * v + 0.01;
     expect(r2.weights[0].data[0]).toBeCloseTo(r1.weights[0].data[0] + (0.1 * m2) / (Math.sqrt(v2) + 0.001), 5);
@@ -62,7 +62,7 @@ describe('strategies', () => {
     expect(() =>
       s.aggregateTrain(
         global,
-        { weightedDeltaSum: [new Float64Array(3)], totalExamples: 0, clientCount: 0 },
+        { weightedDeltaSum: [new Float64Array(3)], totalWeight: 0, clientCount: 0 },
         undefined,
       ),
     ).toThrow(expect.objectContaining({ code: 'ROUND_QUORUM_NOT_MET' }));

@@ -7,14 +7,29 @@ export interface TrainPlan {
   config: TrainConfig;
 }
 
-/** What the aggregation mode hands to a strategy: only sums, never one client's update. */
+/**
+ * What the aggregation mode hands to a strategy: only sums, never one client's update. One unit
+ * everywhere: a client's weight w_i is its example count capped at the mode's maxExampleWeight, and
+ * every mode reports Σ w_i·Δ_i and Σ w_i in those units (private modes rescale their [0, 1] ratios).
+ */
 export interface AggregatedUpdates {
-  /** Σ_i n_i · Δ_i per tensor, Δ_i = client i's local weights minus the global weights. */
+  /** Σ_i w_i · Δ_i per tensor, Δ_i = client i's local weights minus the global weights. */
   weightedDeltaSum: Float64Array[];
-  /** Σ_i n_i. */
-  totalExamples: number;
+  /** Σ_i w_i, in (capped) examples. */
+  totalWeight: number;
   /** How many clients the sums cover. */
   clientCount: number;
+}
+
+/**
+ * The parts a round's sum is made of, when the mode can see them: each client's own w_i·Δ_i
+ * (plaintext) or each SecAgg+ cohort's sum (secagg with cohorts). Robust strategies aggregate these;
+ * their sum is the round's AggregatedUpdates.
+ */
+export interface UpdatePart {
+  /** Who contributed to this part (one client, or a cohort's contributors). */
+  members: readonly string[];
+  updates: AggregatedUpdates;
 }
 
 export interface ClientEvaluation {
@@ -32,11 +47,15 @@ export interface Strategy {
   readonly name: JobSpec['strategy']['name'];
   /** Samples this round's clients from `available` (already sorted) using `rng`. */
   configureTrain(ctx: { round: number; available: readonly string[]; rng: () => number }): TrainPlan;
-  /** Computes the next global model from the current one and the aggregated updates. */
+  /**
+   * Computes the next global model from the current one and the aggregated updates. `parts` are the
+   * per-client or per-cohort sums when the mode has them (robust rules need them; FedAvg ignores them).
+   */
   aggregateTrain(
     global: readonly NamedTensor[],
     updates: AggregatedUpdates,
     state: readonly NamedTensor[] | undefined,
+    parts?: readonly UpdatePart[],
   ): { weights: NamedTensor[]; state?: NamedTensor[] };
   /** Example-weighted means of the clients' reported metrics. */
   aggregateMetrics(results: readonly ClientEvaluation[]): Record<string, number>;

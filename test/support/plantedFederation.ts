@@ -136,7 +136,7 @@ export async function simulatePlantedFederation(options: {
           members: [client],
           updates: {
             weightedDeltaSum: delta.map((t) => Float64Array.from(t.data, (v) => v * result.numExamples)),
-            totalExamples: result.numExamples,
+            totalWeight: result.numExamples,
             clientCount: 1,
           },
         });
