@@ -1,6 +1,6 @@
 import { encodeTensors } from '../shared/codec/modelCodec';
 import { JobSpecSchema } from '../shared/schemas/jobSpec';
-import { PlaintextAggregator } from '../coordinator/aggregation/plaintextAggregator';
+import { PlaintextAggregator } from '../coordinator/aggregation/none/plaintextAggregator';
 import { createStrategy } from '../coordinator/strategy/createStrategy';
 import { bestOf, round } from './harness';
 
@@ -33,7 +33,7 @@ export function aggregationBench(params = 1_000_000, clients = 10) {
     }
   });
   const fedAvgSeconds = bestOf(15, () => {
-    const agg = new PlaintextAggregator(manifest);
+    const agg = new PlaintextAggregator(manifest, { maxExampleWeight: 1_000_000_000 });
     updates.forEach((u, c) => agg.accept(`c${c}`, u.encoded, 100 + c));
     fedAvg.aggregateTrain(global, agg.result(), undefined);
   });

@@ -12,7 +12,8 @@
  * of 3 re-drawn per round (private: cohort Shapley + least squares on membership, paid on the lower
  * confidence bound). Spearman of private vs plaintext scores, bad clients' shares, after 10/20/40 rounds.
  */
-import { TributaryClient } from '../client/tributaryClient';
+import { createResearchClient } from '../client/plantedClient';
+import type { TributaryClient } from '../client/tributaryClient';
 import { startCoordinator } from '../coordinator/server';
 import { payoutShares } from '../coordinator/contribution/contributionReport';
 import { spearman } from '../coordinator/contribution/shapley';
@@ -67,14 +68,16 @@ async function runJob(
     const datasets = plantedDatasets();
     for (const name of PLANTED_CLIENTS) {
       const behaviour = plantedBehaviourOf(name);
-      const client = new TributaryClient({
-        url: coordinator.url,
-        jobId,
-        identity: generateIdentity(),
-        dataset: datasets[name],
-        backend: 'cpu',
-        ...(behaviour ? { plantedBehaviour: behaviour } : {}),
-      });
+      const client = createResearchClient(
+        {
+          url: coordinator.url,
+          jobId,
+          identity: generateIdentity(),
+          dataset: datasets[name],
+          backend: 'cpu',
+        },
+        behaviour,
+      );
       client.run().catch(() => undefined);
       clients.push(client);
     }

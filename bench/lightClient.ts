@@ -1,5 +1,12 @@
+import type { Socket } from 'socket.io-client';
+import {
+  CLIENT_MESSAGES,
+  type ClientBody,
+  type ClientMessageName,
+  type ClientResult,
+} from '../shared/schemas/protocol';
 import { CoordinatorConnection, type RoundTask } from '../client/coordinatorConnection';
-import { updateEncoderFor } from '../shared/aggregation/updateEncoder';
+import { encodeTensors } from '../shared/codec/modelCodec';
 import { contentHash, decodeTensors } from '../shared/codec/modelCodec';
 import type { TensorManifestEntry } from '../shared/codec/tensors';
 import { TributaryError, isErrorCode } from '../shared/errors';
@@ -78,7 +85,7 @@ export class LightClient extends CoordinatorConnection {
       throw new TributaryError('TRANSFER_HASH_MISMATCH', 'model hash mismatch');
     const global = decodeTensors(bytes, { expected: this.manifest });
     const delta = global.map((t) => ({ name: t.name, shape: t.shape, data: new Float32Array(t.data.length) }));
-    const payload = updateEncoderFor('none').encode(delta, this.numExamples);
+    const payload = encodeTensors(delta);
     this.addBusy(task.round, performance.now() - t0);
     await this.submitUpdate(task, payload, this.numExamples, { loss: 0, accuracy: 0 });
     this.rounds.push({
@@ -94,14 +101,14 @@ export class LightClient extends CoordinatorConnection {
   }
 
   /** CoordinatorConnection.send with the node:crypto signer; same message, same checks on the ack. */
-  override async send(
-    event: string,
-    stage: string,
+  override async send<N extends ClientMessageName>(
+    name: N,
     jobId: string,
     round: number,
-    body: unknown,
+    body: ClientBody<N>,
     data?: Uint8Array,
-  ): Promise<unknown> {
+  ): Promise<ClientResult<N>> {
+    const { event, stage } = CLIENT_MESSAGES[name];
     const t0 = performance.now();
     const bodyText = JSON.stringify(body);
     const nonce = newNonce();
@@ -123,7 +130,7 @@ export class LightClient extends CoordinatorConnection {
     };
     if (!this.socket.connected)
       throw new TributaryError('INTERNAL', `Not connected to the coordinator; ${event} was not sent.`);
-    const pending = this.socket.timeout(60_000).emitWithAck(event, message);
+    const pending = (this.socket.timeout(60_000) as unknown as Socket).emitWithAck(event, message);
     this.addBusy(round, performance.now() - t0);
     const ack = AckSchema.parse(await pending);
     if (!ack.ok) {
@@ -131,6 +138,6 @@ export class LightClient extends CoordinatorConnection {
         details: ack.error.details,
       });
     }
-    return ack.result;
+    return CLIENT_MESSAGES[name].result.parse(ack.result) as ClientResult<N>;
   }
 }

@@ -168,7 +168,6 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
           dataset: data,
           backend: 'cpu',
         });
-        client.on('error', (e: unknown) => errors.push(`client ${i}: ${String((e as Error)?.message ?? e)}`));
         started.push(client);
         client.run().catch((e: unknown) => errors.push(`client ${i}: ${String((e as Error)?.message ?? e)}`));
       }

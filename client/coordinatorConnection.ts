@@ -1,31 +1,35 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
+import type { z } from 'zod';
 import { contentHash } from '../shared/codec/modelCodec';
 import { TributaryError, isErrorCode } from '../shared/errors';
 import type { Identity } from '../shared/identity/keyPair';
 import { newNonce, payloadHash, signFields, type SignedFields } from '../shared/identity/signing';
 import {
-  AggregateDecryptRequestSchema,
   AckSchema,
-  EVENTS,
-  JobFinishedSchema,
-  JoinResultSchema,
-  MAX_CHUNK_BYTES,
-  PROTOCOL_VERSION,
-  RoundTaskSchema,
-  SecAggRequestSchema,
-  STAGES,
   type AggregateDecryptRequest,
   type AggregateResultBody,
   type HandshakeAuth,
   type JobFinished,
   type JoinResult,
+  MAX_CHUNK_BYTES,
   type PayoutBinding,
+  PROTOCOL_VERSION,
   type RoundTask,
   type SecAggReplyBody,
   type SecAggRequest,
 } from '../shared/schemas/messages';
+import { splitIntoChunks } from '../shared/codec/chunks';
+import {
+  CLIENT_MESSAGES,
+  type ClientBody,
+  type ClientMessageName,
+  type ClientResult,
+  type ClientToServerEvents,
+  SERVER_MESSAGES,
+  type ServerToClientEvents,
+} from '../shared/schemas/protocol';
 
 export interface ConnectionOptions {
   /** Coordinator base URL, e.g. http://127.0.0.1:8080 */
@@ -70,8 +74,21 @@ export function handshakeAuthWith(
  * (AggregateDecryptRequest, for a paillier key holder), 'jobFinished' (JobFinished),
  * 'fatal' (TributaryError: the coordinator refused the handshake), 'protocolError' (message).
  */
-export class CoordinatorConnection extends EventEmitter {
-  readonly socket: Socket;
+/** The connection's events, typed. */
+export interface ConnectionEvents {
+  connected: [];
+  disconnected: [reason: string];
+  task: [task: RoundTask];
+  secaggRequest: [request: SecAggRequest];
+  decryptRequest: [request: AggregateDecryptRequest];
+  jobFinished: [finished: JobFinished];
+  /** The coordinator refused the handshake: reconnecting will not help. */
+  fatal: [error: TributaryError];
+  protocolError: [message: string];
+}
+
+export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
+  readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   private readonly ackTimeoutMs: number;
 
   constructor(private readonly options: ConnectionOptions) {
@@ -95,26 +112,20 @@ export class CoordinatorConnection extends EventEmitter {
         this.emit('fatal', new TributaryError(err.data.code, err.data.message ?? err.message));
       }
     });
-    this.socket.on(EVENTS.roundTask, (raw: unknown) => {
-      const task = RoundTaskSchema.safeParse(raw);
-      if (task.success) this.emit('task', task.data);
-      else this.emit('protocolError', `Ignored a malformed round task: ${task.error.issues[0]?.message}`);
+    // Every coordinator message is validated against the protocol table before anyone sees it.
+    this.listen('round:task', SERVER_MESSAGES.roundTask.schema, (task) => this.emit('task', task));
+    this.listen('secagg:request', SERVER_MESSAGES.secaggRequest.schema, (r) => this.emit('secaggRequest', r));
+    this.listen('aggregate:decrypt', SERVER_MESSAGES.aggregateDecrypt.schema, (r) => this.emit('decryptRequest', r));
+    this.listen('job:finished', SERVER_MESSAGES.jobFinished.schema, (f) => this.emit('jobFinished', f));
+    this.socket.on('tributary:error', (raw: unknown) => this.emit('protocolError', JSON.stringify(raw)));
+  }
+
+  private listen<T>(event: keyof ServerToClientEvents, schema: z.ZodType<T>, deliver: (value: T) => void): void {
+    (this.socket as unknown as Socket).on(event, (raw: unknown) => {
+      const parsed = schema.safeParse(raw);
+      if (parsed.success) deliver(parsed.data);
+      else this.emit('protocolError', `Ignored a malformed ${event}: ${parsed.error.issues[0]?.message}`);
     });
-    this.socket.on(EVENTS.secaggRequest, (raw: unknown) => {
-      const request = SecAggRequestSchema.safeParse(raw);
-      if (request.success) this.emit('secaggRequest', request.data);
-      else this.emit('protocolError', `Ignored a malformed secagg request: ${request.error.issues[0]?.message}`);
-    });
-    this.socket.on(EVENTS.aggregateDecrypt, (raw: unknown) => {
-      const request = AggregateDecryptRequestSchema.safeParse(raw);
-      if (request.success) this.emit('decryptRequest', request.data);
-      else this.emit('protocolError', `Ignored a malformed decrypt request: ${request.error.issues[0]?.message}`);
-    });
-    this.socket.on(EVENTS.jobFinished, (raw: unknown) => {
-      const finished = JobFinishedSchema.safeParse(raw);
-      if (finished.success) this.emit('jobFinished', finished.data);
-    });
-    this.socket.on(EVENTS.error, (raw: unknown) => this.emit('protocolError', JSON.stringify(raw)));
   }
 
   get clientId(): string {
@@ -132,14 +143,12 @@ export class CoordinatorConnection extends EventEmitter {
 
   /** Joins a job (with the payout binding, if any); returns its spec and manifest (validated). */
   async join(jobId: string, payout?: PayoutBinding): Promise<JoinResult> {
-    const result = await this.send(EVENTS.joinJob, STAGES.join, jobId, 0, payout ? { payout } : {});
-    return JoinResultSchema.parse(result);
+    return this.send('joinJob', jobId, 0, payout ? { payout } : {});
   }
 
   /** Joins a paillier job as its key holder; returns its spec and manifest (validated). */
   async joinAsKeyHolder(jobId: string): Promise<JoinResult> {
-    const result = await this.send(EVENTS.keyholderJoin, STAGES.keyholderJoin, jobId, 0, {});
-    return JoinResultSchema.parse(result);
+    return this.send('keyholderJoin', jobId, 0, {});
   }
 
   /** Returns a decrypted aggregate (Float32 sums) or the reason it could not be decrypted. */
@@ -154,7 +163,7 @@ export class CoordinatorConnection extends EventEmitter {
       ...(error !== undefined ? { error } : {}),
     };
     const data = sums ? new Uint8Array(sums.buffer, sums.byteOffset, sums.byteLength) : undefined;
-    await this.send(EVENTS.aggregateResult, STAGES.aggregateResult, request.jobId, request.round, body, data);
+    await this.send('aggregateResult', request.jobId, request.round, body, data);
   }
 
   /** Uploads an encoded update for a task in chunks of the task's size, then commits it. */
@@ -165,51 +174,44 @@ export class CoordinatorConnection extends EventEmitter {
     metrics: Record<string, number>,
   ): Promise<void> {
     const transferId = randomBytes(16).toString('hex');
-    const count = Math.ceil(update.length / task.chunkBytes);
-    for (let index = 0; index < count; index++) {
-      const chunk = update.subarray(index * task.chunkBytes, Math.min(update.length, (index + 1) * task.chunkBytes));
-      await this.send(
-        EVENTS.updateChunk,
-        STAGES.updateChunk,
-        task.jobId,
-        task.round,
-        { transferId, index, count, totalBytes: update.length },
-        chunk,
-      );
+    const chunks = splitIntoChunks(update, task.chunkBytes);
+    for (const [index, chunk] of chunks.entries()) {
+      const body = { transferId, index, count: chunks.length, totalBytes: update.length };
+      await this.send('updateChunk', task.jobId, task.round, body, chunk);
     }
-    await this.send(EVENTS.updateCommit, STAGES.updateCommit, task.jobId, task.round, {
-      transferId,
-      updateHash: contentHash(update),
-      numExamples,
-      metrics,
-    });
+    const commit = { transferId, updateHash: contentHash(update), numExamples, metrics };
+    await this.send('updateCommit', task.jobId, task.round, commit);
   }
 
   /** Sends one SecAgg+ reply; `data` is the masked vector at collect-masked-vectors. */
   async sendSecAggReply(request: SecAggRequest, reply: string, data?: Uint8Array): Promise<void> {
+    const base: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply };
     if (!data || data.length <= MAX_CHUNK_BYTES) {
-      const body: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply };
-      await this.send(EVENTS.secaggReply, STAGES.secaggReply, request.jobId, request.round, body, data);
+      await this.send('secaggReply', request.jobId, request.round, base, data);
       return;
     }
     // A masked vector above one message's limit goes in consecutive parts, each acknowledged first.
-    const count = Math.ceil(data.length / MAX_CHUNK_BYTES);
-    for (let index = 0; index < count; index++) {
-      const body: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply, part: { index, count } };
-      const part = data.subarray(index * MAX_CHUNK_BYTES, Math.min(data.length, (index + 1) * MAX_CHUNK_BYTES));
-      await this.send(EVENTS.secaggReply, STAGES.secaggReply, request.jobId, request.round, body, part);
+    const parts = splitIntoChunks(data, MAX_CHUNK_BYTES);
+    for (const [index, part] of parts.entries()) {
+      await this.send(
+        'secaggReply',
+        request.jobId,
+        request.round,
+        { ...base, part: { index, count: parts.length } },
+        part,
+      );
     }
   }
 
   /** Sends one signed message and resolves with the coordinator's result, or throws its coded error. */
-  async send(
-    event: string,
-    stage: string,
+  async send<N extends ClientMessageName>(
+    name: N,
     jobId: string,
     round: number,
-    body: unknown,
+    body: ClientBody<N>,
     data?: Uint8Array,
-  ): Promise<unknown> {
+  ): Promise<ClientResult<N>> {
+    const { event, stage } = CLIENT_MESSAGES[name];
     const bodyText = JSON.stringify(body);
     const nonce = newNonce();
     const signature = signFields(this.options.identity.secretKey, {
@@ -239,7 +241,8 @@ export class CoordinatorConnection extends EventEmitter {
         onDisconnect = () => reject(new Error('disconnected'));
         this.socket.once('disconnect', onDisconnect);
       });
-      raw = await Promise.race([this.socket.timeout(this.ackTimeoutMs).emitWithAck(event, message), lost]);
+      const emitted = (this.socket.timeout(this.ackTimeoutMs) as unknown as Socket).emitWithAck(event, message);
+      raw = await Promise.race([emitted, lost]);
     } catch (err) {
       throw new TributaryError(
         'INTERNAL',
@@ -254,7 +257,8 @@ export class CoordinatorConnection extends EventEmitter {
       const code = isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL';
       throw new TributaryError(code, ack.error.message, { details: ack.error.details });
     }
-    return ack.result;
+    // The coordinator's answer is a trust boundary too: it must match the table's result schema.
+    return CLIENT_MESSAGES[name].result.parse(ack.result) as ClientResult<N>;
   }
 }
 

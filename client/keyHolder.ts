@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { modInv } from 'bigint-crypto-utils';
 import { PrivateKey, PublicKey } from 'paillier-bigint';
 import { z } from 'zod';
+import { totalParameters } from '../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../shared/errors';
 import { generateIdentity, identityFromSecretKey, type Identity } from '../shared/identity/keyPair';
 import { ciphertextWidth, ciphertextsFromBytes, decryptSum, generatePaillierKeys } from '../shared/paillier';
@@ -189,7 +190,7 @@ export class KeyHolder extends EventEmitter {
     if (outcome === null || isJobFinished(outcome)) return outcome;
     const joined = outcome;
     const n = this.options.keys.privateKey.publicKey.n.toString(16);
-    if (joined.spec.secureAggregation !== 'paillier' || joined.spec.paillier?.publicKey.n !== n) {
+    if (joined.spec.secureAggregation !== 'paillier' || joined.spec.paillier.publicKey.n !== n) {
       throw new TributaryError(
         'CONFIG_INVALID',
         `Job ${joined.jobId}'s paillier public key is not this key holder's key.`,
@@ -209,7 +210,7 @@ export class KeyHolder extends EventEmitter {
       await conn.sendAggregateResult(request, null, reason);
     };
     const spec = joined.spec;
-    const length = joined.weightManifest.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0) + 1;
+    const length = totalParameters(joined.weightManifest) + 1;
     if (request.length !== length) return refuse(`expected ${length} values, the request says ${request.length}`);
     if (request.clientCount < spec.minClients) {
       return refuse(
@@ -225,7 +226,8 @@ export class KeyHolder extends EventEmitter {
     const started = Date.now();
     let sums: Float32Array;
     try {
-      const params = paillierParamsOf(spec);
+      if (spec.secureAggregation !== 'paillier') return refuse('the job is not a paillier job');
+      const params = paillierParamsOf({ maxClients: spec.maxClients, paillier: spec.paillier });
       const privateKey = this.options.keys.privateKey;
       const ciphertexts = ciphertextsFromBytes(request.ciphertexts, ciphertextWidth(privateKey.publicKey.n), {
         modulus: privateKey.publicKey._n2,

@@ -10,7 +10,9 @@ import { TensorflowModels } from './evaluation/tensorflowModels';
 import { createRestRouter } from './http/routes';
 import { JobManager } from './jobs/jobManager';
 import { createLogger, type Logger } from './logger';
-import type { RoundCompletedEvent } from './rounds/jobRunner';
+import { payoutAdmission } from './chain/payoutAdmission';
+import { assertInvitedListingsFit, assertMayJoin } from './marketplace/jobAccess';
+import type { RoundCompletedEvent } from './ports';
 import { createStore } from './store/createStore';
 import type { Store } from './store/store';
 import { ClientDirectory } from './transport/clientDirectory';
@@ -60,32 +62,29 @@ export async function startCoordinator(
   const store = options.store ?? (await createStore({ mongodbUri: config.mongodbUri, dbName: config.dbName }));
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
-  const contributions = new ContributionScorer({ store, logger });
+  const contributions = new ContributionScorer({ store, logger, validationSets: models.validationSets });
+  const jobs = new JobManager({ store, directory, logger, chunkBytes: config.chunkBytes, evaluator: models, models });
   const chain = new ChainService({
     config,
     store,
     logger,
+    jobs,
     scoresFor: options.scoresFor ?? settlementScores(store, contributions),
   });
-  const jobs = new JobManager({
-    store,
-    directory,
-    logger,
-    chunkBytes: config.chunkBytes,
-    evaluator: models,
-    models,
-    // Scoring first: it only enqueues, and never throws, so the caller's hook always runs.
-    onRoundCompleted: async (event) => {
-      // The chain only wakes its worker here: commits never hold up the next round.
-      chain.onRoundCompleted(event);
-      await contributions.onRoundCompleted(event);
-      await options.onRoundCompleted?.(event);
-    },
-    chain,
-    keepClientUpdates: (jobId) => contributions.wantsClientUpdates(jobId),
-    // A job can end before its last round (failed): the scorer frees its evaluation model then too.
-    onJobEnded: (jobId) => contributions.onJobEnded(jobId),
+  // What other parts add to jobs, in order: creation rules, admission rules, observers.
+  jobs.checkCreation((spec) => chain.assertUsable(spec));
+  jobs.checkCreation((spec) => assertInvitedListingsFit(spec, store));
+  jobs.admit(async ({ job, clientId }) => {
+    await assertMayJoin(job.id, job.spec, clientId, store);
+    return undefined;
   });
+  jobs.admit(payoutAdmission);
+  // The chain only wakes its worker: commits never hold up the next round. Scoring only enqueues.
+  jobs.observe(chain.observer);
+  jobs.observe(contributions.observer);
+  // A job's evaluation model and cached validation set are freed when it ends.
+  jobs.observe({ jobEnded: (job) => models.release(job.id) });
+  if (options.onRoundCompleted) jobs.observe({ roundCommitted: options.onRoundCompleted });
 
   const app = express();
   app.disable('x-powered-by');
@@ -104,7 +103,6 @@ export async function startCoordinator(
     }),
   );
   // Resume before listening, so a client that reconnects at once finds its job's runner.
-  chain.bind(jobs);
   await jobs.resumeRunningJobs();
   // Chain jobs pick up from the chain and the store: funding watches, missing commits, settlement.
   await chain.resume();

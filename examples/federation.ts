@@ -13,7 +13,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { contributionReport } from '../coordinator/contribution/contributionReport';
 import { separatesClients } from '../coordinator/contribution/settlementScores';
 import { loadOrCreateIdentity } from '../client/keyFile';
-import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import type { RoundCompletedEvent } from '../coordinator/ports';
 import type { ExampleOptions, ExampleTask } from './exampleTask';
 import { formatPartition } from './partitionOption';
 

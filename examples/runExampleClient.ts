@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../client/keyFile';
 import { createPayoutBinding } from '../client/payoutBinding';
-import { TributaryClient, type RoundTrainedEvent } from '../client/tributaryClient';
+import { createResearchClient } from '../client/plantedClient';
+import type { RoundTrainedEvent } from '../client/tributaryClient';
 import { PLANTED_BEHAVIOURS, type PlantedBehaviour } from '../client/plantedBehaviour';
 import { datasetToCsv } from '../shared/data/csvWriter';
 import { loadDatasetFile } from '../shared/data/loadDataset';
@@ -45,15 +46,17 @@ export function runExampleClient(task: ExampleTask): void {
       if (opts.planted !== undefined && !(PLANTED_BEHAVIOURS as readonly string[]).includes(opts.planted))
         throw new Error(`--planted must be one of ${PLANTED_BEHAVIOURS.join(', ')}`);
       const plantedBehaviour = opts.planted as PlantedBehaviour | undefined;
-      const client = new TributaryClient({
-        url: opts.coordinator,
-        jobId: opts.job,
-        identity,
-        dataset,
-        backend: opts.backend as BackendPreference,
-        payout,
-        ...(plantedBehaviour ? { plantedBehaviour } : {}),
-      });
+      const client = createResearchClient(
+        {
+          url: opts.coordinator,
+          jobId: opts.job,
+          identity,
+          dataset,
+          backend: opts.backend as BackendPreference,
+          payout,
+        },
+        plantedBehaviour,
+      );
       client.on('backend', (backend: string) => print('backend', { backend, examples: dataset.count }));
       client.on('roundTrained', (e: RoundTrainedEvent) => print('roundTrained', e));
       client.on('warning', (message: string) => process.stderr.write(`client ${opts.index}: ${message}\n`));

@@ -8,7 +8,8 @@ import { decodeTensors, encodeTensors } from '../shared/codec/modelCodec';
 import type { NamedTensor, TensorManifestEntry } from '../shared/codec/tensors';
 import { generateIdentity } from '../shared/identity/keyPair';
 import { newNonce } from '../shared/identity/signing';
-import { EVENTS, PROTOCOL_VERSION, STAGES, type JoinResult } from '../shared/schemas/messages';
+import { PROTOCOL_VERSION, type JoinResult } from '../shared/schemas/messages';
+import { EVENTS, STAGES } from '../shared/schemas/protocol';
 import { handshakeAuth } from '../client/coordinatorConnection';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { RawClient, type AckReply } from './support/rawClient';
@@ -98,21 +99,23 @@ describe('bad input against a live coordinator', () => {
 
     expect(await code(EVENTS.joinJob, 'not an object')).toBe('VALIDATION_FAILED');
     expect(await code(EVENTS.joinJob, { jobId })).toBe('VALIDATION_FAILED');
-    expect(await code(EVENTS.joinJob, { ...a.signed(jobId, 0, STAGES.join, {}), signature: undefined })).toBe(
+    expect(await code(EVENTS.joinJob, { ...a.signed(jobId, 0, STAGES.joinJob, {}), signature: undefined })).toBe(
       'VALIDATION_FAILED',
     );
     expect(
-      await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.join, {}, undefined, { signature: 'ab'.repeat(64) })),
+      await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.joinJob, {}, undefined, { signature: 'ab'.repeat(64) })),
     ).toBe('AUTH_BAD_SIGNATURE');
     // Signed by another key than the connection's.
     const other = new RawClient(generateIdentity(), coordinator.url);
-    expect(await code(EVENTS.joinJob, other.signed(jobId, 0, STAGES.join, {}))).toBe('AUTH_BAD_SIGNATURE');
+    expect(await code(EVENTS.joinJob, other.signed(jobId, 0, STAGES.joinJob, {}))).toBe('AUTH_BAD_SIGNATURE');
     // Signature over a different round than the message claims.
-    expect(await code(EVENTS.joinJob, { ...a.signed(jobId, 0, STAGES.join, {}), round: 1 })).toBe('AUTH_BAD_SIGNATURE');
+    expect(await code(EVENTS.joinJob, { ...a.signed(jobId, 0, STAGES.joinJob, {}), round: 1 })).toBe(
+      'AUTH_BAD_SIGNATURE',
+    );
     expect(await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.updateCommit, {}))).toBe('VALIDATION_FAILED');
-    expect(await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.join, '{not json'))).toBe('VALIDATION_FAILED');
-    expect(await code(EVENTS.joinJob, a.signed('job_doesnotexist', 0, STAGES.join, {}))).toBe('JOB_NOT_FOUND');
-    expect(await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.join, { extra: 1 }))).toBe('VALIDATION_FAILED');
+    expect(await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.joinJob, '{not json'))).toBe('VALIDATION_FAILED');
+    expect(await code(EVENTS.joinJob, a.signed('job_doesnotexist', 0, STAGES.joinJob, {}))).toBe('JOB_NOT_FOUND');
+    expect(await code(EVENTS.joinJob, a.signed(jobId, 0, STAGES.joinJob, { extra: 1 }))).toBe('VALIDATION_FAILED');
     // Updates before joining.
     expect(
       await code(
@@ -126,7 +129,7 @@ describe('bad input against a live coordinator', () => {
       ),
     ).toBe('JOB_NOT_JOINED');
 
-    const join = a.signed(jobId, 0, STAGES.join, {});
+    const join = a.signed(jobId, 0, STAGES.joinJob, {});
     const joined = await a.send(EVENTS.joinJob, join);
     expect(joined.ok).toBe(true);
     expect((joined.result as JoinResult).weightManifest.length).toBeGreaterThan(0);
@@ -145,7 +148,7 @@ describe('bad input against a live coordinator', () => {
     const b = new RawClient(generateIdentity(), coordinator.url);
     clients.push(b);
     await b.connect();
-    const joinedB = await b.send(EVENTS.joinJob, b.signed(jobId, 0, STAGES.join, {}));
+    const joinedB = await b.send(EVENTS.joinJob, b.signed(jobId, 0, STAGES.joinJob, {}));
     expect(joinedB.ok).toBe(true);
     await waitUntil(() => a.tasks.length > 0 && b.tasks.length > 0, 'round tasks');
     const task = a.tasks[0];

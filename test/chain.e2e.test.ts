@@ -15,7 +15,7 @@ import { CoordinatorConnection } from '../client/coordinatorConnection';
 import { createPayoutBinding } from '../client/payoutBinding';
 import { deployRewardToken, JobStatus, NATIVE, type EscrowClient } from '../contracts/escrow';
 import type { ChainJobStatus } from '../coordinator/chain/chainJobStatus';
-import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import type { RoundCompletedEvent } from '../coordinator/ports';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
@@ -78,7 +78,7 @@ async function startPaidCoordinator(
 
 /** `tributary client claim` in its own process, as a provider would run it. */
 async function claimWithCli(coordinator: Coordinator, jobId: string, rpcUrl: string, keyFile: string) {
-  const p = spawnTs('shared/cli.ts', [
+  const p = spawnTs('cli/tributary.ts', [
     'client',
     'claim',
     '--job',
@@ -202,7 +202,7 @@ describe('paid jobs on a real chain', () => {
     expect((await escrow.getJob(1n)).lastRound).toBe(0n);
     // Nothing to claim: the CLI says so with the code and exits 2.
     const keyFile = join(mkdtempSync(join(tmpdir(), 'trib-chain-claim-')), 'k.key');
-    const claim = spawnTs('shared/cli.ts', [
+    const claim = spawnTs('cli/tributary.ts', [
       'client',
       'claim',
       '--job',

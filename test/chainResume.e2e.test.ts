@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { JsonRpcProvider } from 'ethers';
 import { claimPayout } from '../client/claimPayout';
 import type { ScoresFor } from '../coordinator/chain/participationScores';
-import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import type { RoundCompletedEvent } from '../coordinator/ports';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { MemoryStore } from '../coordinator/store/memoryStore';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';

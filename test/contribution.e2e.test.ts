@@ -7,7 +7,8 @@
  * in plaintext mode (per-client Shapley) and in private mode (SecAgg+ cohorts of 3, cohort Shapley,
  * least squares on membership).
  */
-import { TributaryClient } from '../client/tributaryClient';
+import { createResearchClient } from '../client/plantedClient';
+import type { TributaryClient } from '../client/tributaryClient';
 import { CONTRIBUTION_LABEL, settlementScores } from '../coordinator/contribution/settlementScores';
 import type { ContributionReport } from '../coordinator/contribution/contributionReport';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
@@ -71,14 +72,16 @@ describe('contribution scoring on a planted federation', () => {
       const identity = identityOf(name, `${mode}:${rounds}`);
       who.set(identity.clientId, name);
       const behaviour = plantedBehaviourOf(name);
-      const client = new TributaryClient({
-        url: coordinator.url,
-        jobId,
-        identity,
-        dataset: datasets[name],
-        backend: 'cpu',
-        ...(behaviour ? { plantedBehaviour: behaviour } : {}),
-      });
+      const client = createResearchClient(
+        {
+          url: coordinator.url,
+          jobId,
+          identity,
+          dataset: datasets[name],
+          backend: 'cpu',
+        },
+        behaviour,
+      );
       client.run().catch(() => undefined);
       clients.push(client);
     }

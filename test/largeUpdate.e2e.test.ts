@@ -5,7 +5,8 @@
 import { decodeTensors, encodeTensors } from '../shared/codec/modelCodec';
 import { totalParameters } from '../shared/codec/tensors';
 import { generateIdentity } from '../shared/identity/keyPair';
-import { MAX_CHUNK_BYTES, STAGES, EVENTS, type JoinResult } from '../shared/schemas/messages';
+import { MAX_CHUNK_BYTES, type JoinResult } from '../shared/schemas/messages';
+import { STAGES, EVENTS } from '../shared/schemas/protocol';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { RawClient } from './support/rawClient';
 import { createJob } from './support/rest';
@@ -37,7 +38,7 @@ describe('large updates', () => {
     });
     client = new RawClient(generateIdentity(), coordinator.url);
     await client.connect();
-    const joined = await client.send(EVENTS.joinJob, client.signed(jobId, 0, STAGES.join, {}));
+    const joined = await client.send(EVENTS.joinJob, client.signed(jobId, 0, STAGES.joinJob, {}));
     const manifest = (joined.result as JoinResult).weightManifest;
     expect(totalParameters(manifest)).toBeGreaterThanOrEqual(10_000_000);
     const end = Date.now() + 60_000;

@@ -311,7 +311,7 @@ describe('data marketplace end to end', () => {
   it('the CLI publishes a listing derived from a dataset, finds it, and deletes it', async () => {
     const key = join(dir, 'cli.key');
     const cli = async (args: string[]) => {
-      const p = spawnTs('shared/cli.ts', ['client', ...args, '--coordinator', coordinator.url]);
+      const p = spawnTs('cli/tributary.ts', ['client', ...args, '--coordinator', coordinator.url]);
       const code = await p.exit;
       return { code, stdout: p.lines.join('\n'), stderr: p.stderr.join('\n') };
     };

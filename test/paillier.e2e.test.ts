@@ -8,6 +8,7 @@
  */
 import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
 import { TributaryClient } from '../client/tributaryClient';
+import { paillierClientMode } from '../client/updates/paillier';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import type { Dataset } from '../shared/data/dataset';
 import { generateIdentity } from '../shared/identity/keyPair';
@@ -74,22 +75,16 @@ describe('secure aggregation (packed Paillier) end to end', () => {
   const receivedText: string[] = [];
   // Each client's plaintext delta, weighted vector and encrypted payload, captured inside the client.
   const captured: Array<{ delta: Float32Array; weighted: Float32Array; payload: Uint8Array }> = [];
-  type EncryptUpdate = (
-    task: RoundTask,
-    joined: unknown,
-    delta: Float32Array,
-    numExamples: number,
-  ) => Promise<Uint8Array>;
-  const proto = TributaryClient.prototype as unknown as { encryptUpdate: EncryptUpdate };
-  const originalEncrypt = proto.encryptUpdate;
-  // A client's upload waits for its gate (so attacks can go first).
-  const gates = new Map<TributaryClient, Promise<unknown>>();
+  const originalEncrypt = paillierClientMode.encrypt;
+  // A client's upload waits for its gate (so attacks can go first), by client id.
+  const gates = new Map<string, Promise<unknown>>();
 
   beforeAll(async () => {
     keys = await generateKeyHolderKeys(1024);
-    proto.encryptUpdate = async function (this: TributaryClient, task, joined, delta, numExamples) {
-      await gates.get(this);
-      const payload = await originalEncrypt.call(this, task, joined, delta, numExamples);
+    paillierClientMode.encrypt = async (context, trained) => {
+      await gates.get(context.identity.clientId);
+      const payload = await originalEncrypt(context, trained);
+      const { delta, numExamples } = trained;
       const ratio = Math.min(numExamples, MAX_EXAMPLE_WEIGHT) / MAX_EXAMPLE_WEIGHT;
       const weighted = new Float32Array(delta.length);
       for (let i = 0; i < delta.length; i++) weighted[i] = delta[i] * ratio;
@@ -102,7 +97,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
   });
 
   afterAll(async () => {
-    proto.encryptUpdate = originalEncrypt;
+    paillierClientMode.encrypt = originalEncrypt;
     for (const c of clients) c.close();
     for (const h of holders) h.close();
     await coordinator?.close();
@@ -158,7 +153,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('JOB_SPEC_INVALID');
     }
     const parsed = JobSpecSchema.parse(spec('paillier'));
-    expect(parsed.paillier).toMatchObject({ bits: 16, clipRange: 1 });
+    expect(parsed.secureAggregation === 'paillier' && parsed.paillier).toMatchObject({ bits: 16, clipRange: 1 });
   });
 
   it('trains the same round-1 model as plaintext FedAvg (within the quantisation bound); malformed ciphertexts change nothing', async () => {
@@ -172,14 +167,16 @@ describe('secure aggregation (packed Paillier) end to end', () => {
 
     const secureId = await createJob(coordinator.url, spec('paillier'));
     await startKeyHolder(secureId);
-    const params = paillierParamsOf(JobSpecSchema.parse(spec('paillier')));
+    const parsedSpec = JobSpecSchema.parse(spec('paillier'));
+    if (parsedSpec.secureAggregation !== 'paillier') throw new Error('expected a paillier spec');
+    const params = paillierParamsOf(parsedSpec);
     const width = ciphertextWidth(keys.privateKey.publicKey.n);
     const count = ciphertextCount(params, PARAMETERS + 1);
     const attacks: Array<Promise<string | undefined>> = [];
     startClients(secureId, DATASETS.length, (client, i) => {
       if (i !== 0) return;
       let openGate!: () => void;
-      gates.set(client, new Promise<void>((resolve) => (openGate = resolve)));
+      gates.set(client.clientId, new Promise<void>((resolve) => (openGate = resolve)));
       client.once('joined', () => {
         const conn = connectionOf(client)!;
         attacks.push(codeOfAsync(() => conn.joinAsKeyHolder(secureId)));

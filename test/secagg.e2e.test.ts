@@ -12,7 +12,9 @@ import { encodeBinaryJson, decodeBinaryJson } from '../shared/codec/binaryJson';
 import type { Dataset } from '../shared/data/dataset';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
-import { EVENTS, MAX_CHUNK_BYTES, STAGES, type Ack, type SecAggRequest } from '../shared/schemas/messages';
+import { MAX_CHUNK_BYTES, type Ack, type SecAggRequest } from '../shared/schemas/messages';
+import { EVENTS } from '../shared/schemas/protocol';
+import type { SecAggReplyBody, SignedMessage } from '../shared/schemas/messages';
 import { SecAggPlusClient, vectorToBytes, weightedMeanErrorBound, type ClientToServer } from '../shared/secagg';
 import { recordReceivedPackets } from './support/packetRecorder';
 import { separableDataset } from './support/syntheticCsv';
@@ -156,7 +158,7 @@ describe('secure aggregation (SecAgg+) end to end', () => {
     startClients(secureId, (client, i) => {
       if (i !== 0) return;
       let setupReply: unknown;
-      client.on('secaggRequest', (r: { round: number; attempt: number; stage: string }) => {
+      client.on('modeStep', (r) => {
         const conn = connectionOf(client)!;
         if (r.round !== 1) return;
         if (r.stage === 'setup') {
@@ -166,12 +168,14 @@ describe('secure aggregation (SecAgg+) end to end', () => {
         }
         if (r.stage !== 'share-keys') return;
         const send = (body: unknown, data?: Uint8Array) =>
-          conn.send(EVENTS.secaggReply, STAGES.secaggReply, secureId, 1, body, data).then(
+          conn.send('secaggReply', secureId, 1, body as SecAggReplyBody, data).then(
             (): Ack => ({ ok: true }),
             (e: { code: string; message: string }): Ack => ({ ok: false, error: { code: e.code, message: e.message } }),
           );
         // 1. The exact setup reply again (same nonce and signature).
-        attacks.push(conn.socket.timeout(5_000).emitWithAck(EVENTS.secaggReply, setupReply) as Promise<Ack>);
+        attacks.push(
+          conn.socket.timeout(5_000).emitWithAck(EVENTS.secaggReply, setupReply as SignedMessage) as Promise<Ack>,
+        );
         // 2. A freshly signed copy of it, now that the stage moved on.
         const setupBody = JSON.parse((setupReply as { body: string }).body) as object;
         attacks.push(send(setupBody));
@@ -266,7 +270,7 @@ describe('secure aggregation (SecAgg+) end to end', () => {
             fullRound = `${req.round}:${req.attempt}`;
         }),
       );
-      client.on('secaggRequest', (r: { round: number; attempt: number; stage: string }) => {
+      client.on('modeStep', (r) => {
         if (r.stage === 'collect-masked-vectors' && fullRound === `${r.round}:${r.attempt}` && !dropped) {
           dropped = client.clientId;
           client.close();

@@ -6,13 +6,14 @@
  * cohort losing two of its three clients aborts alone while the other cohort's sum commits the round.
  */
 import { TributaryClient } from '../client/tributaryClient';
-import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import type { RoundCompletedEvent } from '../coordinator/ports';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { decodeBinaryJson } from '../shared/codec/binaryJson';
 import type { Dataset } from '../shared/data/dataset';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
-import { EVENTS, type SecAggRequest } from '../shared/schemas/messages';
+import type { SecAggRequest } from '../shared/schemas/messages';
+import { EVENTS } from '../shared/schemas/protocol';
 import { weightedMeanErrorBound } from '../shared/secagg';
 import { separableDataset } from './support/syntheticCsv';
 import { compareRoundOne, connectionOfLater } from './support/secureRounds';
@@ -114,8 +115,8 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     expect(round.metrics.numExamples).toBe(SIZES.reduce((a, b) => a + b, 0));
 
     const event = events.find((e) => e.job.id === secureId && e.round.round === 1)!;
-    expect(event.cohorts).toHaveLength(2);
-    const cohorts = event.cohorts!;
+    expect(event.parts).toHaveLength(2);
+    const cohorts = event.parts!;
     for (const c of cohorts) {
       expect(c.members).toHaveLength(3);
       expect(c.updates.clientCount).toBe(3);
@@ -127,12 +128,12 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     expect(round.cohorts).toEqual(cohorts.map((c) => c.members));
     expect(event.round.cohorts).toEqual(round.cohorts);
     // Plaintext jobs have no cohorts.
-    expect(events.find((e) => e.job.id === plainId)?.cohorts).toBeUndefined();
+    expect(events.find((e) => e.job.id === plainId)?.partKind).not.toBe('cohort');
 
     // The cohort sums add up to the aggregate FedAvg applied: model1 = model0 + Σ sums / Σ weights.
     const { initial, secure1, meanAbs, worst } = await compareRoundOne(coordinator.store, plainId, secureId);
     const weightSum = cohorts.reduce((a, c) => a + c.updates.totalWeight, 0);
-    expect(Math.round(weightSum * MAX_EXAMPLE_WEIGHT)).toBe(round.metrics.numExamples);
+    expect(Math.round(weightSum)).toBe(round.metrics.numExamples);
     secure1.forEach((t, i) =>
       t.data.forEach((v, j) => {
         const sum = cohorts[0].updates.weightedDeltaSum[i][j] + cohorts[1].updates.weightedDeltaSum[i][j];
@@ -162,7 +163,7 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
             cohortOf.set(client, (decodeBinaryJson(req.payload) as { clientIds: string[] }).clientIds);
         }),
       );
-      client.on('secaggRequest', (r: { round: number; stage: string }) => {
+      client.on('modeStep', (r) => {
         // Round 2 (all six connected by then): the two other members of the first client's cohort leave.
         const cohort = cohortOf.get(client);
         if (r.round !== 2 || r.stage !== 'collect-masked-vectors' || !anchor || !cohort || cohort.length !== 3) return;
@@ -188,9 +189,9 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
     expect(round2.cohorts).toEqual([round2.participants]);
 
     const event = events.find((e) => e.job.id === jobId && e.round.round === 2)!;
-    expect(event.cohorts).toHaveLength(1);
-    expect(event.cohorts![0].members).toEqual(round2.participants);
-    expect(event.cohorts![0].updates.clientCount).toBe(3);
-    expect(round2.metrics.numExamples).toBe(Math.round(event.cohorts![0].updates.totalWeight * MAX_EXAMPLE_WEIGHT));
+    expect(event.parts).toHaveLength(1);
+    expect(event.parts![0].members).toEqual(round2.participants);
+    expect(event.parts![0].updates.clientCount).toBe(3);
+    expect(round2.metrics.numExamples).toBe(Math.round(event.parts![0].updates.totalWeight));
   });
 });

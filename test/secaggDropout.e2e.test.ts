@@ -14,12 +14,13 @@
  */
 import { TributaryClient } from '../client/tributaryClient';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
-import type { RoundCompletedEvent } from '../coordinator/rounds/jobRunner';
+import type { RoundCompletedEvent } from '../coordinator/ports';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { dequantizeSum, MODULUS, SecAggPlusClient, type ClientToServer } from '../shared/secagg';
 import { decodeBinaryJson } from '../shared/codec/binaryJson';
-import { EVENTS, type SecAggRequest } from '../shared/schemas/messages';
+import type { SecAggRequest } from '../shared/schemas/messages';
+import { EVENTS } from '../shared/schemas/protocol';
 import { createJob } from './support/rest';
 import { connectionOfLater } from './support/secureRounds';
 import { separableDataset } from './support/syntheticCsv';
@@ -114,7 +115,7 @@ describe('SecAgg+ dropouts at each stage, end to end', () => {
             }
           }),
         );
-        client.on('secaggRequest', (r: { round: number; attempt: number; stage: string }) => {
+        client.on('modeStep', (r) => {
           if (r.stage !== stage || fullAttempt !== `${r.round}:${r.attempt}` || dropped.includes(client.clientId))
             return;
           dropped.push(client.clientId);
@@ -146,9 +147,9 @@ describe('SecAgg+ dropouts at each stage, end to end', () => {
 
   function learnedSum(jobId: string, round: number): Float64Array {
     const event = completed.get(`${jobId}:${round}`);
-    if (!event?.cohorts) throw new Error(`job ${jobId} reported no SecAgg+ sum for round ${round}`);
-    expect(event.cohorts).toHaveLength(1);
-    const { weightedDeltaSum, totalWeight } = event.cohorts[0].updates;
+    if (!event?.parts) throw new Error(`job ${jobId} reported no SecAgg+ sum for round ${round}`);
+    expect(event.parts).toHaveLength(1);
+    const { weightedDeltaSum, totalWeight } = event.parts[0].updates;
     const flat = new Float64Array(weightedDeltaSum.reduce((n, t) => n + t.length, 0) + 1);
     let offset = 0;
     for (const t of weightedDeltaSum) {
@@ -189,7 +190,8 @@ describe('SecAgg+ dropouts at each stage, end to end', () => {
       }
       // Bit-for-bit: the same mod-2^32 sum, dequantised the same way.
       const roundId = `${jobId}:${round.round}:${round.attempt}`;
-      expect([...learnedSum(jobId, round.round)]).toEqual([...expectedSum(roundId, contributors)]);
+      // The coordinator reports sums in examples: the dequantised ratio sums times maxExampleWeight (1000).
+      expect([...learnedSum(jobId, round.round)]).toEqual([...expectedSum(roundId, contributors)].map((v) => v * 1000));
     },
   );
 

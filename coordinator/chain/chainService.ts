@@ -3,7 +3,7 @@ import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { CoordinatorConfig } from '../config';
 import type { Logger } from '../logger';
-import type { RoundCompletedEvent } from '../rounds/jobRunner';
+import type { JobObserver, RoundCompletedEvent } from '../ports';
 import type { JobRecord, PayoutPlanRecord, Store } from '../store/store';
 import { ChainConnection } from './chainConnection';
 import { initialChainJobStatus, type ChainJobStatus } from './chainJobStatus';
@@ -12,6 +12,8 @@ import { participationScores, type ScoresFor } from './participationScores';
 
 export interface ChainServiceOptions {
   config: CoordinatorConfig;
+  /** The jobs the workers read and activate (the job manager). */
+  jobs: JobControl;
   store: Store;
   logger: Logger;
   /** Contributor scores at job end. @default participation (rounds completed) */
@@ -42,7 +44,6 @@ export interface PayoutView {
 export class ChainService {
   readonly connection: ChainConnection | null;
   private readonly workers = new Map<string, ChainJobWorker>();
-  private jobs: JobControl | null = null;
   private readonly scoresFor: ScoresFor;
 
   constructor(private readonly options: ChainServiceOptions) {
@@ -58,11 +59,6 @@ export class ChainService {
           })
         : null;
     this.scoresFor = options.scoresFor ?? participationScores(options.store);
-  }
-
-  /** Late binding: the job manager is built after this service. */
-  bind(jobs: JobControl): void {
-    this.jobs = jobs;
   }
 
   get enabled(): boolean {
@@ -101,12 +97,11 @@ export class ChainService {
   /** Starts the worker of a chain job (no-op for other jobs or if it already runs). */
   track(job: JobRecord): void {
     if (!job.spec.chain || !this.connection || this.workers.has(job.id)) return;
-    if (!this.jobs) throw new Error('ChainService.bind was not called');
     const { config, store, logger } = this.options;
     const worker = new ChainJobWorker(job, {
       chain: this.connection,
       store,
-      jobs: this.jobs,
+      jobs: this.options.jobs,
       scoresFor: this.scoresFor,
       logger,
       retryBaseMs: config.chainRetryBaseMs,
@@ -117,15 +112,20 @@ export class ChainService {
     worker.start();
   }
 
-  /** The round-completed hook: wakes the job's worker and returns at once (the chain never blocks a round). */
-  onRoundCompleted(event: RoundCompletedEvent): void {
-    this.workers.get(event.job.id)?.wake();
-  }
-
-  /** A job's runner stopped (completed or failed): settle without waiting for the next poll. */
-  onJobFinished(jobId: string): void {
-    this.workers.get(jobId)?.wake();
-  }
+  /**
+   * The chain's view of job life (registered with the job manager): a new paid job gets its worker
+   * (funding watch); a committed round wakes the worker and returns at once (the chain never blocks a
+   * round); a job that ended (completed or failed) settles without waiting for the next poll.
+   */
+  readonly observer: JobObserver = {
+    jobCreated: (job) => {
+      if (job.status === 'pending') this.track(job);
+    },
+    roundCommitted: (event: RoundCompletedEvent) => this.workers.get(event.job.id)?.wake(),
+    jobEnded: (job) => {
+      if (job.status !== 'running') this.workers.get(job.id)?.wake();
+    },
+  };
 
   /** After a restart: a worker for every chain job (each reads the chain and picks up where it was). */
   async resume(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { NamedTensor } from '../../shared/codec/tensors';
-import { sumCohortUpdates } from '../aggregation/secaggCohorts';
+import { sumUpdates } from '../strategy/sumUpdates';
 import { fedAvgWeights } from '../strategy/fedAvg';
 import type { AggregatedUpdates } from '../strategy/strategy';
 import type { Utility } from './shapley';
@@ -15,7 +15,7 @@ export type ModelMetric = (weights: readonly NamedTensor[]) => Promise<number>;
  */
 export function fedAvgStep(previous: readonly NamedTensor[], players: readonly AggregatedUpdates[]): NamedTensor[] {
   if (players.length === 0) return previous.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data }));
-  return fedAvgWeights(previous, sumCohortUpdates(players));
+  return fedAvgWeights(previous, sumUpdates(players));
 }
 
 /**

@@ -84,6 +84,7 @@ export function privateScores(rounds: readonly RoundContribution[], sigmas = PRI
 
 /** Payout shares: proportional to positive scores; scores <= 0 get nothing. */
 export function payoutShares(scores: readonly number[]): number[] {
+  // biome-ignore lint/complexity/useMathMinMax: a NaN score must count as 0; Math.max would keep the NaN.
   const positive = scores.reduce((s, x) => s + (x > 0 ? x : 0), 0);
   return scores.map((x) => (x > 0 && positive > 0 ? x / positive : 0));
 }
@@ -96,7 +97,8 @@ export function buildContributionReport(
 ): ContributionReport {
   const committed = rounds.filter((r) => r.status === 'completed');
   const scored = committed.filter((r) => r.contribution);
-  const plaintext = job.spec.secureAggregation === 'none';
+  // Rounds scored per client (plaintext parts) add up directly; cohort values need the estimator.
+  const plaintext = scored.every((r) => r.contribution!.values.every((v) => v.members.length === 1));
   const totals = new Map<string, { score: number; rounds: number; estimate?: number; standardError?: number }>();
   if (plaintext) {
     for (const r of scored) {

@@ -4,7 +4,7 @@ import { buildModel } from '../../shared/ml/modelZoo';
 import { getNamedWeights } from '../../shared/ml/weights';
 import { JobSpecSchema } from '../../shared/schemas/jobSpec';
 import { encodeDataset } from '../evaluation/tensorflowModels';
-import type { RoundCompletedEvent } from '../rounds/jobRunner';
+import type { RoundCompletedEvent } from '../ports';
 import { MemoryStore } from '../store/memoryStore';
 import type { JobRecord, RoundRecord } from '../store/store';
 import { ContributionScorer } from './contributionScorer';

@@ -1,9 +1,10 @@
 import { deriveSeed } from '../../shared/data/random';
 import { contributionOptionsOf } from '../../shared/schemas/jobSpec';
 import type { Logger } from '../logger';
-import type { RoundCompletedEvent } from '../rounds/jobRunner';
+import type { JobObserver, RoundCompletedEvent } from '../ports';
 import type { Store } from '../store/store';
 import { scoreRound, type RoundPlayer } from './roundScoring';
+import { ValidationSets } from '../evaluation/validationSets';
 import { ValidationMetrics } from './validationMetric';
 
 export interface ContributionScorerOptions {
@@ -11,6 +12,8 @@ export interface ContributionScorerOptions {
   logger: Logger;
   /** Rounds of one job that may wait for scoring before the round-completed hook holds the runner back. @default 2 */
   maxBacklog?: number;
+  /** The coordinator's validation-set cache (shared with the round evaluator). @default a cache of its own */
+  validationSets?: ValidationSets;
 }
 
 /**
@@ -33,7 +36,7 @@ export class ContributionScorer {
   private closed = false;
 
   constructor(private readonly options: ContributionScorerOptions) {
-    this.metrics = new ValidationMetrics(options.store);
+    this.metrics = new ValidationMetrics(options.validationSets ?? new ValidationSets(options.store));
   }
 
   /** The round-completed hook. Never rejects. */
@@ -74,6 +77,13 @@ export class ContributionScorer {
     return !this.closed && !this.withoutValidation.has(jobId);
   }
 
+  /** Scoring as a job observer: every committed round is queued; a job's end frees its model. */
+  readonly observer: JobObserver = {
+    roundCommitted: (event) => this.onRoundCompleted(event),
+    jobEnded: (job) => this.onJobEnded(job.id),
+    wantsParts: (jobId) => this.wantsClientUpdates(jobId),
+  };
+
   /** Resolves when every round handed over so far (of `jobId`, or of all jobs) has been scored or skipped. */
   async whenIdle(jobId?: string): Promise<void> {
     const queues = jobId ? [this.queues.get(jobId)].filter((q) => q !== undefined) : [...this.queues.values()];
@@ -106,7 +116,7 @@ export class ContributionScorer {
         return;
       }
       this.withoutValidation.delete(job.id);
-      const players: RoundPlayer[] = event.clientUpdates ?? event.cohorts ?? [];
+      const players: RoundPlayer[] = event.parts ?? [];
       const contribution =
         players.length > 0
           ? await scoreRound({

@@ -1,4 +1,4 @@
-import { splitCohorts } from '../aggregation/secaggCohorts';
+import { splitCohorts } from '../aggregation/secagg/secaggCohorts';
 import { membershipLeastSquares } from './membershipLeastSquares';
 
 describe('membershipLeastSquares', () => {

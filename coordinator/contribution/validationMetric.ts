@@ -3,8 +3,8 @@ import type { Dataset } from '../../shared/data/dataset';
 import { evaluateModel } from '../../shared/ml/evaluate';
 import { buildModel } from '../../shared/ml/modelZoo';
 import { setNamedWeights } from '../../shared/ml/weights';
-import { decodeDataset } from '../evaluation/tensorflowModels';
-import type { JobRecord, Store } from '../store/store';
+import type { ValidationSets } from '../evaluation/validationSets';
+import type { JobRecord } from '../store/store';
 import type { ModelMetric } from './coalitionUtility';
 
 type TfModel = Awaited<ReturnType<typeof buildModel>>;
@@ -15,26 +15,22 @@ type TfModel = Awaited<ReturnType<typeof buildModel>>;
  * and evaluation yields between batches).
  */
 export class ValidationMetrics {
-  private readonly jobs = new Map<string, { model: TfModel; dataset: Dataset; bytes: Uint8Array }>();
+  private readonly jobs = new Map<string, { model: TfModel; dataset: Dataset }>();
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly validationSets: ValidationSets) {}
 
   /** The job's metric (accuracy, or -loss), higher is better; null when the job has no validation set. */
   async metricFor(job: JobRecord, metric: 'accuracy' | 'loss'): Promise<ModelMetric | null> {
-    const bytes = await this.store.loadValidationSet(job.id);
-    if (!bytes) return null;
+    const dataset = await this.validationSets.get(job.id);
+    if (!dataset) return null;
     let entry = this.jobs.get(job.id);
-    // A replaced validation set (PUT again) is picked up at the next round (compared in place, no copies).
-    if (!entry || Buffer.compare(entry.bytes, bytes) !== 0) {
-      entry?.model.dispose();
-      entry = {
-        model: await buildModel(job.spec.model, job.spec.input, job.spec.seed),
-        dataset: decodeDataset(bytes),
-        bytes,
-      };
+    // A replaced validation set (PUT again) is picked up at the next round: the shared cache decodes it anew.
+    if (!entry) {
+      entry = { model: await buildModel(job.spec.model, job.spec.input, job.spec.seed), dataset };
       this.jobs.set(job.id, entry);
     }
-    const { model, dataset } = entry;
+    entry.dataset = dataset;
+    const { model } = entry;
     return async (weights: readonly NamedTensor[]) => {
       setNamedWeights(model, weights as NamedTensor[]);
       const result = await evaluateModel(model, dataset, 1024);

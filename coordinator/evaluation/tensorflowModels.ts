@@ -9,8 +9,9 @@ import { buildModel } from '../../shared/ml/modelZoo';
 import { getNamedWeights, setNamedWeights } from '../../shared/ml/weights';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { ModelFactory } from '../jobs/jobManager';
-import type { GlobalModelEvaluator } from '../rounds/jobRunner';
+import type { GlobalModelEvaluator } from '../ports';
 import type { JobRecord, Store } from '../store/store';
+import { ValidationSets } from './validationSets';
 
 type TfModel = Awaited<ReturnType<typeof buildModel>>;
 
@@ -21,16 +22,16 @@ type TfModel = Awaited<ReturnType<typeof buildModel>>;
  */
 export class TensorflowModels implements ModelFactory, GlobalModelEvaluator {
   private readonly models = new Map<string, TfModel>();
-  private readonly validation = new Map<string, { bytes: Uint8Array; dataset: Dataset }>();
 
   private constructor(
     readonly backend: string,
-    private readonly store: Store,
+    /** The coordinator's validation-set cache (shared with contribution scoring). */
+    readonly validationSets: ValidationSets,
   ) {}
 
   static async create(preference: BackendPreference, store: Store): Promise<TensorflowModels> {
     const { name } = await selectBackend(preference);
-    return new TensorflowModels(name, store);
+    return new TensorflowModels(name, new ValidationSets(store));
   }
 
   async initialWeights(spec: JobSpec): Promise<NamedTensor[]> {
@@ -52,7 +53,7 @@ export class TensorflowModels implements ModelFactory, GlobalModelEvaluator {
   }
 
   async evaluate(job: JobRecord, weights: readonly NamedTensor[]): Promise<Record<string, number> | null> {
-    const dataset = await this.validationSet(job.id);
+    const dataset = await this.validationSets.get(job.id);
     if (!dataset) return null;
     let model = this.models.get(job.id);
     if (!model) {
@@ -78,29 +79,20 @@ export class TensorflowModels implements ModelFactory, GlobalModelEvaluator {
       }
       throw err;
     }
-    this.validation.delete(job.id);
+    this.validationSets.forget(job.id);
     return encodeDataset(dataset);
+  }
+
+  /** Frees a job's evaluation model and cached validation set (the job ended). */
+  release(jobId: string): void {
+    this.models.get(jobId)?.dispose();
+    this.models.delete(jobId);
+    this.validationSets.forget(jobId);
   }
 
   dispose(): void {
     for (const m of this.models.values()) m.dispose();
     this.models.clear();
-  }
-
-  private async validationSet(jobId: string): Promise<Dataset | null> {
-    const bytes = await this.store.loadValidationSet(jobId);
-    if (!bytes) return null;
-    const cached = this.validation.get(jobId);
-    if (
-      cached &&
-      cached.bytes.length === bytes.length &&
-      Buffer.compare(Buffer.from(cached.bytes), Buffer.from(bytes)) === 0
-    ) {
-      return cached.dataset;
-    }
-    const dataset = decodeDataset(bytes);
-    this.validation.set(jobId, { bytes, dataset });
-    return dataset;
   }
 }
 

@@ -1,30 +1,26 @@
 import { randomBytes } from 'node:crypto';
 import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
-import { manifestOf, type NamedTensor } from '../../shared/codec/tensors';
+import { manifestOf, type NamedTensor, totalParameters } from '../../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../../shared/errors';
-import {
-  JobSpecSchema,
-  PAILLIER_MAX_PARAMETERS,
-  SECAGG_MAX_PARAMETERS,
-  paillierParamsOf,
-  type JobSpec,
-} from '../../shared/schemas/jobSpec';
-import { KeyHolderRegistry } from '../aggregation/keyHolderRegistry';
-import { PaillierAggregator } from '../aggregation/paillierAggregator';
-import { MAX_CHUNK_BYTES } from '../../shared/schemas/messages';
-import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
-import type { UpdateAggregatorFactory } from '../aggregation/updateAggregator';
+import { type JobSpec, JobSpecSchema } from '../../shared/schemas/jobSpec';
+import type { JoinResult, PayoutBinding } from '../../shared/schemas/messages';
+import type { ClientResult } from '../../shared/schemas/protocol';
+import type { CoordinatorAggregationMode, RoleMessage, RoundMessage } from '../aggregation/aggregationMode';
+import { CoordinatorModes } from '../aggregation/registry';
 import type { Logger } from '../logger';
-import { assertInvitedListingsFit, assertMayJoin } from '../marketplace/jobAccess';
-import { JobRunner, type GlobalModelEvaluator, type RoundCompletedEvent } from '../rounds/jobRunner';
+import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent } from '../ports';
+import { JobRunner } from '../rounds/jobRunner';
 import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
-import type { ClientDirectory } from '../transport/clientDirectory';
+import type { ClientDirectory, ClientLink } from '../transport/clientDirectory';
 
-/** Builds a job's initial model; the TF.js implementation lives in modelFactory.ts. */
+/** Builds a job's initial model (the TF.js implementation: evaluation/tensorflowModels.ts). */
 export interface ModelFactory {
   initialWeights(spec: JobSpec): Promise<NamedTensor[]>;
 }
+
+/** A rule a new job's spec must pass beyond its schema (e.g. the chain: an escrow this coordinator can serve). */
+export type CreationCheck = (spec: JobSpec) => Promise<void> | void;
 
 export interface JobManagerDeps {
   store: Store;
@@ -33,88 +29,44 @@ export interface JobManagerDeps {
   chunkBytes: number;
   evaluator: GlobalModelEvaluator;
   models: ModelFactory;
-  onRoundCompleted?: (event: RoundCompletedEvent) => void | Promise<void>;
-  /**
-   * Escrow integration (coordinator/chain/ChainService): jobs with a `chain` config are created
-   * `pending` and handed to `track`, which activates them once the escrow holds the budget.
-   */
-  chain?: {
-    assertUsable(spec: JobSpec): Promise<void>;
-    track(job: JobRecord): void;
-    onJobFinished(jobId: string): void;
-  };
-  /** Whether a plaintext (`none`) round of this job keeps each client's update for the round-completed hook (contribution scoring). @default never */
-  keepClientUpdates?: (jobId: string) => boolean;
-  /** Called when a job's runner returns (the job completed, failed, or the coordinator stopped it). */
-  onJobEnded?: (jobId: string) => void;
 }
 
-/** The aggregation mode a job names. Secure modes register here. */
-function aggregatorFactory(
-  jobId: string,
-  spec: JobSpec,
-  keyHolders: KeyHolderRegistry,
-  keepClientUpdates: (jobId: string) => boolean = () => false,
-): UpdateAggregatorFactory {
-  switch (spec.secureAggregation) {
-    case 'paillier': {
-      const options = spec.paillier;
-      if (!options) throw new TributaryError('JOB_SPEC_INVALID', 'paillier jobs need the paillier options');
-      const params = paillierParamsOf(spec);
-      const n = BigInt(`0x${options.publicKey.n}`);
-      return (manifest, context) =>
-        new PaillierAggregator(manifest, {
-          params,
-          n,
-          decrypt: (aggregate) =>
-            keyHolders.decrypt(
-              { jobId, round: context?.round ?? 0, attempt: context?.attempt ?? 0, ...aggregate },
-              options.decryptTimeoutMs,
-            ),
-        });
-    }
-    case 'none':
-      // Asked per round: a validation set may arrive after the job started.
-      return (manifest) => new PlaintextAggregator(manifest, { keepClientUpdates: keepClientUpdates(jobId) });
-    case 'secagg':
-      // SecAgg+ rounds aggregate in a SecAggSession (aggregation/secaggSession.ts), never from uploads.
-      return () => {
-        throw new TributaryError('INTERNAL', 'secagg jobs aggregate in a SecAgg+ session, not from uploaded updates');
-      };
-  }
-}
-
-/** SecAgg+ sends the masked vector (4 bytes per parameter, plus the weight) in at most MAX_SECAGG_PARTS chunks. */
-function assertSecAggFits(weights: readonly NamedTensor[]): void {
-  const parameters = weights.reduce((n, t) => n + t.data.length, 0);
-  if (parameters > SECAGG_MAX_PARAMETERS) {
-    throw new TributaryError(
-      'JOB_SPEC_INVALID',
-      `secureAggregation "secagg" supports models of at most ${SECAGG_MAX_PARAMETERS} parameters; this model has ${parameters}. Use "none" or a smaller model.`,
-      { details: { parameters, maxParameters: SECAGG_MAX_PARAMETERS } },
-    );
-  }
-}
-
-/** The key holder returns the decrypted sums as one Float32 message: at most PAILLIER_MAX_PARAMETERS parameters. */
-function assertPaillierFits(weights: readonly NamedTensor[]): void {
-  const parameters = weights.reduce((n, t) => n + t.data.length, 0);
-  if (parameters > PAILLIER_MAX_PARAMETERS) {
-    throw new TributaryError(
-      'JOB_SPEC_INVALID',
-      `secureAggregation "paillier" supports models of at most ${PAILLIER_MAX_PARAMETERS} parameters (the decrypted sums travel as one ${MAX_CHUNK_BYTES}-byte message); this model has ${parameters}.`,
-      { details: { parameters, maxParameters: PAILLIER_MAX_PARAMETERS } },
-    );
-  }
-}
-
-/** Creates jobs, owns their round runners, and resumes running jobs after a restart. */
+/**
+ * Creates jobs, admits providers, owns one round runner per running job, and resumes running jobs
+ * after a restart. What other parts of the coordinator add is registered at composition: creation
+ * checks (`checkCreation`), admission checks (`admit`) and observers (`observe`: job created, round
+ * committed, job ended). Aggregation modes are looked up once per job (CoordinatorModes).
+ */
 export class JobManager {
   private readonly runners = new Map<string, { runner: JobRunner; done: Promise<JobRecord> }>();
-  /** Key holders of `paillier` jobs and their outstanding decryptions. */
-  readonly keyHolders = new KeyHolderRegistry();
+  private readonly observers: JobObserver[] = [];
+  private readonly admissions: AdmissionCheck[] = [];
+  private readonly creationChecks: CreationCheck[] = [];
+  readonly modes: CoordinatorModes;
 
-  constructor(private readonly deps: JobManagerDeps) {}
+  constructor(private readonly deps: JobManagerDeps) {
+    this.modes = new CoordinatorModes({ directory: deps.directory, logger: deps.logger, now: () => Date.now() });
+  }
+
+  /** Registers an observer of job creation, committed rounds and job ends. */
+  observe(observer: JobObserver): void {
+    this.observers.push(observer);
+  }
+
+  /** Registers a rule every provider must pass at join, in registration order. */
+  admit(check: AdmissionCheck): void {
+    this.admissions.push(check);
+  }
+
+  /** Registers a rule every new job must pass. */
+  checkCreation(check: CreationCheck): void {
+    this.creationChecks.push(check);
+  }
+
+  /** The aggregation mode of a job. */
+  modeOf(job: JobRecord): CoordinatorAggregationMode {
+    return this.modes.of(job.spec);
+  }
 
   /** Validates the spec, builds and checkpoints the initial model, and starts the job. */
   async createJob(input: unknown): Promise<JobRecord> {
@@ -126,21 +78,16 @@ export class JobManager {
       });
     }
     const spec = parsed.data;
-    if (spec.chain) {
-      if (!this.deps.chain)
-        throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator runs no chain integration.');
-      await this.deps.chain.assertUsable(spec);
-    }
-    await assertInvitedListingsFit(spec, this.deps.store);
+    const mode = this.modes.of(spec);
+    for (const check of this.creationChecks) await check(spec);
     const weights = await this.deps.models.initialWeights(spec);
-    if (spec.secureAggregation === 'secagg') assertSecAggFits(weights);
-    if (spec.secureAggregation === 'paillier') assertPaillierFits(weights);
+    mode.assertModelFits(spec, totalParameters(manifestOf(weights)));
     const bytes = encodeTensors(weights);
     const now = new Date();
     const job: JobRecord = {
       id: `job_${randomBytes(9).toString('base64url')}`,
       spec,
-      // A paid job recruits only once its escrow holds the budget (the chain service activates it).
+      // A paid job recruits only once its escrow holds the budget (the chain observer activates it).
       status: spec.chain ? 'pending' : 'running',
       currentRound: 0,
       modelHash: contentHash(bytes),
@@ -156,8 +103,8 @@ export class JobManager {
       createdAt: now,
     });
     await this.deps.store.createJob(job);
-    if (job.status === 'pending') this.deps.chain?.track(job);
-    else this.start(job);
+    if (job.status === 'running') this.start(job);
+    for (const o of this.observers) o.jobCreated?.(job);
     this.deps.logger.info('job created', { jobId: job.id, name: spec.name, rounds: spec.rounds });
     return job;
   }
@@ -190,6 +137,7 @@ export class JobManager {
     }
   }
 
+  /** A job that accepts participants now; JOB_NOT_FUNDED / JOB_NOT_RUNNING otherwise. */
   async requireJoinable(jobId: string): Promise<JobRecord> {
     const job = await this.getJob(jobId);
     if (job.status === 'pending' && job.spec.chain) {
@@ -210,33 +158,51 @@ export class JobManager {
     return job;
   }
 
-  /** JOB_ACCESS_DENIED unless the job's access policy (spec.access) admits this client as a provider. */
-  async assertMayJoin(job: JobRecord, clientId: string): Promise<void> {
-    await assertMayJoin(job.id, job.spec, clientId, this.deps.store);
+  /**
+   * A provider joins (or rejoins after a reconnect): the job must be running and every admission
+   * check must pass before anything is recorded; then the client becomes a member.
+   */
+  async join(jobId: string, clientId: string, body: { payout?: PayoutBinding }): Promise<JoinResult> {
+    const job = await this.requireJoinable(jobId);
+    let payoutAddress: string | undefined;
+    for (const check of this.admissions) {
+      const admitted = await check({ job, clientId, ...(body.payout ? { payout: body.payout } : {}) });
+      payoutAddress = admitted?.payoutAddress ?? payoutAddress;
+    }
+    this.deps.directory.join(clientId, job.id);
+    await this.recordJoin(job.id, clientId, payoutAddress);
+    return joinResultOf(job);
   }
 
-  async recordJoin(jobId: string, clientId: string, payoutAddress?: string): Promise<void> {
-    const existing = (await this.deps.store.listParticipants(jobId)).find((p) => p.clientId === clientId);
-    const now = new Date();
-    const address = payoutAddress ?? existing?.payoutAddress;
-    await this.deps.store.saveParticipant({
-      jobId,
-      clientId,
-      joinedAt: existing?.joinedAt ?? now,
-      lastSeenAt: now,
-      roundsCompleted: existing?.roundsCompleted ?? 0,
-      ...(address ? { payoutAddress: address } : {}),
-    });
+  /** A message of another role of the job's mode (e.g. the paillier key holder); the mode answers or refuses. */
+  async handleRoleMessage(
+    clientId: string,
+    link: ClientLink,
+    jobId: string,
+    round: number,
+    message: RoleMessage,
+  ): Promise<ClientResult<RoleMessage['name']>> {
+    const job = message.name === 'keyholderJoin' ? await this.requireJoinable(jobId) : await this.getJob(jobId);
+    const mode = this.modeOf(job);
+    if (!mode.handleRoleMessage) {
+      throw new TributaryError('VALIDATION_FAILED', `Jobs in mode "${mode.name}" have no ${message.name} role.`);
+    }
+    return mode.handleRoleMessage({ job, clientId, round, link }, message);
   }
 
-  /** The runner of a job this client has joined. */
-  requireRunner(jobId: string, clientId: string): JobRunner {
+  /** A verified round message of a provider that joined the job, for its running round. */
+  receiveRoundMessage(clientId: string, jobId: string, round: number, message: RoundMessage): void {
     const entry = this.runners.get(jobId);
     if (!entry) throw new TributaryError('JOB_NOT_FOUND', `No running job with id "${jobId}".`);
     if (!this.deps.directory.hasJoined(clientId, jobId)) {
       throw new TributaryError('JOB_NOT_JOINED', `Join job ${jobId} before sending updates.`);
     }
-    return entry.runner;
+    entry.runner.receive(clientId, round, message);
+  }
+
+  /** A connection closed: modes drop whatever role it held. */
+  connectionClosed(link: ClientLink): void {
+    for (const mode of this.modes.all()) mode.connectionClosed?.(link);
   }
 
   /** Codec bytes of the global model after `round` (0 = initial). */
@@ -263,31 +229,71 @@ export class JobManager {
   async stop(): Promise<void> {
     const entries = [...this.runners.values()];
     for (const e of entries) e.runner.stop();
-    this.keyHolders.cancelAll('The coordinator is shutting down.');
+    for (const mode of this.modes.all()) mode.close?.();
     await Promise.all(entries.map((e) => e.done));
   }
 
+  private async recordJoin(jobId: string, clientId: string, payoutAddress?: string): Promise<void> {
+    const existing = (await this.deps.store.listParticipants(jobId)).find((p) => p.clientId === clientId);
+    const now = new Date();
+    const address = payoutAddress ?? existing?.payoutAddress;
+    await this.deps.store.saveParticipant({
+      jobId,
+      clientId,
+      joinedAt: existing?.joinedAt ?? now,
+      lastSeenAt: now,
+      roundsCompleted: existing?.roundsCompleted ?? 0,
+      ...(address ? { payoutAddress: address } : {}),
+    });
+  }
+
   private start(job: JobRecord): void {
+    const strategy = createStrategy(job.spec);
     const runner = new JobRunner(job, {
       store: this.deps.store,
       directory: this.deps.directory,
-      strategy: createStrategy(job.spec),
-      createAggregator: aggregatorFactory(job.id, job.spec, this.keyHolders, this.deps.keepClientUpdates),
+      strategy,
+      mode: this.modeOf(job),
       evaluator: this.deps.evaluator,
       logger: this.deps.logger,
       chunkBytes: this.deps.chunkBytes,
-      onRoundCompleted: this.deps.onRoundCompleted,
+      // Asked per round: a validation set (contribution scoring) may arrive after the job started.
+      keepParts: () => this.observers.some((o) => o.wantsParts?.(job.id)),
+      onRoundCommitted: (event) => this.notifyRoundCommitted(event),
     });
     const done = runner
       .run()
-      .finally(() => {
-        this.runners.delete(job.id);
-        this.deps.onJobEnded?.(job.id);
-      })
+      .finally(() => this.runners.delete(job.id))
       .then((finished) => {
-        if (finished.status !== 'running') this.deps.chain?.onJobFinished(finished.id);
+        for (const o of this.observers) o.jobEnded?.(finished);
         return finished;
       });
     this.runners.set(job.id, { runner, done });
   }
+
+  /** Every observer in order; one observer's failure is logged and never reaches the others or the round. */
+  private async notifyRoundCommitted(event: RoundCompletedEvent): Promise<void> {
+    for (const o of this.observers) {
+      try {
+        await o.roundCommitted?.(event);
+      } catch (err) {
+        this.deps.logger.error('round observer failed', {
+          jobId: event.job.id,
+          round: event.round.round,
+          message: String(err),
+        });
+      }
+    }
+  }
+}
+
+/** What a client learns when it joins. */
+export function joinResultOf(job: JobRecord): JoinResult {
+  return {
+    jobId: job.id,
+    spec: job.spec,
+    status: job.status,
+    currentRound: job.currentRound,
+    weightManifest: job.weightManifest,
+  };
 }

@@ -1,14 +1,16 @@
 import { contentHash, decodeTensors, encodeTensors } from '../../shared/codec/modelCodec';
 import { manifestOf, type NamedTensor } from '../../shared/codec/tensors';
 import { JobSpecSchema, type JobSpecInput } from '../../shared/schemas/jobSpec';
-import { EVENTS, type RoundTask } from '../../shared/schemas/messages';
-import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
+import type { RoundTask } from '../../shared/schemas/messages';
+import { EVENTS } from '../../shared/schemas/protocol';
+import { createNoneMode } from '../aggregation/none/noneMode';
 import { createLogger } from '../logger';
 import { MemoryStore } from '../store/memoryStore';
 import type { JobRecord } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
 import { ClientDirectory, type ClientLink } from '../transport/clientDirectory';
-import { JobRunner, type RoundCompletedEvent } from './jobRunner';
+import type { RoundCompletedEvent } from '../ports';
+import { JobRunner } from './jobRunner';
 
 const initial: NamedTensor[] = [{ name: 'w', shape: [2], data: new Float32Array([1, 1]) }];
 
@@ -45,11 +47,11 @@ async function setup(overrides: Partial<JobSpecInput> = {}) {
     store,
     directory,
     strategy: createStrategy(spec),
-    createAggregator: (m) => new PlaintextAggregator(m),
+    mode: createNoneMode(),
     evaluator: { evaluate: async () => ({ accuracy: 0.5 }) },
     logger: createLogger('silent'),
     chunkBytes: 1024,
-    onRoundCompleted: (e) => void completed.push(e),
+    onRoundCommitted: (e) => void completed.push(e),
   });
   return { store, directory, runner, job, completed };
 }
@@ -72,12 +74,20 @@ function fakeClient(
           { name: 'w', shape: [2], data: new Float32Array([behaviour.delta ?? 0, behaviour.delta ?? 0]) },
         ]);
         const transferId = 'ab'.repeat(16);
-        runner().handleChunk(id, task.round, { transferId, index: 0, count: 1, totalBytes: bytes.length }, bytes);
-        runner().handleCommit(id, task.round, {
-          transferId,
-          updateHash: contentHash(bytes),
-          numExamples: behaviour.examples ?? 1,
-          metrics: { loss: 1 },
+        runner().receive(id, task.round, {
+          name: 'updateChunk',
+          body: { transferId, index: 0, count: 1, totalBytes: bytes.length },
+          data: bytes,
+        });
+        runner().receive(id, task.round, {
+          name: 'updateCommit',
+          body: {
+            transferId,
+            updateHash: contentHash(bytes),
+            numExamples: behaviour.examples ?? 1,
+            metrics: { loss: 1 },
+          },
+          data: undefined,
         });
       });
     },
@@ -172,7 +182,7 @@ describe('JobRunner', () => {
       store,
       directory,
       strategy: createStrategy(job.spec),
-      createAggregator: (m) => new PlaintextAggregator(m),
+      mode: createNoneMode(),
       evaluator: { evaluate: async () => null },
       logger: createLogger('silent'),
       chunkBytes: 1024,

@@ -1,5 +1,5 @@
 import { Schema, type Connection, type Model, type Types } from 'mongoose';
-import type { JobSpec, ModelSpec } from '../../shared/schemas/jobSpec';
+import { type JobSpec, JobSpecSchema, type ModelSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing } from '../../shared/schemas/listing';
 import type { JobStatus, RoundContribution, RoundFailure } from './store';
@@ -19,20 +19,33 @@ import type { JobStatus, RoundContribution, RoundFailure } from './store';
  * also safe from MongoDB's field-name rules. The store never queries inside the topology, and the
  * topology is JSON data already (it arrives in a JSON request body), so the string round-trips exactly.
  */
-export type StoredJobSpec = Omit<JobSpec, 'model'> & {
-  model: Exclude<ModelSpec, { kind: 'layers-json' }> | { kind: 'layers-json'; topologyJson: string };
-};
+export type StoredJobSpec = JobSpec extends infer S
+  ? S extends JobSpec
+    ? Omit<S, 'model'> & {
+        model: Exclude<ModelSpec, { kind: 'layers-json' }> | { kind: 'layers-json'; topologyJson: string };
+      }
+    : never
+  : never;
 
 /** JobSpec -> stored form. */
 export function toStoredSpec(spec: JobSpec): StoredJobSpec {
   if (spec.model.kind !== 'layers-json') return spec as StoredJobSpec;
-  return { ...spec, model: { kind: 'layers-json', topologyJson: JSON.stringify(spec.model.topology) } };
+  return {
+    ...spec,
+    model: { kind: 'layers-json', topologyJson: JSON.stringify(spec.model.topology) },
+  } as StoredJobSpec;
 }
 
 /** Stored form -> JobSpec. */
 export function fromStoredSpec(stored: StoredJobSpec): JobSpec {
-  if (stored.model.kind !== 'layers-json') return stored as JobSpec;
-  return { ...stored, model: { kind: 'layers-json', topology: JSON.parse(stored.model.topologyJson) } };
+  const spec = (
+    stored.model.kind !== 'layers-json'
+      ? stored
+      : { ...stored, model: { kind: 'layers-json', topology: JSON.parse(stored.model.topologyJson) } }
+  ) as JobSpec;
+  // Specs stored before a field existed (e.g. the `none` options block) get today's defaults.
+  const parsed = JobSpecSchema.safeParse(spec);
+  return parsed.success ? parsed.data : spec;
 }
 
 /** A job; `_id` is the job id. */

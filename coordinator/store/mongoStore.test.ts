@@ -134,6 +134,7 @@ if (source === null && process.env.CI === 'true') {
             learningRate: 0.1,
             strategy: { name: 'fedavg' },
             secureAggregation: 'none',
+            none: { maxExampleWeight: 100_000 },
             seed: 0,
           },
           status: 'pending',

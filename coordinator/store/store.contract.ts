@@ -541,6 +541,7 @@ function nestedSpec(): JobSpec {
     learningRate: 0.05,
     strategy: { name: 'fedadam', serverLearningRate: 0.01, beta1: 0.9, beta2: 0.99, tau: 0.001 },
     secureAggregation: 'none',
+    none: { maxExampleWeight: 100_000 },
     seed: 2 ** 31 - 1,
   };
 }
@@ -565,6 +566,7 @@ function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
       learningRate: 0.01,
       strategy: { name: 'fedprox', mu: 0.1 },
       secureAggregation: 'none',
+      none: { maxExampleWeight: 100_000 },
       seed: 42,
     },
     status: 'pending',

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
+import type { ServerEventName, ServerPayload } from '../../shared/schemas/protocol';
 
 /** How the round runner reaches a client without knowing about sockets. */
 export interface ClientLink {
   readonly clientId: string;
-  send(event: string, payload: unknown): void;
+  send<E extends ServerEventName>(event: E, payload: ServerPayload<E>): void;
 }
 
 export type DirectoryEvent = { type: 'joined' | 'left'; jobId: string; clientId: string; reason?: string };

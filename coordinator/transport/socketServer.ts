@@ -2,23 +2,23 @@ import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { NonceCache } from '../../shared/identity/nonceCache';
-import { SignatureVerifier, payloadHash } from '../../shared/identity/signing';
+import { payloadHash, SignatureVerifier } from '../../shared/identity/signing';
 import {
-  AggregateResultBodySchema,
-  EVENTS,
+  type Ack,
   HandshakeAuthSchema,
-  JoinBodySchema,
   MAX_CHUNK_BYTES,
   PROTOCOL_VERSION,
-  STAGES,
-  SecAggReplyBodySchema,
   SignedMessageSchema,
-  UpdateChunkBodySchema,
-  UpdateCommitBodySchema,
-  type Ack,
-  type JoinResult,
 } from '../../shared/schemas/messages';
-import { verifyPayoutBinding } from '../chain/verifyPayoutBinding';
+import {
+  CLIENT_MESSAGES,
+  type ClientMessageName,
+  type ClientToServerEvents,
+  clientMessageNamed,
+  type ServerToClientEvents,
+  type SocketData,
+} from '../../shared/schemas/protocol';
+import type { RoleMessage, RoundMessage } from '../aggregation/aggregationMode';
 import type { JobManager } from '../jobs/jobManager';
 import type { Logger } from '../logger';
 import type { ClientDirectory, ClientLink } from './clientDirectory';
@@ -31,6 +31,9 @@ export interface SocketServerOptions {
 /** socket.io's per-message limit: one upload chunk plus room for the envelope. */
 const MAX_HTTP_BUFFER_BYTES = MAX_CHUNK_BYTES + 256 * 1024;
 
+type TributarySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+/** A message whose envelope, signature and nonce were checked. */
 interface VerifiedMessage {
   jobId: string;
   round: number;
@@ -40,14 +43,17 @@ interface VerifiedMessage {
 
 /**
  * The socket.io edge. Authenticates each connection (the handshake proves possession of the client's
- * Ed25519 key over a fresh timestamp and nonce), then for every event: schema → signature over
- * (job, round, stage, payload hash, nonce) → nonce not seen before → body schema → the job manager.
- * Every failure is answered with a coded error; nothing a client sends can throw past this layer.
+ * Ed25519 key over a fresh timestamp and nonce), then for every message of the protocol table
+ * (shared/schemas/protocol.ts): envelope schema → signature over (job, round, stage, payload hash,
+ * nonce) → nonce not seen before → body schema → routed by the table: `join` to the job manager,
+ * `round` to the job's running round, `role` to the job's aggregation mode. The edge only verifies,
+ * routes and answers; admission rules live with the job manager and the modes. Every failure is
+ * answered with a coded error; nothing a client sends can throw past this layer.
  *
  * maxHttpBufferSize is set just above the upload chunk size: large updates travel as chunks.
  */
 export class SocketServer {
-  readonly io: Server;
+  readonly io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
   private readonly verifier = new SignatureVerifier();
   private readonly nonces = new NonceCache();
 
@@ -94,9 +100,7 @@ export class SocketServer {
       throw new TributaryError(
         'AUTH_REQUIRED',
         'Expected handshake auth { protocolVersion, publicKey, timestamp, nonce, signature }.',
-        {
-          cause: auth.error,
-        },
+        { cause: auth.error },
       );
     }
     const a = auth.data;
@@ -131,117 +135,82 @@ export class SocketServer {
     return a.publicKey;
   }
 
-  private onConnection(socket: Socket): void {
-    const clientId = socket.data.clientId as string;
-    // A reconnecting client replaces its previous connection.
-    const previous = this.directory.link(clientId) as (ClientLink & { socket?: Socket }) | undefined;
-    if (previous?.socket && previous.socket.id !== socket.id) previous.socket.disconnect(true);
-    const link: ClientLink & { socket: Socket } = {
+  private onConnection(socket: TributarySocket): void {
+    const clientId = socket.data.clientId;
+    const link: ClientLink = {
       clientId,
-      socket,
-      send: (event, payload) => socket.emit(event, payload),
+      send: (event, payload) => socket.emit(event, ...([payload] as Parameters<ServerToClientEvents[typeof event]>)),
     };
+    // A reconnecting client replaces its previous connection.
+    const previous = this.sockets.get(clientId);
+    if (previous && previous.id !== socket.id) previous.disconnect(true);
+    this.sockets.set(clientId, socket);
     this.directory.connect(link);
     this.options.logger.debug('client connected', { clientId: clientId.slice(0, 12) });
 
-    this.handle(socket, EVENTS.joinJob, STAGES.join, async (m) => {
-      const body = JoinBodySchema.parse(m.body);
-      const job = await this.jobs.requireJoinable(m.jobId);
-      await this.jobs.assertMayJoin(job, clientId);
-      // A paid job pays to the address bound to this key; both binding signatures must verify.
-      const payoutAddress = body.payout ? verifyPayoutBinding(clientId, body.payout) : undefined;
-      if (job.spec.chain && !payoutAddress) {
-        throw new TributaryError(
-          'PAYOUT_BINDING_INVALID',
-          `Job ${job.id} pays contributors on chain: join with a payout address bound to your key (body.payout).`,
-        );
-      }
-      this.directory.join(clientId, job.id);
-      await this.jobs.recordJoin(job.id, clientId, payoutAddress);
-      const result: JoinResult = {
-        jobId: job.id,
-        spec: job.spec,
-        status: job.status,
-        currentRound: job.currentRound,
-        weightManifest: job.weightManifest,
-      };
-      return result;
-    });
-    this.handle(socket, EVENTS.updateChunk, STAGES.updateChunk, async (m) => {
-      const body = UpdateChunkBodySchema.parse(m.body);
-      this.jobs.requireRunner(m.jobId, clientId).handleChunk(clientId, m.round, body, m.data);
-      return undefined;
-    });
-    this.handle(socket, EVENTS.updateCommit, STAGES.updateCommit, async (m) => {
-      const body = UpdateCommitBodySchema.parse(m.body);
-      this.jobs.requireRunner(m.jobId, clientId).handleCommit(clientId, m.round, body);
-      return undefined;
-    });
-    this.handle(socket, EVENTS.secaggReply, STAGES.secaggReply, async (m) => {
-      const body = SecAggReplyBodySchema.parse(m.body);
-      this.jobs.requireRunner(m.jobId, clientId).handleSecAggReply(clientId, m.round, body, m.data);
-      return undefined;
-    });
-    // A paillier job's key holder: its client id must be the spec's paillier.keyHolder. It is not a member (never selected).
-    this.handle(socket, EVENTS.keyholderJoin, STAGES.keyholderJoin, async (m) => {
-      JoinBodySchema.parse(m.body);
-      const job = await this.jobs.requireJoinable(m.jobId);
-      if (job.spec.secureAggregation !== 'paillier' || job.spec.paillier?.keyHolder !== clientId) {
-        throw new TributaryError('PAILLIER_NOT_KEY_HOLDER', `The client is not the key holder of job ${job.id}.`);
-      }
-      this.jobs.keyHolders.register(job.id, clientId, link);
-      const result: JoinResult = {
-        jobId: job.id,
-        spec: job.spec,
-        status: job.status,
-        currentRound: job.currentRound,
-        weightManifest: job.weightManifest,
-      };
-      return result;
-    });
-    this.handle(socket, EVENTS.aggregateResult, STAGES.aggregateResult, async (m) => {
-      const body = AggregateResultBodySchema.parse(m.body);
-      this.jobs.keyHolders.handleResult(clientId, m.jobId, m.round, body, m.data);
-      return undefined;
-    });
+    for (const name of Object.keys(CLIENT_MESSAGES) as ClientMessageName[]) this.handle(socket, link, name);
     socket.onAny((event: string) => {
-      if (!(Object.values(EVENTS) as string[]).includes(event)) {
-        socket.emit(EVENTS.error, new TributaryError('VALIDATION_FAILED', `Unknown event "${event}".`).toWire());
+      if (!clientMessageNamed(event)) {
+        socket.emit('tributary:error', new TributaryError('VALIDATION_FAILED', `Unknown event "${event}".`).toWire());
       }
     });
     socket.on('disconnect', (reason) => {
-      this.jobs.keyHolders.unregister(link);
+      if (this.sockets.get(clientId) === socket) this.sockets.delete(clientId);
+      this.jobs.connectionClosed(link);
       this.directory.disconnect(clientId, link, reason);
     });
   }
 
-  /** Registers a handler with the full verification pipeline and a coded answer for every outcome. */
-  private handle(
-    socket: Socket,
-    event: string,
-    stage: string,
-    handler: (m: VerifiedMessage) => Promise<unknown>,
-  ): void {
-    const clientId = socket.data.clientId as string;
-    socket.on(event, async (...args: unknown[]) => {
+  /** The current socket of each connected client (a reconnect replaces it). */
+  private readonly sockets = new Map<string, TributarySocket>();
+
+  /** Registers one message of the table with the full verification pipeline and a coded answer for every outcome. */
+  private handle(socket: TributarySocket, link: ClientLink, name: ClientMessageName): void {
+    const definition = CLIENT_MESSAGES[name];
+    const clientId = socket.data.clientId;
+    const listener = async (...args: unknown[]) => {
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (a: Ack) => void) : undefined;
       let reply: Ack;
       try {
-        const verified = this.verify(clientId, stage, args[0]);
-        reply = { ok: true, result: await handler(verified) };
+        const verified = this.verify(clientId, definition.stage, args[0]);
+        const body = definition.body.parse(verified.body);
+        reply = { ok: true, result: await this.route(clientId, link, name, verified, body) };
       } catch (err) {
         const e = toTributaryError(err);
-        if (e.code === 'INTERNAL')
-          this.options.logger.error('handler failed', { event, message: String((err as Error)?.stack ?? err) });
+        if (e.code === 'INTERNAL') {
+          this.options.logger.error('handler failed', {
+            event: definition.event,
+            message: String((err as Error)?.stack ?? err),
+          });
+        }
         reply = { ok: false, error: e.toWire() };
       }
       try {
         if (ack) ack(reply);
-        else if (!reply.ok) socket.emit(EVENTS.error, reply.error);
+        else if (!reply.ok) socket.emit('tributary:error', reply.error);
       } catch {
         // The socket may have gone away; nothing else to do.
       }
-    });
+    };
+    socket.on(definition.event, listener as never);
+  }
+
+  /** Where the table sends a verified message. */
+  private async route(
+    clientId: string,
+    link: ClientLink,
+    name: ClientMessageName,
+    m: VerifiedMessage,
+    body: unknown,
+  ): Promise<unknown> {
+    const route = CLIENT_MESSAGES[name].route;
+    if (route === 'join') return this.jobs.join(m.jobId, clientId, body as { payout?: never });
+    const message = { name, body, data: m.data };
+    if (route === 'round') {
+      this.jobs.receiveRoundMessage(clientId, m.jobId, m.round, message as RoundMessage);
+      return undefined;
+    }
+    return this.jobs.handleRoleMessage(clientId, link, m.jobId, m.round, message as RoleMessage);
   }
 
   private verify(clientId: string, stage: string, raw: unknown): VerifiedMessage {

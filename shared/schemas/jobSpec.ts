@@ -1,6 +1,16 @@
 import { z } from 'zod';
-import { createPackedPaillierParams } from '../paillier/packedPaillier';
+import {
+  type AggregationSpec,
+  aggregationDefinitionOf,
+  type BuiltinAggregationMode,
+  type ExtensionModeName,
+  type NoneOptionsSchema,
+  type PaillierOptionsSchema,
+  type SecAggOptionsSchema,
+} from './aggregationSpec';
 import { JobAccessSchema } from './jobAccess';
+
+export * from './aggregationSpec';
 
 /** Hard bounds shared by every schema: checked before anything is allocated. */
 export const LIMITS = {
@@ -80,101 +90,6 @@ export const StrategySpecSchema = z.discriminatedUnion('name', [
 export type StrategySpec = z.infer<typeof StrategySpecSchema>;
 
 /**
- * Secure aggregation modes: `none` (plaintext updates), `secagg` (SecAgg+, the default: the
- * coordinator learns only the sum of the surviving clients' quantised, weighted updates) or
- * `paillier` (packed Paillier: clients encrypt under the key holder's public key, the coordinator
- * multiplies ciphertexts, the key holder decrypts only the aggregate).
- */
-export const AggregationModeSchema = z.enum(['none', 'secagg', 'paillier']);
-export type AggregationMode = z.infer<typeof AggregationModeSchema>;
-
-/**
- * SecAgg+ masks a vector of 4-byte values (the parameters plus the weight), sent in parts of one chunk
- * each (messages.ts MAX_SECAGG_PARTS × MAX_CHUNK_BYTES = 256 MiB covers it); the coordinator holds
- * every client's masked vector until unmask, so its memory is about 4 × parameters × clients bytes.
- */
-export const SECAGG_MAX_PARAMETERS = LIMITS.maxParameters - 1;
-/** SecAgg+ sums at most 2^32 / 2^22 - 1 clients without wrapping (quantizationRange 2^22). */
-export const SECAGG_MAX_CLIENTS = 1023;
-
-/** Options of `secureAggregation: "secagg"`; every field has a default. */
-export const SecAggOptionsSchema = z
-  .object({
-    /** Weighted deltas are clipped to [-clippingRange, clippingRange] before quantisation (clipped values are counted). @default 8 */
-    clippingRange: z.number().positive().max(1e6).default(8),
-    /** How long each SecAgg+ stage waits for replies (collect-masked-vectors also waits for training, up to roundDeadlineMs). @default 30000 */
-    stageTimeoutMs: positiveInt.min(100).max(3_600_000).default(30_000),
-    /** Neighbours per client (even, or n - 1). @default min(n - 1, 2 * ceil(log2 n)) */
-    neighbourCount: z.number().int().min(2).max(255).optional(),
-    /** Shares needed to reconstruct a client's secrets (2t > neighbourCount). @default floor(neighbourCount / 2) + 1 */
-    threshold: z.number().int().min(2).max(255).optional(),
-    /** A client's weight is min(numExamples, maxExampleWeight) / maxExampleWeight. @default 100000 */
-    maxExampleWeight: z.number().int().positive().max(1_000_000_000).default(100_000),
-    /**
-     * Split each round's selected clients into floor(n / cohortSize) disjoint cohorts of at least
-     * cohortSize clients (seeded by the job seed, round and attempt); each cohort runs its own SecAgg+
-     * session and the coordinator learns each cohort's sum. Unset: one cohort of all selected clients.
-     */
-    cohortSize: z.number().int().min(3).max(SECAGG_MAX_CLIENTS).optional(),
-  })
-  .strict()
-  .refine((o) => o.cohortSize === undefined || o.neighbourCount === undefined || o.neighbourCount <= o.cohortSize - 1, {
-    message: 'secagg.neighbourCount must be at most cohortSize - 1 (a cohort may have only cohortSize clients)',
-    path: ['neighbourCount'],
-  });
-export type SecAggOptions = z.infer<typeof SecAggOptionsSchema>;
-
-/** Paillier moduli of 1024 (tests only) to 4096 bits, as lowercase hex without leading zeros. */
-export const PAILLIER_MIN_KEY_BITS = 1024;
-export const PAILLIER_MAX_KEY_BITS = 4096;
-/** The key holder returns the decrypted sums (Float32) as one message: the model must fit one chunk. */
-export const PAILLIER_MAX_PARAMETERS = 1_048_575;
-
-const PaillierPublicKeySchema = z
-  .object({
-    /** The Paillier modulus n (g = n + 1) as lowercase hex, 1024..4096 bits. */
-    n: z
-      .string()
-      .regex(/^[1-9a-f][0-9a-f]*$/, 'expected n as lowercase hex without leading zeros')
-      .min(PAILLIER_MIN_KEY_BITS / 4)
-      .max(PAILLIER_MAX_KEY_BITS / 4),
-  })
-  .strict()
-  .refine(
-    (k) => {
-      const n = BigInt(`0x${k.n}`);
-      const bits = n.toString(2).length;
-      return (n & 1n) === 1n && bits >= PAILLIER_MIN_KEY_BITS && bits <= PAILLIER_MAX_KEY_BITS && bits % 8 === 0;
-    },
-    {
-      message: `n must be odd, with a bit length that is a multiple of 8 in [${PAILLIER_MIN_KEY_BITS}, ${PAILLIER_MAX_KEY_BITS}]`,
-      path: ['n'],
-    },
-  );
-
-/** Options of `secureAggregation: "paillier"`; `publicKey` and `keyHolder` are required. */
-export const PaillierOptionsSchema = z
-  .object({
-    /** The key holder's Paillier public key (`tributary keyholder keygen` prints it). */
-    publicKey: PaillierPublicKeySchema,
-    /** The key holder's Ed25519 public key (its client id), as 64 lowercase hex characters. */
-    keyHolder: z.string().regex(/^[0-9a-f]{64}$/, "expected the key holder's client id (32 bytes as lowercase hex)"),
-    /** Bits per quantised value. @default 16 */
-    bits: z.number().int().min(2).max(32).default(16),
-    /**
-     * Weighted deltas (and the weight itself, at most 1) are quantised on [-clipRange, clipRange];
-     * values outside are clipped and counted. At least 1 so the weight is never clipped. @default 1
-     */
-    clipRange: z.number().min(1).max(1e6).default(1),
-    /** A client's weight is min(numExamples, maxExampleWeight) / maxExampleWeight. @default 100000 */
-    maxExampleWeight: z.number().int().positive().max(1_000_000_000).default(100_000),
-    /** How long the coordinator waits for the key holder to decrypt an aggregate. @default 60000 */
-    decryptTimeoutMs: positiveInt.min(100).max(3_600_000).default(60_000),
-  })
-  .strict();
-export type PaillierOptions = z.infer<typeof PaillierOptionsSchema>;
-
-/**
  * Contribution scoring (coordinator/contribution): how each round's improvement of the global model on
  * the buyer's validation set is shared out among the clients (plaintext) or cohorts (secagg, paillier).
  */
@@ -225,94 +140,105 @@ export const ChainSpecSchema = z
   .strict();
 export type ChainSpec = z.infer<typeof ChainSpecSchema>;
 
-/** Body of POST /v1/jobs. */
-export const JobSpecSchema = z
-  .object({
-    name: z.string().min(1).max(200),
-    model: ModelSpecSchema,
-    input: InputSpecSchema,
-    /** Number of rounds to run. */
-    rounds: positiveInt.max(LIMITS.maxRounds),
-    /** A round aggregates only if at least this many clients answer. @default 3 with secagg, else 2 */
-    minClients: positiveInt.max(LIMITS.maxClientsPerRound).optional(),
-    /** At most this many clients are selected per round. @default 100 */
-    maxClients: positiveInt.max(LIMITS.maxClientsPerRound).default(100),
-    /** Fraction of connected clients to sample each round (then clamped to [minClients, maxClients]). @default 1 */
-    fractionFit: z.number().gt(0).max(1).default(1),
-    /** How long a round collects updates, in milliseconds. @default 60000 */
-    roundDeadlineMs: positiveInt.min(100).max(86_400_000).default(60_000),
-    /** How long to wait for `minClients` connected clients before a round attempt counts as failed. @default 60000 */
-    quorumTimeoutMs: positiveInt.min(100).max(86_400_000).default(60_000),
-    /** Failed attempts of one round before the job fails. @default 2 */
-    maxRoundRetries: z.number().int().min(0).max(100).default(2),
-    localEpochs: positiveInt.max(1000).default(1),
-    batchSize: positiveInt.max(65_536).default(32),
-    learningRate: z.number().positive().max(10).default(0.01),
-    strategy: StrategySpecSchema.default({ name: 'fedavg' }),
-    /** Secure aggregation is on unless a job opts out: the coordinator should not read updates. @default "secagg" */
-    secureAggregation: AggregationModeSchema.default('secagg'),
-    /** Options of `secureAggregation: "secagg"` (ignored otherwise); see SecAggOptionsSchema. */
-    secagg: SecAggOptionsSchema.optional(),
-    /** Options of `secureAggregation: "paillier"` (required then, ignored otherwise); see PaillierOptionsSchema. */
-    paillier: PaillierOptionsSchema.optional(),
-    /** Contribution scoring options (scoring runs whenever the job has a validation set); see ContributionOptionsSchema. */
-    contribution: ContributionOptionsSchema.optional(),
-    /** Escrow on an EVM chain: recruit after funding, commit rounds, settle payouts; see ChainSpecSchema. */
-    chain: ChainSpecSchema.optional(),
-    /** Seed for client sampling and model initialisation. @default 0 */
-    seed: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 31 - 1)
-      .default(0),
-    /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. Absent = public. */
-    access: JobAccessSchema.optional(),
-  })
-  // SecAgg+ hides an input only among at least 3 clients, so its default quorum is 3.
-  .transform((s) => ({ ...s, minClients: s.minClients ?? (s.secureAggregation === 'secagg' ? 3 : 2) }))
-  .refine((s) => s.minClients <= s.maxClients, {
-    message: 'minClients must not exceed maxClients',
-    path: ['minClients'],
-  })
-  .refine((s) => s.secureAggregation !== 'secagg' || s.minClients >= 3, {
-    message: 'secureAggregation "secagg" needs minClients >= 3 (SecAgg+ hides an input only among at least 3)',
-    path: ['minClients'],
-  })
-  .refine((s) => s.secureAggregation !== 'secagg' || s.maxClients <= SECAGG_MAX_CLIENTS, {
-    message: `secureAggregation "secagg" sums at most ${SECAGG_MAX_CLIENTS} clients per round; lower maxClients`,
-    path: ['maxClients'],
-  })
-  .refine(
-    (s) =>
-      s.secureAggregation !== 'secagg' || s.secagg?.cohortSize === undefined || s.minClients >= s.secagg.cohortSize,
-    {
-      message: 'secagg.cohortSize must not exceed minClients (a round of minClients clients must fill one cohort)',
-      path: ['secagg', 'cohortSize'],
-    },
-  )
-  .refine((s) => s.secureAggregation !== 'paillier' || s.paillier !== undefined, {
-    message: 'secureAggregation "paillier" needs the paillier options (publicKey, keyHolder)',
-    path: ['paillier'],
-  })
-  .refine((s) => s.secureAggregation !== 'paillier' || s.minClients >= 2, {
-    message: 'secureAggregation "paillier" needs minClients >= 2 (the key holder must only ever decrypt a sum)',
-    path: ['minClients'],
-  })
-  .superRefine((s, ctx) => {
-    if (s.secureAggregation !== 'paillier' || !s.paillier) return;
-    try {
-      paillierParamsOf(s);
-    } catch (err) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['maxClients'],
-        message: `secureAggregation "paillier": ${(err as Error).message}`,
-      });
+/** The fields every job spec has, whatever its aggregation mode. */
+const CommonSpecSchema = z.object({
+  name: z.string().min(1).max(200),
+  model: ModelSpecSchema,
+  input: InputSpecSchema,
+  /** Number of rounds to run. */
+  rounds: positiveInt.max(LIMITS.maxRounds),
+  /** A round aggregates only if at least this many clients answer. @default 3 with secagg, else 2 (the mode's default) */
+  minClients: positiveInt.max(LIMITS.maxClientsPerRound).optional(),
+  /** At most this many clients are selected per round. @default 100 */
+  maxClients: positiveInt.max(LIMITS.maxClientsPerRound).default(100),
+  /** Fraction of connected clients to sample each round (then clamped to [minClients, maxClients]). @default 1 */
+  fractionFit: z.number().gt(0).max(1).default(1),
+  /** How long a round collects updates, in milliseconds. @default 60000 */
+  roundDeadlineMs: positiveInt.min(100).max(86_400_000).default(60_000),
+  /** How long to wait for `minClients` connected clients before a round attempt counts as failed. @default 60000 */
+  quorumTimeoutMs: positiveInt.min(100).max(86_400_000).default(60_000),
+  /** Failed attempts of one round before the job fails. @default 2 */
+  maxRoundRetries: z.number().int().min(0).max(100).default(2),
+  localEpochs: positiveInt.max(1000).default(1),
+  batchSize: positiveInt.max(65_536).default(32),
+  learningRate: z.number().positive().max(10).default(0.01),
+  strategy: StrategySpecSchema.default({ name: 'fedavg' }),
+  /**
+   * The aggregation mode (see aggregationSpec.ts): secure aggregation is on unless a job opts out, the
+   * coordinator should not read updates. @default "secagg"
+   */
+  secureAggregation: z.string().min(1).max(64).optional(),
+  /** Options of the mode named by `secureAggregation`, in the block named after it (see aggregationSpec.ts). */
+  none: z.unknown().optional(),
+  secagg: z.unknown().optional(),
+  paillier: z.unknown().optional(),
+  /** Options of a mode registered at run time. */
+  aggregationOptions: z.unknown().optional(),
+  /** Contribution scoring options (scoring runs whenever the job has a validation set); see ContributionOptionsSchema. */
+  contribution: ContributionOptionsSchema.optional(),
+  /** Escrow on an EVM chain: recruit after funding, commit rounds, settle payouts; see ChainSpecSchema. */
+  chain: ChainSpecSchema.optional(),
+  /** Seed for client sampling and model initialisation. @default 0 */
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(0),
+  /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. Absent = public. */
+  access: JobAccessSchema.optional(),
+});
+type CommonSpec = Omit<
+  z.output<typeof CommonSpecSchema>,
+  'minClients' | 'secureAggregation' | 'none' | 'secagg' | 'paillier' | 'aggregationOptions'
+> & { minClients: number };
+
+/** A parsed job spec: the common fields and the aggregation part (a discriminated union, defaults filled). */
+export type JobSpec = CommonSpec & AggregationSpec;
+
+/**
+ * Body of POST /v1/jobs. The aggregation mode's options are parsed by the mode's own definition
+ * (aggregationSpec.ts), so the output carries exactly one options block, with its defaults.
+ */
+export const JobSpecSchema = CommonSpecSchema.transform((raw, ctx): JobSpec => {
+  const found = aggregationDefinitionOf(raw);
+  if ('error' in found) {
+    ctx.addIssue({ code: 'custom', path: ['secureAggregation'], message: found.error });
+    return z.NEVER;
+  }
+  const { definition, optionsKey } = found;
+  const options = definition.options.safeParse(raw[optionsKey as keyof typeof raw] ?? {});
+  if (!options.success) {
+    for (const issue of options.error.issues) {
+      ctx.addIssue({ code: 'custom', path: [optionsKey, ...issue.path.map(String)], message: issue.message });
     }
-  });
-export type JobSpec = z.infer<typeof JobSpecSchema>;
-export type JobSpecInput = z.input<typeof JobSpecSchema>;
+    return z.NEVER;
+  }
+  const { secureAggregation: _m, none: _n, secagg: _s, paillier: _p, aggregationOptions: _o, ...common } = raw;
+  const minClients = common.minClients ?? definition.defaultMinClients;
+  let valid = true;
+  if (minClients > common.maxClients) {
+    ctx.addIssue({ code: 'custom', path: ['minClients'], message: 'minClients must not exceed maxClients' });
+    valid = false;
+  }
+  for (const issue of definition.rules({ minClients, maxClients: common.maxClients }, options.data)) {
+    ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    valid = false;
+  }
+  if (!valid) return z.NEVER;
+  return { ...common, minClients, secureAggregation: definition.name, [optionsKey]: options.data } as JobSpec;
+});
+/** What a caller may send as a job spec (defaults optional; the mode's options block typed). */
+export type JobSpecInput = Omit<
+  z.input<typeof CommonSpecSchema>,
+  'secureAggregation' | 'none' | 'secagg' | 'paillier' | 'aggregationOptions'
+> & {
+  secureAggregation?: BuiltinAggregationMode | ExtensionModeName;
+  none?: z.input<typeof NoneOptionsSchema>;
+  secagg?: z.input<typeof SecAggOptionsSchema>;
+  paillier?: z.input<typeof PaillierOptionsSchema>;
+  aggregationOptions?: Record<string, unknown>;
+};
 
 /** Per-round training configuration the coordinator sends to each selected client. */
 export const TrainConfigSchema = z.object({
@@ -326,27 +252,9 @@ export const TrainConfigSchema = z.object({
 });
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 
-/** The secagg options of a spec with every default filled in. */
-export function secaggOptionsOf(spec: { secagg?: z.input<typeof SecAggOptionsSchema> }): SecAggOptions {
-  return SecAggOptionsSchema.parse(spec.secagg ?? {});
-}
-
 /** The contribution options of a spec with every default filled in. */
 export function contributionOptionsOf(spec: {
   contribution?: z.input<typeof ContributionOptionsSchema>;
 }): ContributionOptions {
   return ContributionOptionsSchema.parse(spec.contribution ?? {});
-}
-
-/** The packed-Paillier parameters of a paillier job (key size from n, headroom for maxClients). Throws CONFIG_INVALID. */
-export function paillierParamsOf(spec: { maxClients: number; paillier?: PaillierOptions }) {
-  const options = spec.paillier;
-  if (!options) throw new Error('the job has no paillier options');
-  const keyBits = BigInt(`0x${options.publicKey.n}`).toString(2).length;
-  return createPackedPaillierParams({
-    keyBits,
-    bits: options.bits,
-    clipRange: options.clipRange,
-    maxClients: spec.maxClients,
-  });
 }

@@ -4,35 +4,6 @@ import { JobSpecSchema, TrainConfigSchema, LIMITS } from './jobSpec';
 /** Bumped on any incompatible change to the socket events below; checked at connect. */
 export const PROTOCOL_VERSION = 1;
 
-/** Socket.io event names, in one place. */
-export const EVENTS = {
-  // client -> coordinator (each carries a SignedMessage and expects an Ack)
-  joinJob: 'job:join',
-  updateChunk: 'update:chunk',
-  updateCommit: 'update:commit',
-  secaggReply: 'secagg:reply',
-  keyholderJoin: 'keyholder:join',
-  aggregateResult: 'aggregate:result',
-  // coordinator -> client
-  roundTask: 'round:task',
-  roundClosed: 'round:closed',
-  secaggRequest: 'secagg:request',
-  aggregateDecrypt: 'aggregate:decrypt',
-  jobFinished: 'job:finished',
-  error: 'tributary:error',
-} as const;
-
-/** Message stages that appear in signatures. */
-export const STAGES = {
-  join: 'join',
-  updateChunk: 'update-chunk',
-  updateCommit: 'update-commit',
-  secaggReply: 'secagg-reply',
-  keyholderJoin: 'keyholder-join',
-  aggregateResult: 'aggregate-result',
-} as const;
-export type Stage = (typeof STAGES)[keyof typeof STAGES];
-
 const hex = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as lowercase hex`);
 export const JobIdSchema = z

@@ -124,25 +124,8 @@ export function dequantizeSum(
   return out;
 }
 
-/**
- * Weighting as in Flower's SecAgg+ mod: a client scales its update by ratio = min(examples, maxWeight)
- * / maxWeight (in [0, 1], so the scaled values stay inside the clipping range) and appends the ratio
- * as one extra element. The aggregate's last element is then the sum of ratios, and
- * `weightedMeanFromSum` divides by it.
- */
-export function weightUpdate(delta: ArrayLike<number>, examples: number, maxWeight: number): Float32Array {
-  if (!(Number.isFinite(examples) && examples > 0)) {
-    throw new TributaryError('VALIDATION_FAILED', `examples must be a positive number, got ${examples}`);
-  }
-  if (!(Number.isFinite(maxWeight) && maxWeight > 0)) {
-    throw new TributaryError('CONFIG_INVALID', `maxWeight must be a positive number, got ${maxWeight}`);
-  }
-  const ratio = Math.min(examples, maxWeight) / maxWeight;
-  const out = new Float32Array(delta.length + 1);
-  for (let i = 0; i < delta.length; i++) out[i] = delta[i] * ratio;
-  out[delta.length] = ratio;
-  return out;
-}
+/** Weighting (shared by both private modes): see shared/aggregation/weighting.ts. */
+export { weightUpdate } from '../aggregation/weighting';
 
 /**
  * The weighted mean from a dequantised sum of `weightUpdate` vectors (last element = sum of ratios).

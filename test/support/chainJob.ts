@@ -10,7 +10,8 @@ import { id, type JsonRpcProvider, type JsonRpcSigner, type Wallet } from 'ether
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../../client/keyFile';
 import { createPayoutBinding } from '../../client/payoutBinding';
 import type { PlantedBehaviour } from '../../client/plantedBehaviour';
-import { TributaryClient } from '../../client/tributaryClient';
+import { createResearchClient } from '../../client/plantedClient';
+import type { TributaryClient } from '../../client/tributaryClient';
 import { deployEscrow, NATIVE, type EscrowClient } from '../../contracts/escrow';
 import { pinnedProvider } from '../../contracts/rpc';
 import { anvilDevKey } from '../../contracts/testing';
@@ -81,16 +82,18 @@ export async function paidProviders(
     const payout = await createPayoutBinding(identity, wallet);
     const plantedBehaviour = behaviours[i];
     out.push({
-      client: new TributaryClient({
-        url,
-        jobId,
-        identity,
-        dataset,
-        backend: 'cpu',
-        payout,
-        reconnectDelayMs: 50,
-        ...(plantedBehaviour ? { plantedBehaviour } : {}),
-      }),
+      client: createResearchClient(
+        {
+          url,
+          jobId,
+          identity,
+          dataset,
+          backend: 'cpu',
+          payout,
+          reconnectDelayMs: 50,
+        },
+        plantedBehaviour,
+      ),
       wallet,
       keyFile,
     });

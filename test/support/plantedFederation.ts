@@ -7,7 +7,8 @@ import { buildModel } from '../../shared/ml/modelZoo';
 import { trainLocal } from '../../shared/ml/train';
 import { getNamedWeights, setNamedWeights } from '../../shared/ml/weights';
 import { ContributionOptionsSchema, type ContributionOptions, type JobSpecInput } from '../../shared/schemas/jobSpec';
-import { splitCohorts, sumCohortUpdates } from '../../coordinator/aggregation/secaggCohorts';
+import { splitCohorts } from '../../coordinator/aggregation/secagg/secaggCohorts';
+import { sumUpdates } from '../../coordinator/strategy/sumUpdates';
 import { fedAvgStep, type ModelMetric } from '../../coordinator/contribution/coalitionUtility';
 import { privateScores } from '../../coordinator/contribution/contributionReport';
 import { scoreRound, type RoundPlayer } from '../../coordinator/contribution/roundScoring';
@@ -154,7 +155,7 @@ export async function simulatePlantedFederation(options: {
       const cohortMembers = splitCohorts([...PLANTED_CLIENTS], options.cohortSize ?? 3, { seed, round, attempt: 0 });
       const cohortPlayers = cohortMembers.map((members) => ({
         members,
-        updates: sumCohortUpdates(members.map((m) => players[PLANTED_CLIENTS.indexOf(m as PlantedClient)].updates)),
+        updates: sumUpdates(members.map((m) => players[PLANTED_CLIENTS.indexOf(m as PlantedClient)].updates)),
       }));
       const cohorts = await scoreRound({
         previous: global,

@@ -2,7 +2,8 @@ import { io, type Socket } from 'socket.io-client';
 import { contentHash } from '../../shared/codec/modelCodec';
 import type { Identity } from '../../shared/identity/keyPair';
 import { newNonce, payloadHash, signFields } from '../../shared/identity/signing';
-import { EVENTS, STAGES, type RoundTask } from '../../shared/schemas/messages';
+import type { RoundTask } from '../../shared/schemas/messages';
+import { EVENTS, STAGES } from '../../shared/schemas/protocol';
 import { handshakeAuth } from '../../client/coordinatorConnection';
 
 /** A protocol-level client for tests: signs what it is told to, including things a real client never sends. */

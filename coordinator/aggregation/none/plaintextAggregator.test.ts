@@ -1,6 +1,6 @@
-import { encodeTensors } from '../../shared/codec/modelCodec';
-import type { NamedTensor } from '../../shared/codec/tensors';
-import { manifestOf } from '../../shared/codec/tensors';
+import { encodeTensors } from '../../../shared/codec/modelCodec';
+import type { NamedTensor } from '../../../shared/codec/tensors';
+import { manifestOf } from '../../../shared/codec/tensors';
 import { PlaintextAggregator } from './plaintextAggregator';
 
 const delta = (values: number[]): NamedTensor[] => [
@@ -12,7 +12,7 @@ describe('PlaintextAggregator', () => {
   const manifest = manifestOf(delta([0, 0, 0]));
 
   it('sums n_i * delta_i and counts examples', () => {
-    const agg = new PlaintextAggregator(manifest);
+    const agg = new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 });
     agg.accept('c1', encodeTensors(delta([1, 2, 3])), 2);
     agg.accept('c2', encodeTensors(delta([-1, 0, 1])), 1);
     const r = agg.result();
@@ -24,7 +24,7 @@ describe('PlaintextAggregator', () => {
   });
 
   it('rejects bad updates without changing the aggregate', () => {
-    const agg = new PlaintextAggregator(manifest);
+    const agg = new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 });
     agg.accept('c1', encodeTensors(delta([1, 2, 3])), 1);
     const before = agg.result().weightedDeltaSum.map((s) => Array.from(s));
     const nan = delta([5, 5, NaN]); // the NaN sits in the second tensor: the first must not be added
@@ -48,15 +48,15 @@ describe('PlaintextAggregator', () => {
   });
 
   it("keeps each client's own n_i * delta_i only when asked (contribution scoring), and never a rejected one", () => {
-    expect(new PlaintextAggregator(manifest).clientUpdates()).toEqual([]);
-    const agg = new PlaintextAggregator(manifest, { keepClientUpdates: true });
+    expect(new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 }).clientUpdates()).toEqual([]);
+    const agg = new PlaintextAggregator(manifest, { maxExampleWeight: 100_000, keepClientUpdates: true });
     agg.accept('c1', encodeTensors(delta([1, 2, 3])), 2);
     expect(() => agg.accept('c2', encodeTensors(delta([1, 1, NaN])), 1)).toThrow(
       expect.objectContaining({ code: 'CODEC_NON_FINITE' }),
     );
     agg.accept('c3', encodeTensors(delta([-1, 0, 1])), 1);
     const own = agg.clientUpdates();
-    expect(own.map((c) => c.clientId)).toEqual(['c1', 'c3']);
+    expect(own.map((c) => c.members[0])).toEqual(['c1', 'c3']);
     expect(own.map((c) => c.updates.weightedDeltaSum.map((t) => Array.from(t)))).toEqual([
       [[2, 4], [6]],
       [[-1, 0], [1]],
@@ -65,5 +65,15 @@ describe('PlaintextAggregator', () => {
       [2, 1],
       [1, 1],
     ]);
+  });
+
+  it("caps each client's weight at maxExampleWeight: a declared 1e9 examples buys no more than the cap", () => {
+    const agg = new PlaintextAggregator(manifest, { maxExampleWeight: 10 });
+    agg.accept('honest', encodeTensors(delta([1, 1, 1])), 10);
+    agg.accept('inflated', encodeTensors(delta([-5, -5, -5])), 1_000_000_000);
+    const r = agg.result();
+    expect(r.totalWeight).toBe(20);
+    // The mean delta is (10·1 + 10·(-5)) / 20 = -2, not -4.99999996 as an uncapped weight would give.
+    expect(r.weightedDeltaSum[0][0] / r.totalWeight).toBeCloseTo(-2, 10);
   });
 });

@@ -1,26 +1,27 @@
-import { decodeTensors, encodedByteLength } from '../../shared/codec/modelCodec';
-import { type TensorManifestEntry, sizeOfShape } from '../../shared/codec/tensors';
-import { TributaryError } from '../../shared/errors';
-import type { AggregatedUpdates } from '../strategy/strategy';
-import type { UpdateAggregator } from './updateAggregator';
+import { decodeTensors, encodedByteLength } from '../../../shared/codec/modelCodec';
+import { sizeOfShape, type TensorManifestEntry } from '../../../shared/codec/tensors';
+import { TributaryError } from '../../../shared/errors';
+import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
+import type { UploadAggregator } from '../uploads/uploadCollection';
 
 /**
- * Aggregation mode `none`: each update is a codec-encoded delta, decoded in place (no copy) and
- * streamed into preallocated Float64 accumulators as Σ n_i·Δ_i. Validation (manifest, finiteness)
- * runs before the first accumulator write, so a bad update changes nothing.
+ * Aggregation mode `none` (coordinator half): each update is a codec-encoded delta, decoded in place
+ * (no copy) and streamed into preallocated Float64 accumulators as Σ w_i·Δ_i, with the client's weight
+ * w_i = min(numExamples, maxExampleWeight) — the same cap the private modes apply, so a declared
+ * example count buys at most maxExampleWeight of influence. Validation (manifest, finiteness) runs
+ * before the first accumulator write, so a bad update changes nothing.
  */
-export class PlaintextAggregator implements UpdateAggregator {
-  readonly mode = 'none' as const;
+export class PlaintextAggregator implements UploadAggregator {
   readonly maxUpdateBytes: number;
   private readonly sums: Float64Array[];
   private readonly contributors = new Set<string>();
   private totalWeight = 0;
-  /** Each client's n_i·Δ_i, kept only with `keepClientUpdates` (contribution scoring in plaintext mode). */
-  private readonly perClient: Array<{ clientId: string; updates: AggregatedUpdates }> = [];
+  /** Each client's w_i·Δ_i, kept only with `keepClientUpdates` (robust rules, contribution scoring). */
+  private readonly perClient: UpdatePart[] = [];
 
   constructor(
     private readonly manifest: readonly TensorManifestEntry[],
-    private readonly options: { keepClientUpdates?: boolean } = {},
+    private readonly options: { maxExampleWeight: number; keepClientUpdates?: boolean },
   ) {
     this.sums = manifest.map((t) => new Float64Array(sizeOfShape(t.shape)));
     // A plaintext delta has exactly the manifest's encoded size.
@@ -37,6 +38,7 @@ export class PlaintextAggregator implements UpdateAggregator {
     if (!Number.isInteger(numExamples) || numExamples <= 0) {
       throw new TributaryError('VALIDATION_FAILED', `numExamples must be a positive integer, got ${numExamples}.`);
     }
+    const weight = Math.min(numExamples, this.options.maxExampleWeight);
     const tensors = decodeTensors(payload, { expected: this.manifest, requireFinite: true, zeroCopy: true });
     const own = this.options.keepClientUpdates
       ? this.manifest.map((t) => new Float64Array(sizeOfShape(t.shape)))
@@ -44,21 +46,30 @@ export class PlaintextAggregator implements UpdateAggregator {
     for (let t = 0; t < tensors.length; t++) {
       const sum = this.sums[t];
       const data = tensors[t].data;
-      for (let j = 0; j < data.length; j++) sum[j] += numExamples * data[j];
-      if (own) for (let j = 0; j < data.length; j++) own[t][j] = numExamples * data[j];
+      for (let j = 0; j < data.length; j++) sum[j] += weight * data[j];
+      if (own) for (let j = 0; j < data.length; j++) own[t][j] = weight * data[j];
     }
-    if (own)
-      this.perClient.push({ clientId, updates: { weightedDeltaSum: own, totalWeight: numExamples, clientCount: 1 } });
-    this.totalWeight += numExamples;
+    if (own) {
+      this.perClient.push({
+        members: [clientId],
+        updates: { weightedDeltaSum: own, totalWeight: weight, clientCount: 1 },
+      });
+    }
+    this.totalWeight += weight;
     this.contributors.add(clientId);
-  }
-
-  /** Each accepted client's own n_i·Δ_i (empty unless constructed with `keepClientUpdates`). Never persisted. */
-  clientUpdates(): Array<{ clientId: string; updates: AggregatedUpdates }> {
-    return [...this.perClient];
   }
 
   result(): AggregatedUpdates {
     return { weightedDeltaSum: this.sums, totalWeight: this.totalWeight, clientCount: this.contributors.size };
+  }
+
+  /** Each accepted client's own w_i·Δ_i (empty unless constructed with `keepClientUpdates`). Never persisted. */
+  clientUpdates(): UpdatePart[] {
+    return [...this.perClient];
+  }
+
+  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }> {
+    if (this.contributors.size === 0) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No update was accepted.');
+    return { sum: this.result(), ...(this.perClient.length > 0 ? { parts: this.clientUpdates() } : {}) };
   }
 }

@@ -1,6 +1,6 @@
-import { TributaryError } from '../../shared/errors';
-import { EVENTS, type AggregateDecryptRequest, type AggregateResultBody } from '../../shared/schemas/messages';
-import type { ClientLink } from '../transport/clientDirectory';
+import { TributaryError } from '../../../shared/errors';
+import type { AggregateDecryptRequest, AggregateResultBody } from '../../../shared/schemas/messages';
+import type { ClientLink } from '../../transport/clientDirectory';
 
 interface Pending {
   request: AggregateDecryptRequest;
@@ -128,7 +128,7 @@ export class KeyHolderRegistry {
     if (!p || !holder || p.sent) return;
     p.sent = true;
     const r = p.request;
-    holder.link.send(EVENTS.aggregateDecrypt, {
+    holder.link.send('aggregate:decrypt', {
       jobId: r.jobId,
       round: r.round,
       attempt: r.attempt,

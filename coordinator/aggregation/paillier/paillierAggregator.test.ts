@@ -6,8 +6,9 @@ import {
   ciphertextsToBytes,
   decryptSum,
   ciphertextsFromBytes,
-} from '../../shared/paillier';
-import { codeOf, codeOfAsync } from '../../test/support/codeOf';
+} from '../../../shared/paillier';
+import { codeOf, codeOfAsync } from '../../../test/support/codeOf';
+import type { ClientLink } from '../../transport/clientDirectory';
 import { KeyHolderRegistry } from './keyHolderRegistry';
 import { PaillierAggregator } from './paillierAggregator';
 
@@ -26,7 +27,7 @@ describe('PaillierAggregator', () => {
     const decrypt = jest.fn(async (a: { ciphertexts: Uint8Array; clientCount: number; length: number }) =>
       decryptSum(privateKey, ciphertextsFromBytes(a.ciphertexts, width), params, a.clientCount, a.length),
     );
-    const agg = new PaillierAggregator(manifest, { params, n: publicKey.n, decrypt });
+    const agg = new PaillierAggregator(manifest, { params, n: publicKey.n, maxExampleWeight: 100, decrypt });
     const update = async (values: number[]) =>
       ciphertextsToBytes((await encryptVector(publicKey, values, params)).ciphertexts, width);
     const a = await update([0.1, -0.2, 0.3, 0, 0.5, -0.5, 0.25, 0.01, 0.5]);
@@ -39,13 +40,13 @@ describe('PaillierAggregator', () => {
     agg.accept('a', a, 1);
     expect(codeOf(() => agg.accept('a', b, 1))).toBe('ROUND_DUPLICATE_UPDATE');
     agg.accept('b', b, 1);
-    expect(codeOf(() => agg.result())).toBe('INTERNAL');
-    const sums = await agg.finish();
+    const { sum: sums } = await agg.reveal();
     expect(decrypt).toHaveBeenCalledWith(expect.objectContaining({ clientCount: 2, length: 9 }));
     expect(sums.clientCount).toBe(2);
-    expect(sums.totalWeight).toBeCloseTo(0.75, 3);
-    expect([...sums.weightedDeltaSum[0]].map((v) => Number(v.toFixed(3)))).toEqual([0.2, 0, 0, 0, 0.75, 0]);
-    expect([...sums.weightedDeltaSum[1]].map((v) => Number(v.toFixed(3)))).toEqual([0, 0.03]);
+    // The decrypted ratios are scaled back to examples (× maxExampleWeight 100): one unit in every mode.
+    expect(sums.totalWeight).toBeCloseTo(75, 1);
+    expect([...sums.weightedDeltaSum[0]].map((v) => Number((v / 100).toFixed(3)))).toEqual([0.2, 0, 0, 0, 0.75, 0]);
+    expect([...sums.weightedDeltaSum[1]].map((v) => Number((v / 100).toFixed(3)))).toEqual([0, 0.03]);
   });
 
   it('fails with PAILLIER_KEYHOLDER_UNAVAILABLE when no key holder answers in time', async () => {
@@ -53,7 +54,7 @@ describe('PaillierAggregator', () => {
     const request = { jobId: 'j', round: 1, attempt: 0, clientCount: 2, length: 3, ciphertexts: new Uint8Array(8) };
     expect(await codeOfAsync(() => registry.decrypt(request, 50))).toBe('PAILLIER_KEYHOLDER_UNAVAILABLE');
     const sent: unknown[] = [];
-    const link = { clientId: 'k', send: (_e: string, p: unknown) => void sent.push(p) };
+    const link = { clientId: 'k', send: (_e: string, p: unknown) => void sent.push(p) } as unknown as ClientLink;
     const pending = registry.decrypt(request, 2_000);
     registry.register('j', 'k', link);
     expect(sent).toHaveLength(1);

@@ -1,20 +1,23 @@
 import { PublicKey } from 'paillier-bigint';
-import { sizeOfShape, type TensorManifestEntry } from '../../shared/codec/tensors';
-import { TributaryError } from '../../shared/errors';
+import { totalParameters, type TensorManifestEntry } from '../../../shared/codec/tensors';
+import { TributaryError } from '../../../shared/errors';
 import {
   ciphertextCount,
   ciphertextWidth,
   ciphertextsFromBytes,
   ciphertextsToBytes,
   type PackedPaillierParams,
-} from '../../shared/paillier';
-import type { AggregatedUpdates } from '../strategy/strategy';
-import type { UpdateAggregator } from './updateAggregator';
+} from '../../../shared/paillier';
+import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
+import type { UploadAggregator } from '../uploads/uploadCollection';
+import { splitByManifest } from '../../../shared/codec/manifestVector';
 
 export interface PaillierAggregatorOptions {
   params: PackedPaillierParams;
   /** The job's public modulus n (g = n + 1). */
   n: bigint;
+  /** The job's maxExampleWeight: decrypted ratios are scaled back to examples with it. */
+  maxExampleWeight: number;
   /** Asks the key holder to decrypt the product (KeyHolderRegistry.decrypt with the round attempt filled in). */
   decrypt: (aggregate: { ciphertexts: Uint8Array; clientCount: number; length: number }) => Promise<Float32Array>;
 }
@@ -24,14 +27,13 @@ export interface PaillierAggregatorOptions {
  * Paillier ciphertexts: the client's delta scaled by its weight ratio, then the ratio itself, packed
  * and encrypted under the key holder's public key. `accept` checks the exact length and that every
  * ciphertext is in [1, n²) before multiplying it into the running product mod n² (the homomorphic
- * sum); it never sees a plaintext. `finish` sends the product to the key holder and splits the
+ * sum); it never sees a plaintext. `reveal` sends the product to the key holder and splits the
  * decrypted sums into Σ ratio_i·Δ_i per tensor and Σ ratio_i.
  *
  * Not checked (too costly per update): that a ciphertext is coprime with n. A non-coprime value would
  * reveal a factor of n to whoever sent it, which the client could compute anyway only by factoring.
  */
-export class PaillierAggregator implements UpdateAggregator {
-  readonly mode = 'paillier' as const;
+export class PaillierAggregator implements UploadAggregator {
   readonly maxUpdateBytes: number;
   private readonly length: number;
   private readonly count: number;
@@ -46,7 +48,7 @@ export class PaillierAggregator implements UpdateAggregator {
   ) {
     const publicKey = new PublicKey(options.n, options.n + 1n);
     this.n2 = publicKey._n2;
-    this.length = manifest.reduce((s, t) => s + sizeOfShape(t.shape), 0) + 1;
+    this.length = totalParameters(manifest) + 1;
     this.count = ciphertextCount(options.params, this.length);
     this.width = ciphertextWidth(options.n);
     this.maxUpdateBytes = this.count * this.width;
@@ -72,11 +74,11 @@ export class PaillierAggregator implements UpdateAggregator {
     this.contributors.add(clientId);
   }
 
-  result(): AggregatedUpdates {
-    throw new TributaryError('INTERNAL', 'paillier sums come from the key holder: await finish()');
-  }
-
-  async finish(): Promise<AggregatedUpdates> {
+  /**
+   * Has the key holder decrypt the product and returns the sums in examples: the decrypted vector is
+   * Σ ratio_i·Δ_i and Σ ratio_i with ratio_i = w_i / maxExampleWeight, so both scale by maxExampleWeight.
+   */
+  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }> {
     if (!this.product) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
     const sums = await this.options.decrypt({
       ciphertexts: ciphertextsToBytes(this.product, this.width),
@@ -89,20 +91,16 @@ export class PaillierAggregator implements UpdateAggregator {
         `The key holder returned ${sums.length} sums; expected ${this.length}.`,
       );
     }
-    const totalWeight = sums[this.length - 1];
-    if (!(totalWeight > 0)) {
+    const ratioSum = sums[this.length - 1];
+    if (!(ratioSum > 0)) {
       throw new TributaryError(
         'PAILLIER_DECRYPT_FAILED',
-        `The decrypted sum of the clients' weights is ${totalWeight}, not positive.`,
+        `The decrypted sum of the clients' weights is ${ratioSum}, not positive.`,
       );
     }
-    let offset = 0;
-    const weightedDeltaSum = this.manifest.map((t) => {
-      const size = sizeOfShape(t.shape);
-      const out = Float64Array.from(sums.subarray(offset, offset + size));
-      offset += size;
-      return out;
-    });
-    return { weightedDeltaSum, totalWeight: totalWeight, clientCount: this.contributors.size };
+    const scale = this.options.maxExampleWeight;
+    const weightedDeltaSum = splitByManifest(sums, this.manifest);
+    for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
+    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: this.contributors.size } };
   }
 }

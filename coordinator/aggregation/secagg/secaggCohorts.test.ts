@@ -1,6 +1,6 @@
-import { JobSpecSchema, secaggOptionsOf } from '../../shared/schemas/jobSpec';
-import type { JobSpecInput } from '../../shared/schemas/jobSpec';
-import { splitCohorts, sumCohortUpdates } from './secaggCohorts';
+import { JobSpecSchema, SecAggOptionsSchema } from '../../../shared/schemas/jobSpec';
+import type { JobSpecInput } from '../../../shared/schemas/jobSpec';
+import { splitCohorts } from './secaggCohorts';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `client-${String(i).padStart(3, '0')}`);
 
@@ -61,21 +61,6 @@ describe('splitCohorts', () => {
   });
 });
 
-describe('sumCohortUpdates', () => {
-  it('adds sums per tensor, examples and client counts without touching its inputs', () => {
-    const a = { weightedDeltaSum: [Float64Array.of(1, 2), Float64Array.of(3)], totalWeight: 0.5, clientCount: 3 };
-    const b = { weightedDeltaSum: [Float64Array.of(10, 20), Float64Array.of(30)], totalWeight: 0.25, clientCount: 4 };
-    const total = sumCohortUpdates([a, b]);
-    expect(total.weightedDeltaSum.map((t) => [...t])).toEqual([[11, 22], [33]]);
-    expect(total.totalWeight).toBe(0.75);
-    expect(total.clientCount).toBe(7);
-    expect([...a.weightedDeltaSum[0]]).toEqual([1, 2]);
-    expect(sumCohortUpdates([a]).weightedDeltaSum[0]).not.toBe(a.weightedDeltaSum[0]);
-    expect(() => sumCohortUpdates([])).toThrow(RangeError);
-    expect(() => sumCohortUpdates([a, { ...b, weightedDeltaSum: [Float64Array.of(1)] }])).toThrow(RangeError);
-  });
-});
-
 describe('secagg.cohortSize validation', () => {
   const spec = (minClients: number, secagg: Record<string, unknown>): JobSpecInput =>
     ({
@@ -91,8 +76,10 @@ describe('secagg.cohortSize validation', () => {
   it('accepts a cohortSize of at least 3 and at most minClients, and defaults to unset', () => {
     expect(JobSpecSchema.safeParse(spec(6, { cohortSize: 3 })).success).toBe(true);
     expect(JobSpecSchema.safeParse(spec(3, { cohortSize: 3 })).success).toBe(true);
-    expect(secaggOptionsOf({ secagg: {} }).cohortSize).toBeUndefined();
-    expect(secaggOptionsOf({ secagg: { cohortSize: 4 } }).cohortSize).toBe(4);
+    expect(SecAggOptionsSchema.parse({}).cohortSize).toBeUndefined();
+    expect(SecAggOptionsSchema.parse({ cohortSize: 4 }).cohortSize).toBe(4);
+    const parsed = JobSpecSchema.parse(spec(6, { cohortSize: 4 }));
+    expect(parsed.secureAggregation === 'secagg' && parsed.secagg.cohortSize).toBe(4);
   });
 
   it.each([

@@ -1,5 +1,4 @@
-import { createRng, deriveSeed, shuffleInPlace } from '../../shared/data/random';
-import type { AggregatedUpdates } from '../strategy/strategy';
+import { createRng, deriveSeed, shuffleInPlace } from '../../../shared/data/random';
 
 /**
  * Splits a round's selected clients into disjoint secure-aggregation cohorts: a seeded shuffle
@@ -30,24 +29,4 @@ export function splitCohorts(
     at += size;
   }
   return cohorts;
-}
-
-/** The sum of cohort sums: weightedDeltaSum added per tensor, totalWeight and clientCount added (inputs are not changed). */
-export function sumCohortUpdates(parts: readonly AggregatedUpdates[]): AggregatedUpdates {
-  if (parts.length === 0) throw new RangeError('no cohort sums to add');
-  const weightedDeltaSum = parts[0].weightedDeltaSum.map((t) => Float64Array.from(t));
-  let totalWeight = parts[0].totalWeight;
-  let clientCount = parts[0].clientCount;
-  for (const p of parts.slice(1)) {
-    if (p.weightedDeltaSum.length !== weightedDeltaSum.length)
-      throw new RangeError('cohort sums have different tensor counts');
-    p.weightedDeltaSum.forEach((t, i) => {
-      const acc = weightedDeltaSum[i];
-      if (t.length !== acc.length) throw new RangeError(`cohort sums differ in the size of tensor ${i}`);
-      for (let j = 0; j < t.length; j++) acc[j] += t[j];
-    });
-    totalWeight += p.totalWeight;
-    clientCount += p.clientCount;
-  }
-  return { weightedDeltaSum, totalWeight, clientCount };
 }

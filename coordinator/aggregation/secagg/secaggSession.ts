@@ -1,18 +1,22 @@
-import { decodeBinaryJson, encodeBinaryJson } from '../../shared/codec/binaryJson';
-import { sizeOfShape, type TensorManifestEntry } from '../../shared/codec/tensors';
-import { TributaryError } from '../../shared/errors';
-import type { SecAggOptions } from '../../shared/schemas/jobSpec';
-import { EVENTS, type SecAggReplyBody, type SecAggRequest } from '../../shared/schemas/messages';
+import { decodeBinaryJson, encodeBinaryJson } from '../../../shared/codec/binaryJson';
+import { ChunkAssembler } from '../../../shared/codec/chunks';
+import { splitByManifest } from '../../../shared/codec/manifestVector';
+import { type TensorManifestEntry, totalParameters } from '../../../shared/codec/tensors';
+import { TributaryError, toTributaryError } from '../../../shared/errors';
+import type { SecAggOptions } from '../../../shared/schemas/jobSpec';
+import { MAX_CHUNK_BYTES, type SecAggReplyBody, type SecAggRequest } from '../../../shared/schemas/messages';
 import {
   dequantizeSum,
-  SecAggPlusServer,
-  secaggError,
   type SecAggDropout,
+  SecAggPlusServer,
   type SecAggStage,
-} from '../../shared/secagg';
-import type { RoundFailure } from '../store/store';
-import type { AggregatedUpdates } from '../strategy/strategy';
-import type { ClientDirectory } from '../transport/clientDirectory';
+  type SecAggStep,
+  secaggError,
+} from '../../../shared/secagg';
+import { WakeableWait } from '../../../shared/wakeableWait';
+import type { RoundFailure } from '../../store/store';
+import type { AggregatedUpdates } from '../../strategy/strategy';
+import type { ClientDirectory } from '../../transport/clientDirectory';
 
 export interface SecAggSessionOptions {
   jobId: string;
@@ -33,11 +37,14 @@ export interface SecAggSessionOptions {
 }
 
 export interface SecAggSessionResult {
-  /** Σ ratio_i·Δ_i per tensor and Σ ratio_i (ratio_i = min(n_i, maxExampleWeight) / maxExampleWeight). */
+  /** Σ w_i·Δ_i per tensor and Σ w_i in examples (the clients send ratio_i = w_i / maxExampleWeight). */
   updates: AggregatedUpdates;
   participants: string[];
   failures: RoundFailure[];
 }
+
+/** The first stage that reveals anything (shares that remove masks): collect() stops before it. */
+const REVEAL_STAGE: SecAggStage = 'unmask';
 
 /**
  * The coordinator's transport for one SecAgg+ round attempt (aggregation mode `secagg`): drives
@@ -47,20 +54,11 @@ export interface SecAggSessionResult {
  * task's deadline); then `advance()` turns the silent ones into dropouts. The session only routes
  * sealed share bundles and sees masked vectors and their sum, never one client's update.
  *
- * `run()` resolves with the dequantised sum as AggregatedUpdates (the appended weight element gives
- * Σ ratio_i, used as totalWeight), or rejects with ROUND_QUORUM_NOT_MET / SECAGG_* when the
- * protocol aborts.
+ * Two phases, so a round reveals nothing unless it will count: `collect()` runs every stage before
+ * unmask and resolves with the clients whose masked vectors arrived; `unmask()` (called only once the
+ * round's quorum is known to hold) runs the unmask stage and resolves with the dequantised sum, or
+ * rejects with ROUND_QUORUM_NOT_MET / SECAGG_* when the protocol aborts.
  */
-/** The parts of one client's masked vector received so far. */
-interface PartialVector {
-  count: number;
-  reply: string;
-  /** Index of the part expected next. */
-  next: number;
-  filled: number;
-  bytes: Uint8Array;
-}
-
 export class SecAggSession {
   readonly vectorLength: number;
   private readonly server: SecAggPlusServer;
@@ -68,14 +66,15 @@ export class SecAggSession {
   private readonly dropped = new Map<string, string>();
   private waiting = new Set<string>();
   private stage: SecAggStage | null = null;
-  private wake: (() => void) | null = null;
+  private readonly replies = new WakeableWait();
   private stopped = false;
   /** Masked vectors arriving in parts (SecAggReplyBody.part), by client: dropped when the stage ends. */
-  private readonly partial = new Map<string, PartialVector>();
+  private readonly partial = new Map<string, { reply: string; chunks: ChunkAssembler }>();
+  /** The step waiting to be sent once collect() has ended. */
+  private pending: SecAggStep | null = null;
 
   constructor(private readonly opts: SecAggSessionOptions) {
-    const parameters = opts.manifest.reduce((n, t) => n + sizeOfShape(t.shape), 0);
-    this.vectorLength = parameters + 1;
+    this.vectorLength = totalParameters(opts.manifest) + 1;
     this.selected = new Set(opts.selected);
     this.server = new SecAggPlusServer({
       roundId: `${opts.jobId}:${opts.round}:${opts.attempt}${opts.cohort === undefined ? '' : `:c${opts.cohort}`}`,
@@ -93,58 +92,74 @@ export class SecAggSession {
     return { clippingRange: this.server.params.clippingRange, quantizationRange: this.server.params.quantizationRange };
   }
 
-  async run(): Promise<SecAggSessionResult> {
+  /**
+   * Phase 1: every stage before unmask. Resolves with the clients whose masked vectors the server
+   * holds (the contributors, if unmask succeeds); rejects when the protocol aborts.
+   */
+  async collect(): Promise<string[]> {
     let step = this.server.start();
-    while (!step.done) {
-      if (this.stopped) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'SecAgg+ session stopped');
-      this.stage = step.stage;
-      this.waiting = new Set();
-      for (const [clientId, message] of step.requests) {
-        const link = this.dropped.has(clientId) ? undefined : this.opts.directory.link(clientId);
-        if (!link) continue; // never answers: advance() records it as a dropout
-        const request: SecAggRequest = {
-          jobId: this.opts.jobId,
-          round: this.opts.round,
-          attempt: this.opts.attempt,
-          stage: step.stage,
-          payload: encodeBinaryJson(message),
-        };
-        this.waiting.add(clientId);
-        link.send(EVENTS.secaggRequest, request);
-      }
-      const timeout =
-        step.stage === 'collect-masked-vectors'
-          ? Math.max(this.opts.options.stageTimeoutMs, this.opts.trainingDeadline - this.now())
-          : this.opts.options.stageTimeoutMs;
-      await this.waitForReplies(timeout);
-      this.waiting = new Set();
-      // An incomplete multi-part masked vector is no reply: its sender is a dropout.
-      this.partial.clear();
-      step = await this.server.advance();
-    }
+    while (!step.done && step.stage !== REVEAL_STAGE) step = await this.runStage(step);
+    this.pending = step;
+    this.stage = null;
+    // The unmask stage asks exactly the clients whose masked vectors the server holds.
+    return step.done ? step.result.contributors : [...step.requests.keys()];
+  }
+
+  /** Phase 2: unmask and dequantise. Call only after collect() resolved and the round's quorum held. */
+  async unmask(): Promise<SecAggSessionResult> {
+    let step = this.pending;
+    if (!step) throw new TributaryError('INTERNAL', 'SecAgg+ session: unmask() before collect() finished.');
+    this.pending = null;
+    while (!step.done) step = await this.runStage(step);
     this.stage = null;
     const { sum, contributors, dropouts } = step.result;
     const total = dequantizeSum(sum, contributors.length, this.quantization);
-    const weightSum = total[total.length - 1];
-    if (!(weightSum > 0)) {
+    const ratioSum = total[total.length - 1];
+    if (!(ratioSum > 0)) {
       throw secaggError(
         'SECAGG_RECONSTRUCTION_FAILED',
-        `SecAgg+ sum of weights is ${weightSum}; expected a positive number`,
+        `SecAgg+ sum of weights is ${ratioSum}; expected a positive number`,
       );
     }
-    const weightedDeltaSum: Float64Array[] = [];
-    let offset = 0;
-    for (const t of this.opts.manifest) {
-      const size = sizeOfShape(t.shape);
-      weightedDeltaSum.push(total.slice(offset, offset + size));
-      offset += size;
-    }
+    // The clients send ratio_i = w_i / maxExampleWeight: scale back to examples (one unit everywhere).
+    const scale = this.opts.options.maxExampleWeight;
+    const weightedDeltaSum = splitByManifest(total, this.opts.manifest);
+    for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
     return {
-      updates: { weightedDeltaSum, totalWeight: weightSum, clientCount: contributors.length },
+      updates: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: contributors.length },
       participants: contributors,
       // A client that dropped at unmask still contributed its masked vector: it is a participant.
       failures: this.failuresOf(dropouts.filter((d) => !contributors.includes(d.clientId))),
     };
+  }
+
+  /** Sends one stage's requests, waits for the replies (or the timeout), and advances the server. */
+  private async runStage(step: Extract<SecAggStep, { done: false }>): Promise<SecAggStep> {
+    if (this.stopped) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'SecAgg+ session stopped');
+    this.stage = step.stage;
+    this.waiting = new Set();
+    for (const [clientId, message] of step.requests) {
+      const link = this.dropped.has(clientId) ? undefined : this.opts.directory.link(clientId);
+      if (!link) continue; // never answers: advance() records it as a dropout
+      const request: SecAggRequest = {
+        jobId: this.opts.jobId,
+        round: this.opts.round,
+        attempt: this.opts.attempt,
+        stage: step.stage,
+        payload: encodeBinaryJson(message),
+      };
+      this.waiting.add(clientId);
+      link.send('secagg:request', request);
+    }
+    const timeout =
+      step.stage === 'collect-masked-vectors'
+        ? Math.max(this.opts.options.stageTimeoutMs, this.opts.trainingDeadline - this.now())
+        : this.opts.options.stageTimeoutMs;
+    await this.replies.until(() => this.waiting.size === 0 || this.stopped, timeout);
+    this.waiting = new Set();
+    // An incomplete multi-part masked vector is no reply: its sender is a dropout.
+    this.partial.clear();
+    return this.server.advance();
   }
 
   /**
@@ -169,10 +184,7 @@ export class SecAggSession {
       throw secaggError(
         'SECAGG_STAGE_OUT_OF_ORDER',
         `SecAgg+ session: expected ${this.stage ?? '(none)'} stage, got ${body.stage} stage`,
-        {
-          expected: this.stage,
-          got: body.stage,
-        },
+        { expected: this.stage, got: body.stage },
       );
     }
     let reply: unknown;
@@ -191,17 +203,23 @@ export class SecAggSession {
         'SecAgg+ session: the reply names another client than the connection',
       );
     }
+    let assembled: ChunkAssembler | undefined;
     if (body.stage === 'collect-masked-vectors') {
       if (!data)
         throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ session: the masked vector must be the message data');
-      if ('maskedVector' in r)
+      if ('maskedVector' in r) {
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
           'SecAgg+ session: the masked vector belongs in the message data, not the body',
         );
-      const vector = body.part
-        ? this.assemblePart(clientId, body, data)
-        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      }
+      let vector: Uint8Array | null;
+      if (body.part) {
+        assembled = this.partsOf(clientId, body);
+        vector = this.addPart(assembled, body, data);
+      } else {
+        vector = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      }
       if (!vector) return; // more parts to come
       r.maskedVector = vector;
     } else if (data || body.part) {
@@ -210,54 +228,51 @@ export class SecAggSession {
         `SecAgg+ session: a ${body.stage} reply carries no binary data and has no parts`,
       );
     }
-    this.server.receive(r); // validates with the SecAgg+ schemas; keeps nothing on error
+    try {
+      this.server.receive(r); // validates with the SecAgg+ schemas; keeps nothing on error
+    } catch (err) {
+      // Kept until the SecAgg+ server accepts the whole vector, so a refused last part can be resent.
+      assembled?.undoLast();
+      throw err;
+    }
     this.partial.delete(clientId);
     this.waiting.delete(clientId);
-    if (this.waiting.size === 0) this.wake?.();
+    this.replies.wake();
   }
 
-  /**
-   * Adds one part of a multi-part masked vector; returns the whole vector with the last part, else
-   * null. Parts must come in order with the same count and reply text, and add up to exactly the
-   * vector's size; a part that breaks this is refused and leaves the parts received so far as they were.
-   */
-  private assemblePart(clientId: string, body: SecAggReplyBody, data: Uint8Array): Uint8Array | null {
+  /** The parts received so far of a client's multi-part masked vector (created at part 0). */
+  private partsOf(clientId: string, body: SecAggReplyBody): ChunkAssembler {
     const part = body.part!;
     const expectedBytes = 4 * this.vectorLength;
     const current = this.partial.get(clientId);
-    const next = current?.next ?? 0;
-    if (part.index !== next) {
+    if (current) {
+      if (part.count !== current.chunks.count || body.reply !== current.reply) {
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ session: part ${part.index} disagrees with part 0 on the part count or the reply`,
+        );
+      }
+      return current.chunks;
+    }
+    if (part.index !== 0) {
       throw secaggError(
         'SECAGG_MESSAGE_INVALID',
-        `SecAgg+ session: expected masked-vector part ${next}, got part ${part.index}`,
+        `SecAgg+ session: expected masked-vector part 0, got part ${part.index}`,
       );
     }
-    if (current && (part.count !== current.count || body.reply !== current.reply)) {
-      throw secaggError(
-        'SECAGG_MESSAGE_INVALID',
-        `SecAgg+ session: part ${part.index} disagrees with part 0 on the part count or the reply`,
-      );
+    const chunks = new ChunkAssembler(expectedBytes, { count: part.count, maxChunkBytes: MAX_CHUNK_BYTES });
+    this.partial.set(clientId, { reply: body.reply, chunks });
+    return chunks;
+  }
+
+  /** Adds one part; the whole vector with the last part, else null. A refused part changes nothing. */
+  private addPart(chunks: ChunkAssembler, body: SecAggReplyBody, data: Uint8Array): Uint8Array | null {
+    try {
+      return chunks.add(body.part!.index, data);
+    } catch (err) {
+      const e = toTributaryError(err);
+      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ session: masked-vector part refused: ${e.message}`);
     }
-    const filled = current?.filled ?? 0;
-    const last = part.index === part.count - 1;
-    if (data.length === 0 || filled + data.length > expectedBytes || (last && filled + data.length !== expectedBytes)) {
-      throw secaggError(
-        'SECAGG_MESSAGE_INVALID',
-        `SecAgg+ session: masked-vector parts must add up to exactly ${expectedBytes} bytes; part ${part.index} of ${part.count} brings ${filled} + ${data.length}`,
-      );
-    }
-    const bytes = current?.bytes ?? new Uint8Array(expectedBytes);
-    bytes.set(data, filled);
-    // Kept until the SecAgg+ server accepts the whole vector, so a refused last part can be resent.
-    if (last) return bytes;
-    this.partial.set(clientId, {
-      count: part.count,
-      reply: body.reply,
-      next: next + 1,
-      filled: filled + data.length,
-      bytes,
-    });
-    return null;
   }
 
   /** The dropouts so far, as round failures (for an attempt that aborts). */
@@ -270,26 +285,13 @@ export class SecAggSession {
     if (!this.selected.has(clientId) || this.dropped.has(clientId)) return;
     this.dropped.set(clientId, reason);
     this.partial.delete(clientId);
-    if (this.waiting.delete(clientId) && this.waiting.size === 0) this.wake?.();
+    if (this.waiting.delete(clientId)) this.replies.wake();
   }
 
-  /** Stops waiting (coordinator shutdown); run() then rejects. */
+  /** Stops waiting (coordinator shutdown); the running phase then rejects. */
   stop(): void {
     this.stopped = true;
-    this.wake?.();
-  }
-
-  private waitForReplies(timeoutMs: number): Promise<void> {
-    if (this.waiting.size === 0 || this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => done(), timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = null;
-        resolve();
-      };
-      this.wake = done;
-    });
+    this.replies.wake();
   }
 
   private failuresOf(dropouts: readonly SecAggDropout[]): RoundFailure[] {

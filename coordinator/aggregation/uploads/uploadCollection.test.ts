@@ -1,6 +1,56 @@
-import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
-import { PlaintextAggregator } from '../aggregation/plaintextAggregator';
-import { RoundCollector } from './roundCollector';
+import { contentHash, encodeTensors } from '../../../shared/codec/modelCodec';
+import type { JobRecord } from '../../store/store';
+import { ClientDirectory } from '../../transport/clientDirectory';
+import { createLogger } from '../../logger';
+import { PlaintextAggregator } from '../none/plaintextAggregator';
+import type { UpdateChunkBody, UpdateCommitBody } from '../../../shared/schemas/messages';
+import type { Collected } from '../aggregationMode';
+import { UploadCollection } from './uploadCollection';
+
+/** An upload collection of one round for `selected`, with the deadline `deadlineMs` from now, driven as the runner does. */
+class RoundCollector {
+  readonly collection: UploadCollection;
+  readonly done: Promise<Collected>;
+  private finished = false;
+  constructor(round: number, selected: string[], agg: PlaintextAggregator, chunkBytes: number, deadlineMs: number) {
+    this.collection = new UploadCollection(
+      {
+        job: { id: 'job1' } as JobRecord,
+        round,
+        attempt: 0,
+        selected,
+        deadline: Date.now() + deadlineMs,
+        chunkBytes,
+        keepParts: false,
+        directory: new ClientDirectory(),
+        logger: createLogger('silent'),
+        now: () => Date.now(),
+      },
+      agg,
+      { modeName: 'none', keepMetrics: true },
+    );
+    this.done = this.collection.collect().finally(() => {
+      this.finished = true;
+    });
+  }
+  get isOpen(): boolean {
+    return !this.finished;
+  }
+  handleChunk(clientId: string, body: UpdateChunkBody, data: Uint8Array) {
+    this.collection.receive(clientId, { name: 'updateChunk', body, data });
+  }
+  handleCommit(clientId: string, body: UpdateCommitBody) {
+    this.collection.receive(clientId, { name: 'updateCommit', body, data: undefined });
+  }
+  markFailed(clientId: string, reason: string) {
+    this.collection.dropped(clientId, reason);
+  }
+  /** Stops collecting (as the deadline does) and returns what was collected. */
+  async close(): Promise<Extract<Collected, { evaluations: unknown }>> {
+    this.collection.stop();
+    return (await this.done) as Extract<Collected, { evaluations: unknown }>;
+  }
+}
 
 const manifest = [{ name: 'w', shape: [3] }];
 const update = (v: number) => encodeTensors([{ name: 'w', shape: [3], data: new Float32Array([v, v, v]) }]);
@@ -18,43 +68,55 @@ function send(c: RoundCollector, clientId: string, bytes: Uint8Array, chunkBytes
   c.handleCommit(clientId, { transferId, updateHash: contentHash(bytes), numExamples, metrics: { loss: 0.5 } });
 }
 
-describe('RoundCollector', () => {
+describe('UploadCollection', () => {
   it('finishes when every selected client answered, in small chunks', async () => {
-    const agg = new PlaintextAggregator(manifest);
+    const agg = new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 });
     const c = new RoundCollector(1, ['a', 'b'], agg, 16, 60_000);
     send(c, 'a', update(1), 16, 1);
     expect(c.isOpen).toBe(true);
     send(c, 'b', update(3), 16, 3);
     await c.done;
-    const r = c.close();
+    const r = await c.close();
     expect(r.participants).toEqual(['a', 'b']);
     expect(r.failures).toEqual([]);
     expect(Array.from(agg.result().weightedDeltaSum[0])).toEqual([10, 10, 10]);
   });
 
   it('refuses unselected, duplicate and late senders with codes', async () => {
-    const c = new RoundCollector(1, ['a', 'b'], new PlaintextAggregator(manifest), 1024, 60_000);
+    const c = new RoundCollector(
+      1,
+      ['a', 'b'],
+      new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 }),
+      1024,
+      60_000,
+    );
     expect(() => send(c, 'x', update(1), 1024)).toThrow(expect.objectContaining({ code: 'ROUND_NOT_SELECTED' }));
     send(c, 'a', update(1), 1024);
     expect(() => send(c, 'a', update(1), 1024)).toThrow(expect.objectContaining({ code: 'ROUND_DUPLICATE_UPDATE' }));
-    c.close();
+    await c.close();
     expect(() => send(c, 'b', update(1), 1024)).toThrow(expect.objectContaining({ code: 'ROUND_LATE_UPDATE' }));
   });
 
-  it('lets a client retry with a fresh transfer after a rejected commit', () => {
-    const agg = new PlaintextAggregator(manifest);
+  it('lets a client retry with a fresh transfer after a rejected commit', async () => {
+    const agg = new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 });
     const c = new RoundCollector(1, ['a'], agg, 16, 60_000);
     expect(() => send(c, 'a', update(NaN), 16)).toThrow(expect.objectContaining({ code: 'CODEC_NON_FINITE' }));
     send(c, 'a', update(2), 16);
-    expect(c.close().participants).toEqual(['a']);
+    expect((await c.close()).participants).toEqual(['a']);
     expect(Array.from(agg.result().weightedDeltaSum[0])).toEqual([2, 2, 2]);
   });
 
   it('records deadline misses and disconnects as failures', async () => {
-    const c = new RoundCollector(1, ['a', 'b', 'c'], new PlaintextAggregator(manifest), 1024, 50);
+    const c = new RoundCollector(
+      1,
+      ['a', 'b', 'c'],
+      new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 }),
+      1024,
+      50,
+    );
     c.markFailed('b', 'DISCONNECTED');
     await c.done;
-    const r = c.close();
+    const r = await c.close();
     expect(r.failures).toEqual([
       { clientId: 'b', reason: 'DISCONNECTED' },
       { clientId: 'a', reason: 'DEADLINE_EXCEEDED' },
@@ -62,9 +124,15 @@ describe('RoundCollector', () => {
     ]);
   });
 
-  it('rejects chunk streams that are out of order, mis-sized, oversize or incomplete', () => {
+  it('rejects chunk streams that are out of order, mis-sized, oversize or incomplete', async () => {
     const bytes = update(1);
-    const c = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
+    const c = new RoundCollector(
+      1,
+      ['a'],
+      new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 }),
+      16,
+      60_000,
+    );
     const t = 'cd'.repeat(16);
     const count = Math.ceil(bytes.length / 16);
     expect(() =>
@@ -80,11 +148,23 @@ describe('RoundCollector', () => {
         bytes.subarray(0, 16),
       ),
     ).toThrow(expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }));
-    const c2 = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
+    const c2 = new RoundCollector(
+      1,
+      ['a'],
+      new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 }),
+      16,
+      60_000,
+    );
     expect(() =>
       c2.handleChunk('a', { transferId: t, index: 0, count, totalBytes: bytes.length }, bytes.subarray(0, 15)),
     ).toThrow(expect.objectContaining({ code: 'TRANSFER_CHUNK_INVALID' }));
-    const c3 = new RoundCollector(1, ['a'], new PlaintextAggregator(manifest), 16, 60_000);
+    const c3 = new RoundCollector(
+      1,
+      ['a'],
+      new PlaintextAggregator(manifest, { maxExampleWeight: 100_000 }),
+      16,
+      60_000,
+    );
     c3.handleChunk('a', { transferId: t, index: 0, count, totalBytes: bytes.length }, bytes.subarray(0, 16));
     expect(() =>
       c3.handleCommit('a', { transferId: t, updateHash: contentHash(bytes), numExamples: 1, metrics: {} }),
@@ -97,8 +177,8 @@ describe('RoundCollector', () => {
         metrics: {},
       }),
     ).toThrow(expect.objectContaining({ code: 'TRANSFER_UNKNOWN' }));
-    c.close();
-    c2.close();
-    c3.close();
+    await c.close();
+    await c2.close();
+    await c3.close();
   });
 });

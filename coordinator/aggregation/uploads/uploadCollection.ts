@@ -1,70 +1,114 @@
-import { contentHash } from '../../shared/codec/modelCodec';
-import { TributaryError } from '../../shared/errors';
-import type { UpdateChunkBody, UpdateCommitBody } from '../../shared/schemas/messages';
-import type { UpdateAggregator } from '../aggregation/updateAggregator';
-import type { RoundFailure } from '../store/store';
-import type { ClientEvaluation } from '../strategy/strategy';
-import { UploadAssembler } from '../transport/uploadAssembler';
+import { contentHash } from '../../../shared/codec/modelCodec';
+import { TributaryError } from '../../../shared/errors';
+import type { UpdateChunkBody, UpdateCommitBody } from '../../../shared/schemas/messages';
+import { WakeableWait } from '../../../shared/wakeableWait';
+import type { RoundFailure } from '../../store/store';
+import type { AggregatedUpdates, ClientEvaluation, UpdatePart } from '../../strategy/strategy';
+import type { Collected, CollectionContext, Revealed, RoundCollection, RoundMessage } from '../aggregationMode';
+import { UploadAssembler } from './uploadAssembler';
 
-export interface CollectionResult {
-  participants: string[];
-  failures: RoundFailure[];
-  evaluations: ClientEvaluation[];
+/**
+ * What an upload-based mode does with a complete upload (`none`: decode and sum; `paillier`: check
+ * and multiply ciphertexts). `accept` validates the whole payload before changing any state.
+ */
+export interface UploadAggregator {
+  /** Upper bound on one encoded update, in bytes, so uploads are bounded before allocation. */
+  readonly maxUpdateBytes: number;
+  accept(clientId: string, payload: Uint8Array, numExamples: number): void;
+  /** The sums (remote decryption included); parts when the mode keeps them. Rejects with a coded error. */
+  reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }>;
 }
 
 /**
- * Collects the selected clients' updates for one round attempt until every one has answered or
- * failed, or the deadline passes. Each client gets exactly one accepted update; everything it sends
- * is validated before it reaches the aggregator.
+ * Collects the selected clients' chunked uploads for one round attempt until every one has answered
+ * or failed, or the deadline passes (modes `none` and `paillier`). Each client gets exactly one
+ * accepted update; everything it sends is validated before it reaches the aggregator.
  */
-export class RoundCollector {
+export class UploadCollection implements RoundCollection {
   private readonly pending: Set<string>;
   private readonly uploads = new Map<string, UploadAssembler>();
   private readonly participants: string[] = [];
   private readonly failures: RoundFailure[] = [];
   private readonly evaluations: ClientEvaluation[] = [];
+  private readonly wait = new WakeableWait();
   private open = true;
-  private timer: NodeJS.Timeout | undefined;
-  private resolveDone!: () => void;
-  /** Resolves when every selected client answered or failed, or at the deadline. */
-  readonly done: Promise<void>;
 
   constructor(
-    readonly round: number,
-    selected: readonly string[],
-    private readonly aggregator: UpdateAggregator,
-    private readonly chunkBytes: number,
-    deadlineMs: number,
+    private readonly context: CollectionContext,
+    private readonly aggregator: UploadAggregator,
+    /** Whether clients report training metrics with their commit (they would leak in private modes). */
+    private readonly options: { modeName: string; keepMetrics: boolean },
   ) {
-    this.pending = new Set(selected);
-    this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.timer = setTimeout(() => this.finish(), deadlineMs);
-    if (this.pending.size === 0) this.finish();
+    this.pending = new Set(context.selected);
   }
 
-  get isOpen(): boolean {
-    return this.open;
+  async collect(): Promise<Collected> {
+    await this.wait.until(() => !this.open || this.pending.size === 0, this.context.deadline - this.context.now());
+    this.close();
+    return {
+      participants: [...this.participants],
+      failures: [...this.failures],
+      evaluations: this.options.keepMetrics ? [...this.evaluations] : [],
+    };
   }
 
-  handleChunk(clientId: string, body: UpdateChunkBody, data: Uint8Array | undefined): void {
+  async reveal(): Promise<Revealed> {
+    const { sum, parts } = await this.aggregator.reveal();
+    return {
+      sum,
+      participants: [...this.participants],
+      failures: [...this.failures],
+      ...(parts && parts.length > 0 ? { parts, partKind: 'client' as const } : {}),
+    };
+  }
+
+  receive(clientId: string, message: RoundMessage): void {
+    switch (message.name) {
+      case 'updateChunk':
+        this.handleChunk(clientId, message.body, message.data);
+        return;
+      case 'updateCommit':
+        this.handleCommit(clientId, message.body);
+        return;
+      default:
+        throw new TributaryError(
+          'VALIDATION_FAILED',
+          `This job aggregates in mode "${this.options.modeName}": updates travel as update:chunk and update:commit, not ${message.name}.`,
+        );
+    }
+  }
+
+  dropped(clientId: string, reason: string): void {
+    if (!this.open || !this.pending.delete(clientId)) return;
+    this.uploads.delete(clientId);
+    this.failures.push({ clientId, reason });
+    this.wait.wake();
+  }
+
+  stop(): void {
+    this.close();
+  }
+
+  private handleChunk(clientId: string, body: UpdateChunkBody, data: Uint8Array | undefined): void {
     this.assertCanSend(clientId);
     let upload = this.uploads.get(clientId);
     // A first chunk of another transfer restarts the upload: a client may retry after an error.
     if (!upload || (body.index === 0 && upload.currentTransferId !== body.transferId)) {
-      upload = new UploadAssembler(this.aggregator.maxUpdateBytes, this.chunkBytes);
+      upload = new UploadAssembler(this.aggregator.maxUpdateBytes, this.context.chunkBytes);
       this.uploads.set(clientId, upload);
     }
     upload.add(body, data);
   }
 
-  handleCommit(clientId: string, body: UpdateCommitBody): void {
+  private handleCommit(clientId: string, body: UpdateCommitBody): void {
     this.assertCanSend(clientId);
     const upload = this.uploads.get(clientId);
-    if (!upload)
+    if (!upload) {
       throw new TributaryError(
         'TRANSFER_UNKNOWN',
         `No upload ${body.transferId} in progress; send update:chunk first.`,
       );
+    }
     const bytes = upload.complete(body.transferId);
     const hash = contentHash(bytes);
     if (hash !== body.updateHash) {
@@ -83,42 +127,29 @@ export class RoundCollector {
     this.pending.delete(clientId);
     this.participants.push(clientId);
     this.evaluations.push({ numExamples: body.numExamples, metrics: body.metrics });
-    if (this.pending.size === 0) this.finish();
-  }
-
-  /** A selected client disconnected or otherwise cannot answer. */
-  markFailed(clientId: string, reason: string): void {
-    if (!this.open || !this.pending.delete(clientId)) return;
-    this.uploads.delete(clientId);
-    this.failures.push({ clientId, reason });
-    if (this.pending.size === 0) this.finish();
+    this.wait.wake();
   }
 
   /** Stops collecting: clients still pending are recorded as having missed the deadline. */
-  close(): CollectionResult {
-    this.finish();
-    return { participants: [...this.participants], failures: [...this.failures], evaluations: [...this.evaluations] };
-  }
-
-  private finish(): void {
+  private close(): void {
     if (!this.open) return;
     this.open = false;
-    clearTimeout(this.timer);
     for (const clientId of this.pending) this.failures.push({ clientId, reason: 'DEADLINE_EXCEEDED' });
     this.pending.clear();
     this.uploads.clear();
-    this.resolveDone();
+    this.wait.wake();
   }
 
   private assertCanSend(clientId: string): void {
-    if (!this.open) throw new TributaryError('ROUND_LATE_UPDATE', `Round ${this.round} stopped collecting updates.`);
+    const round = this.context.round;
+    if (!this.open) throw new TributaryError('ROUND_LATE_UPDATE', `Round ${round} stopped collecting updates.`);
     if (this.participants.includes(clientId)) {
-      throw new TributaryError('ROUND_DUPLICATE_UPDATE', `Round ${this.round} already has this client's update.`);
+      throw new TributaryError('ROUND_DUPLICATE_UPDATE', `Round ${round} already has this client's update.`);
     }
     if (!this.pending.has(clientId)) {
       throw new TributaryError(
         'ROUND_NOT_SELECTED',
-        `The client was not selected for round ${this.round} (or already failed it).`,
+        `The client was not selected for round ${round} (or already failed it).`,
       );
     }
   }

@@ -1,0 +1,126 @@
+import { decodeBinaryJson, encodeBinaryJson } from '../../shared/codec/binaryJson';
+import { weightUpdate } from '../../shared/aggregation/weighting';
+import { TributaryError } from '../../shared/errors';
+import type { JobSpec, SecAggOptions } from '../../shared/schemas/jobSpec';
+import type { RoundTask, SecAggRequest } from '../../shared/schemas/messages';
+import { quantize, type SecAggParameters, SecAggPlusClient, secaggError } from '../../shared/secagg';
+import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
+
+function secaggOptions(spec: JobSpec): SecAggOptions {
+  if (spec.secureAggregation !== 'secagg') throw new TributaryError('JOB_SPEC_INVALID', 'The job is not a secagg job.');
+  return spec.secagg;
+}
+
+/** One SecAgg+ round attempt on this client. */
+interface SecAggAttempt {
+  client: SecAggPlusClient;
+  /** Requests of one attempt are answered one at a time, in arrival order. */
+  queue: Promise<void>;
+  params?: SecAggParameters;
+}
+
+const attemptKey = (round: number, attempt: number) => `${round}:${attempt}`;
+
+/**
+ * Mode `secagg` (client half): the update is never uploaded. Training starts at the task and a
+ * `SecAggPlusClient` per (round, attempt) answers the coordinator's SecAgg+ stages; at
+ * collect-masked-vectors the trained delta is weighted (shared weighting), quantised and masked, so
+ * the coordinator only ever sees masked vectors and learns only their sum. No training metrics are sent.
+ */
+class SecAggClientSession {
+  /** Training of each task, by (round, attempt): collect-masked-vectors awaits it. */
+  private readonly trainings = new Map<string, Promise<TrainedUpdate | null>>();
+  private readonly attempts = new Map<string, SecAggAttempt>();
+  private readonly onRequest = (request: SecAggRequest) => this.handle(request);
+
+  constructor(private readonly context: ClientModeContext) {
+    context.connection.on('secaggRequest', this.onRequest);
+  }
+
+  async onTask(task: RoundTask, training: Promise<TrainedUpdate | null>): Promise<void> {
+    for (const key of this.trainings.keys()) if (Number(key.split(':')[0]) < task.round) this.trainings.delete(key);
+    for (const key of this.attempts.keys()) if (Number(key.split(':')[0]) < task.round) this.attempts.delete(key);
+    this.trainings.set(attemptKey(task.round, task.attempt), training);
+    await training;
+  }
+
+  close(): void {
+    this.context.connection.off('secaggRequest', this.onRequest);
+  }
+
+  private handle(request: SecAggRequest): void {
+    const { joined, identity } = this.context;
+    if (request.jobId !== joined.jobId) return;
+    this.context.step({ round: request.round, attempt: request.attempt, stage: request.stage });
+    const key = attemptKey(request.round, request.attempt);
+    let state = this.attempts.get(key);
+    if (!state) {
+      state = { client: new SecAggPlusClient(identity.clientId), queue: Promise.resolve() };
+      this.attempts.set(key, state);
+    }
+    const s = state;
+    s.queue = s.queue
+      .then(() => this.answer(request, s))
+      .catch((err) =>
+        this.context.warn(`secure aggregation of round ${request.round} failed at ${request.stage}: ${String(err)}`),
+      );
+  }
+
+  /** Answers one SecAgg+ stage; the SecAgg+ client validates the payload (a trust boundary) and the stage order. */
+  private async answer(request: SecAggRequest, s: SecAggAttempt): Promise<void> {
+    const key = attemptKey(request.round, request.attempt);
+    let message: unknown;
+    try {
+      message = decodeBinaryJson(request.payload);
+    } catch {
+      throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: the request payload is not valid JSON');
+    }
+    if ((message as { stage?: unknown } | null)?.stage !== request.stage) {
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ client: the payload's stage is not the request's ${request.stage}`,
+      );
+    }
+    const input = request.stage === 'collect-masked-vectors' ? await this.maskedInput(request, s) : undefined;
+    const reply = await s.client.handle(message, input);
+    if (request.stage === 'setup') s.params = (message as { params: SecAggParameters }).params;
+    const conn = this.context.connection;
+    if (reply.stage === 'collect-masked-vectors') {
+      const { maskedVector, ...rest } = reply;
+      await conn.sendSecAggReply(request, encodeBinaryJson(rest), maskedVector);
+    } else {
+      await conn.sendSecAggReply(request, encodeBinaryJson(reply));
+    }
+    if (reply.stage === 'unmask') {
+      this.attempts.delete(key);
+      this.trainings.delete(key);
+    }
+  }
+
+  /** The trained delta, weighted and quantised with the session's parameters. */
+  private async maskedInput(request: SecAggRequest, s: SecAggAttempt): Promise<Uint32Array> {
+    const trained = await this.trainings.get(attemptKey(request.round, request.attempt));
+    if (!trained || !s.params) {
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ client: no trained update for round ${request.round} attempt ${request.attempt}`,
+      );
+    }
+    const { maxExampleWeight } = secaggOptions(this.context.joined.spec);
+    const weighted = weightUpdate(trained.delta, trained.numExamples, maxExampleWeight);
+    const q = quantize(weighted, s.params);
+    if (q.clipped > 0) {
+      const range = s.params.clippingRange;
+      this.context.warn(
+        `round ${request.round}: ${q.clipped} of ${weighted.length} weighted update values were outside ` +
+          `[-${range}, ${range}] (largest |x| ${q.maxAbs.toPrecision(3)}) and were clipped`,
+      );
+    }
+    return q.values;
+  }
+}
+
+export const secaggClientMode: ClientAggregationMode = {
+  name: 'secagg',
+  open: (context) => new SecAggClientSession(context),
+};

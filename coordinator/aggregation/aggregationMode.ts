@@ -1,0 +1,117 @@
+import { type TensorManifestEntry, totalParameters } from '../../shared/codec/tensors';
+import type { JobSpec } from '../../shared/schemas/jobSpec';
+import type {
+  CLIENT_MESSAGES,
+  ClientBody,
+  ClientMessageName,
+  ClientResult,
+  MessageRoute,
+} from '../../shared/schemas/protocol';
+import type { Logger } from '../logger';
+import type { JobRecord, RoundFailure } from '../store/store';
+import type { AggregatedUpdates, ClientEvaluation, UpdatePart } from '../strategy/strategy';
+import type { ClientDirectory, ClientLink } from '../transport/clientDirectory';
+
+/** Messages of one route, as the socket edge hands them on after verifying them. */
+export type RoutedMessage<R extends MessageRoute> = {
+  [N in ClientMessageName]: (typeof CLIENT_MESSAGES)[N]['route'] extends R
+    ? { name: N; body: ClientBody<N>; data: Uint8Array | undefined }
+    : never;
+}[ClientMessageName];
+
+/** A verified message sent during a round (an upload chunk or commit, a SecAgg+ reply). */
+export type RoundMessage = RoutedMessage<'round'>;
+/** A verified message of a non-provider role (the paillier key holder). */
+export type RoleMessage = RoutedMessage<'role'>;
+
+/** What a part of a round's sum stands for: one client's update, or a secure-aggregation cohort's sum. */
+export type PartKind = 'client' | 'cohort';
+
+/** Everything a mode's collection of one round attempt may use. The runner already sent the round task. */
+export interface CollectionContext {
+  job: JobRecord;
+  round: number;
+  attempt: number;
+  /** The clients selected for this attempt, each sent its round task. */
+  selected: readonly string[];
+  /** When training must be done and uploads in (ms since the epoch): the task's deadline. */
+  deadline: number;
+  chunkBytes: number;
+  /** Keep the parts of the sum (per client / per cohort) for robust strategies and contribution scoring. */
+  keepParts: boolean;
+  directory: ClientDirectory;
+  logger: Logger;
+  now(): number;
+}
+
+/** Phase 1 of a collection: who contributed (nothing is revealed yet), or why the attempt failed. */
+export type Collected =
+  | { participants: string[]; failures: RoundFailure[]; evaluations: ClientEvaluation[] }
+  | { failed: string; participants: string[]; failures: RoundFailure[] };
+
+/** Phase 2: the revealed sums, in one unit (AggregatedUpdates), and who they cover. */
+export interface Revealed {
+  sum: AggregatedUpdates;
+  participants: string[];
+  failures: RoundFailure[];
+  /** The parts the sum is made of, when the mode sees them (see PartKind). */
+  parts?: UpdatePart[];
+  partKind?: PartKind;
+}
+
+/**
+ * One round attempt's collection in one mode. The runner calls `collect()`, checks the contributors
+ * against the job's quorum, and only then `reveal()`, so a failed attempt reveals no sum.
+ */
+export interface RoundCollection {
+  /** Resolves once every selected client contributed, dropped, or the deadline passed. Never rejects. */
+  collect(): Promise<Collected>;
+  /** The sums (unmask, decrypt, or the plaintext sums). Rejects with a coded error. */
+  reveal(): Promise<Revealed>;
+  /** A verified round message from `clientId`; throws a coded error and changes nothing when refused. */
+  receive(clientId: string, message: RoundMessage): void;
+  /** A selected client left (disconnected): it is a dropout from now on. */
+  dropped(clientId: string, reason: string): void;
+  /** Stops waiting (coordinator shutdown); pending phases then settle. */
+  stop(): void;
+}
+
+/** What a role message of a mode can reach: the job, the sender's connection. */
+export interface RoleContext {
+  job: JobRecord;
+  clientId: string;
+  round: number;
+  link: ClientLink;
+}
+
+/**
+ * The coordinator half of an aggregation mode. One instance per coordinator (a mode may hold
+ * services such as the paillier key-holder registry); the registry builds them.
+ */
+export interface CoordinatorAggregationMode {
+  readonly name: string;
+  /** JOB_SPEC_INVALID when the mode cannot carry a model of `parameters` parameters (checked before weights exist). */
+  assertModelFits(spec: JobSpec, parameters: number): void;
+  /** Whether round sums come with parts, and of which kind (robust strategies need parts). */
+  partKind(spec: JobSpec): PartKind | undefined;
+  /** Opens one round attempt's collection. */
+  openCollection(context: CollectionContext): RoundCollection;
+  /** A message of another role than provider (e.g. the key holder); refuses with a coded error otherwise. */
+  handleRoleMessage?(context: RoleContext, message: RoleMessage): Promise<ClientResult<RoleMessage['name']>>;
+  /** A connection closed (a role holder may have gone). */
+  connectionClosed?(link: ClientLink): void;
+  /** Coordinator shutdown: fail whatever waits on remote parties. */
+  close?(): void;
+}
+
+/** What the registry hands a mode factory. */
+export interface ModeEnvironment {
+  directory: ClientDirectory;
+  logger: Logger;
+  now(): number;
+}
+
+/** The number of values a mode's vector carries for a model: its parameters plus the weight. */
+export function vectorLengthOf(manifest: readonly TensorManifestEntry[]): number {
+  return totalParameters(manifest) + 1;
+}

@@ -1,0 +1,184 @@
+import type { NamedTensor } from '../../shared/codec/tensors';
+import { TributaryError, toTributaryError } from '../../shared/errors';
+import type { RoundTask } from '../../shared/schemas/messages';
+import type { RoundCollection, RoundMessage } from '../aggregation/aggregationMode';
+import type { RoundCompletedEvent } from '../ports';
+import type { JobRecord, RoundFailure } from '../store/store';
+import type { ClientEvaluation, TrainPlan } from '../strategy/strategy';
+import type { JobRunnerDeps } from './jobRunner';
+import { commitRound, type RoundCommitted } from './roundCommit';
+import { announceRoundClosed, roundMetrics } from './roundNotices';
+import { ROUND_STATES, type RoundStateMachine } from './roundStates';
+
+/** An attempt that did not commit: why, and who was involved. */
+export interface AttemptFailure {
+  reason: string;
+  selected: string[];
+  participants: string[];
+  failures: RoundFailure[];
+}
+
+/** What one attempt starts from. */
+export interface AttemptInput {
+  job: JobRecord;
+  weights: NamedTensor[];
+  strategyState: NamedTensor[] | undefined;
+  round: number;
+  attempt: number;
+  startedAt: Date;
+  plan: TrainPlan;
+}
+
+/** A committed attempt: what the runner carries on with. */
+export interface AttemptCommitted {
+  committed: RoundCommitted;
+  weights: NamedTensor[];
+  strategyState: NamedTensor[] | undefined;
+  event: RoundCompletedEvent;
+}
+
+/**
+ * One attempt at one round, after its clients were selected: send the tasks, let the job's mode
+ * collect, check the quorum before anything is revealed, have the mode reveal the sums, take the
+ * strategy step, evaluate, and commit (roundCommit.ts). Never names a mode.
+ */
+export class RoundAttempt {
+  private collection: RoundCollection | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: JobRunnerDeps & { machine: RoundStateMachine; now(): number },
+    private readonly input: AttemptInput,
+  ) {}
+
+  /** A verified round message for this attempt's collection. */
+  receive(clientId: string, message: RoundMessage): void {
+    if (!this.collection) {
+      throw new TributaryError('ROUND_LATE_UPDATE', `Round ${this.input.round} is not collecting updates.`);
+    }
+    this.collection.receive(clientId, message);
+  }
+
+  dropped(clientId: string, reason: string): void {
+    this.collection?.dropped(clientId, reason);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.collection?.stop();
+  }
+
+  /** Runs the attempt: the committed round, or why it failed. Never throws. */
+  async run(): Promise<AttemptCommitted | AttemptFailure> {
+    const { job, round, attempt, plan } = this.input;
+    const selected = plan.selected;
+    const deadline = this.deps.now() + job.spec.roundDeadlineMs;
+    const collection = this.deps.mode.openCollection({
+      job,
+      round,
+      attempt,
+      selected,
+      deadline,
+      chunkBytes: this.deps.chunkBytes,
+      keepParts: this.deps.keepParts?.() ?? false,
+      directory: this.deps.directory,
+      logger: this.deps.logger,
+      now: () => this.deps.now(),
+    });
+    this.collection = collection;
+    this.sendTasks(collection, deadline);
+    const collected = await collection.collect();
+    if (this.stopped) return { reason: 'stopped', selected, participants: [], failures: [] };
+    if ('failed' in collected) return { reason: collected.failed, selected, ...collected };
+    const { participants, failures } = collected;
+    if (participants.length < job.spec.minClients) {
+      const reason = `ROUND_QUORUM_NOT_MET: ${participants.length} of the ${job.spec.minClients} required updates arrived`;
+      return { reason, selected, participants, failures };
+    }
+    try {
+      return await this.aggregateAndCommit(collection, collected.evaluations);
+    } catch (err) {
+      const e = toTributaryError(err);
+      return { reason: `${e.code}: ${e.message}`, selected, participants, failures };
+    }
+  }
+
+  private sendTasks(collection: RoundCollection, deadline: number): void {
+    const { job, round, attempt, plan } = this.input;
+    const task: RoundTask = {
+      jobId: job.id,
+      round,
+      attempt,
+      config: plan.config,
+      modelHash: job.modelHash,
+      modelPath: `/v1/jobs/${job.id}/checkpoints/${job.currentRound}`,
+      deadline,
+      chunkBytes: this.deps.chunkBytes,
+    };
+    for (const clientId of plan.selected) {
+      const link = this.deps.directory.link(clientId);
+      if (link) link.send('round:task', task);
+      else collection.dropped(clientId, 'DISCONNECTED');
+    }
+  }
+
+  /** Reveals the sums, takes the strategy step, evaluates and commits; throws a coded error when the attempt fails. */
+  private async aggregateAndCommit(
+    collection: RoundCollection,
+    evaluations: ClientEvaluation[],
+  ): Promise<AttemptCommitted> {
+    const { job, weights, strategyState, round, attempt, startedAt, plan } = this.input;
+    const { machine, strategy } = this.deps;
+    machine.to(ROUND_STATES.aggregating);
+    const revealed = await collection.reveal();
+    const { participants, failures, parts, partKind } = revealed;
+    if (participants.length < job.spec.minClients) {
+      const message = `${participants.length} of the ${job.spec.minClients} required updates could be unmasked`;
+      throw new TributaryError('ROUND_QUORUM_NOT_MET', message);
+    }
+    const next = strategy.aggregateTrain(weights, revealed.sum, strategyState, parts);
+    machine.to(ROUND_STATES.evaluating);
+    const validation = await this.deps.evaluator.evaluate(job, next.weights);
+    machine.to(ROUND_STATES.committing);
+    const finishedAt = new Date(this.deps.now());
+    const clientMetrics = strategy.aggregateMetrics(evaluations);
+    const metrics = roundMetrics({
+      totalWeight: revealed.sum.totalWeight,
+      startedAt,
+      finishedAt,
+      clientMetrics,
+      validation,
+    });
+    const cohorts = partKind === 'cohort' && parts ? { cohorts: parts.map((p) => [...p.members]) } : {};
+    const selected = plan.selected;
+    const committed = await commitRound(this.deps.store, {
+      job,
+      record: {
+        jobId: job.id,
+        round,
+        attempt,
+        selected,
+        participants,
+        failures,
+        metrics,
+        startedAt,
+        finishedAt,
+        ...cohorts,
+      },
+      weights: next.weights,
+      strategyState: next.state,
+    });
+    machine.to(ROUND_STATES.completed);
+    announceRoundClosed(this.deps.directory, job.id, selected, round, 'completed');
+    this.deps.logger.info('round committed', { jobId: job.id, round, participants: participants.length, ...metrics });
+    const event: RoundCompletedEvent = {
+      job: committed.job,
+      round: committed.record,
+      weights: next.weights,
+      modelHash: committed.modelHash,
+      previousWeights: weights,
+      ...(parts ? { parts, partKind } : {}),
+    };
+    return { committed, weights: next.weights, strategyState: next.state, event };
+  }
+}
