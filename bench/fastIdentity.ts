@@ -37,8 +37,8 @@ export function fastSignFields(identity: FastIdentity, fields: SignedFields): st
 }
 
 /** The socket.io handshake `auth` object, built by the client's own handshakeAuthWith with this signer. */
-export function fastHandshakeAuth(identity: FastIdentity, now = Date.now()): HandshakeAuth {
-  return handshakeAuthWith(identity.clientId, (fields) => fastSignFields(identity, fields), now);
+export function fastHandshakeAuth(identity: FastIdentity, coordinatorUrl: string, now = Date.now()): HandshakeAuth {
+  return handshakeAuthWith(identity.clientId, (fields) => fastSignFields(identity, fields), coordinatorUrl, now);
 }
 
 /**

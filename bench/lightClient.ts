@@ -46,7 +46,7 @@ export class LightClient extends CoordinatorConnection {
     private readonly numExamples = 50,
   ) {
     super({ url, identity: fast, reconnectDelayMs: 250, maxReconnectDelayMs: 2_000, ackTimeoutMs: 60_000 });
-    this.socket.auth = (cb: (data: object) => void) => cb(fastHandshakeAuth(fast));
+    this.socket.auth = (cb: (data: object) => void) => cb(fastHandshakeAuth(fast, url));
     this.on('task', (task: RoundTask) => {
       this.answer(task).catch((err) =>
         this.errors.push(`round ${task.round}: ${String((err as Error).message ?? err)}`),

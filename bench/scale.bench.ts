@@ -172,7 +172,7 @@ async function connectAll(url: string, target: number, inFlight: number, deadlin
         forceNew: true,
         reconnection: false,
         timeout: 20_000,
-        auth: fastHandshakeAuth(generateFastIdentity()),
+        auth: fastHandshakeAuth(generateFastIdentity(), url),
       });
       sockets.push(socket);
       socket.once('connect', () => {

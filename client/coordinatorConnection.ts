@@ -5,7 +5,8 @@ import type { z } from 'zod';
 import { contentHash } from '../shared/codec/modelCodec';
 import { TributaryError, isErrorCode } from '../shared/errors';
 import type { Identity } from '../shared/identity/keyPair';
-import { newNonce, payloadHash, signFields, type SignedFields } from '../shared/identity/signing';
+import { audienceOf } from '../shared/identity/audience';
+import { handshakePayloadHash, newNonce, payloadHash, signFields, type SignedFields } from '../shared/identity/signing';
 import {
   AckSchema,
   type AggregateDecryptRequest,
@@ -43,24 +44,30 @@ export interface ConnectionOptions {
   ackTimeoutMs?: number;
 }
 
-/** Signs the handshake: proves possession of the key over a fresh timestamp and nonce. */
-export function handshakeAuth(identity: Identity, now = Date.now()): HandshakeAuth {
-  return handshakeAuthWith(identity.clientId, (fields) => signFields(identity.secretKey, fields), now);
+/**
+ * Signs the handshake: proves possession of the key over a fresh timestamp and nonce, for one
+ * coordinator (the audience, its origin), so the handshake is refused by any other coordinator.
+ */
+export function handshakeAuth(identity: Identity, coordinatorUrl: string, now = Date.now()): HandshakeAuth {
+  return handshakeAuthWith(identity.clientId, (fields) => signFields(identity.secretKey, fields), coordinatorUrl, now);
 }
 
 /** The handshake with any Ed25519 signer over the same fields (load generators sign with node:crypto). */
 export function handshakeAuthWith(
   clientId: string,
   sign: (fields: SignedFields) => string,
+  coordinatorUrl: string,
   now = Date.now(),
 ): HandshakeAuth {
   const nonce = newNonce();
+  const audience = audienceOf(coordinatorUrl);
   return {
     protocolVersion: PROTOCOL_VERSION,
     publicKey: clientId,
     timestamp: now,
     nonce,
-    signature: sign({ jobId: '*', round: 0, stage: 'auth', payloadHash: payloadHash(String(now)), nonce }),
+    audience,
+    signature: sign({ jobId: '*', round: 0, stage: 'auth', payloadHash: handshakePayloadHash(now, audience), nonce }),
   };
 }
 
@@ -90,6 +97,7 @@ export interface ConnectionEvents {
 export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
   readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   private readonly ackTimeoutMs: number;
+  private closed = false;
 
   constructor(private readonly options: ConnectionOptions) {
     super();
@@ -101,11 +109,20 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
       reconnectionDelayMax: options.maxReconnectDelayMs ?? 5_000,
       randomizationFactor: 0.5,
       // A function, so each reconnect signs a fresh timestamp and nonce.
-      auth: (cb) => cb(handshakeAuth(options.identity)),
+      auth: (cb) => cb(handshakeAuth(options.identity, options.url)),
       autoConnect: false,
     });
     this.socket.on('connect', () => this.emit('connected'));
-    this.socket.on('disconnect', (reason) => this.emit('disconnected', reason));
+    this.socket.on('disconnect', (reason) => {
+      this.emit('disconnected', reason);
+      // socket.io does not reconnect after the server closed the connection (e.g. another connection of
+      // this key replaced it): try again after the backoff delay; a fresh handshake proves the key again.
+      if (reason === 'io server disconnect' && !this.closed) {
+        setTimeout(() => {
+          if (!this.closed && !this.socket.connected) this.socket.connect();
+        }, options.reconnectDelayMs ?? 250).unref();
+      }
+    });
     this.socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
       // Errors from the coordinator's auth middleware stop socket.io's reconnection: they are fatal.
       if (err.data && isErrorCode(err.data.code)) {
@@ -137,6 +154,7 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
   }
 
   close(): void {
+    this.closed = true;
     this.socket.disconnect();
     this.removeAllListeners();
   }

@@ -12,6 +12,22 @@ export const CoordinatorConfigSchema = z.object({
   mongodbUri: z.string().min(1).optional(),
   /** Database name inside MONGODB_URI. @default "tributary" */
   dbName: z.string().min(1).default('tributary'),
+  /**
+   * Public URLs clients reach this coordinator at (behind a proxy or load balancer): their origins are
+   * accepted as handshake audiences beside the listening address. @default none
+   */
+  publicUrls: z
+    .union([
+      z.array(z.string().url()),
+      z.string().transform((v) =>
+        v
+          .split(',')
+          .map((u) => u.trim())
+          .filter(Boolean),
+      ),
+    ])
+    .pipe(z.array(z.string().url()).max(32))
+    .default([]),
   /** How far a handshake timestamp may be from the coordinator's clock, in ms. @default 120000 */
   authWindowMs: z.coerce.number().int().positive().default(120_000),
   /** Upload chunk size the coordinator asks clients to use. @default 4 MiB */
@@ -58,6 +74,7 @@ export const CONFIG_ENV = {
   MONGODB_URI: 'mongodbUri',
   TRIBUTARY_DB_NAME: 'dbName',
   TRIBUTARY_AUTH_WINDOW_MS: 'authWindowMs',
+  TRIBUTARY_PUBLIC_URLS: 'publicUrls',
   TRIBUTARY_CHUNK_BYTES: 'chunkBytes',
   TRIBUTARY_MAX_REST_BODY_BYTES: 'maxRestBodyBytes',
   TRIBUTARY_BACKEND: 'backend',

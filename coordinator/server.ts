@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import { audienceOf, defaultAudiences } from '../shared/identity/audience';
 import { ChainService } from './chain/chainService';
 import type { ScoresFor } from './chain/participationScores';
 import { ContributionScorer } from './contribution/contributionScorer';
@@ -107,12 +108,19 @@ export async function startCoordinator(
   // Chain jobs pick up from the chain and the store: funding watches, missing commits, settlement.
   await chain.resume();
   const httpServer = createServer(app);
-  const sockets = new SocketServer(httpServer, directory, jobs, { authWindowMs: config.authWindowMs, logger });
+  // The origins handshakes may name: known once listening (port 0 picks one), plus configured public URLs.
+  let audiences: ReadonlySet<string> = new Set(config.publicUrls.map(audienceOf));
+  const sockets = new SocketServer(httpServer, directory, jobs, {
+    authWindowMs: config.authWindowMs,
+    logger,
+    audiences: () => audiences,
+  });
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.port, config.host, () => resolve());
   });
   const port = (httpServer.address() as AddressInfo).port;
+  audiences = new Set([...audiences, ...defaultAudiences(config.host, port)]);
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info('coordinator listening', { url, store: store.kind, backend: models.backend });
 

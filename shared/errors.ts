@@ -23,6 +23,8 @@ export const errorCatalog = {
   AUTH_BAD_SIGNATURE: { status: 401, message: 'The signature does not verify under the client key.' },
   AUTH_STALE: { status: 401, message: 'The signed timestamp is outside the accepted window.' },
   AUTH_REPLAY: { status: 401, message: 'This nonce was already used.' },
+  AUTH_AUDIENCE_MISMATCH: { status: 401, message: 'The handshake was signed for another coordinator.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time the error gives.' },
 
   // Codec
   CODEC_MALFORMED: { status: 400, message: 'The binary tensor payload is malformed.' },

@@ -77,15 +77,18 @@ describe('bad input against a live coordinator', () => {
       }
     };
     expect(await attempt({})).toBe('AUTH_REQUIRED');
-    expect(await attempt({ ...handshakeAuth(id), publicKey: 'zz' })).toBe('AUTH_REQUIRED');
-    expect(await attempt({ ...handshakeAuth(id), protocolVersion: PROTOCOL_VERSION + 1 })).toBe(
+    expect(await attempt({ ...handshakeAuth(id, coordinator.url), publicKey: 'zz' })).toBe('AUTH_REQUIRED');
+    expect(await attempt({ ...handshakeAuth(id, coordinator.url), protocolVersion: PROTOCOL_VERSION + 1 })).toBe(
       'PROTOCOL_VERSION_MISMATCH',
     );
-    expect(await attempt({ ...handshakeAuth(id), signature: handshakeAuth(generateIdentity()).signature })).toBe(
-      'AUTH_BAD_SIGNATURE',
-    );
-    expect(await attempt(handshakeAuth(id, Date.now() - 10 * 60_000))).toBe('AUTH_STALE');
-    const once = handshakeAuth(id);
+    expect(
+      await attempt({
+        ...handshakeAuth(id, coordinator.url),
+        signature: handshakeAuth(generateIdentity(), coordinator.url).signature,
+      }),
+    ).toBe('AUTH_BAD_SIGNATURE');
+    expect(await attempt(handshakeAuth(id, coordinator.url, Date.now() - 10 * 60_000))).toBe('AUTH_STALE');
+    const once = handshakeAuth(id, coordinator.url);
     expect(await attempt(once)).toBe('connected');
     expect(await attempt(once)).toBe('AUTH_REPLAY');
   });

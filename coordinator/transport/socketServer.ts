@@ -1,8 +1,8 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import { TributaryError, toTributaryError } from '../../shared/errors';
-import { NonceCache } from '../../shared/identity/nonceCache';
-import { payloadHash, SignatureVerifier } from '../../shared/identity/signing';
+import { handshakePayloadHash, payloadHash, SignatureVerifier } from '../../shared/identity/signing';
+import { TimedNonceCache } from '../../shared/identity/timedNonceCache';
 import {
   type Ack,
   HandshakeAuthSchema,
@@ -26,6 +26,10 @@ import type { ClientDirectory, ClientLink } from './clientDirectory';
 export interface SocketServerOptions {
   authWindowMs: number;
   logger: Logger;
+  /** The origins this coordinator answers to (a handshake names one of them). */
+  audiences: () => ReadonlySet<string>;
+  /** Most signed messages one connection may send; its nonces are kept for the connection's life. @default 1,000,000 */
+  maxMessagesPerConnection?: number;
 }
 
 /** socket.io's per-message limit: one upload chunk plus room for the envelope. */
@@ -55,7 +59,10 @@ interface VerifiedMessage {
 export class SocketServer {
   readonly io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
   private readonly verifier = new SignatureVerifier();
-  private readonly nonces = new NonceCache();
+  /** Handshake nonces, for as long as their timestamps can pass the window. */
+  private readonly handshakeNonces: TimedNonceCache;
+  /** Handshakes signed before this moment (before a restart) are refused: no replay across restarts. */
+  private readonly startedAt = Date.now();
 
   constructor(
     httpServer: HttpServer,
@@ -63,6 +70,7 @@ export class SocketServer {
     private readonly jobs: JobManager,
     private readonly options: SocketServerOptions,
   ) {
+    this.handshakeNonces = new TimedNonceCache(options.authWindowMs);
     this.io = new Server(httpServer, {
       maxHttpBufferSize: MAX_HTTP_BUFFER_BYTES,
       pingInterval: 10_000,
@@ -116,11 +124,17 @@ export class SocketServer {
         `The handshake timestamp is more than ${this.options.authWindowMs} ms from the coordinator's clock.`,
       );
     }
+    if (a.timestamp < this.startedAt) {
+      throw new TributaryError(
+        'AUTH_STALE',
+        'The handshake was signed before this coordinator started; sign a new one.',
+      );
+    }
     const fields = {
       jobId: '*',
       round: 0,
       stage: 'auth',
-      payloadHash: payloadHash(String(a.timestamp)),
+      payloadHash: handshakePayloadHash(a.timestamp, a.audience),
       nonce: a.nonce,
     };
     if (!this.verifier.verify(a.publicKey, fields, a.signature)) {
@@ -129,7 +143,14 @@ export class SocketServer {
         'The handshake signature does not verify under the presented public key.',
       );
     }
-    if (!this.nonces.checkAndRemember(a.publicKey, a.nonce)) {
+    // After the signature: only a key's holder can make a handshake name another coordinator.
+    if (!this.options.audiences().has(a.audience)) {
+      throw new TributaryError(
+        'AUTH_AUDIENCE_MISMATCH',
+        `The handshake is for ${a.audience.slice(0, 100)}; this coordinator answers to ${[...this.options.audiences()].join(', ')}.`,
+      );
+    }
+    if (!this.handshakeNonces.checkAndRemember(a.publicKey, a.nonce)) {
       throw new TributaryError('AUTH_REPLAY', 'This handshake nonce was already used.');
     }
     return a.publicKey;
@@ -148,7 +169,10 @@ export class SocketServer {
     this.directory.connect(link);
     this.options.logger.debug('client connected', { clientId: clientId.slice(0, 12) });
 
-    for (const name of Object.keys(CLIENT_MESSAGES) as ClientMessageName[]) this.handle(socket, link, name);
+    // Message nonces live as long as the connection: only this key's holder can open one, so a replay
+    // could only come on this connection, and closing it frees them.
+    const nonces = new Set<string>();
+    for (const name of Object.keys(CLIENT_MESSAGES) as ClientMessageName[]) this.handle(socket, link, name, nonces);
     socket.onAny((event: string) => {
       if (!clientMessageNamed(event)) {
         socket.emit('tributary:error', new TributaryError('VALIDATION_FAILED', `Unknown event "${event}".`).toWire());
@@ -165,14 +189,14 @@ export class SocketServer {
   private readonly sockets = new Map<string, TributarySocket>();
 
   /** Registers one message of the table with the full verification pipeline and a coded answer for every outcome. */
-  private handle(socket: TributarySocket, link: ClientLink, name: ClientMessageName): void {
+  private handle(socket: TributarySocket, link: ClientLink, name: ClientMessageName, nonces: Set<string>): void {
     const definition = CLIENT_MESSAGES[name];
     const clientId = socket.data.clientId;
     const listener = async (...args: unknown[]) => {
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (a: Ack) => void) : undefined;
       let reply: Ack;
       try {
-        const verified = this.verify(clientId, definition.stage, args[0]);
+        const verified = this.verify(clientId, definition.stage, args[0], nonces);
         const body = definition.body.parse(verified.body);
         reply = { ok: true, result: await this.route(clientId, link, name, verified, body) };
       } catch (err) {
@@ -213,7 +237,7 @@ export class SocketServer {
     return this.jobs.handleRoleMessage(clientId, link, m.jobId, m.round, message as RoleMessage);
   }
 
-  private verify(clientId: string, stage: string, raw: unknown): VerifiedMessage {
+  private verify(clientId: string, stage: string, raw: unknown, nonces: Set<string>): VerifiedMessage {
     const message = SignedMessageSchema.parse(raw);
     if (message.stage !== stage) {
       throw new TributaryError(
@@ -237,9 +261,13 @@ export class SocketServer {
         `The ${stage} message's signature does not verify under the connection's key.`,
       );
     }
-    if (!this.nonces.checkAndRemember(clientId, message.nonce)) {
+    if (nonces.has(message.nonce)) {
       throw new TributaryError('AUTH_REPLAY', `Nonce ${message.nonce} was already used by this client.`);
     }
+    if (nonces.size >= (this.options.maxMessagesPerConnection ?? 1_000_000)) {
+      throw new TributaryError('RATE_LIMITED', 'This connection sent too many messages; reconnect to continue.');
+    }
+    nonces.add(message.nonce);
     let body: unknown;
     try {
       body = JSON.parse(message.body);

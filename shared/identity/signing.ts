@@ -32,6 +32,11 @@ export function payloadHash(body: string, data?: Uint8Array): string {
   return h.digest('hex');
 }
 
+/** The payload hash a handshake signs: its timestamp and audience (the coordinator's origin). */
+export function handshakePayloadHash(timestamp: number, audience: string): string {
+  return payloadHash(`${timestamp} ${audience}`);
+}
+
 /** Signs with tweetnacl (client side; ~100 signatures/s is plenty for one client). Returns hex. */
 export function signFields(secretKey: Uint8Array, fields: SignedFields): string {
   return signBytes(secretKey, signingBytes(fields));

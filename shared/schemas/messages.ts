@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { JobSpecSchema, TrainConfigSchema, LIMITS } from './jobSpec';
 
 /** Bumped on any incompatible change to the socket events below; checked at connect. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 const hex = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as lowercase hex`);
@@ -22,7 +22,9 @@ export const HandshakeAuthSchema = z.object({
   /** Milliseconds since the epoch; must be within the coordinator's window. */
   timestamp: z.number().int().nonnegative(),
   nonce: hex(16),
-  /** Signature over SignedFields { jobId: '*', round: 0, stage: 'auth', payloadHash: sha256(String(timestamp)), nonce }. */
+  /** The coordinator the handshake is for: its origin (shared/identity/audience.ts). */
+  audience: z.string().min(1).max(512),
+  /** Signature over SignedFields { jobId: '*', round: 0, stage: 'auth', payloadHash: sha256(`${timestamp} ${audience}`), nonce }. */
   signature: hex(64),
 });
 export type HandshakeAuth = z.infer<typeof HandshakeAuthSchema>;

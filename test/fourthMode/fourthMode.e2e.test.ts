@@ -57,7 +57,13 @@ describe('a fourth aggregation mode registered from outside the house', () => {
   async function runJob(jobSpec: JobSpecInput): Promise<{ id: string; weights: Float32Array[] }> {
     const id = await createJob(coordinator.url, jobSpec);
     for (const dataset of DATASETS) {
-      const client = new TributaryClient({ url: coordinator.url, jobId: id, identity: generateIdentity(), dataset, backend: 'cpu' });
+      const client = new TributaryClient({
+        url: coordinator.url,
+        jobId: id,
+        identity: generateIdentity(),
+        dataset,
+        backend: 'cpu',
+      });
       clients.push(client);
       client.run().catch(() => undefined);
     }

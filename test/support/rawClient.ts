@@ -18,7 +18,7 @@ export class RawClient {
     private readonly url: string,
   ) {}
 
-  async connect(auth: unknown = handshakeAuth(this.identity)): Promise<void> {
+  async connect(auth: unknown = handshakeAuth(this.identity, this.url)): Promise<void> {
     this.socket = io(this.url, {
       transports: ['websocket'],
       reconnection: false,
