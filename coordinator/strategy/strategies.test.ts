@@ -60,11 +60,7 @@ describe('strategies', () => {
   it('refuses to aggregate nothing', () => {
     const s = createStrategy(JobSpecSchema.parse(baseSpec));
     expect(() =>
-      s.aggregateTrain(
-        global,
-        { weightedDeltaSum: [new Float64Array(3)], totalWeight: 0, clientCount: 0 },
-        undefined,
-      ),
+      s.aggregateTrain(global, { weightedDeltaSum: [new Float64Array(3)], totalWeight: 0, clientCount: 0 }, undefined),
     ).toThrow(expect.objectContaining({ code: 'ROUND_QUORUM_NOT_MET' }));
   });
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createPackedPaillierParams } from '../paillier/packedPaillier';
 import { JobAccessSchema } from './jobAccess';
+import { StrategySpecSchema } from './strategySpec';
 
 /** Hard bounds shared by every schema: checked before anything is allocated. */
 export const LIMITS = {
@@ -58,26 +59,7 @@ export const InputSpecSchema = z
   });
 export type InputSpec = z.infer<typeof InputSpecSchema>;
 
-export const StrategySpecSchema = z.discriminatedUnion('name', [
-  z.object({ name: z.literal('fedavg') }),
-  z.object({
-    name: z.literal('fedprox'),
-    /** Proximal coefficient mu; clients add mu/2 * ||w - w_global||^2 to their loss. */
-    mu: z.number().min(0).max(100),
-  }),
-  z.object({
-    name: z.literal('fedadam'),
-    /** Server learning rate. @default 0.01 */
-    serverLearningRate: z.number().positive().max(10).default(0.01),
-    /** @default 0.9 */
-    beta1: z.number().min(0).lt(1).default(0.9),
-    /** @default 0.99 */
-    beta2: z.number().min(0).lt(1).default(0.99),
-    /** Adaptivity (epsilon) term. @default 1e-3 */
-    tau: z.number().positive().max(1).default(1e-3),
-  }),
-]);
-export type StrategySpec = z.infer<typeof StrategySpecSchema>;
+export { StrategySpecSchema, type StrategySpec } from './strategySpec';
 
 /**
  * Secure aggregation modes: `none` (plaintext updates), `secagg` (SecAgg+, the default: the
