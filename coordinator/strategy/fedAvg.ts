@@ -14,10 +14,21 @@ export function fedAvgWeights(global: readonly NamedTensor[], updates: Aggregate
   });
 }
 
-/** Throws ROUND_QUORUM_NOT_MET for an empty round and MODEL_SHAPE_MISMATCH for sums that do not fit the model. */
+/**
+ * Throws ROUND_QUORUM_NOT_MET for an empty round, ROUND_AGGREGATE_INVALID for a summed weight that is
+ * not positive and finite, and MODEL_SHAPE_MISMATCH for sums that do not fit the model.
+ */
 export function assertUsable(global: readonly NamedTensor[], updates: AggregatedUpdates): void {
-  if (updates.totalWeight <= 0 || updates.clientCount <= 0) {
+  if (updates.clientCount <= 0) {
     throw new TributaryError('ROUND_QUORUM_NOT_MET', 'Cannot aggregate zero updates.');
+  }
+  const w = updates.totalWeight;
+  if (!(w > 0) || !Number.isFinite(w)) {
+    throw new TributaryError(
+      'ROUND_AGGREGATE_INVALID',
+      `Not committing the round: the summed weight is ${w}; expected a positive finite number.`,
+      { details: { what: 'totalWeight' } },
+    );
   }
   if (updates.weightedDeltaSum.length !== global.length) {
     throw new TributaryError(

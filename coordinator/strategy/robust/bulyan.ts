@@ -26,19 +26,24 @@ export function bulyan(parts: readonly PartMean[], f: number): { selected: numbe
     remaining = remaining.filter((i) => i !== winner);
   }
   const chosen = selected.map((i) => parts[i]);
-  const update = reduceSortedCoordinates(chosen, (sorted) => {
-    // The beta values closest to the median form a contiguous window of the sorted values: shrink it
-    // from whichever end is farther (on a tie, the larger value goes).
-    const median = medianOfSorted(sorted);
-    let lo = 0;
-    let hi = theta;
-    while (hi - lo > beta) {
-      if (median - sorted[lo] > sorted[hi - 1] - median) lo++;
-      else hi--;
-    }
-    let total = 0;
-    for (let i = lo; i < hi; i++) total += sorted[i];
-    return total / beta;
-  });
+  const update = reduceSortedCoordinates(chosen, (sorted) => meanClosestToMedian(sorted, beta));
   return { selected, update };
+}
+
+/**
+ * Bulyan's coordinate step: the mean of the `beta` sorted values closest to their median. They form a
+ * contiguous window of the sorted values, shrunk from whichever end is farther from the median (on a
+ * tie, the larger value goes).
+ */
+export function meanClosestToMedian(sorted: Float64Array, beta: number): number {
+  const median = medianOfSorted(sorted);
+  let lo = 0;
+  let hi = sorted.length;
+  while (hi - lo > beta) {
+    if (median - sorted[lo] > sorted[hi - 1] - median) lo++;
+    else hi--;
+  }
+  let total = 0;
+  for (let i = lo; i < hi; i++) total += sorted[i];
+  return total / beta;
 }
