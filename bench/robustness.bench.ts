@@ -17,7 +17,7 @@
  *   node -r tsx/cjs bench/robustness.bench.ts --partitions iid --attacks sign-flip,alie --fractions 0.2 \
  *     --rules fedavg,median,krum --cohort-rules median --cohort-sizes 3,5 --out bench/robustness.json
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type AttackOptions,
@@ -107,11 +107,11 @@ export const FULL_GRID: RobustnessGrid = {
 /** What this machine runs by default: the cells issue 13's targets are stated for (20 % sign-flip and ALIE). */
 export const REDUCED_GRID: RobustnessGrid = {
   ...FULL_GRID,
-  partitions: ['iid'],
   attacks: ['sign-flip', 'alie'],
   fractions: [0.2],
+  partitions: ['iid', 'dirichlet-0.5'],
   rules: ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'bulyan', 'centered-clipping'],
-  cohortRules: ['median', 'centered-clipping'],
+  cohortRules: ['median', 'krum', 'centered-clipping'],
   cleanForEveryRule: false,
   cohortSizes: [3],
 };
@@ -439,8 +439,42 @@ function numberFlag(name: string): number | undefined {
   return v;
 }
 
+/** A cell's identity, for merging results of several invocations. */
+const runKey = (r: RunSpec) =>
+  [r.partition, r.attack, r.attackers, r.aggregation, r.cohortSize ?? '-', r.rule].join('/');
+
+/** `--merge a.json,b.json`: the runs of several result files (a later file's cell replaces an earlier one), targets recomputed. */
+function merge(files: string[], out: string): void {
+  const results = files.map((f) => ({
+    file: f,
+    ...(JSON.parse(readFileSync(f, 'utf8')) as Awaited<ReturnType<typeof robustnessBench>>),
+  }));
+  const cells = new Map<string, RunResult>();
+  for (const r of results) for (const run of r.runs) cells.set(runKey(run), run);
+  const runs = [...cells.values()];
+  const merged = {
+    mergedFrom: results.map((r) => ({ file: r.file, seconds: r.seconds, grid: r.grid, runs: r.runs.length })),
+    backend: results[0].backend,
+    parameters: results[0].parameters,
+    seconds: round(results.reduce((s, r) => s + r.seconds, 0)),
+    runs,
+    targets: targetChecks(runs),
+  };
+  writeFileSync(out, `${JSON.stringify(merged, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(merged.targets, null, 2)}\nmerged ${runs.length} runs into ${out}\n`);
+}
+
 /** The CLI: the reduced grid (or `--grid full`), any axis overridden by a flag; JSON to --out. */
 async function main(): Promise<void> {
+  const mergeAt = process.argv.indexOf('--merge');
+  const outAt = process.argv.indexOf('--out');
+  if (mergeAt >= 0) {
+    merge(
+      (process.argv[mergeAt + 1] ?? '').split(',').filter(Boolean),
+      outAt >= 0 ? process.argv[outAt + 1] : join(__dirname, 'robustness.json'),
+    );
+    return;
+  }
   const base =
     process.argv.includes('--grid') && process.argv[process.argv.indexOf('--grid') + 1] === 'full'
       ? FULL_GRID
@@ -459,6 +493,8 @@ async function main(): Promise<void> {
     attack: {
       ...base.attack,
       signFlipScale: numberFlag('sign-flip-scale') ?? base.attack.signFlipScale,
+      gaussianScale: numberFlag('gaussian-scale') ?? base.attack.gaussianScale,
+      ...(numberFlag('alie-z') !== undefined ? { alieZ: numberFlag('alie-z') } : {}),
     },
   };
   const out = process.argv.includes('--out')
