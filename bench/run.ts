@@ -17,6 +17,7 @@ import { orchestrationBench } from './orchestration.bench';
 import { scaleBench } from './scale.bench';
 import { trainingBench } from './training.bench';
 import { contributionBench } from './contribution.bench';
+import { robustnessBench } from './robustness.bench';
 
 type Row = [figure: string, value: string, note?: string];
 
@@ -52,6 +53,8 @@ function printTable(title: string, rows: Row[]): void {
 /** Sections that `--only <name,...>` can re-run alone; their figures replace those in the existing results.json. */
 const SINGLE_SECTIONS: Record<string, { title: string; run: () => Promise<unknown> }> = {
   contribution: { title: 'contribution scoring (planted federation, 6 clients)', run: () => contributionBench() },
+  // Not in the full run (about 7 minutes of one core here): `--only robustness`, or bench/robustness.bench.ts for any grid.
+  robustness: { title: 'robustness (MNIST, 20 clients, reduced grid)', run: () => robustnessBench() },
 };
 
 function onlySections(): string[] | null {
@@ -71,7 +74,8 @@ async function main(): Promise<void> {
     const results = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
     for (const name of only) results[name] = await section(SINGLE_SECTIONS[name].title, SINGLE_SECTIONS[name].run);
     writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-    printContribution(results.contribution as ContributionResult | undefined);
+    if (only.includes('contribution')) printContribution(results.contribution as ContributionResult | undefined);
+    if (only.includes('robustness')) printRobustness(results.robustness as RobustnessResult | undefined);
     process.stdout.write(`\nwrote ${only.join(', ')} into ${file}\n`);
     return;
   }
@@ -345,6 +349,22 @@ async function main(): Promise<void> {
     printTable('Scale: idle authenticated socket.io clients, coordinator in a child process', rows);
   }
   process.stdout.write(`\nwrote ${file}\n`);
+}
+
+type RobustnessResult = Awaited<ReturnType<typeof robustnessBench>> | { error: string };
+
+function printRobustness(robustness: RobustnessResult | undefined): void {
+  if (!robustness) return;
+  if (isError(robustness)) {
+    printTable('Robustness', [['error', robustness.error]]);
+    return;
+  }
+  const rows: Row[] = robustness.targets.map((t) => [
+    `${t.partition}, ${t.attackers} x ${t.attack}`,
+    `${fmt(100 * t.cleanFedAvg)} % clean`,
+    `FedAvg ${fmt(100 * (t.fedAvgUnderAttack ?? Number.NaN))} %; within 2 (plaintext): ${t.plaintextWithin2.join(', ') || 'none'}; within 5 (cohorts): ${t.cohortsWithin5.join(', ') || 'none'}`,
+  ]);
+  printTable(`Robustness: ${robustness.runs.length} runs, final MNIST accuracy (${robustness.seconds} s)`, rows);
 }
 
 type ContributionResult = Awaited<ReturnType<typeof contributionBench>> | { error: string };

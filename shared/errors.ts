@@ -46,6 +46,17 @@ export const errorCatalog = {
   ROUND_DUPLICATE_UPDATE: { status: 409, message: 'The client already sent its update for this round.' },
   ROUND_LATE_UPDATE: { status: 409, message: 'The round has stopped collecting updates.' },
   ROUND_QUORUM_NOT_MET: { status: 503, message: 'Fewer clients answered than the round minimum.' },
+  ROUND_AGGREGATE_INVALID: {
+    status: 422,
+    message:
+      "The round's aggregate, new model or optimiser state is non-finite or out of range; nothing was committed.",
+  },
+
+  // Strategies (robust aggregation, server optimisers)
+  STRATEGY_TOO_FEW_UPDATES: {
+    status: 503,
+    message: 'The round has fewer updates (or cohorts) than the robust aggregation rule needs.',
+  },
 
   // Secure aggregation (SecAgg+)
   SECAGG_STAGE_OUT_OF_ORDER: {

@@ -92,8 +92,11 @@ export interface CoordinatorAggregationMode {
   readonly name: string;
   /** JOB_SPEC_INVALID when the mode cannot carry a model of `parameters` parameters (checked before weights exist). */
   assertModelFits(spec: JobSpec, parameters: number): void;
-  /** Whether round sums come with parts, and of which kind (robust strategies need parts). */
-  partKind(spec: JobSpec): PartKind | undefined;
+  /**
+   * What this job's rounds are summed from when the coordinator sees several parts (robust rules need
+   * them): each client, or each cohort of at least `membersPerPart` clients; undefined for one sum.
+   */
+  parts(spec: JobSpec): { kind: PartKind; membersPerPart: number } | undefined;
   /** Opens one round attempt's collection. */
   openCollection(context: CollectionContext): RoundCollection;
   /** A message of another role than provider (e.g. the key holder); refuses with a coded error otherwise. */

@@ -12,6 +12,7 @@ import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedE
 import { JobRunner } from '../rounds/jobRunner';
 import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
+import { assertRobustRuleUsable } from '../strategy/robust/requirements';
 import type { ClientDirectory, ClientLink } from '../transport/clientDirectory';
 
 /** Builds a job's initial model (the TF.js implementation: evaluation/tensorflowModels.ts). */
@@ -79,6 +80,7 @@ export class JobManager {
     }
     const spec = parsed.data;
     const mode = this.modes.of(spec);
+    assertRobustRuleUsable(spec, mode.parts(spec));
     for (const check of this.creationChecks) await check(spec);
     const weights = await this.deps.models.initialWeights(spec);
     mode.assertModelFits(spec, totalParameters(manifestOf(weights)));
@@ -258,7 +260,7 @@ export class JobManager {
       logger: this.deps.logger,
       chunkBytes: this.deps.chunkBytes,
       // Asked per round: a validation set (contribution scoring) may arrive after the job started.
-      keepParts: () => this.observers.some((o) => o.wantsParts?.(job.id)),
+      keepParts: () => job.spec.strategy.robust !== undefined || this.observers.some((o) => o.wantsParts?.(job.id)),
       onRoundCommitted: (event) => this.notifyRoundCommitted(event),
     });
     const done = runner

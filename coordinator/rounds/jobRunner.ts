@@ -128,12 +128,15 @@ export class JobRunner {
   private async runRound(round: number): Promise<boolean> {
     const previous = (await this.deps.store.listRounds(this.job.id)).filter((r) => r.round === round);
     let attempt = previous.length;
+    // Clients a failed attempt was attributed to sit out the retries of this round.
+    const excluded = new Set<string>();
     for (let tries = previous.filter((r) => r.status === 'failed').length; !this.stopped; tries++, attempt++) {
       const startedAt = new Date(this.now());
-      const failure = await this.runAttempt(round, attempt, startedAt);
+      const failure = await this.runAttempt(round, attempt, startedAt, excluded);
       if (!failure) return true;
       if (this.stopped) return false;
       await this.recordFailure(round, attempt, startedAt, failure);
+      for (const clientId of failure.blamed ?? []) excluded.add(clientId);
       if (tries + 1 > this.job.spec.maxRoundRetries) {
         await this.finishJob('failed', `Round ${round} failed ${tries + 1} time(s): ${failure.reason}`);
         return false;
@@ -149,11 +152,16 @@ export class JobRunner {
   }
 
   /** One attempt; resolves null once committed, else with why it failed. */
-  private async runAttempt(round: number, attempt: number, startedAt: Date): Promise<AttemptFailure | null> {
+  private async runAttempt(
+    round: number,
+    attempt: number,
+    startedAt: Date,
+    excluded: ReadonlySet<string>,
+  ): Promise<AttemptFailure | null> {
     const spec = this.job.spec;
     this.runningRound = round;
     this.machine.to(ROUND_STATES.waitingForQuorum);
-    const members = () => this.deps.directory.members(this.job.id);
+    const members = () => this.deps.directory.members(this.job.id).filter((m) => !excluded.has(m));
     const enough = () => this.stopped || members().length >= spec.minClients;
     const quorum = await this.membership.until(enough, spec.quorumTimeoutMs);
     const none = { selected: [], participants: [], failures: [] };

@@ -16,6 +16,8 @@ export interface AttemptFailure {
   selected: string[];
   participants: string[];
   failures: RoundFailure[];
+  /** Clients the failure is attributed to (their contribution made the step invalid): left out of the retry. */
+  blamed?: string[];
 }
 
 /** What one attempt starts from. */
@@ -99,7 +101,11 @@ export class RoundAttempt {
       return await this.aggregateAndCommit(collection, collected.evaluations);
     } catch (err) {
       const e = toTributaryError(err);
-      return { reason: `${e.code}: ${e.message}`, selected, participants, failures };
+      const members = (e.details as { members?: unknown } | undefined)?.members;
+      const blamed = Array.isArray(members) ? members.filter((m): m is string => selected.includes(m as string)) : [];
+      const reason = `${e.code}: ${e.message}`;
+      const attributed = blamed.map((clientId) => ({ clientId, reason: `${e.code}: left out of this round's retry` }));
+      return { reason, selected, participants, failures: [...failures, ...attributed], blamed };
     }
   }
 

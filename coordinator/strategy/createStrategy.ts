@@ -1,23 +1,35 @@
 import type { JobSpec } from '../../shared/schemas/jobSpec';
-import { FedAdam } from './fedAdam';
-import { FedAvg } from './fedAvg';
-import { FedProx } from './fedProx';
+import { AdaptiveOptimizer } from './optimizers/adaptive';
+import { FedAvgM } from './optimizers/fedAvgM';
+import { PlainStep } from './optimizers/plainStep';
+import type { ServerOptimizer } from './optimizers/serverOptimizer';
+import { ServerStrategy } from './serverStrategy';
 import type { Strategy } from './strategy';
 
-/** The strategy a job spec names, with its parameters. */
-export function createStrategy(spec: JobSpec): Strategy {
-  const s = spec.strategy;
+/** The server optimiser a strategy spec names, with its parameters. */
+function optimizerOf(s: JobSpec['strategy']): ServerOptimizer {
   switch (s.name) {
     case 'fedavg':
-      return new FedAvg(spec);
     case 'fedprox':
-      return new FedProx(spec, s.mu);
+      return new PlainStep();
+    case 'fedavgm':
+      return new FedAvgM({ serverLearningRate: s.serverLearningRate, momentum: s.momentum });
     case 'fedadam':
-      return new FedAdam(spec, {
-        serverLearningRate: s.serverLearningRate,
-        beta1: s.beta1,
-        beta2: s.beta2,
-        tau: s.tau,
-      });
+    case 'fedyogi':
+      return new AdaptiveOptimizer(s.name, s);
+    case 'fedadagrad':
+      return new AdaptiveOptimizer('fedadagrad', { ...s, beta2: 0 });
   }
+}
+
+/** The strategy a job spec names: its server optimiser, FedProx's mu, and the optional robust rule and norm bound. */
+export function createStrategy(spec: JobSpec): Strategy {
+  const s = spec.strategy;
+  return new ServerStrategy(spec, {
+    name: s.name,
+    proximalMu: s.name === 'fedprox' ? s.mu : 0,
+    optimizer: optimizerOf(s),
+    ...(s.robust ? { robust: s.robust } : {}),
+    ...(s.maxUpdateNorm !== undefined ? { maxUpdateNorm: s.maxUpdateNorm } : {}),
+  });
 }

@@ -1,52 +1,8 @@
 import type { NamedTensor } from '../../shared/codec/tensors';
 import { TributaryError } from '../../shared/errors';
-import type { JobSpec } from '../../shared/schemas/jobSpec';
-import {
-  type AggregatedUpdates,
-  type ClientEvaluation,
-  type Strategy,
-  type TrainPlan,
-  baseTrainConfig,
-  sampleClients,
-  sampleSize,
-  weightedMeanMetrics,
-} from './strategy';
+import type { AggregatedUpdates } from './strategy';
 
-/**
- * FedAvg (McMahan et al., AISTATS 2017): the new global model is the example-weighted mean of the
- * clients' models, i.e. w + Σ n_i Δ_i / Σ n_i.
- */
-export class FedAvg implements Strategy {
-  readonly name: JobSpec['strategy']['name'] = 'fedavg';
-
-  constructor(protected readonly spec: JobSpec) {}
-
-  configureTrain(ctx: { round: number; available: readonly string[]; rng: () => number }): TrainPlan {
-    const k = sampleSize(this.spec, ctx.available.length);
-    return {
-      selected: sampleClients(ctx.available, k, ctx.rng),
-      config: baseTrainConfig(this.spec, ctx.round, this.proximalMu()),
-    };
-  }
-
-  aggregateTrain(
-    global: readonly NamedTensor[],
-    updates: AggregatedUpdates,
-    _state?: readonly NamedTensor[],
-  ): { weights: NamedTensor[]; state?: NamedTensor[] } {
-    return { weights: fedAvgWeights(global, updates) };
-  }
-
-  aggregateMetrics(results: readonly ClientEvaluation[]): Record<string, number> {
-    return weightedMeanMetrics(results);
-  }
-
-  protected proximalMu(): number {
-    return 0;
-  }
-}
-
-/** One FedAvg step: w + Σ n_i Δ_i / Σ n_i (also what contribution scoring rebuilds a coalition's model with). */
+/** One FedAvg step: w + Σ n_i Δ_i / Σ n_i (what contribution scoring rebuilds a coalition's model with). */
 export function fedAvgWeights(global: readonly NamedTensor[], updates: AggregatedUpdates): NamedTensor[] {
   assertUsable(global, updates);
   const scale = 1 / updates.totalWeight;
@@ -58,9 +14,21 @@ export function fedAvgWeights(global: readonly NamedTensor[], updates: Aggregate
   });
 }
 
+/**
+ * Throws ROUND_QUORUM_NOT_MET for an empty round, ROUND_AGGREGATE_INVALID for a summed weight that is
+ * not positive and finite, and MODEL_SHAPE_MISMATCH for sums that do not fit the model.
+ */
 export function assertUsable(global: readonly NamedTensor[], updates: AggregatedUpdates): void {
-  if (updates.totalWeight <= 0 || updates.clientCount <= 0) {
+  if (updates.clientCount <= 0) {
     throw new TributaryError('ROUND_QUORUM_NOT_MET', 'Cannot aggregate zero updates.');
+  }
+  const w = updates.totalWeight;
+  if (!(w > 0) || !Number.isFinite(w)) {
+    throw new TributaryError(
+      'ROUND_AGGREGATE_INVALID',
+      `Not committing the round: the summed weight is ${w}; expected a positive finite number.`,
+      { details: { what: 'totalWeight' } },
+    );
   }
   if (updates.weightedDeltaSum.length !== global.length) {
     throw new TributaryError(
@@ -68,4 +36,12 @@ export function assertUsable(global: readonly NamedTensor[], updates: Aggregated
       `Expected ${global.length} summed tensors, got ${updates.weightedDeltaSum.length}.`,
     );
   }
+  updates.weightedDeltaSum.forEach((sum, i) => {
+    if (sum.length !== global[i].data.length) {
+      throw new TributaryError(
+        'MODEL_SHAPE_MISMATCH',
+        `Summed tensor ${i} has ${sum.length} values; ${JSON.stringify(global[i].name)} has ${global[i].data.length}.`,
+      );
+    }
+  });
 }

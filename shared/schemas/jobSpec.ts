@@ -9,6 +9,7 @@ import {
   type SecAggOptionsSchema,
 } from './aggregationSpec';
 import { JobAccessSchema } from './jobAccess';
+import { StrategySpecSchema } from './strategySpec';
 
 export * from './aggregationSpec';
 
@@ -68,26 +69,7 @@ export const InputSpecSchema = z
   });
 export type InputSpec = z.infer<typeof InputSpecSchema>;
 
-export const StrategySpecSchema = z.discriminatedUnion('name', [
-  z.object({ name: z.literal('fedavg') }),
-  z.object({
-    name: z.literal('fedprox'),
-    /** Proximal coefficient mu; clients add mu/2 * ||w - w_global||^2 to their loss. */
-    mu: z.number().min(0).max(100),
-  }),
-  z.object({
-    name: z.literal('fedadam'),
-    /** Server learning rate. @default 0.01 */
-    serverLearningRate: z.number().positive().max(10).default(0.01),
-    /** @default 0.9 */
-    beta1: z.number().min(0).lt(1).default(0.9),
-    /** @default 0.99 */
-    beta2: z.number().min(0).lt(1).default(0.99),
-    /** Adaptivity (epsilon) term. @default 1e-3 */
-    tau: z.number().positive().max(1).default(1e-3),
-  }),
-]);
-export type StrategySpec = z.infer<typeof StrategySpecSchema>;
+export { StrategySpecSchema, type StrategySpec } from './strategySpec';
 
 /**
  * Contribution scoring (coordinator/contribution): how each round's improvement of the global model on

@@ -77,7 +77,7 @@ class Float64Sum implements UploadAggregator {
 export const float64CoordinatorMode = (): CoordinatorAggregationMode => ({
   name: MODE,
   assertModelFits: () => undefined,
-  partKind: () => undefined,
+  parts: () => undefined,
   openCollection: (context): RoundCollection =>
     new UploadCollection(context, new Float64Sum(context, totalParameters(context.job.weightManifest) + 1), {
       modeName: MODE,

@@ -26,7 +26,7 @@ export function createNoneMode(): CoordinatorAggregationMode {
         );
       }
     },
-    partKind: (): PartKind => 'client',
+    parts: () => ({ kind: 'client' as PartKind, membersPerPart: 1 }),
     openCollection(context: CollectionContext): RoundCollection {
       const aggregator = new PlaintextAggregator(context.job.weightManifest, {
         maxExampleWeight: noneOptions(context.job.spec).maxExampleWeight,

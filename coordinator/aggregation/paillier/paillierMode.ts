@@ -42,7 +42,7 @@ export function createPaillierMode(): CoordinatorAggregationMode {
         );
       }
     },
-    partKind: () => undefined,
+    parts: () => undefined,
     openCollection(context: CollectionContext): RoundCollection {
       const { job, round, attempt } = context;
       const options = paillierOptions(job.spec);

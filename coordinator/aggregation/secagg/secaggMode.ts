@@ -26,7 +26,11 @@ export function createSecAggMode(): CoordinatorAggregationMode {
         );
       }
     },
-    partKind: (): PartKind => 'cohort',
+    // Without cohortSize a round is one cohort: one sum, no parts to compare.
+    parts: (spec) => {
+      const size = secaggOptions(spec).cohortSize;
+      return size === undefined ? undefined : { kind: 'cohort' as PartKind, membersPerPart: size };
+    },
     openCollection: (context: CollectionContext): RoundCollection =>
       new SecAggCollection(context, secaggOptions(context.job.spec)),
   };
