@@ -1,4 +1,5 @@
-import { generateIdentity, type Identity } from '../identity/keyPair';
+import { generateKeyPairSync } from 'node:crypto';
+import type { Identity } from '../identity/keyPair';
 import { SecAggPlusClient } from './clientProtocol';
 import type { ClientId } from './neighbours';
 import { type SecAggPolicy, secaggPolicyFor } from './policy';
@@ -7,9 +8,20 @@ import { SecAggPlusServer, type SecAggPlusServerOptions, type SecAggResult } fro
 import { STAGE_ORDER, type SecAggStage } from './stages';
 import { UnmaskedRounds } from './unmaskedRounds';
 
+/** A fresh Ed25519 identity in tweetnacl's format (seed + public key), made with node:crypto (~100x faster). */
+export function fastIdentity(): Identity {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const pub = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-32));
+  const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32);
+  const secretKey = new Uint8Array(64);
+  secretKey.set(seed);
+  secretKey.set(pub, 32);
+  return { publicKey: pub, secretKey, clientId: Buffer.from(pub).toString('hex') };
+}
+
 /** n fresh Ed25519 identities, by client id (sorted). */
 export function makeIdentities(n: number): Map<ClientId, Identity> {
-  const ids = Array.from({ length: n }, () => generateIdentity()).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+  const ids = Array.from({ length: n }, fastIdentity).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
   return new Map(ids.map((i) => [i.clientId, i]));
 }
 
