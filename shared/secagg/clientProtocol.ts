@@ -387,7 +387,10 @@ export class SecAggPlusClient {
         throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: the survivor set must be sorted and distinct');
       }
       if (!this.members.has(ids[i])) {
-        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: survivor ${ids[i]} is not among the round's clients`);
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: survivor ${ids[i]} is not among the round's clients`,
+        );
       }
     }
     if (!ids.includes(this.clientId)) {

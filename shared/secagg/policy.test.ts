@@ -26,7 +26,14 @@ describe('secaggPolicyFor', () => {
     });
     expect(
       secaggPolicyFor(secaggOptionsOf({ secagg: { cohortSize: 4, neighbourCount: 2, threshold: 2 } }), 9, 11),
-    ).toEqual({ minClients: 4, neighbourCount: 2, threshold: 2, clippingRange: 8, quantizationRange: 2 ** 22, vectorLength: 11 });
+    ).toEqual({
+      minClients: 4,
+      neighbourCount: 2,
+      threshold: 2,
+      clippingRange: 8,
+      quantizationRange: 2 ** 22,
+      vectorLength: 11,
+    });
     expect(Object.isFrozen(secaggPolicyFor(secaggOptionsOf({}), 3, 1))).toBe(true);
   });
 
@@ -54,11 +61,21 @@ describe('checkSessionParameters', () => {
   });
 
   it.each([
-    ['3 members where the policy says 5', 3, params({ neighbourCount: 2, threshold: 2 }), /at least this many session members: 5, the session has 3/],
+    [
+      '3 members where the policy says 5',
+      3,
+      params({ neighbourCount: 2, threshold: 2 }),
+      /at least this many session members: 5, the session has 3/,
+    ],
     ['a lower threshold', 7, params({ threshold: 3 }), /threshold of at least 4, the session has 3/],
     ['fewer neighbours', 100, params({ neighbourCount: 8, threshold: 8 }), /neighbour count of at least 14/],
     ['another clipping range', 7, params({ clippingRange: 100 }), /clippingRange 8, the session has 100/],
-    ['another quantisation', 7, params({ quantizationRange: 2 ** 10 }), /quantizationRange 4194304, the session has 1024/],
+    [
+      'another quantisation',
+      7,
+      params({ quantizationRange: 2 ** 10 }),
+      /quantizationRange 4194304, the session has 1024/,
+    ],
     ['another vector length', 7, params({ vectorLength: 12 }), /vectorLength 11, the session has 12/],
   ])('refuses %s with SECAGG_PARAMETERS_REFUSED', (_name, n, p, pattern) => {
     const run = () => checkSessionParameters(policy, n, p);
@@ -85,21 +102,24 @@ describe('checkSessionParameters', () => {
     ['cohorts of 3', { cohortSize: 3 }, 5],
     ['a spec neighbour count', { neighbourCount: 4 }, 6],
     ['a spec neighbour count and threshold', { neighbourCount: 4, threshold: 4 }, 5],
-  ])('with %s, every session the coordinator builds as the job runner does is accepted', (_name, secagg, minClients) => {
-    const options = secaggOptionsOf({ secagg });
-    const vectorLength = 21;
-    const policy = secaggPolicyFor(options, minClients, vectorLength);
-    for (const n of [policy.minClients, 7, 12, 30]) {
-      const server = new SecAggPlusServer({
-        roundId: 'job1:1:0',
-        clientIds: [...makeIdentities(n).keys()],
-        vectorLength,
-        neighbourCount: options.neighbourCount,
-        threshold: options.threshold,
-        quantization: { clippingRange: options.clippingRange, quantizationRange: 2 ** 22 },
-        minClients: options.cohortSize === undefined ? minClients : Math.min(options.cohortSize, n),
-      });
-      expect(() => checkSessionParameters(policy, n, server.params)).not.toThrow();
-    }
-  });
+  ])(
+    'with %s, every session the coordinator builds as the job runner does is accepted',
+    (_name, secagg, minClients) => {
+      const options = secaggOptionsOf({ secagg });
+      const vectorLength = 21;
+      const policy = secaggPolicyFor(options, minClients, vectorLength);
+      for (const n of [policy.minClients, 7, 12, 30]) {
+        const server = new SecAggPlusServer({
+          roundId: 'job1:1:0',
+          clientIds: [...makeIdentities(n).keys()],
+          vectorLength,
+          neighbourCount: options.neighbourCount,
+          threshold: options.threshold,
+          quantization: { clippingRange: options.clippingRange, quantizationRange: 2 ** 22 },
+          minClients: options.cohortSize === undefined ? minClients : Math.min(options.cohortSize, n),
+        });
+        expect(() => checkSessionParameters(policy, n, server.params)).not.toThrow();
+      }
+    },
+  );
 });

@@ -63,7 +63,10 @@ export function secaggPolicyFor(options: SecAggPolicyOptions, minClients: number
 }
 
 /** The neighbour count and threshold an honest coordinator uses for a session of n clients under `policy`. */
-export function requiredGraphParameters(policy: SecAggPolicy, n: number): { neighbourCount: number; threshold: number } {
+export function requiredGraphParameters(
+  policy: SecAggPolicy,
+  n: number,
+): { neighbourCount: number; threshold: number } {
   const neighbourCount = policy.neighbourCount ?? recommendedNeighbourCount(n);
   return { neighbourCount, threshold: policy.threshold ?? recommendedThreshold(neighbourCount) };
 }
@@ -90,7 +93,8 @@ export function checkSessionParameters(policy: SecAggPolicy, n: number, params: 
   if (t < required.threshold) refuse('a threshold of at least', required.threshold, t);
   if (2 * t - k < 2 * required.threshold - required.neighbourCount)
     refuse('2 x threshold - neighbourCount of at least', 2 * required.threshold - required.neighbourCount, 2 * t - k);
-  if (params.clippingRange !== policy.clippingRange) refuse('clippingRange', policy.clippingRange, params.clippingRange);
+  if (params.clippingRange !== policy.clippingRange)
+    refuse('clippingRange', policy.clippingRange, params.clippingRange);
   if (params.quantizationRange !== policy.quantizationRange)
     refuse('quantizationRange', policy.quantizationRange, params.quantizationRange);
   if (params.vectorLength !== policy.vectorLength) refuse('vectorLength', policy.vectorLength, params.vectorLength);

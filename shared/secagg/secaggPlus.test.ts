@@ -2,7 +2,7 @@ import { TributaryError } from '../errors';
 import { bytesToVector, type ServerToClient } from './messages';
 import { recommendedNeighbourCount, recommendedThreshold } from './neighbours';
 import { DEFAULT_QUANTIZATION, dequantizeSum, MODULUS, quantize, sumErrorBound } from './quantize';
-import { SecAggPlusServer } from './serverProtocol';
+import { SecAggPlusServer, type SecAggStep } from './serverProtocol';
 import {
   CLIENT_STATES,
   type ClientState,
@@ -269,7 +269,10 @@ describe('SecAgg+ stage machine', () => {
     expect(step.done).toBe(false);
     if (step.done) return;
     const shareKeys = step.requests.get(a) as Extract<ServerToClient, { stage: 'share-keys' }>;
-    const tampered = { ...shareKeys, peers: shareKeys.peers.map((p, i) => (i === 0 ? { ...p, keySignature: 'ab'.repeat(64) } : p)) };
+    const tampered = {
+      ...shareKeys,
+      peers: shareKeys.peers.map((p, i) => (i === 0 ? { ...p, keySignature: 'ab'.repeat(64) } : p)),
+    };
     await expect(client.handle(tampered)).rejects.toMatchObject({ code: 'SECAGG_SIGNATURE_INVALID' });
     expect(client.stage).toBe('aborted');
     expect((client as unknown as { encryptionKeys: { secretKey: Uint8Array } }).encryptionKeys.secretKey).toEqual(
@@ -323,13 +326,15 @@ describe('SecAgg+ stage machine', () => {
     const server = new SecAggPlusServer(options);
     const policy = policyOf(server);
     const clients = new Map(ids.map((id) => [id, makeClient(identities.get(id)!, policy, roundId)]));
-    let step = server.start();
-    const setupReply = (await clients.get(a)!.handle(step.requests.get(a)!)) as { keySignature: string };
+    const first = server.start();
+    if (first.done) throw new Error('ended early');
+    let step: SecAggStep = first;
+    const setupReply = (await clients.get(a)!.handle(first.requests.get(a)!)) as { keySignature: string };
     expect(() => server.receive({ ...setupReply, keySignature: 'cd'.repeat(64) })).toThrow(
       expect.objectContaining({ code: 'SECAGG_SIGNATURE_INVALID' }),
     );
     server.receive(setupReply); // the refused reply kept nothing: the real one is still accepted
-    for (const [id, req] of step.requests) if (id !== a) server.receive(await clients.get(id)!.handle(req));
+    for (const [id, req] of first.requests) if (id !== a) server.receive(await clients.get(id)!.handle(req));
     for (let s = 1; s < 3; s++) {
       step = await server.advance();
       if (step.done) throw new Error('ended early');
@@ -373,9 +378,9 @@ describe('SecAgg+ server parameters', () => {
     ['a round id of another form', { roundId: 'r1' }, /roundId must be/],
     ['minClients 9', { minClients: 9 }, /minClients/],
   ])('%s is refused', (_name, bad, pattern) => {
-    expect(
-      () => new SecAggPlusServer({ roundId: 'job1:1:0', clientIds: ids, vectorLength: 4, ...bad }),
-    ).toThrow(pattern);
+    expect(() => new SecAggPlusServer({ roundId: 'job1:1:0', clientIds: ids, vectorLength: 4, ...bad })).toThrow(
+      pattern,
+    );
     expect(MODULUS).toBe(2 ** 32);
   });
 });

@@ -45,15 +45,17 @@
  * signatures, one share kind per neighbour); run a session smaller or weaker than the job spec (the
  * client's policy); have a client's input in two unmasked sums of one round (UnmaskedRounds).
  *
- * Remaining assumptions: fewer than t of a client's k neighbours collude with the server, and fewer
- * than 2t - k of them when the server equivocates about survivors (Bonawitz et al. Thm. 6.5, per
- * neighbourhood as in Bell et al. Sec. 4); the client list is real, distinct parties (sybils the
- * server admits count as colluders: admission is the job's access policy, not SecAgg's); the server
- * picks the graph seed, so it could grind for a graph that gives a target colluding neighbours (Bell
- * et al. assume honest graph generation); a client that drops after sending its masked vector is
- * unmasked without seeing the consistency check, so it cannot tell that attempt from an aborted one
- * (UnmaskedRounds' 'masked' mode closes this). The server learns the sum of the survivors' inputs
- * and who dropped: what the sum itself reveals (e.g. an input, given the others) is not protected.
+ * Remaining assumptions (docs/secure-aggregation.md): fewer than t of a client's k neighbours collude
+ * with the server, and fewer than 2t - k of them when the server also lies about survivors (each
+ * honest neighbour reveals one share kind, so it gets k + c of the 2t shares it needs; with the
+ * default t that is one colluder, two in the complete graph); the client list is real, distinct
+ * parties (sybils the server admits count as colluders: admission is the job's access policy, not
+ * SecAgg's); the server picks the graph seed, so it could grind for a graph that gives a target
+ * colluding neighbours (Bell et al. assume honest graph generation); a client that drops after
+ * sending its masked vector is unmasked without seeing the consistency check, so it cannot tell that
+ * attempt from an aborted one (UnmaskedRounds' 'masked' mode closes this). The server learns the sum
+ * of the survivors' inputs and who dropped: what the sum itself reveals (e.g. an input, given the
+ * others) is not protected.
  * Sparse graphs cut per-client cost from O(n) to O(k) keys, masks and signatures at the price of
  * tolerating fewer colluders per neighbourhood.
  */

@@ -48,10 +48,16 @@ describe('SecAgg+ signatures', () => {
     const ok = (bytes: Uint8Array) => verifier.verifyBytes(identity.clientId, bytes, sig);
     expect(ok(advertisedKeysBytes('job1:3:0', digest, identity.clientId, enc, mask))).toBe(true);
     expect(ok(advertisedKeysBytes('job1:3:1', digest, identity.clientId, enc, mask))).toBe(false);
-    expect(ok(advertisedKeysBytes('job1:3:0', setupDigest({ ...setup, clientIds: ['a', 'b'] }), identity.clientId, enc, mask))).toBe(false);
+    expect(
+      ok(
+        advertisedKeysBytes('job1:3:0', setupDigest({ ...setup, clientIds: ['a', 'b'] }), identity.clientId, enc, mask),
+      ),
+    ).toBe(false);
     expect(ok(advertisedKeysBytes('job1:3:0', digest, 'f'.repeat(64), enc, mask))).toBe(false);
     expect(ok(advertisedKeysBytes('job1:3:0', digest, identity.clientId, mask, enc))).toBe(false);
-    expect(ok(advertisedKeysBytes('job1:3:0', digest, identity.clientId, enc, generateKeyPair().publicKey))).toBe(false);
+    expect(ok(advertisedKeysBytes('job1:3:0', digest, identity.clientId, enc, generateKeyPair().publicKey))).toBe(
+      false,
+    );
     // Domain separation: a key signature is never a survivor-set signature.
     expect(ok(survivorSetBytes('job1:3:0', digest, [identity.clientId]))).toBe(false);
   });

@@ -10,7 +10,13 @@ const ref = (round: number, attempt: number, cohort?: number) => ({
 const id = (round: number, attempt: number, cohort?: number) => secaggRoundId(ref(round, attempt, cohort));
 
 /** Opens, masks and (optionally) reaches unmasking in one session. */
-function play(g: UnmaskedRounds, round: number, attempt: number, upTo: 'open' | 'masked' | 'unmasking', cohort?: number) {
+function play(
+  g: UnmaskedRounds,
+  round: number,
+  attempt: number,
+  upTo: 'open' | 'masked' | 'unmasking',
+  cohort?: number,
+) {
   const r = ref(round, attempt, cohort);
   g.open(r, id(round, attempt, cohort));
   if (upTo !== 'open') g.beforeMasking(r, id(round, attempt, cohort));

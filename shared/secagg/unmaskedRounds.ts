@@ -43,7 +43,10 @@ export class UnmaskedRounds {
     this.jobId = jobId;
     this.refuseAfter = options.refuseAfter ?? 'unmasking';
     if (this.refuseAfter !== 'unmasking' && this.refuseAfter !== 'masked') {
-      throw new TributaryError('CONFIG_INVALID', `refuseAfter must be 'unmasking' or 'masked', got ${this.refuseAfter}`);
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        `refuseAfter must be 'unmasking' or 'masked', got ${this.refuseAfter}`,
+      );
     }
   }
 
