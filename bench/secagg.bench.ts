@@ -1,5 +1,6 @@
-import { SecAggPlusClient, SecAggPlusServer } from '../shared/secagg';
+import { SecAggPlusServer } from '../shared/secagg';
 import type { SecAggStage } from '../shared/secagg/stages';
+import { makeClient, makeIdentities, policyOf } from '../shared/secagg/testHarness';
 import { round } from './harness';
 
 /** Bytes a message would take on the wire: binary fields at their length, other leaves as JSON. */
@@ -20,14 +21,17 @@ function wireBytes(value: unknown): number {
 export async function secaggBench(n = 100, L = 100_000, neighbourCounts: Array<number | 'log'> = ['log', n - 1]) {
   const runs = [];
   for (const k of neighbourCounts) {
-    const ids = Array.from({ length: n }, (_, i) => `c${String(i).padStart(3, '0')}`);
+    const identities = makeIdentities(n);
+    const ids = [...identities.keys()];
     const server = new SecAggPlusServer({
-      roundId: 'bench',
+      roundId: 'bench:1:0',
       clientIds: ids,
       vectorLength: L,
       ...(k === 'log' ? {} : { neighbourCount: k }),
     });
-    const clients = new Map(ids.map((id) => [id, new SecAggPlusClient(id)]));
+    // Each client verifies its neighbours' key and survivor-set signatures and signs twice (node:crypto).
+    const policy = policyOf(server);
+    const clients = new Map(ids.map((id) => [id, makeClient(identities.get(id)!, policy, 'bench:1:0')]));
     const inputs = new Map(ids.map((id, i) => [id, new Uint32Array(L).fill(i)]));
     let clientMs = 0;
     let serverMs = 0;

@@ -166,8 +166,9 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
       this.model = await this.modelBuild;
     }
     this.joined = joined;
-    this.mode?.close();
-    this.mode = clientModeFor(joined.spec.secureAggregation).open({
+    // One mode session per job for the client's life: it keeps what must survive a reconnect (e.g.
+    // which rounds this client already masked an input for).
+    this.mode ??= clientModeFor(joined.spec.secureAggregation).open({
       joined,
       connection: conn,
       identity: this.options.identity,

@@ -65,6 +65,22 @@ export const errorCatalog = {
   },
   SECAGG_MESSAGE_INVALID: { status: 400, message: 'A secure-aggregation message is malformed or inconsistent.' },
   SECAGG_RECONSTRUCTION_FAILED: { status: 503, message: 'Too few shares survived to remove the masks.' },
+  SECAGG_SIGNATURE_INVALID: {
+    status: 400,
+    message: "A secure-aggregation signature does not verify under the signer's client id.",
+  },
+  SECAGG_CONSISTENCY_FAILED: {
+    status: 409,
+    message: 'Too few neighbours signed the same survivor set, or unmasking was asked against another set.',
+  },
+  SECAGG_PARAMETERS_REFUSED: {
+    status: 400,
+    message: 'The secure-aggregation session parameters are weaker than, or differ from, what the job spec implies.',
+  },
+  SECAGG_INPUT_ALREADY_UNMASKED: {
+    status: 409,
+    message: 'The client already sent a masked input for this round that reached unmasking (or may have).',
+  },
 
   // Secure aggregation (packed Paillier)
   PAILLIER_CIPHERTEXT_INVALID: {

@@ -3,7 +3,16 @@ import { weightUpdate } from '../../shared/aggregation/weighting';
 import { TributaryError } from '../../shared/errors';
 import type { JobSpec, SecAggOptions } from '../../shared/schemas/jobSpec';
 import type { RoundTask, SecAggRequest } from '../../shared/schemas/messages';
-import { quantize, type SecAggParameters, SecAggPlusClient, secaggError } from '../../shared/secagg';
+import { totalParameters } from '../../shared/codec/tensors';
+import {
+  quantize,
+  type SecAggParameters,
+  type SecAggPolicy,
+  SecAggPlusClient,
+  secaggError,
+  secaggPolicyFor,
+  UnmaskedRounds,
+} from '../../shared/secagg';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
 
 function secaggOptions(spec: JobSpec): SecAggOptions {
@@ -32,8 +41,16 @@ class SecAggClientSession {
   private readonly trainings = new Map<string, Promise<TrainedUpdate | null>>();
   private readonly attempts = new Map<string, SecAggAttempt>();
   private readonly onRequest = (request: SecAggRequest) => this.handle(request);
+  /** One masked input per (job, round), across every session of this job (kept for the client's life). */
+  private readonly unmasked: UnmaskedRounds;
+  /** The weakest session this client accepts, from the spec it joined (the coordinator cannot lower it). */
+  private readonly policy: SecAggPolicy;
 
   constructor(private readonly context: ClientModeContext) {
+    const { joined } = context;
+    this.unmasked = new UnmaskedRounds(joined.jobId);
+    const vectorLength = totalParameters(joined.weightManifest) + 1;
+    this.policy = secaggPolicyFor(secaggOptions(joined.spec), joined.spec.minClients, vectorLength);
     context.connection.on('secaggRequest', this.onRequest);
   }
 
@@ -55,7 +72,13 @@ class SecAggClientSession {
     const key = attemptKey(request.round, request.attempt);
     let state = this.attempts.get(key);
     if (!state) {
-      state = { client: new SecAggPlusClient(identity.clientId), queue: Promise.resolve() };
+      const session = {
+        jobId: joined.jobId,
+        round: request.round,
+        attempt: request.attempt,
+        unmaskedRounds: this.unmasked,
+      };
+      state = { client: new SecAggPlusClient(identity, this.policy, session), queue: Promise.resolve() };
       this.attempts.set(key, state);
     }
     const s = state;

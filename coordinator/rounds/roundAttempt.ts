@@ -91,10 +91,15 @@ export class RoundAttempt {
     this.sendTasks(collection, deadline);
     const collected = await collection.collect();
     if (this.stopped) return { reason: 'stopped', selected, participants: [], failures: [] };
-    if ('failed' in collected) return { reason: collected.failed, selected, ...collected };
     const { participants, failures } = collected;
-    if (participants.length < job.spec.minClients) {
-      const reason = `ROUND_QUORUM_NOT_MET: ${participants.length} of the ${job.spec.minClients} required updates arrived`;
+    const short = participants.length < job.spec.minClients;
+    if ('failed' in collected || short) {
+      // Nothing was revealed; abandon the rest so no part of this attempt ever is.
+      collection.stop();
+      const reason =
+        'failed' in collected
+          ? collected.failed
+          : `ROUND_QUORUM_NOT_MET: ${participants.length} of the ${job.spec.minClients} required updates arrived`;
       return { reason, selected, participants, failures };
     }
     try {

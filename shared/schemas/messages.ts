@@ -156,7 +156,7 @@ export const JobFinishedSchema = z.object({
 export type JobFinished = z.infer<typeof JobFinishedSchema>;
 
 /** SecAgg+ stage names on the wire (shared/secagg/stages.ts). */
-const SecAggStageSchema = z.enum(['setup', 'share-keys', 'collect-masked-vectors', 'unmask']);
+const SecAggStageSchema = z.enum(['setup', 'share-keys', 'collect-masked-vectors', 'consistency-check', 'unmask']);
 
 /** Largest encoded SecAgg+ request payload (255 neighbours' sealed bundles fit comfortably). */
 export const MAX_SECAGG_PAYLOAD_CHARS = 1024 * 1024;

@@ -1,71 +1,128 @@
 import { TributaryError } from '../errors';
+import type { Identity } from '../identity/keyPair';
+import { SignatureVerifier } from '../identity/signing';
 import { generateKeyPair, open, pairwiseMaskSeed, randomSeed, seal, type X25519KeyPair } from './keys';
 import { applyMask } from './masks';
 import {
-  ServerToClientSchema,
-  ShareBundlePlaintextSchema,
-  type ShareBundlePlaintext,
-  vectorToBytes,
   type ClientToServer,
   type CollectMaskedVectorsReply,
   type CollectMaskedVectorsRequest,
+  type ConsistencyCheckReply,
+  type ConsistencyCheckRequest,
   type SecAggParameters,
   type ServerToClient,
+  ServerToClientSchema,
   type SetupReply,
   type SetupRequest,
+  type ShareBundlePlaintext,
+  ShareBundlePlaintextSchema,
   type ShareKeysReply,
   type ShareKeysRequest,
   type UnmaskReply,
   type UnmaskRequest,
+  vectorToBytes,
 } from './messages';
-import { neighbourGraph, validateGraphParameters, type ClientId } from './neighbours';
+import { type ClientId, neighbourGraph, validateGraphParameters } from './neighbours';
+import { checkSessionParameters, type SecAggPolicy } from './policy';
 import { validateQuantization } from './quantize';
+import { parseSecAggRoundId, type SecAggSessionRef } from './roundId';
 import { splitSecret } from './shamir';
+import { advertisedKeysBytes, Ed25519Signer, setupDigest, survivorSetBytes } from './signatures';
 import {
+  type ClientState,
   isClientTransition,
+  type SecAggStage,
+  STAGE_ORDER,
   secaggError,
   stageOutOfOrder,
-  STAGE_ORDER,
-  type ClientState,
-  type SecAggStage,
 } from './stages';
+import type { UnmaskedRounds } from './unmaskedRounds';
 
 interface PeerKeys {
   encryptionPublicKey: Uint8Array;
   maskPublicKey: Uint8Array;
 }
 
+/** Which session a client expects: its job's round attempt (from the driver's request envelope) and the job's guard. */
+export interface SecAggClientSession {
+  jobId: string;
+  round: number;
+  attempt: number;
+  /** The job's one-masked-input-per-round record, shared by every session of the job. */
+  unmaskedRounds: UnmaskedRounds;
+}
+
+/** Which share of a neighbour's secrets a client revealed: its self-mask seed (it survived) or its mask key (it dropped). */
+export type RevealedShare = 'self-mask' | 'mask-key';
+
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
 
 /**
- * The client half of SecAgg+ (see serverProtocol.ts for the protocol). One instance per round:
- * `handle` takes each server message in order and returns the reply; a message for any stage but the
- * next one is refused ("expected X stage, got Y stage"). The quantised input is needed only at
- * collect-masked-vectors. Secrets (encryption key, mask key, self-mask seed) never leave this object
- * except as Shamir shares sealed to individual neighbours, and are dropped after unmask.
+ * The client half of SecAgg+ (see serverProtocol.ts for the protocol), secure against a malicious
+ * server as in Bonawitz et al. CCS 2017 Section 6 with Bell et al. CCS 2020's neighbourhoods. One
+ * instance per session: `handle` takes each server message in order and returns the reply; a message
+ * for any stage but the next one is refused ("expected X stage, got Y stage") and changes nothing;
+ * a message that fails any other check aborts the client (state 'aborted', secrets wiped).
+ *
+ * What it checks, beyond the semi-honest protocol:
+ * - setup: the round id names the expected job/round/attempt, and every parameter is at least as
+ *   strong as the job's policy (checkSessionParameters); its keys go out signed by its identity;
+ * - share-keys: each neighbour's keys carry that neighbour's signature for this round and setup;
+ * - collect-masked-vectors: the job's UnmaskedRounds allows masking this round's input;
+ * - consistency-check: the survivor set includes it and covers at least policy.minClients; it signs it;
+ * - unmask: at least t of its neighbours signed that same set, the shares asked for are exactly those
+ *   that set implies, and it never reveals both shares of one neighbour (kept for the whole session).
+ * The quantised input is needed only at collect-masked-vectors. Secrets (encryption key, mask key,
+ * self-mask seed, held shares) never leave this object except as Shamir shares sealed to neighbours
+ * or revealed at unmask, and are wiped after unmask or an abort.
  */
 export class SecAggPlusClient {
   readonly clientId: ClientId;
+  readonly policy: SecAggPolicy;
+  private readonly signer: Ed25519Signer;
+  private readonly verifier = new SignatureVerifier(1024);
+  private readonly session: SecAggClientSession;
   private state: ClientState = 'idle';
+  private ref: SecAggSessionRef = { jobId: '', round: 0, attempt: 0 };
   private roundId = '';
+  private digest = '';
   private params?: SecAggParameters;
+  private members = new Set<ClientId>();
   private neighbours = new Set<ClientId>();
   private encryptionKeys?: X25519KeyPair;
   private maskKeys?: X25519KeyPair;
   private selfMaskSeed?: Uint8Array;
-  /** Neighbours whose keys arrived at share-keys. */
+  /** Neighbours whose signed keys arrived at share-keys. */
   private peers = new Map<ClientId, PeerKeys>();
   /** Shares this client holds for each neighbour that sent it a bundle. */
   private held = new Map<ClientId, { selfMaskShare: Uint8Array; maskKeyShare: Uint8Array }>();
+  /** The survivor set this client signed at the consistency check. */
+  private signedSurvivors?: ReadonlySet<ClientId>;
+  /** What it revealed of each neighbour, kept for the whole session (never cleared). */
+  private readonly revealed = new Map<ClientId, RevealedShare>();
 
-  constructor(clientId: ClientId) {
-    this.clientId = clientId;
+  constructor(identity: Identity, policy: SecAggPolicy, session: SecAggClientSession) {
+    this.signer = new Ed25519Signer(identity);
+    this.clientId = identity.clientId;
+    this.policy = policy;
+    if (session.unmaskedRounds.jobId !== session.jobId) {
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        `the UnmaskedRounds guard is job ${session.unmaskedRounds.jobId}'s, the session is job ${session.jobId}'s`,
+      );
+    }
+    this.session = session;
   }
 
-  /** The last stage this client answered ('idle' before setup). */
+  /** The last stage this client answered ('idle' before setup, 'aborted' once it refused a message). */
   get stage(): ClientState {
     return this.state;
+  }
+
+  /** The share kind this client revealed for each neighbour (at most one per neighbour). */
+  get revealedShares(): ReadonlyMap<ClientId, RevealedShare> {
+    return new Map(this.revealed);
   }
 
   /**
@@ -78,70 +135,112 @@ export class SecAggPlusClient {
       throw secaggError(
         'SECAGG_MESSAGE_INVALID',
         `SecAgg+ client: malformed server message: ${parsed.error.issues[0]?.message}`,
-        {
-          issues: parsed.error.issues.slice(0, 5),
-        },
+        { issues: parsed.error.issues.slice(0, 5) },
       );
     }
     const msg: ServerToClient = parsed.data;
     this.enter(msg.stage);
-    if (msg.stage !== 'setup' && msg.roundId !== this.roundId) {
-      throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: expected round ${this.roundId}, got ${msg.roundId}`);
-    }
-    switch (msg.stage) {
-      case 'setup':
-        return this.setup(msg);
-      case 'share-keys':
-        return this.shareKeys(msg);
-      case 'collect-masked-vectors':
-        if (!input)
-          throw new TributaryError(
-            'VALIDATION_FAILED',
-            'SecAgg+ client: collect-masked-vectors needs the quantised input',
+    try {
+      if (msg.stage !== 'setup') {
+        if (msg.roundId !== this.roundId) {
+          throw secaggError(
+            'SECAGG_MESSAGE_INVALID',
+            `SecAgg+ client: expected round ${this.roundId}, got ${msg.roundId}`,
           );
-        return this.collectMaskedVectors(msg, input);
-      case 'unmask':
-        return this.unmask(msg);
+        }
+        this.session.unmaskedRounds.assertCurrent(this.ref, this.roundId);
+      }
+      switch (msg.stage) {
+        case 'setup':
+          return this.setup(msg);
+        case 'share-keys':
+          return await this.shareKeys(msg);
+        case 'collect-masked-vectors':
+          if (!input)
+            throw new TributaryError(
+              'VALIDATION_FAILED',
+              'SecAgg+ client: collect-masked-vectors needs the quantised input',
+            );
+          return this.collectMaskedVectors(msg, input);
+        case 'consistency-check':
+          return this.consistencyCheck(msg);
+        case 'unmask':
+          return this.unmask(msg);
+      }
+    } catch (err) {
+      this.abort();
+      throw err;
     }
   }
 
   private enter(stage: SecAggStage): void {
     if (!isClientTransition(this.state, stage)) {
-      const next = this.state === 'idle' ? STAGE_ORDER[0] : STAGE_ORDER[STAGE_ORDER.indexOf(this.state) + 1];
+      const next =
+        this.state === 'aborted'
+          ? '(none: the client aborted)'
+          : this.state === 'idle'
+            ? STAGE_ORDER[0]
+            : STAGE_ORDER[STAGE_ORDER.indexOf(this.state) + 1];
       throw stageOutOfOrder(next ?? '(none: the round is over)', stage, 'client');
     }
-    // A stage is entered once even if answering it fails: a failed client is a dropout, not a retry.
     this.state = stage;
   }
 
+  /** Bonawitz et al. Fig. 5 round 0 (AdvertiseKeys), with the signature of the malicious-server variant. */
   private setup(msg: SetupRequest): SetupReply {
     const p = msg.params;
     const ids = msg.clientIds;
+    const ref = parseSecAggRoundId(msg.roundId);
+    const { jobId, round, attempt } = this.session;
+    if (!ref || ref.jobId !== jobId || ref.round !== round || ref.attempt !== attempt) {
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        `SecAgg+ client: expected a round id ${jobId}:${round}:${attempt}[:c<cohort>], got ${msg.roundId}`,
+      );
+    }
     if (!ids.includes(this.clientId)) {
       throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: ${this.clientId} is not among the round's clients`);
     }
-    validateGraphParameters(ids.length, p.neighbourCount, p.threshold);
-    validateQuantization(p);
+    if (new Set(ids).size !== ids.length) {
+      throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: the client list names a client twice');
+    }
+    try {
+      validateGraphParameters(ids.length, p.neighbourCount, p.threshold);
+      validateQuantization(p);
+    } catch (err) {
+      throw secaggError('SECAGG_PARAMETERS_REFUSED', `SecAgg+ client: ${(err as Error).message}`);
+    }
     if (ids.length * p.quantizationRange >= p.modulus) {
       throw secaggError(
-        'SECAGG_MESSAGE_INVALID',
+        'SECAGG_PARAMETERS_REFUSED',
         `SecAgg+ client: ${ids.length} clients x quantizationRange ${p.quantizationRange} would wrap mod 2^32`,
       );
     }
+    checkSessionParameters(this.policy, ids.length, p);
+    this.session.unmaskedRounds.open(ref, msg.roundId);
+    this.ref = ref;
     this.roundId = msg.roundId;
     this.params = p;
+    this.members = new Set(ids);
+    this.digest = setupDigest({ roundId: msg.roundId, params: p, clientIds: ids });
     this.neighbours = new Set(neighbourGraph(p.graphSeed, ids, p.neighbourCount).get(this.clientId));
     this.encryptionKeys = generateKeyPair();
     this.maskKeys = generateKeyPair();
+    const { publicKey: encryptionPublicKey } = this.encryptionKeys;
+    const { publicKey: maskPublicKey } = this.maskKeys;
     return {
       stage: 'setup',
       roundId: this.roundId,
       clientId: this.clientId,
-      encryptionPublicKey: this.encryptionKeys.publicKey,
-      maskPublicKey: this.maskKeys.publicKey,
+      encryptionPublicKey,
+      maskPublicKey,
+      keySignature: this.signer.sign(
+        advertisedKeysBytes(this.roundId, this.digest, this.clientId, encryptionPublicKey, maskPublicKey),
+      ),
     };
   }
 
+  /** Round 1 (ShareKeys): verify each neighbour's signed keys, then Shamir-share b_i and the mask key among them. */
   private async shareKeys(msg: ShareKeysRequest): Promise<ShareKeysReply> {
     const p = this.params!;
     const seenKeys = new Set<string>([hex(this.encryptionKeys!.publicKey), hex(this.maskKeys!.publicKey)]);
@@ -150,6 +249,21 @@ export class SecAggPlusClient {
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
           `SecAgg+ client: ${peer.clientId} is not a neighbour, or is listed twice`,
+        );
+      }
+      const signed = advertisedKeysBytes(
+        this.roundId,
+        this.digest,
+        peer.clientId,
+        peer.encryptionPublicKey,
+        peer.maskPublicKey,
+      );
+      if (!this.verifier.verifyBytes(peer.clientId, signed, peer.keySignature)) {
+        throw secaggError(
+          'SECAGG_SIGNATURE_INVALID',
+          `SecAgg+ client: the keys relayed for ${peer.clientId} are not signed by it for round ${this.roundId} ` +
+            'and this setup (substituted, moved from another client, or replayed)',
+          { peer: peer.clientId },
         );
       }
       // Bonawitz et al. (Fig. 4, round 1): all public keys must be distinct.
@@ -192,6 +306,7 @@ export class SecAggPlusClient {
     return { stage: 'share-keys', roundId: this.roundId, clientId: this.clientId, bundles };
   }
 
+  /** Round 2 (MaskedInputCollection), after the one-input-per-round guard allows it. */
   private collectMaskedVectors(msg: CollectMaskedVectorsRequest, input: Uint32Array): CollectMaskedVectorsReply {
     const p = this.params!;
     if (!(input instanceof Uint32Array) || input.length !== p.vectorLength) {
@@ -248,6 +363,7 @@ export class SecAggPlusClient {
         `SecAgg+ client: ${this.held.size} neighbours sent shares, the threshold is ${p.threshold}`,
       );
     }
+    this.session.unmaskedRounds.beforeMasking(this.ref, this.roundId);
     // y = x + PRG(b) + sum_{j > i} PRG(s_ij) - sum_{j < i} PRG(s_ij), over the neighbours that sent shares.
     const masked = Uint32Array.from(input);
     applyMask(masked, this.selfMaskSeed!, 1);
@@ -263,7 +379,46 @@ export class SecAggPlusClient {
     };
   }
 
+  /** Round 3 (ConsistencyCheck, Bonawitz et al. Fig. 5): sign the survivor set the server claims. */
+  private consistencyCheck(msg: ConsistencyCheckRequest): ConsistencyCheckReply {
+    const ids = msg.survivorIds;
+    for (let i = 0; i < ids.length; i++) {
+      if (i > 0 && ids[i - 1] >= ids[i]) {
+        throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: the survivor set must be sorted and distinct');
+      }
+      if (!this.members.has(ids[i])) {
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: survivor ${ids[i]} is not among the round's clients`,
+        );
+      }
+    }
+    if (!ids.includes(this.clientId)) {
+      throw secaggError(
+        'SECAGG_CONSISTENCY_FAILED',
+        `SecAgg+ client: the survivor set leaves out ${this.clientId}, which sent its masked vector`,
+      );
+    }
+    if (ids.length < this.policy.minClients) {
+      throw secaggError(
+        'SECAGG_PARAMETERS_REFUSED',
+        `SecAgg+ client: the job's policy needs at least ${this.policy.minClients} clients in the sum, the survivor set has ${ids.length}`,
+      );
+    }
+    this.session.unmaskedRounds.beforeUnmasking(this.ref, this.roundId);
+    this.signedSurvivors = new Set(ids);
+    return {
+      stage: 'consistency-check',
+      roundId: this.roundId,
+      clientId: this.clientId,
+      signature: this.signer.sign(survivorSetBytes(this.roundId, this.digest, ids)),
+    };
+  }
+
+  /** Round 4 (Unmasking): only against the set it signed, with t neighbours agreeing; one share kind per neighbour. */
   private unmask(msg: UnmaskRequest): UnmaskReply {
+    const p = this.params!;
+    const survivors = this.signedSurvivors!;
     const active = new Set(msg.activeIds);
     const dropped = new Set(msg.droppedIds);
     if (active.size !== msg.activeIds.length || dropped.size !== msg.droppedIds.length) {
@@ -271,18 +426,60 @@ export class SecAggPlusClient {
     }
     for (const id of [...active, ...dropped]) {
       // Never reveal both shares of one neighbour: that would let the server unmask its input.
-      if (active.has(id) && dropped.has(id)) {
-        throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: ${id} is listed both as active and as dropped`);
+      const kind: RevealedShare = active.has(id) ? 'self-mask' : 'mask-key';
+      if ((active.has(id) && dropped.has(id)) || (this.revealed.has(id) && this.revealed.get(id) !== kind)) {
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: asked for both the self-mask and the mask-key share of ${id}; it reveals one kind per neighbour`,
+          { neighbour: id },
+        );
       }
       if (!this.held.has(id)) throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: holds no shares of ${id}`);
     }
-    // This client sent its masked vector, so it counts among the survivors (Bonawitz et al., round 4 check).
-    if (active.size + 1 < this.params!.threshold) {
-      throw new TributaryError(
-        'ROUND_QUORUM_NOT_MET',
-        `SecAgg+ client: ${active.size + 1} active clients in the neighbourhood, the threshold is ${this.params!.threshold}`,
+    // Bonawitz et al. Fig. 5 round 4: at least t valid signatures over the same set, here by neighbours (Bell et al.).
+    const signers = new Set<ClientId>();
+    const signed = survivorSetBytes(this.roundId, this.digest, [...survivors]);
+    for (const { clientId, signature } of msg.signatures) {
+      if (signers.has(clientId) || !this.neighbours.has(clientId)) {
+        throw secaggError(
+          'SECAGG_MESSAGE_INVALID',
+          `SecAgg+ client: the survivor-set signature of ${clientId} is not a neighbour's, or is listed twice`,
+        );
+      }
+      if (!this.verifier.verifyBytes(clientId, signed, signature)) {
+        throw secaggError(
+          'SECAGG_SIGNATURE_INVALID',
+          `SecAgg+ client: ${clientId}'s signature is not over the survivor set this client signed`,
+          { signer: clientId },
+        );
+      }
+      signers.add(clientId);
+    }
+    if (signers.size < p.threshold) {
+      throw secaggError(
+        'SECAGG_CONSISTENCY_FAILED',
+        `SecAgg+ client: ${signers.size} neighbours signed the survivor set it signed, the threshold is ${p.threshold}`,
+        { signers: signers.size, threshold: p.threshold },
       );
     }
+    for (const id of this.held.keys()) {
+      if (survivors.has(id) ? !active.has(id) : !dropped.has(id)) {
+        throw secaggError(
+          'SECAGG_CONSISTENCY_FAILED',
+          `SecAgg+ client: asked to unmask ${id} as ${survivors.has(id) ? 'dropped' : 'active'}, the survivor set it signed says otherwise`,
+          { neighbour: id },
+        );
+      }
+    }
+    // This client sent its masked vector, so it counts among the survivors (Bonawitz et al., round 4 check).
+    if (active.size + 1 < p.threshold) {
+      throw new TributaryError(
+        'ROUND_QUORUM_NOT_MET',
+        `SecAgg+ client: ${active.size + 1} active clients in the neighbourhood, the threshold is ${p.threshold}`,
+      );
+    }
+    for (const id of active) this.revealed.set(id, 'self-mask');
+    for (const id of dropped) this.revealed.set(id, 'mask-key');
     const reply: UnmaskReply = {
       stage: 'unmask',
       roundId: this.roundId,
@@ -292,6 +489,11 @@ export class SecAggPlusClient {
     };
     this.forgetSecrets();
     return reply;
+  }
+
+  private abort(): void {
+    this.state = 'aborted';
+    this.forgetSecrets();
   }
 
   private forgetSecrets(): void {

@@ -6,7 +6,11 @@ export * from './shamir';
 export * from './neighbours';
 export * from './stages';
 export * from './messages';
-export { SecAggPlusClient } from './clientProtocol';
+export * from './roundId';
+export * from './signatures';
+export * from './policy';
+export * from './unmaskedRounds';
+export { SecAggPlusClient, type SecAggClientSession, type RevealedShare } from './clientProtocol';
 export {
   SecAggPlusServer,
   type SecAggPlusServerOptions,

@@ -3,6 +3,7 @@ import { MODULUS } from './quantize';
 import { SECAGG_STAGES } from './stages';
 import { KEY_BYTES } from './keys';
 import { SHARE_BYTES, MAX_SHARES } from './shamir';
+import { SIGNATURE_HEX } from './signatures';
 
 /**
  * The messages between the SecAgg+ server and client halves, as zod schemas (types derived with
@@ -23,13 +24,15 @@ const bytes = (n: number) =>
 const bytesUpTo = (max: number) =>
   z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= max, `expected at most ${max} bytes`);
 
+/** Client ids are Ed25519 public keys in lowercase hex: every signature in the protocol is checked under them. */
 export const ClientIdSchema = z
   .string()
-  .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected a client id of 1-128 characters [A-Za-z0-9_.:-]');
+  .regex(/^[0-9a-f]{64}$/, 'expected a client id that is an Ed25519 public key (64 lowercase hex characters)');
 export const RoundIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected a round id of 1-128 characters [A-Za-z0-9_.:-]');
 const idList = (max: number) => z.array(ClientIdSchema).max(max);
+const SignatureSchema = z.string().regex(SIGNATURE_HEX, 'expected an Ed25519 signature (128 lowercase hex characters)');
 
 export const SecAggParametersSchema = z.strictObject({
   vectorLength: z.number().int().min(1).max(SECAGG_LIMITS.maxVectorLength),
@@ -50,6 +53,8 @@ const PublicKeysSchema = z.strictObject({
   clientId: ClientIdSchema,
   encryptionPublicKey: bytes(KEY_BYTES),
   maskPublicKey: bytes(KEY_BYTES),
+  /** The owner's signature over both keys (signatures.ts advertisedKeysBytes), relayed unchanged. */
+  keySignature: SignatureSchema,
 });
 const nonce = bytes(24);
 const ciphertext = bytesUpTo(SECAGG_LIMITS.maxCiphertextBytes);
@@ -65,7 +70,7 @@ export const SetupRequestSchema = z.strictObject({
 export const ShareKeysRequestSchema = z.strictObject({
   stage: z.literal(SECAGG_STAGES.shareKeys),
   roundId: RoundIdSchema,
-  /** The keys of the client's neighbours that answered setup. */
+  /** The signed keys of the client's neighbours that answered setup. */
   peers: z.array(PublicKeysSchema).max(SECAGG_LIMITS.maxNeighbours),
 });
 export const CollectMaskedVectorsRequestSchema = z.strictObject({
@@ -74,6 +79,13 @@ export const CollectMaskedVectorsRequestSchema = z.strictObject({
   /** The share bundles addressed to this client, routed unopened by the server. */
   bundles: z.array(z.strictObject({ from: ClientIdSchema, nonce, ciphertext })).max(SECAGG_LIMITS.maxNeighbours),
 });
+export const ConsistencyCheckRequestSchema = z.strictObject({
+  stage: z.literal(SECAGG_STAGES.consistencyCheck),
+  roundId: RoundIdSchema,
+  /** The clients whose masked vectors the server claims it received (sorted): the client signs this set. */
+  survivorIds: idList(SECAGG_LIMITS.maxClients).min(1),
+});
+const NeighbourSignatureSchema = z.strictObject({ clientId: ClientIdSchema, signature: SignatureSchema });
 export const UnmaskRequestSchema = z.strictObject({
   stage: z.literal(SECAGG_STAGES.unmask),
   roundId: RoundIdSchema,
@@ -81,16 +93,20 @@ export const UnmaskRequestSchema = z.strictObject({
   activeIds: idList(SECAGG_LIMITS.maxNeighbours),
   /** Neighbours that dropped after share-keys: reveal their mask-key shares. */
   droppedIds: idList(SECAGG_LIMITS.maxNeighbours),
+  /** The client's neighbours' signatures over the survivor set it signed (at least threshold must verify). */
+  signatures: z.array(NeighbourSignatureSchema).max(SECAGG_LIMITS.maxNeighbours),
 });
 export const ServerToClientSchema = z.discriminatedUnion('stage', [
   SetupRequestSchema,
   ShareKeysRequestSchema,
   CollectMaskedVectorsRequestSchema,
+  ConsistencyCheckRequestSchema,
   UnmaskRequestSchema,
 ]);
 export type SetupRequest = z.infer<typeof SetupRequestSchema>;
 export type ShareKeysRequest = z.infer<typeof ShareKeysRequestSchema>;
 export type CollectMaskedVectorsRequest = z.infer<typeof CollectMaskedVectorsRequestSchema>;
+export type ConsistencyCheckRequest = z.infer<typeof ConsistencyCheckRequestSchema>;
 export type UnmaskRequest = z.infer<typeof UnmaskRequestSchema>;
 export type ServerToClient = z.infer<typeof ServerToClientSchema>;
 
@@ -101,6 +117,8 @@ export const SetupReplySchema = z.strictObject({
   ...replyBase,
   encryptionPublicKey: bytes(KEY_BYTES),
   maskPublicKey: bytes(KEY_BYTES),
+  /** Ed25519 signature by clientId over (round id, setup digest, client id, both keys). */
+  keySignature: SignatureSchema,
 });
 export const ShareKeysReplySchema = z.strictObject({
   stage: z.literal(SECAGG_STAGES.shareKeys),
@@ -118,6 +136,12 @@ export const CollectMaskedVectorsReplySchema = z.strictObject({
     'expected a non-empty multiple of 4 bytes within the vector limit',
   ),
 });
+export const ConsistencyCheckReplySchema = z.strictObject({
+  stage: z.literal(SECAGG_STAGES.consistencyCheck),
+  ...replyBase,
+  /** Ed25519 signature by clientId over (round id, setup digest, the survivor set it was sent). */
+  signature: SignatureSchema,
+});
 const ShareSchema = z.strictObject({ ownerId: ClientIdSchema, share: bytes(SHARE_BYTES) });
 export const UnmaskReplySchema = z.strictObject({
   stage: z.literal(SECAGG_STAGES.unmask),
@@ -129,11 +153,13 @@ export const ClientToServerSchema = z.discriminatedUnion('stage', [
   SetupReplySchema,
   ShareKeysReplySchema,
   CollectMaskedVectorsReplySchema,
+  ConsistencyCheckReplySchema,
   UnmaskReplySchema,
 ]);
 export type SetupReply = z.infer<typeof SetupReplySchema>;
 export type ShareKeysReply = z.infer<typeof ShareKeysReplySchema>;
 export type CollectMaskedVectorsReply = z.infer<typeof CollectMaskedVectorsReplySchema>;
+export type ConsistencyCheckReply = z.infer<typeof ConsistencyCheckReplySchema>;
 export type UnmaskReply = z.infer<typeof UnmaskReplySchema>;
 export type ClientToServer = z.infer<typeof ClientToServerSchema>;
 

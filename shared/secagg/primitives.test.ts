@@ -176,9 +176,31 @@ describe('neighbour graph', () => {
 
 describe('message schemas reject malformed messages', () => {
   const key = new Uint8Array(32);
-  const good = { stage: 'setup', roundId: 'r', clientId: 'a', encryptionPublicKey: key, maskPublicKey: key };
-  it('accepts a well-formed reply', () => {
+  const a = 'a1'.repeat(32);
+  const b = 'b2'.repeat(32);
+  const sig = 'cd'.repeat(64);
+  const good = {
+    stage: 'setup',
+    roundId: 'r',
+    clientId: a,
+    encryptionPublicKey: key,
+    maskPublicKey: key,
+    keySignature: sig,
+  };
+  it('accepts well-formed messages', () => {
     expect(SetupReplySchema.safeParse(good).success).toBe(true);
+    expect(
+      ClientToServerSchema.safeParse({ stage: 'consistency-check', roundId: 'r', clientId: a, signature: sig }).success,
+    ).toBe(true);
+    expect(
+      ServerToClientSchema.safeParse({
+        stage: 'unmask',
+        roundId: 'r',
+        activeIds: [b],
+        droppedIds: [],
+        signatures: [{ clientId: b, signature: sig }],
+      }).success,
+    ).toBe(true);
     expect(bytesToVector(vectorToBytes(Uint32Array.from([1, 0xffffffff])))).toEqual(Uint32Array.from([1, 0xffffffff]));
   });
   it.each([
@@ -186,20 +208,28 @@ describe('message schemas reject malformed messages', () => {
     ['short key', { ...good, maskPublicKey: new Uint8Array(31) }],
     ['key as string', { ...good, maskPublicKey: 'aa' }],
     ['bad client id', { ...good, clientId: 'a b' }],
-    ['long client id', { ...good, clientId: 'x'.repeat(129) }],
+    ['client id that is not a public key', { ...good, clientId: 'client-1' }],
+    ['upper-case client id', { ...good, clientId: a.toUpperCase() }],
+    ['unsigned keys', { ...good, keySignature: undefined }],
+    ['short key signature', { ...good, keySignature: 'cd'.repeat(63) }],
+    ['consistency reply without a signature', { stage: 'consistency-check', roundId: 'r', clientId: a }],
+    [
+      'consistency reply with a binary signature',
+      { stage: 'consistency-check', roundId: 'r', clientId: a, signature: new Uint8Array(64) },
+    ],
     ['extra field', { ...good, secretKey: key }],
     [
       'vector not a multiple of 4',
-      { stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: new Uint8Array(5) },
+      { stage: 'collect-masked-vectors', roundId: 'r', clientId: a, maskedVector: new Uint8Array(5) },
     ],
-    ['empty vector', { stage: 'collect-masked-vectors', roundId: 'r', clientId: 'a', maskedVector: new Uint8Array(0) }],
+    ['empty vector', { stage: 'collect-masked-vectors', roundId: 'r', clientId: a, maskedVector: new Uint8Array(0) }],
     [
       'short share',
       {
         stage: 'unmask',
         roundId: 'r',
-        clientId: 'a',
-        selfMaskShares: [{ ownerId: 'b', share: new Uint8Array(32) }],
+        clientId: a,
+        selfMaskShares: [{ ownerId: b, share: new Uint8Array(32) }],
         maskKeyShares: [],
       },
     ],
@@ -208,8 +238,8 @@ describe('message schemas reject malformed messages', () => {
       {
         stage: 'unmask',
         roundId: 'r',
-        clientId: 'a',
-        selfMaskShares: Array(256).fill({ ownerId: 'b', share: new Uint8Array(33) }),
+        clientId: a,
+        selfMaskShares: Array(256).fill({ ownerId: b, share: new Uint8Array(33) }),
         maskKeyShares: [],
       },
     ],
@@ -222,7 +252,7 @@ describe('message schemas reject malformed messages', () => {
       {
         stage: 'setup',
         roundId: 'r',
-        clientIds: ['a', 'b', 'c'],
+        clientIds: [a, b, 'c3'.repeat(32)],
         params: {
           vectorLength: 1,
           neighbourCount: 2,
@@ -239,7 +269,7 @@ describe('message schemas reject malformed messages', () => {
       {
         stage: 'setup',
         roundId: 'r',
-        clientIds: ['a'],
+        clientIds: [a],
         params: {
           vectorLength: 1,
           neighbourCount: 2,
@@ -256,7 +286,7 @@ describe('message schemas reject malformed messages', () => {
       {
         stage: 'collect-masked-vectors',
         roundId: 'r',
-        bundles: [{ from: 'b', nonce: new Uint8Array(24), ciphertext: new Uint8Array(5000) }],
+        bundles: [{ from: b, nonce: new Uint8Array(24), ciphertext: new Uint8Array(5000) }],
       },
     ],
     [
@@ -264,10 +294,34 @@ describe('message schemas reject malformed messages', () => {
       {
         stage: 'collect-masked-vectors',
         roundId: 'r',
-        bundles: [{ from: 'b', nonce: new Uint8Array(12), ciphertext: new Uint8Array(50) }],
+        bundles: [{ from: b, nonce: new Uint8Array(12), ciphertext: new Uint8Array(50) }],
       },
     ],
-    ['ids not an array', { stage: 'unmask', roundId: 'r', activeIds: 'a', droppedIds: [] }],
+    ['ids not an array', { stage: 'unmask', roundId: 'r', activeIds: a, droppedIds: [], signatures: [] }],
+    ['unmask without signatures', { stage: 'unmask', roundId: 'r', activeIds: [b], droppedIds: [] }],
+    [
+      'more signatures than neighbours',
+      {
+        stage: 'unmask',
+        roundId: 'r',
+        activeIds: [],
+        droppedIds: [],
+        signatures: Array(256).fill({ clientId: b, signature: sig }),
+      },
+    ],
+    ['an empty survivor set', { stage: 'consistency-check', roundId: 'r', survivorIds: [] }],
+    [
+      'a survivor set above the client limit',
+      { stage: 'consistency-check', roundId: 'r', survivorIds: Array(1024).fill(b) },
+    ],
+    [
+      'relayed keys without their signature',
+      {
+        stage: 'share-keys',
+        roundId: 'r',
+        peers: [{ clientId: b, encryptionPublicKey: key, maskPublicKey: key }],
+      },
+    ],
   ])('server -> client: %s', (_name, msg) => {
     expect(ServerToClientSchema.safeParse(msg).success).toBe(false);
   });
@@ -276,12 +330,12 @@ describe('message schemas reject malformed messages', () => {
       CollectMaskedVectorsReplySchema.safeParse({
         stage: 'collect-masked-vectors',
         roundId: 'r',
-        clientId: 'a',
+        clientId: a,
         maskedVector: [1, 2, 3, 4],
       }).success,
     ).toBe(false);
     expect(
-      UnmaskReplySchema.safeParse({ stage: 'unmask', roundId: 'r', clientId: 'a', selfMaskShares: [] }).success,
+      UnmaskReplySchema.safeParse({ stage: 'unmask', roundId: 'r', clientId: a, selfMaskShares: [] }).success,
     ).toBe(false);
   });
 });

@@ -1,51 +1,73 @@
 /**
  * SecAgg+ server (the coordinator's half): secure aggregation of quantised vectors in Z_(2^32) with
- * dropout recovery over a sparse graph. Follows Bonawitz et al., "Practical Secure Aggregation for
- * Privacy-Preserving Machine Learning" (CCS 2017, Section 4 / Fig. 4: rounds 0-4) with the k-regular
- * communication graph of Bell et al., "Secure Single-Server Aggregation with (Poly)Logarithmic
- * Overhead" (CCS 2020, Section 3), and the stage layout of Flower's SecAggPlusWorkflow.
+ * dropout recovery over a sparse graph, secure against a malicious server. Follows Bonawitz et al.,
+ * "Practical Secure Aggregation for Privacy-Preserving Machine Learning" (CCS 2017, Section 6 /
+ * Fig. 5: the malicious-server protocol, rounds 0-4 with signed keys and the consistency check) with
+ * the k-regular communication graph of Bell et al., "Secure Single-Server Aggregation with
+ * (Poly)Logarithmic Overhead" (CCS 2020, Section 3; signatures counted per neighbourhood as in their
+ * malicious variant), and the stage layout of Flower's SecAggPlusWorkflow. Clients are identified by
+ * their Ed25519 public keys (64 hex characters) and sign with them (signatures.ts).
  *
  * Stages (each ends when the caller calls `advance()`, e.g. at a deadline; clients that did not
  * answer are recorded in `dropouts`, never thrown):
- * 1. setup (Bonawitz round 0 "AdvertiseKeys"): the server sends the parameters, the graph seed and
- *    the client list; each client computes its k neighbours (a Harary graph over a seeded permutation,
- *    Bell et al. Sec. 3.2) and answers two fresh X25519 public keys: an encryption key (sealing of
- *    share bundles) and a mask key (pairwise mask agreement).
- * 2. share-keys (round 1 "ShareKeys"): each client gets its surviving neighbours' keys, picks a
- *    self-mask seed b_i, Shamir-splits b_i and its mask secret key (threshold t among its
- *    neighbours) and seals one bundle per neighbour. The server only routes the ciphertexts: it holds
- *    no encryption secret key, so it cannot open them.
+ * 1. setup (round 0 "AdvertiseKeys"): the server sends the parameters, the graph seed and the client
+ *    list; each client checks them against its job's policy (policy.ts), computes its k neighbours (a
+ *    Harary graph over a seeded permutation, Bell et al. Sec. 3.2) and answers two fresh X25519 public
+ *    keys (encryption: sealing share bundles; mask: pairwise mask agreement), signed with its identity
+ *    over (round id, setup digest, client id, both keys). The server checks the signature too.
+ * 2. share-keys (round 1 "ShareKeys"): each client gets its surviving neighbours' keys with their
+ *    signatures and verifies them (a substituted key is refused: SECAGG_SIGNATURE_INVALID), picks a
+ *    self-mask seed b_i, Shamir-splits b_i and its mask secret key (threshold t among its neighbours)
+ *    and seals one bundle per neighbour. The server only routes the ciphertexts.
  * 3. collect-masked-vectors (round 2 "MaskedInputCollection"): each client opens the bundles sent to
  *    it and answers y_i = x_i + PRG(b_i) + sum_{j>i} PRG(s_ij) - sum_{j<i} PRG(s_ij) over the
  *    neighbours j that sent it bundles; s_ij = HKDF-SHA256(X25519(mask keys), round id); PRG = ChaCha20.
- * 4. unmask (round 4 "Unmasking"; round 3 "ConsistencyCheck" is the malicious-model step, not done):
- *    each surviving client reveals, per neighbour, the b-share if that neighbour's masked vector
- *    arrived, the mask-key share if it dropped after share-keys — never both. The server
- *    reconstructs (>= t shares each, a reconstructed mask key is checked against its public key),
- *    removes the self masks of the survivors and the survivors' pairwise masks with the dropped
- *    clients, and returns the sum mod 2^32. With fewer than t shares for any client it aborts with
- *    ROUND_QUORUM_NOT_MET.
+ * 4. consistency-check (round 3 "ConsistencyCheck"): the server sends every survivor the survivor set
+ *    S (the clients whose masked vectors arrived); each signs (round id, setup digest, S).
+ * 5. unmask (round 4 "Unmasking"): each signer gets its neighbours' signatures; it reveals shares only
+ *    if at least t of them verify over the set it signed, and only as that set says: per neighbour,
+ *    the b-share if it is in S, the mask-key share if not, never both (SECAGG_CONSISTENCY_FAILED
+ *    otherwise). The server reconstructs (>= t shares each, a reconstructed mask key is checked
+ *    against its public key), removes the survivors' self masks and their pairwise masks with the
+ *    dropped clients, and returns the sum mod 2^32. With fewer than t shares for any client it aborts
+ *    with ROUND_QUORUM_NOT_MET.
  *
  * Parameters: vectorLength; neighbourCount k (even, <= n - 1; default 2*ceil(log2 n), capped at
  * n - 1); threshold t (2t > k; default floor(k/2) + 1); quantisation (clippingRange,
  * quantizationRange; modulus fixed at 2^32 with n * quantizationRange < 2^32); minClients (default
- * max(t, 3)): fewer survivors at any stage aborts.
+ * max(t, 3)): fewer survivors at any stage aborts. The round id names the session
+ * (`<job>:<round>:<attempt>[:c<cohort>]`, roundId.ts); clients refuse any other.
  *
- * Privacy trade-offs: semi-honest (honest-but-curious) server and clients; the server learns the sum
- * of the survivors' inputs and who dropped, nothing about an individual input as long as fewer than t
- * of each client's k neighbours collude with it. A malicious server could lie about dropouts (no
- * consistency-check round, no signed keys — bind keys to identities at the transport layer); 2t > k
- * prevents asking disjoint halves of a neighbourhood for both secrets. Sparse graphs cut per-client
- * cost from O(n) to O(k) keys and masks at the price of tolerating fewer colluders per neighbourhood.
- * The graph seed comes from the server (Bell et al. assume it is honest for graph generation).
+ * What a malicious server cannot do (each has a test playing it, maliciousServer.test.ts): substitute
+ * a neighbour's keys to open a client's share bundles (keys are signed by the neighbour's identity
+ * for this round id and setup); tell neighbours different dropout stories to collect both shares of
+ * one client (a client reveals only against the set it signed and only with t matching neighbour
+ * signatures, one share kind per neighbour); run a session smaller or weaker than the job spec (the
+ * client's policy); have a client's input in two unmasked sums of one round (UnmaskedRounds).
+ *
+ * Remaining assumptions (docs/secure-aggregation.md): fewer than t of a client's k neighbours collude
+ * with the server, and fewer than 2t - k of them when the server also lies about survivors (each
+ * honest neighbour reveals one share kind, so it gets k + c of the 2t shares it needs; with the
+ * default t that is one colluder, two in the complete graph); the client list is real, distinct
+ * parties (sybils the server admits count as colluders: admission is the job's access policy, not
+ * SecAgg's); the server picks the graph seed, so it could grind for a graph that gives a target
+ * colluding neighbours (Bell et al. assume honest graph generation); a client that drops after
+ * sending its masked vector is unmasked without seeing the consistency check, so it cannot tell that
+ * attempt from an aborted one (UnmaskedRounds' 'masked' mode closes this). The server learns the sum
+ * of the survivors' inputs and who dropped: what the sum itself reveals (e.g. an input, given the
+ * others) is not protected.
+ * Sparse graphs cut per-client cost from O(n) to O(k) keys, masks and signatures at the price of
+ * tolerating fewer colluders per neighbourhood.
  */
 import { TributaryError } from '../errors';
+import { SignatureVerifier } from '../identity/signing';
 import { pairwiseMaskSeed, publicKeyOf } from './keys';
 import { addInPlace, applyMask } from './masks';
 import {
   bytesToVector,
   ClientToServerSchema,
   SECAGG_LIMITS,
+  ClientIdSchema,
   type ClientToServer,
   type SecAggParameters,
   type ServerToClient,
@@ -60,7 +82,9 @@ import {
   type ClientId,
 } from './neighbours';
 import { DEFAULT_QUANTIZATION, MODULUS, validateQuantization, type QuantizationParameters } from './quantize';
+import { parseSecAggRoundId } from './roundId';
 import { combineShares } from './shamir';
+import { advertisedKeysBytes, setupDigest, survivorSetBytes } from './signatures';
 import {
   isServerTransition,
   SERVER_TRANSITIONS,
@@ -71,8 +95,9 @@ import {
 } from './stages';
 
 export interface SecAggPlusServerOptions {
+  /** `<jobId>:<round>:<attempt>[:c<cohort>]` (secaggRoundId): unique per session, clients check it. */
   roundId: string;
-  /** The clients sampled for this round (3 to 1023). */
+  /** The clients sampled for this round (3 to 1023), by Ed25519 public key (64 lowercase hex). */
   clientIds: readonly ClientId[];
   vectorLength: number;
   /** @default min(n - 1, 2 * ceil(log2 n)) */
@@ -108,6 +133,7 @@ export type SecAggStep =
 interface Keys {
   encryptionPublicKey: Uint8Array;
   maskPublicKey: Uint8Array;
+  keySignature: string;
 }
 
 export class SecAggPlusServer {
@@ -127,6 +153,11 @@ export class SecAggPlusServer {
   /** client -> neighbours whose bundles it was sent (and so masked with). */
   private maskedWith = new Map<ClientId, ClientId[]>();
   private maskedVectors = new Map<ClientId, Uint32Array>();
+  /** The survivor set sent at the consistency check (sorted), and the signatures over it. */
+  private survivorIds: ClientId[] = [];
+  private survivorSignatures = new Map<ClientId, string>();
+  private readonly digest: string;
+  private readonly verifier = new SignatureVerifier(2048);
 
   constructor(options: SecAggPlusServerOptions) {
     const ids = [...options.clientIds].sort();
@@ -134,6 +165,16 @@ export class SecAggPlusServer {
     if (n > SECAGG_LIMITS.maxClients)
       throw new TributaryError('CONFIG_INVALID', `at most ${SECAGG_LIMITS.maxClients} clients, got ${n}`);
     if (new Set(ids).size !== n) throw new TributaryError('CONFIG_INVALID', 'client ids must be distinct');
+    const badId = ids.find((id) => !ClientIdSchema.safeParse(id).success);
+    if (badId !== undefined) {
+      throw new TributaryError('CONFIG_INVALID', `client ids must be Ed25519 public keys in hex, got ${badId}`);
+    }
+    if (!parseSecAggRoundId(options.roundId)) {
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        `roundId must be <jobId>:<round>:<attempt>[:c<cohort>] (secaggRoundId), got ${options.roundId}`,
+      );
+    }
     const k = options.neighbourCount ?? recommendedNeighbourCount(n);
     const t = options.threshold ?? recommendedThreshold(k);
     validateGraphParameters(n, k, t);
@@ -170,6 +211,7 @@ export class SecAggPlusServer {
     this.clientIds = Object.freeze(ids);
     this.minClients = minClients;
     this.graph = neighbourGraph(graphSeed, ids, k);
+    this.digest = setupDigest({ roundId: this.roundId, params, clientIds: ids });
   }
 
   get stage(): ServerState {
@@ -179,6 +221,21 @@ export class SecAggPlusServer {
   /** Dropouts so far, as data. */
   get dropouts(): readonly SecAggDropout[] {
     return this.drops;
+  }
+
+  /**
+   * The clients whose masked vectors arrived (sorted): set when collect-masked-vectors closes, i.e.
+   * when advance() returns the consistency-check requests. A driver that must check a round-wide quorum
+   * before any unmasking reads it then, and sends those requests only if the round may unmask.
+   */
+  get survivors(): readonly ClientId[] {
+    return this.survivorIds;
+  }
+
+  /** Abandons the session without unmasking (e.g. the round's quorum failed elsewhere); state 'aborted'. */
+  cancel(): void {
+    if (this.state === 'done' || this.state === 'aborted') return;
+    this.enter('aborted');
   }
 
   /** Starts the round: the setup request for every client. */
@@ -243,8 +300,32 @@ export class SecAggPlusServer {
         }
         break;
       }
-      case 'setup':
+      case 'setup': {
+        const signed = advertisedKeysBytes(
+          this.roundId,
+          this.digest,
+          reply.clientId,
+          reply.encryptionPublicKey,
+          reply.maskPublicKey,
+        );
+        if (!this.verifier.verifyBytes(reply.clientId, signed, reply.keySignature)) {
+          throw secaggError(
+            'SECAGG_SIGNATURE_INVALID',
+            `SecAgg+ server: reply from ${reply.clientId}: its keys are not signed by it for this round and setup`,
+          );
+        }
         break;
+      }
+      case 'consistency-check': {
+        const signed = survivorSetBytes(this.roundId, this.digest, this.survivorIds);
+        if (!this.verifier.verifyBytes(reply.clientId, signed, reply.signature)) {
+          throw secaggError(
+            'SECAGG_SIGNATURE_INVALID',
+            `SecAgg+ server: reply from ${reply.clientId}: its signature is not over the survivor set it was sent`,
+          );
+        }
+        break;
+      }
     }
     this.replies.set(reply.clientId, reply);
   }
@@ -266,6 +347,8 @@ export class SecAggPlusServer {
         return this.afterShareKeys();
       case 'collect-masked-vectors':
         return this.afterCollect();
+      case 'consistency-check':
+        return this.afterConsistencyCheck();
       case 'unmask':
         return this.afterUnmask();
       default:
@@ -276,7 +359,11 @@ export class SecAggPlusServer {
   private afterSetup(): SecAggStep {
     for (const r of this.replies.values()) {
       if (r.stage === 'setup')
-        this.keys.set(r.clientId, { encryptionPublicKey: r.encryptionPublicKey, maskPublicKey: r.maskPublicKey });
+        this.keys.set(r.clientId, {
+          encryptionPublicKey: r.encryptionPublicKey,
+          maskPublicKey: r.maskPublicKey,
+          keySignature: r.keySignature,
+        });
     }
     const distinct = new Set(
       [...this.keys.values()].flatMap((k) =>
@@ -339,41 +426,68 @@ export class SecAggPlusServer {
     for (const r of this.replies.values()) {
       if (r.stage === 'collect-masked-vectors') this.maskedVectors.set(r.clientId, bytesToVector(r.maskedVector));
     }
-    this.checkQuorum(this.maskedVectors.size, 'unmask');
+    this.checkQuorum(this.maskedVectors.size, 'consistency-check');
     // Abort now if some secret could not be reconstructed even if every survivor answered.
-    const holders = this.shareHolders([...this.maskedVectors.keys()]);
-    for (const [owner, hs] of holders) {
-      if (hs.length < this.params.threshold) {
-        this.abort(
-          'unmask',
-          `only ${hs.length} surviving neighbours hold shares of ${owner}; the threshold is ${this.params.threshold}`,
-        );
-      }
+    this.checkHolders([...this.maskedVectors.keys()], 'consistency-check');
+    this.enter('consistency-check');
+    this.survivorIds = [...this.maskedVectors.keys()].sort();
+    const requests = new Map<ClientId, ServerToClient>();
+    for (const id of this.survivorIds) {
+      requests.set(id, { stage: 'consistency-check', roundId: this.roundId, survivorIds: [...this.survivorIds] });
     }
+    return this.expect('consistency-check', requests);
+  }
+
+  private afterConsistencyCheck(): SecAggStep {
+    for (const r of this.replies.values()) {
+      if (r.stage === 'consistency-check') this.survivorSignatures.set(r.clientId, r.signature);
+    }
+    // Only signers are asked to unmask; each needs t signing neighbours, implied by t signing holders per owner.
+    const signers = [...this.survivorSignatures.keys()];
+    this.checkHolders(signers, 'unmask');
     this.enter('unmask');
     const requests = new Map<ClientId, ServerToClient>();
-    for (const id of this.maskedVectors.keys()) {
+    for (const id of signers) {
       const holds = this.maskedWith.get(id)!;
       requests.set(id, {
         stage: 'unmask',
         roundId: this.roundId,
         activeIds: holds.filter((j) => this.maskedVectors.has(j)),
         droppedIds: holds.filter((j) => !this.maskedVectors.has(j)),
+        signatures: (this.graph.get(id) ?? [])
+          .filter((j) => this.survivorSignatures.has(j))
+          .map((j) => ({ clientId: j, signature: this.survivorSignatures.get(j)! })),
       });
     }
     return this.expect('unmask', requests);
   }
 
-  /** owner -> the given responders that hold a share of its secret that unmasking needs. */
-  private shareHolders(responders: ClientId[]): Map<ClientId, ClientId[]> {
-    const out = new Map<ClientId, ClientId[]>();
-    for (const i of responders) {
-      for (const j of this.maskedWith.get(i) ?? []) {
-        if (!out.has(j)) out.set(j, []);
-        out.get(j)!.push(i);
+  /** Aborts unless every secret unmasking needs has at least t holders among `responders`. */
+  private checkHolders(responders: ClientId[], stage: SecAggStage): void {
+    for (const [owner, hs] of this.shareHolders(responders)) {
+      if (hs.length < this.params.threshold) {
+        this.abort(
+          stage,
+          `only ${hs.length} surviving neighbours hold shares of ${owner}; the threshold is ${this.params.threshold}`,
+        );
       }
     }
-    for (const j of this.maskedVectors.keys()) if (!out.has(j)) out.set(j, []);
+  }
+
+  /**
+   * owner -> the given responders that hold a share of its secret, for every owner whose secret
+   * unmasking needs: each survivor's self-mask seed, and the mask key of each dropped client that a
+   * survivor masked with.
+   */
+  private shareHolders(responders: ClientId[]): Map<ClientId, ClientId[]> {
+    const out = new Map<ClientId, ClientId[]>();
+    for (const i of this.maskedVectors.keys()) {
+      out.set(i, out.get(i) ?? []);
+      for (const j of this.maskedWith.get(i) ?? []) if (!out.has(j)) out.set(j, []);
+    }
+    for (const i of responders) {
+      for (const j of this.maskedWith.get(i) ?? []) out.get(j)?.push(i);
+    }
     return out;
   }
 

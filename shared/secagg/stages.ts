@@ -1,28 +1,44 @@
 import { TributaryError } from '../errors';
 
-/** SecAgg+ stages, in protocol order (the names Flower's SecAgg+ uses). */
+/** SecAgg+ stages, in protocol order (Flower's SecAgg+ names, plus Bonawitz et al.'s consistency check). */
 export const SECAGG_STAGES = {
   setup: 'setup',
   shareKeys: 'share-keys',
   collectMaskedVectors: 'collect-masked-vectors',
+  consistencyCheck: 'consistency-check',
   unmask: 'unmask',
 } as const;
 export type SecAggStage = (typeof SECAGG_STAGES)[keyof typeof SECAGG_STAGES];
-export const STAGE_ORDER: readonly SecAggStage[] = ['setup', 'share-keys', 'collect-masked-vectors', 'unmask'];
+export const STAGE_ORDER: readonly SecAggStage[] = [
+  'setup',
+  'share-keys',
+  'collect-masked-vectors',
+  'consistency-check',
+  'unmask',
+];
 
-/** A client is idle until the first stage, then in the last stage it answered. */
-export type ClientState = 'idle' | SecAggStage;
+/**
+ * A client is idle until the first stage, then in the last stage it answered, or aborted once answering
+ * a stage failed (a refused key, signature or parameter): an aborted client answers nothing more.
+ */
+export type ClientState = 'idle' | SecAggStage | 'aborted';
 /** The server is idle, in the stage whose replies it is collecting, done, or aborted. */
 export type ServerState = 'idle' | SecAggStage | 'done' | 'aborted';
-export const CLIENT_STATES: readonly ClientState[] = ['idle', ...STAGE_ORDER];
+export const CLIENT_STATES: readonly ClientState[] = ['idle', ...STAGE_ORDER, 'aborted'];
 export const SERVER_STATES: readonly ServerState[] = ['idle', ...STAGE_ORDER, 'done', 'aborted'];
 
-/** The only transitions a client makes: each stage once, in order. */
+/** The only transitions a client makes: each stage once, in order; any stage it entered may abort. */
 export const CLIENT_TRANSITIONS: ReadonlyArray<readonly [ClientState, ClientState]> = [
   ['idle', 'setup'],
   ['setup', 'share-keys'],
   ['share-keys', 'collect-masked-vectors'],
-  ['collect-masked-vectors', 'unmask'],
+  ['collect-masked-vectors', 'consistency-check'],
+  ['consistency-check', 'unmask'],
+  ['setup', 'aborted'],
+  ['share-keys', 'aborted'],
+  ['collect-masked-vectors', 'aborted'],
+  ['consistency-check', 'aborted'],
+  ['unmask', 'aborted'],
 ];
 
 /** The server's transitions: each stage in order, then done; any stage may abort. */
@@ -30,11 +46,13 @@ export const SERVER_TRANSITIONS: ReadonlyArray<readonly [ServerState, ServerStat
   ['idle', 'setup'],
   ['setup', 'share-keys'],
   ['share-keys', 'collect-masked-vectors'],
-  ['collect-masked-vectors', 'unmask'],
+  ['collect-masked-vectors', 'consistency-check'],
+  ['consistency-check', 'unmask'],
   ['unmask', 'done'],
   ['setup', 'aborted'],
   ['share-keys', 'aborted'],
   ['collect-masked-vectors', 'aborted'],
+  ['consistency-check', 'aborted'],
   ['unmask', 'aborted'],
 ];
 
@@ -46,7 +64,14 @@ export function isServerTransition(from: ServerState, to: ServerState): boolean 
 }
 
 /** The SecAgg+ codes of the error catalog (shared/errors.ts). */
-export type SecAggErrorCode = 'SECAGG_STAGE_OUT_OF_ORDER' | 'SECAGG_MESSAGE_INVALID' | 'SECAGG_RECONSTRUCTION_FAILED';
+export type SecAggErrorCode =
+  | 'SECAGG_STAGE_OUT_OF_ORDER'
+  | 'SECAGG_MESSAGE_INVALID'
+  | 'SECAGG_RECONSTRUCTION_FAILED'
+  | 'SECAGG_SIGNATURE_INVALID'
+  | 'SECAGG_CONSISTENCY_FAILED'
+  | 'SECAGG_PARAMETERS_REFUSED'
+  | 'SECAGG_INPUT_ALREADY_UNMASKED';
 
 export function secaggError(
   code: SecAggErrorCode,

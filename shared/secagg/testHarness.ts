@@ -1,26 +1,84 @@
+import { generateKeyPairSync } from 'node:crypto';
+import type { Identity } from '../identity/keyPair';
 import { SecAggPlusClient } from './clientProtocol';
-import { SecAggPlusServer, type SecAggPlusServerOptions, type SecAggResult } from './serverProtocol';
 import type { ClientId } from './neighbours';
-import type { SecAggStage } from './stages';
+import { type SecAggPolicy, secaggPolicyFor } from './policy';
+import { parseSecAggRoundId } from './roundId';
+import { SecAggPlusServer, type SecAggPlusServerOptions, type SecAggResult } from './serverProtocol';
+import { STAGE_ORDER, type SecAggStage } from './stages';
+import { UnmaskedRounds } from './unmaskedRounds';
+
+/** A fresh Ed25519 identity in tweetnacl's format (seed + public key), made with node:crypto (~100x faster). */
+export function fastIdentity(): Identity {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const pub = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-32));
+  const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32);
+  const secretKey = new Uint8Array(64);
+  secretKey.set(seed);
+  secretKey.set(pub, 32);
+  return { publicKey: pub, secretKey, clientId: Buffer.from(pub).toString('hex') };
+}
+
+/** n fresh Ed25519 identities, by client id (sorted). */
+export function makeIdentities(n: number): Map<ClientId, Identity> {
+  const ids = Array.from({ length: n }, fastIdentity).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+  return new Map(ids.map((i) => [i.clientId, i]));
+}
+
+/** The policy of a job whose spec gives exactly this server's parameters (what an honest coordinator runs). */
+export function policyOf(server: SecAggPlusServer): SecAggPolicy {
+  const p = server.params;
+  return secaggPolicyFor(
+    { clippingRange: p.clippingRange, neighbourCount: p.neighbourCount, threshold: p.threshold },
+    server.minClients,
+    p.vectorLength,
+  );
+}
+
+/** A client for `roundId`'s session, with a fresh guard unless the job's is given. */
+export function makeClient(
+  identity: Identity,
+  policy: SecAggPolicy,
+  roundId: string,
+  unmaskedRounds?: UnmaskedRounds,
+): SecAggPlusClient {
+  const ref = parseSecAggRoundId(roundId);
+  if (!ref) throw new Error(`not a SecAgg+ round id: ${roundId}`);
+  return new SecAggPlusClient(identity, policy, {
+    jobId: ref.jobId,
+    round: ref.round,
+    attempt: ref.attempt,
+    unmaskedRounds: unmaskedRounds ?? new UnmaskedRounds(ref.jobId),
+  });
+}
 
 /**
  * Runs one SecAgg+ round in memory (for tests and benchmarks): every request goes to its client and
  * every reply back to the server. A client listed in `dropAt` never answers that stage or later ones.
+ * Clients use the policy of the server's own parameters unless `policy` is given.
  */
 export async function runInMemoryRound(
   options: SecAggPlusServerOptions,
+  identities: ReadonlyMap<ClientId, Identity>,
   inputs: ReadonlyMap<ClientId, Uint32Array>,
   dropAt: ReadonlyMap<ClientId, SecAggStage> = new Map(),
   onReply?: (stage: SecAggStage, clientId: ClientId, reply: unknown) => void,
+  policy?: SecAggPolicy,
 ): Promise<{ server: SecAggPlusServer; clients: Map<ClientId, SecAggPlusClient>; result: SecAggResult }> {
   const server = new SecAggPlusServer(options);
-  const clients = new Map(options.clientIds.map((id) => [id, new SecAggPlusClient(id)]));
-  const order: SecAggStage[] = ['setup', 'share-keys', 'collect-masked-vectors', 'unmask'];
+  const clientPolicy = policy ?? policyOf(server);
+  const clients = new Map(
+    options.clientIds.map((id) => {
+      const identity = identities.get(id);
+      if (!identity) throw new Error(`no identity for ${id}`);
+      return [id, makeClient(identity, clientPolicy, options.roundId)];
+    }),
+  );
   const gone = new Set<ClientId>();
   let step = server.start();
   while (!step.done) {
     const stage = step.stage;
-    for (const [id, stageAt] of dropAt) if (order.indexOf(stageAt) <= order.indexOf(stage)) gone.add(id);
+    for (const [id, stageAt] of dropAt) if (STAGE_ORDER.indexOf(stageAt) <= STAGE_ORDER.indexOf(stage)) gone.add(id);
     for (const [id, request] of step.requests) {
       if (gone.has(id)) continue;
       const reply = await clients.get(id)!.handle(request, inputs.get(id));

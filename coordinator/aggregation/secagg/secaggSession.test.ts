@@ -2,7 +2,8 @@ import { decodeBinaryJson, encodeBinaryJson } from '../../../shared/codec/binary
 import { SecAggOptionsSchema } from '../../../shared/schemas/jobSpec';
 import type { SecAggRequest } from '../../../shared/schemas/messages';
 import { EVENTS } from '../../../shared/schemas/protocol';
-import { quantize, SecAggPlusClient, weightUpdate, type SecAggParameters } from '../../../shared/secagg';
+import { quantize, type SecAggParameters, secaggPolicyFor, weightUpdate } from '../../../shared/secagg';
+import { makeClient, makeIdentities } from '../../../shared/secagg/testHarness';
 import { ClientDirectory } from '../../transport/clientDirectory';
 import { SecAggSession } from './secaggSession';
 
@@ -10,14 +11,17 @@ const manifest = [
   { name: 'w', shape: [2, 2] },
   { name: 'b', shape: [2] },
 ];
-const ids = ['c0', 'c1', 'c2', 'c3'];
+// Client ids are Ed25519 public keys (sorted, so c0..c3 name them in order).
+const identities = [...makeIdentities(4).values()];
+const ids = identities.map((i) => i.clientId);
+const [c0, c1, c2, c3] = ids;
 const deltas: Record<string, number[]> = {
-  c0: [0.1, -0.2, 0.3, 0.05, 0, 1],
-  c1: [-0.1, 0.2, 0.1, 0.05, 0.5, -1],
-  c2: [0.2, 0.2, -0.3, 0.0, 0.25, 0.5],
-  c3: [0.0, 0.1, 0.2, -0.4, -0.5, 0],
+  [c0]: [0.1, -0.2, 0.3, 0.05, 0, 1],
+  [c1]: [-0.1, 0.2, 0.1, 0.05, 0.5, -1],
+  [c2]: [0.2, 0.2, -0.3, 0.0, 0.25, 0.5],
+  [c3]: [0.0, 0.1, 0.2, -0.4, -0.5, 0],
 };
-const examples: Record<string, number> = { c0: 10, c1: 30, c2: 20, c3: 40 };
+const examples: Record<string, number> = { [c0]: 10, [c1]: 30, [c2]: 20, [c3]: 40 };
 
 /**
  * Clients answering over a fake directory; `silent` never answer a stage, `leaveAt` disconnect at one.
@@ -47,7 +51,8 @@ function setup(
   });
   // The job runner forwards the directory's leaves to the session the same way.
   directory.onChange((e) => e.type === 'left' && session.markDropped(e.clientId, e.reason ?? 'disconnected'));
-  const clients = new Map(ids.map((id) => [id, new SecAggPlusClient(id)]));
+  const policy = secaggPolicyFor(options, 3, 7);
+  const clients = new Map(identities.map((identity) => [identity.clientId, makeClient(identity, policy, 'job1:1:0')]));
   const params = new Map<string, SecAggParameters>();
   const errors: unknown[] = [];
   for (const id of ids) {
@@ -145,7 +150,7 @@ describe('SecAggSession', () => {
     const { session, errors } = setup({
       partBytes: 12,
       beforeParts: (id, reply, vector, s) => {
-        if (id !== 'c0') return;
+        if (id !== c0) return;
         const stage = 'collect-masked-vectors' as const;
         const part =
           (index: number, count: number, data: Uint8Array, text = reply) =>
@@ -189,54 +194,54 @@ describe('SecAggSession', () => {
   });
 
   it('turns a client that leaves after share-keys into a dropout and sums the others', async () => {
-    const { session } = setup({ leaveAt: { c2: 'collect-masked-vectors' } });
+    const { session } = setup({ leaveAt: { [c2]: 'collect-masked-vectors' } });
     const result = await runSession(session);
-    expect(result.participants).toEqual(['c0', 'c1', 'c3']);
-    expect(result.failures).toEqual([{ clientId: 'c2', reason: 'DISCONNECTED at collect-masked-vectors: gone' }]);
-    expect(result.updates.totalWeight).toBeCloseTo(expectedMean(['c0', 'c1', 'c3']).weight, 2);
+    expect(result.participants).toEqual([c0, c1, c3]);
+    expect(result.failures).toEqual([{ clientId: c2, reason: 'DISCONNECTED at collect-masked-vectors: gone' }]);
+    expect(result.updates.totalWeight).toBeCloseTo(expectedMean([c0, c1, c3]).weight, 2);
   });
 
   it('records a silent client after the stage timeout', async () => {
-    const { session } = setup({ silent: { c3: 'setup' } });
+    const { session } = setup({ silent: { [c3]: 'setup' } });
     const result = await runSession(session);
-    expect(result.participants).toEqual(['c0', 'c1', 'c2']);
+    expect(result.participants).toEqual([c0, c1, c2]);
     expect(result.failures[0]).toMatchObject({
-      clientId: 'c3',
+      clientId: c3,
       reason: expect.stringMatching(/SECAGG_DROPOUT at setup/),
     });
   });
 
   it('aborts with ROUND_QUORUM_NOT_MET when fewer than minClients survive', async () => {
-    const { session } = setup({ silent: { c1: 'setup', c3: 'share-keys' } });
+    const { session } = setup({ silent: { [c1]: 'setup', [c3]: 'share-keys' } });
     await expect(runSession(session)).rejects.toMatchObject({ code: 'ROUND_QUORUM_NOT_MET' });
-    expect(session.failures.map((f) => f.clientId).sort()).toEqual(['c1', 'c3']);
+    expect(session.failures.map((f) => f.clientId).sort()).toEqual([c1, c3]);
   });
 
   it('refuses replies for another attempt, stage or client, and ones carrying misplaced data', async () => {
-    const { session } = setup({ silent: { c0: 'setup', c1: 'setup', c2: 'setup', c3: 'setup' } });
+    const { session } = setup({ silent: { [c0]: 'setup', [c1]: 'setup', [c2]: 'setup', [c3]: 'setup' } });
     const running = runSession(session).catch((e) => e);
     const body = {
       attempt: 0,
       stage: 'setup' as const,
-      reply: encodeBinaryJson({ stage: 'setup', roundId: 'job1:1:0', clientId: 'c0' }),
+      reply: encodeBinaryJson({ stage: 'setup', roundId: 'job1:1:0', clientId: c0 }),
     };
-    expect(() => session.receive('c0', { ...body, attempt: 1 }, undefined)).toThrow(
+    expect(() => session.receive(c0, { ...body, attempt: 1 }, undefined)).toThrow(
       expect.objectContaining({ code: 'ROUND_WRONG' }),
     );
     expect(() => session.receive('zz', body, undefined)).toThrow(
       expect.objectContaining({ code: 'ROUND_NOT_SELECTED' }),
     );
-    expect(() => session.receive('c0', { ...body, stage: 'unmask' }, undefined)).toThrow(
+    expect(() => session.receive(c0, { ...body, stage: 'unmask' }, undefined)).toThrow(
       expect.objectContaining({ code: 'SECAGG_STAGE_OUT_OF_ORDER' }),
     );
-    expect(() => session.receive('c1', body, undefined)).toThrow(/another client/);
-    expect(() => session.receive('c0', body, new Uint8Array(4))).toThrow(
+    expect(() => session.receive(c1, body, undefined)).toThrow(/another client/);
+    expect(() => session.receive(c0, body, new Uint8Array(4))).toThrow(
       expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }),
     );
-    expect(() => session.receive('c0', { ...body, reply: '{' }, undefined)).toThrow(
+    expect(() => session.receive(c0, { ...body, reply: '{' }, undefined)).toThrow(
       expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }),
     );
-    expect(() => session.receive('c0', body, undefined)).toThrow(
+    expect(() => session.receive(c0, body, undefined)).toThrow(
       expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }),
     ); // no keys
     expect(await running).toMatchObject({ code: 'ROUND_QUORUM_NOT_MET' });

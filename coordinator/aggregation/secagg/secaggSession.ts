@@ -12,6 +12,7 @@ import {
   type SecAggStage,
   type SecAggStep,
   secaggError,
+  secaggRoundId,
 } from '../../../shared/secagg';
 import { WakeableWait } from '../../../shared/wakeableWait';
 import type { RoundFailure } from '../../store/store';
@@ -43,8 +44,12 @@ export interface SecAggSessionResult {
   failures: RoundFailure[];
 }
 
-/** The first stage that reveals anything (shares that remove masks): collect() stops before it. */
-const REVEAL_STAGE: SecAggStage = 'unmask';
+/**
+ * collect() stops before this stage: after it clients sign the survivor set and then reveal the shares
+ * that remove masks, so a session cancelled here has revealed nothing (the round's quorum is checked
+ * across all cohorts first, and a retry is still allowed by the clients' UnmaskedRounds guard).
+ */
+const REVEAL_STAGE: SecAggStage = 'consistency-check';
 
 /**
  * The coordinator's transport for one SecAgg+ round attempt (aggregation mode `secagg`): drives
@@ -77,7 +82,7 @@ export class SecAggSession {
     this.vectorLength = totalParameters(opts.manifest) + 1;
     this.selected = new Set(opts.selected);
     this.server = new SecAggPlusServer({
-      roundId: `${opts.jobId}:${opts.round}:${opts.attempt}${opts.cohort === undefined ? '' : `:c${opts.cohort}`}`,
+      roundId: secaggRoundId({ jobId: opts.jobId, round: opts.round, attempt: opts.attempt, cohort: opts.cohort }),
       clientIds: opts.selected,
       vectorLength: this.vectorLength,
       neighbourCount: opts.options.neighbourCount,
@@ -101,8 +106,8 @@ export class SecAggSession {
     while (!step.done && step.stage !== REVEAL_STAGE) step = await this.runStage(step);
     this.pending = step;
     this.stage = null;
-    // The unmask stage asks exactly the clients whose masked vectors the server holds.
-    return step.done ? step.result.contributors : [...step.requests.keys()];
+    // The clients whose masked vectors the server holds: the contributors if unmask succeeds.
+    return step.done ? step.result.contributors : [...this.server.survivors];
   }
 
   /** Phase 2: unmask and dequantise. Call only after collect() resolved and the round's quorum held. */
@@ -288,9 +293,10 @@ export class SecAggSession {
     if (this.waiting.delete(clientId)) this.replies.wake();
   }
 
-  /** Stops waiting (coordinator shutdown); the running phase then rejects. */
+  /** Stops waiting (shutdown, or the round will not reveal): the running phase rejects; nothing is unmasked. */
   stop(): void {
     this.stopped = true;
+    this.server.cancel();
     this.replies.wake();
   }
 

@@ -51,13 +51,17 @@ describe('robust rule requirements', () => {
 
   it('refuses a rule that a round of minClients clients cannot satisfy, counting cohorts under secagg', () => {
     const krum = { name: 'fedavg' as const, robust: { rule: 'krum' as const, f: 1 } };
-    expect(() => assertRobustRuleUsable(spec({ minClients: 4, strategy: krum }), { kind: 'client', membersPerPart: 1 })).toThrow(
+    expect(() =>
+      assertRobustRuleUsable(spec({ minClients: 4, strategy: krum }), { kind: 'client', membersPerPart: 1 }),
+    ).toThrow(
       expect.objectContaining({
         code: 'JOB_SPEC_INVALID',
         message: expect.stringMatching(/Raise minClients to at least 5/),
       }),
     );
-    expect(() => assertRobustRuleUsable(spec({ minClients: 5, strategy: krum }), { kind: 'client', membersPerPart: 1 })).not.toThrow();
+    expect(() =>
+      assertRobustRuleUsable(spec({ minClients: 5, strategy: krum }), { kind: 'client', membersPerPart: 1 }),
+    ).not.toThrow();
     // cohorts of 3: 12 clients give 4 cohorts (< 5); 15 give 5
     const cohorts = (minClients: number) =>
       spec({ secureAggregation: 'secagg', minClients, secagg: { cohortSize: 3 }, strategy: krum });
@@ -66,6 +70,8 @@ describe('robust rule requirements', () => {
     );
     expect(() => assertRobustRuleUsable(cohorts(15), { kind: 'cohort', membersPerPart: 3 })).not.toThrow();
     const multi = { name: 'fedavg' as const, robust: { rule: 'multi-krum' as const, f: 0, m: 6 } };
-    expect(() => assertRobustRuleUsable(spec({ minClients: 5, strategy: multi }), { kind: 'client', membersPerPart: 1 })).toThrow(/m = 6 <= n/);
+    expect(() =>
+      assertRobustRuleUsable(spec({ minClients: 5, strategy: multi }), { kind: 'client', membersPerPart: 1 }),
+    ).toThrow(/m = 6 <= n/);
   });
 });

@@ -83,7 +83,7 @@ export function assertRobustRuleUsable(
     throw new TributaryError(
       'JOB_SPEC_INVALID',
       `strategy.robust (${rule.rule}) needs each client's or each cohort's update, but aggregation mode "${spec.secureAggregation}" ` +
-        'shows the coordinator only the round\'s sum (e.g. paillier, or secagg without secagg.cohortSize). ' +
+        "shows the coordinator only the round's sum (e.g. paillier, or secagg without secagg.cohortSize). " +
         'Use "secagg" with secagg.cohortSize (a rule over cohort means) or "none", or drop strategy.robust.',
       { details: { path: ['strategy', 'robust'] } },
     );
