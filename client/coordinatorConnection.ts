@@ -81,6 +81,10 @@ export function handshakeAuthWith(
  * (AggregateDecryptRequest, for a paillier key holder), 'jobFinished' (JobFinished),
  * 'fatal' (TributaryError: the coordinator refused the handshake), 'protocolError' (message).
  */
+/** Mode requests held until a listener attaches (see deliver). */
+type HeldEvent = 'secaggRequest' | 'decryptRequest';
+const MAX_HELD = 64;
+
 /** The connection's events, typed. */
 export interface ConnectionEvents {
   connected: [];
@@ -98,6 +102,7 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
   readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   private readonly ackTimeoutMs: number;
   private closed = false;
+  private readonly held = new Map<HeldEvent, unknown[]>();
 
   constructor(private readonly options: ConnectionOptions) {
     super();
@@ -131,10 +136,31 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     });
     // Every coordinator message is validated against the protocol table before anyone sees it.
     this.listen('round:task', SERVER_MESSAGES.roundTask.schema, (task) => this.emit('task', task));
-    this.listen('secagg:request', SERVER_MESSAGES.secaggRequest.schema, (r) => this.emit('secaggRequest', r));
-    this.listen('aggregate:decrypt', SERVER_MESSAGES.aggregateDecrypt.schema, (r) => this.emit('decryptRequest', r));
+    this.listen('secagg:request', SERVER_MESSAGES.secaggRequest.schema, (r) => this.deliver('secaggRequest', r));
+    this.listen('aggregate:decrypt', SERVER_MESSAGES.aggregateDecrypt.schema, (r) => this.deliver('decryptRequest', r));
+    // A mode request can arrive in the same network read as the join acknowledgement, before the
+    // mode's listener exists: hold it until someone listens.
+    (this as EventEmitter).on('newListener', (event: string | symbol) => {
+      const held = this.held.get(event as HeldEvent);
+      if (!held || held.length === 0) return;
+      this.held.delete(event as HeldEvent);
+      setImmediate(() => {
+        for (const r of held) (this as EventEmitter).emit(event, r);
+      });
+    });
     this.listen('job:finished', SERVER_MESSAGES.jobFinished.schema, (f) => this.emit('jobFinished', f));
     this.socket.on('tributary:error', (raw: unknown) => this.emit('protocolError', JSON.stringify(raw)));
+  }
+
+  /** Emits a mode request, or holds it (at most MAX_HELD per event) while nobody listens yet. */
+  private deliver<E extends HeldEvent>(event: E, payload: ConnectionEvents[E][0]): void {
+    if (this.listenerCount(event) > 0) {
+      (this as EventEmitter).emit(event, payload);
+      return;
+    }
+    const held = this.held.get(event) ?? [];
+    if (held.length < MAX_HELD) held.push(payload);
+    this.held.set(event, held);
   }
 
   private listen<T>(event: keyof ServerToClientEvents, schema: z.ZodType<T>, deliver: (value: T) => void): void {

@@ -71,6 +71,8 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
   private modelBuild: Promise<TfModel> | null = null;
   private joined: JoinResult | null = null;
   private mode: ClientModeSession | null = null;
+  private openedMode!: (mode: ClientModeSession) => void;
+  private readonly modeOpened = new Promise<ClientModeSession>((resolve) => (this.openedMode = resolve));
   private queue: Promise<void> = Promise.resolve();
   private markReady!: () => void;
   /** Resolves once the first join has built the model: a task can arrive before that. */
@@ -132,16 +134,19 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     return trained;
   }
 
-  /** Tasks train one at a time; each training is handed to the mode as soon as the task arrives. */
+  /**
+   * Tasks train one at a time; each training is handed to the mode as soon as it is open (a task can
+   * arrive in the same network read as the join acknowledgement, before the mode exists).
+   */
   private onTask(task: RoundTask): void {
     const training = this.queue.then(() => this.train(task));
     this.queue = training.then(
       () => undefined,
       () => undefined,
     );
-    const mode = this.mode;
-    const handled = mode ? mode.onTask(task, training) : training;
-    Promise.resolve(handled).catch((err) => this.emit('warning', `round ${task.round} not submitted: ${String(err)}`));
+    this.modeOpened
+      .then((mode) => mode.onTask(task, training))
+      .catch((err) => this.emit('warning', `round ${task.round} not submitted: ${String(err)}`));
   }
 
   /** Joins (or rejoins after a reconnect). Resolves with a JobFinished if the job is already over. */
@@ -157,15 +162,8 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     );
     if (outcome === null || isJobFinished(outcome)) return outcome;
     const joined = outcome;
-    if (!this.model) {
-      // Reconnects during the first build must not build a second model.
-      this.modelBuild ??= (async () => {
-        assertDatasetFitsInput(this.options.dataset, joined.spec.input);
-        return buildModel(joined.spec.model, joined.spec.input, joined.spec.seed);
-      })();
-      this.model = await this.modelBuild;
-    }
-    this.joined = joined;
+    // The mode listens before anything else: the coordinator may send this round's first mode request
+    // (e.g. SecAgg+ setup) as soon as the join is acknowledged, while the model is still being built.
     // One mode session per job for the client's life: it keeps what must survive a reconnect (e.g.
     // which rounds this client already masked an input for).
     this.mode ??= clientModeFor(joined.spec.secureAggregation).open({
@@ -176,6 +174,16 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
       warn: (m) => this.emit('warning', m),
       step: (s) => this.emit('modeStep', s),
     });
+    this.openedMode(this.mode);
+    if (!this.model) {
+      // Reconnects during the first build must not build a second model.
+      this.modelBuild ??= (async () => {
+        assertDatasetFitsInput(this.options.dataset, joined.spec.input);
+        return buildModel(joined.spec.model, joined.spec.input, joined.spec.seed);
+      })();
+      this.model = await this.modelBuild;
+    }
+    this.joined = joined;
     this.markReady();
     this.emit('joined', joined);
     return null;

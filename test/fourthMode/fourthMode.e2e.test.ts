@@ -25,6 +25,7 @@ const spec = (mode: 'none' | typeof MODE, overrides: Partial<JobSpecInput> = {})
   input: { shape: [6], numClasses: 2 },
   rounds: 1,
   minClients: 3,
+  maxClients: 3,
   batchSize: 16,
   learningRate: 0.1,
   roundDeadlineMs: 60_000,
