@@ -38,6 +38,7 @@ describe('ChainJobWorker', () => {
           return job;
         },
         activateJob: async () => {},
+        cancelJob: async () => job,
       },
       scoresFor: async () => ({ label: 'participation', scores: [] }),
       logger: createLogger('silent'),
