@@ -188,6 +188,24 @@ describe('escrow binding on a real chain', () => {
     expect(onChain.claimed).toBe(onChain.payoutTotal);
   });
 
+  it('refuses, with a code and nothing stored, a job naming no escrow contract, another chain, a closed escrow job, or a dead RPC', async () => {
+    const c = await start();
+    const bound = await fundAndBindJob(escrow, provider!, c.chain.coordinatorAddress!, unbound(1), BUDGET);
+    const nowhere = { ...bound, chain: { ...bound.chain, escrow: buyer.address } };
+    expect(await post(c, nowhere)).toEqual({ status: 409, code: 'ESCROW_JOB_UNKNOWN' });
+    expect(await post(c, { ...bound, chain: { ...bound.chain, chainId: 1 } })).toEqual({
+      status: 400,
+      code: 'JOB_SPEC_INVALID',
+    });
+    // The coordinator gave the escrow job up (as after a cancel): it can fund no job any more.
+    await escrow.connect(await provider!.getSigner(1)).release(1n);
+    expect(await post(c, bound)).toEqual({ status: 409, code: 'ESCROW_JOB_CLOSED' });
+    await anvil!.stop();
+    anvil = undefined;
+    expect(await post(c, bound)).toEqual({ status: 503, code: 'CHAIN_UNAVAILABLE' });
+    expect(await c.store.listJobs()).toEqual([]);
+  });
+
   it('the buyer cancels a job waiting for funding and gets the budget back at once; nobody else, and no other job, can', async () => {
     const c = await start();
     const coordinatorAddress = c.chain.coordinatorAddress!;
@@ -247,7 +265,8 @@ describe('escrow binding on a real chain', () => {
       [0, 1, 2].map((i) => separableDataset(50, FEATURES, 320 + i)),
       buyer,
     );
-    const runs = providers.map((p) => p.client.run().catch(() => undefined));
+    // The clients wait for a round 2 that never comes; afterEach closes them.
+    for (const p of providers) void p.client.run().catch(() => undefined);
     await waitFor(async () => (await escrow.getJob(1n)).lastRound >= 1n, 30_000, 'round 1 on chain');
 
     const job = await c.jobs.getJob(jobId);
@@ -266,7 +285,5 @@ describe('escrow binding on a real chain', () => {
       const r = await claimPayout({ coordinator: c.url, jobId, rpcUrl: anvil!.url, wallet: p.wallet });
       expect(BigInt(r.amountWei)).toBe(BUDGET / 3n);
     }
-    for (const p of providers) p.client.close();
-    await Promise.all(runs);
   });
 });
