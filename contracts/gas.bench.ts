@@ -36,15 +36,18 @@ export async function contractGasBench(contributors = 16): Promise<ContractGasBe
     const escrow = await deployEscrow(buyer);
     const token = await deployRewardToken(buyer);
     await token.mint(buyer.address, 10n ** 24n);
-    // Fresh accounts, so the first transfer to each pays the same storage cost every run.
-    const accounts = Array.from(
-      { length: contributors },
-      (_, i) => `0x${(0xbe000 + i).toString(16).padStart(40, '0')}`,
-    );
-    const plan = computePayouts(
-      10n ** 18n,
-      accounts.map((account, i) => ({ account, score: i + 1 })),
-    );
+    // Fresh accounts, so the first transfer to each pays the same storage cost every run (the
+    // disputed jobs pay a second set, so their claims compare with the plain ones).
+    const planFrom = (base: number) =>
+      computePayouts(
+        10n ** 18n,
+        Array.from({ length: contributors }, (_, i) => ({
+          account: `0x${(base + i).toString(16).padStart(40, '0')}`,
+          score: i + 1,
+        })),
+      );
+    const plan = planFrom(0xbe000);
+    const disputedPlan = planFrom(0xbf000);
     const out: Partial<ContractGasBench> = { contributors };
     const c = escrow.connect(coordinator);
     const newJob = async (asset: string, challengeWindow = 0) => {
@@ -63,7 +66,7 @@ export async function contractGasBench(contributors = 16): Promise<ContractGasBe
     const settledJob = async (challengeWindow: number) => {
       const { jobId } = await newJob(token.address, challengeWindow);
       await c.commitRound(jobId, { round: 1, modelHash: id('m1'), metric: 9000, transcriptHash: id('t1') });
-      await c.settle(jobId, plan.root, plan.total);
+      await c.settle(jobId, disputedPlan.root, disputedPlan.total);
       return jobId;
     };
     for (const asset of [token.address, NATIVE]) {
@@ -107,14 +110,14 @@ export async function contractGasBench(contributors = 16): Promise<ContractGasBe
     const resolved = await settledJob(600);
     out.dispute = Number((await escrow.dispute(resolved)).gasUsed);
     out.resolveDispute = Number(
-      (await escrow.connect(arbiter).resolveDispute(resolved, plan.root, plan.total)).gasUsed,
+      (await escrow.connect(arbiter).resolveDispute(resolved, disputedPlan.root, disputedPlan.total)).gasUsed,
     );
     const expired = await settledJob(600);
     await escrow.dispute(expired);
     await chain.increaseTime(3n * 86_400n);
     out.expireDispute = Number((await escrow.expireDispute(expired)).gasUsed);
-    await escrow.claim(expired, plan.allocations[0]);
-    out.claimAfterHaircut = Number((await escrow.claim(expired, plan.allocations[1])).gasUsed);
+    await escrow.claim(expired, disputedPlan.allocations[0]);
+    out.claimAfterHaircut = Number((await escrow.claim(expired, disputedPlan.allocations[1])).gasUsed);
     return out as ContractGasBench;
   } finally {
     await chain.stop();
