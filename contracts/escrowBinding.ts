@@ -214,7 +214,7 @@ export function escrowBindingOf(spec: HashedSpec & { chain: ChainSpec }, coordin
   };
 }
 
-/** The cancel request of Tributary job `jobId` (spec `spec`) on the coordinator at `coordinator`. */
+/** The cancel request of Tributary job `jobId` (its spec's `chain`) on the coordinator at `coordinator`. */
 export function cancelRequestOf(jobId: string, chain: ChainSpec, coordinator: string): CancelJobRequest {
   return { chainId: chain.chainId, escrow: chain.escrow, escrowJobId: chain.jobId, coordinator, jobId };
 }
