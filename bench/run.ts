@@ -304,8 +304,18 @@ async function main(): Promise<void> {
         `gas (first round ${fmt(contracts.commitRoundFirst)})`,
       ],
       ['commitRound (identical retry, no-op)', fmt(contracts.commitRoundRetry), 'gas'],
+      [
+        'createJob (ERC-20, approval not counted)',
+        fmt(contracts.createJobErc20),
+        `gas (ETH ${fmt(contracts.createJobEth)})`,
+      ],
+      ['settle', fmt(contracts.settle), 'gas'],
       ['claim (ERC-20)', fmt(contracts.claimErc20), 'gas'],
       ['claim (native ETH)', fmt(contracts.claimEth), 'gas'],
+      ['dispute', fmt(contracts.dispute), 'gas'],
+      ['resolveDispute (arbiter)', fmt(contracts.resolveDispute), 'gas'],
+      ['expireDispute', fmt(contracts.expireDispute), `gas (claim after it ${fmt(contracts.claimAfterHaircut)})`],
+      ['sweep', fmt(contracts.sweep), 'gas'],
     ]);
 
   printContribution(contribution as ContributionResult);

@@ -8,6 +8,7 @@ import {
   ContractFactory,
   Interface,
   ZeroAddress,
+  ZeroHash,
   type ContractRunner,
   type ContractTransactionReceipt,
   type ContractTransactionResponse,
@@ -20,8 +21,21 @@ import tokenArtifact from './artifacts/RewardToken.json';
 export const NATIVE = ZeroAddress;
 
 /** `TributaryEscrow.Status`. */
-export const JobStatus = { None: 0, Open: 1, Settled: 2, Recovered: 3 } as const;
+export const JobStatus = { None: 0, Open: 1, Settled: 2, Recovered: 3, Disputed: 4, Swept: 5 } as const;
 export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+/** `TIMEOUT_HAIRCUT_BPS`: share of each allocation withheld when a dispute expires unanswered. */
+export const TIMEOUT_HAIRCUT_BPS = 5000n;
+/** `MIN_ARBITRATION_WINDOW` (seconds). */
+export const MIN_ARBITRATION_WINDOW = 86_400n;
+/** `MIN_CLAIM_PERIOD` (seconds). */
+export const MIN_CLAIM_PERIOD = 7n * 86_400n;
+/** `MAX_WINDOW` (seconds): the longest challenge window, arbitration window or claim period. */
+export const MAX_WINDOW = 3650n * 86_400n;
+/** Arbitration window `createJob` uses when none is given: 3 days. */
+export const DEFAULT_ARBITRATION_WINDOW = 3n * 86_400n;
+/** Claim period `createJob` uses when none is given: 30 days. */
+export const DEFAULT_CLAIM_PERIOD = 30n * 86_400n;
 
 export const escrowInterface = new Interface(escrowArtifact.abi);
 export const tokenInterface = new Interface(tokenArtifact.abi);
@@ -31,10 +45,16 @@ export type EscrowErrorName =
   | 'ZeroAddress'
   | 'ZeroAmount'
   | 'InvalidDeadline'
+  | 'InvalidArbiter'
+  | 'ArbitrationWindowTooShort'
+  | 'ClaimPeriodTooShort'
+  | 'WindowTooLong'
   | 'ValueMismatch'
   | 'UnknownJob'
   | 'NotBuyer'
   | 'NotCoordinator'
+  | 'NotArbiter'
+  | 'NotDisputant'
   | 'JobNotOpen'
   | 'AlreadySettled'
   | 'NotSettled'
@@ -46,10 +66,18 @@ export type EscrowErrorName =
   | 'PayoutExceedsBudget'
   | 'InvalidPayoutRoot'
   | 'ClaimsNotOpen'
+  | 'ClaimPeriodOver'
+  | 'ClaimPeriodNotOver'
   | 'AlreadyClaimed'
   | 'InvalidProof'
   | 'ClaimExceedsTotal'
-  | 'NothingToRefund';
+  | 'NothingToRefund'
+  | 'NothingToSweep'
+  | 'AlreadyDisputed'
+  | 'ChallengeWindowOver'
+  | 'NotDisputed'
+  | 'ArbitrationPending'
+  | 'ArbitrationOver';
 
 /** A call reverted with a custom error of the escrow (or of the token / OpenZeppelin libraries). */
 export class EscrowRevertError extends Error {
@@ -101,11 +129,23 @@ async function send(tx: Promise<ContractTransactionResponse>): Promise<ContractT
 export interface JobState {
   buyer: string;
   coordinator: string;
+  /** Resolves disputes (named at creation; neither the buyer nor the coordinator). */
+  arbiter: string;
   token: string;
   status: JobStatus;
   specHash: string;
   deadline: bigint;
   challengeWindow: bigint;
+  /** Seconds the arbiter has to answer a dispute. */
+  arbitrationWindow: bigint;
+  /** Seconds claims stay open (from `claimsOpenAt`); then the buyer may sweep. */
+  claimPeriod: bigint;
+  /** Whether a dispute was raised (at most one per job). */
+  disputed: boolean;
+  /** Unix time of the dispute (0 if none). */
+  disputedAt: bigint;
+  /** Whether an unanswered dispute expired: claims pay their leaf less the haircut. */
+  haircut: boolean;
   lastRound: bigint;
   /** Everything deposited (create + top-ups). */
   budget: bigint;
@@ -115,9 +155,11 @@ export interface JobState {
   claimsOpenAt: bigint;
   /** Paid to contributors so far. */
   claimed: bigint;
-  /** Paid back to the buyer so far. */
+  /** Paid back to the buyer so far (refund, recovery, release). */
   refunded: bigint;
-  /** budget - claimed - refunded. */
+  /** Unclaimed funds the buyer swept after the claim period. */
+  swept: bigint;
+  /** budget - claimed - refunded - swept. */
   held: bigint;
 }
 
@@ -127,10 +169,16 @@ export interface CreateJobParams {
   token: string;
   budget: bigint;
   coordinator: string;
+  /** Resolves disputes; must be neither the buyer nor the coordinator. */
+  arbiter: string;
   /** Unix seconds; settle by then or the buyer can recover the budget. */
   deadline: bigint | number;
-  /** Seconds between settlement and the opening of claims. */
+  /** Seconds between settlement and the opening of claims (disputes only within it). */
   challengeWindow: bigint | number;
+  /** Seconds the arbiter has to answer a dispute (>= MIN_ARBITRATION_WINDOW). @default DEFAULT_ARBITRATION_WINDOW */
+  arbitrationWindow?: bigint | number;
+  /** Seconds claims stay open before the buyer may sweep (>= MIN_CLAIM_PERIOD). @default DEFAULT_CLAIM_PERIOD */
+  claimPeriod?: bigint | number;
   /** Approve the escrow for `budget` first (ERC-20 only). @default true */
   approve?: boolean;
 }
@@ -140,6 +188,15 @@ export interface RoundCommit {
   modelHash: string;
   /** Validation metric as an integer, e.g. accuracy in basis points. */
   metric: bigint | number;
+  /** bytes32 hash of the coordinator's signed round transcript. @default ZeroHash (none) */
+  transcriptHash?: string;
+}
+
+/** A round as `getRound` returns it (zeroes when not recorded). */
+export interface RoundCommitment {
+  modelHash: string;
+  metric: bigint;
+  transcriptHash: string;
 }
 
 /** A `TributaryEscrow` deployment seen through one signer/runner. */
@@ -161,11 +218,18 @@ export class EscrowClient {
   async createJob(p: CreateJobParams): Promise<{ jobId: bigint; receipt: ContractTransactionReceipt }> {
     const native = p.token === NATIVE;
     if (!native && (p.approve ?? true)) await approveToken(p.token, this.runner, this.address, p.budget);
-    const receipt = await send(
-      this.contract.createJob(p.specHash, p.token, p.budget, p.coordinator, p.deadline, p.challengeWindow, {
-        value: native ? p.budget : 0n,
-      }),
-    );
+    const terms = {
+      specHash: p.specHash,
+      token: p.token,
+      amount: p.budget,
+      coordinator: p.coordinator,
+      arbiter: p.arbiter,
+      deadline: p.deadline,
+      challengeWindow: p.challengeWindow,
+      arbitrationWindow: p.arbitrationWindow ?? DEFAULT_ARBITRATION_WINDOW,
+      claimPeriod: p.claimPeriod ?? DEFAULT_CLAIM_PERIOD,
+    };
+    const receipt = await send(this.contract.createJob(terms, { value: native ? p.budget : 0n }));
     const ev = findEvent(receipt, 'JobCreated');
     return { jobId: ev.args.jobId as bigint, receipt };
   }
@@ -187,7 +251,9 @@ export class EscrowClient {
     jobId: bigint,
     c: RoundCommit,
   ): Promise<{ recorded: boolean; receipt: ContractTransactionReceipt }> {
-    const receipt = await send(this.contract.commitRound(jobId, c.round, c.modelHash, c.metric));
+    const receipt = await send(
+      this.contract.commitRound(jobId, c.round, c.modelHash, c.metric, c.transcriptHash ?? ZeroHash),
+    );
     return { recorded: receipt.logs.length > 0, receipt };
   }
 
@@ -214,6 +280,31 @@ export class EscrowClient {
     return send(this.contract.recoverAfterDeadline(jobId));
   }
 
+  /** Returns the whole budget of an open job to its buyer and closes it (coordinator only). */
+  release(jobId: bigint): Promise<ContractTransactionReceipt> {
+    return send(this.contract.release(jobId));
+  }
+
+  /** Sends everything still held to the buyer once the claim period is over (buyer only). */
+  sweep(jobId: bigint): Promise<ContractTransactionReceipt> {
+    return send(this.contract.sweep(jobId));
+  }
+
+  /** Disputes the posted root during the challenge window; claims freeze (buyer or arbiter, once). */
+  dispute(jobId: bigint): Promise<ContractTransactionReceipt> {
+    return send(this.contract.dispute(jobId));
+  }
+
+  /** The arbiter's corrected root and total for a disputed job; claims open at once (arbiter only). */
+  resolveDispute(jobId: bigint, root: string, total: bigint): Promise<ContractTransactionReceipt> {
+    return send(this.contract.resolveDispute(jobId, root, total));
+  }
+
+  /** Ends an unanswered dispute after the arbitration window: claims reopen at the haircut (anyone). */
+  expireDispute(jobId: bigint): Promise<ContractTransactionReceipt> {
+    return send(this.contract.expireDispute(jobId));
+  }
+
   async getJob(jobId: bigint): Promise<JobState> {
     let j: Record<string, unknown>;
     try {
@@ -224,14 +315,21 @@ export class EscrowClient {
     const budget = j.budget as bigint;
     const claimed = j.claimed as bigint;
     const refunded = j.refunded as bigint;
+    const swept = j.swept as bigint;
     return {
       buyer: j.buyer as string,
       coordinator: j.coordinator as string,
+      arbiter: j.arbiter as string,
       token: j.token as string,
       status: Number(j.status) as JobStatus,
       specHash: j.specHash as string,
       deadline: j.deadline as bigint,
       challengeWindow: j.challengeWindow as bigint,
+      arbitrationWindow: j.arbitrationWindow as bigint,
+      claimPeriod: j.claimPeriod as bigint,
+      disputed: j.disputed as boolean,
+      disputedAt: j.disputedAt as bigint,
+      haircut: j.haircut as boolean,
       lastRound: j.lastRound as bigint,
       budget,
       payoutRoot: j.payoutRoot as string,
@@ -239,18 +337,28 @@ export class EscrowClient {
       claimsOpenAt: j.claimsOpenAt as bigint,
       claimed,
       refunded,
-      held: budget - claimed - refunded,
+      swept,
+      held: budget - claimed - refunded - swept,
     };
   }
 
-  async getRound(jobId: bigint, round: bigint | number): Promise<{ modelHash: string; metric: bigint }> {
-    const [modelHash, metric] = (await this.contract.getRound(jobId, round)) as [string, bigint];
-    return { modelHash, metric };
+  async getRound(jobId: bigint, round: bigint | number): Promise<RoundCommitment> {
+    const [modelHash, metric, transcriptHash] = (await this.contract.getRound(jobId, round)) as [
+      string,
+      bigint,
+      string,
+    ];
+    return { modelHash, metric, transcriptHash };
   }
 
   hasClaimed(jobId: bigint, account: string): Promise<boolean> {
     return this.contract.hasClaimed(jobId, account) as Promise<boolean>;
   }
+}
+
+/** What a claim of an `amount` leaf pays now: the leaf, or the leaf less the haircut after an expired dispute. */
+export function claimableAmount(job: Pick<JobState, 'haircut'>, amount: bigint): bigint {
+  return job.haircut ? (amount * (10_000n - TIMEOUT_HAIRCUT_BPS)) / 10_000n : amount;
 }
 
 function findEvent(receipt: ContractTransactionReceipt, name: string) {

@@ -2,15 +2,18 @@
  * The demo's chain: by default a local anvil from the npm package (dev account 0 is the buyer,
  * dev account 1 the coordinator); with `--rpc-url` a real chain, keys from the environment
  * (TRIBUTARY_BUYER_KEY, TRIBUTARY_COORDINATOR_KEY; TRIBUTARY_ESCROW reuses a deployed escrow).
- * The buyer deploys (or reuses) the escrow and funds the job; after training every contributor
- * claims its payout with its own payout key and the buyer takes back the rest.
+ * The buyer deploys (or reuses) the escrow, creates and funds the escrow job for the spec (its
+ * canonical hash) and signs the binding the coordinator checks; dev account 2 (or
+ * TRIBUTARY_ARBITER) is the arbiter. After training every contributor claims its payout with its own
+ * payout key and the buyer takes back the rest.
  */
 import { join } from 'node:path';
-import { ContractFactory, Wallet, id } from 'ethers';
+import { ContractFactory, Wallet, getAddress } from 'ethers';
 import { claimPayout } from '../client/claimPayout';
 import { loadOrCreatePayoutKey } from '../client/keyFile';
 import escrowArtifact from '../contracts/artifacts/TributaryEscrow.json';
 import { EscrowClient, NATIVE } from '../contracts/escrow';
+import { bindJobToEscrow, type UnboundJobSpecInput } from '../contracts/escrowBinding';
 import { pinnedProvider, readChainId } from '../contracts/rpc';
 import { anvilDevKey } from '../contracts/testing';
 import type { Coordinator } from '../coordinator/server';
@@ -38,8 +41,8 @@ export interface DemoChain {
   escrow: EscrowClient;
   coordinatorKey: string;
   transactions: Array<{ what: string; hash: string }>;
-  /** Creates and funds the escrow job; returns the spec's `chain` field. */
-  fundJob(budget: bigint, specText: string): Promise<ChainSpec>;
+  /** Creates and funds the escrow job for `spec` and signs the binding; returns the spec's `chain` field. */
+  bindJob(spec: UnboundJobSpecInput, budget: bigint): Promise<ChainSpec>;
   /** After the job: waits for settlement, has every contributor claim, refunds the buyer, and reports. */
   settleAndClaim(coordinator: Coordinator, jobId: string, dataDir: string, clients: number): Promise<DemoChainResult>;
   stop(): Promise<void>;
@@ -57,14 +60,20 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
   let anvil: Anvil | null = null;
   let buyerKey: string;
   let coordinatorKey: string;
+  let arbiter: string;
   if (rpcUrl) {
     buyerKey = requiredKey('TRIBUTARY_BUYER_KEY');
     coordinatorKey = requiredKey('TRIBUTARY_COORDINATOR_KEY');
+    const named = process.env.TRIBUTARY_ARBITER;
+    if (!named || !/^0x[0-9a-fA-F]{40}$/.test(named))
+      throw new Error('--rpc-url needs TRIBUTARY_ARBITER in the environment (the 0x address that resolves disputes)');
+    arbiter = getAddress(named.toLowerCase());
   } else {
     anvil = await startAnvil();
     rpcUrl = anvil.url;
     buyerKey = anvilDevKey(0);
     coordinatorKey = anvilDevKey(1);
+    arbiter = new Wallet(anvilDevKey(2)).address;
   }
   const url = rpcUrl;
   const chainId = await readChainId(url);
@@ -91,19 +100,27 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
     escrow,
     coordinatorKey,
     transactions,
-    async fundJob(budget, specText) {
+    async bindJob(spec, budget) {
       const block = await provider.getBlock('latest');
-      const { jobId, receipt } = await escrow.createJob({
-        specHash: id(specText),
-        token: NATIVE,
-        budget,
+      const bound = await bindJobToEscrow({
+        escrow,
+        buyer,
+        spec,
+        chainId,
         coordinator: new Wallet(coordinatorKey).address,
+        arbiter,
+        budget,
+        token: NATIVE,
         deadline: BigInt(block!.timestamp) + 86_400n,
         challengeWindow: 0,
+        budgetWei: budget,
       });
-      onChainJobId = jobId;
-      transactions.push({ what: `buyer funds escrow job ${jobId}`, hash: receipt.hash });
-      return { escrow: escrow.address, jobId: jobId.toString(), chainId, budgetWei: budget.toString() };
+      onChainJobId = bound.escrowJobId;
+      transactions.push({
+        what: `buyer funds escrow job ${bound.escrowJobId} for spec ${bound.specHash.slice(0, 10)}… and signs the binding`,
+        hash: bound.txHash,
+      });
+      return bound.spec.chain;
     },
     async settleAndClaim(coordinator, jobId, dataDir, clients) {
       const status = await coordinator.chain.whenSettled(jobId);

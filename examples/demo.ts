@@ -47,7 +47,7 @@ const program = new Command('tributary-demo')
   .option('--no-chain', 'skip the escrow: no anvil, no payouts')
   .option(
     '--rpc-url <url>',
-    'use this chain instead of a local anvil (keys from TRIBUTARY_BUYER_KEY and TRIBUTARY_COORDINATOR_KEY; TRIBUTARY_ESCROW reuses an escrow)',
+    'use this chain instead of a local anvil (keys from TRIBUTARY_BUYER_KEY and TRIBUTARY_COORDINATOR_KEY, the arbiter address from TRIBUTARY_ARBITER; TRIBUTARY_ESCROW reuses an escrow)',
   )
   .option('--budget-wei <n>', "the job's budget in wei", '1000000000000000000')
   .addHelpText(
@@ -84,16 +84,17 @@ const program = new Command('tributary-demo')
     let paid: DemoChainResult | null = null;
     let chainOption: Parameters<typeof runFederation>[1]['chain'];
     if (opts.chain) {
-      chain = await startDemoChain(opts.rpcUrl);
-      const spec = await chain.fundJob(
-        BigInt(opts.budgetWei),
-        `tributary-demo:${task.name}:${clients}:${rounds}:${seed}`,
-      );
-      say(
-        `chain ${chain.chainId} at ${chain.rpcUrl}: escrow ${spec.escrow}, job ${spec.jobId} funded with ${spec.budgetWei} wei`,
-      );
+      const demoChain = await startDemoChain(opts.rpcUrl);
+      chain = demoChain;
       chainOption = {
-        spec,
+        // The buyer funds the escrow job for the exact spec the demo posts, and signs the binding.
+        bind: async (unbound) => {
+          const spec = await demoChain.bindJob(unbound, BigInt(opts.budgetWei));
+          say(
+            `chain ${demoChain.chainId} at ${demoChain.rpcUrl}: escrow ${spec.escrow}, job ${spec.jobId} funded with ${spec.budgetWei} wei, binding signed by the buyer`,
+          );
+          return spec;
+        },
         coordinator: {
           rpcUrl: chain.rpcUrl,
           coordinatorPrivateKey: chain.coordinatorKey,

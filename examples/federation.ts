@@ -8,6 +8,7 @@ import { evaluateModel } from '../shared/ml/evaluate';
 import { buildModel } from '../shared/ml/modelZoo';
 import { setNamedWeights } from '../shared/ml/weights';
 import { JobSpecSchema, type ChainSpec, type JobSpecInput } from '../shared/schemas/jobSpec';
+import type { UnboundJobSpecInput } from '../contracts/escrowBinding';
 import type { CoordinatorConfigInput } from '../coordinator/config';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { contributionReport } from '../coordinator/contribution/contributionReport';
@@ -74,8 +75,11 @@ export interface FederationOptions extends ExampleOptions {
   backend: string;
   /** Aggregation mode of the job. @default "secagg" */
   secureAggregation?: 'none' | 'secagg' | 'paillier';
-  /** A paid job: the escrow job to put in the spec (funded before the job is created), and the coordinator's chain settings. */
-  chain?: { spec: ChainSpec; coordinator: CoordinatorConfigInput };
+  /**
+   * A paid job: `bind` funds the escrow job for the finished spec and returns its signed `chain`
+   * field (before the job is created), and the coordinator's chain settings.
+   */
+  chain?: { bind(spec: UnboundJobSpecInput): Promise<ChainSpec>; coordinator: CoordinatorConfigInput };
   /** Runs after the job finished, before the coordinator stops (settlement and claims for paid jobs). */
   afterJob?: (coordinator: Coordinator, jobId: string, dataDir: string) => Promise<void>;
   /** Paillier modulus size for `paillier` (the demo's in-process key holder generates the key pair). @default 2048 */
@@ -134,10 +138,9 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     const mode = options.secureAggregation ?? 'secagg';
     // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
-    const spec = {
-      ...withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys),
-      ...(options.chain ? { chain: options.chain.spec } : {}),
-    };
+    const unbound = withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys);
+    // A paid job: the buyer funds the escrow job for exactly this spec and signs the binding.
+    const spec = options.chain ? { ...unbound, chain: await options.chain.bind(unbound) } : unbound;
     const created = await fetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -109,6 +109,23 @@ export const errorCatalog = {
   },
   PAYOUT_NOT_FOUND: { status: 404, message: "No payout for this address in the job's settlement." },
   CHAIN_UNAVAILABLE: { status: 503, message: 'The chain RPC cannot be reached or refused the request.' },
+  ESCROW_BINDING_INVALID: {
+    status: 403,
+    message: "The escrow binding or cancel signature is missing, malformed or not the escrow job's buyer's.",
+  },
+  ESCROW_JOB_UNKNOWN: {
+    status: 409,
+    message: 'The escrow job the spec names does not exist on chain; create and fund it first.',
+  },
+  ESCROW_SPEC_MISMATCH: {
+    status: 409,
+    message: "The escrow job's spec hash is not this spec's canonical hash.",
+  },
+  ESCROW_ALREADY_BOUND: { status: 409, message: 'Another job is already bound to this escrow job.' },
+  ESCROW_JOB_CLOSED: {
+    status: 409,
+    message: 'The escrow job is settled, recovered or swept: nothing to bind or cancel.',
+  },
 
   // Data marketplace (dataset listings and job access)
   LISTING_NOT_FOUND: { status: 404, message: 'No dataset listing with this id.' },

@@ -1,10 +1,12 @@
 /**
- * Paid jobs end to end on a real anvil: a job with a `chain` config is not recruited before its
- * escrow is funded, every round is committed on chain, the payouts are settled and served as
- * Merkle proofs, every provider claims, and the escrow balances exactly (deposited == paid +
- * refunded). A second test stops anvil mid-job and restarts it from its dumped state: commits
- * wait and resume, and no payout is lost or paid twice.
+ * Paid jobs end to end on a real anvil: a job with a `chain` config is accepted only with its escrow
+ * buyer's binding, is not recruited before its escrow holds the budget, every round is committed on
+ * chain (with its transcript hash), the payouts are settled and served as Merkle proofs, every
+ * provider claims, and the escrow balances exactly (deposited == paid + refunded). A second test
+ * stops anvil mid-job and restarts it from its dumped state: commits wait and resume, and no payout
+ * is lost or paid twice.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,14 +15,23 @@ import { claimPayout, fetchPayoutProof } from '../client/claimPayout';
 import { loadOrCreatePayoutKey } from '../client/keyFile';
 import { CoordinatorConnection } from '../client/coordinatorConnection';
 import { createPayoutBinding } from '../client/payoutBinding';
-import { deployRewardToken, JobStatus, NATIVE, type EscrowClient } from '../contracts/escrow';
+import { deployRewardToken, JobStatus, type EscrowClient } from '../contracts/escrow';
 import type { ChainJobStatus } from '../coordinator/chain/chainJobStatus';
 import type { RoundCompletedEvent } from '../coordinator/ports';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { generateIdentity } from '../shared/identity/keyPair';
-import type { JobSpecInput } from '../shared/schemas/jobSpec';
+import { JobSpecSchema, type JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
-import { anvilKey, deployAsBuyer, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
+import { MemoryStore } from '../coordinator/store/memoryStore';
+import type { RoundRecord, Store } from '../coordinator/store/store';
+import {
+  anvilKey,
+  deployAsBuyer,
+  fundAndBindJob,
+  localProvider,
+  paidProviders,
+  type PaidProvider,
+} from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
 import { createJob } from './support/rest';
 import { spawnTs, waitFor } from './support/processes';
@@ -33,7 +44,8 @@ const FEATURES = 6;
 const BUDGET = 10n ** 18n + 7n; // not divisible by the scores: some dust goes back to the buyer
 const COORDINATOR_KEY = anvilKey(1);
 
-function spec(escrow: string, rounds: number): JobSpecInput {
+/** The job without its `chain` (fundAndBindJob adds it, signed). */
+function unbound(rounds: number): JobSpecInput {
   return {
     name: 'paid-e2e',
     model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
@@ -45,8 +57,26 @@ function spec(escrow: string, rounds: number): JobSpecInput {
     roundDeadlineMs: 20_000,
     quorumTimeoutMs: 20_000,
     secureAggregation: 'none',
-    chain: { escrow, jobId: '1', chainId: 31337, budgetWei: BUDGET.toString() },
   };
+}
+
+/** A chain spec as a stranger would write it: no authorization. */
+function spec(escrow: string, rounds: number): JobSpecInput {
+  return { ...unbound(rounds), chain: { escrow, jobId: '1', chainId: 31337, budgetWei: BUDGET.toString() } };
+}
+
+/**
+ * A MemoryStore that gives every completed round a transcript hash when it is saved, standing in
+ * for the round runner's signed transcript (the chain worker only reads the field).
+ */
+class TranscriptStore extends MemoryStore {
+  override async saveRound(record: RoundRecord): Promise<void> {
+    const transcriptHash =
+      record.status === 'completed'
+        ? createHash('sha256').update(`transcript:${record.jobId}:${record.round}:${record.modelHash}`).digest('hex')
+        : undefined;
+    return super.saveRound(transcriptHash ? { ...record, transcriptHash } : record);
+  }
 }
 
 async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
@@ -60,6 +90,7 @@ const chainStatus = async (c: Coordinator, jobId: string) =>
 async function startPaidCoordinator(
   rpcUrl: string,
   onRoundCompleted?: (e: RoundCompletedEvent) => Promise<void>,
+  store?: Store,
 ): Promise<Coordinator> {
   return startCoordinator(
     {
@@ -72,7 +103,7 @@ async function startPaidCoordinator(
       chainRetryMaxMs: 400,
       chainTxTimeoutMs: 3000,
     },
-    { onRoundCompleted },
+    { onRoundCompleted, ...(store ? { store } : {}) },
   );
 }
 
@@ -187,54 +218,80 @@ describe('paid jobs on a real chain', () => {
     ).toBe('PAYOUT_NOT_FOUND');
   });
 
-  it('never recruits for an escrow job that names another coordinator, and says why', async () => {
+  it('refuses a job whose escrow job names another coordinator, and never recruits for a stored job whose binding fails on chain', async () => {
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
     coordinator = await startPaidCoordinator(anvil.url);
-    await fundJob(escrow, provider, buyer.address, BUDGET); // the buyer named itself as coordinator
-    const jobId = await createJob(coordinator.url, spec(escrow.address, 1));
-    const halted = await coordinator.chain.whenSettled(jobId);
-    expect(halted.lastRpcError!.message).toMatch(new RegExp(`coordinator is ${buyer.address}, not this coordinator`));
-    expect(halted.settlement.status).toBe('failed');
+    // The buyer named itself as coordinator and signed for that: this coordinator refuses the job.
+    const foreign = await fundAndBindJob(escrow, provider, buyer.address, unbound(1), BUDGET);
+    const refused = await fetch(`${coordinator.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(foreign),
+    });
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'ESCROW_BINDING_INVALID',
+      message: expect.stringMatching(new RegExp(`names coordinator ${buyer.address}`)),
+    });
+    expect(await coordinator.store.listJobs()).toEqual([]);
+
+    // A funded escrow job for this coordinator, and a job in the store without the buyer's
+    // signature (e.g. written by an older version): the worker checks the binding again at
+    // activation, halts with the code, and the job never recruits.
+    const ours = await fundAndBindJob(escrow, provider, coordinator.chain.coordinatorAddress!, unbound(1), BUDGET, {
+      expectedId: 2n,
+    });
+    const { authorization: _signature, ...unsigned } = ours.chain;
+    const now = new Date();
+    const stored = {
+      id: 'job_unbound',
+      spec: JobSpecSchema.parse({ ...ours, chain: unsigned }),
+      status: 'pending' as const,
+      currentRound: 0,
+      modelHash: '0'.repeat(64),
+      weightManifest: [],
+      createdAt: now,
+      updatedAt: now,
+    };
+    await coordinator.store.createJob(stored);
+    coordinator.chain.track(stored);
+    const halted = await coordinator.chain.whenSettled(stored.id);
+    expect(halted.lastRpcError!.message).toMatch(/^ESCROW_BINDING_INVALID: chain.authorization is missing/);
     expect(halted.funded).toBe(false);
-    expect((await coordinator.store.getJob(jobId))!.status).toBe('pending');
-    expect((await escrow.getJob(1n)).lastRound).toBe(0n);
-    // Nothing to claim: the CLI says so with the code and exits 2.
-    const keyFile = join(mkdtempSync(join(tmpdir(), 'trib-chain-claim-')), 'k.key');
-    const claim = spawnTs('cli/tributary.ts', [
-      'client',
-      'claim',
-      '--job',
-      jobId,
-      '--coordinator',
-      coordinator.url,
-      '--rpc-url',
-      anvil.url,
-      '--key',
-      keyFile,
-    ]);
-    expect(await claim.exit).toBe(2);
-    expect(claim.stderr.join('\n')).toMatch(/PAYOUT_NOT_READY/);
+    expect((await coordinator.store.getJob(stored.id))!.status).toBe('pending');
+    expect((await escrow.getJob(2n)).lastRound).toBe(0n);
   });
 
   it('recruits only after funding, commits every round, settles, serves proofs and every provider claims', async () => {
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
-    coordinator = await startPaidCoordinator(anvil.url);
+    const store = new TranscriptStore();
+    coordinator = await startPaidCoordinator(anvil.url, undefined, store);
     const rounds = 3;
-    const jobId = await createJob(coordinator.url, spec(escrow.address, rounds));
-    // One escrow job pays one job: a second job naming it is refused.
+    // The escrow job exists but holds 7 wei less than the spec's budgetWei.
+    const bound = await fundAndBindJob(
+      escrow,
+      provider,
+      coordinator.chain.coordinatorAddress!,
+      unbound(rounds),
+      BUDGET - 7n,
+      { budgetWei: BUDGET },
+    );
+    const jobId = await createJob(coordinator.url, bound);
+    // One escrow job pays one job: the same signed spec posted again is refused.
     const twin = await fetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec(escrow.address.toLowerCase(), 1)),
+      body: JSON.stringify({ ...bound, chain: { ...bound.chain, escrow: escrow.address.toLowerCase() } }),
     });
-    expect(twin.status).toBe(400);
-    expect(((await twin.json()) as { error: { message: string } }).error.message).toMatch(
-      new RegExp(`already pays job ${jobId}`),
-    );
+    expect(twin.status).toBe(409);
+    expect(((await twin.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'ESCROW_ALREADY_BOUND',
+      message: expect.stringMatching(new RegExp(`already pays job ${jobId}`)),
+    });
 
     // Before funding: pending, not funded, and a join is refused with JOB_NOT_FUNDED.
     expect((await getJson<{ status: string }>(`${coordinator.url}/v1/jobs/${jobId}`)).body.status).toBe('pending');
@@ -254,8 +311,24 @@ describe('paid jobs on a real chain', () => {
     );
     expect(payouts.status).toBe(409);
     expect(payouts.body.error.code).toBe('PAYOUT_NOT_READY');
+    // Nothing to claim yet: the CLI says so with the code and exits 2.
+    const claimKey = join(mkdtempSync(join(tmpdir(), 'trib-chain-claim-')), 'k.key');
+    const claim = spawnTs('cli/tributary.ts', [
+      'client',
+      'claim',
+      '--job',
+      jobId,
+      '--coordinator',
+      coordinator.url,
+      '--rpc-url',
+      anvil.url,
+      '--key',
+      claimKey,
+    ]);
+    expect(await claim.exit).toBe(2);
+    expect(claim.stderr.join('\n')).toMatch(/PAYOUT_NOT_READY/);
 
-    // Providers start before funding and wait; then the buyer funds the escrow.
+    // Providers start before funding and wait; then the buyer tops the escrow up to the budget.
     providers = await paidProviders(
       coordinator.url,
       jobId,
@@ -263,7 +336,7 @@ describe('paid jobs on a real chain', () => {
       buyer,
     );
     const runs = providers.map((p) => p.client.run());
-    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
+    await escrow.connect(buyer).topUp(1n, 7n);
     await waitFor(
       async () => (await coordinator!.store.getJob(jobId))!.status === 'running',
       30_000,
@@ -303,6 +376,10 @@ describe('paid jobs on a real chain', () => {
       )!;
       expect(onChainRound.modelHash).toBe(`0x${record.modelHash}`);
       expect(Number(onChainRound.metric)).toBe(c.metric);
+      // The round's transcript hash is committed with it (the store gave every round one).
+      expect(record.transcriptHash).toMatch(/^[0-9a-f]{64}$/);
+      expect(onChainRound.transcriptHash).toBe(`0x${record.transcriptHash}`);
+      expect(c.transcriptHash).toBe(onChainRound.transcriptHash);
     }
     const onChain = await escrow.getJob(1n);
     expect(onChain.status).toBe(JobStatus.Settled);
@@ -347,8 +424,15 @@ describe('paid jobs on a real chain', () => {
     provider = localProvider(anvil.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
     coordinator = await startPaidCoordinator(anvil.url);
-    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET, 1n, NATIVE, 600);
-    const jobId = await createJob(coordinator.url, { ...spec(escrow.address, 1), minClients: 2 });
+    const bound = await fundAndBindJob(
+      escrow,
+      provider,
+      coordinator.chain.coordinatorAddress!,
+      { ...unbound(1), minClients: 2 },
+      BUDGET,
+      { challengeWindow: 600, budgetWei: BUDGET },
+    );
+    const jobId = await createJob(coordinator.url, bound);
     const dir = mkdtempSync(join(tmpdir(), 'trib-chain-cli-'));
     const csv = join(dir, 'data.csv');
     writeSeparableCsv(csv, 60, FEATURES, 160);
@@ -399,8 +483,11 @@ describe('paid jobs on a real chain', () => {
     const token = await deployRewardToken(buyer);
     await token.mint(buyer.address, BUDGET);
     coordinator = await startPaidCoordinator(anvil.url);
-    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET, 1n, token.address);
-    const jobId = await createJob(coordinator.url, spec(escrow.address, 2));
+    const bound = await fundAndBindJob(escrow, provider, coordinator.chain.coordinatorAddress!, unbound(2), BUDGET, {
+      token: token.address,
+      budgetWei: BUDGET,
+    });
+    const jobId = await createJob(coordinator.url, bound);
     providers = await paidProviders(
       coordinator.url,
       jobId,
@@ -431,8 +518,10 @@ describe('paid jobs on a real chain', () => {
     provider = localProvider(anvil.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
     coordinator = await startPaidCoordinator(anvil.url);
-    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
-    const jobId = await createJob(coordinator.url, spec(escrow.address, 3));
+    const bound = await fundAndBindJob(escrow, provider, coordinator.chain.coordinatorAddress!, unbound(3), BUDGET, {
+      budgetWei: BUDGET,
+    });
+    const jobId = await createJob(coordinator.url, bound);
     const validation = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
       method: 'PUT',
       headers: { 'content-type': 'text/csv' },
@@ -502,8 +591,15 @@ describe('paid jobs on a real chain', () => {
       if (e.round.round === 1) await anvilDown;
     });
     const rounds = 5;
-    const jobId = await createJob(coordinator.url, spec(escrow.address, rounds));
-    await fundJob(escrow, provider, coordinator.chain.connection!.address, BUDGET);
+    const bound = await fundAndBindJob(
+      escrow,
+      provider,
+      coordinator.chain.coordinatorAddress!,
+      unbound(rounds),
+      BUDGET,
+      { budgetWei: BUDGET },
+    );
+    const jobId = await createJob(coordinator.url, bound);
     providers = await paidProviders(
       coordinator.url,
       jobId,

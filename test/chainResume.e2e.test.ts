@@ -1,5 +1,5 @@
 /**
- * A paid job survives coordinator restarts (same store, same port): a job created while unfunded is
+ * A paid job survives coordinator restarts (same store, same port): a job created while underfunded is
  * picked up by the next coordinator, which activates it once the escrow holds the budget; a
  * coordinator stopped mid-job hands over to the next one, which resumes the rounds and the chain
  * commits from the store and the chain; every round is committed exactly once and every provider
@@ -16,7 +16,14 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { MemoryStore } from '../coordinator/store/memoryStore';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
-import { anvilKey, deployAsBuyer, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
+import {
+  anvilKey,
+  deployAsBuyer,
+  fundAndBindJob,
+  localProvider,
+  paidProviders,
+  type PaidProvider,
+} from './support/chainJob';
 import { waitFor } from './support/processes';
 import { createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
@@ -68,7 +75,7 @@ describe('paid jobs across coordinator restarts', () => {
     provider = localProvider(anvil.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
     const rounds = 4;
-    const spec: JobSpecInput = {
+    const spec: Omit<JobSpecInput, 'chain'> = {
       name: 'paid-resume',
       model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
       input: { shape: [6], numClasses: 2 },
@@ -79,19 +86,21 @@ describe('paid jobs across coordinator restarts', () => {
       roundDeadlineMs: 20_000,
       quorumTimeoutMs: 20_000,
       secureAggregation: 'none',
-      chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
     };
 
-    // 1. Created while unfunded, then the coordinator stops.
+    // 1. Created while the escrow holds less than the spec's budgetWei, then the coordinator stops.
     const first = await start(0);
     const port = first.port;
-    const jobId = await createJob(first.url, spec);
+    const bound = await fundAndBindJob(escrow, provider, first.chain.coordinatorAddress!, spec, BUDGET - 2n, {
+      budgetWei: BUDGET,
+    });
+    const jobId = await createJob(first.url, bound);
     expect((await store.getJob(jobId))!.status).toBe('pending');
     await first.close();
 
-    // 2. Funded while no coordinator runs; the next one finds the funding and recruits. It stops
-    //    after round 2 is committed on chain (the hook holds round 3 until then).
-    await fundJob(escrow, provider, first.chain.connection!.address, BUDGET);
+    // 2. Funded in full while no coordinator runs; the next one finds the funding and recruits. It
+    //    stops after round 2 is committed on chain (the hook holds round 3 until then).
+    await escrow.connect(buyer).topUp(1n, 2n);
     let stopping!: () => void;
     const held = new Promise<void>((resolve) => (stopping = resolve));
     const second = await start(port, async (e) => {
@@ -161,7 +170,7 @@ describe('paid jobs across coordinator restarts', () => {
     anvil = stateful;
     provider = localProvider(stateful.url);
     const { buyer, escrow } = await deployAsBuyer(provider);
-    const spec: JobSpecInput = {
+    const spec: Omit<JobSpecInput, 'chain'> = {
       name: 'paid-plan',
       model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
       input: { shape: [6], numClasses: 2 },
@@ -172,7 +181,6 @@ describe('paid jobs across coordinator restarts', () => {
       roundDeadlineMs: 20_000,
       quorumTimeoutMs: 20_000,
       secureAggregation: 'none',
-      chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
     };
     // The first coordinator scores everyone equally, and the RPC dies while it builds the plan.
     const port = stateful.port;
@@ -182,8 +190,8 @@ describe('paid jobs across coordinator restarts', () => {
       await stateful.stop();
       return { label: 'test-scores', scores: firstScores };
     });
-    const jobId = await createJob(first.url, spec);
-    await fundJob(escrow, provider!, first.chain.connection!.address, BUDGET);
+    const bound = await fundAndBindJob(escrow, provider!, first.chain.coordinatorAddress!, spec, BUDGET);
+    const jobId = await createJob(first.url, bound);
     const paidBy = await paidProviders(
       first.url,
       jobId,

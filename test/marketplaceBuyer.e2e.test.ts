@@ -20,7 +20,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { decodeTensors } from '../shared/codec/modelCodec';
 import type { Identity } from '../shared/identity/keyPair';
 import { startAnvil, type Anvil } from './support/anvil';
-import { anvilKey, deployAsBuyer, fundJob, localProvider } from './support/chainJob';
+import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
 import { createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
@@ -101,21 +101,29 @@ describe("the buyer's flow: list, search, create and fund, train, settle, claim,
     const budget = BigInt(ROUNDS) * found.reduce((sum, l) => sum + BigInt(l.listing.pricePerRoundWei), 0n);
     expect(budget).toBe(2n * (301n + 500n + 700n));
 
-    // 3. It creates the paid, invite-only job; the job waits for its escrow.
-    const jobId = await createJob(url, {
-      name: 'bought model',
-      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
-      input: { shape: [FEATURES], numClasses: 2 },
-      rounds: ROUNDS,
-      minClients: 3,
-      batchSize: 16,
-      learningRate: 0.1,
-      roundDeadlineMs: 20_000,
-      quorumTimeoutMs: 20_000,
-      secureAggregation: 'none',
-      chain: { escrow: escrow.address, jobId: '1', chainId: 31337, budgetWei: budget.toString() },
-      access: { mode: 'invite', listings: found.map((l) => l.id) },
-    });
+    // 3. It funds the escrow job with 1 wei less than the budget for the paid, invite-only job (its
+    //    spec hash, signed binding) and creates the job; the job waits for the full budget.
+    const bound = await fundAndBindJob(
+      escrow,
+      provider,
+      coordinator.chain.coordinatorAddress!,
+      {
+        name: 'bought model',
+        model: { kind: 'builtin', name: 'mlp', hiddenUnits: [8] },
+        input: { shape: [FEATURES], numClasses: 2 },
+        rounds: ROUNDS,
+        minClients: 3,
+        batchSize: 16,
+        learningRate: 0.1,
+        roundDeadlineMs: 20_000,
+        quorumTimeoutMs: 20_000,
+        secureAggregation: 'none',
+        access: { mode: 'invite', listings: found.map((l) => l.id) },
+      },
+      budget - 1n,
+      { budgetWei: budget },
+    );
+    const jobId = await createJob(url, bound);
     expect((await coordinator.store.getJob(jobId))!.status).toBe('pending');
 
     // 4. Every provider starts (the outsider too); all wait for funding; then the buyer funds the escrow.
@@ -133,7 +141,7 @@ describe("the buyer's flow: list, search, create and fund, train, settle, claim,
     };
     const outsiderRun = codeOfAsync(() => start(outsider, 3));
     const runs = [invitedA, invitedB, invitedC].map((p, i) => start(p, i));
-    await fundJob(escrow, provider, coordinator.chain.connection!.address, budget);
+    await escrow.connect(buyer).topUp(1n, 1n);
 
     // 5. Once the job recruits, the outsider is refused and is never a participant.
     expect(await outsiderRun).toBe('JOB_ACCESS_DENIED');

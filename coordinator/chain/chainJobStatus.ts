@@ -7,6 +7,8 @@ export interface RoundCommitStatus {
   modelHash: string;
   /** Validation accuracy in basis points (0 without a validation set). */
   metric: number;
+  /** bytes32 of the round's signed transcript hash (bytes32 0 when the round record has none). */
+  transcriptHash: string;
   /** pending: not on chain yet; committed: on chain (by this coordinator, possibly before a restart); failed: refused by the contract. */
   status: 'pending' | 'committed' | 'failed';
   /** Known when this process sent it or found it in the escrow's logs. */
@@ -16,8 +18,15 @@ export interface RoundCommitStatus {
 
 /** The settlement of a chain job. */
 export interface SettlementStatus {
-  /** waiting: the job has not finished; pending: the plan is built and settle not confirmed yet; settled; failed: the contract refused (see error); none: nothing to settle (no round committed). */
-  status: 'waiting' | 'pending' | 'settled' | 'failed' | 'none';
+  /** waiting: the job has not finished; pending: the plan is built and settle not confirmed yet; settled; failed: the contract refused (see error); released: the job ended without a committed round and its whole budget went back to the buyer. */
+  status: 'waiting' | 'pending' | 'settled' | 'failed' | 'released';
+  /**
+   * Set when the settlement was disputed (seen when the worker reads a settled escrow, e.g. after a
+   * restart): pending (the arbiter has not answered), confirmed (the arbiter kept this root),
+   * corrected (the arbiter posted another root: proofs come from the arbiter's tree), expired (no
+   * answer: claims pay half).
+   */
+  dispute?: 'pending' | 'confirmed' | 'corrected' | 'expired';
   root: string | null;
   totalWei: string | null;
   /** What the scores measure ("participation" = rounds completed, until contribution scoring is plugged in). */

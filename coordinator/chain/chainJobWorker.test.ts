@@ -1,5 +1,5 @@
-import { Wallet } from 'ethers';
-import { JobStatus as EscrowStatus } from '../../contracts/escrow';
+import { Wallet, ZeroHash } from 'ethers';
+import { JobStatus as EscrowStatus, type JobState } from '../../contracts/escrow';
 import { createLogger } from '../logger';
 import type { JobRecord } from '../store/store';
 import type { ChainConnection } from './chainConnection';
@@ -38,6 +38,7 @@ describe('ChainJobWorker', () => {
           return job;
         },
         activateJob: async () => {},
+        cancelJob: async () => job,
       },
       scoresFor: async () => ({ label: 'participation', scores: [] }),
       logger: createLogger('silent'),
@@ -65,5 +66,107 @@ describe('ChainJobWorker', () => {
     } finally {
       await worker.stop();
     }
+  });
+});
+
+describe('ChainJobWorker outcomes against a fake escrow', () => {
+  const buyer = Wallet.createRandom();
+  const otherRoot = `0x${'ab'.repeat(32)}`;
+  const ourRoot = `0x${'cd'.repeat(32)}`;
+
+  /** A job record and the escrow state the fake chain answers with. */
+  function setup(jobOver: Partial<JobRecord>, escrowOver: Partial<JobState>) {
+    const spec = { chain: { escrow: Wallet.createRandom().address, jobId: '1', chainId: 31337 } };
+    const record = { id: 'job_fake', status: 'completed', currentRound: 1, spec, ...jobOver } as unknown as JobRecord;
+    const onChain = {
+      buyer: buyer.address,
+      coordinator,
+      status: EscrowStatus.Open,
+      held: 10n,
+      budget: 10n,
+      lastRound: 1n,
+      specHash: ZeroHash,
+      payoutRoot: ZeroHash,
+      disputed: false,
+      haircut: false,
+      ...escrowOver,
+    } as JobState;
+    const calls: string[] = [];
+    const escrow = {
+      getJob: async () => onChain,
+      getRound: async () => ({ modelHash: `0x${'00'.repeat(32)}`, metric: 0n, transcriptHash: ZeroHash }),
+      release: async () => {
+        calls.push('release');
+        return { hash: `0x${'11'.repeat(32)}` };
+      },
+    };
+    const chain = {
+      ...unfundedChain,
+      escrow: async () => escrow,
+      exclusive: <T>(_what: string, op: () => Promise<T>) => op(),
+    } as unknown as ChainConnection;
+    const plan = { root: ourRoot, totalWei: '9', scoreLabel: 'participation', allocations: [] };
+    const deps: ChainJobWorkerDeps = {
+      chain,
+      store: {
+        listRounds: async () => [{ round: 1, status: 'completed', modelHash: '00'.repeat(32), metrics: {} }],
+        loadPayoutPlan: async () => plan,
+      } as unknown as ChainJobWorkerDeps['store'],
+      jobs: {
+        getJob: async () => record,
+        activateJob: async () => {
+          calls.push('activate');
+        },
+        cancelJob: async () => record,
+      },
+      scoresFor: async () => ({ label: 'participation', scores: [] }),
+      logger: createLogger('silent'),
+      retryBaseMs: 10,
+      retryMaxMs: 10,
+      pollMs: 10,
+    };
+    return { worker: new ChainJobWorker(record, deps), calls };
+  }
+
+  async function run(worker: ChainJobWorker) {
+    worker.start();
+    try {
+      await worker.whenDone();
+      return worker.snapshot();
+    } finally {
+      await worker.stop();
+    }
+  }
+
+  it('reads a disputed settlement as settled, with the dispute, instead of halting', async () => {
+    for (const [escrowOver, dispute] of [
+      [{ status: EscrowStatus.Disputed, disputed: true, payoutRoot: ourRoot }, 'pending'],
+      [{ status: EscrowStatus.Settled, disputed: true, payoutRoot: otherRoot }, 'corrected'],
+      [{ status: EscrowStatus.Settled, disputed: true, payoutRoot: ourRoot }, 'confirmed'],
+      [{ status: EscrowStatus.Swept, disputed: true, haircut: true, payoutRoot: ourRoot }, 'expired'],
+    ] as const) {
+      const { worker } = setup({}, escrowOver);
+      const status = await run(worker);
+      expect(status.settlement).toMatchObject({ status: 'settled', dispute, root: ourRoot });
+      expect(status.lastRpcError).toBeNull();
+    }
+    // Without a dispute, a root that is not ours still halts the worker.
+    const { worker } = setup({}, { status: EscrowStatus.Settled, payoutRoot: otherRoot });
+    expect((await run(worker)).settlement.status).toBe('failed');
+  });
+
+  it('releases the budget of a job that ended without a committed round', async () => {
+    const { worker, calls } = setup({ status: 'failed', currentRound: 0 }, { lastRound: 0n });
+    const status = await run(worker);
+    expect(calls).toEqual(['release']);
+    expect(status.settlement).toMatchObject({ status: 'released', txHash: `0x${'11'.repeat(32)}` });
+  });
+
+  it('halts a funded pending job whose binding the chain denies, and never activates it', async () => {
+    const { worker, calls } = setup({ status: 'pending', currentRound: 0 }, { lastRound: 0n });
+    const status = await run(worker);
+    expect(calls).toEqual([]);
+    expect(status.lastRpcError?.message).toMatch(/^ESCROW_BINDING_INVALID: chain.authorization is missing/);
+    expect(status.funded).toBe(false);
   });
 });

@@ -1,9 +1,16 @@
 import { EscrowRevertError, JobStatus as EscrowStatus, type EscrowClient, type JobState } from '../../contracts/escrow';
+import { checkEscrowBinding } from '../../contracts/escrowBinding';
+import { TributaryError } from '../../shared/errors';
 import type { Logger } from '../logger';
 import type { JobRecord, PayoutPlanRecord, Store } from '../store/store';
 import { backoffDelay } from './backoff';
 import type { ChainConnection } from './chainConnection';
-import { initialChainJobStatus, type ChainJobStatus, type RoundCommitStatus } from './chainJobStatus';
+import {
+  initialChainJobStatus,
+  type ChainJobStatus,
+  type RoundCommitStatus,
+  type SettlementStatus,
+} from './chainJobStatus';
 import type { ScoresFor } from './participationScores';
 import { buildPayoutPlan } from './payoutPlan';
 
@@ -12,6 +19,8 @@ export interface JobControl {
   getJob(jobId: string): Promise<JobRecord>;
   /** Starts recruiting a `pending` chain job (idempotent). */
   activateJob(jobId: string): Promise<void>;
+  /** Stops a pending or running job for good (its runner, if any) and marks it `failed` with `reason`. */
+  cancelJob(jobId: string, reason: string): Promise<JobRecord>;
 }
 
 export interface ChainJobWorkerDeps {
@@ -28,6 +37,15 @@ export interface ChainJobWorkerDeps {
 /** bytes32 of a SHA-256 hex model hash. */
 export const modelHashBytes32 = (hex: string) => `0x${hex}`;
 
+/** bytes32 of a round's transcript hash (64 hex digits, 0x optional); bytes32 0 when the round has none. */
+export function transcriptHashBytes32(hex: string | undefined): string {
+  if (hex === undefined) return `0x${'0'.repeat(64)}`;
+  const digits = hex.startsWith('0x') ? hex.slice(2) : hex;
+  if (!/^[0-9a-fA-F]{64}$/.test(digits))
+    throw new Error(`a round's transcriptHash must be 32 bytes as 64 hex digits, got "${hex.slice(0, 80)}"`);
+  return `0x${digits.toLowerCase()}`;
+}
+
 /** The validation metric put on chain: accuracy in basis points, 0 without a validation set. */
 export function metricOf(metrics: Record<string, number>): number {
   const acc = metrics.validation_accuracy;
@@ -39,9 +57,12 @@ type StepOutcome = 'idle' | 'progress' | 'finished';
 /**
  * Drives one chain job's escrow from the coordinator's side, one step at a time, each step starting
  * from a fresh read of the chain and the store (so a retried or resumed step never repeats what
- * already happened): wait until the escrow holds the budget, then activate the job; commit every
- * committed round not yet on chain, in order; once the job has finished, build the payout plan
- * (stored before anything is sent, and never rebuilt), settle it, and stop.
+ * already happened): wait until the escrow holds the budget, check the escrow binding again (the
+ * buyer signed this spec for this coordinator), then activate the job; commit every committed round
+ * not yet on chain, in order, with its transcript hash; once the job has finished, build the payout
+ * plan (stored before anything is sent, and never rebuilt), settle it, and stop. A job that ended
+ * with no round committed (cancelled by its buyer, or failed in round 1) is released: the whole
+ * budget goes back to the buyer at once.
  *
  * Failed requests (RPC down, timeouts) are retried with exponential backoff and shown in the status;
  * the federation never waits for the chain. A revert by the contract (the escrow refuses) halts the
@@ -160,6 +181,13 @@ export class ChainJobWorker {
     if (job.status === 'pending') {
       const required = spec.budgetWei ? BigInt(spec.budgetWei) : 1n;
       if (onChain.status !== EscrowStatus.Open || onChain.held < required) return 'idle';
+      // Checked at creation too; again here, so that no job recruits on a binding the chain denies.
+      try {
+        checkEscrowBinding({ ...job.spec, chain: spec }, onChain, chain.address);
+      } catch (err) {
+        if (err instanceof TributaryError) return this.halt(`${err.code}: ${err.message}`);
+        throw err;
+      }
       if (this.stopped) return 'finished'; // never start a job while the coordinator shuts down
       await this.deps.jobs.activateJob(job.id);
       this.status.funded = true;
@@ -182,9 +210,13 @@ export class ChainJobWorker {
     for (const c of this.commits.values()) {
       if (c.round <= lastOnChain && c.status !== 'committed') {
         const stored = await chain.timed('getRound', escrow.getRound(this.onChainId, c.round));
-        if (stored.modelHash !== c.modelHash || stored.metric !== BigInt(c.metric)) {
+        if (
+          stored.modelHash !== c.modelHash ||
+          stored.metric !== BigInt(c.metric) ||
+          stored.transcriptHash !== c.transcriptHash
+        ) {
           c.status = 'failed';
-          c.error = `round ${c.round} is on chain with model ${stored.modelHash}, metric ${stored.metric}`;
+          c.error = `round ${c.round} is on chain with model ${stored.modelHash}, metric ${stored.metric}, transcript ${stored.transcriptHash}`;
           this.halt(c.error);
           return;
         }
@@ -198,7 +230,12 @@ export class ChainJobWorker {
       if (!c) throw new Error(`round ${round} is committed in the store but has no completed round record`);
       try {
         const { receipt } = await chain.exclusive(`commitRound ${round}`, () =>
-          escrow.commitRound(this.onChainId, { round, modelHash: c.modelHash, metric: c.metric }),
+          escrow.commitRound(this.onChainId, {
+            round,
+            modelHash: c.modelHash,
+            metric: c.metric,
+            transcriptHash: c.transcriptHash,
+          }),
         );
         c.status = 'committed';
         c.txHash = receipt.hash;
@@ -227,6 +264,7 @@ export class ChainJobWorker {
           round: r.round,
           modelHash: modelHashBytes32(r.modelHash!),
           metric: metricOf(r.metrics),
+          transcriptHash: transcriptHashBytes32(r.transcriptHash),
           status: 'pending',
           txHash: null,
         });
@@ -239,25 +277,29 @@ export class ChainJobWorker {
     const { chain, store } = this.deps;
     const s = this.status.settlement;
     let plan = await store.loadPayoutPlan(job.id);
-    if (onChain.status === EscrowStatus.Settled) {
-      if (!plan || plan.root.toLowerCase() !== onChain.payoutRoot.toLowerCase()) {
+    const settledStates: number[] = [EscrowStatus.Settled, EscrowStatus.Disputed, EscrowStatus.Swept];
+    if (settledStates.includes(onChain.status)) {
+      // After a dispute the arbiter's root may replace ours (or the haircut applies): that is the
+      // escrow's answer, not a fault of this coordinator's plan.
+      if (!onChain.disputed && (!plan || plan.root.toLowerCase() !== onChain.payoutRoot.toLowerCase())) {
         return this.halt(
           `the escrow is settled with root ${onChain.payoutRoot}, which is not this coordinator's stored plan`,
         );
       }
-      this.showPlan(plan);
+      if (plan) this.showPlan(plan);
+      if (onChain.disputed) s.dispute = disputeOf(onChain, plan?.root);
       s.status = 'settled';
+      return 'finished';
+    }
+    if (onChain.status === EscrowStatus.Recovered && job.currentRound === 0) {
+      s.status = 'released';
       return 'finished';
     }
     if (onChain.status !== EscrowStatus.Open)
       return this.halt(`the escrow job is no longer open (status ${onChain.status}: recovered by the buyer)`);
     // Rounds were committed in this step (onChain was read before): settle from a fresh read.
     if (Number(onChain.lastRound) < job.currentRound) return 'progress';
-    if (job.currentRound === 0) {
-      s.status = 'none';
-      s.error = 'no round was committed; the buyer recovers the budget after the deadline';
-      return 'finished';
-    }
+    if (job.currentRound === 0) return this.release(escrow, job);
     if (!plan) {
       const { label, scores } = await this.deps.scoresFor(job.id);
       const participants = await store.listParticipants(job.id);
@@ -282,6 +324,28 @@ export class ChainJobWorker {
     }
     s.status = 'settled';
     this.deps.logger.info('job settled on chain', { jobId: job.id, totalWei: plan.totalWei, txHash: s.txHash });
+    return 'finished';
+  }
+
+  /** Returns the budget of a job that ended without a committed round (nothing to pay for). */
+  private async release(escrow: EscrowClient, job: JobRecord): Promise<StepOutcome> {
+    const s = this.status.settlement;
+    try {
+      const receipt = await this.deps.chain.exclusive('release', () => escrow.release(this.onChainId));
+      s.txHash = receipt.hash;
+    } catch (err) {
+      if (err instanceof EscrowRevertError) {
+        s.status = 'failed';
+        s.error = err.message;
+        return this.halt(`release: ${err.message}`);
+      }
+      throw err;
+    }
+    s.status = 'released';
+    this.deps.logger.info('job ended without a round; budget released to the buyer', {
+      jobId: job.id,
+      txHash: s.txHash,
+    });
     return 'finished';
   }
 
@@ -345,6 +409,13 @@ export class ChainJobWorker {
       };
     });
   }
+}
+
+/** What became of a dispute of this job's settlement, from the escrow's state. */
+function disputeOf(onChain: JobState, ourRoot: string | undefined): NonNullable<SettlementStatus['dispute']> {
+  if (onChain.status === EscrowStatus.Disputed) return 'pending';
+  if (onChain.haircut) return 'expired';
+  return ourRoot && ourRoot.toLowerCase() === onChain.payoutRoot.toLowerCase() ? 'confirmed' : 'corrected';
 }
 
 function errorText(err: unknown): string {

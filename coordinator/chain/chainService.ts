@@ -1,6 +1,8 @@
 import { getAddress, isAddress } from 'ethers';
+import { EscrowRevertError, JobStatus as EscrowStatus, type JobState } from '../../contracts/escrow';
+import { cancelRequestOf, checkEscrowBinding, verifyCancelJob } from '../../contracts/escrowBinding';
 import { TributaryError } from '../../shared/errors';
-import type { JobSpec } from '../../shared/schemas/jobSpec';
+import type { ChainSpec, JobSpec } from '../../shared/schemas/jobSpec';
 import type { CoordinatorConfig } from '../config';
 import type { Logger } from '../logger';
 import type { JobObserver, RoundCompletedEvent } from '../ports';
@@ -65,10 +67,16 @@ export class ChainService {
     return this.connection !== null;
   }
 
+  /** This coordinator's chain address (what a buyer names as `coordinator` and signs for); null without a chain. */
+  get coordinatorAddress(): string | null {
+    return this.connection?.address ?? null;
+  }
+
   /**
-   * Refuses a chain job this coordinator cannot serve (no RPC URL or key configured), or whose
-   * escrow job another job is already bound to: two jobs committing into one escrow job would mix
-   * their rounds and settle each other's budget.
+   * Refuses a chain job this coordinator cannot serve (no RPC URL or key configured), whose escrow
+   * job another job is already bound to (two jobs committing into one escrow job would mix their
+   * rounds and settle each other's budget), or whose escrow binding does not hold on chain (see
+   * `verifyBinding`). Nothing is stored before this passes.
    */
   async assertUsable(spec: JobSpec): Promise<void> {
     const chain = spec.chain;
@@ -88,10 +96,62 @@ export class ChainService {
     );
     if (taken) {
       throw new TributaryError(
-        'JOB_SPEC_INVALID',
+        'ESCROW_ALREADY_BOUND',
         `chain: escrow job ${chain.jobId} of ${chain.escrow} (chain ${chain.chainId}) already pays job ${taken.id}; create a new escrow job.`,
       );
     }
+    await this.verifyBinding({ ...spec, chain });
+  }
+
+  /**
+   * Checks a chain job's escrow binding against the chain (issue 11.1): the RPC is on the spec's
+   * chain, the escrow job exists (ESCROW_JOB_UNKNOWN) and is open (ESCROW_JOB_CLOSED), names this
+   * coordinator, carries the spec's canonical hash (ESCROW_SPEC_MISMATCH), and its buyer signed
+   * `chain.authorization` (ESCROW_BINDING_INVALID). CHAIN_UNAVAILABLE when the RPC cannot answer.
+   * Returns the escrow job as read.
+   */
+  async verifyBinding(spec: JobSpec & { chain: ChainSpec }): Promise<JobState> {
+    const connection = this.requireConnection();
+    const onChain = await this.readEscrowJob(spec.chain);
+    if (onChain.status !== EscrowStatus.Open) {
+      throw new TributaryError(
+        'ESCROW_JOB_CLOSED',
+        `Escrow job ${spec.chain.jobId} of ${spec.chain.escrow} is ${escrowStatusName(onChain.status)}; it can fund no new job.`,
+      );
+    }
+    checkEscrowBinding(spec, onChain, connection.address);
+    return onChain;
+  }
+
+  /**
+   * Cancels a chain job at its escrow buyer's request: `signature` is the buyer's EIP-712
+   * `CancelJob` signature (contracts/escrowBinding.ts `signCancelJob`) over this job's id, its
+   * escrow job and this coordinator. Only a pending or running job whose escrow job has not
+   * settled can be cancelled. The runner stops and the job becomes `failed`; the chain worker then
+   * settles the rounds already committed (the providers are paid for work done) or, with none,
+   * releases the whole budget back to the buyer at once.
+   */
+  async cancelJob(job: JobRecord, signature: string): Promise<JobRecord> {
+    const chain = requireChain(job);
+    const connection = this.requireConnection();
+    const signer = verifyCancelJob(cancelRequestOf(job.id, chain, connection.address), signature);
+    const onChain = await this.readEscrowJob(chain);
+    if (signer !== getAddress(onChain.buyer)) {
+      throw new TributaryError(
+        'ESCROW_BINDING_INVALID',
+        `The cancel request is signed by ${signer}; only escrow job ${chain.jobId}'s buyer ${getAddress(onChain.buyer)} may cancel job ${job.id}.`,
+      );
+    }
+    if (onChain.status !== EscrowStatus.Open) {
+      throw new TributaryError(
+        'ESCROW_JOB_CLOSED',
+        `Job ${job.id}'s escrow job is ${escrowStatusName(onChain.status)}; a settled job cannot be cancelled.`,
+      );
+    }
+    const cancelled = await this.options.jobs.cancelJob(job.id, `cancelled by the escrow buyer ${signer}`);
+    this.workers.get(job.id)?.wake();
+    this.options.logger.info('job cancelled by its escrow buyer', { jobId: job.id, buyer: signer });
+    return cancelled;
   }
 
   /** Starts the worker of a chain job (no-op for other jobs or if it already runs). */
@@ -178,6 +238,46 @@ export class ChainService {
     this.connection?.close();
   }
 
+  private requireConnection(): ChainConnection {
+    if (!this.connection)
+      throw new TributaryError('CHAIN_UNAVAILABLE', 'This coordinator has no chain configured (TRIBUTARY_RPC_URL).');
+    return this.connection;
+  }
+
+  /** The escrow job a spec names, with coded errors for a wrong chain, a missing job or a dead RPC. */
+  private async readEscrowJob(chain: ChainSpec): Promise<JobState> {
+    const connection = this.requireConnection();
+    const where = `escrow job ${chain.jobId} of ${chain.escrow} (chain ${chain.chainId})`;
+    let chainId: number;
+    try {
+      chainId = await connection.chainId();
+    } catch (err) {
+      throw unavailable(connection, err);
+    }
+    if (chainId !== chain.chainId)
+      throw new TributaryError(
+        'JOB_SPEC_INVALID',
+        `chain.chainId is ${chain.chainId}, but this coordinator's RPC is on chain ${chainId}.`,
+      );
+    try {
+      const escrow = await connection.escrow(chain.escrow);
+      return await connection.timed('getJob', escrow.getJob(BigInt(chain.jobId)));
+    } catch (err) {
+      if (err instanceof EscrowRevertError) {
+        throw new TributaryError(
+          'ESCROW_JOB_UNKNOWN',
+          err.errorName === 'UnknownJob'
+            ? `${where} does not exist; the buyer creates and funds it (with this spec's hash) before posting the job.`
+            : `${chain.escrow} is not a TributaryEscrow: getJob reverted with ${err.errorName}.`,
+        );
+      }
+      // No contract at the address: the call returns no data and ethers cannot decode it.
+      if ((err as { code?: string }).code === 'BAD_DATA')
+        throw new TributaryError('ESCROW_JOB_UNKNOWN', `There is no TributaryEscrow at ${chain.escrow}.`);
+      throw unavailable(connection, err);
+    }
+  }
+
   private async settledPlan(job: JobRecord): Promise<PayoutPlanRecord> {
     requireChain(job);
     const settled = this.workers.get(job.id)?.status.settlement.status === 'settled';
@@ -205,6 +305,25 @@ export class ChainService {
       clientIds: a.clientIds,
     };
   }
+}
+
+function unavailable(connection: ChainConnection, err: unknown): TributaryError {
+  const e = err as { shortMessage?: string; message?: string };
+  return new TributaryError(
+    'CHAIN_UNAVAILABLE',
+    `The chain RPC did not answer: ${connection.redact(String(e?.shortMessage ?? e?.message ?? err)).slice(0, 300)}`,
+  );
+}
+
+function escrowStatusName(status: number): string {
+  const names: Record<number, string> = {
+    [EscrowStatus.Open]: 'open',
+    [EscrowStatus.Settled]: 'settled',
+    [EscrowStatus.Disputed]: 'settled and disputed',
+    [EscrowStatus.Recovered]: 'recovered by its buyer (or released)',
+    [EscrowStatus.Swept]: 'settled and swept',
+  };
+  return names[status] ?? `in status ${status}`;
 }
 
 function requireChain(job: JobRecord) {

@@ -139,6 +139,31 @@ export class JobManager {
     }
   }
 
+  /**
+   * Stops a pending or running job for good: its runner stops (the current round is abandoned) and
+   * the job becomes `failed` with `reason`. JOB_NOT_RUNNING if it has already finished. The caller
+   * checks who may cancel (a chain job's buyer: ChainService.cancelJob).
+   */
+  async cancelJob(jobId: string, reason: string): Promise<JobRecord> {
+    const job = await this.getJob(jobId);
+    if (job.status !== 'pending' && job.status !== 'running') {
+      throw new TributaryError(
+        'JOB_NOT_RUNNING',
+        `Job ${jobId} is ${job.status}; only a pending or running job can be cancelled.`,
+      );
+    }
+    const entry = this.runners.get(jobId);
+    if (entry) {
+      entry.runner.stop();
+      await entry.done;
+    }
+    // The runner may have finished the job while it stopped: then that outcome stands.
+    const now = await this.getJob(jobId);
+    if (now.status !== 'pending' && now.status !== 'running') return now;
+    this.deps.logger.info('job cancelled', { jobId, reason });
+    return this.deps.store.updateJob(jobId, { status: 'failed', failureReason: reason });
+  }
+
   /** A job that accepts participants now; JOB_NOT_FUNDED / JOB_NOT_RUNNING otherwise. */
   async requireJoinable(jobId: string): Promise<JobRecord> {
     const job = await this.getJob(jobId);

@@ -73,6 +73,7 @@ export interface RoundDoc {
   failures: RoundFailure[];
   metrics: Record<string, number>;
   modelHash?: string;
+  transcriptHash?: string;
   failureReason?: string;
   /** RoundRecord.cohorts as objects (FerretDB rejects nested arrays). */
   cohorts?: Array<{ members: string[] }>;
@@ -180,6 +181,7 @@ const roundSchema = new Schema<RoundDoc>(
     },
     metrics: { type: Schema.Types.Mixed, default: {} },
     modelHash: { type: String },
+    transcriptHash: { type: String },
     failureReason: { type: String },
     cohorts: {
       type: [new Schema<{ members: string[] }>({ members: { type: [String], default: [] } }, { _id: false })],

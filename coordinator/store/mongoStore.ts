@@ -469,6 +469,7 @@ function toRoundDoc(r: RoundRecord): RoundDoc {
     finishedAt: r.finishedAt,
   };
   if (r.modelHash !== undefined) doc.modelHash = r.modelHash;
+  if (r.transcriptHash !== undefined) doc.transcriptHash = r.transcriptHash;
   if (r.failureReason !== undefined) doc.failureReason = r.failureReason;
   if (r.cohorts !== undefined) doc.cohorts = r.cohorts.map((members) => ({ members: [...members] }));
   if (r.contribution !== undefined) doc.contribution = copyContribution(r.contribution);
@@ -489,6 +490,7 @@ function toRoundRecord(doc: RoundDoc): RoundRecord {
     finishedAt: doc.finishedAt,
   };
   if (doc.modelHash != null) record.modelHash = doc.modelHash;
+  if (doc.transcriptHash != null) record.transcriptHash = doc.transcriptHash;
   if (doc.failureReason != null) record.failureReason = doc.failureReason;
   if (doc.cohorts != null) record.cohorts = doc.cohorts.map((c) => [...(c.members ?? [])]);
   if (doc.contribution != null) record.contribution = copyContribution(doc.contribution);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { canonicalSpecHash } from '../../contracts/escrowBinding';
 import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import { describeListingContract } from './listings.contract';
@@ -64,6 +65,26 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
         expect(listed!.spec).toStrictEqual(nestedSpec());
         const updated = await store.updateJob(job.id, { status: 'running' });
         expect(updated.spec).toStrictEqual(nestedSpec());
+      });
+
+      it("keeps a paid job's spec hash: the canonical hash of the stored spec equals the one the buyer signed", async () => {
+        const base = makeJob().spec;
+        const spec: JobSpec = {
+          ...base,
+          // Key order differs from the canonical one on purpose; the hash must not care.
+          chain: {
+            jobId: '7',
+            chainId: 31337,
+            escrow: '0xAbCdEf0123456789aBcDeF0123456789AbCdEf01',
+            budgetWei: '1000000000000000001',
+            authorization: { signature: `0x${'1b'.repeat(65)}` },
+          },
+        };
+        const job = makeJob({ spec });
+        await store.createJob(job);
+        const got = await store.getJob(job.id);
+        expect(got!.spec.chain).toStrictEqual(spec.chain);
+        expect(canonicalSpecHash(got!.spec)).toBe(canonicalSpecHash(spec));
       });
 
       it('rejects a second job with the same id and keeps the first', async () => {
@@ -202,6 +223,16 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
         expect(rounds[0]).toStrictEqual({ ...plain, contribution });
         await store.saveRound(makeRound(jobId, 2, 1));
         expect('contribution' in (await store.listRounds(jobId))[1]).toBe(false);
+      });
+
+      it("round-trips a round's transcript hash, and omits it when absent", async () => {
+        const jobId = uid('transcript');
+        const transcriptHash = 'ab'.repeat(32);
+        await store.saveRound(makeRound(jobId, 1, 1, { transcriptHash }));
+        await store.saveRound(makeRound(jobId, 2, 1));
+        const rounds = await store.listRounds(jobId);
+        expect(rounds[0]).toStrictEqual(makeRound(jobId, 1, 1, { transcriptHash }));
+        expect('transcriptHash' in rounds[1]).toBe(false);
       });
 
       it('lists no rounds for a job without any', async () => {

@@ -40,6 +40,11 @@ export interface RoundRecord {
   /** Free-form numeric metrics: validationAccuracy, validationLoss, trainLoss, numExamples ... */
   metrics: Record<string, number>;
   modelHash?: string;
+  /**
+   * SHA-256 (64 lowercase hex digits, like `modelHash`) of the coordinator's signed round transcript,
+   * committed on chain with the round (bytes32 0 when absent). Set by the round runner for completed rounds.
+   */
+  transcriptHash?: string;
   failureReason?: string;
   /**
    * Secure-aggregation cohorts (secagg with `cohortSize`): the members of each cohort whose sum

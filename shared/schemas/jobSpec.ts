@@ -96,10 +96,16 @@ export const ContributionOptionsSchema = z
   .strict();
 export type ContributionOptions = z.infer<typeof ContributionOptionsSchema>;
 
+/** A secp256k1 signature (EIP-712 typed data) as 0x-prefixed hex: 65 bytes, or 64 in EIP-2098 compact form. */
+export const EscrowSignatureSchema = z
+  .string()
+  .regex(/^0x(?:[0-9a-fA-F]{128}|[0-9a-fA-F]{130})$/, 'expected a 65-byte secp256k1 signature as 0x-prefixed hex');
+
 /**
  * Escrow of a paid job (`TributaryEscrow`, contracts/): the buyer creates and funds the on-chain job
- * first; the coordinator recruits only once the escrow holds the budget, commits every round there
- * and settles the payouts at the end.
+ * first, with the spec's canonical hash, and signs the binding (contracts/escrowBinding.ts); the
+ * coordinator accepts the job only from that buyer, recruits once the escrow holds the budget,
+ * commits every round there and settles the payouts at the end.
  */
 export const ChainSpecSchema = z
   .object({
@@ -118,6 +124,12 @@ export const ChainSpecSchema = z
       .string()
       .regex(/^[1-9][0-9]{0,77}$/, 'expected a positive decimal integer string (wei)')
       .optional(),
+    /**
+     * The escrow job's buyer's EIP-712 `EscrowBinding` signature over (chain id, escrow, escrow job id,
+     * coordinator, canonical spec hash); left out of the spec hash. Required by the coordinator (a
+     * missing one is refused with ESCROW_BINDING_INVALID); see contracts/escrowBinding.ts.
+     */
+    authorization: z.object({ signature: EscrowSignatureSchema }).strict().optional(),
   })
   .strict();
 export type ChainSpec = z.infer<typeof ChainSpecSchema>;

@@ -1,21 +1,24 @@
 /**
- * A paid job on a real anvil: the buyer (anvil dev account 0) deploys the escrow, the coordinator
- * signs with dev account 1's key (derived from anvil's public test mnemonic), and providers get a
- * key file with an Ed25519 identity and a payout key, bound for joining.
+ * A paid job on a real anvil: the buyer (anvil dev account 0) deploys the escrow, creates and funds
+ * the escrow job for a spec and signs the binding; the coordinator signs with dev account 1's key
+ * (derived from anvil's public test mnemonic); dev account 9 arbitrates; providers get a key file
+ * with an Ed25519 identity and a payout key, bound for joining.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { id, type JsonRpcProvider, type JsonRpcSigner, type Wallet } from 'ethers';
+import type { JsonRpcProvider, JsonRpcSigner, Wallet } from 'ethers';
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../../client/keyFile';
 import { createPayoutBinding } from '../../client/payoutBinding';
 import type { PlantedBehaviour } from '../../client/plantedBehaviour';
 import { createResearchClient } from '../../client/plantedClient';
 import type { TributaryClient } from '../../client/tributaryClient';
 import { deployEscrow, NATIVE, type EscrowClient } from '../../contracts/escrow';
+import { bindJobToEscrow, type UnboundJobSpecInput } from '../../contracts/escrowBinding';
 import { pinnedProvider } from '../../contracts/rpc';
 import { anvilDevKey } from '../../contracts/testing';
 import type { Dataset } from '../../shared/data/dataset';
+import type { ChainSpec, JobSpecInput } from '../../shared/schemas/jobSpec';
 
 /** The private key of anvil dev account `index`. */
 export const anvilKey = anvilDevKey;
@@ -32,27 +35,53 @@ export async function deployAsBuyer(
   return { buyer, escrow: await deployEscrow(buyer) };
 }
 
-/** The buyer funds escrow job `expectedId` (native ETH unless `token`, no challenge window unless given) for `coordinator`. */
-export async function fundJob(
+/** The arbiter of test escrow jobs: anvil dev account 9 (neither the buyer nor the coordinator). */
+export const ARBITER_ACCOUNT = 9;
+
+export interface FundOptions {
+  /** ERC-20 address. @default NATIVE */
+  token?: string;
+  /** @default 0 */
+  challengeWindow?: number;
+  /** The spec's `chain.budgetWei`. @default none */
+  budgetWei?: bigint;
+  /** Fail unless the escrow assigns this id. @default 1n */
+  expectedId?: bigint;
+  /** @default dev account 0 */
+  buyer?: JsonRpcSigner;
+}
+
+/**
+ * As the buyer: creates and funds the escrow job for `spec` (with its canonical hash) naming
+ * `coordinator`, signs the binding, and returns the spec to POST (its `chain` complete).
+ */
+export async function fundAndBindJob(
   escrow: EscrowClient,
   provider: JsonRpcProvider,
   coordinator: string,
+  spec: UnboundJobSpecInput,
   budget: bigint,
-  expectedId = 1n,
-  token = NATIVE,
-  challengeWindow = 0,
-): Promise<bigint> {
+  options: FundOptions = {},
+): Promise<JobSpecInput & { chain: ChainSpec }> {
   const block = await provider.getBlock('latest');
-  const { jobId } = await escrow.createJob({
-    specHash: id('tributary-e2e-spec'),
-    token,
-    budget,
+  const buyer = options.buyer ?? (await provider.getSigner(0));
+  const arbiter = await provider.getSigner(ARBITER_ACCOUNT);
+  const bound = await bindJobToEscrow({
+    escrow,
+    buyer,
+    spec,
+    chainId: 31337,
     coordinator,
+    arbiter: arbiter.address,
+    budget,
+    token: options.token ?? NATIVE,
     deadline: BigInt(block!.timestamp) + 3600n,
-    challengeWindow,
+    challengeWindow: options.challengeWindow ?? 0,
+    ...(options.budgetWei !== undefined ? { budgetWei: options.budgetWei } : {}),
   });
-  if (jobId !== expectedId) throw new Error(`expected escrow job ${expectedId}, got ${jobId}`);
-  return jobId;
+  const expected = options.expectedId ?? 1n;
+  if (bound.escrowJobId !== expected) throw new Error(`expected escrow job ${expected}, got ${bound.escrowJobId}`);
+  return bound.spec;
 }
 
 export interface PaidProvider {
