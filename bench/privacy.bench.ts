@@ -32,6 +32,7 @@ import {
   encodeDistributedUpdate,
   GaussianSampler,
   nextClippingNorm,
+  noisedCount,
   noiseFor,
   planDistributedNoise,
   RdpAccountant,
@@ -155,6 +156,7 @@ type Noise = 'none' | 'central' | 'distributed';
 
 interface RunResult {
   noise: Noise;
+  parameters: number;
   epsilonTarget: number | null;
   epsilonSpent: number | null;
   noiseMultiplier: number | null;
@@ -195,7 +197,6 @@ async function simulate(
   );
   const accountant = new RdpAccountant();
   const random = cryptoRandom();
-  const gaussian = new GaussianSampler(random);
   let clipNorm = plan?.clipping.mode === 'adaptive' ? plan.clipping.initialNorm : 0;
   let global = flatten(model);
   const rng = createRng(options.seed + 1);
@@ -232,7 +233,7 @@ async function simulate(
         for (let i = 0; i < d.length; i++) sum[i] += clipped.update[i];
       }
       addGaussianNoise(sum, plan.updateNoiseMultiplier * clipNorm, random);
-      unclipped += plan.clippedCountNoise * gaussian.next();
+      unclipped = noisedCount(unclipped, plan.clippedCountNoise, random);
     } else {
       // Every client clips, quantises and adds its share of the noise; the coordinator sees the mod-2^32 sum.
       const encoding = planDistributedNoise({
@@ -270,6 +271,7 @@ async function simulate(
   const done = accuracyByRound.length > 0 ? accuracyByRound[accuracyByRound.length - 1].accuracy : Number.NaN;
   return {
     noise,
+    parameters: global.length,
     epsilonTarget: epsilon,
     epsilonSpent: plan ? round(accountant.epsilon(plan.delta), 4) : null,
     noiseMultiplier: plan ? round(plan.noiseMultiplier, 4) : null,
@@ -308,7 +310,7 @@ export async function privacyBench(overrides: Partial<PrivacyBenchOptions> = {})
     noise: noiseSpeed(),
     utility: {
       backend: backend.name,
-      model: { kind: 'mlp', hiddenUnits: options.hiddenUnits, parameters: 784 * 10 + 10 },
+      model: { kind: 'mlp', hiddenUnits: options.hiddenUnits, parameters: runs[0]?.parameters },
       population: options.population,
       clientsPerRound: options.clientsPerRound,
       examplesPerClient: perClient,

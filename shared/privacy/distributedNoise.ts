@@ -267,7 +267,8 @@ export interface DecodedDistributedSum {
  * The coordinator's half: turns the mod-2^32 sum of `contributors` encoded vectors (SecAgg+'s output)
  * back into model units: centre into [-2^31, 2^31), divide by the scale, rotate back; and reads the
  * noised count of unclipped updates from the last value. Refuses (ROUND_QUORUM_NOT_MET) a sum of
- * fewer than minContributors clients: it would carry less noise than was accounted.
+ * fewer than minContributors clients: it would carry less noise than was accounted; and
+ * (VALIDATION_FAILED) one of more than maxContributors, which the scale left no room for.
  */
 export function decodeDistributedSum(
   sum: Uint32Array,
@@ -278,12 +279,16 @@ export function decodeDistributedSum(
   if (sum.length !== plan.encodedLength) {
     throw new TributaryError('VALIDATION_FAILED', `expected a sum of ${plan.encodedLength} values, got ${sum.length}`);
   }
-  if (
-    !(Number.isInteger(contributors) && contributors >= plan.minContributors && contributors <= plan.maxContributors)
-  ) {
+  if (!(Number.isInteger(contributors) && contributors >= plan.minContributors)) {
     throw new TributaryError(
       'ROUND_QUORUM_NOT_MET',
-      `a distributed-noise sum must hold between ${plan.minContributors} and ${plan.maxContributors} clients to carry the accounted noise, got ${contributors}`,
+      `a distributed-noise sum must hold at least ${plan.minContributors} clients to carry the accounted noise, got ${contributors}`,
+    );
+  }
+  if (contributors > plan.maxContributors) {
+    throw new TributaryError(
+      'VALIDATION_FAILED',
+      `the distributed-noise plan leaves room for ${plan.maxContributors} clients in a sum, got ${contributors}`,
     );
   }
   const centred = (u: number) => (u >= HALF_MODULUS ? u - MODULUS : u);

@@ -1,4 +1,5 @@
-import { addGaussianNoise, GaussianSampler } from './gaussianNoise';
+import { clipToNorm, l2Norm } from './clipping';
+import { addGaussianNoise, GaussianSampler, noisedCount } from './gaussianNoise';
 import { cryptoRandom, seededRandom } from './randomSource';
 import { mean, normalCdf, sampleVariance, varianceRatioBounds } from './testStatistics';
 
@@ -39,5 +40,62 @@ describe('central Gaussian noise', () => {
     const c = addGaussianNoise(new Float64Array(8), 1, seededRandom('same'));
     const d = addGaussianNoise(new Float64Array(8), 1, seededRandom('same'));
     expect(Array.from(c)).toEqual(Array.from(d));
+  });
+});
+
+describe('adversary: a model observer who knows every other client update (central noise)', () => {
+  // The observer (the buyer, another participant) sees the noised sum and knows the other updates; it
+  // tests whether the target sent u (||u|| = C) or nothing by projecting on u. With noise multiplier z
+  // no test exceeds TPR = Phi(1/z - 1.645) at a 5 % false-positive rate (Dong, Roth & Su 2019, mu = 1/z).
+  const z = 1.2;
+  const c = 0.5;
+  const random = seededRandom('central-mia');
+  const others = Array.from(
+    { length: 4 },
+    () =>
+      clipToNorm(
+        Float32Array.from({ length: 32 }, () => random.uniform() - 0.5),
+        c,
+      ).update,
+  );
+  const raw = Float32Array.from({ length: 32 }, () => random.uniform() - 0.5);
+  const target = clipToNorm(
+    raw.map((x) => (x * 10) / l2Norm(raw)),
+    c,
+  ).update;
+
+  function statistic(present: boolean, stddev: number): number {
+    const sum = new Float64Array(32);
+    for (const u of present ? [...others, target] : others) u.forEach((x, i) => (sum[i] += x));
+    addGaussianNoise(sum, stddev, random);
+    let dot = 0;
+    for (let i = 0; i < 32; i++) {
+      let known = 0;
+      for (const u of others) known += u[i];
+      dot += ((sum[i] - known) * target[i]) / l2Norm(target);
+    }
+    return dot;
+  }
+
+  function tprAt5Percent(stddev: number): number {
+    const trials = 2000;
+    const absent = Array.from({ length: trials }, () => statistic(false, stddev)).sort((a, b) => a - b);
+    const threshold = absent[Math.floor(trials * 0.95)];
+    return Array.from({ length: trials }, () => statistic(true, stddev)).filter((t) => t > threshold).length / trials;
+  }
+
+  it('cannot beat the trade-off curve of the accounted noise, and wins with too little noise', () => {
+    const bound = normalCdf(1 / z - 1.6448536);
+    const slack = 4 * Math.sqrt((bound * (1 - bound)) / 2000) + 0.02;
+    expect(tprAt5Percent(z * c)).toBeLessThan(bound + slack);
+    expect(tprAt5Percent((z * c) / 4)).toBeGreaterThan(bound + slack);
+  });
+
+  it('noises the clipped count with N(0, sigma_b^2)', () => {
+    const counts = Float64Array.from({ length: 20_000 }, () => noisedCount(7, 2, random));
+    expect(Math.abs(mean(counts) - 7)).toBeLessThan(5 * (2 / Math.sqrt(counts.length)));
+    const [lo, hi] = varianceRatioBounds(counts.length, 5);
+    expect(sampleVariance(counts) / 4).toBeGreaterThan(lo);
+    expect(sampleVariance(counts) / 4).toBeLessThan(hi);
   });
 });

@@ -58,3 +58,11 @@ export function addGaussianNoise<T extends Float32Array | Float64Array>(
   for (let i = 0; i < values.length; i++) values[i] += stddev * sampler.next();
   return values;
 }
+
+/** A number plus N(0, stddev^2): the central mode's noised count of unclipped updates (stddev = sigma_b). */
+export function noisedCount(count: number, stddev: number, random: RandomStream): number {
+  if (!(stddev >= 0 && Number.isFinite(stddev))) {
+    throw new TributaryError('CONFIG_INVALID', `the noise standard deviation must be finite and >= 0, got ${stddev}`);
+  }
+  return count + stddev * new GaussianSampler(random).next();
+}

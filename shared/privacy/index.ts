@@ -30,7 +30,7 @@ export {
   planDistributedNoise,
   quantizeForDistributedNoise,
 } from './distributedNoise';
-export { addGaussianNoise, GaussianSampler } from './gaussianNoise';
+export { addGaussianNoise, GaussianSampler, noisedCount } from './gaussianNoise';
 export { paddedLength, rotate, unrotate } from './hadamardRotation';
 export { type ByteSource, cryptoRandom, RandomStream, seededRandom } from './randomSource';
 export {
