@@ -46,7 +46,7 @@ export interface DistributedNoisePlan extends Readonly<DistributedNoiseOptions> 
 
 /** Conditional randomized rounding bias (KLS 2021 use beta = exp(-1/2); at most 1 / (1 - beta) = 2.5 tries expected). */
 const BETA = exp(-0.5);
-/** C * scale is in (KAPPA/2, KAPPA] * sqrt(paddedDimension): rounding then widens Delta_2 by at most ~0.2 %. */
+/** C * scale is in (KAPPA/2, KAPPA] * sqrt(paddedDimension): rounding then widens Delta_2 by 0.1-0.25 % (n >= 1024). */
 const KAPPA = 16;
 /** Each client's discrete Gaussian has sigma >= 16, so the sum of n of them is a discrete Gaussian up to tau ~ n e^-2500 (KLS 2021 Thm. 10). */
 const MIN_PER_CLIENT_STDDEV = 16;
@@ -111,8 +111,8 @@ function roundedNormBound(c: number, n: number): number {
  * carries n/n_min times the target (more privacy, a little less accuracy); SecAgg+ never unmasks a
  * sum of fewer than n_min (its quorum), so n_min survivors is the worst case and is what is accounted.
  *
- * The scale is the largest power of two with C s <= 16 sqrt(n) (rounding then costs at most ~0.2 %
- * of the noise), raised if needed so each client's sigma is >= 16, and lowered until a sum of n_max
+ * The scale is the largest power of two with C s <= 16 sqrt(n) (rounding then costs 0.1-0.25 % of
+ * the noise for n >= 1024), raised if needed so each client's sigma is >= 16, and lowered until a sum of n_max
  * clients stays inside [-2^31, 2^31) except with probability <= 1e-9 (the rotated coordinates and the
  * noise are sub-Gaussian: Hoeffding and a union bound). Throws CONFIG_INVALID when no scale fits.
  */
