@@ -144,6 +144,16 @@ export const errorCatalog = {
   // Contribution scoring
   CONTRIBUTION_CLIENT_UNKNOWN: { status: 404, message: 'The client has no scored round in this job.' },
 
+  // Differential privacy (job spec `privacy`)
+  PRIVACY_BUDGET_UNREACHABLE: {
+    status: 400,
+    message: 'The privacy budget cannot cover even one round at the given noise.',
+  },
+  PRIVACY_BUDGET_EXHAUSTED: {
+    status: 409,
+    message: "The next round would spend more than the job's privacy budget.",
+  },
+
   // Client-side data and training
   DATA_FILE_EMPTY: { status: 400, message: 'The dataset file has no rows.' },
   DATA_COLUMNS_MISMATCH: { status: 400, message: "The dataset columns do not match the job's input spec." },
