@@ -1,4 +1,5 @@
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { TributaryError } from '../errors';
@@ -44,10 +45,38 @@ async function activate(tfName: string): Promise<void> {
   if (!(await tf.setBackend(tfName))) throw new Error(`tf.setBackend('${tfName}') failed to initialise the backend`);
 }
 
+/** The npm packages of the native TensorFlow backend (CPU and CUDA builds). */
+export type NativePackage = '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu';
+
+/**
+ * Environment variable naming a directory prepared by `scripts/native-tf.sh` (its own package.json and
+ * node_modules). When set, the native packages are loaded from there and only from there; when unset,
+ * from the project's dependencies as usual.
+ */
+export const TFJS_NODE_DIR_ENV = 'TRIBUTARY_TFJS_NODE_DIR';
+
+/**
+ * What `require` should load for a native package: its folder under `$TRIBUTARY_TFJS_NODE_DIR/node_modules`
+ * when that variable is set, else the bare package name. Throws, naming the directory and the script
+ * that builds it, when the variable is set and the package is not there.
+ */
+export function nativePackagePath(pkg: NativePackage, env: NodeJS.ProcessEnv = process.env): string {
+  const dir = env[TFJS_NODE_DIR_ENV];
+  if (dir === undefined || dir === '') return pkg;
+  const packageDir = join(resolve(dir), 'node_modules', pkg);
+  if (!existsSync(join(packageDir, 'package.json'))) {
+    const gpu = pkg === '@tensorflow/tfjs-node-gpu' ? ' --gpu' : '';
+    throw new Error(
+      `${TFJS_NODE_DIR_ENV}=${dir} holds no ${pkg} (build it there with scripts/native-tf.sh${gpu} ${dir})`,
+    );
+  }
+  return packageDir;
+}
+
 /** Loads the native binding; it registers the 'tensorflow' backend with the shared tfjs-core engine. */
-async function loadNative(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu'): Promise<void> {
+async function loadNative(pkg: NativePackage): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require(pkg);
+  require(nativePackagePath(pkg));
   await activate('tensorflow');
 }
 
@@ -92,7 +121,8 @@ async function load(backend: ConcreteBackend): Promise<void> {
 }
 
 /**
- * Activates a TF.js backend: 'auto' tries `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`,
+ * Activates a TF.js backend: 'auto' tries `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`
+ * (from `$TRIBUTARY_TFJS_NODE_DIR` when set, see `nativePackagePath`),
  * wasm (single-threaded) and cpu in that order; a named one must load or BACKEND_UNAVAILABLE is
  * thrown with the cause. On wasm and cpu the typed-array Conv2DBackpropFilter kernel is registered,
  * so CNNs train there. Safe to call repeatedly.

@@ -1,5 +1,13 @@
 /** The TF.js side of Tributary: backend choice, models, weights as named tensors, local training and evaluation. */
-export { BACKEND_PREFERENCES, type BackendPreference, type SelectedBackend, selectBackend } from './backend';
+export {
+  BACKEND_PREFERENCES,
+  type BackendPreference,
+  type NativePackage,
+  nativePackagePath,
+  type SelectedBackend,
+  selectBackend,
+  TFJS_NODE_DIR_ENV,
+} from './backend';
 export {
   type Conv2DBackpropFilterBackend,
   conv2dBackpropFilterValues,
