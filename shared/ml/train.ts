@@ -24,6 +24,12 @@ export interface TrainResult {
   gradients: GradientPath;
 }
 
+/** Tuning of trainLocal that does not change its results. */
+export interface TrainOptions {
+  /** Bytes of examples (features and one-hot labels) uploaded to the backend at once. @default 32 MiB */
+  maxRunBytes?: number;
+}
+
 /** How long training may hold the event loop before it yields, so sockets keep answering pings. */
 const YIELD_EVERY_MS = 50;
 
@@ -83,7 +89,7 @@ function addRunMetrics(
  *
  * Each step is one fused update inside tidy (`createTrainStep`: hand-written layer gradients for the
  * built-in layer kinds, optimizer.minimize otherwise). Each epoch's shuffled examples go to the backend
- * in runs of whole batches (`uploadBatchRun`, at most 32 MiB each), and the loss and accuracy stay on
+ * in runs of whole batches (`uploadBatchRun`, at most `options.maxRunBytes` each), and the loss and accuracy stay on
  * the backend until the end: nothing is read back per batch. No tensors outlive the call.
  */
 export async function trainLocal(
@@ -91,6 +97,7 @@ export async function trainLocal(
   data: Dataset,
   config: TrainConfig,
   globalWeights?: readonly NamedTensor[],
+  options: TrainOptions = {},
 ): Promise<TrainResult> {
   assertDatasetFitsModel(model, data);
   if (!(config.batchSize >= 1) || !(config.localEpochs >= 1) || !(config.learningRate > 0)) {
@@ -106,7 +113,7 @@ export async function trainLocal(
     learningRate: config.learningRate,
     proximal: mu > 0 ? { mu, anchors } : undefined,
   });
-  const runLength = batchRunLength(data.exampleShape, numClasses, config.batchSize);
+  const runLength = batchRunLength(data.exampleShape, numClasses, config.batchSize, options.maxRunBytes);
   const rng = createRng(config.seed);
   const started = performance.now();
   let lastYield = started;

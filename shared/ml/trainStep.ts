@@ -33,6 +33,8 @@ export interface TrainStep {
 /** Options of a step: SGD's learning rate, and the FedProx term (mu/2)·Σ‖w − anchor‖² when mu > 0. */
 export interface TrainStepOptions {
   learningRate: number;
+  /** Use TF.js autodiff even where the layerwise path applies (for comparisons). @default false */
+  autodiff?: boolean;
   proximal?: { mu: number; anchors: ReadonlyMap<tf.Variable, tf.Tensor> };
 }
 
@@ -153,6 +155,6 @@ function autodiffStep(model: LayersModel, options: TrainStepOptions, unsupported
  * probability of the label clipped to [1e-7, 1 − 1e-7], plus the FedProx term when mu > 0.
  */
 export function createTrainStep(model: LayersModel, options: TrainStepOptions): TrainStep {
-  const layerwise = layerwiseStep(model, options);
+  const layerwise = options.autodiff ? 'autodiff was requested' : layerwiseStep(model, options);
   return typeof layerwise === 'string' ? autodiffStep(model, options, layerwise) : layerwise;
 }
