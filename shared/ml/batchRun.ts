@@ -2,19 +2,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type Dataset, exampleSize } from '../data/dataset';
 
 /**
- * Consecutive batches of a shuffled epoch, uploaded to the backend in one piece (one tensor each for
- * features, one-hot labels and labels) and split there, so a training step does no per-batch copying
- * from JavaScript. The caller disposes it.
+ * Consecutive batches of a shuffled epoch, laid out once in one array each for features, one-hot
+ * labels and labels. A batch's tensors are views of those arrays handed to the backend as they are
+ * (one copy into its memory, no per-example work); the run's labels are uploaded once, for the metrics.
+ * Why not one upload and a slice per batch: the wasm backend's Slice and SplitV take 2-5 ms per 32-digit
+ * batch, more than a training step. The caller disposes `labels` (disposeBatchRun).
  */
 export interface BatchRun {
-  /** Features of each batch: [batch, ...exampleShape] float32. */
-  xs: tf.Tensor[];
-  /** One-hot labels of each batch: [batch, numClasses] float32. */
-  oneHot: tf.Tensor2D[];
-  /** Labels of the whole run, in batch order: [count] int32. */
-  labels: tf.Tensor1D;
+  /** Batches in the run. */
+  readonly batches: number;
   /** Examples in the run. */
-  count: number;
+  readonly count: number;
+  /** Labels of the whole run in batch order: [count] int32. */
+  readonly labels: tf.Tensor1D;
+  /** Batch i's features [batch, ...exampleShape] and one-hot labels [batch, numClasses], float32; the caller disposes them. */
+  batch(i: number): { xs: tf.Tensor; oneHot: tf.Tensor2D };
 }
 
 /** Feature and label bytes a run may hold; bounds the extra memory a run costs on any dataset size. */
@@ -32,8 +34,8 @@ export function batchRunLength(
   return batches * batchSize;
 }
 
-/** Uploads the examples at order[start, end) as batches of `batchSize` (the last may be smaller). */
-export function uploadBatchRun(
+/** Lays out the examples at order[start, end) as batches of `batchSize` (the last may be smaller). */
+export function layOutBatchRun(
   data: Dataset,
   order: ArrayLike<number>,
   start: number,
@@ -52,17 +54,22 @@ export function uploadBatchRun(
     y[i] = data.y[j];
     oneHot[i * numClasses + y[i]] = 1;
   }
-  const sizes: number[] = [];
-  for (let s = 0; s < count; s += batchSize) sizes.push(Math.min(batchSize, count - s));
-  return tf.tidy(() => ({
-    xs: tf.split(tf.tensor(x, [count, ...data.exampleShape], 'float32'), sizes, 0),
-    oneHot: tf.split(tf.tensor2d(oneHot, [count, numClasses], 'float32'), sizes, 0) as tf.Tensor2D[],
-    labels: tf.tensor1d(y, 'int32'),
+  return {
+    batches: Math.ceil(count / batchSize),
     count,
-  }));
+    labels: tf.tensor1d(y, 'int32'),
+    batch(i) {
+      const from = i * batchSize;
+      const n = Math.min(batchSize, count - from);
+      return {
+        xs: tf.tensor(x.subarray(from * size, (from + n) * size), [n, ...data.exampleShape], 'float32'),
+        oneHot: tf.tensor2d(oneHot.subarray(from * numClasses, (from + n) * numClasses), [n, numClasses], 'float32'),
+      };
+    },
+  };
 }
 
 /** Frees a run's tensors. */
 export function disposeBatchRun(run: BatchRun): void {
-  tf.dispose([...run.xs, ...run.oneHot, run.labels]);
+  run.labels.dispose();
 }

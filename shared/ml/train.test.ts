@@ -219,7 +219,7 @@ describe('trainLocal against the reference loop (trainLocalReference, the loop b
     expect(diff).toBeLessThan(1e-5);
   });
 
-  it('an epoch uploaded in several runs (4 runs of up to 3 batches) trains as in one run', async () => {
+  it('an epoch laid out in several runs (4 runs of up to 3 batches) trains as in one run', async () => {
     const make = () => buildModel({ kind: 'builtin', name: 'mnist-cnn' }, mnistInput, 5);
     const bytesPerExample = 4 * (28 * 28 + 10 + 1);
     const runs = await both(make, mnist, cfg, false, { maxRunBytes: 3 * 16 * bytesPerExample });

@@ -5,7 +5,7 @@ import type { Dataset } from '../data/dataset';
 import { createRng, permutation } from '../data/random';
 import { TributaryError } from '../errors';
 import type { TrainConfig } from '../schemas/jobSpec';
-import { batchRunLength, disposeBatchRun, uploadBatchRun } from './batchRun';
+import { batchRunLength, disposeBatchRun, layOutBatchRun } from './batchRun';
 import { assertDatasetFitsModel, modelNumClasses } from './datasetTensors';
 import { createTrainStep, type GradientPath, type StepOutputs } from './trainStep';
 import { weightName } from './weights';
@@ -88,9 +88,10 @@ function addRunMetrics(
  * (Li et al., 2020) over the trainable weights.
  *
  * Each step is one fused update inside tidy (`createTrainStep`: hand-written layer gradients for the
- * built-in layer kinds, optimizer.minimize otherwise). Each epoch's shuffled examples go to the backend
- * in runs of whole batches (`uploadBatchRun`, at most `options.maxRunBytes` each), and the loss and accuracy stay on
- * the backend until the end: nothing is read back per batch. No tensors outlive the call.
+ * built-in layer kinds, optimizer.minimize otherwise). Each epoch's shuffled examples are laid out once,
+ * in runs of whole batches of at most `options.maxRunBytes` (`layOutBatchRun`), and each batch goes to
+ * the backend as a view of that layout. The loss and accuracy stay on the backend until the end:
+ * nothing is read back per batch. No tensors outlive the call.
  */
 export async function trainLocal(
   model: LayersModel,
@@ -127,7 +128,7 @@ export async function trainLocal(
       if (totals) tf.dispose(totals);
       totals = [tf.scalar(0), tf.scalar(0)];
       for (let runStart = 0; runStart < data.count; runStart += runLength) {
-        const run = uploadBatchRun(
+        const run = layOutBatchRun(
           data,
           order,
           runStart,
@@ -137,8 +138,13 @@ export async function trainLocal(
         );
         const outputs: StepOutputs[] = [];
         try {
-          for (let b = 0; b < run.xs.length; b++) {
-            outputs.push(tf.tidy(() => step.run(run.xs[b], run.oneHot[b])));
+          for (let b = 0; b < run.batches; b++) {
+            outputs.push(
+              tf.tidy(() => {
+                const { xs, oneHot } = run.batch(b);
+                return step.run(xs, oneHot);
+              }),
+            );
             if (performance.now() - lastYield > YIELD_EVERY_MS) {
               await yieldToEventLoop();
               lastYield = performance.now();
