@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { TributaryError } from '../errors';
 import { registerConv2DBackpropFilter } from './conv2dBackpropFilter';
+import { registerMaxPoolGrad } from './maxPoolGrad';
 
 /** Which TF.js backend to run on; 'auto' takes the fastest that loads. */
 export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -97,6 +98,7 @@ async function loadWasm(): Promise<void> {
   }
   await activate('wasm');
   registerConv2DBackpropFilter('wasm');
+  registerMaxPoolGrad('wasm');
 }
 
 async function loadCpu(): Promise<void> {
@@ -105,6 +107,7 @@ async function loadCpu(): Promise<void> {
   const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
   if (cpu && 'firstUse' in cpu) cpu.firstUse = false;
   registerConv2DBackpropFilter('cpu');
+  registerMaxPoolGrad('cpu');
 }
 
 async function load(backend: ConcreteBackend): Promise<void> {
@@ -124,8 +127,8 @@ async function load(backend: ConcreteBackend): Promise<void> {
  * Activates a TF.js backend: 'auto' tries `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`
  * (from `$TRIBUTARY_TFJS_NODE_DIR` when set, see `nativePackagePath`),
  * wasm (single-threaded) and cpu in that order; a named one must load or BACKEND_UNAVAILABLE is
- * thrown with the cause. On wasm and cpu the typed-array Conv2DBackpropFilter kernel is registered,
- * so CNNs train there. Safe to call repeatedly.
+ * thrown with the cause. On wasm and cpu the typed-array Conv2DBackpropFilter and MaxPoolGrad kernels
+ * are registered, so CNNs train there, and fast. Safe to call repeatedly.
  */
 export async function selectBackend(preference: BackendPreference = 'auto'): Promise<SelectedBackend> {
   if (preference !== 'auto' && !AUTO_ORDER.includes(preference)) {

@@ -18,6 +18,14 @@ export {
   restoreStockConv2DBackpropFilter,
   stockConv2DBackpropFilter,
 } from './conv2dBackpropFilter';
+export {
+  isMaxPoolGradRegistered,
+  type MaxPoolGradBackend,
+  maxPoolGradValues,
+  type PoolGradGeometry,
+  registerMaxPoolGrad,
+  stockMaxPoolGrad,
+} from './maxPoolGrad';
 export { assertDatasetFitsModel, batchTensors, type BatchTensors, modelNumClasses } from './datasetTensors';
 export { type EvaluateResult, evaluateModel } from './evaluate';
 export { correctCount, sparseCategoricalCrossEntropy } from './losses';
