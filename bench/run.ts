@@ -345,7 +345,7 @@ function printTraining(training: TrainingResult | { error: string }): void {
         rows.push([
           `${b.backend} ${f.model}`,
           fmt(f.samplesPerSecond),
-          `samples/s (${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${f.ratioToPyTorch === null ? 'no PyTorch figure' : `${fmt(f.ratioToPyTorch)}x PyTorch`})`,
+          `samples/s (${b.examples} digits, ${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${f.ratioToPyTorch === null ? 'no PyTorch figure' : `${fmt(f.ratioToPyTorch)}x PyTorch`})`,
         ]);
   }
   const torch = training.pytorch;
