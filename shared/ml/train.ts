@@ -74,7 +74,7 @@ function addRunMetrics(
 ): [tf.Scalar, tf.Scalar] {
   return tf.tidy(() => {
     const clipped = tf.concat(outputs.map((o) => o.clipped));
-    const predicted = tf.concat(outputs.map((o) => o.predicted));
+    const predicted = tf.argMax(tf.concat(outputs.map((o) => o.probs)), 1);
     const loss = tf.neg(tf.sum(tf.log(clipped)));
     const correct = tf.sum(tf.cast(tf.equal(predicted, labels), 'float32'));
     return [tf.add(totals[0], loss), tf.add(totals[1], correct)] as [tf.Scalar, tf.Scalar];
@@ -154,7 +154,7 @@ export async function trainLocal(
           totals = addRunMetrics(previous, outputs, run.labels);
           tf.dispose(previous);
         } finally {
-          tf.dispose(outputs.flatMap((o) => [o.clipped, o.predicted]));
+          tf.dispose(outputs.flatMap((o) => [o.clipped, o.probs]));
           disposeBatchRun(run);
         }
       }

@@ -13,10 +13,10 @@ export type GradientPath = 'layerwise' | 'autodiff';
  * not an interface, so that tidy accepts it as a tensor container.)
  */
 export type StepOutputs = {
-  /** Each example's predicted probability of its label, clipped: the loss is −Σ log of these. */
-  clipped: tf.Tensor1D;
-  /** Each example's most probable class (int32). */
-  predicted: tf.Tensor1D;
+  /** Each example's predicted probability of its label, clipped, [n, 1]: the loss is −Σ log of these. */
+  clipped: tf.Tensor2D;
+  /** The predicted class probabilities [n, numClasses] (accuracy is their argmax, taken once per run). */
+  probs: tf.Tensor2D;
 };
 
 /** One minibatch SGD step that updates the model's variables in place. */
@@ -38,8 +38,9 @@ export interface TrainStepOptions {
   proximal?: { mu: number; anchors: ReadonlyMap<tf.Variable, tf.Tensor> };
 }
 
-function clippedLabelProbability(probs: tf.Tensor, oneHot: tf.Tensor2D): { picked: tf.Tensor1D; clipped: tf.Tensor1D } {
-  const picked = tf.sum(tf.mul(probs, oneHot), 1) as tf.Tensor1D;
+/** The probability of each example's label, [n, 1], as is and clipped. */
+function clippedLabelProbability(probs: tf.Tensor, oneHot: tf.Tensor2D): { picked: tf.Tensor2D; clipped: tf.Tensor2D } {
+  const picked = tf.sum(tf.mul(probs, oneHot), 1, true) as tf.Tensor2D;
   return { picked, clipped: tf.clipByValue(picked, EPSILON, 1 - EPSILON) };
 }
 
@@ -91,11 +92,10 @@ function layerwiseStep(model: LayersModel, options: TrainStepOptions): TrainStep
         passes.push(pass);
         h = pass.y;
       }
-      const probs = tf.softmax(h);
+      const probs = tf.softmax(h) as tf.Tensor2D;
       const { picked, clipped } = clippedLabelProbability(probs, oneHot);
       // d(mean −log clip(p_label))/d logits = (p − onehot)/n where the clip passes p_label, 0 where it clamps it.
-      const passes01 = tf.cast(tf.equal(clipped, picked), 'float32');
-      const rowScale = tf.reshape(tf.mul(passes01, scalars.get(lr / n)), [n, 1]);
+      const rowScale = tf.mul(tf.cast(tf.equal(clipped, picked), 'float32'), scalars.get(lr / n));
       let dy: tf.Tensor = tf.mul(tf.sub(probs, oneHot), rowScale);
       const steps = new Map<tf.Variable, tf.Tensor>();
       for (let i = plan.layers.length - 1; i >= firstTrainable; i--) {
@@ -110,7 +110,7 @@ function layerwiseStep(model: LayersModel, options: TrainStepOptions): TrainStep
         const delta = anchor ? tf.add(step, tf.mul(tf.sub(v, anchor), scalars.get(lr * mu))) : step;
         v.assign(tf.sub(v, delta));
       }
-      return { clipped, predicted: tf.argMax(probs, 1) as tf.Tensor1D };
+      return { clipped, probs };
     },
     dispose: () => scalars.dispose(),
   };
@@ -129,10 +129,10 @@ function autodiffStep(model: LayersModel, options: TrainStepOptions, unsupported
       let outputs: StepOutputs | undefined;
       optimizer.minimize(
         () => {
-          const probs = model.apply(xs, { training: true }) as tf.Tensor;
+          const probs = model.apply(xs, { training: true }) as tf.Tensor2D;
           const { clipped } = clippedLabelProbability(probs, oneHot);
           // Kept: minimize disposes what its function creates, except the loss.
-          outputs = { clipped: tf.keep(clipped), predicted: tf.keep(tf.argMax(probs, 1) as tf.Tensor1D) };
+          outputs = { clipped: tf.keep(clipped), probs: tf.keep(probs) };
           const ce = tf.neg(tf.mean(tf.log(clipped))) as tf.Scalar;
           if (mu === 0) return ce;
           const distance = tf.addN(
