@@ -124,10 +124,15 @@ PY
   fi
 
   # 3. The npm package, without its install script (which would download libtensorflow).
-  if [ ! -f "$PREFIX/package.json" ] || ! grep -q "\"$NPM_PACKAGE\": \"$TFJS_VERSION\"" "$PREFIX/package.json"; then
-    printf '{\n  "name": "tributary-native-tensorflow",\n  "private": true,\n  "dependencies": { "%s": "%s" }\n}\n' \
-      "$NPM_PACKAGE" "$TFJS_VERSION" >"$PREFIX/package.json"
-  fi
+  # Both variants can live in one prefix ('auto' tries the GPU one first): keep the other if it is built.
+  deps="\"$NPM_PACKAGE\": \"$TFJS_VERSION\""
+  for other in @tensorflow/tfjs-node @tensorflow/tfjs-node-gpu; do
+    if [ "$other" != "$NPM_PACKAGE" ] && [ -d "$PREFIX/node_modules/$other/lib" ]; then
+      deps="$deps, \"$other\": \"$TFJS_VERSION\""
+    fi
+  done
+  printf '{\n  "name": "tributary-native-tensorflow",\n  "private": true,\n  "dependencies": { %s }\n}\n' "$deps" \
+    >"$PREFIX/package.json"
   log "npm install $NPM_PACKAGE@$TFJS_VERSION --ignore-scripts in $PREFIX"
   (cd "$PREFIX" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
   # One tfjs-core, cpu backend and layers in the process: the package's own copies would register every
@@ -161,7 +166,8 @@ PY
   nodedir_flag=()
   if [ -f "$nodedir/include/node/node_api.h" ]; then nodedir_flag=(--nodedir="$nodedir"); fi
   log "compiling the addon (npm rebuild --build-from-source)"
-  (cd "$PREFIX" && npm rebuild "$NPM_PACKAGE" --build-from-source "${nodedir_flag[@]}" --no-audit --no-fund)
+  # The environment form of --build-from-source (npm 11 warns about the flag; node-pre-gyp reads either).
+  (cd "$PREFIX" && npm_config_build_from_source=true npm rebuild "$NPM_PACKAGE" "${nodedir_flag[@]}" --no-audit --no-fund)
   loaded="$(probe)" || true
   if [ -z "$loaded" ]; then
     echo "native-tf: the addon was built but does not load; run: node -e \"require('$PACKAGE_DIR')\"" >&2
