@@ -19,7 +19,9 @@
 #      -ltensorflow_framework) and its install script checks (libtensorflow.so.2.9.1, whose presence skips
 #      the download), all symlinks to the wheel's libraries;
 #   5. npm rebuild --build-from-source (node-gyp against this Node's headers);
-#   6. loads the addon and prints the backend name and the libtensorflow version it reports.
+#   6. links the prefix's tfjs-core, tfjs-backend-cpu and tfjs-layers to the project's (same versions), so
+#      one copy of each runs;
+#   7. loads the addon and prints the backend name and the libtensorflow version it reports.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,6 +57,8 @@ else
   NPM_PACKAGE=@tensorflow/tfjs-node
 fi
 PACKAGE_DIR="$PREFIX/node_modules/$NPM_PACKAGE"
+# Packages the prefix takes from the project instead of its own copies (step 6).
+SHARED_PACKAGES="tfjs-core tfjs-backend-cpu tfjs-layers"
 LIBTF_DIR="$PREFIX/libtensorflow-$TF_VERSION-$VARIANT"
 
 if command -v pip3 >/dev/null 2>&1; then PIP="${PIP:-pip3}"; else PIP="${PIP:-python3 -m pip}"; fi
@@ -133,23 +137,12 @@ PY
   done
   printf '{\n  "name": "tributary-native-tensorflow",\n  "private": true,\n  "dependencies": { %s }\n}\n' "$deps" \
     >"$PREFIX/package.json"
+  # npm never sees the links into the project (step 6): with them in place it half-rebuilds those folders.
+  for shared in $SHARED_PACKAGES; do
+    if [ -L "$PREFIX/node_modules/@tensorflow/$shared" ]; then rm "$PREFIX/node_modules/@tensorflow/$shared"; fi
+  done
   log "npm install $NPM_PACKAGE@$TFJS_VERSION --ignore-scripts in $PREFIX"
   (cd "$PREFIX" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
-  # One tfjs-core, cpu backend and layers in the process: the package's own copies would register every
-  # cpu kernel a second time (a warning each, and the stock kernels back over ours). Same versions only.
-  for shared in tfjs-core tfjs-backend-cpu tfjs-layers; do
-    ours="$ROOT/node_modules/@tensorflow/$shared"
-    theirs="$PREFIX/node_modules/@tensorflow/$shared"
-    [ -f "$ours/package.json" ] && [ -e "$theirs" ] || continue
-    version_of() { node -p "require('$1/package.json').version"; }
-    if [ "$(version_of "$ours")" = "$(version_of "$theirs")" ]; then
-      rm -rf "$theirs"
-      ln -sfn "$(readlink -f "$ours")" "$theirs"
-    else
-      echo "native-tf: @tensorflow/$shared differs from the project's; keeping the package's copy" >&2
-    fi
-  done
-
   # 4. deps/include and deps/lib as binding.gyp and scripts/install.js expect them.
   mkdir -p "$PACKAGE_DIR/deps/lib"
   ln -sfn "$LIBTF_DIR/include" "$PACKAGE_DIR/deps/include"
@@ -166,8 +159,23 @@ PY
   nodedir_flag=()
   if [ -f "$nodedir/include/node/node_api.h" ]; then nodedir_flag=(--nodedir="$nodedir"); fi
   log "compiling the addon (npm rebuild --build-from-source)"
-  # The environment form of --build-from-source (npm 11 warns about the flag; node-pre-gyp reads either).
+  # --build-from-source as npm passes it to node-pre-gyp (npm 11 warns that it does not know the key; harmless).
   (cd "$PREFIX" && npm_config_build_from_source=true npm rebuild "$NPM_PACKAGE" "${nodedir_flag[@]}" --no-audit --no-fund)
+  # 6. One tfjs-core, cpu backend and layers in the process: the package's own copies would register every
+  # cpu kernel a second time (a warning each, and the stock kernels back over ours). Same versions only; the
+  # links point into the project's node_modules and nothing is ever written through them.
+  for shared in $SHARED_PACKAGES; do
+    ours="$ROOT/node_modules/@tensorflow/$shared"
+    theirs="$PREFIX/node_modules/@tensorflow/$shared"
+    [ -f "$ours/package.json" ] && [ -f "$theirs/package.json" ] && [ ! -L "$theirs" ] || continue
+    version_of() { node -p "require('$1/package.json').version"; }
+    if [ "$(version_of "$ours")" = "$(version_of "$theirs")" ]; then
+      rm -rf "$theirs"
+      ln -s "$(readlink -f "$ours")" "$theirs"
+    else
+      echo "native-tf: @tensorflow/$shared differs from the project's; keeping the package's copy" >&2
+    fi
+  done
   loaded="$(probe)" || true
   if [ -z "$loaded" ]; then
     echo "native-tf: the addon was built but does not load; run: node -e \"require('$PACKAGE_DIR')\"" >&2
@@ -175,6 +183,6 @@ PY
   fi
 fi
 
-# 6. What loaded.
+# 7. What loaded.
 log "backend $(cut -d' ' -f1 <<<"$loaded"), libtensorflow $(cut -d' ' -f2 <<<"$loaded") ($NPM_PACKAGE $TFJS_VERSION)"
 echo "export TRIBUTARY_TFJS_NODE_DIR=$PREFIX"
