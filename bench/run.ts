@@ -55,6 +55,7 @@ const SINGLE_SECTIONS: Record<string, { title: string; run: () => Promise<unknow
   contribution: { title: 'contribution scoring (planted federation, 6 clients)', run: () => contributionBench() },
   // Not in the full run (about 7 minutes of one core here): `--only robustness`, or bench/robustness.bench.ts for any grid.
   robustness: { title: 'robustness (MNIST, 20 clients, reduced grid)', run: () => robustnessBench() },
+  training: { title: 'training (MNIST, every backend, PyTorch)', run: () => trainingBench(2000, 32) },
 };
 
 function onlySections(): string[] | null {
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
     writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
     if (only.includes('contribution')) printContribution(results.contribution as ContributionResult | undefined);
     if (only.includes('robustness')) printRobustness(results.robustness as RobustnessResult | undefined);
+    if (only.includes('training')) printTraining(results.training as TrainingResult | { error: string });
     process.stdout.write(`\nwrote ${only.join(', ')} into ${file}\n`);
     return;
   }
@@ -159,28 +161,7 @@ async function main(): Promise<void> {
       ['SHA-256 content hash', fmt(codec.sha256MBps), 'MB/s'],
     ]);
 
-  if (isError(training)) printTable('Training', [['error', training.error]]);
-  else {
-    const rows: Row[] = [];
-    for (const b of training.backends) {
-      if (!b.available) rows.push([b.backend, 'unavailable', b.reason]);
-      else
-        for (const f of b.figures)
-          rows.push([
-            `${b.backend} ${f.model}`,
-            fmt(f.samplesPerSecond),
-            `samples/s (${fmt(f.parameters)} params, epoch ${fmt(f.epochSeconds)} s)`,
-          ]);
-    }
-    const sps = (backend: string, model: string) =>
-      training.backends
-        .flatMap((b) => (b.available && b.backend === backend ? b.figures : []))
-        .find((f) => f.model === model)?.samplesPerSecond;
-    const wasmCnn = sps('wasm', 'mnist-cnn');
-    const cpuCnn = sps('cpu', 'mnist-cnn');
-    if (wasmCnn && cpuCnn) rows.push(['mnist-cnn wasm / cpu', fmt(round(wasmCnn / cpuCnn)), 'x']);
-    printTable(`Training: ${training.examples} MNIST digits, batch ${training.batchSize}, second epoch timed`, rows);
-  }
+  printTraining(training);
 
   if (isError(orchestration)) printTable('Orchestration', [['error', orchestration.error]]);
   else {
@@ -378,6 +359,32 @@ function printRobustness(robustness: RobustnessResult | undefined): void {
 }
 
 type ContributionResult = Awaited<ReturnType<typeof contributionBench>> | { error: string };
+
+type TrainingResult = Awaited<ReturnType<typeof trainingBench>>;
+
+function printTraining(training: TrainingResult | { error: string }): void {
+  if (isError(training)) {
+    printTable('Training', [['error', training.error]]);
+    return;
+  }
+  const rows: Row[] = [];
+  for (const b of training.backends) {
+    if (!b.available) rows.push([b.backend, 'unavailable', b.reason]);
+    else
+      for (const f of b.figures)
+        rows.push([
+          `${b.backend} ${f.model}`,
+          fmt(f.samplesPerSecond),
+          `samples/s (${b.examples} digits, ${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${f.ratioToPyTorch === null ? 'no PyTorch figure' : `${fmt(f.ratioToPyTorch)}x PyTorch`})`,
+        ]);
+  }
+  const torch = training.pytorch;
+  if (!torch.available) rows.push(['PyTorch', 'unavailable', torch.reason]);
+  else
+    for (const f of torch.figures)
+      rows.push([`PyTorch ${torch.torch} ${f.model}`, fmt(f.samplesPerSecond), `samples/s (${torch.threads} thread)`]);
+  printTable(`Training: ${training.examples} MNIST digits, batch ${training.batchSize}, ${training.timedEpochs}`, rows);
+}
 
 function printContribution(contribution: ContributionResult | undefined): void {
   if (!contribution) return;

@@ -1,8 +1,10 @@
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { TributaryError } from '../errors';
 import { registerConv2DBackpropFilter } from './conv2dBackpropFilter';
+import { registerMaxPoolGrad } from './maxPoolGrad';
 
 /** Which TF.js backend to run on; 'auto' takes the fastest that loads. */
 export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -44,10 +46,38 @@ async function activate(tfName: string): Promise<void> {
   if (!(await tf.setBackend(tfName))) throw new Error(`tf.setBackend('${tfName}') failed to initialise the backend`);
 }
 
+/** The npm packages of the native TensorFlow backend (CPU and CUDA builds). */
+export type NativePackage = '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu';
+
+/**
+ * Environment variable naming a directory prepared by `scripts/native-tf.sh` (its own package.json and
+ * node_modules). When set, the native packages are loaded from there and only from there; when unset,
+ * from the project's dependencies as usual.
+ */
+export const TFJS_NODE_DIR_ENV = 'TRIBUTARY_TFJS_NODE_DIR';
+
+/**
+ * What `require` should load for a native package: its folder under `$TRIBUTARY_TFJS_NODE_DIR/node_modules`
+ * when that variable is set, else the bare package name. Throws, naming the directory and the script
+ * that builds it, when the variable is set and the package is not there.
+ */
+export function nativePackagePath(pkg: NativePackage, env: NodeJS.ProcessEnv = process.env): string {
+  const dir = env[TFJS_NODE_DIR_ENV];
+  if (dir === undefined || dir === '') return pkg;
+  const packageDir = join(resolve(dir), 'node_modules', pkg);
+  if (!existsSync(join(packageDir, 'package.json'))) {
+    const gpu = pkg === '@tensorflow/tfjs-node-gpu' ? ' --gpu' : '';
+    throw new Error(
+      `${TFJS_NODE_DIR_ENV}=${dir} holds no ${pkg} (build it there with scripts/native-tf.sh${gpu} ${dir})`,
+    );
+  }
+  return packageDir;
+}
+
 /** Loads the native binding; it registers the 'tensorflow' backend with the shared tfjs-core engine. */
-async function loadNative(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu'): Promise<void> {
+async function loadNative(pkg: NativePackage): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require(pkg);
+  require(nativePackagePath(pkg));
   await activate('tensorflow');
 }
 
@@ -68,6 +98,7 @@ async function loadWasm(): Promise<void> {
   }
   await activate('wasm');
   registerConv2DBackpropFilter('wasm');
+  registerMaxPoolGrad('wasm');
 }
 
 async function loadCpu(): Promise<void> {
@@ -76,6 +107,7 @@ async function loadCpu(): Promise<void> {
   const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
   if (cpu && 'firstUse' in cpu) cpu.firstUse = false;
   registerConv2DBackpropFilter('cpu');
+  registerMaxPoolGrad('cpu');
 }
 
 async function load(backend: ConcreteBackend): Promise<void> {
@@ -92,10 +124,11 @@ async function load(backend: ConcreteBackend): Promise<void> {
 }
 
 /**
- * Activates a TF.js backend: 'auto' tries `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`,
+ * Activates a TF.js backend: 'auto' tries `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`
+ * (from `$TRIBUTARY_TFJS_NODE_DIR` when set, see `nativePackagePath`),
  * wasm (single-threaded) and cpu in that order; a named one must load or BACKEND_UNAVAILABLE is
- * thrown with the cause. On wasm and cpu the typed-array Conv2DBackpropFilter kernel is registered,
- * so CNNs train there. Safe to call repeatedly.
+ * thrown with the cause. On wasm and cpu the typed-array Conv2DBackpropFilter and MaxPoolGrad kernels
+ * are registered, so CNNs train there, and fast. Safe to call repeatedly.
  */
 export async function selectBackend(preference: BackendPreference = 'auto'): Promise<SelectedBackend> {
   if (preference !== 'auto' && !AUTO_ORDER.includes(preference)) {

@@ -1,5 +1,13 @@
 /** The TF.js side of Tributary: backend choice, models, weights as named tensors, local training and evaluation. */
-export { BACKEND_PREFERENCES, type BackendPreference, type SelectedBackend, selectBackend } from './backend';
+export {
+  BACKEND_PREFERENCES,
+  type BackendPreference,
+  type NativePackage,
+  nativePackagePath,
+  type SelectedBackend,
+  selectBackend,
+  TFJS_NODE_DIR_ENV,
+} from './backend';
 export {
   type Conv2DBackpropFilterBackend,
   conv2dBackpropFilterValues,
@@ -10,6 +18,14 @@ export {
   restoreStockConv2DBackpropFilter,
   stockConv2DBackpropFilter,
 } from './conv2dBackpropFilter';
+export {
+  isMaxPoolGradRegistered,
+  type MaxPoolGradBackend,
+  maxPoolGradValues,
+  type PoolGradGeometry,
+  registerMaxPoolGrad,
+  stockMaxPoolGrad,
+} from './maxPoolGrad';
 export { assertDatasetFitsModel, batchTensors, type BatchTensors, modelNumClasses } from './datasetTensors';
 export { type EvaluateResult, evaluateModel } from './evaluate';
 export { correctCount, sparseCategoricalCrossEntropy } from './losses';

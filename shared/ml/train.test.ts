@@ -1,11 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { testBackend } from '../../test/support/testBackend';
 import type { Dataset } from '../data/dataset';
+import { loadMnist } from '../data/mnist';
 import { createRng } from '../data/random';
 import type { InputSpec, ModelSpec, TrainConfig } from '../schemas/jobSpec';
 import { selectBackend } from './backend';
 import { evaluateModel } from './evaluate';
 import { buildModel } from './modelZoo';
-import { trainLocal } from './train';
+import { type TrainOptions, trainLocal } from './train';
+import { trainLocalReference } from './trainReference';
 import { getNamedWeights } from './weights';
 
 const input: InputSpec = { shape: [2], labelColumn: 'label', numClasses: 2 };
@@ -28,7 +32,7 @@ function blobs(count: number, seed: number): Dataset {
 const mlp: ModelSpec = { kind: 'builtin', name: 'mlp', hiddenUnits: [8] };
 
 beforeAll(async () => {
-  await selectBackend('wasm');
+  await selectBackend(testBackend());
 });
 
 describe('trainLocal', () => {
@@ -61,7 +65,7 @@ describe('trainLocal', () => {
     expect(await run(4)).not.toEqual(a);
   });
 
-  it('leaks no tensors (plain and FedProx, training and evaluation)', async () => {
+  it('leaks no tensors (plain, FedProx, several upload runs, autodiff; training and evaluation)', async () => {
     const data = blobs(50, 3);
     const model = await buildModel(
       { kind: 'builtin', name: 'mnist-cnn' },
@@ -77,8 +81,20 @@ describe('trainLocal', () => {
     const global = getNamedWeights(model);
     const before = tf.memory().numTensors;
     await trainLocal(model, images, { ...config, batchSize: 8, localEpochs: 2 });
-    await trainLocal(model, images, { ...config, batchSize: 8, proximalMu: 0.1 }, global);
+    await trainLocal(model, images, { ...config, batchSize: 8, proximalMu: 0.1 }, global, { maxRunBytes: 20_000 });
     await evaluateModel(model, images, 16);
+    // The autodiff path (a tanh layer) too.
+    const tanh = tfl.sequential({
+      layers: [
+        tfl.layers.dense({ inputShape: [2], units: 4, activation: 'tanh' }),
+        tfl.layers.dense({ units: 2, activation: 'softmax' }),
+      ],
+    });
+    const afterModels = tf.memory().numTensors;
+    const result = await trainLocal(tanh, data, { ...config, batchSize: 8, proximalMu: 0.1 }, getNamedWeights(tanh));
+    expect(result.gradients).toBe('autodiff');
+    expect(tf.memory().numTensors).toBe(afterModels);
+    tanh.dispose();
     expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
@@ -118,6 +134,101 @@ describe('trainLocal', () => {
       code: 'MODEL_SHAPE_MISMATCH',
     });
     model.dispose();
+  });
+});
+
+describe('trainLocal against the reference loop (trainLocalReference, the loop before the fused step)', () => {
+  /** Trains two copies of one model, one with each loop, and returns both results and the largest weight difference. */
+  async function both(
+    make: () => Promise<tfl.LayersModel>,
+    data: Dataset,
+    cfg: TrainConfig,
+    withGlobal = false,
+    options: TrainOptions = {},
+  ) {
+    const fused = await make();
+    const reference = await make();
+    reference.setWeights(fused.getWeights());
+    const global = withGlobal
+      ? getNamedWeights(fused).map((t) => ({ ...t, data: t.data.map((v) => v * 0.9) }))
+      : undefined;
+    const a = await trainLocal(fused, data, cfg, global, options);
+    const b = await trainLocalReference(reference, data, cfg, global);
+    const wa = getNamedWeights(fused);
+    const wb = getNamedWeights(reference);
+    const initial = await make();
+    const w0 = getNamedWeights(initial);
+    let diff = 0;
+    let moved = 0;
+    wa.forEach((t, i) =>
+      t.data.forEach((v, j) => {
+        diff = Math.max(diff, Math.abs(v - wb[i].data[j]));
+        moved = Math.max(moved, Math.abs(v - w0[i].data[j]));
+      }),
+    );
+    for (const m of [fused, reference, initial]) m.dispose();
+    return { a, b, diff, moved };
+  }
+
+  const mnist = loadMnist({ count: 150 });
+  const mnistInput: InputSpec = { shape: [28, 28, 1], labelColumn: 'label', numClasses: 10 };
+  const cfg: TrainConfig = { localEpochs: 2, batchSize: 16, learningRate: 0.1, proximalMu: 0, seed: 11 };
+
+  it.each([
+    ['mnist-cnn', 0],
+    ['mnist-cnn', 0.3],
+    ['mlp', 0],
+    ['mlp', 0.3],
+  ] as const)(
+    '%s with mu = %s: same loss, accuracy and weights on a fixed seed (150 digits: a partial last batch)',
+    async (name, mu) => {
+      const make = () => buildModel({ kind: 'builtin', name }, mnistInput, 4);
+      const { a, b, diff, moved } = await both(make, mnist, { ...cfg, proximalMu: mu }, mu > 0);
+      expect(a.gradients).toBe('layerwise');
+      expect(a.loss).toBeCloseTo(b.loss, 5);
+      expect(a.accuracy).toBeCloseTo(b.accuracy, 10);
+      expect(moved).toBeGreaterThan(0.01);
+      expect(diff).toBeLessThan(1e-4);
+    },
+  );
+
+  it('a model the layerwise path does not cover (tanh) trains through autodiff, with the same results', async () => {
+    const make = async () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.dense({
+            name: 'tanh6',
+            inputShape: [2],
+            units: 6,
+            activation: 'tanh',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+          }),
+          tfl.layers.dense({
+            name: 'out',
+            units: 2,
+            activation: 'softmax',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+          }),
+        ],
+      });
+    const { a, b, diff, moved } = await both(make, blobs(90, 6), { ...cfg, learningRate: 0.3, proximalMu: 0.2 }, true);
+    expect(a.gradients).toBe('autodiff');
+    expect(a.loss).toBeCloseTo(b.loss, 5);
+    expect(a.accuracy).toBeCloseTo(b.accuracy, 10);
+    expect(moved).toBeGreaterThan(0.01);
+    expect(diff).toBeLessThan(1e-5);
+  });
+
+  it('an epoch laid out in several runs (4 runs of up to 3 batches) trains as in one run', async () => {
+    const make = () => buildModel({ kind: 'builtin', name: 'mnist-cnn' }, mnistInput, 5);
+    const bytesPerExample = 4 * (28 * 28 + 10 + 1);
+    const runs = await both(make, mnist, cfg, false, { maxRunBytes: 3 * 16 * bytesPerExample });
+    const single = await both(make, mnist, cfg);
+    expect(runs.a.loss).toBeCloseTo(runs.b.loss, 5);
+    expect(runs.a.loss).toBeCloseTo(single.a.loss, 5);
+    expect(runs.a.accuracy).toBe(single.a.accuracy);
+    expect(runs.moved).toBeGreaterThan(0.01);
+    expect(runs.diff).toBeLessThan(1e-4);
   });
 });
 

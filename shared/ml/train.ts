@@ -5,8 +5,9 @@ import type { Dataset } from '../data/dataset';
 import { createRng, permutation } from '../data/random';
 import { TributaryError } from '../errors';
 import type { TrainConfig } from '../schemas/jobSpec';
-import { assertDatasetFitsModel, batchTensors, modelNumClasses } from './datasetTensors';
-import { correctCount, sparseCategoricalCrossEntropy } from './losses';
+import { batchRunLength, disposeBatchRun, layOutBatchRun } from './batchRun';
+import { assertDatasetFitsModel, modelNumClasses } from './datasetTensors';
+import { createTrainStep, type GradientPath, type StepOutputs } from './trainStep';
 import { weightName } from './weights';
 
 /** What one round of local training did. */
@@ -19,6 +20,14 @@ export interface TrainResult {
   accuracy: number;
   /** Examples processed per second, over all epochs. */
   samplesPerSecond: number;
+  /** How gradients were computed: layer by layer (the built-in layer kinds) or by TF.js autodiff. */
+  gradients: GradientPath;
+}
+
+/** Tuning of trainLocal that does not change its results. */
+export interface TrainOptions {
+  /** Bytes of examples (features and one-hot labels) uploaded to the backend at once. @default 32 MiB */
+  maxRunBytes?: number;
 }
 
 /** How long training may hold the event loop before it yields, so sockets keep answering pings. */
@@ -26,8 +35,11 @@ const YIELD_EVERY_MS = 50;
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** The global weights matching the model's trainable weights, as tensors the caller disposes. */
-function proximalAnchors(model: LayersModel, globalWeights: readonly NamedTensor[] | undefined): tf.Tensor[] {
+/** The global weights matching the model's trainable weights, by variable, as tensors the caller disposes. */
+function proximalAnchors(
+  model: LayersModel,
+  globalWeights: readonly NamedTensor[] | undefined,
+): Map<tf.Variable, tf.Tensor> {
   if (!globalWeights) {
     throw new TributaryError(
       'JOB_SPEC_INVALID',
@@ -35,7 +47,7 @@ function proximalAnchors(model: LayersModel, globalWeights: readonly NamedTensor
     );
   }
   const byName = new Map(globalWeights.map((t) => [t.name, t]));
-  return model.trainableWeights.map((w) => {
+  const checked = model.trainableWeights.map((w) => {
     const name = weightName(w);
     const g = byName.get(name);
     if (!g)
@@ -49,7 +61,23 @@ function proximalAnchors(model: LayersModel, globalWeights: readonly NamedTensor
         `Global weight ${JSON.stringify(name)} has shape [${g.shape}]; the model's is [${w.shape}].`,
       );
     }
-    return tf.tensor(g.data, g.shape, 'float32');
+    return [w.read() as tf.Variable, g] as const;
+  });
+  return new Map(checked.map(([v, g]) => [v, tf.tensor(g.data, g.shape, 'float32')]));
+}
+
+/** Adds a run's loss (−Σ log of the clipped label probabilities) and correct predictions to the totals. */
+function addRunMetrics(
+  totals: [tf.Scalar, tf.Scalar],
+  outputs: readonly StepOutputs[],
+  labels: tf.Tensor1D,
+): [tf.Scalar, tf.Scalar] {
+  return tf.tidy(() => {
+    const clipped = tf.concat(outputs.map((o) => o.clipped));
+    const predicted = tf.argMax(tf.concat(outputs.map((o) => o.probs)), 1);
+    const loss = tf.neg(tf.sum(tf.log(clipped)));
+    const correct = tf.sum(tf.cast(tf.equal(predicted, labels), 'float32'));
+    return [tf.add(totals[0], loss), tf.add(totals[1], correct)] as [tf.Scalar, tf.Scalar];
   });
 }
 
@@ -57,13 +85,20 @@ function proximalAnchors(model: LayersModel, globalWeights: readonly NamedTensor
  * Local training for one federated round: minibatch SGD (learning rate `config.learningRate`) for
  * `config.localEpochs` epochs over a seeded shuffle of the data, minimising sparse categorical
  * cross-entropy plus, when `config.proximalMu` > 0, the FedProx term (mu/2)·Σ‖w − w_global‖²
- * (Li et al., 2020) over the trainable weights. Every step runs inside tidy; no tensors outlive it.
+ * (Li et al., 2020) over the trainable weights.
+ *
+ * Each step is one fused update inside tidy (`createTrainStep`: hand-written layer gradients for the
+ * built-in layer kinds, optimizer.minimize otherwise). Each epoch's shuffled examples are laid out once,
+ * in runs of whole batches of at most `options.maxRunBytes` (`layOutBatchRun`), and each batch goes to
+ * the backend as a view of that layout. The loss and accuracy stay on the backend until the end:
+ * nothing is read back per batch. No tensors outlive the call.
  */
 export async function trainLocal(
   model: LayersModel,
   data: Dataset,
   config: TrainConfig,
   globalWeights?: readonly NamedTensor[],
+  options: TrainOptions = {},
 ): Promise<TrainResult> {
   assertDatasetFitsModel(model, data);
   if (!(config.batchSize >= 1) || !(config.localEpochs >= 1) || !(config.learningRate > 0)) {
@@ -74,60 +109,62 @@ export async function trainLocal(
   }
   const numClasses = modelNumClasses(model);
   const mu = config.proximalMu;
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const anchors = mu > 0 ? proximalAnchors(model, globalWeights) : [];
-  const optimizer = tf.train.sgd(config.learningRate);
+  const anchors = mu > 0 ? proximalAnchors(model, globalWeights) : new Map<tf.Variable, tf.Tensor>();
+  const step = createTrainStep(model, {
+    learningRate: config.learningRate,
+    proximal: mu > 0 ? { mu, anchors } : undefined,
+  });
+  const runLength = batchRunLength(data.exampleShape, numClasses, config.batchSize, options.maxRunBytes);
   const rng = createRng(config.seed);
   const started = performance.now();
   let lastYield = started;
+  let totals: [tf.Scalar, tf.Scalar] | undefined;
   let lossSum = 0;
   let correct = 0;
-  // Running sums stay on the backend and are read once at the end: a read per batch would force a device sync.
-  let lossTotal: tf.Scalar | undefined;
-  let correctTotal: tf.Scalar | undefined;
   try {
     for (let epoch = 0; epoch < config.localEpochs; epoch++) {
       const order = permutation(data.count, rng);
-      tf.dispose([lossTotal, correctTotal].filter((t): t is tf.Scalar => t !== undefined));
-      lossTotal = tf.scalar(0);
-      correctTotal = tf.scalar(0);
-      for (let start = 0; start < data.count; start += config.batchSize) {
-        const indices = order.subarray(start, Math.min(start + config.batchSize, data.count));
-        const previous: tf.Scalar[] = [lossTotal, correctTotal];
-        [lossTotal, correctTotal] = tf.tidy(() => {
-          const { xs, ys } = batchTensors(data, indices);
-          const kept: tf.Scalar[] = [];
-          const { grads } = tf.variableGrads(() => {
-            const probs = model.apply(xs, { training: true }) as tf.Tensor;
-            const ce = tf.mean(sparseCategoricalCrossEntropy(probs, ys, numClasses)) as tf.Scalar;
-            // Kept tensors escape every tidy, so they are disposed by hand below.
-            kept.push(tf.keep(ce), tf.keep(correctCount(probs, ys)));
-            if (mu === 0) return ce;
-            const distance = tf.addN(variables.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]))));
-            return tf.add(ce, tf.mul(distance, mu / 2)) as tf.Scalar;
-          }, variables);
-          optimizer.applyGradients(grads);
-          const [batchLoss, batchCorrect] = kept;
-          const sums = [tf.add(previous[0], tf.mul(batchLoss, indices.length)), tf.add(previous[1], batchCorrect)] as [
-            tf.Scalar,
-            tf.Scalar,
-          ];
-          tf.dispose(kept);
-          return sums;
-        });
-        tf.dispose(previous);
-        if (performance.now() - lastYield > YIELD_EVERY_MS) {
-          await yieldToEventLoop();
-          lastYield = performance.now();
+      // The reported loss and accuracy are the last epoch's.
+      if (totals) tf.dispose(totals);
+      totals = [tf.scalar(0), tf.scalar(0)];
+      for (let runStart = 0; runStart < data.count; runStart += runLength) {
+        const run = layOutBatchRun(
+          data,
+          order,
+          runStart,
+          Math.min(runStart + runLength, data.count),
+          config.batchSize,
+          numClasses,
+        );
+        const outputs: StepOutputs[] = [];
+        try {
+          for (let b = 0; b < run.batches; b++) {
+            outputs.push(
+              tf.tidy(() => {
+                const { xs, oneHot } = run.batch(b);
+                return step.run(xs, oneHot);
+              }),
+            );
+            if (performance.now() - lastYield > YIELD_EVERY_MS) {
+              await yieldToEventLoop();
+              lastYield = performance.now();
+            }
+          }
+          const previous = totals;
+          totals = addRunMetrics(previous, outputs, run.labels);
+          tf.dispose(previous);
+        } finally {
+          tf.dispose(outputs.flatMap((o) => [o.clipped, o.probs]));
+          disposeBatchRun(run);
         }
       }
     }
-    lossSum = (await (lossTotal as tf.Scalar).data())[0];
-    correct = (await (correctTotal as tf.Scalar).data())[0];
+    lossSum = (await (totals as [tf.Scalar, tf.Scalar])[0].data())[0];
+    correct = (await (totals as [tf.Scalar, tf.Scalar])[1].data())[0];
   } finally {
-    tf.dispose([lossTotal, correctTotal].filter((t): t is tf.Scalar => t !== undefined));
-    optimizer.dispose();
-    tf.dispose(anchors);
+    if (totals) tf.dispose(totals);
+    step.dispose();
+    tf.dispose([...anchors.values()]);
   }
   const seconds = (performance.now() - started) / 1000;
   return {
@@ -135,5 +172,6 @@ export async function trainLocal(
     loss: lossSum / data.count,
     accuracy: correct / data.count,
     samplesPerSecond: (data.count * config.localEpochs) / Math.max(seconds, 1e-9),
+    gradients: step.gradients,
   };
 }

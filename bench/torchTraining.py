@@ -1,0 +1,80 @@
+"""PyTorch reference for bench/training.bench.ts: the built-in models trained the way trainLocal trains them.
+
+Usage: python torchTraining.py DATA_FILE COUNT BATCH_SIZE LEARNING_RATE TIMED_EPOCHS
+
+DATA_FILE holds COUNT MNIST digits as float32 pixels (COUNT x 784, row-major) followed by COUNT int32
+labels, written by the TypeScript bench. Same models as shared/ml/modelZoo.ts (mnist-cnn: conv 8x5x5
+relu, maxpool 2, conv 16x5x5 relu, maxpool 2, dense 10; mlp: dense 128 relu, dense 10), plain SGD,
+batch BATCH_SIZE, a fresh shuffle each epoch, mean cross-entropy, and the epoch's loss and accuracy kept
+as tensors (as trainLocal keeps them on the backend). One thread. One untimed warm-up epoch, then the
+best of TIMED_EPOCHS timed epochs. Prints one JSON object.
+"""
+
+import json
+import sys
+import time
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def models():
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(256, 10),
+    )
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    return [('mnist-cnn', cnn), ('mlp [128]', mlp)]
+
+
+def epoch(model, optimizer, x, y, batch_size, generator):
+    order = torch.randperm(x.shape[0], generator=generator)
+    loss_sum = torch.zeros(())
+    correct = torch.zeros((), dtype=torch.int64)
+    for start in range(0, x.shape[0], batch_size):
+        idx = order[start:start + batch_size]
+        xb, yb = x[idx], y[idx]
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * idx.shape[0]
+        correct += (logits.detach().argmax(1) == yb).sum()
+    return float(loss_sum) / x.shape[0], int(correct) / x.shape[0]
+
+
+def main():
+    path, count, batch_size, lr, timed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    with open(path, 'rb') as f:
+        raw = bytearray(f.read())
+    # NHWC with one channel has the same memory order as NCHW.
+    x = torch.frombuffer(raw, dtype=torch.float32, count=count * 784).clone().reshape(count, 1, 28, 28)
+    y = torch.frombuffer(raw, dtype=torch.int32, count=count, offset=count * 784 * 4).to(torch.int64)
+    generator = torch.Generator().manual_seed(0)
+    figures = []
+    for name, model in models():
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        epoch(model, optimizer, x, y, batch_size, generator)
+        best = float('inf')
+        for _ in range(timed):
+            started = time.perf_counter()
+            loss, accuracy = epoch(model, optimizer, x, y, batch_size, generator)
+            best = min(best, time.perf_counter() - started)
+        figures.append({
+            'model': name,
+            'parameters': sum(p.numel() for p in model.parameters()),
+            'samplesPerSecond': count / best,
+            'epochSeconds': best,
+            'lastLoss': loss,
+            'lastAccuracy': accuracy,
+        })
+    print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'figures': figures}))
+
+
+if __name__ == '__main__':
+    main()

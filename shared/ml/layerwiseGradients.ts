@@ -1,0 +1,320 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { weightName } from './weights';
+
+/** Gradients of one layer's variables (in `variables` order) and, when asked for, of its input. */
+export interface LayerGradients {
+  dx: tf.Tensor | null;
+  grads: tf.Tensor[];
+}
+
+/** One layer's forward pass, holding what its backward pass needs. */
+export interface LayerForward {
+  y: tf.Tensor;
+  backward(dy: tf.Tensor, needInputGradient: boolean): LayerGradients;
+}
+
+/** A layer of a plan: its trainable variables and its forward pass. */
+export interface PlannedLayer {
+  readonly name: string;
+  readonly variables: readonly tf.Variable[];
+  forward(x: tf.Tensor): LayerForward;
+}
+
+/**
+ * A Sequential model as plain tensor ops with hand-written gradients: every layer up to the output
+ * layer's logits. The output layer is a Dense layer whose softmax is left to the loss, which differentiates
+ * softmax and cross-entropy together.
+ */
+export interface LayerwisePlan {
+  readonly layers: readonly PlannedLayer[];
+  /** Every trainable variable of the model, each once. */
+  readonly variables: readonly tf.Variable[];
+}
+
+/** Why a model cannot be planned; it then trains through TF.js autodiff instead. */
+export interface Unplannable {
+  unsupported: string;
+}
+
+type Config = Record<string, unknown>;
+type Activation = 'relu' | 'linear';
+type Layer = LayersModel['layers'][number];
+
+function pair(v: unknown): [number, number] | null {
+  if (typeof v === 'number') return [v, v];
+  if (Array.isArray(v) && v.length === 2 && v.every((d) => typeof d === 'number')) return [v[0], v[1]];
+  return null;
+}
+
+function activationOf(config: Config): Activation | null {
+  const a = config.activation ?? 'linear';
+  return a === 'relu' || a === 'linear' ? a : null;
+}
+
+function inputRank(layer: Layer): number {
+  return (layer.input as SymbolicTensor).shape.length;
+}
+
+/** The layer's kernel and (optional) bias variables, or null when it has anything else trainable. */
+function kernelAndBias(layer: Layer, useBias: boolean): { kernel: tf.Variable; bias: tf.Variable | null } | null {
+  const byRole = new Map(layer.trainableWeights.map((w) => [weightName(w).split('/').pop(), w.read() as tf.Variable]));
+  const kernel = byRole.get('kernel');
+  const bias = byRole.get('bias') ?? null;
+  if (!kernel || byRole.size !== (useBias ? 2 : 1) || (useBias && !bias)) return null;
+  return { kernel, bias };
+}
+
+/**
+ * dy through the activation, from the layer's output y: for ReLU y ≥ 0 and y > 0 exactly where its
+ * input was, so sign(y) is its derivative (one op; tfjs-node runs `step` as five).
+ */
+function throughActivation(dy: tf.Tensor, y: tf.Tensor, activation: Activation): tf.Tensor {
+  return activation === 'relu' ? tf.mul(dy, tf.sign(y)) : dy;
+}
+
+/**
+ * The products and convolutions a backward pass needs. Two formulations of the same values: the
+ * backend's own kernels, and, for wasm, ones that land on XNNPACK's fast paths (its matmul is fast
+ * only without transposes, and it has fast convolutions but slow backprop kernels).
+ */
+interface GradientKernels {
+  /** aᵀ·b */
+  matMulTransposeA(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D;
+  /** a·bᵀ */
+  matMulTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D;
+  /** ∂L/∂filter of a stride-`strides` convolution with `pad`, from its input x and ∂L/∂output dy. */
+  convFilter(
+    x: tf.Tensor4D,
+    dy: tf.Tensor4D,
+    filterShape: number[],
+    strides: [number, number],
+    pad: Padding,
+  ): tf.Tensor4D;
+  /** ∂L/∂input of the same convolution, from dy and the filter. */
+  convInput(
+    dy: tf.Tensor4D,
+    filter: tf.Tensor4D,
+    xShape: number[],
+    strides: [number, number],
+    pad: Padding,
+  ): tf.Tensor4D;
+}
+
+type Padding = 'valid' | 'same';
+
+/** The kernels TF.js's own gradient functions call (our typed-array Conv2DBackpropFilter on wasm and cpu). */
+const backendKernels: GradientKernels = {
+  matMulTransposeA: (a, b) => tf.matMul(a, b, true, false),
+  matMulTransposeB: (a, b) => tf.matMul(a, b, false, true),
+  convFilter: (x, dy, filterShape, strides, pad) =>
+    tf
+      .engine()
+      .runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: 'NHWC', filterShape }) as tf.Tensor4D,
+  convInput: (dy, filter, xShape, strides, pad) =>
+    tf.conv2dTranspose(dy, filter, xShape as [number, number, number, number], strides, pad),
+};
+
+/** Padding before and after along one spatial axis of a stride-1 convolution (TF's 'same' puts the odd one after). */
+function samePadding(kernel: number, pad: Padding): [number, number] {
+  if (pad === 'valid') return [0, 0];
+  const before = Math.floor((kernel - 1) / 2);
+  return [before, kernel - 1 - before];
+}
+
+/**
+ * wasm: explicit transposes before each product, and the stride-1 convolution gradients as forward
+ * convolutions. The filter gradient is the correlation of the input with dy, so it is a convolution
+ * over the batch axis: input [c_in, H, W, batch] with "filter" dy as [OH, OW, batch, c_out]. The input
+ * gradient is the full convolution of dy with the filter rotated by 180° and its channel axes swapped.
+ * Other strides use the backend's kernels.
+ */
+const wasmKernels: GradientKernels = {
+  matMulTransposeA: (a, b) => tf.matMul(tf.transpose(a), b),
+  matMulTransposeB: (a, b) => tf.matMul(a, tf.transpose(b)),
+  convFilter(x, dy, filterShape, strides, pad) {
+    if (strides[0] !== 1 || strides[1] !== 1) return backendKernels.convFilter(x, dy, filterShape, strides, pad);
+    const [padH, padW] = [samePadding(filterShape[0], pad), samePadding(filterShape[1], pad)];
+    const padded = pad === 'same' ? tf.pad(x, [[0, 0], padH, padW, [0, 0]]) : x;
+    const byChannel = tf.transpose(padded, [3, 1, 2, 0]) as tf.Tensor4D;
+    const dyAsFilter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
+    return tf.transpose(tf.conv2d(byChannel, dyAsFilter, 1, 'valid'), [1, 2, 0, 3]);
+  },
+  convInput(dy, filter, xShape, strides, pad) {
+    if (strides[0] !== 1 || strides[1] !== 1) return backendKernels.convInput(dy, filter, xShape, strides, pad);
+    const [kh, kw] = filter.shape;
+    const [[top, bottom], [left, right]] = [samePadding(kh, pad), samePadding(kw, pad)];
+    const full = tf.pad(dy, [
+      [0, 0],
+      [kh - 1 - top, kh - 1 - bottom],
+      [kw - 1 - left, kw - 1 - right],
+      [0, 0],
+    ]);
+    const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    return tf.conv2d(full as tf.Tensor4D, rotated, 1, 'valid');
+  },
+};
+
+function dense(layer: Layer, config: Config, isOutput: boolean, kernels: GradientKernels): PlannedLayer | string {
+  if (inputRank(layer) !== 2) return `Dense layer "${layer.name}" takes rank-${inputRank(layer)} input`;
+  const activation: Activation | null = isOutput
+    ? config.activation === 'softmax'
+      ? 'linear'
+      : null
+    : activationOf(config);
+  if (!activation) return `Dense layer "${layer.name}" has activation ${JSON.stringify(config.activation)}`;
+  const useBias = config.useBias !== false;
+  const weights = kernelAndBias(layer, useBias);
+  if (!weights) return `Dense layer "${layer.name}" has unexpected trainable weights`;
+  const { kernel, bias } = weights;
+  return {
+    name: layer.name,
+    variables: bias ? [kernel, bias] : [kernel],
+    forward(x) {
+      // Not tf.fused.matMul: its reshapes cost more than the add and relu it saves (2-3 ops on tfjs-node, measured).
+      const linear = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
+      const withBias = bias ? tf.add(linear, bias) : linear;
+      const y = activation === 'relu' ? tf.relu(withBias) : withBias;
+      return {
+        y,
+        backward(dy, needInputGradient) {
+          const dPre = throughActivation(dy, y, activation);
+          const dKernel = kernels.matMulTransposeA(x as tf.Tensor2D, dPre as tf.Tensor2D);
+          return {
+            dx: needInputGradient ? kernels.matMulTransposeB(dPre as tf.Tensor2D, kernel as tf.Tensor2D) : null,
+            grads: bias ? [dKernel, tf.sum(dPre, 0)] : [dKernel],
+          };
+        },
+      };
+    },
+  };
+}
+
+function conv2d(layer: Layer, config: Config, kernels: GradientKernels): PlannedLayer | string {
+  const strides = pair(config.strides);
+  const dilation = pair(config.dilationRate ?? 1);
+  const padding = config.padding;
+  const activation = activationOf(config);
+  if (inputRank(layer) !== 4 || config.dataFormat !== 'channelsLast')
+    return `Conv2D layer "${layer.name}" is not channels-last 2-D`;
+  if (!strides || !dilation || dilation[0] !== 1 || dilation[1] !== 1)
+    return `Conv2D layer "${layer.name}" has strides ${JSON.stringify(config.strides)}, dilation ${JSON.stringify(config.dilationRate)}`;
+  if (padding !== 'valid' && padding !== 'same')
+    return `Conv2D layer "${layer.name}" has padding ${JSON.stringify(padding)}`;
+  if (!activation) return `Conv2D layer "${layer.name}" has activation ${JSON.stringify(config.activation)}`;
+  const useBias = config.useBias !== false;
+  const weights = kernelAndBias(layer, useBias);
+  if (!weights) return `Conv2D layer "${layer.name}" has unexpected trainable weights`;
+  const { kernel, bias } = weights;
+  return {
+    name: layer.name,
+    variables: bias ? [kernel, bias] : [kernel],
+    forward(x) {
+      const x4 = x as tf.Tensor4D;
+      const filter = kernel as tf.Tensor4D;
+      const y = tf.fused.conv2d({ x: x4, filter, strides, pad: padding, bias: bias ?? undefined, activation });
+      return {
+        y,
+        backward(dy, needInputGradient) {
+          const dPre = throughActivation(dy, y, activation) as tf.Tensor4D;
+          const dKernel = kernels.convFilter(x4, dPre, filter.shape, strides, padding);
+          return {
+            dx: needInputGradient ? kernels.convInput(dPre, filter, x4.shape, strides, padding) : null,
+            grads: bias ? [dKernel, tf.sum(dPre, [0, 1, 2])] : [dKernel],
+          };
+        },
+      };
+    },
+  };
+}
+
+function maxPooling2d(layer: Layer, config: Config): PlannedLayer | string {
+  const poolSize = pair(config.poolSize);
+  const strides = pair(config.strides ?? config.poolSize);
+  const padding = config.padding;
+  if (inputRank(layer) !== 4 || config.dataFormat !== 'channelsLast' || !poolSize || !strides)
+    return `MaxPooling2D layer "${layer.name}" is not channels-last 2-D`;
+  if (padding !== 'valid' && padding !== 'same')
+    return `MaxPooling2D layer "${layer.name}" has padding ${JSON.stringify(padding)}`;
+  return {
+    name: layer.name,
+    variables: [],
+    forward(x) {
+      const y = tf.maxPool(x as tf.Tensor4D, poolSize, strides, padding);
+      return {
+        y,
+        backward(dy, needInputGradient) {
+          const dx = needInputGradient
+            ? (tf
+                .engine()
+                .runKernel(
+                  'MaxPoolGrad',
+                  { dy, input: x, output: y },
+                  { filterSize: poolSize, strides, pad: padding },
+                ) as tf.Tensor)
+            : null;
+          return { dx, grads: [] };
+        },
+      };
+    },
+  };
+}
+
+/** Flatten and Reshape: a new shape for the same values. */
+function reshape(layer: Layer, config: Config): PlannedLayer | string {
+  if (layer.getClassName() === 'Flatten' && config.dataFormat !== undefined && config.dataFormat !== 'channelsLast')
+    return `Flatten layer "${layer.name}" is channels-first`;
+  const outShape = (layer.output as SymbolicTensor).shape.slice(1);
+  if (outShape.some((d) => d === null))
+    return `${layer.getClassName()} layer "${layer.name}" has an unknown output size`;
+  return {
+    name: layer.name,
+    variables: [],
+    forward(x) {
+      const y = tf.reshape(x, [x.shape[0], ...(outShape as number[])]);
+      return {
+        y,
+        backward: (dy, needInputGradient) => ({ dx: needInputGradient ? tf.reshape(dy, x.shape) : null, grads: [] }),
+      };
+    },
+  };
+}
+
+/**
+ * Plans layer-by-layer training for a Sequential model built from channels-last Conv2D (relu or linear,
+ * unit dilation), MaxPooling2D, Flatten, Reshape and Dense (relu or linear) layers, ending in a Dense
+ * softmax layer, every weight trainable: the built-in `mnist-cnn` and `mlp`, and layers-json models of
+ * those layers. Anything else is Unplannable, with the reason.
+ *
+ * Why: TF.js autodiff records every op on a tape and replays generic gradient functions, and it cannot
+ * fuse an activation into a matmul or convolution while recording; for models this small that
+ * bookkeeping, not arithmetic, is most of a training step. The gradients here are the ones TF.js's own
+ * gradient functions compute, in about a third of the ops; on wasm they are formulated for XNNPACK's
+ * fast paths (see `wasmKernels`). The backend is the one active when the plan is made.
+ */
+export function planLayerwise(model: LayersModel): LayerwisePlan | Unplannable {
+  if (model.getClassName() !== 'Sequential') return { unsupported: `a ${model.getClassName()} model, not Sequential` };
+  const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
+  const kernels = tf.getBackend() === 'wasm' ? wasmKernels : backendKernels;
+  const planned: PlannedLayer[] = [];
+  for (const [i, layer] of layers.entries()) {
+    if (!layer.trainable) return { unsupported: `layer "${layer.name}" is frozen` };
+    const config = layer.getConfig() as Config;
+    const isOutput = i === layers.length - 1;
+    const kind = layer.getClassName();
+    let step: PlannedLayer | string;
+    if (isOutput && kind !== 'Dense') step = `the last layer is ${kind}, not Dense with softmax`;
+    else if (kind === 'Dense') step = dense(layer, config, isOutput, kernels);
+    else if (kind === 'Conv2D') step = conv2d(layer, config, kernels);
+    else if (kind === 'MaxPooling2D') step = maxPooling2d(layer, config);
+    else if (kind === 'Flatten' || kind === 'Reshape') step = reshape(layer, config);
+    else step = `layer "${layer.name}" is a ${kind}`;
+    if (typeof step === 'string') return { unsupported: step };
+    planned.push(step);
+  }
+  const variables = planned.flatMap((l) => l.variables);
+  const trainable = new Set(model.trainableWeights.map((w) => w.read()));
+  if (variables.length !== trainable.size || variables.some((v) => !trainable.has(v)))
+    return { unsupported: 'its trainable weights are not exactly those of its layers' };
+  return { layers: planned, variables };
+}

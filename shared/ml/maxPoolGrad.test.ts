@@ -1,0 +1,134 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from './backend';
+import { isMaxPoolGradRegistered, maxPoolGradValues, registerMaxPoolGrad, stockMaxPoolGrad } from './maxPoolGrad';
+
+interface Config {
+  x: [number, number, number, number];
+  pool: number | [number, number];
+  strides: number | [number, number];
+  pad: 'valid' | 'same';
+}
+
+const configs: Config[] = [
+  { x: [2, 8, 8, 3], pool: 2, strides: 2, pad: 'valid' },
+  { x: [3, 9, 7, 2], pool: 3, strides: 2, pad: 'same' }, // overlapping windows, uneven padding
+  { x: [2, 7, 9, 4], pool: [2, 3], strides: [1, 2], pad: 'valid' },
+  { x: [1, 5, 5, 1], pool: 3, strides: 1, pad: 'same' },
+];
+
+/** Deterministic values in [-1, 1), negative ones included; `levels` > 0 quantises them so windows hold ties. */
+function values(n: number, seed: number, levels = 0): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u = (s / 2 ** 32) * 2 - 1;
+    out[i] = levels > 0 ? Math.round(u * levels) / levels : u;
+  }
+  return out;
+}
+
+function grad(x: tf.Tensor4D, c: Config, dy: tf.Tensor4D): Float32Array {
+  const y = tf.maxPool(x, c.pool, c.strides, c.pad);
+  const dx = tf
+    .engine()
+    .runKernel(
+      'MaxPoolGrad',
+      { dy, input: x, output: y },
+      { filterSize: c.pool, strides: c.strides, pad: c.pad },
+    ) as tf.Tensor;
+  const out = dx.dataSync() as Float32Array;
+  tf.dispose([y, dx]);
+  return out;
+}
+
+describe('MaxPoolGrad on typed arrays', () => {
+  it('is registered on cpu and wasm by selectBackend, keeping the stock kernels', async () => {
+    await selectBackend('cpu');
+    await selectBackend('wasm');
+    expect(isMaxPoolGradRegistered('cpu')).toBe(true);
+    expect(isMaxPoolGradRegistered('wasm')).toBe(true);
+    expect(stockMaxPoolGrad('cpu')).toBeDefined();
+    registerMaxPoolGrad('wasm'); // idempotent
+    expect(isMaxPoolGradRegistered('wasm')).toBe(true);
+    expect(() => registerMaxPoolGrad('webgl' as never)).toThrow(/cpu" and "wasm" only/);
+  });
+
+  it.each(configs)('equals the stock cpu kernel, ties and negative windows included (%j)', async (c) => {
+    await selectBackend('cpu');
+    const size = c.x.reduce((a, b) => a * b, 1);
+    for (const levels of [0, 3]) {
+      const x = tf.tensor4d(values(size, 7 + levels, levels), c.x);
+      const y = tf.maxPool(x, c.pool, c.strides, c.pad);
+      const dy = tf.tensor4d(values(y.size, 99), y.shape as [number, number, number, number]);
+      const ours = grad(x, c, dy);
+      const stock = stockMaxPoolGrad('cpu') as NonNullable<ReturnType<typeof stockMaxPoolGrad>>;
+      const backend = tf.backend();
+      const stockOut = stock.kernelFunc({
+        inputs: { dy, input: x, output: y },
+        backend,
+        attrs: { filterSize: c.pool, strides: c.strides, pad: c.pad },
+      }) as tf.TensorInfo;
+      const expected = backend.readSync(stockOut.dataId) as Float32Array;
+      // Same positions; overlapping windows may add in another order (float rounding).
+      expect(Array.from(ours, (v) => v !== 0)).toEqual(Array.from(expected, (v) => v !== 0));
+      expect(Math.max(...ours.map((v, i) => Math.abs(v - expected[i])))).toBeLessThan(1e-6);
+      // Every dy value lands somewhere (no window is all NaN): the routing conserves the total.
+      const total = Array.from(dy.dataSync()).reduce((a, b) => a + b, 0);
+      expect(ours.reduce((a, b) => a + b, 0)).toBeCloseTo(total, 4);
+      backend.disposeData(stockOut.dataId);
+      tf.dispose([x, y, dy]);
+    }
+  });
+
+  it('gives wasm the same result as cpu, where the stock wasm kernel drops windows of values <= 0', async () => {
+    const c = configs[1];
+    const size = c.x.reduce((a, b) => a * b, 1);
+    const xs = values(size, 5);
+    const results: Record<string, Float32Array> = {};
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await selectBackend(backend);
+      const x = tf.tensor4d(xs, c.x);
+      const y = tf.maxPool(x, c.pool, c.strides, c.pad);
+      const dy = tf.onesLike(y) as tf.Tensor4D;
+      results[backend] = grad(x, c, dy);
+      tf.dispose([x, y, dy]);
+    }
+    expect(Array.from(results.wasm)).toEqual(Array.from(results.cpu));
+    // One unit of dy per window: nothing dropped.
+    const windows = tf.tidy(() => tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.pool, c.strides, c.pad).size);
+    expect(results.wasm.reduce((a, b) => a + b, 0)).toBe(windows);
+    // The stock wasm kernel loses the windows whose values are all negative.
+    const x = tf.tensor4d(xs, c.x);
+    const y = tf.maxPool(x, c.pool, c.strides, c.pad);
+    const dy = tf.onesLike(y);
+    const stock = stockMaxPoolGrad('wasm') as NonNullable<ReturnType<typeof stockMaxPoolGrad>>;
+    const out = stock.kernelFunc({
+      inputs: { dy, input: x, output: y },
+      backend: tf.backend(),
+      attrs: { filterSize: c.pool, strides: c.strides, pad: c.pad },
+    }) as tf.TensorInfo;
+    const stockDx = tf.backend().readSync(out.dataId) as Float32Array;
+    expect(stockDx.reduce((a, b) => a + b, 0)).toBeLessThan(windows);
+    tf.backend().disposeData(out.dataId);
+    tf.dispose([x, y, dy]);
+  });
+
+  it('skips windows holding only NaN, as the cpu kernel does', () => {
+    const info = {
+      batchSize: 1,
+      inHeight: 2,
+      inWidth: 4,
+      inChannels: 1,
+      outHeight: 1,
+      outWidth: 2,
+      strideHeight: 2,
+      strideWidth: 2,
+      filterHeight: 2,
+      filterWidth: 2,
+      padInfo: { top: 0, left: 0, bottom: 0, right: 0, type: 'VALID' as const },
+    };
+    const dx = maxPoolGradValues([Number.NaN, Number.NaN, 1, 5, Number.NaN, Number.NaN, 5, 2], [10, 20], info);
+    expect(Array.from(dx)).toEqual([0, 0, 0, 20, 0, 0, 0, 0]);
+  });
+});

@@ -1,0 +1,168 @@
+import {
+  backend_util,
+  getKernel,
+  type KernelConfig,
+  type KernelFunc,
+  MaxPoolGrad,
+  type MaxPoolGradAttrs,
+  registerKernel,
+  type TensorInfo,
+  unregisterKernel,
+} from '@tensorflow/tfjs-core';
+import { TributaryError } from '../errors';
+
+/**
+ * The gradient of 2-D max pooling with respect to its input, on plain typed arrays: each window's
+ * dy goes to the first position (row-major within the window) holding the window's maximum, as
+ * TensorFlow and TF.js's cpu backend route it; windows that overlap add up.
+ *
+ * Why: the wasm backend's MaxPoolGrad kernel takes ~3 ms for one 32-digit batch of the MNIST CNN's first
+ * pool (about a third of a training step), and it starts each window's search at FLT_MIN, so a window
+ * whose values are all ≤ 0 passes no gradient at all (and ties go to the last maximum). The cpu
+ * backend's kernel reads every element through TensorBuffer.get. This one scans x once per window.
+ *
+ * NHWC, dilation 1 (what tf.maxPool's gradient supports).
+ */
+
+/** Marks our kernel function, so registration is idempotent even across module copies. */
+const OURS = Symbol.for('tributary.maxPoolGrad');
+
+/** The kernels this module replaced, per backend, so tests can still run them. */
+const stockKernels = new Map<string, KernelConfig>();
+
+/** Backends this kernel supports: both keep tensor data in memory readable with readSync. */
+export type MaxPoolGradBackend = 'cpu' | 'wasm';
+
+/** Geometry of one max pool, the subset of backend_util.Conv2DInfo the kernel needs. */
+export type PoolGradGeometry = Pick<
+  backend_util.Conv2DInfo,
+  | 'batchSize'
+  | 'inHeight'
+  | 'inWidth'
+  | 'inChannels'
+  | 'outHeight'
+  | 'outWidth'
+  | 'strideHeight'
+  | 'strideWidth'
+  | 'filterHeight'
+  | 'filterWidth'
+  | 'padInfo'
+>;
+
+/** dx for max pooling: dy [batch, outH, outW, c] routed to each window's first maximum in x [batch, inH, inW, c]. */
+export function maxPoolGradValues(x: ArrayLike<number>, dy: ArrayLike<number>, info: PoolGradGeometry): Float32Array {
+  const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
+  const dx = new Float32Array(batchSize * inHeight * inWidth * channels);
+  const rowStride = inWidth * channels;
+  let o = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const batchBase = b * inHeight * rowStride;
+    for (let yR = 0; yR < outHeight; yR++) {
+      const rCorner = yR * info.strideHeight - info.padInfo.top;
+      const rMin = Math.max(0, rCorner);
+      const rMax = Math.min(inHeight, rCorner + info.filterHeight);
+      for (let yC = 0; yC < outWidth; yC++) {
+        const cCorner = yC * info.strideWidth - info.padInfo.left;
+        const cMin = Math.max(0, cCorner);
+        const cMax = Math.min(inWidth, cCorner + info.filterWidth);
+        for (let d = 0; d < channels; d++, o++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let r = rMin; r < rMax; r++) {
+            const rowBase = batchBase + r * rowStride + d;
+            for (let c = cMin; c < cMax; c++) {
+              const p = rowBase + c * channels;
+              // Strictly greater: the first maximum wins, and NaN never does (as in TF.js's cpu backend).
+              if (x[p] > best) {
+                best = x[p];
+                at = p;
+              }
+            }
+          }
+          if (at >= 0) dx[at] += dy[o];
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+interface ReadableBackend {
+  readSync(dataId: object): ArrayLike<number>;
+}
+interface CpuBackendLike extends ReadableBackend {
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
+}
+interface WasmBackendLike extends ReadableBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
+}
+
+function checkedGeometry(x: TensorInfo, attrs: MaxPoolGradAttrs): backend_util.Conv2DInfo {
+  if (x.shape.length !== 4)
+    throw new TributaryError('MODEL_SHAPE_MISMATCH', `MaxPoolGrad expects a rank-4 input, got shape [${x.shape}].`);
+  const { filterSize, strides, pad, dimRoundingMode } = attrs;
+  return backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
+}
+
+function makeKernelFunc(backendName: MaxPoolGradBackend): KernelFunc {
+  const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
+    const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+    const info = checkedGeometry(input, attrs as unknown as MaxPoolGradAttrs);
+    const b = backend as ReadableBackend;
+    // Compute before allocating the output: a wasm allocation may grow (and detach) the heap.
+    const values = maxPoolGradValues(b.readSync(input.dataId), b.readSync(dy.dataId), info);
+    const shape = [...input.shape];
+    if (backendName === 'wasm') {
+      const wasm = backend as WasmBackendLike;
+      const out = wasm.makeOutput(shape, 'float32');
+      wasm.typedArrayFromHeap(out).set(values);
+      return out;
+    }
+    return (backend as CpuBackendLike).makeTensorInfo(shape, 'float32', values);
+  };
+  Object.defineProperty(kernelFunc, OURS, { value: true });
+  return kernelFunc;
+}
+
+function isOurs(config: KernelConfig | undefined): boolean {
+  return config !== undefined && (config.kernelFunc as unknown as Record<symbol, unknown>)[OURS] === true;
+}
+
+/**
+ * Registers the typed-array MaxPoolGrad for a backend, replacing the stock kernel (which is kept:
+ * see `stockMaxPoolGrad`). Calling it again is a no-op.
+ */
+export function registerMaxPoolGrad(backendName: MaxPoolGradBackend): void {
+  if (backendName !== 'cpu' && backendName !== 'wasm') {
+    throw new TributaryError(
+      'BACKEND_UNAVAILABLE',
+      `The typed-array MaxPoolGrad runs on "cpu" and "wasm" only, not "${backendName}".`,
+    );
+  }
+  const existing = getKernel(MaxPoolGrad, backendName);
+  if (isOurs(existing)) return;
+  if (existing) {
+    stockKernels.set(backendName, existing);
+    // Unregister first: registering over a kernel only warns, and we want no warning.
+    unregisterKernel(MaxPoolGrad, backendName);
+  }
+  registerKernel({ kernelName: MaxPoolGrad, backendName, kernelFunc: makeKernelFunc(backendName) });
+}
+
+/** Whether the typed-array kernel is the one registered for `backendName`. */
+export function isMaxPoolGradRegistered(backendName: string): boolean {
+  return isOurs(getKernel(MaxPoolGrad, backendName));
+}
+
+/** The kernel that `registerMaxPoolGrad` replaced for this backend, if any; for comparisons. */
+export function stockMaxPoolGrad(backendName: string): KernelConfig | undefined {
+  return stockKernels.get(backendName);
+}
