@@ -15,7 +15,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { RawClient, type AckReply } from './support/rawClient';
 import { createJob } from './support/rest';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const filled = (manifest: TensorManifestEntry[], value: number): NamedTensor[] =>
   manifest.map((m) => ({
@@ -47,8 +47,8 @@ describe('bad input against a live coordinator', () => {
       minClients: 2,
       secureAggregation: 'none',
       maxClients: 2,
-      roundDeadlineMs: 60_000,
-      quorumTimeoutMs: 60_000,
+      roundDeadlineMs: 120_000,
+      quorumTimeoutMs: 120_000,
     });
   });
 

@@ -33,7 +33,7 @@ import { waitFor } from './support/processes';
 import { createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
 
-jest.setTimeout(90_000);
+jest.setTimeout(300_000);
 
 const FEATURES = 6;
 const BUDGET = 6n * 10n ** 17n + 1n;
@@ -47,8 +47,8 @@ function unbound(rounds: number, name = 'bound-e2e'): Omit<JobSpecInput, 'chain'
     minClients: 3,
     batchSize: 16,
     learningRate: 0.1,
-    roundDeadlineMs: 20_000,
-    quorumTimeoutMs: 20_000,
+    roundDeadlineMs: 120_000,
+    quorumTimeoutMs: 120_000,
     secureAggregation: 'none',
   };
 }

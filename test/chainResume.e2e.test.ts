@@ -28,7 +28,7 @@ import { waitFor } from './support/processes';
 import { createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
 
-jest.setTimeout(60_000);
+jest.setTimeout(300_000);
 
 const BUDGET = 3n * 10n ** 17n + 2n;
 
@@ -83,8 +83,8 @@ describe('paid jobs across coordinator restarts', () => {
       minClients: 3,
       batchSize: 16,
       learningRate: 0.1,
-      roundDeadlineMs: 20_000,
-      quorumTimeoutMs: 20_000,
+      roundDeadlineMs: 120_000,
+      quorumTimeoutMs: 120_000,
       secureAggregation: 'none',
     };
 
@@ -178,8 +178,8 @@ describe('paid jobs across coordinator restarts', () => {
       minClients: 3,
       batchSize: 16,
       learningRate: 0.1,
-      roundDeadlineMs: 20_000,
-      quorumTimeoutMs: 20_000,
+      roundDeadlineMs: 120_000,
+      quorumTimeoutMs: 120_000,
       secureAggregation: 'none',
     };
     // The first coordinator scores everyone equally, and the RPC dies while it builds the plan.

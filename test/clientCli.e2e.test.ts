@@ -6,7 +6,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { spawnTs } from './support/processes';
 import { createJob } from './support/rest';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 describe('client CLI', () => {
   let c: Coordinator;
@@ -20,7 +20,7 @@ describe('client CLI', () => {
       model: { kind: 'builtin', name: 'mlp' },
       input: { shape: [2], numClasses: 2 },
       rounds: 1,
-      quorumTimeoutMs: 60_000,
+      quorumTimeoutMs: 120_000,
     });
   });
   afterAll(async () => c?.close());

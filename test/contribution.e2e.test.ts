@@ -28,7 +28,7 @@ import {
 } from './support/plantedFederation';
 import { createJob } from './support/rest';
 
-jest.setTimeout(240_000);
+jest.setTimeout(480_000);
 
 const INPUT = { shape: [PLANTED_FEATURES], numClasses: 2, labelColumn: 'label' };
 

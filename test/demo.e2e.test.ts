@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnTs } from './support/processes';
 
-jest.setTimeout(180_000);
+jest.setTimeout(360_000);
 
 describe('demo', () => {
   it.each([

@@ -15,7 +15,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { spawnTs, type Spawned } from './support/processes';
 import { recordReceivedPackets } from './support/packetRecorder';
 
-jest.setTimeout(300_000);
+jest.setTimeout(600_000);
 
 const input = { shape: [28, 28, 1], numClasses: 10, labelColumn: 'label' };
 // Distinctive pixel values no model weight or digit will hold in this order.

@@ -9,7 +9,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { generateIdentity } from '../shared/identity/keyPair';
 import { RawClient } from './support/rawClient';
 
-jest.setTimeout(60_000);
+jest.setTimeout(300_000);
 
 async function outcome(url: string, auth: unknown): Promise<string> {
   const c = new RawClient(generateIdentity(), url);

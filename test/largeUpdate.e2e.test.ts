@@ -11,7 +11,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { RawClient } from './support/rawClient';
 import { createJob } from './support/rest';
 
-jest.setTimeout(180_000);
+jest.setTimeout(360_000);
 
 describe('large updates', () => {
   let coordinator: Coordinator;

@@ -24,7 +24,7 @@ import { spawnTs } from './support/processes';
 import { createJob } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const FEATURES = 8;
 
@@ -137,8 +137,8 @@ describe('data marketplace end to end', () => {
       localEpochs: 1,
       batchSize: 16,
       learningRate: 0.1,
-      roundDeadlineMs: 30_000,
-      quorumTimeoutMs: 30_000,
+      roundDeadlineMs: 120_000,
+      quorumTimeoutMs: 120_000,
       secureAggregation: 'none',
       seed: 3,
     };
@@ -212,8 +212,8 @@ describe('data marketplace end to end', () => {
       rounds: 1,
       minClients: 2,
       batchSize: 32,
-      roundDeadlineMs: 30_000,
-      quorumTimeoutMs: 30_000,
+      roundDeadlineMs: 120_000,
+      quorumTimeoutMs: 120_000,
       secureAggregation: 'none',
       access: { mode: 'open' },
     });
@@ -246,8 +246,8 @@ describe('data marketplace end to end', () => {
       rounds: 1,
       minClients: 2,
       batchSize: 32,
-      roundDeadlineMs: 30_000,
-      quorumTimeoutMs: 30_000,
+      roundDeadlineMs: 120_000,
+      quorumTimeoutMs: 120_000,
       secureAggregation: 'paillier',
       paillier: keyHolderSpecFields(keys),
       access: { mode: 'invite', listings: [alice.listing!.id, bob.listing!.id] },

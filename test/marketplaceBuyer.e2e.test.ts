@@ -25,7 +25,7 @@ import { codeOfAsync } from './support/codeOf';
 import { createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
 
-jest.setTimeout(90_000);
+jest.setTimeout(300_000);
 
 const FEATURES = 6;
 const ROUNDS = 2;
@@ -115,8 +115,8 @@ describe("the buyer's flow: list, search, create and fund, train, settle, claim,
         minClients: 3,
         batchSize: 16,
         learningRate: 0.1,
-        roundDeadlineMs: 20_000,
-        quorumTimeoutMs: 20_000,
+        roundDeadlineMs: 120_000,
+        quorumTimeoutMs: 120_000,
         secureAggregation: 'none',
         access: { mode: 'invite', listings: found.map((l) => l.id) },
       },

@@ -21,7 +21,7 @@ import { separableDataset } from './support/syntheticCsv';
 import { compareRoundOne, connectionOf } from './support/secureRounds';
 import { createJob } from './support/rest';
 
-jest.setTimeout(90_000);
+jest.setTimeout(300_000);
 
 const FEATURES = 8;
 const SIZES = [120, 160, 90, 200];
@@ -48,8 +48,8 @@ function spec(
     localEpochs: 1,
     batchSize: 16,
     learningRate: 0.1,
-    roundDeadlineMs: 30_000,
-    quorumTimeoutMs: 30_000,
+    roundDeadlineMs: 120_000,
+    quorumTimeoutMs: 120_000,
     maxRoundRetries: 1,
     seed: 5,
     secureAggregation: mode,

@@ -4,7 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { decodeTensors } from '../shared/codec/modelCodec';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 
-jest.setTimeout(60_000);
+jest.setTimeout(300_000);
 
 describe('REST API', () => {
   let c: Coordinator;
@@ -16,7 +16,7 @@ describe('REST API', () => {
     model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
     input: { shape: [2], numClasses: 2 },
     rounds: 1,
-    quorumTimeoutMs: 60_000,
+    quorumTimeoutMs: 120_000,
   };
 
   beforeAll(async () => {

@@ -12,7 +12,7 @@ import { freePort, spawnTs, waitFor, type Spawned } from './support/processes';
 import { createJob } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
-jest.setTimeout(240_000);
+jest.setTimeout(480_000);
 
 const haveMongo = mongoSourceForTests() !== null;
 if (!haveMongo) {
@@ -72,8 +72,8 @@ describeIfMongo('coordinator crash and resume', () => {
       localEpochs: 3,
       batchSize: 16,
       learningRate: 0.05,
-      roundDeadlineMs: 60_000,
-      quorumTimeoutMs: 60_000,
+      roundDeadlineMs: 120_000,
+      quorumTimeoutMs: 120_000,
     });
 
     for (let i = 0; i < 2; i++) {

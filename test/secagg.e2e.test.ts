@@ -21,7 +21,7 @@ import { separableDataset } from './support/syntheticCsv';
 import { compareRoundOne, connectionOf, connectionOfLater } from './support/secureRounds';
 import { createJob } from './support/rest';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const FEATURES = 8;
 const SIZES = [120, 160, 90, 200];
@@ -40,12 +40,12 @@ function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): J
     localEpochs: 1,
     batchSize: 16,
     learningRate: 0.1,
-    roundDeadlineMs: 30_000,
-    quorumTimeoutMs: 30_000,
+    roundDeadlineMs: 120_000,
+    quorumTimeoutMs: 120_000,
     maxRoundRetries: 1,
     seed: 5,
     secureAggregation: mode,
-    ...(mode === 'secagg' ? { secagg: { stageTimeoutMs: 10_000, maxExampleWeight: MAX_EXAMPLE_WEIGHT } } : {}),
+    ...(mode === 'secagg' ? { secagg: { stageTimeoutMs: 30_000, maxExampleWeight: MAX_EXAMPLE_WEIGHT } } : {}),
     ...overrides,
   };
 }

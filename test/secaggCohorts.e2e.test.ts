@@ -19,7 +19,7 @@ import { separableDataset } from './support/syntheticCsv';
 import { compareRoundOne, connectionOfLater } from './support/secureRounds';
 import { createJob } from './support/rest';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const FEATURES = 8;
 const SIZES = [120, 160, 90, 200, 140, 110];
@@ -38,13 +38,13 @@ function spec(mode: 'none' | 'secagg', overrides: Partial<JobSpecInput> = {}): J
     localEpochs: 1,
     batchSize: 16,
     learningRate: 0.1,
-    roundDeadlineMs: 30_000,
-    quorumTimeoutMs: 30_000,
+    roundDeadlineMs: 120_000,
+    quorumTimeoutMs: 120_000,
     maxRoundRetries: 1,
     seed: 7,
     secureAggregation: mode,
     ...(mode === 'secagg'
-      ? { secagg: { stageTimeoutMs: 10_000, maxExampleWeight: MAX_EXAMPLE_WEIGHT, cohortSize: 3 } }
+      ? { secagg: { stageTimeoutMs: 30_000, maxExampleWeight: MAX_EXAMPLE_WEIGHT, cohortSize: 3 } }
       : {}),
     ...overrides,
   };

@@ -25,7 +25,7 @@ import { createJob } from './support/rest';
 import { connectionOfLater } from './support/secureRounds';
 import { separableDataset } from './support/syntheticCsv';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const FEATURES = 6;
 const SIZES = [80, 120, 100, 140, 90, 110, 70];
@@ -47,12 +47,12 @@ function spec(name: string): JobSpecInput {
     localEpochs: 1,
     batchSize: 16,
     learningRate: 0.1,
-    roundDeadlineMs: 30_000,
-    quorumTimeoutMs: 30_000,
+    roundDeadlineMs: 120_000,
+    quorumTimeoutMs: 120_000,
     maxRoundRetries: 0,
     seed: 9,
     secureAggregation: 'secagg',
-    secagg: { stageTimeoutMs: 10_000, clippingRange: CLIPPING_RANGE, maxExampleWeight: 1000 },
+    secagg: { stageTimeoutMs: 30_000, clippingRange: CLIPPING_RANGE, maxExampleWeight: 1000 },
   };
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { runFederation, type FederationResult } from '../examples/federation';
 import { mnistTask } from '../examples/mnist/task';
 
-jest.setTimeout(300_000);
+jest.setTimeout(600_000);
 
 const MODES = ['none', 'secagg', 'paillier'] as const;
 
