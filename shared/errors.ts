@@ -173,6 +173,44 @@ export const ErrorCodes = Object.fromEntries(Object.keys(errorCatalog).map((k) =
   readonly [K in ErrorCode]: K;
 };
 
+/** A zod-style issue list, as VALIDATION_FAILED and JOB_SPEC_INVALID carry it. */
+export type IssueList = Array<{ path: string[]; message: string }>;
+
+/**
+ * What a caller can branch on, per code (viem's typed error details). Codes not listed promise no
+ * particular details. Every producer of these codes fills exactly these shapes.
+ */
+export interface ErrorDetailsByCode {
+  VALIDATION_FAILED: IssueList;
+  JOB_SPEC_INVALID: IssueList | { parameters: number; maxParameters: number } | { path: string[] } | undefined;
+  JOB_NOT_RUNNING: { status: string; reason?: string } | undefined;
+  ROUND_AGGREGATE_INVALID: { members?: string[] } & Record<string, unknown>;
+  STRATEGY_TOO_FEW_UPDATES: { rule: string; needed: number; received: number };
+  RATE_LIMITED: { retryAfterMs: number } | undefined;
+  ROUND_QUORUM_NOT_MET: { stage?: string; dropouts?: Array<{ clientId: string; stage: string; reason: string }> } | undefined;
+}
+/** The details an error with code C carries (unknown for codes that promise none). */
+export type ErrorDetails<C extends ErrorCode> = C extends keyof ErrorDetailsByCode ? ErrorDetailsByCode[C] : unknown;
+
+/** Narrows `err` to a TributaryError of `code`, with that code's typed details. */
+export function hasCode<C extends ErrorCode>(
+  err: unknown,
+  code: C,
+): err is TributaryError & { readonly code: C; readonly details: ErrorDetails<C> } {
+  return err instanceof TributaryError && err.code === code;
+}
+
+/** `err` and every `cause` below it, outermost first (bounded, cycles stop the walk). */
+export function causeChain(err: unknown, limit = 16): unknown[] {
+  const chain: unknown[] = [];
+  let current: unknown = err;
+  while (current !== undefined && current !== null && chain.length < limit && !chain.includes(current)) {
+    chain.push(current);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
 /** The wire shape of an error, on REST bodies and socket acknowledgements. */
 export interface WireError {
   code: ErrorCode;
