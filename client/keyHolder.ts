@@ -107,7 +107,7 @@ export interface DecryptedEvent {
  * to decrypt for fewer than the job's minClients clients, and decrypts each round attempt at most
  * once (a resend of the same bytes after a reconnect is answered again). It cannot check that the
  * coordinator really multiplied clientCount updates: a coordinator colluding with or lying to the
- * key holder can have one client's update decrypted (see the README's threat model).
+ * key holder can have one client's update decrypted (see docs/threat-model.md).
  *
  * Events: 'joined' (JoinResult), 'decrypted' (DecryptedEvent), 'refused' (message), 'warning' (message).
  */

@@ -2,7 +2,7 @@
  * The one error catalog. Every error Tributary reports to a user or peer carries a code from here.
  * Codes are grouped by area (the prefix); each entry has a default message and the HTTP status
  * the REST edge maps it to. Socket errors carry the same `{ code, message }` shape.
- * The README's error table is checked against this object by a test.
+ * docs/errors.md lists every code; a test (test/errorCatalog.test.ts) checks it against this object.
  */
 export const errorCatalog = {
   // Request / schema validation
