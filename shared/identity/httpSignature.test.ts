@@ -30,7 +30,12 @@ describe('RFC 9421 signature base', () => {
 
   it('reproduces the RFC test vector byte for byte', () => {
     const components = ['date', '@method', '@path', '@authority', 'content-type', 'content-length'];
-    const base = signatureBase(components, { created: 1618884473, keyid: 'test-key-ed25519', nonce: '' }, request, '("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"');
+    const base = signatureBase(
+      components,
+      { created: 1618884473, keyid: 'test-key-ed25519', nonce: '' },
+      request,
+      '("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"',
+    );
     expect(base).toBe(
       '"date": Tue, 20 Apr 2021 02:07:55 GMT\n"@method": POST\n"@path": /foo\n"@authority": example.com\n"content-type": application/json\n"content-length": 18\n"@signature-params": ("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"',
     );
@@ -90,7 +95,10 @@ describe('signed REST requests', () => {
     const mallory = generateIdentity();
     const forged = signHttpRequest(mallory, { method: 'POST', url, body }, { created: nowMs / 1000 });
     // Mallory's signature presented under Alice's keyid.
-    const swapped = { ...forged, 'signature-input': forged['signature-input'].replace(mallory.clientId, alice.clientId) };
+    const swapped = {
+      ...forged,
+      'signature-input': forged['signature-input'].replace(mallory.clientId, alice.clientId),
+    };
     expect(codeOf(() => verify(swapped))).toBe('AUTH_BAD_SIGNATURE');
     const stale = signHttpRequest(alice, { method: 'POST', url, body }, { created: nowMs / 1000 - 61 });
     expect(codeOf(() => verify(stale))).toBe('AUTH_STALE');

@@ -194,9 +194,10 @@ export function parseHttpSignature(signatureInput: string, signature: string): P
     throw bad(`headers longer than ${MAX_HEADER_CHARS} characters.`);
   }
   // label=("c1" "c2" ...);k=v;k="v"  (RFC 8941 §3.2 dictionary with one inner-list member)
-  const input = /^([a-z*][a-z0-9_\-.*]*)=\(((?:"[^"\\]*"(?: "[^"\\]*")*)?)\)((?:;[a-z*][a-z0-9_\-.*]*=(?:"[^"\\]*"|-?[0-9]{1,15}))*)$/.exec(
-    signatureInput.trim(),
-  );
+  const input =
+    /^([a-z*][a-z0-9_\-.*]*)=\(((?:"[^"\\]*"(?: "[^"\\]*")*)?)\)((?:;[a-z*][a-z0-9_\-.*]*=(?:"[^"\\]*"|-?[0-9]{1,15}))*)$/.exec(
+      signatureInput.trim(),
+    );
   if (!input) throw bad('Signature-Input is not `label=("component" ...);param=value...`.');
   const [, label, list, rawParams] = input;
   const sig = /^([a-z*][a-z0-9_\-.*]*)=:([A-Za-z0-9+/]+={0,2}):$/.exec(signature.trim());
@@ -263,7 +264,8 @@ export function verifyHttpSignature(
   if (missing.length > 0) throw bad(`the signature must cover ${missing.map((c) => `"${c}"`).join(', ')}.`);
   if (params.alg !== undefined && params.alg !== 'ed25519') throw bad(`alg "${params.alg}" is not "ed25519".`);
   if (params.tag !== HTTP_SIGNATURE_TAG) throw bad(`tag must be "${HTTP_SIGNATURE_TAG}".`);
-  if (!/^[0-9a-f]{64}$/.test(params.keyid)) throw bad('keyid must be the Ed25519 public key as 64 lowercase hex digits.');
+  if (!/^[0-9a-f]{64}$/.test(params.keyid))
+    throw bad('keyid must be the Ed25519 public key as 64 lowercase hex digits.');
   if (!/^[0-9A-Za-z_-]{16,128}$/.test(params.nonce)) throw bad('nonce must be 16 to 128 characters of [0-9A-Za-z_-].');
   const skewMs = Math.abs(options.nowMs - params.created * 1000);
   if (skewMs > options.windowMs) {

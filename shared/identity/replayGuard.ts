@@ -47,7 +47,8 @@ export class ReplayGuard {
     const now = this.now();
     this.expire(now);
     let seen = this.byKey.get(key);
-    if (seen?.has(nonce)) throw new TributaryError('AUTH_REPLAY', `Nonce ${nonce.slice(0, 40)} was already used by this key.`);
+    if (seen?.has(nonce))
+      throw new TributaryError('AUTH_REPLAY', `Nonce ${nonce.slice(0, 40)} was already used by this key.`);
     const retryAfterSeconds = Math.max(1, Math.ceil(((this.queue[this.head]?.expiresAt ?? now) - now) / 1000));
     if (this.size >= this.maxTotal) {
       throw new TributaryError('RATE_LIMITED', 'Too many signed requests in the replay window; retry later.', {
