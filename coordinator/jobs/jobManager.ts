@@ -20,6 +20,14 @@ import { JobRunner, type GlobalModelEvaluator, type RoundCompletedEvent } from '
 import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
 import type { ClientDirectory } from '../transport/clientDirectory';
+import { EVENTS } from '../../shared/schemas/messages';
+import { assertJobWithinLimits, type JobLimits } from './jobLimits';
+
+/** Who creates a job (REST: the authenticated principal) and how it is shown. */
+export interface CreateJobOptions {
+  /** The owning identity (coordinator/auth principal id); absent for jobs the operator creates in process. */
+  owner?: string;
+}
 
 /** Builds a job's initial model; the TF.js implementation lives in modelFactory.ts. */
 export interface ModelFactory {
@@ -47,6 +55,8 @@ export interface JobManagerDeps {
   keepClientUpdates?: (jobId: string) => boolean;
   /** Called when a job's runner returns (the job completed, failed, or the coordinator stopped it). */
   onJobEnded?: (jobId: string) => void;
+  /** Operator caps checked from the spec before the model is built. @default DEFAULT_JOB_LIMITS */
+  limits?: JobLimits;
 }
 
 /** The aggregation mode a job names. Secure modes register here. */
@@ -117,7 +127,7 @@ export class JobManager {
   constructor(private readonly deps: JobManagerDeps) {}
 
   /** Validates the spec, builds and checkpoints the initial model, and starts the job. */
-  async createJob(input: unknown): Promise<JobRecord> {
+  async createJob(input: unknown, options: CreateJobOptions = {}): Promise<JobRecord> {
     const parsed = JobSpecSchema.safeParse(input);
     if (!parsed.success) {
       const e = toTributaryError(parsed.error);
@@ -131,6 +141,8 @@ export class JobManager {
         throw new TributaryError('JOB_SPEC_INVALID', 'chain: this coordinator runs no chain integration.');
       await this.deps.chain.assertUsable(spec);
     }
+    // Size and scoring cost from the spec alone: refused before any weight exists.
+    assertJobWithinLimits(spec, this.deps.limits);
     await assertInvitedListingsFit(spec, this.deps.store);
     const weights = await this.deps.models.initialWeights(spec);
     if (spec.secureAggregation === 'secagg') assertSecAggFits(weights);
@@ -145,6 +157,8 @@ export class JobManager {
       currentRound: 0,
       modelHash: contentHash(bytes),
       weightManifest: manifestOf(weights),
+      ...(options.owner !== undefined ? { owner: options.owner } : {}),
+      visibility: spec.visibility ?? (spec.chain ? 'private' : 'public'),
       createdAt: now,
       updatedAt: now,
     };
@@ -160,6 +174,30 @@ export class JobManager {
     else this.start(job);
     this.deps.logger.info('job created', { jobId: job.id, name: spec.name, rounds: spec.rounds });
     return job;
+  }
+
+  /**
+   * Stops a pending or running job for good: its runner stops, it is marked failed with `reason`, and
+   * its members are told (job:finished). JOB_NOT_RUNNING if it already ended.
+   */
+  async cancelJob(jobId: string, reason: string): Promise<JobRecord> {
+    const job = await this.getJob(jobId);
+    if (job.status !== 'pending' && job.status !== 'running') {
+      throw new TributaryError(
+        'JOB_NOT_RUNNING',
+        `Job ${jobId} is ${job.status}; only pending or running jobs can be cancelled.`,
+      );
+    }
+    const entry = this.runners.get(jobId);
+    entry?.runner.stop();
+    await entry?.done;
+    const cancelled = await this.deps.store.updateJob(jobId, { status: 'failed', failureReason: reason });
+    for (const clientId of this.deps.directory.members(jobId)) {
+      this.deps.directory.link(clientId)?.send(EVENTS.jobFinished, { jobId, status: 'failed', reason });
+    }
+    this.deps.chain?.onJobFinished(jobId);
+    this.deps.logger.info('job cancelled', { jobId });
+    return cancelled;
   }
 
   /** Starts a runner for every job the store says is running (after a crash or restart). */

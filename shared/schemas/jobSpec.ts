@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createPackedPaillierParams } from '../paillier/packedPaillier';
 import { JobAccessSchema } from './jobAccess';
+import { topologyBoundsProblem } from './topologyBounds';
 
 /** Hard bounds shared by every schema: checked before anything is allocated. */
 export const LIMITS = {
@@ -28,7 +29,11 @@ export const ModelSpecSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('layers-json'),
     /** The `modelTopology` object of a TF.js Layers model (what `model.toJSON(null, false)` returns). */
-    topology: z.record(z.string(), z.unknown()),
+    topology: z.record(z.string(), z.unknown()).superRefine((topology, ctx) => {
+      // Bounded before anything walks it recursively (initializer seeding, the store's copies, TF.js).
+      const problem = topologyBoundsProblem(topology);
+      if (problem) ctx.addIssue({ code: 'custom', message: `the topology is ${problem}` });
+    }),
   }),
 ]);
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;
@@ -268,6 +273,12 @@ export const JobSpecSchema = z
       .default(0),
     /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. Absent = public. */
     access: JobAccessSchema.optional(),
+    /**
+     * Who may read the model, checkpoints, rounds and participants over REST: anyone (`public`) or the
+     * owner, its delegates and the job's participants (`private`). @default "private" for a job with a
+     * `chain` config, else "public"
+     */
+    visibility: z.enum(['public', 'private']).optional(),
   })
   // SecAgg+ hides an input only among at least 3 clients, so its default quorum is 3.
   .transform((s) => ({ ...s, minClients: s.minClients ?? (s.secureAggregation === 'secagg' ? 3 : 2) }))
