@@ -1,33 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { TributaryError } from '../../shared/errors';
-import type { ApiKeyRecord, ApiKeyScope, Store } from '../store/store';
+import type { CreateApiKeySchema } from '../../shared/schemas/restApi';
+import type { ApiKeyRecord, Store } from '../store/store';
 import type { Principal } from './principal';
-
-/** Scopes an API key may carry. */
-export const API_KEY_SCOPES = ['jobs:read', 'jobs:write'] as const satisfies readonly ApiKeyScope[];
-
-/** Body of POST /v1/api-keys. */
-export const CreateApiKeySchema = z
-  .object({
-    /** A label for the owner's own listing. */
-    name: z.string().min(1).max(100),
-    /** What the key may do. */
-    scopes: z
-      .array(z.enum(API_KEY_SCOPES))
-      .min(1)
-      .max(API_KEY_SCOPES.length)
-      .refine((s) => new Set(s).size === s.length, { message: 'scopes must be distinct' }),
-    /** Lifetime in seconds. @default 2592000 (30 days); at most one year */
-    expiresInSeconds: z
-      .number()
-      .int()
-      .min(60)
-      .max(365 * 86_400)
-      .default(30 * 86_400),
-  })
-  .strict();
-export type CreateApiKeyInput = z.input<typeof CreateApiKeySchema>;
 
 /** `trk_` + 16 hex digits of id + `_` + 43 base64url characters of secret (32 random bytes). */
 const TOKEN_PATTERN = /^trk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;

@@ -39,9 +39,6 @@ export const ed25519Principal = (clientId: string) => `ed25519:${clientId}`;
 /** The principal id of an Ethereum address. */
 export const ethPrincipal = (address: string) => `eth:${address.toLowerCase()}`;
 
-/** A principal id as the API accepts it in bodies (delegates): one of the two forms above. */
-export const PRINCIPAL_ID_PATTERN = /^(ed25519:[0-9a-f]{64}|eth:0x[0-9a-f]{40})$/;
-
 /** The principal, or AUTH_REQUIRED (401) for an anonymous request. */
 export function requirePrincipal(principal: Principal | null | undefined, what: string): Principal {
   if (!principal) {

@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { SiweMessage } from 'siwe';
-import { z } from 'zod';
 import { TributaryError } from '../../shared/errors';
+import type { SiweLoginInput } from '../../shared/schemas/restApi';
 import { ethPrincipal, type Principal } from './principal';
-
-/** Body of POST /v1/auth/siwe: the EIP-4361 message as signed, and its EIP-191 signature. */
-export const SiweLoginSchema = z
-  .object({
-    message: z.string().min(1).max(4096),
-    signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x-prefixed hex'),
-  })
-  .strict();
-export type SiweLoginInput = z.infer<typeof SiweLoginSchema>;
 
 /** Options of SiweLogin. */
 export interface SiweLoginOptions {

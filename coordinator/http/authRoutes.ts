@@ -1,13 +1,15 @@
 import type { Router } from 'express';
 import { TributaryError } from '../../shared/errors';
-import { type ApiKeyService, CreateApiKeySchema } from '../auth/apiKeys';
+import type { ApiKeyService } from '../auth/apiKeys';
 import { type Principal, requirePrincipal } from '../auth/principal';
-import { type SiweLogin, SiweLoginSchema } from '../auth/siweLogin';
+import type { SiweLogin } from '../auth/siweLogin';
 import type { AuditLog } from '../observability/auditLog';
 import type { ApiKeyRecord } from '../store/store';
 import type { Logger } from '../logger';
 import { type ApiDocument, mountRoute } from './apiRoute';
 import {
+  CreateApiKeySchema,
+  SiweLoginSchema,
   ApiKeyListSchema,
   ApiKeyParamsSchema,
   ApiKeyViewSchema,
@@ -15,7 +17,7 @@ import {
   SessionSchema,
   SiweNonceSchema,
   WhoAmISchema,
-} from './apiSchemas';
+} from '../../shared/schemas/restApi';
 import { jsonBody } from './body';
 
 /** What the identity routes need. */

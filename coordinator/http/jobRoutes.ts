@@ -36,7 +36,7 @@ import {
   RoundListSchema,
   RoundParamsSchema,
   ValidationSetUploadedSchema,
-} from './apiSchemas';
+} from '../../shared/schemas/restApi';
 import { jsonBody, optionalJsonBody, rawBody } from './body';
 import { offsetPage, pageOf, readTimeCursor, timeCursor } from './pagination';
 import type { ValidationSetParser } from './validationSetParser';

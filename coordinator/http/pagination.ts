@@ -1,5 +1,5 @@
 import { TributaryError } from '../../shared/errors';
-import { DEFAULT_PAGE, MAX_FULL_PAGE } from './apiSchemas';
+import { DEFAULT_PAGE, MAX_FULL_PAGE } from '../../shared/schemas/restApi';
 
 /*
  * Cursor paging for every list. A cursor is opaque to callers (base64url JSON): for lists ordered by

@@ -12,7 +12,7 @@ import { mountListingRoutes } from '../marketplace/listingRoutes';
 import type { Metrics } from '../observability/metrics';
 import type { ClientDirectory } from '../transport/clientDirectory';
 import { ApiDocument, mountRoute } from './apiRoute';
-import { HealthSchema } from './apiSchemas';
+import { HealthSchema } from '../../shared/schemas/restApi';
 import { mountAuthRoutes } from './authRoutes';
 import { type JobRoutesDeps, mountJobRoutes } from './jobRoutes';
 import { createRateLimits, type RateLimitStore } from './rateLimits';

@@ -2,7 +2,12 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { ListingDeleteRequestSchema, SignedListingSchema } from '../../shared/schemas/listing';
 import { type ApiDocument, mountRoute } from '../http/apiRoute';
-import { ListingListSchema, ListingParamsSchema, ListingViewSchema, PageQuerySchema } from '../http/apiSchemas';
+import {
+  ListingListSchema,
+  ListingParamsSchema,
+  ListingViewSchema,
+  PageQuerySchema,
+} from '../../shared/schemas/restApi';
 import { jsonBody } from '../http/body';
 import { pageOf, readTimeCursor, timeCursor } from '../http/pagination';
 import type { ListingRecord } from '../store/store';

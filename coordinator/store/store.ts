@@ -1,3 +1,4 @@
+import type { ApiKeyScope } from '../../shared/schemas/restApi';
 import type { JobAccess } from '../../shared/schemas/jobAccess';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
@@ -57,8 +58,8 @@ export interface JobPageQuery {
   limit: number;
 }
 
-/** What an API key may do on behalf of its owner (coordinator/auth/apiKeys.ts). */
-export type ApiKeyScope = 'jobs:read' | 'jobs:write';
+/** What an API key may do on behalf of its owner (shared/schemas/restApi.ts). */
+export type { ApiKeyScope };
 
 /** A machine credential. Only a hash of the token is stored; the token itself is shown once, at creation. */
 export interface ApiKeyRecord {

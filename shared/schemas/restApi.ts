@@ -1,14 +1,50 @@
 import { z } from 'zod';
-import { JobAccessSchema, ListingIdSchema } from '../../shared/schemas/jobAccess';
-import { PublishedListingSchema } from '../../shared/schemas/listing';
-import { API_KEY_SCOPES } from '../auth/apiKeys';
-import { PRINCIPAL_ID_PATTERN } from '../auth/principal';
+import { JobAccessSchema, ListingIdSchema } from './jobAccess';
+import { PublishedListingSchema } from './listing';
 
 /*
- * The zod schemas of the REST API's parameters and answers: the routes validate with them, the OpenAPI
- * document is generated from them, and the SDK parses answers with them. Request bodies that have a
- * home elsewhere (the job spec, signed listings, SIWE, API keys) are imported from there.
+ * The zod schemas of the REST API's parameters, bodies and answers: the coordinator's routes validate
+ * with them, its OpenAPI document is generated from them, and the buyer SDK parses answers with them.
+ * (The job spec and signed listings have their own modules.)
  */
+
+/** What an API key may do on behalf of its owner. */
+export const API_KEY_SCOPES = ['jobs:read', 'jobs:write'] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+/** An identity as the API names it: `ed25519:<client id>` (HTTP signature) or `eth:0x<address>` (SIWE). */
+export const PRINCIPAL_ID_PATTERN = /^(ed25519:[0-9a-f]{64}|eth:0x[0-9a-f]{40})$/;
+
+/** Body of POST /v1/api-keys. */
+export const CreateApiKeySchema = z
+  .object({
+    /** A label for the owner's own listing. */
+    name: z.string().min(1).max(100),
+    /** What the key may do. */
+    scopes: z
+      .array(z.enum(API_KEY_SCOPES))
+      .min(1)
+      .max(API_KEY_SCOPES.length)
+      .refine((s) => new Set(s).size === s.length, { message: 'scopes must be distinct' }),
+    /** Lifetime in seconds. @default 2592000 (30 days); at most one year */
+    expiresInSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(365 * 86_400)
+      .default(30 * 86_400),
+  })
+  .strict();
+export type CreateApiKeyInput = z.input<typeof CreateApiKeySchema>;
+
+/** Body of POST /v1/auth/siwe: the EIP-4361 message as signed, and its EIP-191 signature. */
+export const SiweLoginSchema = z
+  .object({
+    message: z.string().min(1).max(4096),
+    signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x-prefixed hex'),
+  })
+  .strict();
+export type SiweLoginInput = z.infer<typeof SiweLoginSchema>;
 
 const isoDate = z.string().meta({ format: 'date-time' });
 const principalId = z
