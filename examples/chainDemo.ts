@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { ContractFactory, Wallet, id } from 'ethers';
+import { fund } from '../client/buyer';
 import { claimPayout } from '../client/claimPayout';
 import { loadOrCreatePayoutKey } from '../client/keyFile';
 import escrowArtifact from '../contracts/artifacts/TributaryEscrow.json';
@@ -92,18 +93,17 @@ export async function startDemoChain(rpcUrl?: string): Promise<DemoChain> {
     coordinatorKey,
     transactions,
     async fundJob(budget, specText) {
-      const block = await provider.getBlock('latest');
-      const { jobId, receipt } = await escrow.createJob({
+      // The buyer SDK's fund action: creates and funds the escrow job, answers the spec's chain field.
+      const { chain, txHash } = await fund({
+        escrow: escrow.address,
+        wallet: buyer,
+        budgetWei: budget,
+        coordinatorAddress: new Wallet(coordinatorKey).address,
         specHash: id(specText),
-        token: NATIVE,
-        budget,
-        coordinator: new Wallet(coordinatorKey).address,
-        deadline: BigInt(block!.timestamp) + 86_400n,
-        challengeWindow: 0,
       });
-      onChainJobId = jobId;
-      transactions.push({ what: `buyer funds escrow job ${jobId}`, hash: receipt.hash });
-      return { escrow: escrow.address, jobId: jobId.toString(), chainId, budgetWei: budget.toString() };
+      onChainJobId = BigInt(chain.jobId);
+      transactions.push({ what: `buyer funds escrow job ${chain.jobId}`, hash: txHash });
+      return chain;
     },
     async settleAndClaim(coordinator, jobId, dataDir, clients) {
       const status = await coordinator.chain.whenSettled(jobId);

@@ -144,7 +144,7 @@ export interface WireError {
 
 /** A coded error. `message` says what was expected and what arrived. */
 export class TributaryError extends Error {
-  override readonly name = 'TributaryError';
+  override readonly name: string = 'TributaryError';
   readonly code: ErrorCode;
   readonly details?: unknown;
 

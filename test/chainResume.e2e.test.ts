@@ -18,7 +18,7 @@ import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
 import { anvilKey, deployAsBuyer, fundJob, localProvider, paidProviders, type PaidProvider } from './support/chainJob';
 import { waitFor } from './support/processes';
-import { createJob } from './support/rest';
+import { createJob, UNTIL_CLIENT_SIGNS } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
 
 jest.setTimeout(60_000);
@@ -80,6 +80,7 @@ describe('paid jobs across coordinator restarts', () => {
       quorumTimeoutMs: 20_000,
       secureAggregation: 'none',
       chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
+      ...UNTIL_CLIENT_SIGNS,
     };
 
     // 1. Created while unfunded, then the coordinator stops.
@@ -173,6 +174,7 @@ describe('paid jobs across coordinator restarts', () => {
       quorumTimeoutMs: 20_000,
       secureAggregation: 'none',
       chain: { escrow: escrow.address, jobId: '1', chainId: 31337 },
+      ...UNTIL_CLIENT_SIGNS,
     };
     // The first coordinator scores everyone equally, and the RPC dies while it builds the plan.
     const port = stateful.port;

@@ -1,4 +1,4 @@
-import { type ErrorCode, errorCatalog, isErrorCode } from '../../shared/errors';
+import { type ErrorCode, errorCatalog, isErrorCode, TributaryError } from '../../shared/errors';
 
 /** Details the coordinator attaches to some codes, typed so callers can branch on them. */
 export interface ErrorDetailsByCode {
@@ -17,19 +17,21 @@ export interface ErrorDetailsByCode {
 export type ErrorDetails<C extends ErrorCode> = C extends keyof ErrorDetailsByCode ? ErrorDetailsByCode[C] : unknown;
 
 /**
- * A coded error from the coordinator's REST API (or from reaching it): the catalog `code`, the HTTP
- * `status` (0 when the coordinator could not be reached), typed `details`, and the `cause` chain.
+ * A coded error from the coordinator's REST API (or from reaching it): a TributaryError with the
+ * catalog `code`, the HTTP `status` (0 when the coordinator could not be reached), typed `details`,
+ * the request, and the `cause` chain.
  * Narrow with `isApiError(err, 'RATE_LIMITED')` to get typed details.
  * @example
  * try { await createJob(client, { spec }) } catch (err) {
  *   if (isApiError(err, 'RATE_LIMITED')) await sleep(err.details.retryAfterSeconds * 1000);
  * }
  */
-export class TributaryApiError<C extends ErrorCode = ErrorCode> extends Error {
-  override readonly name = 'TributaryApiError';
-  readonly code: C;
+export class TributaryApiError<C extends ErrorCode = ErrorCode> extends TributaryError {
+  override readonly name: string = 'TributaryApiError';
+  declare readonly code: C;
+  declare readonly details: ErrorDetails<C>;
+  /** The HTTP status (0 when the coordinator could not be reached). */
   readonly status: number;
-  readonly details: ErrorDetails<C>;
   /** The request that failed, e.g. "POST /v1/jobs". */
   readonly request: string;
 
@@ -38,12 +40,11 @@ export class TributaryApiError<C extends ErrorCode = ErrorCode> extends Error {
     message: string,
     options: { status: number; details?: unknown; request: string; cause?: unknown },
   ) {
-    super(`${message} (${code}, ${options.request}${options.status ? ` → ${options.status}` : ''})`, {
+    super(code, `${message} (${code}, ${options.request}${options.status ? ` → ${options.status}` : ''})`, {
+      details: options.details,
       cause: options.cause,
     });
-    this.code = code;
     this.status = options.status;
-    this.details = options.details as ErrorDetails<C>;
     this.request = options.request;
   }
 

@@ -226,13 +226,13 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
       tag,
       auth: 'optional',
       summary: 'One job',
-      description: 'A private job answers only its owner, delegates and participants (401 anonymous, 403 others).',
+      description:
+        "Anyone with a job's id reads its status and spec (providers need the spec to join); a private job is unlisted, and its model, checkpoints, rounds and participants answer only its owner, delegates and participants. Delegates are shown to managers only.",
       params: JobParamsSchema,
       responses: { 200: { description: 'The job.', schema: JobViewSchema } },
     },
-    readable('Reading the job'),
     async (req, res) => {
-      res.json(jobView(jobIn(res), req.principal));
+      res.json(jobView(await jobOf(req), req.principal));
     },
   );
 

@@ -238,31 +238,54 @@ export const ModelJsonSchema = z
   })
   .meta({ id: 'ModelJson' });
 
+const ScoredRoundSchema = z.object({
+  round: z.number().int(),
+  attempt: z.number().int(),
+  method: z.enum(['exact', 'gtg']),
+  metric: z.enum(['accuracy', 'loss']),
+  baseline: z.number(),
+  improvement: z.number(),
+  evaluations: z.number().int(),
+  values: z.array(z.object({ members: z.array(z.string()), value: z.number() })),
+});
+
+const ClientScoreSchema = z.object({
+  clientId: z.string(),
+  score: z.number(),
+  share: z.number(),
+  rounds: z.number().int(),
+  estimate: z.number().optional(),
+  standardError: z.number().optional(),
+});
+
 export const ContributionReportSchema = z
   .object({
     jobId: z.string(),
     status: z.enum(['scored', 'skipped']),
     reason: z.string().optional(),
-    method: z.string(),
-    metric: z.string(),
+    method: z.enum(['shapley', 'cohort-shapley-least-squares']),
+    metric: z.enum(['accuracy', 'loss']),
     unscoredRounds: z.array(z.number().int()),
-    rounds: z.array(z.record(z.string(), z.unknown())),
-    clients: z.array(z.object({ clientId: z.string(), score: z.number(), share: z.number() }).loose()),
+    rounds: z.array(ScoredRoundSchema),
+    clients: z.array(ClientScoreSchema),
   })
   .meta({ id: 'ContributionReport' });
 
-export const ClientContributionSchema = z
-  .object({
-    jobId: z.string(),
-    method: z.string(),
-    metric: z.string(),
-    clientId: z.string(),
-    score: z.number(),
-    share: z.number(),
-    roundValues: z.array(z.record(z.string(), z.unknown())),
-  })
-  .loose()
-  .meta({ id: 'ClientContribution' });
+export const ClientContributionSchema = ClientScoreSchema.extend({
+  jobId: z.string(),
+  method: z.enum(['shapley', 'cohort-shapley-least-squares']),
+  metric: z.enum(['accuracy', 'loss']),
+  roundValues: z.array(
+    z.object({
+      round: z.number().int(),
+      attempt: z.number().int(),
+      method: z.enum(['exact', 'gtg']),
+      improvement: z.number(),
+      members: z.array(z.string()),
+      value: z.number(),
+    }),
+  ),
+}).meta({ id: 'ClientContribution' });
 
 export const ChainStatusSchema = z
   .object({
