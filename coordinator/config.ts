@@ -32,6 +32,8 @@ const RestAccessConfigShape = {
   maxApiKeysPerIdentity: z.coerce.number().int().min(1).max(1000).default(20),
   /** Validation-set uploads in progress at once (each holds its body in memory). @default 2 */
   maxConcurrentUploads: z.coerce.number().int().min(1).max(64).default(2),
+  /** Request bodies over 64 KiB read at once, in all (also 1 per identity and 2 per IP). @default 4 */
+  maxConcurrentLargeBodies: z.coerce.number().int().min(1).max(256).default(4),
   /** REST requests per IP address per rate-limit window. @default 1200 */
   rateLimitPerIp: z.coerce.number().int().min(1).max(10_000_000).default(1200),
   /** REST requests per identity per rate-limit window. @default 600 */
@@ -125,6 +127,7 @@ export const CONFIG_ENV = {
   TRIBUTARY_MAX_LISTINGS: 'maxListingsPerProvider',
   TRIBUTARY_MAX_API_KEYS: 'maxApiKeysPerIdentity',
   TRIBUTARY_MAX_CONCURRENT_UPLOADS: 'maxConcurrentUploads',
+  TRIBUTARY_MAX_CONCURRENT_LARGE_BODIES: 'maxConcurrentLargeBodies',
   TRIBUTARY_RATE_LIMIT_PER_IP: 'rateLimitPerIp',
   TRIBUTARY_RATE_LIMIT_PER_IDENTITY: 'rateLimitPerIdentity',
   TRIBUTARY_RATE_LIMIT_WINDOW_MS: 'rateLimitWindowMs',

@@ -7,7 +7,7 @@ import { ContributionScorer } from './contribution/contributionScorer';
 import { settlementScores } from './contribution/settlementScores';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config';
 import { TensorflowModels } from './evaluation/tensorflowModels';
-import { createRestApi, docsRouter } from './http/routes';
+import { createRestApi, docsRouter, type RestApi } from './http/routes';
 import { createRestAccess } from './http/restAccess';
 import type { RateLimitStore } from './http/rateLimits';
 import { Metrics } from './observability/metrics';
@@ -56,6 +56,8 @@ export interface Coordinator {
   readonly metrics: Metrics;
   /** The audit trail of state-changing actions (GET /v1/jobs/:id/audit). */
   readonly audit: AuditLog;
+  /** The REST API: its /v1 router and OpenAPI document. */
+  readonly rest: RestApi;
   close(): Promise<void>;
 }
 
@@ -125,6 +127,7 @@ export async function startCoordinator(
       maxActiveJobsPerIdentity: config.maxActiveJobsPerIdentity,
       maxConcurrentUploads: config.maxConcurrentUploads,
     },
+    largeBodies: { thresholdBytes: 64 * 1024, perIdentity: 1, perIp: 2, total: config.maxConcurrentLargeBodies },
     rateLimits: {
       perIp: config.rateLimitPerIp,
       perIdentity: config.rateLimitPerIdentity,
@@ -174,6 +177,7 @@ export async function startCoordinator(
     chain,
     metrics,
     audit: access.audit,
+    rest,
     close() {
       closing ??= (async () => {
         // The chain first: a worker must not activate a job while the runners stop.

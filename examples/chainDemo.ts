@@ -11,7 +11,7 @@ import { fund } from '../client/buyer';
 import { claimPayout } from '../client/claimPayout';
 import { loadOrCreatePayoutKey } from '../client/keyFile';
 import escrowArtifact from '../contracts/artifacts/TributaryEscrow.json';
-import { EscrowClient, NATIVE } from '../contracts/escrow';
+import { EscrowClient } from '../contracts/escrow';
 import { pinnedProvider, readChainId } from '../contracts/rpc';
 import { anvilDevKey } from '../contracts/testing';
 import type { Coordinator } from '../coordinator/server';

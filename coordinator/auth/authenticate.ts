@@ -103,14 +103,17 @@ export class Authenticator {
   }
 }
 
-/** VALIDATION_FAILED unless a signed request's body hashes to the SHA-256 its signature covers. */
-export function assertSignedBody(req: Request, body: Uint8Array): void {
-  if (!req.signedDigest) return;
+/**
+ * AUTH_BAD_SIGNATURE unless a signed request's body hashes to the SHA-256 its signature covers.
+ * Returns the body's SHA-256 (computed once here, for callers that record it).
+ */
+export function assertSignedBody(req: Request, body: Uint8Array): Buffer {
   const actual = createHash('sha256').update(body).digest();
-  if (!timingSafeEqual(actual, req.signedDigest)) {
+  if (req.signedDigest && !timingSafeEqual(actual, req.signedDigest)) {
     throw new TributaryError(
       'AUTH_BAD_SIGNATURE',
       'HTTP signature: the body does not match the signed Content-Digest (it was altered in transit or signed wrongly).',
     );
   }
+  return actual;
 }

@@ -1,4 +1,4 @@
-import type { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import { TributaryError } from '../../shared/errors';
 import type { ApiKeyService } from '../auth/apiKeys';
 import { type Principal, requirePrincipal } from '../auth/principal';
@@ -27,6 +27,8 @@ export interface AuthRoutesDeps {
   audit: AuditLog;
   logger: Logger;
   maxJsonBytes: number;
+  /** Admits a large body before it is read (bodyGate.ts). */
+  gate: RequestHandler;
 }
 
 function keyView(k: ApiKeyRecord) {
@@ -134,7 +136,7 @@ export function mountAuthRoutes(r: Router, doc: ApiDocument, deps: AuthRoutesDep
       res.locals.principal = keyManager(req.principal, 'Creating an API key');
       next();
     },
-    ...jsonBody(deps.maxJsonBytes),
+    ...jsonBody(deps.maxJsonBytes, deps.gate),
     async (req, res) => {
       const principal = res.locals.principal as Principal;
       const { record, token } = await deps.apiKeys.create(principal, CreateApiKeySchema.parse(req.body));

@@ -8,15 +8,19 @@ import { assertSignedBody, hasBody } from '../auth/authenticate';
  * refused before reading), and checked against the Content-Digest a signed request committed to.
  */
 
-/** Reads the body as bytes (req.body: Buffer), at most `limit` bytes, and checks a signed digest. */
-export function rawBody(limit: number): RequestHandler[] {
+/**
+ * Reads the body as bytes (req.body: Buffer), at most `limit` bytes, and checks a signed digest; `gate`
+ * admits it first. res.locals.bodySha256 holds the body's SHA-256 (hex).
+ */
+export function rawBody(limit: number, gate?: RequestHandler): RequestHandler[] {
   return [
+    ...(gate ? [gate] : []),
     express.raw({ type: () => true, limit }),
-    (req: Request, _res: Response, next: NextFunction) => {
+    (req: Request, res: Response, next: NextFunction) => {
       const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       req.body = bytes;
       try {
-        assertSignedBody(req, bytes);
+        res.locals.bodySha256 = assertSignedBody(req, bytes).toString('hex');
         next();
       } catch (err) {
         next(err);
@@ -26,7 +30,7 @@ export function rawBody(limit: number): RequestHandler[] {
 }
 
 /** A JSON body (Content-Type application/json), at most `limit` bytes: req.body is the parsed value. */
-export function jsonBody(limit: number): RequestHandler[] {
+export function jsonBody(limit: number, gate?: RequestHandler): RequestHandler[] {
   return [
     (req: Request, _res: Response, next: NextFunction) => {
       // Checked before reading, so a wrongly typed body costs nothing.
@@ -34,7 +38,7 @@ export function jsonBody(limit: number): RequestHandler[] {
         next(new TributaryError('VALIDATION_FAILED', 'Expected a JSON body (Content-Type: application/json).'));
       } else next();
     },
-    ...rawBody(limit),
+    ...rawBody(limit, gate),
     (req: Request, _res: Response, next: NextFunction) => {
       try {
         req.body = JSON.parse((req.body as Buffer).toString('utf8'));
@@ -47,8 +51,8 @@ export function jsonBody(limit: number): RequestHandler[] {
 }
 
 /** Like jsonBody, but a request without a body gets `{}`. */
-export function optionalJsonBody(limit: number): RequestHandler {
-  const chain = jsonBody(limit);
+export function optionalJsonBody(limit: number, gate?: RequestHandler): RequestHandler {
+  const chain = jsonBody(limit, gate);
   return (req, res, next) => {
     if (!hasBody(req)) {
       req.body = {};

@@ -1,4 +1,4 @@
-import type { NextFunction, Request, Response, Router } from 'express';
+import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { decodeTensors } from '../../shared/codec/modelCodec';
 import { TributaryError } from '../../shared/errors';
 import { JobSpecSchema } from '../../shared/schemas/jobSpec';
@@ -51,6 +51,8 @@ export interface JobRoutesDeps {
   /** TF.js `modelTopology` of a job's model, for the model.json download. */
   modelTopology(job: JobRecord): Promise<unknown>;
   chain?: ChainService;
+  /** Admits a large body before it is read (bodyGate.ts); runs after each route's authorisation. */
+  gate: RequestHandler;
   limits: {
     /** Largest JSON body (job specs), bytes. */
     maxJsonBytes: number;
@@ -165,7 +167,7 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
       }
       next();
     },
-    ...jsonBody(limits.maxJsonBytes),
+    ...jsonBody(limits.maxJsonBytes, deps.gate),
     async (req, res) => {
       const principal = req.principal!;
       const job = await jobs.createJob(req.body, { owner: principal.id });
@@ -254,7 +256,7 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
       next();
     },
     // The body is optional: a bare POST cancels with the default reason.
-    optionalJsonBody(limits.maxJsonBytes),
+    optionalJsonBody(limits.maxJsonBytes, deps.gate),
     async (req, res) => {
       const { reason } = CancelBodySchema.parse(req.body);
       const principal = res.locals.principal as Principal;
@@ -288,7 +290,7 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
       res.locals.principal = assertManager(await jobOf(req), req.principal, 'jobs:write', 'Changing invitations');
       next();
     },
-    ...jsonBody(limits.maxJsonBytes),
+    ...jsonBody(limits.maxJsonBytes, deps.gate),
     async (req, res) => {
       const { access } = AccessBodySchema.parse(req.body);
       const job = await jobOf(req);
@@ -331,7 +333,7 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
       res.locals.principal = assertOwner(await jobOf(req), req.principal, 'Setting delegates', 'jobs:write');
       next();
     },
-    ...jsonBody(limits.maxJsonBytes),
+    ...jsonBody(limits.maxJsonBytes, deps.gate),
     async (req, res) => {
       const { delegates } = DelegatesBodySchema.parse(req.body);
       const job = await jobOf(req);
@@ -710,20 +712,22 @@ function mountValidationSetRoute(
       res.once('close', () => uploading.delete(job.id));
       next();
     },
-    ...rawBody(deps.limits.maxValidationSetBytes),
+    ...rawBody(deps.limits.maxValidationSetBytes, deps.gate),
     async (req, res) => {
       const job = res.locals.job as JobRecord;
       const body = req.body as Buffer;
+      const size = body.length;
+      const digest = res.locals.bodySha256 as string;
       const format = req.is(['text/csv', 'text/plain']) ? 'csv' : 'jsonl';
+      // The body goes to the worker thread (parsed off the event loop); it is not used here afterwards.
       const parsed = await deps.parser.parse(body, format, job.spec.input);
       await deps.store.saveValidationSet(job.id, parsed.bytes);
-      const digest = sha256Hex(body);
       await writeAudit({
         action: 'job.validation-set.replaced',
         actor: res.locals.principal as Principal,
         jobId: job.id,
-        digests: { upload: digest, dataset: sha256Hex(parsed.bytes) },
-        details: { examples: parsed.examples, bytes: body.length, format },
+        digests: { upload: digest, dataset: parsed.sha256 },
+        details: { examples: parsed.examples, bytes: size, format },
       });
       res.status(201).json({ jobId: job.id, examples: parsed.examples, sha256: digest });
     },

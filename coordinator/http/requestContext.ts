@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { childLogger, type Logger } from '../logger';
+import type { Logger } from '../logger';
 import type { Metrics } from '../observability/metrics';
 
 /**
@@ -23,16 +23,16 @@ export function requestContext(logger: Logger, metrics: Metrics) {
       metrics.httpRequest(req.method, route, res.statusCode, seconds);
       metrics.bytes('rest', 'in', Number(req.headers['content-length'] ?? 0) || 0);
       metrics.bytes('rest', 'out', Number(res.getHeader('content-length') ?? 0) || 0);
-      const log = childLogger(logger, { requestId: req.requestId });
       const fields = {
+        requestId: req.requestId,
         method: req.method,
         route,
         status: res.statusCode,
         ms: Math.round(seconds * 1000),
         ...(req.principal ? { identity: req.principal.id, via: req.principal.via } : {}),
       };
-      if (res.statusCode >= 500) log.error('request', fields);
-      else log.debug('request', fields);
+      if (res.statusCode >= 500) logger.error('request', fields);
+      else logger.debug('request', fields);
     });
     next();
   };

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { PROTOCOL_VERSION } from '../../shared/schemas/messages';
 import type { ApiKeyService } from '../auth/apiKeys';
@@ -15,11 +16,12 @@ import { ApiDocument, mountRoute } from './apiRoute';
 import { HealthSchema } from '../../shared/schemas/restApi';
 import { mountAuthRoutes } from './authRoutes';
 import { type JobRoutesDeps, mountJobRoutes } from './jobRoutes';
+import { largeBodyGate } from './bodyGate';
 import { createRateLimits, type RateLimitStore } from './rateLimits';
 import { requestContext } from './requestContext';
 
 /** Everything the REST API needs, wired by coordinator/server.ts. */
-export interface RestDeps extends JobRoutesDeps {
+export interface RestDeps extends Omit<JobRoutesDeps, 'gate'> {
   directory: ClientDirectory;
   metrics: Metrics;
   authenticator: Authenticator;
@@ -35,6 +37,8 @@ export interface RestDeps extends JobRoutesDeps {
     windowMs: number;
     store?: (limiter: 'ip' | 'identity') => RateLimitStore;
   };
+  /** Large bodies (above thresholdBytes) read at once, per identity, per IP and in all (bodyGate.ts). */
+  largeBodies: { thresholdBytes: number; perIdentity: number; perIp: number; total: number };
 }
 
 /** The REST API: the /v1 router, its OpenAPI document, and close() for its timers. */
@@ -55,6 +59,8 @@ export function createRestApi(deps: RestDeps): RestApi {
   const r = express.Router();
   const doc = new ApiDocument();
   const limits = createRateLimits({ ...deps.rateLimits, metrics: deps.metrics });
+  // Routes put it right before they read a body, after their authorisation checks.
+  const gate = largeBodyGate({ ...deps.largeBodies, metrics: deps.metrics });
   r.use(requestContext(deps.logger, deps.metrics));
 
   mountRoute(
@@ -77,10 +83,21 @@ export function createRestApi(deps: RestDeps): RestApi {
       });
     },
   );
-  r.get('/openapi.json', (req, res) => {
-    res.locals.route = '/v1/openapi.json';
-    res.json(doc.generate(`${req.protocol}://${req.headers.host ?? 'localhost'}`));
-  });
+  mountRoute(
+    r,
+    doc,
+    {
+      method: 'get',
+      path: '/openapi.json',
+      tag: 'service',
+      auth: 'none',
+      summary: 'This OpenAPI 3.1 document (interactive docs at /docs)',
+      responses: { 200: { description: 'The document.', schema: z.record(z.string(), z.unknown()) } },
+    },
+    (req, res) => {
+      res.json(doc.generate(`${req.protocol}://${req.headers.host ?? 'localhost'}`));
+    },
+  );
 
   r.use(limits.perIp);
   r.use(deps.authenticator.middleware());
@@ -92,8 +109,9 @@ export function createRestApi(deps: RestDeps): RestApi {
     audit: deps.audit,
     logger: deps.logger,
     maxJsonBytes: deps.limits.maxJsonBytes,
+    gate,
   });
-  mountJobRoutes(r, doc, deps);
+  mountJobRoutes(r, doc, { ...deps, gate });
   // The data marketplace: signed dataset listings (coordinator/marketplace).
   mountListingRoutes(
     r,
@@ -102,6 +120,7 @@ export function createRestApi(deps: RestDeps): RestApi {
       windowMs: deps.listingWindowMs,
       maxListingsPerProvider: deps.maxListingsPerProvider,
     }),
+    gate,
   );
 
   r.use((req, _res) => {
@@ -138,8 +157,8 @@ function errorHandler(logger: Logger, fallbackLimit: number) {
 /** Serves interactive API docs at /docs from the swagger-ui-dist package (no CDN), reading /v1/openapi.json. */
 export function docsRouter(): Router {
   const r = express.Router();
-  const dist = require('swagger-ui-dist') as { getAbsoluteFSPath(): string };
-  const root = dist.getAbsoluteFSPath();
+  // The package directory, without loading the package's index (which evaluates the whole UI bundle).
+  const root = dirname(require.resolve('swagger-ui-dist/package.json'));
   const initializer = `window.onload = () => {
   window.ui = SwaggerUIBundle({ url: '/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });

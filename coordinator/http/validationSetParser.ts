@@ -3,8 +3,15 @@ import { isErrorCode, TributaryError } from '../../shared/errors';
 import type { InputSpec } from '../../shared/schemas/jobSpec';
 
 type Reply =
-  | { id: number; bytes: ArrayBuffer; examples: number }
+  | { id: number; bytes: ArrayBuffer; examples: number; sha256: string }
   | { id: number; error: { code: string; message: string } };
+
+/** A parsed validation set: dataset codec bytes, their SHA-256 (hex) and the number of examples. */
+export interface ParsedValidationSet {
+  bytes: Uint8Array;
+  sha256: string;
+  examples: number;
+}
 
 // Starts the worker file under whatever runs us: tsx or jest (TypeScript sources, so tsx registers
 // itself in the thread) or compiled JavaScript.
@@ -23,17 +30,20 @@ require(workerData.entry);
 export class ValidationSetParser {
   private worker: Worker | null = null;
   private nextId = 0;
-  private readonly pending = new Map<
-    number,
-    { resolve(v: { bytes: Uint8Array; examples: number }): void; reject(e: unknown): void }
-  >();
+  private readonly pending = new Map<number, { resolve(v: ParsedValidationSet): void; reject(e: unknown): void }>();
 
-  /** Dataset codec bytes and the example count of a UTF-8 CSV / JSON-lines body; VALIDATION_SET_INVALID otherwise. */
-  parse(body: Uint8Array, format: 'csv' | 'jsonl', input: InputSpec): Promise<{ bytes: Uint8Array; examples: number }> {
+  /**
+   * Dataset codec bytes, their SHA-256 and the example count of a UTF-8 CSV / JSON-lines body;
+   * VALIDATION_SET_INVALID otherwise. The body is handed to the worker: do not use it afterwards.
+   */
+  parse(body: Uint8Array, format: 'csv' | 'jsonl', input: InputSpec): Promise<ParsedValidationSet> {
     const worker = this.start();
     const id = this.nextId++;
-    // A copy we can transfer (a Buffer may view a larger, pooled buffer; Buffer#slice does not copy).
-    const bytes = new Uint8Array(body).buffer as ArrayBuffer;
+    // Transferred without a copy when the body owns its whole buffer (large bodies do); a small body may
+    // view a shared, pooled buffer, so it is copied.
+    const owns =
+      body.byteOffset === 0 && body.buffer.byteLength === body.byteLength && body.buffer instanceof ArrayBuffer;
+    const bytes = (owns ? body.buffer : new Uint8Array(body).buffer) as ArrayBuffer;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.ref();
@@ -67,7 +77,7 @@ export class ValidationSetParser {
           }),
         );
       } else {
-        task.resolve({ bytes: new Uint8Array(reply.bytes), examples: reply.examples });
+        task.resolve({ bytes: new Uint8Array(reply.bytes), examples: reply.examples, sha256: reply.sha256 });
       }
     });
     worker.on('error', (err) => {

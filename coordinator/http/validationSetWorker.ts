@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { encodeTensors } from '../../shared/codec/modelCodec';
 import { parseDatasetText } from '../../shared/data/loadDataset';
@@ -8,7 +9,7 @@ import type { InputSpec } from '../../shared/schemas/jobSpec';
  * Worker thread of ValidationSetParser: turns an uploaded CSV / JSON-lines validation set into dataset
  * codec bytes ("x" [count, ...shape], "y" [count]) off the coordinator's event loop.
  * In:  { id, bytes: ArrayBuffer (UTF-8 text, transferred), format: 'csv' | 'jsonl', input: InputSpec }
- * Out: { id, bytes: ArrayBuffer (transferred), examples } or { id, error: { code, message, details? } }
+ * Out: { id, bytes: ArrayBuffer (transferred), examples, sha256 } or { id, error: { code, message } }
  */
 
 interface ParseRequest {
@@ -31,8 +32,9 @@ parentPort?.on('message', (request: ParseRequest) => {
       { name: 'x', shape: [dataset.count, ...dataset.exampleShape], data: dataset.x },
       { name: 'y', shape: [dataset.count], data: Float32Array.from(dataset.y) },
     ]);
+    const sha256 = createHash('sha256').update(encoded).digest('hex');
     const out = encoded.buffer.slice(encoded.byteOffset, encoded.byteOffset + encoded.byteLength) as ArrayBuffer;
-    parentPort!.postMessage({ id: request.id, bytes: out, examples: dataset.count }, [out]);
+    parentPort!.postMessage({ id: request.id, bytes: out, examples: dataset.count, sha256 }, [out]);
   } catch (err) {
     const e =
       err instanceof TributaryError

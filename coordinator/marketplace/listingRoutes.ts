@@ -1,4 +1,4 @@
-import type { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import { z } from 'zod';
 import { ListingDeleteRequestSchema, SignedListingSchema } from '../../shared/schemas/listing';
 import { type ApiDocument, mountRoute } from '../http/apiRoute';
@@ -51,9 +51,14 @@ const ListingQueryDoc = PageQuerySchema.extend({
 });
 
 /** Mounts the marketplace endpoints (/listings) on the /v1 router; errors flow to its error handler. */
-export function mountListingRoutes(r: Router, doc: ApiDocument, listings: ListingRegistry): void {
+export function mountListingRoutes(
+  r: Router,
+  doc: ApiDocument,
+  listings: ListingRegistry,
+  gate?: RequestHandler,
+): void {
   // Listings are small: a listing with 10,000 feature columns is about 200 kB.
-  const json = jsonBody(1024 * 1024);
+  const json = jsonBody(1024 * 1024, gate);
   const tag = 'marketplace';
 
   mountRoute(
