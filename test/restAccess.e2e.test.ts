@@ -548,3 +548,52 @@ describe('REST access control and limits under attack', () => {
     expect(responsesNotMatching(document, seen)).toEqual([]);
   });
 });
+
+describe('REST rate limits', () => {
+  let c: Coordinator;
+  beforeAll(async () => {
+    c = await startCoordinator({
+      port: 0,
+      logLevel: 'silent',
+      backend: 'cpu',
+      rateLimitPerIp: 30,
+      rateLimitPerIdentity: 10,
+      rateLimitWindowMs: 60_000,
+    });
+  });
+  afterAll(async () => c?.close());
+
+  it('answers 429 RATE_LIMITED with Retry-After per identity and per address, never on health, and counts the hits', async () => {
+    const signed = createSignedFetch(generateIdentity());
+    const byIdentity: number[] = [];
+    for (let i = 0; i < 14; i++) byIdentity.push((await signed(`${c.url}/v1/jobs`)).status);
+    expect(byIdentity.slice(0, 10).every((s) => s === 200)).toBe(true);
+    expect(byIdentity.slice(10).every((s) => s === 429)).toBe(true);
+    const limited = await signed(`${c.url}/v1/jobs`);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await limited.json()) as { error: { code: string; details: { limiter: string } } }).error).toMatchObject({
+      code: 'RATE_LIMITED',
+      details: { limiter: 'identity' },
+    });
+    // Another key from the same address still gets through, until the address's own limit (30).
+    const other = createSignedFetch(generateIdentity());
+    expect((await other(`${c.url}/v1/jobs`)).status).toBe(200);
+    const anonymous: number[] = [];
+    for (let i = 0; i < 20; i++) anonymous.push((await fetch(`${c.url}/v1/listings`)).status);
+    expect(anonymous).toContain(429);
+    const byIp = await fetch(`${c.url}/v1/jobs`);
+    expect(byIp.status).toBe(429);
+    expect(Number(byIp.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await byIp.json()) as { error: { details: { limiter: string } } }).error.details.limiter).toBe('ip');
+    // Probes are never limited.
+    for (let i = 0; i < 5; i++) expect((await fetch(`${c.url}/v1/health`)).status).toBe(200);
+    const metrics = await (await fetch(`${c.url}/metrics`)).text();
+    expect(
+      Number(/^tributary_rate_limit_hits_total\{limiter="identity"\} (\d+)/m.exec(metrics)?.[1]),
+    ).toBeGreaterThanOrEqual(5);
+    expect(Number(/^tributary_rate_limit_hits_total\{limiter="ip"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
+      1,
+    );
+  });
+});
