@@ -55,7 +55,9 @@ describe('tributary buyer', () => {
 
     const model = join(dir, 'model.trbt');
     expect((await buyer('download-model', '--job', job.id, '--out', model)).out).toMatch(/round 0: \d+ bytes/);
-    const key1 = JSON.parse((await buyer('api-key', 'create', '--name', 'ci', '--scopes', 'jobs:read', '--json')).out) as {
+    const key1 = JSON.parse(
+      (await buyer('api-key', 'create', '--name', 'ci', '--scopes', 'jobs:read', '--json')).out,
+    ) as {
       id: string;
       key: string;
     };
@@ -64,7 +66,10 @@ describe('tributary buyer', () => {
     expect((await buyer('api-key', 'revoke', '--id', key1.id)).out).toContain('revoked');
 
     const cancelled = await buyer('cancel', '--job', job.id, '--reason', 'cli test', '--json');
-    expect(JSON.parse(cancelled.out)).toMatchObject({ status: 'failed', failureReason: expect.stringContaining('cli test') });
+    expect(JSON.parse(cancelled.out)).toMatchObject({
+      status: 'failed',
+      failureReason: expect.stringContaining('cli test'),
+    });
     const status = await buyer('status', '--job', job.id);
     expect(status.out).toMatch(new RegExp(`${job.id} failed`));
     // Unknown jobs: a coded error and exit code 2.
