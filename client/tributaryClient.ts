@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { flattenByManifest } from '../shared/codec/manifestVector';
-import { contentHash, decodeTensors } from '../shared/codec/modelCodec';
+import { contentHash, decodeTensors, encodedByteLength } from '../shared/codec/modelCodec';
 import type { NamedTensor } from '../shared/codec/tensors';
 import type { Dataset } from '../shared/data/dataset';
 import { TributaryError } from '../shared/errors';
@@ -13,6 +13,8 @@ import type { JoinResult, PayoutBinding } from '../shared/schemas/messages';
 import { CoordinatorConnection, type JobFinished, type RoundTask } from './coordinatorConnection';
 import { assertDatasetFitsInput } from './datasetCheck';
 import { isJobFinished, joinOrFinish } from './joinJob';
+import { readAtMost } from './readAtMost';
+import { createSignedFetch, type SignedFetch } from './signedFetch';
 import type { ClientModeSession, ModeStep, TrainedUpdate } from './updates/clientAggregationMode';
 import { clientModeFor } from './updates/registry';
 
@@ -79,8 +81,11 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
   private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
   backendName = '';
 
+  private readonly signedFetch: SignedFetch;
+
   constructor(private readonly options: TributaryClientOptions) {
     super();
+    this.signedFetch = createSignedFetch(options.identity);
   }
 
   get clientId(): string {
@@ -227,10 +232,14 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     };
   }
 
+  /**
+   * The global model of a task: a signed request (a private job serves it only to its participants),
+   * read up to the exact size the job's manifest gives and no further, then hash-checked.
+   */
   private async downloadModel(task: RoundTask, joined: JoinResult): Promise<NamedTensor[]> {
-    const response = await fetch(new URL(task.modelPath, this.options.url));
+    const response = await this.signedFetch(new URL(task.modelPath, this.options.url));
     if (!response.ok) throw new TributaryError('JOB_NO_MODEL', `Model download failed with HTTP ${response.status}.`);
-    const bytes = new Uint8Array(await response.arrayBuffer());
+    const bytes = await readAtMost(response, encodedByteLength(joined.weightManifest));
     if (contentHash(bytes) !== task.modelHash) {
       throw new TributaryError('TRANSFER_HASH_MISMATCH', `The downloaded model does not hash to ${task.modelHash}.`);
     }

@@ -8,7 +8,11 @@ import { ContributionScorer } from './contribution/contributionScorer';
 import { settlementScores } from './contribution/settlementScores';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config';
 import { TensorflowModels } from './evaluation/tensorflowModels';
-import { createRestRouter } from './http/routes';
+import { createRestApi, docsRouter, type RestApi } from './http/routes';
+import { createRestAccess } from './http/restAccess';
+import type { RateLimitStore } from './http/rateLimits';
+import { Metrics } from './observability/metrics';
+import type { AuditLog } from './observability/auditLog';
 import { JobManager } from './jobs/jobManager';
 import { createLogger, type Logger } from './logger';
 import { payoutAdmission } from './chain/payoutAdmission';
@@ -30,6 +34,8 @@ export interface StartOptions {
    * scored, else participation (rounds completed per client); see contribution/settlementScores.ts
    */
   scoresFor?: ScoresFor;
+  /** Where REST rate-limit counters live, per limiter. @default in process; share one (e.g. Redis) across processes. */
+  rateLimitStore?: (limiter: 'ip' | 'identity') => RateLimitStore;
 }
 
 /** A running coordinator. */
@@ -49,6 +55,12 @@ export interface Coordinator {
   readonly contributions: ContributionScorer;
   /** Escrow integration: funding watch, per-round commits, settlement, payout proofs (jobs with a `chain` config). */
   readonly chain: ChainService;
+  /** Prometheus metrics (GET /metrics); the runner, socket edge and chain worker report here. */
+  readonly metrics: Metrics;
+  /** The audit trail of state-changing actions (GET /v1/jobs/:id/audit). */
+  readonly audit: AuditLog;
+  /** The REST API: its /v1 router and OpenAPI document. */
+  readonly rest: RestApi;
   close(): Promise<void>;
 }
 
@@ -63,8 +75,21 @@ export async function startCoordinator(
   const store = options.store ?? (await createStore({ mongodbUri: config.mongodbUri, dbName: config.dbName }));
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
+  const metrics = new Metrics();
+  metrics.connectedClients(() => directory.connectedCount);
   const contributions = new ContributionScorer({ store, logger, validationSets: models.validationSets });
-  const jobs = new JobManager({ store, directory, logger, chunkBytes: config.chunkBytes, evaluator: models, models });
+  const jobs = new JobManager({
+    store,
+    directory,
+    logger,
+    chunkBytes: config.chunkBytes,
+    evaluator: models,
+    models,
+    limits: {
+      maxModelParameters: config.maxModelParameters,
+      maxScoringEvaluationsPerRound: config.maxScoringEvaluationsPerRound,
+    },
+  });
   const chain = new ChainService({
     config,
     store,
@@ -89,27 +114,55 @@ export async function startCoordinator(
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(
-    '/v1',
-    createRestRouter({
-      jobs,
-      store,
-      directory,
-      logger,
-      maxBodyBytes: config.maxRestBodyBytes,
-      parseValidationSet: (job, text, format) => models.parseValidationSet(job, text, format),
-      modelTopology: (job) => models.topology(job.spec),
-      listingWindowMs: config.authWindowMs,
-      chain,
-    }),
-  );
+  // REST access control and observability (coordinator/auth, coordinator/http, coordinator/observability).
+  let publicUrl = config.publicUrl ?? '';
+  const access = createRestAccess({ config, store, audience: () => publicUrl });
+  const rest = createRestApi({
+    jobs,
+    store,
+    directory,
+    logger,
+    metrics,
+    ...access,
+    modelTopology: (job) => models.topology(job.spec),
+    listingWindowMs: config.authWindowMs,
+    maxListingsPerProvider: config.maxListingsPerProvider,
+    chain,
+    limits: {
+      maxJsonBytes: config.maxJsonBytes,
+      maxValidationSetBytes: config.maxRestBodyBytes,
+      maxActiveJobsPerIdentity: config.maxActiveJobsPerIdentity,
+      maxConcurrentUploads: config.maxConcurrentUploads,
+    },
+    largeBodies: { thresholdBytes: 64 * 1024, perIdentity: 1, perIp: 2, total: config.maxConcurrentLargeBodies },
+    rateLimits: {
+      perIp: config.rateLimitPerIp,
+      perIdentity: config.rateLimitPerIdentity,
+      windowMs: config.rateLimitWindowMs,
+      ...(options.rateLimitStore ? { store: options.rateLimitStore } : {}),
+    },
+  });
+  app.use('/v1', rest.router);
+  app.use('/docs', docsRouter());
+  app.get('/metrics', async (req, res) => {
+    if (config.metricsToken && req.headers.authorization !== `Bearer ${config.metricsToken}`) {
+      res
+        .status(401)
+        .json({ error: { code: 'AUTH_REQUIRED', message: 'GET /metrics needs the metrics bearer token.' } });
+      return;
+    }
+    const { contentType, body } = await metrics.exposition();
+    res.type(contentType).send(body);
+  });
   // Resume before listening, so a client that reconnects at once finds its job's runner.
   await jobs.resumeRunningJobs();
   // Chain jobs pick up from the chain and the store: funding watches, missing commits, settlement.
   await chain.resume();
   const httpServer = createServer(app);
   // The origins handshakes may name: known once listening (port 0 picks one), plus configured public URLs.
-  let audiences: ReadonlySet<string> = new Set(config.publicUrls.map(audienceOf));
+  let audiences: ReadonlySet<string> = new Set(
+    [...config.publicUrls, ...(config.publicUrl ? [config.publicUrl] : [])].map(audienceOf),
+  );
   const sockets = new SocketServer(httpServer, directory, jobs, {
     authWindowMs: config.authWindowMs,
     logger,
@@ -122,6 +175,7 @@ export async function startCoordinator(
   const port = (httpServer.address() as AddressInfo).port;
   audiences = new Set([...audiences, ...defaultAudiences(config.host, port)]);
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  publicUrl ||= url;
   logger.info('coordinator listening', { url, store: store.kind, backend: models.backend });
 
   let closing: Promise<void> | null = null;
@@ -136,6 +190,9 @@ export async function startCoordinator(
     io: sockets.io,
     contributions,
     chain,
+    metrics,
+    audit: access.audit,
+    rest,
     close() {
       closing ??= (async () => {
         // The chain first: a worker must not activate a job while the runners stop.
@@ -143,6 +200,8 @@ export async function startCoordinator(
         await jobs.stop();
         await contributions.close();
         await sockets.close();
+        await rest.close();
+        await access.parser.close();
         httpServer.closeAllConnections();
         await new Promise<void>((resolve) => httpServer.close(() => resolve()));
         if (ownsStore) await store.close();

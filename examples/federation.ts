@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
-import { decodeTensors } from '../shared/codec/modelCodec';
+import { createBuyerClient, createJob, downloadModel, uploadValidationSet } from '../client/buyer';
 import { datasetToCsv } from '../shared/data/csvWriter';
 import { evaluateModel } from '../shared/ml/evaluate';
 import { buildModel } from '../shared/ml/modelZoo';
@@ -141,19 +141,17 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     const unbound = withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys);
     // A paid job: the buyer funds the escrow job for exactly this spec and signs the binding.
     const spec = options.chain ? { ...unbound, chain: await options.chain.bind(unbound) } : unbound;
-    const created = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec),
+    // The buyer signs every request with its own key (created on first run beside the clients' keys),
+    // so it owns the job: only it can upload the validation set and read private results.
+    const buyer = createBuyerClient({
+      url: coordinator.url,
+      identity: loadOrCreateIdentity(join(dataDir, 'buyer.key')),
     });
-    const job = (await created.json()) as { id: string; error?: { message: string } };
-    if (!created.ok) throw new Error(`creating the job failed: ${job.error?.message}`);
-    const upload = await fetch(`${coordinator.url}/v1/jobs/${job.id}/validation-set`, {
-      method: 'PUT',
-      headers: { 'content-type': 'text/csv' },
-      body: datasetToCsv(task.validationSet(options.seed), task.input),
+    const job = await createJob(buyer, { spec });
+    await uploadValidationSet(buyer, {
+      jobId: job.id,
+      data: datasetToCsv(task.validationSet(options.seed), task.input),
     });
-    if (!upload.ok) throw new Error(`uploading the validation set failed: HTTP ${upload.status}`);
     options.onLog?.(`coordinator ${coordinator.url} (evaluation backend ${coordinator.backend}), job ${job.id}`);
     if (keys) {
       const holder = new KeyHolder({ url: coordinator.url, jobId: job.id, keys });
@@ -241,12 +239,10 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       );
     const last = finished.currentRound;
     // The buyer's view: download the final global model and test it on data no one trained on.
-    const bytes = new Uint8Array(
-      await (await fetch(`${coordinator.url}/v1/jobs/${job.id}/checkpoints/${last}`)).arrayBuffer(),
-    );
+    const { tensors } = await downloadModel(buyer, { jobId: job.id, round: last });
     const parsedSpec = JobSpecSchema.parse(spec);
     const model = await buildModel(parsedSpec.model, parsedSpec.input, parsedSpec.seed);
-    setNamedWeights(model, decodeTensors(bytes));
+    setNamedWeights(model, tensors);
     const test = await evaluateModel(model, task.testSet(options.seed));
     model.dispose();
     await Promise.all(children.map((c) => waitForExit(c, 30_000)));

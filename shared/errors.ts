@@ -19,12 +19,29 @@ export const errorCatalog = {
   TRANSFER_HASH_MISMATCH: { status: 400, message: 'The uploaded bytes do not hash to the signed payload hash.' },
 
   // Identity / authentication
-  AUTH_REQUIRED: { status: 401, message: 'The connection has not proven possession of a client key.' },
+  AUTH_REQUIRED: {
+    status: 401,
+    message: 'No proof of identity: the connection or request carries no valid key proof, token or API key.',
+  },
   AUTH_BAD_SIGNATURE: { status: 401, message: 'The signature does not verify under the client key.' },
   AUTH_STALE: { status: 401, message: 'The signed timestamp is outside the accepted window.' },
   AUTH_REPLAY: { status: 401, message: 'This nonce was already used.' },
   AUTH_AUDIENCE_MISMATCH: { status: 401, message: 'The handshake was signed for another coordinator.' },
-  RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time the error gives.' },
+  // REST identity and access control (coordinator/auth)
+  AUTH_FORBIDDEN: { status: 403, message: 'The caller is identified but may not do this.' },
+  AUTH_TOKEN_INVALID: { status: 401, message: 'The bearer token is malformed, expired or not for this coordinator.' },
+  AUTH_SIWE_INVALID: {
+    status: 401,
+    message: 'The Sign-In with Ethereum message or its signature is invalid, expired or replayed.',
+  },
+  API_KEY_INVALID: { status: 401, message: 'The API key is unknown, revoked or expired.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time given in Retry-After.' },
+  QUOTA_EXCEEDED: { status: 403, message: 'The identity has reached its quota for this kind of resource.' },
+  UPLOAD_IN_PROGRESS: { status: 409, message: "Another upload of this job's validation set is in progress." },
+  MODEL_TOO_LARGE: {
+    status: 413,
+    message: "The model's parameter count, computed from the spec, exceeds the coordinator's limit.",
+  },
 
   // Codec
   CODEC_MALFORMED: { status: 400, message: 'The binary tensor payload is malformed.' },
@@ -187,7 +204,9 @@ export interface ErrorDetailsByCode {
   ROUND_AGGREGATE_INVALID: { members?: string[] } & Record<string, unknown>;
   STRATEGY_TOO_FEW_UPDATES: { rule: string; needed: number; received: number };
   RATE_LIMITED: { retryAfterMs: number } | undefined;
-  ROUND_QUORUM_NOT_MET: { stage?: string; dropouts?: Array<{ clientId: string; stage: string; reason: string }> } | undefined;
+  ROUND_QUORUM_NOT_MET:
+    | { stage?: string; dropouts?: Array<{ clientId: string; stage: string; reason: string }> }
+    | undefined;
 }
 /** The details an error with code C carries (unknown for codes that promise none). */
 export type ErrorDetails<C extends ErrorCode> = C extends keyof ErrorDetailsByCode ? ErrorDetailsByCode[C] : unknown;
@@ -220,7 +239,7 @@ export interface WireError {
 
 /** A coded error. `message` says what was expected and what arrived. */
 export class TributaryError extends Error {
-  override readonly name = 'TributaryError';
+  override readonly name: string = 'TributaryError';
   readonly code: ErrorCode;
   readonly details?: unknown;
 

@@ -105,15 +105,9 @@ describe('secure aggregation (SecAgg+) end to end', () => {
   }
 
   it('rejects secagg jobs with fewer than 3 clients', async () => {
-    const few = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec('secagg', { minClients: 2 })),
-    });
-    expect(few.status).toBe(400);
-    const error = ((await few.json()) as { error: { code: string; message: string } }).error;
-    expect(error.code).toBe('JOB_SPEC_INVALID');
-    expect(error.message).toMatch(/minClients >= 3/);
+    const error = await createJob(coordinator.url, spec('secagg', { minClients: 2 })).catch((e: Error) => e);
+    expect(error).toMatchObject({ code: 'JOB_SPEC_INVALID', status: 400 });
+    expect((error as Error).message).toMatch(/minClients >= 3/);
   });
 
   it('aggregates a model larger than one message (1.6M parameters) from masked vectors sent in parts', async () => {

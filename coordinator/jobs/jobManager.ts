@@ -10,10 +10,18 @@ import { CoordinatorModes } from '../aggregation/registry';
 import type { Logger } from '../logger';
 import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent } from '../ports';
 import { JobRunner } from '../rounds/jobRunner';
+import { announceJobFinished } from '../rounds/roundNotices';
 import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
 import { assertRobustRuleUsable } from '../strategy/robust/requirements';
 import type { ClientDirectory, ClientLink } from '../transport/clientDirectory';
+import { assertJobWithinLimits, type JobLimits } from './jobLimits';
+
+/** Who creates a job (REST: the authenticated principal). */
+export interface CreateJobOptions {
+  /** The owning identity (coordinator/auth principal id); absent for jobs the operator creates in process. */
+  owner?: string;
+}
 
 /** Builds a job's initial model (the TF.js implementation: evaluation/tensorflowModels.ts). */
 export interface ModelFactory {
@@ -30,6 +38,8 @@ export interface JobManagerDeps {
   chunkBytes: number;
   evaluator: GlobalModelEvaluator;
   models: ModelFactory;
+  /** Operator caps checked from the spec before the model is built. @default DEFAULT_JOB_LIMITS */
+  limits?: JobLimits;
 }
 
 /**
@@ -70,7 +80,7 @@ export class JobManager {
   }
 
   /** Validates the spec, builds and checkpoints the initial model, and starts the job. */
-  async createJob(input: unknown): Promise<JobRecord> {
+  async createJob(input: unknown, options: CreateJobOptions = {}): Promise<JobRecord> {
     const parsed = JobSpecSchema.safeParse(input);
     if (!parsed.success) {
       const e = toTributaryError(parsed.error);
@@ -80,6 +90,8 @@ export class JobManager {
     }
     const spec = parsed.data;
     const mode = this.modes.of(spec);
+    // Size and scoring cost from the spec alone: refused before any weight exists.
+    assertJobWithinLimits(spec, this.deps.limits);
     assertRobustRuleUsable(spec, mode.parts(spec));
     for (const check of this.creationChecks) await check(spec);
     const weights = await this.deps.models.initialWeights(spec);
@@ -94,6 +106,8 @@ export class JobManager {
       currentRound: 0,
       modelHash: contentHash(bytes),
       weightManifest: manifestOf(weights),
+      ...(options.owner !== undefined ? { owner: options.owner } : {}),
+      visibility: spec.visibility ?? (spec.chain ? 'private' : 'public'),
       createdAt: now,
       updatedAt: now,
     };
@@ -161,7 +175,10 @@ export class JobManager {
     const now = await this.getJob(jobId);
     if (now.status !== 'pending' && now.status !== 'running') return now;
     this.deps.logger.info('job cancelled', { jobId, reason });
-    return this.deps.store.updateJob(jobId, { status: 'failed', failureReason: reason });
+    const cancelled = await this.deps.store.updateJob(jobId, { status: 'failed', failureReason: reason });
+    announceJobFinished(this.deps.directory, jobId, 'failed', reason);
+    for (const o of this.observers) o.jobEnded?.(cancelled);
+    return cancelled;
   }
 
   /** A job that accepts participants now; JOB_NOT_FUNDED / JOB_NOT_RUNNING otherwise. */

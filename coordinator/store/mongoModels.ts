@@ -2,7 +2,7 @@ import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import { type JobSpec, JobSpecSchema, type ModelSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing } from '../../shared/schemas/listing';
-import type { JobStatus, RoundContribution, RoundFailure } from './store';
+import type { ApiKeyScope, JobStatus, JobVisibility, RoundContribution, RoundFailure } from './store';
 
 /*
  * Mongoose schemas for MongoStore. They stay inside the store folder: nothing else sees a mongoose type.
@@ -58,8 +58,34 @@ export interface JobDoc {
   modelHash: string;
   weightManifest: TensorManifestEntry[];
   failureReason?: string;
+  owner?: string;
+  visibility?: JobVisibility;
+  delegates?: string[];
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** An API key (ApiKeyRecord); `_id` is the key id. */
+export interface ApiKeyDoc {
+  _id: string;
+  owner: string;
+  name: string;
+  scopes: ApiKeyScope[];
+  tokenHash: string;
+  createdAt: Date;
+  expiresAt: Date;
+  revokedAt?: Date;
+}
+
+/** One audit record (AuditRecord); `_id` is the record id. Digests and details are flat string-keyed maps. */
+export interface AuditDoc {
+  _id: string;
+  action: string;
+  actor: string;
+  at: Date;
+  jobId?: string;
+  digests: Record<string, string>;
+  details?: Record<string, string | number | boolean>;
 }
 
 /** One attempt at one round; unique on (jobId, round, attempt). */
@@ -159,6 +185,9 @@ const jobSchema = new Schema<JobDoc>(
       default: [],
     },
     failureReason: { type: String },
+    owner: { type: String },
+    visibility: { type: String, enum: ['public', 'private'] },
+    delegates: { type: [String], default: undefined },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
   },
@@ -166,6 +195,38 @@ const jobSchema = new Schema<JobDoc>(
 );
 jobSchema.index({ createdAt: -1 });
 jobSchema.index({ status: 1, createdAt: -1 });
+jobSchema.index({ owner: 1, status: 1 });
+jobSchema.index({ visibility: 1, createdAt: -1 });
+
+const apiKeySchema = new Schema<ApiKeyDoc>(
+  {
+    _id: { type: String, required: true },
+    owner: { type: String, required: true },
+    name: { type: String, required: true },
+    scopes: { type: [String], default: [] },
+    tokenHash: { type: String, required: true },
+    createdAt: { type: Date, required: true },
+    expiresAt: { type: Date, required: true },
+    revokedAt: { type: Date },
+  },
+  options,
+);
+apiKeySchema.index({ owner: 1, createdAt: -1 });
+
+const auditSchema = new Schema<AuditDoc>(
+  {
+    _id: { type: String, required: true },
+    action: { type: String, required: true },
+    actor: { type: String, required: true },
+    at: { type: Date, required: true },
+    jobId: { type: String },
+    digests: { type: Schema.Types.Mixed, default: {} },
+    details: { type: Schema.Types.Mixed, default: undefined },
+  },
+  options,
+);
+auditSchema.index({ jobId: 1, at: 1 });
+auditSchema.index({ actor: 1, at: 1 });
 
 const roundSchema = new Schema<RoundDoc>(
   {
@@ -278,6 +339,8 @@ export interface StoreModels {
   Checkpoint: Model<CheckpointDoc>;
   ValidationSet: Model<ValidationSetDoc>;
   Listing: Model<ListingDoc>;
+  ApiKey: Model<ApiKeyDoc>;
+  Audit: Model<AuditDoc>;
 }
 
 /** Registers the models on `conn` (not the global mongoose), with fixed collection names. */
@@ -290,5 +353,7 @@ export function defineModels(conn: Connection): StoreModels {
     Checkpoint: conn.model<CheckpointDoc>('Checkpoint', checkpointSchema, 'checkpoints'),
     ValidationSet: conn.model<ValidationSetDoc>('ValidationSet', validationSetSchema, 'validationsets'),
     Listing: conn.model<ListingDoc>('Listing', listingSchema, 'listings'),
+    ApiKey: conn.model<ApiKeyDoc>('ApiKey', apiKeySchema, 'apikeys'),
+    Audit: conn.model<AuditDoc>('Audit', auditSchema, 'audit'),
   };
 }

@@ -1,8 +1,13 @@
+import type { ApiKeyScope } from '../../shared/schemas/restApi';
+import type { JobAccess } from '../../shared/schemas/jobAccess';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing, ListingQuery } from '../../shared/schemas/listing';
 
 export type JobStatus = 'pending' | 'running' | 'completed' | 'failed';
+
+/** Who may read a job's model, checkpoints, rounds and participants: anyone, or its owner and members. */
+export type JobVisibility = 'public' | 'private';
 
 /** A training job as the coordinator keeps it. */
 export interface JobRecord {
@@ -16,11 +21,85 @@ export interface JobRecord {
   /** Names and shapes of the model's weights, in order. */
   weightManifest: TensorManifestEntry[];
   failureReason?: string;
+  /**
+   * The identity that created the job over REST (coordinator/auth principal id, e.g. `ed25519:<hex>` or
+   * `eth:0x<address>`); absent for jobs the operator created in process.
+   */
+  owner?: string;
+  /** Absent on records written before visibility existed: then `public`, or `private` for a paid job. */
+  visibility?: JobVisibility;
+  /** Identities the owner lets manage the job (validation set, cancel, invitations, private reads). */
+  delegates?: string[];
   createdAt: Date;
   updatedAt: Date;
 }
 
-export type JobPatch = Partial<Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason'>>;
+export type JobPatch = Partial<
+  Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason' | 'delegates'> & {
+    /** Replaces `spec.access` (the owner changed the invitations). */
+    access: JobAccess;
+  }
+>;
+
+/** Where a page of a newest-first list starts: after this (createdAt, id). */
+export interface JobCursor {
+  createdAt: Date;
+  id: string;
+}
+
+/** One page of jobs (listJobsPage), newest first (ties by id), like listJobs. */
+export interface JobPageQuery {
+  status?: JobStatus;
+  /** Only jobs this identity may list: `public` ones and those it owns or is a delegate of; null = public only. */
+  visibleTo: string | null;
+  /** Only jobs this identity owns or is a delegate of. */
+  managedBy?: string;
+  after?: JobCursor;
+  limit: number;
+}
+
+/** What an API key may do on behalf of its owner (shared/schemas/restApi.ts). */
+export type { ApiKeyScope };
+
+/** A machine credential. Only a hash of the token is stored; the token itself is shown once, at creation. */
+export interface ApiKeyRecord {
+  /** Public id, also the token's second part (`trk_<id>_<secret>`). */
+  id: string;
+  /** The principal the key acts for. */
+  owner: string;
+  name: string;
+  scopes: ApiKeyScope[];
+  /** SHA-256 (hex) of the whole token. */
+  tokenHash: string;
+  createdAt: Date;
+  expiresAt: Date;
+  revokedAt?: Date;
+}
+
+/**
+ * One state-changing action, kept for the owner's audit trail (GET /v1/jobs/:id/audit): who did what,
+ * when, with digests of what changed (never the data itself).
+ */
+export interface AuditRecord {
+  id: string;
+  /** e.g. `job.created`, `job.cancelled`, `job.validation-set.replaced`, `job.access.changed`, `api-key.created`. */
+  action: string;
+  /** Principal id of whoever acted (or `operator`). */
+  actor: string;
+  at: Date;
+  /** The job acted on, if any. */
+  jobId?: string;
+  /** Named SHA-256 digests (hex) of what the action wrote or replaced. */
+  digests: Record<string, string>;
+  /** Small scalar facts (an API key id, an example count, the previous status). */
+  details?: Record<string, string | number | boolean>;
+}
+
+/** Where a page of the audit trail starts (oldest first): after this (at, id). */
+export interface AuditCursor {
+  at: Date;
+  id: string;
+}
 
 export interface RoundFailure {
   clientId: string;
@@ -142,6 +221,10 @@ export interface Store {
    * undefined are left alone; updatedAt is set to now.
    */
   updateJob(id: string, patch: JobPatch): Promise<JobRecord>;
+  /** At most `limit` jobs matching the query, in listJobs order, starting after `after`. */
+  listJobsPage(query: JobPageQuery): Promise<JobRecord[]>;
+  /** How many jobs `owner` owns with one of these statuses (quotas). */
+  countJobs(filter: { owner: string; statuses: readonly JobStatus[] }): Promise<number>;
 
   /** Upsert keyed by (jobId, round, attempt). */
   saveRound(record: RoundRecord): Promise<void>;
@@ -176,6 +259,21 @@ export interface Store {
   searchListings(query: ListingQuery): Promise<ListingRecord[]>;
   /** Removes a listing; false if there was none. */
   deleteListing(id: string): Promise<boolean>;
+  /** How many listings `provider` has published (quotas). */
+  countListings(provider: string): Promise<number>;
+
+  /** Inserts an API key; throws INTERNAL if the id exists (ids are random). */
+  saveApiKey(record: ApiKeyRecord): Promise<void>;
+  getApiKey(id: string): Promise<ApiKeyRecord | null>;
+  /** The keys of one owner, newest first (ties by id). */
+  listApiKeys(owner: string): Promise<ApiKeyRecord[]>;
+  /** Sets revokedAt if the key exists and is not revoked yet; false otherwise. */
+  revokeApiKey(id: string, at: Date): Promise<boolean>;
+
+  /** Appends to the audit trail (insert keyed by id; a second record with the same id is ignored). */
+  appendAudit(record: AuditRecord): Promise<void>;
+  /** Audit records of a job (or of an actor), oldest first (ties by id), at most `limit`, after `after`. */
+  listAudit(query: { jobId?: string; actor?: string; after?: AuditCursor; limit: number }): Promise<AuditRecord[]>;
 
   /** Idempotent; afterwards every other method rejects with TributaryError('STORE_UNAVAILABLE'). */
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import {
 } from './aggregationSpec';
 import { JobAccessSchema } from './jobAccess';
 import { StrategySpecSchema } from './strategySpec';
+import { topologyBoundsProblem } from './topologyBounds';
 
 export * from './aggregationSpec';
 
@@ -39,7 +40,11 @@ export const ModelSpecSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('layers-json'),
     /** The `modelTopology` object of a TF.js Layers model (what `model.toJSON(null, false)` returns). */
-    topology: z.record(z.string(), z.unknown()),
+    topology: z.record(z.string(), z.unknown()).superRefine((topology, ctx) => {
+      // Bounded before anything walks it recursively (initializer seeding, the store's copies, TF.js).
+      const problem = topologyBoundsProblem(topology);
+      if (problem) ctx.addIssue({ code: 'custom', message: `the topology is ${problem}` });
+    }),
   }),
 ]);
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;
@@ -181,6 +186,12 @@ const CommonSpecSchema = z.object({
     .default(0),
   /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. Absent = public. */
   access: JobAccessSchema.optional(),
+  /**
+   * Who may read the model, checkpoints, rounds and participants over REST: anyone (`public`) or the
+   * owner, its delegates and the job's participants (`private`). @default "private" for a job with a
+   * `chain` config, else "public"
+   */
+  visibility: z.enum(['public', 'private']).optional(),
 });
 type CommonSpec = Omit<
   z.output<typeof CommonSpecSchema>,
