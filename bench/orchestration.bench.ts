@@ -75,7 +75,8 @@ async function scenario(clients: number, measuredRounds: number, budgetMs: numbe
   const store = new MemoryStore();
   try {
     coordinator = await startCoordinator(
-      { host: '127.0.0.1', port: 0, logLevel: 'error', backend: 'cpu' },
+      // Hundreds of light clients connect from one address: lift the per-IP connection limit.
+      { host: '127.0.0.1', port: 0, logLevel: 'error', backend: 'cpu', socketConnectionsPerIpPerMinute: 10_000_000 },
       {
         store,
         logger: createLogger('error', 'bench-coordinator'),

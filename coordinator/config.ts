@@ -78,6 +78,10 @@ export const CoordinatorConfigSchema = z.object({
     ])
     .pipe(z.array(z.string().url()).max(32))
     .default([]),
+  /** Socket connections (handshakes) accepted per IP address per minute (behind a proxy every client shares its address: raise it there). @default 600 */
+  socketConnectionsPerIpPerMinute: z.coerce.number().int().positive().max(10_000_000).default(600),
+  /** Socket connections accepted per client key per minute. @default 30 */
+  socketConnectionsPerKeyPerMinute: z.coerce.number().int().positive().max(1_000_000).default(30),
   /** How far a handshake timestamp may be from the coordinator's clock, in ms. @default 120000 */
   authWindowMs: z.coerce.number().int().positive().default(120_000),
   /** Upload chunk size the coordinator asks clients to use. @default 4 MiB */
@@ -126,6 +130,8 @@ export const CONFIG_ENV = {
   TRIBUTARY_DB_NAME: 'dbName',
   TRIBUTARY_AUTH_WINDOW_MS: 'authWindowMs',
   TRIBUTARY_PUBLIC_URLS: 'publicUrls',
+  TRIBUTARY_SOCKET_CONNECTIONS_PER_IP_PER_MINUTE: 'socketConnectionsPerIpPerMinute',
+  TRIBUTARY_SOCKET_CONNECTIONS_PER_KEY_PER_MINUTE: 'socketConnectionsPerKeyPerMinute',
   TRIBUTARY_CHUNK_BYTES: 'chunkBytes',
   TRIBUTARY_MAX_REST_BODY_BYTES: 'maxRestBodyBytes',
   TRIBUTARY_BACKEND: 'backend',

@@ -77,7 +77,12 @@ export async function startCoordinator(
   const directory = new ClientDirectory();
   const metrics = new Metrics();
   metrics.connectedClients(() => directory.connectedCount);
-  const contributions = new ContributionScorer({ store, logger, validationSets: models.validationSets });
+  const contributions = new ContributionScorer({
+    store,
+    logger,
+    validationSets: models.validationSets,
+    onScored: (seconds) => metrics.scoring(seconds),
+  });
   const jobs = new JobManager({
     store,
     directory,
@@ -89,6 +94,7 @@ export async function startCoordinator(
       maxModelParameters: config.maxModelParameters,
       maxScoringEvaluationsPerRound: config.maxScoringEvaluationsPerRound,
     },
+    onRoundPhase: (state, seconds) => metrics.roundPhase(state.toLowerCase(), seconds),
   });
   const chain = new ChainService({
     config,
@@ -96,6 +102,7 @@ export async function startCoordinator(
     logger,
     jobs,
     scoresFor: options.scoresFor ?? settlementScores(store, contributions),
+    onTransaction: (kind, seconds, outcome) => metrics.chainTransaction(kind, seconds, outcome),
   });
   // What other parts add to jobs, in order: creation rules, admission rules, observers.
   jobs.checkCreation((spec) => chain.assertUsable(spec));
@@ -167,6 +174,13 @@ export async function startCoordinator(
     authWindowMs: config.authWindowMs,
     logger,
     audiences: () => audiences,
+    onMessage: (event, outcome, bytes) => {
+      metrics.message(event, outcome);
+      metrics.bytes('socket', 'in', bytes);
+    },
+    connectionsPerIpPerMinute: config.socketConnectionsPerIpPerMinute,
+    connectionsPerKeyPerMinute: config.socketConnectionsPerKeyPerMinute,
+    onRateLimited: (limiter) => metrics.rateLimitHit(limiter),
   });
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);

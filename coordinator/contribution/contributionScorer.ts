@@ -14,6 +14,8 @@ export interface ContributionScorerOptions {
   maxBacklog?: number;
   /** The coordinator's validation-set cache (shared with the round evaluator). @default a cache of its own */
   validationSets?: ValidationSets;
+  /** Told how long each scored round took (metrics). */
+  onScored?: (seconds: number) => void;
 }
 
 /**
@@ -144,6 +146,7 @@ export class ContributionScorer {
         evaluations: contribution.evaluations,
         ms: Math.round(performance.now() - started),
       });
+      this.options.onScored?.((performance.now() - started) / 1000);
     } catch (err) {
       this.options.logger.error('contribution scoring failed', {
         jobId: job.id,

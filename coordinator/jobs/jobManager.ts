@@ -40,6 +40,8 @@ export interface JobManagerDeps {
   models: ModelFactory;
   /** Operator caps checked from the spec before the model is built. @default DEFAULT_JOB_LIMITS */
   limits?: JobLimits;
+  /** Told how long each round state lasted, for every job (metrics). */
+  onRoundPhase?: (state: string, seconds: number) => void;
 }
 
 /**
@@ -304,6 +306,7 @@ export class JobManager {
       // Asked per round: a validation set (contribution scoring) may arrive after the job started.
       keepParts: () => job.spec.strategy.robust !== undefined || this.observers.some((o) => o.wantsParts?.(job.id)),
       onRoundCommitted: (event) => this.notifyRoundCommitted(event),
+      ...(this.deps.onRoundPhase ? { onPhase: this.deps.onRoundPhase } : {}),
     });
     const done = runner
       .run()

@@ -26,6 +26,8 @@ export interface JobRunnerDeps {
   keepParts?: () => boolean;
   /** Called after each committed round; its failure never undoes the commit. */
   onRoundCommitted?: (event: RoundCompletedEvent) => void | Promise<void>;
+  /** Told how long each round state lasted (metrics: tributary_round_phase_seconds). */
+  onPhase?: (state: string, seconds: number) => void;
   now?: () => number;
 }
 
@@ -38,7 +40,7 @@ export interface JobRunnerDeps {
  * waits forever. Resumes from the job's last committed round.
  */
 export class JobRunner {
-  readonly machine = new RoundStateMachine();
+  readonly machine: RoundStateMachine;
   private job: JobRecord;
   private weights: NamedTensor[] = [];
   private modelBytes: Buffer = Buffer.alloc(0);
@@ -54,6 +56,7 @@ export class JobRunner {
     private readonly deps: JobRunnerDeps,
   ) {
     this.job = job;
+    this.machine = new RoundStateMachine(deps.onPhase);
     this.unsubscribe = deps.directory.onChange((e) => {
       if (e.jobId !== this.job.id) return;
       if (e.type === 'left') this.attempt?.dropped(e.clientId, `DISCONNECTED${e.reason ? `: ${e.reason}` : ''}`);

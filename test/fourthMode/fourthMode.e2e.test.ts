@@ -104,5 +104,12 @@ describe('a fourth aggregation mode registered from outside the house', () => {
       }),
     );
     expect(moved).toBeGreaterThan(0);
+
+    // The round runner and the socket edge report to /metrics: phases timed, messages counted by outcome.
+    const metrics = await (await fetch(`${coordinator.url}/metrics`)).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1] ?? Number.NaN);
+    expect(value(/tributary_round_phase_seconds_count\{phase="collecting"\} (\d+)/)).toBeGreaterThanOrEqual(2);
+    expect(value(/tributary_messages_total\{event="update:commit",code="ok"\} (\d+)/)).toBeGreaterThanOrEqual(6);
+    expect(value(/tributary_bytes_total\{transport="socket",direction="in"\} (\d+)/)).toBeGreaterThan(0);
   });
 });
