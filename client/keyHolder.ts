@@ -428,12 +428,12 @@ export class KeyHolder extends EventEmitter {
       await conn.sendAggregateResult(request, null, message);
       return;
     }
-    await conn.sendAggregateResult(request, sums);
     this.emit('decrypted', {
       round: request.round,
       attempt: request.attempt,
       clientCount: view.contributors.length,
       ms: Date.now() - started,
     } satisfies DecryptedEvent);
+    await conn.sendAggregateResult(request, sums);
   }
 }
