@@ -93,7 +93,7 @@ export const errorCatalog = {
   },
   PAILLIER_NOT_KEY_HOLDER: { status: 403, message: "The client is not the job's key holder." },
   PAILLIER_DECRYPT_FAILED: { status: 502, message: 'The key holder could not decrypt the aggregate.' },
-  PAILLIER_SUBMISSION_SIGNATURE_INVALID: {
+  PAILLIER_SUBMISSION_INVALID: {
     status: 400,
     message: "A paillier upload's submission signature is missing or does not verify for this round attempt.",
   },

@@ -78,7 +78,7 @@ describe('PaillierAggregator', () => {
       commitOf(a, signSubmission(alice, ref, b)),
     ];
     for (const commit of bad) {
-      expect(codeOf(() => agg.accept(alice.clientId, a, 1, commit))).toBe('PAILLIER_SUBMISSION_SIGNATURE_INVALID');
+      expect(codeOf(() => agg.accept(alice.clientId, a, 1, commit))).toBe('PAILLIER_SUBMISSION_INVALID');
     }
     // A properly signed non-unit (its one ciphertext = n): refused and attributed to its sender.
     const spoiled = Uint8Array.from(a);

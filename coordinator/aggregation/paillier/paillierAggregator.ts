@@ -48,7 +48,7 @@ export interface PaillierAggregatorOptions {
  *
  * `accept` checks, before keeping anything: the exact length, every ciphertext in [1, n²)
  * (PAILLIER_CIPHERTEXT_INVALID, the client may retry), the submission signature
- * (PAILLIER_SUBMISSION_SIGNATURE_INVALID, may retry), and that every ciphertext is a unit mod n
+ * (PAILLIER_SUBMISSION_INVALID, may retry), and that every ciphertext is a unit mod n
  * (PAILLIER_CIPHERTEXT_INVALID naming the sender in `details.members`: no honest encryption is a
  * non-unit, so the sender is dropped from the attempt and left out of its retry). The aggregate is
  * therefore never spoiled. `reveal` sends every contribution, signature included, to the key
@@ -97,7 +97,7 @@ export class PaillierAggregator implements UploadAggregator {
     const { ref } = this.options;
     if (!signature || !verifySubmission(this.options.verifier, clientId, ref, ciphertextDigest(payload), signature)) {
       throw new TributaryError(
-        'PAILLIER_SUBMISSION_SIGNATURE_INVALID',
+        'PAILLIER_SUBMISSION_INVALID',
         `Expected update:commit to carry submissionSignature, the client's signature over the SHA-256 of the ciphertexts for job ${ref.jobId} round ${ref.round} attempt ${ref.attempt}; ${signature ? 'it does not verify' : 'it has none'}.`,
       );
     }
