@@ -17,8 +17,8 @@ import type { DecryptedAttempt } from './keyHolderLedger';
  *    claimed with (and, once completed, exactly its contributors as participants): a coordinator
  *    that showed the key holder another selection than the one it publishes is caught, and the key
  *    holder decrypts nothing more for the job;
- * 5. within one round, the contributors of two decrypted attempts are equal or disjoint, so no
- *    difference of two decrypted sums isolates fewer clients than one sum does;
+ * 5. within one round, the contributors of two decrypted attempts are equal or disjoint, so the
+ *    difference of two decrypted sums is never the sum of a smaller set of clients;
  * 6. (once the ciphertexts arrived) a round attempt is decrypted at most once: only the same
  *    contributions, resent after a reconnect, are decrypted again.
  * Signatures, ciphertext validity and the product are checked as the ciphertexts arrive.
@@ -180,7 +180,7 @@ export function checkDecryptRequest(
     if (shared > 0 && !sameSet(earlier.contributors, [...contributors])) {
       return {
         reason: 'overlaps-decrypted',
-        message: `${shared} contributor(s) also contributed to decrypted attempt ${earlier.attempt} of round ${round}, which had other contributors too: the difference of the sums would isolate fewer clients than minClients`,
+        message: `${shared} contributor(s) also contributed to decrypted attempt ${earlier.attempt} of round ${round}, whose contributors differ: the difference of the two sums would be the sum of the clients in one and not the other`,
       };
     }
   }
