@@ -84,7 +84,12 @@ async function main(): Promise<void> {
   const parameters = i > 0 ? Number(process.argv[i + 1]) : 100_000;
   const t0 = performance.now();
   const out = {
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, loadAverage1mAtStart: loadavg()[0] },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      node: process.version,
+      loadAverage1mAtStart: loadavg()[0],
+    },
     startedAt: new Date(),
     ...(await paillierChecksBench(parameters)),
     durationSeconds: round((performance.now() - t0) / 1000),
