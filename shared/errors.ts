@@ -110,6 +110,14 @@ export const errorCatalog = {
   },
   PAILLIER_NOT_KEY_HOLDER: { status: 403, message: "The client is not the job's key holder." },
   PAILLIER_DECRYPT_FAILED: { status: 502, message: 'The key holder could not decrypt the aggregate.' },
+  PAILLIER_SUBMISSION_INVALID: {
+    status: 400,
+    message: "A paillier upload's submission signature is missing or does not verify for this round attempt.",
+  },
+  PAILLIER_DECRYPT_REFUSED: {
+    status: 409,
+    message: 'The key holder refused to decrypt: the request failed one of its checks, and nothing was decrypted.',
+  },
 
   // Escrow and payouts (jobs with a `chain` config)
   JOB_NOT_FUNDED: {

@@ -44,10 +44,14 @@ export interface CollectionContext {
   now(): number;
 }
 
-/** Phase 1 of a collection: who contributed (nothing is revealed yet), or why the attempt failed. */
+/**
+ * Phase 1 of a collection: who contributed (nothing is revealed yet), or why the attempt failed.
+ * `blamed`: clients whose contribution the mode refused as sabotage (e.g. a non-unit Paillier
+ * ciphertext), already among `failures`; if the attempt fails they sit out the round's retry.
+ */
 export type Collected =
-  | { participants: string[]; failures: RoundFailure[]; evaluations: ClientEvaluation[] }
-  | { failed: string; participants: string[]; failures: RoundFailure[] };
+  | { participants: string[]; failures: RoundFailure[]; evaluations: ClientEvaluation[]; blamed?: string[] }
+  | { failed: string; participants: string[]; failures: RoundFailure[]; blamed?: string[] };
 
 /** Phase 2: the revealed sums, in one unit (AggregatedUpdates), and who they cover. */
 export interface Revealed {

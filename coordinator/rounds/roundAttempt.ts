@@ -100,7 +100,7 @@ export class RoundAttempt {
         'failed' in collected
           ? collected.failed
           : `ROUND_QUORUM_NOT_MET: ${participants.length} of the ${job.spec.minClients} required updates arrived`;
-      return { reason, selected, participants, failures };
+      return { reason, selected, participants, failures, blamed: collected.blamed };
     }
     try {
       return await this.aggregateAndCommit(collection, collected.evaluations);
@@ -110,7 +110,9 @@ export class RoundAttempt {
       const blamed = Array.isArray(members) ? members.filter((m): m is string => selected.includes(m as string)) : [];
       const reason = `${e.code}: ${e.message}`;
       const attributed = blamed.map((clientId) => ({ clientId, reason: `${e.code}: left out of this round's retry` }));
-      return { reason, selected, participants, failures: [...failures, ...attributed], blamed };
+      // Clients the collection already refused as saboteurs sit out the retry too (their failure is recorded).
+      const all = [...new Set([...(collected.blamed ?? []), ...blamed])];
+      return { reason, selected, participants, failures: [...failures, ...attributed], blamed: all };
     }
   }
 
