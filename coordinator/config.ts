@@ -63,6 +63,12 @@ export const CoordinatorConfigSchema = z.object({
    * worker re-reads the chain before sending anything again. @default 120000
    */
   chainTxTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
+  /**
+   * Key file of the coordinator's Ed25519 transcript key (created, mode 0600, when absent). Without
+   * one a fresh key is made at every start: transcripts then verify, but each run signs with another
+   * key. @default none (an ephemeral key)
+   */
+  transcriptKeyFile: z.string().min(1).optional(),
 });
 export type CoordinatorConfig = Readonly<z.infer<typeof CoordinatorConfigSchema>>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
@@ -85,6 +91,7 @@ export const CONFIG_ENV = {
   TRIBUTARY_CHAIN_RETRY_MAX_MS: 'chainRetryMaxMs',
   TRIBUTARY_CHAIN_POLL_MS: 'chainPollMs',
   TRIBUTARY_CHAIN_TX_TIMEOUT_MS: 'chainTxTimeoutMs',
+  TRIBUTARY_TRANSCRIPT_KEY_FILE: 'transcriptKeyFile',
 } as const;
 
 /** Parses and freezes the configuration; bad values throw CONFIG_INVALID naming the option. */

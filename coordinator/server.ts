@@ -16,8 +16,12 @@ import { assertInvitedListingsFit, assertMayJoin } from './marketplace/jobAccess
 import type { RoundCompletedEvent } from './ports';
 import { createStore } from './store/createStore';
 import type { Store } from './store/store';
+import { loadOrCreateTranscriptKey } from './transcript/coordinatorIdentity';
+import { RoundTranscripts } from './transcript/roundTranscripts';
+import { createTranscriptRouter } from './transcript/transcriptRoutes';
 import { ClientDirectory } from './transport/clientDirectory';
 import { SocketServer } from './transport/socketServer';
+import { generateIdentity } from '../shared/identity/keyPair';
 
 export interface StartOptions {
   /** Use this store instead of the one the config selects (the caller then owns closing it). */
@@ -49,6 +53,8 @@ export interface Coordinator {
   readonly contributions: ContributionScorer;
   /** Escrow integration: funding watch, per-round commits, settlement, payout proofs (jobs with a `chain` config). */
   readonly chain: ChainService;
+  /** Signed round and scoring transcripts (`publicKey`: the coordinator's Ed25519 transcript key). */
+  readonly transcripts: RoundTranscripts;
   close(): Promise<void>;
 }
 
@@ -63,8 +69,32 @@ export async function startCoordinator(
   const store = options.store ?? (await createStore({ mongodbUri: config.mongodbUri, dbName: config.dbName }));
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
-  const contributions = new ContributionScorer({ store, logger, validationSets: models.validationSets });
-  const jobs = new JobManager({ store, directory, logger, chunkBytes: config.chunkBytes, evaluator: models, models });
+  const transcriptKey = config.transcriptKeyFile
+    ? loadOrCreateTranscriptKey(config.transcriptKeyFile)
+    : generateIdentity();
+  if (!config.transcriptKeyFile) {
+    logger.info('transcripts are signed with a key made for this run (set --transcript-key to keep it)', {
+      transcriptKey: transcriptKey.clientId,
+    });
+  }
+  const transcripts = new RoundTranscripts(store, transcriptKey);
+  const contributions = new ContributionScorer({
+    store,
+    logger,
+    validationSets: models.validationSets,
+    onScored: async (scored) => {
+      await transcripts.sealScoring(scored);
+    },
+  });
+  const jobs = new JobManager({
+    store,
+    directory,
+    logger,
+    chunkBytes: config.chunkBytes,
+    evaluator: models,
+    models,
+    sealer: transcripts,
+  });
   const chain = new ChainService({
     config,
     store,
@@ -89,6 +119,8 @@ export async function startCoordinator(
 
   const app = express();
   app.disable('x-powered-by');
+  // Transcript reads first: other paths fall through to the main router (and its 404).
+  app.use('/v1', createTranscriptRouter({ store, publicKey: transcripts.publicKey, logger }));
   app.use(
     '/v1',
     createRestRouter({
@@ -136,6 +168,7 @@ export async function startCoordinator(
     io: sockets.io,
     contributions,
     chain,
+    transcripts,
     close() {
       closing ??= (async () => {
         // The chain first: a worker must not activate a job while the runners stop.

@@ -8,7 +8,7 @@ import type { ClientResult } from '../../shared/schemas/protocol';
 import type { CoordinatorAggregationMode, RoleMessage, RoundMessage } from '../aggregation/aggregationMode';
 import { CoordinatorModes } from '../aggregation/registry';
 import type { Logger } from '../logger';
-import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent } from '../ports';
+import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent, RoundSealer } from '../ports';
 import { JobRunner } from '../rounds/jobRunner';
 import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
@@ -30,6 +30,8 @@ export interface JobManagerDeps {
   chunkBytes: number;
   evaluator: GlobalModelEvaluator;
   models: ModelFactory;
+  /** Signs each committed round's transcript (coordinator/transcript/). @default none */
+  sealer?: RoundSealer;
 }
 
 /**
@@ -287,6 +289,7 @@ export class JobManager {
       // Asked per round: a validation set (contribution scoring) may arrive after the job started.
       keepParts: () => job.spec.strategy.robust !== undefined || this.observers.some((o) => o.wantsParts?.(job.id)),
       onRoundCommitted: (event) => this.notifyRoundCommitted(event),
+      ...(this.deps.sealer ? { sealer: this.deps.sealer } : {}),
     });
     const done = runner
       .run()

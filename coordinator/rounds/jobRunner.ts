@@ -5,7 +5,7 @@ import { TributaryError, toTributaryError } from '../../shared/errors';
 import { WakeableWait } from '../../shared/wakeableWait';
 import type { CoordinatorAggregationMode, RoundMessage } from '../aggregation/aggregationMode';
 import type { Logger } from '../logger';
-import type { GlobalModelEvaluator, RoundCompletedEvent } from '../ports';
+import type { GlobalModelEvaluator, RoundCompletedEvent, RoundSealer } from '../ports';
 import type { JobRecord, Store } from '../store/store';
 import type { Strategy } from '../strategy/strategy';
 import type { ClientDirectory } from '../transport/clientDirectory';
@@ -26,6 +26,8 @@ export interface JobRunnerDeps {
   keepParts?: () => boolean;
   /** Called after each committed round; its failure never undoes the commit. */
   onRoundCommitted?: (event: RoundCompletedEvent) => void | Promise<void>;
+  /** Signs and stores each committed round's transcript before its record is saved. @default none (no transcripts) */
+  sealer?: RoundSealer;
   now?: () => number;
 }
 

@@ -1,6 +1,6 @@
 import { TributaryError } from '../../shared/errors';
 import { DEFAULT_LISTING_RESULTS, listingMatches, type ListingQuery } from '../../shared/schemas/listing';
-import { compareJobsNewestFirst, copyBytes, deepCopy, definedPatch } from './records';
+import { compareJobsNewestFirst, compareTranscripts, copyBytes, deepCopy, definedPatch } from './records';
 import type {
   CheckpointRecord,
   JobPatch,
@@ -11,6 +11,7 @@ import type {
   PayoutPlanRecord,
   RoundRecord,
   Store,
+  TranscriptRecord,
 } from './store';
 
 /**
@@ -32,6 +33,8 @@ export class MemoryStore implements Store {
   private readonly validationSets = new Map<string, Uint8Array>();
   private readonly listings = new Map<string, ListingRecord>();
   private readonly payoutPlans = new Map<string, PayoutPlanRecord>();
+  /** jobId -> "round:kind" -> transcript */
+  private readonly transcripts = new Map<string, Map<string, TranscriptRecord>>();
   private closed = false;
 
   async createJob(job: JobRecord): Promise<void> {
@@ -111,6 +114,22 @@ export class MemoryStore implements Store {
     const key = round ?? Math.max(...byRound.keys());
     const checkpoint = byRound.get(key);
     return checkpoint ? deepCopy(checkpoint) : null;
+  }
+
+  async saveTranscript(record: TranscriptRecord): Promise<void> {
+    this.assertOpen();
+    this.childMap(this.transcripts, record.jobId).set(`${record.round}:${record.kind}`, deepCopy(record));
+  }
+
+  async listTranscripts(jobId: string): Promise<TranscriptRecord[]> {
+    this.assertOpen();
+    return [...(this.transcripts.get(jobId)?.values() ?? [])].sort(compareTranscripts).map((t) => deepCopy(t));
+  }
+
+  async loadTranscript(jobId: string, round: number, kind: TranscriptRecord['kind']): Promise<TranscriptRecord | null> {
+    this.assertOpen();
+    const record = this.transcripts.get(jobId)?.get(`${round}:${kind}`);
+    return record ? deepCopy(record) : null;
   }
 
   async saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void> {

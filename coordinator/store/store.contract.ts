@@ -3,6 +3,7 @@ import { canonicalSpecHash } from '../../contracts/escrowBinding';
 import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import { describeListingContract } from './listings.contract';
+import { describeTranscriptContract } from './transcripts.contract';
 import type { CheckpointRecord, JobRecord, ParticipantRecord, RoundRecord, Store } from './store';
 
 /*
@@ -497,6 +498,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
     });
 
     describeListingContract(() => store);
+    describeTranscriptContract(() => store);
 
     it('rejects operations after close with STORE_UNAVAILABLE, and closing twice is fine', async () => {
       const s = await open();
