@@ -2,14 +2,18 @@ import { Command } from 'commander';
 import { clientCommand } from '../client/cli';
 import { keyholderCommand } from '../client/keyholderCli';
 import { coordinatorCommand, reportAndExit } from '../coordinator/cli';
+import { auditCommand } from './audit';
 
 /** `tributary <role>`: one command, a subcommand per role. */
 const program = new Command('tributary')
-  .description('Tributary: a federated-learning coordinator, the data-provider client and the Paillier key holder.')
+  .description(
+    "Tributary: a federated-learning coordinator, the data-provider client, the Paillier key holder and the buyer's audit.",
+  )
   // Options belong to the command they follow, so `client publish-listing --coordinator ...` reaches publish-listing.
   .enablePositionalOptions()
   .addCommand(coordinatorCommand())
   .addCommand(clientCommand())
-  .addCommand(keyholderCommand());
+  .addCommand(keyholderCommand())
+  .addCommand(auditCommand());
 
 program.parseAsync(process.argv).catch(reportAndExit);
