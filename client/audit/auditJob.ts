@@ -8,7 +8,11 @@ import {
   ScoringTranscriptSchema,
   type SignedTranscriptView,
 } from '../../coordinator/transcript/transcriptSchema';
-import { transcriptHash, verifyTranscriptSignature } from '../../coordinator/transcript/transcriptSigning';
+import {
+  ownRealmJson,
+  transcriptHash,
+  verifyTranscriptSignature,
+} from '../../coordinator/transcript/transcriptSigning';
 import { contentHash } from '../../shared/codec/modelCodec';
 import type { Dataset } from '../../shared/data/dataset';
 import { parseDatasetText } from '../../shared/data/loadDataset';
@@ -141,7 +145,7 @@ class JobAudit {
     private readonly evaluator: CheckpointEvaluator,
   ) {
     // Of the spec as served (the coordinator hashes the spec it stored, never a re-parse).
-    this.specHash = canonicalSpecHash(source.job.spec as unknown as HashedSpec).toLowerCase();
+    this.specHash = canonicalSpecHash(ownRealmJson(source.job.spec) as HashedSpec).toLowerCase();
     this.validationDigest = createHash('sha256').update(encodeDataset(dataset)).digest('hex');
   }
 

@@ -13,9 +13,18 @@ import { canonicalJson } from '../../contracts/escrowBinding';
 import type { Identity } from '../../shared/identity/keyPair';
 import { SignatureVerifier, signBytes } from '../../shared/identity/signing';
 
-/** The canonical bytes of a transcript (any JSON object; throws for values JSON cannot hold). */
+/**
+ * A JSON value rebuilt in this realm: canonicalJson accepts only plain objects of this realm's
+ * Object.prototype, and a value parsed elsewhere (fetch's JSON, another vm context) has another.
+ * Lossless for anything that came from JSON text.
+ */
+export function ownRealmJson(value: unknown): unknown {
+  return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+}
+
+/** The canonical bytes of a transcript as received (any JSON value; throws for values JSON cannot hold). */
 export function transcriptBytes(transcript: unknown): Buffer {
-  return Buffer.from(canonicalJson(transcript), 'utf8');
+  return Buffer.from(canonicalJson(ownRealmJson(transcript)), 'utf8');
 }
 
 /** SHA-256 (64 lowercase hex digits) of a transcript's canonical bytes. */
