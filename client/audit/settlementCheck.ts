@@ -1,3 +1,4 @@
+import { getAddress } from 'ethers';
 import { buildPayoutPlan } from '../../coordinator/chain/payoutPlan';
 import { PARTICIPATION_LABEL } from '../../coordinator/chain/participationScores';
 import { buildContributionReport } from '../../coordinator/contribution/contributionReport';
@@ -77,7 +78,9 @@ export function checkSettlement(input: SettlementInput): {
   }
   // The latest address each client's round transcripts name (an address bound at join is kept).
   const addresses = new Map<string, string>();
-  for (const r of input.rounds) for (const p of r.transcript.payoutAddresses) addresses.set(p.clientId, p.address);
+  // Checksummed as the join check stores them (buildPayoutPlan keys accounts by the checksummed form).
+  for (const r of input.rounds)
+    for (const p of r.transcript.payoutAddresses) addresses.set(p.clientId, getAddress(p.address.toLowerCase()));
   const participants: ParticipantRecord[] = [...addresses].map(([clientId, payoutAddress]) => ({
     jobId: input.jobId,
     clientId,
