@@ -2,7 +2,8 @@
  * Signed round transcripts and the buyer's audit, end to end on a real anvil with real sockets:
  * an honest paid job audits clean through `tributary audit` (exit 0); a transcript rewritten by the
  * coordinator, one edited by someone without its key, a swapped checkpoint and a raised contribution
- * value are each caught with the right first divergence; and a coordinator that settles a payout root
+ * value are each caught with the right first divergence; a job without an escrow audits against the
+ * key the coordinator serves; and a coordinator that settles a payout root
  * paying itself is caught, disputed by the buyer on chain, corrected by the arbiter with the audit's
  * recomputed root, after which every provider claims exactly its honest allocation.
  */
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonRpcProvider } from 'ethers';
 import { auditJob, type AuditJobParameters } from '../client/audit/auditJob';
+import { createResearchClient } from '../client/plantedClient';
 import type { AuditReport } from '../client/audit/auditReport';
 import { EscrowClient, JobStatus } from '../contracts/escrow';
 import { computePayouts } from '../contracts/payouts';
@@ -20,6 +22,7 @@ import type { TranscriptRecord } from '../coordinator/store/store';
 import { loadOrCreateTranscriptKey } from '../coordinator/transcript/coordinatorIdentity';
 import { signTranscript, transcriptHash } from '../coordinator/transcript/transcriptSigning';
 import { datasetToCsv } from '../shared/data/csvWriter';
+import { generateIdentity } from '../shared/identity/keyPair';
 import { selectBackend } from '../shared/ml/backend';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
@@ -273,6 +276,65 @@ describe('signed transcripts and tributary audit on a real chain', () => {
     expect(report.firstDivergence).toMatchObject({ check: 'transcript-key', round: 1 });
   });
 
+  it('audits a job without an escrow against the served key; a pinned other key, another validation set and bad inputs are reported', async () => {
+    coordinator = await startCoordinator({
+      port: 0,
+      logLevel: 'error',
+      transcriptKeyFile: join(keyDir, 'transcripts.key'),
+    });
+    const jobId = await createJob(coordinator.url, { ...spec, rounds: 1 });
+    const uploaded = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
+      method: 'PUT',
+      headers: { 'content-type': 'text/csv' },
+      body: validationCsv,
+    });
+    expect(uploaded.status).toBe(201);
+    const clients = [0, 1, 2].map((i) =>
+      createResearchClient({
+        url: coordinator!.url,
+        jobId,
+        identity: generateIdentity(),
+        dataset: separableDataset(40, FEATURES, 500 + i),
+        backend: testBackend(),
+        reconnectDelayMs: 50,
+      }),
+    );
+    try {
+      expect((await Promise.all(clients.map((c) => c.run()))).map((f) => f.status)).toEqual([
+        'completed',
+        'completed',
+        'completed',
+      ]);
+    } finally {
+      for (const c of clients) c.close();
+    }
+    await coordinator.contributions.whenIdle(jobId);
+    const params = {
+      coordinator: coordinator.url,
+      jobId,
+      validationSet: { text: validationCsv, format: 'csv' as const },
+    };
+    const report = await auditJob(params);
+    expect(report).toMatchObject({ clean: true, escrow: null, settlement: null });
+    expect(report.rounds).toMatchObject([{ round: 1, scored: true }]);
+    expect(report.keys.signing).toEqual([coordinator.transcripts.publicKey]);
+    expect(report.notes).toEqual([expect.stringMatching(/no escrow/)]);
+    const pinned = await auditJob({ ...params, coordinatorKey: 'b'.repeat(64) });
+    expect(pinned.firstDivergence).toMatchObject({ check: 'transcript-key', round: 1 });
+    // Another validation set than the one uploaded: the rounds were evaluated on something else.
+    const otherSet = datasetToCsv(separableDataset(200, FEATURES, 8), { shape: [FEATURES], labelColumn: 'label' });
+    const other = await auditJob({ ...params, validationSet: { text: otherSet, format: 'csv' } });
+    expect(other.firstDivergence).toMatchObject({ check: 'validation-set', round: 1 });
+    // A validation set that does not fit the job, and a job the coordinator does not have: errors, not divergences.
+    await expect(auditJob({ ...params, validationSet: { text: 'a,b\n1,2\n', format: 'csv' } })).rejects.toMatchObject({
+      code: 'VALIDATION_SET_INVALID',
+    });
+    await expect(auditJob({ ...params, jobId: 'job_missing' })).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(auditJob({ ...params, coordinator: 'http://127.0.0.1:9' })).rejects.toMatchObject({
+      code: 'AUDIT_SOURCE_UNAVAILABLE',
+    });
+  });
+
   it("catches a settlement paying the coordinator itself; the buyer disputes, the arbiter posts the audit's root, and claims pay the honest split", async () => {
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
@@ -297,6 +359,11 @@ describe('signed transcripts and tributary audit on a real chain', () => {
     const posted = await escrow.getJob(1n);
     const selfishTree = computePayouts(posted.budget, [{ account: coordinatorAddress, score: 1 }]);
     expect(posted.payoutRoot).toBe(selfishTree.root);
+
+    // A paid job cannot be audited without its chain.
+    await expect(
+      auditJob({ coordinator: coordinator.url, jobId, validationSet: { text: validationCsv, format: 'csv' } }),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
 
     // The buyer's audit: every round holds together, the posted root does not.
     const report = await auditJob({
