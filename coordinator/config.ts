@@ -118,6 +118,12 @@ export const CoordinatorConfigSchema = z.object({
    */
   chainTxTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
   ...RestAccessConfigShape,
+  /**
+   * Key file of the coordinator's Ed25519 transcript key (created, mode 0600, when absent). Without
+   * one a fresh key is made at every start: transcripts then verify, but each run signs with another
+   * key. @default none (an ephemeral key)
+   */
+  transcriptKeyFile: z.string().min(1).optional(),
 });
 export type CoordinatorConfig = Readonly<z.infer<typeof CoordinatorConfigSchema>>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
@@ -159,6 +165,7 @@ export const CONFIG_ENV = {
   TRIBUTARY_MAX_MODEL_PARAMETERS: 'maxModelParameters',
   TRIBUTARY_MAX_SCORING_EVALUATIONS: 'maxScoringEvaluationsPerRound',
   TRIBUTARY_METRICS_TOKEN: 'metricsToken',
+  TRIBUTARY_TRANSCRIPT_KEY_FILE: 'transcriptKeyFile',
 } as const;
 
 /** Parses and freezes the configuration; bad values throw CONFIG_INVALID naming the option. */

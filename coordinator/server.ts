@@ -20,8 +20,11 @@ import { assertInvitedListingsFit, assertMayJoin } from './marketplace/jobAccess
 import type { RoundCompletedEvent } from './ports';
 import { createStore } from './store/createStore';
 import type { Store } from './store/store';
+import { loadOrCreateTranscriptKey } from './transcript/coordinatorIdentity';
+import { RoundTranscripts } from './transcript/roundTranscripts';
 import { ClientDirectory } from './transport/clientDirectory';
 import { SocketServer } from './transport/socketServer';
+import { generateIdentity } from '../shared/identity/keyPair';
 
 export interface StartOptions {
   /** Use this store instead of the one the config selects (the caller then owns closing it). */
@@ -61,6 +64,8 @@ export interface Coordinator {
   readonly audit: AuditLog;
   /** The REST API: its /v1 router and OpenAPI document. */
   readonly rest: RestApi;
+  /** Signed round and scoring transcripts (`publicKey`: the coordinator's Ed25519 transcript key). */
+  readonly transcripts: RoundTranscripts;
   close(): Promise<void>;
 }
 
@@ -77,11 +82,23 @@ export async function startCoordinator(
   const directory = new ClientDirectory();
   const metrics = new Metrics();
   metrics.connectedClients(() => directory.connectedCount);
+  const transcriptKey = config.transcriptKeyFile
+    ? loadOrCreateTranscriptKey(config.transcriptKeyFile)
+    : generateIdentity();
+  if (!config.transcriptKeyFile) {
+    logger.info('transcripts are signed with a key made for this run (set --transcript-key to keep it)', {
+      transcriptKey: transcriptKey.clientId,
+    });
+  }
+  const transcripts = new RoundTranscripts(store, transcriptKey);
   const contributions = new ContributionScorer({
     store,
     logger,
     validationSets: models.validationSets,
-    onScored: (seconds) => metrics.scoring(seconds),
+    onScoringTime: (seconds) => metrics.scoring(seconds),
+    onScored: async (scored) => {
+      await transcripts.sealScoring(scored);
+    },
   });
   const jobs = new JobManager({
     store,
@@ -95,6 +112,7 @@ export async function startCoordinator(
       maxScoringEvaluationsPerRound: config.maxScoringEvaluationsPerRound,
     },
     onRoundPhase: (state, seconds) => metrics.roundPhase(state.toLowerCase(), seconds),
+    sealer: transcripts,
   });
   const chain = new ChainService({
     config,
@@ -132,6 +150,7 @@ export async function startCoordinator(
     metrics,
     ...access,
     modelTopology: (job) => models.topology(job.spec),
+    transcriptKey: transcripts.publicKey,
     listingWindowMs: config.authWindowMs,
     maxListingsPerProvider: config.maxListingsPerProvider,
     chain,
@@ -207,6 +226,7 @@ export async function startCoordinator(
     metrics,
     audit: access.audit,
     rest,
+    transcripts,
     close() {
       closing ??= (async () => {
         // The chain first: a worker must not activate a job while the runners stop.

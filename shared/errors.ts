@@ -169,6 +169,13 @@ export const errorCatalog = {
   // Contribution scoring
   CONTRIBUTION_CLIENT_UNKNOWN: { status: 404, message: 'The client has no scored round in this job.' },
 
+  // Signed round transcripts and audits
+  TRANSCRIPT_NOT_FOUND: { status: 404, message: 'The job has no signed transcript for this round.' },
+  AUDIT_SOURCE_UNAVAILABLE: {
+    status: 502,
+    message: "The coordinator's REST API could not be read (unreachable, or not its JSON): the audit could not run.",
+  },
+
   // Differential privacy (job spec `privacy`)
   PRIVACY_BUDGET_UNREACHABLE: {
     status: 400,

@@ -123,10 +123,14 @@ describe('secure aggregation (SecAgg+) end to end', () => {
     // Few examples each: the point is the size of the update, not the training.
     const small = SIZES.map((_, i) => separable(24 + 4 * i, 31 + i));
     startClients(plainId, undefined, small);
-    expect((await coordinator.jobs.waitForJob(plainId)).status).toBe('completed');
+    const plainDone = await coordinator.jobs.waitForJob(plainId);
+    console.log('DEBUG', plainDone.failureReason, JSON.stringify((await coordinator.store.listRounds(plainId)).map((r) => [r.attempt, r.status, r.failureReason, r.failures])));
+    expect(plainDone.status).toBe('completed');
     const secureId = await createJob(coordinator.url, spec('secagg', big));
     startClients(secureId, undefined, small);
-    expect((await coordinator.jobs.waitForJob(secureId)).status).toBe('completed');
+    const secureDone = await coordinator.jobs.waitForJob(secureId);
+    console.log('DEBUG2', secureDone.failureReason, JSON.stringify((await coordinator.store.listRounds(secureId)).map((r) => [r.attempt, r.status, r.failureReason, r.failures])));
+    expect(secureDone.status).toBe('completed');
     const [round] = await coordinator.store.listRounds(secureId);
     expect(round.participants).toHaveLength(4);
 

@@ -53,6 +53,12 @@ export type Collected =
   | { participants: string[]; failures: RoundFailure[]; evaluations: ClientEvaluation[]; blamed?: string[] }
   | { failed: string; participants: string[]; failures: RoundFailure[]; blamed?: string[] };
 
+/** The SHA-256 (hex) of what one client signed and submitted for the round (see Revealed.submissions). */
+export interface SubmissionDigest {
+  clientId: string;
+  digest: string;
+}
+
 /** Phase 2: the revealed sums, in one unit (AggregatedUpdates), and who they cover. */
 export interface Revealed {
   sum: AggregatedUpdates;
@@ -61,6 +67,12 @@ export interface Revealed {
   /** The parts the sum is made of, when the mode sees them (see PartKind). */
   parts?: UpdatePart[];
   partKind?: PartKind;
+  /**
+   * Digests of the clients' signed submissions that went into the sum (an upload's committed hash, a
+   * masked input's, a ciphertext vector's), for the round's signed transcript; absent when the mode
+   * does not report them (the transcript then says null).
+   */
+  submissions?: SubmissionDigest[];
 }
 
 /**

@@ -16,6 +16,7 @@ import { ApiDocument, mountRoute } from './apiRoute';
 import { HealthSchema } from '../../shared/schemas/restApi';
 import { mountAuthRoutes } from './authRoutes';
 import { type JobRoutesDeps, mountJobRoutes } from './jobRoutes';
+import { mountTranscriptRoutes } from './transcriptRoutes';
 import { largeBodyGate } from './bodyGate';
 import { createRateLimits, type RateLimitStore } from './rateLimits';
 import { requestContext } from './requestContext';
@@ -39,6 +40,8 @@ export interface RestDeps extends Omit<JobRoutesDeps, 'gate'> {
   };
   /** Large bodies (above thresholdBytes) read at once, per identity, per IP and in all (bodyGate.ts). */
   largeBodies: { thresholdBytes: number; perIdentity: number; perIp: number; total: number };
+  /** The coordinator's Ed25519 transcript key (hex), served at GET /v1/identity. */
+  transcriptKey: string;
 }
 
 /** The REST API: the /v1 router, its OpenAPI document, and close() for its timers. */
@@ -112,6 +115,7 @@ export function createRestApi(deps: RestDeps): RestApi {
     gate,
   });
   mountJobRoutes(r, doc, { ...deps, gate });
+  mountTranscriptRoutes(r, doc, { jobs: deps.jobs, store: deps.store, transcriptKey: deps.transcriptKey });
   // The data marketplace: signed dataset listings (coordinator/marketplace).
   mountListingRoutes(
     r,

@@ -8,7 +8,7 @@ import type { ClientResult } from '../../shared/schemas/protocol';
 import type { CoordinatorAggregationMode, RoleMessage, RoundMessage } from '../aggregation/aggregationMode';
 import { CoordinatorModes } from '../aggregation/registry';
 import type { Logger } from '../logger';
-import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent } from '../ports';
+import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent, RoundSealer } from '../ports';
 import { JobRunner } from '../rounds/jobRunner';
 import { announceJobFinished } from '../rounds/roundNotices';
 import type { JobRecord, Store } from '../store/store';
@@ -42,6 +42,8 @@ export interface JobManagerDeps {
   limits?: JobLimits;
   /** Told how long each round state lasted, for every job (metrics). */
   onRoundPhase?: (state: string, seconds: number) => void;
+  /** Signs each committed round's transcript (coordinator/transcript/). @default none */
+  sealer?: RoundSealer;
 }
 
 /**
@@ -307,6 +309,7 @@ export class JobManager {
       keepParts: () => job.spec.strategy.robust !== undefined || this.observers.some((o) => o.wantsParts?.(job.id)),
       onRoundCommitted: (event) => this.notifyRoundCommitted(event),
       ...(this.deps.onRoundPhase ? { onPhase: this.deps.onRoundPhase } : {}),
+      ...(this.deps.sealer ? { sealer: this.deps.sealer } : {}),
     });
     const done = runner
       .run()

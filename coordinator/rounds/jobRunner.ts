@@ -5,7 +5,7 @@ import { TributaryError, toTributaryError } from '../../shared/errors';
 import { WakeableWait } from '../../shared/wakeableWait';
 import type { CoordinatorAggregationMode, RoundMessage } from '../aggregation/aggregationMode';
 import type { Logger } from '../logger';
-import type { GlobalModelEvaluator, RoundCompletedEvent } from '../ports';
+import type { GlobalModelEvaluator, RoundCompletedEvent, RoundSealer } from '../ports';
 import type { JobRecord, Store } from '../store/store';
 import type { Strategy } from '../strategy/strategy';
 import type { ClientDirectory } from '../transport/clientDirectory';
@@ -28,6 +28,8 @@ export interface JobRunnerDeps {
   onRoundCommitted?: (event: RoundCompletedEvent) => void | Promise<void>;
   /** Told how long each round state lasted (metrics: tributary_round_phase_seconds). */
   onPhase?: (state: string, seconds: number) => void;
+  /** Signs and stores each committed round's transcript before its record is saved. @default none (no transcripts) */
+  sealer?: RoundSealer;
   now?: () => number;
 }
 

@@ -180,6 +180,9 @@ export class RoundAttempt {
       },
       weights: next.weights,
       strategyState: next.state,
+      ...(this.deps.sealer
+        ? { seal: { sealer: this.deps.sealer, evidence: { sum: revealed.sum, submissions: revealed.submissions } } }
+        : {}),
     });
     machine.to(ROUND_STATES.completed);
     announceRoundClosed(this.deps.directory, job.id, selected, round, 'completed');

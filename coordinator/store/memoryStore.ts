@@ -11,6 +11,8 @@ import {
   deepCopy,
   isVisibleTo,
   isManagedBy,
+  compareTranscripts,
+  definedPatch,
 } from './records';
 import type {
   ApiKeyRecord,
@@ -26,6 +28,7 @@ import type {
   PayoutPlanRecord,
   RoundRecord,
   Store,
+  TranscriptRecord,
 } from './store';
 
 /**
@@ -49,6 +52,8 @@ export class MemoryStore implements Store {
   private readonly payoutPlans = new Map<string, PayoutPlanRecord>();
   private readonly apiKeys = new Map<string, ApiKeyRecord>();
   private readonly audit = new Map<string, AuditRecord>();
+  /** jobId -> "round:kind" -> transcript */
+  private readonly transcripts = new Map<string, Map<string, TranscriptRecord>>();
   private closed = false;
 
   async createJob(job: JobRecord): Promise<void> {
@@ -151,6 +156,22 @@ export class MemoryStore implements Store {
     const key = round ?? Math.max(...byRound.keys());
     const checkpoint = byRound.get(key);
     return checkpoint ? deepCopy(checkpoint) : null;
+  }
+
+  async saveTranscript(record: TranscriptRecord): Promise<void> {
+    this.assertOpen();
+    this.childMap(this.transcripts, record.jobId).set(`${record.round}:${record.kind}`, deepCopy(record));
+  }
+
+  async listTranscripts(jobId: string): Promise<TranscriptRecord[]> {
+    this.assertOpen();
+    return [...(this.transcripts.get(jobId)?.values() ?? [])].sort(compareTranscripts).map((t) => deepCopy(t));
+  }
+
+  async loadTranscript(jobId: string, round: number, kind: TranscriptRecord['kind']): Promise<TranscriptRecord | null> {
+    this.assertOpen();
+    const record = this.transcripts.get(jobId)?.get(`${round}:${kind}`);
+    return record ? deepCopy(record) : null;
   }
 
   async saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void> {

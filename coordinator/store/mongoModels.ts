@@ -131,6 +131,18 @@ export interface PayoutPlanDoc {
   createdAt: Date;
 }
 
+/** A signed round or scoring transcript (TranscriptRecord); unique on (jobId, round, kind). */
+export interface TranscriptDoc {
+  jobId: string;
+  round: number;
+  kind: 'round' | 'scoring';
+  hash: string;
+  text: string;
+  signature: string;
+  signer: string;
+  createdAt: Date;
+}
+
 /** Checkpoint metadata; the bytes live in the `checkpoints` GridFS bucket. Unique on (jobId, round). */
 export interface CheckpointDoc {
   jobId: string;
@@ -287,6 +299,23 @@ const payoutPlanSchema = new Schema<PayoutPlanDoc>(
 );
 payoutPlanSchema.index({ jobId: 1 }, { unique: true });
 
+const transcriptSchema = new Schema<TranscriptDoc>(
+  {
+    jobId: { type: String, required: true },
+    round: { type: Number, required: true },
+    kind: { type: String, required: true, enum: ['round', 'scoring'] },
+    hash: { type: String, required: true },
+    // The signed canonical text, verbatim: never parsed into fields, so it comes back byte for byte.
+    text: { type: String, required: true },
+    signature: { type: String, required: true },
+    signer: { type: String, required: true },
+    createdAt: { type: Date, required: true },
+  },
+  options,
+);
+// Unique on (jobId, round, kind); 'round' sorts before 'scoring', the order listTranscripts returns.
+transcriptSchema.index({ jobId: 1, round: 1, kind: 1 }, { unique: true });
+
 const checkpointSchema = new Schema<CheckpointDoc>(
   {
     jobId: { type: String, required: true },
@@ -336,6 +365,7 @@ export interface StoreModels {
   Round: Model<RoundDoc>;
   Participant: Model<ParticipantDoc>;
   PayoutPlan: Model<PayoutPlanDoc>;
+  Transcript: Model<TranscriptDoc>;
   Checkpoint: Model<CheckpointDoc>;
   ValidationSet: Model<ValidationSetDoc>;
   Listing: Model<ListingDoc>;
@@ -350,6 +380,7 @@ export function defineModels(conn: Connection): StoreModels {
     Round: conn.model<RoundDoc>('Round', roundSchema, 'rounds'),
     Participant: conn.model<ParticipantDoc>('Participant', participantSchema, 'participants'),
     PayoutPlan: conn.model<PayoutPlanDoc>('PayoutPlan', payoutPlanSchema, 'payoutplans'),
+    Transcript: conn.model<TranscriptDoc>('Transcript', transcriptSchema, 'transcripts'),
     Checkpoint: conn.model<CheckpointDoc>('Checkpoint', checkpointSchema, 'checkpoints'),
     ValidationSet: conn.model<ValidationSetDoc>('ValidationSet', validationSetSchema, 'validationsets'),
     Listing: conn.model<ListingDoc>('Listing', listingSchema, 'listings'),

@@ -21,6 +21,7 @@ import {
   type PayoutPlanDoc,
   type RoundDoc,
   type StoreModels,
+  type TranscriptDoc,
 } from './mongoModels';
 import { definedPatch } from './records';
 import type {
@@ -38,6 +39,7 @@ import type {
   RoundContribution,
   RoundRecord,
   Store,
+  TranscriptRecord,
 } from './store';
 
 /** Options for `MongoStore.connect`. */
@@ -325,6 +327,32 @@ export class MongoStore implements Store {
         return record;
       }),
     );
+  }
+
+  async saveTranscript(record: TranscriptRecord): Promise<void> {
+    await this.run(() =>
+      retryDuplicateKey(() =>
+        this.models.Transcript.replaceOne(
+          { jobId: record.jobId, round: record.round, kind: record.kind },
+          toTranscriptRecord(record),
+          { upsert: true },
+        ),
+      ),
+    );
+  }
+
+  async listTranscripts(jobId: string): Promise<TranscriptRecord[]> {
+    return this.run(async () => {
+      const docs = await this.models.Transcript.find({ jobId }).sort({ round: 1, kind: 1 }).lean<TranscriptDoc[]>();
+      return docs.map(toTranscriptRecord);
+    });
+  }
+
+  async loadTranscript(jobId: string, round: number, kind: TranscriptRecord['kind']): Promise<TranscriptRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.Transcript.findOne({ jobId, round, kind }).lean<TranscriptDoc>();
+      return doc ? toTranscriptRecord(doc) : null;
+    });
   }
 
   async saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void> {
@@ -745,4 +773,18 @@ function toListingRecord(doc: ListingDoc): ListingRecord {
 
 function toParticipantRecord(doc: ParticipantDoc): ParticipantRecord {
   return toParticipantDoc(doc);
+}
+
+/** The record's fields only (no `_id`), as both the document written and the record read back. */
+function toTranscriptRecord(t: TranscriptRecord | TranscriptDoc): TranscriptRecord {
+  return {
+    jobId: t.jobId,
+    round: t.round,
+    kind: t.kind,
+    hash: t.hash,
+    text: t.text,
+    signature: t.signature,
+    signer: t.signer,
+    createdAt: new Date(t.createdAt),
+  };
 }

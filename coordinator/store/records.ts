@@ -1,4 +1,13 @@
-import type { AuditCursor, AuditRecord, JobCursor, JobPatch, JobRecord, JobVisibility, ListingRecord } from './store';
+import type {
+  AuditCursor,
+  AuditRecord,
+  JobCursor,
+  JobPatch,
+  JobRecord,
+  JobVisibility,
+  ListingRecord,
+  TranscriptRecord,
+} from './store';
 
 /*
  * Small rules both store backends must apply the same way, kept here so they cannot drift.
@@ -9,6 +18,11 @@ export function compareJobsNewestFirst(a: JobRecord, b: JobRecord): number {
   const byTime = b.createdAt.getTime() - a.createdAt.getTime();
   if (byTime !== 0) return byTime;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** listTranscripts order: by round, then `round` before `scoring`. */
+export function compareTranscripts(a: TranscriptRecord, b: TranscriptRecord): number {
+  return a.round - b.round || (a.kind === b.kind ? 0 : a.kind === 'round' ? -1 : 1);
 }
 
 /** A plain Uint8Array (never a Buffer) holding a copy of exactly the bytes `bytes` views. */

@@ -193,6 +193,26 @@ export interface CheckpointRecord {
   createdAt: Date;
 }
 
+/**
+ * A signed transcript of one round (coordinator/transcript/): `round` for the committed round, written
+ * before the round record that carries its hash; `scoring` once contribution scoring has run. Kept as
+ * the exact canonical text that was signed, so it comes back byte for byte verifiable.
+ */
+export interface TranscriptRecord {
+  jobId: string;
+  round: number;
+  kind: 'round' | 'scoring';
+  /** SHA-256 (hex) of `text`'s UTF-8 bytes. */
+  hash: string;
+  /** The RFC 8785 canonical JSON text that was signed. */
+  text: string;
+  /** Ed25519 signature (hex) over `text`'s UTF-8 bytes. */
+  signature: string;
+  /** The signing key (hex). */
+  signer: string;
+  createdAt: Date;
+}
+
 /** A published dataset listing: the provider's signed listing kept verbatim, so anyone can re-verify it. */
 export interface ListingRecord {
   /** listingIdOf(listing): a content hash. */
@@ -244,6 +264,13 @@ export interface Store {
   saveCheckpoint(checkpoint: CheckpointRecord): Promise<void>;
   /** The checkpoint of `round`, or the highest round if omitted; null if none. */
   loadCheckpoint(jobId: string, round?: number): Promise<CheckpointRecord | null>;
+
+  /** Upsert keyed by (jobId, round, kind): a round run again after a crash replaces its transcript. */
+  saveTranscript(record: TranscriptRecord): Promise<void>;
+  /** Ordered by round, then kind (`round` before `scoring`). */
+  listTranscripts(jobId: string): Promise<TranscriptRecord[]>;
+  /** One round's transcript of `kind`, or null. */
+  loadTranscript(jobId: string, round: number, kind: TranscriptRecord['kind']): Promise<TranscriptRecord | null>;
 
   /** The buyer's validation set (dataset codec bytes); replaces any previous one. */
   saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void>;
