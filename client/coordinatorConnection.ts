@@ -17,6 +17,7 @@ import {
   type JobFinished,
   type JoinResult,
   MAX_CHUNK_BYTES,
+  MAX_SECAGG_PARTS,
   type PayoutBinding,
   PROTOCOL_VERSION,
   type RoundTask,
@@ -244,15 +245,22 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     await this.send('updateCommit', task.jobId, task.round, commit);
   }
 
-  /** Sends one SecAgg+ reply; `data` is the masked vector at collect-masked-vectors. */
-  async sendSecAggReply(request: SecAggRequest, reply: string, data?: Uint8Array): Promise<void> {
+  /** Sends one SecAgg+ reply; `data` is the masked vector at collect-masked-vectors, in parts of at most `partBytes`. */
+  async sendSecAggReply(
+    request: SecAggRequest,
+    reply: string,
+    data?: Uint8Array,
+    partBytes = MAX_CHUNK_BYTES,
+  ): Promise<void> {
     const base: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply };
-    if (!data || data.length <= MAX_CHUNK_BYTES) {
+    // At most MAX_SECAGG_PARTS parts of at most one message each.
+    const size = Math.min(MAX_CHUNK_BYTES, Math.max(partBytes, Math.ceil((data?.length ?? 0) / MAX_SECAGG_PARTS)));
+    if (!data || data.length <= size) {
       await this.send('secaggReply', request.jobId, request.round, base, data);
       return;
     }
-    // A masked vector above one message's limit goes in consecutive parts, each acknowledged first.
-    const parts = splitIntoChunks(data, MAX_CHUNK_BYTES);
+    // A masked vector above one part goes in consecutive parts (the round's chunk size), each acknowledged first.
+    const parts = splitIntoChunks(data, size);
     for (const [index, part] of parts.entries()) {
       await this.send(
         'secaggReply',

@@ -110,7 +110,9 @@ class SecAggClientSession {
     const conn = this.context.connection;
     if (reply.stage === 'collect-masked-vectors') {
       const { maskedVector, ...rest } = reply;
-      await conn.sendSecAggReply(request, encodeBinaryJson(rest), maskedVector);
+      // Parts of the round's chunk size (the task says it), like uploads.
+      const task = (await this.trainings.get(key))?.task;
+      await conn.sendSecAggReply(request, encodeBinaryJson(rest), maskedVector, task?.chunkBytes);
     } else {
       await conn.sendSecAggReply(request, encodeBinaryJson(reply));
     }

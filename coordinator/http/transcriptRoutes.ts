@@ -7,7 +7,11 @@ import { assertReader } from '../auth/jobPermissions';
 import type { JobManager } from '../jobs/jobManager';
 import type { Store } from '../store/store';
 import { transcriptView } from '../transcript/transcriptRoutes';
-import { ROUND_TRANSCRIPT_TYPE, SCORING_TRANSCRIPT_TYPE, SignedTranscriptViewSchema } from '../transcript/transcriptSchema';
+import {
+  ROUND_TRANSCRIPT_TYPE,
+  SCORING_TRANSCRIPT_TYPE,
+  SignedTranscriptViewSchema,
+} from '../transcript/transcriptSchema';
 import { type ApiDocument, mountRoute } from './apiRoute';
 
 /** Everything the transcript routes need. */
@@ -99,7 +103,10 @@ export function mountTranscriptRoutes(r: Router, doc: ApiDocument, deps: Transcr
       const job = await readableJob(req.params.jobId, req.principal);
       const parsed = RoundNumberSchema.safeParse(req.params.round);
       if (!parsed.success) {
-        throw new TributaryError('VALIDATION_FAILED', `Expected a round number >= 1, got "${String(req.params.round).slice(0, 40)}".`);
+        throw new TributaryError(
+          'VALIDATION_FAILED',
+          `Expected a round number >= 1, got "${String(req.params.round).slice(0, 40)}".`,
+        );
       }
       const round = parsed.data;
       const [roundTranscript, scoring] = await Promise.all([
@@ -112,7 +119,11 @@ export function mountTranscriptRoutes(r: Router, doc: ApiDocument, deps: Transcr
           `Job ${job.id} has no signed transcript for round ${round} (committed rounds: ${job.currentRound}).`,
         );
       }
-      res.json({ jobId: job.id, round: transcriptView(roundTranscript), scoring: scoring ? transcriptView(scoring) : null });
+      res.json({
+        jobId: job.id,
+        round: transcriptView(roundTranscript),
+        scoring: scoring ? transcriptView(scoring) : null,
+      });
     },
   );
 }
