@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { audienceOf, defaultAudiences } from '../shared/identity/audience';
+import type { CoordinatorModeOverrides } from './aggregation/registry';
 import { ChainService } from './chain/chainService';
 import type { ScoresFor } from './chain/participationScores';
 import { ContributionScorer } from './contribution/contributionScorer';
@@ -30,6 +31,13 @@ export interface StartOptions {
    * scored, else participation (rounds completed per client); see contribution/settlementScores.ts
    */
   scoresFor?: ScoresFor;
+  /**
+   * Aggregation-mode factories that replace the registered ones of the same name, for this
+   * coordinator only: a test seam (a deliberately malicious coordinator half, or one that records
+   * what it reveals, behind the real transport and round runner). Production never sets it.
+   * @default none: the registry's factories (coordinator/aggregation/registry.ts)
+   */
+  modes?: CoordinatorModeOverrides;
 }
 
 /** A running coordinator. */
@@ -64,7 +72,15 @@ export async function startCoordinator(
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
   const contributions = new ContributionScorer({ store, logger, validationSets: models.validationSets });
-  const jobs = new JobManager({ store, directory, logger, chunkBytes: config.chunkBytes, evaluator: models, models });
+  const jobs = new JobManager({
+    store,
+    directory,
+    logger,
+    chunkBytes: config.chunkBytes,
+    evaluator: models,
+    models,
+    modes: options.modes,
+  });
   const chain = new ChainService({
     config,
     store,

@@ -6,8 +6,7 @@
  */
 import type { Identity } from '../identity/keyPair';
 import { SecAggOptionsSchema } from '../schemas/jobSpec';
-import type { SecAggPlusClient } from './clientProtocol';
-import { generateKeyPair, open, pairwiseMaskSeed, publicKeyOf, type X25519KeyPair } from './keys';
+import { generateKeyPair, open, type X25519KeyPair } from './keys';
 import { applyMask } from './masks';
 import {
   bytesToVector,
@@ -18,6 +17,7 @@ import {
 } from './messages';
 import type { ClientId } from './neighbours';
 import { type SecAggPolicy, secaggPolicyFor } from './policy';
+import { heldShares, type Loot, recoverInput, takeShares } from './reconstruction';
 import { SecAggPlusServer, type SecAggPlusServerOptions, type SecAggStep } from './serverProtocol';
 import { combineShares } from './shamir';
 import { advertisedKeysBytes, Ed25519Signer, setupDigest, survivorSetBytes } from './signatures';
@@ -36,44 +36,6 @@ const sumOf = (vs: Uint32Array[]) => {
   for (const v of vs) for (let i = 0; i < L; i++) out[i] = out[i] + v[i];
   return out;
 };
-
-/** What the adversary gathered of a target's secrets. */
-interface Loot {
-  selfMaskShares: Uint8Array[];
-  maskKeyShares: Uint8Array[];
-}
-
-/**
- * The adversary's attempt at a target's input: rebuild its self-mask seed and mask key from the loot
- * (the key is checked against the target's advertised mask public key), then strip every mask from
- * its masked vector. Null when the shares do not rebuild the key (fewer than t, or the wrong ones).
- */
-async function recoverInput(
-  target: ClientId,
-  loot: Loot,
-  maskedVector: Uint32Array | undefined,
-  maskKeys: ReadonlyMap<ClientId, Uint8Array>,
-  maskedWith: readonly ClientId[],
-  roundId: string,
-): Promise<Uint32Array | null> {
-  if (!maskedVector || loot.selfMaskShares.length < 2 || loot.maskKeyShares.length < 2) return null;
-  const selfMaskSeed = await combineShares(loot.selfMaskShares);
-  const maskKey = await combineShares(loot.maskKeyShares);
-  if (!Buffer.from(publicKeyOf(maskKey)).equals(Buffer.from(maskKeys.get(target)!))) return null;
-  const x = Uint32Array.from(maskedVector);
-  applyMask(x, selfMaskSeed, -1);
-  for (const j of maskedWith) applyMask(x, pairwiseMaskSeed(maskKey, maskKeys.get(j)!, roundId), target < j ? -1 : 1);
-  return x;
-}
-
-/** A colluding client hands over what it holds: its shares of the target's secrets (read after collection). */
-function heldShares(colluder: SecAggPlusClient, target: ClientId) {
-  const held = (colluder as unknown as { held: Map<ClientId, { selfMaskShare: Uint8Array; maskKeyShare: Uint8Array }> })
-    .held;
-  const shares = held.get(target);
-  if (!shares) throw new Error('the colluder holds no shares of the target');
-  return shares;
-}
 
 /** A session of honest clients driven by the real server, every message recorded for the adversary. */
 async function makeSession(
@@ -175,13 +137,6 @@ function unmaskRequest(s: Session, id: ClientId, set: readonly ClientId[], signa
     droppedIds: held.filter((j) => !set.includes(j)),
     signatures: held.filter((j) => signatures.has(j)).map((j) => ({ clientId: j, signature: signatures.get(j)! })),
   };
-}
-
-/** Adds the target's shares from an unmask reply to the loot. */
-function take(loot: Loot, target: ClientId, reply: ClientToServer | undefined) {
-  if (reply?.stage !== 'unmask') return;
-  for (const sh of reply.selfMaskShares) if (sh.ownerId === target) loot.selfMaskShares.push(sh.share);
-  for (const sh of reply.maskKeyShares) if (sh.ownerId === target) loot.maskKeyShares.push(sh.share);
 }
 
 // n = 7 gives the complete graph: k = 6, t = 4.
@@ -306,7 +261,7 @@ describe('a malicious server telling neighbours different survivor sets', () => 
     ] as const) {
       const r = await s.ask(id, unmaskRequest(s, id, set, sigs));
       expect([id, r.code]).toEqual([id, 'SECAGG_CONSISTENCY_FAILED']);
-      take(loot, target, r.reply);
+      takeShares(loot, target, r.reply);
     }
     for (const id of [h0, h1, h2, h3, h4, h5]) expect(s.clients.get(id)!.revealedShares.size).toBe(0);
     expect(loot).toEqual({ selfMaskShares: [], maskKeyShares: [] });
@@ -344,13 +299,13 @@ describe('a malicious server telling neighbours different survivor sets', () => 
     for (const id of [h1, h2]) {
       const r = await s.ask(id, unmaskRequest(s, id, s1, onS1)); // four signatures over S1: it reveals
       expect(r.code).toBeUndefined();
-      take(loot, target, r.reply);
+      takeShares(loot, target, r.reply);
       expect(s.clients.get(id)!.revealedShares.get(target)).toBe('self-mask');
     }
     for (const id of [h3, h4]) {
       const r = await s.ask(id, unmaskRequest(s, id, s2, onS2)); // three signatures over S2: it refuses
       expect(r.code).toBe('SECAGG_CONSISTENCY_FAILED');
-      take(loot, target, r.reply);
+      takeShares(loot, target, r.reply);
     }
     expect([loot.selfMaskShares.length, loot.maskKeyShares.length]).toEqual([4, 2]);
     const neighbours = s.ids.slice(1);
@@ -386,8 +341,8 @@ describe('a malicious server telling neighbours different survivor sets', () => 
       loot.selfMaskShares.push(shares.selfMaskShare);
       loot.maskKeyShares.push(shares.maskKeyShare);
     }
-    take(loot, target, (await s.ask(h1, unmaskRequest(s, h1, s1, onS1))).reply);
-    take(loot, target, (await s.ask(h2, unmaskRequest(s, h2, s2, onS2))).reply);
+    takeShares(loot, target, (await s.ask(h1, unmaskRequest(s, h1, s1, onS1))).reply);
+    takeShares(loot, target, (await s.ask(h2, unmaskRequest(s, h2, s2, onS2))).reply);
     expect(s.clients.get(h1)!.revealedShares.get(target)).toBe('self-mask');
     expect(s.clients.get(h2)!.revealedShares.get(target)).toBe('mask-key');
     const neighbours = s.ids.slice(1);
@@ -420,7 +375,7 @@ describe('a malicious server asking for both shares of one neighbour', () => {
     expect(r2.code).toBe('SECAGG_CONSISTENCY_FAILED');
     // An honest request, then a second one for the other kind.
     const r3 = await s.ask(c, unmaskRequest(s, c, set, signatures));
-    take(loot, target, r3.reply);
+    takeShares(loot, target, r3.reply);
     const r4 = await s.ask(c, unmaskRequest(s, c, s.ids.slice(1), signatures));
     expect(r4.code).toBe('SECAGG_STAGE_OUT_OF_ORDER');
     expect([...s.clients.get(a)!.revealedShares]).toEqual([]);
