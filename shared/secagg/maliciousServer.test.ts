@@ -273,7 +273,8 @@ describe('a malicious server telling neighbours different survivor sets', () => 
     const s = await makeSession(7);
     const [target, h1, h2, h3, h4, c1, c2] = s.ids;
     await s.throughCollection();
-    const s1 = [...s.ids];
+    // Each set holds only clients that sign it: a neighbour's self mask comes off only with its own signature.
+    const s1 = [target, h1, h2, c1, c2].sort();
     const s2 = s.ids.filter((id) => id !== target);
     const onS1 = new Map<ClientId, string>();
     const onS2 = new Map<ClientId, string>();
@@ -297,7 +298,7 @@ describe('a malicious server telling neighbours different survivor sets', () => 
       loot.maskKeyShares.push(shares.maskKeyShare);
     }
     for (const id of [h1, h2]) {
-      const r = await s.ask(id, unmaskRequest(s, id, s1, onS1)); // four signatures over S1: it reveals
+      const r = await s.ask(id, unmaskRequest(s, id, s1, onS1)); // four neighbours signed S1: it reveals
       expect(r.code).toBeUndefined();
       takeShares(loot, target, r.reply);
       expect(s.clients.get(id)!.revealedShares.get(target)).toBe('self-mask');
@@ -320,8 +321,8 @@ describe('a malicious server telling neighbours different survivor sets', () => 
     const s = await makeSession(7);
     const [target, h1, h2, h3, c1, c2, c3] = s.ids;
     await s.throughCollection();
-    const s1 = [...s.ids];
-    const s2 = s.ids.filter((id) => id !== target);
+    const s1 = [target, h1, c1, c2, c3].sort();
+    const s2 = [h2, h3, c1, c2, c3].sort();
     const onS1 = new Map<ClientId, string>();
     const onS2 = new Map<ClientId, string>();
     for (const [id, set, into] of [
@@ -495,6 +496,33 @@ describe('a retried round reusing inputs', () => {
     expect(b1.error).toBe('ROUND_QUORUM_NOT_MET');
     expect(b1.sum).toBeNull();
     for (const id of ids.slice(1)) expect(retry.maskedVector(id)).toBeUndefined();
+  });
+
+  it('a consistency check withheld from the target: its neighbours will not unmask it, so masking it again in the retry is safe', async () => {
+    const guards = new Map(ids.map((id) => [id, new UnmaskedRounds('job7')]));
+    const s0 = await attempt(0, ids, guards);
+    await s0.throughCollection();
+    const others = ids.slice(1);
+    const signatures = new Map<ClientId, string>();
+    for (const id of others) {
+      const { reply } = await s0.ask(id, { stage: 'consistency-check', roundId: s0.roundId, survivorIds: ids });
+      signatures.set(id, (reply as { signature: string }).signature);
+    }
+    const loot: Loot = { selfMaskShares: [], maskKeyShares: [] };
+    for (const id of others) {
+      const r = await s0.ask(id, unmaskRequest(s0, id, ids, signatures));
+      expect([id, r.code]).toEqual([id, 'SECAGG_CONSISTENCY_FAILED']);
+      takeShares(loot, target, r.reply);
+    }
+    // Without the target's own signature no self-mask share of anyone in the set left: no sum of attempt 0.
+    for (const id of others) expect(s0.clients.get(id)!.revealedShares.size).toBe(0);
+    expect(loot.selfMaskShares).toHaveLength(0);
+    // The target never signed, so it masks again in attempt 1: its one sum; the others signed and refuse.
+    const s1 = await attempt(1, ids, guards);
+    const r1 = await runToEnd(s1);
+    expect(r1.codes).toEqual(Array(4).fill('SECAGG_INPUT_ALREADY_UNMASKED'));
+    expect(s1.maskedVector(target)).toBeDefined();
+    expect(r1.sum).toBeNull();
   });
 
   it('an attempt abandoned after collection, before any unmasking (the round quorum failed), may be retried', async () => {

@@ -110,6 +110,20 @@ export class SecAggSession {
     return step.done ? step.result.contributors : [...this.server.survivors];
   }
 
+  /**
+   * Between the phases: survivors that left while the round waited (other cohorts still collecting)
+   * are withdrawn from the survivor set, since a self mask comes off only with its owner's signature
+   * at the consistency check; they count as dropouts and their inputs stay masked. Returns the
+   * clients the sum will cover; throws ROUND_QUORUM_NOT_MET (nothing revealed) when too few remain.
+   */
+  prepareReveal(): string[] {
+    const step = this.pending;
+    if (!step || step.done) throw new TributaryError('INTERNAL', 'SecAgg+ session: prepareReveal() before collect().');
+    const gone = [...step.requests.keys()].filter((id) => this.dropped.has(id));
+    if (gone.length > 0) this.pending = this.server.withdraw(gone);
+    return [...this.server.survivors];
+  }
+
   /** Phase 2: unmask and dequantise. Call only after collect() resolved and the round's quorum held. */
   async unmask(): Promise<SecAggSessionResult> {
     let step = this.pending;
