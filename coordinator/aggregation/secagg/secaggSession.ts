@@ -118,16 +118,17 @@ export class SecAggSession {
    */
   prepareReveal(): string[] {
     const step = this.pending;
-    if (!step || step.done) throw new TributaryError('INTERNAL', 'SecAgg+ session: prepareReveal() before collect().');
+    if (!step || step.done)
+      throw new TributaryError('INTERNAL', 'SecAgg+ session: unmasking before collect() finished.');
     const gone = [...step.requests.keys()].filter((id) => this.dropped.has(id));
     if (gone.length > 0) this.pending = this.server.withdraw(gone);
     return [...this.server.survivors];
   }
 
-  /** Phase 2: unmask and dequantise. Call only after collect() resolved and the round's quorum held. */
+  /** Phase 2 (withdraws the survivors that left first): unmask and dequantise. Call only after collect() resolved and the round's quorum held. */
   async unmask(): Promise<SecAggSessionResult> {
-    let step = this.pending;
-    if (!step) throw new TributaryError('INTERNAL', 'SecAgg+ session: unmask() before collect() finished.');
+    this.prepareReveal();
+    let step = this.pending!;
     this.pending = null;
     while (!step.done) step = await this.runStage(step);
     this.stage = null;
