@@ -118,14 +118,17 @@ export class SecAggSession {
    */
   prepareReveal(): string[] {
     const step = this.pending;
-    if (!step || step.done)
-      throw new TributaryError('INTERNAL', 'SecAgg+ session: unmasking before collect() finished.');
+    if (!step) throw new TributaryError('INTERNAL', 'SecAgg+ session: unmasking before collect() finished.');
+    if (step.done) return step.result.contributors;
     const gone = [...step.requests.keys()].filter((id) => this.dropped.has(id));
     if (gone.length > 0) this.pending = this.server.withdraw(gone);
     return [...this.server.survivors];
   }
 
-  /** Phase 2 (withdraws the survivors that left first): unmask and dequantise. Call only after collect() resolved and the round's quorum held. */
+  /**
+   * Phase 2: unmask (after withdrawing the survivors that left, as prepareReveal) and dequantise.
+   * Call only after collect() resolved and the round's quorum held.
+   */
   async unmask(): Promise<SecAggSessionResult> {
     this.prepareReveal();
     let step = this.pending!;
