@@ -15,7 +15,7 @@ import { assertDatasetFitsInput } from './datasetCheck';
 import { isJobFinished, joinOrFinish } from './joinJob';
 import { readAtMost } from './readAtMost';
 import { createSignedFetch, type SignedFetch } from './signedFetch';
-import type { ClientModeSession, ModeStep, TrainedUpdate } from './updates/clientAggregationMode';
+import type { ClientModeSession, ModeStep, ModeStepFailure, TrainedUpdate } from './updates/clientAggregationMode';
 import { clientModeFor } from './updates/registry';
 
 export interface TributaryClientOptions {
@@ -56,6 +56,11 @@ export interface TributaryClientEvents {
   backend: [name: string];
   /** The aggregation mode is about to answer a protocol step (e.g. a SecAgg+ stage). */
   modeStep: [step: ModeStep];
+  /**
+   * The aggregation mode refused or failed a protocol step, with the error's code (e.g. a SecAgg+
+   * client aborting at SECAGG_SIGNATURE_INVALID). A 'warning' with the code and message comes too.
+   */
+  modeStepFailed: [failure: ModeStepFailure];
 }
 
 type TfModel = Awaited<ReturnType<typeof buildModel>>;
@@ -178,6 +183,10 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
       threads: this.options.paillierThreads ?? 1,
       warn: (m) => this.emit('warning', m),
       step: (s) => this.emit('modeStep', s),
+      stepFailed: (f) => {
+        this.emit('warning', `${f.code}: ${f.message}`);
+        this.emit('modeStepFailed', f);
+      },
     });
     this.openedMode(this.mode);
     if (!this.model) {

@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { audienceOf, defaultAudiences } from '../shared/identity/audience';
+import type { CoordinatorModeOverrides } from './aggregation/registry';
 import { ChainService } from './chain/chainService';
 import type { ScoresFor } from './chain/participationScores';
 import { ContributionScorer } from './contribution/contributionScorer';
@@ -39,6 +40,13 @@ export interface StartOptions {
   scoresFor?: ScoresFor;
   /** Where REST rate-limit counters live, per limiter. @default in process; share one (e.g. Redis) across processes. */
   rateLimitStore?: (limiter: 'ip' | 'identity') => RateLimitStore;
+  /**
+   * Aggregation-mode factories that replace the registered ones of the same name, for this
+   * coordinator only: a test seam (a deliberately malicious coordinator half, or one that records
+   * what it reveals, behind the real transport and round runner). Production never sets it.
+   * @default none: the registry's factories (coordinator/aggregation/registry.ts)
+   */
+  modes?: CoordinatorModeOverrides;
 }
 
 /** A running coordinator. */
@@ -113,6 +121,7 @@ export async function startCoordinator(
     },
     onRoundPhase: (state, seconds) => metrics.roundPhase(state.toLowerCase(), seconds),
     sealer: transcripts,
+    modes: options.modes,
   });
   const chain = new ChainService({
     config,

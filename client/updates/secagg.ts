@@ -1,6 +1,6 @@
 import { decodeBinaryJson, encodeBinaryJson } from '../../shared/codec/binaryJson';
 import { weightUpdate } from '../../shared/aggregation/weighting';
-import { TributaryError } from '../../shared/errors';
+import { TributaryError, toTributaryError } from '../../shared/errors';
 import type { JobSpec, SecAggOptions } from '../../shared/schemas/jobSpec';
 import type { RoundTask, SecAggRequest } from '../../shared/schemas/messages';
 import { totalParameters } from '../../shared/codec/tensors';
@@ -82,11 +82,16 @@ class SecAggClientSession {
       this.attempts.set(key, state);
     }
     const s = state;
+    const { round, attempt, stage } = request;
     s.queue = s.queue
       .then(() => this.answer(request, s))
-      .catch((err) =>
-        this.context.warn(`secure aggregation of round ${request.round} failed at ${request.stage}: ${String(err)}`),
-      );
+      .catch((err: unknown) => {
+        // A refusal is silence to the coordinator; locally it is a coded failure (event modeStepFailed).
+        const e = toTributaryError(err);
+        const why = err instanceof TributaryError ? e.message : String(err);
+        const message = `secure aggregation of round ${round} attempt ${attempt} failed at ${stage}: ${why}`;
+        this.context.stepFailed({ round, attempt, stage, code: e.code, message });
+      });
   }
 
   /** Answers one SecAgg+ stage; the SecAgg+ client validates the payload (a trust boundary) and the stage order. */

@@ -6,7 +6,7 @@ import { type JobSpec, JobSpecSchema } from '../../shared/schemas/jobSpec';
 import type { JoinResult, PayoutBinding } from '../../shared/schemas/messages';
 import type { ClientResult } from '../../shared/schemas/protocol';
 import type { CoordinatorAggregationMode, RoleMessage, RoundMessage } from '../aggregation/aggregationMode';
-import { CoordinatorModes } from '../aggregation/registry';
+import { type CoordinatorModeOverrides, CoordinatorModes } from '../aggregation/registry';
 import type { Logger } from '../logger';
 import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent, RoundSealer } from '../ports';
 import { JobRunner } from '../rounds/jobRunner';
@@ -44,6 +44,8 @@ export interface JobManagerDeps {
   onRoundPhase?: (state: string, seconds: number) => void;
   /** Signs each committed round's transcript (coordinator/transcript/). @default none */
   sealer?: RoundSealer;
+  /** Mode factories that replace the registry's for this coordinator (see StartOptions.modes). @default none */
+  modes?: CoordinatorModeOverrides;
 }
 
 /**
@@ -60,7 +62,8 @@ export class JobManager {
   readonly modes: CoordinatorModes;
 
   constructor(private readonly deps: JobManagerDeps) {
-    this.modes = new CoordinatorModes({ directory: deps.directory, logger: deps.logger, now: () => Date.now() });
+    const environment = { directory: deps.directory, logger: deps.logger, now: () => Date.now() };
+    this.modes = new CoordinatorModes(environment, deps.modes);
   }
 
   /** Registers an observer of job creation, committed rounds and job ends. */

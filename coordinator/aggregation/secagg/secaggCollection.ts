@@ -81,6 +81,24 @@ export class SecAggCollection implements RoundCollection {
   }
 
   async reveal(): Promise<Revealed> {
+    // Survivors that left since their cohort's collection ended are withdrawn, and the round's
+    // quorum checked again, before any cohort is sent its consistency check: failing here reveals nothing.
+    let covered = 0;
+    for (const { index, session } of [...this.live]) {
+      try {
+        covered += session.prepareReveal().length;
+      } catch (err) {
+        this.abortCohort(index, toTributaryError(err));
+      }
+    }
+    const { minClients } = this.context.job.spec;
+    if (covered < minClients) {
+      this.stop();
+      throw new TributaryError(
+        'ROUND_QUORUM_NOT_MET',
+        `${covered} of the ${minClients} required clients are still connected to unmask their sums; nothing was revealed`,
+      );
+    }
     const live = this.live;
     const outcomes = await Promise.all(live.map(({ session }) => settle(session.unmask())));
     const parts: UpdatePart[] = [];

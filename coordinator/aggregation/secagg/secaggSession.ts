@@ -110,10 +110,28 @@ export class SecAggSession {
     return step.done ? step.result.contributors : [...this.server.survivors];
   }
 
-  /** Phase 2: unmask and dequantise. Call only after collect() resolved and the round's quorum held. */
+  /**
+   * Between the phases: survivors that left while the round waited (other cohorts still collecting)
+   * are withdrawn from the survivor set, since a self mask comes off only with its owner's signature
+   * at the consistency check; they count as dropouts and their inputs stay masked. Returns the
+   * clients the sum will cover; throws ROUND_QUORUM_NOT_MET (nothing revealed) when too few remain.
+   */
+  prepareReveal(): string[] {
+    const step = this.pending;
+    if (!step) throw new TributaryError('INTERNAL', 'SecAgg+ session: unmasking before collect() finished.');
+    if (step.done) return step.result.contributors;
+    const gone = [...step.requests.keys()].filter((id) => this.dropped.has(id));
+    if (gone.length > 0) this.pending = this.server.withdraw(gone);
+    return [...this.server.survivors];
+  }
+
+  /**
+   * Phase 2: unmask (after withdrawing the survivors that left, as prepareReveal) and dequantise.
+   * Call only after collect() resolved and the round's quorum held.
+   */
   async unmask(): Promise<SecAggSessionResult> {
-    let step = this.pending;
-    if (!step) throw new TributaryError('INTERNAL', 'SecAgg+ session: unmask() before collect() finished.');
+    this.prepareReveal();
+    let step = this.pending!;
     this.pending = null;
     while (!step.done) step = await this.runStage(step);
     this.stage = null;
