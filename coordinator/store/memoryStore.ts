@@ -12,7 +12,6 @@ import {
   isVisibleTo,
   isManagedBy,
   compareTranscripts,
-  definedPatch,
 } from './records';
 import type {
   ApiKeyRecord,
