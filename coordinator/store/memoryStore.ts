@@ -60,7 +60,7 @@ export class MemoryStore implements Store {
     this.assertOpen();
     const job = this.jobs.get(id);
     if (!job) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${id}".`);
-    Object.assign(job, definedPatch(patch), { updatedAt: new Date() });
+    Object.assign(job, deepCopy(definedPatch(patch)), { updatedAt: new Date() });
     return deepCopy(job);
   }
 

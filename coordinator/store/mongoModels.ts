@@ -2,7 +2,7 @@ import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import { type JobSpec, JobSpecSchema, type ModelSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing } from '../../shared/schemas/listing';
-import type { JobStatus, RoundContribution, RoundFailure } from './store';
+import type { JobPrivacyState, JobStatus, RoundContribution, RoundFailure, RoundPrivacyRecord } from './store';
 
 /*
  * Mongoose schemas for MongoStore. They stay inside the store folder: nothing else sees a mongoose type.
@@ -58,6 +58,8 @@ export interface JobDoc {
   modelHash: string;
   weightManifest: TensorManifestEntry[];
   failureReason?: string;
+  /** JobRecord.privacy (plain numbers and number lists). */
+  privacy?: JobPrivacyState;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -79,6 +81,8 @@ export interface RoundDoc {
   cohorts?: Array<{ members: string[] }>;
   /** RoundRecord.contribution as stored (plain numbers and string lists). */
   contribution?: RoundContribution;
+  /** RoundRecord.privacy as stored (plain numbers). */
+  privacy?: RoundPrivacyRecord;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -159,6 +163,7 @@ const jobSchema = new Schema<JobDoc>(
       default: [],
     },
     failureReason: { type: String },
+    privacy: { type: Schema.Types.Mixed, default: undefined },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
   },
@@ -188,6 +193,7 @@ const roundSchema = new Schema<RoundDoc>(
       default: undefined,
     },
     contribution: { type: Schema.Types.Mixed, default: undefined },
+    privacy: { type: Schema.Types.Mixed, default: undefined },
     startedAt: { type: Date, required: true },
     finishedAt: { type: Date, required: true },
   },

@@ -24,6 +24,7 @@ import { definedPatch } from './records';
 import type {
   CheckpointRecord,
   JobPatch,
+  JobPrivacyState,
   JobRecord,
   JobStatus,
   ListingRecord,
@@ -437,6 +438,7 @@ function toJobDoc(job: JobRecord): JobDoc {
     updatedAt: job.updatedAt,
   };
   if (job.failureReason !== undefined) doc.failureReason = job.failureReason;
+  if (job.privacy !== undefined) doc.privacy = copyJobPrivacy(job.privacy);
   return doc;
 }
 
@@ -452,7 +454,13 @@ function toJobRecord(doc: JobDoc): JobRecord {
     updatedAt: doc.updatedAt,
   };
   if (doc.failureReason != null) record.failureReason = doc.failureReason;
+  if (doc.privacy != null) record.privacy = copyJobPrivacy(doc.privacy);
   return record;
+}
+
+function copyJobPrivacy(p: JobPrivacyState): JobPrivacyState {
+  const { orders, rdp, rounds } = p.accountant;
+  return { accountant: { orders: [...orders], rdp: [...rdp], rounds }, clippingNorm: p.clippingNorm };
 }
 
 function toRoundDoc(r: RoundRecord): RoundDoc {
@@ -473,6 +481,7 @@ function toRoundDoc(r: RoundRecord): RoundDoc {
   if (r.failureReason !== undefined) doc.failureReason = r.failureReason;
   if (r.cohorts !== undefined) doc.cohorts = r.cohorts.map((members) => ({ members: [...members] }));
   if (r.contribution !== undefined) doc.contribution = copyContribution(r.contribution);
+  if (r.privacy !== undefined) doc.privacy = { ...r.privacy };
   return doc;
 }
 
@@ -494,6 +503,7 @@ function toRoundRecord(doc: RoundDoc): RoundRecord {
   if (doc.failureReason != null) record.failureReason = doc.failureReason;
   if (doc.cohorts != null) record.cohorts = doc.cohorts.map((c) => [...(c.members ?? [])]);
   if (doc.contribution != null) record.contribution = copyContribution(doc.contribution);
+  if (doc.privacy != null) record.privacy = { ...doc.privacy };
   return record;
 }
 

@@ -18,7 +18,7 @@ export function copyBytes(bytes: Uint8Array): Uint8Array {
   return copy;
 }
 
-const PATCHABLE = ['status', 'currentRound', 'modelHash', 'failureReason'] as const;
+const PATCHABLE = ['status', 'currentRound', 'modelHash', 'failureReason', 'privacy'] as const;
 
 /** The fields of `patch` that updateJob applies: only patchable keys, and only those not undefined. */
 export function definedPatch(patch: JobPatch): JobPatch {

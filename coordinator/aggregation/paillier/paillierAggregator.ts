@@ -9,6 +9,7 @@ import {
   type PackedPaillierParams,
 } from '../../../shared/paillier';
 import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
+import type { RevealedPrivacy } from '../aggregationMode';
 import type { UploadAggregator } from '../uploads/uploadCollection';
 import { splitByManifest } from '../../../shared/codec/manifestVector';
 
@@ -18,6 +19,11 @@ export interface PaillierAggregatorOptions {
   n: bigint;
   /** The job's maxExampleWeight: decrypted ratios are scaled back to examples with it. */
   maxExampleWeight: number;
+  /**
+   * Jobs with a `privacy` block (central noise): each client encrypts its clipped delta and, in the
+   * weight slot, its unclipped bit (shared/aggregation/privateUpdate.ts); every client weighs 1.
+   */
+  privacy?: boolean;
   /** Asks the key holder to decrypt the product (KeyHolderRegistry.decrypt with the round attempt filled in). */
   decrypt: (aggregate: { ciphertexts: Uint8Array; clientCount: number; length: number }) => Promise<Float32Array>;
 }
@@ -78,7 +84,7 @@ export class PaillierAggregator implements UploadAggregator {
    * Has the key holder decrypt the product and returns the sums in examples: the decrypted vector is
    * Σ ratio_i·Δ_i and Σ ratio_i with ratio_i = w_i / maxExampleWeight, so both scale by maxExampleWeight.
    */
-  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }> {
+  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[]; privacy?: RevealedPrivacy }> {
     if (!this.product) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
     const sums = await this.options.decrypt({
       ciphertexts: ciphertextsToBytes(this.product, this.width),
@@ -91,6 +97,15 @@ export class PaillierAggregator implements UploadAggregator {
         `The key holder returned ${sums.length} sums; expected ${this.length}.`,
       );
     }
+    const clientCount = this.contributors.size;
+    if (this.options.privacy) {
+      // Under DP the last value is the count of unclipped updates; every client weighs 1.
+      const weightedDeltaSum = splitByManifest(sums, this.manifest);
+      return {
+        sum: { weightedDeltaSum, totalWeight: clientCount, clientCount },
+        privacy: { unclippedCount: sums[this.length - 1], noised: false },
+      };
+    }
     const ratioSum = sums[this.length - 1];
     if (!(ratioSum > 0)) {
       throw new TributaryError(
@@ -101,6 +116,6 @@ export class PaillierAggregator implements UploadAggregator {
     const scale = this.options.maxExampleWeight;
     const weightedDeltaSum = splitByManifest(sums, this.manifest);
     for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
-    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: this.contributors.size } };
+    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount } };
   }
 }

@@ -43,6 +43,8 @@ export function createPaillierMode(): CoordinatorAggregationMode {
       }
     },
     parts: () => undefined,
+    // The key holder decrypts the plain sum, so the noise is added after it, by the coordinator.
+    privacyNoise: ['central'],
     openCollection(context: CollectionContext): RoundCollection {
       const { job, round, attempt } = context;
       const options = paillierOptions(job.spec);
@@ -50,6 +52,7 @@ export function createPaillierMode(): CoordinatorAggregationMode {
         params: paillierParamsOf({ maxClients: job.spec.maxClients, paillier: options }),
         n: BigInt(`0x${options.publicKey.n}`),
         maxExampleWeight: options.maxExampleWeight,
+        privacy: context.privacy !== undefined,
         decrypt: (aggregate) =>
           keyHolders.decrypt({ jobId: job.id, round, attempt, ...aggregate }, options.decryptTimeoutMs),
       });

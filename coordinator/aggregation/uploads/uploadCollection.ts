@@ -4,7 +4,14 @@ import type { UpdateChunkBody, UpdateCommitBody } from '../../../shared/schemas/
 import { WakeableWait } from '../../../shared/wakeableWait';
 import type { RoundFailure } from '../../store/store';
 import type { AggregatedUpdates, ClientEvaluation, UpdatePart } from '../../strategy/strategy';
-import type { Collected, CollectionContext, Revealed, RoundCollection, RoundMessage } from '../aggregationMode';
+import type {
+  Collected,
+  CollectionContext,
+  Revealed,
+  RevealedPrivacy,
+  RoundCollection,
+  RoundMessage,
+} from '../aggregationMode';
 import { UploadAssembler } from './uploadAssembler';
 
 /**
@@ -14,9 +21,10 @@ import { UploadAssembler } from './uploadAssembler';
 export interface UploadAggregator {
   /** Upper bound on one encoded update, in bytes, so uploads are bounded before allocation. */
   readonly maxUpdateBytes: number;
-  accept(clientId: string, payload: Uint8Array, numExamples: number): void;
-  /** The sums (remote decryption included); parts when the mode keeps them. Rejects with a coded error. */
-  reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }>;
+  /** `metrics`: what the client's commit reported (under DP, `none` reads the unclipped bit there). */
+  accept(clientId: string, payload: Uint8Array, numExamples: number, metrics?: Record<string, number>): void;
+  /** The sums (remote decryption included); parts when the mode keeps them; the unclipped count under DP. Rejects with a coded error. */
+  reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[]; privacy?: RevealedPrivacy }>;
 }
 
 /**
@@ -53,12 +61,13 @@ export class UploadCollection implements RoundCollection {
   }
 
   async reveal(): Promise<Revealed> {
-    const { sum, parts } = await this.aggregator.reveal();
+    const { sum, parts, privacy } = await this.aggregator.reveal();
     return {
       sum,
       participants: [...this.participants],
       failures: [...this.failures],
       ...(parts && parts.length > 0 ? { parts, partKind: 'client' as const } : {}),
+      ...(privacy ? { privacy } : {}),
     };
   }
 
@@ -119,7 +128,7 @@ export class UploadCollection implements RoundCollection {
       );
     }
     try {
-      this.aggregator.accept(clientId, bytes, body.numExamples);
+      this.aggregator.accept(clientId, bytes, body.numExamples, body.metrics);
     } finally {
       // Either way the bytes are no longer needed; a rejected client may retry with a fresh upload.
       this.uploads.delete(clientId);
