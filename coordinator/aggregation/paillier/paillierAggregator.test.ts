@@ -7,6 +7,7 @@ import {
   decryptSum,
   ciphertextsFromBytes,
 } from '../../../shared/paillier';
+import { clippedWithBit } from '../../../shared/aggregation/privateUpdate';
 import { codeOf, codeOfAsync } from '../../../test/support/codeOf';
 import type { ClientLink } from '../../transport/clientDirectory';
 import { KeyHolderRegistry } from './keyHolderRegistry';
@@ -47,6 +48,40 @@ describe('PaillierAggregator', () => {
     expect(sums.totalWeight).toBeCloseTo(75, 1);
     expect([...sums.weightedDeltaSum[0]].map((v) => Number((v / 100).toFixed(3)))).toEqual([0.2, 0, 0, 0, 0.75, 0]);
     expect([...sums.weightedDeltaSum[1]].map((v) => Number((v / 100).toFixed(3)))).toEqual([0, 0.03]);
+  });
+
+  it('under DP sums clipped deltas with weight 1 and reads the unclipped count from the weight slot, even when all are clipped', async () => {
+    const { publicKey, privateKey } = await generatePaillierKeys(1024);
+    const width = ciphertextWidth(publicKey.n);
+    const decrypt = async (a: { ciphertexts: Uint8Array; clientCount: number; length: number }) =>
+      decryptSum(privateKey, ciphertextsFromBytes(a.ciphertexts, width), params, a.clientCount, a.length);
+    const agg = new PaillierAggregator(manifest, {
+      params,
+      n: publicKey.n,
+      maxExampleWeight: 100,
+      privacy: true,
+      decrypt,
+    });
+    const c = 0.5;
+    // The clients' own vectors: both deltas are longer than C, so every weight slot is 0.
+    const deltas = [
+      [0.4, 0.3, 0.3, 0, 0, 0, 0, 0],
+      [0, 0, 0, 0.6, 0, 0, 0, -0.3],
+    ];
+    for (const [i, d] of deltas.entries()) {
+      const { vector } = clippedWithBit(Float32Array.from(d), c);
+      agg.accept(`c${i}`, ciphertextsToBytes((await encryptVector(publicKey, vector, params)).ciphertexts, width), 1);
+    }
+    const { sum, privacy } = await agg.reveal();
+    expect(sum.totalWeight).toBe(2);
+    expect(sum.clientCount).toBe(2);
+    expect(privacy).toEqual({ unclippedCount: expect.closeTo(0, 3), noised: false });
+    const flat = [...sum.weightedDeltaSum[0], ...sum.weightedDeltaSum[1]];
+    // Each delta scaled to norm C: the first by 0.5 / sqrt(0.34), the second by 0.5 / sqrt(0.45).
+    const f0 = c / Math.sqrt(0.34);
+    const f1 = c / Math.sqrt(0.45);
+    const expected = deltas[0].map((x, j) => x * f0 + deltas[1][j] * f1);
+    flat.forEach((v, j) => expect(v).toBeCloseTo(expected[j], 3));
   });
 
   it('fails with PAILLIER_KEYHOLDER_UNAVAILABLE when no key holder answers in time', async () => {
