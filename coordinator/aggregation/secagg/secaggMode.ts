@@ -13,8 +13,9 @@ export function secaggOptions(spec: JobSpec): SecAggOptions {
 /**
  * Mode `secagg` (SecAgg+, the default): the round task starts training and one SecAgg+ session per
  * cohort runs the protocol; the coordinator learns only each cohort's sum (the parts, kind `cohort`).
- * Under DP (secaggEncoding.ts) the vectors carry clipped deltas and the unclipped bit, or with
- * distributed noise the clients' noised integer encodings, so the coordinator never sees an un-noised sum.
+ * Under DP (secaggEncoding.ts) the vectors carry clipped deltas and the unclipped bit (central noise,
+ * added by the coordinator to the unmasked sum), or the clients' own noised integer encodings
+ * (distributed noise: the coordinator never sees an un-noised sum).
  */
 export function createSecAggMode(): CoordinatorAggregationMode {
   return {
