@@ -1,5 +1,4 @@
-import { privacyPlanOf, UNCLIPPED_METRIC } from '../../shared/aggregation/privateUpdate';
-import { roundClippingNorm } from '../../shared/aggregation/privateUpdate';
+import { privacyPlanOf, roundClippingNorm, UNCLIPPED_METRIC } from '../../shared/aggregation/privateUpdate';
 import { unflattenByManifest } from '../../shared/codec/manifestVector';
 import { encodeTensors } from '../../shared/codec/modelCodec';
 import { totalParameters } from '../../shared/codec/tensors';
