@@ -31,6 +31,32 @@ export interface RoundSummary {
   seconds: number;
   /** Failed attempts of this round before it committed (dropouts, deadlines). */
   failedAttempts: number;
+  /** Jobs with --dp-epsilon: the epsilon spent after this round. */
+  epsilon?: number;
+}
+
+/** `--dp-epsilon`: client-level differential privacy for the demo's job (docs/privacy.md). */
+export interface FederationPrivacy {
+  epsilon: number;
+  delta: number;
+  noise: 'central' | 'distributed';
+}
+
+/** What a DP job spent, as `--json` reports it: epsilon is what the rounds actually run spent. */
+export interface FederationPrivacyResult {
+  epsilon: number;
+  delta: number;
+  noiseMultiplier: number;
+  /** The last round's real sampling rate. */
+  samplingRate: number;
+  /** Rounds the accountant composed (every revealed attempt). */
+  rounds: number;
+  noise: 'central' | 'distributed';
+  /** The budget (--dp-epsilon). */
+  epsilonBudget: number;
+  /** The last round's clipping norm and noised clipped fraction. */
+  clippingNorm: number;
+  clippedFraction: number;
 }
 
 /** The result of one example federation; the stable part is what `--json` prints. */
@@ -57,6 +83,10 @@ export interface FederationResult {
   contributors: FederationContributor[];
   /** How the scores were computed, e.g. "shapley (loss)"; "skipped" if the job could not be scored. */
   contributionMethod: string;
+  /** Why the job ended early or failed (e.g. PRIVACY_BUDGET_EXHAUSTED: ...), when it says. */
+  reason?: string;
+  /** Jobs with --dp-epsilon: the privacy spent. */
+  privacy?: FederationPrivacyResult;
 }
 
 /** One client's contribution score as the demo reports it. */
@@ -90,6 +120,8 @@ export interface FederationOptions extends ExampleOptions {
   onLog?: (line: string) => void;
   /** Plant this many free-riders (the last client indices send the global model back unchanged). @default 0 */
   freeRiders?: number;
+  /** Train with client-level DP (adaptive clipping from the example's privacyClippingNorm). */
+  privacy?: FederationPrivacy;
 }
 
 /**
@@ -105,6 +137,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   /** The planted free-riders are the last client indices. */
   const isFreeRider = (i: number) => i >= options.clients - (options.freeRiders ?? 0);
   const rounds: RoundSummary[] = [];
+  let privacySpent: FederationPrivacyResult | undefined;
   let store: Awaited<ReturnType<typeof startCoordinator>>['store'] | null = null;
   const onRoundCompleted = async (e: RoundCompletedEvent) => {
     const attempts = store
@@ -120,7 +153,22 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       trainLoss: m.train_loss ?? NaN,
       seconds: (m.durationMs ?? 0) / 1000,
       failedAttempts: attempts,
+      ...(e.round.privacy ? { epsilon: e.round.privacy.epsilon } : {}),
     };
+    const p = e.round.privacy;
+    if (p) {
+      privacySpent = {
+        epsilon: p.epsilon,
+        delta: p.delta,
+        noiseMultiplier: p.noiseMultiplier,
+        samplingRate: p.samplingRate,
+        rounds: p.rounds,
+        noise: p.noise,
+        epsilonBudget: p.epsilonBudget,
+        clippingNorm: p.clippingNorm,
+        clippedFraction: p.clippedFraction,
+      };
+    }
     rounds.push(summary);
     options.onRound?.(summary);
   };
@@ -138,7 +186,11 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     const mode = options.secureAggregation ?? 'secagg';
     // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
-    const unbound = withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys);
+    const unbound = withPrivacy(
+      withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys),
+      task,
+      options.privacy,
+    );
     // A paid job: the buyer funds the escrow job for exactly this spec and signs the binding.
     const spec = options.chain ? { ...unbound, chain: await options.chain.bind(unbound) } : unbound;
     // The buyer signs every request with its own key (created on first run beside the clients' keys),
@@ -285,6 +337,8 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       clientBackends,
       roundDetails: rounds,
       contributors,
+      ...(finished.failureReason ? { reason: finished.failureReason } : {}),
+      ...(privacySpent ? { privacy: privacySpent } : {}),
       contributionMethod:
         report.status === 'skipped'
           ? 'skipped'
@@ -325,6 +379,24 @@ function withAggregation(
     ...spec,
     secureAggregation: 'secagg',
     secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples), ...cohorts },
+  };
+}
+
+/**
+ * The job spec with a `privacy` block for --dp-epsilon: the budget and delta given, adaptive clipping
+ * (Andrew et al. 2021) from the example's typical update norm, the noise multiplier derived from the
+ * budget and the planned rounds by the coordinator (assertPrivacyUsable).
+ */
+function withPrivacy(spec: JobSpecInput, task: ExampleTask, privacy: FederationPrivacy | undefined): JobSpecInput {
+  if (!privacy) return spec;
+  return {
+    ...spec,
+    privacy: {
+      epsilon: privacy.epsilon,
+      delta: privacy.delta,
+      noise: privacy.noise,
+      adaptiveClipping: { initialNorm: task.privacyClippingNorm },
+    },
   };
 }
 

@@ -1,5 +1,7 @@
 import { PublicKey } from 'paillier-bigint';
+import { clippedWithBit, privacyPlanOf, roundClippingNorm } from '../../shared/aggregation/privateUpdate';
 import { weightUpdate } from '../../shared/aggregation/weighting';
+import { totalParameters } from '../../shared/codec/tensors';
 import { TributaryError } from '../../shared/errors';
 import { ciphertextsToBytes, ciphertextWidth, encryptVector, signSubmission } from '../../shared/paillier';
 import { type JobSpec, type PaillierOptions, paillierParamsOf } from '../../shared/schemas/jobSpec';
@@ -25,14 +27,19 @@ function paillierPublicKey(nHex: string): PublicKey {
 
 /**
  * Weights (shared weighting: ratio-scaled, ratio appended), packs and encrypts one trained update
- * under the job's public key; returns the fixed-width ciphertext bytes.
+ * under the job's public key; returns the fixed-width ciphertext bytes. Under DP (central noise, added
+ * by the coordinator to the decrypted sum) the update is clipped to the round's C and the weight slot
+ * carries the unclipped bit instead (shared/aggregation/privateUpdate.ts).
  */
 async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate): Promise<Uint8Array> {
   const { joined, threads, warn } = context;
   const options = paillierOptions(joined.spec);
   const params = paillierParamsOf({ maxClients: joined.spec.maxClients, paillier: options });
   const publicKey = paillierPublicKey(options.publicKey.n);
-  const vector = weightUpdate(trained.delta, trained.numExamples, options.maxExampleWeight);
+  const plan = privacyPlanOf(joined.spec, totalParameters(joined.weightManifest));
+  const vector = plan
+    ? clippedWithBit(trained.delta, roundClippingNorm(plan, trained.task.config)).vector
+    : weightUpdate(trained.delta, trained.numExamples, options.maxExampleWeight);
   const encrypted = await encryptVector(publicKey, vector, params, { threads });
   if (encrypted.clipped > 0) {
     warn(

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
 import { manifestOf, type NamedTensor, totalParameters } from '../../shared/codec/tensors';
+import { privacyPlanOf } from '../../shared/aggregation/privateUpdate';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { type JobSpec, JobSpecSchema } from '../../shared/schemas/jobSpec';
 import type { JoinResult, PayoutBinding } from '../../shared/schemas/messages';
@@ -9,6 +10,7 @@ import type { CoordinatorAggregationMode, RoleMessage, RoundMessage } from '../a
 import { type CoordinatorModeOverrides, CoordinatorModes } from '../aggregation/registry';
 import type { Logger } from '../logger';
 import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent, RoundSealer } from '../ports';
+import { assertPrivacyHonoured, initialPrivacyState } from '../privacy/jobPrivacy';
 import { JobRunner } from '../rounds/jobRunner';
 import { announceJobFinished } from '../rounds/roundNotices';
 import type { JobRecord, Store } from '../store/store';
@@ -100,9 +102,13 @@ export class JobManager {
     // Size and scoring cost from the spec alone: refused before any weight exists.
     assertJobWithinLimits(spec, this.deps.limits);
     assertRobustRuleUsable(spec, mode.parts(spec));
+    assertPrivacyHonoured(spec, mode);
     for (const check of this.creationChecks) await check(spec);
     const weights = await this.deps.models.initialWeights(spec);
-    mode.assertModelFits(spec, totalParameters(manifestOf(weights)));
+    const parameters = totalParameters(manifestOf(weights));
+    mode.assertModelFits(spec, parameters);
+    // The budget against the model and the rest of the spec (JOB_SPEC_INVALID, PRIVACY_BUDGET_UNREACHABLE).
+    const privacyPlan = privacyPlanOf(spec, parameters);
     const bytes = encodeTensors(weights);
     const now = new Date();
     const job: JobRecord = {
@@ -115,6 +121,7 @@ export class JobManager {
       weightManifest: manifestOf(weights),
       ...(options.owner !== undefined ? { owner: options.owner } : {}),
       visibility: spec.visibility ?? (spec.chain ? 'private' : 'public'),
+      ...(privacyPlan ? { privacy: initialPrivacyState(privacyPlan) } : {}),
       createdAt: now,
       updatedAt: now,
     };
@@ -309,7 +316,10 @@ export class JobManager {
       logger: this.deps.logger,
       chunkBytes: this.deps.chunkBytes,
       // Asked per round: a validation set (contribution scoring) may arrive after the job started.
-      keepParts: () => job.spec.strategy.robust !== undefined || this.observers.some((o) => o.wantsParts?.(job.id)),
+      // Never under DP: only the noised sum may leave a private round.
+      keepParts: () =>
+        job.spec.privacy === undefined &&
+        (job.spec.strategy.robust !== undefined || this.observers.some((o) => o.wantsParts?.(job.id))),
       onRoundCommitted: (event) => this.notifyRoundCommitted(event),
       ...(this.deps.onRoundPhase ? { onPhase: this.deps.onRoundPhase } : {}),
       ...(this.deps.sealer ? { sealer: this.deps.sealer } : {}),

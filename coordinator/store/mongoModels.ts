@@ -2,7 +2,15 @@ import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import { type JobSpec, JobSpecSchema, type ModelSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing } from '../../shared/schemas/listing';
-import type { ApiKeyScope, JobStatus, JobVisibility, RoundContribution, RoundFailure } from './store';
+import type {
+  ApiKeyScope,
+  JobPrivacyState,
+  JobStatus,
+  JobVisibility,
+  RoundContribution,
+  RoundFailure,
+  RoundPrivacyRecord,
+} from './store';
 
 /*
  * Mongoose schemas for MongoStore. They stay inside the store folder: nothing else sees a mongoose type.
@@ -61,6 +69,8 @@ export interface JobDoc {
   owner?: string;
   visibility?: JobVisibility;
   delegates?: string[];
+  /** JobRecord.privacy (plain numbers and number lists). */
+  privacy?: JobPrivacyState;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -105,6 +115,8 @@ export interface RoundDoc {
   cohorts?: Array<{ members: string[] }>;
   /** RoundRecord.contribution as stored (plain numbers and string lists). */
   contribution?: RoundContribution;
+  /** RoundRecord.privacy as stored (plain numbers). */
+  privacy?: RoundPrivacyRecord;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -200,6 +212,7 @@ const jobSchema = new Schema<JobDoc>(
     owner: { type: String },
     visibility: { type: String, enum: ['public', 'private'] },
     delegates: { type: [String], default: undefined },
+    privacy: { type: Schema.Types.Mixed, default: undefined },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
   },
@@ -261,6 +274,7 @@ const roundSchema = new Schema<RoundDoc>(
       default: undefined,
     },
     contribution: { type: Schema.Types.Mixed, default: undefined },
+    privacy: { type: Schema.Types.Mixed, default: undefined },
     startedAt: { type: Date, required: true },
     finishedAt: { type: Date, required: true },
   },

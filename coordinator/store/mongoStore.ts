@@ -31,6 +31,7 @@ import type {
   CheckpointRecord,
   JobPageQuery,
   JobPatch,
+  JobPrivacyState,
   JobRecord,
   JobStatus,
   ListingRecord,
@@ -586,6 +587,7 @@ function toJobDoc(job: JobRecord): JobDoc {
   if (job.owner !== undefined) doc.owner = job.owner;
   if (job.visibility !== undefined) doc.visibility = job.visibility;
   if (job.delegates !== undefined) doc.delegates = [...job.delegates];
+  if (job.privacy !== undefined) doc.privacy = copyJobPrivacy(job.privacy);
   return doc;
 }
 
@@ -662,7 +664,13 @@ function toJobRecord(doc: JobDoc): JobRecord {
   if (doc.owner != null) record.owner = doc.owner;
   if (doc.visibility != null) record.visibility = doc.visibility;
   if (doc.delegates != null) record.delegates = [...doc.delegates];
+  if (doc.privacy != null) record.privacy = copyJobPrivacy(doc.privacy);
   return record;
+}
+
+function copyJobPrivacy(p: JobPrivacyState): JobPrivacyState {
+  const { orders, rdp, rounds } = p.accountant;
+  return { accountant: { orders: [...orders], rdp: [...rdp], rounds }, clippingNorm: p.clippingNorm };
 }
 
 function toRoundDoc(r: RoundRecord): RoundDoc {
@@ -683,6 +691,7 @@ function toRoundDoc(r: RoundRecord): RoundDoc {
   if (r.failureReason !== undefined) doc.failureReason = r.failureReason;
   if (r.cohorts !== undefined) doc.cohorts = r.cohorts.map((members) => ({ members: [...members] }));
   if (r.contribution !== undefined) doc.contribution = copyContribution(r.contribution);
+  if (r.privacy !== undefined) doc.privacy = { ...r.privacy };
   return doc;
 }
 
@@ -704,6 +713,7 @@ function toRoundRecord(doc: RoundDoc): RoundRecord {
   if (doc.failureReason != null) record.failureReason = doc.failureReason;
   if (doc.cohorts != null) record.cohorts = doc.cohorts.map((c) => [...(c.members ?? [])]);
   if (doc.contribution != null) record.contribution = copyContribution(doc.contribution);
+  if (doc.privacy != null) record.privacy = { ...doc.privacy };
   return record;
 }
 

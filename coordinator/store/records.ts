@@ -32,7 +32,7 @@ export function copyBytes(bytes: Uint8Array): Uint8Array {
   return copy;
 }
 
-const PATCHABLE = ['status', 'currentRound', 'modelHash', 'failureReason', 'delegates', 'access'] as const;
+const PATCHABLE = ['status', 'currentRound', 'modelHash', 'failureReason', 'delegates', 'access', 'privacy'] as const;
 
 /** The fields of `patch` that updateJob applies: only patchable keys, and only those not undefined. */
 export function definedPatch(patch: JobPatch): JobPatch {

@@ -1,5 +1,7 @@
 import type { ApiKeyScope } from '../../shared/schemas/restApi';
 import type { JobAccess } from '../../shared/schemas/jobAccess';
+import type { RdpAccountantState } from '../../shared/privacy/rdpAccountant';
+import type { PrivacyNoise } from '../../shared/schemas/privacySpec';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing, ListingQuery } from '../../shared/schemas/listing';
@@ -30,12 +32,24 @@ export interface JobRecord {
   visibility?: JobVisibility;
   /** Identities the owner lets manage the job (validation set, cancel, invitations, private reads). */
   delegates?: string[];
+  /** Jobs with a `privacy` block: the accountant and the next round's clipping norm (coordinator/privacy). */
+  privacy?: JobPrivacyState;
   createdAt: Date;
   updatedAt: Date;
 }
 
+/**
+ * What a DP job carries from round to round, so that a resumed job continues from the budget it spent:
+ * the RDP accountant's state and the clipping norm C of the next round (it moves under adaptive
+ * clipping). The plan itself is derived again from the spec (assertPrivacyUsable is deterministic).
+ */
+export interface JobPrivacyState {
+  accountant: RdpAccountantState;
+  clippingNorm: number;
+}
+
 export type JobPatch = Partial<
-  Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason' | 'delegates'> & {
+  Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason' | 'delegates' | 'privacy'> & {
     /** Replaces `spec.access` (the owner changed the invitations). */
     access: JobAccess;
   }
@@ -132,8 +146,30 @@ export interface RoundRecord {
   cohorts?: string[][];
   /** Contribution scoring of this round (coordinator/contribution), added after the commit; absent if not scored. */
   contribution?: RoundContribution;
+  /** Jobs with a `privacy` block: what the round spent and how it was noised (coordinator/privacy). */
+  privacy?: RoundPrivacyRecord;
   startedAt: Date;
   finishedAt: Date;
+}
+
+/** A DP round's privacy accounting, as its record reports it (docs/privacy.md). */
+export interface RoundPrivacyRecord {
+  noise: PrivacyNoise;
+  /** The epsilon the job has spent after this round (at `delta`), every revealed attempt counted. */
+  epsilon: number;
+  delta: number;
+  /** The job's budget. */
+  epsilonBudget: number;
+  /** z, the noise multiplier the accountant was stepped with. */
+  noiseMultiplier: number;
+  /** q: the round's real sampling rate (selected / eligible connected clients). */
+  samplingRate: number;
+  /** C, the L2 clipping norm of this round. */
+  clippingNorm: number;
+  /** The noised fraction of updates that were clipped (never the exact one). */
+  clippedFraction: number;
+  /** Rounds the accountant has composed, this one included. */
+  rounds: number;
 }
 
 /**

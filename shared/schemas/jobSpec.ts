@@ -9,6 +9,7 @@ import {
   type SecAggOptionsSchema,
 } from './aggregationSpec';
 import { JobAccessSchema } from './jobAccess';
+import { PrivacySpecSchema } from './privacySpec';
 import { StrategySpecSchema } from './strategySpec';
 import { topologyBoundsProblem } from './topologyBounds';
 
@@ -192,6 +193,12 @@ const CommonSpecSchema = z.object({
    * `chain` config, else "public"
    */
   visibility: z.enum(['public', 'private']).optional(),
+  /**
+   * Client-level differential privacy (clipping, noise, an RDP accountant with a budget cut-off); see
+   * PrivacySpecSchema and docs/privacy.md. Checked against the rest of the spec and the model at job
+   * creation (assertPrivacyUsable). Absent = no DP.
+   */
+  privacy: PrivacySpecSchema.optional(),
 });
 type CommonSpec = Omit<
   z.output<typeof CommonSpecSchema>,
@@ -254,6 +261,8 @@ export const TrainConfigSchema = z.object({
   proximalMu: z.number().min(0).max(100),
   /** Seed for the client's shuffling, so runs are reproducible. */
   seed: z.number().int().min(0),
+  /** Jobs with a `privacy` block: this round's L2 clipping norm C (it moves per round under adaptive clipping). */
+  clippingNorm: z.number().gt(0).max(1e6).optional(),
 });
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 

@@ -128,7 +128,8 @@ export class SecAggPlusClient {
 
   /**
    * Validates a server message (zod), checks it is the next stage, and answers it. `input` (quantised,
-   * length params.vectorLength, every value <= quantizationRange) is required at collect-masked-vectors.
+   * length params.vectorLength, every value <= quantizationRange unless the policy's `modularInput`) is
+   * required at collect-masked-vectors.
    */
   async handle(message: unknown, input?: Uint32Array): Promise<ClientToServer> {
     const parsed = ServerToClientSchema.safeParse(message);
@@ -316,7 +317,8 @@ export class SecAggPlusClient {
         `SecAgg+ client: expected a Uint32Array of ${p.vectorLength} values, got ${input?.length}`,
       );
     }
-    for (let i = 0; i < input.length; i++) {
+    // A modular input (distributed DP noise) may be any element of Z_(2^32); quantised ones stay in [0, R].
+    for (let i = 0; i < input.length && !this.policy.modularInput; i++) {
       if (input[i] > p.quantizationRange) {
         throw new TributaryError(
           'VALIDATION_FAILED',

@@ -13,6 +13,7 @@ import {
   signSubmission,
   sumEncrypted,
 } from '../../../shared/paillier';
+import { clippedWithBit } from '../../../shared/aggregation/privateUpdate';
 import type { UpdateCommitBody } from '../../../shared/schemas/messages';
 import { codeOf, codeOfAsync } from '../../../test/support/codeOf';
 import type { ClientLink } from '../../transport/clientDirectory';
@@ -105,6 +106,46 @@ describe('PaillierAggregator', () => {
     expect(sums.totalWeight).toBeCloseTo(75, 1);
     expect([...sums.weightedDeltaSum[0]].map((v) => Number((v / 100).toFixed(3)))).toEqual([0.2, 0, 0, 0, 0.75, 0]);
     expect([...sums.weightedDeltaSum[1]].map((v) => Number((v / 100).toFixed(3)))).toEqual([0, 0.03]);
+  });
+
+  it('under DP sums clipped deltas with weight 1 and reads the unclipped count from the weight slot, even when all are clipped', async () => {
+    const { publicKey, privateKey } = await generatePaillierKeys(1024);
+    const width = ciphertextWidth(publicKey.n);
+    const decrypt = async (a: { length: number; contributions: readonly PaillierContribution[] }) => {
+      const vectors = a.contributions.map((x) => ciphertextsFromBytes(x.ciphertexts, width));
+      return decryptSum(privateKey, sumEncrypted(publicKey, vectors), params, vectors.length, a.length);
+    };
+    const agg = new PaillierAggregator(manifest, {
+      params,
+      n: publicKey.n,
+      maxExampleWeight: 100,
+      privacy: true,
+      ref,
+      verifier: new SignatureVerifier(),
+      decrypt,
+    });
+    const c = 0.5;
+    // The clients' own vectors: both deltas are longer than C, so every weight slot is 0.
+    const deltas = [
+      [0.4, 0.3, 0.3, 0, 0, 0, 0, 0],
+      [0, 0, 0, 0.6, 0, 0, 0, -0.3],
+    ];
+    for (const d of deltas) {
+      const client = generateIdentity();
+      const { vector } = clippedWithBit(Float32Array.from(d), c);
+      const bytes = ciphertextsToBytes((await encryptVector(publicKey, vector, params)).ciphertexts, width);
+      agg.accept(client.clientId, bytes, 1, commitOf(bytes, signSubmission(client, ref, bytes)));
+    }
+    const { sum, privacy } = await agg.reveal();
+    expect(sum.totalWeight).toBe(2);
+    expect(sum.clientCount).toBe(2);
+    expect(privacy).toEqual({ unclippedCount: expect.closeTo(0, 3), noised: false });
+    const flat = [...sum.weightedDeltaSum[0], ...sum.weightedDeltaSum[1]];
+    // Each delta scaled to norm C: the first by 0.5 / sqrt(0.34), the second by 0.5 / sqrt(0.45).
+    const f0 = c / Math.sqrt(0.34);
+    const f1 = c / Math.sqrt(0.45);
+    const expected = deltas[0].map((x, j) => x * f0 + deltas[1][j] * f1);
+    flat.forEach((v, j) => expect(v).toBeCloseTo(expected[j], 3));
   });
 });
 

@@ -15,6 +15,7 @@ import {
 } from '../../../shared/paillier';
 import type { UpdateCommitBody } from '../../../shared/schemas/messages';
 import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
+import type { RevealedPrivacy } from '../aggregationMode';
 import type { UploadAggregator } from '../uploads/uploadCollection';
 
 /** One accepted encrypted update: who sent it, its signature over the submission, the ciphertext bytes. */
@@ -38,6 +39,11 @@ export interface PaillierAggregatorOptions {
    * round attempt and its selection filled in); resolves with the Float32 sums.
    */
   decrypt: (aggregate: { length: number; contributions: readonly PaillierContribution[] }) => Promise<Float32Array>;
+  /**
+   * Jobs with a `privacy` block (central noise): each client encrypts its clipped delta and, in the
+   * weight slot, its unclipped bit (shared/aggregation/privateUpdate.ts); every client weighs 1.
+   */
+  privacy?: boolean;
 }
 
 /**
@@ -117,7 +123,7 @@ export class PaillierAggregator implements UploadAggregator {
    * Has the key holder decrypt the sum and returns it in examples: the decrypted vector is
    * Σ ratio_i·Δ_i and Σ ratio_i with ratio_i = w_i / maxExampleWeight, so both scale by maxExampleWeight.
    */
-  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }> {
+  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[]; privacy?: RevealedPrivacy }> {
     if (this.contributions.length === 0) {
       throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
     }
@@ -127,6 +133,15 @@ export class PaillierAggregator implements UploadAggregator {
         'PAILLIER_DECRYPT_FAILED',
         `The key holder returned ${sums.length} sums; expected ${this.length}.`,
       );
+    }
+    const clientCount = this.contributors.size;
+    if (this.options.privacy) {
+      // Under DP the last value is the count of unclipped updates; every client weighs 1.
+      const weightedDeltaSum = splitByManifest(sums, this.manifest);
+      return {
+        sum: { weightedDeltaSum, totalWeight: clientCount, clientCount },
+        privacy: { unclippedCount: sums[this.length - 1], noised: false },
+      };
     }
     const ratioSum = sums[this.length - 1];
     if (!(ratioSum > 0)) {
@@ -138,6 +153,6 @@ export class PaillierAggregator implements UploadAggregator {
     const scale = this.options.maxExampleWeight;
     const weightedDeltaSum = splitByManifest(sums, this.manifest);
     for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
-    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: this.contributors.size } };
+    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount } };
   }
 }

@@ -74,6 +74,8 @@ export function createPaillierMode(): PaillierCoordinatorMode {
       }
     },
     parts: () => undefined,
+    // The key holder decrypts the plain sum, so the noise is added after it, by the coordinator.
+    privacyNoise: ['central'],
     openCollection(context: CollectionContext): RoundCollection {
       const { job, round, attempt, selected } = context;
       const options = paillierOptions(job.spec);
@@ -83,6 +85,7 @@ export function createPaillierMode(): PaillierCoordinatorMode {
         maxExampleWeight: options.maxExampleWeight,
         ref: { jobId: job.id, round, attempt },
         verifier,
+        privacy: context.privacy !== undefined,
         decrypt: (aggregate) =>
           keyHolders.decrypt({ jobId: job.id, round, attempt, selected, ...aggregate }, options.decryptTimeoutMs),
       });

@@ -5,6 +5,7 @@ import type { UpdatePart } from '../../strategy/strategy';
 import type { Collected, CollectionContext, Revealed, RoundCollection, RoundMessage } from '../aggregationMode';
 import { sumUpdates } from '../../strategy/sumUpdates';
 import { splitCohorts } from './secaggCohorts';
+import { secaggEncodingOf } from './secaggEncoding';
 import { SecAggSession } from './secaggSession';
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: TributaryError };
@@ -43,6 +44,8 @@ export class SecAggCollection implements RoundCollection {
     const { job, round, attempt, deadline, directory } = this.context;
     const cohortSize = this.options.cohortSize;
     try {
+      // One encoding for every cohort: the same vector length, C and (distributed DP) noise plan.
+      const encoding = secaggEncodingOf(job.weightManifest, this.options, this.context.privacy);
       this.sessions = this.cohorts.map(
         (members, i) =>
           new SecAggSession({
@@ -52,6 +55,7 @@ export class SecAggCollection implements RoundCollection {
             selected: members,
             manifest: job.weightManifest,
             options: this.options,
+            encoding,
             // A cohort's sum must cover at least cohortSize clients; one whole-round cohort needs minClients.
             minClients: cohortSize === undefined ? job.spec.minClients : Math.min(cohortSize, members.length),
             trainingDeadline: deadline,
@@ -104,8 +108,13 @@ export class SecAggCollection implements RoundCollection {
     const parts: UpdatePart[] = [];
     const participants: string[] = [];
     const failures: RoundFailure[] = [];
+    // DP rounds: each cohort's sum carries its count of unclipped updates (noised, with distributed noise).
+    let unclippedCount = 0;
+    let noised = false;
     outcomes.forEach((o, k) => {
       if (o.ok) {
+        unclippedCount += o.value.privacy?.unclippedCount ?? 0;
+        noised = o.value.privacy?.noised ?? false;
         parts.push({ members: [...o.value.participants], updates: o.value.updates });
         participants.push(...o.value.participants);
         failures.push(...o.value.failures);
@@ -119,6 +128,7 @@ export class SecAggCollection implements RoundCollection {
       failures: [...this.failures, ...failures],
       parts,
       partKind: 'cohort',
+      ...(this.context.privacy ? { privacy: { unclippedCount, noised } } : {}),
     };
   }
 

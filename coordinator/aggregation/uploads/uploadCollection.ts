@@ -4,7 +4,14 @@ import type { UpdateChunkBody, UpdateCommitBody } from '../../../shared/schemas/
 import { WakeableWait } from '../../../shared/wakeableWait';
 import type { RoundFailure } from '../../store/store';
 import type { AggregatedUpdates, ClientEvaluation, UpdatePart } from '../../strategy/strategy';
-import type { Collected, CollectionContext, Revealed, RoundCollection, RoundMessage } from '../aggregationMode';
+import type {
+  Collected,
+  CollectionContext,
+  Revealed,
+  RevealedPrivacy,
+  RoundCollection,
+  RoundMessage,
+} from '../aggregationMode';
 import { UploadAssembler } from './uploadAssembler';
 
 /**
@@ -16,10 +23,13 @@ import { UploadAssembler } from './uploadAssembler';
 export interface UploadAggregator {
   /** Upper bound on one encoded update, in bytes, so uploads are bounded before allocation. */
   readonly maxUpdateBytes: number;
-  /** `commit` is the signed update:commit that completed the upload (its hash already checked). */
+  /**
+   * `commit` is the signed update:commit that completed the upload (its hash already checked; under DP,
+   * `none` reads the unclipped bit in its metrics).
+   */
   accept(clientId: string, payload: Uint8Array, numExamples: number, commit?: UpdateCommitBody): void;
-  /** The sums (remote decryption included); parts when the mode keeps them. Rejects with a coded error. */
-  reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }>;
+  /** The sums (remote decryption included); parts when the mode keeps them; the unclipped count under DP. Rejects with a coded error. */
+  reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[]; privacy?: RevealedPrivacy }>;
 }
 
 /**
@@ -60,12 +70,13 @@ export class UploadCollection implements RoundCollection {
   }
 
   async reveal(): Promise<Revealed> {
-    const { sum, parts } = await this.aggregator.reveal();
+    const { sum, parts, privacy } = await this.aggregator.reveal();
     return {
       sum,
       participants: [...this.participants],
       failures: [...this.failures],
       ...(parts && parts.length > 0 ? { parts, partKind: 'client' as const } : {}),
+      ...(privacy ? { privacy } : {}),
     };
   }
 
