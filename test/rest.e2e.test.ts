@@ -1,4 +1,5 @@
 /** The REST edge on a live coordinator: bad bodies get 400 with a code, and every route answers in the catalog's shape. */
+import { PROTOCOL_VERSION } from '../shared/schemas/messages';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { createSignedFetch } from '../client/signedFetch';
@@ -31,7 +32,12 @@ describe('REST API', () => {
   it('reports health', async () => {
     const res = await fetch(`${c.url}/v1/health`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', protocolVersion: 1, store: 'memory', connectedClients: 0 });
+    expect(await res.json()).toEqual({
+      status: 'ok',
+      protocolVersion: PROTOCOL_VERSION,
+      store: 'memory',
+      connectedClients: 0,
+    });
   });
 
   it('rejects bad job bodies with 400 and a code naming the problem, creating nothing', async () => {
