@@ -229,7 +229,7 @@ describe('paid jobs on a real chain', () => {
     coordinator = await startPaidCoordinator(anvil.url);
     // The buyer named itself as coordinator and signed for that: this coordinator refuses the job.
     const foreign = await fundAndBindJob(escrow, provider, buyer.address, unbound(1), BUDGET);
-    const refused = await fetch(`${coordinator.url}/v1/jobs`, {
+    const refused = await signedFetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(foreign),
