@@ -23,7 +23,7 @@ describe('tributary buyer', () => {
   afterAll(async () => c?.close());
 
   async function buyer(...args: string[]): Promise<{ code: number | string; out: string; err: string }> {
-    const p = spawnTs('shared/cli.ts', ['buyer', ...args, '--coordinator', c.url, '--key', key]);
+    const p = spawnTs('cli/tributary.ts', ['buyer', ...args, '--coordinator', c.url, '--key', key]);
     const code = await p.exit;
     return { code, out: p.lines.join('\n'), err: p.stderr.join('\n') };
   }

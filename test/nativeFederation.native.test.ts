@@ -12,6 +12,11 @@ import { datasetToCsv } from '../shared/data/csvWriter';
 import { loadMnist } from '../shared/data/mnist';
 import { partitionIid } from '../shared/data/partition';
 import { type Spawned, spawnTs } from './support/processes';
+import { createSignedFetch } from '../client/signedFetch';
+import { testBuyer } from './support/rest';
+
+/** REST writes are signed (here as the e2e tests' buyer). */
+const signedFetch = createSignedFetch(testBuyer);
 
 jest.setTimeout(300_000);
 
@@ -35,7 +40,7 @@ describe('a federation on the native TensorFlow backend', () => {
     expect(process.env.TRIBUTARY_TFJS_NODE_DIR).toEqual(expect.any(String));
     expect(coordinator.backend).toBe('tensorflow');
     const dir = mkdtempSync(join(tmpdir(), 'trib-native-fed-'));
-    const created = await fetch(`${coordinator.url}/v1/jobs`, {
+    const created = await signedFetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({

@@ -19,6 +19,11 @@ import type { RoundRecord } from '../coordinator/store/store';
 import { createJob } from './support/rest';
 import { roundModel } from './support/secureRounds';
 import { separableDataset } from './support/syntheticCsv';
+import { createSignedFetch } from '../client/signedFetch';
+import { testBuyer } from './support/rest';
+
+/** REST writes are signed (here as the e2e tests' buyer). */
+const signedFetch = createSignedFetch(testBuyer);
 
 jest.setTimeout(120_000);
 
@@ -188,7 +193,7 @@ describe('differential privacy end to end', () => {
 
   it('refuses malformed or unmeetable privacy blocks at creation over REST, storing nothing', async () => {
     const post = async (body: unknown) => {
-      const res = await fetch(`${coordinator.url}/v1/jobs`, {
+      const res = await signedFetch(`${coordinator.url}/v1/jobs`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
