@@ -1,5 +1,5 @@
 import { PublicKey } from 'paillier-bigint';
-import { weightUpdate } from '../../shared/aggregation/weighting';
+import { clipAndWeightUpdate } from '../../shared/aggregation/weighting';
 import { TributaryError } from '../../shared/errors';
 import { ciphertextsToBytes, ciphertextWidth, encryptVector } from '../../shared/paillier';
 import { type JobSpec, type PaillierOptions, paillierParamsOf } from '../../shared/schemas/jobSpec';
@@ -24,42 +24,73 @@ function paillierPublicKey(nHex: string): PublicKey {
 }
 
 /**
- * Weights (shared weighting: ratio-scaled, ratio appended), packs and encrypts one trained update
- * under the job's public key; returns the fixed-width ciphertext bytes.
+ * Research hooks of the paillier client half (planted attackers and tests; `paillierClientMode` has none).
  */
-async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate): Promise<Uint8Array> {
+export interface PaillierClientHooks {
+  /**
+   * The vector this client encrypts (weighted values, then the weight ratio), given the honest one.
+   * A client running modified code can encrypt anything in [-clipRange, clipRange] here.
+   */
+  vectorToEncrypt?(
+    vector: Float32Array,
+    info: { trained: TrainedUpdate; options: PaillierOptions; context: ClientModeContext },
+  ): Float32Array;
+}
+
+/**
+ * Clips the delta to clipRange, weights it (shared weighting: ratio-scaled, ratio appended), packs and
+ * encrypts it under the job's public key; returns the fixed-width ciphertext bytes.
+ */
+async function encryptUpdate(
+  context: ClientModeContext,
+  trained: TrainedUpdate,
+  hooks: PaillierClientHooks = {},
+): Promise<Uint8Array> {
   const { joined, threads, warn } = context;
   const options = paillierOptions(joined.spec);
   const params = paillierParamsOf({ maxClients: joined.spec.maxClients, paillier: options });
   const publicKey = paillierPublicKey(options.publicKey.n);
-  const vector = weightUpdate(trained.delta, trained.numExamples, options.maxExampleWeight);
-  const encrypted = await encryptVector(publicKey, vector, params, { threads });
-  if (encrypted.clipped > 0) {
+  const weighted = clipAndWeightUpdate(trained.delta, trained.numExamples, options.maxExampleWeight, options.clipRange);
+  if (weighted.clipped > 0) {
     warn(
-      `round ${trained.task.round}: ${encrypted.clipped} of ${trained.delta.length} weighted update values were outside ` +
-        `[-${options.clipRange}, ${options.clipRange}] and were clipped`,
+      `round ${trained.task.round}: ${weighted.clipped} of ${trained.delta.length} update values were outside ` +
+        `[-${options.clipRange}, ${options.clipRange}] (largest |x| ${weighted.maxAbs.toPrecision(3)}) and were clipped`,
     );
   }
+  const vector = hooks.vectorToEncrypt
+    ? hooks.vectorToEncrypt(weighted.values, { trained, options, context })
+    : weighted.values;
+  const encrypted = await encryptVector(publicKey, vector, params, { threads });
   return ciphertextsToBytes(encrypted.ciphertexts, ciphertextWidth(publicKey.n));
 }
+
+/** A paillier client half; `encrypt` is a property so research harnesses can observe what a client encrypts. */
+export type PaillierClientMode = ClientAggregationMode & {
+  encrypt: (context: ClientModeContext, trained: TrainedUpdate) => Promise<Uint8Array>;
+};
 
 /**
  * Mode `paillier` (client half): the encrypted update goes through the ordinary chunked upload with
  * numExamples 1 and no metrics (the weight travels encrypted; metrics would leak per-client
- * information). `encrypt` is a property so research harnesses can observe what a client encrypts.
+ * information). Delta values are clipped to clipRange before weighting, so the coordinator can check
+ * the decrypted aggregate against what honest clients produce (coordinator/aggregation/honestSumBounds.ts).
+ * `hooks` are for research (client/plantedModes.ts); production uses `paillierClientMode`.
  */
-export const paillierClientMode: ClientAggregationMode & {
-  encrypt: (context: ClientModeContext, trained: TrainedUpdate) => Promise<Uint8Array>;
-} = {
-  name: 'paillier',
-  encrypt: encryptUpdate,
-  open: (context) => ({
-    async onTask(task, training) {
-      const trained = await training;
-      if (!trained) return;
-      const payload = await paillierClientMode.encrypt(context, trained);
-      await context.connection.submitUpdate(task, payload, 1, {});
-    },
-    close() {},
-  }),
-};
+export function createPaillierClientMode(hooks: PaillierClientHooks = {}): PaillierClientMode {
+  const mode: PaillierClientMode = {
+    name: 'paillier',
+    encrypt: (context, trained) => encryptUpdate(context, trained, hooks),
+    open: (context) => ({
+      async onTask(task, training) {
+        const trained = await training;
+        if (!trained) return;
+        const payload = await mode.encrypt(context, trained);
+        await context.connection.submitUpdate(task, payload, 1, {});
+      },
+      close() {},
+    }),
+  };
+  return mode;
+}
+
+export const paillierClientMode: PaillierClientMode = createPaillierClientMode();

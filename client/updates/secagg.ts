@@ -1,17 +1,19 @@
 import { decodeBinaryJson, encodeBinaryJson } from '../../shared/codec/binaryJson';
-import { weightUpdate } from '../../shared/aggregation/weighting';
+import { clipAndWeightUpdate } from '../../shared/aggregation/weighting';
 import { TributaryError } from '../../shared/errors';
 import type { JobSpec, SecAggOptions } from '../../shared/schemas/jobSpec';
 import type { RoundTask, SecAggRequest } from '../../shared/schemas/messages';
 import { totalParameters } from '../../shared/codec/tensors';
 import {
-  quantize,
+  quantizeWeightedUpdate,
   type SecAggParameters,
   type SecAggPolicy,
   SecAggPlusClient,
   secaggError,
   secaggPolicyFor,
   UnmaskedRounds,
+  bytesToVector,
+  vectorToBytes,
 } from '../../shared/secagg';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
 
@@ -26,15 +28,40 @@ interface SecAggAttempt {
   /** Requests of one attempt are answered one at a time, in arrival order. */
   queue: Promise<void>;
   params?: SecAggParameters;
+  clientIds?: readonly string[];
 }
 
 const attemptKey = (round: number, attempt: number) => `${round}:${attempt}`;
 
+/** What a research hook sees of the masked input it may change. */
+export interface MaskedVectorContext {
+  request: SecAggRequest;
+  params: SecAggParameters;
+  /** The attempt's (cohort's) clients, from the setup request. */
+  clientIds: readonly string[];
+  trained: TrainedUpdate;
+  context: ClientModeContext;
+}
+
+/**
+ * Research hooks of the secagg client half (planted attackers and tests; the production client
+ * never sets one: `secaggClientMode` has none).
+ */
+export interface SecAggClientHooks {
+  /**
+   * The masked vector this client sends, given the one its SecAgg+ client produced (values mod 2^32).
+   * A client running modified code can add anything here; the coordinator sees only the revealed sum.
+   */
+  maskedVectorToSend?(masked: Uint32Array, info: MaskedVectorContext): Uint32Array;
+}
+
 /**
  * Mode `secagg` (client half): the update is never uploaded. Training starts at the task and a
  * `SecAggPlusClient` per (round, attempt) answers the coordinator's SecAgg+ stages; at
- * collect-masked-vectors the trained delta is weighted (shared weighting), quantised and masked, so
- * the coordinator only ever sees masked vectors and learns only their sum. No training metrics are sent.
+ * collect-masked-vectors the trained delta is clipped to the clipping range, weighted (shared
+ * weighting) and quantised, the weight ratio on its own [0, 1] range (quantizeWeightedUpdate), then
+ * masked, so the coordinator only ever sees masked vectors and learns only their sum, which it can
+ * check against what honest clients produce. No training metrics are sent.
  */
 class SecAggClientSession {
   /** Training of each task, by (round, attempt): collect-masked-vectors awaits it. */
@@ -46,7 +73,10 @@ class SecAggClientSession {
   /** The weakest session this client accepts, from the spec it joined (the coordinator cannot lower it). */
   private readonly policy: SecAggPolicy;
 
-  constructor(private readonly context: ClientModeContext) {
+  constructor(
+    private readonly context: ClientModeContext,
+    private readonly hooks: SecAggClientHooks = {},
+  ) {
     const { joined } = context;
     this.unmasked = new UnmaskedRounds(joined.jobId);
     const vectorLength = totalParameters(joined.weightManifest) + 1;
@@ -106,11 +136,19 @@ class SecAggClientSession {
     }
     const input = request.stage === 'collect-masked-vectors' ? await this.maskedInput(request, s) : undefined;
     const reply = await s.client.handle(message, input);
-    if (request.stage === 'setup') s.params = (message as { params: SecAggParameters }).params;
+    if (request.stage === 'setup') {
+      const setup = message as { params: SecAggParameters; clientIds: string[] };
+      s.params = setup.params;
+      s.clientIds = setup.clientIds;
+    }
     const conn = this.context.connection;
     if (reply.stage === 'collect-masked-vectors') {
       const { maskedVector, ...rest } = reply;
-      await conn.sendSecAggReply(request, encodeBinaryJson(rest), maskedVector);
+      await conn.sendSecAggReply(
+        request,
+        encodeBinaryJson(rest),
+        await this.maskedVectorToSend(request, s, maskedVector),
+      );
     } else {
       await conn.sendSecAggReply(request, encodeBinaryJson(reply));
     }
@@ -120,7 +158,17 @@ class SecAggClientSession {
     }
   }
 
-  /** The trained delta, weighted and quantised with the session's parameters. */
+  /** The masked vector as the SecAgg+ client produced it, unless a research hook changes it. */
+  private async maskedVectorToSend(request: SecAggRequest, s: SecAggAttempt, masked: Uint8Array): Promise<Uint8Array> {
+    const hook = this.hooks.maskedVectorToSend;
+    if (!hook) return masked;
+    const trained = await this.trainings.get(attemptKey(request.round, request.attempt));
+    if (!trained || !s.params) return masked;
+    const info = { request, params: s.params, clientIds: s.clientIds ?? [], trained, context: this.context };
+    return vectorToBytes(hook(bytesToVector(masked), info));
+  }
+
+  /** The trained delta, clipped, weighted and quantised with the session's parameters. */
   private async maskedInput(request: SecAggRequest, s: SecAggAttempt): Promise<Uint32Array> {
     const trained = await this.trainings.get(attemptKey(request.round, request.attempt));
     if (!trained || !s.params) {
@@ -130,20 +178,21 @@ class SecAggClientSession {
       );
     }
     const { maxExampleWeight } = secaggOptions(this.context.joined.spec);
-    const weighted = weightUpdate(trained.delta, trained.numExamples, maxExampleWeight);
-    const q = quantize(weighted, s.params);
-    if (q.clipped > 0) {
-      const range = s.params.clippingRange;
+    const range = s.params.clippingRange;
+    const weighted = clipAndWeightUpdate(trained.delta, trained.numExamples, maxExampleWeight, range);
+    if (weighted.clipped > 0) {
       this.context.warn(
-        `round ${request.round}: ${q.clipped} of ${weighted.length} weighted update values were outside ` +
-          `[-${range}, ${range}] (largest |x| ${q.maxAbs.toPrecision(3)}) and were clipped`,
+        `round ${request.round}: ${weighted.clipped} of ${trained.delta.length} update values were outside ` +
+          `[-${range}, ${range}] (largest |x| ${weighted.maxAbs.toPrecision(3)}) and were clipped`,
       );
     }
-    return q.values;
+    return quantizeWeightedUpdate(weighted.values, s.params).values;
   }
 }
 
-export const secaggClientMode: ClientAggregationMode = {
-  name: 'secagg',
-  open: (context) => new SecAggClientSession(context),
-};
+/** The secagg client half with research hooks (client/plantedModes.ts); production uses `secaggClientMode`. */
+export function createSecAggClientMode(hooks: SecAggClientHooks = {}): ClientAggregationMode {
+  return { name: 'secagg', open: (context) => new SecAggClientSession(context, hooks) };
+}
+
+export const secaggClientMode: ClientAggregationMode = createSecAggClientMode();

@@ -49,6 +49,37 @@ describe('PaillierAggregator', () => {
     expect([...sums.weightedDeltaSum[1]].map((v) => Number((v / 100).toFixed(3)))).toEqual([0, 0.03]);
   });
 
+  it('refuses a decrypted aggregate no honest clients produce: a hidden negative weight, or values beyond ±c·weight', async () => {
+    const { publicKey, privateKey } = await generatePaillierKeys(1024);
+    const width = ciphertextWidth(publicKey.n);
+    const decrypt = async (a: { ciphertexts: Uint8Array; clientCount: number; length: number }) =>
+      decryptSum(privateKey, ciphertextsFromBytes(a.ciphertexts, width), params, a.clientCount, a.length);
+    const update = async (values: number[]) =>
+      ciphertextsToBytes((await encryptVector(publicKey, values, params)).ciphertexts, width);
+    const honestA = await update([0.1, -0.2, 0.3, 0, 0.5, -0.5, 0.25, 0.01, 0.5]);
+    const honestB = await update([0.1, 0.2, -0.2, 0, 0.25, 0.1, -0.25, 0.02, 0.25]);
+    const round = async (attacker: number[]) => {
+      const agg = new PaillierAggregator(manifest, { params, n: publicKey.n, maxExampleWeight: 100, decrypt });
+      agg.accept('a', honestA, 1);
+      agg.accept('b', honestB, 1);
+      agg.accept('x', await update(attacker), 1);
+      return agg.reveal();
+    };
+    // Weight -0.74 cancels the honest 0.75 down to 0.01, below 3 clients x 1/100 examples.
+    await expect(round([0, 0, 0, 0, 0, 0, 0, 0, -0.74])).rejects.toMatchObject({
+      code: 'ROUND_AGGREGATE_INVALID',
+      details: { what: 'summedWeight' },
+    });
+    // A plausible weight, but a value beyond what clipped deltas give: |0.1 + 0.1 + 1| > 1 x (0.75 + 0.01).
+    await expect(round([1, 0, 0, 0, 0, 0, 0, 0, 0.01])).rejects.toMatchObject({
+      code: 'ROUND_AGGREGATE_INVALID',
+      details: { what: 'summedValue', index: 0 },
+    });
+    // An honest third client (values within ±ratio) passes.
+    const ok = await round([0.2, 0, 0, 0, 0, 0, 0, 0, 0.2]);
+    expect(ok.sum.totalWeight).toBeCloseTo(95, 1);
+  });
+
   it('fails with PAILLIER_KEYHOLDER_UNAVAILABLE when no key holder answers in time', async () => {
     const registry = new KeyHolderRegistry();
     const request = { jobId: 'j', round: 1, attempt: 0, clientCount: 2, length: 3, ciphertexts: new Uint8Array(8) };

@@ -7,10 +7,12 @@ import {
   ciphertextsFromBytes,
   ciphertextsToBytes,
   type PackedPaillierParams,
+  sumErrorBound,
 } from '../../../shared/paillier';
 import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
 import type { UploadAggregator } from '../uploads/uploadCollection';
 import { splitByManifest } from '../../../shared/codec/manifestVector';
+import { assertHonestSum } from '../honestSumBounds';
 
 export interface PaillierAggregatorOptions {
   params: PackedPaillierParams;
@@ -27,8 +29,9 @@ export interface PaillierAggregatorOptions {
  * Paillier ciphertexts: the client's delta scaled by its weight ratio, then the ratio itself, packed
  * and encrypted under the key holder's public key. `accept` checks the exact length and that every
  * ciphertext is in [1, n²) before multiplying it into the running product mod n² (the homomorphic
- * sum); it never sees a plaintext. `reveal` sends the product to the key holder and splits the
- * decrypted sums into Σ ratio_i·Δ_i per tensor and Σ ratio_i.
+ * sum); it never sees a plaintext. `reveal` sends the product to the key holder, refuses decrypted
+ * sums no honest clients could produce (honestSumBounds.ts; one aggregate, so no one is named) and
+ * splits them into Σ ratio_i·Δ_i per tensor and Σ ratio_i.
  *
  * Not checked (too costly per update): that a ciphertext is coprime with n. A non-coprime value would
  * reveal a factor of n to whoever sent it, which the client could compute anyway only by factoring.
@@ -91,13 +94,23 @@ export class PaillierAggregator implements UploadAggregator {
         `The key holder returned ${sums.length} sums; expected ${this.length}.`,
       );
     }
+    // Bounded influence: a sum no honest clients could produce (a negative ratio or out-of-range
+    // values inside someone's ciphertexts) is refused before any division by its weight. The weight
+    // shares the values' quantisation, so both carry the same error bound.
+    const n = this.contributors.size;
+    const error = sumErrorBound(this.options.params, n);
+    assertHonestSum(
+      sums,
+      {
+        contributors: n,
+        maxExampleWeight: this.options.maxExampleWeight,
+        clipRange: this.options.params.clipRange,
+        weightError: error,
+        valueError: error,
+      },
+      { label: 'the Paillier aggregate' },
+    );
     const ratioSum = sums[this.length - 1];
-    if (!(ratioSum > 0)) {
-      throw new TributaryError(
-        'PAILLIER_DECRYPT_FAILED',
-        `The decrypted sum of the clients' weights is ${ratioSum}, not positive.`,
-      );
-    }
     const scale = this.options.maxExampleWeight;
     const weightedDeltaSum = splitByManifest(sums, this.manifest);
     for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;

@@ -6,18 +6,21 @@ import { TributaryError, toTributaryError } from '../../../shared/errors';
 import type { SecAggOptions } from '../../../shared/schemas/jobSpec';
 import { MAX_CHUNK_BYTES, type SecAggReplyBody, type SecAggRequest } from '../../../shared/schemas/messages';
 import {
-  dequantizeSum,
+  dequantizeWeightedSum,
   type SecAggDropout,
   SecAggPlusServer,
   type SecAggStage,
   type SecAggStep,
   secaggError,
   secaggRoundId,
+  sumErrorBound,
+  weightSumErrorBound,
 } from '../../../shared/secagg';
 import { WakeableWait } from '../../../shared/wakeableWait';
 import type { RoundFailure } from '../../store/store';
 import type { AggregatedUpdates } from '../../strategy/strategy';
 import type { ClientDirectory } from '../../transport/clientDirectory';
+import { assertHonestSum } from '../honestSumBounds';
 
 export interface SecAggSessionOptions {
   jobId: string;
@@ -118,20 +121,32 @@ export class SecAggSession {
     while (!step.done) step = await this.runStage(step);
     this.stage = null;
     const { sum, contributors, dropouts } = step.result;
-    const total = dequantizeSum(sum, contributors.length, this.quantization);
-    const ratioSum = total[total.length - 1];
-    if (!(ratioSum > 0)) {
-      throw secaggError(
-        'SECAGG_RECONSTRUCTION_FAILED',
-        `SecAgg+ sum of weights is ${ratioSum}; expected a positive number`,
-      );
-    }
+    const q = this.quantization;
+    const n = contributors.length;
+    const total = dequantizeWeightedSum(sum, n, q);
+    // Bounded influence: a sum no n honest clients could produce (a negative or wrapped residue in
+    // someone's masked vector) is refused here, before any division by its weight.
+    const cohort = this.opts.cohort;
+    assertHonestSum(
+      total,
+      {
+        contributors: n,
+        maxExampleWeight: this.opts.options.maxExampleWeight,
+        clipRange: q.clippingRange,
+        weightError: weightSumErrorBound(n, q),
+        valueError: sumErrorBound(n, q),
+      },
+      // A cohort's sum is attributed to its members; one whole-round sum names no one (it would exclude everyone).
+      cohort === undefined
+        ? { label: 'the SecAgg+ sum' }
+        : { label: `SecAgg+ cohort ${cohort}'s sum`, members: contributors },
+    );
     // The clients send ratio_i = w_i / maxExampleWeight: scale back to examples (one unit everywhere).
     const scale = this.opts.options.maxExampleWeight;
     const weightedDeltaSum = splitByManifest(total, this.opts.manifest);
     for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
     return {
-      updates: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: contributors.length },
+      updates: { weightedDeltaSum, totalWeight: total[total.length - 1] * scale, clientCount: n },
       participants: contributors,
       // A client that dropped at unmask still contributed its masked vector: it is a participant.
       failures: this.failuresOf(dropouts.filter((d) => !contributors.includes(d.clientId))),
