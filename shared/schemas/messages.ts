@@ -1,8 +1,12 @@
 import { z } from 'zod';
 import { JobSpecSchema, TrainConfigSchema, LIMITS } from './jobSpec';
 
-/** Bumped on any incompatible change to the socket events below; checked at connect. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Bumped on any incompatible change to the socket events below or to what their payloads mean;
+ * checked at connect. 3: a SecAgg+ masked vector's weight element is quantised on [0, 1]
+ * (quantizeWeightedUpdate), not on the deltas' range: a version-2 client's sums would decode wrongly.
+ */
+export const PROTOCOL_VERSION = 3;
 
 const hex = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as lowercase hex`);
