@@ -17,6 +17,7 @@ import { loadOrCreateIdentity } from '../client/keyFile';
 import type { RoundCompletedEvent } from '../coordinator/ports';
 import type { ExampleOptions, ExampleTask } from './exampleTask';
 import { formatPartition } from './partitionOption';
+import type { SoloAttack } from '../client/plantedBehaviour';
 
 const REPO_ROOT = resolve(__dirname, '..');
 
@@ -55,6 +56,9 @@ export interface FederationResult {
   roundDetails: RoundSummary[];
   /** Contribution scoring of the job (coordinator/contribution): every client's score and payout share, by client index. */
   contributors: FederationContributor[];
+  /** Present with --attackers: how many clients were planted attackers, and which attack they played. */
+  attackers?: number;
+  attack?: SoloAttack;
   /** How the scores were computed, e.g. "shapley (loss)"; "skipped" if the job could not be scored. */
   contributionMethod: string;
 }
@@ -69,6 +73,8 @@ export interface FederationContributor {
   estimate?: number;
   /** Present on the clients planted with --free-rider. */
   freeRider?: true;
+  /** Present on the clients planted with --attackers: the attack they played. */
+  attacker?: SoloAttack;
 }
 
 export interface FederationOptions extends ExampleOptions {
@@ -90,6 +96,10 @@ export interface FederationOptions extends ExampleOptions {
   onLog?: (line: string) => void;
   /** Plant this many free-riders (the last client indices send the global model back unchanged). @default 0 */
   freeRiders?: number;
+  /** Research: plant this many attackers playing `attack` (the indices just before the free-riders). @default 0 */
+  attackers?: number;
+  /** The planted attackers' attack (client/plantedBehaviour.ts SoloAttack). @default "sign-flip" */
+  attack?: SoloAttack;
 }
 
 /**
@@ -104,6 +114,10 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   mkdirSync(dataDir, { recursive: true });
   /** The planted free-riders are the last client indices. */
   const isFreeRider = (i: number) => i >= options.clients - (options.freeRiders ?? 0);
+  /** The planted attackers are the indices just before the free-riders. */
+  const attackers = options.attackers ?? 0;
+  const attack: SoloAttack = options.attack ?? 'sign-flip';
+  const isAttacker = (i: number) => !isFreeRider(i) && i >= options.clients - (options.freeRiders ?? 0) - attackers;
   const rounds: RoundSummary[] = [];
   let store: Awaited<ReturnType<typeof startCoordinator>>['store'] | null = null;
   const onRoundCompleted = async (e: RoundCompletedEvent) => {
@@ -195,6 +209,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
           '--backend',
           options.backend,
           ...(isFreeRider(i) ? ['--planted', 'free-rider'] : []),
+          ...(isAttacker(i) ? ['--attack', attack] : []),
         ],
         { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -265,6 +280,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
         share: c?.share ?? 0,
         ...(c?.estimate !== undefined ? { estimate: c.estimate } : {}),
         ...(isFreeRider(i) ? { freeRider: true as const } : {}),
+        ...(isAttacker(i) ? { attacker: attack } : {}),
       });
     }
     await options.afterJob?.(coordinator, job.id, dataDir);
@@ -289,6 +305,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       clientBackends,
       roundDetails: rounds,
       contributors,
+      ...(attackers > 0 ? { attackers, attack } : {}),
       contributionMethod:
         report.status === 'skipped'
           ? 'skipped'
