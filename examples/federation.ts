@@ -152,7 +152,10 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     const mode = options.secureAggregation ?? 'secagg';
     // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
-    const unbound = withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys);
+    const unbound = withAttackers(
+      withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys),
+      attackers,
+    );
     // A paid job: the buyer funds the escrow job for exactly this spec and signs the binding.
     const spec = options.chain ? { ...unbound, chain: await options.chain.bind(unbound) } : unbound;
     const created = await fetch(`${coordinator.url}/v1/jobs`, {
@@ -347,6 +350,19 @@ function withAggregation(
     secureAggregation: 'secagg',
     secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples), ...cohorts },
   };
+}
+
+/**
+ * With planted attackers a round must be able to commit without them: a SecAgg+ cohort whose sum is
+ * refused takes its cohortSize members out of the round, and an attacker the server step names sits
+ * out the retry. So the quorum leaves room for that (at least 3 under secagg, 2 otherwise).
+ */
+function withAttackers(spec: JobSpecInput, attackers: number): JobSpecInput {
+  if (attackers === 0) return spec;
+  const secagg = spec.secureAggregation === 'secagg';
+  const cohortSize = secagg ? ((spec.secagg as { cohortSize?: number } | undefined)?.cohortSize ?? 0) : 0;
+  const spare = cohortSize > 0 ? cohortSize * attackers : attackers;
+  return { ...spec, minClients: Math.max(secagg ? 3 : 2, (spec.minClients ?? 2) - spare) };
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<void> {
