@@ -160,7 +160,11 @@ export function quantizeWeightedUpdate(
       details: { ratio },
     });
   }
-  const values = Array.prototype.slice.call(weighted, 0, n - 1) as number[];
+  // A view, not a copy, when the input is a typed array (vectors reach millions of values).
+  const values =
+    weighted instanceof Float32Array || weighted instanceof Float64Array
+      ? weighted.subarray(0, n - 1)
+      : (Array.prototype.slice.call(weighted, 0, n - 1) as number[]);
   const q = quantize(values, p, options);
   const out = new Uint32Array(n);
   out.set(q.values);
