@@ -279,3 +279,57 @@ export function attackerUpdate(
     }
   }
 }
+
+/** The largest finite Float32 (FLT_MAX): issue 13's third attack sends it as every delta value. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Issue 13's attacks on the aggregate itself (research only), beside the PlantedAttack model attacks:
+ * - `overflow`: every delta value +FLT_MAX (finite, so the codec's finiteness check passes) while
+ *   claiming `inflatedExamples`. Through the stock client halves: `none` uploads it as is; the private
+ *   modes' clients clip it to their clipping range. The modified secagg half (client/plantedModes.ts)
+ *   instead pushes every masked value half the modulus away, past anything clipping allows.
+ * - `negative-weight`: the reversed delta (as `sign-flip`) with a negative weight ratio hidden inside
+ *   the masked vector (secagg) or the ciphertexts (paillier) that cancels its peers' ratios, so the
+ *   FedAvg division amplifies the sum. Private modes only: a plaintext example count is validated.
+ */
+export type AggregateAttack = 'overflow' | 'negative-weight';
+export const AGGREGATE_ATTACKS: readonly AggregateAttack[] = ['overflow', 'negative-weight'];
+
+/** Every attack one planted client can play on its own (`alie` needs colluders that share their deltas). */
+export type SoloAttack = Exclude<PlantedAttack, 'alie'> | AggregateAttack;
+export const SOLO_ATTACKS: readonly SoloAttack[] = [
+  ...PLANTED_ATTACKS.filter((a): a is Exclude<PlantedAttack, 'alie'> => a !== 'alie'),
+  ...AGGREGATE_ATTACKS,
+];
+
+/** The delta a lone planted attacker sends instead of `trained` (its delta after training on attackerDataset). */
+export function soloAttackDelta(
+  attack: SoloAttack,
+  global: readonly NamedTensor[],
+  trained: readonly NamedTensor[],
+  seed: number,
+  options: Readonly<AttackOptions> = DEFAULT_ATTACK_OPTIONS,
+): NamedTensor[] {
+  switch (attack) {
+    case 'overflow':
+      return global.map((t) => ({
+        name: t.name,
+        shape: [...t.shape],
+        data: new Float32Array(t.data.length).fill(FLOAT32_MAX),
+      }));
+    case 'negative-weight':
+      return plantedDelta('sign-flip', global, trained, seed, options);
+    default:
+      return attackerUpdate(attack, { global, trained, numExamples: 1, seed }, options).delta;
+  }
+}
+
+/** The example count a lone planted attacker declares, given the one it trained on. */
+export function soloAttackExamples(
+  attack: SoloAttack,
+  trainedExamples: number,
+  options: Readonly<AttackOptions> = DEFAULT_ATTACK_OPTIONS,
+): number {
+  return attack === 'weight-inflation' || attack === 'overflow' ? options.inflatedExamples : trainedExamples;
+}

@@ -15,7 +15,13 @@ import { assertDatasetFitsInput } from './datasetCheck';
 import { isJobFinished, joinOrFinish } from './joinJob';
 import { readAtMost } from './readAtMost';
 import { createSignedFetch, type SignedFetch } from './signedFetch';
-import type { ClientModeSession, ModeStep, ModeStepFailure, TrainedUpdate } from './updates/clientAggregationMode';
+import type {
+  ClientAggregationMode,
+  ClientModeSession,
+  ModeStep,
+  ModeStepFailure,
+  TrainedUpdate,
+} from './updates/clientAggregationMode';
 import { clientModeFor } from './updates/registry';
 
 export interface TributaryClientOptions {
@@ -144,6 +150,16 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     return trained;
   }
 
+  /** The example count this client declares for a task: the one it trained on (research subclasses lie). */
+  protected examplesToClaim(trained: number, _task: RoundTask): number {
+    return trained;
+  }
+
+  /** The client half of a job's mode: the registry's (research subclasses run modified halves). */
+  protected aggregationModeFor(name: string): ClientAggregationMode {
+    return clientModeFor(name);
+  }
+
   /**
    * Tasks train one at a time; each training is handed to the mode as soon as it is open (a task can
    * arrive in the same network read as the join acknowledgement, before the mode exists).
@@ -176,7 +192,7 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     // (e.g. SecAgg+ setup) as soon as the join is acknowledged, while the model is still being built.
     // One mode session per job for the client's life: it keeps what must survive a reconnect (e.g.
     // which rounds this client already masked an input for).
-    this.mode ??= clientModeFor(joined.spec.secureAggregation).open({
+    this.mode ??= this.aggregationModeFor(joined.spec.secureAggregation).open({
       joined,
       connection: conn,
       identity: this.options.identity,
@@ -236,7 +252,7 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
       task,
       tensors,
       delta: flattenByManifest(tensors, joined.weightManifest),
-      numExamples: result.numExamples,
+      numExamples: this.examplesToClaim(result.numExamples, task),
       metrics: { loss: result.loss, accuracy: result.accuracy },
     };
   }

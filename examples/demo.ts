@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { SOLO_ATTACKS, type SoloAttack } from '../client/plantedBehaviour';
 import { startDemoChain, type DemoChain, type DemoChainResult } from './chainDemo';
 import type { ExampleTask } from './exampleTask';
 import { type FederationPrivacy, runFederation, type RoundSummary } from './federation';
@@ -44,6 +45,16 @@ const program = new Command('tributary-demo')
     'plant N free-riders (the last N clients send the global model back unchanged) to watch them earn nothing',
     '0',
   )
+  .option(
+    '--attackers <n>',
+    'research: plant N attackers (the clients before any free-riders) playing --attack, to watch what each mode bounds and scoring pay them nothing',
+    '0',
+  )
+  .addOption(
+    new Option('--attack <name>', 'what the planted attackers do (see docs/robustness.md)')
+      .choices([...SOLO_ATTACKS])
+      .default('sign-flip'),
+  )
   .option('--no-chain', 'skip the escrow: no anvil, no payouts')
   .option(
     '--rpc-url <url>',
@@ -63,7 +74,7 @@ const program = new Command('tributary-demo')
   )
   .addHelpText(
     'after',
-    '\nExamples:\n  npm start\n  npm start -- --example tabular --partition dirichlet:0.5\n  npm start -- --clients 3 --rounds 5 --json\n  npm start -- --example tabular --dp-epsilon 8',
+    '\nExamples:\n  npm start\n  npm start -- --example tabular --partition dirichlet:0.5\n  npm start -- --clients 3 --rounds 5 --json\n  npm start -- --example tabular --dp-epsilon 8\n  npm start -- --clients 6 --attackers 1 --attack negative-weight',
   )
   .action(async (opts) => {
     const task = EXAMPLES[opts.example];
@@ -81,6 +92,16 @@ const program = new Command('tributary-demo')
       throw new Error(
         `--free-rider must be an integer in [0, ${clients - 1}] (at least one honest client), got ${opts.freeRider}`,
       );
+    const attackers = Number(opts.attackers);
+    if (!Number.isInteger(attackers) || attackers < 0 || attackers + freeRiders >= clients)
+      throw new Error(
+        `--attackers must be an integer in [0, ${clients - 1 - freeRiders}] (at least one honest client besides ${freeRiders} free-rider(s)), got ${opts.attackers}`,
+      );
+    const attack = opts.attack as SoloAttack;
+    if (attackers > 0 && attack === 'negative-weight' && opts.secureAggregation === 'none')
+      throw new Error(
+        '--attack negative-weight hides a negative weight inside a masked vector or ciphertext: use --secure-aggregation secagg or paillier (in none the example count is validated)',
+      );
     if (!/^[1-9][0-9]{0,77}$/.test(String(opts.budgetWei)))
       throw new Error(`--budget-wei must be a positive integer, got ${opts.budgetWei}`);
     const privacy = privacyOption(opts, clients);
@@ -89,7 +110,7 @@ const program = new Command('tributary-demo')
     const say = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
 
     say(
-      `Tributary demo: ${task.title}; ${clients} clients, ${rounds} rounds, partition ${formatPartition(partition)}, seed ${seed}, secure aggregation ${opts.secureAggregation}`,
+      `Tributary demo: ${task.title}; ${clients} clients, ${rounds} rounds, partition ${formatPartition(partition)}, seed ${seed}, secure aggregation ${opts.secureAggregation}${attackers > 0 ? `, ${attackers} planted ${attack} attacker(s)` : ''}`,
     );
     if (privacy) {
       say(
@@ -139,6 +160,7 @@ const program = new Command('tributary-demo')
       secureAggregation: opts.secureAggregation,
       freeRiders,
       ...(privacy ? { privacy } : {}),
+      ...(attackers > 0 ? { attackers, attack } : {}),
       chain: chainOption,
       afterJob: chain
         ? async (coordinator, jobId, dataDir) => {
@@ -174,7 +196,7 @@ const program = new Command('tributary-demo')
     say(`  contributions        ${result.contributionMethod}`);
     for (const c of result.contributors) {
       say(
-        `    client ${String(c.index).padStart(2)} ${c.id.slice(0, 16)}…  score ${c.score.toFixed(4).padStart(8)}  share ${(100 * c.share).toFixed(1).padStart(5)} %${c.freeRider ? '  (planted free-rider)' : ''}`,
+        `    client ${String(c.index).padStart(2)} ${c.id.slice(0, 16)}…  score ${c.score.toFixed(4).padStart(8)}  share ${(100 * c.share).toFixed(1).padStart(5)} %${c.freeRider ? '  (planted free-rider)' : ''}${c.attacker ? `  (planted attacker: ${c.attacker})` : ''}`,
       );
     }
     await chain?.stop();

@@ -17,6 +17,7 @@ import { loadOrCreateIdentity } from '../client/keyFile';
 import type { RoundCompletedEvent } from '../coordinator/ports';
 import type { ExampleOptions, ExampleTask } from './exampleTask';
 import { formatPartition } from './partitionOption';
+import type { SoloAttack } from '../client/plantedBehaviour';
 
 const REPO_ROOT = resolve(__dirname, '..');
 
@@ -81,6 +82,9 @@ export interface FederationResult {
   roundDetails: RoundSummary[];
   /** Contribution scoring of the job (coordinator/contribution): every client's score and payout share, by client index. */
   contributors: FederationContributor[];
+  /** Present with --attackers: how many clients were planted attackers, and which attack they played. */
+  attackers?: number;
+  attack?: SoloAttack;
   /** How the scores were computed, e.g. "shapley (loss)"; "skipped" if the job could not be scored. */
   contributionMethod: string;
   /** Why the job ended early or failed (e.g. PRIVACY_BUDGET_EXHAUSTED: ...), when it says. */
@@ -99,6 +103,8 @@ export interface FederationContributor {
   estimate?: number;
   /** Present on the clients planted with --free-rider. */
   freeRider?: true;
+  /** Present on the clients planted with --attackers: the attack they played. */
+  attacker?: SoloAttack;
 }
 
 export interface FederationOptions extends ExampleOptions {
@@ -122,6 +128,10 @@ export interface FederationOptions extends ExampleOptions {
   freeRiders?: number;
   /** Train with client-level DP (adaptive clipping from the example's privacyClippingNorm). */
   privacy?: FederationPrivacy;
+  /** Research: plant this many attackers playing `attack` (the indices just before the free-riders). @default 0 */
+  attackers?: number;
+  /** The planted attackers' attack (client/plantedBehaviour.ts SoloAttack). @default "sign-flip" */
+  attack?: SoloAttack;
 }
 
 /**
@@ -136,6 +146,10 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   mkdirSync(dataDir, { recursive: true });
   /** The planted free-riders are the last client indices. */
   const isFreeRider = (i: number) => i >= options.clients - (options.freeRiders ?? 0);
+  /** The planted attackers are the indices just before the free-riders. */
+  const attackers = options.attackers ?? 0;
+  const attack: SoloAttack = options.attack ?? 'sign-flip';
+  const isAttacker = (i: number) => !isFreeRider(i) && i >= options.clients - (options.freeRiders ?? 0) - attackers;
   const rounds: RoundSummary[] = [];
   let privacySpent: FederationPrivacyResult | undefined;
   let store: Awaited<ReturnType<typeof startCoordinator>>['store'] | null = null;
@@ -186,10 +200,13 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     const mode = options.secureAggregation ?? 'secagg';
     // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
-    const unbound = withPrivacy(
-      withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys),
-      task,
-      options.privacy,
+    const unbound = withAttackers(
+      withPrivacy(
+        withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys),
+        task,
+        options.privacy,
+      ),
+      attackers,
     );
     // A paid job: the buyer funds the escrow job for exactly this spec and signs the binding.
     const spec = options.chain ? { ...unbound, chain: await options.chain.bind(unbound) } : unbound;
@@ -245,6 +262,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
           '--backend',
           options.backend,
           ...(isFreeRider(i) ? ['--planted', 'free-rider'] : []),
+          ...(isAttacker(i) ? ['--attack', attack] : []),
         ],
         { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -313,6 +331,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
         share: c?.share ?? 0,
         ...(c?.estimate !== undefined ? { estimate: c.estimate } : {}),
         ...(isFreeRider(i) ? { freeRider: true as const } : {}),
+        ...(isAttacker(i) ? { attacker: attack } : {}),
       });
     }
     await options.afterJob?.(coordinator, job.id, dataDir);
@@ -339,6 +358,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       contributors,
       ...(finished.failureReason ? { reason: finished.failureReason } : {}),
       ...(privacySpent ? { privacy: privacySpent } : {}),
+      ...(attackers > 0 ? { attackers, attack } : {}),
       contributionMethod:
         report.status === 'skipped'
           ? 'skipped'
@@ -398,6 +418,19 @@ function withPrivacy(spec: JobSpecInput, task: ExampleTask, privacy: FederationP
       adaptiveClipping: { initialNorm: task.privacyClippingNorm },
     },
   };
+}
+
+/**
+ * With planted attackers a round must be able to commit without them: a SecAgg+ cohort whose sum is
+ * refused takes its cohortSize members out of the round, and an attacker the server step names sits
+ * out the retry. So the quorum leaves room for that (at least 3 under secagg, 2 otherwise).
+ */
+function withAttackers(spec: JobSpecInput, attackers: number): JobSpecInput {
+  if (attackers === 0) return spec;
+  const secagg = spec.secureAggregation === 'secagg';
+  const cohortSize = secagg ? ((spec.secagg as { cohortSize?: number } | undefined)?.cohortSize ?? 0) : 0;
+  const spare = cohortSize > 0 ? cohortSize * attackers : attackers;
+  return { ...spec, minClients: Math.max(secagg ? 3 : 2, (spec.minClients ?? 2) - spare) };
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<void> {

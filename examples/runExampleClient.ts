@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from '../client/keyFile';
 import { createPayoutBinding } from '../client/payoutBinding';
-import { createResearchClient } from '../client/plantedClient';
+import { AttackerClient, createResearchClient } from '../client/plantedClient';
 import type { RoundTrainedEvent } from '../client/tributaryClient';
-import { PLANTED_BEHAVIOURS, type PlantedBehaviour } from '../client/plantedBehaviour';
+import { PLANTED_BEHAVIOURS, type PlantedBehaviour, SOLO_ATTACKS, type SoloAttack } from '../client/plantedBehaviour';
 import { datasetToCsv } from '../shared/data/csvWriter';
 import { loadDatasetFile } from '../shared/data/loadDataset';
 import { toTributaryError } from '../shared/errors';
@@ -32,6 +32,7 @@ export function runExampleClient(task: ExampleTask): void {
       '--planted <behaviour>',
       `research only: misbehave instead of training honestly (${PLANTED_BEHAVIOURS.join(' | ')})`,
     )
+    .option('--attack <name>', `research only: play this robustness attack (${SOLO_ATTACKS.join(' | ')})`)
     .action(async (opts) => {
       const print = (event: string, fields: object) =>
         process.stdout.write(`${JSON.stringify({ event, index: opts.index, ...fields })}\n`);
@@ -46,17 +47,23 @@ export function runExampleClient(task: ExampleTask): void {
       if (opts.planted !== undefined && !(PLANTED_BEHAVIOURS as readonly string[]).includes(opts.planted))
         throw new Error(`--planted must be one of ${PLANTED_BEHAVIOURS.join(', ')}`);
       const plantedBehaviour = opts.planted as PlantedBehaviour | undefined;
-      const client = createResearchClient(
-        {
-          url: opts.coordinator,
-          jobId: opts.job,
-          identity,
-          dataset,
-          backend: opts.backend as BackendPreference,
-          payout,
-        },
-        plantedBehaviour,
-      );
+      if (opts.attack !== undefined && !(SOLO_ATTACKS as readonly string[]).includes(opts.attack))
+        throw new Error(`--attack must be one of ${SOLO_ATTACKS.join(', ')}`);
+      const clientOptions = {
+        url: opts.coordinator,
+        jobId: opts.job,
+        identity,
+        dataset,
+        backend: opts.backend as BackendPreference,
+        payout,
+      };
+      const client =
+        opts.attack !== undefined
+          ? new AttackerClient(clientOptions, opts.attack as SoloAttack, {
+              numClasses: task.input.numClasses,
+              seed: opts.seed * 1000 + opts.index,
+            })
+          : createResearchClient(clientOptions, plantedBehaviour);
       client.on('backend', (backend: string) => print('backend', { backend, examples: dataset.count }));
       client.on('roundTrained', (e: RoundTrainedEvent) => print('roundTrained', e));
       client.on('warning', (message: string) => process.stderr.write(`client ${opts.index}: ${message}\n`));

@@ -17,7 +17,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import type { RoundCompletedEvent } from '../coordinator/ports';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
-import { dequantizeSum, MODULUS, SecAggPlusClient, type ClientToServer } from '../shared/secagg';
+import { dequantizeWeightedSum, MODULUS, SecAggPlusClient, type ClientToServer } from '../shared/secagg';
 import { decodeBinaryJson } from '../shared/codec/binaryJson';
 import type { SecAggRequest } from '../shared/schemas/messages';
 import { EVENTS } from '../shared/schemas/protocol';
@@ -142,7 +142,7 @@ describe('SecAgg+ dropouts at each stage, end to end', () => {
     });
     const sum = new Uint32Array(vectors[0].length);
     for (const v of vectors) for (let i = 0; i < v.length; i++) sum[i] = (sum[i] + v[i]) % MODULUS;
-    return dequantizeSum(sum, vectors.length, QUANTIZATION);
+    return dequantizeWeightedSum(sum, vectors.length, QUANTIZATION);
   }
 
   function learnedSum(jobId: string, round: number): Float64Array {

@@ -1,6 +1,6 @@
 import { PublicKey } from 'paillier-bigint';
 import { clippedWithBit, privacyPlanOf, roundClippingNorm } from '../../shared/aggregation/privateUpdate';
-import { weightUpdate } from '../../shared/aggregation/weighting';
+import { clipAndWeightUpdate } from '../../shared/aggregation/weighting';
 import { totalParameters } from '../../shared/codec/tensors';
 import { TributaryError } from '../../shared/errors';
 import { ciphertextsToBytes, ciphertextWidth, encryptVector, signSubmission } from '../../shared/paillier';
@@ -26,52 +26,86 @@ function paillierPublicKey(nHex: string): PublicKey {
 }
 
 /**
- * Weights (shared weighting: ratio-scaled, ratio appended), packs and encrypts one trained update
- * under the job's public key; returns the fixed-width ciphertext bytes. Under DP (central noise, added
- * by the coordinator to the decrypted sum) the update is clipped to the round's C and the weight slot
- * carries the unclipped bit instead (shared/aggregation/privateUpdate.ts).
+ * Research hooks of the paillier client half (planted attackers and tests; `paillierClientMode` has none).
  */
-async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate): Promise<Uint8Array> {
+export interface PaillierClientHooks {
+  /**
+   * The vector this client encrypts (weighted values, then the weight ratio), given the honest one.
+   * A client running modified code can encrypt anything in [-clipRange, clipRange] here.
+   */
+  vectorToEncrypt?(
+    vector: Float32Array,
+    info: { trained: TrainedUpdate; options: PaillierOptions; context: ClientModeContext },
+  ): Float32Array;
+}
+
+/**
+ * Clips the delta to clipRange, weights it (shared weighting: ratio-scaled, ratio appended), packs and
+ * encrypts it under the job's public key; returns the fixed-width ciphertext bytes. Under DP (central
+ * noise, added by the coordinator to the decrypted sum) the update is clipped to the round's C instead
+ * and the weight slot carries the unclipped bit (shared/aggregation/privateUpdate.ts).
+ */
+async function encryptUpdate(
+  context: ClientModeContext,
+  trained: TrainedUpdate,
+  hooks: PaillierClientHooks = {},
+): Promise<Uint8Array> {
   const { joined, threads, warn } = context;
   const options = paillierOptions(joined.spec);
   const params = paillierParamsOf({ maxClients: joined.spec.maxClients, paillier: options });
   const publicKey = paillierPublicKey(options.publicKey.n);
   const plan = privacyPlanOf(joined.spec, totalParameters(joined.weightManifest));
-  const vector = plan
-    ? clippedWithBit(trained.delta, roundClippingNorm(plan, trained.task.config)).vector
-    : weightUpdate(trained.delta, trained.numExamples, options.maxExampleWeight);
-  const encrypted = await encryptVector(publicKey, vector, params, { threads });
-  if (encrypted.clipped > 0) {
+  const weighted = plan
+    ? {
+        values: clippedWithBit(trained.delta, roundClippingNorm(plan, trained.task.config)).vector,
+        clipped: 0,
+        maxAbs: 0,
+      }
+    : clipAndWeightUpdate(trained.delta, trained.numExamples, options.maxExampleWeight, options.clipRange);
+  if (weighted.clipped > 0) {
     warn(
-      `round ${trained.task.round}: ${encrypted.clipped} of ${trained.delta.length} weighted update values were outside ` +
-        `[-${options.clipRange}, ${options.clipRange}] and were clipped`,
+      `round ${trained.task.round}: ${weighted.clipped} of ${trained.delta.length} update values were outside ` +
+        `[-${options.clipRange}, ${options.clipRange}] (largest |x| ${weighted.maxAbs.toPrecision(3)}) and were clipped`,
     );
   }
+  const vector = hooks.vectorToEncrypt
+    ? hooks.vectorToEncrypt(weighted.values, { trained, options, context })
+    : weighted.values;
+  const encrypted = await encryptVector(publicKey, vector, params, { threads });
   return ciphertextsToBytes(encrypted.ciphertexts, ciphertextWidth(publicKey.n));
 }
+
+/** A paillier client half; `encrypt` is a property so research harnesses can observe (or, in tests, subvert) what a client encrypts. */
+export type PaillierClientMode = ClientAggregationMode & {
+  encrypt: (context: ClientModeContext, trained: TrainedUpdate) => Promise<Uint8Array>;
+};
 
 /**
  * Mode `paillier` (client half): the encrypted update goes through the ordinary chunked upload with
  * numExamples 1 and no metrics (the weight travels encrypted; metrics would leak per-client
- * information), and the commit carries the client's signature over the ciphertexts' SHA-256 bound to
- * the task's (job, round, attempt): the coordinator checks it, and the key holder checks it again
- * before it decrypts a sum this update is part of. `encrypt` is a property so research harnesses
- * can observe (or, in tests, subvert) what a client encrypts.
+ * information). Delta values are clipped to clipRange before weighting, so the coordinator can check
+ * the decrypted aggregate against what honest clients produce (coordinator/aggregation/honestSumBounds.ts).
+ * `hooks` are for research (client/plantedModes.ts); production uses `paillierClientMode`.
  */
-export const paillierClientMode: ClientAggregationMode & {
-  encrypt: (context: ClientModeContext, trained: TrainedUpdate) => Promise<Uint8Array>;
-} = {
-  name: 'paillier',
-  encrypt: encryptUpdate,
-  open: (context) => ({
-    async onTask(task, training) {
-      const trained = await training;
-      if (!trained) return;
-      const payload = await paillierClientMode.encrypt(context, trained);
-      const ref = { jobId: task.jobId, round: task.round, attempt: task.attempt };
-      const submissionSignature = signSubmission(context.identity, ref, payload);
-      await context.connection.submitUpdate(task, payload, 1, {}, { submissionSignature });
-    },
-    close() {},
-  }),
-};
+export function createPaillierClientMode(hooks: PaillierClientHooks = {}): PaillierClientMode {
+  const mode: PaillierClientMode = {
+    name: 'paillier',
+    encrypt: (context, trained) => encryptUpdate(context, trained, hooks),
+    open: (context) => ({
+      async onTask(task, training) {
+        const trained = await training;
+        if (!trained) return;
+        const payload = await mode.encrypt(context, trained);
+        // Signed over the ciphertexts' SHA-256 and the task's (job, round, attempt): checked by the
+        // coordinator at upload and by the key holder before it decrypts a sum this update is in.
+        const ref = { jobId: task.jobId, round: task.round, attempt: task.attempt };
+        const submissionSignature = signSubmission(context.identity, ref, payload);
+        await context.connection.submitUpdate(task, payload, 1, {}, { submissionSignature });
+      },
+      close() {},
+    }),
+  };
+  return mode;
+}
+
+export const paillierClientMode: PaillierClientMode = createPaillierClientMode();

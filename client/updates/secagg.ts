@@ -6,7 +6,7 @@ import {
   privacyPlanOf,
   roundClippingNorm,
 } from '../../shared/aggregation/privateUpdate';
-import { weightUpdate } from '../../shared/aggregation/weighting';
+import { clipAndWeightUpdate } from '../../shared/aggregation/weighting';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { encodeDistributedUpdate } from '../../shared/privacy/distributedNoise';
 import { cryptoRandom } from '../../shared/privacy/randomSource';
@@ -15,13 +15,15 @@ import type { JobSpec, SecAggOptions } from '../../shared/schemas/jobSpec';
 import type { RoundTask, SecAggRequest } from '../../shared/schemas/messages';
 import { totalParameters } from '../../shared/codec/tensors';
 import {
-  quantize,
+  quantizeWeightedUpdate,
   type SecAggParameters,
   type SecAggPolicy,
   SecAggPlusClient,
   secaggError,
   secaggPolicyFor,
   UnmaskedRounds,
+  bytesToVector,
+  vectorToBytes,
 } from '../../shared/secagg';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
 
@@ -38,15 +40,40 @@ interface SecAggAttempt {
   params?: SecAggParameters;
   /** The session's round id, once setup was accepted: the public rotation seed of distributed DP noise. */
   roundId?: string;
+  clientIds?: readonly string[];
 }
 
 const attemptKey = (round: number, attempt: number) => `${round}:${attempt}`;
 
+/** What a research hook sees of the masked input it may change. */
+export interface MaskedVectorContext {
+  request: SecAggRequest;
+  params: SecAggParameters;
+  /** The attempt's (cohort's) clients, from the setup request. */
+  clientIds: readonly string[];
+  trained: TrainedUpdate;
+  context: ClientModeContext;
+}
+
+/**
+ * Research hooks of the secagg client half (planted attackers and tests; the production client
+ * never sets one: `secaggClientMode` has none).
+ */
+export interface SecAggClientHooks {
+  /**
+   * The masked vector this client sends, given the one its SecAgg+ client produced (values mod 2^32).
+   * A client running modified code can add anything here; the coordinator sees only the revealed sum.
+   */
+  maskedVectorToSend?(masked: Uint32Array, info: MaskedVectorContext): Uint32Array;
+}
+
 /**
  * Mode `secagg` (client half): the update is never uploaded. Training starts at the task and a
  * `SecAggPlusClient` per (round, attempt) answers the coordinator's SecAgg+ stages; at
- * collect-masked-vectors the trained delta is weighted (shared weighting), quantised and masked, so
- * the coordinator only ever sees masked vectors and learns only their sum. No training metrics are sent.
+ * collect-masked-vectors the trained delta is clipped to the clipping range, weighted (shared
+ * weighting) and quantised, the weight ratio on its own [0, 1] range (quantizeWeightedUpdate), then
+ * masked, so the coordinator only ever sees masked vectors and learns only their sum, which it can
+ * check against what honest clients produce. No training metrics are sent.
  *
  * Under DP (a `privacy` block, shared/aggregation/privateUpdate.ts) the delta is clipped to the
  * round's C instead of weighted: with central noise the vector is the clipped delta and the unclipped
@@ -67,7 +94,10 @@ class SecAggClientSession {
   /** The job's privacy plan (from the joined spec), if it has a privacy block. */
   private readonly privacy: PrivacyPlan | undefined;
 
-  constructor(private readonly context: ClientModeContext) {
+  constructor(
+    private readonly context: ClientModeContext,
+    private readonly hooks: SecAggClientHooks = {},
+  ) {
     const { joined } = context;
     this.unmasked = new UnmaskedRounds(joined.jobId);
     const parameters = totalParameters(joined.weightManifest);
@@ -139,16 +169,18 @@ class SecAggClientSession {
     const reply = await s.client.handle(message, input);
     if (request.stage === 'setup') {
       // Accepted by the SecAgg+ client: the round id names this job's round attempt (and cohort).
-      const setup = message as { params: SecAggParameters; roundId: string };
+      const setup = message as { params: SecAggParameters; roundId: string; clientIds: string[] };
       s.params = setup.params;
       s.roundId = setup.roundId;
+      s.clientIds = setup.clientIds;
     }
     const conn = this.context.connection;
     if (reply.stage === 'collect-masked-vectors') {
       const { maskedVector, ...rest } = reply;
       // Parts of the round's chunk size (the task says it), like uploads.
       const task = (await this.trainings.get(key))?.task;
-      await conn.sendSecAggReply(request, encodeBinaryJson(rest), maskedVector, task?.chunkBytes);
+      const masked = await this.maskedVectorToSend(request, s, maskedVector);
+      await conn.sendSecAggReply(request, encodeBinaryJson(rest), masked, task?.chunkBytes);
     } else {
       await conn.sendSecAggReply(request, encodeBinaryJson(reply));
     }
@@ -158,7 +190,20 @@ class SecAggClientSession {
     }
   }
 
-  /** The trained delta, weighted (or clipped, under DP) and quantised with the session's parameters; or its distributed-noise encoding. */
+  /** The masked vector as the SecAgg+ client produced it, unless a research hook changes it. */
+  private async maskedVectorToSend(request: SecAggRequest, s: SecAggAttempt, masked: Uint8Array): Promise<Uint8Array> {
+    const hook = this.hooks.maskedVectorToSend;
+    if (!hook) return masked;
+    const trained = await this.trainings.get(attemptKey(request.round, request.attempt));
+    if (!trained || !s.params) return masked;
+    const info = { request, params: s.params, clientIds: s.clientIds ?? [], trained, context: this.context };
+    return vectorToBytes(hook(bytesToVector(masked), info));
+  }
+
+  /**
+   * The trained delta, clipped, weighted and quantised with the session's parameters (under DP:
+   * clipped to the round's C with the unclipped bit); or its distributed-noise encoding.
+   */
   private async maskedInput(request: SecAggRequest, s: SecAggAttempt): Promise<Uint32Array> {
     const trained = await this.trainings.get(attemptKey(request.round, request.attempt));
     if (!trained || !s.params) {
@@ -174,23 +219,31 @@ class SecAggClientSession {
       const noise = distributedNoisePlanOf(plan, trained.delta.length, clippingNorm);
       return encodeDistributedUpdate(trained.delta, noise, s.roundId, cryptoRandom()).values;
     }
-    const { maxExampleWeight } = secaggOptions(this.context.joined.spec);
-    const weighted = plan
-      ? clippedWithBit(trained.delta, clippingNorm).vector
-      : weightUpdate(trained.delta, trained.numExamples, maxExampleWeight);
-    const q = quantize(weighted, s.params);
-    if (q.clipped > 0) {
-      const range = s.params.clippingRange;
-      this.context.warn(
-        `round ${request.round}: ${q.clipped} of ${weighted.length} weighted update values were outside ` +
-          `[-${range}, ${range}] (largest |x| ${q.maxAbs.toPrecision(3)}) and were clipped`,
-      );
+    const range = s.params.clippingRange;
+    if (plan) {
+      // Central DP: the weight slot carries the unclipped bit (0 or 1), which the [0, 1] weight range holds.
+      const q = quantizeWeightedUpdate(clippedWithBit(trained.delta, clippingNorm).vector, s.params);
+      this.warnClipped(request.round, q.clipped, q.maxAbs, trained.delta.length, range);
+      return q.values;
     }
-    return q.values;
+    const { maxExampleWeight } = secaggOptions(this.context.joined.spec);
+    const weighted = clipAndWeightUpdate(trained.delta, trained.numExamples, maxExampleWeight, range);
+    this.warnClipped(request.round, weighted.clipped, weighted.maxAbs, trained.delta.length, range);
+    return quantizeWeightedUpdate(weighted.values, s.params).values;
+  }
+
+  private warnClipped(round: number, clipped: number, maxAbs: number, length: number, range: number): void {
+    if (clipped === 0) return;
+    this.context.warn(
+      `round ${round}: ${clipped} of ${length} update values were outside [-${range}, ${range}] ` +
+        `(largest |x| ${maxAbs.toPrecision(3)}) and were clipped`,
+    );
   }
 }
 
-export const secaggClientMode: ClientAggregationMode = {
-  name: 'secagg',
-  open: (context) => new SecAggClientSession(context),
-};
+/** The secagg client half with research hooks (client/plantedModes.ts); production uses `secaggClientMode`. */
+export function createSecAggClientMode(hooks: SecAggClientHooks = {}): ClientAggregationMode {
+  return { name: 'secagg', open: (context) => new SecAggClientSession(context, hooks) };
+}
+
+export const secaggClientMode: ClientAggregationMode = createSecAggClientMode();

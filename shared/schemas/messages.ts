@@ -2,8 +2,11 @@ import { z } from 'zod';
 import { JobSpecSchema, TrainConfigSchema, LIMITS } from './jobSpec';
 
 /**
- * Bumped on any incompatible change to the socket events below; checked at connect. 3: paillier
- * submissions are signed and the key holder receives every contribution (aggregate:ciphertexts).
+ * Bumped on any incompatible change to the socket events below or to what their payloads mean;
+ * checked at connect. 3: paillier submissions are signed and the key holder receives every
+ * contribution (aggregate:ciphertexts); a SecAgg+ masked vector's weight element is quantised on
+ * [0, 1] (quantizeWeightedUpdate), not on the deltas' range, so a version-2 client's sums would
+ * decode wrongly.
  */
 export const PROTOCOL_VERSION = 3;
 

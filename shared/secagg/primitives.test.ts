@@ -11,10 +11,14 @@ import {
 } from './messages';
 import { neighbourGraph, recommendedNeighbourCount, recommendedThreshold, validateGraphParameters } from './neighbours';
 import {
+  MODULUS,
   dequantizeSum,
+  dequantizeWeightedSum,
   maxClientsFor,
   quantize,
+  quantizeWeightedUpdate,
   sumErrorBound,
+  weightSumErrorBound,
   weightUpdate,
   weightedMeanErrorBound,
   weightedMeanFromSum,
@@ -61,8 +65,8 @@ describe('quantize', () => {
     const deltas = examples.map(() => Float32Array.from({ length: L }, () => Math.random() * 2 - 1));
     const sum = new Uint32Array(L + 1);
     const weighted = deltas.map((d, i) => weightUpdate(d, examples[i], maxWeight));
-    for (const w of weighted) addInPlace(sum, quantize(w, params).values);
-    const mean = weightedMeanFromSum(dequantizeSum(sum, n, params));
+    for (const w of weighted) addInPlace(sum, quantizeWeightedUpdate(w, params).values);
+    const mean = weightedMeanFromSum(dequantizeWeightedSum(sum, n, params));
     const ratioSum = weighted.reduce((a, w) => a + w[L], 0);
     for (let i = 0; i < L; i++) {
       let num = 0;
@@ -76,6 +80,42 @@ describe('quantize', () => {
       const bound = weightedMeanErrorBound(Math.abs(exact), ratioSum, n, params) + 1e-6;
       expect(Math.abs(mean[i] - exact)).toBeLessThanOrEqual(bound);
     }
+  });
+
+  it('quantises the weight ratio on its own [0, 1] range: exact steps of 1/R, never negative', () => {
+    const R = params.quantizationRange;
+    // Values on [-2, 2] as quantize does; the ratio 0.25 is 0.25 R, not (0.25 + 2) R / 4.
+    const q = quantizeWeightedUpdate([0, 2, -2, 0.25], params);
+    expect(Array.from(q.values)).toEqual([R / 2, R, 0, R / 4]);
+    expect(quantizeWeightedUpdate([0, 1], params).values[1]).toBe(R);
+    expect(quantizeWeightedUpdate([0, 0], params).values[1]).toBe(0);
+    // A one-example client at maxExampleWeight 1000 is 65.5 steps of 1/R, rounded to 66.
+    expect(quantizeWeightedUpdate(weightUpdate([0.5], 1, 1000), params).values[1]).toBe(Math.round(R / 1000));
+    for (const bad of [-1e-9, -0.5, 1.000001, 2]) {
+      expect(() => quantizeWeightedUpdate([0, bad], params)).toThrow(
+        expect.objectContaining({ code: 'VALIDATION_FAILED' }),
+      );
+    }
+    expect(() => quantizeWeightedUpdate([0, Number.NaN], params)).toThrow(
+      expect.objectContaining({ code: 'CODEC_NON_FINITE' }),
+    );
+    expect(() => quantizeWeightedUpdate([], params)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
+  });
+
+  it('dequantizes the summed weight within n / (2R), and a wrapped (negative) ratio lands far above n', () => {
+    const n = 7;
+    const ratios = Array.from({ length: n }, (_, i) => (i + 1) / 9.3);
+    const sum = new Uint32Array(2);
+    for (const r of ratios) addInPlace(sum, quantizeWeightedUpdate([0.1, r], params).values);
+    const back = dequantizeWeightedSum(sum, n, params);
+    const exact = ratios.reduce((a, b) => a + b, 0);
+    expect(Math.abs(back[1] - exact)).toBeLessThanOrEqual(weightSumErrorBound(n, params));
+    expect(back[0]).toBeCloseTo(0.1 * n, 3);
+    // A client that adds 2^32 - k after masking subtracts k: below the honest sum it is still in
+    // [0, n], above it the sum wraps to ~2^32 / R, far outside what n clients can produce.
+    const wrapped = Uint32Array.from(sum);
+    wrapped[1] = (wrapped[1] + MODULUS - (sum[1] + 5)) % MODULUS;
+    expect(dequantizeWeightedSum(wrapped, n, params)[1]).toBeGreaterThan(1000 * n);
   });
 });
 

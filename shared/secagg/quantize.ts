@@ -125,12 +125,78 @@ export function dequantizeSum(
 }
 
 /** Weighting (shared by both private modes): see shared/aggregation/weighting.ts. */
-export { weightUpdate } from '../aggregation/weighting';
+export { clipAndWeightUpdate, weightUpdate } from '../aggregation/weighting';
 
 /**
- * The weighted mean from a dequantised sum of `weightUpdate` vectors (last element = sum of ratios).
- * If every coordinate of the sum is within E = sumErrorBound(n) and the true ratio sum is D > E, each
- * coordinate of the result is within `weightedMeanErrorBound` = (E + |mean| * E) / (D - E).
+ * Quantises a weighted update (`clipAndWeightUpdate`: L values ratio·Δ, then the weight ratio) for
+ * SecAgg+. The L values are quantised as `quantize` does, on [-c, c]. The weight ratio gets its own
+ * range, [0, 1] (q = round(ratio · R)), not the deltas' [-c, c] (Flower's SecAgg+ mod appends the ratio
+ * to the values and quantises it with them): so an honest client cannot put a negative ratio in its
+ * input, the weight keeps 2c times more resolution (a one-example client at maxExampleWeight 100,000 is
+ * 42 steps, not 2.6), and the summed weight of n honest clients is an integer in [0, nR] that
+ * dequantises exactly to within n / (2R) (`weightSumErrorBound`). A ratio outside [0, 1] or non-finite
+ * throws (VALIDATION_FAILED / CODEC_NON_FINITE): it is a bug, not a value to clip.
+ *
+ * What this does not do: stop a client that runs modified code. Every value of a masked vector is a
+ * residue mod 2^32, and one that adds 2^32 - k after masking subtracts k from the sum, which nothing
+ * can see before unmasking. The coordinator therefore checks the revealed sum instead: a summed
+ * weight or a coordinate outside what honest clients can produce fails that sum
+ * (coordinator/aggregation/honestSumBounds.ts).
+ */
+export function quantizeWeightedUpdate(
+  weighted: ArrayLike<number>,
+  params: QuantizationParameters = DEFAULT_QUANTIZATION,
+  options: QuantizeOptions = {},
+): QuantizeResult {
+  const p = validateQuantization(params);
+  const n = weighted.length;
+  if (n < 1) throw new TributaryError('VALIDATION_FAILED', 'the weighted update has no weight element');
+  const ratio = weighted[n - 1];
+  if (!Number.isFinite(ratio)) {
+    throw new TributaryError('CODEC_NON_FINITE', `the weight ratio is ${ratio}; only finite values can be quantised`);
+  }
+  if (!(ratio >= 0 && ratio <= 1)) {
+    throw new TributaryError('VALIDATION_FAILED', `the weight ratio is ${ratio}; expected a value in [0, 1]`, {
+      details: { ratio },
+    });
+  }
+  // A view, not a copy, when the input is a typed array (vectors reach millions of values).
+  const values =
+    weighted instanceof Float32Array || weighted instanceof Float64Array
+      ? weighted.subarray(0, n - 1)
+      : (Array.prototype.slice.call(weighted, 0, n - 1) as number[]);
+  const q = quantize(values, p, options);
+  const out = new Uint32Array(n);
+  out.set(q.values);
+  out[n - 1] = Math.round(ratio * p.quantizationRange);
+  return { values: out, clipped: q.clipped, maxAbs: q.maxAbs };
+}
+
+/**
+ * Dequantises the mod-2^32 sum of `n` clients' `quantizeWeightedUpdate` vectors: the values as
+ * `dequantizeSum` does (minus n offsets), the last element, the summed weight ratio, as sum / R.
+ */
+export function dequantizeWeightedSum(
+  sum: Uint32Array,
+  n: number,
+  params: QuantizationParameters = DEFAULT_QUANTIZATION,
+): Float64Array {
+  const out = dequantizeSum(sum, n, params);
+  if (out.length < 1) throw new TributaryError('VALIDATION_FAILED', 'the weighted sum has no weight element');
+  out[out.length - 1] = sum[sum.length - 1] / params.quantizationRange;
+  return out;
+}
+
+/** Bound on |dequantised summed weight - Σ ratio_i| for n honest clients: half a step of 1/R each. */
+export function weightSumErrorBound(n: number, p: QuantizationParameters): number {
+  return n / (2 * p.quantizationRange);
+}
+
+/**
+ * The weighted mean from a dequantised sum of weighted vectors (last element = sum of ratios).
+ * If every value of the sum is within E = sumErrorBound(n), the true ratio sum is D and the weight
+ * is within E_w = weightSumErrorBound(n) with D > E_w, each coordinate of the result is within
+ * `weightedMeanErrorBound` = (E + |mean| * E_w) / (D - E_w).
  */
 export function weightedMeanFromSum(sum: ArrayLike<number>): Float64Array {
   if (sum.length < 1) throw new TributaryError('VALIDATION_FAILED', 'the weighted sum has no weight element');
@@ -143,7 +209,7 @@ export function weightedMeanFromSum(sum: ArrayLike<number>): Float64Array {
   return out;
 }
 
-/** Per-coordinate bound for `weightedMeanFromSum`; see there. */
+/** Per-coordinate bound for `weightedMeanFromSum` of `quantizeWeightedUpdate` vectors; see there. */
 export function weightedMeanErrorBound(
   meanAbs: number,
   weightSum: number,
@@ -151,6 +217,7 @@ export function weightedMeanErrorBound(
   p: QuantizationParameters,
 ): number {
   const e = sumErrorBound(n, p);
-  if (weightSum <= e) return Infinity;
-  return (e + meanAbs * e) / (weightSum - e);
+  const ew = weightSumErrorBound(n, p);
+  if (weightSum <= ew) return Infinity;
+  return (e + meanAbs * ew) / (weightSum - ew);
 }

@@ -2,7 +2,7 @@ import { TributaryClient, type TributaryClientOptions } from '../../client/tribu
 import { flattenByManifest } from '../../shared/codec/manifestVector';
 import type { NamedTensor, TensorManifestEntry } from '../../shared/codec/tensors';
 import type { RoundTask } from '../../shared/schemas/messages';
-import { quantize, weightUpdate } from '../../shared/secagg';
+import { clipAndWeightUpdate, quantizeWeightedUpdate } from '../../shared/secagg';
 
 /**
  * An honest TributaryClient that also records, for the test, the quantised SecAgg+ input of each
@@ -28,12 +28,16 @@ export class RecordingClient extends TributaryClient {
     this.on('roundTrained', ({ round, numExamples }) => {
       const last = this.last;
       if (!last || last.task.round !== round) return;
-      const weighted = weightUpdate(
+      const weighted = clipAndWeightUpdate(
         flattenByManifest(last.tensors, this.manifest),
         numExamples,
         this.secagg.maxExampleWeight,
+        this.secagg.clippingRange,
       );
-      const q = quantize(weighted, { clippingRange: this.secagg.clippingRange, quantizationRange: 2 ** 22 });
+      const q = quantizeWeightedUpdate(weighted.values, {
+        clippingRange: this.secagg.clippingRange,
+        quantizationRange: 2 ** 22,
+      });
       this.inputs.set(`${round}:${last.task.attempt}`, q.values);
     });
   }

@@ -147,6 +147,47 @@ describe('PaillierAggregator', () => {
     const expected = deltas[0].map((x, j) => x * f0 + deltas[1][j] * f1);
     flat.forEach((v, j) => expect(v).toBeCloseTo(expected[j], 3));
   });
+
+  it('refuses a decrypted aggregate no honest clients produce: a hidden negative weight, or values beyond ±c·weight', async () => {
+    const { publicKey, privateKey } = await generatePaillierKeys(1024);
+    const width = ciphertextWidth(publicKey.n);
+    const decrypt = async (a: { length: number; contributions: readonly PaillierContribution[] }) => {
+      const vectors = a.contributions.map((x) => ciphertextsFromBytes(x.ciphertexts, width));
+      return decryptSum(privateKey, sumEncrypted(publicKey, vectors), params, vectors.length, a.length);
+    };
+    const update = async (values: number[]) =>
+      ciphertextsToBytes((await encryptVector(publicKey, values, params)).ciphertexts, width);
+    const honestA = await update([0.1, -0.2, 0.3, 0, 0.5, -0.5, 0.25, 0.01, 0.5]);
+    const honestB = await update([0.1, 0.2, -0.2, 0, 0.25, 0.1, -0.25, 0.02, 0.25]);
+    const round = async (attacker: number[]) => {
+      const agg = new PaillierAggregator(manifest, {
+        params,
+        n: publicKey.n,
+        maxExampleWeight: 100,
+        ref,
+        verifier: new SignatureVerifier(),
+        decrypt,
+      });
+      for (const bytes of [honestA, honestB, await update(attacker)]) {
+        const client = generateIdentity();
+        agg.accept(client.clientId, bytes, 1, commitOf(bytes, signSubmission(client, ref, bytes)));
+      }
+      return agg.reveal();
+    };
+    // Weight -0.74 cancels the honest 0.75 down to 0.01, below 3 clients x 1/100 examples.
+    await expect(round([0, 0, 0, 0, 0, 0, 0, 0, -0.74])).rejects.toMatchObject({
+      code: 'ROUND_AGGREGATE_INVALID',
+      details: { what: 'summedWeight' },
+    });
+    // A plausible weight, but a value beyond what clipped deltas give: |0.1 + 0.1 + 1| > 1 x (0.75 + 0.01).
+    await expect(round([1, 0, 0, 0, 0, 0, 0, 0, 0.01])).rejects.toMatchObject({
+      code: 'ROUND_AGGREGATE_INVALID',
+      details: { what: 'summedValue', index: 0 },
+    });
+    // An honest third client (values within ±ratio) passes.
+    const ok = await round([0.2, 0, 0, 0, 0, 0, 0, 0, 0.2]);
+    expect(ok.sum.totalWeight).toBeCloseTo(95, 1);
+  });
 });
 
 describe('KeyHolderRegistry', () => {

@@ -11,12 +11,14 @@ import {
   firstNonUnit,
   type PackedPaillierParams,
   type SubmissionRef,
+  sumErrorBound,
   verifySubmission,
 } from '../../../shared/paillier';
 import type { UpdateCommitBody } from '../../../shared/schemas/messages';
 import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
 import type { RevealedPrivacy } from '../aggregationMode';
 import type { UploadAggregator } from '../uploads/uploadCollection';
+import { assertHonestSum, assertUnclippedCount } from '../honestSumBounds';
 
 /** One accepted encrypted update: who sent it, its signature over the submission, the ciphertext bytes. */
 export interface PaillierContribution {
@@ -58,8 +60,9 @@ export interface PaillierAggregatorOptions {
  * (PAILLIER_CIPHERTEXT_INVALID naming the sender in `details.members`: no honest encryption is a
  * non-unit, so the sender is dropped from the attempt and left out of its retry). The aggregate is
  * therefore never spoiled. `reveal` sends every contribution, signature included, to the key
- * holder, which verifies them and multiplies them itself (client/keyHolder.ts), and splits the
- * decrypted sums into Σ ratio_i·Δ_i per tensor and Σ ratio_i.
+ * holder, which verifies them and multiplies them itself (client/keyHolder.ts), refuses decrypted
+ * sums no honest clients could produce (honestSumBounds.ts; one aggregate, so no one is named) and
+ * splits them into Σ ratio_i·Δ_i per tensor and Σ ratio_i.
  *
  * Cost: the coordinator holds every accepted update until reveal (clients × ciphertext bytes, which
  * job creation bounds by MAX_DECRYPT_REQUEST_BYTES) and sends all of it to the key holder.
@@ -135,21 +138,32 @@ export class PaillierAggregator implements UploadAggregator {
       );
     }
     const clientCount = this.contributors.size;
+    // The weight shares the values' quantisation, so both carry the same error bound.
+    const error = sumErrorBound(this.options.params, clientCount);
+    const owner = { label: 'the Paillier aggregate' };
     if (this.options.privacy) {
       // Under DP the last value is the count of unclipped updates; every client weighs 1.
+      const unclippedCount = assertUnclippedCount(sums[this.length - 1], clientCount, error, owner);
       const weightedDeltaSum = splitByManifest(sums, this.manifest);
       return {
         sum: { weightedDeltaSum, totalWeight: clientCount, clientCount },
-        privacy: { unclippedCount: sums[this.length - 1], noised: false },
+        privacy: { unclippedCount, noised: false },
       };
     }
+    // Bounded influence: a sum no honest clients could produce (a negative ratio or out-of-range
+    // values inside someone's ciphertexts) is refused before any division by its weight.
+    assertHonestSum(
+      sums,
+      {
+        contributors: clientCount,
+        maxExampleWeight: this.options.maxExampleWeight,
+        clipRange: this.options.params.clipRange,
+        weightError: error,
+        valueError: error,
+      },
+      owner,
+    );
     const ratioSum = sums[this.length - 1];
-    if (!(ratioSum > 0)) {
-      throw new TributaryError(
-        'PAILLIER_DECRYPT_FAILED',
-        `The decrypted sum of the clients' weights is ${ratioSum}, not positive.`,
-      );
-    }
     const scale = this.options.maxExampleWeight;
     const weightedDeltaSum = splitByManifest(sums, this.manifest);
     for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;

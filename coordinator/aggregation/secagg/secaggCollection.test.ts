@@ -1,7 +1,12 @@
 import { decodeBinaryJson, encodeBinaryJson } from '../../../shared/codec/binaryJson';
 import { JobSpecSchema } from '../../../shared/schemas/jobSpec';
 import type { SecAggRequest } from '../../../shared/schemas/messages';
-import { quantize, type SecAggParameters, secaggPolicyFor, weightUpdate } from '../../../shared/secagg';
+import {
+  clipAndWeightUpdate,
+  quantizeWeightedUpdate,
+  type SecAggParameters,
+  secaggPolicyFor,
+} from '../../../shared/secagg';
 import { makeClient, makeIdentities } from '../../../shared/secagg/testHarness';
 import { createLogger } from '../../logger';
 import type { JobRecord } from '../../store/store';
@@ -74,7 +79,7 @@ function setup(minClients: number) {
           }
           const input =
             request.stage === 'collect-masked-vectors'
-              ? quantize(weightUpdate([0.1, -0.2, 0.3], 10, 100), params!).values
+              ? quantizeWeightedUpdate(clipAndWeightUpdate([0.1, -0.2, 0.3], 10, 100, 8).values, params!).values
               : undefined;
           const reply = await sessions.get(id)!.handle(message, input);
           const { maskedVector, ...rest } = reply as typeof reply & { maskedVector?: Uint8Array };

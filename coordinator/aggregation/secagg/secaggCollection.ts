@@ -19,8 +19,9 @@ const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
  * One `secagg` round attempt: one SecAggSession per cohort (the whole selection is one cohort unless
  * `secagg.cohortSize` is set), all run to the end of collection before any of them unmasks, so the
  * runner can check the round's quorum first and a failed attempt reveals no cohort sum. A cohort that
- * aborts is dropped (its members become failures) while the others' sums still count. No per-client
- * metrics are collected (they would leak).
+ * aborts, or whose revealed sum no honest members could produce (SecAggSession.unmask, bounded
+ * influence), is dropped (its members become failures) while the others' sums still count. No
+ * per-client metrics are collected (they would leak).
  */
 export class SecAggCollection implements RoundCollection {
   private readonly cohorts: string[][];

@@ -3,9 +3,15 @@ import { splitByManifest } from '../../../shared/codec/manifestVector';
 import { type TensorManifestEntry, totalParameters } from '../../../shared/codec/tensors';
 import { decodeDistributedSum } from '../../../shared/privacy/distributedNoise';
 import type { SecAggOptions } from '../../../shared/schemas/jobSpec';
-import { DEFAULT_QUANTIZATION, dequantizeSum, secaggError } from '../../../shared/secagg';
+import {
+  DEFAULT_QUANTIZATION,
+  dequantizeWeightedSum,
+  sumErrorBound,
+  weightSumErrorBound,
+} from '../../../shared/secagg';
 import type { AggregatedUpdates } from '../../strategy/strategy';
 import type { RevealedPrivacy, RoundPrivacyContext } from '../aggregationMode';
+import { assertHonestSum, assertUnclippedCount, type SumOwner } from '../honestSumBounds';
 
 /** What one unmasked SecAgg+ sum stands for. */
 export interface DecodedSecAggSum {
@@ -22,8 +28,11 @@ export interface DecodedSecAggSum {
 export interface SecAggEncoding {
   /** Values in every client's masked vector. */
   readonly vectorLength: number;
-  /** The round's sums from the mod-2^32 sum of `contributors` vectors of the session named `roundId`. */
-  decode(sum: Uint32Array, contributors: number, roundId: string): DecodedSecAggSum;
+  /**
+   * The round's sums from the mod-2^32 sum of `contributors` vectors of the session named `roundId`.
+   * Throws ROUND_AGGREGATE_INVALID (blaming `owner.members`) for a sum no honest clients produce.
+   */
+  decode(sum: Uint32Array, contributors: number, roundId: string, owner: SumOwner): DecodedSecAggSum;
 }
 
 /** The quantisation every session uses (its setup stage sends it; clients' policies require it). */
@@ -31,41 +40,60 @@ export function sessionQuantization(options: SecAggOptions): { clippingRange: nu
   return { clippingRange: options.clippingRange, quantizationRange: DEFAULT_QUANTIZATION.quantizationRange };
 }
 
-/** No DP: ratio-weighted deltas, the ratio last (weighting.ts); sums scaled back to examples with maxExampleWeight. */
+/**
+ * No DP: ratio-weighted clipped deltas, the ratio last on its own [0, 1] range (weighting.ts,
+ * quantizeWeightedUpdate); sums scaled back to examples with maxExampleWeight. Bounded influence: a
+ * sum no n honest clients could produce (a negative or wrapped residue in someone's masked vector)
+ * is refused before any division by its weight.
+ */
 function weightedEncoding(manifest: readonly TensorManifestEntry[], options: SecAggOptions): SecAggEncoding {
+  const q = sessionQuantization(options);
   return {
     vectorLength: totalParameters(manifest) + 1,
-    decode(sum, contributors) {
-      const total = dequantizeSum(sum, contributors, sessionQuantization(options));
-      const ratioSum = total[total.length - 1];
-      if (!(ratioSum > 0)) {
-        throw secaggError(
-          'SECAGG_RECONSTRUCTION_FAILED',
-          `SecAgg+ sum of weights is ${ratioSum}; expected a positive number`,
-        );
-      }
+    decode(sum, contributors, _roundId, owner) {
+      const total = dequantizeWeightedSum(sum, contributors, q);
+      assertHonestSum(
+        total,
+        {
+          contributors,
+          maxExampleWeight: options.maxExampleWeight,
+          clipRange: q.clippingRange,
+          weightError: weightSumErrorBound(contributors, q),
+          valueError: sumErrorBound(contributors, q),
+        },
+        owner,
+      );
       // The clients send ratio_i = w_i / maxExampleWeight: scale back to examples (one unit everywhere).
       const scale = options.maxExampleWeight;
       const weightedDeltaSum = splitByManifest(total, manifest);
       for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
-      return { updates: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: contributors } };
+      return {
+        updates: { weightedDeltaSum, totalWeight: total[total.length - 1] * scale, clientCount: contributors },
+      };
     },
   };
 }
 
-/** Central DP: clipped deltas with the unclipped bit in the weight slot (privateUpdate.ts); every client weighs 1. */
+/**
+ * Central DP: clipped deltas with the unclipped bit in the weight slot (privateUpdate.ts, quantised
+ * by quantizeWeightedUpdate); every client weighs 1. The bits' sum must be a count of at most n
+ * (the accountant's clipping estimate reads it); the deltas' L2 bound is the noise's business.
+ */
 function centralPrivacyEncoding(manifest: readonly TensorManifestEntry[], options: SecAggOptions): SecAggEncoding {
+  const q = sessionQuantization(options);
   return {
     vectorLength: totalParameters(manifest) + 1,
-    decode(sum, contributors) {
-      const total = dequantizeSum(sum, contributors, sessionQuantization(options));
+    decode(sum, contributors, _roundId, owner) {
+      const total = dequantizeWeightedSum(sum, contributors, q);
+      const slack = weightSumErrorBound(contributors, q);
+      const unclippedCount = assertUnclippedCount(total[total.length - 1], contributors, slack, owner);
       return {
         updates: {
           weightedDeltaSum: splitByManifest(total, manifest),
           totalWeight: contributors,
           clientCount: contributors,
         },
-        privacy: { unclippedCount: total[total.length - 1], noised: false },
+        privacy: { unclippedCount, noised: false },
       };
     },
   };

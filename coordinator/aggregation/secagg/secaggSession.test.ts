@@ -2,7 +2,15 @@ import { decodeBinaryJson, encodeBinaryJson } from '../../../shared/codec/binary
 import { SecAggOptionsSchema } from '../../../shared/schemas/jobSpec';
 import type { SecAggRequest } from '../../../shared/schemas/messages';
 import { EVENTS } from '../../../shared/schemas/protocol';
-import { quantize, type SecAggParameters, secaggPolicyFor, weightUpdate } from '../../../shared/secagg';
+import {
+  bytesToVector,
+  clipAndWeightUpdate,
+  MODULUS,
+  quantizeWeightedUpdate,
+  type SecAggParameters,
+  secaggPolicyFor,
+  vectorToBytes,
+} from '../../../shared/secagg';
 import { makeClient, makeIdentities } from '../../../shared/secagg/testHarness';
 import { ClientDirectory } from '../../transport/clientDirectory';
 import { SecAggSession } from './secaggSession';
@@ -34,6 +42,9 @@ function setup(
     leaveAt?: Record<string, string>;
     partBytes?: number;
     beforeParts?: (id: string, reply: string, vector: Uint8Array, session: SecAggSession) => void;
+    /** A client running modified code: changes its masked vector (mod 2^32) after masking. */
+    tamper?: Record<string, (masked: Uint32Array) => void>;
+    cohort?: number;
   } = {},
 ) {
   const directory = new ClientDirectory();
@@ -48,11 +59,13 @@ function setup(
     minClients: 3,
     trainingDeadline: 0,
     directory,
+    ...(opts.cohort === undefined ? {} : { cohort: opts.cohort }),
   });
   // The job runner forwards the directory's leaves to the session the same way.
   directory.onChange((e) => e.type === 'left' && session.markDropped(e.clientId, e.reason ?? 'disconnected'));
   const policy = secaggPolicyFor(options, 3, 7);
-  const clients = new Map(identities.map((identity) => [identity.clientId, makeClient(identity, policy, 'job1:1:0')]));
+  const roundId = opts.cohort === undefined ? 'job1:1:0' : `job1:1:0:c${opts.cohort}`;
+  const clients = new Map(identities.map((identity) => [identity.clientId, makeClient(identity, policy, roundId)]));
   const params = new Map<string, SecAggParameters>();
   const errors: unknown[] = [];
   for (const id of ids) {
@@ -71,10 +84,17 @@ function setup(
           if (message.params) params.set(id, message.params);
           let input: Uint32Array | undefined;
           if (request.stage === 'collect-masked-vectors') {
-            input = quantize(weightUpdate(deltas[id], examples[id], options.maxExampleWeight), params.get(id)!).values;
+            const weighted = clipAndWeightUpdate(deltas[id], examples[id], options.maxExampleWeight, 8).values;
+            input = quantizeWeightedUpdate(weighted, params.get(id)!).values;
           }
           const reply = await clients.get(id)!.handle(message, input);
-          const { maskedVector, ...rest } = reply as typeof reply & { maskedVector?: Uint8Array };
+          let { maskedVector, ...rest } = reply as typeof reply & { maskedVector?: Uint8Array };
+          const tamper = opts.tamper?.[id];
+          if (maskedVector && tamper) {
+            const v = bytesToVector(maskedVector);
+            tamper(v);
+            maskedVector = vectorToBytes(v);
+          }
           try {
             const replyText = encodeBinaryJson(rest);
             if (maskedVector && opts.partBytes) {
@@ -265,5 +285,53 @@ describe('SecAggSession', () => {
       expect.objectContaining({ code: 'SECAGG_MESSAGE_INVALID' }),
     ); // no keys
     expect(await running).toMatchObject({ code: 'ROUND_QUORUM_NOT_MET' });
+  });
+
+  describe('refuses a sum no honest clients produce (issue 13: bounded influence)', () => {
+    const R = 2 ** 22;
+    // The honest quantised weights: round(ratio * R), ratio = examples / maxExampleWeight (100).
+    const honestWeightSteps = ids.reduce((a, id) => a + Math.round((examples[id] / 100) * R), 0);
+    // c3 adds -(everyone's weight steps - 1) to its weight element: the summed ratio becomes one step (1/R).
+    const cancelWeights = (v: Uint32Array) => {
+      v[v.length - 1] = (v[v.length - 1] + MODULUS - (honestWeightSteps - 1)) % MODULUS;
+    };
+
+    it('a negative weight ratio hidden in a masked vector: ROUND_AGGREGATE_INVALID, no one named without cohorts', async () => {
+      const { session, errors } = setup({ tamper: { [c3]: cancelWeights } });
+      const error = await runSession(session).catch((e) => e);
+      expect(errors).toEqual([]);
+      expect(error).toMatchObject({ code: 'ROUND_AGGREGATE_INVALID' });
+      expect(error.message).toMatch(/summed weight is 2\.38\d*e-7/);
+      expect(error.details).toMatchObject({ what: 'summedWeight', lowest: expect.any(Number) });
+      expect(error.details.members).toBeUndefined();
+    });
+
+    it("inside a cohort, the refusal names the cohort's members", async () => {
+      const { session } = setup({ tamper: { [c3]: cancelWeights }, cohort: 1 });
+      const error = await runSession(session).catch((e) => e);
+      expect(error).toMatchObject({ code: 'ROUND_AGGREGATE_INVALID' });
+      expect(error.message).toMatch(/cohort 1/);
+      expect([...error.details.members].sort()).toEqual([...ids].sort());
+    });
+
+    it('values pushed half the modulus away (wrapped residues) are refused as out of range', async () => {
+      const { session } = setup({
+        tamper: {
+          [c3]: (v) => {
+            for (let i = 0; i < v.length - 1; i++) v[i] = (v[i] + 2 ** 31) % MODULUS;
+          },
+        },
+      });
+      const error = await runSession(session).catch((e) => e);
+      expect(error).toMatchObject({ code: 'ROUND_AGGREGATE_INVALID', details: { what: 'summedValue', index: 0 } });
+    });
+
+    it('a weight pushed above n (wrapped the other way) is refused too', async () => {
+      const { session } = setup({
+        tamper: { [c3]: (v) => void (v[v.length - 1] = (v[v.length - 1] + 4 * R) % MODULUS) },
+      });
+      const error = await runSession(session).catch((e) => e);
+      expect(error).toMatchObject({ code: 'ROUND_AGGREGATE_INVALID', details: { what: 'summedWeight' } });
+    });
   });
 });

@@ -144,7 +144,13 @@ export class SecAggSession {
     while (!step.done) step = await this.runStage(step);
     this.stage = null;
     const { sum, contributors, dropouts } = step.result;
-    const { updates, privacy } = this.encoding.decode(sum, contributors.length, this.roundId);
+    const cohort = this.opts.cohort;
+    // A cohort's sum is attributed to its members; one whole-round sum names no one (it would exclude everyone).
+    const owner =
+      cohort === undefined
+        ? { label: 'the SecAgg+ sum' }
+        : { label: `SecAgg+ cohort ${cohort}'s sum`, members: contributors };
+    const { updates, privacy } = this.encoding.decode(sum, contributors.length, this.roundId, owner);
     return {
       updates,
       ...(privacy ? { privacy } : {}),
