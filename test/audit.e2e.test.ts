@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonRpcProvider } from 'ethers';
 import { auditJob, type AuditJobParameters } from '../client/audit/auditJob';
+import { uploadValidationSet } from '../client/buyer';
 import { createResearchClient } from '../client/plantedClient';
 import type { AuditReport } from '../client/audit/auditReport';
 import { EscrowClient, JobStatus } from '../contracts/escrow';
@@ -36,7 +37,7 @@ import {
   type PaidProvider,
 } from './support/chainJob';
 import { spawnTs } from './support/processes';
-import { createJob } from './support/rest';
+import { buyerClient, createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
 import { testBackend } from './support/testBackend';
 
@@ -94,12 +95,8 @@ async function runPaidJob(
     challengeWindow,
   });
   const jobId = await createJob(coordinator.url, bound);
-  const uploaded = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
-    method: 'PUT',
-    headers: { 'content-type': 'text/csv' },
-    body: validationCsv,
-  });
-  expect(uploaded.status).toBe(201);
+  const uploaded = await uploadValidationSet(buyerClient(coordinator.url), { jobId, data: validationCsv });
+  expect(uploaded.examples).toBeGreaterThan(0);
   const buyer = await provider.getSigner(0);
   const providers = await paidProviders(
     coordinator.url,
@@ -283,12 +280,8 @@ describe('signed transcripts and tributary audit on a real chain', () => {
       transcriptKeyFile: join(keyDir, 'transcripts.key'),
     });
     const jobId = await createJob(coordinator.url, { ...spec, rounds: 1 });
-    const uploaded = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
-      method: 'PUT',
-      headers: { 'content-type': 'text/csv' },
-      body: validationCsv,
-    });
-    expect(uploaded.status).toBe(201);
+    const uploaded = await uploadValidationSet(buyerClient(coordinator.url), { jobId, data: validationCsv });
+    expect(uploaded.examples).toBeGreaterThan(0);
     const clients = [0, 1, 2].map((i) =>
       createResearchClient({
         url: coordinator!.url,

@@ -59,7 +59,7 @@ describe('a federation on the native TensorFlow backend', () => {
     });
     expect(created.status).toBe(201);
     const jobId = ((await created.json()) as { id: string }).id;
-    const upload = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
+    const upload = await signedFetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
       method: 'PUT',
       headers: { 'content-type': 'text/csv' },
       body: datasetToCsv(loadMnist({ offset: 9000, count: 500 }), input),

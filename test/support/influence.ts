@@ -1,3 +1,4 @@
+import { uploadValidationSet as uploadValidationSetAs } from '../../client/buyer';
 import { AttackerClient } from '../../client/plantedClient';
 import type { SoloAttack } from '../../client/plantedBehaviour';
 import { TributaryClient, type TributaryClientOptions } from '../../client/tributaryClient';
@@ -8,6 +9,7 @@ import { generateIdentity } from '../../shared/identity/keyPair';
 import type { JobSpecInput } from '../../shared/schemas/jobSpec';
 import type { RoundTask } from '../../shared/schemas/messages';
 import type { Store } from '../../coordinator/store/store';
+import { buyerClient } from './rest';
 import { roundModel } from './secureRounds';
 import { separableDataset } from './syntheticCsv';
 
@@ -116,12 +118,11 @@ export async function startFederation(
 
 /** Uploads the buyer's validation set (contribution scoring needs it). */
 export async function uploadValidationSet(url: string, jobId: string): Promise<void> {
-  const res = await fetch(`${url}/v1/jobs/${jobId}/validation-set`, {
-    method: 'PUT',
-    headers: { 'content-type': 'text/csv' },
-    body: datasetToCsv(separableDataset(200, FEATURES, 999), INPUT),
+  // Signed by the test buyer, the job's owner (only its managers may set the validation set).
+  await uploadValidationSetAs(buyerClient(url), {
+    jobId,
+    data: datasetToCsv(separableDataset(200, FEATURES, 999), INPUT),
   });
-  if (res.status !== 201) throw new Error(`validation set upload answered ${res.status}`);
 }
 
 /** Every weight's change in `round` (model after minus model before), flattened. */
