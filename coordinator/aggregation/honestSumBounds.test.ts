@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { clipAndWeightUpdate } from '../../shared/aggregation/weighting';
-import { assertHonestSum, assertUnclippedCount, type HonestSumLimits } from './honestSumBounds';
+import { assertHonestSum, assertPrivateSum, type HonestSumLimits } from './honestSumBounds';
 
 const codeOf = (f: () => void): string | undefined => {
   try {
@@ -110,20 +110,29 @@ describe('assertHonestSum', () => {
     );
   });
 
-  it('under DP reads the unclipped count of n clients as 0..n and refuses a forged one', () => {
+  it('under DP reads the unclipped count of n clients as 0..n and refuses a forged count or a sum beyond n·C', () => {
     const owner = { label: 'the DP sum', members: ['m'] };
-    expect(assertUnclippedCount(2.0000001, 3, 1e-6, owner)).toBe(2);
-    expect(assertUnclippedCount(-1e-7, 3, 1e-6, owner)).toBe(0);
-    // A client that puts -5 (or +5) in its bit slot steers the adaptive clipping norm: refused, blamed on the cohort.
-    for (const forged of [-4, 8, Number.NaN]) {
+    const limits = { contributors: 3, clippingNorm: 1, valueError: 1e-6 };
+    // Three honest clipped vectors of norm 1 pointing the same way: norm 3 = n·C passes.
+    expect(assertPrivateSum([3 / Math.SQRT2, 3 / Math.SQRT2, 2.0000001], limits, owner)).toBe(2);
+    expect(assertPrivateSum([0, 0, -1e-7], limits, owner)).toBe(0);
+    // A client that puts -4 (or +8) in its bit slot would steer the adaptive clipping norm; one that
+    // sends a vector of norm 10 would move the model 10 times further than C allows.
+    for (const [forged, what] of [
+      [[0, 0, -4], 'unclippedCount'],
+      [[0, 0, 8], 'unclippedCount'],
+      [[0, 0, Number.NaN], 'unclippedCount'],
+      [[10, 0, 1], 'summedNorm'],
+      [[Number.NaN, 0, 1], 'summedNorm'],
+    ] as const) {
       let err: { code?: string; details?: unknown } | undefined;
       try {
-        assertUnclippedCount(forged, 3, 1e-6, owner);
+        assertPrivateSum(forged, limits, owner);
       } catch (e) {
         err = e as typeof err;
       }
       expect(err?.code).toBe('ROUND_AGGREGATE_INVALID');
-      expect(err?.details).toMatchObject({ what: 'unclippedCount', members: ['m'] });
+      expect(err?.details).toMatchObject({ what, members: ['m'] });
     }
   });
 });

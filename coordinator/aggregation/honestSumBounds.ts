@@ -71,20 +71,48 @@ export function assertHonestSum(sum: ArrayLike<number>, limits: HonestSumLimits,
   }
 }
 
+/** What n honest DP clients (clipped to L2 norm C, the unclipped bit last) can put into one revealed sum. */
+export interface PrivateSumLimits {
+  contributors: number;
+  /** The round's clipping norm C. */
+  clippingNorm: number;
+  /** The largest error quantisation puts on one summed value (and on the summed bits). */
+  valueError: number;
+}
+
 /**
- * Under DP the weight slot of every honest vector is the unclipped bit (0 or 1), so the revealed
- * slot is a count in [0, n] (within the mode's quantisation error `slack`). Returns it rounded to
- * the count it stands for; throws ROUND_AGGREGATE_INVALID otherwise (the accountant's adaptive
- * clipping reads it, so a forged count would steer C).
+ * The DP half of `assertHonestSum`, for a revealed sum of clipped updates with the unclipped bit in
+ * the weight slot (shared/aggregation/privateUpdate.ts): every honest vector has ‖clip(Δ_i)‖₂ ≤ C
+ * and a bit of 0 or 1, so the sum must have L2 norm at most n·C (plus √L·E_v of quantisation) and a
+ * bit count in [0, n]. A client running modified code therefore moves the sum by at most about 2·n·C
+ * in L2 (its own vector up to the slack the honest ones leave), not by anything up to the ±1e6
+ * guard, and cannot forge the count the adaptive clipping reads. Returns the count, rounded to the
+ * integer it stands for; throws ROUND_AGGREGATE_INVALID (`details.members` = `owner.members`).
  */
-export function assertUnclippedCount(value: number, contributors: number, slack: number, owner: SumOwner): number {
-  if (!(value >= -slack && value <= contributors + slack)) {
-    throw refused(owner, `its unclipped count is ${value}; ${contributors} honest clients sum to 0..${contributors}`, {
+export function assertPrivateSum(sum: ArrayLike<number>, limits: PrivateSumLimits, owner: SumOwner): number {
+  const { contributors: n, clippingNorm: c, valueError } = limits;
+  const length = sum.length - 1;
+  if (length < 0) throw refused(owner, 'the sum has no unclipped-count element', { what: 'unclippedCount' });
+  const count = sum[length];
+  if (!(count >= -valueError && count <= n + valueError)) {
+    throw refused(owner, `its unclipped count is ${count}; ${n} honest clients sum to 0..${n}`, {
       what: 'unclippedCount',
-      value,
+      value: count,
     });
   }
-  return Math.min(contributors, Math.max(0, Math.round(value)));
+  let squares = 0;
+  for (let j = 0; j < length; j++) squares += sum[j] * sum[j];
+  const norm = Math.sqrt(squares);
+  // Float32 rounding of each clipped value is covered by a relative slack of 2^-20.
+  const bound = n * c * (1 + 2 ** -20) + Math.sqrt(length) * valueError;
+  if (!(norm <= bound)) {
+    throw refused(
+      owner,
+      `its L2 norm is ${norm.toPrecision(4)}; ${n} honest clients clipped to norm ${c} reach at most ${bound.toPrecision(4)}`,
+      { what: 'summedNorm', value: norm, bound },
+    );
+  }
+  return Math.min(n, Math.max(0, Math.round(count)));
 }
 
 function refused(owner: SumOwner, what: string, details: Record<string, unknown>): TributaryError {

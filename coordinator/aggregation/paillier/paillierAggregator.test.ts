@@ -119,7 +119,7 @@ describe('PaillierAggregator', () => {
       params,
       n: publicKey.n,
       maxExampleWeight: 100,
-      privacy: true,
+      privacy: { clippingNorm: 0.5 },
       ref,
       verifier: new SignatureVerifier(),
       decrypt,
@@ -146,6 +146,60 @@ describe('PaillierAggregator', () => {
     const f1 = c / Math.sqrt(0.45);
     const expected = deltas[0].map((x, j) => x * f0 + deltas[1][j] * f1);
     flat.forEach((v, j) => expect(v).toBeCloseTo(expected[j], 3));
+
+    // A client running modified code encrypts a delta of norm 2.5 (five times C) with bit 1: the sum
+    // is one no two honest clients clipped to C can produce, and is refused before any noise or step.
+    const forged = new PaillierAggregator(manifest, {
+      params,
+      n: publicKey.n,
+      maxExampleWeight: 100,
+      privacy: { clippingNorm: c },
+      ref,
+      verifier: new SignatureVerifier(),
+      decrypt,
+    });
+    const vectors = [
+      clippedWithBit(Float32Array.from(deltas[0]), c).vector,
+      Float32Array.from([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 1]),
+    ];
+    for (const vector of vectors) {
+      const client = generateIdentity();
+      const bytes = ciphertextsToBytes((await encryptVector(publicKey, vector, params)).ciphertexts, width);
+      forged.accept(client.clientId, bytes, 1, commitOf(bytes, signSubmission(client, ref, bytes)));
+    }
+    await expect(forged.reveal()).rejects.toMatchObject({
+      code: 'ROUND_AGGREGATE_INVALID',
+      details: { what: 'summedNorm' },
+    });
+  });
+
+  it('refuses the sums a lying key holder returns when no honest clients produce them', async () => {
+    const { publicKey } = await generatePaillierKeys(1024);
+    const width = ciphertextWidth(publicKey.n);
+    // The key holder answers with the right length but a weight that would amplify the step 1000x.
+    const lying = async (a: { length: number }) => {
+      const sums = new Float32Array(a.length).fill(0.5);
+      sums[a.length - 1] = 0.001;
+      return sums;
+    };
+    const agg = new PaillierAggregator(manifest, {
+      params,
+      n: publicKey.n,
+      maxExampleWeight: 100,
+      ref,
+      verifier: new SignatureVerifier(),
+      decrypt: lying,
+    });
+    for (let i = 0; i < 2; i++) {
+      const client = generateIdentity();
+      const values = [0.1, 0, 0, 0, 0, 0, 0, 0, 0.5];
+      const bytes = ciphertextsToBytes((await encryptVector(publicKey, values, params)).ciphertexts, width);
+      agg.accept(client.clientId, bytes, 1, commitOf(bytes, signSubmission(client, ref, bytes)));
+    }
+    await expect(agg.reveal()).rejects.toMatchObject({
+      code: 'ROUND_AGGREGATE_INVALID',
+      details: { what: 'summedWeight' },
+    });
   });
 
   it('refuses a decrypted aggregate no honest clients produce: a hidden negative weight, or values beyond ±c·weight', async () => {

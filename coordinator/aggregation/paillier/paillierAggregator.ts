@@ -18,7 +18,7 @@ import type { UpdateCommitBody } from '../../../shared/schemas/messages';
 import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
 import type { RevealedPrivacy } from '../aggregationMode';
 import type { UploadAggregator } from '../uploads/uploadCollection';
-import { assertHonestSum, assertUnclippedCount } from '../honestSumBounds';
+import { assertHonestSum, assertPrivateSum } from '../honestSumBounds';
 
 /** One accepted encrypted update: who sent it, its signature over the submission, the ciphertext bytes. */
 export interface PaillierContribution {
@@ -44,8 +44,9 @@ export interface PaillierAggregatorOptions {
   /**
    * Jobs with a `privacy` block (central noise): each client encrypts its clipped delta and, in the
    * weight slot, its unclipped bit (shared/aggregation/privateUpdate.ts); every client weighs 1.
+   * `clippingNorm` is the round's C, which bounds what the revealed sum may be (assertPrivateSum).
    */
-  privacy?: boolean;
+  privacy?: { clippingNorm: number };
 }
 
 /**
@@ -143,7 +144,8 @@ export class PaillierAggregator implements UploadAggregator {
     const owner = { label: 'the Paillier aggregate' };
     if (this.options.privacy) {
       // Under DP the last value is the count of unclipped updates; every client weighs 1.
-      const unclippedCount = assertUnclippedCount(sums[this.length - 1], clientCount, error, owner);
+      const limits = { contributors: clientCount, clippingNorm: this.options.privacy.clippingNorm, valueError: error };
+      const unclippedCount = assertPrivateSum(sums, limits, owner);
       const weightedDeltaSum = splitByManifest(sums, this.manifest);
       return {
         sum: { weightedDeltaSum, totalWeight: clientCount, clientCount },

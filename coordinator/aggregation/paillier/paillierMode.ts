@@ -85,7 +85,7 @@ export function createPaillierMode(): PaillierCoordinatorMode {
         maxExampleWeight: options.maxExampleWeight,
         ref: { jobId: job.id, round, attempt },
         verifier,
-        privacy: context.privacy !== undefined,
+        ...(context.privacy ? { privacy: { clippingNorm: context.privacy.clippingNorm } } : {}),
         decrypt: (aggregate) =>
           keyHolders.decrypt({ jobId: job.id, round, attempt, selected, ...aggregate }, options.decryptTimeoutMs),
       });

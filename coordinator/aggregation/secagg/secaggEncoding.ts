@@ -11,7 +11,7 @@ import {
 } from '../../../shared/secagg';
 import type { AggregatedUpdates } from '../../strategy/strategy';
 import type { RevealedPrivacy, RoundPrivacyContext } from '../aggregationMode';
-import { assertHonestSum, assertUnclippedCount, type SumOwner } from '../honestSumBounds';
+import { assertHonestSum, assertPrivateSum, type SumOwner } from '../honestSumBounds';
 
 /** What one unmasked SecAgg+ sum stands for. */
 export interface DecodedSecAggSum {
@@ -76,17 +76,22 @@ function weightedEncoding(manifest: readonly TensorManifestEntry[], options: Sec
 
 /**
  * Central DP: clipped deltas with the unclipped bit in the weight slot (privateUpdate.ts, quantised
- * by quantizeWeightedUpdate); every client weighs 1. The bits' sum must be a count of at most n
- * (the accountant's clipping estimate reads it); the deltas' L2 bound is the noise's business.
+ * by quantizeWeightedUpdate); every client weighs 1. The sum must be one n honest clients produce:
+ * L2 norm at most n·C and a bit count in [0, n] (assertPrivateSum).
  */
-function centralPrivacyEncoding(manifest: readonly TensorManifestEntry[], options: SecAggOptions): SecAggEncoding {
+function centralPrivacyEncoding(
+  manifest: readonly TensorManifestEntry[],
+  options: SecAggOptions,
+  privacy: RoundPrivacyContext,
+): SecAggEncoding {
   const q = sessionQuantization(options);
   return {
     vectorLength: totalParameters(manifest) + 1,
     decode(sum, contributors, _roundId, owner) {
       const total = dequantizeWeightedSum(sum, contributors, q);
-      const slack = weightSumErrorBound(contributors, q);
-      const unclippedCount = assertUnclippedCount(total[total.length - 1], contributors, slack, owner);
+      const valueError = Math.max(sumErrorBound(contributors, q), weightSumErrorBound(contributors, q));
+      const limits = { contributors, clippingNorm: privacy.clippingNorm, valueError };
+      const unclippedCount = assertPrivateSum(total, limits, owner);
       return {
         updates: {
           weightedDeltaSum: splitByManifest(total, manifest),
@@ -135,5 +140,5 @@ export function secaggEncodingOf(
   if (!privacy) return weightedEncoding(manifest, options);
   return privacy.plan.noise === 'distributed'
     ? distributedNoiseEncoding(manifest, privacy)
-    : centralPrivacyEncoding(manifest, options);
+    : centralPrivacyEncoding(manifest, options, privacy);
 }
