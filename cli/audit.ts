@@ -1,11 +1,19 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { auditJob } from '../client/audit/auditJob';
+import { loadOrCreateIdentity } from '../client/keyFile';
+import type { Identity } from '../shared/identity/keyPair';
 import { formatAuditReport } from '../client/audit/auditReport';
 import { formatFromPath } from '../shared/data/loadDataset';
 import { TributaryError, toTributaryError } from '../shared/errors';
 import { type BackendPreference, selectBackend } from '../shared/ml/backend';
 import { JobIdSchema } from '../shared/schemas/messages';
+
+/** The buyer's existing key (an audit never creates one: a new key owns nothing). */
+function buyerIdentity(path: string): Identity {
+  if (!existsSync(path)) throw new TributaryError('CONFIG_INVALID', `--key ${path} does not exist.`);
+  return loadOrCreateIdentity(path);
+}
 
 /** Exit codes of `tributary audit`. */
 export const AUDIT_EXIT = { clean: 0, diverged: 1, error: 2 } as const;
@@ -40,6 +48,10 @@ export function auditCommand(): Command {
         .choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
         .default('auto'),
     )
+    .option(
+      '--key <path>',
+      'your buyer Ed25519 key file: reads are signed with it (a private job, as paid jobs are by default, needs it)',
+    )
     .option('--json', 'print the report as one JSON object on stdout')
     .addHelpText(
       'after',
@@ -68,6 +80,7 @@ export function auditCommand(): Command {
           validationSet: { text, format: opts.format ?? formatFromPath(opts.validationSet) },
           coordinatorKey: opts.coordinatorKey,
           tolerance,
+          ...(opts.key ? { identity: buyerIdentity(opts.key) } : {}),
         });
         process.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : `${formatAuditReport(report)}\n`);
         process.exitCode = report.clean ? AUDIT_EXIT.clean : AUDIT_EXIT.diverged;

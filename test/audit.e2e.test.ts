@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonRpcProvider } from 'ethers';
 import { auditJob, type AuditJobParameters } from '../client/audit/auditJob';
+import { loadOrCreateIdentity } from '../client/keyFile';
+import { createSignedFetch } from '../client/signedFetch';
 import { uploadValidationSet } from '../client/buyer';
 import { createResearchClient } from '../client/plantedClient';
 import type { AuditReport } from '../client/audit/auditReport';
@@ -60,6 +62,11 @@ const spec: JobSpecInput = {
   secureAggregation: 'none',
 };
 
+/** The buyer's Ed25519 key, in a file as `tributary audit --key` reads it: paid jobs are private to their owner. */
+const buyerKeyFile = join(mkdtempSync(join(tmpdir(), 'trib-audit-buyer-')), 'buyer.key');
+const buyerKey = loadOrCreateIdentity(buyerKeyFile);
+const asBuyer = createSignedFetch(buyerKey);
+
 const validationCsv = datasetToCsv(separableDataset(200, FEATURES, 7), { shape: [FEATURES], labelColumn: 'label' });
 
 async function startPaidCoordinator(
@@ -94,8 +101,8 @@ async function runPaidJob(
     budgetWei: BUDGET,
     challengeWindow,
   });
-  const jobId = await createJob(coordinator.url, bound);
-  const uploaded = await uploadValidationSet(buyerClient(coordinator.url), { jobId, data: validationCsv });
+  const jobId = await createJob(coordinator.url, bound, buyerKey);
+  const uploaded = await uploadValidationSet(buyerClient(coordinator.url, buyerKey), { jobId, data: validationCsv });
   expect(uploaded.examples).toBeGreaterThan(0);
   const buyer = await provider.getSigner(0);
   const providers = await paidProviders(
@@ -150,8 +157,10 @@ describe('signed transcripts and tributary audit on a real chain', () => {
     // The transcript key is served, kept in its file, and every committed round's hash is its transcript's.
     const identity = (await (await fetch(`${coordinator.url}/v1/identity`)).json()) as { transcriptKey: string };
     expect(identity.transcriptKey).toBe(loadOrCreateTranscriptKey(keyFile).clientId);
+    // The job is private (paid): a stranger reads no transcript, its owner reads them all.
+    expect((await fetch(`${coordinator.url}/v1/jobs/${jobId}/transcripts/1`)).status).toBe(401);
     for (const round of [1, 2]) {
-      const res = await fetch(`${coordinator.url}/v1/jobs/${jobId}/transcripts/${round}`);
+      const res = await asBuyer(`${coordinator.url}/v1/jobs/${jobId}/transcripts/${round}`);
       const body = (await res.json()) as {
         round: { hash: string; transcript: unknown };
         scoring: { transcript: { roundTranscriptHash: string } };
@@ -160,7 +169,7 @@ describe('signed transcripts and tributary audit on a real chain', () => {
       expect((await escrow.getRound(1n, round)).transcriptHash).toBe(`0x${body.round.hash}`);
       expect(body.scoring.transcript.roundTranscriptHash).toBe(body.round.hash);
     }
-    const missing = await fetch(`${coordinator.url}/v1/jobs/${jobId}/transcripts/3`);
+    const missing = await asBuyer(`${coordinator.url}/v1/jobs/${jobId}/transcripts/3`);
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('TRANSCRIPT_NOT_FOUND');
 
@@ -177,6 +186,8 @@ describe('signed transcripts and tributary audit on a real chain', () => {
       anvil.url,
       '--validation-set',
       validationFile,
+      '--key',
+      buyerKeyFile,
       '--backend',
       testBackend(),
       '--json',
@@ -198,7 +209,7 @@ describe('signed transcripts and tributary audit on a real chain', () => {
     });
     expect(clean.keys.signing).toEqual([identity.transcriptKey]);
     // The coordinator's own validation metrics, recomputed by the buyer.
-    const rounds = (await (await fetch(`${coordinator.url}/v1/jobs/${jobId}/rounds`)).json()) as {
+    const rounds = (await (await asBuyer(`${coordinator.url}/v1/jobs/${jobId}/rounds`)).json()) as {
       rounds: Array<{ round: number; status: string; metrics: Record<string, number> }>;
     };
     for (const r of rounds.rounds.filter((x) => x.status === 'completed')) {
@@ -212,6 +223,7 @@ describe('signed transcripts and tributary audit on a real chain', () => {
         jobId,
         rpcUrl: anvil!.url,
         validationSet: { text: validationCsv, format: 'csv' },
+        identity: buyerKey,
         ...extra,
       });
     const key = loadOrCreateTranscriptKey(keyFile);
@@ -353,10 +365,16 @@ describe('signed transcripts and tributary audit on a real chain', () => {
     const selfishTree = computePayouts(posted.budget, [{ account: coordinatorAddress, score: 1 }]);
     expect(posted.payoutRoot).toBe(selfishTree.root);
 
-    // A paid job cannot be audited without its chain.
+    // A paid job is private: a stranger cannot even read it to audit; and it cannot be audited without its chain.
+    const validationSet = { text: validationCsv, format: 'csv' as const };
     await expect(
-      auditJob({ coordinator: coordinator.url, jobId, validationSet: { text: validationCsv, format: 'csv' } }),
-    ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+      auditJob({ coordinator: coordinator.url, jobId, rpcUrl: anvil.url, validationSet }),
+    ).rejects.toMatchObject({ code: 'AUDIT_SOURCE_UNAVAILABLE' });
+    await expect(
+      auditJob({ coordinator: coordinator.url, jobId, validationSet, identity: buyerKey }),
+    ).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+    });
 
     // The buyer's audit: every round holds together, the posted root does not.
     const report = await auditJob({
@@ -364,6 +382,7 @@ describe('signed transcripts and tributary audit on a real chain', () => {
       jobId,
       rpcUrl: anvil.url,
       validationSet: { text: validationCsv, format: 'csv' },
+      identity: buyerKey,
     });
     expect(report.clean).toBe(false);
     expect(report.divergences.map((d) => d.check)).toEqual(['settlement-root']);
@@ -389,6 +408,8 @@ describe('signed transcripts and tributary audit on a real chain', () => {
       anvil.url,
       '--validation-set',
       validationFile,
+      '--key',
+      buyerKeyFile,
     ];
     const diverged = spawnTs('cli/tributary.ts', [...args, '--job', jobId, '--backend', testBackend()]);
     expect(await diverged.exit).toBe(1);
@@ -433,6 +454,7 @@ describe('signed transcripts and tributary audit on a real chain', () => {
       jobId,
       rpcUrl: anvil.url,
       validationSet: { text: validationCsv, format: 'csv' },
+      identity: buyerKey,
     });
     expect(again.settlement!.current).toMatchObject({ root: recomputed.root, disputed: true, haircut: false });
     expect(again.divergences.map((d) => d.check)).toEqual(['settlement-root']);

@@ -25,7 +25,8 @@ import {
   uploadValidationSet,
   worstStepError,
 } from './support/influence';
-import { createJob } from './support/rest';
+import { createJob, testBuyer } from './support/rest';
+import { createSignedFetch } from '../client/signedFetch';
 
 jest.setTimeout(120_000);
 
@@ -92,8 +93,9 @@ describe('bounded influence in mode none (issue 13) end to end', () => {
       expect(await worstStepError(coordinator.store, jobId, round, HONEST_DELTA)).toBeLessThanOrEqual(1e-7);
     }
     await coordinator.contributions.whenIdle(jobId);
+    // Read as the job's owner (every client's scores are for its managers).
     const report = (await (
-      await fetch(`${coordinator.url}/v1/jobs/${jobId}/contributions`)
+      await createSignedFetch(testBuyer)(`${coordinator.url}/v1/jobs/${jobId}/contributions`)
     ).json()) as ContributionReport;
     expect(report.status).toBe('scored');
     const attacker = report.clients.find((c) => c.clientId === ids[4])!;

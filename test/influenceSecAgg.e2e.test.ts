@@ -29,7 +29,8 @@ import {
   uploadValidationSet,
   worstStepError,
 } from './support/influence';
-import { createJob } from './support/rest';
+import { createJob, testBuyer } from './support/rest';
+import { createSignedFetch } from '../client/signedFetch';
 
 jest.setTimeout(180_000);
 
@@ -153,8 +154,9 @@ describe('bounded influence in mode secagg with cohorts (issue 13) end to end', 
       expect(await worstStepError(coordinator.store, jobId, r.round, HONEST_DELTA)).toBeLessThanOrEqual(STEP_TOLERANCE);
     }
     await coordinator.contributions.whenIdle(jobId);
+    // Read as the job's owner (every client's scores are for its managers).
     const report = (await (
-      await fetch(`${coordinator.url}/v1/jobs/${jobId}/contributions`)
+      await createSignedFetch(testBuyer)(`${coordinator.url}/v1/jobs/${jobId}/contributions`)
     ).json()) as ContributionReport;
     expect(report.status).toBe('scored');
     expect(report.clients.find((c) => c.clientId === ids[8])?.share ?? 0).toBe(0);

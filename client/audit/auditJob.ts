@@ -20,6 +20,8 @@ import { TributaryError } from '../../shared/errors';
 import { type JobSpec, JobSpecSchema } from '../../shared/schemas/jobSpec';
 import type { AuditDivergence, AuditedRound, AuditReport } from './auditReport';
 import { type CoordinatorRecord, readCoordinator } from './coordinatorRecord';
+import { createSignedFetch } from '../signedFetch';
+import type { Identity } from '../../shared/identity/keyPair';
 import { type EscrowRecord, readEscrow } from './escrowRecord';
 import { CheckpointEvaluator } from './modelEvaluator';
 import { checkScoring } from './scoringCheck';
@@ -42,6 +44,11 @@ export interface AuditJobParameters {
   coordinatorKey?: string;
   /** How far a reported metric may be from the audit's own evaluation (absolute, plus as much relative). @default 1e-4 */
   tolerance?: number;
+  /**
+   * The buyer's key: every read is signed with it (RFC 9421), as a private job's transcripts and
+   * checkpoints require (paid jobs are private by default). @default unsigned reads (public jobs only)
+   */
+  identity?: Identity;
 }
 
 export type AuditJobReturnType = AuditReport;
@@ -84,7 +91,8 @@ export async function auditJob(params: AuditJobParameters): Promise<AuditJobRetu
       `The pinned coordinator key must be 64 lowercase hex digits (an Ed25519 public key); got ${params.coordinatorKey.length} characters.`,
     );
   }
-  const source = await readCoordinator(params.coordinator, params.jobId);
+  const fetcher = params.identity ? createSignedFetch(params.identity) : fetch;
+  const source = await readCoordinator(params.coordinator, params.jobId, fetcher);
   const parsedSpec = JobSpecSchema.safeParse(source.job.spec);
   if (!parsedSpec.success) {
     const issue = parsedSpec.error.issues[0];

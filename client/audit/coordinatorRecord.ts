@@ -34,12 +34,23 @@ export interface CoordinatorRecord {
 }
 
 /**
+ * How the audit reads the REST API: plain fetch, or a signed fetch as the buyer (createSignedFetch),
+ * which a private job (every paid job by default) requires.
+ */
+export type AuditFetch = (url: URL, init: { signal: AbortSignal }) => Promise<Response>;
+
+/**
  * Reads a job from the coordinator's REST API: the job with its spec, the transcript key, every
  * signed transcript, and checkpoints on demand. Throws AUDIT_SOURCE_UNAVAILABLE when the coordinator
  * cannot be reached or answers with anything but its API's JSON, JOB_NOT_FOUND for an unknown job.
  */
-export async function readCoordinator(coordinator: string, jobId: string): Promise<CoordinatorRecord> {
+export async function readCoordinator(
+  coordinator: string,
+  jobId: string,
+  fetcher: AuditFetch = fetch,
+): Promise<CoordinatorRecord> {
   const base = (path: string) => new URL(path, coordinator);
+  const getJson = <S extends z.ZodType>(url: URL, schema: S, what: string) => readJson(fetcher, url, schema, what);
   const job = await getJson(base(`/v1/jobs/${encodeURIComponent(jobId)}`), JobViewSchema, 'the job');
   const identity = await getJson(base('/v1/identity'), IdentitySchema, "the coordinator's transcript key");
   const list = await getJson(
@@ -52,7 +63,7 @@ export async function readCoordinator(coordinator: string, jobId: string): Promi
     transcriptKey: identity.transcriptKey,
     transcripts: list.transcripts,
     async checkpoint(round) {
-      const res = await request(base(`/v1/jobs/${encodeURIComponent(jobId)}/checkpoints/${round}`));
+      const res = await request(fetcher, base(`/v1/jobs/${encodeURIComponent(jobId)}/checkpoints/${round}`));
       if (res.status === 404) return null;
       if (!res.ok) throw unavailable(`checkpoint ${round}: HTTP ${res.status}`);
       const declared = Number(res.headers.get('content-length') ?? '0');
@@ -70,16 +81,21 @@ function unavailable(what: string, cause?: unknown): TributaryError {
   });
 }
 
-async function request(url: URL): Promise<Response> {
+async function request(fetcher: AuditFetch, url: URL): Promise<Response> {
   try {
-    return await fetch(url, { signal: AbortSignal.timeout(60_000) });
+    return await fetcher(url, { signal: AbortSignal.timeout(60_000) });
   } catch (err) {
     throw unavailable(`${url.origin} did not answer (${(err as Error).message})`, err);
   }
 }
 
-async function getJson<S extends z.ZodType>(url: URL, schema: S, what: string): Promise<z.infer<S>> {
-  const res = await request(url);
+async function readJson<S extends z.ZodType>(
+  fetcher: AuditFetch,
+  url: URL,
+  schema: S,
+  what: string,
+): Promise<z.infer<S>> {
+  const res = await request(fetcher, url);
   const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
   if (body === null) throw unavailable(`${what}: HTTP ${res.status} with a body that is not JSON`);
   if (!res.ok) {
