@@ -14,6 +14,7 @@ import {
   UpdateChunkBodySchema,
   UpdateCommitBodySchema,
 } from './messages';
+import { HeDecryptRequestSchema } from './heMessages';
 
 /**
  * The socket protocol in one table: every message, its event name, the stage its signature covers,
@@ -75,6 +76,7 @@ export const SERVER_MESSAGES = {
     event: 'tributary:error',
     schema: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
   },
+  heDecrypt: { event: 'he:decrypt', schema: HeDecryptRequestSchema },
 } as const;
 
 export type ClientMessageName = keyof typeof CLIENT_MESSAGES;

@@ -1,0 +1,125 @@
+import { splitByManifest } from '../../../shared/codec/manifestVector';
+import { totalParameters, type TensorManifestEntry } from '../../../shared/codec/tensors';
+import { TributaryError } from '../../../shared/errors';
+import {
+  CiphertextSum,
+  ciphertextLayout,
+  type HeSubmissionRef,
+  heCiphertextCount,
+  type HeVectorParams,
+  openHeUpload,
+  SIGNATURE_BYTES,
+} from '../../../shared/he';
+import type { SignatureVerifier } from '../../../shared/identity/signing';
+import type { HeContribution, HeDecryptRequest } from '../../../shared/schemas/heMessages';
+import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
+import type { UploadAggregator } from '../uploads/uploadCollection';
+
+export interface HeAggregatorOptions {
+  params: HeVectorParams;
+  /** The job's maxExampleWeight: decrypted ratios are scaled back to examples with it. */
+  maxExampleWeight: number;
+  /** The round attempt this aggregate belongs to (uploads are signed for it). */
+  ref: HeSubmissionRef;
+  /** The clients selected for this attempt (the key holder is told). */
+  selected: readonly string[];
+  verifier: SignatureVerifier;
+  /** Asks the key holder to decrypt (HeKeyHolders.decrypt with the timeout filled in). */
+  decrypt: (request: HeDecryptRequest) => Promise<Float32Array>;
+}
+
+/**
+ * Aggregation mode `he` (coordinator half). Each update is ⌈(P + 1)/N⌉ BFV ciphertexts of the
+ * client's delta scaled by its weight ratio, then the ratio itself, followed by the client's
+ * signature over them for this round attempt (shared/he/submission.ts). `accept` checks the exact
+ * length, the signature and every ciphertext's layout before adding the ciphertexts into the running
+ * sum (the homomorphic sum; shared/he/ciphertextBytes.ts); it never sees a plaintext. `reveal` sends
+ * the sum with every contribution's (client id, digest, signature) and the attempt's selection to the
+ * key holder, and splits the decrypted sums into Σ ratio_i·Δ_i per tensor and Σ ratio_i, both
+ * scaled back to examples by maxExampleWeight.
+ */
+export class HeAggregator implements UploadAggregator {
+  readonly maxUpdateBytes: number;
+  private readonly length: number;
+  private readonly sum: CiphertextSum;
+  private readonly contributions: HeContribution[] = [];
+  private readonly contributors = new Set<string>();
+
+  constructor(
+    private readonly manifest: readonly TensorManifestEntry[],
+    private readonly options: HeAggregatorOptions,
+  ) {
+    const { set } = options.params;
+    this.length = totalParameters(manifest) + 1;
+    this.sum = new CiphertextSum(ciphertextLayout(set), heCiphertextCount(set, this.length));
+    this.maxUpdateBytes = this.sum.count * set.ciphertextBytes + SIGNATURE_BYTES;
+  }
+
+  accept(clientId: string, payload: Uint8Array, numExamples: number): void {
+    if (this.contributors.has(clientId)) {
+      throw new TributaryError(
+        'ROUND_DUPLICATE_UPDATE',
+        `Client ${clientId.slice(0, 12)}… already contributed to this aggregate.`,
+      );
+    }
+    if (numExamples !== 1) {
+      throw new TributaryError(
+        'VALIDATION_FAILED',
+        `he updates commit numExamples 1 (the weight travels encrypted); got ${numExamples}.`,
+      );
+    }
+    if (payload.length !== this.maxUpdateBytes) {
+      throw new TributaryError(
+        'HE_CIPHERTEXT_INVALID',
+        `Expected ${this.sum.count} ciphertexts and a signature (${this.maxUpdateBytes} bytes); got ${payload.length} bytes.`,
+        { details: { members: [clientId] } },
+      );
+    }
+    const submission = openHeUpload(this.options.verifier, clientId, this.options.ref, payload);
+    try {
+      this.sum.add(submission.ciphertexts);
+    } catch (err) {
+      // An honest client never sends a malformed ciphertext: name the sender.
+      if (err instanceof TributaryError && err.code === 'HE_CIPHERTEXT_INVALID') {
+        throw new TributaryError('HE_CIPHERTEXT_INVALID', err.message, {
+          details: { ...(err.details as object), members: [clientId] },
+        });
+      }
+      throw err;
+    }
+    this.contributors.add(clientId);
+    this.contributions.push({ clientId, digest: submission.digest, signature: submission.signature });
+  }
+
+  /** Has the key holder decrypt the sum and returns the sums in examples (see the class comment). */
+  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }> {
+    if (this.sum.size === 0) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
+    const { ref } = this.options;
+    const sums = await this.options.decrypt({
+      jobId: ref.jobId,
+      round: ref.round,
+      attempt: ref.attempt,
+      length: this.length,
+      selected: [...this.options.selected],
+      contributions: [...this.contributions],
+      ciphertexts: this.sum.toBytes(),
+    });
+    if (sums.length !== this.length) {
+      throw new TributaryError(
+        'HE_DECRYPT_FAILED',
+        `The key holder returned ${sums.length} sums; expected ${this.length}.`,
+      );
+    }
+    const ratioSum = sums[this.length - 1];
+    if (!(ratioSum > 0)) {
+      throw new TributaryError(
+        'HE_DECRYPT_FAILED',
+        `The decrypted sum of the clients' weights is ${ratioSum}, not positive.`,
+      );
+    }
+    const scale = this.options.maxExampleWeight;
+    const weightedDeltaSum = splitByManifest(sums, this.manifest);
+    for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
+    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: this.sum.size } };
+  }
+}
