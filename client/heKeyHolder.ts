@@ -6,11 +6,16 @@ import { z } from 'zod';
 import { totalParameters } from '../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../shared/errors';
 import {
+  CiphertextSum,
+  checkCiphertexts,
+  ciphertextDigest,
+  ciphertextLayout,
   DEFAULT_HE_PARAMETER_SET,
   generateHeKeys,
   HE_PARAMETER_SET_NAMES,
   HeDecryptor,
   HeEncryptor,
+  heCiphertextCount,
   type HeParameterSetName,
   heParameterSet,
   publicKeyProblem,
@@ -169,15 +174,18 @@ export interface HeDecryptedEvent {
  *    in the attempt's selection as sent;
  * 3. each contribution's signature verifies under its client id over its digest for this job, round
  *    and attempt (shared/he/submission.ts);
- * 4. the decrypt ledger allows it (HeDecryptLedger: each round attempt at most once, no overlapping
+ * 4. with `he.keyHolderSums`, the request carries every contribution's ciphertexts, each matches its
+ *    signed digest, and the key holder adds them itself (a sum from the coordinator is refused);
+ * 5. the decrypt ledger allows it (HeDecryptLedger: each round attempt at most once, no overlapping
  *    attempts of one round, no going back), and records it before decrypting;
- * 5. every ciphertext keeps the set's minimum noise budget, and the plaintext is a sum the number of
+ * 6. every ciphertext keeps the set's minimum noise budget, and the plaintext is a sum the number of
  *    contributors could produce (HeDecryptor.decryptSum).
  *
- * A failure of 1-4 is a refusal (`aggregate:result` with an error starting "refused: "; the
- * coordinator reports HE_DECRYPT_REFUSED), of 5 a failed decryption (HE_DECRYPT_FAILED). What it
- * cannot check: that the sum really is the sum of the listed contributions' ciphertexts, nor that the
- * selection is the coordinator's real one (see docs/secure-aggregation.md).
+ * A failure of 1-5 is a refusal (`aggregate:result` with an error starting "refused: "; the
+ * coordinator reports HE_DECRYPT_REFUSED), of 6 a failed decryption (HE_DECRYPT_FAILED). What it
+ * cannot check: without keyHolderSums, that the sum really is the sum of the listed contributions'
+ * ciphertexts; in any case, that the selection is the coordinator's real one and that the selected
+ * clients are not the coordinator's own sybils (see docs/secure-aggregation.md).
  *
  * Events: 'joined' (JoinResult), 'decrypted' (HeDecryptedEvent), 'refused' (message), 'warning' (message).
  */
@@ -309,6 +317,31 @@ export class HeKeyHolder extends EventEmitter {
     return null;
   }
 
+  /**
+   * The sum of a `contributions` request, after checking every contribution's ciphertexts against its
+   * signed digest (and their layout): the key holder then needs to trust no sum. A string: why not.
+   */
+  private sumOf(request: HeDecryptRequest, set: ReturnType<typeof heParameterSet>): Uint8Array | string {
+    const count = heCiphertextCount(set, request.length);
+    const each = count * set.ciphertextBytes;
+    if (request.ciphertexts.length !== each * request.contributions.length) {
+      return `expected ${request.contributions.length} contributions of ${each} bytes, got ${request.ciphertexts.length} bytes`;
+    }
+    const sum = new CiphertextSum(ciphertextLayout(set), count);
+    for (const [i, c] of request.contributions.entries()) {
+      const own = request.ciphertexts.subarray(i * each, (i + 1) * each);
+      if (ciphertextDigest(own) !== c.digest) {
+        return `the ciphertexts of contributor ${c.clientId.slice(0, 12)}… do not match its signed digest`;
+      }
+      try {
+        sum.add(own);
+      } catch (err) {
+        return `contributor ${c.clientId.slice(0, 12)}…: ${toTributaryError(err).message}`;
+      }
+    }
+    return sum.toBytes();
+  }
+
   private async answer(request: HeDecryptRequest): Promise<void> {
     const conn = this.connection;
     const joined = this.joined;
@@ -333,6 +366,24 @@ export class HeKeyHolder extends EventEmitter {
     if (joined.spec.secureAggregation !== 'he') return refuse('the job is not an he job');
     const refusal = this.refusalOf(request, joined);
     if (refusal) return refuse(refusal);
+    const options = joined.spec.he;
+    if (options.keyHolderSums && request.form !== 'contributions') {
+      return refuse("this job's key holder adds the contributions itself; it was sent a sum");
+    }
+    const set = heParameterSet(options.parameterSet);
+    let sum = request.ciphertexts;
+    if (request.form === 'contributions') {
+      const added = this.sumOf(request, set);
+      if (typeof added === 'string') return refuse(added);
+      sum = added;
+    } else {
+      // A malformed sum is refused before it reaches the ledger (it would use up the attempt).
+      try {
+        checkCiphertexts(ciphertextLayout(set), sum, heCiphertextCount(set, request.length));
+      } catch (err) {
+        return refuse(`the sum: ${toTributaryError(err).message}`);
+      }
+    }
     const contributors = request.contributions.map((c) => c.clientId);
     const fingerprint = createHash('sha256')
       .update(JSON.stringify([request.length, request.contributions]))
@@ -344,12 +395,7 @@ export class HeKeyHolder extends EventEmitter {
     const started = Date.now();
     let result: { sums: Float32Array; noiseBudgetBits: number };
     try {
-      result = decryptor.decryptSum(
-        request.ciphertexts,
-        heParamsOf(joined.spec.he),
-        contributors.length,
-        request.length,
-      );
+      result = decryptor.decryptSum(sum, heParamsOf(options), contributors.length, request.length);
     } catch (err) {
       const e = toTributaryError(err);
       this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${e.message}`);

@@ -23,7 +23,7 @@ import type { RoundTask } from '../shared/schemas/messages';
 import { codeOfAsync } from './support/codeOf';
 import { recordReceivedPackets } from './support/packetRecorder';
 import { createJob } from './support/rest';
-import { compareRoundOne, connectionOf } from './support/secureRounds';
+import { compareRoundOne, connectionOf, roundModel } from './support/secureRounds';
 import { separableDataset } from './support/syntheticCsv';
 
 jest.setTimeout(300_000);
@@ -250,6 +250,27 @@ describe('secure aggregation (packed BFV) end to end', () => {
       `HE e2e: largest |he - none| ${worst.toExponential(2)} (bound ${bound.toExponential(2)}, largest step ${meanAbs.toExponential(2)}); ` +
         `round ms none ${plainRounds.map((r) => r.metrics.durationMs).join('/')}, he ${secureRounds.map((r) => r.metrics.durationMs).join('/')}`,
     );
+  });
+
+  it('with keyHolderSums the key holder adds the signed contributions itself and the model is the same', async () => {
+    const firstHe = (await coordinator.store.listJobs()).find((j) => j.spec.name === 'he-e2e-he');
+    if (!firstHe) throw new Error('the he job of the previous test is missing');
+    const jobId = await createJob(
+      coordinator.url,
+      spec('he', { rounds: 1, name: 'he-e2e-keyholder-sums' }, { keyHolderSums: true }),
+    );
+    const holder = await startKeyHolder(jobId);
+    const decrypted = new Promise<{ clientCount: number }>((resolve) => holder.once('decrypted', resolve));
+    startClients(jobId);
+    const job = await coordinator.jobs.waitForJob(jobId);
+    expect(job.status).toBe('completed');
+    expect((await decrypted).clientCount).toBe(4);
+    // The same quantised updates sum to the same integers, whoever adds the ciphertexts.
+    const [mine, theirs] = await Promise.all([
+      roundModel(coordinator.store, jobId, 1),
+      roundModel(coordinator.store, firstHe.id, 1),
+    ]);
+    expect(mine.map((t) => [...t.data])).toEqual(theirs.map((t) => [...t.data]));
   });
 
   it("never lets a client's delta reach the coordinator in the clear", () => {

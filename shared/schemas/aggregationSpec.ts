@@ -129,6 +129,8 @@ export type PaillierOptions = z.infer<typeof PaillierOptionsSchema>;
 
 /** The key holder returns the decrypted sums (Float32) as one message: the model must fit one chunk. */
 export const HE_MAX_PARAMETERS = 1_048_575;
+/** Most ciphertext bytes one decryption request carries (the sum, or every contribution with keyHolderSums). */
+export const MAX_HE_DECRYPT_BYTES = 256 * 1024 * 1024;
 /** Base64 of the largest serialized public key of any parameter set (bounded before decoding). */
 const HE_MAX_PUBLIC_KEY_CHARS = Math.max(
   ...Object.values(HE_PARAMETER_SETS).map((s: HeParameterSet) => 4 * Math.ceil(s.publicKeyBytes / 3)),
@@ -157,6 +159,13 @@ export const HeOptionsSchema = z
     maxExampleWeight,
     /** How long the coordinator waits for the key holder to decrypt an aggregate. @default 60000 */
     decryptTimeoutMs: positiveInt.min(100).max(3_600_000).default(60_000),
+    /**
+     * The key holder receives every contribution's ciphertexts and adds them itself, after checking
+     * each against its signed digest, instead of trusting the coordinator's sum: one client's update
+     * can then never be decrypted alone. Costs maxClients × one update's bytes per decryption instead
+     * of one update's (at most MAX_HE_DECRYPT_BYTES; checked at job creation). @default false
+     */
+    keyHolderSums: z.boolean().default(false),
   })
   .strict()
   .superRefine((o, ctx) => {

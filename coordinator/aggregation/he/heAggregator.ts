@@ -24,6 +24,8 @@ export interface HeAggregatorOptions {
   /** The clients selected for this attempt (the key holder is told). */
   selected: readonly string[];
   verifier: SignatureVerifier;
+  /** Send every contribution's ciphertexts instead of their sum (the job's `he.keyHolderSums`). */
+  keyHolderSums: boolean;
   /** Asks the key holder to decrypt (HeKeyHolders.decrypt with the timeout filled in). */
   decrypt: (request: HeDecryptRequest) => Promise<Float32Array>;
 }
@@ -34,7 +36,8 @@ export interface HeAggregatorOptions {
  * signature over them for this round attempt (shared/he/submission.ts). `accept` checks the exact
  * length, the signature and every ciphertext's layout before adding the ciphertexts into the running
  * sum (the homomorphic sum; shared/he/ciphertextBytes.ts); it never sees a plaintext. `reveal` sends
- * the sum with every contribution's (client id, digest, signature) and the attempt's selection to the
+ * the sum (or, with `keyHolderSums`, every contribution's ciphertexts, which the key holder adds
+ * itself) with every contribution's (client id, digest, signature) and the attempt's selection to the
  * key holder, and splits the decrypted sums into Σ ratio_i·Δ_i per tensor and Σ ratio_i, both
  * scaled back to examples by maxExampleWeight.
  */
@@ -43,6 +46,8 @@ export class HeAggregator implements UploadAggregator {
   private readonly length: number;
   private readonly sum: CiphertextSum;
   private readonly contributions: HeContribution[] = [];
+  /** Each contribution's ciphertexts, kept only with keyHolderSums. */
+  private readonly kept: Uint8Array[] = [];
   private readonly contributors = new Set<string>();
 
   constructor(
@@ -87,6 +92,7 @@ export class HeAggregator implements UploadAggregator {
       }
       throw err;
     }
+    if (this.options.keyHolderSums) this.kept.push(submission.ciphertexts);
     this.contributors.add(clientId);
     this.contributions.push({ clientId, digest: submission.digest, signature: submission.signature });
   }
@@ -102,7 +108,9 @@ export class HeAggregator implements UploadAggregator {
       length: this.length,
       selected: [...this.options.selected],
       contributions: [...this.contributions],
-      ciphertexts: this.sum.toBytes(),
+      ...(this.options.keyHolderSums
+        ? { form: 'contributions' as const, ciphertexts: Buffer.concat(this.kept) }
+        : { form: 'sum' as const, ciphertexts: this.sum.toBytes() }),
     });
     if (sums.length !== this.length) {
       throw new TributaryError(

@@ -1,6 +1,13 @@
 import { TributaryError } from '../../../shared/errors';
 import { SignatureVerifier } from '../../../shared/identity/signing';
-import { HE_MAX_PARAMETERS, type HeOptions, heParamsOf, type JobSpec } from '../../../shared/schemas/jobSpec';
+import { encryptedVectorBytes } from '../../../shared/he';
+import {
+  HE_MAX_PARAMETERS,
+  type HeOptions,
+  heParamsOf,
+  type JobSpec,
+  MAX_HE_DECRYPT_BYTES,
+} from '../../../shared/schemas/jobSpec';
 import type {
   CollectionContext,
   CoordinatorAggregationMode,
@@ -30,12 +37,21 @@ export function createHeMode(): CoordinatorAggregationMode {
   const verifier = new SignatureVerifier();
   return {
     name: 'he',
-    assertModelFits(_spec: JobSpec, parameters: number): void {
+    assertModelFits(spec: JobSpec, parameters: number): void {
       if (parameters > HE_MAX_PARAMETERS) {
         throw new TributaryError(
           'JOB_SPEC_INVALID',
           `secureAggregation "he" supports models of at most ${HE_MAX_PARAMETERS} parameters (the decrypted sums travel as one message); this model has ${parameters}.`,
           { details: { parameters, maxParameters: HE_MAX_PARAMETERS } },
+        );
+      }
+      const options = heOptions(spec);
+      const bytes = encryptedVectorBytes(heParamsOf(options).set, parameters + 1);
+      if (options.keyHolderSums && spec.maxClients * bytes > MAX_HE_DECRYPT_BYTES) {
+        throw new TributaryError(
+          'JOB_SPEC_INVALID',
+          `he.keyHolderSums sends the key holder every contribution: ${spec.maxClients} × ${bytes} bytes exceeds ${MAX_HE_DECRYPT_BYTES}; lower maxClients or turn keyHolderSums off.`,
+          { details: { path: ['he', 'keyHolderSums'] } },
         );
       }
     },
@@ -49,6 +65,7 @@ export function createHeMode(): CoordinatorAggregationMode {
         ref: { jobId: job.id, round, attempt },
         selected: context.selected,
         verifier,
+        keyHolderSums: options.keyHolderSums,
         decrypt: (request) => keyHolders.decrypt(request, options.decryptTimeoutMs),
       });
       return new UploadCollection(context, aggregator, { modeName: 'he', keepMetrics: false });
