@@ -47,7 +47,7 @@ const HeKeyHolderFileSchema = z.object({
   }),
 });
 
-/** What an he key holder needs: its Ed25519 identity (the spec's `he.keyHolder`) and the BFV key pair. */
+/** What an he key holder needs: its Ed25519 identity (the spec's `he.keyHolder`) and the BGV/BFV key pair. */
 export interface HeKeyHolderKeys {
   identity: Identity;
   parameterSet: HeParameterSetName;
@@ -70,7 +70,7 @@ export function heKeyHolderSpecFields(keys: HeKeyHolderKeys): {
   };
 }
 
-/** Generates an Ed25519 identity and a BFV key pair of the parameter set. */
+/** Generates an Ed25519 identity and a key pair of the parameter set. */
 export async function generateHeKeyHolderKeys(
   parameterSet: HeParameterSetName = DEFAULT_HE_PARAMETER_SET,
 ): Promise<HeKeyHolderKeys> {
@@ -97,7 +97,7 @@ export function writeHeKeyHolderKeyFile(path: string, keys: HeKeyHolderKeys): vo
 
 /**
  * Loads a key file written by writeHeKeyHolderKeyFile; CONFIG_INVALID when it is not one or its keys
- * do not have their set's layout (that the BFV keys belong together is checked when the key holder runs).
+ * do not have their set's layout (that the two HE keys belong together is checked when the key holder runs).
  */
 export function loadHeKeyHolderKeyFile(path: string): HeKeyHolderKeys {
   let parsed: z.infer<typeof HeKeyHolderFileSchema>;

@@ -1,5 +1,5 @@
 /**
- * Packed BFV (`he`) end to end over the real sockets: an in-process coordinator on 127.0.0.1,
+ * Packed lattice HE (`he`, BGV by default) end to end over the real sockets: an in-process coordinator on 127.0.0.1,
  * in-process TributaryClients on a small MLP and an in-process HeKeyHolder. Checks that an `he` job
  * trains the same round-1 model as an otherwise identical `none` job (within the quantisation bound),
  * that no client's delta reaches the coordinator in the clear, that malformed or badly signed uploads
@@ -32,7 +32,7 @@ const FEATURES = 8;
 const SIZES = [120, 160, 90, 200];
 const MAX_EXAMPLE_WEIGHT = 1000;
 const PARAMETERS = FEATURES * 16 + 16 + 16 * 2 + 2;
-const SET = HE_PARAMETER_SETS['bfv-4096'];
+const SET = HE_PARAMETER_SETS['bgv-4096'];
 
 const separable = (count: number, seed: number): Dataset => separableDataset(count, FEATURES, seed);
 const DATASETS = SIZES.map((n, i) => separable(n, 11 + i));
@@ -68,7 +68,7 @@ function spec(
   } as JobSpecInput;
 }
 
-describe('secure aggregation (packed BFV) end to end', () => {
+describe('secure aggregation (packed BGV/BFV) end to end', () => {
   let coordinator: Coordinator;
   const clients: TributaryClient[] = [];
   const holders: HeKeyHolder[] = [];
@@ -150,6 +150,7 @@ describe('secure aggregation (packed BFV) end to end', () => {
       spec('he', {}, { publicKey: key.slice(4) }),
       spec('he', {}, { publicKey: flipped.toString('base64') }),
       spec('he', {}, { parameterSet: 'bfv-2048' }),
+      spec('he', {}, { parameterSet: 'bfv-4096' }), // a BGV key named as a BFV one
       spec('he', {}, { clipRange: 0.5 }),
       spec('he', { maxClients: 2000 }, { bits: 20 }), // 2000 clients of 20-bit values overflow t
     ]) {
@@ -159,7 +160,7 @@ describe('secure aggregation (packed BFV) end to end', () => {
     }
     const parsed = JobSpecSchema.parse(spec('he'));
     expect(parsed.secureAggregation === 'he' && parsed.he).toMatchObject({
-      parameterSet: 'bfv-4096',
+      parameterSet: 'bgv-4096',
       bits: 16,
       clipRange: 1,
     });

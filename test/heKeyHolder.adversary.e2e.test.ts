@@ -34,7 +34,7 @@ import { type JobSpecInput, JobSpecSchema } from '../shared/schemas/jobSpec';
 
 jest.setTimeout(300_000);
 
-const SET = HE_PARAMETER_SETS['bfv-4096'];
+const SET = HE_PARAMETER_SETS['bgv-4096'];
 const LAYOUT = ciphertextLayout(SET);
 const MANIFEST = [{ name: 'w', shape: [5] }];
 const LENGTH = 6; // five parameters and the weight

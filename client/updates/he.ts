@@ -35,7 +35,7 @@ function encryptorFor(options: HeOptions): Promise<HeEncryptor> {
 
 /**
  * Weights (shared weighting: ratio-scaled, ratio appended), quantises and encrypts one trained update
- * under the job's BFV public key, and signs the ciphertexts for the task's round attempt; returns the
+ * under the job's public key, and signs the ciphertexts for the task's round attempt; returns the
  * upload (ciphertexts ‖ signature).
  */
 async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate): Promise<Uint8Array> {

@@ -2,20 +2,21 @@ import { TributaryError } from '../errors';
 import type { HeParameterSet } from './parameters';
 
 /**
- * BFV ciphertexts as SEAL 4.1 serializes them (compression none), checked and added in JavaScript.
+ * BGV and BFV ciphertexts as SEAL 4.1 serializes them (compression none), checked and added in JavaScript.
  *
  * Why not in SEAL: node-seal hands a buffer to WebAssembly element by element (6-7 ms per 64 KiB
  * ciphertext here, 2 ms through its base64 path), so loading 10 clients × 25 ciphertexts would cost
  * the coordinator more than a whole plaintext round; and a truncated or inconsistent buffer can abort
  * the WebAssembly module rather than throw (seen with node-seal 5.1.7), which would take every `he`
  * job of the process down. A ciphertext of a fixed parameter set is a fixed byte layout: a prefix
- * that is the same for every valid ciphertext (header, parms_id, size 2, not in NTT form, scale 1,
- * the data array's header) followed by size × k × N little-endian 64-bit coefficients, the ones of
+ * that is the same for every valid ciphertext (header, parms_id, size 2, the scheme's NTT form (BGV
+ * keeps ciphertexts in NTT form, BFV not), scale 1, the data array's header) followed by size × k × N little-endian 64-bit coefficients, the ones of
  * prime j in [0, q_j). `checkCiphertexts` compares the prefix byte for byte and range-checks every
  * coefficient (what SEAL's `is_valid_for` checks, and more strictly), and refuses transparent
- * ciphertexts (c1 = 0, whose plaintext anyone can read). `CiphertextSum.add` is BFV's homomorphic
- * addition (Fan & Vercauteren 2012, section 4: component-wise addition mod q), which is what SEAL's
- * Evaluator.add computes; ciphertextBytes.test.ts checks both agree bit for bit.
+ * ciphertexts (c1 = 0, whose plaintext anyone can read). `CiphertextSum.add` is the homomorphic
+ * addition of both schemes (component-wise addition mod q of both polynomials: BFV, Fan & Vercauteren
+ * 2012, section 4; BGV alike, and in NTT form too since the NTT is linear), which is what SEAL's
+ * Evaluator.add computes; heVector.test.ts checks both agree bit for bit.
  */
 
 const TWO_32 = 2 ** 32;

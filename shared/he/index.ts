@@ -1,5 +1,5 @@
-/** The `he` aggregation mode's math (packed BFV through Microsoft SEAL); see bfvVector.ts. */
-export * from './bfvVector';
+/** The `he` aggregation mode's math (packed BGV or BFV through Microsoft SEAL); see heVector.ts. */
+export * from './heVector';
 export * from './ciphertextBytes';
 export * from './keyBytes';
 export * from './keys';

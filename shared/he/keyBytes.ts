@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { HeParameterSet } from './parameters';
 
 /**
- * Layout checks of serialized BFV keys (SEAL 4.1, compression none), in plain JavaScript so that job
+ * Layout checks of serialized BGV/BFV keys (SEAL 4.1, compression none), in plain JavaScript so that job
  * specs can be validated without loading SEAL, and so that nothing of the wrong shape ever reaches
  * its WebAssembly module (a buffer of the wrong shape can abort it instead of throwing).
  */

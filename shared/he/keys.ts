@@ -6,9 +6,9 @@ import type { HeParameterSet } from './parameters';
 import { sealContextFor, type SealContext } from './sealContext';
 
 /**
- * BFV keys of the `he` mode: a key holder generates them; the public key (SEAL's seeded form: the
+ * BGV/BFV keys of the `he` mode: a key holder generates them; the public key (SEAL's seeded form: the
  * second polynomial is replaced by the 64-byte seed it is expanded from, halving it to 32,962 bytes
- * for bfv-4096) travels in the job spec as base64, the secret key stays in the key holder's file.
+ * for the 4096 sets) travels in the job spec as base64, the secret key stays in the key holder's file.
  * Every serialized key is checked in JavaScript (exact length, the fixed bytes of its set, every
  * coefficient reduced) before SEAL sees it: SEAL's own checks throw, but a buffer of the wrong shape
  * can abort its WebAssembly module instead.

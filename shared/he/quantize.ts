@@ -3,7 +3,7 @@ import { TributaryError } from '../errors';
 /**
  * Signed fixed-point quantisation for the `he` mode: a value x in [-c, c] becomes the integer
  * r = round(x / Δ) in [-h, h], with h = 2^(bits-1) - 1 and Δ = c / h, rounded half away from zero so
- * the map is odd-symmetric (a coordinate that is 0 everywhere sums to exactly 0). BFV slots hold
+ * the map is odd-symmetric (a coordinate that is 0 everywhere sums to exactly 0). BGV and BFV slots hold
  * integers mod t, so a negative level is encoded as t - |r| and the sum of n clients' levels is read
  * back by the centred lift into (-t/2, t/2]: exact as long as 2·n·h < t (`maxClientsForHeadroom`).
  * This is the quantiser of the paillier mode (shared/paillier/quantize.ts) without its offset of h,

@@ -45,7 +45,7 @@ export function sealContextFor(set: HeParameterSet): Promise<SealContext> {
 
 async function build(set: HeParameterSet): Promise<SealContext> {
   const seal = await loadSeal();
-  const parms = seal.EncryptionParameters(seal.SchemeType.bfv);
+  const parms = seal.EncryptionParameters(set.scheme === 'bgv' ? seal.SchemeType.bgv : seal.SchemeType.bfv);
   parms.setPolyModulusDegree(set.polyModulusDegree);
   parms.setCoeffModulus(seal.CoeffModulus.Create(set.polyModulusDegree, Int32Array.from(set.coeffModulusBits)));
   parms.setPlainModulus(seal.PlainModulus.Batching(set.polyModulusDegree, set.plainModulusBits));

@@ -20,7 +20,7 @@ import { createPackedPaillierParams } from '../paillier/packedPaillier';
  * Built-in modes: `none` (plaintext updates), `secagg` (SecAgg+, the default: the coordinator learns
  * only the sum of the surviving clients' quantised, weighted updates) and `paillier` (packed Paillier:
  * clients encrypt under the key holder's public key, the coordinator multiplies ciphertexts, the key
- * holder decrypts only the aggregate) and `he` (packed BFV: the same key-holder model with a lattice
+ * holder decrypts only the aggregate) and `he` (packed BGV/BFV: the same key-holder model with a lattice
  * scheme through Microsoft SEAL, thousands of values per ciphertext).
  */
 
@@ -141,7 +141,7 @@ export const HeOptionsSchema = z
   .object({
     /** The lattice parameters (shared/he/parameters.ts); the key must belong to them. @default "bfv-4096" */
     parameterSet: z.enum(HE_PARAMETER_SET_NAMES).default(DEFAULT_HE_PARAMETER_SET),
-    /** The key holder's BFV public key: SEAL's seeded serialization, uncompressed, as base64 (`tributary he-keyholder keygen` prints it). */
+    /** The key holder's HE public key: SEAL's seeded serialization, uncompressed, as base64 (`tributary he-keyholder keygen` prints it). */
     publicKey: z
       .string()
       .max(HE_MAX_PUBLIC_KEY_CHARS)
@@ -363,7 +363,7 @@ export function paillierParamsOf(spec: { maxClients: number; paillier: PaillierO
   });
 }
 
-/** The BFV vector parameters of an he job (the parameter set and the quantiser). */
+/** The HE vector parameters of an he job (the parameter set and the quantiser). */
 export function heParamsOf(options: HeOptions): { set: HeParameterSet; bits: number; clipRange: number } {
   return { set: heParameterSet(options.parameterSet), bits: options.bits, clipRange: options.clipRange };
 }

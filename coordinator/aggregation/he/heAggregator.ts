@@ -31,7 +31,7 @@ export interface HeAggregatorOptions {
 }
 
 /**
- * Aggregation mode `he` (coordinator half). Each update is ⌈(P + 1)/N⌉ BFV ciphertexts of the
+ * Aggregation mode `he` (coordinator half). Each update is ⌈(P + 1)/N⌉ BGV (or BFV) ciphertexts of the
  * client's delta scaled by its weight ratio, then the ratio itself, followed by the client's
  * signature over them for this round attempt (shared/he/submission.ts). `accept` checks the exact
  * length, the signature and every ciphertext's layout before adding the ciphertexts into the running

@@ -26,7 +26,7 @@ export function heOptions(spec: JobSpec): HeOptions {
 }
 
 /**
- * Mode `he` (packed BFV through Microsoft SEAL): clients upload signed ciphertexts of their weighted
+ * Mode `he` (packed BGV or BFV through Microsoft SEAL): clients upload signed ciphertexts of their weighted
  * deltas through the ordinary chunked upload; the coordinator checks and adds them (it never loads
  * SEAL) and the job's key holder (a role of this mode: `keyholder:join`, `he:decrypt`,
  * `aggregate:result`) decrypts only the sum. Clients send no training metrics (they would leak

@@ -10,7 +10,7 @@ import { dequantizeSignedSum, type HeQuantizer, largestLevel, maxClientsForHeadr
 import { type SealContext, sealContextFor } from './sealContext';
 
 /**
- * Packed BFV encryption of Float32 vectors and decryption of their sums (the `he` mode's math; both
+ * Packed BGV/BFV encryption of Float32 vectors and decryption of their sums (the `he` mode's math; both
  * halves of the mode and the key holder call only this). A vector of L values is quantised to signed
  * levels (quantize.ts), zero-padded to ⌈L/N⌉·N slots and batch-encoded N values per plaintext (the
  * CRT packing of Smart & Vercauteren, as SEAL's BatchEncoder does), then each plaintext is encrypted
