@@ -31,6 +31,7 @@ import { type Identity, generateIdentity } from '../shared/identity/keyPair';
 import { signBytes } from '../shared/identity/signing';
 import { HE_REFUSAL_PREFIX, type HeContribution, type HeDecryptRequest } from '../shared/schemas/heMessages';
 import { type JobSpecInput, JobSpecSchema } from '../shared/schemas/jobSpec';
+import { drownInNoise } from './support/heCiphertexts';
 
 jest.setTimeout(300_000);
 
@@ -273,11 +274,7 @@ describe('the he key holder against a malicious coordinator', () => {
 
     // A crafted high-noise ciphertext (still well formed, from a selected, signing client): not decrypted.
     const noisy = submit(4, 2, 0);
-    const view = new DataView(noisy.ciphertexts.buffer);
-    for (let i = 0; i < SET.polyModulusDegree; i++) {
-      const at = LAYOUT.prefix.length + 8 * i;
-      view.setBigUint64(at, (view.getBigUint64(at, true) + SET.coeffModulus[0] / 4n) % SET.coeffModulus[0], true);
-    }
+    drownInNoise(SET, noisy.ciphertexts);
     // Re-signed by its (colluding) client, so only the noise check stands in the way.
     noisy.contribution = {
       ...noisy.contribution,

@@ -1,6 +1,6 @@
 import { weightUpdate } from '../../shared/aggregation/weighting';
 import { TributaryError } from '../../shared/errors';
-import { HeEncryptor, heParameterSet, publicKeyFingerprint, signedHeUpload } from '../../shared/he';
+import { HeEncryptionPool, HeEncryptor, heParameterSet, publicKeyFingerprint, signedHeUpload } from '../../shared/he';
 import { type HeOptions, heParamsOf, type JobSpec } from '../../shared/schemas/jobSpec';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
 
@@ -9,41 +9,55 @@ function heOptions(spec: JobSpec): HeOptions {
   return spec.he;
 }
 
-/** Encryptors by (parameter set, public-key fingerprint); a few jobs' worth, the oldest freed first. */
-const encryptors = new Map<string, Promise<HeEncryptor>>();
-const MAX_ENCRYPTORS = 4;
+/**
+ * Encryption pools by (parameter set, public-key fingerprint), shared by the clients of this process;
+ * a few jobs' worth, the oldest closed first. A pool that failed is replaced by an in-thread encryptor.
+ */
+const pools = new Map<string, HeEncryptionPool>();
+const fallbacks = new Map<string, Promise<HeEncryptor>>();
+const MAX_POOLS = 4;
 
-function encryptorFor(options: HeOptions): Promise<HeEncryptor> {
+async function encryptWith(options: HeOptions, threads: number, values: Float32Array) {
   const publicKey = Buffer.from(options.publicKey, 'base64');
+  const set = heParameterSet(options.parameterSet);
   const key = `${options.parameterSet}:${publicKeyFingerprint(publicKey)}`;
-  let encryptor = encryptors.get(key);
-  if (!encryptor) {
-    encryptor = HeEncryptor.create(heParameterSet(options.parameterSet), publicKey);
-    encryptors.set(key, encryptor);
-    encryptor.catch(() => encryptors.delete(key));
-    if (encryptors.size > MAX_ENCRYPTORS) {
-      const [oldest, evicted] = encryptors.entries().next().value as [string, Promise<HeEncryptor>];
-      encryptors.delete(oldest);
-      evicted.then(
-        (e) => e.delete(),
-        () => undefined,
-      );
+  const params = heParamsOf(options);
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new HeEncryptionPool(set, publicKey, Math.max(1, threads));
+    pools.set(key, pool);
+    if (pools.size > MAX_POOLS) {
+      const [oldest, evicted] = pools.entries().next().value as [string, HeEncryptionPool];
+      pools.delete(oldest);
+      void evicted.close();
     }
   }
-  return encryptor;
+  if (pool.usable) {
+    try {
+      return await pool.encrypt(values, params);
+    } catch (err) {
+      if (pool.usable) throw err;
+    }
+  }
+  let fallback = fallbacks.get(key);
+  if (!fallback) {
+    fallback = HeEncryptor.create(set, publicKey);
+    fallbacks.set(key, fallback);
+    fallback.catch(() => fallbacks.delete(key));
+  }
+  return (await fallback).encrypt(values, params);
 }
 
 /**
  * Weights (shared weighting: ratio-scaled, ratio appended), quantises and encrypts one trained update
- * under the job's public key, and signs the ciphertexts for the task's round attempt; returns the
+ * under the job's public key (in worker threads: `threads` of them, at least one), and signs the ciphertexts for the task's round attempt; returns the
  * upload (ciphertexts ‖ signature).
  */
 async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate): Promise<Uint8Array> {
-  const { joined, identity, warn } = context;
+  const { joined, identity, threads, warn } = context;
   const options = heOptions(joined.spec);
-  const encryptor = await encryptorFor(options);
   const vector = weightUpdate(trained.delta, trained.numExamples, options.maxExampleWeight);
-  const { ciphertexts, clipped } = encryptor.encrypt(vector, heParamsOf(options));
+  const { ciphertexts, clipped } = await encryptWith(options, threads, vector);
   if (clipped > 0) {
     warn(
       `round ${trained.task.round}: ${clipped} of ${trained.delta.length} weighted update values were outside ` +

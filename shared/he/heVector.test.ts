@@ -1,4 +1,5 @@
 import { codeOf } from '../../test/support/codeOf';
+import { drownInNoise } from '../../test/support/heCiphertexts';
 import {
   CiphertextSum,
   ciphertextLayout,
@@ -206,15 +207,10 @@ describe.each(['bgv-4096', 'bfv-4096'] as const)('%s', (name) => {
     });
 
     it('refuses to decrypt a ciphertext whose noise would make decryption wrong', () => {
-      const noisy = valid();
-      const view = new DataView(noisy.buffer);
-      // Add about q/4 to c0's coefficients: still a well-formed ciphertext, but the noise is huge.
-      const quarter = set.coeffModulus[0] / 4n;
-      for (let i = 0; i < set.polyModulusDegree; i++) {
-        const at = layout.prefix.length + 8 * i;
-        view.setBigUint64(at, (view.getBigUint64(at, true) + quarter) % set.coeffModulus[0], true);
-      }
+      // Still a well-formed ciphertext, but with noise near q/2.
+      const noisy = drownInNoise(set, valid());
       expect(codeOf(() => checkCiphertexts(layout, noisy, 1))).toBeUndefined();
+      expect(() => decryptor.decryptSum(noisy, params, 2, 100)).toThrow(/noise budget/);
       expect(codeOf(() => decryptor.decryptSum(noisy, params, 2, 100))).toBe('HE_DECRYPT_FAILED');
     });
 

@@ -7,3 +7,4 @@ export * from './parameters';
 export * from './quantize';
 export * from './sealContext';
 export * from './submission';
+export * from './encryptionWorkers';

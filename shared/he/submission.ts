@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { TributaryError } from '../errors';
 import type { Identity } from '../identity/keyPair';
-import { signBytes, type SignatureVerifier } from '../identity/signing';
+import type { SignatureVerifier } from '../identity/signing';
+import { Ed25519Signer } from '../secagg/signatures';
 
 /**
  * A client's signed `he` submission: its Ed25519 identity signs the SHA-256 digest of the exact
@@ -33,10 +34,9 @@ export function heSubmissionBytes(ref: HeSubmissionRef, digest: string): Uint8Ar
 
 /** The upload a client sends: its ciphertexts followed by its signature over them for `ref`. */
 export function signedHeUpload(identity: Identity, ref: HeSubmissionRef, ciphertexts: Uint8Array): Uint8Array {
-  const signature = Buffer.from(
-    signBytes(identity.secretKey, heSubmissionBytes(ref, ciphertextDigest(ciphertexts))),
-    'hex',
-  );
+  // node:crypto (the same deterministic Ed25519 signature as tweetnacl's, ~100x faster).
+  const signer = new Ed25519Signer(identity);
+  const signature = Buffer.from(signer.sign(heSubmissionBytes(ref, ciphertextDigest(ciphertexts))), 'hex');
   const out = new Uint8Array(ciphertexts.length + SIGNATURE_BYTES);
   out.set(ciphertexts);
   out.set(signature, ciphertexts.length);
