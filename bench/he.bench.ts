@@ -156,6 +156,8 @@ export interface HeRoundsOptions {
   rounds?: number;
   modes?: Mode[];
   jobTimeoutMs?: number;
+  /** Worker threads each client encrypts with (he, paillier: TributaryClient's paillierThreads, whose default is 1). @default 1 */
+  encryptionThreads?: number;
 }
 
 async function heRounds(options: HeRoundsOptions = {}) {
@@ -163,6 +165,7 @@ async function heRounds(options: HeRoundsOptions = {}) {
   const rounds = options.rounds ?? 3;
   const modes = options.modes ?? ['none', 'secagg', 'he'];
   const jobTimeoutMs = options.jobTimeoutMs ?? 120_000;
+  const encryptionThreads = options.encryptionThreads ?? 1;
   const [features, hidden, classes, examples] = [1000, 100, 10, 32];
   const parameters = features * hidden + hidden + hidden * classes + classes;
   const datasets = Array.from({ length: clients }, (_, i) => dataset(examples, features, classes, 101 + i));
@@ -256,6 +259,7 @@ async function heRounds(options: HeRoundsOptions = {}) {
           identity: generateIdentity(),
           dataset: data,
           backend: 'cpu',
+          paillierThreads: encryptionThreads,
         });
         started.push(client);
         client.run().catch((e: unknown) => errors.push(`client ${i}: ${String((e as Error)?.message ?? e)}`));
@@ -303,6 +307,7 @@ async function heRounds(options: HeRoundsOptions = {}) {
     clients,
     parameters,
     model: `mlp ${features}-${hidden}-${classes}`,
+    encryptionThreads,
     modes: results.map((m) =>
       'error' in m
         ? m
@@ -347,5 +352,38 @@ if (require.main === module) {
   );
 }
 
-/** Profiling hook (temporary). */
-export const heRoundsForProfile = () => heRounds({ modes: ['none', 'he'], rounds: 4 });
+type HeBenchResult = Awaited<ReturnType<typeof heBench>>;
+
+/** The table rows `npm run bench` prints for this section. */
+export function heBenchRows(r: HeBenchResult): Array<[string, string, string?]> {
+  const n = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : x.toLocaleString('en-US'));
+  const { primitives: p, rounds } = r;
+  const rows: Array<[string, string, string?]> = [];
+  for (const h of p.he) {
+    const ratio = p.heVsPaillier[h.set];
+    rows.push(
+      [
+        `${h.set} encrypt`,
+        `${n(h.encryptValuesPerSecond)} values/s`,
+        `${n(ratio.encrypt)} x Paillier; ${h.ciphertexts} ciphertexts per update`,
+      ],
+      [`${h.set} add (coordinator)`, `${n(h.addValuesPerSecond)} values/s`, `${n(ratio.add)} x Paillier`],
+      [
+        `${h.set} decrypt (key holder)`,
+        `${n(h.decryptValuesPerSecond)} values/s`,
+        `${n(ratio.decrypt)} x Paillier; ${h.noiseBudgetBitsAfterSum} bits of noise budget left after ${p.clients}`,
+      ],
+      [`${h.set} bytes per value`, n(h.bytesPerValue), `Paillier ${n(p.paillier.bytesPerValue)}, plaintext 4`],
+    );
+  }
+  for (const m of rounds.modes) {
+    if ('error' in m) rows.push([`round ${m.mode}`, 'error', String(m.error)]);
+    else
+      rows.push([
+        `round ${m.mode}`,
+        `${n(m.roundMsMedian)} ms`,
+        `${n(m.roundTimeVsPlaintext)} x plaintext; ${n(m.bytesVsPlaintext)} x its bytes`,
+      ]);
+  }
+  return rows;
+}

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { clientCommand } from '../client/cli';
+import { heKeyholderCommand } from '../client/heKeyholderCli';
 import { keyholderCommand } from '../client/keyholderCli';
 import { coordinatorCommand, reportAndExit } from '../coordinator/cli';
 
@@ -10,6 +11,7 @@ const program = new Command('tributary')
   .enablePositionalOptions()
   .addCommand(coordinatorCommand())
   .addCommand(clientCommand())
-  .addCommand(keyholderCommand());
+  .addCommand(keyholderCommand())
+  .addCommand(heKeyholderCommand());
 
 program.parseAsync(process.argv).catch(reportAndExit);
