@@ -153,6 +153,7 @@ describe('secure aggregation (packed BGV/BFV) end to end', () => {
       spec('he', {}, { parameterSet: 'bfv-4096' }), // a BGV key named as a BFV one
       spec('he', {}, { clipRange: 0.5 }),
       spec('he', { maxClients: 2000 }, { bits: 20 }), // 2000 clients of 20-bit values overflow t
+      spec('he', { maxClients: 1024 }, { keyHolderSums: true }), // 1024 contributions exceed one message
     ]) {
       const res = await post(body);
       expect(res.status).toBe(400);

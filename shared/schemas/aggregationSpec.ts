@@ -129,8 +129,11 @@ export type PaillierOptions = z.infer<typeof PaillierOptionsSchema>;
 
 /** The key holder returns the decrypted sums (Float32) as one message: the model must fit one chunk. */
 export const HE_MAX_PARAMETERS = 1_048_575;
-/** Most ciphertext bytes one decryption request carries (the sum, or every contribution with keyHolderSums). */
-export const MAX_HE_DECRYPT_BYTES = 256 * 1024 * 1024;
+/**
+ * Most ciphertext bytes one decryption request carries (the sum, or every contribution with
+ * keyHolderSums): one socket.io message, under the 100 MiB a `ws` client accepts by default.
+ */
+export const MAX_HE_DECRYPT_BYTES = 64 * 1024 * 1024;
 /** Base64 of the largest serialized public key of any parameter set (bounded before decoding). */
 const HE_MAX_PUBLIC_KEY_CHARS = Math.max(
   ...Object.values(HE_PARAMETER_SETS).map((s: HeParameterSet) => 4 * Math.ceil(s.publicKeyBytes / 3)),
