@@ -14,6 +14,7 @@
  */
 import { createResearchClient } from '../client/plantedClient';
 import type { TributaryClient } from '../client/tributaryClient';
+import { createBuyerClient, createJob, uploadValidationSet } from '../client/buyer';
 import { startCoordinator } from '../coordinator/server';
 import { payoutShares } from '../coordinator/contribution/contributionReport';
 import { spearman } from '../coordinator/contribution/shapley';
@@ -52,18 +53,10 @@ async function runJob(
   const coordinator = await startCoordinator({ port: 0, logLevel: 'error', backend: 'cpu' }, { logger });
   const clients: TributaryClient[] = [];
   try {
-    const created = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(plantedJobSpec('none', rounds)),
-    });
-    const jobId = ((await created.json()) as { id: string }).id;
+    const buyer = createBuyerClient({ url: coordinator.url, identity: generateIdentity() });
+    const jobId = (await createJob(buyer, { spec: plantedJobSpec('none', rounds) })).id;
     if (withValidation) {
-      await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
-        method: 'PUT',
-        headers: { 'content-type': 'text/csv' },
-        body: datasetToCsv(plantedValidationSet(), INPUT),
-      });
+      await uploadValidationSet(buyer, { jobId, data: datasetToCsv(plantedValidationSet(), INPUT) });
     }
     const datasets = plantedDatasets();
     for (const name of PLANTED_CLIENTS) {

@@ -51,7 +51,11 @@ function memory(): ProcessMemory {
 async function main(): Promise<void> {
   // The embedded store whatever MONGODB_URI says (idle clients never touch it anyway).
   const store = new MemoryStore();
-  const coordinator = await startCoordinator({ host: '127.0.0.1', port: 0, logLevel: 'error' }, { store });
+  // Tens of thousands of connections from one address: the bench lifts the per-IP connection limit.
+  const coordinator = await startCoordinator(
+    { host: '127.0.0.1', port: 0, logLevel: 'error', socketConnectionsPerIpPerMinute: 10_000_000 },
+    { store },
+  );
   let stopping = false;
   const stop = () => {
     if (stopping) return;

@@ -27,6 +27,7 @@ import {
   type HeKeyHolderKeys,
   heKeyHolderSpecFields,
 } from '../client/heKeyHolder';
+import { createBuyerClient, createJob } from '../client/buyer';
 import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
 import { TributaryClient } from '../client/tributaryClient';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
@@ -223,15 +224,9 @@ async function heRounds(options: HeRoundsOptions = {}) {
     }) as JobSpecInput;
 
   async function runMode(mode: Mode, threads: number) {
-    const res = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec(mode)),
-    });
-    const body = (await res.json()) as { id?: string; error?: unknown };
-    if (res.status !== 201 || !body.id)
-      throw new Error(`${mode}: job refused (${res.status}): ${JSON.stringify(body)}`);
-    const jobId = body.id;
+    // The buyer SDK signs the request with a fresh buyer key, which then owns the job.
+    const buyer = createBuyerClient({ url: coordinator.url, identity: generateIdentity() });
+    const jobId = (await createJob(buyer, { spec: spec(mode) })).id;
     clientBytes = 0;
     const started: Array<{ close(): void }> = [];
     const errors: string[] = [];

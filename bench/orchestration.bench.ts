@@ -1,5 +1,7 @@
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { MemoryStore } from '../coordinator/store/memoryStore';
+import { createBuyerClient, createJob } from '../client/buyer';
+import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import type { RoundRecord } from '../coordinator/store/store';
 import { createLogger } from '../coordinator/logger';
 import { generateFastIdentity } from './fastIdentity';
@@ -30,7 +32,7 @@ export interface OrchestrationScenario {
   clientErrors: string[];
 }
 
-const JOB = {
+const JOB: Omit<JobSpecInput, 'rounds'> = {
   name: 'bench-orchestration',
   // 46 parameters: the model is deliberately negligible, so the round is all protocol.
   model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
@@ -73,7 +75,8 @@ async function scenario(clients: number, measuredRounds: number, budgetMs: numbe
   const store = new MemoryStore();
   try {
     coordinator = await startCoordinator(
-      { host: '127.0.0.1', port: 0, logLevel: 'error', backend: 'cpu' },
+      // Hundreds of light clients connect from one address: lift the per-IP connection limit.
+      { host: '127.0.0.1', port: 0, logLevel: 'error', backend: 'cpu', socketConnectionsPerIpPerMinute: 10_000_000 },
       {
         store,
         logger: createLogger('error', 'bench-coordinator'),
@@ -83,13 +86,10 @@ async function scenario(clients: number, measuredRounds: number, budgetMs: numbe
         },
       },
     );
-    const response = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ...JOB, rounds: roundsPlanned, minClients: clients, maxClients: clients }),
-    });
-    if (response.status !== 201) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
-    jobId = ((await response.json()) as { id: string }).id;
+    const buyer = createBuyerClient({ url: coordinator.url, identity: generateFastIdentity() });
+    jobId = (
+      await createJob(buyer, { spec: { ...JOB, rounds: roundsPlanned, minClients: clients, maxClients: clients } })
+    ).id;
     for (let i = 0; i < clients; i++) conns.push(new LightClient(coordinator.url, generateFastIdentity()));
     await withDeadline(Promise.all(conns.map((c) => c.open())), left(), 'connecting');
     await withDeadline(Promise.all(conns.map((c) => c.joinJob(jobId))), left(), 'joining');

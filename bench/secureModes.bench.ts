@@ -14,6 +14,7 @@
  * of all for paillier, whose client encryption dominates.
  */
 import { availableParallelism } from 'node:os';
+import { createBuyerClient, createJob } from '../client/buyer';
 import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
 import { TributaryClient } from '../client/tributaryClient';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
@@ -129,15 +130,9 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
     }) as JobSpecInput;
 
   async function runMode(mode: Mode) {
-    const res = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec(mode)),
-    });
-    const body = (await res.json()) as { id?: string; error?: { code: string; message: string } };
-    if (res.status !== 201 || !body.id)
-      throw new Error(`${mode}: job refused (${res.status}): ${JSON.stringify(body.error ?? body)}`);
-    const jobId = body.id;
+    // The buyer SDK signs the request with a fresh buyer key, which then owns the job.
+    const buyer = createBuyerClient({ url: coordinator.url, identity: generateIdentity() });
+    const jobId = (await createJob(buyer, { spec: spec(mode) })).id;
     clientBytes = 0;
     keyHolderBytes = 0;
     clientPackets = 0;

@@ -3,13 +3,24 @@ import type { AddressInfo } from 'node:net';
 import { Wallet } from 'ethers';
 import { claimPayout, fetchPayoutProof } from './claimPayout';
 
-/** A stand-in coordinator on 127.0.0.1 that answers every request with `status` and `body`. */
+/**
+ * A stand-in coordinator on 127.0.0.1 that answers every request with `status` and `body`, except the
+ * Sign-In with Ethereum exchange, which it accepts without checking (the client is under test here).
+ */
 async function fakeCoordinator(
   status: number,
   body: string,
   type = 'application/json',
 ): Promise<{ url: string; server: Server }> {
-  const server = createServer((_req, res) => {
+  const server = createServer((req, res) => {
+    const json = (value: unknown) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+    const host = `http://${req.headers.host}`;
+    const expiresAt = new Date(Date.now() + 60_000).toISOString();
+    if (req.url === '/v1/auth/siwe/nonce')
+      return json({ nonce: 'a1b2c3d4e5f6a7b8', domain: req.headers.host, uri: host, expiresAt });
+    if (req.url === '/v1/auth/siwe')
+      return json({ token: 't', tokenType: 'Bearer', expiresAt, identity: `eth:0x${'0'.repeat(40)}` });
     res.writeHead(status, { 'content-type': type });
     res.end(body);
   });

@@ -1,8 +1,10 @@
-import { getAddress, type Wallet } from 'ethers';
+import { getAddress, type Signer, type Wallet } from 'ethers';
 import { z } from 'zod';
 import { EscrowClient, EscrowRevertError } from '../contracts/escrow';
 import { pinnedProvider, readChainId, rpcHost } from '../contracts/rpc';
 import { TributaryError } from '../shared/errors';
+import { createBuyerClient } from './buyer/client';
+import { signInWithEthereum } from './buyer/signInWithEthereum';
 
 /** GET /v1/jobs/:id/payouts/:address, as the client checks it (the coordinator's answers are a trust boundary). */
 export const PayoutProofSchema = z.object({
@@ -37,16 +39,39 @@ export interface ClaimResult {
   proof: PayoutProof;
 }
 
-/** Fetches this address's payout and Merkle proof from the coordinator. Throws PAYOUT_NOT_READY / PAYOUT_NOT_FOUND. */
-export async function fetchPayoutProof(coordinator: string, jobId: string, address: string): Promise<PayoutProof> {
-  const res = await fetch(new URL(`/v1/jobs/${encodeURIComponent(jobId)}/payouts/${address}`, coordinator));
+/**
+ * Fetches this address's payout and Merkle proof from the coordinator. The coordinator serves a proof
+ * only to that address's holder (or the job's participant it belongs to, or its owner): pass the
+ * payout wallet and this signs in with it first (Sign-In with Ethereum). Throws PAYOUT_NOT_READY /
+ * PAYOUT_NOT_FOUND, AUTH_REQUIRED without a wallet.
+ */
+export async function fetchPayoutProof(
+  coordinator: string,
+  jobId: string,
+  address: string,
+  wallet?: Signer,
+): Promise<PayoutProof> {
+  const headers: Record<string, string> = {};
+  if (wallet) {
+    const session = await signInWithEthereum(createBuyerClient({ url: coordinator }), { wallet });
+    headers.authorization = `Bearer ${session.token}`;
+  }
+  const res = await fetch(new URL(`/v1/jobs/${encodeURIComponent(jobId)}/payouts/${address}`, coordinator), {
+    headers,
+  });
   // A proxy's HTML error page or a truncated answer is not the coordinator's JSON: say so, coded.
   const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
   if (!body) throw new TributaryError('INTERNAL', `The coordinator's payout answer (HTTP ${res.status}) is not JSON.`);
   if (!res.ok) {
     const code = body.error?.code;
     const known =
-      code === 'PAYOUT_NOT_READY' || code === 'PAYOUT_NOT_FOUND' || code === 'JOB_NOT_FOUND' ? code : 'INTERNAL';
+      code === 'PAYOUT_NOT_READY' ||
+      code === 'PAYOUT_NOT_FOUND' ||
+      code === 'JOB_NOT_FOUND' ||
+      code === 'AUTH_REQUIRED' ||
+      code === 'AUTH_FORBIDDEN'
+        ? code
+        : 'INTERNAL';
     throw new TributaryError(known, body.error?.message ?? `HTTP ${res.status}`);
   }
   const parsed = PayoutProofSchema.safeParse(body);
@@ -66,7 +91,7 @@ export async function fetchPayoutProof(coordinator: string, jobId: string, addre
  */
 export async function claimPayout(options: ClaimOptions): Promise<ClaimResult> {
   const account = options.wallet.address;
-  const proof = await fetchPayoutProof(options.coordinator, options.jobId, account);
+  const proof = await fetchPayoutProof(options.coordinator, options.jobId, account, options.wallet);
   if (getAddress(proof.account) !== account) {
     throw new TributaryError(
       'PAYOUT_NOT_FOUND',

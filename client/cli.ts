@@ -5,6 +5,7 @@ import { loadDatasetFile } from '../shared/data/loadDataset';
 import { TributaryError, toTributaryError } from '../shared/errors';
 import { InputSpecSchema } from '../shared/schemas/jobSpec';
 import { JobIdSchema } from '../shared/schemas/messages';
+import { createBuyerClient, getJob, isApiError } from './buyer';
 import { claimCommand } from './claimCli';
 import { loadOrCreateIdentity, loadOrCreatePayoutKey } from './keyFile';
 import { createPayoutBinding } from './payoutBinding';
@@ -15,22 +16,15 @@ export const DEFAULT_KEY_FILE = join(homedir(), '.tributary', 'client.key');
 
 /** Fetches the job's input spec (and whether it pays on chain) over REST, retrying while the coordinator is unreachable. */
 async function fetchJobSpec(url: string, jobId: string, attempts = 20) {
+  const client = createBuyerClient({ url });
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
     try {
-      const res = await fetch(new URL(`/v1/jobs/${encodeURIComponent(jobId)}`, url));
-      const body = (await res.json()) as {
-        spec?: { input?: unknown; chain?: unknown };
-        error?: { code: string; message: string };
-      };
-      if (!res.ok)
-        throw new TributaryError(
-          res.status === 404 ? 'JOB_NOT_FOUND' : 'INTERNAL',
-          body.error?.message ?? `HTTP ${res.status}`,
-        );
-      return { input: InputSpecSchema.parse(body.spec?.input), paid: body.spec?.chain != null };
+      const job = await getJob(client, { jobId });
+      return { input: InputSpecSchema.parse(job.spec.input), paid: job.spec.chain != null };
     } catch (err) {
-      if (err instanceof TributaryError) throw err;
+      // Only an unreachable coordinator (status 0) is worth retrying; a coded answer is final.
+      if (!isApiError(err) || err.status !== 0) throw err;
       lastError = err;
       await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** i)));
     }

@@ -9,17 +9,21 @@ import { audienceOf } from '../shared/identity/audience';
 import { handshakePayloadHash, newNonce, payloadHash, signFields, type SignedFields } from '../shared/identity/signing';
 import {
   AckSchema,
+  type AggregateCiphertexts,
   type AggregateDecryptRequest,
   type AggregateResultBody,
+  type DecryptRefusalReason,
   type HandshakeAuth,
   type JobFinished,
   type JoinResult,
   MAX_CHUNK_BYTES,
+  MAX_SECAGG_PARTS,
   type PayoutBinding,
   PROTOCOL_VERSION,
   type RoundTask,
   type SecAggReplyBody,
   type SecAggRequest,
+  type UpdateCommitBody,
 } from '../shared/schemas/messages';
 import { splitIntoChunks } from '../shared/codec/chunks';
 import {
@@ -78,11 +82,12 @@ export function handshakeAuthWith(
  *
  * Events: 'connected', 'disconnected' (reason), 'task' (RoundTask), 'secaggRequest' (SecAggRequest,
  * envelope checked; the payload is validated by the SecAgg+ client), 'decryptRequest'
- * (AggregateDecryptRequest, for a paillier key holder), 'jobFinished' (JobFinished),
+ * (AggregateDecryptRequest, for a paillier key holder) and its 'decryptCiphertexts'
+ * (AggregateCiphertexts, one per contributor, in order), 'jobFinished' (JobFinished),
  * 'fatal' (TributaryError: the coordinator refused the handshake), 'protocolError' (message).
  */
 /** Mode requests held until a listener attaches (see deliver). */
-type HeldEvent = 'secaggRequest' | 'decryptRequest';
+type HeldEvent = 'secaggRequest' | 'decryptRequest' | 'decryptCiphertexts';
 const MAX_HELD = 64;
 
 /** The connection's events, typed. */
@@ -92,6 +97,7 @@ export interface ConnectionEvents {
   task: [task: RoundTask];
   secaggRequest: [request: SecAggRequest];
   decryptRequest: [request: AggregateDecryptRequest];
+  decryptCiphertexts: [part: AggregateCiphertexts];
   jobFinished: [finished: JobFinished];
   /** The coordinator refused the handshake: reconnecting will not help. */
   fatal: [error: TributaryError];
@@ -138,6 +144,9 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     this.listen('round:task', SERVER_MESSAGES.roundTask.schema, (task) => this.emit('task', task));
     this.listen('secagg:request', SERVER_MESSAGES.secaggRequest.schema, (r) => this.deliver('secaggRequest', r));
     this.listen('aggregate:decrypt', SERVER_MESSAGES.aggregateDecrypt.schema, (r) => this.deliver('decryptRequest', r));
+    this.listen('aggregate:ciphertexts', SERVER_MESSAGES.aggregateCiphertexts.schema, (r) =>
+      this.deliver('decryptCiphertexts', r),
+    );
     // A mode request can arrive in the same network read as the join acknowledgement, before the
     // mode's listener exists: hold it until someone listens.
     (this as EventEmitter).on('newListener', (event: string | symbol) => {
@@ -195,27 +204,36 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     return this.send('keyholderJoin', jobId, 0, {});
   }
 
-  /** Returns a decrypted aggregate (Float32 sums) or the reason it could not be decrypted. */
+  /**
+   * Returns a decrypted aggregate (Float32 sums), or the reason it could not be decrypted (`error`),
+   * with `refusal` when the key holder refused (a check failed; nothing was decrypted).
+   */
   async sendAggregateResult(
-    request: AggregateDecryptRequest,
+    request: Pick<AggregateDecryptRequest, 'jobId' | 'round' | 'attempt' | 'length'>,
     sums: Float32Array | null,
     error?: string,
+    refusal?: DecryptRefusalReason,
   ): Promise<void> {
     const body: AggregateResultBody = {
       attempt: request.attempt,
       length: request.length,
-      ...(error !== undefined ? { error } : {}),
+      ...(error !== undefined ? { error: error.slice(0, 1000) } : {}),
+      ...(refusal !== undefined ? { refusal: { reason: refusal } } : {}),
     };
     const data = sums ? new Uint8Array(sums.buffer, sums.byteOffset, sums.byteLength) : undefined;
     await this.send('aggregateResult', request.jobId, request.round, body, data);
   }
 
-  /** Uploads an encoded update for a task in chunks of the task's size, then commits it. */
+  /**
+   * Uploads an encoded update for a task in chunks of the task's size, then commits it (with the
+   * mode's extra commit fields, e.g. a paillier submission signature).
+   */
   async submitUpdate(
     task: RoundTask,
     update: Uint8Array,
     numExamples: number,
     metrics: Record<string, number>,
+    extra: Pick<UpdateCommitBody, 'submissionSignature'> = {},
   ): Promise<void> {
     const transferId = randomBytes(16).toString('hex');
     const chunks = splitIntoChunks(update, task.chunkBytes);
@@ -223,19 +241,26 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
       const body = { transferId, index, count: chunks.length, totalBytes: update.length };
       await this.send('updateChunk', task.jobId, task.round, body, chunk);
     }
-    const commit = { transferId, updateHash: contentHash(update), numExamples, metrics };
+    const commit = { transferId, updateHash: contentHash(update), numExamples, metrics, ...extra };
     await this.send('updateCommit', task.jobId, task.round, commit);
   }
 
-  /** Sends one SecAgg+ reply; `data` is the masked vector at collect-masked-vectors. */
-  async sendSecAggReply(request: SecAggRequest, reply: string, data?: Uint8Array): Promise<void> {
+  /** Sends one SecAgg+ reply; `data` is the masked vector at collect-masked-vectors, in parts of at most `partBytes`. */
+  async sendSecAggReply(
+    request: SecAggRequest,
+    reply: string,
+    data?: Uint8Array,
+    partBytes = MAX_CHUNK_BYTES,
+  ): Promise<void> {
     const base: SecAggReplyBody = { attempt: request.attempt, stage: request.stage, reply };
-    if (!data || data.length <= MAX_CHUNK_BYTES) {
+    // At most MAX_SECAGG_PARTS parts of at most one message each.
+    const size = Math.min(MAX_CHUNK_BYTES, Math.max(partBytes, Math.ceil((data?.length ?? 0) / MAX_SECAGG_PARTS)));
+    if (!data || data.length <= size) {
       await this.send('secaggReply', request.jobId, request.round, base, data);
       return;
     }
-    // A masked vector above one message's limit goes in consecutive parts, each acknowledged first.
-    const parts = splitIntoChunks(data, MAX_CHUNK_BYTES);
+    // A masked vector above one part goes in consecutive parts (the round's chunk size), each acknowledged first.
+    const parts = splitIntoChunks(data, size);
     for (const [index, part] of parts.entries()) {
       await this.send(
         'secaggReply',
@@ -306,4 +331,4 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
   }
 }
 
-export type { AggregateDecryptRequest, JobFinished, RoundTask, SecAggRequest };
+export type { AggregateCiphertexts, AggregateDecryptRequest, JobFinished, RoundTask, SecAggRequest };

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import { TributaryError } from '../shared/errors';
 import { LIMITS } from '../shared/schemas/jobSpec';
+import type { DecryptRefusalReason } from '../shared/schemas/messages';
 
 const EntrySchema = z
   .object({
@@ -56,29 +57,40 @@ export class HeDecryptLedger {
 
   /**
    * Whether a request may be decrypted: 'new' (record it first), 'repeat' (the same request again),
-   * or the reason to refuse it.
+   * or why to refuse it.
    */
   check(
     round: number,
     attempt: number,
     fingerprint: string,
     contributors: readonly string[],
-  ): 'new' | 'repeat' | string {
+  ): 'new' | 'repeat' | { reason: DecryptRefusalReason; message: string } {
     const same = this.entries.find((e) => e.round === round && e.attempt === attempt);
     if (same) {
       return same.fingerprint === fingerprint
         ? 'repeat'
-        : `round ${round} attempt ${attempt} was already decrypted, for other contributions`;
+        : {
+            reason: 'already-decrypted',
+            message: `round ${round} attempt ${attempt} was already decrypted, for other contributions`,
+          };
     }
     const last = this.entries.reduce((m, e) => Math.max(m, e.round), 0);
-    if (round < last) return `round ${round} is before round ${last}, which was already decrypted`;
+    if (round < last) {
+      return {
+        reason: 'round-not-next',
+        message: `round ${round} is before round ${last}, which was already decrypted`,
+      };
+    }
     const wanted = new Set(contributors);
     for (const e of this.entries) {
       if (e.round !== round) continue;
       const overlap = e.contributors.filter((c) => wanted.has(c)).length;
       const equal = overlap === wanted.size && overlap === e.contributors.length;
       if (overlap > 0 && !equal) {
-        return `its contributors overlap those of round ${round} attempt ${e.attempt}, already decrypted, without being the same (the difference of the two sums would leak)`;
+        return {
+          reason: 'overlaps-decrypted',
+          message: `its contributors overlap those of round ${round} attempt ${e.attempt}, already decrypted, without being the same (the difference of the two sums would leak)`,
+        };
       }
     }
     return 'new';

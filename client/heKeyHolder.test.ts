@@ -51,12 +51,12 @@ describe('HeDecryptLedger', () => {
     expect(ledger.check(1, 0, f1, [a, b])).toBe('new');
     ledger.record(1, 0, f1, [a, b]);
     expect(ledger.check(1, 0, f1, [a, b])).toBe('repeat');
-    expect(ledger.check(1, 0, f2, [a, b])).toMatch(/already decrypted/);
-    expect(ledger.check(1, 1, f2, [a, c])).toMatch(/overlap/);
+    expect(ledger.check(1, 0, f2, [a, b])).toMatchObject({ reason: 'already-decrypted' });
+    expect(ledger.check(1, 1, f2, [a, c])).toMatchObject({ reason: 'overlaps-decrypted' });
     expect(ledger.check(1, 1, f2, [b, a])).toBe('new');
     expect(ledger.check(1, 2, f2, [c])).toBe('new');
     ledger.record(2, 0, f2, [a, b]);
-    expect(ledger.check(1, 3, f1, [c])).toMatch(/before round 2/);
+    expect(ledger.check(1, 3, f1, [c])).toMatchObject({ reason: 'round-not-next', message: /before round 2/ });
   });
 
   it('persists to its file and refuses another job’s file', () => {
@@ -64,7 +64,7 @@ describe('HeDecryptLedger', () => {
     try {
       const path = join(dir, 'ledger.json');
       new HeDecryptLedger('j', path).record(3, 1, f1, [a, b]);
-      expect(new HeDecryptLedger('j', path).check(3, 1, f2, [a, b])).toMatch(/already decrypted/);
+      expect(new HeDecryptLedger('j', path).check(3, 1, f2, [a, b])).toMatchObject({ reason: 'already-decrypted' });
       expect(codeOf(() => new HeDecryptLedger('other', path))).toBe('CONFIG_INVALID');
       writeFileSync(path, '{"version":2}');
       expect(codeOf(() => new HeDecryptLedger('j', path))).toBe('CONFIG_INVALID');

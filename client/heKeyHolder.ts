@@ -24,9 +24,9 @@ import {
 } from '../shared/he';
 import { generateIdentity, type Identity, identityFromSecretKey } from '../shared/identity/keyPair';
 import { SignatureVerifier } from '../shared/identity/signing';
-import { HE_REFUSAL_PREFIX, type HeDecryptRequest, HeDecryptRequestSchema } from '../shared/schemas/heMessages';
+import { type HeDecryptRequest, HeDecryptRequestSchema } from '../shared/schemas/heMessages';
 import { heParamsOf } from '../shared/schemas/jobSpec';
-import type { JoinResult } from '../shared/schemas/messages';
+import type { DecryptRefusalReason, JoinResult } from '../shared/schemas/messages';
 import { CoordinatorConnection, type JobFinished } from './coordinatorConnection';
 import { HeDecryptLedger } from './heDecryptLedger';
 import { isJobFinished, joinOrFinish } from './joinJob';
@@ -144,6 +144,12 @@ async function openKeyPair(keys: HeKeyHolderKeys): Promise<HeDecryptor> {
   return decryptor;
 }
 
+/** Why a request is refused: a reason of the shared list and a message for people. */
+interface Refusal {
+  reason: DecryptRefusalReason;
+  message: string;
+}
+
 export interface HeKeyHolderOptions {
   /** Coordinator base URL. */
   url: string;
@@ -181,8 +187,9 @@ export interface HeDecryptedEvent {
  * 6. every ciphertext keeps the set's minimum noise budget, and the plaintext is a sum the number of
  *    contributors could produce (HeDecryptor.decryptSum).
  *
- * A failure of 1-5 is a refusal (`aggregate:result` with an error starting "refused: "; the
- * coordinator reports HE_DECRYPT_REFUSED), of 6 a failed decryption (HE_DECRYPT_FAILED). What it
+ * A failure of 1-5 is a refusal (`aggregate:result` with `refusal: {reason}`, the same reasons as
+ * the paillier key holder's; the coordinator reports HE_DECRYPT_REFUSED), of 6 a failed decryption
+ * (`error` only: HE_DECRYPT_FAILED). What it
  * cannot check: without keyHolderSums, that the sum really is the sum of the listed contributions'
  * ciphertexts; in any case, that the selection is the coordinator's real one and that the selected
  * clients are not the coordinator's own sybils (see docs/secure-aggregation.md).
@@ -293,27 +300,44 @@ export class HeKeyHolder extends EventEmitter {
   }
 
   /** Why the request may not be decrypted (checks 1-3 of the class comment), or null. */
-  private refusalOf(request: HeDecryptRequest, joined: JoinResult): string | null {
+  private refusalOf(request: HeDecryptRequest, joined: JoinResult): Refusal | null {
     const spec = joined.spec;
     const length = totalParameters(joined.weightManifest) + 1;
-    if (request.length !== length) return `expected ${length} values, the request says ${request.length}`;
+    if (request.length !== length) {
+      return { reason: 'malformed', message: `expected ${length} values, the request says ${request.length}` };
+    }
     const ids = request.contributions.map((c) => c.clientId);
-    if (new Set(ids).size !== ids.length) return 'a client contributes twice';
+    if (new Set(ids).size !== ids.length)
+      return { reason: 'duplicate-contributor', message: 'a client contributes twice' };
     if (ids.length < spec.minClients) {
-      return `an aggregate of ${ids.length} client(s) is fewer than the job's minClients (${spec.minClients})`;
+      return {
+        reason: 'too-few-clients',
+        message: `an aggregate of ${ids.length} client(s) is fewer than the job's minClients (${spec.minClients})`,
+      };
     }
     const selected = new Set(request.selected);
     if (selected.size !== request.selected.length || selected.size > spec.maxClients) {
-      return `the selection (${request.selected.length} ids) is not a set of at most maxClients (${spec.maxClients}) clients`;
+      return {
+        reason: 'not-selected',
+        message: `the selection (${request.selected.length} ids) is not a set of at most maxClients (${spec.maxClients}) clients`,
+      };
     }
     const stranger = ids.find((id) => !selected.has(id));
-    if (stranger) return `contributor ${stranger.slice(0, 12)}… was not selected for the attempt`;
+    if (stranger) {
+      return {
+        reason: 'not-selected',
+        message: `contributor ${stranger.slice(0, 12)}… was not selected for the attempt`,
+      };
+    }
     const ref = { jobId: request.jobId, round: request.round, attempt: request.attempt };
     const forged = request.contributions.find(
       (c) => !verifyHeSubmission(this.verifier, c.clientId, ref, c.digest, c.signature),
     );
     if (forged)
-      return `the signature of contributor ${forged.clientId.slice(0, 12)}… does not verify for this round attempt`;
+      return {
+        reason: 'signature-invalid',
+        message: `the signature of contributor ${forged.clientId.slice(0, 12)}… does not verify for this round attempt`,
+      };
     return null;
   }
 
@@ -321,22 +345,31 @@ export class HeKeyHolder extends EventEmitter {
    * The sum of a `contributions` request, after checking every contribution's ciphertexts against its
    * signed digest (and their layout): the key holder then needs to trust no sum. A string: why not.
    */
-  private sumOf(request: HeDecryptRequest, set: ReturnType<typeof heParameterSet>): Uint8Array | string {
+  private sumOf(request: HeDecryptRequest, set: ReturnType<typeof heParameterSet>): Uint8Array | Refusal {
     const count = heCiphertextCount(set, request.length);
     const each = count * set.ciphertextBytes;
     if (request.ciphertexts.length !== each * request.contributions.length) {
-      return `expected ${request.contributions.length} contributions of ${each} bytes, got ${request.ciphertexts.length} bytes`;
+      return {
+        reason: 'malformed',
+        message: `expected ${request.contributions.length} contributions of ${each} bytes, got ${request.ciphertexts.length} bytes`,
+      };
     }
     const sum = new CiphertextSum(ciphertextLayout(set), count);
     for (const [i, c] of request.contributions.entries()) {
       const own = request.ciphertexts.subarray(i * each, (i + 1) * each);
       if (ciphertextDigest(own) !== c.digest) {
-        return `the ciphertexts of contributor ${c.clientId.slice(0, 12)}… do not match its signed digest`;
+        return {
+          reason: 'signature-invalid',
+          message: `the ciphertexts of contributor ${c.clientId.slice(0, 12)}… do not match its signed digest`,
+        };
       }
       try {
         sum.add(own);
       } catch (err) {
-        return `contributor ${c.clientId.slice(0, 12)}…: ${toTributaryError(err).message}`;
+        return {
+          reason: 'ciphertext-invalid',
+          message: `contributor ${c.clientId.slice(0, 12)}…: ${toTributaryError(err).message}`,
+        };
       }
     }
     return sum.toBytes();
@@ -347,41 +380,33 @@ export class HeKeyHolder extends EventEmitter {
     const joined = this.joined;
     const decryptor = this.decryptor;
     if (!conn || !joined || !decryptor || request.jobId !== this.options.jobId) return;
-    const reply = (error: string | null, sums?: Float32Array) =>
-      conn.send(
-        'aggregateResult',
-        request.jobId,
-        request.round,
-        {
-          attempt: request.attempt,
-          length: request.length,
-          ...(error === null ? {} : { error: error.slice(0, 1000) }),
-        },
-        sums ? new Uint8Array(sums.buffer, sums.byteOffset, sums.byteLength) : undefined,
-      );
-    const refuse = async (reason: string) => {
-      this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${reason}`);
-      await reply(`${HE_REFUSAL_PREFIX}${reason}`);
+    const refuse = async ({ reason, message }: Refusal) => {
+      this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${message}`);
+      await conn.sendAggregateResult(request, null, message, reason);
     };
-    if (joined.spec.secureAggregation !== 'he') return refuse('the job is not an he job');
+    if (joined.spec.secureAggregation !== 'he')
+      return refuse({ reason: 'malformed', message: 'the job is not an he job' });
     const refusal = this.refusalOf(request, joined);
     if (refusal) return refuse(refusal);
     const options = joined.spec.he;
     if (options.keyHolderSums && request.form !== 'contributions') {
-      return refuse("this job's key holder adds the contributions itself; it was sent a sum");
+      return refuse({
+        reason: 'malformed',
+        message: "this job's key holder adds the contributions itself; it was sent a sum",
+      });
     }
     const set = heParameterSet(options.parameterSet);
     let sum = request.ciphertexts;
     if (request.form === 'contributions') {
       const added = this.sumOf(request, set);
-      if (typeof added === 'string') return refuse(added);
+      if (!(added instanceof Uint8Array)) return refuse(added);
       sum = added;
     } else {
       // A malformed sum is refused before it reaches the ledger (it would use up the attempt).
       try {
         checkCiphertexts(ciphertextLayout(set), sum, heCiphertextCount(set, request.length));
       } catch (err) {
-        return refuse(`the sum: ${toTributaryError(err).message}`);
+        return refuse({ reason: 'ciphertext-invalid', message: `the sum: ${toTributaryError(err).message}` });
       }
     }
     const contributors = request.contributions.map((c) => c.clientId);
@@ -399,10 +424,10 @@ export class HeKeyHolder extends EventEmitter {
     } catch (err) {
       const e = toTributaryError(err);
       this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${e.message}`);
-      await reply(e.message);
+      await conn.sendAggregateResult(request, null, e.message);
       return;
     }
-    await reply(null, result.sums);
+    await conn.sendAggregateResult(request, result.sums);
     this.emit('decrypted', {
       round: request.round,
       attempt: request.attempt,

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wallet } from 'ethers';
@@ -19,11 +19,26 @@ describe('key file', () => {
 
   it('rejects a corrupted or inconsistent key file with CONFIG_INVALID', () => {
     const path = join(dir, 'bad.key');
-    writeFileSync(path, '{"version":1}');
+    writeFileSync(path, '{"version":1}', { mode: 0o600 });
     expect(() => loadOrCreateIdentity(path)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
     const good = JSON.parse(readFileSync(join(dir, 'nested', 'client.key'), 'utf8'));
-    writeFileSync(path, JSON.stringify({ ...good, publicKey: '0'.repeat(64) }));
+    writeFileSync(path, JSON.stringify({ ...good, publicKey: '0'.repeat(64) }), { mode: 0o600 });
     expect(() => loadOrCreateIdentity(path)).toThrow(/does not match/);
+  });
+
+  it('refuses a key file readable or writable by group or others, as ssh does, and accepts it once fixed', () => {
+    const path = join(dir, 'open', 'client.key');
+    const identity = loadOrCreateIdentity(path);
+    for (const mode of [0o644, 0o640, 0o604, 0o660, 0o602]) {
+      chmodSync(path, mode);
+      expect(() => loadOrCreateIdentity(path)).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('chmod 600') }),
+      );
+      expect(() => loadOrCreatePayoutKey(path)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    }
+    chmodSync(path, 0o400);
+    expect(loadOrCreateIdentity(path).clientId).toBe(identity.clientId);
+    chmodSync(path, 0o600);
   });
 
   it('creates the payout key with the identity, keeps it, and adds one to a key file written without it', () => {

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Wallet } from 'ethers';
 import { z } from 'zod';
@@ -44,7 +44,25 @@ export function loadOrCreateIdentity(path: string): Identity {
   return identity;
 }
 
+/**
+ * CONFIG_INVALID when the key file can be read or written by its group or others, as ssh refuses such
+ * private keys: another local user could take the identity (and the payout key). Fix with chmod 600.
+ * (POSIX permissions only; skipped on Windows.)
+ */
+export function assertPrivateKeyFile(path: string): void {
+  if (process.platform === 'win32') return;
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `Key file ${path} has permissions 0${mode.toString(8)}: it is accessible by others. Run \`chmod 600 ${path}\`; the key is refused until then.`,
+      { details: { mode: `0${mode.toString(8)}` } },
+    );
+  }
+}
+
 function readKeyFile(path: string): z.infer<typeof KeyFileSchema> {
+  assertPrivateKeyFile(path);
   try {
     return KeyFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
   } catch (err) {

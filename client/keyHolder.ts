@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { modInv } from 'bigint-crypto-utils';
@@ -8,11 +7,39 @@ import { z } from 'zod';
 import { totalParameters } from '../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../shared/errors';
 import { generateIdentity, identityFromSecretKey, type Identity } from '../shared/identity/keyPair';
-import { ciphertextWidth, ciphertextsFromBytes, decryptSum, generatePaillierKeys } from '../shared/paillier';
+import { SignatureVerifier } from '../shared/identity/signing';
+import {
+  ciphertextCount,
+  ciphertextDigest,
+  ciphertextWidth,
+  ciphertextsFromBytes,
+  decryptSum,
+  firstNonUnit,
+  generatePaillierKeys,
+  type PackedPaillierParams,
+  verifySubmission,
+} from '../shared/paillier';
 import { paillierParamsOf } from '../shared/schemas/jobSpec';
-import type { JoinResult } from '../shared/schemas/messages';
-import { CoordinatorConnection, type AggregateDecryptRequest, type JobFinished } from './coordinatorConnection';
+import type { DecryptRefusalReason, JoinResult } from '../shared/schemas/messages';
+import {
+  CoordinatorConnection,
+  type AggregateCiphertexts,
+  type AggregateDecryptRequest,
+  type JobFinished,
+} from './coordinatorConnection';
 import { isJobFinished, joinOrFinish } from './joinJob';
+import { KeyHolderLedger } from './keyHolderLedger';
+import {
+  checkDecryptRequest,
+  checkNotDecryptedBefore,
+  contributionsDigest,
+  type JobStateView,
+  JobViewSchema,
+  ledgerEntry,
+  type Refusal,
+  type RequestView,
+  RoundsViewSchema,
+} from './keyHolderPolicy';
 
 const hexBig = z.string().regex(/^[0-9a-f]{1,2048}$/);
 const KeyHolderFileSchema = z.object({
@@ -87,8 +114,15 @@ export interface KeyHolderOptions {
   url: string;
   jobId: string;
   keys: KeyHolderKeys;
+  /**
+   * The ledger file of the attempts this key holder decrypted (client/keyHolderLedger.ts), so a
+   * restart does not forget them. @default none: kept in memory only (in-process use and tests)
+   */
+  stateFile?: string;
   /** Worker threads for decryption. @default 1 */
   threads?: number;
+  /** How long one read of the job's state from the coordinator's REST API may take. @default 10000 */
+  jobStateTimeoutMs?: number;
   reconnectDelayMs?: number;
   maxReconnectDelayMs?: number;
 }
@@ -100,25 +134,69 @@ export interface DecryptedEvent {
   ms: number;
 }
 
+/** A decryption the key holder refused: nothing was decrypted. */
+export interface RefusedEvent {
+  round: number;
+  attempt: number;
+  reason: DecryptRefusalReason;
+  message: string;
+}
+
+/** A decryption being received: its request, then one contribution's ciphertexts at a time. */
+interface Incoming {
+  request: AggregateDecryptRequest;
+  view: RequestView;
+  received: number;
+  product: bigint[] | null;
+  digests: { clientId: string; digest: string }[];
+}
+
+/** The job's state as its coordinator publishes it over REST (the answers are parsed: a trust boundary). */
+async function readJobState(url: string, jobId: string, timeoutMs: number): Promise<JobStateView> {
+  const get = async (path: string): Promise<unknown> => {
+    const res = await fetch(new URL(path, url), { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) throw new Error(`GET ${path} answered ${res.status}`);
+    return res.json();
+  };
+  const id = encodeURIComponent(jobId);
+  const job = JobViewSchema.parse(await get(`/v1/jobs/${id}`));
+  const { rounds } = RoundsViewSchema.parse(await get(`/v1/jobs/${id}/rounds`));
+  return { status: job.status, currentRound: job.currentRound, rounds };
+}
+
 /**
  * The key holder of a `paillier` job (the buyer): joins with `keyholder:join` under the Ed25519
- * identity named in the spec's `paillier.keyHolder`, and answers each `aggregate:decrypt` with the
- * decrypted, dequantised sums (signed `aggregate:result`). It only ever sees aggregates: it refuses
- * to decrypt for fewer than the job's minClients clients, and decrypts each round attempt at most
- * once (a resend of the same bytes after a reconnect is answered again). It cannot check that the
- * coordinator really multiplied clientCount updates: a coordinator colluding with or lying to the
- * key holder can have one client's update decrypted (see the README's threat model).
+ * identity named in the spec's `paillier.keyHolder` and decrypts sums, never a single client's
+ * update, without trusting the coordinator's word. For each `aggregate:decrypt` it
+ * 1. checks the request against the job as the coordinator publishes it (REST) and its own ledger
+ *    (client/keyHolderPolicy.ts: at least minClients distinct contributors, all in the attempt's
+ *    selection; the job's next round and the attempt after the recorded ones; earlier decryptions
+ *    match the coordinator's records; no partly overlapping attempts of a round);
+ * 2. receives every contributor's ciphertexts (`aggregate:ciphertexts`), verifies each client's
+ *    Ed25519 signature over their SHA-256 for this (job, round, attempt), checks every ciphertext is
+ *    in [1, n²) and a unit, and multiplies them itself;
+ * 3. records the attempt in its ledger (a file that survives restarts) before decrypting, and
+ *    decrypts each round attempt at most once (the same contributions resent after a reconnect are
+ *    answered again; they reveal nothing new);
+ * 4. answers with the signed `aggregate:result`: the Float32 sums, or a coded refusal.
+ * What it still trusts (docs/secure-aggregation.md): that the clients are not the coordinator's
+ * sybils, and that the records the coordinator publishes are the ones it commits. It holds every
+ * contributor's ciphertexts and the key, so it could decrypt one client's update: the key holder
+ * must be a party the providers trust with their updates (docs/threat-model.md).
  *
- * Events: 'joined' (JoinResult), 'decrypted' (DecryptedEvent), 'refused' (message), 'warning' (message).
+ * Events: 'joined' (JoinResult), 'decrypted' (DecryptedEvent), 'refused' (RefusedEvent), 'warning' (message).
  */
 export class KeyHolder extends EventEmitter {
   private connection: CoordinatorConnection | null = null;
   private joined: JoinResult | null = null;
   private queue: Promise<void> = Promise.resolve();
-  private readonly answered = new Map<string, string>();
+  private incoming: Incoming | null = null;
+  private readonly ledger: KeyHolderLedger;
+  private readonly verifier = new SignatureVerifier();
 
   constructor(private readonly options: KeyHolderOptions) {
     super();
+    this.ledger = KeyHolderLedger.open(options.stateFile, options.jobId, options.keys.identity.clientId);
   }
 
   get clientId(): string {
@@ -141,11 +219,13 @@ export class KeyHolder extends EventEmitter {
         conn.on('connected', () => {
           this.join().then((finished) => finished && resolve(finished), reject);
         });
-        conn.on('decryptRequest', (request: AggregateDecryptRequest) => {
-          this.queue = this.queue
-            .then(() => this.answer(request))
-            .catch((err) => void this.emit('warning', `decryption of round ${request.round} failed: ${String(err)}`));
-        });
+        // One queue: a request's checks finish before its ciphertexts are looked at, in arrival order.
+        conn.on('decryptRequest', (request: AggregateDecryptRequest) =>
+          this.enqueue(`round ${request.round}`, () => this.begin(request)),
+        );
+        conn.on('decryptCiphertexts', (part: AggregateCiphertexts) =>
+          this.enqueue(`round ${part.round}`, () => this.receive(part)),
+        );
         // The key holder is not a job member, so job:finished does not reach it: poll the job over REST.
         const poll = setInterval(() => {
           fetch(new URL(`/v1/jobs/${encodeURIComponent(this.options.jobId)}`, this.options.url))
@@ -177,6 +257,12 @@ export class KeyHolder extends EventEmitter {
     this.connection = null;
   }
 
+  private enqueue(what: string, step: () => Promise<void>): void {
+    this.queue = this.queue
+      .then(step)
+      .catch((err) => void this.emit('warning', `decryption of ${what} failed: ${String(err)}`));
+  }
+
   private async join(): Promise<JobFinished | null> {
     const conn = this.connection;
     if (!conn) return null;
@@ -201,49 +287,155 @@ export class KeyHolder extends EventEmitter {
     return null;
   }
 
-  private async answer(request: AggregateDecryptRequest): Promise<void> {
+  /** The joined job's packing parameters and sizes. */
+  private layout(joined: JoinResult): { params: PackedPaillierParams; length: number; count: number; width: number } {
+    const spec = joined.spec;
+    if (spec.secureAggregation !== 'paillier') throw new TributaryError('CONFIG_INVALID', 'not a paillier job');
+    const params = paillierParamsOf({ maxClients: spec.maxClients, paillier: spec.paillier });
+    const length = totalParameters(joined.weightManifest) + 1;
+    const n = this.options.keys.privateKey.publicKey.n;
+    return { params, length, count: ciphertextCount(params, length), width: ciphertextWidth(n) };
+  }
+
+  private async refuse(
+    request: Pick<AggregateDecryptRequest, 'jobId' | 'round' | 'attempt' | 'length'>,
+    refusal: Refusal,
+  ): Promise<void> {
+    if (this.incoming?.request.round === request.round && this.incoming.request.attempt === request.attempt) {
+      this.incoming = null;
+    }
+    const event: RefusedEvent = { round: request.round, attempt: request.attempt, ...refusal };
+    this.emit('refused', event);
+    await this.connection?.sendAggregateResult(request, null, refusal.message, refusal.reason);
+  }
+
+  /** A new request: rules 1-5 against the coordinator's published state; then its ciphertexts are awaited. */
+  private async begin(request: AggregateDecryptRequest): Promise<void> {
+    const joined = this.joined;
+    if (!this.connection || !joined || request.jobId !== this.options.jobId) return;
+    // A new request replaces one still being received (the coordinator resends after a reconnect).
+    this.incoming = null;
+    const { length } = this.layout(joined);
+    if (request.length !== length) {
+      return this.refuse(request, {
+        reason: 'malformed',
+        message: `expected vectors of ${length} values, the request says ${request.length}`,
+      });
+    }
+    let job: JobStateView;
+    try {
+      job = await readJobState(this.options.url, this.options.jobId, this.options.jobStateTimeoutMs ?? 10_000);
+    } catch (err) {
+      return this.refuse(request, {
+        reason: 'job-state-unavailable',
+        message: `could not read the job's state from the coordinator: ${String((err as Error).message ?? err)}`,
+      });
+    }
+    const view: RequestView = {
+      round: request.round,
+      attempt: request.attempt,
+      selected: request.selected,
+      contributors: request.contributions.map((c) => c.clientId),
+    };
+    const { minClients, maxClients } = joined.spec;
+    const refusal = checkDecryptRequest(view, { minClients, maxClients }, job, this.ledger.entries());
+    if (refusal) return this.refuse(request, refusal);
+    this.incoming = { request, view, received: 0, product: null, digests: [] };
+  }
+
+  /** One contribution's ciphertexts: exact size, range, signature, units; multiplied into the product. */
+  private async receive(part: AggregateCiphertexts): Promise<void> {
+    const incoming = this.incoming;
+    const joined = this.joined;
+    // Parts of a refused or replaced request are dropped.
+    if (!incoming || !joined) return;
+    const { request } = incoming;
+    if (part.jobId !== request.jobId || part.round !== request.round || part.attempt !== request.attempt) return;
+    const { count, width } = this.layout(joined);
+    const privateKey = this.options.keys.privateKey;
+    const { n, _n2: n2 } = privateKey.publicKey;
+    const contribution = request.contributions[part.index];
+    if (part.index !== incoming.received || !contribution) {
+      return this.refuse(request, {
+        reason: 'malformed',
+        message: `expected the ciphertexts of contribution ${incoming.received}, got those of ${part.index}`,
+      });
+    }
+    const who = `contribution ${part.index} (client ${contribution.clientId.slice(0, 12)}…)`;
+    if (part.ciphertexts.length !== count * width) {
+      return this.refuse(request, {
+        reason: 'malformed',
+        message: `${who}: expected ${count} ciphertexts of ${width} bytes, got ${part.ciphertexts.length} bytes`,
+      });
+    }
+    const digest = ciphertextDigest(part.ciphertexts);
+    const ref = { jobId: request.jobId, round: request.round, attempt: request.attempt };
+    if (!verifySubmission(this.verifier, contribution.clientId, ref, digest, contribution.signature)) {
+      return this.refuse(request, {
+        reason: 'signature-invalid',
+        message: `${who}: the signature does not verify over these ciphertexts for round ${request.round} attempt ${request.attempt}`,
+      });
+    }
+    let ciphertexts: bigint[];
+    try {
+      ciphertexts = ciphertextsFromBytes(part.ciphertexts, width, { count, modulus: n2 });
+    } catch (err) {
+      return this.refuse(request, { reason: 'ciphertext-invalid', message: `${who}: ${(err as Error).message}` });
+    }
+    const nonUnit = firstNonUnit(ciphertexts, n);
+    if (nonUnit !== null) {
+      return this.refuse(request, {
+        reason: 'ciphertext-invalid',
+        message: `${who}: ciphertext ${nonUnit} is not a unit mod n`,
+      });
+    }
+    const product = incoming.product;
+    if (!product) incoming.product = ciphertexts;
+    else for (let i = 0; i < product.length; i++) product[i] = (product[i] * ciphertexts[i]) % n2;
+    incoming.digests.push({ clientId: contribution.clientId, digest });
+    incoming.received++;
+    if (incoming.received === request.contributions.length) await this.finish(incoming);
+  }
+
+  /** Every contribution checked: rule 6, the ledger entry (persisted first), then the decryption. */
+  private async finish(incoming: Incoming): Promise<void> {
+    this.incoming = null;
     const conn = this.connection;
     const joined = this.joined;
-    if (!conn || !joined || request.jobId !== this.options.jobId) return;
-    const refuse = async (reason: string) => {
-      this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${reason}`);
-      await conn.sendAggregateResult(request, null, reason);
-    };
-    const spec = joined.spec;
-    const length = totalParameters(joined.weightManifest) + 1;
-    if (request.length !== length) return refuse(`expected ${length} values, the request says ${request.length}`);
-    if (request.clientCount < spec.minClients) {
-      return refuse(
-        `an aggregate of ${request.clientCount} client(s) is fewer than the job's minClients (${spec.minClients})`,
-      );
+    if (!conn || !joined || !incoming.product) return;
+    const { request, view } = incoming;
+    const digest = contributionsDigest(request.jobId, request.round, request.attempt, incoming.digests);
+    const refusal = checkNotDecryptedBefore(request.round, request.attempt, digest, this.ledger.entries());
+    if (refusal) return this.refuse(request, refusal);
+    if (!this.ledger.find(request.round, request.attempt)) {
+      this.ledger.record(ledgerEntry(view, digest, new Date()));
     }
-    const key = `${request.round}:${request.attempt}`;
-    const hash = createHash('sha256').update(request.ciphertexts).digest('hex');
-    const previous = this.answered.get(key);
-    if (previous !== undefined && previous !== hash)
-      return refuse('this round attempt was already decrypted with other ciphertexts');
-    this.answered.set(key, hash);
+    const { params, length } = this.layout(joined);
     const started = Date.now();
     let sums: Float32Array;
     try {
-      if (spec.secureAggregation !== 'paillier') return refuse('the job is not a paillier job');
-      const params = paillierParamsOf({ maxClients: spec.maxClients, paillier: spec.paillier });
-      const privateKey = this.options.keys.privateKey;
-      const ciphertexts = ciphertextsFromBytes(request.ciphertexts, ciphertextWidth(privateKey.publicKey.n), {
-        modulus: privateKey.publicKey._n2,
-      });
-      sums = await decryptSum(privateKey, ciphertexts, params, request.clientCount, length, {
-        threads: this.options.threads ?? 1,
-      });
+      sums = await decryptSum(
+        this.options.keys.privateKey,
+        incoming.product,
+        params,
+        view.contributors.length,
+        length,
+        {
+          threads: this.options.threads ?? 1,
+        },
+      );
     } catch (err) {
-      return refuse(toTributaryError(err).message);
+      const message = toTributaryError(err).message;
+      this.emit('warning', `round ${request.round} attempt ${request.attempt}: ${message}`);
+      await conn.sendAggregateResult(request, null, message);
+      return;
     }
-    await conn.sendAggregateResult(request, sums);
     this.emit('decrypted', {
       round: request.round,
       attempt: request.attempt,
-      clientCount: request.clientCount,
+      clientCount: view.contributors.length,
       ms: Date.now() - started,
     } satisfies DecryptedEvent);
+    await conn.sendAggregateResult(request, sums);
   }
 }

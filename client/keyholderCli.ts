@@ -8,6 +8,7 @@ import {
   loadKeyHolderKeyFile,
   writeKeyHolderKeyFile,
   type DecryptedEvent,
+  type RefusedEvent,
 } from './keyHolder';
 
 /**
@@ -34,6 +35,10 @@ export function keyholderCommand(): Command {
     .requiredOption('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080')
     .requiredOption('--job <id>', 'job id')
     .requiredOption('--key <path>', 'key file from `tributary keyholder keygen`')
+    .option(
+      '--state <path>',
+      'ledger of the round attempts already decrypted, kept across restarts (default: <key>.<job>.ledger.json)',
+    )
     .option('--threads <n>', 'decryption worker threads', '1')
     .option('--json', 'print one JSON line per event on stdout')
     .action(async (opts) => {
@@ -41,7 +46,8 @@ export function keyholderCommand(): Command {
       const keys = loadKeyHolderKeyFile(opts.key);
       const print = (event: string, fields: Record<string, unknown>, text: string) =>
         process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
-      const holder = new KeyHolder({ url: opts.coordinator, jobId, keys, threads: Number(opts.threads) });
+      const stateFile: string = opts.state ?? `${opts.key}.${jobId}.ledger.json`;
+      const holder = new KeyHolder({ url: opts.coordinator, jobId, keys, stateFile, threads: Number(opts.threads) });
       holder.on('joined', () =>
         print('joined', { jobId, clientId: keys.identity.clientId }, `key holder joined ${jobId}`),
       );
@@ -52,7 +58,11 @@ export function keyholderCommand(): Command {
           `round ${e.round} attempt ${e.attempt}: decrypted the aggregate of ${e.clientCount} clients in ${e.ms} ms`,
         ),
       );
-      holder.on('refused', (m: string) => process.stderr.write(`refused: ${m}\n`));
+      holder.on('refused', (e: RefusedEvent) =>
+        opts.json
+          ? print('refused', { ...e }, '')
+          : process.stderr.write(`refused round ${e.round} attempt ${e.attempt} (${e.reason}): ${e.message}\n`),
+      );
       holder.on('warning', (m: string) => process.stderr.write(`warning: ${m}\n`));
       const finished = await holder.run();
       print(

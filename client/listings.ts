@@ -2,29 +2,24 @@ import { closeSync, readSync } from 'node:fs';
 import { z } from 'zod';
 import { parseCsv } from '../shared/data/csvParser';
 import { formatFromPath, loadDatasetFile, openDatasetFile, type DatasetFormat } from '../shared/data/loadDataset';
-import { isErrorCode, TributaryError } from '../shared/errors';
+import { TributaryError } from '../shared/errors';
 import type { Identity } from '../shared/identity/keyPair';
-import {
-  signListing,
-  signListingDelete,
-  verifyListingSignature,
-  type ListingDescription,
-} from '../shared/identity/listingSignature';
-import { SignatureVerifier } from '../shared/identity/signing';
+import { signListing, signListingDelete, type ListingDescription } from '../shared/identity/listingSignature';
 import type { ListingId } from '../shared/schemas/jobAccess';
 import { InputSpecSchema, LIMITS, type InputSpec } from '../shared/schemas/jobSpec';
-import {
-  listingIdOf,
-  PublishedListingSchema,
-  type ListingQuery,
-  type PublishedListing,
-} from '../shared/schemas/listing';
+import type { ListingQuery, PublishedListing } from '../shared/schemas/listing';
 import { parseInput } from '../shared/schemas/parseInput';
+import { createBuyerClient } from './buyer/client';
+import { searchListings as searchListingsAction } from './buyer/searchListings';
+import { verifyPublishedListing } from './listingVerification';
+
+export { verifyPublishedListing };
 
 /*
  * The marketplace from the client side: providers publish and delete signed dataset listings,
- * buyers search them. Plain REST (fetch); every answer is validated, and every listing that comes
- * back is re-verified (id and provider signature), so a coordinator cannot forge or alter one.
+ * buyers search them (through the buyer SDK's client, signed by the provider's key where there is
+ * one); every answer is validated, and every listing that comes back is re-verified (id and provider
+ * signature), so a coordinator cannot forge or alter one.
  */
 
 /** Options of publishListing. */
@@ -46,34 +41,38 @@ export interface PublishListingOptions {
  */
 export async function publishListing(options: PublishListingOptions): Promise<PublishedListing> {
   const signed = signListing(options.identity, options.listing);
-  const answer = await request(options.url, 'POST', '/v1/listings', signed);
-  return checked(answer);
+  const client = createBuyerClient({ url: options.url, identity: options.identity });
+  return verifyPublishedListing(
+    await client.request({ method: 'POST', path: '/v1/listings', json: signed, response: { schema: z.unknown() } }),
+  );
 }
 
-/** Searches listings (GET /v1/listings); every criterion given must hold. */
+/** Searches listings (GET /v1/listings); every criterion given must hold. At most `query.limit` (default 20, at most 100). */
 export async function searchListings(url: string, query: ListingQuery = {}): Promise<PublishedListing[]> {
-  const params = new URLSearchParams();
-  const list = (key: string, values: readonly (string | number)[] | undefined) =>
-    values && params.set(key, values.join(','));
-  list('tags', query.tags);
-  list('shape', query.shape);
-  list('featureColumns', query.featureColumns);
-  for (const key of ['numClasses', 'labelColumn', 'minRows', 'provider', 'limit'] as const) {
-    if (query[key] !== undefined) params.set(key, String(query[key]));
-  }
-  const answer = await request(url, 'GET', `/v1/listings${params.size > 0 ? `?${params}` : ''}`);
-  const listings = parseInput(z.object({ listings: z.array(z.unknown()) }), answer).listings;
-  return listings.map(checked);
+  const { ids: _ids, after: _after, ...criteria } = query;
+  return (await searchListingsAction(createBuyerClient({ url }), criteria)).listings;
 }
 
 /** One listing (GET /v1/listings/:id). */
 export async function getListing(url: string, id: ListingId): Promise<PublishedListing> {
-  return checked(await request(url, 'GET', `/v1/listings/${encodeURIComponent(id)}`));
+  const client = createBuyerClient({ url });
+  return verifyPublishedListing(
+    await client.request({
+      method: 'GET',
+      path: `/v1/listings/${encodeURIComponent(id)}`,
+      response: { schema: z.unknown() },
+    }),
+  );
 }
 
 /** Deletes one of the provider's own listings (DELETE /v1/listings/:id, signed). */
 export async function deleteListing(url: string, identity: Identity, id: ListingId): Promise<void> {
-  await request(url, 'DELETE', `/v1/listings/${encodeURIComponent(id)}`, signListingDelete(identity, id));
+  await createBuyerClient({ url, identity }).request({
+    method: 'DELETE',
+    path: `/v1/listings/${encodeURIComponent(id)}`,
+    json: signListingDelete(identity, id),
+    response: { empty: true },
+  });
 }
 
 /** Options of describeDatasetFile. */
@@ -145,50 +144,4 @@ function readCsvHeader(path: string): string[] {
   } finally {
     closeSync(fd);
   }
-}
-
-const verifier = new SignatureVerifier();
-
-/** Validates a listing from the coordinator and re-checks its id and the provider's signature. */
-function checked(raw: unknown): PublishedListing {
-  const published = parseInput(PublishedListingSchema, raw);
-  if (listingIdOf(published.listing) !== published.id || !verifyListingSignature(verifier, published)) {
-    throw new TributaryError(
-      'LISTING_SIGNATURE_INVALID',
-      `Listing ${published.id} from the coordinator does not verify under its provider's key (or its id does not match its content).`,
-    );
-  }
-  return published;
-}
-
-/** One REST call; a coded error answer becomes a TributaryError with that code. */
-async function request(url: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, url), {
-      method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-    });
-  } catch (err) {
-    throw new TributaryError('INTERNAL', `Cannot reach the coordinator at ${url}: ${(err as Error).message}.`, {
-      cause: err,
-    });
-  }
-  if (res.status === 204) return undefined;
-  const answer = (await res.json().catch(() => ({}))) as {
-    error?: { code?: unknown; message?: unknown; details?: unknown };
-  };
-  if (!res.ok) {
-    const code = isErrorCode(answer.error?.code) ? answer.error.code : 'INTERNAL';
-    throw new TributaryError(
-      code,
-      typeof answer.error?.message === 'string'
-        ? answer.error.message
-        : `${method} ${path} answered HTTP ${res.status}.`,
-      {
-        details: answer.error?.details,
-      },
-    );
-  }
-  return answer;
 }

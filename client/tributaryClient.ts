@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { flattenByManifest } from '../shared/codec/manifestVector';
-import { contentHash, decodeTensors } from '../shared/codec/modelCodec';
+import { contentHash, decodeTensors, encodedByteLength } from '../shared/codec/modelCodec';
 import type { NamedTensor } from '../shared/codec/tensors';
 import type { Dataset } from '../shared/data/dataset';
 import { TributaryError } from '../shared/errors';
@@ -13,7 +13,9 @@ import type { JoinResult, PayoutBinding } from '../shared/schemas/messages';
 import { CoordinatorConnection, type JobFinished, type RoundTask } from './coordinatorConnection';
 import { assertDatasetFitsInput } from './datasetCheck';
 import { isJobFinished, joinOrFinish } from './joinJob';
-import type { ClientModeSession, ModeStep, TrainedUpdate } from './updates/clientAggregationMode';
+import { readAtMost } from './readAtMost';
+import { createSignedFetch, type SignedFetch } from './signedFetch';
+import type { ClientModeSession, ModeStep, ModeStepFailure, TrainedUpdate } from './updates/clientAggregationMode';
 import { clientModeFor } from './updates/registry';
 
 export interface TributaryClientOptions {
@@ -54,6 +56,11 @@ export interface TributaryClientEvents {
   backend: [name: string];
   /** The aggregation mode is about to answer a protocol step (e.g. a SecAgg+ stage). */
   modeStep: [step: ModeStep];
+  /**
+   * The aggregation mode refused or failed a protocol step, with the error's code (e.g. a SecAgg+
+   * client aborting at SECAGG_SIGNATURE_INVALID). A 'warning' with the code and message comes too.
+   */
+  modeStepFailed: [failure: ModeStepFailure];
 }
 
 type TfModel = Awaited<ReturnType<typeof buildModel>>;
@@ -79,8 +86,11 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
   private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
   backendName = '';
 
+  private readonly signedFetch: SignedFetch;
+
   constructor(private readonly options: TributaryClientOptions) {
     super();
+    this.signedFetch = createSignedFetch(options.identity);
   }
 
   get clientId(): string {
@@ -173,6 +183,10 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
       threads: this.options.paillierThreads ?? 1,
       warn: (m) => this.emit('warning', m),
       step: (s) => this.emit('modeStep', s),
+      stepFailed: (f) => {
+        this.emit('warning', `${f.code}: ${f.message}`);
+        this.emit('modeStepFailed', f);
+      },
     });
     this.openedMode(this.mode);
     if (!this.model) {
@@ -227,10 +241,14 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     };
   }
 
+  /**
+   * The global model of a task: a signed request (a private job serves it only to its participants),
+   * read up to the exact size the job's manifest gives and no further, then hash-checked.
+   */
   private async downloadModel(task: RoundTask, joined: JoinResult): Promise<NamedTensor[]> {
-    const response = await fetch(new URL(task.modelPath, this.options.url));
+    const response = await this.signedFetch(new URL(task.modelPath, this.options.url));
     if (!response.ok) throw new TributaryError('JOB_NO_MODEL', `Model download failed with HTTP ${response.status}.`);
-    const bytes = new Uint8Array(await response.arrayBuffer());
+    const bytes = await readAtMost(response, encodedByteLength(joined.weightManifest));
     if (contentHash(bytes) !== task.modelHash) {
       throw new TributaryError('TRANSFER_HASH_MISMATCH', `The downloaded model does not hash to ${task.modelHash}.`);
     }

@@ -27,6 +27,10 @@ export function coordinatorCommand(): Command {
     .addOption(
       new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['silent', 'error', 'info', 'debug']),
     )
+    .option(
+      '--transcript-key <path>',
+      "key file of the coordinator's Ed25519 transcript key, created when absent (default: a new key each start)",
+    )
     .option('--json', 'print one JSON line {"url","port","store","backend"} on stdout once listening')
     .addHelpText(
       'after',
@@ -41,6 +45,7 @@ export function coordinatorCommand(): Command {
         rpcUrl: opts.rpcUrl,
         backend: opts.backend,
         logLevel: opts.logLevel,
+        transcriptKeyFile: opts.transcriptKey,
       });
       const info = {
         url: coordinator.url,

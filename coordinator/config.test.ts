@@ -51,4 +51,39 @@ describe('coordinator config', () => {
     expect(message).toMatch(/coordinatorPrivateKey/);
     expect(message).not.toContain(secret.slice(2));
   });
+
+  it('reads the REST access settings, defaults them, and never echoes a bad JWT secret', () => {
+    const defaults = parseCoordinatorConfig({}, {});
+    expect(defaults).toMatchObject({
+      maxRestBodyBytes: 32 * 1024 * 1024,
+      maxJsonBytes: 2 * 1024 * 1024,
+      maxActiveJobsPerIdentity: 20,
+      rateLimitPerIp: 1200,
+      rateLimitPerIdentity: 600,
+      sessionTtlSeconds: 900,
+      maxScoringEvaluationsPerRound: 2048,
+    });
+    expect(defaults.jwtSecret).toBeUndefined();
+    const env = {
+      TRIBUTARY_RATE_LIMIT_PER_IP: '50',
+      TRIBUTARY_MAX_ACTIVE_JOBS: '3',
+      TRIBUTARY_PUBLIC_URL: 'https://coordinator.example',
+      TRIBUTARY_JWT_SECRET: 'ab'.repeat(32),
+    };
+    expect(parseCoordinatorConfig({}, env)).toMatchObject({
+      rateLimitPerIp: 50,
+      maxActiveJobsPerIdentity: 3,
+      publicUrl: 'https://coordinator.example',
+      jwtSecret: 'ab'.repeat(32),
+    });
+    const short = 'cd'.repeat(16);
+    let message = '';
+    try {
+      parseCoordinatorConfig({}, { TRIBUTARY_JWT_SECRET: short });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/jwtSecret/);
+    expect(message).not.toContain(short);
+  });
 });

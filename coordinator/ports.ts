@@ -4,9 +4,9 @@
  */
 import type { NamedTensor } from '../shared/codec/tensors';
 import type { PayoutBinding } from '../shared/schemas/messages';
-import type { PartKind } from './aggregation/aggregationMode';
+import type { PartKind, SubmissionDigest } from './aggregation/aggregationMode';
 import type { JobRecord, RoundRecord } from './store/store';
-import type { UpdatePart } from './strategy/strategy';
+import type { AggregatedUpdates, UpdatePart } from './strategy/strategy';
 
 /** What observers of a committed round receive (contracts and contribution scoring plug in here). */
 export interface RoundCompletedEvent {
@@ -62,3 +62,27 @@ export interface Admitted {
  * at composition. Throws a coded error to refuse; nothing is recorded for a refused join.
  */
 export type AdmissionCheck = (request: JoinRequest) => Promise<Admitted | undefined> | Admitted | undefined;
+
+/** What a round's commit knows beyond its record, for the signed round transcript. */
+export interface RoundEvidence {
+  /** The revealed sum the strategy stepped from (its digest goes in the transcript, never the sum). */
+  sum: AggregatedUpdates;
+  /** Digests of the clients' signed submissions, where the mode reports them. */
+  submissions?: SubmissionDigest[];
+}
+
+/** A committed round as the sealer sees it: the record about to be saved (without its transcript hash). */
+export interface RoundSealInput {
+  /** The job as the attempt started (its `modelHash` is the model the round started from). */
+  job: JobRecord;
+  record: Omit<RoundRecord, 'status' | 'transcriptHash' | 'modelHash'> & { modelHash: string };
+  evidence: RoundEvidence;
+}
+
+/**
+ * Builds, signs and stores a committed round's transcript (coordinator/transcript/), before the round
+ * record is saved; returns the transcript's SHA-256, which the record carries and the chain commits.
+ */
+export interface RoundSealer {
+  sealRound(input: RoundSealInput): Promise<string>;
+}

@@ -2,13 +2,18 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { audienceOf, defaultAudiences } from '../shared/identity/audience';
+import type { CoordinatorModeOverrides } from './aggregation/registry';
 import { ChainService } from './chain/chainService';
 import type { ScoresFor } from './chain/participationScores';
 import { ContributionScorer } from './contribution/contributionScorer';
 import { settlementScores } from './contribution/settlementScores';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config';
 import { TensorflowModels } from './evaluation/tensorflowModels';
-import { createRestRouter } from './http/routes';
+import { createRestApi, docsRouter, type RestApi } from './http/routes';
+import { createRestAccess } from './http/restAccess';
+import type { RateLimitStore } from './http/rateLimits';
+import { Metrics } from './observability/metrics';
+import type { AuditLog } from './observability/auditLog';
 import { JobManager } from './jobs/jobManager';
 import { createLogger, type Logger } from './logger';
 import { payoutAdmission } from './chain/payoutAdmission';
@@ -16,8 +21,11 @@ import { assertInvitedListingsFit, assertMayJoin } from './marketplace/jobAccess
 import type { RoundCompletedEvent } from './ports';
 import { createStore } from './store/createStore';
 import type { Store } from './store/store';
+import { loadOrCreateTranscriptKey } from './transcript/coordinatorIdentity';
+import { RoundTranscripts } from './transcript/roundTranscripts';
 import { ClientDirectory } from './transport/clientDirectory';
 import { SocketServer } from './transport/socketServer';
+import { generateIdentity } from '../shared/identity/keyPair';
 
 export interface StartOptions {
   /** Use this store instead of the one the config selects (the caller then owns closing it). */
@@ -30,6 +38,15 @@ export interface StartOptions {
    * scored, else participation (rounds completed per client); see contribution/settlementScores.ts
    */
   scoresFor?: ScoresFor;
+  /** Where REST rate-limit counters live, per limiter. @default in process; share one (e.g. Redis) across processes. */
+  rateLimitStore?: (limiter: 'ip' | 'identity') => RateLimitStore;
+  /**
+   * Aggregation-mode factories that replace the registered ones of the same name, for this
+   * coordinator only: a test seam (a deliberately malicious coordinator half, or one that records
+   * what it reveals, behind the real transport and round runner). Production never sets it.
+   * @default none: the registry's factories (coordinator/aggregation/registry.ts)
+   */
+  modes?: CoordinatorModeOverrides;
 }
 
 /** A running coordinator. */
@@ -49,6 +66,14 @@ export interface Coordinator {
   readonly contributions: ContributionScorer;
   /** Escrow integration: funding watch, per-round commits, settlement, payout proofs (jobs with a `chain` config). */
   readonly chain: ChainService;
+  /** Prometheus metrics (GET /metrics); the runner, socket edge and chain worker report here. */
+  readonly metrics: Metrics;
+  /** The audit trail of state-changing actions (GET /v1/jobs/:id/audit). */
+  readonly audit: AuditLog;
+  /** The REST API: its /v1 router and OpenAPI document. */
+  readonly rest: RestApi;
+  /** Signed round and scoring transcripts (`publicKey`: the coordinator's Ed25519 transcript key). */
+  readonly transcripts: RoundTranscripts;
   close(): Promise<void>;
 }
 
@@ -63,14 +88,48 @@ export async function startCoordinator(
   const store = options.store ?? (await createStore({ mongodbUri: config.mongodbUri, dbName: config.dbName }));
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
-  const contributions = new ContributionScorer({ store, logger, validationSets: models.validationSets });
-  const jobs = new JobManager({ store, directory, logger, chunkBytes: config.chunkBytes, evaluator: models, models });
+  const metrics = new Metrics();
+  metrics.connectedClients(() => directory.connectedCount);
+  const transcriptKey = config.transcriptKeyFile
+    ? loadOrCreateTranscriptKey(config.transcriptKeyFile)
+    : generateIdentity();
+  if (!config.transcriptKeyFile) {
+    logger.info('transcripts are signed with a key made for this run (set --transcript-key to keep it)', {
+      transcriptKey: transcriptKey.clientId,
+    });
+  }
+  const transcripts = new RoundTranscripts(store, transcriptKey);
+  const contributions = new ContributionScorer({
+    store,
+    logger,
+    validationSets: models.validationSets,
+    onScoringTime: (seconds) => metrics.scoring(seconds),
+    onScored: async (scored) => {
+      await transcripts.sealScoring(scored);
+    },
+  });
+  const jobs = new JobManager({
+    store,
+    directory,
+    logger,
+    chunkBytes: config.chunkBytes,
+    evaluator: models,
+    models,
+    limits: {
+      maxModelParameters: config.maxModelParameters,
+      maxScoringEvaluationsPerRound: config.maxScoringEvaluationsPerRound,
+    },
+    onRoundPhase: (state, seconds) => metrics.roundPhase(state.toLowerCase(), seconds),
+    sealer: transcripts,
+    modes: options.modes,
+  });
   const chain = new ChainService({
     config,
     store,
     logger,
     jobs,
     scoresFor: options.scoresFor ?? settlementScores(store, contributions),
+    onTransaction: (kind, seconds, outcome) => metrics.chainTransaction(kind, seconds, outcome),
   });
   // What other parts add to jobs, in order: creation rules, admission rules, observers.
   jobs.checkCreation((spec) => chain.assertUsable(spec));
@@ -89,31 +148,67 @@ export async function startCoordinator(
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(
-    '/v1',
-    createRestRouter({
-      jobs,
-      store,
-      directory,
-      logger,
-      maxBodyBytes: config.maxRestBodyBytes,
-      parseValidationSet: (job, text, format) => models.parseValidationSet(job, text, format),
-      modelTopology: (job) => models.topology(job.spec),
-      listingWindowMs: config.authWindowMs,
-      chain,
-    }),
-  );
+  // REST access control and observability (coordinator/auth, coordinator/http, coordinator/observability).
+  let publicUrl = config.publicUrl ?? '';
+  const access = createRestAccess({ config, store, audience: () => publicUrl });
+  const rest = createRestApi({
+    jobs,
+    store,
+    directory,
+    logger,
+    metrics,
+    ...access,
+    modelTopology: (job) => models.topology(job.spec),
+    transcriptKey: transcripts.publicKey,
+    listingWindowMs: config.authWindowMs,
+    maxListingsPerProvider: config.maxListingsPerProvider,
+    chain,
+    limits: {
+      maxJsonBytes: config.maxJsonBytes,
+      maxValidationSetBytes: config.maxRestBodyBytes,
+      maxActiveJobsPerIdentity: config.maxActiveJobsPerIdentity,
+      maxConcurrentUploads: config.maxConcurrentUploads,
+    },
+    largeBodies: { thresholdBytes: 64 * 1024, perIdentity: 1, perIp: 2, total: config.maxConcurrentLargeBodies },
+    rateLimits: {
+      perIp: config.rateLimitPerIp,
+      perIdentity: config.rateLimitPerIdentity,
+      windowMs: config.rateLimitWindowMs,
+      ...(options.rateLimitStore ? { store: options.rateLimitStore } : {}),
+    },
+  });
+  app.use('/v1', rest.router);
+  app.use('/docs', docsRouter());
+  app.get('/metrics', async (req, res) => {
+    if (config.metricsToken && req.headers.authorization !== `Bearer ${config.metricsToken}`) {
+      res
+        .status(401)
+        .json({ error: { code: 'AUTH_REQUIRED', message: 'GET /metrics needs the metrics bearer token.' } });
+      return;
+    }
+    const { contentType, body } = await metrics.exposition();
+    res.type(contentType).send(body);
+  });
   // Resume before listening, so a client that reconnects at once finds its job's runner.
   await jobs.resumeRunningJobs();
   // Chain jobs pick up from the chain and the store: funding watches, missing commits, settlement.
   await chain.resume();
   const httpServer = createServer(app);
   // The origins handshakes may name: known once listening (port 0 picks one), plus configured public URLs.
-  let audiences: ReadonlySet<string> = new Set(config.publicUrls.map(audienceOf));
+  let audiences: ReadonlySet<string> = new Set(
+    [...config.publicUrls, ...(config.publicUrl ? [config.publicUrl] : [])].map(audienceOf),
+  );
   const sockets = new SocketServer(httpServer, directory, jobs, {
     authWindowMs: config.authWindowMs,
     logger,
     audiences: () => audiences,
+    onMessage: (event, outcome, bytes) => {
+      metrics.message(event, outcome);
+      metrics.bytes('socket', 'in', bytes);
+    },
+    connectionsPerIpPerMinute: config.socketConnectionsPerIpPerMinute,
+    connectionsPerKeyPerMinute: config.socketConnectionsPerKeyPerMinute,
+    onRateLimited: (limiter) => metrics.rateLimitHit(limiter),
   });
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
@@ -122,6 +217,7 @@ export async function startCoordinator(
   const port = (httpServer.address() as AddressInfo).port;
   audiences = new Set([...audiences, ...defaultAudiences(config.host, port)]);
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  publicUrl ||= url;
   logger.info('coordinator listening', { url, store: store.kind, backend: models.backend });
 
   let closing: Promise<void> | null = null;
@@ -136,6 +232,10 @@ export async function startCoordinator(
     io: sockets.io,
     contributions,
     chain,
+    metrics,
+    audit: access.audit,
+    rest,
+    transcripts,
     close() {
       closing ??= (async () => {
         // The chain first: a worker must not activate a job while the runners stop.
@@ -143,6 +243,8 @@ export async function startCoordinator(
         await jobs.stop();
         await contributions.close();
         await sockets.close();
+        await rest.close();
+        await access.parser.close();
         httpServer.closeAllConnections();
         await new Promise<void>((resolve) => httpServer.close(() => resolve()));
         if (ownsStore) await store.close();

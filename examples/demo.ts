@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { startDemoChain, type DemoChain, type DemoChainResult } from './chainDemo';
 import type { ExampleTask } from './exampleTask';
-import { runFederation, type RoundSummary } from './federation';
+import { type FederationPrivacy, runFederation, type RoundSummary } from './federation';
 import { mnistTask } from './mnist/task';
 import { formatPartition, parsePartition } from './partitionOption';
 import { writeRunReport } from './runReport';
@@ -50,9 +50,20 @@ const program = new Command('tributary-demo')
     'use this chain instead of a local anvil (keys from TRIBUTARY_BUYER_KEY and TRIBUTARY_COORDINATOR_KEY, the arbiter address from TRIBUTARY_ARBITER; TRIBUTARY_ESCROW reuses an escrow)',
   )
   .option('--budget-wei <n>', "the job's budget in wei", '1000000000000000000')
+  .option(
+    '--dp-epsilon <e>',
+    'train with client-level differential privacy at this total epsilon (clipping, noise, an accountant that stops the job before it would spend more); see docs/privacy.md',
+  )
+  .option('--dp-delta <d>', 'delta of the --dp-epsilon guarantee (below 1 / clients)', '1e-5')
+  .addOption(
+    new Option(
+      '--dp-noise <where>',
+      'who adds the noise: central (the coordinator, after summing; every mode) or distributed (each client, inside SecAgg+: the coordinator never sees an un-noised sum; secagg only). Default: distributed with secagg, else central',
+    ).choices(['central', 'distributed']),
+  )
   .addHelpText(
     'after',
-    '\nExamples:\n  npm start\n  npm start -- --example tabular --partition dirichlet:0.5\n  npm start -- --clients 3 --rounds 5 --json',
+    '\nExamples:\n  npm start\n  npm start -- --example tabular --partition dirichlet:0.5\n  npm start -- --clients 3 --rounds 5 --json\n  npm start -- --example tabular --dp-epsilon 8',
   )
   .action(async (opts) => {
     const task = EXAMPLES[opts.example];
@@ -72,6 +83,7 @@ const program = new Command('tributary-demo')
       );
     if (!/^[1-9][0-9]{0,77}$/.test(String(opts.budgetWei)))
       throw new Error(`--budget-wei must be a positive integer, got ${opts.budgetWei}`);
+    const privacy = privacyOption(opts, clients);
     const outDir = resolve(opts.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-')));
     // Progress goes to stderr with --json so stdout stays machine-readable.
     const say = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -79,6 +91,14 @@ const program = new Command('tributary-demo')
     say(
       `Tributary demo: ${task.title}; ${clients} clients, ${rounds} rounds, partition ${formatPartition(partition)}, seed ${seed}, secure aggregation ${opts.secureAggregation}`,
     );
+    if (privacy) {
+      say(
+        `differential privacy: epsilon ${privacy.epsilon} at delta ${privacy.delta}, ${privacy.noise} noise, adaptive clipping from C = ${task.privacyClippingNorm}` +
+          (clients < 100
+            ? `; note: with ${clients} clients the noise needed for this budget drowns most of the signal (docs/privacy.md, "Small federations")`
+            : ''),
+      );
+    }
     // The escrow (default on): the buyer funds the job on chain before the coordinator recruits for it.
     let chain: DemoChain | null = null;
     let paid: DemoChainResult | null = null;
@@ -108,7 +128,7 @@ const program = new Command('tributary-demo')
         `note: with fewer than 6 clients the coordinator sees only each round's total (no SecAgg+ cohorts of 3), so contribution scores split by participation${freeRiders > 0 ? ' and free-riders are paid like everyone else' : ''}; use --clients 6 or more, or --secure-aggregation none`,
       );
     }
-    say('round  participants  val accuracy  val loss  train loss  seconds');
+    say(`round  participants  val accuracy  val loss  train loss  seconds${privacy ? '  epsilon' : ''}`);
     const result = await runFederation(task, {
       clients,
       rounds,
@@ -118,6 +138,7 @@ const program = new Command('tributary-demo')
       outDir,
       secureAggregation: opts.secureAggregation,
       freeRiders,
+      ...(privacy ? { privacy } : {}),
       chain: chainOption,
       afterJob: chain
         ? async (coordinator, jobId, dataDir) => {
@@ -127,7 +148,7 @@ const program = new Command('tributary-demo')
       onLog: (l) => say(l),
       onRound: (r: RoundSummary) =>
         say(
-          `${String(r.round).padStart(5)}  ${`${r.participants}/${r.selected}`.padStart(12)}  ${pct(r.validationAccuracy).padStart(12)}  ${num(r.validationLoss).padStart(8)}  ${num(r.trainLoss).padStart(10)}  ${r.seconds.toFixed(1).padStart(7)}${r.failedAttempts ? `  (${r.failedAttempts} failed attempt(s) first)` : ''}`,
+          `${String(r.round).padStart(5)}  ${`${r.participants}/${r.selected}`.padStart(12)}  ${pct(r.validationAccuracy).padStart(12)}  ${num(r.validationLoss).padStart(8)}  ${num(r.trainLoss).padStart(10)}  ${r.seconds.toFixed(1).padStart(7)}${r.epsilon !== undefined ? r.epsilon.toFixed(3).padStart(9) : ''}${r.failedAttempts ? `  (${r.failedAttempts} failed attempt(s) first)` : ''}`,
         ),
     });
     const files = writeRunReport(outDir, result);
@@ -142,6 +163,13 @@ const program = new Command('tributary-demo')
     say(
       `  mean round time      ${(result.roundSeconds.reduce((a, b) => a + b, 0) / Math.max(1, result.roundSeconds.length)).toFixed(1)} s; ${result.wallSeconds.toFixed(1)} s in all`,
     );
+    if (result.reason) say(`  ended because        ${result.reason}`);
+    if (result.privacy) {
+      const p = result.privacy;
+      say(
+        `  privacy              epsilon ${p.epsilon.toFixed(3)} of ${p.epsilonBudget} spent (delta ${p.delta}) over ${p.rounds} round(s); ${p.noise} noise, multiplier ${p.noiseMultiplier.toFixed(3)}, sampling rate ${p.samplingRate}; last C ${p.clippingNorm.toFixed(3)}, ${(100 * p.clippedFraction).toFixed(0)} % clipped (noised)`,
+      );
+    }
     say(`  results              ${files.join(', ')}`);
     say(`  contributions        ${result.contributionMethod}`);
     for (const c of result.contributors) {
@@ -171,6 +199,33 @@ const program = new Command('tributary-demo')
     }
     process.exit(result.status === 'completed' ? 0 : 1);
   });
+
+/** --dp-epsilon / --dp-delta / --dp-noise as the federation's privacy option; throws with what was expected. */
+function privacyOption(
+  opts: { dpEpsilon?: string; dpDelta: string; dpNoise?: string; secureAggregation: string },
+  clients: number,
+): FederationPrivacy | undefined {
+  if (opts.dpEpsilon === undefined) {
+    if (opts.dpNoise !== undefined) throw new Error('--dp-noise needs --dp-epsilon');
+    return undefined;
+  }
+  const epsilon = Number(opts.dpEpsilon);
+  if (!(epsilon > 0 && epsilon <= 100))
+    throw new Error(`--dp-epsilon must be a number in (0, 100], got ${opts.dpEpsilon}`);
+  const delta = Number(opts.dpDelta);
+  if (!(delta > 0 && delta < 1 / clients)) {
+    throw new Error(`--dp-delta must be a number in (0, 1 / clients) = (0, ${1 / clients}), got ${opts.dpDelta}`);
+  }
+  const noise = (opts.dpNoise ?? (opts.secureAggregation === 'secagg' ? 'distributed' : 'central')) as
+    | 'central'
+    | 'distributed';
+  if (noise === 'distributed' && opts.secureAggregation !== 'secagg') {
+    throw new Error(
+      `--dp-noise distributed adds the noise inside SecAgg+ sums and needs --secure-aggregation secagg, got ${opts.secureAggregation}; use --dp-noise central`,
+    );
+  }
+  return { epsilon, delta, noise };
+}
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`demo failed: ${err.message}\n`);

@@ -18,6 +18,11 @@ export interface ExampleTask {
   name: string;
   title: string;
   defaults: { clients: number; rounds: number };
+  /**
+   * Under `--dp-epsilon`: the clipping norm adaptive clipping starts from, about the median L2 norm of
+   * one client's round-1 update (measured with the demo's defaults), so C tracks the norms from round 1.
+   */
+  privacyClippingNorm: number;
   input: InputSpec;
   /** The job the buyer creates (coordinator setup). */
   jobSpec(options: ExampleOptions): JobSpecInput;

@@ -8,7 +8,7 @@ import {
   heKeyHolderSpecFields,
 } from '../client/heKeyHolder';
 import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
-import { decodeTensors } from '../shared/codec/modelCodec';
+import { createBuyerClient, createJob, downloadModel, uploadValidationSet } from '../client/buyer';
 import { datasetToCsv } from '../shared/data/csvWriter';
 import { evaluateModel } from '../shared/ml/evaluate';
 import { buildModel } from '../shared/ml/modelZoo';
@@ -37,6 +37,32 @@ export interface RoundSummary {
   seconds: number;
   /** Failed attempts of this round before it committed (dropouts, deadlines). */
   failedAttempts: number;
+  /** Jobs with --dp-epsilon: the epsilon spent after this round. */
+  epsilon?: number;
+}
+
+/** `--dp-epsilon`: client-level differential privacy for the demo's job (docs/privacy.md). */
+export interface FederationPrivacy {
+  epsilon: number;
+  delta: number;
+  noise: 'central' | 'distributed';
+}
+
+/** What a DP job spent, as `--json` reports it: epsilon is what the rounds actually run spent. */
+export interface FederationPrivacyResult {
+  epsilon: number;
+  delta: number;
+  noiseMultiplier: number;
+  /** The last round's real sampling rate. */
+  samplingRate: number;
+  /** Rounds the accountant composed (every revealed attempt). */
+  rounds: number;
+  noise: 'central' | 'distributed';
+  /** The budget (--dp-epsilon). */
+  epsilonBudget: number;
+  /** The last round's clipping norm and noised clipped fraction. */
+  clippingNorm: number;
+  clippedFraction: number;
 }
 
 /** The result of one example federation; the stable part is what `--json` prints. */
@@ -63,6 +89,10 @@ export interface FederationResult {
   contributors: FederationContributor[];
   /** How the scores were computed, e.g. "shapley (loss)"; "skipped" if the job could not be scored. */
   contributionMethod: string;
+  /** Why the job ended early or failed (e.g. PRIVACY_BUDGET_EXHAUSTED: ...), when it says. */
+  reason?: string;
+  /** Jobs with --dp-epsilon: the privacy spent. */
+  privacy?: FederationPrivacyResult;
 }
 
 /** One client's contribution score as the demo reports it. */
@@ -96,6 +126,8 @@ export interface FederationOptions extends ExampleOptions {
   onLog?: (line: string) => void;
   /** Plant this many free-riders (the last client indices send the global model back unchanged). @default 0 */
   freeRiders?: number;
+  /** Train with client-level DP (adaptive clipping from the example's privacyClippingNorm). */
+  privacy?: FederationPrivacy;
 }
 
 /**
@@ -111,6 +143,7 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   /** The planted free-riders are the last client indices. */
   const isFreeRider = (i: number) => i >= options.clients - (options.freeRiders ?? 0);
   const rounds: RoundSummary[] = [];
+  let privacySpent: FederationPrivacyResult | undefined;
   let store: Awaited<ReturnType<typeof startCoordinator>>['store'] | null = null;
   const onRoundCompleted = async (e: RoundCompletedEvent) => {
     const attempts = store
@@ -126,7 +159,22 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       trainLoss: m.train_loss ?? NaN,
       seconds: (m.durationMs ?? 0) / 1000,
       failedAttempts: attempts,
+      ...(e.round.privacy ? { epsilon: e.round.privacy.epsilon } : {}),
     };
+    const p = e.round.privacy;
+    if (p) {
+      privacySpent = {
+        epsilon: p.epsilon,
+        delta: p.delta,
+        noiseMultiplier: p.noiseMultiplier,
+        samplingRate: p.samplingRate,
+        rounds: p.rounds,
+        noise: p.noise,
+        epsilonBudget: p.epsilonBudget,
+        clippingNorm: p.clippingNorm,
+        clippedFraction: p.clippedFraction,
+      };
+    }
     rounds.push(summary);
     options.onRound?.(summary);
   };
@@ -146,22 +194,24 @@ export async function runFederation(task: ExampleTask, options: FederationOption
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
     // he: likewise, with a lattice key pair (the default parameter set).
     const heKeys = mode === 'he' ? await generateHeKeyHolderKeys() : undefined;
-    const unbound = withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys, heKeys);
+    const unbound = withPrivacy(
+      withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys, heKeys),
+      task,
+      options.privacy,
+    );
     // A paid job: the buyer funds the escrow job for exactly this spec and signs the binding.
     const spec = options.chain ? { ...unbound, chain: await options.chain.bind(unbound) } : unbound;
-    const created = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec),
+    // The buyer signs every request with its own key (created on first run beside the clients' keys),
+    // so it owns the job: only it can upload the validation set and read private results.
+    const buyer = createBuyerClient({
+      url: coordinator.url,
+      identity: loadOrCreateIdentity(join(dataDir, 'buyer.key')),
     });
-    const job = (await created.json()) as { id: string; error?: { message: string } };
-    if (!created.ok) throw new Error(`creating the job failed: ${job.error?.message}`);
-    const upload = await fetch(`${coordinator.url}/v1/jobs/${job.id}/validation-set`, {
-      method: 'PUT',
-      headers: { 'content-type': 'text/csv' },
-      body: datasetToCsv(task.validationSet(options.seed), task.input),
+    const job = await createJob(buyer, { spec });
+    await uploadValidationSet(buyer, {
+      jobId: job.id,
+      data: datasetToCsv(task.validationSet(options.seed), task.input),
     });
-    if (!upload.ok) throw new Error(`uploading the validation set failed: HTTP ${upload.status}`);
     options.onLog?.(`coordinator ${coordinator.url} (evaluation backend ${coordinator.backend}), job ${job.id}`);
     if (keys) {
       const holder = new KeyHolder({ url: coordinator.url, jobId: job.id, keys });
@@ -259,12 +309,10 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       );
     const last = finished.currentRound;
     // The buyer's view: download the final global model and test it on data no one trained on.
-    const bytes = new Uint8Array(
-      await (await fetch(`${coordinator.url}/v1/jobs/${job.id}/checkpoints/${last}`)).arrayBuffer(),
-    );
+    const { tensors } = await downloadModel(buyer, { jobId: job.id, round: last });
     const parsedSpec = JobSpecSchema.parse(spec);
     const model = await buildModel(parsedSpec.model, parsedSpec.input, parsedSpec.seed);
-    setNamedWeights(model, decodeTensors(bytes));
+    setNamedWeights(model, tensors);
     const test = await evaluateModel(model, task.testSet(options.seed));
     model.dispose();
     await Promise.all(children.map((c) => waitForExit(c, 30_000)));
@@ -307,6 +355,8 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       clientBackends,
       roundDetails: rounds,
       contributors,
+      ...(finished.failureReason ? { reason: finished.failureReason } : {}),
+      ...(privacySpent ? { privacy: privacySpent } : {}),
       contributionMethod:
         report.status === 'skipped'
           ? 'skipped'
@@ -356,6 +406,24 @@ function withAggregation(
     ...spec,
     secureAggregation: 'secagg',
     secagg: { ...spec.secagg, maxExampleWeight: Math.max(1, 2 * clientExamples), ...cohorts },
+  };
+}
+
+/**
+ * The job spec with a `privacy` block for --dp-epsilon: the budget and delta given, adaptive clipping
+ * (Andrew et al. 2021) from the example's typical update norm, the noise multiplier derived from the
+ * budget and the planned rounds by the coordinator (assertPrivacyUsable).
+ */
+function withPrivacy(spec: JobSpecInput, task: ExampleTask, privacy: FederationPrivacy | undefined): JobSpecInput {
+  if (!privacy) return spec;
+  return {
+    ...spec,
+    privacy: {
+      epsilon: privacy.epsilon,
+      delta: privacy.delta,
+      noise: privacy.noise,
+      adaptiveClipping: { initialNorm: task.privacyClippingNorm },
+    },
   };
 }
 

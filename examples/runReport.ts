@@ -7,7 +7,9 @@ export function writeRunReport(dir: string, result: FederationResult): string[] 
   mkdirSync(dir, { recursive: true });
   const files = [join(dir, 'summary.json'), join(dir, 'rounds.csv'), join(dir, 'chart.html')];
   writeFileSync(files[0], `${JSON.stringify(result, null, 2)}\n`);
-  const header = 'round,participants,selected,validation_accuracy,validation_loss,train_loss,seconds,failed_attempts';
+  // Jobs with --dp-epsilon add the epsilon spent after each round.
+  const dp = result.privacy !== undefined;
+  const header = `round,participants,selected,validation_accuracy,validation_loss,train_loss,seconds,failed_attempts${dp ? ',epsilon' : ''}`;
   const rows = result.roundDetails.map((r) =>
     [
       r.round,
@@ -18,6 +20,7 @@ export function writeRunReport(dir: string, result: FederationResult): string[] 
       r.trainLoss,
       r.seconds,
       r.failedAttempts,
+      ...(dp ? [r.epsilon ?? ''] : []),
     ].join(','),
   );
   writeFileSync(files[1], `${[header, ...rows].join('\n')}\n`);

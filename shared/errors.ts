@@ -2,7 +2,7 @@
  * The one error catalog. Every error Tributary reports to a user or peer carries a code from here.
  * Codes are grouped by area (the prefix); each entry has a default message and the HTTP status
  * the REST edge maps it to. Socket errors carry the same `{ code, message }` shape.
- * The README's error table is checked against this object by a test.
+ * docs/errors.md lists every code; a test (test/errorCatalog.test.ts) checks it against this object.
  */
 export const errorCatalog = {
   // Request / schema validation
@@ -19,12 +19,29 @@ export const errorCatalog = {
   TRANSFER_HASH_MISMATCH: { status: 400, message: 'The uploaded bytes do not hash to the signed payload hash.' },
 
   // Identity / authentication
-  AUTH_REQUIRED: { status: 401, message: 'The connection has not proven possession of a client key.' },
+  AUTH_REQUIRED: {
+    status: 401,
+    message: 'No proof of identity: the connection or request carries no valid key proof, token or API key.',
+  },
   AUTH_BAD_SIGNATURE: { status: 401, message: 'The signature does not verify under the client key.' },
   AUTH_STALE: { status: 401, message: 'The signed timestamp is outside the accepted window.' },
   AUTH_REPLAY: { status: 401, message: 'This nonce was already used.' },
   AUTH_AUDIENCE_MISMATCH: { status: 401, message: 'The handshake was signed for another coordinator.' },
-  RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time the error gives.' },
+  // REST identity and access control (coordinator/auth)
+  AUTH_FORBIDDEN: { status: 403, message: 'The caller is identified but may not do this.' },
+  AUTH_TOKEN_INVALID: { status: 401, message: 'The bearer token is malformed, expired or not for this coordinator.' },
+  AUTH_SIWE_INVALID: {
+    status: 401,
+    message: 'The Sign-In with Ethereum message or its signature is invalid, expired or replayed.',
+  },
+  API_KEY_INVALID: { status: 401, message: 'The API key is unknown, revoked or expired.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time given in Retry-After.' },
+  QUOTA_EXCEEDED: { status: 403, message: 'The identity has reached its quota for this kind of resource.' },
+  UPLOAD_IN_PROGRESS: { status: 409, message: "Another upload of this job's validation set is in progress." },
+  MODEL_TOO_LARGE: {
+    status: 413,
+    message: "The model's parameter count, computed from the spec, exceeds the coordinator's limit.",
+  },
 
   // Codec
   CODEC_MALFORMED: { status: 400, message: 'The binary tensor payload is malformed.' },
@@ -113,6 +130,14 @@ export const errorCatalog = {
   },
   PAILLIER_NOT_KEY_HOLDER: { status: 403, message: "The client is not the job's key holder." },
   PAILLIER_DECRYPT_FAILED: { status: 502, message: 'The key holder could not decrypt the aggregate.' },
+  PAILLIER_SUBMISSION_INVALID: {
+    status: 400,
+    message: "A paillier upload's submission signature is missing or does not verify for this round attempt.",
+  },
+  PAILLIER_DECRYPT_REFUSED: {
+    status: 409,
+    message: 'The key holder refused to decrypt: the request failed one of its checks, and nothing was decrypted.',
+  },
 
   // Escrow and payouts (jobs with a `chain` config)
   JOB_NOT_FUNDED: {
@@ -163,6 +188,13 @@ export const errorCatalog = {
 
   // Contribution scoring
   CONTRIBUTION_CLIENT_UNKNOWN: { status: 404, message: 'The client has no scored round in this job.' },
+
+  // Signed round transcripts and audits
+  TRANSCRIPT_NOT_FOUND: { status: 404, message: 'The job has no signed transcript for this round.' },
+  AUDIT_SOURCE_UNAVAILABLE: {
+    status: 502,
+    message: "The coordinator's REST API could not be read (unreachable, or not its JSON): the audit could not run.",
+  },
 
   // Differential privacy (job spec `privacy`)
   PRIVACY_BUDGET_UNREACHABLE: {
@@ -242,7 +274,7 @@ export interface WireError {
 
 /** A coded error. `message` says what was expected and what arrived. */
 export class TributaryError extends Error {
-  override readonly name = 'TributaryError';
+  override readonly name: string = 'TributaryError';
   readonly code: ErrorCode;
   readonly details?: unknown;
 

@@ -33,7 +33,8 @@ import {
   type PaidProvider,
 } from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
-import { createJob } from './support/rest';
+import { createSignedFetch } from '../client/signedFetch';
+import { createJob, testBuyer } from './support/rest';
 import { spawnTs, waitFor } from './support/processes';
 import { separableDataset, writeSeparableCsv } from './support/syntheticCsv';
 import { datasetToCsv } from '../shared/data/csvWriter';
@@ -79,8 +80,11 @@ class TranscriptStore extends MemoryStore {
   }
 }
 
+/** Signed by the buyer, the jobs' owner: a paid job's escrow status, contributions and payouts are private. */
+const signedFetch = createSignedFetch(testBuyer);
+
 async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(url);
+  const res = await signedFetch(url);
   return { status: res.status, body: (await res.json()) as T };
 }
 
@@ -193,7 +197,7 @@ describe('paid jobs on a real chain', () => {
 
   it('refuses a paid job on a coordinator without a chain, and has no chain view or payouts for an unpaid job', async () => {
     coordinator = await startCoordinator({ port: 0, logLevel: 'error' });
-    const paid = await fetch(`${coordinator.url}/v1/jobs`, {
+    const paid = await signedFetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(spec(Wallet.createRandom().address, 1)),
@@ -282,7 +286,7 @@ describe('paid jobs on a real chain', () => {
     );
     const jobId = await createJob(coordinator.url, bound);
     // One escrow job pays one job: the same signed spec posted again is refused.
-    const twin = await fetch(`${coordinator.url}/v1/jobs`, {
+    const twin = await signedFetch(`${coordinator.url}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ ...bound, chain: { ...bound.chain, escrow: escrow.address.toLowerCase() } }),
@@ -394,7 +398,12 @@ describe('paid jobs on a real chain', () => {
     ).body.payouts;
     expect(all.map((p) => p.account).sort()).toEqual(providers.map((p) => p.wallet.address).sort());
     expect(all.every((p) => p.score === rounds && p.amountWei === (BUDGET / 3n).toString())).toBe(true);
-    const proof = await fetchPayoutProof(coordinator.url, jobId, providers[0].wallet.address.toLowerCase());
+    const proof = await fetchPayoutProof(
+      coordinator.url,
+      jobId,
+      providers[0].wallet.address.toLowerCase(),
+      providers[0].wallet,
+    );
     expect(proof).toMatchObject({
       account: providers[0].wallet.address,
       amountWei: (BUDGET / 3n).toString(),
@@ -457,7 +466,7 @@ describe('paid jobs on a real chain', () => {
     const participants = await coordinator.store.listParticipants(jobId);
     expect(participants.map((p) => p.payoutAddress)).toContain(cliAddress);
     await coordinator.chain.whenSettled(jobId);
-    const proof = await fetchPayoutProof(coordinator.url, jobId, cliAddress);
+    const proof = await fetchPayoutProof(coordinator.url, jobId, cliAddress, loadOrCreatePayoutKey(keyFile));
     expect(BigInt(proof.amountWei)).toBe(BUDGET / 2n);
     // Claims wait for the challenge window; then they go through.
     const early = await codeOfAsync(() =>
@@ -522,7 +531,7 @@ describe('paid jobs on a real chain', () => {
       budgetWei: BUDGET,
     });
     const jobId = await createJob(coordinator.url, bound);
-    const validation = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
+    const validation = await signedFetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
       method: 'PUT',
       headers: { 'content-type': 'text/csv' },
       body: datasetToCsv(separableDataset(200, FEATURES, 7), { shape: [FEATURES], labelColumn: 'label' }),

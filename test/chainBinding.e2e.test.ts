@@ -6,6 +6,8 @@
  * waiting for funding returns the whole budget at once; a job cancelled mid-way still pays its
  * providers for the rounds already committed.
  */
+import { generateIdentity } from '../shared/identity/keyPair';
+import { createSignedFetch } from '../client/signedFetch';
 import type { JsonRpcProvider, JsonRpcSigner } from 'ethers';
 import { claimPayout } from '../client/claimPayout';
 import { JobStatus, type EscrowClient } from '../contracts/escrow';
@@ -53,8 +55,11 @@ function unbound(rounds: number, name = 'bound-e2e'): Omit<JobSpecInput, 'chain'
   };
 }
 
+/** REST writes are signed: posts here come from an identity of their own (not the escrow's buyer). */
+const signedPost = createSignedFetch(generateIdentity());
+
 async function post(coordinator: Coordinator, body: unknown): Promise<{ status: number; code?: string }> {
-  const res = await fetch(`${coordinator.url}/v1/jobs`, {
+  const res = await signedPost(`${coordinator.url}/v1/jobs`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),

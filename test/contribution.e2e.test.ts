@@ -26,7 +26,8 @@ import {
   plantedValidationSet,
   type PlantedClient,
 } from './support/plantedFederation';
-import { createJob } from './support/rest';
+import { getClientContribution, getContributions, isApiError, uploadValidationSet } from '../client/buyer';
+import { buyerClient, createJob } from './support/rest';
 
 jest.setTimeout(480_000);
 
@@ -59,12 +60,11 @@ describe('contribution scoring on a planted federation', () => {
   ): Promise<{ jobId: string; who: Map<string, PlantedClient> }> {
     const jobId = await createJob(coordinator.url, plantedJobSpec(mode, rounds));
     if (withValidation) {
-      const upload = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
-        method: 'PUT',
-        headers: { 'content-type': 'text/csv' },
-        body: datasetToCsv(plantedValidationSet(), INPUT),
+      const upload = await uploadValidationSet(buyerClient(coordinator.url), {
+        jobId,
+        data: datasetToCsv(plantedValidationSet(), INPUT),
       });
-      expect(upload.status).toBe(201);
+      expect(upload.examples).toBeGreaterThan(0);
     }
     const datasets = plantedDatasets();
     const who = new Map<string, PlantedClient>();
@@ -91,10 +91,9 @@ describe('contribution scoring on a planted federation', () => {
     return { jobId, who };
   }
 
+  /** The buyer (the job's owner) reads every client's score. */
   async function report(jobId: string): Promise<ContributionReport> {
-    const res = await fetch(`${coordinator.url}/v1/jobs/${jobId}/contributions`);
-    expect(res.status).toBe(200);
-    return (await res.json()) as ContributionReport;
+    return getContributions(buyerClient(coordinator.url), { jobId });
   }
 
   function checkRanking(r: ContributionReport, who: Map<string, PlantedClient>, label: string): void {
@@ -133,12 +132,15 @@ describe('contribution scoring on a planted federation', () => {
 
     // Each client sees how its score was computed; the settlement's scoresFor agrees with the report.
     const [honest] = [...who.entries()].find(([, n]) => n === 'honest-2x')!;
-    const mine = await fetch(`${coordinator.url}/v1/jobs/${jobId}/contributions/${honest}`);
-    expect(mine.status).toBe(200);
-    const body = (await mine.json()) as {
-      score: number;
-      roundValues: Array<{ round: number; value: number; members: string[] }>;
-    };
+    const honestIdentity = identityOf('honest-2x', 'none:10');
+    expect(honestIdentity.clientId).toBe(honest);
+    // Signed with its own key, a provider reads its own contribution; another provider may not.
+    const body = await getClientContribution(buyerClient(coordinator.url, honestIdentity), { jobId, clientId: honest });
+    const nosy = await getClientContribution(buyerClient(coordinator.url, identityOf('noise', 'none:10')), {
+      jobId,
+      clientId: honest,
+    }).catch((e: unknown) => e);
+    expect(isApiError(nosy, 'AUTH_FORBIDDEN')).toBe(true);
     expect(body.roundValues).toHaveLength(10);
     expect(body.roundValues.every((v) => v.members.length === 1 && v.members[0] === honest)).toBe(true);
     expect(body.roundValues.reduce((s, v) => s + v.value, 0)).toBeCloseTo(body.score, 9);
@@ -146,9 +148,11 @@ describe('contribution scoring on a planted federation', () => {
     expect(settlement.label).toBe(CONTRIBUTION_LABEL);
     expect(new Map(settlement.scores.map((s) => [s.clientId, s.score])).get(honest)).toBeCloseTo(body.score, 12);
 
-    const unknown = await fetch(`${coordinator.url}/v1/jobs/${jobId}/contributions/${'f'.repeat(64)}`);
-    expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe('CONTRIBUTION_CLIENT_UNKNOWN');
+    const unknown = await getClientContribution(buyerClient(coordinator.url), {
+      jobId,
+      clientId: 'f'.repeat(64),
+    }).catch((e: unknown) => e);
+    expect(unknown).toMatchObject({ code: 'CONTRIBUTION_CLIENT_UNKNOWN', status: 404 });
   });
 
   it('private mode (SecAgg+ cohorts of 3): cohort Shapley + least squares on membership gives the same ranking after 20 rounds', async () => {

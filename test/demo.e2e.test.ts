@@ -139,6 +139,60 @@ describe('demo', () => {
     expect(contributors.reduce((s, c) => s + c.share, 0)).toBeCloseTo(1, 9);
   });
 
+  it('trains with --dp-epsilon: the JSON reports the epsilon the rounds spent, within the budget', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'trib-demo-'));
+    const p = spawnTs('examples/demo.ts', [
+      '--example',
+      'tabular',
+      '--clients',
+      '3',
+      '--rounds',
+      '2',
+      '--no-chain',
+      '--dp-epsilon',
+      '8',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(await p.exit).toBe(0);
+    const result = JSON.parse(p.lines[p.lines.length - 1]);
+    expect(result.status).toBe('completed');
+    expect(result.privacy).toMatchObject({
+      delta: 1e-5,
+      samplingRate: 1,
+      rounds: 2,
+      // secagg's default: each client adds its share of the noise inside SecAgg+.
+      noise: 'distributed',
+      epsilonBudget: 8,
+    });
+    // The noise multiplier was derived so the 2 planned rounds spend the budget (within the bisection's 0.01 %).
+    expect(result.privacy.epsilon).toBeLessThanOrEqual(8);
+    expect(result.privacy.epsilon).toBeGreaterThan(7.9);
+    expect(result.privacy.noiseMultiplier).toBeGreaterThan(0);
+    const csv = readFileSync(join(out, 'rounds.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toMatch(/,epsilon$/);
+    const epsilons = csv.slice(1).map((line) => Number(line.split(',').pop()));
+    expect(epsilons[0]).toBeGreaterThan(0);
+    expect(epsilons[1]).toBeCloseTo(result.privacy.epsilon, 9);
+  });
+
+  it('refuses --dp-epsilon where the mode cannot add the noise, and bad budgets, saying what was expected', async () => {
+    const distributedOnNone = spawnTs('examples/demo.ts', [
+      '--secure-aggregation',
+      'none',
+      '--dp-epsilon',
+      '3',
+      '--dp-noise',
+      'distributed',
+    ]);
+    expect(await distributedOnNone.exit).toBe(2);
+    expect(distributedOnNone.stderr.join('\n')).toMatch(/--dp-noise distributed .* needs --secure-aggregation secagg/);
+    const badEpsilon = spawnTs('examples/demo.ts', ['--dp-epsilon', '-1']);
+    expect(await badEpsilon.exit).toBe(2);
+    expect(badEpsilon.stderr.join('\n')).toMatch(/--dp-epsilon must be a number in \(0, 100\], got -1/);
+  });
+
   it('rejects bad flags with a message that says what was expected', async () => {
     const p = spawnTs('examples/demo.ts', ['--partition', 'dirichlet:-1']);
     expect(await p.exit).toBe(2);

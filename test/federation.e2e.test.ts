@@ -14,6 +14,8 @@ import { partitionIid } from '../shared/data/partition';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { spawnTs, type Spawned } from './support/processes';
 import { recordReceivedPackets } from './support/packetRecorder';
+import { createJob, uploadValidationSet } from '../client/buyer';
+import { buyerClient } from './support/rest';
 
 jest.setTimeout(600_000);
 
@@ -41,10 +43,10 @@ describe('federated MNIST end to end', () => {
 
   it('trains the CNN to > 90 % validation accuracy in 3 rounds with 3 clients, and raw data never leaves', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trib-fed-'));
-    const created = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
+    // The buyer, through the SDK: its requests are signed, so it owns the job.
+    const buyer = buyerClient(coordinator.url);
+    const { id: jobId } = await createJob(buyer, {
+      spec: {
         name: 'mnist-e2e',
         model: { kind: 'builtin', name: 'mnist-cnn' },
         input,
@@ -56,19 +58,12 @@ describe('federated MNIST end to end', () => {
         roundDeadlineMs: 240_000,
         quorumTimeoutMs: 120_000,
         seed: 7,
-      }),
+      },
     });
-    expect(created.status).toBe(201);
-    const jobId = ((await created.json()) as { id: string }).id;
 
     const validation = loadMnist({ offset: 9000, count: 1000 });
-    const upload = await fetch(`${coordinator.url}/v1/jobs/${jobId}/validation-set`, {
-      method: 'PUT',
-      headers: { 'content-type': 'text/csv' },
-      body: datasetToCsv(validation, input),
-    });
-    expect(upload.status).toBe(201);
-    expect(((await upload.json()) as { examples: number }).examples).toBe(1000);
+    const upload = await uploadValidationSet(buyer, { jobId, data: datasetToCsv(validation, input) });
+    expect(upload.examples).toBe(1000);
 
     const shards = partitionIid(loadMnist({ offset: 0, count: 6000 }), 3, 7);
     shards.forEach((shard, i) => {

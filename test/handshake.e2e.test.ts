@@ -84,3 +84,29 @@ describe('handshakes bound to their coordinator', () => {
     conn.close();
   });
 });
+
+describe('socket connection rate limits', () => {
+  it('refuses a key that reconnects too often with RATE_LIMITED and Retry-After time, others unaffected', async () => {
+    const c = await startCoordinator({ port: 0, logLevel: 'error', socketConnectionsPerKeyPerMinute: 3 });
+    try {
+      const flood = generateIdentity();
+      const codes: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const raw = new RawClient(flood, c.url);
+        try {
+          await raw.connect();
+          codes.push('connected');
+          raw.socket.disconnect();
+        } catch (err) {
+          codes.push((err as { data?: { code?: string } }).data?.code ?? 'none');
+        }
+      }
+      expect(codes).toEqual(['connected', 'connected', 'connected', 'RATE_LIMITED', 'RATE_LIMITED']);
+      expect(await outcome(c.url, handshakeAuth(generateIdentity(), c.url))).toBe('connected');
+      const metrics = await (await fetch(`${c.url}/metrics`)).text();
+      expect(metrics).toMatch(/tributary_rate_limit_hits_total\{limiter="socket-key"\} 2/);
+    } finally {
+      await c.close();
+    }
+  });
+});

@@ -133,12 +133,7 @@ describe('secure aggregation (packed BGV/BFV) end to end', () => {
   }
 
   it('validates he options eagerly', async () => {
-    const post = (body: unknown) =>
-      fetch(`${coordinator.url}/v1/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
+    const post = (body: JobSpecInput) => createJob(coordinator.url, body).catch((e: unknown) => e);
     const missing = spec('he');
     delete (missing as { he?: unknown }).he;
     const key = heKeyHolderSpecFields(keys).publicKey;
@@ -155,9 +150,7 @@ describe('secure aggregation (packed BGV/BFV) end to end', () => {
       spec('he', { maxClients: 2000 }, { bits: 20 }), // 2000 clients of 20-bit values overflow t
       spec('he', { maxClients: 1024 }, { keyHolderSums: true }), // 1024 contributions exceed one message
     ]) {
-      const res = await post(body);
-      expect(res.status).toBe(400);
-      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('JOB_SPEC_INVALID');
+      expect(await post(body)).toMatchObject({ code: 'JOB_SPEC_INVALID', status: 400 });
     }
     const parsed = JobSpecSchema.parse(spec('he'));
     expect(parsed.secureAggregation === 'he' && parsed.he).toMatchObject({
@@ -215,7 +208,7 @@ describe('secure aggregation (packed BGV/BFV) end to end', () => {
       });
     });
     const secure = await coordinator.jobs.waitForJob(secureId);
-    expect(secure.status).toBe('completed');
+    expect([secure.status, secure.failureReason]).toEqual(['completed', undefined]);
     expect(await Promise.all(attacks)).toEqual([
       'HE_NOT_KEY_HOLDER',
       'HE_CIPHERTEXT_INVALID',

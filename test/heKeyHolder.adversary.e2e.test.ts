@@ -29,7 +29,7 @@ import {
 } from '../shared/he';
 import { type Identity, generateIdentity } from '../shared/identity/keyPair';
 import { signBytes } from '../shared/identity/signing';
-import { HE_REFUSAL_PREFIX, type HeContribution, type HeDecryptRequest } from '../shared/schemas/heMessages';
+import type { HeContribution, HeDecryptRequest } from '../shared/schemas/heMessages';
 import { type JobSpecInput, JobSpecSchema } from '../shared/schemas/jobSpec';
 import { drownInNoise } from './support/heCiphertexts';
 
@@ -46,6 +46,7 @@ interface Answer {
   round: number;
   attempt: number;
   error?: string;
+  refusal?: { reason: string };
   sums?: Float32Array;
 }
 
@@ -79,8 +80,8 @@ class MaliciousCoordinator {
         socket.on(
           'aggregate:result',
           (m: { round: number; body: string; data?: Buffer }, ack: (a: unknown) => void) => {
-            const body = JSON.parse(m.body) as { attempt: number; length: number; error?: string };
-            const answer: Answer = { round: m.round, attempt: body.attempt, error: body.error };
+            const body = JSON.parse(m.body) as Omit<Answer, 'round' | 'sums'>;
+            const answer: Answer = { round: m.round, attempt: body.attempt, error: body.error, refusal: body.refusal };
             if (m.data) answer.sums = new Float32Array(Uint8Array.from(m.data).buffer);
             ack({ ok: true });
             const next = this.waiting.shift();
@@ -214,9 +215,9 @@ describe('the he key holder against a malicious coordinator', () => {
     };
   }
 
-  const refusedWith = (answer: Answer, pattern: RegExp) => {
+  const refusedWith = (answer: Answer, reason: string, pattern: RegExp) => {
     expect(answer.sums).toBeUndefined();
-    expect(answer.error?.startsWith(HE_REFUSAL_PREFIX)).toBe(true);
+    expect(answer.refusal).toEqual({ reason });
     expect(answer.error).toMatch(pattern);
   };
 
@@ -235,9 +236,9 @@ describe('the he key holder against a malicious coordinator', () => {
     const [a, b, c, d] = r1;
 
     // One client's update alone: fewer than minClients (3).
-    refusedWith(await coordinator.ask(request(1, 0, [a])), /fewer than the job's minClients/);
+    refusedWith(await coordinator.ask(request(1, 0, [a])), 'too-few-clients', /fewer than the job's minClients/);
     // The same client listed three times.
-    refusedWith(await coordinator.ask(request(1, 0, [a, a, a])), /contributes twice/);
+    refusedWith(await coordinator.ask(request(1, 0, [a, a, a])), 'duplicate-contributor', /contributes twice/);
     // A contributor who was not selected (a sybil the coordinator made up).
     const sybil = generateIdentity();
     const forged = { ...submit(0, 1, 0), identity: sybil };
@@ -249,15 +250,24 @@ describe('the he key holder against a malicious coordinator', () => {
         heSubmissionBytes({ jobId: JOB, round: 1, attempt: 0 }, forged.contribution.digest),
       ),
     };
-    refusedWith(await coordinator.ask(request(1, 0, [a, b, forged])), /was not selected/);
+    refusedWith(await coordinator.ask(request(1, 0, [a, b, forged])), 'not-selected', /was not selected/);
     // A signature forged by the coordinator, and a real one moved to another attempt.
     const badSignature = { ...c, contribution: { ...c.contribution, signature: b.contribution.signature } };
-    refusedWith(await coordinator.ask(request(1, 0, [a, b, badSignature])), /signature .* does not verify/);
+    refusedWith(
+      await coordinator.ask(request(1, 0, [a, b, badSignature])),
+      'signature-invalid',
+      /signature .* does not verify/,
+    );
     const otherAttempt = submit(2, 1, 1);
-    refusedWith(await coordinator.ask(request(1, 0, [a, b, otherAttempt])), /signature .* does not verify/);
+    refusedWith(
+      await coordinator.ask(request(1, 0, [a, b, otherAttempt])),
+      'signature-invalid',
+      /signature .* does not verify/,
+    );
     // A sum that is not a valid ciphertext vector is refused (and does not use up the attempt).
     refusedWith(
       await coordinator.ask(request(1, 0, [a, b, c], { ciphertexts: new Uint8Array(100) })),
+      'ciphertext-invalid',
       /ciphertexts of .* bytes/,
     );
 
@@ -268,9 +278,9 @@ describe('the he key holder against a malicious coordinator', () => {
     expect([...(again.sums as Float32Array)]).toEqual([...(first.sums as Float32Array)]);
 
     // The same attempt with other contributions; another attempt whose sum would differ by one client.
-    refusedWith(await coordinator.ask(request(1, 0, [a, b, d])), /already decrypted/);
+    refusedWith(await coordinator.ask(request(1, 0, [a, b, d])), 'already-decrypted', /already decrypted/);
     const retry = [a, b, d].map((s) => submit(clients.indexOf(s.identity), 1, 1));
-    refusedWith(await coordinator.ask(request(1, 1, retry)), /overlap/);
+    refusedWith(await coordinator.ask(request(1, 1, retry)), 'overlaps-decrypted', /overlap/);
 
     // A crafted high-noise ciphertext (still well formed, from a selected, signing client): not decrypted.
     const noisy = submit(4, 2, 0);
@@ -287,17 +297,21 @@ describe('the he key holder against a malicious coordinator', () => {
     const r2 = [0, 1].map((i) => submit(i, 2, 0));
     const noise = await coordinator.ask(request(2, 0, [...r2, noisy]));
     expect(noise.sums).toBeUndefined();
-    expect(noise.error?.startsWith(HE_REFUSAL_PREFIX)).toBe(false);
+    expect(noise.refusal).toBeUndefined();
     expect(noise.error).toMatch(/noise budget/);
 
     // Going back to round 1 after round 2 was decrypted.
     const fresh = [3, 4, 5].map((i) => submit(i, 1, 2));
-    refusedWith(await coordinator.ask(request(1, 2, fresh, { selected: [D, E, F] })), /before round 2/);
+    refusedWith(
+      await coordinator.ask(request(1, 2, fresh, { selected: [D, E, F] })),
+      'round-not-next',
+      /before round 2/,
+    );
 
     // A restarted key holder (same ledger file) still refuses round 1 attempt 0 with other contributions.
     holder.close();
     const restarted = await start({}, ledgerPath);
-    refusedWith(await restarted.coordinator.ask(request(1, 0, [a, b, d])), /already decrypted/);
+    refusedWith(await restarted.coordinator.ask(request(1, 0, [a, b, d])), 'already-decrypted', /already decrypted/);
   });
 
   it('without keyHolderSums it trusts the sum; with keyHolderSums it adds the signed contributions itself', async () => {
@@ -309,11 +323,12 @@ describe('the he key holder against a malicious coordinator', () => {
 
     const checking = await start({ keyHolderSums: true });
     // A coordinator sum is refused outright ...
-    refusedWith(await checking.coordinator.ask(request(1, 0, [a, b, c])), /adds the contributions itself/);
+    refusedWith(await checking.coordinator.ask(request(1, 0, [a, b, c])), 'malformed', /adds the contributions itself/);
     // ... so are contributions whose bytes are not the signed ones (a's ciphertexts three times) ...
     const onlyA = Buffer.concat([a.ciphertexts, a.ciphertexts, a.ciphertexts]);
     refusedWith(
       await checking.coordinator.ask(request(1, 0, [a, b, c], { form: 'contributions', ciphertexts: onlyA })),
+      'signature-invalid',
       /do not match its signed digest/,
     );
     // ... and the real contributions are added and decrypted.

@@ -143,18 +143,12 @@ describe('data marketplace end to end', () => {
       seed: 3,
     };
     const jobsBefore = (await coordinator.store.listJobs()).length;
-    const refused = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        ...base,
-        access: { mode: 'invite', listings: [alice.listing!.id, 'lst_000000000000000000000000'] },
-      }),
-    });
-    expect(refused.status).toBe(400);
-    const refusal = ((await refused.json()) as { error: { code: string; message: string } }).error;
-    expect(refusal.code).toBe('JOB_SPEC_INVALID');
-    expect(refusal.message).toContain('lst_000000000000000000000000');
+    const refusal = await createJob(coordinator.url, {
+      ...base,
+      access: { mode: 'invite', listings: [alice.listing!.id, 'lst_000000000000000000000000'] },
+    }).catch((e: unknown) => e);
+    expect(refusal).toMatchObject({ code: 'JOB_SPEC_INVALID', status: 400 });
+    expect((refusal as Error).message).toContain('lst_000000000000000000000000');
     expect(await coordinator.store.listJobs()).toHaveLength(jobsBefore);
 
     const jobId = await createJob(coordinator.url, {

@@ -22,7 +22,8 @@ import type { Identity } from '../shared/identity/keyPair';
 import { startAnvil, type Anvil } from './support/anvil';
 import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
-import { createJob } from './support/rest';
+import { createSignedFetch } from '../client/signedFetch';
+import { createJob, testBuyer } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
 
 jest.setTimeout(300_000);
@@ -185,12 +186,16 @@ describe("the buyer's flow: list, search, create and fund, train, settle, claim,
     // 9. The buyer downloads the trained model: the final checkpoint's weights, committed on chain by hash.
     const job = (await coordinator.store.getJob(jobId))!;
     expect(job.status).toBe('completed');
-    const modelJson = (await (await fetch(`${url}/v1/jobs/${jobId}/model/model.json`)).json()) as {
+    // The buyer owns the job: its downloads are signed.
+    const signedFetch = createSignedFetch(testBuyer);
+    const modelJson = (await (await signedFetch(`${url}/v1/jobs/${jobId}/model/model.json`)).json()) as {
       tributary: { round: number; modelHash: string };
     };
     expect(modelJson.tributary).toEqual({ jobId, round: ROUNDS, modelHash: job.modelHash });
     expect((await escrow.getRound(1n, ROUNDS)).modelHash).toBe(`0x${job.modelHash}`);
-    const weightsBin = Buffer.from(await (await fetch(`${url}/v1/jobs/${jobId}/model/weights.bin`)).arrayBuffer());
+    const weightsBin = Buffer.from(
+      await (await signedFetch(`${url}/v1/jobs/${jobId}/model/weights.bin`)).arrayBuffer(),
+    );
     const checkpoint = decodeTensors(Buffer.from((await coordinator.store.loadCheckpoint(jobId, ROUNDS))!.weights));
     expect(
       weightsBin.equals(

@@ -133,12 +133,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
   }
 
   it('validates paillier options eagerly', async () => {
-    const post = (body: unknown) =>
-      fetch(`${coordinator.url}/v1/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
+    const post = (body: JobSpecInput) => createJob(coordinator.url, body).catch((e: unknown) => e);
     const missing = spec('paillier');
     delete (missing as { paillier?: unknown }).paillier;
     for (const body of [
@@ -148,9 +143,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
       spec('paillier', {}, { clipRange: 0.5 }),
       spec('paillier', {}, { publicKey: { n: keyHolderSpecFields(keys).publicKey.n.replace(/.$/, 'e') } }),
     ]) {
-      const res = await post(body);
-      expect(res.status).toBe(400);
-      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('JOB_SPEC_INVALID');
+      expect(await post(body)).toMatchObject({ code: 'JOB_SPEC_INVALID', status: 400 });
     }
     const parsed = JobSpecSchema.parse(spec('paillier'));
     expect(parsed.secureAggregation === 'paillier' && parsed.paillier).toMatchObject({ bits: 16, clipRange: 1 });

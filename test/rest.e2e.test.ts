@@ -1,15 +1,20 @@
 /** The REST edge on a live coordinator: bad bodies get 400 with a code, and every route answers in the catalog's shape. */
+import { PROTOCOL_VERSION } from '../shared/schemas/messages';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { createSignedFetch } from '../client/signedFetch';
 import { decodeTensors } from '../shared/codec/modelCodec';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
+import { testBuyer } from './support/rest';
 
 jest.setTimeout(300_000);
 
 describe('REST API', () => {
   let c: Coordinator;
+  // Requests signed by the buyer's Ed25519 key (RFC 9421), as the SDK sends them.
+  const signed = createSignedFetch(testBuyer);
   const post = (path: string, body: string, type = 'application/json') =>
-    fetch(`${c.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+    signed(`${c.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
   const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;
   const spec = {
     name: 'rest',
@@ -27,7 +32,12 @@ describe('REST API', () => {
   it('reports health', async () => {
     const res = await fetch(`${c.url}/v1/health`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', protocolVersion: 1, store: 'memory', connectedClients: 0 });
+    expect(await res.json()).toEqual({
+      status: 'ok',
+      protocolVersion: PROTOCOL_VERSION,
+      store: 'memory',
+      connectedClients: 0,
+    });
   });
 
   it('rejects bad job bodies with 400 and a code naming the problem, creating nothing', async () => {
@@ -73,10 +83,14 @@ describe('REST API', () => {
     expect(job.spec.secureAggregation).toBe('secagg');
     expect(job.spec.minClients).toBe(3);
     const list = (await (await fetch(`${c.url}/v1/jobs?status=running`)).json()) as { jobs: Array<{ id: string }> };
+    // A public job (the default without a chain config) is listed and readable without an identity.
     expect(list.jobs.map((j) => j.id)).toContain(job.id);
     expect((await fetch(`${c.url}/v1/jobs?status=bogus`)).status).toBe(400);
     expect((await (await fetch(`${c.url}/v1/jobs/${job.id}`)).json()) as { id: string }).toMatchObject({ id: job.id });
-    expect((await (await fetch(`${c.url}/v1/jobs/${job.id}/rounds`)).json()) as unknown).toEqual({ rounds: [] });
+    expect((await (await fetch(`${c.url}/v1/jobs/${job.id}/rounds`)).json()) as unknown).toEqual({
+      rounds: [],
+      nextCursor: null,
+    });
     let res = await fetch(`${c.url}/v1/jobs/job_nope`);
     expect(res.status).toBe(404);
     expect((await errorOf(res)).code).toBe('JOB_NOT_FOUND');
@@ -121,7 +135,7 @@ describe('REST API', () => {
   it('checks the validation set against the input spec', async () => {
     const job = (await (await post('/v1/jobs', JSON.stringify(spec))).json()) as { id: string };
     const put = (body: string, type = 'text/csv') =>
-      fetch(`${c.url}/v1/jobs/${job.id}/validation-set`, { method: 'PUT', headers: { 'content-type': type }, body });
+      signed(`${c.url}/v1/jobs/${job.id}/validation-set`, { method: 'PUT', headers: { 'content-type': type }, body });
     let res = await put('f0,f1,label\n0.5,1,0\n1,2,3\n');
     expect(res.status).toBe(400);
     let e = await errorOf(res);
@@ -134,7 +148,7 @@ describe('REST API', () => {
     expect(await c.store.loadValidationSet(job.id)).toBeNull();
     res = await put('f0,f1,label\n0.5,1,0\n1,2,1\n');
     expect(res.status).toBe(201);
-    expect(await res.json()).toEqual({ jobId: job.id, examples: 2 });
+    expect(await res.json()).toEqual({ jobId: job.id, examples: 2, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     res = await put('{"features":[1,2],"label":1}\n', 'application/x-ndjson');
     expect(res.status).toBe(201);
     e = await errorOf(await put('{"features":[1,2],"label":1}\nnot json\n', 'application/x-ndjson'));

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { contentHash } from '../shared/codec/modelCodec';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { freePort, spawnTs, waitFor, type Spawned } from './support/processes';
-import { createJob } from './support/rest';
+import { downloadModel, getJob as getJobAction, getRounds } from '../client/buyer';
+import { buyerClient, createJob } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
 jest.setTimeout(480_000);
@@ -20,13 +21,6 @@ if (!haveMongo) {
   console.warn(`\n*** SKIPPED: resume-after-SIGKILL test (${NO_MONGO_REASON}) ***\n`);
 }
 const describeIfMongo = haveMongo ? describe : describe.skip;
-
-interface JobView {
-  id: string;
-  status: string;
-  currentRound: number;
-  modelHash: string;
-}
 
 describeIfMongo('coordinator crash and resume', () => {
   let mongo: TestMongo;
@@ -97,7 +91,8 @@ describeIfMongo('coordinator crash and resume', () => {
     }
     const clients = processes.slice(1);
 
-    const getJob = async () => (await (await fetch(`${url}/v1/jobs/${jobId}`)).json()) as JobView;
+    const buyer = buyerClient(url);
+    const getJob = () => getJobAction(buyer, { jobId });
     await waitFor(async () => (await getJob()).currentRound >= 1, 120_000, 'round 1 to commit', 20);
     first.kill('SIGKILL');
     expect(await first.exit).toBe('SIGKILL');
@@ -112,10 +107,8 @@ describeIfMongo('coordinator crash and resume', () => {
     expect(atRestart.currentRound).toBeGreaterThanOrEqual(1);
     expect(atRestart.currentRound).toBeLessThan(rounds);
     // The restarted coordinator serves the last committed global model, byte for byte.
-    const resumedModel = new Uint8Array(
-      await (await fetch(`${url}/v1/jobs/${jobId}/checkpoints/${atRestart.currentRound}`)).arrayBuffer(),
-    );
-    expect(contentHash(resumedModel)).toBe(atRestart.modelHash);
+    const resumedModel = await downloadModel(buyer, { jobId, round: atRestart.currentRound });
+    expect(contentHash(resumedModel.bytes)).toBe(atRestart.modelHash);
 
     const final = await waitFor(
       async () => {
@@ -128,11 +121,12 @@ describeIfMongo('coordinator crash and resume', () => {
     expect(final.status).toBe('completed');
     expect(final.currentRound).toBe(rounds);
 
-    const history = (
-      (await (await fetch(`${url}/v1/jobs/${jobId}/rounds`)).json()) as {
-        rounds: Array<{ round: number; status: string; participants: string[]; modelHash: string }>;
-      }
-    ).rounds;
+    const history = (await getRounds(buyer, { jobId, limit: 20 })).rounds as Array<{
+      round: number;
+      status: string;
+      participants: string[];
+      modelHash: string;
+    }>;
     const completed = history.filter((r) => r.status === 'completed');
     // Every round committed exactly once, in order, none lost or redone across the crash.
     expect(completed.map((r) => r.round)).toEqual(Array.from({ length: rounds }, (_, i) => i + 1));

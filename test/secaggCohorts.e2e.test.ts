@@ -90,13 +90,8 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
 
   it('rejects a cohortSize below 3 or above minClients', async () => {
     for (const secagg of [{ cohortSize: 2 }, { cohortSize: 7 }]) {
-      const res = await fetch(`${coordinator.url}/v1/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(spec('secagg', { secagg })),
-      });
-      expect(res.status).toBe(400);
-      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('JOB_SPEC_INVALID');
+      const refused = await createJob(coordinator.url, spec('secagg', { secagg })).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'JOB_SPEC_INVALID', status: 400 });
     }
   });
 

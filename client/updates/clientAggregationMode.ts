@@ -1,4 +1,5 @@
 import type { NamedTensor } from '../../shared/codec/tensors';
+import type { ErrorCode } from '../../shared/errors';
 import type { Identity } from '../../shared/identity/keyPair';
 import type { JoinResult, RoundTask } from '../../shared/schemas/messages';
 import type { CoordinatorConnection } from '../coordinatorConnection';
@@ -21,6 +22,12 @@ export interface ModeStep {
   stage: string;
 }
 
+/** A mode step this client refused or could not answer (e.g. a SecAgg+ stage it aborted at), with the error's code. */
+export interface ModeStepFailure extends ModeStep {
+  code: ErrorCode;
+  message: string;
+}
+
 /** What a client half may use for one joined job. */
 export interface ClientModeContext {
   joined: JoinResult;
@@ -31,6 +38,8 @@ export interface ClientModeContext {
   warn(message: string): void;
   /** Called before the half answers a mode step (observability, tests). */
   step(step: ModeStep): void;
+  /** Called when the half refuses or fails a mode step: the coded error it stopped with. */
+  stepFailed(failure: ModeStepFailure): void;
 }
 
 /** The client half of a mode for one joined job (rebuilt after a rejoin). */

@@ -1,6 +1,16 @@
 import { decodeBinaryJson, encodeBinaryJson } from '../../shared/codec/binaryJson';
+import {
+  clippedWithBit,
+  distributedNoisePlanOf,
+  distributedVectorLength,
+  privacyPlanOf,
+  roundClippingNorm,
+} from '../../shared/aggregation/privateUpdate';
 import { weightUpdate } from '../../shared/aggregation/weighting';
-import { TributaryError } from '../../shared/errors';
+import { TributaryError, toTributaryError } from '../../shared/errors';
+import { encodeDistributedUpdate } from '../../shared/privacy/distributedNoise';
+import { cryptoRandom } from '../../shared/privacy/randomSource';
+import type { PrivacyPlan } from '../../shared/schemas/privacySpec';
 import type { JobSpec, SecAggOptions } from '../../shared/schemas/jobSpec';
 import type { RoundTask, SecAggRequest } from '../../shared/schemas/messages';
 import { totalParameters } from '../../shared/codec/tensors';
@@ -26,6 +36,8 @@ interface SecAggAttempt {
   /** Requests of one attempt are answered one at a time, in arrival order. */
   queue: Promise<void>;
   params?: SecAggParameters;
+  /** The session's round id, once setup was accepted: the public rotation seed of distributed DP noise. */
+  roundId?: string;
 }
 
 const attemptKey = (round: number, attempt: number) => `${round}:${attempt}`;
@@ -35,6 +47,13 @@ const attemptKey = (round: number, attempt: number) => `${round}:${attempt}`;
  * `SecAggPlusClient` per (round, attempt) answers the coordinator's SecAgg+ stages; at
  * collect-masked-vectors the trained delta is weighted (shared weighting), quantised and masked, so
  * the coordinator only ever sees masked vectors and learns only their sum. No training metrics are sent.
+ *
+ * Under DP (a `privacy` block, shared/aggregation/privateUpdate.ts) the delta is clipped to the
+ * round's C instead of weighted: with central noise the vector is the clipped delta and the unclipped
+ * bit, quantised as usual; with distributed noise it is the client's own noised integer encoding
+ * (encodeDistributedUpdate: rotated with the session's round id, scaled, rounded, its share of the
+ * discrete Gaussian added), so the sum SecAgg+ reveals is already noised. The policy then requires
+ * that encoding's length, and the plan is derived here from the joined spec, never taken from the coordinator.
  */
 class SecAggClientSession {
   /** Training of each task, by (round, attempt): collect-masked-vectors awaits it. */
@@ -45,12 +64,19 @@ class SecAggClientSession {
   private readonly unmasked: UnmaskedRounds;
   /** The weakest session this client accepts, from the spec it joined (the coordinator cannot lower it). */
   private readonly policy: SecAggPolicy;
+  /** The job's privacy plan (from the joined spec), if it has a privacy block. */
+  private readonly privacy: PrivacyPlan | undefined;
 
   constructor(private readonly context: ClientModeContext) {
     const { joined } = context;
     this.unmasked = new UnmaskedRounds(joined.jobId);
-    const vectorLength = totalParameters(joined.weightManifest) + 1;
-    this.policy = secaggPolicyFor(secaggOptions(joined.spec), joined.spec.minClients, vectorLength);
+    const parameters = totalParameters(joined.weightManifest);
+    this.privacy = privacyPlanOf(joined.spec, parameters);
+    const distributed = this.privacy?.noise === 'distributed';
+    const vectorLength = distributed ? distributedVectorLength(parameters) : parameters + 1;
+    this.policy = secaggPolicyFor(secaggOptions(joined.spec), joined.spec.minClients, vectorLength, {
+      modularInput: distributed,
+    });
     context.connection.on('secaggRequest', this.onRequest);
   }
 
@@ -82,11 +108,16 @@ class SecAggClientSession {
       this.attempts.set(key, state);
     }
     const s = state;
+    const { round, attempt, stage } = request;
     s.queue = s.queue
       .then(() => this.answer(request, s))
-      .catch((err) =>
-        this.context.warn(`secure aggregation of round ${request.round} failed at ${request.stage}: ${String(err)}`),
-      );
+      .catch((err: unknown) => {
+        // A refusal is silence to the coordinator; locally it is a coded failure (event modeStepFailed).
+        const e = toTributaryError(err);
+        const why = err instanceof TributaryError ? e.message : String(err);
+        const message = `secure aggregation of round ${round} attempt ${attempt} failed at ${stage}: ${why}`;
+        this.context.stepFailed({ round, attempt, stage, code: e.code, message });
+      });
   }
 
   /** Answers one SecAgg+ stage; the SecAgg+ client validates the payload (a trust boundary) and the stage order. */
@@ -106,11 +137,18 @@ class SecAggClientSession {
     }
     const input = request.stage === 'collect-masked-vectors' ? await this.maskedInput(request, s) : undefined;
     const reply = await s.client.handle(message, input);
-    if (request.stage === 'setup') s.params = (message as { params: SecAggParameters }).params;
+    if (request.stage === 'setup') {
+      // Accepted by the SecAgg+ client: the round id names this job's round attempt (and cohort).
+      const setup = message as { params: SecAggParameters; roundId: string };
+      s.params = setup.params;
+      s.roundId = setup.roundId;
+    }
     const conn = this.context.connection;
     if (reply.stage === 'collect-masked-vectors') {
       const { maskedVector, ...rest } = reply;
-      await conn.sendSecAggReply(request, encodeBinaryJson(rest), maskedVector);
+      // Parts of the round's chunk size (the task says it), like uploads.
+      const task = (await this.trainings.get(key))?.task;
+      await conn.sendSecAggReply(request, encodeBinaryJson(rest), maskedVector, task?.chunkBytes);
     } else {
       await conn.sendSecAggReply(request, encodeBinaryJson(reply));
     }
@@ -120,7 +158,7 @@ class SecAggClientSession {
     }
   }
 
-  /** The trained delta, weighted and quantised with the session's parameters. */
+  /** The trained delta, weighted (or clipped, under DP) and quantised with the session's parameters; or its distributed-noise encoding. */
   private async maskedInput(request: SecAggRequest, s: SecAggAttempt): Promise<Uint32Array> {
     const trained = await this.trainings.get(attemptKey(request.round, request.attempt));
     if (!trained || !s.params) {
@@ -129,8 +167,17 @@ class SecAggClientSession {
         `SecAgg+ client: no trained update for round ${request.round} attempt ${request.attempt}`,
       );
     }
+    const plan = this.privacy;
+    const clippingNorm = plan ? roundClippingNorm(plan, trained.task.config) : 0;
+    if (plan?.noise === 'distributed') {
+      if (!s.roundId) throw secaggError('SECAGG_MESSAGE_INVALID', 'SecAgg+ client: no round id from setup');
+      const noise = distributedNoisePlanOf(plan, trained.delta.length, clippingNorm);
+      return encodeDistributedUpdate(trained.delta, noise, s.roundId, cryptoRandom()).values;
+    }
     const { maxExampleWeight } = secaggOptions(this.context.joined.spec);
-    const weighted = weightUpdate(trained.delta, trained.numExamples, maxExampleWeight);
+    const weighted = plan
+      ? clippedWithBit(trained.delta, clippingNorm).vector
+      : weightUpdate(trained.delta, trained.numExamples, maxExampleWeight);
     const q = quantize(weighted, s.params);
     if (q.clipped > 0) {
       const range = s.params.clippingRange;

@@ -1,5 +1,6 @@
 import { type TensorManifestEntry, totalParameters } from '../../shared/codec/tensors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
+import type { PrivacyNoise, PrivacyPlan } from '../../shared/schemas/privacySpec';
 import type {
   CLIENT_MESSAGES,
   ClientBody,
@@ -27,6 +28,25 @@ export type RoleMessage = RoutedMessage<'role'>;
 /** What a part of a round's sum stands for: one client's update, or a secure-aggregation cohort's sum. */
 export type PartKind = 'client' | 'cohort';
 
+/**
+ * A DP round as its mode sees it (jobs with a `privacy` block, shared/aggregation/privateUpdate.ts):
+ * every client counts once, updates are clipped to `clippingNorm`, and the mode reports the count of
+ * unclipped updates beside the sum (`Revealed.privacy`).
+ */
+export interface RoundPrivacyContext {
+  plan: PrivacyPlan;
+  /** C of this round (the task's config.clippingNorm). */
+  clippingNorm: number;
+}
+
+/** What a DP round's mode reveals beside the sum (the sum is Σ clipped Δ_i, totalWeight the contributor count). */
+export interface RevealedPrivacy {
+  /** How many contributors' updates were not clipped: exact for central noise, already noised for distributed. */
+  unclippedCount: number;
+  /** Whether the sum already carries the DP noise (distributed noise, added by the clients). */
+  noised: boolean;
+}
+
 /** Everything a mode's collection of one round attempt may use. The runner already sent the round task. */
 export interface CollectionContext {
   job: JobRecord;
@@ -42,12 +62,24 @@ export interface CollectionContext {
   directory: ClientDirectory;
   logger: Logger;
   now(): number;
+  /** Set for jobs with a `privacy` block: the mode sums clipped updates with weight 1 and counts the unclipped ones. */
+  privacy?: RoundPrivacyContext;
 }
 
-/** Phase 1 of a collection: who contributed (nothing is revealed yet), or why the attempt failed. */
+/**
+ * Phase 1 of a collection: who contributed (nothing is revealed yet), or why the attempt failed.
+ * `blamed`: clients whose contribution the mode refused as sabotage (e.g. a non-unit Paillier
+ * ciphertext), already among `failures`; if the attempt fails they sit out the round's retry.
+ */
 export type Collected =
-  | { participants: string[]; failures: RoundFailure[]; evaluations: ClientEvaluation[] }
-  | { failed: string; participants: string[]; failures: RoundFailure[] };
+  | { participants: string[]; failures: RoundFailure[]; evaluations: ClientEvaluation[]; blamed?: string[] }
+  | { failed: string; participants: string[]; failures: RoundFailure[]; blamed?: string[] };
+
+/** The SHA-256 (hex) of what one client signed and submitted for the round (see Revealed.submissions). */
+export interface SubmissionDigest {
+  clientId: string;
+  digest: string;
+}
 
 /** Phase 2: the revealed sums, in one unit (AggregatedUpdates), and who they cover. */
 export interface Revealed {
@@ -57,6 +89,14 @@ export interface Revealed {
   /** The parts the sum is made of, when the mode sees them (see PartKind). */
   parts?: UpdatePart[];
   partKind?: PartKind;
+  /**
+   * Digests of the clients' signed submissions that went into the sum (an upload's committed hash, a
+   * masked input's, a ciphertext vector's), for the round's signed transcript; absent when the mode
+   * does not report them (the transcript then says null).
+   */
+  submissions?: SubmissionDigest[];
+  /** Set when the collection had a privacy context. */
+  privacy?: RevealedPrivacy;
 }
 
 /**
@@ -97,6 +137,12 @@ export interface CoordinatorAggregationMode {
    * them): each client, or each cohort of at least `membersPerPart` clients; undefined for one sum.
    */
   parts(spec: JobSpec): { kind: PartKind; membersPerPart: number } | undefined;
+  /**
+   * Where DP noise can be added in this mode (jobs with a `privacy` block: `central` by the coordinator,
+   * `distributed` by the clients inside the mode's secure sum). Absent: the mode cannot honour a privacy
+   * block, and such jobs are refused at creation.
+   */
+  readonly privacyNoise?: readonly PrivacyNoise[];
   /** Opens one round attempt's collection. */
   openCollection(context: CollectionContext): RoundCollection;
   /** A message of another role than provider (e.g. the key holder); refuses with a coded error otherwise. */

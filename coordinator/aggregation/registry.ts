@@ -28,18 +28,25 @@ export function registerCoordinatorMode(name: string, factory: CoordinatorModeFa
   return () => void factories.delete(name);
 }
 
+/** Factories that replace registered ones, by mode name, for one coordinator only (StartOptions.modes). */
+export type CoordinatorModeOverrides = Readonly<Record<string, CoordinatorModeFactory>>;
+
 /** One coordinator's instances of every registered mode. */
 export class CoordinatorModes {
   private readonly modes = new Map<string, CoordinatorAggregationMode>();
 
-  constructor(private readonly environment: ModeEnvironment) {}
+  /** `overrides` take precedence over the registered factories of the same name (tests; production passes none). */
+  constructor(
+    private readonly environment: ModeEnvironment,
+    private readonly overrides: CoordinatorModeOverrides = {},
+  ) {}
 
   /** The mode a job spec names (the one lookup; JOB_SPEC_INVALID when no mode has that name). */
   of(spec: Pick<JobSpec, 'secureAggregation'>): CoordinatorAggregationMode {
     const name = spec.secureAggregation;
     let mode = this.modes.get(name);
     if (!mode) {
-      const factory = factories.get(name);
+      const factory = Object.hasOwn(this.overrides, name) ? this.overrides[name] : factories.get(name);
       if (!factory) {
         throw new TributaryError(
           'JOB_SPEC_INVALID',

@@ -13,6 +13,8 @@ export interface ChainConnectionOptions {
   requestTimeoutMs: number;
   /** Longest wait for a transaction's receipt, in ms. */
   txTimeoutMs: number;
+  /** Told of every transaction: its kind (the first word of its description), duration and outcome (metrics). */
+  onTransaction?: (kind: string, seconds: number, outcome: 'ok' | 'reverted' | 'failed') => void;
 }
 
 /**
@@ -42,7 +44,19 @@ export class ChainConnection {
 
   /** Runs `op` after every earlier write has finished (or timed out), bounded by the transaction timeout. */
   exclusive<T>(what: string, op: () => Promise<T>): Promise<T> {
-    const run = this.writes.then(() => withTimeout(op(), this.options.txTimeoutMs, what));
+    const run = this.writes.then(async () => {
+      const started = performance.now();
+      const report = (outcome: 'ok' | 'reverted' | 'failed') =>
+        this.options.onTransaction?.(what.split(' ')[0], (performance.now() - started) / 1000, outcome);
+      try {
+        const result = await withTimeout(op(), this.options.txTimeoutMs, what);
+        report('ok');
+        return result;
+      } catch (err) {
+        report(/revert/i.test(String((err as Error)?.message ?? err)) ? 'reverted' : 'failed');
+        throw err;
+      }
+    });
     this.writes = run.catch(() => undefined);
     return run;
   }

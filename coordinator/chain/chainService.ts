@@ -22,6 +22,8 @@ export interface ChainServiceOptions {
   scoresFor?: ScoresFor;
   /** Longest wait for one chain request. @default 15000 */
   requestTimeoutMs?: number;
+  /** Told of every chain transaction (metrics). */
+  onTransaction?: (kind: string, seconds: number, outcome: 'ok' | 'reverted' | 'failed') => void;
 }
 
 /** One contributor's payout, as GET /v1/jobs/:id/payouts/:address serves it. */
@@ -58,6 +60,7 @@ export class ChainService {
             pollingMs: Math.min(config.chainPollMs, 1000),
             requestTimeoutMs: Math.min(options.requestTimeoutMs ?? 15_000, config.chainTxTimeoutMs),
             txTimeoutMs: config.chainTxTimeoutMs,
+            ...(options.onTransaction ? { onTransaction: options.onTransaction } : {}),
           })
         : null;
     this.scoresFor = options.scoresFor ?? participationScores(options.store);

@@ -2,7 +2,7 @@ import { deriveSeed } from '../../shared/data/random';
 import { contributionOptionsOf } from '../../shared/schemas/jobSpec';
 import type { Logger } from '../logger';
 import type { JobObserver, RoundCompletedEvent } from '../ports';
-import type { Store } from '../store/store';
+import type { JobRecord, RoundContribution, RoundRecord, Store } from '../store/store';
 import { scoreRound, type RoundPlayer } from './roundScoring';
 import { ValidationSets } from '../evaluation/validationSets';
 import { ValidationMetrics } from './validationMetric';
@@ -14,6 +14,29 @@ export interface ContributionScorerOptions {
   maxBacklog?: number;
   /** The coordinator's validation-set cache (shared with the round evaluator). @default a cache of its own */
   validationSets?: ValidationSets;
+  /** Told how long each scored round took (metrics). */
+  onScoringTime?: (seconds: number) => void;
+  /**
+   * Called after a round's values are saved (the signed scoring transcript plugs in here); a failure
+   * is logged and changes nothing. @default none
+   */
+  onScored?: (scored: ScoredRound) => Promise<void>;
+}
+
+/** A round whose contribution was just saved, with everything needed to recompute its values. */
+export interface ScoredRound {
+  job: JobRecord;
+  /** The committed round record with its `contribution`. */
+  round: RoundRecord & { contribution: RoundContribution };
+  /**
+   * `parts`: the players are the parts of the sum and U(S) is a FedAvg step from S's parts;
+   * `round`: the participants as one group, valued at the committed model's improvement.
+   */
+  basis: 'parts' | 'round';
+  /** Every coalition utility the values came from (players by index into `contribution.values`). */
+  utilities: Array<{ coalition: number[]; utility: number }>;
+  /** GTG-Shapley's permutation seed. */
+  seed: number;
 }
 
 /**
@@ -117,6 +140,8 @@ export class ContributionScorer {
       }
       this.withoutValidation.delete(job.id);
       const players: RoundPlayer[] = event.parts ?? [];
+      const seed = deriveSeed(job.spec.seed, 'contribution', round.round);
+      const utilities: ScoredRound['utilities'] = [];
       const contribution =
         players.length > 0
           ? await scoreRound({
@@ -124,9 +149,12 @@ export class ContributionScorer {
               players,
               metric,
               options,
-              seed: deriveSeed(job.spec.seed, 'contribution', round.round),
+              seed,
+              onUtility: (coalition, utility) => utilities.push({ coalition: [...coalition], utility }),
             })
           : await this.scoreWholeRound(event, metric, options.metric);
+      if (players.length === 0)
+        utilities.push({ coalition: [], utility: 0 }, { coalition: [0], utility: contribution.improvement });
       // A model that overflowed evaluates to NaN, which would zero every score it is summed into: leave the round unscored.
       if (
         ![contribution.baseline, contribution.improvement, ...contribution.values.map((v) => v.value)].every(
@@ -136,6 +164,21 @@ export class ContributionScorer {
         throw new RangeError('the validation metric is not finite for some coalition');
       }
       await this.options.store.saveRound({ ...round, contribution });
+      await this.options
+        .onScored?.({
+          job,
+          round: { ...round, contribution },
+          basis: players.length > 0 ? 'parts' : 'round',
+          utilities,
+          seed,
+        })
+        .catch((err: unknown) =>
+          this.options.logger.error('signing the scoring transcript failed', {
+            jobId: job.id,
+            round: round.round,
+            message: String(err),
+          }),
+        );
       this.options.logger.debug('round scored', {
         jobId: job.id,
         round: round.round,
@@ -144,6 +187,7 @@ export class ContributionScorer {
         evaluations: contribution.evaluations,
         ms: Math.round(performance.now() - started),
       });
+      this.options.onScoringTime?.((performance.now() - started) / 1000);
     } catch (err) {
       this.options.logger.error('contribution scoring failed', {
         jobId: job.id,

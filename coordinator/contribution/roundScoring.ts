@@ -3,7 +3,7 @@ import type { ContributionOptions } from '../../shared/schemas/jobSpec';
 import type { RoundContribution } from '../store/store';
 import type { AggregatedUpdates } from '../strategy/strategy';
 import { coalitionUtility, type ModelMetric } from './coalitionUtility';
-import { exactShapley, gtgShapley } from './shapley';
+import { exactShapley, gtgShapley, type Utility } from './shapley';
 
 /** One player of a round's game: a client (plaintext) or a cohort (private modes), with its summed update. */
 export interface RoundPlayer {
@@ -18,6 +18,11 @@ export interface ScoreRoundInput {
   options: ContributionOptions;
   /** Seed of GTG-Shapley's permutations. */
   seed: number;
+  /**
+   * Called once per coalition the Shapley routine evaluated (players by index, sorted; U(∅) = 0
+   * included), so the values can be recomputed from the utilities alone (the signed scoring transcript).
+   */
+  onUtility?: (coalition: readonly number[], utility: number) => void;
 }
 
 /**
@@ -32,12 +37,17 @@ export async function scoreRound(input: ScoreRoundInput): Promise<RoundContribut
     return input.metric(weights);
   };
   const baseline = await metric(previous);
-  const utility = coalitionUtility(
+  const coalitionValue = coalitionUtility(
     previous,
     players.map((p) => p.updates),
     metric,
     baseline,
   );
+  const utility: Utility = async (coalition) => {
+    const value = await coalitionValue(coalition);
+    input.onUtility?.(coalition, value);
+    return value;
+  };
   const n = players.length;
   const exact = n <= options.exactUpTo;
   const result = exact

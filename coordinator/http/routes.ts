@@ -1,279 +1,181 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
-import { decodeTensors } from '../../shared/codec/modelCodec';
 import { TributaryError, toTributaryError } from '../../shared/errors';
-import { JobIdSchema, PROTOCOL_VERSION } from '../../shared/schemas/messages';
-import { contributionReport } from '../contribution/contributionReport';
-import type { ChainService } from '../chain/chainService';
-import type { JobManager } from '../jobs/jobManager';
-import { requireJsonBody, wrap } from './asyncRoute';
+import { PROTOCOL_VERSION } from '../../shared/schemas/messages';
+import type { ApiKeyService } from '../auth/apiKeys';
+import type { Authenticator } from '../auth/authenticate';
+import type { SiweLogin } from '../auth/siweLogin';
+import type { Logger } from '../logger';
 import { ListingRegistry } from '../marketplace/listingRegistry';
 import { mountListingRoutes } from '../marketplace/listingRoutes';
-import type { Logger } from '../logger';
-import type { JobRecord, Store } from '../store/store';
+import type { Metrics } from '../observability/metrics';
 import type { ClientDirectory } from '../transport/clientDirectory';
+import { ApiDocument, mountRoute } from './apiRoute';
+import { HealthSchema } from '../../shared/schemas/restApi';
+import { mountAuthRoutes } from './authRoutes';
+import { type JobRoutesDeps, mountJobRoutes } from './jobRoutes';
+import { mountTranscriptRoutes } from './transcriptRoutes';
+import { largeBodyGate } from './bodyGate';
+import { createRateLimits, type RateLimitStore } from './rateLimits';
+import { requestContext } from './requestContext';
 
-export interface RestDeps {
-  jobs: JobManager;
-  store: Store;
+/** Everything the REST API needs, wired by coordinator/server.ts. */
+export interface RestDeps extends Omit<JobRoutesDeps, 'gate'> {
   directory: ClientDirectory;
-  logger: Logger;
-  maxBodyBytes: number;
-  /** Parses an uploaded validation set (CSV or JSON lines) into dataset codec bytes. */
-  parseValidationSet(job: JobRecord, text: string, format: 'csv' | 'jsonl'): Uint8Array;
-  /** TF.js `modelTopology` of a job's model, for the model.json download. */
-  modelTopology(job: JobRecord): Promise<unknown>;
-  /** How far a signed listing's time may be from the coordinator's clock (ms). @default 120000 */
-  listingWindowMs?: number;
-  /** Escrow integration, for the chain status and payout proofs of jobs with a `chain` config. */
-  chain?: ChainService;
-}
-
-const RoundParamSchema = z.coerce.number().int().min(0);
-const ListJobsQuerySchema = z.object({ status: z.enum(['pending', 'running', 'completed', 'failed']).optional() });
-
-/** Public view of a job: no internal fields beyond what buyers and providers need. */
-function jobView(job: JobRecord) {
-  return {
-    id: job.id,
-    status: job.status,
-    currentRound: job.currentRound,
-    modelHash: job.modelHash,
-    spec: job.spec,
-    parameters: job.weightManifest.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0),
-    failureReason: job.failureReason,
-    createdAt: job.createdAt.toISOString(),
-    updatedAt: job.updatedAt.toISOString(),
+  metrics: Metrics;
+  authenticator: Authenticator;
+  siwe: SiweLogin;
+  apiKeys: ApiKeyService;
+  /** How far a signed listing's time may be from the coordinator's clock (ms). */
+  listingWindowMs: number;
+  /** Listings one provider may have at once. */
+  maxListingsPerProvider: number;
+  rateLimits: {
+    perIp: number;
+    perIdentity: number;
+    windowMs: number;
+    store?: (limiter: 'ip' | 'identity') => RateLimitStore;
   };
+  /** Large bodies (above thresholdBytes) read at once, per identity, per IP and in all (bodyGate.ts). */
+  largeBodies: { thresholdBytes: number; perIdentity: number; perIp: number; total: number };
+  /** The coordinator's Ed25519 transcript key (hex), served at GET /v1/identity. */
+  transcriptKey: string;
 }
 
-/** REST API under /v1. Every error leaves as { error: { code, message } } with the catalog's status. */
-export function createRestRouter(deps: RestDeps): Router {
+/** The REST API: the /v1 router, its OpenAPI document, and close() for its timers. */
+export interface RestApi {
+  router: Router;
+  document: ApiDocument;
+  close(): Promise<void>;
+}
+
+/**
+ * REST API under /v1. Order of the middleware is the order of the guarantees: request id and
+ * metrics; health and the OpenAPI document (never limited, so probes keep working under a flood);
+ * the per-IP limit; authentication from headers alone; the per-identity limit; then each route,
+ * which authorises before it reads a body. Every error leaves as { error: { code, message } } with
+ * the catalog's status (and Retry-After on 429).
+ */
+export function createRestApi(deps: RestDeps): RestApi {
   const r = express.Router();
-  const json = express.json({ limit: 2 * 1024 * 1024 });
-  const text = express.text({
-    type: ['text/csv', 'text/plain', 'application/x-ndjson', 'application/jsonl'],
-    limit: deps.maxBodyBytes,
+  const doc = new ApiDocument();
+  const limits = createRateLimits({ ...deps.rateLimits, metrics: deps.metrics });
+  // Routes put it right before they read a body, after their authorisation checks.
+  const gate = largeBodyGate({ ...deps.largeBodies, metrics: deps.metrics });
+  r.use(requestContext(deps.logger, deps.metrics));
+
+  mountRoute(
+    r,
+    doc,
+    {
+      method: 'get',
+      path: '/health',
+      tag: 'service',
+      auth: 'none',
+      summary: 'Liveness: status, protocol version, store kind, connected clients',
+      responses: { 200: { description: 'The coordinator is up.', schema: HealthSchema } },
+    },
+    (_req, res) => {
+      res.json({
+        status: 'ok',
+        protocolVersion: PROTOCOL_VERSION,
+        store: deps.store.kind,
+        connectedClients: deps.directory.connectedCount,
+      });
+    },
+  );
+  mountRoute(
+    r,
+    doc,
+    {
+      method: 'get',
+      path: '/openapi.json',
+      tag: 'service',
+      auth: 'none',
+      summary: 'This OpenAPI 3.1 document (interactive docs at /docs)',
+      responses: { 200: { description: 'The document.', schema: z.record(z.string(), z.unknown()) } },
+    },
+    (req, res) => {
+      res.json(doc.generate(`${req.protocol}://${req.headers.host ?? 'localhost'}`));
+    },
+  );
+
+  r.use(limits.perIp);
+  r.use(deps.authenticator.middleware());
+  r.use(limits.perIdentity);
+
+  mountAuthRoutes(r, doc, {
+    siwe: deps.siwe,
+    apiKeys: deps.apiKeys,
+    audit: deps.audit,
+    logger: deps.logger,
+    maxJsonBytes: deps.limits.maxJsonBytes,
+    gate,
   });
-
-  const jobParam = (req: Request) => {
-    const id = JobIdSchema.safeParse(req.params.jobId);
-    if (!id.success) throw new TributaryError('JOB_NOT_FOUND', `"${String(req.params.jobId)}" is not a job id.`);
-    return id.data;
-  };
-
-  r.get('/health', (_req, res) => {
-    res.json({
-      status: 'ok',
-      protocolVersion: PROTOCOL_VERSION,
-      store: deps.store.kind,
-      connectedClients: deps.directory.connectedCount,
-    });
-  });
-
-  r.post(
-    '/jobs',
-    json,
-    wrap(async (req, res) => {
-      requireJsonBody(req);
-      const job = await deps.jobs.createJob(req.body);
-      res.status(201).json(jobView(job));
-    }),
-  );
-
-  r.get(
-    '/jobs',
-    wrap(async (req, res) => {
-      const query = ListJobsQuerySchema.parse(req.query);
-      res.json({ jobs: (await deps.store.listJobs(query)).map(jobView) });
-    }),
-  );
-
-  r.get(
-    '/jobs/:jobId',
-    wrap(async (req, res) => {
-      res.json(jobView(await deps.jobs.getJob(jobParam(req))));
-    }),
-  );
-
-  r.get(
-    '/jobs/:jobId/rounds',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      const rounds = await deps.store.listRounds(job.id);
-      res.json({
-        rounds: rounds.map((x) => ({
-          ...x,
-          startedAt: x.startedAt.toISOString(),
-          finishedAt: x.finishedAt.toISOString(),
-        })),
-      });
-    }),
-  );
-
-  r.get(
-    '/jobs/:jobId/participants',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      const participants = await deps.store.listParticipants(job.id);
-      res.json({
-        participants: participants.map((p) => ({
-          clientId: p.clientId,
-          roundsCompleted: p.roundsCompleted,
-          lastSeenAt: p.lastSeenAt.toISOString(),
-          ...(p.payoutAddress ? { payoutAddress: p.payoutAddress } : {}),
-        })),
-      });
-    }),
-  );
-
-  // The global model after a round in Tributary's codec (what clients download, hash-checked).
-  r.get(
-    '/jobs/:jobId/checkpoints/:round',
-    wrap(async (req, res) => {
-      const round = RoundParamSchema.parse(req.params.round);
-      const bytes = await deps.jobs.modelBytes(jobParam(req), round);
-      res.type('application/octet-stream').send(bytes);
-    }),
-  );
-
-  // The current global model in TF.js Layers format: load with tf.loadLayersModel(`${url}/model.json`).
-  r.get(
-    '/jobs/:jobId/model/model.json',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      res.json({
-        format: 'layers-model',
-        generatedBy: 'tributary',
-        convertedBy: null,
-        modelTopology: await deps.modelTopology(job),
-        weightsManifest: [
-          {
-            paths: ['weights.bin'],
-            weights: job.weightManifest.map((t) => ({ name: t.name, shape: t.shape, dtype: 'float32' })),
-          },
-        ],
-        tributary: { jobId: job.id, round: job.currentRound, modelHash: job.modelHash },
-      });
-    }),
-  );
-
-  r.get(
-    '/jobs/:jobId/model/weights.bin',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      const tensors = decodeTensors(await deps.jobs.modelBytes(job.id, job.currentRound), { zeroCopy: true });
-      res
-        .type('application/octet-stream')
-        .send(Buffer.concat(tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))));
-    }),
-  );
-
-  // How each client's score was computed: per-round Shapley values (clients or cohorts), totals and payout shares.
-  r.get(
-    '/jobs/:jobId/contributions',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      res.json(await contributionReport(deps.store, job.id));
-    }),
-  );
-
-  // One client's view: its total and share, and every scored round it took part in with its (cohort's) value.
-  r.get(
-    '/jobs/:jobId/contributions/:clientId',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      const clientId = String(req.params.clientId);
-      const report = await contributionReport(deps.store, job.id);
-      const client = report.clients.find((c) => c.clientId === clientId);
-      if (!client) {
-        throw new TributaryError(
-          'CONTRIBUTION_CLIENT_UNKNOWN',
-          `Job ${job.id} has no scored round with client "${clientId.slice(0, 64)}".`,
-        );
-      }
-      const rounds = report.rounds.flatMap((r) =>
-        r.values
-          .filter((v) => v.members.includes(clientId))
-          .map((v) => ({
-            round: r.round,
-            attempt: r.attempt,
-            method: r.method,
-            improvement: r.improvement,
-            members: v.members,
-            value: v.value,
-          })),
-      );
-      res.json({ jobId: job.id, method: report.method, metric: report.metric, ...client, roundValues: rounds });
-    }),
-  );
-
-  // A chain job's escrow as the coordinator sees it: funding, per-round commits, settlement, RPC errors.
-  r.get(
-    '/jobs/:jobId/chain',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      if (!job.spec.chain || !deps.chain) throw new TributaryError('NOT_FOUND', `Job ${job.id} has no chain config.`);
-      res.json(deps.chain.status(job));
-    }),
-  );
-
-  // Payouts of a settled chain job: all of them, or one address's amount and Merkle proof (for claim).
-  r.get(
-    '/jobs/:jobId/payouts',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      if (!deps.chain) throw new TributaryError('PAYOUT_NOT_FOUND', `Job ${job.id} has no chain config.`);
-      res.json({ payouts: await deps.chain.payouts(job) });
-    }),
-  );
-
-  r.get(
-    '/jobs/:jobId/payouts/:address',
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      if (!deps.chain) throw new TributaryError('PAYOUT_NOT_FOUND', `Job ${job.id} has no chain config.`);
-      res.json(await deps.chain.payout(job, String(req.params.address)));
-    }),
-  );
-
-  r.put(
-    '/jobs/:jobId/validation-set',
-    text,
-    wrap(async (req, res) => {
-      const job = await deps.jobs.getJob(jobParam(req));
-      if (typeof req.body !== 'string') {
-        throw new TributaryError('VALIDATION_FAILED', 'Expected a text/csv or application/x-ndjson body.');
-      }
-      const format = req.is('text/csv') || req.is('text/plain') ? 'csv' : 'jsonl';
-      const bytes = deps.parseValidationSet(job, req.body, format);
-      await deps.store.saveValidationSet(job.id, bytes);
-      const examples = decodeTensors(bytes, { zeroCopy: true })[0].shape[0];
-      res.status(201).json({ jobId: job.id, examples });
-    }),
-  );
-
+  mountJobRoutes(r, doc, { ...deps, gate });
+  mountTranscriptRoutes(r, doc, { jobs: deps.jobs, store: deps.store, transcriptKey: deps.transcriptKey });
   // The data marketplace: signed dataset listings (coordinator/marketplace).
-  mountListingRoutes(r, new ListingRegistry(deps.store, { windowMs: deps.listingWindowMs ?? 120_000 }));
+  mountListingRoutes(
+    r,
+    doc,
+    new ListingRegistry(deps.store, {
+      windowMs: deps.listingWindowMs,
+      maxListingsPerProvider: deps.maxListingsPerProvider,
+    }),
+    gate,
+  );
 
-  r.use((_req, _res) => {
-    throw new TributaryError('NOT_FOUND', `No route ${_req.method} ${_req.originalUrl}.`);
+  r.use((req, _res) => {
+    throw new TributaryError('NOT_FOUND', `No route ${req.method} ${req.originalUrl.slice(0, 200)}.`);
   });
+  r.use(errorHandler(deps.logger, deps.limits.maxValidationSetBytes));
+  return { router: r, document: doc, close: () => limits.close() };
+}
 
-  r.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    // body-parser errors carry a status and a type; map them to catalog codes.
+/** Maps anything thrown to the catalog's wire shape; body-parser errors to their codes. */
+function errorHandler(logger: Logger, fallbackLimit: number) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const bodyError = err as { type?: string; status?: number; limit?: unknown };
     let e: TributaryError;
     if (bodyError?.type === 'entity.too.large') {
       // Each route's parser has its own limit (JSON bodies are smaller than uploads): report the one that applied.
-      const limit = typeof bodyError.limit === 'number' ? bodyError.limit : deps.maxBodyBytes;
-      e = new TributaryError('PAYLOAD_TOO_LARGE', `The body exceeds ${limit} bytes.`);
-    } else if (bodyError?.type === 'entity.parse.failed')
+      const limit = typeof bodyError.limit === 'number' ? bodyError.limit : fallbackLimit;
+      e = new TributaryError('PAYLOAD_TOO_LARGE', `The body exceeds ${limit} bytes.`, { details: { limit } });
+    } else if (bodyError?.type === 'entity.parse.failed') {
       e = new TributaryError('VALIDATION_FAILED', 'The body is not valid JSON.');
-    else e = toTributaryError(err);
-    if (e.code === 'INTERNAL')
-      deps.logger.error('REST handler failed', { message: String((err as Error)?.stack ?? err) });
+    } else if (bodyError?.type === 'request.aborted') {
+      e = new TributaryError('VALIDATION_FAILED', 'The client aborted the request body.');
+    } else e = toTributaryError(err);
+    if (e.code === 'INTERNAL') {
+      logger.error('REST handler failed', { requestId: req.requestId, message: String((err as Error)?.stack ?? err) });
+    }
+    const retryAfter = (e.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    if (e.code === 'RATE_LIMITED' && typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
+    if (res.headersSent) return;
     res.status(e.httpStatus).json({ error: e.toWire() });
+  };
+}
+
+/** Serves interactive API docs at /docs from the swagger-ui-dist package (no CDN), reading /v1/openapi.json. */
+export function docsRouter(): Router {
+  const r = express.Router();
+  // The package directory, without loading the package's index (which evaluates the whole UI bundle).
+  const root = dirname(require.resolve('swagger-ui-dist/package.json'));
+  const initializer = `window.onload = () => {
+  window.ui = SwaggerUIBundle({ url: '/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });
+};`;
+  r.get('/swagger-initializer.js', (_req, res) => {
+    res.type('application/javascript').send(initializer);
   });
+  const index = readFileSync(join(root, 'index.html'), 'utf8');
+  r.get('/', (req, res) => {
+    // Relative asset URLs need the trailing slash.
+    if (!req.originalUrl.endsWith('/')) res.redirect(301, `${req.baseUrl}/`);
+    else res.type('html').send(index);
+  });
+  r.use(express.static(root, { index: false }));
   return r;
 }

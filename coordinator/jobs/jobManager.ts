@@ -1,19 +1,29 @@
 import { randomBytes } from 'node:crypto';
 import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
 import { manifestOf, type NamedTensor, totalParameters } from '../../shared/codec/tensors';
+import { privacyPlanOf } from '../../shared/aggregation/privateUpdate';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { type JobSpec, JobSpecSchema } from '../../shared/schemas/jobSpec';
 import type { JoinResult, PayoutBinding } from '../../shared/schemas/messages';
 import type { ClientResult } from '../../shared/schemas/protocol';
 import type { CoordinatorAggregationMode, RoleMessage, RoundMessage } from '../aggregation/aggregationMode';
-import { CoordinatorModes } from '../aggregation/registry';
+import { type CoordinatorModeOverrides, CoordinatorModes } from '../aggregation/registry';
 import type { Logger } from '../logger';
-import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent } from '../ports';
+import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent, RoundSealer } from '../ports';
+import { assertPrivacyHonoured, initialPrivacyState } from '../privacy/jobPrivacy';
 import { JobRunner } from '../rounds/jobRunner';
+import { announceJobFinished } from '../rounds/roundNotices';
 import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
 import { assertRobustRuleUsable } from '../strategy/robust/requirements';
 import type { ClientDirectory, ClientLink } from '../transport/clientDirectory';
+import { assertJobWithinLimits, type JobLimits } from './jobLimits';
+
+/** Who creates a job (REST: the authenticated principal). */
+export interface CreateJobOptions {
+  /** The owning identity (coordinator/auth principal id); absent for jobs the operator creates in process. */
+  owner?: string;
+}
 
 /** Builds a job's initial model (the TF.js implementation: evaluation/tensorflowModels.ts). */
 export interface ModelFactory {
@@ -30,6 +40,14 @@ export interface JobManagerDeps {
   chunkBytes: number;
   evaluator: GlobalModelEvaluator;
   models: ModelFactory;
+  /** Operator caps checked from the spec before the model is built. @default DEFAULT_JOB_LIMITS */
+  limits?: JobLimits;
+  /** Told how long each round state lasted, for every job (metrics). */
+  onRoundPhase?: (state: string, seconds: number) => void;
+  /** Signs each committed round's transcript (coordinator/transcript/). @default none */
+  sealer?: RoundSealer;
+  /** Mode factories that replace the registry's for this coordinator (see StartOptions.modes). @default none */
+  modes?: CoordinatorModeOverrides;
 }
 
 /**
@@ -46,7 +64,8 @@ export class JobManager {
   readonly modes: CoordinatorModes;
 
   constructor(private readonly deps: JobManagerDeps) {
-    this.modes = new CoordinatorModes({ directory: deps.directory, logger: deps.logger, now: () => Date.now() });
+    const environment = { directory: deps.directory, logger: deps.logger, now: () => Date.now() };
+    this.modes = new CoordinatorModes(environment, deps.modes);
   }
 
   /** Registers an observer of job creation, committed rounds and job ends. */
@@ -70,7 +89,7 @@ export class JobManager {
   }
 
   /** Validates the spec, builds and checkpoints the initial model, and starts the job. */
-  async createJob(input: unknown): Promise<JobRecord> {
+  async createJob(input: unknown, options: CreateJobOptions = {}): Promise<JobRecord> {
     const parsed = JobSpecSchema.safeParse(input);
     if (!parsed.success) {
       const e = toTributaryError(parsed.error);
@@ -80,10 +99,16 @@ export class JobManager {
     }
     const spec = parsed.data;
     const mode = this.modes.of(spec);
+    // Size and scoring cost from the spec alone: refused before any weight exists.
+    assertJobWithinLimits(spec, this.deps.limits);
     assertRobustRuleUsable(spec, mode.parts(spec));
+    assertPrivacyHonoured(spec, mode);
     for (const check of this.creationChecks) await check(spec);
     const weights = await this.deps.models.initialWeights(spec);
-    mode.assertModelFits(spec, totalParameters(manifestOf(weights)));
+    const parameters = totalParameters(manifestOf(weights));
+    mode.assertModelFits(spec, parameters);
+    // The budget against the model and the rest of the spec (JOB_SPEC_INVALID, PRIVACY_BUDGET_UNREACHABLE).
+    const privacyPlan = privacyPlanOf(spec, parameters);
     const bytes = encodeTensors(weights);
     const now = new Date();
     const job: JobRecord = {
@@ -94,6 +119,9 @@ export class JobManager {
       currentRound: 0,
       modelHash: contentHash(bytes),
       weightManifest: manifestOf(weights),
+      ...(options.owner !== undefined ? { owner: options.owner } : {}),
+      visibility: spec.visibility ?? (spec.chain ? 'private' : 'public'),
+      ...(privacyPlan ? { privacy: initialPrivacyState(privacyPlan) } : {}),
       createdAt: now,
       updatedAt: now,
     };
@@ -161,7 +189,10 @@ export class JobManager {
     const now = await this.getJob(jobId);
     if (now.status !== 'pending' && now.status !== 'running') return now;
     this.deps.logger.info('job cancelled', { jobId, reason });
-    return this.deps.store.updateJob(jobId, { status: 'failed', failureReason: reason });
+    const cancelled = await this.deps.store.updateJob(jobId, { status: 'failed', failureReason: reason });
+    announceJobFinished(this.deps.directory, jobId, 'failed', reason);
+    for (const o of this.observers) o.jobEnded?.(cancelled);
+    return cancelled;
   }
 
   /** A job that accepts participants now; JOB_NOT_FUNDED / JOB_NOT_RUNNING otherwise. */
@@ -285,8 +316,13 @@ export class JobManager {
       logger: this.deps.logger,
       chunkBytes: this.deps.chunkBytes,
       // Asked per round: a validation set (contribution scoring) may arrive after the job started.
-      keepParts: () => job.spec.strategy.robust !== undefined || this.observers.some((o) => o.wantsParts?.(job.id)),
+      // Never under DP: only the noised sum may leave a private round.
+      keepParts: () =>
+        job.spec.privacy === undefined &&
+        (job.spec.strategy.robust !== undefined || this.observers.some((o) => o.wantsParts?.(job.id))),
       onRoundCommitted: (event) => this.notifyRoundCommitted(event),
+      ...(this.deps.onRoundPhase ? { onPhase: this.deps.onRoundPhase } : {}),
+      ...(this.deps.sealer ? { sealer: this.deps.sealer } : {}),
     });
     const done = runner
       .run()

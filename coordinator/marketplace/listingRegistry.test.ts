@@ -101,6 +101,25 @@ describe('ListingRegistry', () => {
     expect(await store.getListing(other.id)).not.toBeNull();
   });
 
+  it('caps the listings one provider may have, refusing the next before storing it', async () => {
+    let clock = 1_800_000_000_000;
+    const store = new MemoryStore();
+    const registry = new ListingRegistry(store, { windowMs: WINDOW, now: () => clock, maxListingsPerProvider: 2 });
+    const provider = generateIdentity();
+    for (const name of ['a', 'b']) await registry.publish(signListing(provider, { ...description, name }, clock));
+    expect(await codeOfAsync(() => registry.publish(signListing(provider, { ...description, name: 'c' }, clock)))).toBe(
+      'QUOTA_EXCEEDED',
+    );
+    expect(await store.countListings(provider.clientId)).toBe(2);
+    // Another provider is not affected; deleting one frees a slot.
+    await registry.publish(signListing(generateIdentity(), description, clock));
+    const [first] = await store.searchListings({ provider: provider.clientId });
+    clock += 1;
+    await registry.remove(first.id, signListingDelete(provider, first.id, clock));
+    await registry.publish(signListing(provider, { ...description, name: 'c' }, clock));
+    expect(await store.countListings(provider.clientId)).toBe(2);
+  });
+
   it('refuses search parameters that are not in the schema', async () => {
     const { registry } = setup();
     expect(await codeOfAsync(() => registry.search({ shape: 'four' }))).toBe('VALIDATION_FAILED');

@@ -19,6 +19,8 @@ export interface ListingRegistryOptions {
   windowMs: number;
   /** The clock. @default Date.now */
   now?: () => number;
+  /** Listings one provider may have published at once. @default 100 */
+  maxListingsPerProvider?: number;
 }
 
 /**
@@ -54,6 +56,15 @@ export class ListingRegistry {
       );
     }
     this.assertFresh(listing.createdAt, 'createdAt');
+    const quota = this.options.maxListingsPerProvider ?? 100;
+    const published = await this.store.countListings(listing.provider);
+    if (published >= quota) {
+      throw new TributaryError(
+        'QUOTA_EXCEEDED',
+        `This provider has ${published} listings; at most ${quota} are allowed. Delete one first.`,
+        { details: { resource: 'listings', limit: quota } },
+      );
+    }
     if (!this.nonces.checkAndRemember(`listing:${listing.provider}`, listing.nonce)) {
       throw new TributaryError('LISTING_REPLAY', `Nonce ${listing.nonce} was already used by this provider.`);
     }
@@ -75,9 +86,12 @@ export class ListingRegistry {
     return record;
   }
 
-  /** Listings matching the query parameters of GET /v1/listings (validated here). */
-  async search(params: unknown): Promise<ListingRecord[]> {
-    return this.store.searchListings(parse(ListingSearchParamsSchema, params));
+  /** Listings matching the query parameters of GET /v1/listings (validated here); `page` overrides their limit. */
+  async search(
+    params: unknown,
+    page: { limit?: number; after?: { publishedAt: Date; id: string } } = {},
+  ): Promise<ListingRecord[]> {
+    return this.store.searchListings({ ...parse(ListingSearchParamsSchema, params), ...page });
   }
 
   /** Deletes a listing at its provider's signed request (the body of DELETE /v1/listings/:id). */

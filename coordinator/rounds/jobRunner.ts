@@ -2,10 +2,12 @@ import { decodeTensors } from '../../shared/codec/modelCodec';
 import type { NamedTensor } from '../../shared/codec/tensors';
 import { createRng, deriveSeed } from '../../shared/data/random';
 import { TributaryError, toTributaryError } from '../../shared/errors';
+import type { RandomStream } from '../../shared/privacy/randomSource';
 import { WakeableWait } from '../../shared/wakeableWait';
 import type { CoordinatorAggregationMode, RoundMessage } from '../aggregation/aggregationMode';
 import type { Logger } from '../logger';
-import type { GlobalModelEvaluator, RoundCompletedEvent } from '../ports';
+import type { GlobalModelEvaluator, RoundCompletedEvent, RoundSealer } from '../ports';
+import { JobPrivacy } from '../privacy/jobPrivacy';
 import type { JobRecord, Store } from '../store/store';
 import type { Strategy } from '../strategy/strategy';
 import type { ClientDirectory } from '../transport/clientDirectory';
@@ -26,8 +28,17 @@ export interface JobRunnerDeps {
   keepParts?: () => boolean;
   /** Called after each committed round; its failure never undoes the commit. */
   onRoundCommitted?: (event: RoundCompletedEvent) => void | Promise<void>;
+  /** Told how long each round state lasted (metrics: tributary_round_phase_seconds). */
+  onPhase?: (state: string, seconds: number) => void;
+  /** Signs and stores each committed round's transcript before its record is saved. @default none (no transcripts) */
+  sealer?: RoundSealer;
+  /** Where DP jobs draw their central noise. @default node:crypto's CSPRNG (tests pass a seeded stream) */
+  privacyRandom?: RandomStream;
   now?: () => number;
 }
+
+/** An attempt's outcome as the round loop sees it: committed (null), failed, or the privacy budget ran out. */
+type AttemptOutcome = AttemptFailure | null | { exhausted: TributaryError };
 
 /**
  * Runs one job round by round (the round state machine in roundStates.ts): wait for quorum → select
@@ -36,9 +47,14 @@ export interface JobRunnerDeps {
  * evaluate → commit (roundCommit.ts) → next round. The runner never names a mode. A failed attempt
  * is recorded and retried up to maxRoundRetries times, then the job fails with a reason; it never
  * waits forever. Resumes from the job's last committed round.
+ *
+ * Jobs with a `privacy` block (coordinator/privacy/jobPrivacy.ts): after selection, an attempt that
+ * would spend more than the budget at the round's real sampling rate (selected / eligible) is not
+ * run, and the job completes with PRIVACY_BUDGET_EXHAUSTED as its reason; tasks carry the round's
+ * clipping norm, and the revealed sum is privatised (and the budget spent persisted) before the strategy step.
  */
 export class JobRunner {
-  readonly machine = new RoundStateMachine();
+  readonly machine: RoundStateMachine;
   private job: JobRecord;
   private weights: NamedTensor[] = [];
   private modelBytes: Buffer = Buffer.alloc(0);
@@ -46,6 +62,7 @@ export class JobRunner {
   private attempt: RoundAttempt | null = null;
   private runningRound = 0;
   private stopped = false;
+  private privacy: JobPrivacy | undefined;
   private readonly membership = new WakeableWait();
   private readonly unsubscribe: () => void;
 
@@ -54,6 +71,7 @@ export class JobRunner {
     private readonly deps: JobRunnerDeps,
   ) {
     this.job = job;
+    this.machine = new RoundStateMachine(deps.onPhase);
     this.unsubscribe = deps.directory.onChange((e) => {
       if (e.jobId !== this.job.id) return;
       if (e.type === 'left') this.attempt?.dropped(e.clientId, `DISCONNECTED${e.reason ? `: ${e.reason}` : ''}`);
@@ -79,6 +97,7 @@ export class JobRunner {
   async run(): Promise<JobRecord> {
     try {
       await this.loadCheckpoint();
+      this.privacy = JobPrivacy.of(this.job, this.deps.privacyRandom);
       for (let round = this.job.currentRound + 1; round <= this.job.spec.rounds && !this.stopped; round++) {
         if (!(await this.runRound(round))) return this.job;
       }
@@ -135,6 +154,11 @@ export class JobRunner {
       const failure = await this.runAttempt(round, attempt, startedAt, excluded);
       if (!failure) return true;
       if (this.stopped) return false;
+      if ('exhausted' in failure) {
+        const e = failure.exhausted;
+        await this.finishJob('completed', `${e.code}: ${e.message}`);
+        return false;
+      }
       await this.recordFailure(round, attempt, startedAt, failure);
       for (const clientId of failure.blamed ?? []) excluded.add(clientId);
       if (tries + 1 > this.job.spec.maxRoundRetries) {
@@ -157,7 +181,7 @@ export class JobRunner {
     attempt: number,
     startedAt: Date,
     excluded: ReadonlySet<string>,
-  ): Promise<AttemptFailure | null> {
+  ): Promise<AttemptOutcome> {
     const spec = this.job.spec;
     this.runningRound = round;
     this.machine.to(ROUND_STATES.waitingForQuorum);
@@ -172,7 +196,12 @@ export class JobRunner {
     }
     this.machine.to(ROUND_STATES.selecting);
     const rng = createRng(deriveSeed(spec.seed, 'sample', round, attempt));
-    const plan = this.deps.strategy.configureTrain({ round, available: members(), rng });
+    const available = members();
+    const plan = this.deps.strategy.configureTrain({ round, available, rng });
+    // The accountant's q: this round's real sampling rate among the clients it could have selected.
+    const samplingRate = plan.selected.length / available.length;
+    const exhausted = this.privacy?.exhaustedAt(samplingRate);
+    if (exhausted) return { exhausted };
     this.machine.to(ROUND_STATES.collecting);
     const input = {
       job: this.job,
@@ -182,8 +211,10 @@ export class JobRunner {
       attempt,
       startedAt,
       plan,
+      samplingRate,
     };
-    const running = new RoundAttempt({ ...this.deps, machine: this.machine, now: () => this.now() }, input);
+    const deps = { ...this.deps, machine: this.machine, now: () => this.now(), privacy: this.privacy };
+    const running = new RoundAttempt(deps, input);
     this.attempt = running;
     const outcome = await running.run().finally(() => {
       this.attempt = null;

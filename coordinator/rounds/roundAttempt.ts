@@ -1,9 +1,10 @@
 import type { NamedTensor } from '../../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import type { RoundTask } from '../../shared/schemas/messages';
-import type { RoundCollection, RoundMessage } from '../aggregation/aggregationMode';
+import type { Revealed, RoundCollection, RoundMessage } from '../aggregation/aggregationMode';
 import type { RoundCompletedEvent } from '../ports';
-import type { JobRecord, RoundFailure } from '../store/store';
+import type { JobPrivacy } from '../privacy/jobPrivacy';
+import type { JobRecord, RoundFailure, RoundPrivacyRecord } from '../store/store';
 import type { ClientEvaluation, TrainPlan } from '../strategy/strategy';
 import type { JobRunnerDeps } from './jobRunner';
 import { commitRound, type RoundCommitted } from './roundCommit';
@@ -29,6 +30,8 @@ export interface AttemptInput {
   attempt: number;
   startedAt: Date;
   plan: TrainPlan;
+  /** selected / eligible clients: the round's real sampling rate (the privacy accountant's q). */
+  samplingRate: number;
 }
 
 /** A committed attempt: what the runner carries on with. */
@@ -42,14 +45,16 @@ export interface AttemptCommitted {
 /**
  * One attempt at one round, after its clients were selected: send the tasks, let the job's mode
  * collect, check the quorum before anything is revealed, have the mode reveal the sums, take the
- * strategy step, evaluate, and commit (roundCommit.ts). Never names a mode.
+ * strategy step, evaluate, and commit (roundCommit.ts). Never names a mode. A DP job's sums are
+ * privatised (JobPrivacy) as soon as they are revealed, and what that spent is stored before anything
+ * else happens.
  */
 export class RoundAttempt {
   private collection: RoundCollection | null = null;
   private stopped = false;
 
   constructor(
-    private readonly deps: JobRunnerDeps & { machine: RoundStateMachine; now(): number },
+    private readonly deps: JobRunnerDeps & { machine: RoundStateMachine; now(): number; privacy?: JobPrivacy },
     private readonly input: AttemptInput,
   ) {}
 
@@ -75,6 +80,7 @@ export class RoundAttempt {
     const { job, round, attempt, plan } = this.input;
     const selected = plan.selected;
     const deadline = this.deps.now() + job.spec.roundDeadlineMs;
+    const privacy = this.deps.privacy?.roundContext();
     const collection = this.deps.mode.openCollection({
       job,
       round,
@@ -86,9 +92,10 @@ export class RoundAttempt {
       directory: this.deps.directory,
       logger: this.deps.logger,
       now: () => this.deps.now(),
+      ...(privacy ? { privacy } : {}),
     });
     this.collection = collection;
-    this.sendTasks(collection, deadline);
+    this.sendTasks(collection, deadline, privacy?.clippingNorm);
     const collected = await collection.collect();
     if (this.stopped) return { reason: 'stopped', selected, participants: [], failures: [] };
     const { participants, failures } = collected;
@@ -100,7 +107,7 @@ export class RoundAttempt {
         'failed' in collected
           ? collected.failed
           : `ROUND_QUORUM_NOT_MET: ${participants.length} of the ${job.spec.minClients} required updates arrived`;
-      return { reason, selected, participants, failures };
+      return { reason, selected, participants, failures, blamed: collected.blamed };
     }
     try {
       return await this.aggregateAndCommit(collection, collected.evaluations);
@@ -110,17 +117,19 @@ export class RoundAttempt {
       const blamed = Array.isArray(members) ? members.filter((m): m is string => selected.includes(m as string)) : [];
       const reason = `${e.code}: ${e.message}`;
       const attributed = blamed.map((clientId) => ({ clientId, reason: `${e.code}: left out of this round's retry` }));
-      return { reason, selected, participants, failures: [...failures, ...attributed], blamed };
+      // Clients the collection already refused as saboteurs sit out the retry too (their failure is recorded).
+      const all = [...new Set([...(collected.blamed ?? []), ...blamed])];
+      return { reason, selected, participants, failures: [...failures, ...attributed], blamed: all };
     }
   }
 
-  private sendTasks(collection: RoundCollection, deadline: number): void {
+  private sendTasks(collection: RoundCollection, deadline: number, clippingNorm: number | undefined): void {
     const { job, round, attempt, plan } = this.input;
     const task: RoundTask = {
       jobId: job.id,
       round,
       attempt,
-      config: plan.config,
+      config: clippingNorm === undefined ? plan.config : { ...plan.config, clippingNorm },
       modelHash: job.modelHash,
       modelPath: `/v1/jobs/${job.id}/checkpoints/${job.currentRound}`,
       deadline,
@@ -141,7 +150,7 @@ export class RoundAttempt {
     const { job, weights, strategyState, round, attempt, startedAt, plan } = this.input;
     const { machine, strategy } = this.deps;
     machine.to(ROUND_STATES.aggregating);
-    const revealed = await collection.reveal();
+    const { revealed, privacy } = await this.privatise(await collection.reveal());
     const { participants, failures, parts, partKind } = revealed;
     if (participants.length < job.spec.minClients) {
       const message = `${participants.length} of the ${job.spec.minClients} required updates could be unmasked`;
@@ -175,9 +184,13 @@ export class RoundAttempt {
         startedAt,
         finishedAt,
         ...cohorts,
+        ...(privacy ? { privacy } : {}),
       },
       weights: next.weights,
       strategyState: next.state,
+      ...(this.deps.sealer
+        ? { seal: { sealer: this.deps.sealer, evidence: { sum: revealed.sum, submissions: revealed.submissions } } }
+        : {}),
     });
     machine.to(ROUND_STATES.completed);
     announceRoundClosed(this.deps.directory, job.id, selected, round, 'completed');
@@ -191,5 +204,14 @@ export class RoundAttempt {
       ...(parts ? { parts, partKind } : {}),
     };
     return { committed, weights: next.weights, strategyState: next.state, event };
+  }
+
+  /** A DP job's revealed sums, noised (central) and charged, with the spent budget stored first; others as they are. */
+  private async privatise(revealed: Revealed): Promise<{ revealed: Revealed; privacy?: RoundPrivacyRecord }> {
+    const jobPrivacy = this.deps.privacy;
+    if (!jobPrivacy) return { revealed };
+    const privatised = jobPrivacy.privatise(revealed, this.input.samplingRate);
+    await this.deps.store.updateJob(this.input.job.id, { privacy: jobPrivacy.state() });
+    return { revealed: privatised.revealed, privacy: privatised.record };
   }
 }

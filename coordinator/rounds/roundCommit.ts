@@ -1,14 +1,17 @@
 import { contentHash, encodeTensors } from '../../shared/codec/modelCodec';
 import type { NamedTensor } from '../../shared/codec/tensors';
+import type { RoundEvidence, RoundSealer } from '../ports';
 import type { JobRecord, RoundRecord, Store } from '../store/store';
 
 /** Everything a committed round stores. */
 export interface RoundCommitInput {
   job: JobRecord;
-  /** The round record, without `modelHash` (computed here from the weights). */
-  record: Omit<RoundRecord, 'modelHash' | 'status'>;
+  /** The round record, without `modelHash` (computed here from the weights) and `transcriptHash` (from the seal). */
+  record: Omit<RoundRecord, 'modelHash' | 'status' | 'transcriptHash'>;
   weights: readonly NamedTensor[];
   strategyState?: readonly NamedTensor[];
+  /** Signs and stores the round's transcript; absent: the round has no transcript (hash 0 on chain). */
+  seal?: { sealer: RoundSealer; evidence: RoundEvidence };
 }
 
 export interface RoundCommitted {
@@ -20,24 +23,34 @@ export interface RoundCommitted {
 }
 
 /**
- * The crash-safe commit of one round. Order matters for resume: the checkpoint first, then the round
- * record, the participants' counters, and the job's round pointer last — a crash before the pointer
- * moves leaves the round to be run again from the previous checkpoint, and a checkpoint or record of a
- * round the pointer never reached is simply overwritten then.
+ * The crash-safe commit of one round. Order matters for resume: the checkpoint first, then the signed
+ * transcript, the round record (carrying the transcript's hash, which the chain worker commits), the
+ * participants' counters, and the job's round pointer last — a crash before the pointer moves leaves
+ * the round to be run again from the previous checkpoint, and a checkpoint, transcript or record of a
+ * round the pointer never reached is simply overwritten then (the chain only commits rounds up to the
+ * pointer, so an overwritten transcript was never committed).
  */
 export async function commitRound(store: Store, input: RoundCommitInput): Promise<RoundCommitted> {
-  const { job, record: partial, weights, strategyState } = input;
+  const { job, record: partial, weights, strategyState, seal } = input;
   const bytes = encodeTensors(weights);
   const modelHash = contentHash(bytes);
-  const record: RoundRecord = { ...partial, status: 'completed', modelHash };
   await store.saveCheckpoint({
     jobId: job.id,
-    round: record.round,
+    round: partial.round,
     modelHash,
     weights: bytes,
     strategyState: strategyState ? encodeTensors(strategyState) : undefined,
-    createdAt: record.finishedAt,
+    createdAt: partial.finishedAt,
   });
+  const transcriptHash = seal
+    ? await seal.sealer.sealRound({ job, record: { ...partial, modelHash }, evidence: seal.evidence })
+    : undefined;
+  const record: RoundRecord = {
+    ...partial,
+    status: 'completed',
+    modelHash,
+    ...(transcriptHash ? { transcriptHash } : {}),
+  };
   await store.saveRound(record);
   await bumpParticipants(store, job.id, record.participants, record.finishedAt);
   const updated = await store.updateJob(job.id, { currentRound: record.round, modelHash });

@@ -32,6 +32,10 @@ export const ROUND_TRANSITIONS: Readonly<Record<RoundState, readonly RoundState[
 /** Holds the current stage and refuses illegal moves, so a bug cannot skip a stage silently. */
 export class RoundStateMachine {
   private current: RoundState = S.idle;
+  private enteredAt = performance.now();
+
+  /** `onLeave(state, seconds)` is told how long each state lasted (round phase metrics). */
+  constructor(private readonly onLeave?: (state: RoundState, seconds: number) => void) {}
 
   get state(): RoundState {
     return this.current;
@@ -41,6 +45,9 @@ export class RoundStateMachine {
     if (!ROUND_TRANSITIONS[this.current].includes(next)) {
       throw new TributaryError('INTERNAL', `Illegal round transition ${this.current} -> ${next}.`);
     }
+    const now = performance.now();
+    if (this.current !== S.idle) this.onLeave?.(this.current, (now - this.enteredAt) / 1000);
     this.current = next;
+    this.enteredAt = now;
   }
 }

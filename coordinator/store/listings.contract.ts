@@ -118,6 +118,22 @@ export function describeListingContract(store: () => Store): void {
       expect((await store().searchListings({ tags: [tag] })).map((r) => r.id)).toEqual(records.map((r) => r.id).sort());
     });
 
+    it('pages a search after a cursor, through ties, and counts listings per provider', async () => {
+      const tag = freshTag();
+      const provider = generateIdentity();
+      const t = Date.UTC(2031, 7, 1);
+      const newest = makeListing(provider, { tags: [tag], name: 'newest' }, t + 1000);
+      const tied = [0, 1, 2].map((i) => makeListing(provider, { tags: [tag], name: `tied ${i}` }, t));
+      for (const r of [...tied, newest]) await store().saveListing(r);
+      const all = [newest.id, ...tied.map((r) => r.id).sort()];
+      const first = await store().searchListings({ tags: [tag], limit: 2 });
+      const last = first[first.length - 1];
+      const rest = await store().searchListings({ tags: [tag], after: { publishedAt: last.publishedAt, id: last.id } });
+      expect([...first, ...rest].map((r) => r.id)).toEqual(all);
+      expect(await store().countListings(provider.clientId)).toBe(4);
+      expect(await store().countListings(generateIdentity().clientId)).toBe(0);
+    });
+
     it('deletes a listing once', async () => {
       const provider = generateIdentity();
       const keep = makeListing(provider, { name: 'keep' });

@@ -1,8 +1,24 @@
 import { TributaryError } from '../../shared/errors';
 import { DEFAULT_LISTING_RESULTS, listingMatches, type ListingQuery } from '../../shared/schemas/listing';
-import { compareJobsNewestFirst, copyBytes, deepCopy, definedPatch } from './records';
+import {
+  afterAuditCursor,
+  afterJobCursor,
+  afterListingCursor,
+  applyJobPatch,
+  compareAuditOldestFirst,
+  compareJobsNewestFirst,
+  copyBytes,
+  deepCopy,
+  isVisibleTo,
+  isManagedBy,
+  compareTranscripts,
+} from './records';
 import type {
+  ApiKeyRecord,
+  AuditCursor,
+  AuditRecord,
   CheckpointRecord,
+  JobPageQuery,
   JobPatch,
   JobRecord,
   JobStatus,
@@ -11,6 +27,7 @@ import type {
   PayoutPlanRecord,
   RoundRecord,
   Store,
+  TranscriptRecord,
 } from './store';
 
 /**
@@ -32,6 +49,10 @@ export class MemoryStore implements Store {
   private readonly validationSets = new Map<string, Uint8Array>();
   private readonly listings = new Map<string, ListingRecord>();
   private readonly payoutPlans = new Map<string, PayoutPlanRecord>();
+  private readonly apiKeys = new Map<string, ApiKeyRecord>();
+  private readonly audit = new Map<string, AuditRecord>();
+  /** jobId -> "round:kind" -> transcript */
+  private readonly transcripts = new Map<string, Map<string, TranscriptRecord>>();
   private closed = false;
 
   async createJob(job: JobRecord): Promise<void> {
@@ -60,8 +81,31 @@ export class MemoryStore implements Store {
     this.assertOpen();
     const job = this.jobs.get(id);
     if (!job) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${id}".`);
-    Object.assign(job, definedPatch(patch), { updatedAt: new Date() });
-    return deepCopy(job);
+    const updated = applyJobPatch(job, deepCopy(patch));
+    this.jobs.set(id, updated);
+    return deepCopy(updated);
+  }
+
+  async listJobsPage(query: JobPageQuery): Promise<JobRecord[]> {
+    this.assertOpen();
+    return [...this.jobs.values()]
+      .filter(
+        (job) =>
+          (query.status === undefined || job.status === query.status) &&
+          isVisibleTo(job, query.visibleTo) &&
+          (query.managedBy === undefined || isManagedBy(job, query.managedBy)) &&
+          (query.after === undefined || afterJobCursor(job, query.after)),
+      )
+      .sort(compareJobsNewestFirst)
+      .slice(0, query.limit)
+      .map((job) => deepCopy(job));
+  }
+
+  async countJobs(filter: { owner: string; statuses: readonly JobStatus[] }): Promise<number> {
+    this.assertOpen();
+    let n = 0;
+    for (const job of this.jobs.values()) if (job.owner === filter.owner && filter.statuses.includes(job.status)) n++;
+    return n;
   }
 
   async saveRound(record: RoundRecord): Promise<void> {
@@ -113,6 +157,22 @@ export class MemoryStore implements Store {
     return checkpoint ? deepCopy(checkpoint) : null;
   }
 
+  async saveTranscript(record: TranscriptRecord): Promise<void> {
+    this.assertOpen();
+    this.childMap(this.transcripts, record.jobId).set(`${record.round}:${record.kind}`, deepCopy(record));
+  }
+
+  async listTranscripts(jobId: string): Promise<TranscriptRecord[]> {
+    this.assertOpen();
+    return [...(this.transcripts.get(jobId)?.values() ?? [])].sort(compareTranscripts).map((t) => deepCopy(t));
+  }
+
+  async loadTranscript(jobId: string, round: number, kind: TranscriptRecord['kind']): Promise<TranscriptRecord | null> {
+    this.assertOpen();
+    const record = this.transcripts.get(jobId)?.get(`${round}:${kind}`);
+    return record ? deepCopy(record) : null;
+  }
+
   async saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void> {
     this.assertOpen();
     this.validationSets.set(jobId, copyBytes(bytes));
@@ -141,7 +201,12 @@ export class MemoryStore implements Store {
     this.assertOpen();
     const ids = query.ids && new Set(query.ids);
     return [...this.listings.values()]
-      .filter((r) => (!ids || ids.has(r.id)) && listingMatches(r.listing, query))
+      .filter(
+        (r) =>
+          (!ids || ids.has(r.id)) &&
+          listingMatches(r.listing, query) &&
+          (query.after === undefined || afterListingCursor(r, query.after)),
+      )
       .sort((a, b) => b.publishedAt.getTime() - a.publishedAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       .slice(0, query.limit ?? DEFAULT_LISTING_RESULTS)
       .map((r) => deepCopy(r));
@@ -150,6 +215,65 @@ export class MemoryStore implements Store {
   async deleteListing(id: string): Promise<boolean> {
     this.assertOpen();
     return this.listings.delete(id);
+  }
+
+  async countListings(provider: string): Promise<number> {
+    this.assertOpen();
+    let n = 0;
+    for (const r of this.listings.values()) if (r.listing.provider === provider) n++;
+    return n;
+  }
+
+  async saveApiKey(record: ApiKeyRecord): Promise<void> {
+    this.assertOpen();
+    if (this.apiKeys.has(record.id)) throw new TributaryError('INTERNAL', `An API key with id "${record.id}" exists.`);
+    this.apiKeys.set(record.id, deepCopy(record));
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRecord | null> {
+    this.assertOpen();
+    const record = this.apiKeys.get(id);
+    return record ? deepCopy(record) : null;
+  }
+
+  async listApiKeys(owner: string): Promise<ApiKeyRecord[]> {
+    this.assertOpen();
+    return [...this.apiKeys.values()]
+      .filter((k) => k.owner === owner)
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((k) => deepCopy(k));
+  }
+
+  async revokeApiKey(id: string, at: Date): Promise<boolean> {
+    this.assertOpen();
+    const record = this.apiKeys.get(id);
+    if (!record || record.revokedAt) return false;
+    record.revokedAt = new Date(at.getTime());
+    return true;
+  }
+
+  async appendAudit(record: AuditRecord): Promise<void> {
+    this.assertOpen();
+    if (!this.audit.has(record.id)) this.audit.set(record.id, deepCopy(record));
+  }
+
+  async listAudit(query: {
+    jobId?: string;
+    actor?: string;
+    after?: AuditCursor;
+    limit: number;
+  }): Promise<AuditRecord[]> {
+    this.assertOpen();
+    return [...this.audit.values()]
+      .filter(
+        (r) =>
+          (query.jobId === undefined || r.jobId === query.jobId) &&
+          (query.actor === undefined || r.actor === query.actor) &&
+          (query.after === undefined || afterAuditCursor(r, query.after)),
+      )
+      .sort(compareAuditOldestFirst)
+      .slice(0, query.limit)
+      .map((r) => deepCopy(r));
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,15 @@ import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import { type JobSpec, JobSpecSchema, type ModelSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing } from '../../shared/schemas/listing';
-import type { JobStatus, RoundContribution, RoundFailure } from './store';
+import type {
+  ApiKeyScope,
+  JobPrivacyState,
+  JobStatus,
+  JobVisibility,
+  RoundContribution,
+  RoundFailure,
+  RoundPrivacyRecord,
+} from './store';
 
 /*
  * Mongoose schemas for MongoStore. They stay inside the store folder: nothing else sees a mongoose type.
@@ -58,8 +66,36 @@ export interface JobDoc {
   modelHash: string;
   weightManifest: TensorManifestEntry[];
   failureReason?: string;
+  owner?: string;
+  visibility?: JobVisibility;
+  delegates?: string[];
+  /** JobRecord.privacy (plain numbers and number lists). */
+  privacy?: JobPrivacyState;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** An API key (ApiKeyRecord); `_id` is the key id. */
+export interface ApiKeyDoc {
+  _id: string;
+  owner: string;
+  name: string;
+  scopes: ApiKeyScope[];
+  tokenHash: string;
+  createdAt: Date;
+  expiresAt: Date;
+  revokedAt?: Date;
+}
+
+/** One audit record (AuditRecord); `_id` is the record id. Digests and details are flat string-keyed maps. */
+export interface AuditDoc {
+  _id: string;
+  action: string;
+  actor: string;
+  at: Date;
+  jobId?: string;
+  digests: Record<string, string>;
+  details?: Record<string, string | number | boolean>;
 }
 
 /** One attempt at one round; unique on (jobId, round, attempt). */
@@ -79,6 +115,8 @@ export interface RoundDoc {
   cohorts?: Array<{ members: string[] }>;
   /** RoundRecord.contribution as stored (plain numbers and string lists). */
   contribution?: RoundContribution;
+  /** RoundRecord.privacy as stored (plain numbers). */
+  privacy?: RoundPrivacyRecord;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -102,6 +140,18 @@ export interface PayoutPlanDoc {
   dustWei: string;
   scoreLabel: string;
   allocations: Array<{ account: string; amountWei: string; proof: string[]; clientIds: string[]; score: number }>;
+  createdAt: Date;
+}
+
+/** A signed round or scoring transcript (TranscriptRecord); unique on (jobId, round, kind). */
+export interface TranscriptDoc {
+  jobId: string;
+  round: number;
+  kind: 'round' | 'scoring';
+  hash: string;
+  text: string;
+  signature: string;
+  signer: string;
   createdAt: Date;
 }
 
@@ -159,6 +209,10 @@ const jobSchema = new Schema<JobDoc>(
       default: [],
     },
     failureReason: { type: String },
+    owner: { type: String },
+    visibility: { type: String, enum: ['public', 'private'] },
+    delegates: { type: [String], default: undefined },
+    privacy: { type: Schema.Types.Mixed, default: undefined },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
   },
@@ -166,6 +220,38 @@ const jobSchema = new Schema<JobDoc>(
 );
 jobSchema.index({ createdAt: -1 });
 jobSchema.index({ status: 1, createdAt: -1 });
+jobSchema.index({ owner: 1, status: 1 });
+jobSchema.index({ visibility: 1, createdAt: -1 });
+
+const apiKeySchema = new Schema<ApiKeyDoc>(
+  {
+    _id: { type: String, required: true },
+    owner: { type: String, required: true },
+    name: { type: String, required: true },
+    scopes: { type: [String], default: [] },
+    tokenHash: { type: String, required: true },
+    createdAt: { type: Date, required: true },
+    expiresAt: { type: Date, required: true },
+    revokedAt: { type: Date },
+  },
+  options,
+);
+apiKeySchema.index({ owner: 1, createdAt: -1 });
+
+const auditSchema = new Schema<AuditDoc>(
+  {
+    _id: { type: String, required: true },
+    action: { type: String, required: true },
+    actor: { type: String, required: true },
+    at: { type: Date, required: true },
+    jobId: { type: String },
+    digests: { type: Schema.Types.Mixed, default: {} },
+    details: { type: Schema.Types.Mixed, default: undefined },
+  },
+  options,
+);
+auditSchema.index({ jobId: 1, at: 1 });
+auditSchema.index({ actor: 1, at: 1 });
 
 const roundSchema = new Schema<RoundDoc>(
   {
@@ -188,6 +274,7 @@ const roundSchema = new Schema<RoundDoc>(
       default: undefined,
     },
     contribution: { type: Schema.Types.Mixed, default: undefined },
+    privacy: { type: Schema.Types.Mixed, default: undefined },
     startedAt: { type: Date, required: true },
     finishedAt: { type: Date, required: true },
   },
@@ -225,6 +312,23 @@ const payoutPlanSchema = new Schema<PayoutPlanDoc>(
   options,
 );
 payoutPlanSchema.index({ jobId: 1 }, { unique: true });
+
+const transcriptSchema = new Schema<TranscriptDoc>(
+  {
+    jobId: { type: String, required: true },
+    round: { type: Number, required: true },
+    kind: { type: String, required: true, enum: ['round', 'scoring'] },
+    hash: { type: String, required: true },
+    // The signed canonical text, verbatim: never parsed into fields, so it comes back byte for byte.
+    text: { type: String, required: true },
+    signature: { type: String, required: true },
+    signer: { type: String, required: true },
+    createdAt: { type: Date, required: true },
+  },
+  options,
+);
+// Unique on (jobId, round, kind); 'round' sorts before 'scoring', the order listTranscripts returns.
+transcriptSchema.index({ jobId: 1, round: 1, kind: 1 }, { unique: true });
 
 const checkpointSchema = new Schema<CheckpointDoc>(
   {
@@ -275,9 +379,12 @@ export interface StoreModels {
   Round: Model<RoundDoc>;
   Participant: Model<ParticipantDoc>;
   PayoutPlan: Model<PayoutPlanDoc>;
+  Transcript: Model<TranscriptDoc>;
   Checkpoint: Model<CheckpointDoc>;
   ValidationSet: Model<ValidationSetDoc>;
   Listing: Model<ListingDoc>;
+  ApiKey: Model<ApiKeyDoc>;
+  Audit: Model<AuditDoc>;
 }
 
 /** Registers the models on `conn` (not the global mongoose), with fixed collection names. */
@@ -287,8 +394,11 @@ export function defineModels(conn: Connection): StoreModels {
     Round: conn.model<RoundDoc>('Round', roundSchema, 'rounds'),
     Participant: conn.model<ParticipantDoc>('Participant', participantSchema, 'participants'),
     PayoutPlan: conn.model<PayoutPlanDoc>('PayoutPlan', payoutPlanSchema, 'payoutplans'),
+    Transcript: conn.model<TranscriptDoc>('Transcript', transcriptSchema, 'transcripts'),
     Checkpoint: conn.model<CheckpointDoc>('Checkpoint', checkpointSchema, 'checkpoints'),
     ValidationSet: conn.model<ValidationSetDoc>('ValidationSet', validationSetSchema, 'validationsets'),
     Listing: conn.model<ListingDoc>('Listing', listingSchema, 'listings'),
+    ApiKey: conn.model<ApiKeyDoc>('ApiKey', apiKeySchema, 'apikeys'),
+    Audit: conn.model<AuditDoc>('Audit', auditSchema, 'audit'),
   };
 }

@@ -10,6 +10,8 @@ import { deleteQuietly, downloadBytes, GridFsFileMissing, uploadBytes } from './
 import {
   BUCKETS,
   defineModels,
+  type ApiKeyDoc,
+  type AuditDoc,
   fromStoredSpec,
   toStoredSpec,
   type CheckpointDoc,
@@ -19,11 +21,17 @@ import {
   type PayoutPlanDoc,
   type RoundDoc,
   type StoreModels,
+  type TranscriptDoc,
 } from './mongoModels';
 import { definedPatch } from './records';
 import type {
+  ApiKeyRecord,
+  AuditCursor,
+  AuditRecord,
   CheckpointRecord,
+  JobPageQuery,
   JobPatch,
+  JobPrivacyState,
   JobRecord,
   JobStatus,
   ListingRecord,
@@ -32,6 +40,7 @@ import type {
   RoundContribution,
   RoundRecord,
   Store,
+  TranscriptRecord,
 } from './store';
 
 /** Options for `MongoStore.connect`. */
@@ -145,12 +154,49 @@ export class MongoStore implements Store {
     return this.run(async () => {
       const doc = await this.models.Job.findOneAndUpdate(
         { _id: id },
-        { $set: { ...definedPatch(patch), updatedAt: new Date() } },
+        { $set: { ...jobPatchUpdate(patch), updatedAt: new Date() } },
         { returnDocument: 'after', runValidators: true },
       ).lean<JobDoc>();
       if (!doc) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${id}".`);
       return toJobRecord(doc);
     });
+  }
+
+  async listJobsPage(query: JobPageQuery): Promise<JobRecord[]> {
+    return this.run(async () => {
+      // Operators are wrapped in mongoose.trusted: sanitizeFilter would otherwise neutralise them.
+      const clauses: Record<string, unknown>[] = [];
+      if (query.status !== undefined) clauses.push({ status: query.status });
+      // visibilityOf (records.ts): stored, else private exactly when the job has a chain config.
+      const absent = () => mongoose.trusted({ $exists: false });
+      const visible: Record<string, unknown>[] = [
+        { visibility: 'public' },
+        { visibility: absent(), 'spec.chain': absent() },
+      ];
+      if (query.visibleTo !== null) visible.push({ owner: query.visibleTo }, { delegates: query.visibleTo });
+      clauses.push({ $or: visible });
+      if (query.managedBy !== undefined)
+        clauses.push({ $or: [{ owner: query.managedBy }, { delegates: query.managedBy }] });
+      if (query.after !== undefined) {
+        clauses.push({
+          $or: [
+            { createdAt: mongoose.trusted({ $lt: query.after.createdAt }) },
+            { createdAt: query.after.createdAt, _id: mongoose.trusted({ $gt: query.after.id }) },
+          ],
+        });
+      }
+      const docs = await this.models.Job.find({ $and: clauses })
+        .sort({ createdAt: -1, _id: 1 })
+        .limit(query.limit)
+        .lean<JobDoc[]>();
+      return docs.map(toJobRecord);
+    });
+  }
+
+  async countJobs(filter: { owner: string; statuses: readonly JobStatus[] }): Promise<number> {
+    return this.run(() =>
+      this.models.Job.countDocuments({ owner: filter.owner, status: mongoose.trusted({ $in: [...filter.statuses] }) }),
+    );
   }
 
   async saveRound(record: RoundRecord): Promise<void> {
@@ -284,6 +330,32 @@ export class MongoStore implements Store {
     );
   }
 
+  async saveTranscript(record: TranscriptRecord): Promise<void> {
+    await this.run(() =>
+      retryDuplicateKey(() =>
+        this.models.Transcript.replaceOne(
+          { jobId: record.jobId, round: record.round, kind: record.kind },
+          toTranscriptRecord(record),
+          { upsert: true },
+        ),
+      ),
+    );
+  }
+
+  async listTranscripts(jobId: string): Promise<TranscriptRecord[]> {
+    return this.run(async () => {
+      const docs = await this.models.Transcript.find({ jobId }).sort({ round: 1, kind: 1 }).lean<TranscriptDoc[]>();
+      return docs.map(toTranscriptRecord);
+    });
+  }
+
+  async loadTranscript(jobId: string, round: number, kind: TranscriptRecord['kind']): Promise<TranscriptRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.Transcript.findOne({ jobId, round, kind }).lean<TranscriptDoc>();
+      return doc ? toTranscriptRecord(doc) : null;
+    });
+  }
+
   async saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void> {
     await this.run(async () => {
       const bucket = this.validationFiles;
@@ -346,6 +418,13 @@ export class MongoStore implements Store {
       if (query.featureColumns !== undefined) filter.featureColumnsKey = featureColumnsKeyOf(query.featureColumns);
       if (query.tags !== undefined && query.tags.length > 0) filter.tags = mongoose.trusted({ $all: [...query.tags] });
       if (query.ids !== undefined) filter._id = mongoose.trusted({ $in: [...query.ids] });
+      if (query.after !== undefined) {
+        const { publishedAt, id } = query.after;
+        filter.$or = [
+          { publishedAt: mongoose.trusted({ $lt: publishedAt }) },
+          { publishedAt, _id: mongoose.trusted({ $gt: id }) },
+        ];
+      }
       const docs = await this.models.Listing.find(filter)
         .sort({ publishedAt: -1, _id: 1 })
         .limit(query.limit ?? DEFAULT_LISTING_RESULTS)
@@ -356,6 +435,74 @@ export class MongoStore implements Store {
 
   async deleteListing(id: string): Promise<boolean> {
     return this.run(async () => (await this.models.Listing.deleteOne({ _id: id })).deletedCount === 1);
+  }
+
+  async countListings(provider: string): Promise<number> {
+    return this.run(() => this.models.Listing.countDocuments({ provider }));
+  }
+
+  async saveApiKey(record: ApiKeyRecord): Promise<void> {
+    await this.run(async () => {
+      try {
+        await this.models.ApiKey.create(toApiKeyDoc(record));
+      } catch (err) {
+        if (isDuplicateKey(err)) throw new TributaryError('INTERNAL', `An API key with id "${record.id}" exists.`);
+        throw err;
+      }
+    });
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.ApiKey.findById(id).lean<ApiKeyDoc>();
+      return doc ? toApiKeyRecord(doc) : null;
+    });
+  }
+
+  async listApiKeys(owner: string): Promise<ApiKeyRecord[]> {
+    return this.run(async () => {
+      const docs = await this.models.ApiKey.find({ owner }).sort({ createdAt: -1, _id: 1 }).lean<ApiKeyDoc[]>();
+      return docs.map(toApiKeyRecord);
+    });
+  }
+
+  async revokeApiKey(id: string, at: Date): Promise<boolean> {
+    return this.run(async () => {
+      const result = await this.models.ApiKey.updateOne(
+        { _id: id, revokedAt: mongoose.trusted({ $exists: false }) },
+        { $set: { revokedAt: at } },
+      );
+      return result.modifiedCount === 1;
+    });
+  }
+
+  async appendAudit(record: AuditRecord): Promise<void> {
+    await this.run(async () => {
+      try {
+        await this.models.Audit.create(toAuditDoc(record));
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+    });
+  }
+
+  async listAudit(query: {
+    jobId?: string;
+    actor?: string;
+    after?: AuditCursor;
+    limit: number;
+  }): Promise<AuditRecord[]> {
+    return this.run(async () => {
+      const filter: Record<string, unknown> = {};
+      if (query.jobId !== undefined) filter.jobId = query.jobId;
+      if (query.actor !== undefined) filter.actor = query.actor;
+      if (query.after !== undefined) {
+        const { at, id } = query.after;
+        filter.$or = [{ at: mongoose.trusted({ $gt: at }) }, { at, _id: mongoose.trusted({ $gt: id }) }];
+      }
+      const docs = await this.models.Audit.find(filter).sort({ at: 1, _id: 1 }).limit(query.limit).lean<AuditDoc[]>();
+      return docs.map(toAuditRecord);
+    });
   }
 
   async close(): Promise<void> {
@@ -437,7 +584,69 @@ function toJobDoc(job: JobRecord): JobDoc {
     updatedAt: job.updatedAt,
   };
   if (job.failureReason !== undefined) doc.failureReason = job.failureReason;
+  if (job.owner !== undefined) doc.owner = job.owner;
+  if (job.visibility !== undefined) doc.visibility = job.visibility;
+  if (job.delegates !== undefined) doc.delegates = [...job.delegates];
+  if (job.privacy !== undefined) doc.privacy = copyJobPrivacy(job.privacy);
   return doc;
+}
+
+/** The $set of updateJob: patchable fields as given; `access` lands inside the stored spec. */
+function jobPatchUpdate(patch: JobPatch): Record<string, unknown> {
+  const { access, delegates, ...fields } = definedPatch(patch);
+  return {
+    ...fields,
+    ...(delegates !== undefined ? { delegates: [...delegates] } : {}),
+    ...(access !== undefined ? { 'spec.access': access } : {}),
+  };
+}
+
+function toApiKeyDoc(r: ApiKeyRecord): ApiKeyDoc {
+  const doc: ApiKeyDoc = {
+    _id: r.id,
+    owner: r.owner,
+    name: r.name,
+    scopes: [...r.scopes],
+    tokenHash: r.tokenHash,
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+  };
+  if (r.revokedAt !== undefined) doc.revokedAt = r.revokedAt;
+  return doc;
+}
+
+function toApiKeyRecord(doc: ApiKeyDoc): ApiKeyRecord {
+  const record: ApiKeyRecord = {
+    id: doc._id,
+    owner: doc.owner,
+    name: doc.name,
+    scopes: [...doc.scopes],
+    tokenHash: doc.tokenHash,
+    createdAt: doc.createdAt,
+    expiresAt: doc.expiresAt,
+  };
+  if (doc.revokedAt != null) record.revokedAt = doc.revokedAt;
+  return record;
+}
+
+function toAuditDoc(r: AuditRecord): AuditDoc {
+  const doc: AuditDoc = { _id: r.id, action: r.action, actor: r.actor, at: r.at, digests: { ...r.digests } };
+  if (r.jobId !== undefined) doc.jobId = r.jobId;
+  if (r.details !== undefined) doc.details = { ...r.details };
+  return doc;
+}
+
+function toAuditRecord(doc: AuditDoc): AuditRecord {
+  const record: AuditRecord = {
+    id: doc._id,
+    action: doc.action,
+    actor: doc.actor,
+    at: doc.at,
+    digests: { ...doc.digests },
+  };
+  if (doc.jobId != null) record.jobId = doc.jobId;
+  if (doc.details != null) record.details = { ...doc.details };
+  return record;
 }
 
 function toJobRecord(doc: JobDoc): JobRecord {
@@ -452,7 +661,16 @@ function toJobRecord(doc: JobDoc): JobRecord {
     updatedAt: doc.updatedAt,
   };
   if (doc.failureReason != null) record.failureReason = doc.failureReason;
+  if (doc.owner != null) record.owner = doc.owner;
+  if (doc.visibility != null) record.visibility = doc.visibility;
+  if (doc.delegates != null) record.delegates = [...doc.delegates];
+  if (doc.privacy != null) record.privacy = copyJobPrivacy(doc.privacy);
   return record;
+}
+
+function copyJobPrivacy(p: JobPrivacyState): JobPrivacyState {
+  const { orders, rdp, rounds } = p.accountant;
+  return { accountant: { orders: [...orders], rdp: [...rdp], rounds }, clippingNorm: p.clippingNorm };
 }
 
 function toRoundDoc(r: RoundRecord): RoundDoc {
@@ -473,6 +691,7 @@ function toRoundDoc(r: RoundRecord): RoundDoc {
   if (r.failureReason !== undefined) doc.failureReason = r.failureReason;
   if (r.cohorts !== undefined) doc.cohorts = r.cohorts.map((members) => ({ members: [...members] }));
   if (r.contribution !== undefined) doc.contribution = copyContribution(r.contribution);
+  if (r.privacy !== undefined) doc.privacy = { ...r.privacy };
   return doc;
 }
 
@@ -494,6 +713,7 @@ function toRoundRecord(doc: RoundDoc): RoundRecord {
   if (doc.failureReason != null) record.failureReason = doc.failureReason;
   if (doc.cohorts != null) record.cohorts = doc.cohorts.map((c) => [...(c.members ?? [])]);
   if (doc.contribution != null) record.contribution = copyContribution(doc.contribution);
+  if (doc.privacy != null) record.privacy = { ...doc.privacy };
   return record;
 }
 
@@ -563,4 +783,18 @@ function toListingRecord(doc: ListingDoc): ListingRecord {
 
 function toParticipantRecord(doc: ParticipantDoc): ParticipantRecord {
   return toParticipantDoc(doc);
+}
+
+/** The record's fields only (no `_id`), as both the document written and the record read back. */
+function toTranscriptRecord(t: TranscriptRecord | TranscriptDoc): TranscriptRecord {
+  return {
+    jobId: t.jobId,
+    round: t.round,
+    kind: t.kind,
+    hash: t.hash,
+    text: t.text,
+    signature: t.signature,
+    signer: t.signer,
+    createdAt: new Date(t.createdAt),
+  };
 }

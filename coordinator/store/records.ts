@@ -1,4 +1,13 @@
-import type { JobPatch, JobRecord } from './store';
+import type {
+  AuditCursor,
+  AuditRecord,
+  JobCursor,
+  JobPatch,
+  JobRecord,
+  JobVisibility,
+  ListingRecord,
+  TranscriptRecord,
+} from './store';
 
 /*
  * Small rules both store backends must apply the same way, kept here so they cannot drift.
@@ -11,6 +20,11 @@ export function compareJobsNewestFirst(a: JobRecord, b: JobRecord): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
+/** listTranscripts order: by round, then `round` before `scoring`. */
+export function compareTranscripts(a: TranscriptRecord, b: TranscriptRecord): number {
+  return a.round - b.round || (a.kind === b.kind ? 0 : a.kind === 'round' ? -1 : 1);
+}
+
 /** A plain Uint8Array (never a Buffer) holding a copy of exactly the bytes `bytes` views. */
 export function copyBytes(bytes: Uint8Array): Uint8Array {
   const copy = new Uint8Array(bytes.byteLength);
@@ -18,7 +32,7 @@ export function copyBytes(bytes: Uint8Array): Uint8Array {
   return copy;
 }
 
-const PATCHABLE = ['status', 'currentRound', 'modelHash', 'failureReason'] as const;
+const PATCHABLE = ['status', 'currentRound', 'modelHash', 'failureReason', 'delegates', 'access', 'privacy'] as const;
 
 /** The fields of `patch` that updateJob applies: only patchable keys, and only those not undefined. */
 export function definedPatch(patch: JobPatch): JobPatch {
@@ -27,6 +41,58 @@ export function definedPatch(patch: JobPatch): JobPatch {
     if (patch[key] !== undefined) out[key] = patch[key];
   }
   return out as JobPatch;
+}
+
+/** A job with `patch` applied (a new object; `access` replaces spec.access) and updatedAt set to now. */
+export function applyJobPatch(job: JobRecord, patch: JobPatch): JobRecord {
+  const { access, ...fields } = definedPatch(patch);
+  return {
+    ...job,
+    ...fields,
+    ...(access !== undefined ? { spec: { ...job.spec, access } } : {}),
+    updatedAt: new Date(),
+  };
+}
+
+/** A job's visibility: as stored, else `private` for a paid (chain) job and `public` otherwise. */
+export function visibilityOf(job: Pick<JobRecord, 'visibility' | 'spec'>): JobVisibility {
+  return job.visibility ?? (job.spec.chain ? 'private' : 'public');
+}
+
+/** Whether `principal` owns the job or is one of its delegates. */
+export function isManagedBy(job: Pick<JobRecord, 'owner' | 'delegates'>, principal: string): boolean {
+  return job.owner === principal || (job.delegates ?? []).includes(principal);
+}
+
+/** The listJobsPage visibility rule: public jobs, plus those `principal` manages (null: public only). */
+export function isVisibleTo(job: JobRecord, principal: string | null): boolean {
+  return visibilityOf(job) === 'public' || (principal !== null && isManagedBy(job, principal));
+}
+
+/** Whether a job comes after `cursor` in listJobs order (newest first, ties by id ascending). */
+export function afterJobCursor(job: JobRecord, cursor: JobCursor): boolean {
+  const t = job.createdAt.getTime();
+  const c = cursor.createdAt.getTime();
+  return t < c || (t === c && job.id > cursor.id);
+}
+
+/** Whether a listing comes after `cursor` in search order (newest publishedAt first, ties by id ascending). */
+export function afterListingCursor(record: ListingRecord, cursor: { publishedAt: Date; id: string }): boolean {
+  const t = record.publishedAt.getTime();
+  const c = cursor.publishedAt.getTime();
+  return t < c || (t === c && record.id > cursor.id);
+}
+
+/** Audit order: oldest first; ties by id ascending. */
+export function compareAuditOldestFirst(a: AuditRecord, b: AuditRecord): number {
+  return a.at.getTime() - b.at.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** Whether an audit record comes after `cursor` in audit order. */
+export function afterAuditCursor(record: AuditRecord, cursor: AuditCursor): boolean {
+  const t = record.at.getTime();
+  const c = cursor.at.getTime();
+  return t > c || (t === c && record.id > cursor.id);
 }
 
 /**

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { canonicalSpecHash } from '../../contracts/escrowBinding';
 import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
+import { describeAccessControlContract } from './accessControl.contract';
 import { describeListingContract } from './listings.contract';
+import { describeTranscriptContract } from './transcripts.contract';
 import type { CheckpointRecord, JobRecord, ParticipantRecord, RoundRecord, Store } from './store';
 
 /*
@@ -148,6 +150,35 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
         expect(again.status).toBe('failed');
       });
 
+      it("round-trips a DP job's privacy state from creation and through updates (a resumed job continues from it)", async () => {
+        const privacy = {
+          accountant: { orders: [1.5, 2, 64], rdp: [0, 0, 0], rounds: 0 },
+          clippingNorm: 0.1,
+        };
+        const job = makeJob({ privacy });
+        await store.createJob(job);
+        expect(await store.getJob(job.id)).toStrictEqual(job);
+        const spent = {
+          accountant: { orders: [1.5, 2, 64], rdp: [0.012345678901234, 0.5, 17.25], rounds: 3 },
+          clippingNorm: 0.1234567890123,
+        };
+        const updated = await store.updateJob(job.id, { privacy: spent });
+        expect(updated.privacy).toStrictEqual(spent);
+        // Changing what was passed in changes nothing stored.
+        spent.accountant.rdp[0] = 99;
+        spent.clippingNorm = 5;
+        const got = await store.getJob(job.id);
+        expect(got!.privacy).toStrictEqual({
+          accountant: { orders: [1.5, 2, 64], rdp: [0.012345678901234, 0.5, 17.25], rounds: 3 },
+          clippingNorm: 0.1234567890123,
+        });
+        // Other patches leave it alone; a job without a privacy block has none.
+        expect((await store.updateJob(job.id, { currentRound: 4 })).privacy).toStrictEqual(got!.privacy);
+        const plain = makeJob();
+        await store.createJob(plain);
+        expect('privacy' in (await store.getJob(plain.id))!).toBe(false);
+      });
+
       it('throws JOB_NOT_FOUND when updating an unknown job', async () => {
         const id = uid('missing');
         const attempt = store.updateJob(id, { status: 'running' });
@@ -233,6 +264,26 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
         const rounds = await store.listRounds(jobId);
         expect(rounds[0]).toStrictEqual(makeRound(jobId, 1, 1, { transcriptHash }));
         expect('transcriptHash' in rounds[1]).toBe(false);
+      });
+
+      it("round-trips a DP round's privacy accounting, and omits it when absent", async () => {
+        const jobId = uid('privacy');
+        const privacy = {
+          noise: 'distributed' as const,
+          epsilon: 1.2345678901234,
+          delta: 1e-5,
+          epsilonBudget: 3,
+          noiseMultiplier: 1.1,
+          samplingRate: 0.25,
+          clippingNorm: 0.75,
+          clippedFraction: 0.4,
+          rounds: 2,
+        };
+        await store.saveRound(makeRound(jobId, 1, 0, { privacy }));
+        await store.saveRound(makeRound(jobId, 2, 0));
+        const rounds = await store.listRounds(jobId);
+        expect(rounds[0]).toStrictEqual(makeRound(jobId, 1, 0, { privacy }));
+        expect('privacy' in rounds[1]).toBe(false);
       });
 
       it('lists no rounds for a job without any', async () => {
@@ -497,6 +548,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
     });
 
     describeListingContract(() => store);
+    describeAccessControlContract(() => store);
+    describeTranscriptContract(() => store);
 
     it('rejects operations after close with STORE_UNAVAILABLE, and closing twice is fine', async () => {
       const s = await open();

@@ -1,8 +1,15 @@
+import type { ApiKeyScope } from '../../shared/schemas/restApi';
+import type { JobAccess } from '../../shared/schemas/jobAccess';
+import type { RdpAccountantState } from '../../shared/privacy/rdpAccountant';
+import type { PrivacyNoise } from '../../shared/schemas/privacySpec';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing, ListingQuery } from '../../shared/schemas/listing';
 
 export type JobStatus = 'pending' | 'running' | 'completed' | 'failed';
+
+/** Who may read a job's model, checkpoints, rounds and participants: anyone, or its owner and members. */
+export type JobVisibility = 'public' | 'private';
 
 /** A training job as the coordinator keeps it. */
 export interface JobRecord {
@@ -16,11 +23,97 @@ export interface JobRecord {
   /** Names and shapes of the model's weights, in order. */
   weightManifest: TensorManifestEntry[];
   failureReason?: string;
+  /**
+   * The identity that created the job over REST (coordinator/auth principal id, e.g. `ed25519:<hex>` or
+   * `eth:0x<address>`); absent for jobs the operator created in process.
+   */
+  owner?: string;
+  /** Absent on records written before visibility existed: then `public`, or `private` for a paid job. */
+  visibility?: JobVisibility;
+  /** Identities the owner lets manage the job (validation set, cancel, invitations, private reads). */
+  delegates?: string[];
+  /** Jobs with a `privacy` block: the accountant and the next round's clipping norm (coordinator/privacy). */
+  privacy?: JobPrivacyState;
   createdAt: Date;
   updatedAt: Date;
 }
 
-export type JobPatch = Partial<Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason'>>;
+/**
+ * What a DP job carries from round to round, so that a resumed job continues from the budget it spent:
+ * the RDP accountant's state and the clipping norm C of the next round (it moves under adaptive
+ * clipping). The plan itself is derived again from the spec (assertPrivacyUsable is deterministic).
+ */
+export interface JobPrivacyState {
+  accountant: RdpAccountantState;
+  clippingNorm: number;
+}
+
+export type JobPatch = Partial<
+  Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason' | 'delegates' | 'privacy'> & {
+    /** Replaces `spec.access` (the owner changed the invitations). */
+    access: JobAccess;
+  }
+>;
+
+/** Where a page of a newest-first list starts: after this (createdAt, id). */
+export interface JobCursor {
+  createdAt: Date;
+  id: string;
+}
+
+/** One page of jobs (listJobsPage), newest first (ties by id), like listJobs. */
+export interface JobPageQuery {
+  status?: JobStatus;
+  /** Only jobs this identity may list: `public` ones and those it owns or is a delegate of; null = public only. */
+  visibleTo: string | null;
+  /** Only jobs this identity owns or is a delegate of. */
+  managedBy?: string;
+  after?: JobCursor;
+  limit: number;
+}
+
+/** What an API key may do on behalf of its owner (shared/schemas/restApi.ts). */
+export type { ApiKeyScope };
+
+/** A machine credential. Only a hash of the token is stored; the token itself is shown once, at creation. */
+export interface ApiKeyRecord {
+  /** Public id, also the token's second part (`trk_<id>_<secret>`). */
+  id: string;
+  /** The principal the key acts for. */
+  owner: string;
+  name: string;
+  scopes: ApiKeyScope[];
+  /** SHA-256 (hex) of the whole token. */
+  tokenHash: string;
+  createdAt: Date;
+  expiresAt: Date;
+  revokedAt?: Date;
+}
+
+/**
+ * One state-changing action, kept for the owner's audit trail (GET /v1/jobs/:id/audit): who did what,
+ * when, with digests of what changed (never the data itself).
+ */
+export interface AuditRecord {
+  id: string;
+  /** e.g. `job.created`, `job.cancelled`, `job.validation-set.replaced`, `job.access.changed`, `api-key.created`. */
+  action: string;
+  /** Principal id of whoever acted (or `operator`). */
+  actor: string;
+  at: Date;
+  /** The job acted on, if any. */
+  jobId?: string;
+  /** Named SHA-256 digests (hex) of what the action wrote or replaced. */
+  digests: Record<string, string>;
+  /** Small scalar facts (an API key id, an example count, the previous status). */
+  details?: Record<string, string | number | boolean>;
+}
+
+/** Where a page of the audit trail starts (oldest first): after this (at, id). */
+export interface AuditCursor {
+  at: Date;
+  id: string;
+}
 
 export interface RoundFailure {
   clientId: string;
@@ -53,8 +146,30 @@ export interface RoundRecord {
   cohorts?: string[][];
   /** Contribution scoring of this round (coordinator/contribution), added after the commit; absent if not scored. */
   contribution?: RoundContribution;
+  /** Jobs with a `privacy` block: what the round spent and how it was noised (coordinator/privacy). */
+  privacy?: RoundPrivacyRecord;
   startedAt: Date;
   finishedAt: Date;
+}
+
+/** A DP round's privacy accounting, as its record reports it (docs/privacy.md). */
+export interface RoundPrivacyRecord {
+  noise: PrivacyNoise;
+  /** The epsilon the job has spent after this round (at `delta`), every revealed attempt counted. */
+  epsilon: number;
+  delta: number;
+  /** The job's budget. */
+  epsilonBudget: number;
+  /** z, the noise multiplier the accountant was stepped with. */
+  noiseMultiplier: number;
+  /** q: the round's real sampling rate (selected / eligible connected clients). */
+  samplingRate: number;
+  /** C, the L2 clipping norm of this round. */
+  clippingNorm: number;
+  /** The noised fraction of updates that were clipped (never the exact one). */
+  clippedFraction: number;
+  /** Rounds the accountant has composed, this one included. */
+  rounds: number;
 }
 
 /**
@@ -114,6 +229,26 @@ export interface CheckpointRecord {
   createdAt: Date;
 }
 
+/**
+ * A signed transcript of one round (coordinator/transcript/): `round` for the committed round, written
+ * before the round record that carries its hash; `scoring` once contribution scoring has run. Kept as
+ * the exact canonical text that was signed, so it comes back byte for byte verifiable.
+ */
+export interface TranscriptRecord {
+  jobId: string;
+  round: number;
+  kind: 'round' | 'scoring';
+  /** SHA-256 (hex) of `text`'s UTF-8 bytes. */
+  hash: string;
+  /** The RFC 8785 canonical JSON text that was signed. */
+  text: string;
+  /** Ed25519 signature (hex) over `text`'s UTF-8 bytes. */
+  signature: string;
+  /** The signing key (hex). */
+  signer: string;
+  createdAt: Date;
+}
+
 /** A published dataset listing: the provider's signed listing kept verbatim, so anyone can re-verify it. */
 export interface ListingRecord {
   /** listingIdOf(listing): a content hash. */
@@ -142,6 +277,10 @@ export interface Store {
    * undefined are left alone; updatedAt is set to now.
    */
   updateJob(id: string, patch: JobPatch): Promise<JobRecord>;
+  /** At most `limit` jobs matching the query, in listJobs order, starting after `after`. */
+  listJobsPage(query: JobPageQuery): Promise<JobRecord[]>;
+  /** How many jobs `owner` owns with one of these statuses (quotas). */
+  countJobs(filter: { owner: string; statuses: readonly JobStatus[] }): Promise<number>;
 
   /** Upsert keyed by (jobId, round, attempt). */
   saveRound(record: RoundRecord): Promise<void>;
@@ -162,6 +301,13 @@ export interface Store {
   /** The checkpoint of `round`, or the highest round if omitted; null if none. */
   loadCheckpoint(jobId: string, round?: number): Promise<CheckpointRecord | null>;
 
+  /** Upsert keyed by (jobId, round, kind): a round run again after a crash replaces its transcript. */
+  saveTranscript(record: TranscriptRecord): Promise<void>;
+  /** Ordered by round, then kind (`round` before `scoring`). */
+  listTranscripts(jobId: string): Promise<TranscriptRecord[]>;
+  /** One round's transcript of `kind`, or null. */
+  loadTranscript(jobId: string, round: number, kind: TranscriptRecord['kind']): Promise<TranscriptRecord | null>;
+
   /** The buyer's validation set (dataset codec bytes); replaces any previous one. */
   saveValidationSet(jobId: string, bytes: Uint8Array): Promise<void>;
   loadValidationSet(jobId: string): Promise<Uint8Array | null>;
@@ -176,6 +322,21 @@ export interface Store {
   searchListings(query: ListingQuery): Promise<ListingRecord[]>;
   /** Removes a listing; false if there was none. */
   deleteListing(id: string): Promise<boolean>;
+  /** How many listings `provider` has published (quotas). */
+  countListings(provider: string): Promise<number>;
+
+  /** Inserts an API key; throws INTERNAL if the id exists (ids are random). */
+  saveApiKey(record: ApiKeyRecord): Promise<void>;
+  getApiKey(id: string): Promise<ApiKeyRecord | null>;
+  /** The keys of one owner, newest first (ties by id). */
+  listApiKeys(owner: string): Promise<ApiKeyRecord[]>;
+  /** Sets revokedAt if the key exists and is not revoked yet; false otherwise. */
+  revokeApiKey(id: string, at: Date): Promise<boolean>;
+
+  /** Appends to the audit trail (insert keyed by id; a second record with the same id is ignored). */
+  appendAudit(record: AuditRecord): Promise<void>;
+  /** Audit records of a job (or of an actor), oldest first (ties by id), at most `limit`, after `after`. */
+  listAudit(query: { jobId?: string; actor?: string; after?: AuditCursor; limit: number }): Promise<AuditRecord[]>;
 
   /** Idempotent; afterwards every other method rejects with TributaryError('STORE_UNAVAILABLE'). */
   close(): Promise<void>;

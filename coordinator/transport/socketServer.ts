@@ -1,4 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
+import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
 import { Server, type Socket } from 'socket.io';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { handshakePayloadHash, payloadHash, SignatureVerifier } from '../../shared/identity/signing';
@@ -30,6 +31,14 @@ export interface SocketServerOptions {
   audiences: () => ReadonlySet<string>;
   /** Most signed messages one connection may send; its nonces are kept for the connection's life. @default 1,000,000 */
   maxMessagesPerConnection?: number;
+  /** Told of every message's outcome (`ok` or its error code) and size (metrics). */
+  onMessage?: (event: string, outcome: string, bytes: number) => void;
+  /** Socket connections (handshakes) allowed per IP address per minute. @default 600 */
+  connectionsPerIpPerMinute?: number;
+  /** Socket connections allowed per client key per minute (a reconnect loop, or someone replaying). @default 30 */
+  connectionsPerKeyPerMinute?: number;
+  /** Told when a connection is refused by a rate limit (metrics). */
+  onRateLimited?: (limiter: string) => void;
 }
 
 /** socket.io's per-message limit: one upload chunk plus room for the envelope. */
@@ -61,6 +70,8 @@ export class SocketServer {
   private readonly verifier = new SignatureVerifier();
   /** Handshake nonces, for as long as their timestamps can pass the window. */
   private readonly handshakeNonces: TimedNonceCache;
+  private readonly perIp: RateLimiterMemory;
+  private readonly perKey: RateLimiterMemory;
   /** Handshakes signed before this moment (before a restart) are refused: no replay across restarts. */
   private readonly startedAt = Date.now();
 
@@ -71,15 +82,21 @@ export class SocketServer {
     private readonly options: SocketServerOptions,
   ) {
     this.handshakeNonces = new TimedNonceCache(options.authWindowMs);
+    this.perIp = new RateLimiterMemory({ points: options.connectionsPerIpPerMinute ?? 600, duration: 60 });
+    this.perKey = new RateLimiterMemory({ points: options.connectionsPerKeyPerMinute ?? 30, duration: 60 });
     this.io = new Server(httpServer, {
       maxHttpBufferSize: MAX_HTTP_BUFFER_BYTES,
       pingInterval: 10_000,
       pingTimeout: 20_000,
       serveClient: false,
     });
-    this.io.use((socket, next) => {
+    this.io.use(async (socket, next) => {
       try {
-        socket.data.clientId = this.authenticate(socket.handshake.auth);
+        // Per IP before any signature work; per key after the handshake proved the key.
+        await this.limit(this.perIp, socket.handshake.address, 'socket-ip');
+        const clientId = this.authenticate(socket.handshake.auth);
+        await this.limit(this.perKey, clientId, 'socket-key');
+        socket.data.clientId = clientId;
         next();
       } catch (err) {
         const e = toTributaryError(err);
@@ -89,6 +106,19 @@ export class SocketServer {
       }
     });
     this.io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  /** Takes one point for `key`, or refuses with RATE_LIMITED and the time to wait. */
+  private async limit(limiter: RateLimiterMemory, key: string, name: string): Promise<void> {
+    try {
+      await limiter.consume(key);
+    } catch (res) {
+      const retryAfterMs = (res as RateLimiterRes).msBeforeNext ?? 60_000;
+      this.options.onRateLimited?.(name);
+      throw new TributaryError('RATE_LIMITED', `Too many connections; retry in ${Math.ceil(retryAfterMs / 1000)} s.`, {
+        details: { retryAfterMs },
+      });
+    }
   }
 
   async close(): Promise<void> {
@@ -209,6 +239,9 @@ export class SocketServer {
         }
         reply = { ok: false, error: e.toWire() };
       }
+      const raw = args[0] as { body?: unknown; data?: { length?: number } } | undefined;
+      const bytes = (typeof raw?.body === 'string' ? raw.body.length : 0) + (raw?.data?.length ?? 0);
+      this.options.onMessage?.(definition.event, reply.ok ? 'ok' : reply.error.code, bytes);
       try {
         if (ack) ack(reply);
         else if (!reply.ok) socket.emit('tributary:error', reply.error);

@@ -41,3 +41,14 @@ export function splitByManifest(
     return out;
   });
 }
+
+/** The first totalParameters(manifest) values of `flat` as named tensors in manifest order (copies). */
+export function unflattenByManifest(flat: Float32Array, manifest: readonly TensorManifestEntry[]): NamedTensor[] {
+  let offset = 0;
+  return manifest.map((entry) => {
+    const size = sizeOfShape(entry.shape);
+    const data = flat.slice(offset, offset + size);
+    offset += size;
+    return { name: entry.name, shape: [...entry.shape], data };
+  });
+}

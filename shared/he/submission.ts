@@ -73,7 +73,6 @@ export function openHeUpload(
     throw new TributaryError(
       'HE_SUBMISSION_INVALID',
       `The upload's signature does not verify under the sender's key for job ${ref.jobId} round ${ref.round} attempt ${ref.attempt}.`,
-      { details: { members: [clientId] } },
     );
   }
   return { ciphertexts, digest, signature };

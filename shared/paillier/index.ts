@@ -45,3 +45,12 @@ export { CrtDecryptor, ParallelDecryptor, primeFactorsOf } from './fastDecryptor
 export type { CiphertextDecryptor, ParallelDecryptorOptions } from './fastDecryptor';
 export type { KeyPair, PrivateKey, PublicKey } from 'paillier-bigint';
 export { ciphertextWidth, ciphertextsFromBytes, ciphertextsToBytes } from './ciphertextBytes';
+export {
+  PAILLIER_SUBMISSION_DOMAIN,
+  ciphertextDigest,
+  signSubmission,
+  submissionSigningBytes,
+  verifySubmission,
+} from './submission';
+export type { SubmissionRef } from './submission';
+export { firstNonUnit } from './units';

@@ -215,6 +215,8 @@ export interface AggregationSpecDefinition<Options = unknown> {
   /** Fewest clients a round needs by default in this mode. */
   readonly defaultMinClients: number;
   rules(spec: SpecForModeRules, options: Options): Array<{ path: (string | number)[]; message: string }>;
+  /** Client ids with a role in this mode's jobs other than provider (e.g. the paillier key holder). */
+  roleHolders?(options: Options): string[];
 }
 
 const builtinDefinitions = {
@@ -271,6 +273,7 @@ const builtinDefinitions = {
       }
       return issues;
     },
+    roleHolders: (o) => [o.keyHolder],
   } satisfies AggregationSpecDefinition<PaillierOptions>,
   he: {
     name: 'he',
@@ -352,6 +355,14 @@ export function aggregationDefinitionOf(
   if (extension) return { definition: extension, optionsKey: 'aggregationOptions' };
   const known = [...Object.keys(builtinDefinitions), ...extensions.keys()].map((m) => `"${m}"`).join(', ');
   return { error: `secureAggregation must be one of ${known}, got ${JSON.stringify(mode).slice(0, 80)}` };
+}
+
+/** The client ids that hold a role in a job's aggregation mode besides its providers (they may read the job as members). */
+export function roleHoldersOf(spec: AggregationSpec): string[] {
+  const found = aggregationDefinitionOf(spec);
+  if ('error' in found) return [];
+  const options = (spec as unknown as Record<string, unknown>)[found.optionsKey];
+  return found.definition.roleHolders?.(options) ?? [];
 }
 
 /** The packed-Paillier parameters of a paillier job (key size from n, headroom for maxClients). */

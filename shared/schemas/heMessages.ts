@@ -41,9 +41,3 @@ export const HeDecryptRequestSchema = z
   })
   .strict();
 export type HeDecryptRequest = z.infer<typeof HeDecryptRequestSchema>;
-
-/**
- * How the key holder's `aggregate:result` says it refused (a check failed and nothing was
- * decrypted) rather than failed to decrypt: its `error` starts with this.
- */
-export const HE_REFUSAL_PREFIX = 'refused: ';

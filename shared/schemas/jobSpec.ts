@@ -10,7 +10,9 @@ import {
   type SecAggOptionsSchema,
 } from './aggregationSpec';
 import { JobAccessSchema } from './jobAccess';
+import { PrivacySpecSchema } from './privacySpec';
 import { StrategySpecSchema } from './strategySpec';
+import { topologyBoundsProblem } from './topologyBounds';
 
 export * from './aggregationSpec';
 
@@ -40,7 +42,11 @@ export const ModelSpecSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('layers-json'),
     /** The `modelTopology` object of a TF.js Layers model (what `model.toJSON(null, false)` returns). */
-    topology: z.record(z.string(), z.unknown()),
+    topology: z.record(z.string(), z.unknown()).superRefine((topology, ctx) => {
+      // Bounded before anything walks it recursively (initializer seeding, the store's copies, TF.js).
+      const problem = topologyBoundsProblem(topology);
+      if (problem) ctx.addIssue({ code: 'custom', message: `the topology is ${problem}` });
+    }),
   }),
 ]);
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;
@@ -183,6 +189,18 @@ const CommonSpecSchema = z.object({
     .default(0),
   /** Who may join as a provider: public, open (matching listings) or invite (listed listings); see JobAccessSchema. Absent = public. */
   access: JobAccessSchema.optional(),
+  /**
+   * Who may read the model, checkpoints, rounds and participants over REST: anyone (`public`) or the
+   * owner, its delegates and the job's participants (`private`). @default "private" for a job with a
+   * `chain` config, else "public"
+   */
+  visibility: z.enum(['public', 'private']).optional(),
+  /**
+   * Client-level differential privacy (clipping, noise, an RDP accountant with a budget cut-off); see
+   * PrivacySpecSchema and docs/privacy.md. Checked against the rest of the spec and the model at job
+   * creation (assertPrivacyUsable). Absent = no DP.
+   */
+  privacy: PrivacySpecSchema.optional(),
 });
 type CommonSpec = Omit<
   z.output<typeof CommonSpecSchema>,
@@ -246,6 +264,8 @@ export const TrainConfigSchema = z.object({
   proximalMu: z.number().min(0).max(100),
   /** Seed for the client's shuffling, so runs are reproducible. */
   seed: z.number().int().min(0),
+  /** Jobs with a `privacy` block: this round's L2 clipping norm C (it moves per round under adaptive clipping). */
+  clippingNorm: z.number().gt(0).max(1e6).optional(),
 });
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 

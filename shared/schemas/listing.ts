@@ -151,6 +151,8 @@ export interface ListingQuery {
   ids?: readonly string[];
   /** At most this many results. @default 100 */
   limit?: number;
+  /** Start after this listing in the result order (newest publishedAt first, ties by id): the next page. */
+  after?: { publishedAt: Date; id: string };
 }
 
 /** Search results per request at most. */

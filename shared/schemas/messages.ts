@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { JobSpecSchema, TrainConfigSchema, LIMITS } from './jobSpec';
 
-/** Bumped on any incompatible change to the socket events below; checked at connect. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Bumped on any incompatible change to the socket events below; checked at connect. 3: paillier
+ * submissions are signed and the key holder receives every contribution (aggregate:ciphertexts).
+ */
+export const PROTOCOL_VERSION = 3;
 
 const hex = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as lowercase hex`);
@@ -92,6 +95,11 @@ export const UpdateCommitBodySchema = z
     updateHash: hex(32),
     numExamples: z.number().int().positive().max(1_000_000_000),
     metrics: LocalMetricsSchema,
+    /**
+     * `paillier` jobs (required there, absent elsewhere): the client's Ed25519 signature over its
+     * submission, i.e. `updateHash` bound to (job, round, attempt) (shared/paillier/submission.ts).
+     */
+    submissionSignature: hex(64).optional(),
   })
   .strict();
 export type UpdateCommitBody = z.infer<typeof UpdateCommitBodySchema>;
@@ -198,29 +206,92 @@ export const SecAggReplyBodySchema = z
   .strict();
 export type SecAggReplyBody = z.infer<typeof SecAggReplyBodySchema>;
 
-/** Largest aggregate the coordinator sends a key holder to decrypt (the sums must come back in one chunk). */
-export const MAX_AGGREGATE_CIPHERTEXT_BYTES = 256 * 1024 * 1024;
+/**
+ * Largest encrypted update of one `paillier` client: PAILLIER_MAX_PARAMETERS + 1 values take at most
+ * ~14.1 MB at the densest options the spec allows (1024-bit key, 53-bit slots).
+ */
+export const MAX_PAILLIER_UPDATE_BYTES = 16 * 1024 * 1024;
 
 /**
- * Coordinator -> key holder (`paillier` jobs): decrypt the product of `clientCount` encrypted updates
- * of `length` values (the weighted delta in manifest order, then the summed weight), given as
- * fixed-width big-endian ciphertexts in `ciphertexts`.
+ * Most ciphertext bytes one decryption sends the key holder: every contributor's whole update, so
+ * maxClients × update bytes, which job creation checks against this bound (JOB_SPEC_INVALID).
+ */
+export const MAX_DECRYPT_REQUEST_BYTES = 1024 * 1024 * 1024;
+
+const ClientIdHexSchema = hex(32);
+
+/** One contributor of an aggregate: its client id and its signature over its submission. */
+export const DecryptContributionSchema = z.object({ clientId: ClientIdHexSchema, signature: hex(64) }).strict();
+export type DecryptContribution = z.infer<typeof DecryptContributionSchema>;
+
+/**
+ * Coordinator -> key holder (`paillier` jobs): decrypt the sum of these contributions to round
+ * `round` attempt `attempt` (vectors of `length` values: the weighted delta in manifest order, then
+ * the summed weight). `selected` is the attempt's selection as the coordinator records it. The
+ * contributors' ciphertexts follow as `contributions.length` `aggregate:ciphertexts` messages, in
+ * order (index 0, 1, ...): the key holder verifies each signature and recomputes the product itself.
  */
 export const AggregateDecryptRequestSchema = z.object({
   jobId: JobIdSchema,
   round: z.number().int().positive(),
   attempt: z.number().int().min(0),
-  clientCount: z.number().int().positive().max(LIMITS.maxClientsPerRound),
   length: z
     .number()
     .int()
     .positive()
     .max(LIMITS.maxParameters + 1),
-  ciphertexts: z
-    .custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary ciphertexts')
-    .refine((v) => v.length <= MAX_AGGREGATE_CIPHERTEXT_BYTES, 'ciphertexts too large'),
+  selected: z.array(ClientIdHexSchema).max(LIMITS.maxClientsPerRound),
+  contributions: z.array(DecryptContributionSchema).max(LIMITS.maxClientsPerRound),
 });
 export type AggregateDecryptRequest = z.infer<typeof AggregateDecryptRequestSchema>;
+
+/** Coordinator -> key holder: the ciphertexts of contribution `index` of the decryption just requested. */
+export const AggregateCiphertextsSchema = z.object({
+  jobId: JobIdSchema,
+  round: z.number().int().positive(),
+  attempt: z.number().int().min(0),
+  index: z
+    .number()
+    .int()
+    .min(0)
+    .max(LIMITS.maxClientsPerRound - 1),
+  ciphertexts: z
+    .custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary ciphertexts')
+    .refine((v) => v.length <= MAX_PAILLIER_UPDATE_BYTES, `at most ${MAX_PAILLIER_UPDATE_BYTES} bytes of ciphertexts`),
+});
+export type AggregateCiphertexts = z.infer<typeof AggregateCiphertextsSchema>;
+
+/** Why a key holder refused to decrypt (docs/secure-aggregation.md, "The Paillier key holder's checks"). */
+export const DECRYPT_REFUSAL_REASONS = [
+  /** The request or its ciphertext messages do not fit the job (sizes, order, vector length). */
+  'malformed',
+  /** Fewer than minClients distinct contributors. */
+  'too-few-clients',
+  /** A client id appears twice among the contributors. */
+  'duplicate-contributor',
+  /** A contributor is not in the attempt's selection, or the selection is not one the job allows. */
+  'not-selected',
+  /** A contribution's signature does not verify under its client id for this round attempt. */
+  'signature-invalid',
+  /** A ciphertext is outside [1, n²) or not a unit mod n. */
+  'ciphertext-invalid',
+  /** The job is not running (per the coordinator's REST API). */
+  'job-not-running',
+  /** The round is not the job's next round. */
+  'round-not-next',
+  /** The attempt is not the one after the round's recorded attempts. */
+  'attempt-not-next',
+  /** This round attempt was already decrypted, with other contributions. */
+  'already-decrypted',
+  /** The contributors overlap, without being equal to, those of another decrypted attempt of the round. */
+  'overlaps-decrypted',
+  /** The coordinator's records of an earlier decrypted attempt differ from what the key holder was shown. */
+  'record-diverges',
+  /** The job's state could not be read from the coordinator. */
+  'job-state-unavailable',
+] as const;
+export const DecryptRefusalReasonSchema = z.enum(DECRYPT_REFUSAL_REASONS);
+export type DecryptRefusalReason = z.infer<typeof DecryptRefusalReasonSchema>;
 
 /** Body of the key holder's `aggregate:result` (stage "aggregate-result"); the Float32 sums are the message's `data`. */
 export const AggregateResultBodySchema = z
@@ -233,6 +304,8 @@ export const AggregateResultBodySchema = z
       .max(LIMITS.maxParameters + 1),
     /** Set when the key holder refuses or fails to decrypt (then there is no data). */
     error: z.string().max(1000).optional(),
+    /** Set when the key holder refused (a check failed; nothing was decrypted): why. */
+    refusal: z.object({ reason: DecryptRefusalReasonSchema }).strict().optional(),
   })
   .strict();
 export type AggregateResultBody = z.infer<typeof AggregateResultBodySchema>;

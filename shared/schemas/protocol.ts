@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   type Ack,
+  AggregateCiphertextsSchema,
   AggregateDecryptRequestSchema,
   AggregateResultBodySchema,
   JobFinishedSchema,
@@ -71,6 +72,7 @@ export const SERVER_MESSAGES = {
   roundClosed: { event: 'round:closed', schema: RoundClosedSchema },
   secaggRequest: { event: 'secagg:request', schema: SecAggRequestSchema },
   aggregateDecrypt: { event: 'aggregate:decrypt', schema: AggregateDecryptRequestSchema },
+  aggregateCiphertexts: { event: 'aggregate:ciphertexts', schema: AggregateCiphertextsSchema },
   jobFinished: { event: 'job:finished', schema: JobFinishedSchema },
   error: {
     event: 'tributary:error',

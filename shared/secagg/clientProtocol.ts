@@ -71,7 +71,8 @@ const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
  * - share-keys: each neighbour's keys carry that neighbour's signature for this round and setup;
  * - collect-masked-vectors: the job's UnmaskedRounds allows masking this round's input;
  * - consistency-check: the survivor set includes it and covers at least policy.minClients; it signs it;
- * - unmask: at least t of its neighbours signed that same set, the shares asked for are exactly those
+ * - unmask: at least t of its neighbours signed that same set, every neighbour whose self-mask share
+ *   is asked for is among them (its own consent: see unmask), the shares asked for are exactly those
  *   that set implies, and it never reveals both shares of one neighbour (kept for the whole session).
  * The quantised input is needed only at collect-masked-vectors. Secrets (encryption key, mask key,
  * self-mask seed, held shares) never leave this object except as Shamir shares sealed to neighbours
@@ -127,7 +128,8 @@ export class SecAggPlusClient {
 
   /**
    * Validates a server message (zod), checks it is the next stage, and answers it. `input` (quantised,
-   * length params.vectorLength, every value <= quantizationRange) is required at collect-masked-vectors.
+   * length params.vectorLength, every value <= quantizationRange unless the policy's `modularInput`) is
+   * required at collect-masked-vectors.
    */
   async handle(message: unknown, input?: Uint32Array): Promise<ClientToServer> {
     const parsed = ServerToClientSchema.safeParse(message);
@@ -315,7 +317,8 @@ export class SecAggPlusClient {
         `SecAgg+ client: expected a Uint32Array of ${p.vectorLength} values, got ${input?.length}`,
       );
     }
-    for (let i = 0; i < input.length; i++) {
+    // A modular input (distributed DP noise) may be any element of Z_(2^32); quantised ones stay in [0, R].
+    for (let i = 0; i < input.length && !this.policy.modularInput; i++) {
       if (input[i] > p.quantizationRange) {
         throw new TributaryError(
           'VALIDATION_FAILED',
@@ -461,6 +464,21 @@ export class SecAggPlusClient {
         `SecAgg+ client: ${signers.size} neighbours signed the survivor set it signed, the threshold is ${p.threshold}`,
         { signers: signers.size, threshold: p.threshold },
       );
+    }
+    // Consent (stricter than Bonawitz et al.'s round 4, which reveals b_j for every j in the set): a
+    // neighbour's self mask comes off only with its own signature over the set, which it gives only
+    // after its UnmaskedRounds recorded the round as unmasking. So an input is in a sum only in the
+    // one session its owner signed for, and a coordinator that withholds the consistency check from
+    // a client cannot unmask it and then have it mask the same round's input again.
+    for (const id of active) {
+      if (!signers.has(id)) {
+        throw secaggError(
+          'SECAGG_CONSISTENCY_FAILED',
+          `SecAgg+ client: asked for the self-mask share of ${id}, which has not signed the survivor set; ` +
+            "a client's input is unmasked only with its own signature over the set",
+          { neighbour: id },
+        );
+      }
     }
     for (const id of this.held.keys()) {
       if (survivors.has(id) ? !active.has(id) : !dropped.has(id)) {

@@ -6,8 +6,7 @@
  */
 import type { Identity } from '../identity/keyPair';
 import { SecAggOptionsSchema } from '../schemas/jobSpec';
-import type { SecAggPlusClient } from './clientProtocol';
-import { generateKeyPair, open, pairwiseMaskSeed, publicKeyOf, type X25519KeyPair } from './keys';
+import { generateKeyPair, open, type X25519KeyPair } from './keys';
 import { applyMask } from './masks';
 import {
   bytesToVector,
@@ -18,6 +17,7 @@ import {
 } from './messages';
 import type { ClientId } from './neighbours';
 import { type SecAggPolicy, secaggPolicyFor } from './policy';
+import { heldShares, type Loot, recoverInput, takeShares } from './reconstruction';
 import { SecAggPlusServer, type SecAggPlusServerOptions, type SecAggStep } from './serverProtocol';
 import { combineShares } from './shamir';
 import { advertisedKeysBytes, Ed25519Signer, setupDigest, survivorSetBytes } from './signatures';
@@ -36,44 +36,6 @@ const sumOf = (vs: Uint32Array[]) => {
   for (const v of vs) for (let i = 0; i < L; i++) out[i] = out[i] + v[i];
   return out;
 };
-
-/** What the adversary gathered of a target's secrets. */
-interface Loot {
-  selfMaskShares: Uint8Array[];
-  maskKeyShares: Uint8Array[];
-}
-
-/**
- * The adversary's attempt at a target's input: rebuild its self-mask seed and mask key from the loot
- * (the key is checked against the target's advertised mask public key), then strip every mask from
- * its masked vector. Null when the shares do not rebuild the key (fewer than t, or the wrong ones).
- */
-async function recoverInput(
-  target: ClientId,
-  loot: Loot,
-  maskedVector: Uint32Array | undefined,
-  maskKeys: ReadonlyMap<ClientId, Uint8Array>,
-  maskedWith: readonly ClientId[],
-  roundId: string,
-): Promise<Uint32Array | null> {
-  if (!maskedVector || loot.selfMaskShares.length < 2 || loot.maskKeyShares.length < 2) return null;
-  const selfMaskSeed = await combineShares(loot.selfMaskShares);
-  const maskKey = await combineShares(loot.maskKeyShares);
-  if (!Buffer.from(publicKeyOf(maskKey)).equals(Buffer.from(maskKeys.get(target)!))) return null;
-  const x = Uint32Array.from(maskedVector);
-  applyMask(x, selfMaskSeed, -1);
-  for (const j of maskedWith) applyMask(x, pairwiseMaskSeed(maskKey, maskKeys.get(j)!, roundId), target < j ? -1 : 1);
-  return x;
-}
-
-/** A colluding client hands over what it holds: its shares of the target's secrets (read after collection). */
-function heldShares(colluder: SecAggPlusClient, target: ClientId) {
-  const held = (colluder as unknown as { held: Map<ClientId, { selfMaskShare: Uint8Array; maskKeyShare: Uint8Array }> })
-    .held;
-  const shares = held.get(target);
-  if (!shares) throw new Error('the colluder holds no shares of the target');
-  return shares;
-}
 
 /** A session of honest clients driven by the real server, every message recorded for the adversary. */
 async function makeSession(
@@ -175,13 +137,6 @@ function unmaskRequest(s: Session, id: ClientId, set: readonly ClientId[], signa
     droppedIds: held.filter((j) => !set.includes(j)),
     signatures: held.filter((j) => signatures.has(j)).map((j) => ({ clientId: j, signature: signatures.get(j)! })),
   };
-}
-
-/** Adds the target's shares from an unmask reply to the loot. */
-function take(loot: Loot, target: ClientId, reply: ClientToServer | undefined) {
-  if (reply?.stage !== 'unmask') return;
-  for (const sh of reply.selfMaskShares) if (sh.ownerId === target) loot.selfMaskShares.push(sh.share);
-  for (const sh of reply.maskKeyShares) if (sh.ownerId === target) loot.maskKeyShares.push(sh.share);
 }
 
 // n = 7 gives the complete graph: k = 6, t = 4.
@@ -306,7 +261,7 @@ describe('a malicious server telling neighbours different survivor sets', () => 
     ] as const) {
       const r = await s.ask(id, unmaskRequest(s, id, set, sigs));
       expect([id, r.code]).toEqual([id, 'SECAGG_CONSISTENCY_FAILED']);
-      take(loot, target, r.reply);
+      takeShares(loot, target, r.reply);
     }
     for (const id of [h0, h1, h2, h3, h4, h5]) expect(s.clients.get(id)!.revealedShares.size).toBe(0);
     expect(loot).toEqual({ selfMaskShares: [], maskKeyShares: [] });
@@ -318,7 +273,8 @@ describe('a malicious server telling neighbours different survivor sets', () => 
     const s = await makeSession(7);
     const [target, h1, h2, h3, h4, c1, c2] = s.ids;
     await s.throughCollection();
-    const s1 = [...s.ids];
+    // Each set holds only clients that sign it: a neighbour's self mask comes off only with its own signature.
+    const s1 = [target, h1, h2, c1, c2].sort();
     const s2 = s.ids.filter((id) => id !== target);
     const onS1 = new Map<ClientId, string>();
     const onS2 = new Map<ClientId, string>();
@@ -342,15 +298,15 @@ describe('a malicious server telling neighbours different survivor sets', () => 
       loot.maskKeyShares.push(shares.maskKeyShare);
     }
     for (const id of [h1, h2]) {
-      const r = await s.ask(id, unmaskRequest(s, id, s1, onS1)); // four signatures over S1: it reveals
+      const r = await s.ask(id, unmaskRequest(s, id, s1, onS1)); // four neighbours signed S1: it reveals
       expect(r.code).toBeUndefined();
-      take(loot, target, r.reply);
+      takeShares(loot, target, r.reply);
       expect(s.clients.get(id)!.revealedShares.get(target)).toBe('self-mask');
     }
     for (const id of [h3, h4]) {
       const r = await s.ask(id, unmaskRequest(s, id, s2, onS2)); // three signatures over S2: it refuses
       expect(r.code).toBe('SECAGG_CONSISTENCY_FAILED');
-      take(loot, target, r.reply);
+      takeShares(loot, target, r.reply);
     }
     expect([loot.selfMaskShares.length, loot.maskKeyShares.length]).toEqual([4, 2]);
     const neighbours = s.ids.slice(1);
@@ -365,8 +321,8 @@ describe('a malicious server telling neighbours different survivor sets', () => 
     const s = await makeSession(7);
     const [target, h1, h2, h3, c1, c2, c3] = s.ids;
     await s.throughCollection();
-    const s1 = [...s.ids];
-    const s2 = s.ids.filter((id) => id !== target);
+    const s1 = [target, h1, c1, c2, c3].sort();
+    const s2 = [h2, h3, c1, c2, c3].sort();
     const onS1 = new Map<ClientId, string>();
     const onS2 = new Map<ClientId, string>();
     for (const [id, set, into] of [
@@ -386,8 +342,8 @@ describe('a malicious server telling neighbours different survivor sets', () => 
       loot.selfMaskShares.push(shares.selfMaskShare);
       loot.maskKeyShares.push(shares.maskKeyShare);
     }
-    take(loot, target, (await s.ask(h1, unmaskRequest(s, h1, s1, onS1))).reply);
-    take(loot, target, (await s.ask(h2, unmaskRequest(s, h2, s2, onS2))).reply);
+    takeShares(loot, target, (await s.ask(h1, unmaskRequest(s, h1, s1, onS1))).reply);
+    takeShares(loot, target, (await s.ask(h2, unmaskRequest(s, h2, s2, onS2))).reply);
     expect(s.clients.get(h1)!.revealedShares.get(target)).toBe('self-mask');
     expect(s.clients.get(h2)!.revealedShares.get(target)).toBe('mask-key');
     const neighbours = s.ids.slice(1);
@@ -420,7 +376,7 @@ describe('a malicious server asking for both shares of one neighbour', () => {
     expect(r2.code).toBe('SECAGG_CONSISTENCY_FAILED');
     // An honest request, then a second one for the other kind.
     const r3 = await s.ask(c, unmaskRequest(s, c, set, signatures));
-    take(loot, target, r3.reply);
+    takeShares(loot, target, r3.reply);
     const r4 = await s.ask(c, unmaskRequest(s, c, s.ids.slice(1), signatures));
     expect(r4.code).toBe('SECAGG_STAGE_OUT_OF_ORDER');
     expect([...s.clients.get(a)!.revealedShares]).toEqual([]);
@@ -540,6 +496,33 @@ describe('a retried round reusing inputs', () => {
     expect(b1.error).toBe('ROUND_QUORUM_NOT_MET');
     expect(b1.sum).toBeNull();
     for (const id of ids.slice(1)) expect(retry.maskedVector(id)).toBeUndefined();
+  });
+
+  it('a consistency check withheld from the target: its neighbours will not unmask it, so masking it again in the retry is safe', async () => {
+    const guards = new Map(ids.map((id) => [id, new UnmaskedRounds('job7')]));
+    const s0 = await attempt(0, ids, guards);
+    await s0.throughCollection();
+    const others = ids.slice(1);
+    const signatures = new Map<ClientId, string>();
+    for (const id of others) {
+      const { reply } = await s0.ask(id, { stage: 'consistency-check', roundId: s0.roundId, survivorIds: ids });
+      signatures.set(id, (reply as { signature: string }).signature);
+    }
+    const loot: Loot = { selfMaskShares: [], maskKeyShares: [] };
+    for (const id of others) {
+      const r = await s0.ask(id, unmaskRequest(s0, id, ids, signatures));
+      expect([id, r.code]).toEqual([id, 'SECAGG_CONSISTENCY_FAILED']);
+      takeShares(loot, target, r.reply);
+    }
+    // Without the target's own signature no self-mask share of anyone in the set left: no sum of attempt 0.
+    for (const id of others) expect(s0.clients.get(id)!.revealedShares.size).toBe(0);
+    expect(loot.selfMaskShares).toHaveLength(0);
+    // The target never signed, so it masks again in attempt 1: its one sum; the others signed and refuse.
+    const s1 = await attempt(1, ids, guards);
+    const r1 = await runToEnd(s1);
+    expect(r1.codes).toEqual(Array(4).fill('SECAGG_INPUT_ALREADY_UNMASKED'));
+    expect(s1.maskedVector(target)).toBeDefined();
+    expect(r1.sum).toBeNull();
   });
 
   it('an attempt abandoned after collection, before any unmasking (the round quorum failed), may be retried', async () => {

@@ -3,7 +3,7 @@ import type { SecAggParameters } from './messages';
 import { checkSessionParameters, requiredGraphParameters, secaggPolicyFor } from './policy';
 import { MODULUS } from './quantize';
 import { SecAggPlusServer } from './serverProtocol';
-import { makeIdentities } from './testHarness';
+import { makeIdentities, runInMemoryRound } from './testHarness';
 
 const params = (over: Partial<SecAggParameters> = {}): SecAggParameters => ({
   vectorLength: 11,
@@ -122,4 +122,36 @@ describe('checkSessionParameters', () => {
       }
     },
   );
+});
+
+describe('modular inputs (distributed DP noise)', () => {
+  const identities = makeIdentities(4);
+  const ids = [...identities.keys()];
+  const options = {
+    roundId: 'job_m:1:0',
+    clientIds: ids,
+    vectorLength: 3,
+    quantization: { clippingRange: 8, quantizationRange: 2 ** 22 },
+    minClients: 3,
+  };
+  // Signed integers mod 2^32, as encodeDistributedUpdate makes them: -5, 7, -2^30 and friends.
+  const values = [
+    [-5, 7, -(2 ** 30)],
+    [3, -9, 2 ** 29],
+    [-1, 0, 2 ** 30],
+    [10, 1, -(2 ** 29)],
+  ];
+  const inputs = new Map(ids.map((id, i) => [id, Uint32Array.from(values[i].map((v) => v >>> 0))]));
+
+  it('are refused unless the policy says the inputs are modular, then sum exactly mod 2^32', async () => {
+    const quantised = secaggPolicyFor({ clippingRange: 8 }, 3, 3);
+    await expect(runInMemoryRound(options, identities, inputs, new Map(), undefined, quantised)).rejects.toThrow(
+      /above quantizationRange/,
+    );
+    const modular = secaggPolicyFor({ clippingRange: 8 }, 3, 3, { modularInput: true });
+    expect(modular.modularInput).toBe(true);
+    const { result } = await runInMemoryRound(options, identities, inputs, new Map(), undefined, modular);
+    const centred = Array.from(result.sum, (u) => (u >= 2 ** 31 ? u - 2 ** 32 : u));
+    expect(centred).toEqual([7, -1, 0]);
+  });
 });

@@ -29,15 +29,27 @@ export interface SecAggPolicy {
   readonly quantizationRange: number;
   /** The masked vector's length: the model's parameter count + 1 (the appended weight). */
   readonly vectorLength: number;
+  /**
+   * The inputs are any elements of Z_(2^32), not quantised values in [0, quantizationRange]: distributed
+   * DP noise (shared/privacy/distributedNoise.ts) encodes signed integers mod 2^32. Only the client's
+   * check of its own input depends on it; masking and summing are the same. @default false
+   */
+  readonly modularInput?: boolean;
 }
 
 const positiveInt = (v: unknown, min: number): v is number => Number.isInteger(v) && (v as number) >= min;
 
 /**
  * The policy a client enforces for a job: `options` are the spec's secagg options with defaults
- * filled at parse time, `minClients` the spec's minClients, `vectorLength` the parameter count + 1.
+ * filled at parse time, `minClients` the spec's minClients, `vectorLength` the parameter count + 1
+ * (or the distributed-noise encoding's length, with `input.modularInput`).
  */
-export function secaggPolicyFor(options: SecAggPolicyOptions, minClients: number, vectorLength: number): SecAggPolicy {
+export function secaggPolicyFor(
+  options: SecAggPolicyOptions,
+  minClients: number,
+  vectorLength: number,
+  input: { modularInput?: boolean } = {},
+): SecAggPolicy {
   const fail = (what: string): never => {
     throw new TributaryError('CONFIG_INVALID', `SecAgg+ policy: ${what}`);
   };
@@ -59,6 +71,7 @@ export function secaggPolicyFor(options: SecAggPolicyOptions, minClients: number
     clippingRange: options.clippingRange,
     quantizationRange: DEFAULT_QUANTIZATION.quantizationRange,
     vectorLength,
+    ...(input.modularInput ? { modularInput: true } : {}),
   });
 }
 

@@ -87,8 +87,9 @@ describe('SecAgg+ round, in memory', () => {
         return;
       }
       const { result, clients } = await run;
-      // A masked vector that arrived counts, even if its sender then dropped.
-      const afterCollection = stage === 'consistency-check' || stage === 'unmask';
+      // A masked vector that arrived counts if its sender signed the survivor set (it dropped at
+      // unmask); one whose sender left before the consistency check is withdrawn with its input.
+      const afterCollection = stage === 'unmask';
       const inSum = afterCollection ? ids : ids.slice(drop);
       expect(result.contributors).toEqual(inSum);
       expect(result.dropouts.map((d) => d.clientId).sort()).toEqual(ids.slice(0, drop));
@@ -138,7 +139,7 @@ describe('SecAgg+ round, in memory', () => {
       quantised,
       dropAt,
     );
-    const inSum = ids.filter((id) => ![ids[0], ids[10], ids[20]].includes(id));
+    const inSum = ids.filter((id) => ![ids[0], ids[10], ids[20], ids[23]].includes(id));
     expect(result.contributors).toEqual(inSum);
     expect(Array.from(result.sum)).toEqual(
       Array.from(
@@ -148,6 +149,68 @@ describe('SecAgg+ round, in memory', () => {
         ),
       ),
     );
+  });
+});
+
+describe('SecAgg+ survivors that do not sign the survivor set', () => {
+  it('one silent at the consistency check aborts the session with a coded error, and no share is revealed', async () => {
+    const { identities, ids, quantised } = makeInputs(7, 16, 5);
+    const server = new SecAggPlusServer({ roundId: 'job1:5:0', clientIds: ids, vectorLength: 16, graphSeed: 's' });
+    const clients = new Map(ids.map((id) => [id, makeClient(identities.get(id)!, policyOf(server), server.roundId)]));
+    let step = server.start();
+    while (!step.done && step.stage !== 'unmask') {
+      for (const [id, request] of step.requests) {
+        if (step.stage === 'consistency-check' && id === ids[0]) continue; // sent its masked vector, never signs
+        server.receive(await clients.get(id)!.handle(request, quantised.get(id)));
+      }
+      const next = await server.advance().catch((e) => e);
+      if (!('done' in next)) {
+        expect(next).toMatchObject({ code: 'ROUND_QUORUM_NOT_MET', details: { stage: 'unmask' } });
+        expect(next.message).toMatch(/did not sign the survivor set/);
+        break;
+      }
+      step = next;
+    }
+    expect(server.stage).toBe('aborted');
+    for (const c of clients.values()) expect(c.revealedShares.size).toBe(0);
+  });
+
+  it('withdraw: a survivor that left before the consistency check is unmasked as a dropout; refused once a reply arrived', async () => {
+    const { identities, ids, quantised } = makeInputs(7, 16, 6);
+    const server = new SecAggPlusServer({ roundId: 'job1:6:0', clientIds: ids, vectorLength: 16, graphSeed: 's' });
+    const clients = new Map(ids.map((id) => [id, makeClient(identities.get(id)!, policyOf(server), server.roundId)]));
+    let step = server.start();
+    for (let i = 0; i < 3 && !step.done; i++) {
+      for (const [id, request] of step.requests)
+        server.receive(await clients.get(id)!.handle(request, quantised.get(id)));
+      step = await server.advance();
+    }
+    expect(server.survivors).toEqual(ids);
+    step = server.withdraw([ids[0], 'not-a-member']);
+    if (step.done) throw new Error('expected the consistency check');
+    expect([...step.requests.keys()]).toEqual(ids.slice(1));
+    expect(server.survivors).toEqual(ids.slice(1));
+    expect(server.dropouts).toEqual([{ clientId: ids[0], stage: 'consistency-check', reason: 'left' }]);
+    const first = ids[1];
+    server.receive(await clients.get(first)!.handle(step.requests.get(first)!));
+    expect(() => server.withdraw([ids[2]])).toThrow(expect.objectContaining({ code: 'SECAGG_STAGE_OUT_OF_ORDER' }));
+    for (const [id, request] of step.requests) if (id !== first) server.receive(await clients.get(id)!.handle(request));
+    step = await server.advance();
+    if (step.done) throw new Error('expected unmask');
+    for (const [id, request] of step.requests) server.receive(await clients.get(id)!.handle(request));
+    step = await server.advance();
+    if (!step.done) throw new Error('expected the sum');
+    expect(step.result.contributors).toEqual(ids.slice(1));
+    expect(Array.from(step.result.sum)).toEqual(
+      Array.from(
+        plainSum(
+          ids.slice(1).map((id) => quantised.get(id)!),
+          16,
+        ),
+      ),
+    );
+    // Its neighbours revealed its mask key, never its self mask: its input stays hidden.
+    for (const id of ids.slice(1)) expect(clients.get(id)!.revealedShares.get(ids[0])).toBe('mask-key');
   });
 });
 

@@ -24,10 +24,14 @@
  *    neighbours j that sent it bundles; s_ij = HKDF-SHA256(X25519(mask keys), round id); PRG = ChaCha20.
  * 4. consistency-check (round 3 "ConsistencyCheck"): the server sends every survivor the survivor set
  *    S (the clients whose masked vectors arrived); each signs (round id, setup digest, S).
+ *    A survivor the driver knows has left before that can be withdrawn (`withdraw`): it is then
+ *    unmasked as a dropout.
  * 5. unmask (round 4 "Unmasking"): each signer gets its neighbours' signatures; it reveals shares only
  *    if at least t of them verify over the set it signed, and only as that set says: per neighbour,
  *    the b-share if it is in S, the mask-key share if not, never both (SECAGG_CONSISTENCY_FAILED
- *    otherwise). The server reconstructs (>= t shares each, a reconstructed mask key is checked
+ *    otherwise). Stricter than Fig. 5, a b-share is revealed only with that neighbour's own signature
+ *    over S (its consent, given after its UnmaskedRounds recorded the round): so every survivor must
+ *    sign, and one that does not aborts the session (ROUND_QUORUM_NOT_MET) with nothing revealed. The server reconstructs (>= t shares each, a reconstructed mask key is checked
  *    against its public key), removes the survivors' self masks and their pairwise masks with the
  *    dropped clients, and returns the sum mod 2^32. With fewer than t shares for any client it aborts
  *    with ROUND_QUORUM_NOT_MET.
@@ -43,7 +47,9 @@
  * for this round id and setup); tell neighbours different dropout stories to collect both shares of
  * one client (a client reveals only against the set it signed and only with t matching neighbour
  * signatures, one share kind per neighbour); run a session smaller or weaker than the job spec (the
- * client's policy); have a client's input in two unmasked sums of one round (UnmaskedRounds).
+ * client's policy); have a client's input in two unmasked sums of one round (UnmaskedRounds, exact
+ * because a self mask comes off only with its owner's signature). The same attacks on real sockets:
+ * test/secaggMaliciousCoordinator.e2e.test.ts.
  *
  * Remaining assumptions (docs/secure-aggregation.md): fewer than t of a client's k neighbours collude
  * with the server, and fewer than 2t - k of them when the server also lies about survivors (each
@@ -51,9 +57,7 @@
  * default t that is one colluder, two in the complete graph); the client list is real, distinct
  * parties (sybils the server admits count as colluders: admission is the job's access policy, not
  * SecAgg's); the server picks the graph seed, so it could grind for a graph that gives a target
- * colluding neighbours (Bell et al. assume honest graph generation); a client that drops after
- * sending its masked vector is unmasked without seeing the consistency check, so it cannot tell that
- * attempt from an aborted one (UnmaskedRounds' 'masked' mode closes this). The server learns the sum
+ * colluding neighbours (Bell et al. assume honest graph generation). The server learns the sum
  * of the survivors' inputs and who dropped: what the sum itself reveals (e.g. an input, given the
  * others) is not protected.
  * Sparse graphs cut per-client cost from O(n) to O(k) keys, masks and signatures at the price of
@@ -116,7 +120,8 @@ export interface SecAggDropout {
   clientId: ClientId;
   /** The stage whose reply never came (or whose request could not be sent). */
   stage: SecAggStage;
-  reason: 'no-reply' | 'too-few-neighbours';
+  /** no-reply: silent at that stage; too-few-neighbours: too few shares could reach it; left: withdrawn after masking (`withdraw`). */
+  reason: 'no-reply' | 'too-few-neighbours' | 'left';
 }
 
 export interface SecAggResult {
@@ -236,6 +241,24 @@ export class SecAggPlusServer {
   cancel(): void {
     if (this.state === 'done' || this.state === 'aborted') return;
     this.enter('aborted');
+  }
+
+  /**
+   * Takes survivors the driver knows are gone (they sent a masked vector, then disconnected) out of
+   * the survivor set before anyone answered the consistency check: their masked vectors are
+   * discarded and they are unmasked as dropouts (mask keys, never self masks), so the others' sum
+   * can still be unmasked without them. Returns the consistency-check requests for the smaller set;
+   * aborts with ROUND_QUORUM_NOT_MET when too few remain.
+   */
+  withdraw(clientIds: Iterable<ClientId>): SecAggStep {
+    if (this.state !== 'consistency-check' || this.replies.size > 0) {
+      throw stageOutOfOrder('a consistency check nobody has answered yet', this.state, 'server');
+    }
+    for (const id of new Set(clientIds)) {
+      if (!this.maskedVectors.delete(id)) continue;
+      this.drops.push({ clientId: id, stage: 'consistency-check', reason: 'left' });
+    }
+    return this.consistencyCheck();
   }
 
   /** Starts the round: the setup request for every client. */
@@ -426,10 +449,15 @@ export class SecAggPlusServer {
     for (const r of this.replies.values()) {
       if (r.stage === 'collect-masked-vectors') this.maskedVectors.set(r.clientId, bytesToVector(r.maskedVector));
     }
+    this.enter('consistency-check');
+    return this.consistencyCheck();
+  }
+
+  /** The consistency-check requests for the clients whose masked vectors the server holds. */
+  private consistencyCheck(): SecAggStep {
     this.checkQuorum(this.maskedVectors.size, 'consistency-check');
     // Abort now if some secret could not be reconstructed even if every survivor answered.
     this.checkHolders([...this.maskedVectors.keys()], 'consistency-check');
-    this.enter('consistency-check');
     this.survivorIds = [...this.maskedVectors.keys()].sort();
     const requests = new Map<ClientId, ServerToClient>();
     for (const id of this.survivorIds) {
@@ -442,8 +470,18 @@ export class SecAggPlusServer {
     for (const r of this.replies.values()) {
       if (r.stage === 'consistency-check') this.survivorSignatures.set(r.clientId, r.signature);
     }
-    // Only signers are asked to unmask; each needs t signing neighbours, implied by t signing holders per owner.
-    const signers = [...this.survivorSignatures.keys()];
+    // Clients reveal a neighbour's self-mask share only with that neighbour's own signature over the
+    // set (clientProtocol.ts unmask): a survivor that did not sign keeps the whole sum masked.
+    const unsigned = this.survivorIds.filter((id) => !this.survivorSignatures.has(id));
+    if (unsigned.length > 0) {
+      this.abort(
+        'unmask',
+        `${unsigned.length} survivor(s) did not sign the survivor set (${unsigned[0]}${unsigned.length > 1 ? ', ...' : ''}); ` +
+          'a self mask comes off only with its owner’s signature',
+      );
+    }
+    // Every survivor signed, so every survivor is asked to unmask; each owner still needs t holders.
+    const signers = [...this.survivorIds];
     this.checkHolders(signers, 'unmask');
     this.enter('unmask');
     const requests = new Map<ClientId, ServerToClient>();

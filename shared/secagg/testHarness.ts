@@ -54,7 +54,8 @@ export function makeClient(
 
 /**
  * Runs one SecAgg+ round in memory (for tests and benchmarks): every request goes to its client and
- * every reply back to the server. A client listed in `dropAt` never answers that stage or later ones.
+ * every reply back to the server. A client listed in `dropAt` never answers that stage or later ones
+ * (one that leaves at the consistency check is withdrawn before it is sent, as the coordinator does).
  * Clients use the policy of the server's own parameters unless `policy` is given.
  */
 export async function runInMemoryRound(
@@ -79,6 +80,12 @@ export async function runInMemoryRound(
   while (!step.done) {
     const stage = step.stage;
     for (const [id, stageAt] of dropAt) if (STAGE_ORDER.indexOf(stageAt) <= STAGE_ORDER.indexOf(stage)) gone.add(id);
+    // A driver that knows a survivor left before the consistency check withdraws it (as the coordinator's does).
+    const leaving = [...step.requests.keys()].filter((id) => gone.has(id));
+    if (stage === 'consistency-check' && leaving.length > 0) {
+      step = server.withdraw(leaving);
+      if (step.done) break;
+    }
     for (const [id, request] of step.requests) {
       if (gone.has(id)) continue;
       const reply = await clients.get(id)!.handle(request, inputs.get(id));

@@ -15,9 +15,9 @@ export interface UnmaskedRoundsOptions {
   /**
    * When an earlier attempt of a round stops the client from masking its input again:
    * 'unmasking' once that attempt showed the client its survivor set (the consistency check, after
-   * which the coordinator unmasks); 'masked' as soon as the client sent a masked input in it (a
-   * malicious coordinator can unmask an input without showing its owner the consistency check, so
-   * only this closes retries completely, at the price of excluding those clients from every retry).
+   * which the coordinator unmasks; its neighbours reveal its self-mask shares only with its signature
+   * over that set, so no session it did not sign can unmask its input); 'masked' as soon as the client
+   * sent a masked input in it (stricter than privacy needs: it excludes those clients from every retry).
    * @default 'unmasking'
    */
   refuseAfter?: 'unmasking' | 'masked';

@@ -75,15 +75,11 @@ describe('a fourth aggregation mode registered from outside the house', () => {
   }
 
   it('validates its own options and rules at job creation', async () => {
-    const bad = await fetch(`${coordinator.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec(MODE, { maxClients: 20 })),
+    const bad = await createJob(coordinator.url, spec(MODE, { maxClients: 20 })).catch((e: unknown) => e);
+    expect(bad).toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+      message: expect.stringMatching(/x-float64 sums at most 10 clients/),
     });
-    expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { error: { code: string; message: string } }).error.message).toMatch(
-      /x-float64 sums at most 10 clients/,
-    );
   });
 
   it('runs a federation and commits the same model as plaintext FedAvg', async () => {
@@ -104,5 +100,12 @@ describe('a fourth aggregation mode registered from outside the house', () => {
       }),
     );
     expect(moved).toBeGreaterThan(0);
+
+    // The round runner and the socket edge report to /metrics: phases timed, messages counted by outcome.
+    const metrics = await (await fetch(`${coordinator.url}/metrics`)).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1] ?? Number.NaN);
+    expect(value(/tributary_round_phase_seconds_count\{phase="collecting"\} (\d+)/)).toBeGreaterThanOrEqual(2);
+    expect(value(/tributary_messages_total\{event="update:commit",code="ok"\} (\d+)/)).toBeGreaterThanOrEqual(6);
+    expect(value(/tributary_bytes_total\{transport="socket",direction="in"\} (\d+)/)).toBeGreaterThan(0);
   });
 });

@@ -1,14 +1,16 @@
+import { type BuyerClient, createBuyerClient, createJob as createJobAction } from '../../client/buyer';
+import { generateIdentity, type Identity } from '../../shared/identity/keyPair';
 import type { JobSpecInput } from '../../shared/schemas/jobSpec';
 
-/** Creates a job over REST as a buyer would; throws with the coordinator's error if it is refused. */
-export async function createJob(url: string, spec: JobSpecInput): Promise<string> {
-  const res = await fetch(`${url}/v1/jobs`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(spec),
-  });
-  const body = (await res.json()) as { id?: string; error?: { code: string; message: string } };
-  if (res.status !== 201 || !body.id)
-    throw new Error(`POST /v1/jobs answered ${res.status}: ${JSON.stringify(body.error)}`);
-  return body.id;
+/** The buyer the e2e tests create jobs as (one Ed25519 key per test process). */
+export const testBuyer: Identity = generateIdentity();
+
+/** A buyer SDK client for `url`, signing as `identity` (the test buyer by default). */
+export function buyerClient(url: string, identity: Identity = testBuyer): BuyerClient {
+  return createBuyerClient({ url, identity });
+}
+
+/** Creates a job through the buyer SDK, signed by the test buyer (its owner); throws the coded error if refused. */
+export async function createJob(url: string, spec: JobSpecInput, identity: Identity = testBuyer): Promise<string> {
+  return (await createJobAction(buyerClient(url, identity), { spec })).id;
 }

@@ -77,21 +77,12 @@ export class HeAggregator implements UploadAggregator {
       throw new TributaryError(
         'HE_CIPHERTEXT_INVALID',
         `Expected ${this.sum.count} ciphertexts and a signature (${this.maxUpdateBytes} bytes); got ${payload.length} bytes.`,
-        { details: { members: [clientId] } },
       );
     }
+    // Refusals name no sender (`details.members`): the sum is left unchanged, and the client may
+    // retry within the attempt, as paillier's length, range and signature refusals.
     const submission = openHeUpload(this.options.verifier, clientId, this.options.ref, payload);
-    try {
-      this.sum.add(submission.ciphertexts);
-    } catch (err) {
-      // An honest client never sends a malformed ciphertext: name the sender.
-      if (err instanceof TributaryError && err.code === 'HE_CIPHERTEXT_INVALID') {
-        throw new TributaryError('HE_CIPHERTEXT_INVALID', err.message, {
-          details: { ...(err.details as object), members: [clientId] },
-        });
-      }
-      throw err;
-    }
+    this.sum.add(submission.ciphertexts);
     if (this.options.keyHolderSums) this.kept.push(submission.ciphertexts);
     this.contributors.add(clientId);
     this.contributions.push({ clientId, digest: submission.digest, signature: submission.signature });

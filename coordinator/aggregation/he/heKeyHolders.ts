@@ -1,6 +1,6 @@
 import { TributaryError } from '../../../shared/errors';
 import type { AggregateResultBody } from '../../../shared/schemas/messages';
-import { HE_REFUSAL_PREFIX, type HeDecryptRequest } from '../../../shared/schemas/heMessages';
+import type { HeDecryptRequest } from '../../../shared/schemas/heMessages';
 import type { ClientLink } from '../../transport/clientDirectory';
 
 interface Pending {
@@ -17,7 +17,7 @@ interface Pending {
  * sent as `he:decrypt`, and resolves with the Float32 sums of the key holder's signed
  * `aggregate:result`. A key holder that disconnects mid-request gets the request again when it
  * rejoins within the timeout; otherwise the request fails with HE_KEYHOLDER_UNAVAILABLE. An answer
- * whose `error` starts with HE_REFUSAL_PREFIX is a refusal (HE_DECRYPT_REFUSED), any other error a
+ * with a `refusal` is a refusal (HE_DECRYPT_REFUSED, `details.reason`), one with only an `error` a
  * failed decryption (HE_DECRYPT_FAILED). Same life cycle as the paillier mode's KeyHolderRegistry.
  */
 export class HeKeyHolders {
@@ -90,17 +90,23 @@ export class HeKeyHolders {
         `Expected the aggregate of round ${p.request.round} attempt ${p.request.attempt}, got round ${round} attempt ${body.attempt}.`,
       );
     }
-    if (body.error !== undefined) {
-      const refused = body.error.startsWith(HE_REFUSAL_PREFIX);
+    if (body.refusal !== undefined) {
       this.settle(
         jobId,
         p,
-        refused
-          ? new TributaryError(
-              'HE_DECRYPT_REFUSED',
-              `The HE key holder refused to decrypt: ${body.error.slice(HE_REFUSAL_PREFIX.length)}`,
-            )
-          : new TributaryError('HE_DECRYPT_FAILED', `The HE key holder could not decrypt the aggregate: ${body.error}`),
+        new TributaryError(
+          'HE_DECRYPT_REFUSED',
+          `The HE key holder refused to decrypt round ${round} attempt ${body.attempt} (${body.refusal.reason}): ${body.error ?? 'no reason given'}`,
+          { details: { reason: body.refusal.reason } },
+        ),
+      );
+      return;
+    }
+    if (body.error !== undefined) {
+      this.settle(
+        jobId,
+        p,
+        new TributaryError('HE_DECRYPT_FAILED', `The HE key holder could not decrypt the aggregate: ${body.error}`),
       );
       return;
     }

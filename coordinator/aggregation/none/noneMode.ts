@@ -12,7 +12,8 @@ export function noneOptions(spec: JobSpec): NoneOptions {
 
 /**
  * Mode `none` (research, opt-in): clients upload their deltas in the clear; the coordinator sums
- * them (and sees each one). Clients report training metrics with their commit.
+ * them (and sees each one). Clients report training metrics with their commit (not under DP, where
+ * the commit carries only the unclipped bit and the coordinator adds central noise).
  */
 export function createNoneMode(): CoordinatorAggregationMode {
   return {
@@ -27,12 +28,17 @@ export function createNoneMode(): CoordinatorAggregationMode {
       }
     },
     parts: () => ({ kind: 'client' as PartKind, membersPerPart: 1 }),
+    // The coordinator sees every update: it can only add the noise itself (and clips again).
+    privacyNoise: ['central'],
     openCollection(context: CollectionContext): RoundCollection {
+      const privacy = context.privacy;
       const aggregator = new PlaintextAggregator(context.job.weightManifest, {
         maxExampleWeight: noneOptions(context.job.spec).maxExampleWeight,
         keepClientUpdates: context.keepParts,
+        ...(privacy ? { privacy: { clippingNorm: privacy.clippingNorm } } : {}),
       });
-      return new UploadCollection(context, aggregator, { modeName: 'none', keepMetrics: true });
+      // Under DP per-client training metrics would be released outside the accounted mechanism.
+      return new UploadCollection(context, aggregator, { modeName: 'none', keepMetrics: !privacy });
     },
   };
 }

@@ -1,9 +1,22 @@
 import { TributaryError } from '../../../shared/errors';
-import type { AggregateDecryptRequest, AggregateResultBody } from '../../../shared/schemas/messages';
+import type { AggregateResultBody } from '../../../shared/schemas/messages';
 import type { ClientLink } from '../../transport/clientDirectory';
+import type { PaillierContribution } from './paillierAggregator';
+
+/** What the coordinator asks a key holder to decrypt: one round attempt's contributions. */
+export interface DecryptionRequest {
+  jobId: string;
+  round: number;
+  attempt: number;
+  /** Values per vector (parameters + 1). */
+  length: number;
+  /** The attempt's selection, as the round's record will show it. */
+  selected: readonly string[];
+  contributions: readonly PaillierContribution[];
+}
 
 interface Pending {
-  request: AggregateDecryptRequest;
+  request: DecryptionRequest;
   sent: boolean;
   timer: NodeJS.Timeout;
   resolve: (sums: Float32Array) => void;
@@ -13,9 +26,16 @@ interface Pending {
 /**
  * The key holders of `paillier` jobs: which connection holds a job's private key, and the one
  * outstanding decryption per job. A decryption waits (up to its timeout) for the key holder to be
- * connected, is sent as `aggregate:decrypt`, and resolves with the Float32 sums of the key holder's
- * signed `aggregate:result`. A key holder that disconnects mid-request gets the request again when it
- * rejoins within the timeout; otherwise the request fails with PAILLIER_KEYHOLDER_UNAVAILABLE.
+ * connected, is sent as `aggregate:decrypt` (the round attempt, its selection, each contributor's
+ * id and submission signature) followed by one `aggregate:ciphertexts` per contributor, and
+ * resolves with the Float32 sums of the key holder's signed `aggregate:result`. A key holder that
+ * disconnects mid-request gets the whole request again when it rejoins within the timeout; otherwise
+ * the request fails with PAILLIER_KEYHOLDER_UNAVAILABLE. A key holder's refusal rejects with
+ * PAILLIER_DECRYPT_REFUSED (`details.reason`), naming no client: only the key holder's word.
+ *
+ * Bandwidth: the key holder receives every contributor's ciphertexts, clients × update bytes per
+ * round (bounded at job creation by MAX_DECRYPT_REQUEST_BYTES), one message per contributor so no
+ * message exceeds one update (MAX_PAILLIER_UPDATE_BYTES).
  */
 export class KeyHolderRegistry {
   private readonly holders = new Map<string, { clientId: string; link: ClientLink }>();
@@ -42,7 +62,7 @@ export class KeyHolderRegistry {
   }
 
   /** Asks the job's key holder to decrypt an aggregate; rejects with a coded error after `timeoutMs`. */
-  decrypt(request: AggregateDecryptRequest, timeoutMs: number): Promise<Float32Array> {
+  decrypt(request: DecryptionRequest, timeoutMs: number): Promise<Float32Array> {
     const { jobId } = request;
     if (this.pending.has(jobId)) {
       return Promise.reject(new TributaryError('INTERNAL', `Job ${jobId} already has a decryption in progress.`));
@@ -94,6 +114,18 @@ export class KeyHolderRegistry {
         `Expected the aggregate of round ${p.request.round} attempt ${p.request.attempt}, got round ${round} attempt ${body.attempt}.`,
       );
     }
+    if (body.refusal !== undefined) {
+      this.settle(
+        jobId,
+        p,
+        new TributaryError(
+          'PAILLIER_DECRYPT_REFUSED',
+          `The key holder refused to decrypt round ${round} attempt ${body.attempt} (${body.refusal.reason}): ${body.error ?? 'no reason given'}`,
+          { details: { reason: body.refusal.reason } },
+        ),
+      );
+      return;
+    }
     if (body.error !== undefined) {
       this.settle(
         jobId,
@@ -127,14 +159,24 @@ export class KeyHolderRegistry {
     const holder = this.holders.get(jobId);
     if (!p || !holder || p.sent) return;
     p.sent = true;
-    const r = p.request;
+    const { jobId: id, round, attempt, length, selected, contributions } = p.request;
     holder.link.send('aggregate:decrypt', {
-      jobId: r.jobId,
-      round: r.round,
-      attempt: r.attempt,
-      clientCount: r.clientCount,
-      length: r.length,
-      ciphertexts: Buffer.from(r.ciphertexts.buffer, r.ciphertexts.byteOffset, r.ciphertexts.byteLength),
+      jobId: id,
+      round,
+      attempt,
+      length,
+      selected: [...selected],
+      contributions: contributions.map(({ clientId, signature }) => ({ clientId, signature })),
+    });
+    // One message per contributor, in order: socket.io keeps the order on one connection.
+    contributions.forEach(({ ciphertexts: c }, index) => {
+      holder.link.send('aggregate:ciphertexts', {
+        jobId: id,
+        round,
+        attempt,
+        index,
+        ciphertexts: Buffer.from(c.buffer, c.byteOffset, c.byteLength),
+      });
     });
   }
 

@@ -1,16 +1,29 @@
 import { PublicKey } from 'paillier-bigint';
+import { splitByManifest } from '../../../shared/codec/manifestVector';
 import { totalParameters, type TensorManifestEntry } from '../../../shared/codec/tensors';
 import { TributaryError } from '../../../shared/errors';
+import type { SignatureVerifier } from '../../../shared/identity/signing';
 import {
   ciphertextCount,
+  ciphertextDigest,
   ciphertextWidth,
   ciphertextsFromBytes,
-  ciphertextsToBytes,
+  firstNonUnit,
   type PackedPaillierParams,
+  type SubmissionRef,
+  verifySubmission,
 } from '../../../shared/paillier';
+import type { UpdateCommitBody } from '../../../shared/schemas/messages';
 import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
+import type { RevealedPrivacy } from '../aggregationMode';
 import type { UploadAggregator } from '../uploads/uploadCollection';
-import { splitByManifest } from '../../../shared/codec/manifestVector';
+
+/** One accepted encrypted update: who sent it, its signature over the submission, the ciphertext bytes. */
+export interface PaillierContribution {
+  clientId: string;
+  signature: string;
+  ciphertexts: Uint8Array;
+}
 
 export interface PaillierAggregatorOptions {
   params: PackedPaillierParams;
@@ -18,20 +31,38 @@ export interface PaillierAggregatorOptions {
   n: bigint;
   /** The job's maxExampleWeight: decrypted ratios are scaled back to examples with it. */
   maxExampleWeight: number;
-  /** Asks the key holder to decrypt the product (KeyHolderRegistry.decrypt with the round attempt filled in). */
-  decrypt: (aggregate: { ciphertexts: Uint8Array; clientCount: number; length: number }) => Promise<Float32Array>;
+  /** The round attempt every submission must be signed for. */
+  ref: SubmissionRef;
+  verifier: SignatureVerifier;
+  /**
+   * Asks the key holder to decrypt the sum of the contributions (KeyHolderRegistry.decrypt with the
+   * round attempt and its selection filled in); resolves with the Float32 sums.
+   */
+  decrypt: (aggregate: { length: number; contributions: readonly PaillierContribution[] }) => Promise<Float32Array>;
+  /**
+   * Jobs with a `privacy` block (central noise): each client encrypts its clipped delta and, in the
+   * weight slot, its unclipped bit (shared/aggregation/privateUpdate.ts); every client weighs 1.
+   */
+  privacy?: boolean;
 }
 
 /**
  * Aggregation mode `paillier` (coordinator half). Each update is ciphertextCount(P + 1) fixed-width
  * Paillier ciphertexts: the client's delta scaled by its weight ratio, then the ratio itself, packed
- * and encrypted under the key holder's public key. `accept` checks the exact length and that every
- * ciphertext is in [1, n²) before multiplying it into the running product mod n² (the homomorphic
- * sum); it never sees a plaintext. `reveal` sends the product to the key holder and splits the
+ * and encrypted under the key holder's public key, with the client's Ed25519 signature over the
+ * SHA-256 of those bytes bound to (job, round, attempt) (shared/paillier/submission.ts).
+ *
+ * `accept` checks, before keeping anything: the exact length, every ciphertext in [1, n²)
+ * (PAILLIER_CIPHERTEXT_INVALID, the client may retry), the submission signature
+ * (PAILLIER_SUBMISSION_INVALID, may retry), and that every ciphertext is a unit mod n
+ * (PAILLIER_CIPHERTEXT_INVALID naming the sender in `details.members`: no honest encryption is a
+ * non-unit, so the sender is dropped from the attempt and left out of its retry). The aggregate is
+ * therefore never spoiled. `reveal` sends every contribution, signature included, to the key
+ * holder, which verifies them and multiplies them itself (client/keyHolder.ts), and splits the
  * decrypted sums into Σ ratio_i·Δ_i per tensor and Σ ratio_i.
  *
- * Not checked (too costly per update): that a ciphertext is coprime with n. A non-coprime value would
- * reveal a factor of n to whoever sent it, which the client could compute anyway only by factoring.
+ * Cost: the coordinator holds every accepted update until reveal (clients × ciphertext bytes, which
+ * job creation bounds by MAX_DECRYPT_REQUEST_BYTES) and sends all of it to the key holder.
  */
 export class PaillierAggregator implements UploadAggregator {
   readonly maxUpdateBytes: number;
@@ -39,7 +70,7 @@ export class PaillierAggregator implements UploadAggregator {
   private readonly count: number;
   private readonly width: number;
   private readonly n2: bigint;
-  private product: bigint[] | null = null;
+  private readonly contributions: PaillierContribution[] = [];
   private readonly contributors = new Set<string>();
 
   constructor(
@@ -54,7 +85,7 @@ export class PaillierAggregator implements UploadAggregator {
     this.maxUpdateBytes = this.count * this.width;
   }
 
-  accept(clientId: string, payload: Uint8Array, numExamples: number): void {
+  accept(clientId: string, payload: Uint8Array, numExamples: number, commit?: UpdateCommitBody): void {
     if (this.contributors.has(clientId)) {
       throw new TributaryError(
         'ROUND_DUPLICATE_UPDATE',
@@ -68,28 +99,49 @@ export class PaillierAggregator implements UploadAggregator {
       );
     }
     const ciphertexts = ciphertextsFromBytes(payload, this.width, { count: this.count, modulus: this.n2 });
-    const product = this.product;
-    if (!product) this.product = ciphertexts;
-    else for (let i = 0; i < product.length; i++) product[i] = (product[i] * ciphertexts[i]) % this.n2;
+    const signature = commit?.submissionSignature;
+    const { ref } = this.options;
+    if (!signature || !verifySubmission(this.options.verifier, clientId, ref, ciphertextDigest(payload), signature)) {
+      throw new TributaryError(
+        'PAILLIER_SUBMISSION_INVALID',
+        `Expected update:commit to carry submissionSignature, the client's signature over the SHA-256 of the ciphertexts for job ${ref.jobId} round ${ref.round} attempt ${ref.attempt}; ${signature ? 'it does not verify' : 'it has none'}.`,
+      );
+    }
+    const index = firstNonUnit(ciphertexts, this.options.n);
+    if (index !== null) {
+      throw new TributaryError(
+        'PAILLIER_CIPHERTEXT_INVALID',
+        `paillier: ciphertext ${index} shares a factor with n (gcd(c, n) != 1; c = n is one such value): no encryption produces it. Client ${clientId.slice(0, 12)}… is left out of this attempt and its retry.`,
+        { details: { members: [clientId], index } },
+      );
+    }
+    this.contributions.push({ clientId, signature, ciphertexts: payload });
     this.contributors.add(clientId);
   }
 
   /**
-   * Has the key holder decrypt the product and returns the sums in examples: the decrypted vector is
+   * Has the key holder decrypt the sum and returns it in examples: the decrypted vector is
    * Σ ratio_i·Δ_i and Σ ratio_i with ratio_i = w_i / maxExampleWeight, so both scale by maxExampleWeight.
    */
-  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }> {
-    if (!this.product) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
-    const sums = await this.options.decrypt({
-      ciphertexts: ciphertextsToBytes(this.product, this.width),
-      clientCount: this.contributors.size,
-      length: this.length,
-    });
+  async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[]; privacy?: RevealedPrivacy }> {
+    if (this.contributions.length === 0) {
+      throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
+    }
+    const sums = await this.options.decrypt({ length: this.length, contributions: this.contributions });
     if (sums.length !== this.length) {
       throw new TributaryError(
         'PAILLIER_DECRYPT_FAILED',
         `The key holder returned ${sums.length} sums; expected ${this.length}.`,
       );
+    }
+    const clientCount = this.contributors.size;
+    if (this.options.privacy) {
+      // Under DP the last value is the count of unclipped updates; every client weighs 1.
+      const weightedDeltaSum = splitByManifest(sums, this.manifest);
+      return {
+        sum: { weightedDeltaSum, totalWeight: clientCount, clientCount },
+        privacy: { unclippedCount: sums[this.length - 1], noised: false },
+      };
     }
     const ratioSum = sums[this.length - 1];
     if (!(ratioSum > 0)) {
@@ -101,6 +153,6 @@ export class PaillierAggregator implements UploadAggregator {
     const scale = this.options.maxExampleWeight;
     const weightedDeltaSum = splitByManifest(sums, this.manifest);
     for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
-    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: this.contributors.size } };
+    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount } };
   }
 }

@@ -1,11 +1,17 @@
 import { TributaryError } from '../../../shared/errors';
+import { SignatureVerifier } from '../../../shared/identity/signing';
+import { ciphertextCount, ciphertextWidth } from '../../../shared/paillier';
 import {
   type JobSpec,
   PAILLIER_MAX_PARAMETERS,
   type PaillierOptions,
   paillierParamsOf,
 } from '../../../shared/schemas/jobSpec';
-import { MAX_CHUNK_BYTES } from '../../../shared/schemas/messages';
+import {
+  MAX_CHUNK_BYTES,
+  MAX_DECRYPT_REQUEST_BYTES,
+  MAX_PAILLIER_UPDATE_BYTES,
+} from '../../../shared/schemas/messages';
 import type {
   CollectionContext,
   CoordinatorAggregationMode,
@@ -23,17 +29,32 @@ export function paillierOptions(spec: JobSpec): PaillierOptions {
   return spec.paillier;
 }
 
+/** Bytes of one client's encrypted update for a model of `parameters` parameters. */
+export function paillierUpdateBytes(spec: JobSpec, parameters: number): number {
+  const options = paillierOptions(spec);
+  const params = paillierParamsOf({ maxClients: spec.maxClients, paillier: options });
+  return ciphertextCount(params, parameters + 1) * ciphertextWidth(BigInt(`0x${options.publicKey.n}`));
+}
+
+/** The coordinator half of mode `paillier`, with its key-holder registry (tests drive it as a malicious coordinator would). */
+export interface PaillierCoordinatorMode extends CoordinatorAggregationMode {
+  readonly keyHolders: KeyHolderRegistry;
+}
+
 /**
  * Mode `paillier` (packed Paillier, BatchCrypt): clients upload ciphertexts of their weighted deltas
- * through the ordinary chunked upload; the coordinator multiplies them and the job's key holder
- * (a role of this mode: `keyholder:join`, `aggregate:result`) decrypts only the product. Clients send
- * no training metrics (they would leak per-client information).
+ * with a signed submission through the ordinary chunked upload; the coordinator checks and keeps
+ * them, and the job's key holder (a role of this mode: `keyholder:join`, `aggregate:result`)
+ * receives every contribution, checks it, multiplies and decrypts only the sum. Clients send no
+ * training metrics (they would leak per-client information).
  */
-export function createPaillierMode(): CoordinatorAggregationMode {
+export function createPaillierMode(): PaillierCoordinatorMode {
   const keyHolders = new KeyHolderRegistry();
+  const verifier = new SignatureVerifier();
   return {
     name: 'paillier',
-    assertModelFits(_spec: JobSpec, parameters: number): void {
+    keyHolders,
+    assertModelFits(spec: JobSpec, parameters: number): void {
       if (parameters > PAILLIER_MAX_PARAMETERS) {
         throw new TributaryError(
           'JOB_SPEC_INVALID',
@@ -41,17 +62,32 @@ export function createPaillierMode(): CoordinatorAggregationMode {
           { details: { parameters, maxParameters: PAILLIER_MAX_PARAMETERS } },
         );
       }
+      // The key holder receives every contributor's whole update each round: bound it before any round runs.
+      const updateBytes = paillierUpdateBytes(spec, parameters);
+      const roundBytes = updateBytes * spec.maxClients;
+      if (updateBytes > MAX_PAILLIER_UPDATE_BYTES || roundBytes > MAX_DECRYPT_REQUEST_BYTES) {
+        throw new TributaryError(
+          'JOB_SPEC_INVALID',
+          `secureAggregation "paillier": the key holder receives every client's ciphertexts, maxClients ${spec.maxClients} × ${updateBytes} bytes = ${roundBytes} bytes per round, more than ${MAX_DECRYPT_REQUEST_BYTES}; lower maxClients to at most ${Math.floor(MAX_DECRYPT_REQUEST_BYTES / updateBytes)} or use a smaller model.`,
+          { details: { updateBytes, maxClients: spec.maxClients, maxDecryptRequestBytes: MAX_DECRYPT_REQUEST_BYTES } },
+        );
+      }
     },
     parts: () => undefined,
+    // The key holder decrypts the plain sum, so the noise is added after it, by the coordinator.
+    privacyNoise: ['central'],
     openCollection(context: CollectionContext): RoundCollection {
-      const { job, round, attempt } = context;
+      const { job, round, attempt, selected } = context;
       const options = paillierOptions(job.spec);
       const aggregator = new PaillierAggregator(job.weightManifest, {
         params: paillierParamsOf({ maxClients: job.spec.maxClients, paillier: options }),
         n: BigInt(`0x${options.publicKey.n}`),
         maxExampleWeight: options.maxExampleWeight,
+        ref: { jobId: job.id, round, attempt },
+        verifier,
+        privacy: context.privacy !== undefined,
         decrypt: (aggregate) =>
-          keyHolders.decrypt({ jobId: job.id, round, attempt, ...aggregate }, options.decryptTimeoutMs),
+          keyHolders.decrypt({ jobId: job.id, round, attempt, selected, ...aggregate }, options.decryptTimeoutMs),
       });
       return new UploadCollection(context, aggregator, { modeName: 'paillier', keepMetrics: false });
     },

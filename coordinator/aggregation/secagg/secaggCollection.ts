@@ -5,6 +5,7 @@ import type { UpdatePart } from '../../strategy/strategy';
 import type { Collected, CollectionContext, Revealed, RoundCollection, RoundMessage } from '../aggregationMode';
 import { sumUpdates } from '../../strategy/sumUpdates';
 import { splitCohorts } from './secaggCohorts';
+import { secaggEncodingOf } from './secaggEncoding';
 import { SecAggSession } from './secaggSession';
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: TributaryError };
@@ -43,6 +44,8 @@ export class SecAggCollection implements RoundCollection {
     const { job, round, attempt, deadline, directory } = this.context;
     const cohortSize = this.options.cohortSize;
     try {
+      // One encoding for every cohort: the same vector length, C and (distributed DP) noise plan.
+      const encoding = secaggEncodingOf(job.weightManifest, this.options, this.context.privacy);
       this.sessions = this.cohorts.map(
         (members, i) =>
           new SecAggSession({
@@ -52,6 +55,7 @@ export class SecAggCollection implements RoundCollection {
             selected: members,
             manifest: job.weightManifest,
             options: this.options,
+            encoding,
             // A cohort's sum must cover at least cohortSize clients; one whole-round cohort needs minClients.
             minClients: cohortSize === undefined ? job.spec.minClients : Math.min(cohortSize, members.length),
             trainingDeadline: deadline,
@@ -81,13 +85,36 @@ export class SecAggCollection implements RoundCollection {
   }
 
   async reveal(): Promise<Revealed> {
+    // Survivors that left since their cohort's collection ended are withdrawn, and the round's
+    // quorum checked again, before any cohort is sent its consistency check: failing here reveals nothing.
+    let covered = 0;
+    for (const { index, session } of [...this.live]) {
+      try {
+        covered += session.prepareReveal().length;
+      } catch (err) {
+        this.abortCohort(index, toTributaryError(err));
+      }
+    }
+    const { minClients } = this.context.job.spec;
+    if (covered < minClients) {
+      this.stop();
+      throw new TributaryError(
+        'ROUND_QUORUM_NOT_MET',
+        `${covered} of the ${minClients} required clients are still connected to unmask their sums; nothing was revealed`,
+      );
+    }
     const live = this.live;
     const outcomes = await Promise.all(live.map(({ session }) => settle(session.unmask())));
     const parts: UpdatePart[] = [];
     const participants: string[] = [];
     const failures: RoundFailure[] = [];
+    // DP rounds: each cohort's sum carries its count of unclipped updates (noised, with distributed noise).
+    let unclippedCount = 0;
+    let noised = false;
     outcomes.forEach((o, k) => {
       if (o.ok) {
+        unclippedCount += o.value.privacy?.unclippedCount ?? 0;
+        noised = o.value.privacy?.noised ?? false;
         parts.push({ members: [...o.value.participants], updates: o.value.updates });
         participants.push(...o.value.participants);
         failures.push(...o.value.failures);
@@ -101,6 +128,7 @@ export class SecAggCollection implements RoundCollection {
       failures: [...this.failures, ...failures],
       parts,
       partKind: 'cohort',
+      ...(this.context.privacy ? { privacy: { unclippedCount, noised } } : {}),
     };
   }
 

@@ -201,6 +201,26 @@ describe('SecAggSession', () => {
     expect(result.updates.totalWeight).toBeCloseTo(expectedMean([c0, c1, c3]).weight, 2);
   });
 
+  it('withdraws a survivor that left after sending its masked vector, before the consistency check: the others are summed', async () => {
+    const { session } = setup();
+    expect(await session.collect()).toEqual(ids);
+    session.markDropped(c2, 'gone'); // while other cohorts were still collecting
+    expect(session.prepareReveal()).toEqual([c0, c1, c3]);
+    const result = await session.unmask();
+    expect(result.participants).toEqual([c0, c1, c3]);
+    expect(result.failures).toEqual([{ clientId: c2, reason: 'DISCONNECTED at consistency-check: gone' }]);
+    expect(result.updates.totalWeight).toBeCloseTo(expectedMean([c0, c1, c3]).weight, 2);
+  });
+
+  it('aborts when a survivor does not sign the survivor set: its self mask cannot come off without it', async () => {
+    const { session } = setup({ silent: { [c1]: 'consistency-check' } });
+    await session.collect();
+    await expect(session.unmask()).rejects.toMatchObject({
+      code: 'ROUND_QUORUM_NOT_MET',
+      message: expect.stringMatching(/did not sign the survivor set/),
+    });
+  });
+
   it('records a silent client after the stage timeout', async () => {
     const { session } = setup({ silent: { [c3]: 'setup' } });
     const result = await runSession(session);

@@ -1,12 +1,10 @@
 import { decodeBinaryJson, encodeBinaryJson } from '../../../shared/codec/binaryJson';
 import { ChunkAssembler } from '../../../shared/codec/chunks';
-import { splitByManifest } from '../../../shared/codec/manifestVector';
-import { type TensorManifestEntry, totalParameters } from '../../../shared/codec/tensors';
+import type { TensorManifestEntry } from '../../../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../../../shared/errors';
 import type { SecAggOptions } from '../../../shared/schemas/jobSpec';
 import { MAX_CHUNK_BYTES, type SecAggReplyBody, type SecAggRequest } from '../../../shared/schemas/messages';
 import {
-  dequantizeSum,
   type SecAggDropout,
   SecAggPlusServer,
   type SecAggStage,
@@ -18,6 +16,8 @@ import { WakeableWait } from '../../../shared/wakeableWait';
 import type { RoundFailure } from '../../store/store';
 import type { AggregatedUpdates } from '../../strategy/strategy';
 import type { ClientDirectory } from '../../transport/clientDirectory';
+import type { RevealedPrivacy } from '../aggregationMode';
+import { type SecAggEncoding, secaggEncodingOf, sessionQuantization } from './secaggEncoding';
 
 export interface SecAggSessionOptions {
   jobId: string;
@@ -29,6 +29,8 @@ export interface SecAggSessionOptions {
   selected: readonly string[];
   manifest: readonly TensorManifestEntry[];
   options: SecAggOptions;
+  /** How vectors encode updates and the sum decodes. @default ratio-weighted deltas (no DP) */
+  encoding?: SecAggEncoding;
   /** Fewest contributors to the sum; fewer survivors abort the session with ROUND_QUORUM_NOT_MET. */
   minClients: number;
   /** Milliseconds since the epoch when training must be done; collect-masked-vectors waits at least until then. */
@@ -40,6 +42,8 @@ export interface SecAggSessionOptions {
 export interface SecAggSessionResult {
   /** Σ w_i·Δ_i per tensor and Σ w_i in examples (the clients send ratio_i = w_i / maxExampleWeight). */
   updates: AggregatedUpdates;
+  /** DP rounds: the count of unclipped updates in the sum (see SecAggEncoding). */
+  privacy?: RevealedPrivacy;
   participants: string[];
   failures: RoundFailure[];
 }
@@ -66,6 +70,8 @@ const REVEAL_STAGE: SecAggStage = 'consistency-check';
  */
 export class SecAggSession {
   readonly vectorLength: number;
+  private readonly encoding: SecAggEncoding;
+  private readonly roundId: string;
   private readonly server: SecAggPlusServer;
   private readonly selected: ReadonlySet<string>;
   private readonly dropped = new Map<string, string>();
@@ -79,15 +85,17 @@ export class SecAggSession {
   private pending: SecAggStep | null = null;
 
   constructor(private readonly opts: SecAggSessionOptions) {
-    this.vectorLength = totalParameters(opts.manifest) + 1;
+    this.encoding = opts.encoding ?? secaggEncodingOf(opts.manifest, opts.options);
+    this.vectorLength = this.encoding.vectorLength;
     this.selected = new Set(opts.selected);
+    this.roundId = secaggRoundId({ jobId: opts.jobId, round: opts.round, attempt: opts.attempt, cohort: opts.cohort });
     this.server = new SecAggPlusServer({
-      roundId: secaggRoundId({ jobId: opts.jobId, round: opts.round, attempt: opts.attempt, cohort: opts.cohort }),
+      roundId: this.roundId,
       clientIds: opts.selected,
       vectorLength: this.vectorLength,
       neighbourCount: opts.options.neighbourCount,
       threshold: opts.options.threshold,
-      quantization: { clippingRange: opts.options.clippingRange, quantizationRange: 2 ** 22 },
+      quantization: sessionQuantization(opts.options),
       minClients: opts.minClients,
     });
   }
@@ -110,28 +118,36 @@ export class SecAggSession {
     return step.done ? step.result.contributors : [...this.server.survivors];
   }
 
-  /** Phase 2: unmask and dequantise. Call only after collect() resolved and the round's quorum held. */
+  /**
+   * Between the phases: survivors that left while the round waited (other cohorts still collecting)
+   * are withdrawn from the survivor set, since a self mask comes off only with its owner's signature
+   * at the consistency check; they count as dropouts and their inputs stay masked. Returns the
+   * clients the sum will cover; throws ROUND_QUORUM_NOT_MET (nothing revealed) when too few remain.
+   */
+  prepareReveal(): string[] {
+    const step = this.pending;
+    if (!step) throw new TributaryError('INTERNAL', 'SecAgg+ session: unmasking before collect() finished.');
+    if (step.done) return step.result.contributors;
+    const gone = [...step.requests.keys()].filter((id) => this.dropped.has(id));
+    if (gone.length > 0) this.pending = this.server.withdraw(gone);
+    return [...this.server.survivors];
+  }
+
+  /**
+   * Phase 2: unmask (after withdrawing the survivors that left, as prepareReveal) and dequantise.
+   * Call only after collect() resolved and the round's quorum held.
+   */
   async unmask(): Promise<SecAggSessionResult> {
-    let step = this.pending;
-    if (!step) throw new TributaryError('INTERNAL', 'SecAgg+ session: unmask() before collect() finished.');
+    this.prepareReveal();
+    let step = this.pending!;
     this.pending = null;
     while (!step.done) step = await this.runStage(step);
     this.stage = null;
     const { sum, contributors, dropouts } = step.result;
-    const total = dequantizeSum(sum, contributors.length, this.quantization);
-    const ratioSum = total[total.length - 1];
-    if (!(ratioSum > 0)) {
-      throw secaggError(
-        'SECAGG_RECONSTRUCTION_FAILED',
-        `SecAgg+ sum of weights is ${ratioSum}; expected a positive number`,
-      );
-    }
-    // The clients send ratio_i = w_i / maxExampleWeight: scale back to examples (one unit everywhere).
-    const scale = this.opts.options.maxExampleWeight;
-    const weightedDeltaSum = splitByManifest(total, this.opts.manifest);
-    for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
+    const { updates, privacy } = this.encoding.decode(sum, contributors.length, this.roundId);
     return {
-      updates: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: contributors.length },
+      updates,
+      ...(privacy ? { privacy } : {}),
       participants: contributors,
       // A client that dropped at unmask still contributed its masked vector: it is a participant.
       failures: this.failuresOf(dropouts.filter((d) => !contributors.includes(d.clientId))),

@@ -1,18 +1,19 @@
-import { contentHash, encodeTensors } from '../../../shared/codec/modelCodec';
+import { contentHash, decodeTensors, encodeTensors } from '../../../shared/codec/modelCodec';
+import { TributaryError } from '../../../shared/errors';
 import type { JobRecord } from '../../store/store';
 import { ClientDirectory } from '../../transport/clientDirectory';
 import { createLogger } from '../../logger';
 import { PlaintextAggregator } from '../none/plaintextAggregator';
 import type { UpdateChunkBody, UpdateCommitBody } from '../../../shared/schemas/messages';
 import type { Collected } from '../aggregationMode';
-import { UploadCollection } from './uploadCollection';
+import { type UploadAggregator, UploadCollection } from './uploadCollection';
 
 /** An upload collection of one round for `selected`, with the deadline `deadlineMs` from now, driven as the runner does. */
 class RoundCollector {
   readonly collection: UploadCollection;
   readonly done: Promise<Collected>;
   private finished = false;
-  constructor(round: number, selected: string[], agg: PlaintextAggregator, chunkBytes: number, deadlineMs: number) {
+  constructor(round: number, selected: string[], agg: UploadAggregator, chunkBytes: number, deadlineMs: number) {
     this.collection = new UploadCollection(
       {
         job: { id: 'job1' } as JobRecord,
@@ -180,5 +181,35 @@ describe('UploadCollection', () => {
     await c.close();
     await c2.close();
     await c3.close();
+  });
+
+  it('drops and blames a sender the aggregator names (sabotage); other refusals leave it free to retry', async () => {
+    // A fake aggregator: an update of 666s is sabotage naming its sender, one of 13s a plain mistake.
+    class Picky extends PlaintextAggregator {
+      override accept(clientId: string, payload: Uint8Array, numExamples: number): void {
+        const v = decodeTensors(payload)[0].data[0];
+        if (v === 666)
+          throw new TributaryError('PAILLIER_CIPHERTEXT_INVALID', 'sabotage', { details: { members: [clientId] } });
+        if (v === 13) throw new TributaryError('PAILLIER_CIPHERTEXT_INVALID', 'a mistake');
+        super.accept(clientId, payload, numExamples);
+      }
+    }
+    const c = new RoundCollector(1, ['a', 'x', 'y'], new Picky(manifest, { maxExampleWeight: 100_000 }), 64, 60_000);
+    expect(() => send(c, 'y', update(13), 64)).toThrow(
+      expect.objectContaining({ code: 'PAILLIER_CIPHERTEXT_INVALID' }),
+    );
+    send(c, 'y', update(2), 64);
+    expect(() => send(c, 'x', update(666), 64)).toThrow(
+      expect.objectContaining({ code: 'PAILLIER_CIPHERTEXT_INVALID', details: { members: ['x'] } }),
+    );
+    // Out of this attempt: no second try.
+    expect(() => send(c, 'x', update(1), 64)).toThrow(expect.objectContaining({ code: 'ROUND_NOT_SELECTED' }));
+    expect(c.isOpen).toBe(true);
+    send(c, 'a', update(1), 64);
+    // Everyone answered (x by its refusal): the collection ends without waiting for the deadline.
+    const r = (await c.done) as Extract<Collected, { evaluations: unknown }>;
+    expect(r.participants).toEqual(['y', 'a']);
+    expect(r.failures).toEqual([{ clientId: 'x', reason: 'PAILLIER_CIPHERTEXT_INVALID: sabotage' }]);
+    expect(r.blamed).toEqual(['x']);
   });
 });

@@ -4,25 +4,40 @@ import type { UpdateChunkBody, UpdateCommitBody } from '../../../shared/schemas/
 import { WakeableWait } from '../../../shared/wakeableWait';
 import type { RoundFailure } from '../../store/store';
 import type { AggregatedUpdates, ClientEvaluation, UpdatePart } from '../../strategy/strategy';
-import type { Collected, CollectionContext, Revealed, RoundCollection, RoundMessage } from '../aggregationMode';
+import type {
+  Collected,
+  CollectionContext,
+  Revealed,
+  RevealedPrivacy,
+  RoundCollection,
+  RoundMessage,
+} from '../aggregationMode';
 import { UploadAssembler } from './uploadAssembler';
 
 /**
  * What an upload-based mode does with a complete upload (`none`: decode and sum; `paillier`: check
- * and multiply ciphertexts). `accept` validates the whole payload before changing any state.
+ * the ciphertexts and the signed submission, and keep them). `accept` validates the whole payload
+ * before changing any state. A refusal whose error names the sender in `details.members` is
+ * sabotage, not a mistake: the collection drops the sender from the attempt (see UploadCollection).
  */
 export interface UploadAggregator {
   /** Upper bound on one encoded update, in bytes, so uploads are bounded before allocation. */
   readonly maxUpdateBytes: number;
-  accept(clientId: string, payload: Uint8Array, numExamples: number): void;
-  /** The sums (remote decryption included); parts when the mode keeps them. Rejects with a coded error. */
-  reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }>;
+  /**
+   * `commit` is the signed update:commit that completed the upload (its hash already checked; under DP,
+   * `none` reads the unclipped bit in its metrics).
+   */
+  accept(clientId: string, payload: Uint8Array, numExamples: number, commit?: UpdateCommitBody): void;
+  /** The sums (remote decryption included); parts when the mode keeps them; the unclipped count under DP. Rejects with a coded error. */
+  reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[]; privacy?: RevealedPrivacy }>;
 }
 
 /**
  * Collects the selected clients' chunked uploads for one round attempt until every one has answered
  * or failed, or the deadline passes (modes `none` and `paillier`). Each client gets exactly one
- * accepted update; everything it sends is validated before it reaches the aggregator.
+ * accepted update; everything it sends is validated before it reaches the aggregator. A client may
+ * retry after a refused upload, except when the aggregator attributes the refusal to it
+ * (`details.members`): then it is a failure of this attempt, blamed, and left out of the retry.
  */
 export class UploadCollection implements RoundCollection {
   private readonly pending: Set<string>;
@@ -30,6 +45,7 @@ export class UploadCollection implements RoundCollection {
   private readonly participants: string[] = [];
   private readonly failures: RoundFailure[] = [];
   private readonly evaluations: ClientEvaluation[] = [];
+  private readonly blamed: string[] = [];
   private readonly wait = new WakeableWait();
   private open = true;
 
@@ -49,16 +65,18 @@ export class UploadCollection implements RoundCollection {
       participants: [...this.participants],
       failures: [...this.failures],
       evaluations: this.options.keepMetrics ? [...this.evaluations] : [],
+      ...(this.blamed.length > 0 ? { blamed: [...this.blamed] } : {}),
     };
   }
 
   async reveal(): Promise<Revealed> {
-    const { sum, parts } = await this.aggregator.reveal();
+    const { sum, parts, privacy } = await this.aggregator.reveal();
     return {
       sum,
       participants: [...this.participants],
       failures: [...this.failures],
       ...(parts && parts.length > 0 ? { parts, partKind: 'client' as const } : {}),
+      ...(privacy ? { privacy } : {}),
     };
   }
 
@@ -119,7 +137,10 @@ export class UploadCollection implements RoundCollection {
       );
     }
     try {
-      this.aggregator.accept(clientId, bytes, body.numExamples);
+      this.aggregator.accept(clientId, bytes, body.numExamples, body);
+    } catch (err) {
+      this.attribute(clientId, err);
+      throw err;
     } finally {
       // Either way the bytes are no longer needed; a rejected client may retry with a fresh upload.
       this.uploads.delete(clientId);
@@ -127,6 +148,15 @@ export class UploadCollection implements RoundCollection {
     this.pending.delete(clientId);
     this.participants.push(clientId);
     this.evaluations.push({ numExamples: body.numExamples, metrics: body.metrics });
+    this.wait.wake();
+  }
+
+  /** A refusal that names its sender (sabotage such as a non-unit ciphertext): the sender is out of this attempt. */
+  private attribute(clientId: string, err: unknown): void {
+    const members = err instanceof TributaryError ? (err.details as { members?: unknown } | undefined)?.members : [];
+    if (!Array.isArray(members) || !members.includes(clientId) || !this.pending.delete(clientId)) return;
+    this.failures.push({ clientId, reason: `${(err as TributaryError).code}: ${(err as TributaryError).message}` });
+    this.blamed.push(clientId);
     this.wait.wake();
   }
 
