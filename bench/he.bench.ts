@@ -162,13 +162,16 @@ export interface HeRoundsOptions {
   /** Jobs to run, in order; a mode may appear twice with other encryption threads. */
   modes?: Array<Mode | { mode: Mode; encryptionThreads: number }>;
   jobTimeoutMs?: number;
+  /** How many times the list of jobs runs, in turn. @default 2 */
+  repeats?: number;
   /** Worker threads each client encrypts with (he, paillier: TributaryClient's paillierThreads, whose default is 1). @default 1 */
   encryptionThreads?: number;
 }
 
 async function heRounds(options: HeRoundsOptions = {}) {
   const clients = options.clients ?? 10;
-  const rounds = options.rounds ?? 8;
+  const rounds = options.rounds ?? 5;
+  const repeats = options.repeats ?? 2;
   const modes = options.modes ?? ['none', 'secagg', 'he'];
   const jobTimeoutMs = options.jobTimeoutMs ?? 120_000;
   const encryptionThreads = options.encryptionThreads ?? 1;
@@ -274,56 +277,79 @@ async function heRounds(options: HeRoundsOptions = {}) {
       for (const c of started) c.close();
     }
     const records = (await coordinator.store.listRounds(jobId)).filter((r) => r.status === 'completed');
-    const durations = records.map((r) => r.metrics.durationMs);
     return {
-      mode,
       outcome,
-      roundsCompleted: records.length,
-      roundMs: durations.map((d) => round(d)),
-      roundMsMedian: round(median(durations)),
+      roundMs: records.map((r) => r.metrics.durationMs),
       /** Rounds after the first (which also starts the encryption workers and warms the JIT). */
-      steadyRoundMsMedian: round(median(records.filter((r) => r.round > 1).map((r) => r.metrics.durationMs))),
-      keyHolderDecryptMsMedian: decryptMs.length > 0 ? round(median(decryptMs)) : undefined,
-      bytesPerClientPerRound: records.length > 0 ? Math.round(clientBytes / (clients * records.length)) : null,
-      errors: errors.slice(0, 3),
+      steadyRoundMs: records.filter((r) => r.round > 1).map((r) => r.metrics.durationMs),
+      decryptMs,
+      clientBytes,
+      rounds: records.length,
+      errors,
     };
   }
 
-  type RunResult = Awaited<ReturnType<typeof runMode>> & { encryptionThreads: number };
-  const results: Array<RunResult | { mode: Mode; encryptionThreads: number; error: string }> = [];
+  // The jobs run `repeats` times in turn (none, secagg, he, he, none, ...), so that a change in the
+  // machine's load between jobs weighs on every mode alike; each mode's rounds are pooled.
+  type Pooled = {
+    mode: Mode;
+    encryptionThreads: number;
+    runs: Array<Awaited<ReturnType<typeof runMode>>>;
+    errors: string[];
+  };
+  const pooled = new Map<string, Pooled>();
   try {
-    for (const entry of modes) {
-      const { mode, encryptionThreads: threads } =
-        typeof entry === 'string' ? { mode: entry, encryptionThreads } : entry;
-      try {
-        results.push({ ...(await runMode(mode, threads)), encryptionThreads: threads });
-      } catch (err) {
-        results.push({ mode, encryptionThreads: threads, error: String((err as Error)?.message ?? err) });
+    for (let repeat = 0; repeat < repeats; repeat++) {
+      for (const entry of modes) {
+        const { mode, encryptionThreads: threads } =
+          typeof entry === 'string' ? { mode: entry, encryptionThreads } : entry;
+        const key = `${mode}/${threads}`;
+        let p = pooled.get(key);
+        if (!p) pooled.set(key, (p = { mode, encryptionThreads: threads, runs: [], errors: [] }));
+        try {
+          p.runs.push(await runMode(mode, threads));
+        } catch (err) {
+          p.errors.push(String((err as Error)?.message ?? err));
+        }
       }
     }
   } finally {
     await coordinator.close();
   }
-  const plain = results.find((m) => m.mode === 'none');
-  const plainMs = plain && 'roundMsMedian' in plain ? plain.roundMsMedian : Number.NaN;
-  const plainSteadyMs = plain && 'steadyRoundMsMedian' in plain ? plain.steadyRoundMsMedian : Number.NaN;
-  const plainBytes =
-    plain && 'bytesPerClientPerRound' in plain ? (plain.bytesPerClientPerRound ?? Number.NaN) : Number.NaN;
+  const summaries = [...pooled.values()].map((p) => {
+    const all = p.runs.flatMap((r) => r.roundMs);
+    const steady = p.runs.flatMap((r) => r.steadyRoundMs);
+    const rounds = p.runs.reduce((a, r) => a + r.rounds, 0);
+    const decrypts = p.runs.flatMap((r) => r.decryptMs);
+    return {
+      mode: p.mode,
+      encryptionThreads: p.encryptionThreads,
+      jobs: p.runs.map((r) => r.outcome),
+      roundMs: all.map((d) => round(d)),
+      roundMsMedian: round(median(all)),
+      steadyRoundMsMedian: round(median(steady)),
+      keyHolderDecryptMsMedian: decrypts.length > 0 ? round(median(decrypts)) : undefined,
+      bytesPerClientPerRound:
+        rounds > 0 ? Math.round(p.runs.reduce((a, r) => a + r.clientBytes, 0) / (clients * rounds)) : null,
+      errors: [...p.errors, ...p.runs.flatMap((r) => r.errors)].slice(0, 3),
+    };
+  });
+  const plain = summaries.find((m) => m.mode === 'none');
   return {
     clients,
     parameters,
     model: `mlp ${features}-${hidden}-${classes}`,
-    encryptionThreads,
-    modes: results.map((m) =>
-      'error' in m
-        ? m
-        : {
-            ...m,
-            roundTimeVsPlaintext: round(m.roundMsMedian / plainMs),
-            steadyRoundTimeVsPlaintext: round(m.steadyRoundMsMedian / plainSteadyMs),
-            bytesVsPlaintext: m.bytesPerClientPerRound === null ? null : round(m.bytesPerClientPerRound / plainBytes),
-          },
-    ),
+    repeats,
+    roundsPerJob: rounds,
+    modes: summaries.map((m) => ({
+      ...m,
+      roundTimeVsPlaintext: plain ? round(m.roundMsMedian / plain.roundMsMedian) : null,
+      steadyRoundTimeVsPlaintext: plain ? round(m.steadyRoundMsMedian / plain.steadyRoundMsMedian) : null,
+      bytesVsPlaintext:
+        plain?.bytesPerClientPerRound && m.bytesPerClientPerRound !== null
+          ? round(m.bytesPerClientPerRound / plain.bytesPerClientPerRound)
+          : null,
+    })),
   };
 }
 
@@ -414,14 +440,16 @@ export function heBenchRows(r: HeBenchResult): Array<[string, string, string?]> 
     );
   }
   for (const m of rounds.modes) {
+    if (m.jobs.length === 0) {
+      rows.push([`round ${m.mode}`, 'error', m.errors[0] ?? 'no job ran']);
+      continue;
+    }
     const label = `round ${m.mode}${m.mode === 'he' || m.mode === 'paillier' ? ` (${m.encryptionThreads} encryption threads)` : ''}`;
-    if ('error' in m) rows.push([label, 'error', String(m.error)]);
-    else
-      rows.push([
-        label,
-        `${n(m.steadyRoundMsMedian)} ms`,
-        `rounds 2+: ${n(m.steadyRoundTimeVsPlaintext)} x plaintext (all rounds ${n(m.roundTimeVsPlaintext)} x); ${n(m.bytesVsPlaintext)} x its bytes`,
-      ]);
+    rows.push([
+      label,
+      `${n(m.steadyRoundMsMedian)} ms`,
+      `rounds 2+: ${n(m.steadyRoundTimeVsPlaintext)} x plaintext (all rounds ${n(m.roundTimeVsPlaintext)} x); ${n(m.bytesVsPlaintext)} x its bytes`,
+    ]);
   }
   return rows;
 }

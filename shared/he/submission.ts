@@ -32,10 +32,14 @@ export function heSubmissionBytes(ref: HeSubmissionRef, digest: string): Uint8Ar
   return Buffer.from(JSON.stringify([HE_SUBMISSION_DOMAIN, ref.jobId, ref.round, ref.attempt, digest]), 'utf8');
 }
 
+/** One node:crypto signer per identity object (building one parses and checks the key). */
+const signers = new WeakMap<Identity, Ed25519Signer>();
+
 /** The upload a client sends: its ciphertexts followed by its signature over them for `ref`. */
 export function signedHeUpload(identity: Identity, ref: HeSubmissionRef, ciphertexts: Uint8Array): Uint8Array {
   // node:crypto (the same deterministic Ed25519 signature as tweetnacl's, ~100x faster).
-  const signer = new Ed25519Signer(identity);
+  let signer = signers.get(identity);
+  if (!signer) signers.set(identity, (signer = new Ed25519Signer(identity)));
   const signature = Buffer.from(signer.sign(heSubmissionBytes(ref, ciphertextDigest(ciphertexts))), 'hex');
   const out = new Uint8Array(ciphertexts.length + SIGNATURE_BYTES);
   out.set(ciphertexts);
