@@ -7,6 +7,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { aggregationBench } from './aggregation.bench';
 import { codecBench } from './codec.bench';
+import { heBench, heBenchRows } from './he.bench';
 import { paillierBench } from './paillier.bench';
 import { secaggBench } from './secagg.bench';
 import { secureModesBench } from './secureModes.bench';
@@ -56,7 +57,21 @@ const SINGLE_SECTIONS: Record<string, { title: string; run: () => Promise<unknow
   // Not in the full run (about 7 minutes of one core here): `--only robustness`, or bench/robustness.bench.ts for any grid.
   robustness: { title: 'robustness (MNIST, 20 clients, reduced grid)', run: () => robustnessBench() },
   training: { title: 'training (MNIST, every backend, PyTorch)', run: () => trainingBench(2000, 32) },
+  he: {
+    title: 'lattice HE (BGV/BFV) vs Paillier, and rounds per mode (10 clients, 100k parameters)',
+    run: () => heBench(),
+  },
 };
+
+function printHe(he: Awaited<ReturnType<typeof heBench>> | { error: string } | undefined): void {
+  if (!he) return;
+  if (isError(he)) printTable('Lattice HE', [['error', he.error]]);
+  else
+    printTable(
+      `Lattice HE (he.bench.ts): ${he.primitives.parameters} values, ${he.rounds.clients} clients, ${he.rounds.model}`,
+      heBenchRows(he),
+    );
+}
 
 function onlySections(): string[] | null {
   const i = process.argv.indexOf('--only');
@@ -78,6 +93,7 @@ async function main(): Promise<void> {
     if (only.includes('contribution')) printContribution(results.contribution as ContributionResult | undefined);
     if (only.includes('robustness')) printRobustness(results.robustness as RobustnessResult | undefined);
     if (only.includes('training')) printTraining(results.training as TrainingResult | { error: string });
+    if (only.includes('he')) printHe(results.he as Awaited<ReturnType<typeof heBench>> | { error: string });
     process.stdout.write(`\nwrote ${only.join(', ')} into ${file}\n`);
     return;
   }
@@ -114,6 +130,7 @@ async function main(): Promise<void> {
     'aggregation modes end to end (10 clients, 100k parameters, none/secagg/paillier)',
     () => secureModesBench(),
   );
+  const he = await section(SINGLE_SECTIONS.he.title, () => heBench());
   const contracts = await section('escrow gas on anvil', () => contractGasBench());
   const contribution = await section(SINGLE_SECTIONS.contribution.title, SINGLE_SECTIONS.contribution.run);
 
@@ -129,6 +146,7 @@ async function main(): Promise<void> {
     paillier,
     secagg,
     secureModes,
+    he,
     contracts,
     contribution,
   };
@@ -275,6 +293,8 @@ async function main(): Promise<void> {
       rows,
     );
   }
+
+  printHe(he);
 
   if (isError(contracts)) printTable('Escrow gas', [['error', contracts.error]]);
   else

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { buyerCommand } from '../client/buyer/cli';
 import { clientCommand } from '../client/cli';
+import { heKeyholderCommand } from '../client/heKeyholderCli';
 import { keyholderCommand } from '../client/keyholderCli';
 import { coordinatorCommand, reportAndExit } from '../coordinator/cli';
 import { auditCommand } from './audit';
@@ -15,6 +16,7 @@ const program = new Command('tributary')
   .addCommand(coordinatorCommand())
   .addCommand(clientCommand())
   .addCommand(keyholderCommand())
+  .addCommand(heKeyholderCommand())
   .addCommand(buyerCommand())
   .addCommand(auditCommand());
 

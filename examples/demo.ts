@@ -33,9 +33,9 @@ const program = new Command('tributary-demo')
   .addOption(
     new Option(
       '--secure-aggregation <mode>',
-      'none: the coordinator sees each update; secagg: only their sum (SecAgg+); paillier: encrypted updates, an in-process key holder decrypts only their sum',
+      'none: the coordinator sees each update; secagg: only their sum (SecAgg+); paillier: encrypted updates, an in-process key holder decrypts only their sum; he: the same with lattice HE (BGV, SEAL)',
     )
-      .choices(['none', 'secagg', 'paillier'])
+      .choices(['none', 'secagg', 'paillier', 'he'])
       .default('secagg'),
   )
   .option('--out <dir>', 'where results go (default runs/<timestamp>)')

@@ -1,6 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import {
+  generateHeKeyHolderKeys,
+  HeKeyHolder,
+  type HeKeyHolderKeys,
+  heKeyHolderSpecFields,
+} from '../client/heKeyHolder';
 import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
 import { createBuyerClient, createJob, downloadModel, uploadValidationSet } from '../client/buyer';
 import { datasetToCsv } from '../shared/data/csvWriter';
@@ -110,7 +116,7 @@ export interface FederationContributor {
 export interface FederationOptions extends ExampleOptions {
   backend: string;
   /** Aggregation mode of the job. @default "secagg" */
-  secureAggregation?: 'none' | 'secagg' | 'paillier';
+  secureAggregation?: 'none' | 'secagg' | 'paillier' | 'he';
   /**
    * A paid job: `bind` funds the escrow job for the finished spec and returns its signed `chain`
    * field (before the job is created), and the coordinator's chain settings.
@@ -195,14 +201,16 @@ export async function runFederation(task: ExampleTask, options: FederationOption
   );
   store = coordinator.store;
   const children: ChildProcess[] = [];
-  let keyHolder: KeyHolder | null = null;
+  let keyHolder: KeyHolder | HeKeyHolder | null = null;
   try {
     const mode = options.secureAggregation ?? 'secagg';
     // paillier: the buyer is the key holder; it generates the key pair and puts the public key in the spec.
     const keys = mode === 'paillier' ? await generateKeyHolderKeys(options.paillierKeyBits ?? 2048) : undefined;
+    // he: likewise, with a lattice key pair (the default parameter set).
+    const heKeys = mode === 'he' ? await generateHeKeyHolderKeys() : undefined;
     const unbound = withAttackers(
       withPrivacy(
-        withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys),
+        withAggregation(task.jobSpec(options), mode, task.clientData(options, 0).count, keys, heKeys),
         task,
         options.privacy,
       ),
@@ -234,6 +242,16 @@ export async function runFederation(task: ExampleTask, options: FederationOption
       options.onLog?.(
         `key holder ${keys.identity.clientId.slice(0, 16)}… joined (${keys.privateKey.publicKey.bitLength}-bit Paillier key)`,
       );
+    }
+    if (heKeys) {
+      const holder = new HeKeyHolder({ url: coordinator.url, jobId: job.id, keys: heKeys });
+      keyHolder = holder;
+      await new Promise<void>((resolve, reject) => {
+        holder.once('joined', () => resolve());
+        holder.run().catch(reject);
+      });
+      holder.on('refused', (m: string) => options.onLog?.(`key holder refused: ${m}`));
+      options.onLog?.(`key holder ${heKeys.identity.clientId.slice(0, 16)}… joined (${heKeys.parameterSet} key)`);
     }
 
     const clientBackends: string[] = [];
@@ -380,11 +398,20 @@ export async function runFederation(task: ExampleTask, options: FederationOption
  */
 function withAggregation(
   spec: JobSpecInput,
-  mode: 'none' | 'secagg' | 'paillier',
+  mode: 'none' | 'secagg' | 'paillier' | 'he',
   clientExamples: number,
   keys?: KeyHolderKeys,
+  heKeys?: HeKeyHolderKeys,
 ): JobSpecInput {
   if (mode === 'none') return { ...spec, secureAggregation: 'none' };
+  if (mode === 'he') {
+    if (!heKeys) throw new Error("he needs the key holder's keys");
+    return {
+      ...spec,
+      secureAggregation: 'he',
+      he: { ...heKeyHolderSpecFields(heKeys), maxExampleWeight: Math.max(1, 2 * clientExamples) },
+    };
+  }
   if (mode === 'paillier') {
     if (!keys) throw new Error("paillier needs the key holder's keys");
     return {

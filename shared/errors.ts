@@ -99,6 +99,26 @@ export const errorCatalog = {
     message: 'The client already sent a masked input for this round that reached unmasking (or may have).',
   },
 
+  // Secure aggregation (lattice HE: packed BFV)
+  HE_CIPHERTEXT_INVALID: {
+    status: 400,
+    message: "An encrypted update is not a vector of valid BFV ciphertexts of the job's size and parameter set.",
+  },
+  HE_SUBMISSION_INVALID: {
+    status: 400,
+    message: "An he upload's signature over its ciphertexts does not verify for this round attempt.",
+  },
+  HE_KEYHOLDER_UNAVAILABLE: {
+    status: 503,
+    message: "The job's HE key holder is not connected or did not answer in time.",
+  },
+  HE_NOT_KEY_HOLDER: { status: 403, message: "The client is not the job's HE key holder." },
+  HE_DECRYPT_FAILED: { status: 502, message: 'The HE key holder could not decrypt the aggregate to a valid sum.' },
+  HE_DECRYPT_REFUSED: {
+    status: 409,
+    message: 'The HE key holder refused to decrypt: the request failed one of its checks, and nothing was decrypted.',
+  },
+
   // Secure aggregation (packed Paillier)
   PAILLIER_CIPHERTEXT_INVALID: {
     status: 400,

@@ -1,5 +1,6 @@
 import { TributaryError } from '../../shared/errors';
 import type { ClientAggregationMode } from './clientAggregationMode';
+import { heClientMode } from './he';
 import { noneClientMode } from './none';
 import { paillierClientMode } from './paillier';
 import { secaggClientMode } from './secagg';
@@ -9,7 +10,7 @@ import { secaggClientMode } from './secagg';
  * With the coordinator's registry (coordinator/aggregation/registry.ts) the only places that list modes.
  */
 const modes = new Map<string, ClientAggregationMode>(
-  [noneClientMode, secaggClientMode, paillierClientMode].map((m) => [m.name, m]),
+  [noneClientMode, secaggClientMode, paillierClientMode, heClientMode].map((m) => [m.name, m]),
 );
 
 /** Adds a mode's client half at run time (research, tests); returns a function that removes it. */

@@ -1,6 +1,7 @@
 import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { CoordinatorAggregationMode, ModeEnvironment } from './aggregationMode';
+import { createHeMode } from './he/heMode';
 import { createNoneMode } from './none/noneMode';
 import { createPaillierMode } from './paillier/paillierMode';
 import { createSecAggMode } from './secagg/secaggMode';
@@ -17,6 +18,7 @@ const factories = new Map<string, CoordinatorModeFactory>([
   ['none', createNoneMode],
   ['secagg', createSecAggMode],
   ['paillier', createPaillierMode],
+  ['he', createHeMode],
 ]);
 
 /** Adds a mode at run time (its spec part: registerAggregationSpec). Throws for a name already taken. */

@@ -1,4 +1,13 @@
 import { z } from 'zod';
+import { publicKeyProblem } from '../he/keyBytes';
+import {
+  DEFAULT_HE_PARAMETER_SET,
+  HE_PARAMETER_SET_NAMES,
+  HE_PARAMETER_SETS,
+  type HeParameterSet,
+  heParameterSet,
+} from '../he/parameters';
+import { maxClientsForHeadroom } from '../he/quantize';
 import { createPackedPaillierParams } from '../paillier/packedPaillier';
 
 /**
@@ -11,7 +20,8 @@ import { createPackedPaillierParams } from '../paillier/packedPaillier';
  * Built-in modes: `none` (plaintext updates), `secagg` (SecAgg+, the default: the coordinator learns
  * only the sum of the surviving clients' quantised, weighted updates) and `paillier` (packed Paillier:
  * clients encrypt under the key holder's public key, the coordinator multiplies ciphertexts, the key
- * holder decrypts only the aggregate).
+ * holder decrypts only the aggregate) and `he` (packed BGV/BFV: the same key-holder model with a lattice
+ * scheme through Microsoft SEAL, thousands of values per ciphertext).
  */
 
 const positiveInt = z.number().int().positive();
@@ -117,6 +127,65 @@ export const PaillierOptionsSchema = z
   .strict();
 export type PaillierOptions = z.infer<typeof PaillierOptionsSchema>;
 
+/** The key holder returns the decrypted sums (Float32) as one message: the model must fit one chunk. */
+export const HE_MAX_PARAMETERS = 1_048_575;
+/**
+ * Most ciphertext bytes one decryption request carries (the sum, or every contribution with
+ * keyHolderSums): one socket.io message, under the 100 MiB a `ws` client accepts by default.
+ */
+export const MAX_HE_DECRYPT_BYTES = 64 * 1024 * 1024;
+/** Base64 of the largest serialized public key of any parameter set (bounded before decoding). */
+const HE_MAX_PUBLIC_KEY_CHARS = Math.max(
+  ...Object.values(HE_PARAMETER_SETS).map((s: HeParameterSet) => 4 * Math.ceil(s.publicKeyBytes / 3)),
+);
+
+/** Options of `secureAggregation: "he"`; `publicKey` and `keyHolder` are required. */
+export const HeOptionsSchema = z
+  .object({
+    /** The lattice parameters (shared/he/parameters.ts); the key must belong to them. @default "bfv-4096" */
+    parameterSet: z.enum(HE_PARAMETER_SET_NAMES).default(DEFAULT_HE_PARAMETER_SET),
+    /** The key holder's HE public key: SEAL's seeded serialization, uncompressed, as base64 (`tributary he-keyholder keygen` prints it). */
+    publicKey: z
+      .string()
+      .max(HE_MAX_PUBLIC_KEY_CHARS)
+      .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected the public key as base64'),
+    /** The key holder's Ed25519 public key (its client id), as 64 lowercase hex characters. */
+    keyHolder: z.string().regex(/^[0-9a-f]{64}$/, "expected the key holder's client id (32 bytes as lowercase hex)"),
+    /** Bits per quantised value, sign included. @default 16 */
+    bits: z.number().int().min(2).max(24).default(16),
+    /**
+     * Weighted deltas (and the weight itself, at most 1) are quantised on [-clipRange, clipRange];
+     * values outside are clipped and counted. At least 1 so the weight is never clipped. @default 1
+     */
+    clipRange: z.number().min(1).max(1e6).default(1),
+    /** A client's weight is min(numExamples, maxExampleWeight) examples (encrypted as a ratio of it). @default 100000 */
+    maxExampleWeight,
+    /** How long the coordinator waits for the key holder to decrypt an aggregate. @default 60000 */
+    decryptTimeoutMs: positiveInt.min(100).max(3_600_000).default(60_000),
+    /**
+     * The key holder receives every contribution's ciphertexts and adds them itself, after checking
+     * each against its signed digest, instead of trusting the coordinator's sum: one client's update
+     * can then never be decrypted alone. Costs maxClients × one update's bytes per decryption instead
+     * of one update's (at most MAX_HE_DECRYPT_BYTES; checked at job creation). @default false
+     */
+    keyHolderSums: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    const set = heParameterSet(o.parameterSet);
+    if (o.publicKey.length !== 4 * Math.ceil(set.publicKeyBytes / 3)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['publicKey'],
+        message: `a ${set.name} public key is ${set.publicKeyBytes} bytes, ${4 * Math.ceil(set.publicKeyBytes / 3)} base64 characters; got ${o.publicKey.length} characters`,
+      });
+      return;
+    }
+    const problem = publicKeyProblem(set, Buffer.from(o.publicKey, 'base64'));
+    if (problem) ctx.addIssue({ code: 'custom', path: ['publicKey'], message: problem });
+  });
+export type HeOptions = z.infer<typeof HeOptionsSchema>;
+
 /** A mode registered at run time (research, tests) is named `x-<name>`, never like a built-in one. */
 export type ExtensionModeName = `x-${string}`;
 
@@ -125,9 +194,10 @@ export type AggregationSpec =
   | { secureAggregation: 'none'; none: NoneOptions }
   | { secureAggregation: 'secagg'; secagg: SecAggOptions }
   | { secureAggregation: 'paillier'; paillier: PaillierOptions }
+  | { secureAggregation: 'he'; he: HeOptions }
   | { secureAggregation: ExtensionModeName; aggregationOptions: Record<string, unknown> };
 export type AggregationMode = AggregationSpec['secureAggregation'];
-export type BuiltinAggregationMode = 'none' | 'secagg' | 'paillier';
+export type BuiltinAggregationMode = 'none' | 'secagg' | 'paillier' | 'he';
 
 /** The spec fields a mode's rules may look at (after the common fields parsed). */
 export interface SpecForModeRules {
@@ -205,6 +275,35 @@ const builtinDefinitions = {
     },
     roleHolders: (o) => [o.keyHolder],
   } satisfies AggregationSpecDefinition<PaillierOptions>,
+  he: {
+    name: 'he',
+    options: HeOptionsSchema,
+    defaultMinClients: 2,
+    rules: (s, o) => {
+      const issues: Array<{ path: (string | number)[]; message: string }> = [];
+      if (s.minClients < 2) {
+        issues.push({
+          path: ['minClients'],
+          message: 'secureAggregation "he" needs minClients >= 2 (the key holder must only ever decrypt a sum)',
+        });
+      }
+      const set = heParameterSet(o.parameterSet);
+      const headroom = maxClientsForHeadroom(o, set.plainModulus);
+      if (s.maxClients > headroom) {
+        issues.push({
+          path: ['maxClients'],
+          message: `secureAggregation "he": with ${o.bits}-bit values the plain modulus of ${set.name} holds the sum of at most ${headroom} clients; lower maxClients or he.bits`,
+        });
+      }
+      if (s.maxClients > set.maxSummands) {
+        issues.push({
+          path: ['maxClients'],
+          message: `secureAggregation "he": ${set.name} keeps enough noise budget for sums of at most ${set.maxSummands} clients; lower maxClients`,
+        });
+      }
+      return issues;
+    },
+  } satisfies AggregationSpecDefinition<HeOptions>,
 } as const;
 
 const extensions = new Map<string, AggregationSpecDefinition>();
@@ -236,6 +335,7 @@ export interface RawAggregationFields {
   none?: unknown;
   secagg?: unknown;
   paillier?: unknown;
+  he?: unknown;
   aggregationOptions?: unknown;
 }
 
@@ -275,4 +375,9 @@ export function paillierParamsOf(spec: { maxClients: number; paillier: PaillierO
     clipRange: options.clipRange,
     maxClients: spec.maxClients,
   });
+}
+
+/** The HE vector parameters of an he job (the parameter set and the quantiser). */
+export function heParamsOf(options: HeOptions): { set: HeParameterSet; bits: number; clipRange: number } {
+  return { set: heParameterSet(options.parameterSet), bits: options.bits, clipRange: options.clipRange };
 }

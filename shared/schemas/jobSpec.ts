@@ -4,6 +4,7 @@ import {
   aggregationDefinitionOf,
   type BuiltinAggregationMode,
   type ExtensionModeName,
+  type HeOptionsSchema,
   type NoneOptionsSchema,
   type PaillierOptionsSchema,
   type SecAggOptionsSchema,
@@ -172,6 +173,7 @@ const CommonSpecSchema = z.object({
   none: z.unknown().optional(),
   secagg: z.unknown().optional(),
   paillier: z.unknown().optional(),
+  he: z.unknown().optional(),
   /** Options of a mode registered at run time. */
   aggregationOptions: z.unknown().optional(),
   /** Contribution scoring options (scoring runs whenever the job has a validation set); see ContributionOptionsSchema. */
@@ -202,7 +204,7 @@ const CommonSpecSchema = z.object({
 });
 type CommonSpec = Omit<
   z.output<typeof CommonSpecSchema>,
-  'minClients' | 'secureAggregation' | 'none' | 'secagg' | 'paillier' | 'aggregationOptions'
+  'minClients' | 'secureAggregation' | 'none' | 'secagg' | 'paillier' | 'he' | 'aggregationOptions'
 > & { minClients: number };
 
 /** A parsed job spec: the common fields and the aggregation part (a discriminated union, defaults filled). */
@@ -226,7 +228,7 @@ export const JobSpecSchema = CommonSpecSchema.transform((raw, ctx): JobSpec => {
     }
     return z.NEVER;
   }
-  const { secureAggregation: _m, none: _n, secagg: _s, paillier: _p, aggregationOptions: _o, ...common } = raw;
+  const { secureAggregation: _m, none: _n, secagg: _s, paillier: _p, he: _h, aggregationOptions: _o, ...common } = raw;
   const minClients = common.minClients ?? definition.defaultMinClients;
   let valid = true;
   if (minClients > common.maxClients) {
@@ -243,12 +245,13 @@ export const JobSpecSchema = CommonSpecSchema.transform((raw, ctx): JobSpec => {
 /** What a caller may send as a job spec (defaults optional; the mode's options block typed). */
 export type JobSpecInput = Omit<
   z.input<typeof CommonSpecSchema>,
-  'secureAggregation' | 'none' | 'secagg' | 'paillier' | 'aggregationOptions'
+  'secureAggregation' | 'none' | 'secagg' | 'paillier' | 'he' | 'aggregationOptions'
 > & {
   secureAggregation?: BuiltinAggregationMode | ExtensionModeName;
   none?: z.input<typeof NoneOptionsSchema>;
   secagg?: z.input<typeof SecAggOptionsSchema>;
   paillier?: z.input<typeof PaillierOptionsSchema>;
+  he?: z.input<typeof HeOptionsSchema>;
   aggregationOptions?: Record<string, unknown>;
 };
 

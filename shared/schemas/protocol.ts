@@ -15,6 +15,7 @@ import {
   UpdateChunkBodySchema,
   UpdateCommitBodySchema,
 } from './messages';
+import { HeDecryptRequestSchema } from './heMessages';
 
 /**
  * The socket protocol in one table: every message, its event name, the stage its signature covers,
@@ -77,6 +78,7 @@ export const SERVER_MESSAGES = {
     event: 'tributary:error',
     schema: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
   },
+  heDecrypt: { event: 'he:decrypt', schema: HeDecryptRequestSchema },
 } as const;
 
 export type ClientMessageName = keyof typeof CLIENT_MESSAGES;

@@ -1,0 +1,439 @@
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+import { totalParameters } from '../shared/codec/tensors';
+import { TributaryError, toTributaryError } from '../shared/errors';
+import {
+  CiphertextSum,
+  checkCiphertexts,
+  ciphertextDigest,
+  ciphertextLayout,
+  DEFAULT_HE_PARAMETER_SET,
+  generateHeKeys,
+  HE_PARAMETER_SET_NAMES,
+  HeDecryptor,
+  HeEncryptor,
+  heCiphertextCount,
+  type HeParameterSetName,
+  heParameterSet,
+  publicKeyProblem,
+  secretKeyProblem,
+  verifyHeSubmission,
+} from '../shared/he';
+import { generateIdentity, type Identity, identityFromSecretKey } from '../shared/identity/keyPair';
+import { SignatureVerifier } from '../shared/identity/signing';
+import { type HeDecryptRequest, HeDecryptRequestSchema } from '../shared/schemas/heMessages';
+import { heParamsOf } from '../shared/schemas/jobSpec';
+import type { DecryptRefusalReason, JoinResult } from '../shared/schemas/messages';
+import { CoordinatorConnection, type JobFinished } from './coordinatorConnection';
+import { HeDecryptLedger } from './heDecryptLedger';
+import { isJobFinished, joinOrFinish } from './joinJob';
+
+const base64 = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/);
+const HeKeyHolderFileSchema = z.object({
+  version: z.literal(1),
+  kind: z.literal('tributary-he-keyholder'),
+  ed25519: z.object({ publicKey: z.string().regex(/^[0-9a-f]{64}$/), secretKey: z.string().regex(/^[0-9a-f]{128}$/) }),
+  he: z.object({
+    parameterSet: z.enum(HE_PARAMETER_SET_NAMES),
+    publicKey: base64(1 << 20),
+    secretKey: base64(1 << 20),
+  }),
+});
+
+/** What an he key holder needs: its Ed25519 identity (the spec's `he.keyHolder`) and the BGV/BFV key pair. */
+export interface HeKeyHolderKeys {
+  identity: Identity;
+  parameterSet: HeParameterSetName;
+  /** SEAL's seeded public key (what the spec carries, as base64). */
+  publicKey: Uint8Array;
+  /** SEAL's secret key. */
+  secretKey: Uint8Array;
+}
+
+/** The spec fields a key holder's keys give: `he.parameterSet`, `he.publicKey` and `he.keyHolder`. */
+export function heKeyHolderSpecFields(keys: HeKeyHolderKeys): {
+  parameterSet: HeParameterSetName;
+  publicKey: string;
+  keyHolder: string;
+} {
+  return {
+    parameterSet: keys.parameterSet,
+    publicKey: Buffer.from(keys.publicKey).toString('base64'),
+    keyHolder: keys.identity.clientId,
+  };
+}
+
+/** Generates an Ed25519 identity and a key pair of the parameter set. */
+export async function generateHeKeyHolderKeys(
+  parameterSet: HeParameterSetName = DEFAULT_HE_PARAMETER_SET,
+): Promise<HeKeyHolderKeys> {
+  const pair = await generateHeKeys(heParameterSet(parameterSet));
+  return { identity: generateIdentity(), parameterSet, ...pair };
+}
+
+/** Writes the keys to a new file (mode 0600; refuses to overwrite). The file holds both secret keys. */
+export function writeHeKeyHolderKeyFile(path: string, keys: HeKeyHolderKeys): void {
+  const file = {
+    version: 1,
+    kind: 'tributary-he-keyholder',
+    ed25519: { publicKey: keys.identity.clientId, secretKey: Buffer.from(keys.identity.secretKey).toString('hex') },
+    he: {
+      parameterSet: keys.parameterSet,
+      publicKey: Buffer.from(keys.publicKey).toString('base64'),
+      secretKey: Buffer.from(keys.secretKey).toString('base64'),
+    },
+  };
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+}
+
+/**
+ * Loads a key file written by writeHeKeyHolderKeyFile; CONFIG_INVALID when it is not one or its keys
+ * do not have their set's layout (that the two HE keys belong together is checked when the key holder runs).
+ */
+export function loadHeKeyHolderKeyFile(path: string): HeKeyHolderKeys {
+  let parsed: z.infer<typeof HeKeyHolderFileSchema>;
+  try {
+    parsed = HeKeyHolderFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
+  } catch (err) {
+    throw new TributaryError('CONFIG_INVALID', `${path} is not a Tributary he key-holder key file (version 1).`, {
+      cause: err,
+    });
+  }
+  const identity = identityFromSecretKey(Buffer.from(parsed.ed25519.secretKey, 'hex'));
+  if (identity.clientId !== parsed.ed25519.publicKey) {
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      `Key file ${path}: the Ed25519 public key does not match its secret key.`,
+    );
+  }
+  const set = heParameterSet(parsed.he.parameterSet);
+  const publicKey = Uint8Array.from(Buffer.from(parsed.he.publicKey, 'base64'));
+  const secretKey = Uint8Array.from(Buffer.from(parsed.he.secretKey, 'base64'));
+  const problem = publicKeyProblem(set, publicKey) ?? secretKeyProblem(set, secretKey);
+  if (problem) throw new TributaryError('CONFIG_INVALID', `Key file ${path}: ${problem}.`);
+  return { identity, parameterSet: parsed.he.parameterSet, publicKey, secretKey };
+}
+
+/** Checks that the secret key decrypts what the public key encrypts (CONFIG_INVALID otherwise). */
+async function openKeyPair(keys: HeKeyHolderKeys): Promise<HeDecryptor> {
+  const set = heParameterSet(keys.parameterSet);
+  const decryptor = await HeDecryptor.create(set, keys.secretKey);
+  const encryptor = await HeEncryptor.create(set, keys.publicKey);
+  try {
+    const probe = [0.5, -0.25, 1];
+    const quantizer = { set, bits: 16, clipRange: 1 };
+    const { sums } = decryptor.decryptSum(encryptor.encrypt(probe, quantizer).ciphertexts, quantizer, 1, 3);
+    if (sums.some((v, i) => Math.abs(v - probe[i]) > 1e-4)) throw new Error('mismatch');
+  } catch (err) {
+    decryptor.delete();
+    throw new TributaryError('CONFIG_INVALID', 'The he secret key does not decrypt what its public key encrypts.', {
+      cause: err,
+    });
+  } finally {
+    encryptor.delete();
+  }
+  return decryptor;
+}
+
+/** Why a request is refused: a reason of the shared list and a message for people. */
+interface Refusal {
+  reason: DecryptRefusalReason;
+  message: string;
+}
+
+export interface HeKeyHolderOptions {
+  /** Coordinator base URL. */
+  url: string;
+  jobId: string;
+  keys: HeKeyHolderKeys;
+  /** The decrypt ledger's file (keeps refusals across restarts); in memory when absent. */
+  ledgerPath?: string;
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
+}
+
+export interface HeDecryptedEvent {
+  round: number;
+  attempt: number;
+  clientCount: number;
+  /** The smallest noise budget left in the sum's ciphertexts (bits). */
+  noiseBudgetBits: number;
+  ms: number;
+}
+
+/**
+ * The key holder of an `he` job (the buyer): joins with `keyholder:join` under the Ed25519 identity
+ * named in the spec's `he.keyHolder`, and answers each `he:decrypt` with the decrypted, dequantised
+ * sums (signed `aggregate:result`) once the request passes its checks, in this order:
+ *
+ * 1. the request is for this job, and `length` is the job's parameter count + 1;
+ * 2. its contributors are distinct, at least the job's `minClients`, at most `maxClients`, and each is
+ *    in the attempt's selection as sent;
+ * 3. each contribution's signature verifies under its client id over its digest for this job, round
+ *    and attempt (shared/he/submission.ts);
+ * 4. with `he.keyHolderSums`, the request carries every contribution's ciphertexts, each matches its
+ *    signed digest, and the key holder adds them itself (a sum from the coordinator is refused);
+ * 5. the decrypt ledger allows it (HeDecryptLedger: each round attempt at most once, no overlapping
+ *    attempts of one round, no going back), and records it before decrypting;
+ * 6. every ciphertext keeps the set's minimum noise budget, and the plaintext is a sum the number of
+ *    contributors could produce (HeDecryptor.decryptSum).
+ *
+ * A failure of 1-5 is a refusal (`aggregate:result` with `refusal: {reason}`, the same reasons as
+ * the paillier key holder's; the coordinator reports HE_DECRYPT_REFUSED), of 6 a failed decryption
+ * (`error` only: HE_DECRYPT_FAILED). What it
+ * cannot check: without keyHolderSums, that the sum really is the sum of the listed contributions'
+ * ciphertexts; in any case, that the selection is the coordinator's real one and that the selected
+ * clients are not the coordinator's own sybils (see docs/secure-aggregation.md).
+ *
+ * Events: 'joined' (JoinResult), 'decrypted' (HeDecryptedEvent), 'refused' (message), 'warning' (message).
+ */
+export class HeKeyHolder extends EventEmitter {
+  private connection: CoordinatorConnection | null = null;
+  private joined: JoinResult | null = null;
+  private decryptor: HeDecryptor | null = null;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly ledger: HeDecryptLedger;
+  private readonly verifier = new SignatureVerifier();
+
+  constructor(private readonly options: HeKeyHolderOptions) {
+    super();
+    this.ledger = new HeDecryptLedger(options.jobId, options.ledgerPath);
+  }
+
+  get clientId(): string {
+    return this.options.keys.identity.clientId;
+  }
+
+  /** Runs until the job finishes (resolves with its final status) or the coordinator refuses us (rejects). */
+  async run(): Promise<JobFinished> {
+    this.decryptor = await openKeyPair(this.options.keys);
+    const conn = new CoordinatorConnection({
+      url: this.options.url,
+      identity: this.options.keys.identity,
+      reconnectDelayMs: this.options.reconnectDelayMs,
+      maxReconnectDelayMs: this.options.maxReconnectDelayMs,
+    });
+    this.connection = conn;
+    try {
+      return await new Promise<JobFinished>((resolve, reject) => {
+        conn.on('fatal', reject);
+        conn.on('protocolError', (m: string) => this.emit('warning', m));
+        conn.on('connected', () => {
+          this.join().then((finished) => finished && resolve(finished), reject);
+        });
+        // The coordinator is a trust boundary: every request is validated before it is queued.
+        conn.socket.on('he:decrypt', (raw: unknown) => {
+          const parsed = HeDecryptRequestSchema.safeParse(raw);
+          if (!parsed.success) {
+            this.emit('warning', `ignored a malformed he:decrypt: ${parsed.error.issues[0]?.message}`);
+            return;
+          }
+          const request = parsed.data;
+          this.queue = this.queue
+            .then(() => this.answer(request))
+            .catch((err) => void this.emit('warning', `decryption of round ${request.round} failed: ${String(err)}`));
+        });
+        // The key holder is not a job member, so job:finished does not reach it: poll the job over REST.
+        const poll = setInterval(() => {
+          fetch(new URL(`/v1/jobs/${encodeURIComponent(this.options.jobId)}`, this.options.url))
+            .then((r) => r.json() as Promise<{ status?: string; failureReason?: string }>)
+            .then((job) => {
+              if (job.status === 'completed' || job.status === 'failed') {
+                resolve({
+                  jobId: this.options.jobId,
+                  status: job.status,
+                  ...(job.failureReason ? { reason: job.failureReason } : {}),
+                });
+              }
+            })
+            .catch(() => undefined);
+        }, 1_000);
+        poll.unref();
+        this.once('closed', () => clearInterval(poll));
+        conn.connect();
+      });
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    this.emit('closed');
+    this.connection?.close();
+    this.connection = null;
+    this.decryptor?.delete();
+    this.decryptor = null;
+  }
+
+  private async join(): Promise<JobFinished | null> {
+    const conn = this.connection;
+    if (!conn) return null;
+    const outcome = await joinOrFinish(
+      conn,
+      this.options.jobId,
+      () => conn.joinAsKeyHolder(this.options.jobId),
+      () => conn === this.connection,
+      (m) => this.emit('warning', `key holder: ${m}`),
+    );
+    if (outcome === null || isJobFinished(outcome)) return outcome;
+    const joined = outcome;
+    const { keys } = this.options;
+    if (
+      joined.spec.secureAggregation !== 'he' ||
+      joined.spec.he.parameterSet !== keys.parameterSet ||
+      joined.spec.he.publicKey !== Buffer.from(keys.publicKey).toString('base64')
+    ) {
+      throw new TributaryError('CONFIG_INVALID', `Job ${joined.jobId}'s he public key is not this key holder's key.`);
+    }
+    this.joined = joined;
+    this.emit('joined', joined);
+    return null;
+  }
+
+  /** Why the request may not be decrypted (checks 1-3 of the class comment), or null. */
+  private refusalOf(request: HeDecryptRequest, joined: JoinResult): Refusal | null {
+    const spec = joined.spec;
+    const length = totalParameters(joined.weightManifest) + 1;
+    if (request.length !== length) {
+      return { reason: 'malformed', message: `expected ${length} values, the request says ${request.length}` };
+    }
+    const ids = request.contributions.map((c) => c.clientId);
+    if (new Set(ids).size !== ids.length)
+      return { reason: 'duplicate-contributor', message: 'a client contributes twice' };
+    if (ids.length < spec.minClients) {
+      return {
+        reason: 'too-few-clients',
+        message: `an aggregate of ${ids.length} client(s) is fewer than the job's minClients (${spec.minClients})`,
+      };
+    }
+    const selected = new Set(request.selected);
+    if (selected.size !== request.selected.length || selected.size > spec.maxClients) {
+      return {
+        reason: 'not-selected',
+        message: `the selection (${request.selected.length} ids) is not a set of at most maxClients (${spec.maxClients}) clients`,
+      };
+    }
+    const stranger = ids.find((id) => !selected.has(id));
+    if (stranger) {
+      return {
+        reason: 'not-selected',
+        message: `contributor ${stranger.slice(0, 12)}… was not selected for the attempt`,
+      };
+    }
+    const ref = { jobId: request.jobId, round: request.round, attempt: request.attempt };
+    const forged = request.contributions.find(
+      (c) => !verifyHeSubmission(this.verifier, c.clientId, ref, c.digest, c.signature),
+    );
+    if (forged)
+      return {
+        reason: 'signature-invalid',
+        message: `the signature of contributor ${forged.clientId.slice(0, 12)}… does not verify for this round attempt`,
+      };
+    return null;
+  }
+
+  /**
+   * The sum of a `contributions` request, after checking every contribution's ciphertexts against its
+   * signed digest (and their layout): the key holder then needs to trust no sum. A string: why not.
+   */
+  private sumOf(request: HeDecryptRequest, set: ReturnType<typeof heParameterSet>): Uint8Array | Refusal {
+    const count = heCiphertextCount(set, request.length);
+    const each = count * set.ciphertextBytes;
+    if (request.ciphertexts.length !== each * request.contributions.length) {
+      return {
+        reason: 'malformed',
+        message: `expected ${request.contributions.length} contributions of ${each} bytes, got ${request.ciphertexts.length} bytes`,
+      };
+    }
+    const sum = new CiphertextSum(ciphertextLayout(set), count);
+    for (const [i, c] of request.contributions.entries()) {
+      const own = request.ciphertexts.subarray(i * each, (i + 1) * each);
+      if (ciphertextDigest(own) !== c.digest) {
+        return {
+          reason: 'signature-invalid',
+          message: `the ciphertexts of contributor ${c.clientId.slice(0, 12)}… do not match its signed digest`,
+        };
+      }
+      try {
+        sum.add(own);
+      } catch (err) {
+        return {
+          reason: 'ciphertext-invalid',
+          message: `contributor ${c.clientId.slice(0, 12)}…: ${toTributaryError(err).message}`,
+        };
+      }
+    }
+    return sum.toBytes();
+  }
+
+  private async answer(request: HeDecryptRequest): Promise<void> {
+    const conn = this.connection;
+    const joined = this.joined;
+    const decryptor = this.decryptor;
+    if (!conn || !joined || !decryptor || request.jobId !== this.options.jobId) return;
+    const refuse = async ({ reason, message }: Refusal) => {
+      this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${message}`);
+      await conn.sendAggregateResult(request, null, message, reason);
+    };
+    if (joined.spec.secureAggregation !== 'he')
+      return refuse({ reason: 'malformed', message: 'the job is not an he job' });
+    const refusal = this.refusalOf(request, joined);
+    if (refusal) return refuse(refusal);
+    const options = joined.spec.he;
+    if (options.keyHolderSums && request.form !== 'contributions') {
+      return refuse({
+        reason: 'malformed',
+        message: "this job's key holder adds the contributions itself; it was sent a sum",
+      });
+    }
+    const set = heParameterSet(options.parameterSet);
+    let sum = request.ciphertexts;
+    if (request.form === 'contributions') {
+      const added = this.sumOf(request, set);
+      if (!(added instanceof Uint8Array)) return refuse(added);
+      sum = added;
+    } else {
+      // A malformed sum is refused before it reaches the ledger (it would use up the attempt).
+      try {
+        checkCiphertexts(ciphertextLayout(set), sum, heCiphertextCount(set, request.length));
+      } catch (err) {
+        return refuse({ reason: 'ciphertext-invalid', message: `the sum: ${toTributaryError(err).message}` });
+      }
+    }
+    const contributors = request.contributions.map((c) => c.clientId);
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([request.length, request.contributions]))
+      .update(request.ciphertexts)
+      .digest('hex');
+    const verdict = this.ledger.check(request.round, request.attempt, fingerprint, contributors);
+    if (verdict !== 'new' && verdict !== 'repeat') return refuse(verdict);
+    if (verdict === 'new') this.ledger.record(request.round, request.attempt, fingerprint, contributors);
+    const started = Date.now();
+    let result: { sums: Float32Array; noiseBudgetBits: number };
+    try {
+      result = decryptor.decryptSum(sum, heParamsOf(options), contributors.length, request.length);
+    } catch (err) {
+      const e = toTributaryError(err);
+      this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${e.message}`);
+      await conn.sendAggregateResult(request, null, e.message);
+      return;
+    }
+    await conn.sendAggregateResult(request, result.sums);
+    this.emit('decrypted', {
+      round: request.round,
+      attempt: request.attempt,
+      clientCount: contributors.length,
+      noiseBudgetBits: result.noiseBudgetBits,
+      ms: Date.now() - started,
+    } satisfies HeDecryptedEvent);
+  }
+}

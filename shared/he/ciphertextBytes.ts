@@ -1,0 +1,211 @@
+import { TributaryError } from '../errors';
+import type { HeParameterSet } from './parameters';
+
+/**
+ * BGV and BFV ciphertexts as SEAL 4.1 serializes them (compression none), checked and added in JavaScript.
+ *
+ * Why not in SEAL: node-seal hands a buffer to WebAssembly element by element (6-7 ms per 64 KiB
+ * ciphertext here, 2 ms through its base64 path), so loading 10 clients × 25 ciphertexts would cost
+ * the coordinator more than a whole plaintext round; and a truncated or inconsistent buffer can abort
+ * the WebAssembly module rather than throw (seen with node-seal 5.1.7), which would take every `he`
+ * job of the process down. A ciphertext of a fixed parameter set is a fixed byte layout: a prefix
+ * that is the same for every valid ciphertext (header, parms_id, size 2, the scheme's NTT form (BGV
+ * keeps ciphertexts in NTT form, BFV not), scale 1, the data array's header) followed by size × k × N little-endian 64-bit coefficients, the ones of
+ * prime j in [0, q_j). `checkCiphertexts` compares the prefix byte for byte and range-checks every
+ * coefficient (what SEAL's `is_valid_for` checks, and more strictly), and refuses transparent
+ * ciphertexts (c1 = 0, whose plaintext anyone can read). `CiphertextSum.add` is the homomorphic
+ * addition of both schemes (component-wise addition mod q of both polynomials: BFV, Fan & Vercauteren
+ * 2012, section 4; BGV alike, and in NTT form too since the NTT is linear), which is what SEAL's
+ * Evaluator.add computes; heVector.test.ts checks both agree bit for bit.
+ */
+
+const TWO_32 = 2 ** 32;
+
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
+  throw new Error('he: ciphertext arithmetic assumes a little-endian machine');
+}
+
+/** Where the coefficients sit in one serialized ciphertext, and the moduli they are reduced by. */
+export interface CiphertextLayout {
+  readonly set: HeParameterSet;
+  readonly bytes: number;
+  readonly prefix: Uint8Array;
+  /** Coefficients per ciphertext: 2 polynomials × k primes × N. */
+  readonly coefficients: number;
+  /** Per coefficient index block of N: the prime's low and high 32 bits. */
+  readonly qLo: readonly number[];
+  readonly qHi: readonly number[];
+}
+
+const layouts = new Map<string, CiphertextLayout>();
+
+/** The ciphertext layout of a parameter set. */
+export function ciphertextLayout(set: HeParameterSet): CiphertextLayout {
+  let layout = layouts.get(set.name);
+  if (!layout) {
+    const prefix = Uint8Array.from(Buffer.from(set.ciphertextPrefixHex, 'hex'));
+    const k = set.coeffModulus.length;
+    const coefficients = 2 * k * set.polyModulusDegree;
+    if (prefix.length + 8 * coefficients !== set.ciphertextBytes) {
+      throw new TributaryError('INTERNAL', `he: parameter set ${set.name} has an inconsistent ciphertext layout`);
+    }
+    layout = Object.freeze({
+      set,
+      bytes: set.ciphertextBytes,
+      prefix,
+      coefficients,
+      qLo: set.coeffModulus.map((q) => Number(q & 0xffffffffn)),
+      qHi: set.coeffModulus.map((q) => Number(q >> 32n)),
+    });
+    layouts.set(set.name, layout);
+  }
+  return layout;
+}
+
+function invalid(message: string, details: Record<string, unknown>): TributaryError {
+  return new TributaryError('HE_CIPHERTEXT_INVALID', message, { details });
+}
+
+/** Copies ciphertext `index`'s coefficients into `words` (2 × Uint32 per coefficient, little-endian). */
+function readCoefficients(layout: CiphertextLayout, payload: Uint8Array, index: number, words: Uint32Array): void {
+  const start = index * layout.bytes + layout.prefix.length;
+  new Uint8Array(words.buffer, words.byteOffset, words.byteLength).set(
+    payload.subarray(start, start + 8 * layout.coefficients),
+  );
+}
+
+/**
+ * Checks `payload` is exactly `count` valid ciphertexts of the layout's set; throws
+ * HE_CIPHERTEXT_INVALID (details: index of the first bad ciphertext and why) and changes nothing.
+ * `scratch` (2 × coefficients Uint32) avoids an allocation per call.
+ */
+export function checkCiphertexts(
+  layout: CiphertextLayout,
+  payload: Uint8Array,
+  count: number,
+  scratch: Uint32Array = new Uint32Array(2 * layout.coefficients),
+): void {
+  if (payload.length !== count * layout.bytes) {
+    throw invalid(
+      `Expected ${count} ciphertexts of ${layout.bytes} bytes (${count * layout.bytes} bytes), got ${payload.length} bytes.`,
+      { expectedBytes: count * layout.bytes, receivedBytes: payload.length },
+    );
+  }
+  const n = layout.set.polyModulusDegree;
+  const k = layout.qLo.length;
+  const prefix = Buffer.from(layout.prefix.buffer, layout.prefix.byteOffset, layout.prefix.length);
+  for (let c = 0; c < count; c++) {
+    const base = c * layout.bytes;
+    const head = Buffer.from(payload.buffer, payload.byteOffset + base, prefix.length);
+    if (!head.equals(prefix)) {
+      let i = 0;
+      while (head[i] === prefix[i]) i++;
+      throw invalid(
+        `Ciphertext ${c} does not start like a ${layout.set.name} ciphertext (byte ${i} differs: header, parameters, size or NTT form).`,
+        { index: c, byte: i },
+      );
+    }
+    readCoefficients(layout, payload, c, scratch);
+    let c1Zero = true;
+    for (let block = 0; block < 2 * k; block++) {
+      const qLo = layout.qLo[block % k];
+      const qHi = layout.qHi[block % k];
+      let nonZero = 0;
+      for (let i = 2 * block * n, end = 2 * (block + 1) * n; i < end; i += 2) {
+        const lo = scratch[i];
+        const hi = scratch[i + 1];
+        if (hi > qHi || (hi === qHi && lo >= qLo)) {
+          throw invalid(`Ciphertext ${c}: coefficient ${i / 2} is not reduced modulo its prime.`, {
+            index: c,
+            coefficient: i / 2,
+          });
+        }
+        nonZero |= lo | hi;
+      }
+      if (block >= k && nonZero !== 0) c1Zero = false;
+    }
+    if (c1Zero) {
+      throw invalid(`Ciphertext ${c} is transparent (its second polynomial is zero): it would not hide anything.`, {
+        index: c,
+      });
+    }
+  }
+}
+
+/**
+ * The running homomorphic sum of equally long ciphertext vectors (the coordinator's aggregate). `add`
+ * checks the whole payload first (checkCiphertexts) and only then adds it, so a refused payload
+ * leaves the sum unchanged.
+ */
+export class CiphertextSum {
+  private readonly words: Uint32Array[];
+  private readonly scratch: Uint32Array;
+  private added = 0;
+
+  constructor(
+    private readonly layout: CiphertextLayout,
+    readonly count: number,
+  ) {
+    this.words = Array.from({ length: count }, () => new Uint32Array(2 * layout.coefficients));
+    this.scratch = new Uint32Array(2 * layout.coefficients);
+  }
+
+  /** How many vectors were added. */
+  get size(): number {
+    return this.added;
+  }
+
+  /** Checks `payload` (count ciphertexts) and adds it component-wise mod q. */
+  add(payload: Uint8Array): void {
+    const { layout } = this;
+    checkCiphertexts(layout, payload, this.count, this.scratch);
+    const n = layout.set.polyModulusDegree;
+    const k = layout.qLo.length;
+    for (let c = 0; c < this.count; c++) {
+      const acc = this.words[c];
+      if (this.added === 0) {
+        readCoefficients(layout, payload, c, acc);
+        continue;
+      }
+      const src = this.scratch;
+      readCoefficients(layout, payload, c, src);
+      for (let block = 0; block < 2 * k; block++) {
+        const qLo = layout.qLo[block % k];
+        const qHi = layout.qHi[block % k];
+        for (let i = block * n; i < (block + 1) * n; i++) {
+          // Both operands are below q < 2^60, so hi stays below 2^29 + 1 and every step is exact.
+          let lo = acc[2 * i] + src[2 * i];
+          let hi = acc[2 * i + 1] + src[2 * i + 1];
+          if (lo >= TWO_32) {
+            lo -= TWO_32;
+            hi += 1;
+          }
+          if (hi > qHi || (hi === qHi && lo >= qLo)) {
+            lo -= qLo;
+            hi -= qHi;
+            if (lo < 0) {
+              lo += TWO_32;
+              hi -= 1;
+            }
+          }
+          acc[2 * i] = lo;
+          acc[2 * i + 1] = hi;
+        }
+      }
+    }
+    this.added++;
+  }
+
+  /** The sum as `count` serialized ciphertexts (the layout SEAL loads). */
+  toBytes(): Uint8Array {
+    if (this.added === 0) throw new TributaryError('INTERNAL', 'he: the sum has no ciphertexts yet');
+    const { layout } = this;
+    const out = new Uint8Array(this.count * layout.bytes);
+    for (let c = 0; c < this.count; c++) {
+      out.set(layout.prefix, c * layout.bytes);
+      const w = this.words[c];
+      out.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), c * layout.bytes + layout.prefix.length);
+    }
+    return out;
+  }
+}

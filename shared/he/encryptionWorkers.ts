@@ -1,0 +1,165 @@
+import { Worker } from 'node:worker_threads';
+import { TributaryError } from '../errors';
+import { ciphertextLayout } from './ciphertextBytes';
+import type { HeVectorParams } from './heVector';
+import { publicKeyProblem } from './keyBytes';
+import { heCiphertextCount, type HeParameterSet } from './parameters';
+import { quantizeSigned } from './quantize';
+
+/**
+ * JavaScript source of the worker threads that encrypt for HeEncryptionPool: each loads its own SEAL
+ * module, builds the parameter set's context exactly as sealContext.ts does (and checks SEAL picks
+ * the recorded primes), loads the public key, and batch-encodes and encrypts the levels it is sent.
+ * A string run with `new Worker(source, { eval: true })`, like the paillier kernels, so that it runs
+ * the same under tsx, jest (swc) and compiled output; encryptionWorkers.test.ts checks what it
+ * encrypts decrypts to what the in-thread HeEncryptor's does.
+ *
+ * workerData: { sealPath, scheme, n, coeffModulusBits, plainModulusBits, securityBits, coeffModulus, plainModulus, publicKey }
+ * in:  { id, levels: Int32Array (count·N), count }
+ * out: { id, ciphertexts: Uint8Array } or { id, error }
+ */
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort, workerData: w } = require('node:worker_threads');
+const ready = require(w.sealPath)().then((seal) => {
+  const parms = seal.EncryptionParameters(w.scheme === 'bgv' ? seal.SchemeType.bgv : seal.SchemeType.bfv);
+  parms.setPolyModulusDegree(w.n);
+  parms.setCoeffModulus(seal.CoeffModulus.Create(w.n, Int32Array.from(w.coeffModulusBits)));
+  parms.setPlainModulus(seal.PlainModulus.Batching(w.n, w.plainModulusBits));
+  const level = w.securityBits === 256 ? seal.SecurityLevel.tc256 : w.securityBits === 192 ? seal.SecurityLevel.tc192 : seal.SecurityLevel.tc128;
+  const context = seal.Context(parms, true, level);
+  const primes = [...parms.coeffModulus].map(String);
+  if (!context.parametersSet() || primes.join() !== w.coeffModulus.join() || String(parms.plainModulus.value) !== w.plainModulus) {
+    throw new Error('SEAL built other parameters than the set records');
+  }
+  const key = seal.PublicKey();
+  key.load(context, Buffer.from(w.publicKey).toString('base64'));
+  return {
+    seal,
+    encoder: seal.BatchEncoder(context),
+    encryptor: seal.Encryptor(context, key),
+    plain: seal.PlainText(),
+    cipher: seal.CipherText(),
+  };
+});
+parentPort.on('message', ({ id, levels, count }) => {
+  ready.then((s) => {
+    const parts = [];
+    for (let c = 0; c < count; c++) {
+      s.encoder.encode(levels.subarray(c * w.n, (c + 1) * w.n), s.plain);
+      s.encryptor.encrypt(s.plain, s.cipher);
+      parts.push(s.cipher.saveArray(s.seal.ComprModeType.none));
+    }
+    const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    parentPort.postMessage({ id, ciphertexts: out }, [out.buffer]);
+  }).catch((err) => parentPort.postMessage({ id, error: String(err && err.message || err) }));
+});
+`;
+
+interface Pending {
+  resolve(ciphertexts: Uint8Array): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Worker threads that encrypt vectors under one public key, so that a client's encryption leaves its
+ * event loop (training, sockets) free and can use another core; the in-process clients of a
+ * benchmark or a test share one pool per key. Calls go to the worker with the fewest calls in
+ * flight. Idle workers are unref'd (a pool never keeps the process alive); `close` terminates them.
+ * A worker that dies or fails fails its calls with INTERNAL and the pool refuses later calls (the
+ * caller falls back to encrypting in its own thread).
+ */
+export class HeEncryptionPool {
+  private readonly workers: Array<{ worker: Worker; pending: Map<number, Pending> }>;
+  private nextId = 0;
+  private failure: Error | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly set: HeParameterSet,
+    publicKey: Uint8Array,
+    threads = 1,
+  ) {
+    const problem = publicKeyProblem(set, publicKey);
+    if (problem) throw new TributaryError('CONFIG_INVALID', `he: ${problem}`);
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new TributaryError('CONFIG_INVALID', `he: threads must be an integer >= 1; got ${String(threads)}`);
+    }
+    const workerData = {
+      sealPath: require.resolve('node-seal'),
+      scheme: set.scheme,
+      n: set.polyModulusDegree,
+      coeffModulusBits: [...set.coeffModulusBits],
+      plainModulusBits: set.plainModulusBits,
+      securityBits: set.securityBits,
+      coeffModulus: set.coeffModulus.map(String),
+      plainModulus: String(set.plainModulus),
+      publicKey: Uint8Array.from(publicKey),
+    };
+    this.workers = Array.from({ length: threads }, () => this.spawn(workerData));
+  }
+
+  private spawn(workerData: Record<string, unknown>) {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+    const entry = { worker, pending: new Map<number, Pending>() };
+    worker.unref();
+    worker.on('message', (reply: { id: number; ciphertexts?: Uint8Array; error?: string }) => {
+      const call = entry.pending.get(reply.id);
+      if (!call) return;
+      entry.pending.delete(reply.id);
+      if (entry.pending.size === 0) worker.unref();
+      if (reply.ciphertexts) call.resolve(reply.ciphertexts);
+      else this.fail(entry, new TributaryError('INTERNAL', `he worker: ${reply.error}`));
+    });
+    worker.on('error', (err) => this.fail(entry, new TributaryError('INTERNAL', `he worker failed: ${err.message}`)));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.fail(entry, new TributaryError('INTERNAL', `he worker exited with code ${code}`));
+    });
+    return entry;
+  }
+
+  private fail(entry: { pending: Map<number, Pending> }, err: Error): void {
+    this.failure ??= err;
+    for (const call of entry.pending.values()) call.reject(err);
+    entry.pending.clear();
+  }
+
+  /** Whether the pool can still take calls. */
+  get usable(): boolean {
+    return !this.closed && !this.failure;
+  }
+
+  /** Quantises `values` here and encrypts them in a worker; the same result as HeEncryptor.encrypt. */
+  async encrypt(
+    values: ArrayLike<number>,
+    params: HeVectorParams,
+  ): Promise<{ ciphertexts: Uint8Array; clipped: number }> {
+    if (!this.usable) throw this.failure ?? new TributaryError('INTERNAL', 'he: the encryption pool is closed');
+    const n = this.set.polyModulusDegree;
+    const count = heCiphertextCount(this.set, values.length);
+    const levels = new Int32Array(count * n);
+    const clipped = quantizeSigned(values, params, levels);
+    const entry = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const id = this.nextId++;
+    const ciphertexts = await new Promise<Uint8Array>((resolve, reject) => {
+      entry.pending.set(id, { resolve, reject });
+      entry.worker.ref();
+      entry.worker.postMessage({ id, levels, count }, [levels.buffer]);
+    });
+    if (ciphertexts.length !== count * ciphertextLayout(this.set).bytes) {
+      throw new TributaryError('INTERNAL', `he worker returned ${ciphertexts.length} bytes for ${count} ciphertexts`);
+    }
+    return { ciphertexts, clipped };
+  }
+
+  /** Terminates the workers; calls in flight fail. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const closing = new TributaryError('INTERNAL', 'he: the encryption pool was closed');
+    for (const entry of this.workers) this.fail(entry, closing);
+    await Promise.all(this.workers.map((e) => e.worker.terminate()));
+  }
+}
