@@ -28,9 +28,10 @@ export function heOptions(spec: JobSpec): HeOptions {
 /**
  * Mode `he` (packed BGV or BFV through Microsoft SEAL): clients upload signed ciphertexts of their weighted
  * deltas through the ordinary chunked upload; the coordinator checks and adds them (it never loads
- * SEAL) and the job's key holder (a role of this mode: `keyholder:join`, `he:decrypt`,
- * `aggregate:result`) decrypts only the sum. Clients send no training metrics (they would leak
- * per-client information).
+ * SEAL) and the job's key holder (a role of this mode: `keyholder:join`, `he:decrypt` and, by
+ * default, one `he:ciphertexts` per contribution, `aggregate:result`) decrypts only the sum, which it
+ * adds itself from the signed contributions unless the spec sets `he.keyHolderSums: false`. Clients
+ * send no training metrics (they would leak per-client information).
  */
 export function createHeMode(): CoordinatorAggregationMode {
   const keyHolders = new HeKeyHolders();
