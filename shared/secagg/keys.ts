@@ -4,6 +4,7 @@ import {
   diffieHellman,
   generateKeyPairSync,
   hkdfSync,
+  type KeyObject,
   randomBytes,
 } from 'node:crypto';
 import nacl from 'tweetnacl';
@@ -44,9 +45,22 @@ export function generateKeyPair(): X25519KeyPair {
 /** The public key of a raw X25519 secret key (used to check a reconstructed key against its advertised public key). */
 export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
   checkKey(secretKey, 'secret key');
-  const priv = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' });
-  const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
+  const spki = createPublicKey(x25519PrivateKey(secretKey)).export({ format: 'der', type: 'spki' });
   return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+}
+
+const base64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+
+// Raw keys go into node:crypto as JWKs (RFC 8037), which it imports straight from the raw bytes;
+// the DER path runs OpenSSL 3's decoder, ≈0.5 ms a private key against ≈0.06 ms, and a client
+// derives three per neighbour a round (seal, open, pairwise mask). node:crypto builds a private OKP key from `d` alone (`x`,
+// which it does not read on import, is left empty rather than computed with a scalar multiplication).
+function x25519PrivateKey(secretKey: Uint8Array): KeyObject {
+  return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(secretKey), x: '' }, format: 'jwk' });
+}
+
+function x25519PublicKey(publicKey: Uint8Array): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: base64url(publicKey) }, format: 'jwk' });
 }
 
 /** The raw X25519 shared secret. Throws VALIDATION_FAILED for a low-order public key (all-zero secret). */
@@ -54,17 +68,10 @@ export function sharedSecret(secretKey: Uint8Array, peerPublicKey: Uint8Array): 
   checkKey(secretKey, 'secret key');
   checkKey(peerPublicKey, 'peer public key');
   try {
-    const privateKey = createPrivateKey({
-      key: Buffer.concat([PKCS8_PREFIX, secretKey]),
-      format: 'der',
-      type: 'pkcs8',
+    const secret = diffieHellman({
+      privateKey: x25519PrivateKey(secretKey),
+      publicKey: x25519PublicKey(peerPublicKey),
     });
-    const publicKey = createPublicKey({
-      key: Buffer.concat([SPKI_PREFIX, peerPublicKey]),
-      format: 'der',
-      type: 'spki',
-    });
-    const secret = diffieHellman({ privateKey, publicKey });
     if (secret.every((b) => b === 0)) throw new Error('all-zero shared secret');
     return new Uint8Array(secret);
   } catch (err) {

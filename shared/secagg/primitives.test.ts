@@ -1,4 +1,5 @@
-import { generateKeyPair, open, pairwiseMaskSeed, publicKeyOf, randomSeed, seal } from './keys';
+import { hkdfSync } from 'node:crypto';
+import { generateKeyPair, open, PAIRWISE_MASK_INFO, pairwiseMaskSeed, publicKeyOf, randomSeed, seal } from './keys';
 import { addInPlace, applyMask, expandMask, subtractInPlace } from './masks';
 import {
   ClientToServerSchema,
@@ -179,6 +180,20 @@ describe('keys and shamir', () => {
     box.ciphertext[0] ^= 1;
     expect(open(box, a.publicKey, b.secretKey)).toBeNull();
     expect(() => pairwiseMaskSeed(a.secretKey, new Uint8Array(32), 'r')).toThrow(/not a usable X25519 key/);
+  });
+
+  it('X25519 matches RFC 7748 section 6.1 (public keys and the shared secret under the pairwise-seed HKDF)', () => {
+    const h = (x: string) => new Uint8Array(Buffer.from(x, 'hex'));
+    const aliceSecret = h('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
+    const alicePublic = h('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+    const bobSecret = h('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
+    const bobPublic = h('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    const shared = h('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
+    expect(publicKeyOf(aliceSecret)).toEqual(alicePublic);
+    expect(publicKeyOf(bobSecret)).toEqual(bobPublic);
+    const expected = new Uint8Array(hkdfSync('sha256', shared, Buffer.from('r', 'utf8'), PAIRWISE_MASK_INFO, 32));
+    expect(pairwiseMaskSeed(aliceSecret, bobPublic, 'r')).toEqual(expected);
+    expect(pairwiseMaskSeed(bobSecret, alicePublic, 'r')).toEqual(expected);
   });
 
   it('t of n shares reconstruct a 32-byte secret; t - 1 do not', async () => {
