@@ -1,7 +1,8 @@
 import { TributaryError } from '../errors';
 import type { Identity } from '../identity/keyPair';
 import { SignatureVerifier } from '../identity/signing';
-import { generateKeyPair, open, pairwiseMaskSeed, randomSeed, seal, type X25519KeyPair } from './keys';
+import type { KeyObject } from 'node:crypto';
+import { generateKeyPair, open, pairwiseMaskSeed, randomSeed, seal, type X25519KeyPair, x25519PublicKey } from './keys';
 import { applyMask } from './masks';
 import {
   type ClientToServer,
@@ -41,6 +42,9 @@ import type { UnmaskedRounds } from './unmaskedRounds';
 interface PeerKeys {
   encryptionPublicKey: Uint8Array;
   maskPublicKey: Uint8Array;
+  /** The same keys imported once (each is used for two or more key agreements). */
+  encryptionKey: KeyObject;
+  maskKey: KeyObject;
 }
 
 /** Which session a client expects: its job's round attempt (from the driver's request envelope) and the job's guard. */
@@ -93,6 +97,9 @@ export class SecAggPlusClient {
   private neighbours = new Set<ClientId>();
   private encryptionKeys?: X25519KeyPair;
   private maskKeys?: X25519KeyPair;
+  /** The two secret keys as node:crypto KeyObjects (imported once; dropped with the secrets). */
+  private encryptionPrivateKey?: KeyObject;
+  private maskPrivateKey?: KeyObject;
   private selfMaskSeed?: Uint8Array;
   /** Neighbours whose signed keys arrived at share-keys. */
   private peers = new Map<ClientId, PeerKeys>();
@@ -226,10 +233,14 @@ export class SecAggPlusClient {
     this.members = new Set(ids);
     this.digest = setupDigest({ roundId: msg.roundId, params: p, clientIds: ids });
     this.neighbours = new Set(neighbourGraph(p.graphSeed, ids, p.neighbourCount).get(this.clientId));
-    this.encryptionKeys = generateKeyPair();
-    this.maskKeys = generateKeyPair();
-    const { publicKey: encryptionPublicKey } = this.encryptionKeys;
-    const { publicKey: maskPublicKey } = this.maskKeys;
+    const { privateKey: encryptionPrivateKey, ...encryptionKeys } = generateKeyPair();
+    const { privateKey: maskPrivateKey, ...maskKeys } = generateKeyPair();
+    this.encryptionKeys = encryptionKeys;
+    this.maskKeys = maskKeys;
+    this.encryptionPrivateKey = encryptionPrivateKey;
+    this.maskPrivateKey = maskPrivateKey;
+    const { publicKey: encryptionPublicKey } = encryptionKeys;
+    const { publicKey: maskPublicKey } = maskKeys;
     return {
       stage: 'setup',
       roundId: this.roundId,
@@ -277,6 +288,8 @@ export class SecAggPlusClient {
       this.peers.set(peer.clientId, {
         encryptionPublicKey: peer.encryptionPublicKey,
         maskPublicKey: peer.maskPublicKey,
+        encryptionKey: x25519PublicKey(peer.encryptionPublicKey),
+        maskKey: x25519PublicKey(peer.maskPublicKey),
       });
     }
     if (this.peers.size < p.threshold) {
@@ -298,11 +311,7 @@ export class SecAggPlusClient {
         selfMaskShare: hex(selfShares[i]),
         maskKeyShare: hex(keyShares[i]),
       });
-      const box = seal(
-        Buffer.from(plaintext, 'utf8'),
-        this.peers.get(to)!.encryptionPublicKey,
-        this.encryptionKeys!.secretKey,
-      );
+      const box = seal(Buffer.from(plaintext, 'utf8'), this.peers.get(to)!.encryptionKey, this.encryptionPrivateKey!);
       return { to, nonce: box.nonce, ciphertext: box.ciphertext };
     });
     return { stage: 'share-keys', roundId: this.roundId, clientId: this.clientId, bundles };
@@ -334,11 +343,7 @@ export class SecAggPlusClient {
           `SecAgg+ client: unexpected or duplicate share bundle from ${b.from}`,
         );
       }
-      const plain = open(
-        { nonce: b.nonce, ciphertext: b.ciphertext },
-        peer.encryptionPublicKey,
-        this.encryptionKeys!.secretKey,
-      );
+      const plain = open({ nonce: b.nonce, ciphertext: b.ciphertext }, peer.encryptionKey, this.encryptionPrivateKey!);
       if (!plain)
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
@@ -371,7 +376,7 @@ export class SecAggPlusClient {
     const masked = Uint32Array.from(input);
     applyMask(masked, this.selfMaskSeed!, 1);
     for (const j of this.held.keys()) {
-      const seed = pairwiseMaskSeed(this.maskKeys!.secretKey, this.peers.get(j)!.maskPublicKey, this.roundId);
+      const seed = pairwiseMaskSeed(this.maskPrivateKey!, this.peers.get(j)!.maskKey, this.roundId);
       applyMask(masked, seed, this.clientId < j ? 1 : -1);
     }
     return {
@@ -517,6 +522,9 @@ export class SecAggPlusClient {
   private forgetSecrets(): void {
     this.encryptionKeys?.secretKey.fill(0);
     this.maskKeys?.secretKey.fill(0);
+    // KeyObjects cannot be overwritten: drop them (OpenSSL clears the key when it is freed).
+    this.encryptionPrivateKey = undefined;
+    this.maskPrivateKey = undefined;
     this.selfMaskSeed?.fill(0);
     this.held.clear();
   }

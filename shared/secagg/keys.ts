@@ -31,16 +31,23 @@ function checkKey(key: Uint8Array, what: string): void {
   }
 }
 
-/** A fresh X25519 key pair (node:crypto). */
-export function generateKeyPair(): X25519KeyPair {
+/** A fresh X25519 key pair (node:crypto), with the secret key also as a KeyObject (`privateKey`). */
+export function generateKeyPair(): X25519KeyPair & { privateKey: KeyObject } {
   const { publicKey, privateKey } = generateKeyPairSync('x25519');
   const spki = publicKey.export({ format: 'der', type: 'spki' });
   const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
   return {
     publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)),
     secretKey: new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length)),
+    privateKey,
   };
 }
+
+/**
+ * An X25519 key as raw bytes or as a node:crypto KeyObject: a party that derives several secrets
+ * from one key imports it once (x25519PrivateKey / x25519PublicKey) and passes the KeyObject.
+ */
+export type X25519Key = Uint8Array | KeyObject;
 
 /** The public key of a raw X25519 secret key (used to check a reconstructed key against its advertised public key). */
 export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
@@ -53,25 +60,28 @@ const base64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset,
 
 // Raw keys go into node:crypto as JWKs (RFC 8037), which it imports straight from the raw bytes;
 // the DER path runs OpenSSL 3's decoder, ≈0.5 ms a private key against ≈0.06 ms, and a client
-// derives three per neighbour a round (seal, open, pairwise mask). node:crypto builds a private OKP key from `d` alone (`x`,
-// which it does not read on import, is left empty rather than computed with a scalar multiplication).
-function x25519PrivateKey(secretKey: Uint8Array): KeyObject {
+// derives three per neighbour a round (seal, open, pairwise mask). node:crypto builds a private OKP
+// key from `d` alone (`x`, which it does not read on import, is left empty rather than computed).
+/** A raw X25519 secret key as a node:crypto KeyObject. */
+export function x25519PrivateKey(secretKey: Uint8Array): KeyObject {
+  checkKey(secretKey, 'secret key');
   return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(secretKey), x: '' }, format: 'jwk' });
 }
 
-function x25519PublicKey(publicKey: Uint8Array): KeyObject {
+/** A raw X25519 public key as a node:crypto KeyObject. */
+export function x25519PublicKey(publicKey: Uint8Array): KeyObject {
+  checkKey(publicKey, 'public key');
   return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: base64url(publicKey) }, format: 'jwk' });
 }
 
 /** The raw X25519 shared secret. Throws VALIDATION_FAILED for a low-order public key (all-zero secret). */
-export function sharedSecret(secretKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
-  checkKey(secretKey, 'secret key');
-  checkKey(peerPublicKey, 'peer public key');
+export function sharedSecret(secretKey: X25519Key, peerPublicKey: X25519Key): Uint8Array {
+  if (secretKey instanceof Uint8Array) checkKey(secretKey, 'secret key');
+  if (peerPublicKey instanceof Uint8Array) checkKey(peerPublicKey, 'peer public key');
   try {
-    const secret = diffieHellman({
-      privateKey: x25519PrivateKey(secretKey),
-      publicKey: x25519PublicKey(peerPublicKey),
-    });
+    const privateKey = secretKey instanceof Uint8Array ? x25519PrivateKey(secretKey) : secretKey;
+    const publicKey = peerPublicKey instanceof Uint8Array ? x25519PublicKey(peerPublicKey) : peerPublicKey;
+    const secret = diffieHellman({ privateKey, publicKey });
     if (secret.every((b) => b === 0)) throw new Error('all-zero shared secret');
     return new Uint8Array(secret);
   } catch (err) {
@@ -84,7 +94,7 @@ export function sharedSecret(secretKey: Uint8Array, peerPublicKey: Uint8Array): 
  * id, info = PAIRWISE_MASK_INFO). Symmetric: both ends (and the server, after reconstructing a dropped
  * client's secret key) derive the same 32 bytes.
  */
-export function pairwiseMaskSeed(secretKey: Uint8Array, peerPublicKey: Uint8Array, roundId: string): Uint8Array {
+export function pairwiseMaskSeed(secretKey: X25519Key, peerPublicKey: X25519Key, roundId: string): Uint8Array {
   const ikm = sharedSecret(secretKey, peerPublicKey);
   return new Uint8Array(hkdfSync('sha256', ikm, Buffer.from(roundId, 'utf8'), PAIRWISE_MASK_INFO, 32));
 }
@@ -105,19 +115,19 @@ export interface SealedBox {
 
 // nacl.box is X25519 + HSalsa20 + secretbox; we do the X25519 in node:crypto (~20x faster than
 // tweetnacl's) and derive the secretbox key with HKDF instead of HSalsa20 (both are standard KDFs).
-function boxKey(secretKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
+function boxKey(secretKey: X25519Key, peerPublicKey: X25519Key): Uint8Array {
   const ikm = sharedSecret(secretKey, peerPublicKey);
   return new Uint8Array(hkdfSync('sha256', ikm, Buffer.alloc(0), SHARE_BUNDLE_INFO, nacl.secretbox.keyLength));
 }
 
 /** Encrypts `plaintext` from the holder of `secretKey` to the holder of `peerPublicKey` (and only them). */
-export function seal(plaintext: Uint8Array, peerPublicKey: Uint8Array, secretKey: Uint8Array): SealedBox {
+export function seal(plaintext: Uint8Array, peerPublicKey: X25519Key, secretKey: X25519Key): SealedBox {
   const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
   return { nonce, ciphertext: nacl.secretbox(plaintext, nonce, boxKey(secretKey, peerPublicKey)) };
 }
 
 /** Decrypts a SealedBox; returns null when it does not authenticate. */
-export function open(box: SealedBox, peerPublicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null {
+export function open(box: SealedBox, peerPublicKey: X25519Key, secretKey: X25519Key): Uint8Array | null {
   if (box.nonce.length !== nacl.secretbox.nonceLength) return null;
   return nacl.secretbox.open(box.ciphertext, box.nonce, boxKey(secretKey, peerPublicKey));
 }
