@@ -2,8 +2,17 @@ import { TributaryError } from '../errors';
 import type { Identity } from '../identity/keyPair';
 import { SignatureVerifier } from '../identity/signing';
 import type { KeyObject } from 'node:crypto';
-import { generateKeyPair, open, pairwiseMaskSeed, randomSeed, seal, type X25519KeyPair, x25519PublicKey } from './keys';
-import { applyMask } from './masks';
+import {
+  generateKeyPair,
+  openWithKey,
+  pairwiseMaskSeed,
+  randomSeed,
+  sealWithKey,
+  shareBundleKey,
+  type X25519KeyPair,
+  x25519PublicKey,
+} from './keys';
+import { applyMasks, type SignedSeed } from './masks';
 import {
   type ClientToServer,
   type CollectMaskedVectorsReply,
@@ -42,7 +51,7 @@ import type { UnmaskedRounds } from './unmaskedRounds';
 interface PeerKeys {
   encryptionPublicKey: Uint8Array;
   maskPublicKey: Uint8Array;
-  /** The same keys imported once (each is used for two or more key agreements). */
+  /** The same keys imported once into node:crypto. */
   encryptionKey: KeyObject;
   maskKey: KeyObject;
 }
@@ -103,6 +112,11 @@ export class SecAggPlusClient {
   private selfMaskSeed?: Uint8Array;
   /** Neighbours whose signed keys arrived at share-keys. */
   private peers = new Map<ClientId, PeerKeys>();
+  /**
+   * The secretbox key shared with each neighbour (shareBundleKey: symmetric), derived when sealing
+   * its bundle at share-keys and used again to open its bundle to this client at collect-masked-vectors.
+   */
+  private bundleKeys = new Map<ClientId, Uint8Array>();
   /** Shares this client holds for each neighbour that sent it a bundle. */
   private held = new Map<ClientId, { selfMaskShare: Uint8Array; maskKeyShare: Uint8Array }>();
   /** The survivor set this client signed at the consistency check. */
@@ -311,7 +325,9 @@ export class SecAggPlusClient {
         selfMaskShare: hex(selfShares[i]),
         maskKeyShare: hex(keyShares[i]),
       });
-      const box = seal(Buffer.from(plaintext, 'utf8'), this.peers.get(to)!.encryptionKey, this.encryptionPrivateKey!);
+      const key = shareBundleKey(this.encryptionPrivateKey!, this.peers.get(to)!.encryptionKey);
+      this.bundleKeys.set(to, key);
+      const box = sealWithKey(Buffer.from(plaintext, 'utf8'), key);
       return { to, nonce: box.nonce, ciphertext: box.ciphertext };
     });
     return { stage: 'share-keys', roundId: this.roundId, clientId: this.clientId, bundles };
@@ -343,7 +359,8 @@ export class SecAggPlusClient {
           `SecAgg+ client: unexpected or duplicate share bundle from ${b.from}`,
         );
       }
-      const plain = open({ nonce: b.nonce, ciphertext: b.ciphertext }, peer.encryptionKey, this.encryptionPrivateKey!);
+      const key = this.bundleKeys.get(b.from) ?? shareBundleKey(this.encryptionPrivateKey!, peer.encryptionKey);
+      const plain = openWithKey({ nonce: b.nonce, ciphertext: b.ciphertext }, key);
       if (!plain)
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
@@ -373,12 +390,13 @@ export class SecAggPlusClient {
     }
     this.session.unmaskedRounds.beforeMasking(this.ref, this.roundId);
     // y = x + PRG(b) + sum_{j > i} PRG(s_ij) - sum_{j < i} PRG(s_ij), over the neighbours that sent shares.
-    const masked = Uint32Array.from(input);
-    applyMask(masked, this.selfMaskSeed!, 1);
+    const masks: SignedSeed[] = [{ seed: this.selfMaskSeed!, sign: 1 }];
     for (const j of this.held.keys()) {
       const seed = pairwiseMaskSeed(this.maskPrivateKey!, this.peers.get(j)!.maskKey, this.roundId);
-      applyMask(masked, seed, this.clientId < j ? 1 : -1);
+      masks.push({ seed, sign: this.clientId < j ? 1 : -1 });
     }
+    const masked = applyMasks(new Uint32Array(input), masks);
+    for (const m of masks.slice(1)) m.seed.fill(0);
     return {
       stage: 'collect-masked-vectors',
       roundId: this.roundId,
@@ -525,6 +543,8 @@ export class SecAggPlusClient {
     // KeyObjects cannot be overwritten: drop them (OpenSSL clears the key when it is freed).
     this.encryptionPrivateKey = undefined;
     this.maskPrivateKey = undefined;
+    for (const key of this.bundleKeys.values()) key.fill(0);
+    this.bundleKeys.clear();
     this.selfMaskSeed?.fill(0);
     this.held.clear();
   }

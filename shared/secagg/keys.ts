@@ -115,19 +115,35 @@ export interface SealedBox {
 
 // nacl.box is X25519 + HSalsa20 + secretbox; we do the X25519 in node:crypto (~20x faster than
 // tweetnacl's) and derive the secretbox key with HKDF instead of HSalsa20 (both are standard KDFs).
-function boxKey(secretKey: X25519Key, peerPublicKey: X25519Key): Uint8Array {
+/**
+ * The secretbox key between two encryption key pairs: HKDF-SHA256(X25519(sk_a, pk_b), info =
+ * SHARE_BUNDLE_INFO). Symmetric, so a client that seals to a neighbour and later opens that
+ * neighbour's bundle derives it once.
+ */
+export function shareBundleKey(secretKey: X25519Key, peerPublicKey: X25519Key): Uint8Array {
   const ikm = sharedSecret(secretKey, peerPublicKey);
   return new Uint8Array(hkdfSync('sha256', ikm, Buffer.alloc(0), SHARE_BUNDLE_INFO, nacl.secretbox.keyLength));
 }
 
+/** Encrypts `plaintext` under a shareBundleKey. */
+export function sealWithKey(plaintext: Uint8Array, key: Uint8Array): SealedBox {
+  const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
+  return { nonce, ciphertext: nacl.secretbox(plaintext, nonce, key) };
+}
+
+/** Decrypts a SealedBox under a shareBundleKey; null when it does not authenticate. */
+export function openWithKey(box: SealedBox, key: Uint8Array): Uint8Array | null {
+  if (box.nonce.length !== nacl.secretbox.nonceLength) return null;
+  return nacl.secretbox.open(box.ciphertext, box.nonce, key);
+}
+
 /** Encrypts `plaintext` from the holder of `secretKey` to the holder of `peerPublicKey` (and only them). */
 export function seal(plaintext: Uint8Array, peerPublicKey: X25519Key, secretKey: X25519Key): SealedBox {
-  const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
-  return { nonce, ciphertext: nacl.secretbox(plaintext, nonce, boxKey(secretKey, peerPublicKey)) };
+  return sealWithKey(plaintext, shareBundleKey(secretKey, peerPublicKey));
 }
 
 /** Decrypts a SealedBox; returns null when it does not authenticate. */
 export function open(box: SealedBox, peerPublicKey: X25519Key, secretKey: X25519Key): Uint8Array | null {
   if (box.nonce.length !== nacl.secretbox.nonceLength) return null;
-  return nacl.secretbox.open(box.ciphertext, box.nonce, boxKey(secretKey, peerPublicKey));
+  return openWithKey(box, shareBundleKey(secretKey, peerPublicKey));
 }
