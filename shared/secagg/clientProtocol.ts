@@ -30,7 +30,7 @@ import {
   type ShareKeysRequest,
   type UnmaskReply,
   type UnmaskRequest,
-  vectorToBytes,
+  vectorBytesView,
 } from './messages';
 import { type ClientId, neighbourGraph, validateGraphParameters } from './neighbours';
 import { checkSessionParameters, type SecAggPolicy } from './policy';
@@ -401,7 +401,7 @@ export class SecAggPlusClient {
       stage: 'collect-masked-vectors',
       roundId: this.roundId,
       clientId: this.clientId,
-      maskedVector: vectorToBytes(masked),
+      maskedVector: vectorBytesView(masked), // masked is this call's own array
     };
   }
 

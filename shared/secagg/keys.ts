@@ -21,10 +21,6 @@ export const KEY_BYTES = 32;
 /** HKDF `info` for pairwise mask seeds; changing it changes every mask (version it). */
 export const PAIRWISE_MASK_INFO = 'tributary/secagg+/v1/pairwise-mask-seed';
 
-// Fixed ASN.1 prefixes that wrap a raw 32-byte X25519 key as PKCS#8 / SPKI DER (RFC 8410).
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
-
 function checkKey(key: Uint8Array, what: string): void {
   if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
     throw new TributaryError('VALIDATION_FAILED', `${what} must be ${KEY_BYTES} bytes, got ${key?.length}`);
@@ -33,12 +29,12 @@ function checkKey(key: Uint8Array, what: string): void {
 
 /** A fresh X25519 key pair (node:crypto), with the secret key also as a KeyObject (`privateKey`). */
 export function generateKeyPair(): X25519KeyPair & { privateKey: KeyObject } {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  const spki = publicKey.export({ format: 'der', type: 'spki' });
-  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+  const { privateKey } = generateKeyPairSync('x25519');
+  // The raw keys through JWK: no OpenSSL 3 DER encoder (as x25519PrivateKey on the way in).
+  const jwk = privateKey.export({ format: 'jwk' });
   return {
-    publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)),
-    secretKey: new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length)),
+    publicKey: new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url')),
+    secretKey: new Uint8Array(Buffer.from(jwk.d ?? '', 'base64url')),
     privateKey,
   };
 }
@@ -52,8 +48,8 @@ export type X25519Key = Uint8Array | KeyObject;
 /** The public key of a raw X25519 secret key (used to check a reconstructed key against its advertised public key). */
 export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
   checkKey(secretKey, 'secret key');
-  const spki = createPublicKey(x25519PrivateKey(secretKey)).export({ format: 'der', type: 'spki' });
-  return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+  const jwk = createPublicKey(x25519PrivateKey(secretKey)).export({ format: 'jwk' });
+  return new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url'));
 }
 
 const base64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');

@@ -187,6 +187,11 @@ export function vectorToBytes(v: Uint32Array): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
+/** Uint32Array -> little-endian bytes for the wire, as a view of `v` on a little-endian host (no copy: `v` must not change afterwards). */
+export function vectorBytesView(v: Uint32Array): Uint8Array {
+  return LITTLE_ENDIAN ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : vectorToBytes(v);
+}
+
 /** Little-endian bytes from the wire -> Uint32Array (a copy). */
 export function bytesToVector(b: Uint8Array): Uint32Array {
   if (LITTLE_ENDIAN) return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
