@@ -2,7 +2,7 @@ import { getAddress } from 'ethers';
 import { buildPayoutPlan } from '../../coordinator/chain/payoutPlan';
 import { PARTICIPATION_LABEL } from '../../coordinator/chain/participationScores';
 import { buildContributionReport } from '../../coordinator/contribution/contributionReport';
-import { CONTRIBUTION_LABEL, separatesClients } from '../../coordinator/contribution/settlementScores';
+import { CONTRIBUTION_LABEL, paysOnContribution } from '../../coordinator/contribution/settlementScores';
 import type { JobRecord, ParticipantRecord, RoundRecord } from '../../coordinator/store/store';
 import type { RoundTranscript, ScoringTranscript } from '../../coordinator/transcript/transcriptSchema';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
@@ -30,7 +30,7 @@ export interface SettlementInput {
  * Recomputes the payout plan the coordinator must post, by its own rules and code: contribution
  * scores (coordinator/contribution/contributionReport.ts) from every scored round, with the values
  * recomputed from each round's signed utilities, or participation (committed rounds per client)
- * when no round separated clients (settlementScores.ts); each client paid to the payout address its
+ * when no round separated clients or the scores pay nobody (settlementScores.ts); each client paid to the payout address its
  * round transcripts name; the pool split and the Merkle tree built by buildPayoutPlan
  * (coordinator/chain/payoutPlan.ts). Then compares root and total with what was posted.
  */
@@ -67,7 +67,7 @@ export function checkSettlement(input: SettlementInput): {
   const report = buildContributionReport(job, records, true);
   let scoreLabel: string;
   let scores: Array<{ clientId: string; score: number }>;
-  if (separatesClients(report)) {
+  if (paysOnContribution(report)) {
     scoreLabel = CONTRIBUTION_LABEL;
     scores = report.clients.map((c) => ({ clientId: c.clientId, score: c.score }));
   } else {

@@ -98,4 +98,15 @@ describe('settlementScores', () => {
       ]),
     );
   });
+
+  it('pays on participation when per-client scores pay nobody (a validation set on which every round looks harmful)', async () => {
+    const allHarmful = [
+      { members: ['a'], value: -0.3 },
+      { members: ['b'], value: -0.1 },
+      { members: ['c'], value: 1e-12 },
+    ];
+    const settled = await settle('none', [allHarmful, allHarmful]);
+    expect(settled.label).toBe(PARTICIPATION_LABEL);
+    expect(settled.scores.map((s) => s.score)).toEqual([2, 2, 2]);
+  });
 });
