@@ -13,7 +13,7 @@ import { createRestApi, docsRouter, type RestApi } from './http/routes';
 import { createRestAccess } from './http/restAccess';
 import type { RateLimitStore } from './http/rateLimits';
 import { Metrics } from './observability/metrics';
-import type { AuditLog } from './observability/auditLog';
+import { AuditLog } from './observability/auditLog';
 import { JobManager } from './jobs/jobManager';
 import { createLogger, type Logger } from './logger';
 import { payoutAdmission } from './chain/payoutAdmission';
@@ -123,11 +123,20 @@ export async function startCoordinator(
     sealer: transcripts,
     modes: options.modes,
   });
+  const audit = new AuditLog(store);
   const chain = new ChainService({
     config,
     store,
     logger,
     jobs,
+    onSettlementPosted: (e) =>
+      audit.record({
+        action: 'job.settlement.posted',
+        actor: 'operator',
+        jobId: e.jobId,
+        digests: { root: e.root.replace(/^0x/, '').toLowerCase() },
+        details: { totalWei: e.totalWei, scoreLabel: e.scoreLabel, txHash: e.txHash },
+      }),
     scoresFor: options.scoresFor ?? settlementScores(store, contributions),
     onTransaction: (kind, seconds, outcome) => metrics.chainTransaction(kind, seconds, outcome),
   });
@@ -150,7 +159,7 @@ export async function startCoordinator(
   app.disable('x-powered-by');
   // REST access control and observability (coordinator/auth, coordinator/http, coordinator/observability).
   let publicUrl = config.publicUrl ?? '';
-  const access = createRestAccess({ config, store, audience: () => publicUrl });
+  const access = createRestAccess({ config, store, audience: () => publicUrl, audit });
   const rest = createRestApi({
     jobs,
     store,

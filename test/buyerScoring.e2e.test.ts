@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonRpcProvider } from 'ethers';
 import { auditJob } from '../client/audit/auditJob';
-import { uploadValidationSet } from '../client/buyer';
+import { getAudit, uploadValidationSet } from '../client/buyer';
 import { loadOrCreateIdentity } from '../client/keyFile';
 import { JobStatus } from '../contracts/escrow';
 import { contributionReport } from '../coordinator/contribution/contributionReport';
@@ -128,6 +128,22 @@ describe('a buyer steering contribution scores to get its budget back', () => {
       expect(mine).toBeDefined();
       expect(BigInt(mine!.amountWei)).toBe(BUDGET / 3n);
     }
+    // The owner's audit trail records the settlement this coordinator posted: its root, total and transaction.
+    const entries = (await getAudit(buyerClient(coordinator.url, buyerKey), { jobId })).entries;
+    expect(entries.map((e) => e.action)).toEqual([
+      'job.created',
+      'job.validation-set.replaced',
+      'job.settlement.posted',
+    ]);
+    expect(entries[2]).toMatchObject({
+      actor: 'operator',
+      digests: { root: onChain.payoutRoot.slice(2).toLowerCase() },
+      details: {
+        totalWei: onChain.payoutTotal.toString(),
+        scoreLabel: 'participation',
+        txHash: settled.settlement.txHash,
+      },
+    });
     // The buyer's refund after settlement is the dust, not its budget.
     const before = (await escrow.getJob(1n)).refunded;
     await escrow.refund(1n);

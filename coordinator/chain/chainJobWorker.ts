@@ -32,9 +32,20 @@ export interface ChainJobWorkerDeps {
   retryBaseMs: number;
   retryMaxMs: number;
   pollMs: number;
+  /** Told once this worker's settle transaction is mined (the audit trail's `job.settlement.posted`); a failure is logged only. */
+  onSettlementPosted?: (event: SettlementPosted) => Promise<unknown> | undefined;
 }
 
 /** bytes32 of a SHA-256 hex model hash. */
+/** A settlement this coordinator posted: the plan's root and total, and the transaction. */
+export interface SettlementPosted {
+  jobId: string;
+  root: string;
+  totalWei: string;
+  scoreLabel: string;
+  txHash: string;
+}
+
 export const modelHashBytes32 = (hex: string) => `0x${hex}`;
 
 /** bytes32 of a round's transcript hash (64 hex digits, 0x optional); bytes32 0 when the round has none. */
@@ -309,11 +320,13 @@ export class ChainJobWorker {
     }
     this.showPlan(plan);
     s.status = 'pending';
+    let txHash: string;
     try {
       const receipt = await chain.exclusive('settle', () =>
         escrow.settle(this.onChainId, plan.root, BigInt(plan.totalWei)),
       );
-      s.txHash = receipt.hash;
+      txHash = receipt.hash;
+      s.txHash = txHash;
     } catch (err) {
       if (err instanceof EscrowRevertError && err.errorName !== 'AlreadySettled') {
         s.status = 'failed';
@@ -324,6 +337,17 @@ export class ChainJobWorker {
     }
     s.status = 'settled';
     this.deps.logger.info('job settled on chain', { jobId: job.id, totalWei: plan.totalWei, txHash: s.txHash });
+    try {
+      await this.deps.onSettlementPosted?.({
+        jobId: job.id,
+        root: plan.root,
+        totalWei: plan.totalWei,
+        scoreLabel: plan.scoreLabel,
+        txHash,
+      });
+    } catch (err) {
+      this.deps.logger.error('settlement observer failed', { jobId: job.id, message: String(err) });
+    }
     return 'finished';
   }
 

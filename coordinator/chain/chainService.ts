@@ -9,7 +9,7 @@ import type { JobObserver, RoundCompletedEvent } from '../ports';
 import type { JobRecord, PayoutPlanRecord, Store } from '../store/store';
 import { ChainConnection } from './chainConnection';
 import { initialChainJobStatus, type ChainJobStatus } from './chainJobStatus';
-import { ChainJobWorker, type JobControl } from './chainJobWorker';
+import { ChainJobWorker, type ChainJobWorkerDeps, type JobControl } from './chainJobWorker';
 import { participationScores, type ScoresFor } from './participationScores';
 
 export interface ChainServiceOptions {
@@ -22,6 +22,8 @@ export interface ChainServiceOptions {
   scoresFor?: ScoresFor;
   /** Longest wait for one chain request. @default 15000 */
   requestTimeoutMs?: number;
+  /** Told once per settlement this coordinator posts (the audit trail). */
+  onSettlementPosted?: ChainJobWorkerDeps['onSettlementPosted'];
   /** Told of every chain transaction (metrics). */
   onTransaction?: (kind: string, seconds: number, outcome: 'ok' | 'reverted' | 'failed') => void;
 }
@@ -170,6 +172,7 @@ export class ChainService {
       retryBaseMs: config.chainRetryBaseMs,
       retryMaxMs: config.chainRetryMaxMs,
       pollMs: config.chainPollMs,
+      ...(this.options.onSettlementPosted ? { onSettlementPosted: this.options.onSettlementPosted } : {}),
     });
     this.workers.set(job.id, worker);
     worker.start();

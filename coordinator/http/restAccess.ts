@@ -9,7 +9,13 @@ import type { Store } from '../store/store';
 import { ValidationSetParser } from './validationSetParser';
 
 /** The REST API's identity services, audit trail and upload parser, built from the configuration. */
-export function createRestAccess(options: { config: CoordinatorConfig; store: Store; audience: () => string }) {
+export function createRestAccess(options: {
+  config: CoordinatorConfig;
+  store: Store;
+  audience: () => string;
+  /** The audit trail, when other parts of the coordinator write to it too. @default a new AuditLog on `store` */
+  audit?: AuditLog;
+}) {
   const { config, store } = options;
   const replay = new ReplayGuard({
     windowMs: config.authWindowMs,
@@ -28,7 +34,7 @@ export function createRestAccess(options: { config: CoordinatorConfig; store: St
     apiKeys,
     siwe,
     authenticator: new Authenticator({ windowMs: config.authWindowMs, replay, apiKeys, siwe }),
-    audit: new AuditLog(store),
+    audit: options.audit ?? new AuditLog(store),
     parser: new ValidationSetParser(),
   };
 }

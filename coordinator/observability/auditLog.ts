@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Principal } from '../auth/principal';
 import type { AuditRecord, Store } from '../store/store';
 
-/** The actions the audit trail records (the chain side adds `job.settlement.posted`). */
+/** The actions the audit trail records (`job.settlement.posted`: the chain worker, through server.ts). */
 export type AuditAction =
   | 'job.created'
   | 'job.cancelled'
