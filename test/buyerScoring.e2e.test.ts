@@ -13,6 +13,7 @@ import type { JsonRpcProvider } from 'ethers';
 import { auditJob } from '../client/audit/auditJob';
 import { getAudit, uploadValidationSet } from '../client/buyer';
 import { loadOrCreateIdentity } from '../client/keyFile';
+import { createSignedFetch } from '../client/signedFetch';
 import { JobStatus } from '../contracts/escrow';
 import { contributionReport } from '../coordinator/contribution/contributionReport';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
@@ -144,6 +145,14 @@ describe('a buyer steering contribution scores to get its budget back', () => {
         txHash: settled.settlement.txHash,
       },
     });
+    // A provider reads its own payout proof, not another's; a stranger reads none.
+    const asProvider0 = createSignedFetch(loadOrCreateIdentity(providers[0].keyFile));
+    const payoutUrl = (p: PaidProvider) => `${coordinator!.url}/v1/jobs/${jobId}/payouts/${p.wallet.address}`;
+    expect((await asProvider0(payoutUrl(providers[0]))).status).toBe(200);
+    const foreign = await asProvider0(payoutUrl(providers[1]));
+    expect(foreign.status).toBe(403);
+    expect(((await foreign.json()) as { error: { code: string } }).error.code).toBe('AUTH_FORBIDDEN');
+    expect((await fetch(payoutUrl(providers[1]))).status).toBe(401);
     // The buyer's refund after settlement is the dust, not its budget.
     const before = (await escrow.getJob(1n)).refunded;
     await escrow.refund(1n);
