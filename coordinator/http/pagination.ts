@@ -29,9 +29,9 @@ export function timeCursor(at: Date, id: string): string {
 export function readTimeCursor(cursor: string): { at: Date; id: string } {
   try {
     const [t, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if (typeof t === 'number' && Number.isFinite(t) && typeof id === 'string' && id.length <= 128) {
-      return { at: new Date(t), id };
-    }
+    // A time beyond any Date (|t| > 8.64e15 ms) is an Invalid Date, which a MongoDB query cannot carry.
+    const at = typeof t === 'number' ? new Date(t) : undefined;
+    if (at && Number.isFinite(at.getTime()) && typeof id === 'string' && id.length <= 128) return { at, id };
   } catch {
     // fall through
   }

@@ -87,4 +87,15 @@ describe('strategies', () => {
       ]),
     ).toEqual({ loss: 1.75 });
   });
+
+  it('keeps the mean of huge finite client metrics finite (no overflow to Infinity or NaN)', () => {
+    const s = createStrategy(JobSpecSchema.parse(baseSpec));
+    const m = s.aggregateMetrics([
+      { numExamples: 1_000_000_000, metrics: { loss: 1.7e308, accuracy: -1.7e308 } },
+      { numExamples: 10, metrics: { loss: 1.7e308, accuracy: 1.7e308 } },
+    ]);
+    expect(m.loss).toBeCloseTo(1.7e308, -300);
+    expect(Number.isFinite(m.accuracy)).toBe(true);
+    expect(Math.abs(m.accuracy!)).toBeLessThanOrEqual(1.7e308);
+  });
 });

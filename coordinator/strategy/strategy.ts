@@ -78,19 +78,27 @@ export function sampleClients(available: readonly string[], k: number, rng: () =
   return pool.slice(0, n);
 }
 
-/** Example-weighted mean of every metric name that appears. */
+/**
+ * Example-weighted mean of every metric name that appears. Clients report any finite values: the mean
+ * is taken as a convex combination (each value times its share of the examples), so it stays within
+ * the values' range instead of overflowing to Infinity or NaN (1.7e308 times an example count), which
+ * the round record, its JSON and a MongoDB-compatible store could not carry; a mean that still is not
+ * finite is left out.
+ */
 export function weightedMeanMetrics(results: readonly ClientEvaluation[]): Record<string, number> {
-  const sums = new Map<string, { total: number; weight: number }>();
+  const weights = new Map<string, number>();
+  for (const r of results) {
+    for (const k of Object.keys(r.metrics)) weights.set(k, (weights.get(k) ?? 0) + r.numExamples);
+  }
+  const means = new Map<string, number>();
   for (const r of results) {
     for (const [k, v] of Object.entries(r.metrics)) {
-      const s = sums.get(k) ?? { total: 0, weight: 0 };
-      s.total += v * r.numExamples;
-      s.weight += r.numExamples;
-      sums.set(k, s);
+      const total = weights.get(k)!;
+      if (total > 0) means.set(k, (means.get(k) ?? 0) + (r.numExamples / total) * v);
     }
   }
   const out: Record<string, number> = {};
-  for (const [k, s] of sums) if (s.weight > 0) out[k] = s.total / s.weight;
+  for (const [k, mean] of means) if (Number.isFinite(mean)) out[k] = mean;
   return out;
 }
 

@@ -72,7 +72,7 @@ export class RawClient {
     task: RoundTask,
     bytes: Uint8Array,
     numExamples: number,
-    opts: { hash?: string; round?: number } = {},
+    opts: { hash?: string; round?: number; metrics?: Record<string, number> } = {},
   ): Promise<AckReply> {
     const transferId = newNonce();
     const count = Math.ceil(bytes.length / task.chunkBytes);
@@ -97,7 +97,7 @@ export class RawClient {
         transferId,
         updateHash: opts.hash ?? contentHash(bytes),
         numExamples,
-        metrics: { loss: 1 },
+        metrics: opts.metrics ?? { loss: 1 },
       }),
     );
   }
