@@ -2,10 +2,11 @@
  * Valid but huge values, over real sockets and REST, on the memory store and on MongoDB (FerretDB):
  * a provider's training metric at the edge of a double (finite, so the schema admits it) must not
  * turn the round's recorded metric into Infinity or NaN, which JSON carries as null and which would
- * break every reader of the round (the buyer's SDK refuses the page); a paging cursor naming a time
+ * break every reader of the round (the buyer's SDK refuses the page); nor may a buyer's validation set
+ * whose every feature is at the edge of float32 (the model's outputs overflow); a paging cursor naming a time
  * beyond any date, and a checkpoint round far past the job's, get coded client errors, not a 500.
  */
-import { getRounds } from '../client/buyer';
+import { getRounds, uploadValidationSet } from '../client/buyer';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { encodeTensors } from '../shared/codec/modelCodec';
 import type { TensorManifestEntry } from '../shared/codec/tensors';
@@ -97,6 +98,46 @@ describe.each(stores)('valid but huge values (%s store)', (storeName, available)
     // The buyer's SDK reads the rounds (it refuses a page whose metrics are not numbers).
     const { rounds } = await getRounds(buyerClient(c.url), { jobId });
     expect(rounds).toHaveLength(1);
+  });
+
+  maybe('a validation set at the edge of float32 leaves the round metrics finite and the job running', async () => {
+    const c = coordinator!;
+    const jobId = await createJob(c.url, {
+      name: 'huge-validation-set',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+      input: { shape: [4], numClasses: 2 },
+      rounds: 1,
+      minClients: 2,
+      maxClients: 2,
+      secureAggregation: 'none',
+      roundDeadlineMs: 60_000,
+      quorumTimeoutMs: 60_000,
+    });
+    // Every feature a float32 still holds (the parser admits it); the model's outputs overflow.
+    const rows = [
+      'f0,f1,f2,f3,label',
+      ...Array.from({ length: 20 }, (_, i) => `3.4e38,-3.4e38,3.4e38,3.4e38,${i % 2}`),
+    ];
+    await uploadValidationSet(buyerClient(c.url), { jobId, data: `${rows.join('\n')}\n` });
+    let manifest: TensorManifestEntry[] = [];
+    const pair: RawClient[] = [];
+    for (let i = 0; i < 2; i++) {
+      const client = new RawClient(generateIdentity(), c.url);
+      clients.push(client);
+      pair.push(client);
+      await client.connect();
+      const joined = await client.send(EVENTS.joinJob, client.signed(jobId, 0, STAGES.joinJob, {}));
+      expect(joined.ok).toBe(true);
+      manifest = (joined.result as JoinResult).weightManifest;
+    }
+    await waitUntil(() => pair.every((p) => p.tasks.length > 0), 'round tasks');
+    for (const p of pair) expect((await p.upload(p.tasks[0], zeros(manifest), 10)).ok).toBe(true);
+    await waitUntil(async () => (await c.store.getJob(jobId))?.status !== 'running', 'the job to end', 60_000);
+    const rounds = await c.store.listRounds(jobId);
+    expect(rounds.map((r) => [r.status, r.failureReason])).toEqual([['completed', undefined]]);
+    for (const [name, value] of Object.entries(rounds[0].metrics))
+      expect([name, Number.isFinite(value)]).toEqual([name, true]);
+    expect((await getRounds(buyerClient(c.url), { jobId })).rounds).toHaveLength(1);
   });
 
   maybe('a cursor beyond any date and a round far past the job are coded client errors', async () => {
