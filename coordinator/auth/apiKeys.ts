@@ -4,6 +4,7 @@ import { TributaryError } from '../../shared/errors';
 import type { CreateApiKeySchema } from '../../shared/schemas/restApi';
 import type { ApiKeyRecord, Store } from '../store/store';
 import type { Principal } from './principal';
+import { PerKeyQueue } from '../../shared/perKeyQueue';
 
 /** `trk_` + 16 hex digits of id + `_` + 43 base64url characters of secret (32 random bytes). */
 const TOKEN_PATTERN = /^trk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -21,6 +22,8 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
  * mint, list or revoke keys.
  */
 export class ApiKeyService {
+  private readonly perOwner = new PerKeyQueue();
+
   constructor(
     private readonly store: Store,
     private readonly options: { maxKeysPerOwner: number; now?: () => number },
@@ -32,6 +35,14 @@ export class ApiKeyService {
 
   /** Creates a key for `owner`; the answer holds the token, which is never shown again. */
   async create(
+    owner: Principal,
+    input: z.output<typeof CreateApiKeySchema>,
+  ): Promise<{ record: ApiKeyRecord; token: string }> {
+    // Count and save one at a time per owner: a concurrent burst cannot all pass the quota.
+    return this.perOwner.run(owner.id, () => this.createNow(owner, input));
+  }
+
+  private async createNow(
     owner: Principal,
     input: z.output<typeof CreateApiKeySchema>,
   ): Promise<{ record: ApiKeyRecord; token: string }> {

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { decodeTensors } from '../../shared/codec/modelCodec';
 import { TributaryError } from '../../shared/errors';
+import { PerKeyQueue } from '../../shared/perKeyQueue';
 import { JobSpecSchema } from '../../shared/schemas/jobSpec';
 import { JobIdSchema } from '../../shared/schemas/messages';
 import { assertManager, assertOwner, assertReader } from '../auth/jobPermissions';
@@ -136,6 +137,18 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
     next();
   };
   const jobIn = (res: Response) => res.locals.job as JobRecord;
+  const creations = new PerKeyQueue();
+  /** QUOTA_EXCEEDED once `owner` has its quota of pending or running jobs. */
+  const assertJobQuota = async (owner: string) => {
+    const active = await store.countJobs({ owner, statuses: ['pending', 'running'] });
+    if (active >= limits.maxActiveJobsPerIdentity) {
+      throw new TributaryError(
+        'QUOTA_EXCEEDED',
+        `This identity owns ${active} pending or running jobs; at most ${limits.maxActiveJobsPerIdentity} are allowed. Cancel or finish one first.`,
+        { details: { resource: 'jobs', limit: limits.maxActiveJobsPerIdentity } },
+      );
+    }
+  };
   const writeAudit = (entry: Parameters<AuditLog['record']>[0]) =>
     audit
       .record(entry)
@@ -157,20 +170,18 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
     async (req, _res, next) => {
       const principal = requirePrincipal(req.principal, 'Creating a job');
       requireScope(principal, 'jobs:write');
-      const active = await store.countJobs({ owner: principal.id, statuses: ['pending', 'running'] });
-      if (active >= limits.maxActiveJobsPerIdentity) {
-        throw new TributaryError(
-          'QUOTA_EXCEEDED',
-          `This identity owns ${active} pending or running jobs; at most ${limits.maxActiveJobsPerIdentity} are allowed. Cancel or finish one first.`,
-          { details: { resource: 'jobs', limit: limits.maxActiveJobsPerIdentity } },
-        );
-      }
+      // Refused before the body is read; checked again, one creation at a time, once it is.
+      await assertJobQuota(principal.id);
       next();
     },
     ...jsonBody(limits.maxJsonBytes, deps.gate),
     async (req, res) => {
       const principal = req.principal!;
-      const job = await jobs.createJob(req.body, { owner: principal.id });
+      // One creation at a time per identity: a concurrent burst cannot all pass the quota.
+      const job = await creations.run(principal.id, async () => {
+        await assertJobQuota(principal.id);
+        return jobs.createJob(req.body, { owner: principal.id });
+      });
       await writeAudit({
         action: 'job.created',
         actor: principal,

@@ -1,4 +1,6 @@
+import type { z } from 'zod';
 import { TributaryError } from '../../shared/errors';
+import { PerKeyQueue } from '../../shared/perKeyQueue';
 import { verifyListingSignature } from '../../shared/identity/listingSignature';
 import { NonceCache } from '../../shared/identity/nonceCache';
 import { SignatureVerifier } from '../../shared/identity/signing';
@@ -36,6 +38,7 @@ export interface ListingRegistryOptions {
 export class ListingRegistry {
   private readonly verifier = new SignatureVerifier();
   private readonly nonces = new NonceCache();
+  private readonly perProvider = new PerKeyQueue();
   private readonly now: () => number;
 
   constructor(
@@ -56,6 +59,13 @@ export class ListingRegistry {
       );
     }
     this.assertFresh(listing.createdAt, 'createdAt');
+    // Count and save one at a time per provider: a concurrent burst cannot all pass the quota.
+    return this.perProvider.run(listing.provider, () => this.save(signed));
+  }
+
+  /** The quota, the nonce, then the write (under the provider's queue). */
+  private async save(signed: z.output<typeof SignedListingSchema>): Promise<ListingRecord> {
+    const { listing } = signed;
     const quota = this.options.maxListingsPerProvider ?? 100;
     const published = await this.store.countListings(listing.provider);
     if (published >= quota) {
