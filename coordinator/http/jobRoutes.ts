@@ -117,6 +117,13 @@ function roundSummary(r: RoundRecord) {
   };
 }
 
+/** The escrow job a posted spec names, as a queue key (null without one; the spec is validated later). */
+function escrowKeyOf(body: unknown): string | null {
+  const chain = (body as { chain?: { chainId?: unknown; escrow?: unknown; jobId?: unknown } } | null)?.chain;
+  if (!chain || typeof chain.escrow !== 'string' || typeof chain.jobId !== 'string') return null;
+  return `escrow:${String(chain.chainId)}:${chain.escrow.toLowerCase()}:${chain.jobId}`;
+}
+
 /** Mounts the /jobs routes on the /v1 router. Every check that can refuse runs before anything is read or written. */
 export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps): void {
   const { jobs, store, audit, limits } = deps;
@@ -177,11 +184,15 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
     ...jsonBody(limits.maxJsonBytes, deps.gate),
     async (req, res) => {
       const principal = req.principal!;
-      // One creation at a time per identity: a concurrent burst cannot all pass the quota.
-      const job = await creations.run(principal.id, async () => {
-        await assertJobQuota(principal.id);
-        return jobs.createJob(req.body, { owner: principal.id });
-      });
+      // One creation at a time per identity (a concurrent burst cannot all pass the quota), and per
+      // escrow job, outermost (simultaneous posts of one signed spec cannot all pass "not yet bound").
+      const create = () =>
+        creations.run(principal.id, async () => {
+          await assertJobQuota(principal.id);
+          return jobs.createJob(req.body, { owner: principal.id });
+        });
+      const escrow = escrowKeyOf(req.body);
+      const job = escrow ? await creations.run(escrow, create) : await create();
       await writeAudit({
         action: 'job.created',
         actor: principal,

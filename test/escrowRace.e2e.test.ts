@@ -1,0 +1,71 @@
+/**
+ * One escrow job pays one coordinator job, also when the signed spec is posted several times at
+ * once (the buyer's retry racing its first post, or a copy of the signed spec posted by someone
+ * else alongside), on a real anvil over real HTTP: each post checks "no job is bound to this escrow
+ * job yet" and then verifies the binding on chain, an await in between, so a burst could bind
+ * several jobs to one budget, and their per-round commits would collide. Exactly one post must win;
+ * the others get 409 ESCROW_ALREADY_BOUND and store nothing.
+ */
+import type { JsonRpcProvider } from 'ethers';
+import { createSignedFetch } from '../client/signedFetch';
+import { startCoordinator, type Coordinator } from '../coordinator/server';
+import { generateIdentity } from '../shared/identity/keyPair';
+import type { JobSpecInput } from '../shared/schemas/jobSpec';
+import { startAnvil, type Anvil } from './support/anvil';
+import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
+
+jest.setTimeout(120_000);
+
+const spec: Omit<JobSpecInput, 'chain'> = {
+  name: 'escrow-race',
+  model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+  input: { shape: [4], numClasses: 2 },
+  rounds: 1,
+  minClients: 3,
+  secureAggregation: 'none',
+};
+
+describe('one job per escrow job under concurrent posts', () => {
+  let anvil: Anvil | undefined;
+  let provider: JsonRpcProvider | undefined;
+  let coordinator: Coordinator | undefined;
+
+  afterAll(async () => {
+    await coordinator?.close();
+    provider?.destroy();
+    await anvil?.stop();
+  });
+
+  it('binds exactly one of six simultaneous posts of one signed spec, from two identities', async () => {
+    anvil = await startAnvil();
+    provider = localProvider(anvil.url);
+    const { escrow } = await deployAsBuyer(provider);
+    coordinator = await startCoordinator({
+      port: 0,
+      logLevel: 'error',
+      rpcUrl: anvil.url,
+      coordinatorPrivateKey: anvilKey(1),
+      chainPollMs: 50,
+      chainRetryBaseMs: 50,
+      chainRetryMaxMs: 400,
+      chainTxTimeoutMs: 3000,
+    });
+    const bound = await fundAndBindJob(escrow, provider, coordinator.chain.coordinatorAddress!, spec, 10n ** 15n);
+    const body = JSON.stringify(bound);
+    const posters = [generateIdentity(), generateIdentity()].map((id) => createSignedFetch(id));
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const res = await posters[i % 2](`${coordinator!.url}/v1/jobs`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        return `${res.status} ${((await res.json()) as { error?: { code: string } }).error?.code ?? 'ok'}`;
+      }),
+    );
+    expect(answers.filter((a) => a === '201 ok')).toHaveLength(1);
+    expect(answers.filter((a) => a !== '201 ok')).toEqual(Array(5).fill('409 ESCROW_ALREADY_BOUND'));
+    const boundJobs = (await coordinator.store.listJobs()).filter((j) => j.spec.chain?.jobId === bound.chain.jobId);
+    expect(boundJobs).toHaveLength(1);
+  });
+});
