@@ -117,6 +117,17 @@ export const CoordinatorConfigSchema = z.object({
    * worker re-reads the chain before sending anything again. @default 120000
    */
   chainTxTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
+  /**
+   * A running paid job is stopped, and its committed rounds settled, once its escrow deadline is this
+   * close by chain time: past the deadline the escrow refuses commits and settlement and returns the
+   * budget to the buyer, who would keep the model unpaid. @default 600
+   */
+  chainSettleMarginSeconds: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 86_400)
+    .default(600),
   ...RestAccessConfigShape,
   /**
    * Key file of the coordinator's Ed25519 transcript key (created, mode 0600, when absent). Without
@@ -148,6 +159,7 @@ export const CONFIG_ENV = {
   TRIBUTARY_CHAIN_RETRY_MAX_MS: 'chainRetryMaxMs',
   TRIBUTARY_CHAIN_POLL_MS: 'chainPollMs',
   TRIBUTARY_CHAIN_TX_TIMEOUT_MS: 'chainTxTimeoutMs',
+  TRIBUTARY_CHAIN_SETTLE_MARGIN_S: 'chainSettleMarginSeconds',
   TRIBUTARY_PUBLIC_URL: 'publicUrl',
   TRIBUTARY_JWT_SECRET: 'jwtSecret',
   TRIBUTARY_SESSION_TTL_S: 'sessionTtlSeconds',

@@ -37,6 +37,14 @@ export class ChainConnection {
     return (await this.connect()).chainId;
   }
 
+  /** The latest block's timestamp (Unix seconds): the clock the escrow's deadline is measured by. */
+  async chainTime(): Promise<bigint> {
+    const { provider } = await this.connect();
+    const block = await this.timed('getBlock', provider.getBlock('latest'));
+    if (!block) throw new Error('the RPC returned no latest block');
+    return BigInt(block.timestamp);
+  }
+
   /** The escrow at `address`, sending as the coordinator. */
   async escrow(address: string): Promise<EscrowClient> {
     return new EscrowClient(address, (await this.connect()).wallet);

@@ -17,7 +17,10 @@ const job = {
 const unfundedChain = {
   address: coordinator,
   chainId: async () => 31337,
-  escrow: async () => ({ getJob: async () => ({ coordinator, status: EscrowStatus.Open, held: 0n, budget: 1n }) }),
+  escrow: async () => ({
+    getJob: async () => ({ coordinator, status: EscrowStatus.Open, held: 0n, budget: 1n, deadline: 10n ** 12n }),
+  }),
+  chainTime: async () => 1000n,
   timed: <T>(_what: string, p: Promise<T>) => p,
   redact: (text: string) => text,
 } as unknown as ChainConnection;
@@ -89,6 +92,7 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
       payoutRoot: ZeroHash,
       disputed: false,
       haircut: false,
+      deadline: 10n ** 12n,
       ...escrowOver,
     } as JobState;
     const calls: string[] = [];
@@ -98,6 +102,10 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
       release: async () => {
         calls.push('release');
         return { hash: `0x${'11'.repeat(32)}` };
+      },
+      settle: async () => {
+        calls.push('settle');
+        return { hash: `0x${'22'.repeat(32)}` };
       },
     };
     const chain = {
@@ -117,15 +125,20 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
         activateJob: async () => {
           calls.push('activate');
         },
-        cancelJob: async () => record,
+        cancelJob: async (_id: string, reason: string) => {
+          calls.push('cancel');
+          Object.assign(record, { status: 'failed', failureReason: reason });
+          return record;
+        },
       },
       scoresFor: async () => ({ label: 'participation', scores: [] }),
       logger: createLogger('silent'),
       retryBaseMs: 10,
       retryMaxMs: 10,
       pollMs: 10,
+      settleMarginSeconds: 600,
     };
-    return { worker: new ChainJobWorker(record, deps), calls };
+    return { worker: new ChainJobWorker(record, deps), calls, record };
   }
 
   async function run(worker: ChainJobWorker) {
@@ -168,5 +181,20 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
     expect(calls).toEqual([]);
     expect(status.lastRpcError?.message).toMatch(/^ESCROW_BINDING_INVALID: chain.authorization is missing/);
     expect(status.funded).toBe(false);
+  });
+
+  it('stops a running job once its escrow deadline is within the margin by chain time, then settles in time', async () => {
+    // Chain time 1000; the deadline 300 s later, inside the 600 s margin.
+    const { worker, calls, record } = setup({ status: 'running' }, { deadline: 1300n });
+    const status = await run(worker);
+    expect(calls).toEqual(['cancel', 'settle']);
+    expect(record.failureReason).toMatch(/escrow deadline is 300 s away/);
+    expect(status.settlement.status).toBe('settled');
+    // Outside the margin nothing is stopped.
+    const far = setup({ status: 'running' }, { deadline: 1000n + 601n });
+    far.worker.start();
+    await new Promise((r) => setTimeout(r, 100));
+    await far.worker.stop();
+    expect(far.calls).toEqual([]);
   });
 });

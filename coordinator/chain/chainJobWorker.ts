@@ -32,6 +32,8 @@ export interface ChainJobWorkerDeps {
   retryBaseMs: number;
   retryMaxMs: number;
   pollMs: number;
+  /** Stop a running job and settle once its escrow deadline is this close (seconds, chain time). @default 600 */
+  settleMarginSeconds?: number;
   /** Told once this worker's settle transaction is mined (the audit trail's `job.settlement.posted`); a failure is logged only. */
   onSettlementPosted?: (event: SettlementPosted) => Promise<unknown> | undefined;
 }
@@ -189,6 +191,11 @@ export class ChainJobWorker {
       );
     }
 
+    if ((job.status === 'pending' || job.status === 'running') && onChain.status === EscrowStatus.Open) {
+      const stopped = await this.stopBeforeDeadline(job, onChain);
+      if (stopped) return 'progress';
+    }
+
     if (job.status === 'pending') {
       const required = spec.budgetWei ? BigInt(spec.budgetWei) : 1n;
       if (onChain.status !== EscrowStatus.Open || onChain.held < required) return 'idle';
@@ -212,6 +219,27 @@ export class ChainJobWorker {
     if (this.halted) return 'finished';
     if (job.status === 'running') return 'idle';
     return this.settle(job, escrow, onChain);
+  }
+
+  /**
+   * Past its deadline the escrow refuses commits and settlement and lets the buyer recover the whole
+   * budget, so a buyer could set a deadline shorter than its job and keep the model unpaid. Once the
+   * deadline is within the margin (by chain time) the job is stopped, so the next steps commit and
+   * settle the rounds already committed (or release the budget if there are none) in time.
+   */
+  private async stopBeforeDeadline(job: JobRecord, onChain: JobState): Promise<boolean> {
+    const margin = BigInt(this.deps.settleMarginSeconds ?? 600);
+    const now = await this.deps.chain.chainTime();
+    if (onChain.deadline - now > margin) return false;
+    const reason = `the escrow deadline is ${onChain.deadline - now} s away (margin ${margin} s): stopped to settle the committed rounds in time`;
+    this.deps.logger.info('stopping a paid job before its escrow deadline', { jobId: job.id, reason });
+    try {
+      await this.deps.jobs.cancelJob(job.id, reason);
+    } catch (err) {
+      // It finished meanwhile: the next step settles it.
+      if (!(err instanceof TributaryError && err.code === 'JOB_NOT_RUNNING')) throw err;
+    }
+    return true;
   }
 
   /** Commits every committed round the escrow does not have yet, in order. */

@@ -172,6 +172,7 @@ export class ChainService {
       retryBaseMs: config.chainRetryBaseMs,
       retryMaxMs: config.chainRetryMaxMs,
       pollMs: config.chainPollMs,
+      settleMarginSeconds: config.chainSettleMarginSeconds,
       ...(this.options.onSettlementPosted ? { onSettlementPosted: this.options.onSettlementPosted } : {}),
     });
     this.workers.set(job.id, worker);
