@@ -1,7 +1,8 @@
 /**
  * Per-address limits played by a stranger on one address with many keys, over real sockets and HTTP
  * on loopback: socket handshakes per IP (counted before any signature is checked, so unsigned junk
- * spends the budget too), and the large-body gate, which answers a second large body from one
+ * spends the budget too), REST requests per connecting address (a forged X-Forwarded-For changes
+ * nothing), and the large-body gate, which answers a second large body from one
  * identity, or a third from one address, with 429 RATE_LIMITED before reading it while small bodies
  * pass, and admits again once the bodies in flight have ended.
  */
@@ -47,6 +48,18 @@ describe('per-address limits', () => {
     expect(c.directory.connectedCount).toBe(0);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/tributary_rate_limit_hits_total\{limiter="socket-ip"\} 2/);
+  });
+
+  it('counts REST requests per connecting address, whatever X-Forwarded-For claims', async () => {
+    c = await startCoordinator({ port: 0, logLevel: 'error', rateLimitPerIp: 5 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const res = await fetch(`${c.url}/v1/jobs`, { headers: { 'x-forwarded-for': `203.0.113.${i}` } });
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    expect((await fetch(`${c.url}/v1/health`)).status).toBe(200);
   });
 
   it('answers 429 to a second large body of one identity and a third of one address before reading them; small bodies pass', async () => {
