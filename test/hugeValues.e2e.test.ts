@@ -83,6 +83,12 @@ describe.each(stores)('valid but huge values (%s store)', (storeName, available)
     }
     const [attacker, honest] = clients.slice(-2);
     await waitUntil(() => attacker.tasks.length > 0 && honest.tasks.length > 0, 'round tasks');
+    // A metric name a MongoDB document cannot hold as a key ('.'), or any name outside [A-Za-z0-9_]:
+    // refused at the edge with a code, keeping nothing (FerretDB refused the whole round record).
+    for (const name of ['a.b', '$where', '', 'x'.repeat(65)]) {
+      const refused = await attacker.upload(attacker.tasks[0], zeros(manifest), 10, { metrics: { [name]: 1 } });
+      expect([name, refused.error?.code]).toEqual([name, 'VALIDATION_FAILED']);
+    }
     // Finite, so the message schema admits it; times any example count it overflows a double.
     const big = await attacker.upload(attacker.tasks[0], zeros(manifest), 10, {
       metrics: { loss: 1.7e308, accuracy: -1.7e308 },

@@ -85,8 +85,15 @@ export const UpdateChunkBodySchema = z
   .strict();
 export type UpdateChunkBody = z.infer<typeof UpdateChunkBodySchema>;
 
+/**
+ * A client's training metrics. Names are plain identifiers: they become keys of the round record, and
+ * a MongoDB-compatible store refuses a document with a key containing '.' (the whole round with it).
+ */
 export const LocalMetricsSchema = z
-  .record(z.string().max(64), z.number().finite())
+  .record(
+    z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'metric names are 1-64 letters, digits or underscores'),
+    z.number().finite(),
+  )
   .refine((m) => Object.keys(m).length <= 32, {
     message: 'at most 32 metrics',
   });
