@@ -51,6 +51,10 @@ export function clientCommand(): Command {
         new Option('--format <format>', 'dataset format (default: from the file extension)').choices(['csv', 'jsonl']),
       )
       .option('--key <path>', 'Ed25519 key file, created on first run', DEFAULT_KEY_FILE)
+      .option(
+        '--spec-hash <0x...>',
+        "the canonical hash of the job spec you agreed to (a paid job's escrow specHash, or as the buyer published it): refuse the job if the coordinator serves another (default: trust the served spec)",
+      )
       .addOption(
         new Option('--backend <name>', 'TF.js backend')
           .choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
@@ -70,6 +74,11 @@ export function clientCommand(): Command {
           if (opts[flag] === undefined) command.error(`error: required option '--${flag}' not specified`);
         }
         const jobId = JobIdSchema.parse(opts.job);
+        if (opts.specHash !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(opts.specHash)) {
+          command.error(
+            `error: --spec-hash must be 0x followed by 64 hex digits, got "${String(opts.specHash).slice(0, 80)}"`,
+          );
+        }
         const print = (event: string, fields: Record<string, unknown>, text: string) =>
           process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
         const { input, paid } = await fetchJobSpec(opts.coordinator, jobId);
@@ -90,6 +99,7 @@ export function clientCommand(): Command {
           dataset,
           backend: opts.backend,
           payout,
+          ...(opts.specHash !== undefined ? { expectedSpecHash: opts.specHash } : {}),
         });
         client.on('backend', (name: string) => print('backend', { backend: name }, `TF.js backend: ${name}`));
         client.on('joined', () => print('joined', { jobId }, `joined ${jobId}`));

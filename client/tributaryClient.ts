@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { canonicalSpecHash } from '../contracts/escrowBinding';
 import { flattenByManifest } from '../shared/codec/manifestVector';
 import { contentHash, decodeTensors, encodedByteLength } from '../shared/codec/modelCodec';
 import type { NamedTensor } from '../shared/codec/tensors';
@@ -44,6 +45,13 @@ export interface TributaryClientOptions {
    * jobs with a `chain` config refuse joins without one.
    */
   payout?: PayoutBinding;
+  /**
+   * The canonical hash (contracts/escrowBinding.ts `canonicalSpecHash`; a paid job's escrow `specHash`)
+   * of the spec this provider agreed to, e.g. as the buyer published it. A join result whose spec hashes
+   * otherwise (a coordinator serving `none`, or its own key holder's key) is refused with
+   * JOB_SPEC_MISMATCH before anything is trained or sent. @default none: the served spec is trusted
+   */
+  expectedSpecHash?: string;
 }
 
 export interface RoundTrainedEvent {
@@ -188,6 +196,7 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     );
     if (outcome === null || isJobFinished(outcome)) return outcome;
     const joined = outcome;
+    this.assertAgreedSpec(joined);
     // The mode listens before anything else: the coordinator may send this round's first mode request
     // (e.g. SecAgg+ setup) as soon as the join is acknowledged, while the model is still being built.
     // One mode session per job for the client's life: it keeps what must survive a reconnect (e.g.
@@ -217,6 +226,20 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     this.markReady();
     this.emit('joined', joined);
     return null;
+  }
+
+  /** JOB_SPEC_MISMATCH unless the served spec is the one the provider pinned (when it pinned one). */
+  private assertAgreedSpec(joined: JoinResult): void {
+    const expected = this.options.expectedSpecHash;
+    if (expected === undefined) return;
+    const served = canonicalSpecHash(joined.spec);
+    if (served.toLowerCase() !== expected.toLowerCase()) {
+      throw new TributaryError(
+        'JOB_SPEC_MISMATCH',
+        `Job ${joined.jobId}: the coordinator serves a spec hashing to ${served} (mode "${joined.spec.secureAggregation}"), not the pinned ${expected}; nothing was trained or sent.`,
+        { details: { expected, served } },
+      );
+    }
   }
 
   /** Downloads the global model, trains, and returns the update (null when the task was skipped). */

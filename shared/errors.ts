@@ -53,6 +53,10 @@ export const errorCatalog = {
   JOB_NOT_FOUND: { status: 404, message: 'No job with this id.' },
   JOB_NOT_RUNNING: { status: 409, message: 'The job is not accepting participants.' },
   JOB_SPEC_INVALID: { status: 400, message: 'The job specification is invalid.' },
+  JOB_SPEC_MISMATCH: {
+    status: 409,
+    message: 'The coordinator serves another job spec than the one this provider pinned.',
+  },
   JOB_NOT_JOINED: { status: 403, message: 'The client has not joined this job.' },
   JOB_NO_MODEL: { status: 404, message: 'The job has no global model yet.' },
   VALIDATION_SET_INVALID: { status: 400, message: "The validation set does not match the job's input spec." },
