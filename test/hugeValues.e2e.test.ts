@@ -146,6 +146,19 @@ describe.each(stores)('valid but huge values (%s store)', (storeName, available)
     expect((await getRounds(buyerClient(c.url), { jobId })).rounds).toHaveLength(1);
   });
 
+  maybe('the largest population a privacy block allows is planned, not refused as an operator error', async () => {
+    const c = coordinator!;
+    const jobId = await createJob(c.url, {
+      name: 'huge-population',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+      input: { shape: [4], numClasses: 2 },
+      rounds: 10_000,
+      secureAggregation: 'none',
+      privacy: { epsilon: 1, delta: 1e-12, population: 1_000_000_000, clippingNorm: 1 },
+    });
+    expect((await c.store.getJob(jobId))?.privacy).toBeDefined();
+  });
+
   maybe('a cursor beyond any date and a round far past the job are coded client errors', async () => {
     const c = coordinator!;
     const jobId = await createJob(c.url, {

@@ -204,4 +204,12 @@ describe('RdpAccountant state, resume and budget', () => {
       expect((err as TributaryError).code).toBe('PRIVACY_BUDGET_UNREACHABLE');
     }
   });
+
+  it('stays non-negative at the smallest sampling rate a spec allows, so such a budget is planned, not refused', () => {
+    // maxClients 100 of a population of 1e9: q = 1e-7. At z = 1000 the series cancelled to -9e-19.
+    expect(rdpCurve(1e-7, 1000, DEFAULT_RDP_ORDERS).every((r) => r >= 0)).toBe(true);
+    const z = noiseFor(1, 1e-12, 1e-7, 10_000);
+    expect(z).toBeGreaterThan(0);
+    expect(z).toBeLessThan(1000);
+  });
 });

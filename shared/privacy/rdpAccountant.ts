@@ -39,9 +39,13 @@ export const RdpAccountantStateSchema = z
   });
 export type RdpAccountantState = z.infer<typeof RdpAccountantStateSchema>;
 
-/** The per-round RDP of the sampled Gaussian mechanism at every order. */
+/**
+ * The per-round RDP of the sampled Gaussian mechanism at every order. A Rényi divergence is never
+ * negative: at tiny sampling rates and large noise the series cancels to about -1e-18 in floating
+ * point, which is read as 0 (the largest population a spec allows, q = 1e-7, hit it at z = 1000).
+ */
 export function rdpCurve(q: number, noiseMultiplier: number, orders: readonly number[]): number[] {
-  return orders.map((order) => Math.min(subsampledGaussianRdp(q, noiseMultiplier, order), RDP_CAP));
+  return orders.map((order) => Math.max(0, Math.min(subsampledGaussianRdp(q, noiseMultiplier, order), RDP_CAP)));
 }
 
 /**
