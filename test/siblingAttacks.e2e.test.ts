@@ -4,10 +4,11 @@
  * does not have, joining a job that has completed, and opening a second connection under its own key.
  * Each gets its code; the round aggregates exactly the selected clients' updates.
  */
+import nacl from 'tweetnacl';
 import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { decodeTensors, encodeTensors } from '../shared/codec/modelCodec';
 import type { TensorManifestEntry } from '../shared/codec/tensors';
-import { generateIdentity } from '../shared/identity/keyPair';
+import { generateIdentity, identityFromSecretKey } from '../shared/identity/keyPair';
 import type { JoinResult } from '../shared/schemas/messages';
 import { EVENTS, STAGES } from '../shared/schemas/protocol';
 import { RawClient } from './support/rawClient';
@@ -104,5 +105,47 @@ describe('sibling attacks of a provider', () => {
     await waitUntil(() => !first.socket.connected, 'the first connection to close');
     expect(c.directory.link(first.identity.clientId)).toBeDefined();
     expect(second.socket.connected).toBe(true);
+  });
+
+  it('documents the limit: silent sybils joining a public job crowd the honest providers out of every sample', async () => {
+    const jobId = await createJob(c.url, {
+      name: 'sybil-crowd',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+      input: { shape: [3], numClasses: 2 },
+      rounds: 1,
+      minClients: 2,
+      maxClients: 2,
+      maxRoundRetries: 1,
+      secureAggregation: 'none',
+      roundDeadlineMs: 1_000,
+      quorumTimeoutMs: 60_000,
+    });
+    // Twenty keys of one stranger join and never answer; two honest providers answer every task. Fixed
+    // keys and the job's seed make each attempt's sample the same in every run (no honest pair drawn).
+    const fixed = async (n: number) => {
+      const client = new RawClient(
+        identityFromSecretKey(nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(n)).secretKey),
+        c.url,
+      );
+      clients.push(client);
+      await client.connect();
+      return client;
+    };
+    const sybils = await Promise.all(Array.from({ length: 20 }, (_, i) => fixed(i + 1)));
+    for (const s of sybils)
+      expect((await s.send(EVENTS.joinJob, s.signed(jobId, 0, STAGES.joinJob, {}))).ok).toBe(true);
+    const honest = [await fixed(101), await fixed(102)];
+    let manifest: TensorManifestEntry[] = [];
+    for (const h of honest) {
+      const joined = await h.send(EVENTS.joinJob, h.signed(jobId, 0, STAGES.joinJob, {}));
+      manifest = (joined.result as JoinResult).weightManifest;
+      h.socket.on(EVENTS.roundTask, (task) => void h.upload(task, filled(manifest, 0.1), 10));
+    }
+    await waitUntil(async () => (await c.store.getJob(jobId))?.status !== 'running', 'the job to end');
+    const job = await c.store.getJob(jobId);
+    const rounds = await c.store.listRounds(jobId);
+    // Each attempt drew 2 of the members; with 20 of 22 silent, quorum is met only if both honest are drawn.
+    expect(job?.status).toBe('failed');
+    expect(rounds.every((r) => r.status === 'failed')).toBe(true);
   });
 });
