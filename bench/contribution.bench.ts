@@ -68,6 +68,7 @@ async function runJob(
           identity: generateIdentity(),
           dataset: datasets[name],
           backend: 'cpu',
+          allowPlaintext: true, // mode none: the coordinator scores each update
         },
         behaviour,
       );

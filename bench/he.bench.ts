@@ -262,6 +262,7 @@ async function heRounds(options: HeRoundsOptions = {}) {
           identity: generateIdentity(),
           dataset: data,
           backend: 'cpu',
+          allowPlaintext: mode === 'none', // the plaintext baseline
           paillierThreads: threads,
         });
         started.push(client);

@@ -164,6 +164,7 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
           identity: generateIdentity(),
           dataset: data,
           backend: 'cpu',
+          allowPlaintext: mode === 'none', // the plaintext baseline
         });
         started.push(client);
         client.run().catch((e: unknown) => errors.push(`client ${i}: ${String((e as Error)?.message ?? e)}`));

@@ -55,6 +55,10 @@ export function clientCommand(): Command {
         '--spec-hash <0x...>',
         "the canonical hash of the job spec you agreed to (a paid job's escrow specHash, or as the buyer published it): refuse the job if the coordinator serves another (default: trust the served spec)",
       )
+      .option(
+        '--allow-plaintext',
+        'consent to jobs in mode none, where the coordinator reads each update in the clear (default: refuse them)',
+      )
       .addOption(
         new Option('--backend <name>', 'TF.js backend')
           .choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
@@ -100,6 +104,7 @@ export function clientCommand(): Command {
           backend: opts.backend,
           payout,
           ...(opts.specHash !== undefined ? { expectedSpecHash: opts.specHash } : {}),
+          allowPlaintext: opts.allowPlaintext === true,
         });
         client.on('backend', (name: string) => print('backend', { backend: name }, `TF.js backend: ${name}`));
         client.on('joined', () => print('joined', { jobId }, `joined ${jobId}`));

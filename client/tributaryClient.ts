@@ -52,6 +52,12 @@ export interface TributaryClientOptions {
    * JOB_SPEC_MISMATCH before anything is trained or sent. @default none: the served spec is trusted
    */
   expectedSpecHash?: string;
+  /**
+   * The provider consents to send its updates in the clear to the coordinator (mode `none`, research
+   * federations). Without it a job whose served mode reveals updates is refused with JOB_SPEC_MISMATCH
+   * before anything is trained or sent, whatever spec the coordinator serves. @default false
+   */
+  allowPlaintext?: boolean;
 }
 
 export interface RoundTrainedEvent {
@@ -197,11 +203,13 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     if (outcome === null || isJobFinished(outcome)) return outcome;
     const joined = outcome;
     this.assertAgreedSpec(joined);
+    const mode = this.aggregationModeFor(joined.spec.secureAggregation);
+    this.assertPrivateEnough(joined, mode);
     // The mode listens before anything else: the coordinator may send this round's first mode request
     // (e.g. SecAgg+ setup) as soon as the join is acknowledged, while the model is still being built.
     // One mode session per job for the client's life: it keeps what must survive a reconnect (e.g.
     // which rounds this client already masked an input for).
-    this.mode ??= this.aggregationModeFor(joined.spec.secureAggregation).open({
+    this.mode ??= mode.open({
       joined,
       connection: conn,
       identity: this.options.identity,
@@ -240,6 +248,16 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
         { details: { expected, served } },
       );
     }
+  }
+
+  /** JOB_SPEC_MISMATCH for a mode that shows the coordinator each update, unless the provider allowed plaintext. */
+  private assertPrivateEnough(joined: JoinResult, mode: ClientAggregationMode): void {
+    if (!mode.revealsUpdates || this.options.allowPlaintext) return;
+    throw new TributaryError(
+      'JOB_SPEC_MISMATCH',
+      `Job ${joined.jobId}: the coordinator serves mode "${joined.spec.secureAggregation}", which sends each update in the clear; this provider did not allow plaintext (allowPlaintext / --allow-plaintext); nothing was trained or sent.`,
+      { details: { mode: joined.spec.secureAggregation } },
+    );
   }
 
   /** Downloads the global model, trains, and returns the update (null when the task was skipped). */

@@ -281,6 +281,8 @@ export async function runFederation(task: ExampleTask, options: FederationOption
           options.backend,
           ...(isFreeRider(i) ? ['--planted', 'free-rider'] : []),
           ...(isAttacker(i) ? ['--attack', attack] : []),
+          // The demo's operator chose `none`, so its providers consent to plaintext.
+          ...(mode === 'none' ? ['--allow-plaintext'] : []),
         ],
         { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
       );

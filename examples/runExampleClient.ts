@@ -33,6 +33,7 @@ export function runExampleClient(task: ExampleTask): void {
       `research only: misbehave instead of training honestly (${PLANTED_BEHAVIOURS.join(' | ')})`,
     )
     .option('--attack <name>', `research only: play this robustness attack (${SOLO_ATTACKS.join(' | ')})`)
+    .option('--allow-plaintext', 'consent to a job in mode none (the coordinator reads each update)')
     .action(async (opts) => {
       const print = (event: string, fields: object) =>
         process.stdout.write(`${JSON.stringify({ event, index: opts.index, ...fields })}\n`);
@@ -56,6 +57,7 @@ export function runExampleClient(task: ExampleTask): void {
         dataset,
         backend: opts.backend as BackendPreference,
         payout,
+        allowPlaintext: opts.allowPlaintext === true,
       };
       const client =
         opts.attack !== undefined

@@ -301,6 +301,7 @@ describe('signed transcripts and tributary audit on a real chain', () => {
         identity: generateIdentity(),
         dataset: separableDataset(40, FEATURES, 500 + i),
         backend: testBackend(),
+        allowPlaintext: true, // mode none
         reconnectDelayMs: 50,
       }),
     );

@@ -457,6 +457,7 @@ describe('paid jobs on a real chain', () => {
       keyFile,
       '--backend',
       'cpu',
+      '--allow-plaintext', // mode none
       '--json',
     ]);
     providers = await paidProviders(coordinator.url, jobId, [separableDataset(60, FEATURES, 161)], buyer);

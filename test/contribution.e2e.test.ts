@@ -79,6 +79,7 @@ describe('contribution scoring on a planted federation', () => {
           identity,
           dataset: datasets[name],
           backend: 'cpu',
+          allowPlaintext: true, // mode none: the coordinator scores each update
         },
         behaviour,
       );

@@ -76,6 +76,7 @@ describe('data marketplace end to end', () => {
       jobId,
       identity: p.identity,
       backend: 'cpu',
+      allowPlaintext: true, // these jobs run in mode none
       dataset: loadDatasetFile(p.csv, describeDatasetFile(p.csv).schema),
     });
     clients.push(c);

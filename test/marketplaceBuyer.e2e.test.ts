@@ -134,6 +134,7 @@ describe("the buyer's flow: list, search, create and fund, train, settle, claim,
         jobId,
         identity: p.identity,
         backend: 'cpu',
+        allowPlaintext: true, // mode none
         reconnectDelayMs: 50,
         dataset: separableDataset(60 + 20 * i, FEATURES, 90 + i),
         payout: await createPayoutBinding(p.identity, p.wallet),

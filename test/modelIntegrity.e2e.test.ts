@@ -64,6 +64,7 @@ describe('the downloaded model is checked against the task', () => {
         identity: generateIdentity(),
         dataset: separableDataset(60, 4, 40 + i),
         backend: testBackend(),
+        allowPlaintext: true, // mode none
         reconnectDelayMs: 50,
       });
       client.on('warning', (m: string) => warnings.push(m));

@@ -115,6 +115,7 @@ describe('secure aggregation (packed Paillier) end to end', () => {
         identity: generateIdentity(),
         dataset,
         backend: 'cpu',
+        allowPlaintext: true, // the plaintext baseline jobs here run in mode none
       });
       setup(client, i);
       client.run().catch(() => undefined);

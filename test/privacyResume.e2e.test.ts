@@ -82,6 +82,7 @@ describeIfMongo('a DP job resumed after a crash', () => {
         identity: generateIdentity(),
         dataset: separableDataset(1500, 6, 70 + i),
         backend: 'cpu',
+        allowPlaintext: true, // mode none
         reconnectDelayMs: 100,
         maxReconnectDelayMs: 1_000,
       });

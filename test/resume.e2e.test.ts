@@ -86,6 +86,7 @@ describeIfMongo('coordinator crash and resume', () => {
           '--json',
           '--backend',
           'cpu',
+          '--allow-plaintext', // mode none
         ]),
       );
     }

@@ -80,6 +80,7 @@ describe('secure aggregation cohorts (secagg.cohortSize) end to end', () => {
         identity: generateIdentity(),
         dataset,
         backend: 'cpu',
+        allowPlaintext: true, // the plaintext baseline jobs here run in mode none
       });
       setup(client, i);
       client.run().catch(() => undefined);

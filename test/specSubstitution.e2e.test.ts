@@ -4,8 +4,9 @@
  * escrow holds), the coordinator hosts the job id as `none`, and the project's own client, which takes
  * the spec from the join result, would upload its update in the clear. Played with the real
  * coordinator and real clients over loopback. A provider that pins the spec hash refuses the join
- * result (JOB_SPEC_MISMATCH) before training and sends nothing; one pinned to the spec actually served
- * takes part; an unpinned one trusts the coordinator, as documented, and its plaintext update arrives.
+ * result (JOB_SPEC_MISMATCH) before training and sends nothing. An unpinned provider that did not
+ * consent to plaintext (the default) refuses a `none` spec the same way; one pinned to the spec
+ * actually served, or one that allowed plaintext, takes part.
  */
 import type { TributaryClient } from '../client/tributaryClient';
 import { createResearchClient } from '../client/plantedClient';
@@ -54,7 +55,7 @@ describe('a coordinator serving another spec at join', () => {
     const actual = canonicalSpecHash(parseSpecForHash(served));
     expect(actual).not.toBe(agreed);
 
-    const client = (i: number, expectedSpecHash?: string) => {
+    const client = (i: number, options: { expectedSpecHash?: string; allowPlaintext?: boolean }) => {
       const c = createResearchClient({
         url: coordinator!.url,
         jobId,
@@ -62,28 +63,39 @@ describe('a coordinator serving another spec at join', () => {
         dataset: separableDataset(40, 4, 90 + i),
         backend: testBackend(),
         reconnectDelayMs: 50,
-        ...(expectedSpecHash ? { expectedSpecHash } : {}),
+        ...options,
       });
       clients.push(c);
       return c;
     };
-    const pinnedToAgreed = client(0, agreed);
-    const trained: number[] = [];
-    pinnedToAgreed.on('roundTrained', (e: { round: number }) => trained.push(e.round));
-    const refused = await pinnedToAgreed.run().then(
-      () => 'ran',
-      (e: unknown) => (e as { code?: string }).code ?? String(e),
-    );
-    expect(refused).toBe('JOB_SPEC_MISMATCH');
-    expect(trained).toEqual([]);
+    const refusal = async (c: TributaryClient) => {
+      const trained: number[] = [];
+      c.on('roundTrained', (e: { round: number }) => trained.push(e.round));
+      const outcome = await c.run().then(
+        () => 'ran',
+        (e: unknown) => `${(e as { code?: string }).code ?? String(e)}: ${(e as Error).message}`,
+      );
+      return { outcome, trained };
+    };
+    // Pinned to the agreed hash: refused for the hash, even though this provider would allow plaintext.
+    const pinnedToAgreed = client(0, { expectedSpecHash: agreed, allowPlaintext: true });
+    const pinned = await refusal(pinnedToAgreed);
+    expect(pinned.outcome).toMatch(/^JOB_SPEC_MISMATCH: .*pinned/);
+    expect(pinned.trained).toEqual([]);
+    // Unpinned, with the defaults: refused because the served mode sends updates in the clear.
+    const defaultProvider = client(3, {});
+    const unpinnedDefault = await refusal(defaultProvider);
+    expect(unpinnedDefault.outcome).toMatch(/^JOB_SPEC_MISMATCH: .*in the clear/);
+    expect(unpinnedDefault.trained).toEqual([]);
 
-    // A provider pinned to the spec actually served, and an unpinned one, take part.
-    const pinnedToServed = client(1, actual);
-    const unpinned = client(2);
+    // A provider pinned to the spec actually served, and an unpinned one that allowed plaintext, take part.
+    const pinnedToServed = client(1, { expectedSpecHash: actual, allowPlaintext: true });
+    const unpinned = client(2, { allowPlaintext: true });
     const finished = await Promise.all([pinnedToServed.run(), unpinned.run()]);
     expect(finished.map((f) => f.status)).toEqual(['completed', 'completed']);
     const [round] = await coordinator.store.listRounds(jobId);
     expect(new Set(round.participants)).toEqual(new Set([pinnedToServed.clientId, unpinned.clientId]));
     expect(round.participants).not.toContain(pinnedToAgreed.clientId);
+    expect(round.participants).not.toContain(defaultProvider.clientId);
   });
 });

@@ -59,5 +59,11 @@ export interface ClientModeSession {
  */
 export interface ClientAggregationMode {
   readonly name: string;
+  /**
+   * True when the coordinator reads each client's update in the clear (`none`): the client joins such
+   * a job only when its provider allowed plaintext (TributaryClientOptions.allowPlaintext), so a
+   * coordinator cannot downgrade a provider to plaintext by serving another spec at join.
+   */
+  readonly revealsUpdates?: boolean;
   open(context: ClientModeContext): ClientModeSession;
 }

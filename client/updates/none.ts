@@ -12,6 +12,7 @@ import type { ClientAggregationMode } from './clientAggregationMode';
  */
 export const noneClientMode: ClientAggregationMode = {
   name: 'none',
+  revealsUpdates: true,
   open: ({ connection, joined }) => {
     const plan = privacyPlanOf(joined.spec, totalParameters(joined.weightManifest));
     return {

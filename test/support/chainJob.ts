@@ -118,6 +118,7 @@ export async function paidProviders(
           identity,
           dataset,
           backend: 'cpu',
+          allowPlaintext: true, // most paid-job tests run in mode none
           payout,
           reconnectDelayMs: 50,
         },

@@ -94,6 +94,7 @@ export async function startFederation(
       identity: generateIdentity(),
       dataset: dataset(31 + i),
       backend: 'cpu',
+      allowPlaintext: true, // influenceNone runs these in mode none
     };
     const client =
       role.kind === 'scripted'
