@@ -87,6 +87,8 @@ export const float64CoordinatorMode = (): CoordinatorAggregationMode => ({
 
 export const float64ClientMode: ClientAggregationMode = {
   name: MODE,
+  // Plain float64 uploads: the coordinator reads each update, so providers must allow plaintext.
+  revealsUpdates: true,
   open: ({ joined, connection }) => ({
     async onTask(task, training) {
       const trained = await training;

@@ -64,6 +64,7 @@ describe('a fourth aggregation mode registered from outside the house', () => {
         identity: generateIdentity(),
         dataset,
         backend: 'cpu',
+        allowPlaintext: true, // both `none` and this mode show the coordinator each update
       });
       clients.push(client);
       client.run().catch(() => undefined);
