@@ -4,6 +4,7 @@ import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import { describeAccessControlContract } from './accessControl.contract';
 import { describeListingContract } from './listings.contract';
+import { describeLeaseContract } from './leases.contract';
 import { describeTranscriptContract } from './transcripts.contract';
 import type { CheckpointRecord, JobRecord, ParticipantRecord, RoundRecord, Store } from './store';
 
@@ -550,6 +551,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
     describeListingContract(() => store);
     describeAccessControlContract(() => store);
     describeTranscriptContract(() => store);
+    describeLeaseContract(() => store, makeJob, makeRound);
 
     it('rejects operations after close with STORE_UNAVAILABLE, and closing twice is fine', async () => {
       const s = await open();
