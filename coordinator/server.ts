@@ -14,6 +14,7 @@ import { createRestAccess } from './http/restAccess';
 import type { RateLimitStore } from './http/rateLimits';
 import { Metrics } from './observability/metrics';
 import type { AuditLog } from './observability/auditLog';
+import { JobLeases } from './cluster/jobLeases';
 import { JobManager } from './jobs/jobManager';
 import { createLogger, type Logger } from './logger';
 import { payoutAdmission } from './chain/payoutAdmission';
@@ -74,6 +75,8 @@ export interface Coordinator {
   readonly rest: RestApi;
   /** Signed round and scoring transcripts (`publicKey`: the coordinator's Ed25519 transcript key). */
   readonly transcripts: RoundTranscripts;
+  /** This node's job leases when it runs as one node of a cluster (config.cluster). */
+  readonly cluster?: JobLeases;
   close(): Promise<void>;
 }
 
@@ -108,6 +111,14 @@ export async function startCoordinator(
       await transcripts.sealScoring(scored);
     },
   });
+  // The public URL is known once listening (port 0 picks one); leases hand it to clients (JOB_ELSEWHERE).
+  let publicUrl = config.publicUrl ?? '';
+  const cluster = config.cluster
+    ? new JobLeases(store, logger, () => publicUrl, {
+        leaseTtlMs: config.leaseTtlMs,
+        ...(config.nodeId ? { nodeId: config.nodeId } : {}),
+      })
+    : undefined;
   const jobs = new JobManager({
     store,
     directory,
@@ -122,6 +133,7 @@ export async function startCoordinator(
     onRoundPhase: (state, seconds) => metrics.roundPhase(state.toLowerCase(), seconds),
     sealer: transcripts,
     modes: options.modes,
+    ...(cluster ? { cluster } : {}),
   });
   const chain = new ChainService({
     config,
@@ -149,11 +161,11 @@ export async function startCoordinator(
   const app = express();
   app.disable('x-powered-by');
   // REST access control and observability (coordinator/auth, coordinator/http, coordinator/observability).
-  let publicUrl = config.publicUrl ?? '';
   const access = createRestAccess({ config, store, audience: () => publicUrl });
   const rest = createRestApi({
     jobs,
     store,
+    ...(cluster ? { cluster } : {}),
     directory,
     logger,
     metrics,
@@ -189,8 +201,9 @@ export async function startCoordinator(
     const { contentType, body } = await metrics.exposition();
     res.type(contentType).send(body);
   });
-  // Resume before listening, so a client that reconnects at once finds its job's runner.
-  await jobs.resumeRunningJobs();
+  // Resume before listening, so a client that reconnects at once finds its job's runner. A cluster
+  // node takes leases only once listening: a lease names the URL clients are sent to.
+  if (!cluster) await jobs.resumeRunningJobs();
   // Chain jobs pick up from the chain and the store: funding watches, missing commits, settlement.
   await chain.resume();
   const httpServer = createServer(app);
@@ -218,7 +231,13 @@ export async function startCoordinator(
   audiences = new Set([...audiences, ...defaultAudiences(config.host, port)]);
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   publicUrl ||= url;
-  logger.info('coordinator listening', { url, store: store.kind, backend: models.backend });
+  if (cluster) await jobs.joinCluster();
+  logger.info('coordinator listening', {
+    url,
+    store: store.kind,
+    backend: models.backend,
+    ...(cluster ? { node: cluster.nodeId } : {}),
+  });
 
   let closing: Promise<void> | null = null;
   return {
@@ -236,6 +255,7 @@ export async function startCoordinator(
     audit: access.audit,
     rest,
     transcripts,
+    ...(cluster ? { cluster } : {}),
     close() {
       closing ??= (async () => {
         // The chain first: a worker must not activate a job while the runners stop.

@@ -184,6 +184,12 @@ export function describeLeaseContract(
       await store.saveCheckpoint(checkpoint(jobId, 4, undefined, 55));
       expect([...(await store.loadCheckpoint(jobId, 4))!.weights]).toEqual([55, 55, 55]);
 
+      // Round records: a former owner's failed attempt cannot replace the new owner's completed record.
+      const done = makeRound(jobId, 3, 1);
+      await store.saveRound(done, { fence: 2 });
+      await expectLeaseLost(store.saveRound({ ...done, status: 'failed', failureReason: 'stale' }, { fence: 1 }));
+      expect(await store.listRounds(jobId)).toEqual([done]);
+
       await store.saveTranscript(transcript(jobId, 3, 2, 'by b'));
       await expectLeaseLost(store.saveTranscript(transcript(jobId, 3, 1, 'by a')));
       expect((await store.loadTranscript(jobId, 3, 'round'))!.text).toBe('by b');

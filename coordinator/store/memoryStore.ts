@@ -59,6 +59,8 @@ export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
 
   private readonly jobs = new Map<string, JobRecord>();
+  /** "jobId:round:attempt" -> the fencing token the round record was last written with. */
+  private readonly roundFences = new Map<string, number>();
   /** jobId -> the job's log of lease takeovers and round commits, in sequence order. */
   private readonly events = new Map<string, JobEvent[]>();
   /** jobId -> "round:attempt" -> record */
@@ -191,8 +193,11 @@ export class MemoryStore implements Store {
     return events;
   }
 
-  async saveRound(record: RoundRecord): Promise<void> {
+  async saveRound(record: RoundRecord, guard?: { fence: number }): Promise<void> {
     this.assertOpen();
+    const key = `${record.jobId}:${record.round}:${record.attempt}`;
+    if (!fenceAllows(this.roundFences.get(key), guard?.fence)) throw leaseLost(record.jobId, guard?.fence);
+    if (guard) this.roundFences.set(key, guard.fence);
     this.childMap(this.rounds, record.jobId).set(`${record.round}:${record.attempt}`, deepCopy(record));
   }
 

@@ -117,6 +117,8 @@ export interface RoundDoc {
   contribution?: RoundContribution;
   /** RoundRecord.privacy as stored (plain numbers). */
   privacy?: RoundPrivacyRecord;
+  /** The fencing token of the clustered node that wrote it (Store.saveRound's guard); never returned. */
+  fence?: number;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -278,6 +280,7 @@ const roundSchema = new Schema<RoundDoc>(
     },
     contribution: { type: Schema.Types.Mixed, default: undefined },
     privacy: { type: Schema.Types.Mixed, default: undefined },
+    fence: { type: Number },
     startedAt: { type: Date, required: true },
     finishedAt: { type: Date, required: true },
   },

@@ -306,12 +306,13 @@ export class MongoStore implements Store {
     );
   }
 
-  async saveRound(record: RoundRecord): Promise<void> {
+  async saveRound(record: RoundRecord, guard?: { fence: number }): Promise<void> {
+    const fence = guard?.fence;
     await this.run(() =>
-      retryDuplicateKey(() =>
+      fencedUpsert(record.jobId, fence, () =>
         this.models.Round.replaceOne(
-          { jobId: record.jobId, round: record.round, attempt: record.attempt },
-          toRoundDoc(record),
+          { jobId: record.jobId, round: record.round, attempt: record.attempt, ...fenceFilter(fence) },
+          { ...toRoundDoc(record), ...(fence !== undefined ? { fence } : {}) },
           { upsert: true },
         ),
       ),

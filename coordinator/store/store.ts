@@ -343,8 +343,11 @@ export interface Store {
   /** The last round committed through appendRoundCommit, with the token that committed it; null if none. */
   lastRoundCommit(jobId: string): Promise<{ token: number; record: RoundRecord } | null>;
 
-  /** Upsert keyed by (jobId, round, attempt). */
-  saveRound(record: RoundRecord): Promise<void>;
+  /**
+   * Upsert keyed by (jobId, round, attempt). With `guard` (clustered nodes), refused with LEASE_LOST if
+   * the stored record was written with a higher fencing token (the fence is kept, never returned).
+   */
+  saveRound(record: RoundRecord, guard?: { fence: number }): Promise<void>;
   /** Ordered by round then attempt. */
   listRounds(jobId: string): Promise<RoundRecord[]>;
 

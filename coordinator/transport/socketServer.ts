@@ -191,6 +191,7 @@ export class SocketServer {
     const link: ClientLink = {
       clientId,
       send: (event, payload) => socket.emit(event, ...([payload] as Parameters<ServerToClientEvents[typeof event]>)),
+      close: () => socket.disconnect(true),
     };
     // A reconnecting client replaces its previous connection.
     const previous = this.sockets.get(clientId);
