@@ -166,9 +166,10 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     old.disconnect();
     this.current = this.createSocket(this.currentUrl);
     this.emit('disconnected', `failing over to ${this.currentUrl}`);
+    // Not unref'd: with the old socket gone, this timer is what keeps a client process alive.
     setTimeout(() => {
       if (!this.closed && this.current !== old) this.current.connect();
-    }, this.options.reconnectDelayMs ?? 250).unref();
+    }, this.options.reconnectDelayMs ?? 250);
     return true;
   }
 
@@ -196,9 +197,10 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
       // socket.io does not reconnect after the server closed the connection (e.g. another connection of
       // this key replaced it): try again after the backoff delay; a fresh handshake proves the key again.
       if (reason === 'io server disconnect' && !this.closed) {
+        // Not unref'd: nothing else keeps a client process alive until it reconnects.
         setTimeout(() => {
           if (!this.closed && this.current === socket && !socket.connected) socket.connect();
-        }, options.reconnectDelayMs ?? 250).unref();
+        }, options.reconnectDelayMs ?? 250);
       }
     });
     socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
