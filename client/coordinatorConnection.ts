@@ -204,8 +204,16 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
       }
     });
     socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
-      // Errors from the coordinator's auth middleware stop socket.io's reconnection: they are fatal.
+      // Errors from the coordinator's auth middleware stop socket.io's reconnection: they are fatal,
+      // but for a store the coordinator cannot reach for now (a cluster's Redis): try again later.
       if (err.data && isErrorCode(err.data.code)) {
+        if (err.data.code === 'STORE_UNAVAILABLE' && !this.closed) {
+          this.emit('protocolError', `handshake refused for now (${err.data.message}); retrying`);
+          setTimeout(() => {
+            if (!this.closed && this.current === socket && !socket.connected) socket.connect();
+          }, options.maxReconnectDelayMs ?? 5_000);
+          return;
+        }
         this.emit('fatal', new TributaryError(err.data.code, err.data.message ?? err.message));
         return;
       }

@@ -14,6 +14,7 @@ import { createRestAccess } from './http/restAccess';
 import type { RateLimitStore } from './http/rateLimits';
 import { Metrics } from './observability/metrics';
 import type { AuditLog } from './observability/auditLog';
+import { type ClusterRedis, connectClusterRedis } from './cluster/clusterRedis';
 import { JobLeases } from './cluster/jobLeases';
 import { JobManager } from './jobs/jobManager';
 import { createLogger, type Logger } from './logger';
@@ -89,6 +90,14 @@ export async function startCoordinator(
   const logger = options.logger ?? createLogger(config.logLevel);
   const ownsStore = !options.store;
   const store = options.store ?? (await createStore({ mongodbUri: config.mongodbUri, dbName: config.dbName }));
+  // A cluster with Redis: the socket.io adapter and the shared handshake nonces (docs/cluster.md).
+  let redis: ClusterRedis | undefined;
+  try {
+    redis = config.redisUrl ? await connectClusterRedis(config.redisUrl, logger) : undefined;
+  } catch (err) {
+    if (ownsStore) await store.close();
+    throw err;
+  }
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
   const metrics = new Metrics();
@@ -212,6 +221,7 @@ export async function startCoordinator(
     [...config.publicUrls, ...(config.publicUrl ? [config.publicUrl] : [])].map(audienceOf),
   );
   const sockets = new SocketServer(httpServer, directory, jobs, {
+    ...(redis ? { cluster: redis } : {}),
     authWindowMs: config.authWindowMs,
     logger,
     audiences: () => audiences,
@@ -223,6 +233,7 @@ export async function startCoordinator(
     connectionsPerKeyPerMinute: config.socketConnectionsPerKeyPerMinute,
     onRateLimited: (limiter) => metrics.rateLimitHit(limiter),
   });
+  if (redis) sockets.io.adapter(redis.adapter);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.port, config.host, () => resolve());
@@ -263,6 +274,7 @@ export async function startCoordinator(
         await jobs.stop();
         await contributions.close();
         await sockets.close();
+        await redis?.close();
         await rest.close();
         await access.parser.close();
         httpServer.closeAllConnections();

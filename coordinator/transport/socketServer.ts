@@ -39,6 +39,19 @@ export interface SocketServerOptions {
   connectionsPerKeyPerMinute?: number;
   /** Told when a connection is refused by a rate limit (metrics). */
   onRateLimited?: (limiter: string) => void;
+  /**
+   * A cluster (coordinator/cluster): handshake nonces are also claimed cluster-wide (Redis SET NX
+   * PX), so a handshake replayed at another node that answers to the same audience (several nodes
+   * behind one load balancer URL) is refused; and each key keeps one connection in the whole cluster
+   * (a new one closes the key's connections on other nodes, through the adapter's per-client rooms).
+   * @default a single coordinator
+   */
+  cluster?: { claimNonce(id: string, ttlMs: number): Promise<boolean> };
+}
+
+/** The adapter room of one client key (a cluster's nodes reach a key's connection wherever it is). */
+export function clientRoom(clientId: string): string {
+  return `client:${clientId}`;
 }
 
 /** socket.io's per-message limit: one upload chunk plus room for the envelope. */
@@ -95,6 +108,13 @@ export class SocketServer {
         // Per IP before any signature work; per key after the handshake proved the key.
         await this.limit(this.perIp, socket.handshake.address, 'socket-ip');
         const clientId = this.authenticate(socket.handshake.auth);
+        if (this.options.cluster) {
+          const { nonce } = socket.handshake.auth as { nonce: string };
+          // A nonce lives as long as its timestamp can pass the window (TimedNonceCache's bound).
+          if (!(await this.options.cluster.claimNonce(`hs:${clientId}:${nonce}`, 2 * this.options.authWindowMs))) {
+            throw new TributaryError('AUTH_REPLAY', 'This handshake nonce was already used at a node of this cluster.');
+          }
+        }
         await this.limit(this.perKey, clientId, 'socket-key');
         socket.data.clientId = clientId;
         next();
@@ -197,6 +217,12 @@ export class SocketServer {
     const previous = this.sockets.get(clientId);
     if (previous && previous.id !== socket.id) previous.disconnect(true);
     this.sockets.set(clientId, socket);
+    if (this.options.cluster) {
+      // One connection per key in the whole cluster: the key's connections on other nodes close.
+      const room = clientRoom(clientId);
+      void socket.join(room);
+      this.io.in(room).except(socket.id).disconnectSockets(true);
+    }
     this.directory.connect(link);
     this.options.logger.debug('client connected', { clientId: clientId.slice(0, 12) });
 
