@@ -1,6 +1,7 @@
 /**
  * Several coordinators, one federation (issue 16), multi-process and real: three coordinator
- * processes run as one cluster on one FerretDB (job leases and fenced commits in the store), with
+ * processes run as one cluster on one FerretDB (job leases and fenced commits in the store) and one
+ * redis-server (socket.io adapter, shared handshake nonces) started here and killed by PID, with
  * client processes that are each given the three URLs in a different order, so they start spread
  * over the nodes and are redirected (JOB_ELSEWHERE) to the job's owner.
  *
@@ -22,17 +23,18 @@ import { EVENTS, STAGES } from '../shared/schemas/protocol';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { spawnTs, waitFor, type Spawned } from './support/processes';
 import { RawClient } from './support/rawClient';
+import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
 import { buyerClient, createJob } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
 jest.setTimeout(600_000);
 
-const haveMongo = mongoSourceForTests() !== null;
-if (!haveMongo) {
-  if (process.env.CI === 'true') throw new Error(`Cluster test cannot run in CI: ${NO_MONGO_REASON}`);
-  console.warn(`\n*** SKIPPED: cluster tests (${NO_MONGO_REASON}) ***\n`);
+const skipReason = mongoSourceForTests() === null ? NO_MONGO_REASON : noRedisReason();
+if (skipReason) {
+  if (process.env.CI === 'true') throw new Error(`Cluster test cannot run in CI: ${skipReason}`);
+  console.warn(`\n*** SKIPPED: cluster tests (${skipReason}) ***\n`);
 }
-const describeIfMongo = haveMongo ? describe : describe.skip;
+const describeIfMongo = skipReason ? describe.skip : describe;
 
 /** Short leases so takeovers happen within seconds; the scan runs every half lease. */
 const LEASE_TTL_MS = 3_000;
@@ -53,12 +55,14 @@ interface RoundView {
 
 describeIfMongo('a cluster of three coordinators', () => {
   let mongo: TestMongo;
+  let redis: TestRedis;
   const processes: Spawned[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'trib-cluster-'));
   let dbCount = 0;
 
   beforeAll(async () => {
     mongo = (await mongoUriForTests())!;
+    redis = await startRedis();
   });
   afterAll(async () => {
     for (const p of processes) {
@@ -66,6 +70,7 @@ describeIfMongo('a cluster of three coordinators', () => {
       p.kill('SIGKILL');
     }
     await Promise.all(processes.map((p) => p.exit));
+    await redis?.kill();
     await mongo?.stop();
   });
 
@@ -74,7 +79,7 @@ describeIfMongo('a cluster of three coordinators', () => {
     const started = Array.from({ length: count }, () => {
       const p = spawnTs(
         'coordinator/cli.ts',
-        ['--port', '0', '--json', '--log-level', 'info', '--backend', 'cpu', '--cluster'],
+        ['--port', '0', '--json', '--log-level', 'info', '--backend', 'cpu', '--redis-url', redis.url],
         {
           MONGODB_URI: mongo.uri,
           TRIBUTARY_DB_NAME: dbName,
