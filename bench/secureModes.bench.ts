@@ -38,6 +38,8 @@ export interface SecureModesOptions {
   keyBits?: number;
   /** Wall-clock bound per job; a job still running then is abandoned (the coordinator closes at the end). */
   jobTimeoutMs?: number;
+  /** The modes to run, in this order (`none` first: the others' ratios are to it). @default all three */
+  modes?: readonly Mode[];
 }
 
 function dataset(count: number, features: number, classes: number, seed: number): Dataset {
@@ -200,7 +202,7 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
 
   const modes = [];
   try {
-    for (const mode of ['none', 'secagg', 'paillier'] as const) {
+    for (const mode of options.modes ?? (['none', 'secagg', 'paillier'] as const)) {
       try {
         modes.push(await runMode(mode));
       } catch (err) {
@@ -236,8 +238,11 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
 }
 
 if (require.main === module) {
+  // e.g. MODES=none,secagg CLIENTS=100 ROUNDS=5 node -r tsx/cjs bench/secureModes.bench.ts
   const keyBits = Number(process.env.KEY_BITS ?? 2048);
-  secureModesBench({ keyBits }).then(
+  const env = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+  const modes = process.env.MODES?.split(',').filter(Boolean) as Mode[] | undefined;
+  secureModesBench({ keyBits, modes, clients: env('CLIENTS'), rounds: env('ROUNDS') }).then(
     (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),
     (err) => {
       process.stderr.write(`${String((err as Error)?.stack ?? err)}\n`);

@@ -24,7 +24,12 @@ import {
 } from '../shared/he';
 import { generateIdentity, type Identity, identityFromSecretKey } from '../shared/identity/keyPair';
 import { SignatureVerifier } from '../shared/identity/signing';
-import { type HeDecryptRequest, HeDecryptRequestSchema } from '../shared/schemas/heMessages';
+import {
+  type HeCiphertexts,
+  HeCiphertextsSchema,
+  type HeDecryptRequest,
+  HeDecryptRequestSchema,
+} from '../shared/schemas/heMessages';
 import { heParamsOf } from '../shared/schemas/jobSpec';
 import type { DecryptRefusalReason, JoinResult } from '../shared/schemas/messages';
 import { CoordinatorConnection, type JobFinished } from './coordinatorConnection';
@@ -144,6 +149,13 @@ async function openKeyPair(keys: HeKeyHolderKeys): Promise<HeDecryptor> {
   return decryptor;
 }
 
+/** A `contributions` request being received: its ciphertexts so far, added up. */
+interface Incoming {
+  request: HeDecryptRequest;
+  sum: CiphertextSum;
+  received: number;
+}
+
 /** Why a request is refused: a reason of the shared list and a message for people. */
 interface Refusal {
   reason: DecryptRefusalReason;
@@ -180,8 +192,10 @@ export interface HeDecryptedEvent {
  *    in the attempt's selection as sent;
  * 3. each contribution's signature verifies under its client id over its digest for this job, round
  *    and attempt (shared/he/submission.ts);
- * 4. with `he.keyHolderSums`, the request carries every contribution's ciphertexts, each matches its
- *    signed digest, and the key holder adds them itself (a sum from the coordinator is refused);
+ * 4. unless the spec sets `he.keyHolderSums: false`, the request has form `contributions` (a sum
+ *    from the coordinator is refused) and every contribution's ciphertexts follow as `he:ciphertexts`
+ *    messages, in order: each has one update's exact size, matches its signed digest, keeps the
+ *    set's layout, and is added into a running sum by the key holder itself;
  * 5. the decrypt ledger allows it (HeDecryptLedger: each round attempt at most once, no overlapping
  *    attempts of one round, no going back), and records it before decrypting;
  * 6. every ciphertext keeps the set's minimum noise budget, and the plaintext is a sum the number of
@@ -189,9 +203,12 @@ export interface HeDecryptedEvent {
  *
  * A failure of 1-5 is a refusal (`aggregate:result` with `refusal: {reason}`, the same reasons as
  * the paillier key holder's; the coordinator reports HE_DECRYPT_REFUSED), of 6 a failed decryption
- * (`error` only: HE_DECRYPT_FAILED). What it
- * cannot check: without keyHolderSums, that the sum really is the sum of the listed contributions'
- * ciphertexts; in any case, that the selection is the coordinator's real one and that the selected
+ * (`error` only: HE_DECRYPT_FAILED). Memory: one running sum, plus the `he:ciphertexts` messages
+ * that arrive faster than it adds them (the coordinator does not pace them), at most the job's
+ * maxClients × one update's bytes; messages beyond that are dropped (the request then fails). What it
+ * cannot check: with `keyHolderSums: false`, that the sum really is the sum of the listed
+ * contributions' ciphertexts (a coordinator can pass one client's ciphertexts off as the sum: the
+ * operator trusts it not to); in any case, that the selection is the coordinator's real one and that the selected
  * clients are not the coordinator's own sybils (see docs/secure-aggregation.md).
  *
  * Events: 'joined' (JoinResult), 'decrypted' (HeDecryptedEvent), 'refused' (message), 'warning' (message).
@@ -201,6 +218,10 @@ export class HeKeyHolder extends EventEmitter {
   private joined: JoinResult | null = null;
   private decryptor: HeDecryptor | null = null;
   private queue: Promise<void> = Promise.resolve();
+  /** The `contributions` request whose ciphertexts are being received, and their running sum. */
+  private incoming: Incoming | null = null;
+  /** Bytes of `he:ciphertexts` messages queued but not yet added. */
+  private queuedBytes = 0;
   private readonly ledger: HeDecryptLedger;
   private readonly verifier = new SignatureVerifier();
 
@@ -238,9 +259,28 @@ export class HeKeyHolder extends EventEmitter {
             return;
           }
           const request = parsed.data;
-          this.queue = this.queue
-            .then(() => this.answer(request))
-            .catch((err) => void this.emit('warning', `decryption of round ${request.round} failed: ${String(err)}`));
+          this.enqueue(request.round, () => this.answer(request));
+        });
+        conn.socket.on('he:ciphertexts', (raw: unknown) => {
+          const parsed = HeCiphertextsSchema.safeParse(raw);
+          if (!parsed.success) {
+            this.emit('warning', `ignored a malformed he:ciphertexts: ${parsed.error.issues[0]?.message}`);
+            return;
+          }
+          const part = parsed.data;
+          const bytes = part.ciphertexts.length;
+          if (this.queuedBytes + bytes > this.bufferLimit()) {
+            this.emit(
+              'warning',
+              `dropped the ciphertexts of contribution ${part.index}: more than the job's bound queued`,
+            );
+            return;
+          }
+          this.queuedBytes += bytes;
+          this.enqueue(part.round, async () => {
+            this.queuedBytes -= bytes;
+            await this.receive(part);
+          });
         });
         // The key holder is not a job member, so job:finished does not reach it: poll the job over REST.
         const poll = setInterval(() => {
@@ -264,6 +304,21 @@ export class HeKeyHolder extends EventEmitter {
     } finally {
       this.close();
     }
+  }
+
+  private enqueue(round: number, step: () => Promise<void>): void {
+    this.queue = this.queue
+      .then(step)
+      .catch((err) => void this.emit('warning', `decryption of round ${round} failed: ${String(err)}`));
+  }
+
+  /** Most `he:ciphertexts` bytes queued at once: the job's maxClients × one update (0 before joining). */
+  private bufferLimit(): number {
+    const joined = this.joined;
+    if (joined?.spec.secureAggregation !== 'he') return 0;
+    const set = heParameterSet(joined.spec.he.parameterSet);
+    const length = totalParameters(joined.weightManifest) + 1;
+    return joined.spec.maxClients * heCiphertextCount(set, length) * set.ciphertextBytes;
   }
 
   close(): void {
@@ -341,86 +396,113 @@ export class HeKeyHolder extends EventEmitter {
     return null;
   }
 
-  /**
-   * The sum of a `contributions` request, after checking every contribution's ciphertexts against its
-   * signed digest (and their layout): the key holder then needs to trust no sum. A string: why not.
-   */
-  private sumOf(request: HeDecryptRequest, set: ReturnType<typeof heParameterSet>): Uint8Array | Refusal {
-    const count = heCiphertextCount(set, request.length);
-    const each = count * set.ciphertextBytes;
-    if (request.ciphertexts.length !== each * request.contributions.length) {
-      return {
-        reason: 'malformed',
-        message: `expected ${request.contributions.length} contributions of ${each} bytes, got ${request.ciphertexts.length} bytes`,
-      };
-    }
-    const sum = new CiphertextSum(ciphertextLayout(set), count);
-    for (const [i, c] of request.contributions.entries()) {
-      const own = request.ciphertexts.subarray(i * each, (i + 1) * each);
-      if (ciphertextDigest(own) !== c.digest) {
-        return {
-          reason: 'signature-invalid',
-          message: `the ciphertexts of contributor ${c.clientId.slice(0, 12)}… do not match its signed digest`,
-        };
-      }
-      try {
-        sum.add(own);
-      } catch (err) {
-        return {
-          reason: 'ciphertext-invalid',
-          message: `contributor ${c.clientId.slice(0, 12)}…: ${toTributaryError(err).message}`,
-        };
-      }
-    }
-    return sum.toBytes();
+  private async refuse(request: HeDecryptRequest, { reason, message }: Refusal): Promise<void> {
+    if (this.incoming?.request === request) this.incoming = null;
+    this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${message}`);
+    await this.connection?.sendAggregateResult(request, null, message, reason);
   }
 
+  /** A new request: checks 1-4; a sum is decrypted now, contributions once their ciphertexts arrived. */
   private async answer(request: HeDecryptRequest): Promise<void> {
-    const conn = this.connection;
+    // A new request replaces one still being received (the coordinator resends after a reconnect).
+    this.incoming = null;
     const joined = this.joined;
-    const decryptor = this.decryptor;
-    if (!conn || !joined || !decryptor || request.jobId !== this.options.jobId) return;
-    const refuse = async ({ reason, message }: Refusal) => {
-      this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${message}`);
-      await conn.sendAggregateResult(request, null, message, reason);
-    };
+    if (!this.connection || !joined || !this.decryptor || request.jobId !== this.options.jobId) return;
     if (joined.spec.secureAggregation !== 'he')
-      return refuse({ reason: 'malformed', message: 'the job is not an he job' });
+      return this.refuse(request, { reason: 'malformed', message: 'the job is not an he job' });
     const refusal = this.refusalOf(request, joined);
-    if (refusal) return refuse(refusal);
+    if (refusal) return this.refuse(request, refusal);
     const options = joined.spec.he;
-    if (options.keyHolderSums && request.form !== 'contributions') {
-      return refuse({
+    const set = heParameterSet(options.parameterSet);
+    const count = heCiphertextCount(set, request.length);
+    if (request.form === 'contributions') {
+      this.incoming = { request, sum: new CiphertextSum(ciphertextLayout(set), count), received: 0 };
+      return;
+    }
+    if (options.keyHolderSums) {
+      return this.refuse(request, {
         reason: 'malformed',
         message: "this job's key holder adds the contributions itself; it was sent a sum",
       });
     }
-    const set = heParameterSet(options.parameterSet);
-    let sum = request.ciphertexts;
-    if (request.form === 'contributions') {
-      const added = this.sumOf(request, set);
-      if (!(added instanceof Uint8Array)) return refuse(added);
-      sum = added;
-    } else {
-      // A malformed sum is refused before it reaches the ledger (it would use up the attempt).
-      try {
-        checkCiphertexts(ciphertextLayout(set), sum, heCiphertextCount(set, request.length));
-      } catch (err) {
-        return refuse({ reason: 'ciphertext-invalid', message: `the sum: ${toTributaryError(err).message}` });
-      }
+    // A malformed sum is refused before it reaches the ledger (it would use up the attempt).
+    try {
+      checkCiphertexts(ciphertextLayout(set), request.ciphertexts, count);
+    } catch (err) {
+      return this.refuse(request, {
+        reason: 'ciphertext-invalid',
+        message: `the sum: ${toTributaryError(err).message}`,
+      });
     }
-    const contributors = request.contributions.map((c) => c.clientId);
     const fingerprint = createHash('sha256')
       .update(JSON.stringify([request.length, request.contributions]))
       .update(request.ciphertexts)
       .digest('hex');
+    await this.decrypt(request, request.ciphertexts, fingerprint);
+  }
+
+  /** One contribution's ciphertexts: in order, exactly one update, its signed digest, the set's layout; then added. */
+  private async receive(part: HeCiphertexts): Promise<void> {
+    const incoming = this.incoming;
+    const joined = this.joined;
+    // Parts of a refused or replaced request are dropped.
+    if (!incoming || !joined || joined.spec.secureAggregation !== 'he') return;
+    const { request, sum } = incoming;
+    if (part.jobId !== request.jobId || part.round !== request.round || part.attempt !== request.attempt) return;
+    const contribution = request.contributions[part.index];
+    if (part.index !== incoming.received || !contribution) {
+      return this.refuse(request, {
+        reason: 'malformed',
+        message: `expected the ciphertexts of contribution ${incoming.received}, got those of ${part.index}`,
+      });
+    }
+    const who = `contributor ${contribution.clientId.slice(0, 12)}…`;
+    const set = heParameterSet(joined.spec.he.parameterSet);
+    const each = sum.count * set.ciphertextBytes;
+    if (part.ciphertexts.length !== each) {
+      return this.refuse(request, {
+        reason: 'malformed',
+        message: `${who}: expected ${sum.count} ciphertexts of ${set.ciphertextBytes} bytes, got ${part.ciphertexts.length} bytes`,
+      });
+    }
+    if (ciphertextDigest(part.ciphertexts) !== contribution.digest) {
+      return this.refuse(request, {
+        reason: 'signature-invalid',
+        message: `the ciphertexts of ${who} do not match its signed digest`,
+      });
+    }
+    try {
+      sum.add(part.ciphertexts);
+    } catch (err) {
+      return this.refuse(request, {
+        reason: 'ciphertext-invalid',
+        message: `${who}: ${toTributaryError(err).message}`,
+      });
+    }
+    incoming.received++;
+    if (incoming.received < request.contributions.length) return;
+    this.incoming = null;
+    // Every ciphertext matched its signed digest, so the signed contributions name the sum.
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([request.length, request.contributions, 'contributions']))
+      .digest('hex');
+    await this.decrypt(request, sum.toBytes(), fingerprint);
+  }
+
+  /** Checks 5-6: the ledger (recorded before decrypting), then the decryption and the signed answer. */
+  private async decrypt(request: HeDecryptRequest, sum: Uint8Array, fingerprint: string): Promise<void> {
+    const conn = this.connection;
+    const joined = this.joined;
+    const decryptor = this.decryptor;
+    if (!conn || !joined || !decryptor || joined.spec.secureAggregation !== 'he') return;
+    const contributors = request.contributions.map((c) => c.clientId);
     const verdict = this.ledger.check(request.round, request.attempt, fingerprint, contributors);
-    if (verdict !== 'new' && verdict !== 'repeat') return refuse(verdict);
+    if (verdict !== 'new' && verdict !== 'repeat') return this.refuse(request, verdict);
     if (verdict === 'new') this.ledger.record(request.round, request.attempt, fingerprint, contributors);
     const started = Date.now();
     let result: { sums: Float32Array; noiseBudgetBits: number };
     try {
-      result = decryptor.decryptSum(sum, heParamsOf(options), contributors.length, request.length);
+      result = decryptor.decryptSum(sum, heParamsOf(joined.spec.he), contributors.length, request.length);
     } catch (err) {
       const e = toTributaryError(err);
       this.emit('refused', `round ${request.round} attempt ${request.attempt}: ${e.message}`);

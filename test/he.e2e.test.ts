@@ -6,6 +6,7 @@
  * get coded errors and change nothing, that a provider cannot pose as the key holder, and that a job
  * without a key holder fails cleanly with HE_KEYHOLDER_UNAVAILABLE.
  */
+import { createHeMode } from '../coordinator/aggregation/he/heMode';
 import {
   generateHeKeyHolderKeys,
   HeKeyHolder,
@@ -148,7 +149,6 @@ describe('secure aggregation (packed BGV/BFV) end to end', () => {
       spec('he', {}, { parameterSet: 'bfv-4096' }), // a BGV key named as a BFV one
       spec('he', {}, { clipRange: 0.5 }),
       spec('he', { maxClients: 2000 }, { bits: 20 }), // 2000 clients of 20-bit values overflow t
-      spec('he', { maxClients: 1024 }, { keyHolderSums: true }), // 1024 contributions exceed one message
     ]) {
       expect(await post(body)).toMatchObject({ code: 'JOB_SPEC_INVALID', status: 400 });
     }
@@ -157,7 +157,13 @@ describe('secure aggregation (packed BGV/BFV) end to end', () => {
       parameterSet: 'bgv-4096',
       bits: 16,
       clipRange: 1,
+      keyHolderSums: true, // the key holder adds the signed contributions itself unless told otherwise
     });
+    // Contributions travel one message each, so many clients of a 100k-parameter model fit (1024 ×
+    // 1.64 MB was refused when they travelled in one message); one update still has to fit a message.
+    const many = JobSpecSchema.parse(spec('he', { maxClients: 1024 }));
+    expect(() => createHeMode().assertModelFits(many, 100_000)).not.toThrow();
+    expect(() => createHeMode().assertModelFits(many, 1_048_576)).toThrow(/at most 1048575 parameters/);
   });
 
   it('trains the same round-1 model as plaintext FedAvg (within the quantisation bound); bad uploads change nothing', async () => {
@@ -247,12 +253,12 @@ describe('secure aggregation (packed BGV/BFV) end to end', () => {
     );
   });
 
-  it('with keyHolderSums the key holder adds the signed contributions itself and the model is the same', async () => {
+  it("with keyHolderSums: false the key holder decrypts the coordinator's sum and the model is the same", async () => {
     const firstHe = (await coordinator.store.listJobs()).find((j) => j.spec.name === 'he-e2e-he');
     if (!firstHe) throw new Error('the he job of the previous test is missing');
     const jobId = await createJob(
       coordinator.url,
-      spec('he', { rounds: 1, name: 'he-e2e-keyholder-sums' }, { keyHolderSums: true }),
+      spec('he', { rounds: 1, name: 'he-e2e-coordinator-sum' }, { keyHolderSums: false }),
     );
     const holder = await startKeyHolder(jobId);
     const decrypted = new Promise<{ clientCount: number }>((resolve) => holder.once('decrypted', resolve));

@@ -1,10 +1,12 @@
 /**
  * The he key holder against a malicious coordinator, over real sockets: the test runs its own
  * socket.io server in place of a coordinator, admits the project's HeKeyHolder, and sends it
- * well-formed `he:decrypt` requests built from real clients' signed, encrypted submissions. Each
- * attack gets a refusal and no sums; what the key holder does decrypt is asserted too, including
- * the one thing it cannot check without `he.keyHolderSums` (a sum that holds fewer contributions
- * than it lists), and that keyHolderSums closes it. The decrypt ledger survives a restart.
+ * well-formed `he:decrypt` requests (with their `he:ciphertexts` messages) built from real clients'
+ * signed, encrypted submissions. Each attack gets a refusal and no sums; what the key holder does
+ * decrypt is asserted too. Under the default spec (`he.keyHolderSums` on) it adds the signed
+ * contributions itself, so one client's ciphertexts passed off as the sum, or as every contribution,
+ * are refused; with the explicit `keyHolderSums: false` it decrypts a "sum" that holds fewer
+ * contributions than it lists (the trust that option needs). The decrypt ledger survives a restart.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
@@ -48,6 +50,12 @@ interface Answer {
   error?: string;
   refusal?: { reason: string };
   sums?: Float32Array;
+}
+
+/** A decryption request as the coordinator sends it: with form `contributions`, its ciphertext messages. */
+interface Outgoing {
+  request: HeDecryptRequest;
+  parts: ReadonlyArray<{ index: number; ciphertexts: Uint8Array }>;
 }
 
 /** A socket.io server playing the coordinator: it admits one key holder and records its answers. */
@@ -98,15 +106,23 @@ class MaliciousCoordinator {
     return `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
   }
 
-  /** Sends a decryption request and resolves with the key holder's answer. */
-  ask(request: HeDecryptRequest): Promise<Answer> {
+  /** Sends a decryption request (and its ciphertext messages) and resolves with the key holder's answer. */
+  ask({ request, parts }: Outgoing): Promise<Answer> {
     if (!this.socket) throw new Error('no key holder joined');
     const answered = new Promise<Answer>((resolve) => {
       const early = this.answers.shift();
       if (early) resolve(early);
       else this.waiting.push(resolve);
     });
-    this.socket.emit('he:decrypt', { ...request, ciphertexts: Buffer.from(request.ciphertexts) });
+    const socket = this.socket;
+    socket.emit(
+      'he:decrypt',
+      request.form === 'sum' ? { ...request, ciphertexts: Buffer.from(request.ciphertexts) } : request,
+    );
+    const { jobId, round, attempt } = request;
+    for (const { index, ciphertexts } of parts) {
+      socket.emit('he:ciphertexts', { jobId, round, attempt, index, ciphertexts: Buffer.from(ciphertexts) });
+    }
     return answered;
   }
 
@@ -190,29 +206,50 @@ describe('the he key holder against a malicious coordinator', () => {
     return { identity, vector, ciphertexts, contribution: { clientId: identity.clientId, digest, signature } };
   }
 
+  /** The contribution a (colluding) client signs over other ciphertexts. */
+  function resign(client: number, ciphertexts: Uint8Array, round: number, attempt: number): HeContribution {
+    const digest = ciphertextDigest(ciphertexts);
+    const signature = signBytes(clients[client].secretKey, heSubmissionBytes({ jobId: JOB, round, attempt }, digest));
+    return { clientId: clients[client].clientId, digest, signature };
+  }
+
   function sumOf(parts: readonly Uint8Array[]): Uint8Array {
     const sum = new CiphertextSum(LAYOUT, heCiphertextCount(SET, LENGTH));
     for (const p of parts) sum.add(p);
     return sum.toBytes();
   }
 
+  const header = (round: number, attempt: number, subs: readonly Submission[]) => ({
+    jobId: JOB,
+    round,
+    attempt,
+    length: LENGTH,
+    selected: ids.slice(0, 5),
+    contributions: subs.map((s) => s.contribution),
+  });
+
+  /** The default form: the signed contributions, then each one's ciphertexts (`parts`, by default the real ones in order). */
   function request(
     round: number,
     attempt: number,
     subs: readonly Submission[],
-    overrides: Partial<HeDecryptRequest> = {},
-  ): HeDecryptRequest {
+    parts: ReadonlyArray<Uint8Array> = subs.map((s) => s.ciphertexts),
+    overrides: Partial<ReturnType<typeof header>> = {},
+  ): Outgoing {
     return {
-      jobId: JOB,
-      round,
-      attempt,
-      length: LENGTH,
-      selected: ids.slice(0, 5),
-      contributions: subs.map((s) => s.contribution),
-      form: 'sum',
-      ciphertexts: sumOf(subs.map((s) => s.ciphertexts)),
-      ...overrides,
+      request: { ...header(round, attempt, subs), ...overrides, form: 'contributions' },
+      parts: parts.map((ciphertexts, index) => ({ index, ciphertexts })),
     };
+  }
+
+  /** The `sum` form: one vector of ciphertexts the coordinator calls the sum (by default the real one). */
+  function sumRequest(
+    round: number,
+    attempt: number,
+    subs: readonly Submission[],
+    ciphertexts = sumOf(subs.map((s) => s.ciphertexts)),
+  ): Outgoing {
+    return { request: { ...header(round, attempt, subs), form: 'sum', ciphertexts }, parts: [] };
   }
 
   const refusedWith = (answer: Answer, reason: string, pattern: RegExp) => {
@@ -264,11 +301,19 @@ describe('the he key holder against a malicious coordinator', () => {
       'signature-invalid',
       /signature .* does not verify/,
     );
-    // A sum that is not a valid ciphertext vector is refused (and does not use up the attempt).
+    // Ciphertexts of the wrong size are refused (and do not use up the attempt).
     refusedWith(
-      await coordinator.ask(request(1, 0, [a, b, c], { ciphertexts: new Uint8Array(100) })),
+      await coordinator.ask(request(1, 0, [a, b, c], [a.ciphertexts, new Uint8Array(100), c.ciphertexts])),
+      'malformed',
+      /contributor .*: expected 1 ciphertexts of 65649 bytes, got 100 bytes/,
+    );
+    // So is a contribution whose client signed bytes that are no ciphertexts (a colluding client).
+    const garbage = { ...c, ciphertexts: new Uint8Array(c.ciphertexts.length) };
+    garbage.contribution = resign(2, garbage.ciphertexts, 1, 0);
+    refusedWith(
+      await coordinator.ask(request(1, 0, [a, b, garbage])),
       'ciphertext-invalid',
-      /ciphertexts of .* bytes/,
+      /does not start like a bgv-4096 ciphertext/,
     );
 
     // An honest request is decrypted, and the same request again is answered the same.
@@ -286,14 +331,7 @@ describe('the he key holder against a malicious coordinator', () => {
     const noisy = submit(4, 2, 0);
     drownInNoise(SET, noisy.ciphertexts);
     // Re-signed by its (colluding) client, so only the noise check stands in the way.
-    noisy.contribution = {
-      ...noisy.contribution,
-      digest: ciphertextDigest(noisy.ciphertexts),
-      signature: signBytes(
-        clients[4].secretKey,
-        heSubmissionBytes({ jobId: JOB, round: 2, attempt: 0 }, ciphertextDigest(noisy.ciphertexts)),
-      ),
-    };
+    noisy.contribution = resign(4, noisy.ciphertexts, 2, 0);
     const r2 = [0, 1].map((i) => submit(i, 2, 0));
     const noise = await coordinator.ask(request(2, 0, [...r2, noisy]));
     expect(noise.sums).toBeUndefined();
@@ -303,7 +341,7 @@ describe('the he key holder against a malicious coordinator', () => {
     // Going back to round 1 after round 2 was decrypted.
     const fresh = [3, 4, 5].map((i) => submit(i, 1, 2));
     refusedWith(
-      await coordinator.ask(request(1, 2, fresh, { selected: [D, E, F] })),
+      await coordinator.ask(request(1, 2, fresh, undefined, { selected: [D, E, F] })),
       'round-not-next',
       /before round 2/,
     );
@@ -314,29 +352,47 @@ describe('the he key holder against a malicious coordinator', () => {
     refusedWith(await restarted.coordinator.ask(request(1, 0, [a, b, d])), 'already-decrypted', /already decrypted/);
   });
 
-  it('without keyHolderSums it trusts the sum; with keyHolderSums it adds the signed contributions itself', async () => {
-    const trusting = await start();
+  it("under the default spec a coordinator passing one client's ciphertexts as the sum, or listing one contribution as many, gets a refusal and nothing decrypted", async () => {
+    const { coordinator } = await start();
     const [a, b, c] = [0, 1, 2].map((i) => submit(i, 1, 0));
-    // The documented gap: three valid signatures, but the "sum" is only a's ciphertexts.
-    const lone = await trusting.coordinator.ask(request(1, 0, [a, b, c], { ciphertexts: a.ciphertexts }));
-    expectSum(lone, [a]);
-
-    const checking = await start({ keyHolderSums: true });
-    // A coordinator sum is refused outright ...
-    refusedWith(await checking.coordinator.ask(request(1, 0, [a, b, c])), 'malformed', /adds the contributions itself/);
-    // ... so are contributions whose bytes are not the signed ones (a's ciphertexts three times) ...
-    const onlyA = Buffer.concat([a.ciphertexts, a.ciphertexts, a.ciphertexts]);
+    // One client's ciphertexts passed off as the sum of three signed contributions: no sum is trusted ...
     refusedWith(
-      await checking.coordinator.ask(request(1, 0, [a, b, c], { form: 'contributions', ciphertexts: onlyA })),
-      'signature-invalid',
-      /do not match its signed digest/,
+      await coordinator.ask(sumRequest(1, 0, [a, b, c], a.ciphertexts)),
+      'malformed',
+      /adds the contributions itself; it was sent a sum/,
     );
-    // ... and the real contributions are added and decrypted.
-    const all = Buffer.concat([a.ciphertexts, b.ciphertexts, c.ciphertexts]);
-    expectSum(await checking.coordinator.ask(request(1, 0, [a, b, c], { form: 'contributions', ciphertexts: all })), [
-      a,
-      b,
-      c,
-    ]);
+    // ... not even the real one.
+    refusedWith(await coordinator.ask(sumRequest(1, 0, [a, b, c])), 'malformed', /adds the contributions itself/);
+    // a's ciphertexts sent as every contribution: b's and c's signed digests do not match them.
+    refusedWith(
+      await coordinator.ask(request(1, 0, [a, b, c], [a.ciphertexts, a.ciphertexts, a.ciphertexts])),
+      'signature-invalid',
+      /the ciphertexts of contributor .* do not match its signed digest/,
+    );
+    // a's contribution listed three times, with its own ciphertexts each time.
+    refusedWith(await coordinator.ask(request(1, 0, [a, a, a])), 'duplicate-contributor', /contributes twice/);
+    // Contributions out of order or one left out: the key holder expects each index in turn.
+    const shuffled = request(1, 0, [a, b, c]);
+    refusedWith(
+      await coordinator.ask({ ...shuffled, parts: [shuffled.parts[0], shuffled.parts[2], shuffled.parts[1]] }),
+      'malformed',
+      /expected the ciphertexts of contribution 1, got those of 2/,
+    );
+    // None of these used up the attempt: the real contributions are added and decrypted.
+    expectSum(await coordinator.ask(request(1, 0, [a, b, c])), [a, b, c]);
+  });
+
+  it("with keyHolderSums: false it trusts the coordinator's sum: one client's ciphertexts pass as the sum of three", async () => {
+    const trusting = await start({ keyHolderSums: false });
+    const [a, b, c] = [0, 1, 2].map((i) => submit(i, 1, 0));
+    // The trust this option needs: three valid signatures, but the "sum" is only a's ciphertexts.
+    expectSum(await trusting.coordinator.ask(sumRequest(1, 0, [a, b, c], a.ciphertexts)), [a]);
+    // It still checks what it can: a sum that is no ciphertext vector is refused.
+    const retry = [0, 1, 2].map((i) => submit(i, 1, 1));
+    refusedWith(
+      await trusting.coordinator.ask(sumRequest(1, 1, retry, new Uint8Array(100))),
+      'ciphertext-invalid',
+      /the sum: .*got 100 bytes/,
+    );
   });
 });

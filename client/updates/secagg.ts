@@ -6,7 +6,6 @@ import {
   privacyPlanOf,
   roundClippingNorm,
 } from '../../shared/aggregation/privateUpdate';
-import { clipAndWeightUpdate } from '../../shared/aggregation/weighting';
 import { TributaryError, toTributaryError } from '../../shared/errors';
 import { encodeDistributedUpdate } from '../../shared/privacy/distributedNoise';
 import { cryptoRandom } from '../../shared/privacy/randomSource';
@@ -15,6 +14,7 @@ import type { JobSpec, SecAggOptions } from '../../shared/schemas/jobSpec';
 import type { RoundTask, SecAggRequest } from '../../shared/schemas/messages';
 import { totalParameters } from '../../shared/codec/tensors';
 import {
+  quantizeClippedWeightedUpdate,
   quantizeWeightedUpdate,
   type SecAggParameters,
   type SecAggPolicy,
@@ -227,9 +227,10 @@ class SecAggClientSession {
       return q.values;
     }
     const { maxExampleWeight } = secaggOptions(this.context.joined.spec);
-    const weighted = clipAndWeightUpdate(trained.delta, trained.numExamples, maxExampleWeight, range);
-    this.warnClipped(request.round, weighted.clipped, weighted.maxAbs, trained.delta.length, range);
-    return quantizeWeightedUpdate(weighted.values, s.params).values;
+    // clipAndWeightUpdate then quantizeWeightedUpdate, fused into one pass (the clipping range is the session's).
+    const q = quantizeClippedWeightedUpdate(trained.delta, trained.numExamples, maxExampleWeight, s.params);
+    this.warnClipped(request.round, q.clipped, q.maxAbs, trained.delta.length, range);
+    return q.values;
   }
 
   private warnClipped(round: number, clipped: number, maxAbs: number, length: number, range: number): void {

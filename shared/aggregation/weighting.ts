@@ -65,7 +65,7 @@ export function clipAndWeightUpdate(
 }
 
 /** ratio = min(examples, maxWeight) / maxWeight, in (0, 1]; throws for a non-positive count or cap. */
-function weightRatio(examples: number, maxWeight: number): number {
+export function weightRatio(examples: number, maxWeight: number): number {
   if (!(Number.isFinite(examples) && examples > 0)) {
     throw new TributaryError('VALIDATION_FAILED', `examples must be a positive number, got ${examples}`);
   }

@@ -1,7 +1,7 @@
 import nacl from 'tweetnacl';
 import { generateIdentity } from './keyPair';
 import { NonceCache } from './nonceCache';
-import { SignatureVerifier, type SignedFields, newNonce, payloadHash, signFields } from './signing';
+import { SignatureVerifier, type SignedFields, newNonce, payloadHash, signBytes, signFields } from './signing';
 
 describe('message signing', () => {
   const id = generateIdentity();
@@ -25,6 +25,15 @@ describe('message signing', () => {
         id.publicKey,
       ),
     ).toBe(true);
+  });
+
+  it('signs exactly as tweetnacl does (Ed25519 is deterministic), for any message', () => {
+    for (const message of [new Uint8Array(0), new Uint8Array([1, 2, 3]), nacl.randomBytes(1000)]) {
+      const other = generateIdentity();
+      const expected = Buffer.from(nacl.sign.detached(message, other.secretKey)).toString('hex');
+      expect(signBytes(other.secretKey, message)).toBe(expected);
+    }
+    expect(() => signBytes(id.secretKey.subarray(0, 32), new Uint8Array(1))).toThrow('bad secret key size');
   });
 
   it.each([

@@ -1,4 +1,11 @@
-import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  type KeyObject,
+} from 'node:crypto';
 import nacl from 'tweetnacl';
 
 /**
@@ -37,18 +44,31 @@ export function handshakePayloadHash(timestamp: number, audience: string): strin
   return payloadHash(`${timestamp} ${audience}`);
 }
 
-/** Signs with tweetnacl (client side; ~100 signatures/s is plenty for one client). Returns hex. */
+/** Signs the protocol's fields (Ed25519, node:crypto). Returns hex. */
 export function signFields(secretKey: Uint8Array, fields: SignedFields): string {
   return signBytes(secretKey, signingBytes(fields));
 }
 
-/** Signs arbitrary bytes (the caller puts its own domain tag in them; see SignatureVerifier.verifyBytes). Returns hex. */
+/**
+ * Signs arbitrary bytes (the caller puts its own domain tag in them; see SignatureVerifier.verifyBytes).
+ * `secretKey` is tweetnacl's 64-byte layout (seed ‖ public key). Ed25519 (RFC 8032) is deterministic,
+ * so node:crypto gives the very signature tweetnacl gives, ~80x faster (≈0.1 ms against ≈4 ms here,
+ * which a client pays on every message). The key goes in as a JWK, which node:crypto imports from the
+ * raw seed without OpenSSL 3's DER decoder (≈0.5 ms a key). Returns hex.
+ */
 export function signBytes(secretKey: Uint8Array, bytes: Uint8Array): string {
-  return Buffer.from(nacl.sign.detached(bytes, secretKey)).toString('hex');
+  if (!(secretKey instanceof Uint8Array) || secretKey.length !== 64) throw new Error('bad secret key size');
+  const key = createPrivateKey({
+    key: {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      d: Buffer.from(secretKey.buffer, secretKey.byteOffset, 32).toString('base64url'),
+      x: Buffer.from(secretKey.buffer, secretKey.byteOffset + 32, 32).toString('base64url'),
+    },
+    format: 'jwk',
+  });
+  return cryptoSign(null, bytes, key).toString('hex');
 }
-
-// DER prefix of an Ed25519 SubjectPublicKeyInfo: node:crypto accepts the raw 32-byte key behind it.
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 /**
  * Verifies Ed25519 signatures with node:crypto: the same raw keys as tweetnacl, ~60x faster,
@@ -80,10 +100,10 @@ export class SignatureVerifier {
     if (key) return key;
     if (!/^[0-9a-f]{64}$/.test(publicKeyHex)) return null;
     try {
+      // As a JWK: imported from the raw key without OpenSSL 3's DER decoder (≈0.03 ms against ≈0.1 ms).
       key = createPublicKey({
-        key: Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(publicKeyHex, 'hex')]),
-        format: 'der',
-        type: 'spki',
+        key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKeyHex, 'hex').toString('base64url') },
+        format: 'jwk',
       });
     } catch {
       return null;

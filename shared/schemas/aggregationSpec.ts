@@ -130,8 +130,8 @@ export type PaillierOptions = z.infer<typeof PaillierOptionsSchema>;
 /** The key holder returns the decrypted sums (Float32) as one message: the model must fit one chunk. */
 export const HE_MAX_PARAMETERS = 1_048_575;
 /**
- * Most ciphertext bytes one decryption request carries (the sum, or every contribution with
- * keyHolderSums): one socket.io message, under the 100 MiB a `ws` client accepts by default.
+ * Most ciphertext bytes one message to the he key holder carries: one vector of ciphertexts (the
+ * sum, or one contribution with keyHolderSums); under the 100 MiB a `ws` client accepts by default.
  */
 export const MAX_HE_DECRYPT_BYTES = 64 * 1024 * 1024;
 /** Base64 of the largest serialized public key of any parameter set (bounded before decoding). */
@@ -163,12 +163,16 @@ export const HeOptionsSchema = z
     /** How long the coordinator waits for the key holder to decrypt an aggregate. @default 60000 */
     decryptTimeoutMs: positiveInt.min(100).max(3_600_000).default(60_000),
     /**
-     * The key holder receives every contribution's ciphertexts and adds them itself, after checking
-     * each against its signed digest, instead of trusting the coordinator's sum: one client's update
-     * can then never be decrypted alone. Costs maxClients × one update's bytes per decryption instead
-     * of one update's (at most MAX_HE_DECRYPT_BYTES; checked at job creation). @default false
+     * The key holder receives every contribution's ciphertexts (one message each) and adds them
+     * itself, after checking each against its signed digest, instead of trusting the coordinator's
+     * sum: a malicious coordinator can then never have one client's update decrypted alone. Costs
+     * the key holder (and the coordinator, which keeps the contributions until the reveal) up to
+     * maxClients × one update's bytes per decryption instead of one update's. `false` sends only the
+     * coordinator's sum: for operators who trust their coordinator not to pass one client's
+     * ciphertexts off as a sum (the stock key holder then decrypts whatever it is sent as the sum
+     * of the listed, signed contributions). @default true
      */
-    keyHolderSums: z.boolean().default(false),
+    keyHolderSums: z.boolean().default(true),
   })
   .strict()
   .superRefine((o, ctx) => {

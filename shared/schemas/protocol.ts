@@ -15,7 +15,7 @@ import {
   UpdateChunkBodySchema,
   UpdateCommitBodySchema,
 } from './messages';
-import { HeDecryptRequestSchema } from './heMessages';
+import { HeCiphertextsSchema, HeDecryptRequestSchema } from './heMessages';
 
 /**
  * The socket protocol in one table: every message, its event name, the stage its signature covers,
@@ -79,6 +79,7 @@ export const SERVER_MESSAGES = {
     schema: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
   },
   heDecrypt: { event: 'he:decrypt', schema: HeDecryptRequestSchema },
+  heCiphertexts: { event: 'he:ciphertexts', schema: HeCiphertextsSchema },
 } as const;
 
 export type ClientMessageName = keyof typeof CLIENT_MESSAGES;

@@ -1,8 +1,18 @@
 import { TributaryError } from '../errors';
 import type { Identity } from '../identity/keyPair';
 import { SignatureVerifier } from '../identity/signing';
-import { generateKeyPair, open, pairwiseMaskSeed, randomSeed, seal, type X25519KeyPair } from './keys';
-import { applyMask } from './masks';
+import type { KeyObject } from 'node:crypto';
+import {
+  generateKeyPair,
+  openWithKey,
+  pairwiseMaskSeed,
+  randomSeed,
+  sealWithKey,
+  shareBundleKey,
+  type X25519KeyPair,
+  x25519PublicKey,
+} from './keys';
+import { applyMasks, type SignedSeed } from './masks';
 import {
   type ClientToServer,
   type CollectMaskedVectorsReply,
@@ -20,7 +30,7 @@ import {
   type ShareKeysRequest,
   type UnmaskReply,
   type UnmaskRequest,
-  vectorToBytes,
+  vectorBytesView,
 } from './messages';
 import { type ClientId, neighbourGraph, validateGraphParameters } from './neighbours';
 import { checkSessionParameters, type SecAggPolicy } from './policy';
@@ -41,6 +51,9 @@ import type { UnmaskedRounds } from './unmaskedRounds';
 interface PeerKeys {
   encryptionPublicKey: Uint8Array;
   maskPublicKey: Uint8Array;
+  /** The same keys imported once into node:crypto. */
+  encryptionKey: KeyObject;
+  maskKey: KeyObject;
 }
 
 /** Which session a client expects: its job's round attempt (from the driver's request envelope) and the job's guard. */
@@ -93,9 +106,17 @@ export class SecAggPlusClient {
   private neighbours = new Set<ClientId>();
   private encryptionKeys?: X25519KeyPair;
   private maskKeys?: X25519KeyPair;
+  /** The two secret keys as node:crypto KeyObjects (imported once; dropped with the secrets). */
+  private encryptionPrivateKey?: KeyObject;
+  private maskPrivateKey?: KeyObject;
   private selfMaskSeed?: Uint8Array;
   /** Neighbours whose signed keys arrived at share-keys. */
   private peers = new Map<ClientId, PeerKeys>();
+  /**
+   * The secretbox key shared with each neighbour (shareBundleKey: symmetric), derived when sealing
+   * its bundle at share-keys and used again to open its bundle to this client at collect-masked-vectors.
+   */
+  private bundleKeys = new Map<ClientId, Uint8Array>();
   /** Shares this client holds for each neighbour that sent it a bundle. */
   private held = new Map<ClientId, { selfMaskShare: Uint8Array; maskKeyShare: Uint8Array }>();
   /** The survivor set this client signed at the consistency check. */
@@ -226,10 +247,14 @@ export class SecAggPlusClient {
     this.members = new Set(ids);
     this.digest = setupDigest({ roundId: msg.roundId, params: p, clientIds: ids });
     this.neighbours = new Set(neighbourGraph(p.graphSeed, ids, p.neighbourCount).get(this.clientId));
-    this.encryptionKeys = generateKeyPair();
-    this.maskKeys = generateKeyPair();
-    const { publicKey: encryptionPublicKey } = this.encryptionKeys;
-    const { publicKey: maskPublicKey } = this.maskKeys;
+    const { privateKey: encryptionPrivateKey, ...encryptionKeys } = generateKeyPair();
+    const { privateKey: maskPrivateKey, ...maskKeys } = generateKeyPair();
+    this.encryptionKeys = encryptionKeys;
+    this.maskKeys = maskKeys;
+    this.encryptionPrivateKey = encryptionPrivateKey;
+    this.maskPrivateKey = maskPrivateKey;
+    const { publicKey: encryptionPublicKey } = encryptionKeys;
+    const { publicKey: maskPublicKey } = maskKeys;
     return {
       stage: 'setup',
       roundId: this.roundId,
@@ -277,6 +302,8 @@ export class SecAggPlusClient {
       this.peers.set(peer.clientId, {
         encryptionPublicKey: peer.encryptionPublicKey,
         maskPublicKey: peer.maskPublicKey,
+        encryptionKey: x25519PublicKey(peer.encryptionPublicKey),
+        maskKey: x25519PublicKey(peer.maskPublicKey),
       });
     }
     if (this.peers.size < p.threshold) {
@@ -298,11 +325,9 @@ export class SecAggPlusClient {
         selfMaskShare: hex(selfShares[i]),
         maskKeyShare: hex(keyShares[i]),
       });
-      const box = seal(
-        Buffer.from(plaintext, 'utf8'),
-        this.peers.get(to)!.encryptionPublicKey,
-        this.encryptionKeys!.secretKey,
-      );
+      const key = shareBundleKey(this.encryptionPrivateKey!, this.peers.get(to)!.encryptionKey);
+      this.bundleKeys.set(to, key);
+      const box = sealWithKey(Buffer.from(plaintext, 'utf8'), key);
       return { to, nonce: box.nonce, ciphertext: box.ciphertext };
     });
     return { stage: 'share-keys', roundId: this.roundId, clientId: this.clientId, bundles };
@@ -334,11 +359,8 @@ export class SecAggPlusClient {
           `SecAgg+ client: unexpected or duplicate share bundle from ${b.from}`,
         );
       }
-      const plain = open(
-        { nonce: b.nonce, ciphertext: b.ciphertext },
-        peer.encryptionPublicKey,
-        this.encryptionKeys!.secretKey,
-      );
+      const key = this.bundleKeys.get(b.from) ?? shareBundleKey(this.encryptionPrivateKey!, peer.encryptionKey);
+      const plain = openWithKey({ nonce: b.nonce, ciphertext: b.ciphertext }, key);
       if (!plain)
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
@@ -368,17 +390,18 @@ export class SecAggPlusClient {
     }
     this.session.unmaskedRounds.beforeMasking(this.ref, this.roundId);
     // y = x + PRG(b) + sum_{j > i} PRG(s_ij) - sum_{j < i} PRG(s_ij), over the neighbours that sent shares.
-    const masked = Uint32Array.from(input);
-    applyMask(masked, this.selfMaskSeed!, 1);
+    const masks: SignedSeed[] = [{ seed: this.selfMaskSeed!, sign: 1 }];
     for (const j of this.held.keys()) {
-      const seed = pairwiseMaskSeed(this.maskKeys!.secretKey, this.peers.get(j)!.maskPublicKey, this.roundId);
-      applyMask(masked, seed, this.clientId < j ? 1 : -1);
+      const seed = pairwiseMaskSeed(this.maskPrivateKey!, this.peers.get(j)!.maskKey, this.roundId);
+      masks.push({ seed, sign: this.clientId < j ? 1 : -1 });
     }
+    const masked = applyMasks(new Uint32Array(input), masks);
+    for (const m of masks.slice(1)) m.seed.fill(0);
     return {
       stage: 'collect-masked-vectors',
       roundId: this.roundId,
       clientId: this.clientId,
-      maskedVector: vectorToBytes(masked),
+      maskedVector: vectorBytesView(masked), // masked is this call's own array
     };
   }
 
@@ -517,6 +540,11 @@ export class SecAggPlusClient {
   private forgetSecrets(): void {
     this.encryptionKeys?.secretKey.fill(0);
     this.maskKeys?.secretKey.fill(0);
+    // KeyObjects cannot be overwritten: drop them (OpenSSL clears the key when it is freed).
+    this.encryptionPrivateKey = undefined;
+    this.maskPrivateKey = undefined;
+    for (const key of this.bundleKeys.values()) key.fill(0);
+    this.bundleKeys.clear();
     this.selfMaskSeed?.fill(0);
     this.held.clear();
   }

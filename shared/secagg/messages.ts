@@ -1,3 +1,4 @@
+import { endianness } from 'node:os';
 import { z } from 'zod';
 import { MODULUS } from './quantize';
 import { SECAGG_STAGES } from './stages';
@@ -175,15 +176,25 @@ export const ShareBundlePlaintextSchema = z.strictObject({
 });
 export type ShareBundlePlaintext = z.infer<typeof ShareBundlePlaintextSchema>;
 
-/** Uint32Array -> little-endian bytes for the wire. */
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** Uint32Array -> little-endian bytes for the wire (a copy). */
 export function vectorToBytes(v: Uint32Array): Uint8Array {
+  // On a little-endian host the bytes already are the wire format: one memcpy.
+  if (LITTLE_ENDIAN) return new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
   const out = Buffer.alloc(v.length * 4);
   for (let i = 0; i < v.length; i++) out.writeUInt32LE(v[i], i * 4);
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
+/** Uint32Array -> little-endian bytes for the wire, as a view of `v` on a little-endian host (no copy: `v` must not change afterwards). */
+export function vectorBytesView(v: Uint32Array): Uint8Array {
+  return LITTLE_ENDIAN ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : vectorToBytes(v);
+}
+
 /** Little-endian bytes from the wire -> Uint32Array (a copy). */
 export function bytesToVector(b: Uint8Array): Uint32Array {
+  if (LITTLE_ENDIAN) return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
   const out = new Uint32Array(b.length / 4);
   for (let i = 0; i < out.length; i++) out[i] = buf.readUInt32LE(i * 4);

@@ -1,5 +1,6 @@
-import { generateKeyPair, open, pairwiseMaskSeed, publicKeyOf, randomSeed, seal } from './keys';
-import { addInPlace, applyMask, expandMask, subtractInPlace } from './masks';
+import { hkdfSync } from 'node:crypto';
+import { generateKeyPair, open, PAIRWISE_MASK_INFO, pairwiseMaskSeed, publicKeyOf, randomSeed, seal } from './keys';
+import { addInPlace, applyMask, applyMasks, expandMask, subtractInPlace } from './masks';
 import {
   ClientToServerSchema,
   CollectMaskedVectorsReplySchema,
@@ -15,7 +16,9 @@ import {
   dequantizeSum,
   dequantizeWeightedSum,
   maxClientsFor,
+  clipAndWeightUpdate,
   quantize,
+  quantizeClippedWeightedUpdate,
   quantizeWeightedUpdate,
   sumErrorBound,
   weightSumErrorBound,
@@ -119,6 +122,37 @@ describe('quantize', () => {
   });
 });
 
+describe('quantizeClippedWeightedUpdate', () => {
+  it('equals clipAndWeightUpdate then quantizeWeightedUpdate bit for bit, clip counts included', () => {
+    let seed = 5;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    for (const clippingRange of [8, 0.1, 3.3]) {
+      for (const [examples, maxWeight] of [
+        [32, 32],
+        [7, 1000],
+        [5000, 3],
+      ]) {
+        const params = { clippingRange, quantizationRange: 2 ** 22 };
+        const delta = Float32Array.from({ length: 2000 }, () => (rand() - 0.5) * 4 * clippingRange);
+        delta[0] = clippingRange;
+        delta[1] = -clippingRange;
+        const weighted = clipAndWeightUpdate(delta, examples, maxWeight, clippingRange);
+        const expected = quantizeWeightedUpdate(weighted.values, params);
+        const fused = quantizeClippedWeightedUpdate(delta, examples, maxWeight, params);
+        expect(Array.from(fused.values)).toEqual(Array.from(expected.values));
+        expect([fused.clipped, fused.maxAbs]).toEqual([weighted.clipped, weighted.maxAbs]);
+        expect(fused.clipped).toBeGreaterThan(0);
+      }
+    }
+    expect(() => quantizeClippedWeightedUpdate([0, Number.NaN], 1, 1)).toThrow(
+      expect.objectContaining({ code: 'CODEC_NON_FINITE' }),
+    );
+    expect(() => quantizeClippedWeightedUpdate([0], 0, 1)).toThrow(
+      expect.objectContaining({ code: 'VALIDATION_FAILED' }),
+    );
+  });
+});
+
 describe('masks', () => {
   it('ChaCha20 keystream matches RFC 8439 (all-zero key and nonce)', () => {
     const m = expandMask(new Uint8Array(32), 4);
@@ -136,6 +170,24 @@ describe('masks', () => {
     expect(Array.from(x)).toEqual(Array.from({ length: 100 }, (_, i) => i));
     expect(() => expandMask(new Uint8Array(31), 4)).toThrow(/32 bytes/);
   });
+
+  it.each([1, 5, 1000, (1 << 20) + 3])(
+    'applyMasks (length %i) equals applying each mask in turn, any mix of signs',
+    (length) => {
+      const masks = Array.from({ length: 9 }, (_, i) => ({ seed: randomSeed(), sign: (i % 3 ? 1 : -1) as 1 | -1 }));
+      const one = Uint32Array.from({ length }, (_, i) => (i * 2654435761) >>> 0);
+      const fused = Uint32Array.from(one);
+      for (const m of masks) applyMask(one, m.seed, m.sign);
+      applyMasks(fused, masks);
+      expect(Buffer.from(fused.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+      applyMasks(
+        fused,
+        masks.map((m) => ({ seed: m.seed, sign: m.sign === 1 ? -1 : 1 })),
+      );
+      expect(fused.every((x, i) => x === (i * 2654435761) >>> 0)).toBe(true);
+      expect(() => applyMasks(fused, [{ seed: new Uint8Array(31), sign: 1 }])).toThrow(/32 bytes/);
+    },
+  );
 
   it('removing any strict subset of the masks does not reveal the input', () => {
     const L = 256;
@@ -179,6 +231,20 @@ describe('keys and shamir', () => {
     box.ciphertext[0] ^= 1;
     expect(open(box, a.publicKey, b.secretKey)).toBeNull();
     expect(() => pairwiseMaskSeed(a.secretKey, new Uint8Array(32), 'r')).toThrow(/not a usable X25519 key/);
+  });
+
+  it('X25519 matches RFC 7748 section 6.1 (public keys and the shared secret under the pairwise-seed HKDF)', () => {
+    const h = (x: string) => new Uint8Array(Buffer.from(x, 'hex'));
+    const aliceSecret = h('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
+    const alicePublic = h('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+    const bobSecret = h('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
+    const bobPublic = h('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    const shared = h('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
+    expect(publicKeyOf(aliceSecret)).toEqual(alicePublic);
+    expect(publicKeyOf(bobSecret)).toEqual(bobPublic);
+    const expected = new Uint8Array(hkdfSync('sha256', shared, Buffer.from('r', 'utf8'), PAIRWISE_MASK_INFO, 32));
+    expect(pairwiseMaskSeed(aliceSecret, bobPublic, 'r')).toEqual(expected);
+    expect(pairwiseMaskSeed(bobSecret, alicePublic, 'r')).toEqual(expected);
   });
 
   it('t of n shares reconstruct a 32-byte secret; t - 1 do not', async () => {

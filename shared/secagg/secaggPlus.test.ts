@@ -15,10 +15,10 @@ import {
 } from './stages';
 import { makeClient, makeIdentities, policyOf, runInMemoryRound } from './testHarness';
 
-function makeInputs(n: number, L: number, seed = 1) {
+function makeInputs(n: number, L: number, seed = 1, identitySeed?: string) {
   let s = seed;
   const rand = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  const identities = makeIdentities(n);
+  const identities = makeIdentities(n, identitySeed);
   const ids = [...identities.keys()];
   const floats = new Map(ids.map((id) => [id, Float32Array.from({ length: L }, () => (rand() - 0.5) * 4)]));
   const quantised = new Map(ids.map((id) => [id, quantize(floats.get(id)!).values]));
@@ -125,7 +125,9 @@ describe('SecAgg+ round, in memory', () => {
   });
 
   it('sparse graph (n = 30): several dropouts at every stage still give the exact sum', async () => {
-    const { identities, ids, quantised } = makeInputs(30, 32, 3);
+    // Pinned identities: with random ones about 4 % of graphs leave some client 5 shares of its
+    // threshold 6 after these dropouts (a correct abort, but not what this test is about).
+    const { identities, ids, quantised } = makeInputs(30, 32, 3, 'sparse-graph');
     const dropAt = new Map<string, SecAggStage>([
       [ids[0], 'setup'],
       [ids[10], 'share-keys'],

@@ -66,7 +66,7 @@
 import { TributaryError } from '../errors';
 import { SignatureVerifier } from '../identity/signing';
 import { pairwiseMaskSeed, publicKeyOf } from './keys';
-import { addInPlace, applyMask } from './masks';
+import { addInPlace, applyMask, applyMasks, type SignedSeed } from './masks';
 import {
   bytesToVector,
   ClientToServerSchema,
@@ -542,13 +542,15 @@ export class SecAggPlusServer {
     }
     const sum = new Uint32Array(this.params.vectorLength);
     for (const y of this.maskedVectors.values()) addInPlace(sum, y);
-    // Remove each survivor's self mask.
+    // Remove each survivor's self mask (reconstructed first, then subtracted in fused passes).
+    const selfMasks: SignedSeed[] = [];
     for (const j of this.maskedVectors.keys()) {
       const shares = selfShares.get(j) ?? [];
       if (shares.length < t)
         this.abort('unmask', `${shares.length} shares of ${j}'s self-mask seed arrived; the threshold is ${t}`);
-      applyMask(sum, await this.reconstruct(shares, j), -1);
+      selfMasks.push({ seed: await this.reconstruct(shares, j), sign: -1 });
     }
+    applyMasks(sum, selfMasks);
     // Remove the survivors' pairwise masks with clients that dropped after share-keys.
     const droppedOwners = new Set<ClientId>();
     for (const i of this.maskedVectors.keys())

@@ -72,9 +72,6 @@ export function survivorSetBytes(roundId: string, digest: string, survivorIds: r
   return Buffer.from(JSON.stringify([SURVIVOR_SET_DOMAIN, roundId, digest, [...survivorIds].sort()]), 'utf8');
 }
 
-// DER prefix of an Ed25519 PKCS#8 private key (RFC 8410): node:crypto accepts the 32-byte seed behind it.
-const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-
 /**
  * Signs with a client's Ed25519 identity through node:crypto (the same signatures as tweetnacl's,
  * Ed25519 being deterministic, ~170x faster). The identity's secret key is tweetnacl's 64 bytes:
@@ -92,13 +89,14 @@ export class Ed25519Signer {
       throw new TributaryError('CONFIG_INVALID', "the identity's client id is not its Ed25519 public key in hex");
     }
     this.clientId = identity.clientId;
+    // JWK in and out: node:crypto reads and writes the raw keys without OpenSSL 3's DER coders (≈0.5 ms a key).
+    const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
     this.key = createPrivateKey({
-      key: Buffer.concat([ED25519_PKCS8_PREFIX, identity.secretKey.subarray(0, 32)]),
-      format: 'der',
-      type: 'pkcs8',
+      key: { kty: 'OKP', crv: 'Ed25519', d: b64(identity.secretKey.subarray(0, 32)), x: b64(identity.publicKey) },
+      format: 'jwk',
     });
-    const spki = createPublicKey(this.key).export({ format: 'der', type: 'spki' });
-    if (hex(spki.subarray(spki.length - 32)) !== identity.clientId) {
+    const derived = createPublicKey(this.key).export({ format: 'jwk' }).x ?? '';
+    if (Buffer.from(derived, 'base64url').toString('hex') !== identity.clientId) {
       throw new TributaryError('CONFIG_INVALID', "the identity's secret key does not match its public key");
     }
   }

@@ -1,5 +1,6 @@
-import { generateKeyPairSync } from 'node:crypto';
-import type { Identity } from '../identity/keyPair';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import nacl from 'tweetnacl';
+import { type Identity, identityFromSecretKey } from '../identity/keyPair';
 import { SecAggPlusClient } from './clientProtocol';
 import type { ClientId } from './neighbours';
 import { type SecAggPolicy, secaggPolicyFor } from './policy';
@@ -19,9 +20,18 @@ export function fastIdentity(): Identity {
   return { publicKey: pub, secretKey, clientId: Buffer.from(pub).toString('hex') };
 }
 
-/** n fresh Ed25519 identities, by client id (sorted). */
-export function makeIdentities(n: number): Map<ClientId, Identity> {
-  const ids = Array.from({ length: n }, fastIdentity).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+/**
+ * n Ed25519 identities, by client id (sorted): fresh ones, or with `seed` the same ones every run (the
+ * neighbour graph depends on the ids, so a test that needs a particular graph pins them).
+ */
+export function makeIdentities(n: number, seed?: string): Map<ClientId, Identity> {
+  const make = (i: number) =>
+    seed === undefined
+      ? fastIdentity()
+      : identityFromSecretKey(
+          nacl.sign.keyPair.fromSeed(createHash('sha256').update(`${seed}:${i}`).digest()).secretKey,
+        );
+  const ids = Array.from({ length: n }, (_, i) => make(i)).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
   return new Map(ids.map((i) => [i.clientId, i]));
 }
 

@@ -1,9 +1,19 @@
 import { clipAndWeightUpdate } from '../../../shared/aggregation/weighting';
-import { generateHeKeys, HE_PARAMETER_SETS, HeDecryptor, HeEncryptor, signedHeUpload } from '../../../shared/he';
+import {
+  CiphertextSum,
+  ciphertextDigest,
+  ciphertextLayout,
+  generateHeKeys,
+  HE_PARAMETER_SETS,
+  HeDecryptor,
+  HeEncryptor,
+  heCiphertextCount,
+  signedHeUpload,
+} from '../../../shared/he';
 import { generateIdentity } from '../../../shared/identity/keyPair';
 import { SignatureVerifier } from '../../../shared/identity/signing';
-import type { HeDecryptRequest } from '../../../shared/schemas/heMessages';
 import { HeAggregator } from './heAggregator';
+import type { HeDecryption } from './heKeyHolders';
 
 jest.setTimeout(120_000);
 
@@ -25,17 +35,39 @@ describe('HeAggregator', () => {
     decryptor.delete();
   });
 
+  /** What an honest key holder decrypts: the coordinator's sum, or the contributions it adds itself. */
+  function decrypt(request: HeDecryption): Float32Array {
+    let sum: Uint8Array;
+    if (request.form === 'sum') sum = request.ciphertexts;
+    else {
+      const added = new CiphertextSum(ciphertextLayout(set), heCiphertextCount(set, request.length));
+      request.parts.forEach((part, i) => {
+        // Each part is the ciphertexts its contribution signed, in the order of the list.
+        expect(ciphertextDigest(part)).toBe(request.contributions[i].digest);
+        added.add(part);
+      });
+      sum = added.toBytes();
+    }
+    return decryptor.decryptSum(sum, params, request.contributions.length, request.length).sums;
+  }
+
   /** One round: two honest clients (our own weighting) and a third client's vector, decrypted by an honest key holder. */
-  async function round(third: number[]) {
+  async function round(third: number[], keyHolderSums = true) {
+    const forms: string[] = [];
     const aggregator = new HeAggregator(manifest, {
       params,
       maxExampleWeight: 100,
       ref,
       selected: [],
       verifier: new SignatureVerifier(),
-      keyHolderSums: false,
-      decrypt: async (request: HeDecryptRequest) =>
-        decryptor.decryptSum(request.ciphertexts, params, request.contributions.length, request.length).sums,
+      keyHolderSums,
+      decrypt: async (request: HeDecryption) => {
+        forms.push(request.form);
+        expect(request.form === 'contributions' ? request.parts : [request.ciphertexts]).toHaveLength(
+          keyHolderSums ? 3 : 1,
+        );
+        return decrypt(request);
+      },
     });
     const honest = [
       clipAndWeightUpdate([0.1, -0.2, 0.3, 0], 50, 100, 1).values,
@@ -46,7 +78,10 @@ describe('HeAggregator', () => {
       const upload = signedHeUpload(client, ref, encryptor.encrypt(values, params).ciphertexts);
       aggregator.accept(client.clientId, upload, 1);
     }
-    return aggregator.reveal();
+    const revealed = await aggregator
+      .reveal()
+      .finally(() => expect(forms).toEqual([keyHolderSums ? 'contributions' : 'sum']));
+    return revealed;
   }
 
   it('refuses a decrypted sum no honest clients produce: a negative weight hidden in the ciphertexts, or values beyond ±c·weight', async () => {
@@ -60,10 +95,12 @@ describe('HeAggregator', () => {
       code: 'ROUND_AGGREGATE_INVALID',
       details: { what: 'summedValue', index: 0 },
     });
-    // A third honest client passes, and the sums come back in examples.
-    const ok = await round(Array.from(clipAndWeightUpdate([0.4, 0, 0, 0], 10, 100, 1).values));
-    expect(ok.sum.clientCount).toBe(3);
-    expect(ok.sum.totalWeight).toBeCloseTo(85, 1);
-    expect(ok.sum.weightedDeltaSum[0][0]).toBeCloseTo(0.1 * 50 + 0.2 * 25 + 0.4 * 10, 1);
+    // A third honest client passes, and the sums come back in examples, whoever adds the ciphertexts.
+    for (const keyHolderSums of [true, false]) {
+      const ok = await round(Array.from(clipAndWeightUpdate([0.4, 0, 0, 0], 10, 100, 1).values), keyHolderSums);
+      expect(ok.sum.clientCount).toBe(3);
+      expect(ok.sum.totalWeight).toBeCloseTo(85, 1);
+      expect(ok.sum.weightedDeltaSum[0][0]).toBeCloseTo(0.1 * 50 + 0.2 * 25 + 0.4 * 10, 1);
+    }
   });
 });

@@ -13,9 +13,10 @@ import {
   SIGNATURE_BYTES,
 } from '../../../shared/he';
 import type { SignatureVerifier } from '../../../shared/identity/signing';
-import type { HeContribution, HeDecryptRequest } from '../../../shared/schemas/heMessages';
+import type { HeContribution } from '../../../shared/schemas/heMessages';
 import type { AggregatedUpdates, UpdatePart } from '../../strategy/strategy';
 import type { UploadAggregator } from '../uploads/uploadCollection';
+import type { HeDecryption } from './heKeyHolders';
 
 export interface HeAggregatorOptions {
   params: HeVectorParams;
@@ -26,10 +27,10 @@ export interface HeAggregatorOptions {
   /** The clients selected for this attempt (the key holder is told). */
   selected: readonly string[];
   verifier: SignatureVerifier;
-  /** Send every contribution's ciphertexts instead of their sum (the job's `he.keyHolderSums`). */
+  /** Send every contribution's ciphertexts instead of their sum (the job's `he.keyHolderSums`, on by default). */
   keyHolderSums: boolean;
   /** Asks the key holder to decrypt (HeKeyHolders.decrypt with the timeout filled in). */
-  decrypt: (request: HeDecryptRequest) => Promise<Float32Array>;
+  decrypt: (request: HeDecryption) => Promise<Float32Array>;
 }
 
 /**
@@ -38,9 +39,11 @@ export interface HeAggregatorOptions {
  * signature over them for this round attempt (shared/he/submission.ts). `accept` checks the exact
  * length, the signature and every ciphertext's layout before adding the ciphertexts into the running
  * sum (the homomorphic sum; shared/he/ciphertextBytes.ts); it never sees a plaintext. `reveal` sends
- * the sum (or, with `keyHolderSums`, every contribution's ciphertexts, which the key holder adds
- * itself) with every contribution's (client id, digest, signature) and the attempt's selection to the
- * key holder, and splits the decrypted sums into Σ ratio_i·Δ_i per tensor and Σ ratio_i, both
+ * every contribution's (client id, digest, signature) and the attempt's selection to the key holder,
+ * then (`keyHolderSums`, the default) every contribution's ciphertexts, one message each, which the
+ * key holder checks against their signed digests and adds itself, or (`keyHolderSums: false`) the
+ * coordinator's sum, which the key holder has to trust. With keyHolderSums the coordinator keeps each
+ * accepted contribution until the reveal: at most maxClients × one update's bytes per attempt. It and splits the decrypted sums into Σ ratio_i·Δ_i per tensor and Σ ratio_i, both
  * scaled back to examples by maxExampleWeight.
  */
 export class HeAggregator implements UploadAggregator {
@@ -102,7 +105,7 @@ export class HeAggregator implements UploadAggregator {
       selected: [...this.options.selected],
       contributions: [...this.contributions],
       ...(this.options.keyHolderSums
-        ? { form: 'contributions' as const, ciphertexts: Buffer.concat(this.kept) }
+        ? { form: 'contributions' as const, parts: [...this.kept] }
         : { form: 'sum' as const, ciphertexts: this.sum.toBytes() }),
     });
     if (sums.length !== this.length) {

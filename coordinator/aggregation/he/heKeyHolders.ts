@@ -3,8 +3,16 @@ import type { AggregateResultBody } from '../../../shared/schemas/messages';
 import type { HeDecryptRequest } from '../../../shared/schemas/heMessages';
 import type { ClientLink } from '../../transport/clientDirectory';
 
+/**
+ * A decryption the coordinator asks for: a `sum` request as sent, or a `contributions` request with
+ * each contribution's ciphertexts (`parts`, in the order of `contributions`), sent one message each.
+ */
+export type HeDecryption =
+  | Extract<HeDecryptRequest, { form: 'sum' }>
+  | (Extract<HeDecryptRequest, { form: 'contributions' }> & { parts: readonly Uint8Array[] });
+
 interface Pending {
-  request: HeDecryptRequest;
+  request: HeDecryption;
   sent: boolean;
   timer: NodeJS.Timeout;
   resolve: (sums: Float32Array) => void;
@@ -14,7 +22,8 @@ interface Pending {
 /**
  * The key holders of `he` jobs: which connection holds a job's secret key, and the one outstanding
  * decryption per job. A decryption waits (up to its timeout) for the key holder to be connected, is
- * sent as `he:decrypt`, and resolves with the Float32 sums of the key holder's signed
+ * sent as `he:decrypt` (with form `contributions`, followed by one `he:ciphertexts` per contribution,
+ * in order, so no message exceeds one update's bytes), and resolves with the Float32 sums of the key holder's signed
  * `aggregate:result`. A key holder that disconnects mid-request gets the request again when it
  * rejoins within the timeout; otherwise the request fails with HE_KEYHOLDER_UNAVAILABLE. An answer
  * with a `refusal` is a refusal (HE_DECRYPT_REFUSED, `details.reason`), one with only an `error` a
@@ -41,7 +50,7 @@ export class HeKeyHolders {
   }
 
   /** Asks the job's key holder to decrypt an aggregate; rejects with a coded error after `timeoutMs`. */
-  decrypt(request: HeDecryptRequest, timeoutMs: number): Promise<Float32Array> {
+  decrypt(request: HeDecryption, timeoutMs: number): Promise<Float32Array> {
     const { jobId } = request;
     if (this.pending.has(jobId)) {
       return Promise.reject(new TributaryError('INTERNAL', `Job ${jobId} already has a decryption in progress.`));
@@ -136,9 +145,24 @@ export class HeKeyHolders {
     if (!p || !holder || p.sent) return;
     p.sent = true;
     const r = p.request;
-    holder.link.send('he:decrypt', {
-      ...r,
-      ciphertexts: Buffer.from(r.ciphertexts.buffer, r.ciphertexts.byteOffset, r.ciphertexts.byteLength),
+    if (r.form === 'sum') {
+      holder.link.send('he:decrypt', {
+        ...r,
+        ciphertexts: Buffer.from(r.ciphertexts.buffer, r.ciphertexts.byteOffset, r.ciphertexts.byteLength),
+      });
+      return;
+    }
+    const { parts, ...request } = r;
+    holder.link.send('he:decrypt', request);
+    // One message per contribution, in order: socket.io keeps the order on one connection.
+    parts.forEach((c, index) => {
+      holder.link.send('he:ciphertexts', {
+        jobId: r.jobId,
+        round: r.round,
+        attempt: r.attempt,
+        index,
+        ciphertexts: Buffer.from(c.buffer, c.byteOffset, c.byteLength),
+      });
     });
   }
 

@@ -28,9 +28,10 @@ export function heOptions(spec: JobSpec): HeOptions {
 /**
  * Mode `he` (packed BGV or BFV through Microsoft SEAL): clients upload signed ciphertexts of their weighted
  * deltas through the ordinary chunked upload; the coordinator checks and adds them (it never loads
- * SEAL) and the job's key holder (a role of this mode: `keyholder:join`, `he:decrypt`,
- * `aggregate:result`) decrypts only the sum. Clients send no training metrics (they would leak
- * per-client information).
+ * SEAL) and the job's key holder (a role of this mode: `keyholder:join`, `he:decrypt` and, by
+ * default, one `he:ciphertexts` per contribution, `aggregate:result`) decrypts only the sum, which it
+ * adds itself from the signed contributions unless the spec sets `he.keyHolderSums: false`. Clients
+ * send no training metrics (they would leak per-client information).
  */
 export function createHeMode(): CoordinatorAggregationMode {
   const keyHolders = new HeKeyHolders();
@@ -45,13 +46,14 @@ export function createHeMode(): CoordinatorAggregationMode {
           { details: { parameters, maxParameters: HE_MAX_PARAMETERS } },
         );
       }
-      const options = heOptions(spec);
-      const bytes = encryptedVectorBytes(heParamsOf(options).set, parameters + 1);
-      if (options.keyHolderSums && spec.maxClients * bytes > MAX_HE_DECRYPT_BYTES) {
+      // Each message to the key holder carries one vector of ciphertexts (the sum, or one
+      // contribution with keyHolderSums), so the bound is per update, whatever maxClients is.
+      const bytes = encryptedVectorBytes(heParamsOf(heOptions(spec)).set, parameters + 1);
+      if (bytes > MAX_HE_DECRYPT_BYTES) {
         throw new TributaryError(
           'JOB_SPEC_INVALID',
-          `he.keyHolderSums sends the key holder every contribution: ${spec.maxClients} × ${bytes} bytes exceeds ${MAX_HE_DECRYPT_BYTES}; lower maxClients or turn keyHolderSums off.`,
-          { details: { path: ['he', 'keyHolderSums'] } },
+          `An he update of ${parameters} parameters is ${bytes} bytes of ciphertexts, more than one message to the key holder carries (${MAX_HE_DECRYPT_BYTES}).`,
+          { details: { parameters, bytes, maxBytes: MAX_HE_DECRYPT_BYTES } },
         );
       }
     },
