@@ -160,17 +160,33 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     const target = url === undefined ? (this.urlIndex + 1) % this.urls.length : this.urls.indexOf(url);
     if (target < 0 || (url === undefined && this.urls.length < 2)) return false;
     this.urlIndex = target;
+    this.replaceSocket(`failing over to ${this.currentUrl}`);
+    return true;
+  }
+
+  /**
+   * Opens a fresh connection to the URL in use. Behind a load balancer (one URL, several nodes) the
+   * balancer places the new connection anew: how a client given only the balancer's URL reaches the
+   * node a JOB_ELSEWHERE names (docs/cluster.md). False once closed.
+   */
+  redial(): boolean {
+    if (this.closed) return false;
+    this.replaceSocket(`dialling ${this.currentUrl} again`);
+    return true;
+  }
+
+  /** Drops the socket in use and connects a new one to the current URL after the reconnect delay. */
+  private replaceSocket(why: string): void {
     this.failures = 0;
     const old = this.current;
     old.removeAllListeners();
     old.disconnect();
     this.current = this.createSocket(this.currentUrl);
-    this.emit('disconnected', `failing over to ${this.currentUrl}`);
+    this.emit('disconnected', why);
     // Not unref'd: with the old socket gone, this timer is what keeps a client process alive.
     setTimeout(() => {
       if (!this.closed && this.current !== old) this.current.connect();
     }, this.options.reconnectDelayMs ?? 250);
-    return true;
   }
 
   /** A socket.io socket for `url` with every listener of this connection on it (not connected yet). */

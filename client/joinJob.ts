@@ -38,9 +38,12 @@ export async function joinOrFinish(
         // A cluster: another node runs the job. Go there if it is one of ours; the next 'connected' rejoins.
         const ownerUrl = (e.details as { ownerUrl?: unknown } | undefined)?.ownerUrl;
         if (typeof ownerUrl === 'string' && conn.failOver(ownerUrl)) return null;
-        warn(`${e.message} (${String(ownerUrl)} is not one of this client's coordinators); retrying`);
-        await new Promise((r) => setTimeout(r, 2_000));
-        if (!stillCurrent() || !conn.socket.connected) return null;
+        // Not one of ours: the next of our URLs, or (one URL: a load balancer) a fresh connection there,
+        // which the balancer places on another node. Paced, so a wrong URL cannot make a busy loop.
+        warn(`${e.message} (${String(ownerUrl)} is not one of this client's coordinators); dialling again`);
+        await new Promise((r) => setTimeout(r, 500));
+        if (!stillCurrent()) return null;
+        if (conn.failOver() || conn.redial()) return null;
         continue;
       }
       if (e.code !== 'INTERNAL' && e.code !== 'STORE_UNAVAILABLE') throw e;

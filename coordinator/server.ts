@@ -170,7 +170,12 @@ export async function startCoordinator(
   const app = express();
   app.disable('x-powered-by');
   // REST access control and observability (coordinator/auth, coordinator/http, coordinator/observability).
-  const access = createRestAccess({ config, store, audience: () => publicUrl });
+  const access = createRestAccess({
+    config,
+    store,
+    audience: () => publicUrl,
+    ...(redis ? { sharedNonces: redis } : {}),
+  });
   const rest = createRestApi({
     jobs,
     store,

@@ -193,16 +193,18 @@ describeIfMongo('a cluster of three coordinators', () => {
       expect(reply.error?.code).toBe('AUTH_BAD_SIGNATURE');
       attacker.socket.close();
     }
-    // Its own signer sending it again at a node that does not run the job: refused, sent to the owner.
+    // Again on the same connection at the owner: the nonce was used.
+    expect((await atOwner.send(EVENTS.joinJob, join)).error?.code).toBe('AUTH_REPLAY');
+    // Its own signer sending it again at a node that does not run the job: refused, sent to the owner;
+    // and the key's connection at the owner is closed (one connection per key in the whole cluster).
+    const ownerClosed = new Promise<string>((resolve) => atOwner.socket.once('disconnect', (r) => resolve(r)));
     const atOther = new RawClient(victim, other.url);
     await atOther.connect();
+    expect(await ownerClosed).toBe('io server disconnect');
     const elsewhere = await atOther.send(EVENTS.joinJob, join);
     expect(elsewhere.error?.code).toBe('JOB_ELSEWHERE');
     expect((elsewhere.error as { details?: { ownerUrl?: string } }).details?.ownerUrl).toBe(owner.url);
-    // And again on the same connection at the owner: the nonce was used.
-    expect((await atOwner.send(EVENTS.joinJob, join)).error?.code).toBe('AUTH_REPLAY');
     atOther.socket.close();
-    atOwner.socket.close();
 
     // (a) three clients, each starting at a different node.
     const clients = startClients(nodes, jobId, 3, 'kill');

@@ -6,6 +6,8 @@
  * - A handshake used at one node and replayed at the other is refused (AUTH_REPLAY) through the
  *   shared nonces (SET NX PX); the same two nodes without Redis accept the replay, which is why the
  *   cache is shared.
+ * - A signed REST request (RFC 9421) sent to one node and replayed at the other, as a balancer would
+ *   forward it, is refused (AUTH_REPLAY) through the same shared nonces; without Redis it passes.
  * - One connection per key in the whole cluster: a key connecting at node B closes its connection at
  *   node A (socket.io rooms through the Redis adapter).
  * - (d) Redis killed and restarted while a job waits for its quorum: handshakes are refused while it
@@ -13,9 +15,11 @@
  *   fatal), the connected client stays, the job completes once Redis is back, and cross-node
  *   eviction works again.
  */
+import { request as httpRequest } from 'node:http';
 import { handshakeAuth } from '../client/coordinatorConnection';
 import { TributaryClient } from '../client/tributaryClient';
 import { type Coordinator, startCoordinator } from '../coordinator/server';
+import { signHttpRequest } from '../shared/identity/httpSignature';
 import { generateIdentity } from '../shared/identity/keyPair';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { waitFor } from './support/processes';
@@ -32,6 +36,29 @@ if (skipReason) {
   console.warn(`\n*** SKIPPED: cluster Redis tests (${skipReason}) ***\n`);
 }
 const describeIf = skipReason ? describe.skip : describe;
+
+/** POSTs `body` to `nodeUrl` with `headers` and the Host of `publicUrl` (as a load balancer forwards it): "status code". */
+function postAs(nodeUrl: string, publicUrl: string, headers: Record<string, string>, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      `${nodeUrl}/v1/jobs`,
+      {
+        method: 'POST',
+        headers: { ...headers, host: new URL(publicUrl).host, 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+        res.on('end', () => {
+          const code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? 'ok';
+          resolve(`${res.statusCode} ${code}`);
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 /** How a connection attempt ended: 'connected' or the refusal's error code. */
 async function outcome(url: string, auth: unknown): Promise<string> {
@@ -102,6 +129,37 @@ describeIf('a cluster on Redis', () => {
     const again = handshakeAuth(victim, LB_URL);
     expect(await outcome(c.url, again)).toBe('connected');
     expect(await outcome(d.url, again)).toBe('connected');
+    await stop([c, d]);
+  });
+
+  it('refuses a signed REST request replayed at another node behind the same URL; without Redis it would pass', async () => {
+    const buyer = generateIdentity();
+    const url = `${LB_URL}/v1/jobs`;
+    const body = JSON.stringify({
+      name: 'signed once',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+      input: { shape: [4], numClasses: 2 },
+      rounds: 1,
+      minClients: 1,
+      secureAggregation: 'none',
+    });
+    // One signed request, sent to each node as the balancer would (same Host, same headers).
+    const replayAt = async (nodes: Coordinator[]) => {
+      const headers = signHttpRequest(buyer, { method: 'POST', url, body });
+      const codes: string[] = [];
+      for (const node of nodes) codes.push(await postAs(node.url, LB_URL, headers, body));
+      return codes;
+    };
+    const [a, b] = await startNodes(true);
+    expect(await replayAt([a, b])).toEqual(['201 ok', '401 AUTH_REPLAY']);
+    const named = async (node: Coordinator) =>
+      (await node.store.listJobs()).filter((j) => j.owner === `ed25519:${buyer.clientId}`);
+    expect(await named(a)).toHaveLength(1);
+    await stop([a, b]);
+    // Control: without the shared nonces the second node accepts the replay and creates a second job.
+    const [c, d] = await startNodes(false);
+    expect(await replayAt([c, d])).toEqual(['201 ok', '201 ok']);
+    expect(await named(c)).toHaveLength(2);
     await stop([c, d]);
   });
 

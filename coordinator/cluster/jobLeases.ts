@@ -67,6 +67,30 @@ export class JobLeases {
     return lease;
   }
 
+  /**
+   * Takes the job's lease even from a live holder (cancelling a job another node runs): the new token
+   * fences the holder out at once, and its next heartbeat tells it to stop. Not kept on a heartbeat:
+   * the caller finishes the job and releases it. Null if the job is not running any more.
+   */
+  async preempt(jobId: string): Promise<JobLease | null> {
+    // A racing takeover or commit may win the append: try again, a few times, against the new tail.
+    for (let tries = 0; tries < 5; tries++) {
+      const lease = await this.store.acquireJobLease(jobId, {
+        owner: this.nodeId,
+        url: this.url(),
+        ttlMs: this.ttlMs,
+        now: new Date(this.now()),
+        preempt: true,
+      });
+      if (lease) {
+        this.logger.info('job lease preempted', { jobId, node: this.nodeId, token: lease.token });
+        return lease;
+      }
+      if ((await this.store.getJob(jobId))?.status !== 'running') return null;
+    }
+    return null;
+  }
+
   /** Renews `lease` on the heartbeat until release(); `onLost` once a renewal fails or the lease runs out unrenewed. */
   keep(jobId: string, lease: JobLease, onLost: () => void): void {
     this.drop(jobId);
@@ -85,6 +109,11 @@ export class JobLeases {
   async release(jobId: string): Promise<void> {
     const held = this.drop(jobId);
     if (held) await this.store.releaseJobLease(jobId, this.nodeId, held.lease.token).catch(() => undefined);
+  }
+
+  /** Expires a lease this node took with `token` and does not keep (a preempted one, once used). */
+  async releaseToken(jobId: string, token: number): Promise<void> {
+    await this.store.releaseJobLease(jobId, this.nodeId, token).catch(() => undefined);
   }
 
   /** Jobs this node holds a lease on. */

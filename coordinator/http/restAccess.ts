@@ -9,7 +9,13 @@ import type { Store } from '../store/store';
 import { ValidationSetParser } from './validationSetParser';
 
 /** The REST API's identity services, audit trail and upload parser, built from the configuration. */
-export function createRestAccess(options: { config: CoordinatorConfig; store: Store; audience: () => string }) {
+export function createRestAccess(options: {
+  config: CoordinatorConfig;
+  store: Store;
+  audience: () => string;
+  /** A cluster's shared nonces (signed requests replayed at another node are refused). @default none */
+  sharedNonces?: { claimNonce(id: string, ttlMs: number): Promise<boolean> };
+}) {
   const { config, store } = options;
   const replay = new ReplayGuard({
     windowMs: config.authWindowMs,
@@ -27,7 +33,13 @@ export function createRestAccess(options: { config: CoordinatorConfig; store: St
   return {
     apiKeys,
     siwe,
-    authenticator: new Authenticator({ windowMs: config.authWindowMs, replay, apiKeys, siwe }),
+    authenticator: new Authenticator({
+      windowMs: config.authWindowMs,
+      replay,
+      apiKeys,
+      siwe,
+      ...(options.sharedNonces ? { sharedNonces: options.sharedNonces } : {}),
+    }),
     audit: new AuditLog(store),
     parser: new ValidationSetParser(),
   };

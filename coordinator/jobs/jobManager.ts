@@ -233,11 +233,17 @@ export class JobManager {
       entry.runner.stop();
       await entry.done;
     }
+    // Clustered, and another node runs it: preempt its lease first, so that node can commit nothing
+    // more (its next write is refused, its heartbeat sees the new token and stops its runner).
+    const cluster = this.deps.cluster;
+    const preempted = !entry && job.status === 'running' && cluster ? await cluster.preempt(jobId) : null;
+    if (preempted) await completeClusterCommit(this.deps.store, await this.getJob(jobId), preempted.token);
     // The runner may have finished the job while it stopped: then that outcome stands.
     const now = await this.getJob(jobId);
     if (now.status !== 'pending' && now.status !== 'running') return now;
     this.deps.logger.info('job cancelled', { jobId, reason });
     const cancelled = await this.deps.store.updateJob(jobId, { status: 'failed', failureReason: reason });
+    if (preempted) await cluster?.releaseToken(jobId, preempted.token);
     announceJobFinished(this.deps.directory, jobId, 'failed', reason);
     for (const o of this.observers) o.jobEnded?.(cancelled);
     return cancelled;

@@ -116,6 +116,19 @@ export function describeLeaseContract(
       expect(await store.acquireJobLease(job.id, claim('b', 10))).toMatchObject({ owner: 'b', token: 2 });
     });
 
+    it('preempts a live lease only when asked: the new token fences the holder out at once', async () => {
+      const store = getStore();
+      const job = await runningJob();
+      const a = (await store.acquireJobLease(job.id, claim('a', 0, 60_000)))!;
+      expect(await store.acquireJobLease(job.id, claim('b', 10))).toBeNull();
+      const b = await store.acquireJobLease(job.id, { ...claim('b', 10), preempt: true });
+      expect(b).toMatchObject({ owner: 'b', token: a.token + 1 });
+      // The former holder, though its lease had not run out, can neither renew nor commit.
+      expect(await store.renewJobLease(job.id, 'a', a.token, { ttlMs: 60_000, now: at(20) })).toBeNull();
+      await expectLeaseLost(store.appendRoundCommit(job.id, a.token, makeRound(job.id, 1, 1)));
+      expect(await store.lastRoundCommit(job.id)).toBeNull();
+    });
+
     it('grants no lease on a job that is not running', async () => {
       const store = getStore();
       const job = makeJob({ id: `job_lease-${randomUUID()}`, status: 'completed' });

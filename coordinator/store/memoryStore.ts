@@ -135,7 +135,7 @@ export class MemoryStore implements Store {
     this.assertOpen();
     if (this.jobs.get(jobId)?.status !== 'running') return null;
     const lease = this.currentLease(jobId);
-    if (lease && lease.expiresAt.getTime() > claim.now.getTime()) return null;
+    if (lease && !claim.preempt && lease.expiresAt.getTime() > claim.now.getTime()) return null;
     const taken: JobLease = {
       owner: claim.owner,
       url: claim.url,

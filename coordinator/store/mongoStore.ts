@@ -170,7 +170,7 @@ export class MongoStore implements Store {
       const job = await this.models.Job.findById(jobId, { status: 1 }).lean<Pick<JobDoc, 'status'>>();
       if (job?.status !== 'running') return null;
       const { tail, current } = await this.logState(jobId);
-      if (current?.expiresAt && current.expiresAt.getTime() > claim.now.getTime()) return null;
+      if (current?.expiresAt && !claim.preempt && current.expiresAt.getTime() > claim.now.getTime()) return null;
       const lease: JobLease = {
         owner: claim.owner,
         url: claim.url,

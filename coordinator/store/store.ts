@@ -68,6 +68,11 @@ export interface LeaseClaim {
   ttlMs: number;
   /** The claiming node's clock (expiry is judged by it; fencing keeps a skewed clock safe, see cluster docs). */
   now: Date;
+  /**
+   * Take the lease even if it has not expired (a node cancelling a job another node runs: the new
+   * token fences the owner out at once, docs/cluster.md). @default false
+   */
+  preempt?: boolean;
 }
 
 export type JobPatch = Partial<
@@ -319,9 +324,9 @@ export interface Store {
    * while FerretDB does not make a conditional findOneAndUpdate atomic (leases.contract.ts shows it).
    */
   /**
-   * Takes a running job's lease for `claim.owner` if it has none or it expired (by `claim.now`):
-   * appends a takeover with the next fencing token. Null if another node holds it, another claimant
-   * won the race, or the job is not running.
+   * Takes a running job's lease for `claim.owner` if it has none, it expired (by `claim.now`) or
+   * `claim.preempt` is set: appends a takeover with the next fencing token. Null if another node holds
+   * it (and no preempt), another claimant won the race, or the job is not running.
    */
   acquireJobLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null>;
   /** Extends the lease if `owner` still holds it with `token` (even past expiry, if nobody took it); null if lost. */
