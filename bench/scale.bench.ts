@@ -76,7 +76,7 @@ function selfRss(): number {
 }
 
 /** A coordinator child process: its URL, PID and a way to ask for its memory. */
-interface CoordinatorChild {
+export interface CoordinatorChild {
   proc: ChildProcess;
   url: string;
   pid: number;
@@ -84,10 +84,15 @@ interface CoordinatorChild {
   stop(): Promise<void>;
 }
 
-async function startCoordinatorProcess(timeoutMs = 60_000): Promise<CoordinatorChild> {
+/** Starts bench/coordinatorProcess.ts; `env` adds settings (TRIBUTARY_* variables, BENCH_CONFIGURED_STORE). */
+export async function startCoordinatorProcess(
+  timeoutMs = 60_000,
+  env: NodeJS.ProcessEnv = {},
+): Promise<CoordinatorChild> {
   const repoRoot = join(__dirname, '..');
   const proc = spawn(process.execPath, ['--expose-gc', '-r', 'tsx/cjs', join(__dirname, 'coordinatorProcess.ts')], {
     cwd: repoRoot,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let stderr = '';
@@ -157,7 +162,7 @@ async function healthCount(url: string): Promise<number | null> {
 }
 
 /** Opens `target` authenticated clients, at most `inFlight` handshakes at a time, until `deadline`. */
-async function connectAll(url: string, target: number, inFlight: number, deadline: number) {
+export async function connectAll(url: string, target: number, inFlight: number, deadline: number) {
   const sockets: Socket[] = [];
   const errors = new Map<string, number>();
   let connected = 0;

@@ -10,15 +10,21 @@
  *   clients fail over by themselves.
  * (c) the owner is paused (SIGSTOP) past its lease, another node takes over and commits, then the old
  *   owner is resumed (SIGCONT): it commits nothing more, and each round is still committed once.
+ *   The final model equals the one a single coordinator gives with the same seed and data (6b).
  * (f) replays across nodes: a handshake captured for one node is refused by another; a captured job
  *   message sent to another node by another key, or by its own signer, is refused.
+ * (4)+(e) REST writes at a node that does not run the job: a validation set uploaded there is used by
+ *   the owner's scoring, and a cancel there preempts the owner's lease (the owner commits nothing
+ *   more); secagg and paillier jobs (key holder included) complete with clients spread over the nodes.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getJob as getJobAction, getRounds } from '../client/buyer';
+import { cancelJob, getJob as getJobAction, getRounds, uploadValidationSet } from '../client/buyer';
 import { handshakeAuth } from '../client/coordinatorConnection';
+import { generateKeyHolderKeys, KeyHolder, keyHolderSpecFields } from '../client/keyHolder';
 import { generateIdentity } from '../shared/identity/keyPair';
+import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { EVENTS, STAGES } from '../shared/schemas/protocol';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { spawnTs, waitFor, type Spawned } from './support/processes';
@@ -59,6 +65,8 @@ describeIfMongo('a cluster of three coordinators', () => {
   const processes: Spawned[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'trib-cluster-'));
   let dbCount = 0;
+  /** The final model of the SIGKILL run, compared with a single coordinator's (6b). */
+  let killRunModelHash: string | undefined;
 
   beforeAll(async () => {
     mongo = (await mongoUriForTests())!;
@@ -121,7 +129,7 @@ describeIfMongo('a cluster of three coordinators', () => {
     });
   }
 
-  async function createClusterJob(url: string, name: string): Promise<string> {
+  async function createClusterJob(url: string, name: string, overrides: Partial<JobSpecInput> = {}): Promise<string> {
     return createJob(url, {
       name,
       model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
@@ -135,7 +143,40 @@ describeIfMongo('a cluster of three coordinators', () => {
       roundDeadlineMs: 120_000,
       quorumTimeoutMs: 240_000,
       seed: 7,
+      ...overrides,
+    } as JobSpecInput);
+  }
+
+  async function finished(url: string, jobId: string, what: string) {
+    return waitFor(
+      async () => {
+        const j = await getJobAction(buyerClient(url), { jobId });
+        return j.status !== 'running' ? j : null;
+      },
+      400_000,
+      what,
+    );
+  }
+
+  /** A client process's exit code, or a failure with its last output if it has not exited within 2 minutes. */
+  async function exitOf(p: Spawned): Promise<number | string> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `client ${p.pid} still running:\n${p.stderr.slice(-20).join('\n')}\n${p.lines.slice(-10).join('\n')}`,
+            ),
+          ),
+        120_000,
+      );
     });
+    try {
+      return await Promise.race([p.exit, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The node whose /v1/health lists a lease on the job (null while none does). */
@@ -245,10 +286,36 @@ describeIfMongo('a cluster of three coordinators', () => {
     expect(final.currentRound).toBe(ROUNDS);
     const completed = await expectEachRoundCommittedOnce(newOwner.url, jobId);
     expect(completed[ROUNDS - 1].modelHash).toBe(final.modelHash);
+    killRunModelHash = final.modelHash;
     // The rounds after the kill were committed by the new owner.
     expect(committedLines(newOwner)).toBeGreaterThanOrEqual(ROUNDS - before);
     // Every client failed over by itself and saw the job through.
     for (const c of clients) expect(await c.exit).toBe(0);
+  });
+
+  it('(b) the failed-over job ends with the model a single coordinator gives with the same seed and data', async () => {
+    // Mode none trains deterministically: seeded local training, every client in every round, sums in float64.
+    expect(killRunModelHash).toMatch(/^[0-9a-f]{64}$/);
+    const single = spawnTs('coordinator/cli.ts', ['--port', '0', '--json', '--log-level', 'info', '--backend', 'cpu']);
+    processes.push(single);
+    const line = await single.waitForLine((l) => l.includes('"url"'), 120_000);
+    const node: Node = { process: single, url: (JSON.parse(line) as { url: string }).url };
+    const jobId = await createClusterJob(node.url, 'single-reference');
+    const clients = startClients([node], jobId, 3, 'reference');
+    const final = await waitFor(
+      async () => {
+        const j = await getJobAction(buyerClient(node.url), { jobId });
+        return j.status !== 'running' ? j : null;
+      },
+      300_000,
+      'the single-node job to finish',
+    );
+    expect(final.status).toBe('completed');
+    await expectEachRoundCommittedOnce(node.url, jobId);
+    expect(final.modelHash).toBe(killRunModelHash);
+    for (const c of clients) expect(await c.exit).toBe(0);
+    single.kill('SIGTERM');
+    await single.exit;
   });
 
   it('(c) a paused owner resumed after another node took over commits nothing', async () => {
@@ -289,5 +356,95 @@ describeIfMongo('a cluster of three coordinators', () => {
     expect(committedLines(newOwner)).toBeGreaterThanOrEqual(ROUNDS - pausedAt - 1);
     expect(committedLines(owner) + others.reduce((n, o) => n + committedLines(o), 0)).toBe(ROUNDS);
     for (const c of clients) expect(await c.exit).toBe(0);
+  });
+
+  it('(4, e) any node serves REST writes for any job; secagg and paillier run with clients spread over the nodes', async () => {
+    const nodes = await startNodes(3);
+
+    // secagg: three client processes starting at three different nodes; the validation set is
+    // uploaded through a node that does not run the job, and the owner scores every round with it.
+    const secaggId = await createClusterJob(nodes[0].url, 'cluster-secagg', {
+      rounds: 2,
+      secureAggregation: 'secagg',
+      secagg: { stageTimeoutMs: 60_000 },
+    });
+    const secaggOwner = (await waitFor(() => ownerOf(nodes, secaggId), 30_000, 'the secagg job to have an owner'))!;
+    const notOwner = nodes.find((n) => n !== secaggOwner)!;
+    const validation = join(dir, 'validation.csv');
+    writeSeparableCsv(validation, 200, 8, 999);
+    const uploaded = await uploadValidationSet(buyerClient(notOwner.url), {
+      jobId: secaggId,
+      data: readFileSync(validation, 'utf8'),
+    });
+    expect(uploaded.examples).toBe(200);
+    const secaggClients = startClients(nodes, secaggId, 3, 'secagg');
+    const secagg = await finished(notOwner.url, secaggId, 'the secagg job to finish');
+    expect(secagg.status).toBe('completed');
+    for (const c of secaggClients) expect(await exitOf(c)).toBe(0);
+    const scored = await waitFor(
+      async () => {
+        const rounds = (
+          (await getRounds(buyerClient(notOwner.url), { jobId: secaggId, limit: 20 })).rounds as Array<
+            RoundView & { contribution?: unknown }
+          >
+        ).filter((r) => r.status === 'completed');
+        return rounds.length === 2 && rounds.every((r) => r.contribution !== undefined) ? rounds : null;
+      },
+      120_000,
+      'the owner to score both rounds with the validation set uploaded elsewhere',
+    );
+    for (const r of scored) expect(r.participants).toHaveLength(3);
+
+    // paillier: the key holder (in this process) and the clients are given the nodes in other orders.
+    const keys = await generateKeyHolderKeys(1024);
+    const paillierId = await createClusterJob(nodes[1].url, 'cluster-paillier', {
+      rounds: 2,
+      secureAggregation: 'paillier',
+      paillier: { ...keyHolderSpecFields(keys), maxExampleWeight: 1000, decryptTimeoutMs: 60_000 },
+    });
+    const holder = new KeyHolder({
+      url: nodes[2].url,
+      alternativeUrls: [nodes[0].url, nodes[1].url],
+      jobId: paillierId,
+      keys,
+    });
+    const decrypted: number[] = [];
+    holder.on('decrypted', (e: { round: number }) => decrypted.push(e.round));
+    const holderRun = holder.run();
+    const paillierClients = startClients(nodes, paillierId, 3, 'paillier');
+    expect((await holderRun).status).toBe('completed');
+    const paillier = await finished(nodes[2].url, paillierId, 'the paillier job to finish');
+    expect(paillier.status).toBe('completed');
+    expect(paillier.currentRound).toBe(2);
+    expect(decrypted).toEqual([1, 2]);
+    for (const c of paillierClients) expect(await exitOf(c)).toBe(0);
+
+    // cancel through a node that does not run the job: it preempts the owner's lease, so the owner
+    // commits nothing after the answer and stops its runner; the clients hear the job failed.
+    const longId = await createClusterJob(nodes[2].url, 'cluster-cancel', { rounds: 40 });
+    const longClients = startClients(nodes, longId, 3, 'cancel');
+    await waitFor(
+      async () => (await getJobAction(buyerClient(nodes[0].url), { jobId: longId })).currentRound >= 1,
+      240_000,
+      'round 1 of the long job',
+      100,
+    );
+    const owner = (await ownerOf(nodes, longId))!;
+    const elsewhere = nodes.find((n) => n !== owner)!;
+    const cancelled = await cancelJob(buyerClient(elsewhere.url), { jobId: longId, reason: 'cancelled elsewhere' });
+    expect(cancelled.status).toBe('failed');
+    await waitFor(
+      async () => owner.process.stderr.some((l) => l.includes('lease lost') && l.includes(longId)),
+      60_000,
+      'the owner to see its lease preempted',
+    );
+    for (const c of longClients) expect(await exitOf(c)).toBe(1);
+    const after = await getJobAction(buyerClient(owner.url), { jobId: longId });
+    expect(after.status).toBe('failed');
+    expect(after.currentRound).toBe(cancelled.currentRound);
+    const rounds = (await getRounds(buyerClient(owner.url), { jobId: longId, limit: 20 })).rounds as RoundView[];
+    const committed = rounds.filter((r) => r.status === 'completed').map((r) => r.round);
+    expect(Math.max(...committed)).toBe(cancelled.currentRound);
+    expect(committed).toEqual(Array.from({ length: cancelled.currentRound }, (_, i) => i + 1));
   });
 });

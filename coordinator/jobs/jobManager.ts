@@ -403,13 +403,17 @@ export class JobManager {
       const runner = this.start(current, { token: lease.token, holds: () => cluster.holds(job.id, lease.token) });
       cluster.keep(job.id, lease, () => {
         runner.stop();
-        // Its providers are connected here: closing their connections sends them to the new owner.
-        for (const clientId of this.deps.directory.members(job.id)) {
-          this.deps.directory.link(clientId)?.close?.(`job ${job.id} moved to another node`);
-        }
+        this.sendMembersAway(job.id);
       });
     } finally {
       this.starting.delete(job.id);
+    }
+  }
+
+  /** Closes the connections of a job's providers here: they reconnect, rejoin and land at its owner (or hear it ended). */
+  private sendMembersAway(jobId: string): void {
+    for (const clientId of this.deps.directory.members(jobId)) {
+      this.deps.directory.link(clientId)?.close?.(`job ${jobId} is not run by this node any more`);
     }
   }
 
@@ -435,10 +439,14 @@ export class JobManager {
     });
     const done = runner
       .run()
-      .finally(() => {
+      .finally(async () => {
         this.runners.delete(job.id);
+        if (!lease) return;
+        // A runner stopped by a refused commit (preempted by a cancel, or taken over) leaves its
+        // providers connected here, waiting for tasks that will not come: send them on.
+        if (!this.stopping && !(await lease.holds().catch(() => false))) this.sendMembersAway(job.id);
         // Whatever ended the runner, the lease goes back (a lost one is refused by the store anyway).
-        if (lease) void this.deps.cluster?.release(job.id);
+        void this.deps.cluster?.release(job.id);
       })
       .then((finished) => {
         for (const o of this.observers) o.jobEnded?.(finished);
