@@ -91,7 +91,7 @@ describeIf('a cluster of three coordinators behind HAProxy', () => {
         return { name, process: p, url: (JSON.parse(line) as { url: string }).url };
       }),
     );
-    haproxy = await startHaproxy(dir, nodes);
+    haproxy = await startHaproxy(dir, nodes, lbPort);
 
     // Health through the balancer: a node answers, naming itself.
     const viaLb = await health(lbUrl);

@@ -36,7 +36,7 @@ export function haproxyConfig(options: {
   const servers = options.servers.map((s) => `  server ${s.name} ${new URL(s.url).host} check`);
   return [
     'global',
-    '  maxconn 20000',
+    '  maxconn 4096',
     'defaults',
     '  mode http',
     '  timeout connect 2s',
