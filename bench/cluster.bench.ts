@@ -3,7 +3,8 @@
  * Every node is its own process (bench/coordinatorProcess.ts) on one FerretDB and one redis-server
  * started here and stopped by PID; the load generator is this process.
  *
- * - idle: authenticated idle socket.io clients held by 1 node vs 3 nodes (the same count per node);
+ * - idle: authenticated idle socket.io clients held by 1 node vs 3 nodes (the same count per node,
+ *   one load-generator process per node: bench/idleLoad.ts);
  * - round: one job's round with N light clients (bench/lightClient.ts, zero training) that start
  *   spread over the nodes and are redirected to the owner (JOB_ELSEWHERE), vs the same on one node;
  * - failover: a job's owner SIGKILLed mid-job → the next round committed by another node, median of
@@ -12,6 +13,8 @@
  * Run: `npm run bench -- --only cluster` (the `cluster` key of bench/results.json; not in the full
  * run). Needs redis-server and FERRETDB_BIN (or MONGODB_URI), like the cluster tests.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { cancelJob, createBuyerClient, createJob, getJob, getRounds } from '../client/buyer';
 import { TributaryClient } from '../client/tributaryClient';
 import { generateIdentity } from '../shared/identity/keyPair';
@@ -22,12 +25,12 @@ import { separableDataset } from '../test/support/syntheticCsv';
 import { generateFastIdentity } from './fastIdentity';
 import { median, round, sleep } from './harness';
 import { LightClient } from './lightClient';
-import { type CoordinatorChild, connectAll, openFileLimits, startCoordinatorProcess } from './scale.bench';
+import { type CoordinatorChild, openFileLimits, startCoordinatorProcess } from './scale.bench';
 
 const MiB = 1024 * 1024;
 
 /** Settings every node of a scenario gets (the load comes from one address: per-IP limits lifted). */
-function nodeEnv(mongo: TestMongo, dbName: string, redisUrl?: string, leaseTtlMs = 5_000): NodeJS.ProcessEnv {
+function nodeEnv(mongo: TestMongo, dbName: string, redisUrl?: string, leaseTtlMs = 10_000): NodeJS.ProcessEnv {
   return {
     BENCH_CONFIGURED_STORE: '1',
     MONGODB_URI: mongo.uri,
@@ -85,30 +88,77 @@ async function ownerOf(nodes: CoordinatorChild[], jobId: string): Promise<Coordi
 
 // ---------------------------------------------------------------- idle clients
 
+interface LoadReport {
+  connected: number;
+  failed: number;
+  errors: string[];
+  connectSeconds: number;
+}
+
+/** A bench/idleLoad.ts process holding `count` idle clients of `url`; stopped by its PID. */
+function startLoad(url: string, count: number, deadline: number) {
+  const child = spawn(
+    process.execPath,
+    ['-r', 'tsx/cjs', join(__dirname, 'idleLoad.ts'), url, String(count), String(deadline)],
+    {
+      cwd: join(__dirname, '..'),
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => {
+    if (stderr.length < 4096) stderr += b.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const reply = <T>(type: string, send?: object) =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (m: { type?: string }) => {
+        if (m?.type !== type) return;
+        child.off('message', onMessage);
+        resolve(m as T);
+      };
+      child.on('message', onMessage);
+      child.once('exit', (code) => reject(new Error(`load generator exited (${code}): ${stderr.trim()}`)));
+      if (send) child.send(send);
+    });
+  return {
+    report: reply<LoadReport>('connected'),
+    stillConnected: async () => (await reply<{ connected: number }>('count', { type: 'count' })).connected,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.send({ type: 'stop' });
+        const done = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+        if (!done) child.kill('SIGKILL');
+      }
+      await exited;
+    },
+  };
+}
+
 async function idleStep(nodeCount: number, perNode: number, env: NodeJS.ProcessEnv, budgetMs: number) {
   const deadline = Date.now() + budgetMs;
   const nodes = await startNodes(nodeCount, env);
-  const sockets: Array<{ connected: boolean; disconnect(): unknown }> = [];
+  const loads: Array<ReturnType<typeof startLoad>> = [];
   try {
     const before = await Promise.all(nodes.map((n) => n.memory()));
     const started = performance.now();
-    // 32 handshakes in flight per node, all nodes at once.
-    const results = await Promise.all(nodes.map((n) => connectAll(n.url, perNode, 32, deadline - 25_000)));
+    // One load-generator process per node, all at once, 32 handshakes in flight each.
+    for (const n of nodes) loads.push(startLoad(n.url, perNode, deadline - 25_000));
+    const reports = await Promise.all(loads.map((l) => l.report));
     const seconds = (performance.now() - started) / 1000;
-    for (const r of results) sockets.push(...r.sockets);
-    const connected = results.reduce((s, r) => s + r.connected, 0);
+    const connected = reports.reduce((s, r) => s + r.connected, 0);
     const after = await Promise.all(nodes.map((n) => n.memory()));
     const reported = await Promise.all(nodes.map(async (n) => (await health(n.url))?.connectedClients ?? null));
-    // Held past a socket.io ping interval (25 s by default would be too long here: 10 s).
+    // Held idle for a while (past the first socket.io pings), then counted again.
     await sleep(Math.max(0, Math.min(10_000, deadline - Date.now() - 10_000)));
-    const still = sockets.filter((s) => s.connected).length;
+    const still = (await Promise.all(loads.map((l) => l.stillConnected()))).reduce((s, n) => s + n, 0);
     return {
       nodes: nodeCount,
       target: nodeCount * perNode,
       connected,
       stillConnectedAfterHold: still,
-      failed: results.reduce((s, r) => s + r.failed, 0),
-      errors: results.flatMap((r) => r.errors).slice(0, 5),
+      failed: reports.reduce((s, r) => s + r.failed, 0),
+      errors: reports.flatMap((r) => r.errors).slice(0, 5),
       connectSeconds: round(seconds),
       connectsPerSecond: round(connected / Math.max(seconds, 1e-9)),
       healthConnectedClientsPerNode: reported,
@@ -120,7 +170,7 @@ async function idleStep(nodeCount: number, perNode: number, env: NodeJS.ProcessE
       ),
     };
   } finally {
-    for (const s of sockets) s.disconnect();
+    await Promise.all(loads.map((l) => l.stop()));
     await stopAll(nodes);
   }
 }
@@ -300,9 +350,18 @@ async function failoverTrials(trials: number, env: NodeJS.ProcessEnv, leaseTtlMs
  * 1 vs 3 nodes, and `failovers` SIGKILL failovers. Each part is bounded in time and stops every
  * process it started, by PID, also on failure.
  */
-export async function clusterBench(options: { idlePerNode?: number; activeClients?: number; failovers?: number } = {}) {
-  const idlePerNode = options.idlePerNode ?? 5_000;
-  const activeClients = options.activeClients ?? 1_000;
+export async function clusterBench(
+  options: {
+    idlePerNode?: number;
+    activeClients?: number;
+    failovers?: number;
+    /** @default all three */
+    parts?: ReadonlyArray<'idle' | 'rounds' | 'failover'>;
+  } = {},
+) {
+  const parts = new Set(options.parts ?? ['idle', 'rounds', 'failover']);
+  const idlePerNode = options.idlePerNode ?? 10_000;
+  const activeClients = options.activeClients ?? 500;
   const failovers = options.failovers ?? 5;
   const limits = openFileLimits();
   const mongo = await mongoUriForTests();
@@ -318,26 +377,32 @@ export async function clusterBench(options: { idlePerNode?: number; activeClient
         return { error: String((err as Error)?.message ?? err) };
       }
     };
-    // This process holds one descriptor per client of all nodes together: that is the bound here.
-    const perNode = limits.soft !== null ? Math.min(idlePerNode, Math.floor((limits.soft - 1_024) / 3)) : idlePerNode;
-    const idle = [
-      await part('idle clients, 1 node', () => idleStep(1, perNode, nodeEnv(mongo, 'bench_idle1'), 60_000)),
-      await part('idle clients, 3 nodes', () =>
-        idleStep(3, perNode, nodeEnv(mongo, 'bench_idle3', redis!.url), 90_000),
-      ),
-    ];
-    const rounds = [
-      await part(`one round, ${activeClients} light clients, 1 node`, () =>
-        roundStep(1, activeClients, nodeEnv(mongo, 'bench_round1'), 120_000),
-      ),
-      await part(`one round, ${activeClients} light clients, 3 nodes`, () =>
-        roundStep(3, activeClients, nodeEnv(mongo, 'bench_round3', redis!.url), 120_000),
-      ),
-    ];
+    // Each node and each load generator holds one descriptor per client: the open-file limit bounds both.
+    const perNode = limits.soft !== null ? Math.min(idlePerNode, limits.soft - 1_024) : idlePerNode;
+    const idle = !parts.has('idle')
+      ? null
+      : [
+          await part('idle clients, 1 node', () => idleStep(1, perNode, nodeEnv(mongo, 'bench_idle1'), 80_000)),
+          await part('idle clients, 3 nodes', () =>
+            idleStep(3, perNode, nodeEnv(mongo, 'bench_idle3', redis!.url), 120_000),
+          ),
+        ];
+    const rounds = !parts.has('rounds')
+      ? null
+      : [
+          await part(`one round, ${activeClients} light clients, 1 node`, () =>
+            roundStep(1, activeClients, nodeEnv(mongo, 'bench_round1'), 120_000),
+          ),
+          await part(`one round, ${activeClients} light clients, 3 nodes`, () =>
+            roundStep(3, activeClients, nodeEnv(mongo, 'bench_round3', redis!.url), 120_000),
+          ),
+        ];
     const leaseTtlMs = 3_000;
-    const failover = await part(`failover x${failovers}`, () =>
-      failoverTrials(failovers, nodeEnv(mongo, 'bench_failover', redis!.url, leaseTtlMs), leaseTtlMs, 150_000),
-    );
+    const failover = !parts.has('failover')
+      ? null
+      : await part(`failover x${failovers}`, () =>
+          failoverTrials(failovers, nodeEnv(mongo, 'bench_failover', redis!.url, leaseTtlMs), leaseTtlMs, 150_000),
+        );
     return {
       store: 'FerretDB (SQLite backend) shared by every node',
       redis: 'redis-server on 127.0.0.1',
