@@ -395,16 +395,23 @@ describeIfMongo('a cluster of three coordinators', () => {
     );
     for (const r of scored) expect(r.participants).toHaveLength(3);
 
-    // paillier: the key holder (in this process) and the clients are given the nodes in other orders.
+    // paillier: the key holder (in this process) and the clients start at different nodes.
     const keys = await generateKeyHolderKeys(1024);
     const paillierId = await createClusterJob(nodes[1].url, 'cluster-paillier', {
       rounds: 2,
       secureAggregation: 'paillier',
       paillier: { ...keyHolderSpecFields(keys), maxExampleWeight: 1000, decryptTimeoutMs: 60_000 },
     });
+    // The key holder starts at a node that does not run the job and is sent to the owner.
+    const paillierOwner = (await waitFor(
+      () => ownerOf(nodes, paillierId),
+      30_000,
+      'the paillier job to have an owner',
+    ))!;
+    const holderStart = nodes.find((n) => n !== paillierOwner)!;
     const holder = new KeyHolder({
-      url: nodes[2].url,
-      alternativeUrls: [nodes[0].url, nodes[1].url],
+      url: holderStart.url,
+      alternativeUrls: nodes.map((n) => n.url),
       jobId: paillierId,
       keys,
     });
