@@ -226,7 +226,11 @@ async function roundStep(nodeCount: number, clients: number, env: NodeJS.Process
         }
         conns.push(conn);
       }),
-    );
+    ).catch((err: unknown) => {
+      throw new Error(
+        `${String((err as Error)?.message ?? err)}; nodes said: ${nodes.map((n) => n.stderrTail().slice(-600)).join(' | ')}`,
+      );
+    });
     const joinSeconds = (performance.now() - joinStarted) / 1000;
     const buyerAtOwner = createBuyerClient({ url: owner.url, identity: generateFastIdentity() });
     await until(

@@ -81,6 +81,8 @@ export interface CoordinatorChild {
   url: string;
   pid: number;
   memory(timeoutMs?: number): Promise<ProcessMemory>;
+  /** The last 8 KiB the child wrote to stderr (its error logs). */
+  stderrTail(): string;
   stop(): Promise<void>;
 }
 
@@ -97,7 +99,7 @@ export async function startCoordinatorProcess(
   });
   let stderr = '';
   proc.stderr?.on('data', (b: Buffer) => {
-    if (stderr.length < 4096) stderr += b.toString();
+    stderr = (stderr + b.toString()).slice(-8192);
   });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const stop = async () => {
@@ -145,7 +147,7 @@ export async function startCoordinatorProcess(
         proc.on('message', onMessage);
         proc.send({ type: 'memory' });
       });
-    return { proc, url: info.url, pid: proc.pid ?? info.pid, memory, stop };
+    return { proc, url: info.url, pid: proc.pid ?? info.pid, memory, stderrTail: () => stderr, stop };
   } catch (err) {
     await stop();
     throw err;

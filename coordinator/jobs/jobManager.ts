@@ -359,7 +359,7 @@ export class JobManager {
   }
 
   private async recordJoin(jobId: string, clientId: string, payoutAddress?: string): Promise<void> {
-    const existing = (await this.deps.store.listParticipants(jobId)).find((p) => p.clientId === clientId);
+    const existing = await this.deps.store.getParticipant(jobId, clientId);
     const now = new Date();
     const address = payoutAddress ?? existing?.payoutAddress;
     await this.deps.store.saveParticipant({

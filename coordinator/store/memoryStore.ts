@@ -213,6 +213,12 @@ export class MemoryStore implements Store {
     this.childMap(this.participants, record.jobId).set(record.clientId, deepCopy(record));
   }
 
+  async getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null> {
+    this.assertOpen();
+    const p = this.participants.get(jobId)?.get(clientId);
+    return p ? deepCopy(p) : null;
+  }
+
   async listParticipants(jobId: string): Promise<ParticipantRecord[]> {
     this.assertOpen();
     return [...(this.participants.get(jobId)?.values() ?? [])]

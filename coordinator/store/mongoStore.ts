@@ -338,6 +338,13 @@ export class MongoStore implements Store {
     );
   }
 
+  async getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.Participant.findOne({ jobId, clientId }).lean<ParticipantDoc>();
+      return doc ? toParticipantRecord(doc) : null;
+    });
+  }
+
   async listParticipants(jobId: string): Promise<ParticipantRecord[]> {
     return this.run(async () => {
       const docs = await this.models.Participant.find({ jobId }).sort({ clientId: 1 }).lean<ParticipantDoc[]>();

@@ -309,6 +309,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
         expect(byId.get('alice')).toStrictEqual(aliceLater);
         expect(byId.get('bob')).toStrictEqual(bob);
         expect(byId.get('alice')!.lastSeenAt).toBeInstanceOf(Date);
+        expect(await store.getParticipant(jobId, 'alice')).toStrictEqual(aliceLater);
+        expect(await store.getParticipant(jobId, 'dave')).toBeNull();
+        expect(await store.getParticipant(uid('other'), 'alice')).toBeNull();
       });
 
       it('keeps one record when the same participant is saved concurrently', async () => {

@@ -360,6 +360,8 @@ export interface Store {
   saveParticipant(record: ParticipantRecord): Promise<void>;
   /** Ordered by clientId. */
   listParticipants(jobId: string): Promise<ParticipantRecord[]>;
+  /** One participant (a join reads only its own record: a job may have thousands); null if none. */
+  getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null>;
 
   /** Insert keyed by jobId; a second plan for the same job is ignored (the first one stays). */
   savePayoutPlan(plan: PayoutPlanRecord): Promise<void>;
