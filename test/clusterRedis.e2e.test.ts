@@ -9,7 +9,8 @@
  * - A signed REST request (RFC 9421) sent to one node and replayed at the other, as a balancer would
  *   forward it, is refused (AUTH_REPLAY) through the same shared nonces; without Redis it passes.
  * - One connection per key in the whole cluster: a key connecting at node B closes its connection at
- *   node A (socket.io rooms through the Redis adapter).
+ *   node A (a notice through the Redis adapter's serverSideEmit), ordered by the handshakes the key
+ *   signed, so a late notice of an older connection never closes a newer one.
  * - (d) Redis killed and restarted while a job waits for its quorum: handshakes are refused while it
  *   is down (fail closed) and the client that arrives then keeps retrying (STORE_UNAVAILABLE is not
  *   fatal), the connected client stays, the job completes once Redis is back, and cross-node
@@ -181,6 +182,30 @@ describeIf('a cluster on Redis', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(other.socket.connected).toBe(true);
     for (const r of [second, other, stranger]) r.socket.close();
+    await stop([a, b]);
+  });
+
+  it("orders a key's connections by its signed handshakes: a notice of an older one, however late, closes nothing newer", async () => {
+    const [a, b] = await startNodes(true);
+    // Handshakes signed before a node started are refused: let a moment pass.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const key = generateIdentity();
+    const now = Date.now();
+    // The connection signed later arrives first (at A); the one signed earlier arrives second (at B),
+    // as when a stale connection's notice is delivered late: A's must stay.
+    const newer = new RawClient(key, a.url);
+    await newer.connect(handshakeAuth(key, a.url, now));
+    const older = new RawClient(key, b.url);
+    await older.connect(handshakeAuth(key, b.url, now - 1_000));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(newer.socket.connected).toBe(true);
+    // The newest handshake closes both: A's through the notice, B's locally.
+    const closedAtA = new Promise<string>((resolve) => newer.socket.once('disconnect', (reason) => resolve(reason)));
+    const newest = new RawClient(key, b.url);
+    await newest.connect(handshakeAuth(key, b.url, now + 1_000));
+    expect(await closedAtA).toBe('io server disconnect');
+    expect(newest.socket.connected).toBe(true);
+    for (const r of [older, newest]) r.socket.close();
     await stop([a, b]);
   });
 
