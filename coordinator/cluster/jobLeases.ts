@@ -137,19 +137,20 @@ export class JobLeases {
     const held = this.held.get(jobId);
     if (!held) return;
     const { lease } = held;
-    // Past expiry without a renewal (a pause, a store outage): another node may have taken over.
+    // Past expiry without a renewal (a pause, a slow or unreachable store): another node may have
+    // taken over. The store says whether one did: a renewal succeeds only if no takeover was appended,
+    // so a slow store does not cost the lease (commits are fenced either way).
     const overdue = this.now() >= lease.expiresAt.getTime();
     let renewed: JobLease | null = null;
     try {
-      if (!overdue) {
-        renewed = await this.store.renewJobLease(jobId, this.nodeId, lease.token, {
-          ttlMs: this.ttlMs,
-          now: new Date(this.now()),
-        });
-      }
+      renewed = await this.store.renewJobLease(jobId, this.nodeId, lease.token, {
+        ttlMs: this.ttlMs,
+        now: new Date(this.now()),
+      });
     } catch (err) {
       this.logger.error('job lease renewal failed', { jobId, message: String(err) });
-      return;
+      // Cut off from the store past expiry: assume another node runs the job, and let its providers go.
+      if (!overdue) return;
     }
     if (this.held.get(jobId) !== held) return;
     if (renewed) {

@@ -105,23 +105,15 @@ async function applyCommit(store: Store, record: RoundRecord, fence: number, bum
 /** Adds one completed round to each participant's counter (keeping fields set at join, e.g. the payout address). */
 async function bumpParticipants(store: Store, jobId: string, participants: readonly string[], at: Date): Promise<void> {
   const existing = new Map((await store.listParticipants(jobId)).map((p) => [p.clientId, p]));
-  // A few writes in flight at a time: a round of a thousand clients would otherwise wait for a
-  // thousand store round trips one after another.
-  for (let i = 0; i < participants.length; i += PARTICIPANT_WRITES_IN_FLIGHT) {
-    await Promise.all(
-      participants.slice(i, i + PARTICIPANT_WRITES_IN_FLIGHT).map((clientId) => {
-        const p = existing.get(clientId);
-        return store.saveParticipant({
-          ...p,
-          jobId,
-          clientId,
-          joinedAt: p?.joinedAt ?? at,
-          lastSeenAt: at,
-          roundsCompleted: (p?.roundsCompleted ?? 0) + 1,
-        });
-      }),
-    );
+  for (const clientId of participants) {
+    const p = existing.get(clientId);
+    await store.saveParticipant({
+      ...p,
+      jobId,
+      clientId,
+      joinedAt: p?.joinedAt ?? at,
+      lastSeenAt: at,
+      roundsCompleted: (p?.roundsCompleted ?? 0) + 1,
+    });
   }
 }
-
-const PARTICIPANT_WRITES_IN_FLIGHT = 16;
