@@ -190,11 +190,13 @@ const ROUND_JOB: Omit<JobSpecInput, 'rounds' | 'minClients' | 'maxClients'> = {
   seed: 0,
 };
 
-async function roundStep(nodeCount: number, clients: number, env: NodeJS.ProcessEnv, budgetMs: number) {
+export async function roundStep(nodeCount: number, clients: number, env: NodeJS.ProcessEnv, budgetMs: number) {
   const deadline = Date.now() + budgetMs;
   const left = () => Math.max(1_000, deadline - Date.now());
   const nodes = await startNodes(nodeCount, env);
   const conns: LightClient[] = [];
+  /** Every connection opened, redirected ones included (their disconnect reasons explain a failed join). */
+  const opened: LightClient[] = [];
   const measuredRounds = 3;
   try {
     const buyer = createBuyerClient({ url: nodes[0].url, identity: generateFastIdentity() });
@@ -212,6 +214,7 @@ async function roundStep(nodeCount: number, clients: number, env: NodeJS.Process
         const identity = generateFastIdentity();
         const first = nodes[i % nodeCount];
         let conn = new LightClient(first.url, identity);
+        opened.push(conn);
         await conn.open(left());
         try {
           await conn.joinJob(jobId);
@@ -221,14 +224,17 @@ async function roundStep(nodeCount: number, clients: number, env: NodeJS.Process
           conn.close();
           redirected++;
           conn = new LightClient(owner.url, identity);
+          opened.push(conn);
           await conn.open(left());
           await conn.joinJob(jobId);
         }
         conns.push(conn);
       }),
     ).catch((err: unknown) => {
+      const reasons = new Map<string, number>();
+      for (const c of [...conns, ...opened]) for (const r of c.disconnects) reasons.set(r, (reasons.get(r) ?? 0) + 1);
       throw new Error(
-        `${String((err as Error)?.message ?? err)}; nodes said: ${nodes.map((n) => n.stderrTail().slice(-600)).join(' | ')}`,
+        `${String((err as Error)?.message ?? err)}; disconnects seen: ${JSON.stringify(Object.fromEntries(reasons))}; nodes said: ${nodes.map((n) => n.stderrTail().slice(-600)).join(' | ')}`,
       );
     });
     const joinSeconds = (performance.now() - joinStarted) / 1000;

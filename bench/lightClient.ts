@@ -36,6 +36,8 @@ export interface LightRound {
 export class LightClient extends CoordinatorConnection {
   readonly rounds: LightRound[] = [];
   readonly errors: string[] = [];
+  /** Why the connection dropped, each time it did. */
+  readonly disconnects: string[] = [];
   private manifest: TensorManifestEntry[] = [];
   private joining: Promise<void> = Promise.resolve();
   /** Synchronous ms per round: the next round's task can arrive before this round's last ack. */
@@ -48,6 +50,7 @@ export class LightClient extends CoordinatorConnection {
   ) {
     super({ url, identity: fast, reconnectDelayMs: 250, maxReconnectDelayMs: 2_000, ackTimeoutMs: 60_000 });
     this.socket.auth = (cb: (data: object) => void) => cb(fastHandshakeAuth(fast, url));
+    this.on('disconnected', (reason: string) => this.disconnects.push(reason));
     this.on('task', (task: RoundTask) => {
       this.answer(task).catch((err) =>
         this.errors.push(`round ${task.round}: ${String((err as Error).message ?? err)}`),
