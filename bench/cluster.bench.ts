@@ -262,6 +262,10 @@ export async function roundStep(nodeCount: number, clients: number, env: NodeJS.
       nodes: nodeCount,
       clients,
       jobStatus: job.status,
+      ...(job.status !== 'completed' ? { failureReason: job.failureReason ?? '' } : {}),
+      clientDisconnects: Object.fromEntries(
+        opened.flatMap((c) => c.disconnects).reduce((m, r) => m.set(r, (m.get(r) ?? 0) + 1), new Map<string, number>()),
+      ),
       redirectedAtJoin: redirected,
       connectAndJoinSeconds: round(joinSeconds),
       roundsMeasured: rounds.length,
