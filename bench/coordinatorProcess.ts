@@ -49,19 +49,20 @@ function memory(): ProcessMemory {
 }
 
 async function main(): Promise<void> {
-  // The embedded store whatever MONGODB_URI says (idle clients never touch it anyway).
-  const store = new MemoryStore();
+  // The embedded store whatever MONGODB_URI says (idle clients never touch it anyway), unless the
+  // cluster bench asks for the configured one (MONGODB_URI: leases and commits in the shared store).
+  const store = process.env.BENCH_CONFIGURED_STORE === '1' ? undefined : new MemoryStore();
   // Tens of thousands of connections from one address: the bench lifts the per-IP connection limit.
   const coordinator = await startCoordinator(
     { host: '127.0.0.1', port: 0, logLevel: 'error', socketConnectionsPerIpPerMinute: 10_000_000 },
-    { store },
+    store ? { store } : {},
   );
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
     coordinator.close().then(
-      () => store.close().then(() => process.exit(0)),
+      () => (store ? store.close() : Promise.resolve()).then(() => process.exit(0)),
       () => process.exit(1),
     );
   };

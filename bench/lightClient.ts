@@ -36,7 +36,10 @@ export interface LightRound {
 export class LightClient extends CoordinatorConnection {
   readonly rounds: LightRound[] = [];
   readonly errors: string[] = [];
+  /** Why the connection dropped, each time it did. */
+  readonly disconnects: string[] = [];
   private manifest: TensorManifestEntry[] = [];
+  private joining: Promise<void> = Promise.resolve();
   /** Synchronous ms per round: the next round's task can arrive before this round's last ack. */
   private readonly busy = new Map<number, number>();
 
@@ -47,6 +50,7 @@ export class LightClient extends CoordinatorConnection {
   ) {
     super({ url, identity: fast, reconnectDelayMs: 250, maxReconnectDelayMs: 2_000, ackTimeoutMs: 60_000 });
     this.socket.auth = (cb: (data: object) => void) => cb(fastHandshakeAuth(fast, url));
+    this.on('disconnected', (reason: string) => this.disconnects.push(reason));
     this.on('task', (task: RoundTask) => {
       this.answer(task).catch((err) =>
         this.errors.push(`round ${task.round}: ${String((err as Error).message ?? err)}`),
@@ -71,12 +75,16 @@ export class LightClient extends CoordinatorConnection {
   }
 
   async joinJob(jobId: string): Promise<void> {
-    const joined = await this.join(jobId);
-    this.manifest = joined.weightManifest;
+    this.joining = this.join(jobId).then((joined) => {
+      this.manifest = joined.weightManifest;
+    });
+    await this.joining;
   }
 
   private async answer(task: RoundTask): Promise<void> {
     const received = performance.now();
+    // The round can start (and its task arrive) before this client's join acknowledgement.
+    await this.joining;
     const response = await fetch(new URL(task.modelPath, this.url));
     if (!response.ok) throw new TributaryError('JOB_NO_MODEL', `model download failed with HTTP ${response.status}`);
     const bytes = new Uint8Array(await response.arrayBuffer());

@@ -19,6 +19,7 @@ import { scaleBench } from './scale.bench';
 import { trainingBench } from './training.bench';
 import { contributionBench } from './contribution.bench';
 import { robustnessBench } from './robustness.bench';
+import { clusterBench } from './cluster.bench';
 
 type Row = [figure: string, value: string, note?: string];
 
@@ -61,6 +62,11 @@ const SINGLE_SECTIONS: Record<string, { title: string; run: () => Promise<unknow
     title: 'lattice HE (BGV/BFV) vs Paillier, and rounds per mode (10 clients, 100k parameters)',
     run: () => heBench(),
   },
+  // Not in the full run (about 4 minutes; needs redis-server and FerretDB): `--only cluster`.
+  cluster: {
+    title: 'cluster (1 vs 3 nodes: idle clients, one round with 500 light clients, failover)',
+    run: () => clusterBench(),
+  },
 };
 
 function printHe(he: Awaited<ReturnType<typeof heBench>> | { error: string } | undefined): void {
@@ -94,6 +100,7 @@ async function main(): Promise<void> {
     if (only.includes('robustness')) printRobustness(results.robustness as RobustnessResult | undefined);
     if (only.includes('training')) printTraining(results.training as TrainingResult | { error: string });
     if (only.includes('he')) printHe(results.he as Awaited<ReturnType<typeof heBench>> | { error: string });
+    if (only.includes('cluster')) process.stdout.write(`\n${JSON.stringify(results.cluster, null, 2)}\n`);
     process.stdout.write(`\nwrote ${only.join(', ')} into ${file}\n`);
     return;
   }

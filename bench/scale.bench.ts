@@ -76,23 +76,30 @@ function selfRss(): number {
 }
 
 /** A coordinator child process: its URL, PID and a way to ask for its memory. */
-interface CoordinatorChild {
+export interface CoordinatorChild {
   proc: ChildProcess;
   url: string;
   pid: number;
   memory(timeoutMs?: number): Promise<ProcessMemory>;
+  /** The last 8 KiB the child wrote to stderr (its error logs). */
+  stderrTail(): string;
   stop(): Promise<void>;
 }
 
-async function startCoordinatorProcess(timeoutMs = 60_000): Promise<CoordinatorChild> {
+/** Starts bench/coordinatorProcess.ts; `env` adds settings (TRIBUTARY_* variables, BENCH_CONFIGURED_STORE). */
+export async function startCoordinatorProcess(
+  timeoutMs = 60_000,
+  env: NodeJS.ProcessEnv = {},
+): Promise<CoordinatorChild> {
   const repoRoot = join(__dirname, '..');
   const proc = spawn(process.execPath, ['--expose-gc', '-r', 'tsx/cjs', join(__dirname, 'coordinatorProcess.ts')], {
     cwd: repoRoot,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let stderr = '';
   proc.stderr?.on('data', (b: Buffer) => {
-    if (stderr.length < 4096) stderr += b.toString();
+    stderr = (stderr + b.toString()).slice(-8192);
   });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const stop = async () => {
@@ -140,7 +147,7 @@ async function startCoordinatorProcess(timeoutMs = 60_000): Promise<CoordinatorC
         proc.on('message', onMessage);
         proc.send({ type: 'memory' });
       });
-    return { proc, url: info.url, pid: proc.pid ?? info.pid, memory, stop };
+    return { proc, url: info.url, pid: proc.pid ?? info.pid, memory, stderrTail: () => stderr, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -157,7 +164,7 @@ async function healthCount(url: string): Promise<number | null> {
 }
 
 /** Opens `target` authenticated clients, at most `inFlight` handshakes at a time, until `deadline`. */
-async function connectAll(url: string, target: number, inFlight: number, deadline: number) {
+export async function connectAll(url: string, target: number, inFlight: number, deadline: number) {
   const sockets: Socket[] = [];
   const errors = new Map<string, number>();
   let connected = 0;

@@ -35,6 +35,18 @@ async function fetchJobSpec(url: string, jobId: string, attempts = 20) {
   );
 }
 
+/** fetchJobSpec from the first of a cluster's coordinators that answers (any node serves every read). */
+async function fetchJobSpecFromAny(urls: string[], jobId: string) {
+  for (const [i, url] of urls.entries()) {
+    try {
+      return await fetchJobSpec(url, jobId, urls.length > 1 ? 3 : 20);
+    } catch (err) {
+      if (i === urls.length - 1) throw err;
+    }
+  }
+  throw new TributaryError('VALIDATION_FAILED', 'Expected at least one coordinator URL in --coordinator.');
+}
+
 /** `tributary client`: trains on a local dataset for one job until the job ends. */
 export function clientCommand(): Command {
   return (
@@ -44,7 +56,10 @@ export function clientCommand(): Command {
       )
       // Checked in the action, not with requiredOption: commander checks an ancestor's mandatory options
       // for its subcommands too, which would make them mandatory for publish-listing and the others.
-      .option('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080 (required)')
+      .option(
+        '--coordinator <urls>',
+        'coordinator base URL, e.g. http://127.0.0.1:8080 (required); for a cluster, its nodes comma-separated: the client fails over between them',
+      )
       .option('--job <id>', 'job id to join (required)')
       .option('--data <path>', 'dataset file: CSV with a header, or JSON lines (.jsonl/.ndjson) (required)')
       .addOption(
@@ -85,7 +100,11 @@ export function clientCommand(): Command {
         }
         const print = (event: string, fields: Record<string, unknown>, text: string) =>
           process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
-        const { input, paid } = await fetchJobSpec(opts.coordinator, jobId);
+        const [url, ...alternativeUrls] = String(opts.coordinator)
+          .split(',')
+          .map((u) => u.trim())
+          .filter((u) => u !== '');
+        const { input, paid } = await fetchJobSpecFromAny([url, ...alternativeUrls], jobId);
         // Validate the whole dataset against the job's input spec before connecting.
         const dataset = loadDatasetFile(opts.data, input, { format: opts.format });
         const identity = loadOrCreateIdentity(opts.key);
@@ -97,7 +116,8 @@ export function clientCommand(): Command {
         // Paid jobs: the payout address (same key file) travels bound to the identity. Unpaid jobs never see it.
         const payout = paid ? await createPayoutBinding(identity, loadOrCreatePayoutKey(opts.key)) : undefined;
         const client = new TributaryClient({
-          url: opts.coordinator,
+          url,
+          ...(alternativeUrls.length > 0 ? { alternativeUrls } : {}),
           jobId,
           identity,
           dataset,

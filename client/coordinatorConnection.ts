@@ -46,6 +46,14 @@ export interface ConnectionOptions {
   maxReconnectDelayMs?: number;
   /** How long to wait for the coordinator to acknowledge a message. @default 60000 */
   ackTimeoutMs?: number;
+  /**
+   * Other coordinators of the same cluster (coordinator/cluster/): the connection moves to the next
+   * one after `failoverAfterErrors` failed connection attempts in a row, and follows a JOB_ELSEWHERE
+   * redirect only to a URL of this list. @default none (one coordinator)
+   */
+  alternativeUrls?: string[];
+  /** @default 3 */
+  failoverAfterErrors?: number;
 }
 
 /**
@@ -105,48 +113,21 @@ export interface ConnectionEvents {
 }
 
 export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
-  readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
+  private current: Socket<ServerToClientEvents, ClientToServerEvents>;
   private readonly ackTimeoutMs: number;
   private closed = false;
   private readonly held = new Map<HeldEvent, unknown[]>();
+  /** The coordinator URLs this connection may use: `url` first, then `alternativeUrls` (a cluster's nodes). */
+  private readonly urls: string[];
+  private urlIndex = 0;
+  /** Connection attempts that failed in a row on the current URL (transport errors, not refusals). */
+  private failures = 0;
 
   constructor(private readonly options: ConnectionOptions) {
     super();
     this.ackTimeoutMs = options.ackTimeoutMs ?? 60_000;
-    this.socket = io(options.url, {
-      transports: ['websocket'],
-      reconnection: true,
-      reconnectionDelay: options.reconnectDelayMs ?? 250,
-      reconnectionDelayMax: options.maxReconnectDelayMs ?? 5_000,
-      randomizationFactor: 0.5,
-      // A function, so each reconnect signs a fresh timestamp and nonce.
-      auth: (cb) => cb(handshakeAuth(options.identity, options.url)),
-      autoConnect: false,
-    });
-    this.socket.on('connect', () => this.emit('connected'));
-    this.socket.on('disconnect', (reason) => {
-      this.emit('disconnected', reason);
-      // socket.io does not reconnect after the server closed the connection (e.g. another connection of
-      // this key replaced it): try again after the backoff delay; a fresh handshake proves the key again.
-      if (reason === 'io server disconnect' && !this.closed) {
-        setTimeout(() => {
-          if (!this.closed && !this.socket.connected) this.socket.connect();
-        }, options.reconnectDelayMs ?? 250).unref();
-      }
-    });
-    this.socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
-      // Errors from the coordinator's auth middleware stop socket.io's reconnection: they are fatal.
-      if (err.data && isErrorCode(err.data.code)) {
-        this.emit('fatal', new TributaryError(err.data.code, err.data.message ?? err.message));
-      }
-    });
-    // Every coordinator message is validated against the protocol table before anyone sees it.
-    this.listen('round:task', SERVER_MESSAGES.roundTask.schema, (task) => this.emit('task', task));
-    this.listen('secagg:request', SERVER_MESSAGES.secaggRequest.schema, (r) => this.deliver('secaggRequest', r));
-    this.listen('aggregate:decrypt', SERVER_MESSAGES.aggregateDecrypt.schema, (r) => this.deliver('decryptRequest', r));
-    this.listen('aggregate:ciphertexts', SERVER_MESSAGES.aggregateCiphertexts.schema, (r) =>
-      this.deliver('decryptCiphertexts', r),
-    );
+    this.urls = [...new Set([options.url, ...(options.alternativeUrls ?? [])])];
+    this.current = this.createSocket(options.url);
     // A mode request can arrive in the same network read as the join acknowledgement, before the
     // mode's listener exists: hold it until someone listens.
     (this as EventEmitter).on('newListener', (event: string | symbol) => {
@@ -157,8 +138,118 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
         for (const r of held) (this as EventEmitter).emit(event, r);
       });
     });
-    this.listen('job:finished', SERVER_MESSAGES.jobFinished.schema, (f) => this.emit('jobFinished', f));
-    this.socket.on('tributary:error', (raw: unknown) => this.emit('protocolError', JSON.stringify(raw)));
+  }
+
+  /** The socket to the coordinator in use now (a failover to another URL replaces it). */
+  get socket(): Socket<ServerToClientEvents, ClientToServerEvents> {
+    return this.current;
+  }
+
+  /** The coordinator URL in use now. */
+  get currentUrl(): string {
+    return this.urls[this.urlIndex];
+  }
+
+  /**
+   * Moves to another coordinator of the cluster: `url` if given (a node named by JOB_ELSEWHERE; only
+   * a URL from this connection's own list is followed, so a coordinator cannot send the client to a
+   * host it was not given), else the next URL of the list. False if there is nowhere else to go.
+   */
+  failOver(url?: string): boolean {
+    if (this.closed) return false;
+    const target = url === undefined ? (this.urlIndex + 1) % this.urls.length : this.urls.indexOf(url);
+    if (target < 0 || (url === undefined && this.urls.length < 2)) return false;
+    this.urlIndex = target;
+    this.replaceSocket(`failing over to ${this.currentUrl}`);
+    return true;
+  }
+
+  /**
+   * Opens a fresh connection to the URL in use. Behind a load balancer (one URL, several nodes) the
+   * balancer places the new connection anew: how a client given only the balancer's URL reaches the
+   * node a JOB_ELSEWHERE names (docs/cluster.md). False once closed.
+   */
+  redial(): boolean {
+    if (this.closed) return false;
+    this.replaceSocket(`dialling ${this.currentUrl} again`);
+    return true;
+  }
+
+  /** Drops the socket in use and connects a new one to the current URL after the reconnect delay. */
+  private replaceSocket(why: string): void {
+    this.failures = 0;
+    const old = this.current;
+    old.removeAllListeners();
+    old.disconnect();
+    this.current = this.createSocket(this.currentUrl);
+    this.emit('disconnected', why);
+    // Not unref'd: with the old socket gone, this timer is what keeps a client process alive.
+    setTimeout(() => {
+      if (!this.closed && this.current !== old) this.current.connect();
+    }, this.options.reconnectDelayMs ?? 250);
+  }
+
+  /** A socket.io socket for `url` with every listener of this connection on it (not connected yet). */
+  private createSocket(url: string): Socket<ServerToClientEvents, ClientToServerEvents> {
+    const options = this.options;
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
+      transports: ['websocket'],
+      reconnection: true,
+      reconnectionDelay: options.reconnectDelayMs ?? 250,
+      reconnectionDelayMax: options.maxReconnectDelayMs ?? 5_000,
+      randomizationFactor: 0.5,
+      // A function, so each reconnect signs a fresh timestamp and nonce, for the URL it connects to.
+      auth: (cb) => cb(handshakeAuth(options.identity, url)),
+      autoConnect: false,
+      // One Manager per socket: a failover must not share the old URL's engine.
+      forceNew: true,
+    });
+    socket.on('connect', () => {
+      this.failures = 0;
+      this.emit('connected');
+    });
+    socket.on('disconnect', (reason) => {
+      this.emit('disconnected', reason);
+      // socket.io does not reconnect after the server closed the connection (e.g. another connection of
+      // this key replaced it): try again after the backoff delay; a fresh handshake proves the key again.
+      if (reason === 'io server disconnect' && !this.closed) {
+        // Not unref'd: nothing else keeps a client process alive until it reconnects.
+        setTimeout(() => {
+          if (!this.closed && this.current === socket && !socket.connected) socket.connect();
+        }, options.reconnectDelayMs ?? 250);
+      }
+    });
+    socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
+      // Errors from the coordinator's auth middleware stop socket.io's reconnection: they are fatal,
+      // but for a store the coordinator cannot reach for now (a cluster's Redis): try again later.
+      if (err.data && isErrorCode(err.data.code)) {
+        if (err.data.code === 'STORE_UNAVAILABLE' && !this.closed) {
+          this.emit('protocolError', `handshake refused for now (${err.data.message}); retrying`);
+          setTimeout(() => {
+            if (!this.closed && this.current === socket && !socket.connected) socket.connect();
+          }, options.maxReconnectDelayMs ?? 5_000);
+          return;
+        }
+        this.emit('fatal', new TributaryError(err.data.code, err.data.message ?? err.message));
+        return;
+      }
+      // The node is unreachable: after a few tries, the next coordinator of the list (if any).
+      if (++this.failures >= (options.failoverAfterErrors ?? 3)) this.failOver();
+    });
+    // Every coordinator message is validated against the protocol table before anyone sees it.
+    this.listen(socket, 'round:task', SERVER_MESSAGES.roundTask.schema, (task) => this.emit('task', task));
+    this.listen(socket, 'secagg:request', SERVER_MESSAGES.secaggRequest.schema, (r) =>
+      this.deliver('secaggRequest', r),
+    );
+    this.listen(socket, 'aggregate:decrypt', SERVER_MESSAGES.aggregateDecrypt.schema, (r) =>
+      this.deliver('decryptRequest', r),
+    );
+    this.listen(socket, 'aggregate:ciphertexts', SERVER_MESSAGES.aggregateCiphertexts.schema, (r) =>
+      this.deliver('decryptCiphertexts', r),
+    );
+    this.listen(socket, 'job:finished', SERVER_MESSAGES.jobFinished.schema, (f) => this.emit('jobFinished', f));
+    socket.on('tributary:error', (raw: unknown) => this.emit('protocolError', JSON.stringify(raw)));
+    return socket;
   }
 
   /** Emits a mode request, or holds it (at most MAX_HELD per event) while nobody listens yet. */
@@ -172,8 +263,13 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     this.held.set(event, held);
   }
 
-  private listen<T>(event: keyof ServerToClientEvents, schema: z.ZodType<T>, deliver: (value: T) => void): void {
-    (this.socket as unknown as Socket).on(event, (raw: unknown) => {
+  private listen<T>(
+    socket: Socket<ServerToClientEvents, ClientToServerEvents>,
+    event: keyof ServerToClientEvents,
+    schema: z.ZodType<T>,
+    deliver: (value: T) => void,
+  ): void {
+    (socket as unknown as Socket).on(event, (raw: unknown) => {
       const parsed = schema.safeParse(raw);
       if (parsed.success) deliver(parsed.data);
       else this.emit('protocolError', `Ignored a malformed ${event}: ${parsed.error.issues[0]?.message}`);

@@ -76,4 +76,37 @@ describe('joinOrFinish', () => {
       ),
     ).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
   });
+
+  it('follows JOB_ELSEWHERE to a node of its own list, else to its next URL, else dials its one URL again', async () => {
+    const elsewhere = async (): Promise<JoinResult> => {
+      throw new TributaryError('JOB_ELSEWHERE', 'elsewhere', { details: { ownerUrl: 'http://owner.test' } });
+    };
+    const moves: string[] = [];
+    const fake = (known: string[], listSize: number) =>
+      ({
+        socket: { connected: true },
+        failOver: (url?: string) => {
+          if (url !== undefined ? !known.includes(url) : listSize < 2) return false;
+          moves.push(`failOver:${url ?? 'next'}`);
+          return true;
+        },
+        redial: () => {
+          moves.push('redial');
+          return true;
+        },
+      }) as unknown as CoordinatorConnection;
+    const run = (c: CoordinatorConnection) =>
+      joinOrFinish(
+        c,
+        'j',
+        elsewhere,
+        () => true,
+        () => undefined,
+      );
+    expect(await run(fake(['http://owner.test'], 2))).toBeNull();
+    expect(await run(fake([], 3))).toBeNull();
+    // One URL that is not the owner's: a load balancer, so a fresh connection lands on another node.
+    expect(await run(fake([], 1))).toBeNull();
+    expect(moves).toEqual(['failOver:http://owner.test', 'failOver:next', 'redial']);
+  });
 });

@@ -112,6 +112,8 @@ export function loadKeyHolderKeyFile(path: string): KeyHolderKeys {
 export interface KeyHolderOptions {
   /** Coordinator base URL. */
   url: string;
+  /** The other nodes of a cluster (docs/cluster.md): the connection fails over between them. @default none */
+  alternativeUrls?: string[];
   jobId: string;
   keys: KeyHolderKeys;
   /**
@@ -203,10 +205,16 @@ export class KeyHolder extends EventEmitter {
     return this.options.keys.identity.clientId;
   }
 
+  /** Where REST reads go: the node the connection uses now (any node of a cluster answers every read). */
+  private get restUrl(): string {
+    return this.connection?.currentUrl ?? this.options.url;
+  }
+
   /** Runs until the job finishes (resolves with its final status) or the coordinator refuses us (rejects). */
   async run(): Promise<JobFinished> {
     const conn = new CoordinatorConnection({
       url: this.options.url,
+      ...(this.options.alternativeUrls ? { alternativeUrls: this.options.alternativeUrls } : {}),
       identity: this.options.keys.identity,
       reconnectDelayMs: this.options.reconnectDelayMs,
       maxReconnectDelayMs: this.options.maxReconnectDelayMs,
@@ -228,7 +236,7 @@ export class KeyHolder extends EventEmitter {
         );
         // The key holder is not a job member, so job:finished does not reach it: poll the job over REST.
         const poll = setInterval(() => {
-          fetch(new URL(`/v1/jobs/${encodeURIComponent(this.options.jobId)}`, this.options.url))
+          fetch(new URL(`/v1/jobs/${encodeURIComponent(this.options.jobId)}`, this.restUrl))
             .then((r) => r.json() as Promise<{ status?: string; failureReason?: string }>)
             .then((job) => {
               if (job.status === 'completed' || job.status === 'failed') {
@@ -324,7 +332,7 @@ export class KeyHolder extends EventEmitter {
     }
     let job: JobStateView;
     try {
-      job = await readJobState(this.options.url, this.options.jobId, this.options.jobStateTimeoutMs ?? 10_000);
+      job = await readJobState(this.restUrl, this.options.jobId, this.options.jobStateTimeoutMs ?? 10_000);
     } catch (err) {
       return this.refuse(request, {
         reason: 'job-state-unavailable',

@@ -32,7 +32,10 @@ export function keyholderCommand(): Command {
   command
     .command('run')
     .description("Join a paillier job as its key holder and decrypt each round's aggregate until the job ends.")
-    .requiredOption('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080')
+    .requiredOption(
+      '--coordinator <urls>',
+      'coordinator base URL, e.g. http://127.0.0.1:8080; for a cluster, its nodes comma-separated (fails over between them)',
+    )
     .requiredOption('--job <id>', 'job id')
     .requiredOption('--key <path>', 'key file from `tributary keyholder keygen`')
     .option(
@@ -47,7 +50,18 @@ export function keyholderCommand(): Command {
       const print = (event: string, fields: Record<string, unknown>, text: string) =>
         process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
       const stateFile: string = opts.state ?? `${opts.key}.${jobId}.ledger.json`;
-      const holder = new KeyHolder({ url: opts.coordinator, jobId, keys, stateFile, threads: Number(opts.threads) });
+      const [url, ...alternativeUrls] = String(opts.coordinator)
+        .split(',')
+        .map((u) => u.trim())
+        .filter((u) => u.length > 0);
+      const holder = new KeyHolder({
+        url,
+        ...(alternativeUrls.length > 0 ? { alternativeUrls } : {}),
+        jobId,
+        keys,
+        stateFile,
+        threads: Number(opts.threads),
+      });
       holder.on('joined', () =>
         print('joined', { jobId, clientId: keys.identity.clientId }, `key holder joined ${jobId}`),
       );

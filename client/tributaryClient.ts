@@ -28,6 +28,8 @@ import { clientModeFor } from './updates/registry';
 export interface TributaryClientOptions {
   /** Coordinator base URL. */
   url: string;
+  /** Other coordinators of the same cluster, to fail over to (ConnectionOptions.alternativeUrls). @default none */
+  alternativeUrls?: string[];
   jobId: string;
   identity: Identity;
   /** The provider's private data, already loaded and validated against the job's input spec. */
@@ -124,6 +126,7 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     this.emit('backend', backend.name);
     const conn = new CoordinatorConnection({
       url: this.options.url,
+      ...(this.options.alternativeUrls ? { alternativeUrls: this.options.alternativeUrls } : {}),
       identity: this.options.identity,
       reconnectDelayMs: this.options.reconnectDelayMs,
       maxReconnectDelayMs: this.options.maxReconnectDelayMs,
@@ -303,7 +306,7 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
    * read up to the exact size the job's manifest gives and no further, then hash-checked.
    */
   private async downloadModel(task: RoundTask, joined: JoinResult): Promise<NamedTensor[]> {
-    const response = await this.signedFetch(new URL(task.modelPath, this.options.url));
+    const response = await this.signedFetch(new URL(task.modelPath, this.connection?.currentUrl ?? this.options.url));
     if (!response.ok) throw new TributaryError('JOB_NO_MODEL', `Model download failed with HTTP ${response.status}.`);
     const bytes = await readAtMost(response, encodedByteLength(joined.weightManifest));
     if (contentHash(bytes) !== task.modelHash) {

@@ -31,6 +31,10 @@ export function coordinatorCommand(): Command {
       '--transcript-key <path>',
       "key file of the coordinator's Ed25519 transcript key, created when absent (default: a new key each start)",
     )
+    .option('--cluster', 'run as one node of a cluster (job leases in MongoDB; needs --mongodb-uri)')
+    .option('--redis-url <url>', "Redis for the cluster's socket.io adapter and replay cache (implies --cluster)")
+    .option('--lease-ttl-ms <ms>', 'cluster: how long a job lease lasts without a heartbeat (default 10000)')
+    .option('--public-url <url>', 'the URL clients reach this node at (a cluster redirects clients to it)')
     .option('--json', 'print one JSON line {"url","port","store","backend"} on stdout once listening')
     .addHelpText(
       'after',
@@ -46,6 +50,10 @@ export function coordinatorCommand(): Command {
         backend: opts.backend,
         logLevel: opts.logLevel,
         transcriptKeyFile: opts.transcriptKey,
+        cluster: opts.cluster,
+        redisUrl: opts.redisUrl,
+        leaseTtlMs: opts.leaseTtlMs,
+        publicUrl: opts.publicUrl,
       });
       const info = {
         url: coordinator.url,

@@ -135,6 +135,23 @@ export const CoordinatorConfigSchema = z.object({
    * key. @default none (an ephemeral key)
    */
   transcriptKeyFile: z.string().min(1).optional(),
+  /**
+   * Run as one node of a cluster (docs/cluster.md): jobs run under leases in MongoDB (needs
+   * mongodbUri), commits are fenced, and a node takes over the jobs of a node that died. Implied by
+   * redisUrl. @default false: a single coordinator, exactly as without a cluster
+   */
+  cluster: z
+    .union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')])
+    .default(false),
+  /** Redis for a cluster's socket.io adapter and shared replay cache (docs/cluster.md); implies `cluster`. */
+  redisUrl: z.string().url().optional(),
+  /** How long a job lease lasts without a heartbeat: the bound on a dead node's jobs waiting, in ms. @default 10000 */
+  leaseTtlMs: z.coerce.number().int().min(200).max(600_000).default(10_000),
+  /** This node's id in job leases. @default random per process */
+  nodeId: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .optional(),
 });
 export type CoordinatorConfig = Readonly<z.infer<typeof CoordinatorConfigSchema>>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
@@ -178,6 +195,10 @@ export const CONFIG_ENV = {
   TRIBUTARY_MAX_SCORING_EVALUATIONS: 'maxScoringEvaluationsPerRound',
   TRIBUTARY_METRICS_TOKEN: 'metricsToken',
   TRIBUTARY_TRANSCRIPT_KEY_FILE: 'transcriptKeyFile',
+  TRIBUTARY_CLUSTER: 'cluster',
+  TRIBUTARY_REDIS_URL: 'redisUrl',
+  TRIBUTARY_LEASE_TTL_MS: 'leaseTtlMs',
+  TRIBUTARY_NODE_ID: 'nodeId',
 } as const;
 
 /** Parses and freezes the configuration; bad values throw CONFIG_INVALID naming the option. */
@@ -198,5 +219,12 @@ export function parseCoordinatorConfig(
       cause: parsed.error,
     });
   }
-  return Object.freeze(parsed.data);
+  const config = parsed.data;
+  if ((config.cluster || config.redisUrl) && !config.mongodbUri) {
+    throw new TributaryError(
+      'CONFIG_INVALID',
+      'Option cluster: a cluster keeps its job leases in MongoDB; set mongodbUri (--mongodb-uri) too.',
+    );
+  }
+  return Object.freeze({ ...config, cluster: config.cluster || config.redisUrl !== undefined });
 }

@@ -77,6 +77,8 @@ export interface RoundSealInput {
   job: JobRecord;
   record: Omit<RoundRecord, 'status' | 'transcriptHash' | 'modelHash'> & { modelHash: string };
   evidence: RoundEvidence;
+  /** The committing node's fencing token (clustered coordinators): the transcript is saved fenced by it. */
+  fence?: number;
 }
 
 /**

@@ -14,6 +14,8 @@ import { createRestAccess } from './http/restAccess';
 import type { RateLimitStore } from './http/rateLimits';
 import { Metrics } from './observability/metrics';
 import { AuditLog } from './observability/auditLog';
+import { type ClusterRedis, connectClusterRedis } from './cluster/clusterRedis';
+import { JobLeases } from './cluster/jobLeases';
 import { JobManager } from './jobs/jobManager';
 import { createLogger, type Logger } from './logger';
 import { payoutAdmission } from './chain/payoutAdmission';
@@ -74,6 +76,8 @@ export interface Coordinator {
   readonly rest: RestApi;
   /** Signed round and scoring transcripts (`publicKey`: the coordinator's Ed25519 transcript key). */
   readonly transcripts: RoundTranscripts;
+  /** This node's job leases when it runs as one node of a cluster (config.cluster). */
+  readonly cluster?: JobLeases;
   close(): Promise<void>;
 }
 
@@ -86,6 +90,14 @@ export async function startCoordinator(
   const logger = options.logger ?? createLogger(config.logLevel);
   const ownsStore = !options.store;
   const store = options.store ?? (await createStore({ mongodbUri: config.mongodbUri, dbName: config.dbName }));
+  // A cluster with Redis: the socket.io adapter and the shared handshake nonces (docs/cluster.md).
+  let redis: ClusterRedis | undefined;
+  try {
+    redis = config.redisUrl ? await connectClusterRedis(config.redisUrl, logger) : undefined;
+  } catch (err) {
+    if (ownsStore) await store.close();
+    throw err;
+  }
   const models = await TensorflowModels.create(config.backend, store);
   const directory = new ClientDirectory();
   const metrics = new Metrics();
@@ -108,6 +120,14 @@ export async function startCoordinator(
       await transcripts.sealScoring(scored);
     },
   });
+  // The public URL is known once listening (port 0 picks one); leases hand it to clients (JOB_ELSEWHERE).
+  let publicUrl = config.publicUrl ?? '';
+  const cluster = config.cluster
+    ? new JobLeases(store, logger, () => publicUrl, {
+        leaseTtlMs: config.leaseTtlMs,
+        ...(config.nodeId ? { nodeId: config.nodeId } : {}),
+      })
+    : undefined;
   const jobs = new JobManager({
     store,
     directory,
@@ -122,6 +142,7 @@ export async function startCoordinator(
     onRoundPhase: (state, seconds) => metrics.roundPhase(state.toLowerCase(), seconds),
     sealer: transcripts,
     modes: options.modes,
+    ...(cluster ? { cluster } : {}),
   });
   const audit = new AuditLog(store);
   const chain = new ChainService({
@@ -158,11 +179,17 @@ export async function startCoordinator(
   const app = express();
   app.disable('x-powered-by');
   // REST access control and observability (coordinator/auth, coordinator/http, coordinator/observability).
-  let publicUrl = config.publicUrl ?? '';
-  const access = createRestAccess({ config, store, audience: () => publicUrl, audit });
+  const access = createRestAccess({
+    config,
+    store,
+    audience: () => publicUrl,
+    audit,
+    ...(redis ? { sharedNonces: redis } : {}),
+  });
   const rest = createRestApi({
     jobs,
     store,
+    ...(cluster ? { cluster } : {}),
     directory,
     logger,
     metrics,
@@ -198,8 +225,9 @@ export async function startCoordinator(
     const { contentType, body } = await metrics.exposition();
     res.type(contentType).send(body);
   });
-  // Resume before listening, so a client that reconnects at once finds its job's runner.
-  await jobs.resumeRunningJobs();
+  // Resume before listening, so a client that reconnects at once finds its job's runner. A cluster
+  // node takes leases only once listening: a lease names the URL clients are sent to.
+  if (!cluster) await jobs.resumeRunningJobs();
   // Chain jobs pick up from the chain and the store: funding watches, missing commits, settlement.
   await chain.resume();
   const httpServer = createServer(app);
@@ -208,6 +236,7 @@ export async function startCoordinator(
     [...config.publicUrls, ...(config.publicUrl ? [config.publicUrl] : [])].map(audienceOf),
   );
   const sockets = new SocketServer(httpServer, directory, jobs, {
+    ...(redis ? { cluster: redis } : {}),
     authWindowMs: config.authWindowMs,
     logger,
     audiences: () => audiences,
@@ -219,6 +248,7 @@ export async function startCoordinator(
     connectionsPerKeyPerMinute: config.socketConnectionsPerKeyPerMinute,
     onRateLimited: (limiter) => metrics.rateLimitHit(limiter),
   });
+  if (redis) sockets.io.adapter(redis.adapter);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.port, config.host, () => resolve());
@@ -227,7 +257,13 @@ export async function startCoordinator(
   audiences = new Set([...audiences, ...defaultAudiences(config.host, port)]);
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   publicUrl ||= url;
-  logger.info('coordinator listening', { url, store: store.kind, backend: models.backend });
+  if (cluster) await jobs.joinCluster();
+  logger.info('coordinator listening', {
+    url,
+    store: store.kind,
+    backend: models.backend,
+    ...(cluster ? { node: cluster.nodeId } : {}),
+  });
 
   let closing: Promise<void> | null = null;
   return {
@@ -245,6 +281,7 @@ export async function startCoordinator(
     audit: access.audit,
     rest,
     transcripts,
+    ...(cluster ? { cluster } : {}),
     close() {
       closing ??= (async () => {
         // The chain first: a worker must not activate a job while the runners stop.
@@ -252,6 +289,7 @@ export async function startCoordinator(
         await jobs.stop();
         await contributions.close();
         await sockets.close();
+        await redis?.close();
         await rest.close();
         await access.parser.close();
         httpServer.closeAllConnections();

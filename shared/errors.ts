@@ -59,6 +59,9 @@ export const errorCatalog = {
   },
   JOB_NOT_JOINED: { status: 403, message: 'The client has not joined this job.' },
   JOB_NO_MODEL: { status: 404, message: 'The job has no global model yet.' },
+  // Cluster (coordinator/cluster): job leases and fencing tokens
+  JOB_ELSEWHERE: { status: 409, message: 'Another coordinator node runs this job; connect to the URL given.' },
+  LEASE_LOST: { status: 409, message: "This node no longer holds the job's lease; the write was refused." },
   VALIDATION_SET_INVALID: { status: 400, message: "The validation set does not match the job's input spec." },
 
   // Rounds
@@ -240,6 +243,7 @@ export interface ErrorDetailsByCode {
   VALIDATION_FAILED: IssueList;
   JOB_SPEC_INVALID: IssueList | { parameters: number; maxParameters: number } | { path: string[] } | undefined;
   JOB_NOT_RUNNING: { status: string; reason?: string } | undefined;
+  JOB_ELSEWHERE: { ownerUrl: string };
   ROUND_AGGREGATE_INVALID: { members?: string[] } & Record<string, unknown>;
   STRATEGY_TOO_FEW_UPDATES: { rule: string; needed: number; received: number };
   RATE_LIMITED: { retryAfterMs: number } | undefined;

@@ -13,6 +13,12 @@ export interface AuthenticatorDeps {
   /** How far a signature's `created` may be from the clock, ms. */
   windowMs: number;
   replay: ReplayGuard;
+  /**
+   * A cluster's shared nonces (coordinator/cluster/clusterRedis.ts): a signed request's nonce is also
+   * claimed cluster-wide, so a request replayed at another node (behind the same URL) is refused.
+   * @default none: this node's replay guard only
+   */
+  sharedNonces?: { claimNonce(id: string, ttlMs: number): Promise<boolean> };
   apiKeys: ApiKeyService;
   siwe: SiweLogin;
   now?: () => number;
@@ -59,11 +65,18 @@ export class Authenticator {
         'Send one proof of identity: an HTTP signature or a bearer token, not both.',
       );
     }
-    if (signed) req.principal = this.fromSignature(req);
-    else if (authorization !== undefined) req.principal = await this.fromBearer(authorization);
+    if (signed) {
+      const { principal, nonce } = this.fromSignature(req);
+      const shared = this.deps.sharedNonces;
+      // As long as the local guard keeps it: the signed time then cannot pass the window any more.
+      if (shared && !(await shared.claimNonce(`rest:${principal.id}:${nonce}`, 2 * this.deps.windowMs))) {
+        throw new TributaryError('AUTH_REPLAY', 'This signature nonce was already used at a node of this cluster.');
+      }
+      req.principal = principal;
+    } else if (authorization !== undefined) req.principal = await this.fromBearer(authorization);
   }
 
-  private fromSignature(req: Request): Principal {
+  private fromSignature(req: Request): { principal: Principal; nonce: string } {
     const host = req.headers.host ?? '';
     const url = new URL(`${req.protocol}://${host}${req.originalUrl}`);
     // The signature covers the normalised path (what URL and fetch produce); a raw path that differs
@@ -88,12 +101,13 @@ export class Authenticator {
     }
     // After the signature verifies, so only the key's holder can use up its nonce budget.
     this.deps.replay.check(parsed.params.keyid, parsed.params.nonce);
-    return {
+    const principal: Principal = {
       id: ed25519Principal(parsed.params.keyid),
       via: 'http-signature',
       scopes: 'all',
       clientId: parsed.params.keyid,
     };
+    return { principal, nonce: parsed.params.nonce };
   }
 
   private async fromBearer(authorization: string): Promise<Principal> {

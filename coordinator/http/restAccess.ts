@@ -15,6 +15,8 @@ export function createRestAccess(options: {
   audience: () => string;
   /** The audit trail, when other parts of the coordinator write to it too. @default a new AuditLog on `store` */
   audit?: AuditLog;
+  /** A cluster's shared nonces (signed requests replayed at another node are refused). @default none */
+  sharedNonces?: { claimNonce(id: string, ttlMs: number): Promise<boolean> };
 }) {
   const { config, store } = options;
   const replay = new ReplayGuard({
@@ -33,7 +35,13 @@ export function createRestAccess(options: {
   return {
     apiKeys,
     siwe,
-    authenticator: new Authenticator({ windowMs: config.authWindowMs, replay, apiKeys, siwe }),
+    authenticator: new Authenticator({
+      windowMs: config.authWindowMs,
+      replay,
+      apiKeys,
+      siwe,
+      ...(options.sharedNonces ? { sharedNonces: options.sharedNonces } : {}),
+    }),
     audit: options.audit ?? new AuditLog(store),
     parser: new ValidationSetParser(),
   };

@@ -24,6 +24,8 @@ import { requestContext } from './requestContext';
 /** Everything the REST API needs, wired by coordinator/server.ts. */
 export interface RestDeps extends Omit<JobRoutesDeps, 'gate'> {
   directory: ClientDirectory;
+  /** A cluster node's id and the jobs it holds leases on (health reports them). */
+  cluster?: { readonly nodeId: string; readonly jobIds: string[] };
   metrics: Metrics;
   authenticator: Authenticator;
   siwe: SiweLogin;
@@ -74,7 +76,7 @@ export function createRestApi(deps: RestDeps): RestApi {
       path: '/health',
       tag: 'service',
       auth: 'none',
-      summary: 'Liveness: status, protocol version, store kind, connected clients',
+      summary: 'Liveness: status, protocol version, store kind, connected clients, cluster leases held',
       responses: { 200: { description: 'The coordinator is up.', schema: HealthSchema } },
     },
     (_req, res) => {
@@ -83,6 +85,7 @@ export function createRestApi(deps: RestDeps): RestApi {
         protocolVersion: PROTOCOL_VERSION,
         store: deps.store.kind,
         connectedClients: deps.directory.connectedCount,
+        ...(deps.cluster ? { cluster: { node: deps.cluster.nodeId, leases: deps.cluster.jobIds } } : {}),
       });
     },
   );

@@ -11,7 +11,9 @@ import { type CoordinatorModeOverrides, CoordinatorModes } from '../aggregation/
 import type { Logger } from '../logger';
 import type { AdmissionCheck, GlobalModelEvaluator, JobObserver, RoundCompletedEvent, RoundSealer } from '../ports';
 import { assertPrivacyHonoured, initialPrivacyState } from '../privacy/jobPrivacy';
+import type { JobLeases } from '../cluster/jobLeases';
 import { JobRunner } from '../rounds/jobRunner';
+import { completeClusterCommit } from '../rounds/roundCommit';
 import { announceJobFinished } from '../rounds/roundNotices';
 import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
@@ -48,6 +50,12 @@ export interface JobManagerDeps {
   sealer?: RoundSealer;
   /** Mode factories that replace the registry's for this coordinator (see StartOptions.modes). @default none */
   modes?: CoordinatorModeOverrides;
+  /**
+   * Clustered coordinators (coordinator/cluster/): a job runs on the node holding its lease, commits
+   * are fenced by the lease token, and the other nodes take over a job whose lease expired.
+   * @default a single coordinator: every running job runs here
+   */
+  cluster?: JobLeases;
 }
 
 /**
@@ -55,12 +63,21 @@ export interface JobManagerDeps {
  * after a restart. What other parts of the coordinator add is registered at composition: creation
  * checks (`checkCreation`), admission checks (`admit`) and observers (`observe`: job created, round
  * committed, job ended). Aggregation modes are looked up once per job (CoordinatorModes).
+ *
+ * In a cluster (`deps.cluster`), a runner starts only under the job's lease; `resumeRunningJobs` (on
+ * start and then every `scanMs`) takes over running jobs whose lease expired, after completing the
+ * last commit the job's log holds. Joins and round messages for a job another node runs are answered
+ * with JOB_ELSEWHERE and that node's URL.
  */
 export class JobManager {
   private readonly runners = new Map<string, { runner: JobRunner; done: Promise<JobRecord> }>();
   private readonly observers: JobObserver[] = [];
   private readonly admissions: AdmissionCheck[] = [];
   private readonly creationChecks: CreationCheck[] = [];
+  /** Jobs this node is taking over right now (a scan must not start a second runner). */
+  private readonly starting = new Set<string>();
+  private scanTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
   readonly modes: CoordinatorModes;
 
   constructor(private readonly deps: JobManagerDeps) {
@@ -133,22 +150,53 @@ export class JobManager {
       createdAt: now,
     });
     await this.deps.store.createJob(job);
-    if (job.status === 'running') this.start(job);
+    if (job.status === 'running') await this.startUnderLease(job);
     for (const o of this.observers) o.jobCreated?.(job);
     this.deps.logger.info('job created', { jobId: job.id, name: spec.name, rounds: spec.rounds });
     return job;
   }
 
-  /** Starts a runner for every job the store says is running (after a crash or restart). */
+  /**
+   * Starts a runner for every job the store says is running (after a crash or restart); in a cluster,
+   * only for those whose lease this node takes (free or expired). Returns the ids of the jobs it runs.
+   */
   async resumeRunningJobs(): Promise<string[]> {
     const running = await this.deps.store.listJobs({ status: 'running' });
     for (const job of running) {
-      if (!this.runners.has(job.id)) {
-        this.deps.logger.info('resuming job', { jobId: job.id, fromRound: job.currentRound + 1 });
-        this.start(job);
+      if (!this.runners.has(job.id) && !this.starting.has(job.id)) {
+        if (!this.deps.cluster)
+          this.deps.logger.info('resuming job', { jobId: job.id, fromRound: job.currentRound + 1 });
+        await this.startUnderLease(job);
       }
     }
-    return running.map((j) => j.id);
+    return running.filter((j) => this.runners.has(j.id)).map((j) => j.id);
+  }
+
+  /** Clustered: looks for jobs to take over every `scanMs` until stop(). Resumes once at once. */
+  async joinCluster(): Promise<void> {
+    const cluster = this.deps.cluster;
+    if (!cluster) return;
+    await this.resumeRunningJobs();
+    const scan = () => {
+      this.resumeRunningJobs()
+        .catch((err) => this.deps.logger.error('cluster scan failed', { message: String(err) }))
+        .finally(() => {
+          if (!this.stopping) this.scanTimer = setTimeout(scan, cluster.scanMs).unref();
+        });
+    };
+    this.scanTimer = setTimeout(scan, cluster.scanMs).unref();
+  }
+
+  /** Which node runs the job, for a job this node does not run: JOB_ELSEWHERE, or JOB_NOT_RUNNING if none does. */
+  private async elsewhere(job: JobRecord): Promise<TributaryError> {
+    const ownerUrl = await this.deps.cluster?.ownerUrl(job.id);
+    if (ownerUrl) {
+      return new TributaryError('JOB_ELSEWHERE', `Job ${job.id} runs on another node of the cluster: ${ownerUrl}.`, {
+        details: { ownerUrl },
+      });
+    }
+    // Its owner died and no node has taken it over yet: a transient state, retried like a store hiccup.
+    return new TributaryError('STORE_UNAVAILABLE', `Job ${job.id} is being taken over by another node; retry shortly.`);
   }
 
   async getJob(jobId: string): Promise<JobRecord> {
@@ -163,7 +211,7 @@ export class JobManager {
     if (job.status === 'pending') job = await this.deps.store.updateJob(jobId, { status: 'running' });
     if (job.status === 'running' && !this.runners.has(jobId)) {
       this.deps.logger.info('job activated', { jobId });
-      this.start(job);
+      await this.startUnderLease(job);
     }
   }
 
@@ -185,11 +233,17 @@ export class JobManager {
       entry.runner.stop();
       await entry.done;
     }
+    // Clustered, and another node runs it: preempt its lease first, so that node can commit nothing
+    // more (its next write is refused, its heartbeat sees the new token and stops its runner).
+    const cluster = this.deps.cluster;
+    const preempted = !entry && job.status === 'running' && cluster ? await cluster.preempt(jobId) : null;
+    if (preempted) await completeClusterCommit(this.deps.store, await this.getJob(jobId), preempted.token);
     // The runner may have finished the job while it stopped: then that outcome stands.
     const now = await this.getJob(jobId);
     if (now.status !== 'pending' && now.status !== 'running') return now;
     this.deps.logger.info('job cancelled', { jobId, reason });
     const cancelled = await this.deps.store.updateJob(jobId, { status: 'failed', failureReason: reason });
+    if (preempted) await cluster?.releaseToken(jobId, preempted.token);
     announceJobFinished(this.deps.directory, jobId, 'failed', reason);
     for (const o of this.observers) o.jobEnded?.(cancelled);
     return cancelled;
@@ -204,6 +258,7 @@ export class JobManager {
         `Job ${jobId} is waiting for its escrow (${job.spec.chain.escrow}, job ${job.spec.chain.jobId}) to hold the budget; joins open once it does.`,
       );
     }
+    if (job.status === 'running' && !this.runners.has(jobId) && this.deps.cluster) throw await this.elsewhere(job);
     if (job.status !== 'running' || !this.runners.has(jobId)) {
       throw new TributaryError(
         'JOB_NOT_RUNNING',
@@ -251,6 +306,12 @@ export class JobManager {
   /** A verified round message of a provider that joined the job, for its running round. */
   receiveRoundMessage(clientId: string, jobId: string, round: number, message: RoundMessage): void {
     const entry = this.runners.get(jobId);
+    if (!entry && this.deps.cluster) {
+      // The owner's URL is what the client needs; a round message is never forwarded (docs/cluster.md).
+      throw new TributaryError('JOB_ELSEWHERE', `Job ${jobId} is not run by this node; join it again.`, {
+        details: { ownerUrl: '' },
+      });
+    }
     if (!entry) throw new TributaryError('JOB_NOT_FOUND', `No running job with id "${jobId}".`);
     if (!this.deps.directory.hasJoined(clientId, jobId)) {
       throw new TributaryError('JOB_NOT_JOINED', `Join job ${jobId} before sending updates.`);
@@ -283,16 +344,22 @@ export class JobManager {
     return this.runners.get(jobId)?.runner;
   }
 
-  /** Stops every runner; running jobs stay `running` in the store so a restart resumes them. */
+  /**
+   * Stops every runner; running jobs stay `running` in the store so a restart resumes them. In a
+   * cluster, this node's leases are released, so the other nodes take its jobs over at their next scan.
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.scanTimer) clearTimeout(this.scanTimer);
     const entries = [...this.runners.values()];
     for (const e of entries) e.runner.stop();
     for (const mode of this.modes.all()) mode.close?.();
     await Promise.all(entries.map((e) => e.done));
+    await this.deps.cluster?.stop();
   }
 
   private async recordJoin(jobId: string, clientId: string, payoutAddress?: string): Promise<void> {
-    const existing = (await this.deps.store.listParticipants(jobId)).find((p) => p.clientId === clientId);
+    const existing = await this.deps.store.getParticipant(jobId, clientId);
     const now = new Date();
     const address = payoutAddress ?? existing?.payoutAddress;
     await this.deps.store.saveParticipant({
@@ -305,7 +372,52 @@ export class JobManager {
     });
   }
 
-  private start(job: JobRecord): void {
+  /**
+   * Starts the job's runner: at once on a single coordinator; in a cluster, only if this node takes
+   * the job's lease, and from the last commit the job's log holds (a former owner may have died
+   * between its commit point and the round pointer).
+   */
+  private async startUnderLease(job: JobRecord): Promise<void> {
+    const cluster = this.deps.cluster;
+    if (!cluster) {
+      this.start(job);
+      return;
+    }
+    if (this.stopping || this.starting.has(job.id) || this.runners.has(job.id)) return;
+    this.starting.add(job.id);
+    try {
+      const lease = await cluster.acquire(job.id);
+      if (!lease) return;
+      let current: JobRecord;
+      try {
+        current = await completeClusterCommit(this.deps.store, (await this.getJob(job.id)) ?? job, lease.token);
+      } catch (err) {
+        await cluster.release(job.id);
+        throw err;
+      }
+      if (current.status !== 'running' || this.stopping) {
+        await this.deps.store.releaseJobLease(job.id, cluster.nodeId, lease.token);
+        return;
+      }
+      this.deps.logger.info('resuming job', { jobId: job.id, fromRound: current.currentRound + 1, token: lease.token });
+      const runner = this.start(current, { token: lease.token, holds: () => cluster.holds(job.id, lease.token) });
+      cluster.keep(job.id, lease, () => {
+        runner.stop();
+        this.sendMembersAway(job.id);
+      });
+    } finally {
+      this.starting.delete(job.id);
+    }
+  }
+
+  /** Closes the connections of a job's providers here: they reconnect, rejoin and land at its owner (or hear it ended). */
+  private sendMembersAway(jobId: string): void {
+    for (const clientId of this.deps.directory.members(jobId)) {
+      this.deps.directory.link(clientId)?.close?.(`job ${jobId} is not run by this node any more`);
+    }
+  }
+
+  private start(job: JobRecord, lease?: { token: number; holds(): Promise<boolean> }): JobRunner {
     const strategy = createStrategy(job.spec);
     const runner = new JobRunner(job, {
       store: this.deps.store,
@@ -323,15 +435,25 @@ export class JobManager {
       onRoundCommitted: (event) => this.notifyRoundCommitted(event),
       ...(this.deps.onRoundPhase ? { onPhase: this.deps.onRoundPhase } : {}),
       ...(this.deps.sealer ? { sealer: this.deps.sealer } : {}),
+      ...(lease ? { lease } : {}),
     });
     const done = runner
       .run()
-      .finally(() => this.runners.delete(job.id))
+      .finally(async () => {
+        this.runners.delete(job.id);
+        if (!lease) return;
+        // A runner stopped by a refused commit (preempted by a cancel, or taken over) leaves its
+        // providers connected here, waiting for tasks that will not come: send them on.
+        if (!this.stopping && !(await lease.holds().catch(() => false))) this.sendMembersAway(job.id);
+        // Whatever ended the runner, the lease goes back (a lost one is refused by the store anyway).
+        void this.deps.cluster?.release(job.id);
+      })
       .then((finished) => {
         for (const o of this.observers) o.jobEnded?.(finished);
         return finished;
       });
     this.runners.set(job.id, { runner, done });
+    return runner;
   }
 
   /** Every observer in order; one observer's failure is logged and never reaches the others or the round. */

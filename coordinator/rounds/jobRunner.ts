@@ -1,7 +1,7 @@
 import { decodeTensors } from '../../shared/codec/modelCodec';
 import type { NamedTensor } from '../../shared/codec/tensors';
 import { createRng, deriveSeed } from '../../shared/data/random';
-import { TributaryError, toTributaryError } from '../../shared/errors';
+import { hasCode, TributaryError, toTributaryError } from '../../shared/errors';
 import type { RandomStream } from '../../shared/privacy/randomSource';
 import { WakeableWait } from '../../shared/wakeableWait';
 import type { CoordinatorAggregationMode, RoundMessage } from '../aggregation/aggregationMode';
@@ -34,6 +34,12 @@ export interface JobRunnerDeps {
   sealer?: RoundSealer;
   /** Where DP jobs draw their central noise. @default node:crypto's CSPRNG (tests pass a seeded stream) */
   privacyRandom?: RandomStream;
+  /**
+   * Clustered coordinators: this node's lease on the job. Every commit and round record is fenced by
+   * `token`; `holds()` is asked before the job is marked finished. A refused write (LEASE_LOST) stops
+   * the runner quietly: the job is another node's now. @default a single coordinator (no fencing)
+   */
+  lease?: { token: number; holds(): Promise<boolean> };
   now?: () => number;
 }
 
@@ -103,6 +109,7 @@ export class JobRunner {
       }
       if (!this.stopped) await this.finishJob('completed');
     } catch (err) {
+      if (hasCode(err, 'LEASE_LOST')) this.leaseLost(err.message);
       if (!this.stopped) {
         const e = toTributaryError(err);
         this.deps.logger.error('job runner failed', { jobId: this.job.id, code: e.code, message: e.message });
@@ -153,6 +160,7 @@ export class JobRunner {
       const startedAt = new Date(this.now());
       const failure = await this.runAttempt(round, attempt, startedAt, excluded);
       if (!failure) return true;
+      if (!('exhausted' in failure) && failure.reason.startsWith('LEASE_LOST')) this.leaseLost(failure.reason);
       if (this.stopped) return false;
       if ('exhausted' in failure) {
         const e = failure.exhausted;
@@ -243,23 +251,37 @@ export class JobRunner {
     this.deps.logger.info('round attempt failed', { jobId: this.job.id, round, attempt, reason: failure.reason });
     const { reason, selected, participants, failures } = failure;
     const finishedAt = new Date(this.now());
-    await this.deps.store.saveRound({
-      jobId: this.job.id,
-      round,
-      attempt,
-      status: 'failed',
-      selected,
-      participants,
-      failures,
-      metrics: {},
-      failureReason: reason,
-      startedAt,
-      finishedAt,
-    });
+    const guard = this.deps.lease ? { fence: this.deps.lease.token } : undefined;
+    await this.deps.store.saveRound(
+      {
+        jobId: this.job.id,
+        round,
+        attempt,
+        status: 'failed',
+        selected,
+        participants,
+        failures,
+        metrics: {},
+        failureReason: reason,
+        startedAt,
+        finishedAt,
+      },
+      guard,
+    );
     announceRoundClosed(this.deps.directory, this.job.id, selected, round, 'failed');
   }
 
+  /** This node lost the job's lease: stop without touching the job (its new owner runs it). */
+  private leaseLost(why: string): void {
+    if (!this.stopped) this.deps.logger.info('job lease lost; stopping', { jobId: this.job.id, why });
+    this.stop();
+  }
+
   private async finishJob(status: 'completed' | 'failed', reason?: string): Promise<void> {
+    if (this.deps.lease && !(await this.deps.lease.holds())) {
+      this.leaseLost(`not finishing the job as ${status}: the lease is another node's`);
+      return;
+    }
     this.job = await this.deps.store.updateJob(this.job.id, { status, ...(reason ? { failureReason: reason } : {}) });
     this.deps.logger.info(`job ${status}`, { jobId: this.job.id, reason });
     announceJobFinished(this.deps.directory, this.job.id, status, reason);

@@ -191,6 +191,7 @@ export class RoundAttempt {
       ...(this.deps.sealer
         ? { seal: { sealer: this.deps.sealer, evidence: { sum: revealed.sum, submissions: revealed.submissions } } }
         : {}),
+      ...(this.deps.lease ? { fence: this.deps.lease.token } : {}),
     });
     machine.to(ROUND_STATES.completed);
     announceRoundClosed(this.deps.directory, job.id, selected, round, 'completed');

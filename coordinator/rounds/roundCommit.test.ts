@@ -3,7 +3,8 @@ import type { NamedTensor } from '../../shared/codec/tensors';
 import { JobSpecSchema } from '../../shared/schemas/jobSpec';
 import { MemoryStore } from '../store/memoryStore';
 import type { JobRecord, Store } from '../store/store';
-import { commitRound, type RoundCommitInput } from './roundCommit';
+import { hasCode } from '../../shared/errors';
+import { commitRound, completeClusterCommit, type RoundCommitInput } from './roundCommit';
 
 const initial: NamedTensor[] = [{ name: 'w', shape: [2], data: new Float32Array([1, 1]) }];
 const next: NamedTensor[] = [{ name: 'w', shape: [2], data: new Float32Array([2, 3]) }];
@@ -57,7 +58,7 @@ function recording(store: Store, failAt = Number.POSITIVE_INFINITY): { store: St
   const proxy = new Proxy(store, {
     get(target, key, receiver) {
       const value = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function' || !/^(save|update|create)/.test(String(key))) {
+      if (typeof value !== 'function' || !/^(save|update|create|append)/.test(String(key))) {
         return typeof value === 'function' ? value.bind(target) : value;
       }
       return (...args: unknown[]) => {
@@ -100,6 +101,67 @@ describe('commitRound', () => {
       const again = await commitRound(store, input(after));
       expect(again.job.currentRound).toBe(1);
       expect((await store.listRounds(job.id)).filter((r) => r.status === 'completed' && r.round === 1)).toHaveLength(1);
+    },
+  );
+});
+
+describe('commitRound on a cluster (fenced by the lease token)', () => {
+  const claim = (owner: string, now: number) => ({ owner, url: `http://${owner}`, ttlMs: 1_000, now: new Date(now) });
+
+  it('appends the commit to the job log right after the checkpoint, then the record, counters and pointer', async () => {
+    const { store, job } = await setup();
+    const lease = (await store.acquireJobLease(job.id, claim('a', 0)))!;
+    const rec = recording(store);
+    const committed = await commitRound(rec.store, { ...input(job), fence: lease.token });
+    expect(rec.writes).toEqual([
+      'saveCheckpoint',
+      'appendRoundCommit',
+      'saveRound',
+      'saveParticipant',
+      'saveParticipant',
+      'updateJob',
+    ]);
+    expect(committed.job.currentRound).toBe(1);
+    expect((await store.lastRoundCommit(job.id))!.record).toEqual(committed.record);
+  });
+
+  it('refuses a former owner after a takeover: no record, no counter, no pointer', async () => {
+    const { store, job } = await setup();
+    const a = (await store.acquireJobLease(job.id, claim('a', 0)))!;
+    await store.acquireJobLease(job.id, claim('b', 5_000));
+    const err = await commitRound(store, { ...input(job), fence: a.token }).catch((e: unknown) => e);
+    expect(hasCode(err, 'LEASE_LOST')).toBe(true);
+    const after = (await store.getJob(job.id))!;
+    expect(after.currentRound).toBe(0);
+    expect(after.modelHash).toBe(job.modelHash);
+    expect(await store.listRounds(job.id)).toEqual([]);
+    expect(await store.listParticipants(job.id)).toEqual([]);
+    expect(await store.lastRoundCommit(job.id)).toBeNull();
+  });
+
+  it.each([3, 4, 5, 6])(
+    'a crash at write %i (after the commit point) is completed by the next owner, the round committed once',
+    async (failAt) => {
+      const { store, job } = await setup();
+      const a = (await store.acquireJobLease(job.id, claim('a', 0)))!;
+      await expect(commitRound(recording(store, failAt).store, { ...input(job), fence: a.token })).rejects.toThrow(
+        /crash/,
+      );
+      // Node b takes over once a's lease expired and completes what the log says was committed.
+      const b = (await store.acquireJobLease(job.id, claim('b', 5_000)))!;
+      const resumed = await completeClusterCommit(store, (await store.getJob(job.id))!, b.token);
+      expect(resumed.currentRound).toBe(1);
+      expect(resumed.modelHash).toBe(contentHash(encodeTensors(next)));
+      const completed = (await store.listRounds(job.id)).filter((r) => r.status === 'completed');
+      expect(completed.map((r) => r.round)).toEqual([1]);
+      // Counters: bumped exactly once when the crash came before the record (write 3), else kept.
+      const counts = (await store.listParticipants(job.id)).map((p) => p.roundsCompleted);
+      if (failAt === 3) expect(counts).toEqual([1, 1]);
+      else expect(counts.every((n) => n <= 1)).toBe(true);
+      // Completing again changes nothing.
+      const again = await completeClusterCommit(store, resumed, b.token);
+      expect(again.currentRound).toBe(1);
+      expect((await store.listRounds(job.id)).filter((r) => r.status === 'completed')).toHaveLength(1);
     },
   );
 });

@@ -12,6 +12,11 @@ export interface RoundCommitInput {
   strategyState?: readonly NamedTensor[];
   /** Signs and stores the round's transcript; absent: the round has no transcript (hash 0 on chain). */
   seal?: { sealer: RoundSealer; evidence: RoundEvidence };
+  /**
+   * The fencing token of this node's lease on the job (clustered coordinators, coordinator/cluster/).
+   * Absent: a single coordinator, and the job pointer is the commit point, as always.
+   */
+  fence?: number;
 }
 
 export interface RoundCommitted {
@@ -29,9 +34,16 @@ export interface RoundCommitted {
  * the round to be run again from the previous checkpoint, and a checkpoint, transcript or record of a
  * round the pointer never reached is simply overwritten then (the chain only commits rounds up to the
  * pointer, so an overwritten transcript was never committed).
+ *
+ * Clustered (`fence` set): the checkpoint and transcript are saved fenced (a newer owner's are never
+ * replaced), then the commit point is one append to the job's log fenced by the lease token
+ * (Store.appendRoundCommit, which refuses a former owner with LEASE_LOST); only after it come the
+ * round record, the counters and the pointer, which `completeClusterCommit` redoes after a crash.
+ * So a node that lost its lease writes no round record, moves no counter and no pointer, and its
+ * observers (chain, contribution scoring) never hear of the round.
  */
 export async function commitRound(store: Store, input: RoundCommitInput): Promise<RoundCommitted> {
-  const { job, record: partial, weights, strategyState, seal } = input;
+  const { job, record: partial, weights, strategyState, seal, fence } = input;
   const bytes = encodeTensors(weights);
   const modelHash = contentHash(bytes);
   await store.saveCheckpoint({
@@ -41,9 +53,15 @@ export async function commitRound(store: Store, input: RoundCommitInput): Promis
     weights: bytes,
     strategyState: strategyState ? encodeTensors(strategyState) : undefined,
     createdAt: partial.finishedAt,
+    ...(fence !== undefined ? { fence } : {}),
   });
   const transcriptHash = seal
-    ? await seal.sealer.sealRound({ job, record: { ...partial, modelHash }, evidence: seal.evidence })
+    ? await seal.sealer.sealRound({
+        job,
+        record: { ...partial, modelHash },
+        evidence: seal.evidence,
+        ...(fence !== undefined ? { fence } : {}),
+      })
     : undefined;
   const record: RoundRecord = {
     ...partial,
@@ -51,10 +69,37 @@ export async function commitRound(store: Store, input: RoundCommitInput): Promis
     modelHash,
     ...(transcriptHash ? { transcriptHash } : {}),
   };
+  if (fence !== undefined) {
+    await store.appendRoundCommit(job.id, fence, record);
+    const updated = await applyCommit(store, record, fence, true);
+    return { job: updated, record, bytes, modelHash };
+  }
   await store.saveRound(record);
   await bumpParticipants(store, job.id, record.participants, record.finishedAt);
   const updated = await store.updateJob(job.id, { currentRound: record.round, modelHash });
   return { job: updated, record, bytes, modelHash };
+}
+
+/**
+ * Clustered: brings a job's record, counters and pointer up to the last round its log says was
+ * committed, for the node that just took the lease (a former owner may have died after the commit
+ * point). Returns the job as it now stands. Counters are bumped only if the round record was missing
+ * (the crash came before it); a crash between the record and the counters leaves them one short.
+ */
+export async function completeClusterCommit(store: Store, job: JobRecord, fence: number): Promise<JobRecord> {
+  const last = await store.lastRoundCommit(job.id);
+  if (!last || last.record.round <= job.currentRound) return job;
+  const stored = (await store.listRounds(job.id)).some(
+    (r) => r.round === last.record.round && r.attempt === last.record.attempt && r.status === 'completed',
+  );
+  return applyCommit(store, last.record, fence, !stored);
+}
+
+/** After the commit point: the round record, the counters (if `bump`) and the pointer. */
+async function applyCommit(store: Store, record: RoundRecord, fence: number, bump: boolean): Promise<JobRecord> {
+  await store.saveRound(record, { fence });
+  if (bump) await bumpParticipants(store, record.jobId, record.participants, record.finishedAt);
+  return store.updateJob(record.jobId, { currentRound: record.round, modelHash: record.modelHash });
 }
 
 /** Adds one completed round to each participant's counter (keeping fields set at join, e.g. the payout address). */

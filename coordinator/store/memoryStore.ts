@@ -12,14 +12,18 @@ import {
   isVisibleTo,
   isManagedBy,
   compareTranscripts,
+  fenceAllows,
+  leaseLost,
 } from './records';
 import type {
   ApiKeyRecord,
   AuditCursor,
   AuditRecord,
   CheckpointRecord,
+  JobLease,
   JobPageQuery,
   JobPatch,
+  LeaseClaim,
   JobRecord,
   JobStatus,
   ListingRecord,
@@ -29,6 +33,21 @@ import type {
   Store,
   TranscriptRecord,
 } from './store';
+
+/** An entry of a job's cluster log (Store.acquireJobLease, Store.appendRoundCommit). */
+type JobEvent = { kind: 'lease'; lease: JobLease } | { kind: 'commit'; token: number; record: RoundRecord };
+
+/** The latest entry of `kind` in a job's log. */
+function lastOf<K extends JobEvent['kind']>(
+  events: readonly JobEvent[] | undefined,
+  kind: K,
+): Extract<JobEvent, { kind: K }> | undefined {
+  for (let i = (events?.length ?? 0) - 1; i >= 0; i--) {
+    const e = events![i];
+    if (e.kind === kind) return e as Extract<JobEvent, { kind: K }>;
+  }
+  return undefined;
+}
 
 /**
  * The embedded default store: everything in process memory, gone on exit.
@@ -40,6 +59,10 @@ export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
 
   private readonly jobs = new Map<string, JobRecord>();
+  /** "jobId:round:attempt" -> the fencing token the round record was last written with. */
+  private readonly roundFences = new Map<string, number>();
+  /** jobId -> the job's log of lease takeovers and round commits, in sequence order. */
+  private readonly events = new Map<string, JobEvent[]>();
   /** jobId -> "round:attempt" -> record */
   private readonly rounds = new Map<string, Map<string, RoundRecord>>();
   /** jobId -> clientId -> record */
@@ -108,8 +131,73 @@ export class MemoryStore implements Store {
     return n;
   }
 
-  async saveRound(record: RoundRecord): Promise<void> {
+  async acquireJobLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null> {
     this.assertOpen();
+    if (this.jobs.get(jobId)?.status !== 'running') return null;
+    const lease = this.currentLease(jobId);
+    if (lease && !claim.preempt && lease.expiresAt.getTime() > claim.now.getTime()) return null;
+    const taken: JobLease = {
+      owner: claim.owner,
+      url: claim.url,
+      token: (lease?.token ?? 0) + 1,
+      expiresAt: new Date(claim.now.getTime() + claim.ttlMs),
+    };
+    this.log(jobId).push({ kind: 'lease', lease: taken });
+    return deepCopy(taken);
+  }
+
+  async renewJobLease(
+    jobId: string,
+    owner: string,
+    token: number,
+    claim: Pick<LeaseClaim, 'ttlMs' | 'now'>,
+  ): Promise<JobLease | null> {
+    this.assertOpen();
+    const lease = this.currentLease(jobId);
+    if (!lease || lease.owner !== owner || lease.token !== token) return null;
+    lease.expiresAt = new Date(claim.now.getTime() + claim.ttlMs);
+    return deepCopy(lease);
+  }
+
+  async releaseJobLease(jobId: string, owner: string, token: number): Promise<void> {
+    this.assertOpen();
+    const lease = this.currentLease(jobId);
+    if (lease && lease.owner === owner && lease.token === token) lease.expiresAt = new Date(0);
+  }
+
+  async getJobLease(jobId: string): Promise<JobLease | null> {
+    this.assertOpen();
+    const lease = this.currentLease(jobId);
+    return lease ? deepCopy(lease) : null;
+  }
+
+  async appendRoundCommit(jobId: string, token: number, record: RoundRecord): Promise<void> {
+    this.assertOpen();
+    if (this.currentLease(jobId)?.token !== token) throw leaseLost(jobId, token);
+    this.log(jobId).push({ kind: 'commit', token, record: deepCopy(record) });
+  }
+
+  async lastRoundCommit(jobId: string): Promise<{ token: number; record: RoundRecord } | null> {
+    this.assertOpen();
+    const last = lastOf(this.events.get(jobId), 'commit');
+    return last ? { token: last.token, record: deepCopy(last.record) } : null;
+  }
+
+  private currentLease(jobId: string): JobLease | undefined {
+    return lastOf(this.events.get(jobId), 'lease')?.lease;
+  }
+
+  private log(jobId: string): JobEvent[] {
+    let events = this.events.get(jobId);
+    if (!events) this.events.set(jobId, (events = []));
+    return events;
+  }
+
+  async saveRound(record: RoundRecord, guard?: { fence: number }): Promise<void> {
+    this.assertOpen();
+    const key = `${record.jobId}:${record.round}:${record.attempt}`;
+    if (!fenceAllows(this.roundFences.get(key), guard?.fence)) throw leaseLost(record.jobId, guard?.fence);
+    if (guard) this.roundFences.set(key, guard.fence);
     this.childMap(this.rounds, record.jobId).set(`${record.round}:${record.attempt}`, deepCopy(record));
   }
 
@@ -123,6 +211,12 @@ export class MemoryStore implements Store {
   async saveParticipant(record: ParticipantRecord): Promise<void> {
     this.assertOpen();
     this.childMap(this.participants, record.jobId).set(record.clientId, deepCopy(record));
+  }
+
+  async getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null> {
+    this.assertOpen();
+    const p = this.participants.get(jobId)?.get(clientId);
+    return p ? deepCopy(p) : null;
   }
 
   async listParticipants(jobId: string): Promise<ParticipantRecord[]> {
@@ -145,6 +239,8 @@ export class MemoryStore implements Store {
 
   async saveCheckpoint(checkpoint: CheckpointRecord): Promise<void> {
     this.assertOpen();
+    const stored = this.checkpoints.get(checkpoint.jobId)?.get(checkpoint.round);
+    if (!fenceAllows(stored?.fence, checkpoint.fence)) throw leaseLost(checkpoint.jobId, checkpoint.fence);
     this.childMap(this.checkpoints, checkpoint.jobId).set(checkpoint.round, deepCopy(checkpoint));
   }
 
@@ -159,6 +255,8 @@ export class MemoryStore implements Store {
 
   async saveTranscript(record: TranscriptRecord): Promise<void> {
     this.assertOpen();
+    const stored = this.transcripts.get(record.jobId)?.get(`${record.round}:${record.kind}`);
+    if (!fenceAllows(stored?.fence, record.fence)) throw leaseLost(record.jobId, record.fence);
     this.childMap(this.transcripts, record.jobId).set(`${record.round}:${record.kind}`, deepCopy(record));
   }
 

@@ -117,6 +117,8 @@ export interface RoundDoc {
   contribution?: RoundContribution;
   /** RoundRecord.privacy as stored (plain numbers). */
   privacy?: RoundPrivacyRecord;
+  /** The fencing token of the clustered node that wrote it (Store.saveRound's guard); never returned. */
+  fence?: number;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -152,6 +154,7 @@ export interface TranscriptDoc {
   text: string;
   signature: string;
   signer: string;
+  fence?: number;
   createdAt: Date;
 }
 
@@ -162,6 +165,8 @@ export interface CheckpointDoc {
   modelHash: string;
   weightsFileId: Types.ObjectId;
   strategyStateFileId?: Types.ObjectId;
+  /** CheckpointRecord.fence: the writer's fencing token. */
+  fence?: number;
   createdAt: Date;
 }
 
@@ -275,6 +280,7 @@ const roundSchema = new Schema<RoundDoc>(
     },
     contribution: { type: Schema.Types.Mixed, default: undefined },
     privacy: { type: Schema.Types.Mixed, default: undefined },
+    fence: { type: Number },
     startedAt: { type: Date, required: true },
     finishedAt: { type: Date, required: true },
   },
@@ -323,6 +329,7 @@ const transcriptSchema = new Schema<TranscriptDoc>(
     text: { type: String, required: true },
     signature: { type: String, required: true },
     signer: { type: String, required: true },
+    fence: { type: Number },
     createdAt: { type: Date, required: true },
   },
   options,
@@ -337,6 +344,7 @@ const checkpointSchema = new Schema<CheckpointDoc>(
     modelHash: { type: String, required: true },
     weightsFileId: { type: Schema.Types.ObjectId, required: true },
     strategyStateFileId: { type: Schema.Types.ObjectId },
+    fence: { type: Number },
     createdAt: { type: Date, required: true },
   },
   options,
@@ -373,6 +381,38 @@ const listingSchema = new Schema<ListingDoc>(
 listingSchema.index({ provider: 1, publishedAt: -1 });
 listingSchema.index({ shapeKey: 1, numClasses: 1, publishedAt: -1 });
 
+/**
+ * One entry of a job's cluster log (Store.acquireJobLease, Store.appendRoundCommit): a lease takeover
+ * (owner, url, expiresAt, renewed in place by its owner) or a round commit (the round document).
+ * Unique on (jobId, seq): of two appends at the same sequence number exactly one is stored.
+ */
+export interface JobEventDoc {
+  jobId: string;
+  seq: number;
+  kind: 'lease' | 'commit';
+  token: number;
+  owner?: string;
+  url?: string;
+  expiresAt?: Date;
+  round?: RoundDoc;
+}
+
+const jobEventSchema = new Schema<JobEventDoc>(
+  {
+    jobId: { type: String, required: true },
+    seq: { type: Number, required: true },
+    kind: { type: String, required: true, enum: ['lease', 'commit'] },
+    token: { type: Number, required: true },
+    owner: { type: String },
+    url: { type: String },
+    expiresAt: { type: Date },
+    round: { type: Schema.Types.Mixed, default: undefined },
+  },
+  options,
+);
+jobEventSchema.index({ jobId: 1, seq: 1 }, { unique: true });
+jobEventSchema.index({ jobId: 1, kind: 1, seq: -1 });
+
 /** The store's models, bound to one connection. */
 export interface StoreModels {
   Job: Model<JobDoc>;
@@ -385,6 +425,7 @@ export interface StoreModels {
   Listing: Model<ListingDoc>;
   ApiKey: Model<ApiKeyDoc>;
   Audit: Model<AuditDoc>;
+  JobEvent: Model<JobEventDoc>;
 }
 
 /** Registers the models on `conn` (not the global mongoose), with fixed collection names. */
@@ -400,5 +441,6 @@ export function defineModels(conn: Connection): StoreModels {
     Listing: conn.model<ListingDoc>('Listing', listingSchema, 'listings'),
     ApiKey: conn.model<ApiKeyDoc>('ApiKey', apiKeySchema, 'apikeys'),
     Audit: conn.model<AuditDoc>('Audit', auditSchema, 'audit'),
+    JobEvent: conn.model<JobEventDoc>('JobEvent', jobEventSchema, 'jobevents'),
   };
 }

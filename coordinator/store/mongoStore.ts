@@ -16,6 +16,7 @@ import {
   toStoredSpec,
   type CheckpointDoc,
   type JobDoc,
+  type JobEventDoc,
   type ListingDoc,
   type ParticipantDoc,
   type PayoutPlanDoc,
@@ -23,14 +24,16 @@ import {
   type StoreModels,
   type TranscriptDoc,
 } from './mongoModels';
-import { definedPatch } from './records';
+import { definedPatch, leaseLost } from './records';
 import type {
   ApiKeyRecord,
   AuditCursor,
   AuditRecord,
   CheckpointRecord,
+  JobLease,
   JobPageQuery,
   JobPatch,
+  LeaseClaim,
   JobPrivacyState,
   JobRecord,
   JobStatus,
@@ -162,6 +165,110 @@ export class MongoStore implements Store {
     });
   }
 
+  async acquireJobLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null> {
+    return this.run(async () => {
+      const job = await this.models.Job.findById(jobId, { status: 1 }).lean<Pick<JobDoc, 'status'>>();
+      if (job?.status !== 'running') return null;
+      const { tail, current } = await this.logState(jobId);
+      if (current?.expiresAt && !claim.preempt && current.expiresAt.getTime() > claim.now.getTime()) return null;
+      const lease: JobLease = {
+        owner: claim.owner,
+        url: claim.url,
+        token: (current?.token ?? 0) + 1,
+        expiresAt: new Date(claim.now.getTime() + claim.ttlMs),
+      };
+      // Appended at the next sequence number: a racing claimant (or commit) that got there first wins.
+      const won = await this.append({ jobId, seq: (tail?.seq ?? 0) + 1, kind: 'lease', ...lease });
+      return won ? lease : null;
+    });
+  }
+
+  async renewJobLease(
+    jobId: string,
+    owner: string,
+    token: number,
+    claim: Pick<LeaseClaim, 'ttlMs' | 'now'>,
+  ): Promise<JobLease | null> {
+    return this.run(async () => {
+      const current = await this.lastEvent(jobId, 'lease');
+      if (!current || current.owner !== owner || current.token !== token) return null;
+      const expiresAt = new Date(claim.now.getTime() + claim.ttlMs);
+      // Only the holder writes its own takeover entry; a takeover appended meanwhile is seen next time.
+      await this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt } });
+      return { owner, url: current.url ?? '', token, expiresAt };
+    });
+  }
+
+  async releaseJobLease(jobId: string, owner: string, token: number): Promise<void> {
+    await this.run(async () => {
+      const current = await this.lastEvent(jobId, 'lease');
+      if (current && current.owner === owner && current.token === token) {
+        await this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt: new Date(0) } });
+      }
+    });
+  }
+
+  async getJobLease(jobId: string): Promise<JobLease | null> {
+    return this.run(async () => {
+      const current = await this.lastEvent(jobId, 'lease');
+      return current ? toLease(current) : null;
+    });
+  }
+
+  async appendRoundCommit(jobId: string, token: number, record: RoundRecord): Promise<void> {
+    await this.run(async () => {
+      const { tail, current } = await this.logState(jobId);
+      if (current?.token !== token) throw leaseLost(jobId, token);
+      const seq = (tail?.seq ?? 0) + 1;
+      // A takeover appended between our read and this insert holds `seq`: the insert fails, we lost.
+      if (!(await this.append({ jobId, seq, kind: 'commit', token, round: toRoundDoc(record) }))) {
+        throw leaseLost(jobId, token);
+      }
+    });
+  }
+
+  async lastRoundCommit(jobId: string): Promise<{ token: number; record: RoundRecord } | null> {
+    return this.run(async () => {
+      const last = await this.lastEvent(jobId, 'commit');
+      return last?.round ? { token: last.token, record: toRoundRecord(last.round) } : null;
+    });
+  }
+
+  /**
+   * The log's tail, then the lease in force at that tail. In this order: sequence numbers have no
+   * gaps, so anything appended after the tail was read holds tail + 1 and makes our append fail.
+   */
+  private async logState(jobId: string): Promise<{ tail: JobEventDoc | null; current: JobEventDoc | null }> {
+    const tail = await this.lastEvent(jobId);
+    if (!tail || tail.kind === 'lease') return { tail, current: tail };
+    const current = await this.models.JobEvent.findOne({
+      jobId,
+      kind: 'lease',
+      seq: mongoose.trusted({ $lt: tail.seq }),
+    })
+      .sort({ seq: -1 })
+      .lean<JobEventDoc>();
+    return { tail, current };
+  }
+
+  /** The job's latest log entry (of `kind`, if given). */
+  private lastEvent(jobId: string, kind?: JobEventDoc['kind']): Promise<JobEventDoc | null> {
+    return this.models.JobEvent.findOne(kind ? { jobId, kind } : { jobId })
+      .sort({ seq: -1 })
+      .lean<JobEventDoc>();
+  }
+
+  /** Inserts a log entry; false if its (jobId, seq) is taken (another append won). */
+  private async append(doc: JobEventDoc): Promise<boolean> {
+    try {
+      await this.models.JobEvent.create(doc);
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
+  }
+
   async listJobsPage(query: JobPageQuery): Promise<JobRecord[]> {
     return this.run(async () => {
       // Operators are wrapped in mongoose.trusted: sanitizeFilter would otherwise neutralise them.
@@ -199,12 +306,13 @@ export class MongoStore implements Store {
     );
   }
 
-  async saveRound(record: RoundRecord): Promise<void> {
+  async saveRound(record: RoundRecord, guard?: { fence: number }): Promise<void> {
+    const fence = guard?.fence;
     await this.run(() =>
-      retryDuplicateKey(() =>
+      fencedUpsert(record.jobId, fence, () =>
         this.models.Round.replaceOne(
-          { jobId: record.jobId, round: record.round, attempt: record.attempt },
-          toRoundDoc(record),
+          { jobId: record.jobId, round: record.round, attempt: record.attempt, ...fenceFilter(fence) },
+          { ...toRoundDoc(record), ...(fence !== undefined ? { fence } : {}) },
           { upsert: true },
         ),
       ),
@@ -228,6 +336,13 @@ export class MongoStore implements Store {
         ),
       ),
     );
+  }
+
+  async getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.Participant.findOne({ jobId, clientId }).lean<ParticipantDoc>();
+      return doc ? toParticipantRecord(doc) : null;
+    });
   }
 
   async listParticipants(jobId: string): Promise<ParticipantRecord[]> {
@@ -285,9 +400,10 @@ export class MongoStore implements Store {
           weightsFileId,
           createdAt: checkpoint.createdAt,
           ...(strategyStateFileId ? { strategyStateFileId } : {}),
+          ...(checkpoint.fence !== undefined ? { fence: checkpoint.fence } : {}),
         };
-        previous = await retryDuplicateKey(() =>
-          this.models.Checkpoint.findOneAndReplace({ jobId, round }, doc, {
+        previous = await fencedUpsert(jobId, checkpoint.fence, () =>
+          this.models.Checkpoint.findOneAndReplace({ jobId, round, ...fenceFilter(checkpoint.fence) }, doc, {
             upsert: true,
             returnDocument: 'before',
           }).lean<CheckpointDoc>(),
@@ -322,6 +438,7 @@ export class MongoStore implements Store {
           weights: await downloadBytes(this.checkpointFiles, doc.weightsFileId),
           createdAt: doc.createdAt,
         };
+        if (doc.fence != null) record.fence = doc.fence;
         if (doc.strategyStateFileId) {
           record.strategyState = await downloadBytes(this.checkpointFiles, doc.strategyStateFileId);
         }
@@ -332,9 +449,9 @@ export class MongoStore implements Store {
 
   async saveTranscript(record: TranscriptRecord): Promise<void> {
     await this.run(() =>
-      retryDuplicateKey(() =>
+      fencedUpsert(record.jobId, record.fence, () =>
         this.models.Transcript.replaceOne(
-          { jobId: record.jobId, round: record.round, kind: record.kind },
+          { jobId: record.jobId, round: record.round, kind: record.kind, ...fenceFilter(record.fence) },
           toTranscriptRecord(record),
           { upsert: true },
         ),
@@ -552,6 +669,29 @@ async function retryDuplicateKey<T>(op: () => Promise<T>): Promise<T> {
     if (!isDuplicateKey(err)) throw err;
     return op();
   }
+}
+
+/**
+ * The filter part of a fenced upsert: match only a stored record with no fence or one no newer than
+ * ours. A newer one makes the upsert insert a second document, which the unique index refuses.
+ */
+function fenceFilter(fence: number | undefined): Record<string, unknown> {
+  if (fence === undefined) return {};
+  return { $or: [{ fence: mongoose.trusted({ $exists: false }) }, { fence: mongoose.trusted({ $lte: fence }) }] };
+}
+
+/** An upsert with fenceFilter: a duplicate key (after the usual retry) means a newer fence holds the key. */
+async function fencedUpsert<T>(jobId: string, fence: number | undefined, op: () => Promise<T>): Promise<T> {
+  try {
+    return await retryDuplicateKey(op);
+  } catch (err) {
+    if (fence !== undefined && isDuplicateKey(err)) throw leaseLost(jobId, fence);
+    throw err;
+  }
+}
+
+function toLease(e: JobEventDoc): JobLease {
+  return { owner: e.owner ?? '', url: e.url ?? '', token: e.token, expiresAt: new Date(e.expiresAt ?? 0) };
 }
 
 /** A load that lost a race with a replace (its file was deleted) simply reads the new metadata again. */
@@ -795,6 +935,7 @@ function toTranscriptRecord(t: TranscriptRecord | TranscriptDoc): TranscriptReco
     text: t.text,
     signature: t.signature,
     signer: t.signer,
+    ...(t.fence != null ? { fence: t.fence } : {}),
     createdAt: new Date(t.createdAt),
   };
 }

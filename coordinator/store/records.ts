@@ -1,3 +1,4 @@
+import { TributaryError } from '../../shared/errors';
 import type {
   AuditCursor,
   AuditRecord,
@@ -118,4 +119,17 @@ function copyValue(value: unknown): unknown {
     if (v !== undefined) out[key] = copyValue(v);
   }
   return out;
+}
+
+/** Whether a write fenced with `fence` may replace a stored record fenced with `stored` (unfenced writes always may). */
+export function fenceAllows(stored: number | undefined, fence: number | undefined): boolean {
+  return fence === undefined || stored === undefined || stored <= fence;
+}
+
+/** A fenced write refused: the job's lease (or the record) carries a newer fencing token. */
+export function leaseLost(jobId: string, fence: number | undefined): TributaryError {
+  return new TributaryError(
+    'LEASE_LOST',
+    `Job ${jobId}: fencing token ${String(fence)} is older than the job's lease; another node runs it now.`,
+  );
 }

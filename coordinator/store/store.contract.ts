@@ -4,6 +4,7 @@ import { TributaryError } from '../../shared/errors';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import { describeAccessControlContract } from './accessControl.contract';
 import { describeListingContract } from './listings.contract';
+import { describeLeaseContract } from './leases.contract';
 import { describeTranscriptContract } from './transcripts.contract';
 import type { CheckpointRecord, JobRecord, ParticipantRecord, RoundRecord, Store } from './store';
 
@@ -308,6 +309,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
         expect(byId.get('alice')).toStrictEqual(aliceLater);
         expect(byId.get('bob')).toStrictEqual(bob);
         expect(byId.get('alice')!.lastSeenAt).toBeInstanceOf(Date);
+        expect(await store.getParticipant(jobId, 'alice')).toStrictEqual(aliceLater);
+        expect(await store.getParticipant(jobId, 'dave')).toBeNull();
+        expect(await store.getParticipant(uid('other'), 'alice')).toBeNull();
       });
 
       it('keeps one record when the same participant is saved concurrently', async () => {
@@ -550,6 +554,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
     describeListingContract(() => store);
     describeAccessControlContract(() => store);
     describeTranscriptContract(() => store);
+    describeLeaseContract(() => store, makeJob, makeRound);
 
     it('rejects operations after close with STORE_UNAVAILABLE, and closing twice is fine', async () => {
       const s = await open();

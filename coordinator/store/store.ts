@@ -48,6 +48,33 @@ export interface JobPrivacyState {
   clippingNorm: number;
 }
 
+/**
+ * Which coordinator node runs a job (coordinator/cluster). `token` is the fencing token: it grows by
+ * one each time the lease changes hands and never otherwise; every clustered commit carries it.
+ */
+export interface JobLease {
+  /** The node id (random per process). */
+  owner: string;
+  /** Where clients reach the owner (its public URL). */
+  url: string;
+  token: number;
+  expiresAt: Date;
+}
+
+/** What a node asks for when it takes or renews a lease. */
+export interface LeaseClaim {
+  owner: string;
+  url: string;
+  ttlMs: number;
+  /** The claiming node's clock (expiry is judged by it; fencing keeps a skewed clock safe, see cluster docs). */
+  now: Date;
+  /**
+   * Take the lease even if it has not expired (a node cancelling a job another node runs: the new
+   * token fences the owner out at once, docs/cluster.md). @default false
+   */
+  preempt?: boolean;
+}
+
 export type JobPatch = Partial<
   Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason' | 'delegates' | 'privacy'> & {
     /** Replaces `spec.access` (the owner changed the invitations). */
@@ -224,6 +251,11 @@ export interface CheckpointRecord {
   modelHash: string;
   /** Model codec bytes (shared/codec/modelCodec). */
   weights: Uint8Array;
+  /**
+   * The writer's fencing token (clustered coordinators): a save carrying a lower token than the stored
+   * checkpoint's is refused with LEASE_LOST, so a paused former owner cannot replace a newer owner's model.
+   */
+  fence?: number;
   /** Strategy state as model codec bytes, if the strategy keeps any. */
   strategyState?: Uint8Array;
   createdAt: Date;
@@ -246,6 +278,8 @@ export interface TranscriptRecord {
   signature: string;
   /** The signing key (hex). */
   signer: string;
+  /** The writer's fencing token, as on CheckpointRecord: a lower one than the stored transcript's is refused. */
+  fence?: number;
   createdAt: Date;
 }
 
@@ -282,8 +316,43 @@ export interface Store {
   /** How many jobs `owner` owns with one of these statuses (quotas). */
   countJobs(filter: { owner: string; statuses: readonly JobStatus[] }): Promise<number>;
 
-  /** Upsert keyed by (jobId, round, attempt). */
-  saveRound(record: RoundRecord): Promise<void>;
+  /*
+   * Clustered coordinators (coordinator/cluster/). Each job has an append-only log of lease takeovers
+   * and round commits; an entry is appended only at the next sequence number, and the unique key
+   * (jobId, seq) lets exactly one of two racing appends win. That insert is the one atomic step the
+   * lease and the fencing rest on: MongoDB and FerretDB both enforce unique indexes atomically,
+   * while FerretDB does not make a conditional findOneAndUpdate atomic (leases.contract.ts shows it).
+   */
+  /**
+   * Takes a running job's lease for `claim.owner` if it has none, it expired (by `claim.now`) or
+   * `claim.preempt` is set: appends a takeover with the next fencing token. Null if another node holds
+   * it (and no preempt), another claimant won the race, or the job is not running.
+   */
+  acquireJobLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null>;
+  /** Extends the lease if `owner` still holds it with `token` (even past expiry, if nobody took it); null if lost. */
+  renewJobLease(
+    jobId: string,
+    owner: string,
+    token: number,
+    claim: Pick<LeaseClaim, 'ttlMs' | 'now'>,
+  ): Promise<JobLease | null>;
+  /** Expires the lease at once if `owner` holds it with `token` (clean shutdown: another node takes over without waiting). */
+  releaseJobLease(jobId: string, owner: string, token: number): Promise<void>;
+  /** The job's current lease (the latest takeover), or null if it never had one. */
+  getJobLease(jobId: string): Promise<JobLease | null>;
+  /**
+   * The commit point of a clustered round: appends the committed round record, fenced by `token`.
+   * LEASE_LOST (nothing appended) if a later takeover holds the lease, or wins the race to append.
+   */
+  appendRoundCommit(jobId: string, token: number, record: RoundRecord): Promise<void>;
+  /** The last round committed through appendRoundCommit, with the token that committed it; null if none. */
+  lastRoundCommit(jobId: string): Promise<{ token: number; record: RoundRecord } | null>;
+
+  /**
+   * Upsert keyed by (jobId, round, attempt). With `guard` (clustered nodes), refused with LEASE_LOST if
+   * the stored record was written with a higher fencing token (the fence is kept, never returned).
+   */
+  saveRound(record: RoundRecord, guard?: { fence: number }): Promise<void>;
   /** Ordered by round then attempt. */
   listRounds(jobId: string): Promise<RoundRecord[]>;
 
@@ -291,17 +360,22 @@ export interface Store {
   saveParticipant(record: ParticipantRecord): Promise<void>;
   /** Ordered by clientId. */
   listParticipants(jobId: string): Promise<ParticipantRecord[]>;
+  /** One participant (a join reads only its own record: a job may have thousands); null if none. */
+  getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null>;
 
   /** Insert keyed by jobId; a second plan for the same job is ignored (the first one stays). */
   savePayoutPlan(plan: PayoutPlanRecord): Promise<void>;
   loadPayoutPlan(jobId: string): Promise<PayoutPlanRecord | null>;
 
-  /** Upsert keyed by (jobId, round). */
+  /** Upsert keyed by (jobId, round); refused with LEASE_LOST if the stored one has a higher `fence`. */
   saveCheckpoint(checkpoint: CheckpointRecord): Promise<void>;
   /** The checkpoint of `round`, or the highest round if omitted; null if none. */
   loadCheckpoint(jobId: string, round?: number): Promise<CheckpointRecord | null>;
 
-  /** Upsert keyed by (jobId, round, kind): a round run again after a crash replaces its transcript. */
+  /**
+   * Upsert keyed by (jobId, round, kind): a round run again after a crash replaces its transcript;
+   * refused with LEASE_LOST if the stored one has a higher `fence`.
+   */
   saveTranscript(record: TranscriptRecord): Promise<void>;
   /** Ordered by round, then kind (`round` before `scoring`). */
   listTranscripts(jobId: string): Promise<TranscriptRecord[]>;

@@ -38,7 +38,7 @@ export class RoundTranscripts implements RoundSealer {
       validationSet,
     });
     const signed = signTranscript(this.identity, transcript);
-    await this.save(jobId, input.record.round, 'round', signed);
+    await this.save(jobId, input.record.round, 'round', signed, input.fence);
     return signed.hash;
   }
 
@@ -56,7 +56,15 @@ export class RoundTranscripts implements RoundSealer {
     round: number,
     kind: TranscriptRecord['kind'],
     signed: ReturnType<typeof signTranscript>,
+    fence?: number,
   ): Promise<void> {
-    return this.store.saveTranscript({ jobId, round, kind, ...signed, createdAt: new Date() });
+    return this.store.saveTranscript({
+      jobId,
+      round,
+      kind,
+      ...signed,
+      ...(fence !== undefined ? { fence } : {}),
+      createdAt: new Date(),
+    });
   }
 }

@@ -5,6 +5,8 @@ import type { ServerEventName, ServerPayload } from '../../shared/schemas/protoc
 export interface ClientLink {
   readonly clientId: string;
   send<E extends ServerEventName>(event: E, payload: ServerPayload<E>): void;
+  /** Closes the connection (the client reconnects and joins again: in a cluster, wherever its job runs now). */
+  close?(reason: string): void;
 }
 
 export type DirectoryEvent = { type: 'joined' | 'left'; jobId: string; clientId: string; reason?: string };

@@ -39,12 +39,45 @@ export interface SocketServerOptions {
   connectionsPerKeyPerMinute?: number;
   /** Told when a connection is refused by a rate limit (metrics). */
   onRateLimited?: (limiter: string) => void;
+  /**
+   * A cluster (coordinator/cluster): handshake nonces are also claimed cluster-wide (Redis SET NX
+   * PX), so a handshake replayed at another node that answers to the same audience (several nodes
+   * behind one load balancer URL) is refused; and each key keeps one connection in the whole cluster
+   * (a new one closes the key's connections on other nodes, through the adapter's per-client rooms).
+   * @default a single coordinator
+   */
+  cluster?: { claimNonce(id: string, ttlMs: number): Promise<boolean> };
+}
+
+/**
+ * Sent to the other nodes of a cluster (socket.io serverSideEmit through the adapter) when a key
+ * connects: each closes that key's connections whose handshake came earlier. Ordered by the
+ * handshakes the key signed (its own clock, then the nonce), not by arrival: a notice that Redis
+ * delivers late must not close the key's newer connection.
+ */
+export interface ConnectionNotice {
+  clientId: string;
+  timestamp: number;
+  nonce: string;
+}
+
+/** The events nodes of a cluster send each other. */
+export interface ClusterEvents {
+  'tributary:connected': (notice: ConnectionNotice) => void;
+}
+
+/** Whether handshake `a` was signed before handshake `b` of the same key. */
+function signedBefore(
+  a: Pick<ConnectionNotice, 'timestamp' | 'nonce'>,
+  b: Pick<ConnectionNotice, 'timestamp' | 'nonce'>,
+) {
+  return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.nonce < b.nonce);
 }
 
 /** socket.io's per-message limit: one upload chunk plus room for the envelope. */
 const MAX_HTTP_BUFFER_BYTES = MAX_CHUNK_BYTES + 256 * 1024;
 
-type TributarySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type TributarySocket = Socket<ClientToServerEvents, ServerToClientEvents, ClusterEvents, SocketData>;
 
 /** A message whose envelope, signature and nonce were checked. */
 interface VerifiedMessage {
@@ -66,7 +99,7 @@ interface VerifiedMessage {
  * maxHttpBufferSize is set just above the upload chunk size: large updates travel as chunks.
  */
 export class SocketServer {
-  readonly io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+  readonly io: Server<ClientToServerEvents, ServerToClientEvents, ClusterEvents, SocketData>;
   private readonly verifier = new SignatureVerifier();
   /** Handshake nonces, for as long as their timestamps can pass the window. */
   private readonly handshakeNonces: TimedNonceCache;
@@ -95,6 +128,13 @@ export class SocketServer {
         // Per IP before any signature work; per key after the handshake proved the key.
         await this.limit(this.perIp, socket.handshake.address, 'socket-ip');
         const clientId = this.authenticate(socket.handshake.auth);
+        if (this.options.cluster) {
+          const { nonce } = socket.handshake.auth as { nonce: string };
+          // A nonce lives as long as its timestamp can pass the window (TimedNonceCache's bound).
+          if (!(await this.options.cluster.claimNonce(`hs:${clientId}:${nonce}`, 2 * this.options.authWindowMs))) {
+            throw new TributaryError('AUTH_REPLAY', 'This handshake nonce was already used at a node of this cluster.');
+          }
+        }
         await this.limit(this.perKey, clientId, 'socket-key');
         socket.data.clientId = clientId;
         next();
@@ -106,6 +146,15 @@ export class SocketServer {
       }
     });
     this.io.on('connection', (socket) => this.onConnection(socket));
+    // A cluster: another node accepted a connection of some key; an older one of that key here closes.
+    if (options.cluster) this.io.on('tributary:connected', (notice: unknown) => this.onConnectedElsewhere(notice));
+  }
+
+  private onConnectedElsewhere(notice: unknown): void {
+    const n = notice as Partial<ConnectionNotice> | null;
+    if (typeof n?.clientId !== 'string' || typeof n.timestamp !== 'number' || typeof n.nonce !== 'string') return;
+    const local = this.sockets.get(n.clientId);
+    if (local && signedBefore(handshakeOf(local), n as ConnectionNotice)) local.disconnect(true);
   }
 
   /** Takes one point for `key`, or refuses with RATE_LIMITED and the time to wait. */
@@ -191,11 +240,16 @@ export class SocketServer {
     const link: ClientLink = {
       clientId,
       send: (event, payload) => socket.emit(event, ...([payload] as Parameters<ServerToClientEvents[typeof event]>)),
+      close: () => socket.disconnect(true),
     };
     // A reconnecting client replaces its previous connection.
     const previous = this.sockets.get(clientId);
     if (previous && previous.id !== socket.id) previous.disconnect(true);
     this.sockets.set(clientId, socket);
+    if (this.options.cluster) {
+      // One connection per key in the whole cluster: the key's older connections on other nodes close.
+      this.io.serverSideEmit('tributary:connected', { clientId, ...handshakeOf(socket) });
+    }
     this.directory.connect(link);
     this.options.logger.debug('client connected', { clientId: clientId.slice(0, 12) });
 
@@ -309,4 +363,10 @@ export class SocketServer {
     }
     return { jobId: message.jobId, round: message.round, body, data };
   }
+}
+
+/** The signed time and nonce of a socket's handshake (checked by the auth middleware before any connection). */
+function handshakeOf(socket: TributarySocket): Pick<ConnectionNotice, 'timestamp' | 'nonce'> {
+  const { timestamp, nonce } = socket.handshake.auth as { timestamp: number; nonce: string };
+  return { timestamp, nonce };
 }

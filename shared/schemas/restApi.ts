@@ -96,6 +96,8 @@ export const HealthSchema = z
     protocolVersion: z.number().int(),
     store: z.enum(['memory', 'mongo']),
     connectedClients: z.number().int().min(0),
+    /** Present on a node of a cluster: its id and the jobs whose lease it holds (load balancers read it). */
+    cluster: z.object({ node: z.string(), leases: z.array(z.string()) }).optional(),
   })
   .meta({ id: 'Health' });
 
