@@ -1,190 +1,57 @@
-import { TributaryError } from '../../../shared/errors';
-import type { AggregateResultBody } from '../../../shared/schemas/messages';
 import type { ClientLink } from '../../transport/clientDirectory';
+import { KeyHolderDesk, type KeyHolderRequest } from '../keyHolderDesk';
 import type { PaillierContribution } from './paillierAggregator';
 
 /** What the coordinator asks a key holder to decrypt: one round attempt's contributions. */
-export interface DecryptionRequest {
-  jobId: string;
-  round: number;
-  attempt: number;
-  /** Values per vector (parameters + 1). */
-  length: number;
+export interface DecryptionRequest extends KeyHolderRequest {
   /** The attempt's selection, as the round's record will show it. */
   selected: readonly string[];
   contributions: readonly PaillierContribution[];
 }
 
-interface Pending {
-  request: DecryptionRequest;
-  sent: boolean;
-  timer: NodeJS.Timeout;
-  resolve: (sums: Float32Array) => void;
-  reject: (err: TributaryError) => void;
+/** `aggregate:decrypt` (the attempt, its selection, each contributor's id and signature), then one `aggregate:ciphertexts` per contributor. */
+function sendPaillierDecryption(link: ClientLink, request: DecryptionRequest): void {
+  const { jobId, round, attempt, length, selected, contributions } = request;
+  link.send('aggregate:decrypt', {
+    jobId,
+    round,
+    attempt,
+    length,
+    selected: [...selected],
+    contributions: contributions.map(({ clientId, signature }) => ({ clientId, signature })),
+  });
+  // One message per contributor, in order: socket.io keeps the order on one connection.
+  contributions.forEach(({ ciphertexts: c }, index) => {
+    link.send('aggregate:ciphertexts', {
+      jobId,
+      round,
+      attempt,
+      index,
+      ciphertexts: Buffer.from(c.buffer, c.byteOffset, c.byteLength),
+    });
+  });
 }
 
 /**
- * The key holders of `paillier` jobs: which connection holds a job's private key, and the one
- * outstanding decryption per job. A decryption waits (up to its timeout) for the key holder to be
- * connected, is sent as `aggregate:decrypt` (the round attempt, its selection, each contributor's
- * id and submission signature) followed by one `aggregate:ciphertexts` per contributor, and
- * resolves with the Float32 sums of the key holder's signed `aggregate:result`. A key holder that
- * disconnects mid-request gets the whole request again when it rejoins within the timeout; otherwise
- * the request fails with PAILLIER_KEYHOLDER_UNAVAILABLE. A key holder's refusal rejects with
- * PAILLIER_DECRYPT_REFUSED (`details.reason`), naming no client: only the key holder's word.
+ * The key holders of `paillier` jobs (the life cycle of KeyHolderDesk): decryptions are sent as
+ * `aggregate:decrypt` + `aggregate:ciphertexts`; failures are PAILLIER_KEYHOLDER_UNAVAILABLE,
+ * PAILLIER_NOT_KEY_HOLDER, PAILLIER_DECRYPT_REFUSED (`details.reason`) and PAILLIER_DECRYPT_FAILED.
  *
  * Bandwidth: the key holder receives every contributor's ciphertexts, clients × update bytes per
  * round (bounded at job creation by MAX_DECRYPT_REQUEST_BYTES), one message per contributor so no
  * message exceeds one update (MAX_PAILLIER_UPDATE_BYTES).
  */
-export class KeyHolderRegistry {
-  private readonly holders = new Map<string, { clientId: string; link: ClientLink }>();
-  private readonly pending = new Map<string, Pending>();
-
-  /** Registers `link` as the key holder of `jobId` (the caller checked its client id against the spec). */
-  register(jobId: string, clientId: string, link: ClientLink): void {
-    this.holders.set(jobId, { clientId, link });
-    this.trySend(jobId);
-  }
-
-  /** A connection went away: it no longer holds any job's key. */
-  unregister(link: ClientLink): void {
-    for (const [jobId, holder] of this.holders) {
-      if (holder.link !== link) continue;
-      this.holders.delete(jobId);
-      const p = this.pending.get(jobId);
-      if (p) p.sent = false;
-    }
-  }
-
-  isConnected(jobId: string): boolean {
-    return this.holders.has(jobId);
-  }
-
-  /** Asks the job's key holder to decrypt an aggregate; rejects with a coded error after `timeoutMs`. */
-  decrypt(request: DecryptionRequest, timeoutMs: number): Promise<Float32Array> {
-    const { jobId } = request;
-    if (this.pending.has(jobId)) {
-      return Promise.reject(new TributaryError('INTERNAL', `Job ${jobId} already has a decryption in progress.`));
-    }
-    return new Promise<Float32Array>((resolve, reject) => {
-      const p: Pending = {
-        request,
-        sent: false,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.settle(
-            jobId,
-            p,
-            new TributaryError(
-              'PAILLIER_KEYHOLDER_UNAVAILABLE',
-              p.sent
-                ? `The key holder did not return the decrypted aggregate within ${timeoutMs} ms.`
-                : `No key holder was connected to decrypt the aggregate within ${timeoutMs} ms.`,
-            ),
-          );
-        }, timeoutMs),
-      };
-      this.pending.set(jobId, p);
-      this.trySend(jobId);
+export class KeyHolderRegistry extends KeyHolderDesk<DecryptionRequest> {
+  constructor() {
+    super({
+      label: 'key holder',
+      codes: {
+        unavailable: 'PAILLIER_KEYHOLDER_UNAVAILABLE',
+        notKeyHolder: 'PAILLIER_NOT_KEY_HOLDER',
+        refused: 'PAILLIER_DECRYPT_REFUSED',
+        failed: 'PAILLIER_DECRYPT_FAILED',
+      },
+      send: sendPaillierDecryption,
     });
-  }
-
-  /** A signed `aggregate:result` from `clientId`. Throws a coded error (to the sender) when it does not fit the request. */
-  handleResult(
-    clientId: string,
-    jobId: string,
-    round: number,
-    body: AggregateResultBody,
-    data: Uint8Array | undefined,
-  ): void {
-    const holder = this.holders.get(jobId);
-    if (!holder || holder.clientId !== clientId) {
-      throw new TributaryError(
-        'PAILLIER_NOT_KEY_HOLDER',
-        `The client is not the connected key holder of job ${jobId}.`,
-      );
-    }
-    const p = this.pending.get(jobId);
-    if (!p?.sent) throw new TributaryError('ROUND_LATE_UPDATE', `Job ${jobId} has no decryption in progress.`);
-    if (p.request.round !== round || p.request.attempt !== body.attempt) {
-      throw new TributaryError(
-        'ROUND_WRONG',
-        `Expected the aggregate of round ${p.request.round} attempt ${p.request.attempt}, got round ${round} attempt ${body.attempt}.`,
-      );
-    }
-    if (body.refusal !== undefined) {
-      this.settle(
-        jobId,
-        p,
-        new TributaryError(
-          'PAILLIER_DECRYPT_REFUSED',
-          `The key holder refused to decrypt round ${round} attempt ${body.attempt} (${body.refusal.reason}): ${body.error ?? 'no reason given'}`,
-          { details: { reason: body.refusal.reason } },
-        ),
-      );
-      return;
-    }
-    if (body.error !== undefined) {
-      this.settle(
-        jobId,
-        p,
-        new TributaryError('PAILLIER_DECRYPT_FAILED', `The key holder could not decrypt the aggregate: ${body.error}`),
-      );
-      return;
-    }
-    if (body.length !== p.request.length || !data || data.length !== p.request.length * 4) {
-      throw new TributaryError(
-        'VALIDATION_FAILED',
-        `Expected ${p.request.length} Float32 sums (${p.request.length * 4} bytes of data).`,
-      );
-    }
-    const sums = new Float32Array(p.request.length);
-    new Uint8Array(sums.buffer).set(data);
-    for (let i = 0; i < sums.length; i++) {
-      if (!Number.isFinite(sums[i])) throw new TributaryError('VALIDATION_FAILED', `Sum ${i} is not finite.`);
-    }
-    this.settle(jobId, p, sums);
-  }
-
-  /** Fails every outstanding decryption (coordinator shutdown). */
-  cancelAll(reason: string): void {
-    for (const [jobId, p] of this.pending)
-      this.settle(jobId, p, new TributaryError('PAILLIER_KEYHOLDER_UNAVAILABLE', reason));
-  }
-
-  private trySend(jobId: string): void {
-    const p = this.pending.get(jobId);
-    const holder = this.holders.get(jobId);
-    if (!p || !holder || p.sent) return;
-    p.sent = true;
-    const { jobId: id, round, attempt, length, selected, contributions } = p.request;
-    holder.link.send('aggregate:decrypt', {
-      jobId: id,
-      round,
-      attempt,
-      length,
-      selected: [...selected],
-      contributions: contributions.map(({ clientId, signature }) => ({ clientId, signature })),
-    });
-    // One message per contributor, in order: socket.io keeps the order on one connection.
-    contributions.forEach(({ ciphertexts: c }, index) => {
-      holder.link.send('aggregate:ciphertexts', {
-        jobId: id,
-        round,
-        attempt,
-        index,
-        ciphertexts: Buffer.from(c.buffer, c.byteOffset, c.byteLength),
-      });
-    });
-  }
-
-  private settle(jobId: string, p: Pending, outcome: Float32Array | TributaryError): void {
-    if (this.pending.get(jobId) !== p) return;
-    this.pending.delete(jobId);
-    clearTimeout(p.timer);
-    if (outcome instanceof TributaryError) p.reject(outcome);
-    else p.resolve(outcome);
   }
 }
