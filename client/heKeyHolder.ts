@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { writeNewSecretJsonFile } from '../shared/identity/secretFile';
 import { totalParameters } from '../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../shared/errors';
 import {
@@ -95,9 +95,7 @@ export function writeHeKeyHolderKeyFile(path: string, keys: HeKeyHolderKeys): vo
       secretKey: Buffer.from(keys.secretKey).toString('base64'),
     },
   };
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  chmodSync(path, 0o600);
+  writeNewSecretJsonFile(path, file);
 }
 
 /**

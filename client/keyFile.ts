@@ -1,7 +1,7 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { Wallet } from 'ethers';
 import { z } from 'zod';
+import { writeNewSecretJsonFile } from '../shared/identity/secretFile';
 import { TributaryError } from '../shared/errors';
 import { generateIdentity, identityFromSecretKey, type Identity } from '../shared/identity/keyPair';
 
@@ -24,7 +24,6 @@ const KeyFileSchema = z.object({
 export function loadOrCreateIdentity(path: string): Identity {
   if (!existsSync(path)) {
     const identity = generateIdentity();
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const file = {
       version: 1,
       kind: 'ed25519',
@@ -32,8 +31,7 @@ export function loadOrCreateIdentity(path: string): Identity {
       secretKey: Buffer.from(identity.secretKey).toString('hex'),
       ethPrivateKey: Wallet.createRandom().privateKey,
     };
-    writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-    chmodSync(path, 0o600);
+    writeNewSecretJsonFile(path, file);
     return identity;
   }
   const parsed = readKeyFile(path);

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { modInv } from 'bigint-crypto-utils';
 import { PrivateKey, PublicKey } from 'paillier-bigint';
 import { z } from 'zod';
+import { writeNewSecretJsonFile } from '../shared/identity/secretFile';
 import { totalParameters } from '../shared/codec/tensors';
 import { TributaryError, toTributaryError } from '../shared/errors';
 import { generateIdentity, identityFromSecretKey, type Identity } from '../shared/identity/keyPair';
@@ -85,9 +85,7 @@ export function writeKeyHolderKeyFile(path: string, keys: KeyHolderKeys): void {
     ed25519: { publicKey: keys.identity.clientId, secretKey: Buffer.from(keys.identity.secretKey).toString('hex') },
     paillier: { n: keys.privateKey.publicKey.n.toString(16), p: primes._p.toString(16), q: primes._q.toString(16) },
   };
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  chmodSync(path, 0o600);
+  writeNewSecretJsonFile(path, file);
 }
 
 /** Loads a key file written by `tributary keyholder keygen`; CONFIG_INVALID when it is not one or is inconsistent. */

@@ -1,6 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { writeNewSecretJsonFile } from '../../shared/identity/secretFile';
 import { TributaryError } from '../../shared/errors';
 import { generateIdentity, identityFromSecretKey, type Identity } from '../../shared/identity/keyPair';
 
@@ -24,7 +24,6 @@ const TranscriptKeyFileSchema = z
 export function loadOrCreateTranscriptKey(path: string): Identity {
   if (!existsSync(path)) {
     const identity = generateIdentity();
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const file = {
       version: 1,
       kind: 'ed25519',
@@ -33,8 +32,7 @@ export function loadOrCreateTranscriptKey(path: string): Identity {
       secretKey: Buffer.from(identity.secretKey).toString('hex'),
     };
     // 'wx': two coordinators started at once on one path never overwrite each other's key.
-    writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-    chmodSync(path, 0o600);
+    writeNewSecretJsonFile(path, file);
     return identity;
   }
   let parsed: z.infer<typeof TranscriptKeyFileSchema>;
