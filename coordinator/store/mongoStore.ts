@@ -177,11 +177,10 @@ export class MongoStore implements Store {
 
   async updateJob(id: string, patch: JobPatch): Promise<JobRecord> {
     return this.run(async () => {
-      const doc = await this.models.Job.findOneAndUpdate(
-        { _id: id },
-        { $set: { ...jobPatchUpdate(patch), updatedAt: new Date() } },
-        { returnDocument: 'after', runValidators: true },
-      ).lean<JobDoc>();
+      const update = { $set: { ...jobPatchUpdate(patch), updatedAt: new Date() } };
+      const doc = await withStoreRetry('a job update', () =>
+        this.models.Job.findOneAndUpdate({ _id: id }, update, { returnDocument: 'after', runValidators: true }).lean<JobDoc>(),
+      );
       if (!doc) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${id}".`);
       return toJobRecord(doc);
     });
@@ -216,7 +215,11 @@ export class MongoStore implements Store {
       if (!current || current.owner !== owner || current.token !== token) return null;
       const expiresAt = new Date(claim.now.getTime() + claim.ttlMs);
       // Only the holder writes its own takeover entry; a takeover appended meanwhile is seen next time.
-      await this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt } });
+      // A renewal the store refuses for load (SQLITE_BUSY) is sent again at once: a lease lost to a busy
+      // store stops the job's runner and sends all its clients away.
+      await withStoreRetry('a job lease renewal', () =>
+        this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt } }),
+      );
       return { owner, url: current.url ?? '', token, expiresAt };
     });
   }
@@ -225,7 +228,9 @@ export class MongoStore implements Store {
     await this.run(async () => {
       const current = await this.lastEvent(jobId, 'lease');
       if (current && current.owner === owner && current.token === token) {
-        await this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt: new Date(0) } });
+        await withStoreRetry('a job lease release', () =>
+          this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt: new Date(0) } }),
+        );
       }
     });
   }
@@ -283,7 +288,9 @@ export class MongoStore implements Store {
   /** Inserts a log entry; false if its (jobId, seq) is taken (another append won). */
   private async append(doc: JobEventDoc): Promise<boolean> {
     try {
-      await this.models.JobEvent.create(doc);
+      // An insert SQLite refused as busy was not written: send it again (a duplicate key then means a
+      // racing append won, as always).
+      await withStoreRetry('a job log append', () => this.models.JobEvent.create(doc));
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;
