@@ -69,6 +69,7 @@ export class ChainService {
   private scanTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private readonly claiming = new Set<string>();
+  private readonly doneJobs = new Set<string>();
 
   constructor(private readonly options: ChainServiceOptions) {
     const { config } = options;
@@ -235,7 +236,10 @@ export class ChainService {
   /** Clustered: looks for chain jobs to take on every `scanMs` until stop(); once at once. */
   private async scan(): Promise<void> {
     for (const job of await this.options.store.listJobs()) {
-      if (job.spec.chain && !this.workers.has(job.id)) await this.claim(job);
+      if (!job.spec.chain || this.workers.has(job.id) || this.doneJobs.has(job.id)) continue;
+      // Chain work done (stored by its last holder) stays done: not looked at again by this node.
+      if ((await this.options.store.loadChainState(job.id))?.done) this.doneJobs.add(job.id);
+      else await this.claim(job);
     }
   }
 
