@@ -10,6 +10,8 @@
  *   and goes on from the chain's state; every round is committed on chain exactly once (events and
  *   the coordinator's transaction count: no transaction sent twice), the job settles once, every node
  *   still up serves the chain status and the payouts, and every provider claims its payout.
+ * (4) A buyer's cancel posted at a node that does not hold the chain lease: the holder (another node)
+ *   sees the job failed and releases the budget, once; every node shows the release.
  * (3) What a stale holder could still send, sent with the coordinator's key after settlement (round
  *   commits again, a conflicting round, another root, a release) is a no-op or refused by the escrow,
  *   and its stale status is refused by the store: the outcome on chain and in the store is unchanged.
@@ -21,12 +23,17 @@ import { type JsonRpcProvider, Wallet } from 'ethers';
 import { getJob as getJobAction, getPayouts } from '../client/buyer';
 import { claimPayout } from '../client/claimPayout';
 import { loadOrCreatePayoutKey } from '../client/keyFile';
-import { EscrowClient, EscrowRevertError, type EscrowClient as Escrow } from '../contracts/escrow';
-import type { UnboundJobSpecInput } from '../contracts/escrowBinding';
+import {
+  EscrowClient,
+  EscrowRevertError,
+  JobStatus as EscrowStatus,
+  type EscrowClient as Escrow,
+} from '../contracts/escrow';
+import { cancelRequestOf, signCancelJob, type UnboundJobSpecInput } from '../contracts/escrowBinding';
 import type { ChainJobStatus } from '../coordinator/chain/chainJobStatus';
 import { MongoStore } from '../coordinator/store/mongoStore';
 import { hasCode } from '../shared/errors';
-import { ChainStatusSchema } from '../shared/schemas/restApi';
+import { ChainStatusSchema, JobViewSchema } from '../shared/schemas/restApi';
 import { startAnvil, type Anvil } from './support/anvil';
 import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
 import {
@@ -67,6 +74,24 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
   let store: MongoStore | undefined;
   const processes: Spawned[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'trib-cluster-chain-'));
+  /** The nodes still up after the first test (the second reuses them). */
+  let liveNodes: ClusterNode[] = [];
+  const coordinatorKey = anvilKey(1);
+  const coordinator = new Wallet(coordinatorKey).address;
+  const spec: UnboundJobSpecInput = {
+    name: 'cluster-paid',
+    model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
+    input: { shape: [8], numClasses: 2 },
+    rounds: ROUNDS,
+    minClients: 3,
+    secureAggregation: 'none',
+    localEpochs: 2,
+    batchSize: 32,
+    learningRate: 0.05,
+    roundDeadlineMs: 120_000,
+    quorumTimeoutMs: 240_000,
+    seed: 7,
+  } as UnboundJobSpecInput;
 
   beforeAll(async () => {
     mongo = (await mongoUriForTests())!;
@@ -104,8 +129,6 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
 
   it('(1, 2, 3) fails the chain work over, commits every round once, settles once, and a stale holder changes nothing', async () => {
     const { buyer, escrow } = await deployAsBuyer(provider);
-    const coordinatorKey = anvilKey(1);
-    const coordinator = new Wallet(coordinatorKey).address;
     const nodes = await startClusterNodes({
       count: 3,
       mongoUri: mongo.uri,
@@ -122,20 +145,6 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
         TRIBUTARY_CHAIN_TX_TIMEOUT_MS: '20000',
       },
     });
-    const spec: UnboundJobSpecInput = {
-      name: 'cluster-paid',
-      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
-      input: { shape: [8], numClasses: 2 },
-      rounds: ROUNDS,
-      minClients: 3,
-      secureAggregation: 'none',
-      localEpochs: 2,
-      batchSize: 32,
-      learningRate: 0.05,
-      roundDeadlineMs: 120_000,
-      quorumTimeoutMs: 240_000,
-      seed: 7,
-    } as UnboundJobSpecInput;
     const bound = await fundAndBindJob(escrow, provider, coordinator, spec, BUDGET);
     const txsBefore = await provider.getTransactionCount(coordinator);
     const jobId = await createJob(nodes[0].url, bound);
@@ -165,6 +174,7 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
     killed.process.kill('SIGKILL');
     expect(await killed.process.exit).toBe('SIGKILL');
     const survivors = nodes.filter((n) => n !== killed);
+    liveNodes = survivors;
     const third = (await waitFor(() => chainHolder(survivors, jobId), 60_000, 'a survivor to take the chain lease'))!;
     expect(third).not.toBe(killed);
     const chainFailoverMs = Date.now() - killedAt;
@@ -323,5 +333,46 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
     expect(staleTenure.filter((l) => /round committed on chain|job settled on chain|budget released/.test(l))).toEqual(
       [],
     );
+  });
+
+  it('(4) a buyer cancel at a node without the chain lease: the holder releases the budget once, every node shows it', async () => {
+    expect(liveNodes).toHaveLength(2);
+    const { buyer, escrow } = await deployAsBuyer(provider);
+    const bound = await fundAndBindJob(escrow, provider, coordinator, { ...spec, name: 'cluster-paid-cancel' }, BUDGET);
+    const txsBefore = await provider.getTransactionCount(coordinator);
+    const jobId = await createJob(liveNodes[0].url, bound);
+    const holder = (await waitFor(() => chainHolder(liveNodes, jobId), 60_000, 'a node to take the chain lease'))!;
+    await waitFor(
+      async () => (await getJobAction(buyerClient(holder.url), { jobId })).status === 'running',
+      60_000,
+      'the job to be activated',
+    );
+    const canceller = liveNodes.find((n) => n !== holder)!;
+    const signature = await signCancelJob(buyer, cancelRequestOf(jobId, bound.chain, coordinator));
+    const cancelled = await buyerClient(canceller.url).request({
+      method: 'POST',
+      path: `/v1/jobs/${jobId}/cancel`,
+      json: { signature },
+      response: { schema: JobViewSchema },
+    });
+    expect(cancelled.status).toBe('failed');
+    await waitFor(
+      async () => (await escrow.getJob(ESCROW_JOB)).status === EscrowStatus.Recovered,
+      60_000,
+      'the budget to be released',
+    );
+    for (const node of liveNodes) {
+      await waitFor(
+        async () => (await chainStatus(node.url, jobId)).settlement.status === 'released',
+        60_000,
+        `the release to show at ${node.url}`,
+      );
+    }
+    const c = escrow.contract;
+    expect(await c.queryFilter(c.filters.Released(ESCROW_JOB))).toHaveLength(1);
+    expect((await provider.getTransactionCount(coordinator)) - txsBefore).toBe(1);
+    // The release was sent by the chain-lease holder, not by the node that took the cancel.
+    expect(holder.process.stderr.some((l) => l.includes('budget released') && l.includes(jobId))).toBe(true);
+    expect(canceller.process.stderr.some((l) => l.includes('budget released') && l.includes(jobId))).toBe(false);
   });
 });
