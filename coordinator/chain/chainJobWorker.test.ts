@@ -83,7 +83,7 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
     jobOver: Partial<JobRecord>,
     escrowOver: Partial<JobState>,
     /** What a transaction does instead of succeeding (a former lease holder got there first). */
-    raced: { settle?: () => never; release?: () => never } = {},
+    raced: { settle?: () => never; release?: () => never; commit?: () => never } = {},
     cluster: Pick<ChainJobWorkerDeps, 'holdsLease' | 'onStatus'> = {},
   ) {
     const spec = { chain: { escrow: Wallet.createRandom().address, jobId: '1', chainId: 31337 } };
@@ -106,6 +106,11 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
     const escrow = {
       getJob: async () => onChain,
       getRound: async () => ({ modelHash: `0x${'00'.repeat(32)}`, metric: 0n, transcriptHash: ZeroHash }),
+      commitRound: async () => {
+        calls.push('commit');
+        raced.commit?.();
+        return { recorded: true, receipt: { hash: `0x${'33'.repeat(32)}` } };
+      },
       release: async () => {
         calls.push('release');
         raced.release?.();
@@ -226,6 +231,26 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
     expect(race.calls).toEqual(['settle']);
     expect(status.settlement).toMatchObject({ status: 'settled', root: ourRoot });
     expect(status.retries).toBe(1);
+  });
+
+  it('carries on when a former holder committed the last round and settled between its read and its commit (JobNotOpen)', async () => {
+    let onChain!: JobState;
+    const race = setup(
+      {},
+      { lastRound: 0n },
+      {
+        commit: () => {
+          Object.assign(onChain, { lastRound: 1n, status: EscrowStatus.Settled, payoutRoot: ourRoot });
+          throw new EscrowRevertError('JobNotOpen', [1n, EscrowStatus.Settled]);
+        },
+      },
+    );
+    onChain = race.onChain;
+    const status = await run(race.worker);
+    // One commit tried (refused), then the chain read again: round 1 is there with our values, and our root.
+    expect(race.calls).toEqual(['commit']);
+    expect(status.commits.map((c) => [c.round, c.status])).toEqual([[1, 'committed']]);
+    expect(status.settlement).toMatchObject({ status: 'settled', root: ourRoot });
   });
 
   it('carries on when a former holder released the budget first (JobNotOpen): released, not failed', async () => {

@@ -51,10 +51,12 @@ export interface ChainJobWorkerDeps {
 
 /**
  * Escrow reverts that mean another sender (a former holder of the chain lease, or this worker before
- * a restart) got there first: the chain moved since it was read, so the step starts again from a
- * fresh read instead of halting. RoundConflict (a different result for a committed round) still halts.
+ * a restart) got there first: it settled or released the job between this worker's read and its
+ * transaction (a round sent again is no revert at all: the escrow records it once). The step then
+ * starts again from a fresh read instead of halting. RoundConflict (a different result for a
+ * committed round) and every other revert still halt.
  */
-const RACED_REVERTS: ReadonlySet<string> = new Set(['RoundOutOfOrder', 'JobNotOpen', 'AlreadySettled']);
+const RACED_REVERTS: ReadonlySet<string> = new Set(['JobNotOpen', 'AlreadySettled']);
 
 /** Thrown when the chain lease is gone before a transaction: nothing is sent, the worker stops. */
 class ChainLeaseGone extends Error {}

@@ -65,6 +65,9 @@ interface Held {
  * lease bounds liveness only; safety comes from the fencing token every commit carries, so a node
  * that wrongly believes it still holds a lease (a paused process, a skewed clock) can never commit.
  *
+ * One instance per lease kind: `job` (the runner's lease, held by JobManager) and `chain` (a paid
+ * job's chain worker, held by ChainService); both follow these rules on logs of their own.
+ *
  * Clocks: expiry is written and judged with each node's own clock; skew between nodes shortens or
  * lengthens a takeover by the skew, and never lets two tenures commit.
  */
