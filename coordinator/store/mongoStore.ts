@@ -20,12 +20,15 @@ import {
   type ListingDoc,
   type ParticipantDoc,
   type PayoutPlanDoc,
+  type ChainStateDoc,
   type RoundDoc,
   type StoreModels,
   type TranscriptDoc,
 } from './mongoModels';
 import { definedPatch, leaseLost } from './records';
+import { chainLeaseLog } from './store';
 import type {
+  ChainStateRecord,
   ApiKeyRecord,
   AuditCursor,
   AuditRecord,
@@ -169,18 +172,33 @@ export class MongoStore implements Store {
     return this.run(async () => {
       const job = await this.models.Job.findById(jobId, { status: 1 }).lean<Pick<JobDoc, 'status'>>();
       if (job?.status !== 'running') return null;
-      const { tail, current } = await this.logState(jobId);
-      if (current?.expiresAt && !claim.preempt && current.expiresAt.getTime() > claim.now.getTime()) return null;
-      const lease: JobLease = {
-        owner: claim.owner,
-        url: claim.url,
-        token: (current?.token ?? 0) + 1,
-        expiresAt: new Date(claim.now.getTime() + claim.ttlMs),
-      };
-      // Appended at the next sequence number: a racing claimant (or commit) that got there first wins.
-      const won = await this.append({ jobId, seq: (tail?.seq ?? 0) + 1, kind: 'lease', ...lease });
-      return won ? lease : null;
+      return this.takeLease(jobId, claim);
     });
+  }
+
+  async acquireChainLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null> {
+    return this.run(async () => {
+      const job = await this.models.Job.findById(jobId, { 'spec.chain': 1 }).lean<Pick<JobDoc, 'spec'>>();
+      if (!job?.spec?.chain) return null;
+      const state = await this.models.ChainState.findOne({ jobId }, { done: 1 }).lean<Pick<ChainStateDoc, 'done'>>();
+      if (state?.done) return null;
+      return this.takeLease(chainLeaseLog(jobId), claim);
+    });
+  }
+
+  /** Appends a takeover to log `logId` if its lease is free, expired or preempted; null if another claimant holds or wins it. */
+  private async takeLease(logId: string, claim: LeaseClaim): Promise<JobLease | null> {
+    const { tail, current } = await this.logState(logId);
+    if (current?.expiresAt && !claim.preempt && current.expiresAt.getTime() > claim.now.getTime()) return null;
+    const lease: JobLease = {
+      owner: claim.owner,
+      url: claim.url,
+      token: (current?.token ?? 0) + 1,
+      expiresAt: new Date(claim.now.getTime() + claim.ttlMs),
+    };
+    // Appended at the next sequence number: a racing claimant (or commit) that got there first wins.
+    const won = await this.append({ jobId: logId, seq: (tail?.seq ?? 0) + 1, kind: 'lease', ...lease });
+    return won ? lease : null;
   }
 
   async renewJobLease(
@@ -364,6 +382,30 @@ export class MongoStore implements Store {
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
+    });
+  }
+
+  async saveChainState(record: ChainStateRecord): Promise<void> {
+    await this.run(() =>
+      fencedUpsert(record.jobId, record.fence, () =>
+        this.models.ChainState.replaceOne({ jobId: record.jobId, ...fenceFilter(record.fence) }, record, {
+          upsert: true,
+        }),
+      ),
+    );
+  }
+
+  async loadChainState(jobId: string): Promise<ChainStateRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.ChainState.findOne({ jobId }).lean<ChainStateDoc>();
+      if (!doc) return null;
+      return {
+        jobId: doc.jobId,
+        status: doc.status as ChainStateRecord['status'],
+        done: doc.done,
+        ...(doc.fence !== undefined ? { fence: doc.fence } : {}),
+        updatedAt: new Date(doc.updatedAt),
+      };
     });
   }
 
