@@ -160,6 +160,19 @@ export async function startCoordinator(
       }),
     scoresFor: options.scoresFor ?? settlementScores(store, contributions),
     onTransaction: (kind, seconds, outcome) => metrics.chainTransaction(kind, seconds, outcome),
+    // Clustered: each paid job's chain worker runs under its own lease, on whichever node holds it.
+    ...(cluster
+      ? {
+          leases: new JobLeases(
+            store,
+            logger,
+            () => publicUrl,
+            { leaseTtlMs: config.leaseTtlMs, nodeId: cluster.nodeId },
+            Date.now,
+            'chain',
+          ),
+        }
+      : {}),
   });
   // What other parts add to jobs, in order: creation rules, admission rules, observers.
   jobs.checkCreation((spec) => chain.assertUsable(spec));
@@ -190,6 +203,7 @@ export async function startCoordinator(
     jobs,
     store,
     ...(cluster ? { cluster } : {}),
+    ...(chain.leases ? { chainLeases: chain.leases } : {}),
     directory,
     logger,
     metrics,
@@ -229,7 +243,8 @@ export async function startCoordinator(
   // node takes leases only once listening: a lease names the URL clients are sent to.
   if (!cluster) await jobs.resumeRunningJobs();
   // Chain jobs pick up from the chain and the store: funding watches, missing commits, settlement.
-  await chain.resume();
+  // Clustered, once listening: a chain worker may activate a job, and its job lease names this URL.
+  if (!cluster) await chain.resume();
   const httpServer = createServer(app);
   // The origins handshakes may name: known once listening (port 0 picks one), plus configured public URLs.
   let audiences: ReadonlySet<string> = new Set(
@@ -257,7 +272,10 @@ export async function startCoordinator(
   audiences = new Set([...audiences, ...defaultAudiences(config.host, port)]);
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   publicUrl ||= url;
-  if (cluster) await jobs.joinCluster();
+  if (cluster) {
+    await jobs.joinCluster();
+    await chain.resume();
+  }
   logger.info('coordinator listening', {
     url,
     store: store.kind,

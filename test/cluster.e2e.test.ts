@@ -27,6 +27,7 @@ import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { EVENTS, STAGES } from '../shared/schemas/protocol';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
+import { leaseHolder, startClientProcesses, startClusterNodes, type ClusterNode } from './support/clusterNodes';
 import { spawnTs, waitFor, type Spawned } from './support/processes';
 import { RawClient } from './support/rawClient';
 import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
@@ -46,10 +47,7 @@ const describeIfMongo = skipReason ? describe.skip : describe;
 const LEASE_TTL_MS = 3_000;
 const ROUNDS = 5;
 
-interface Node {
-  process: Spawned;
-  url: string;
-}
+type Node = ClusterNode;
 
 interface RoundView {
   round: number;
@@ -82,52 +80,19 @@ describeIfMongo('a cluster of three coordinators', () => {
     await mongo?.stop();
   });
 
-  async function startNodes(count: number): Promise<Node[]> {
-    const dbName = `${mongo.dbName}_cluster${dbCount++}`;
-    const started = Array.from({ length: count }, () => {
-      const p = spawnTs(
-        'coordinator/cli.ts',
-        ['--port', '0', '--json', '--log-level', 'info', '--backend', 'cpu', '--redis-url', redis.url],
-        {
-          MONGODB_URI: mongo.uri,
-          TRIBUTARY_DB_NAME: dbName,
-          TRIBUTARY_LEASE_TTL_MS: String(LEASE_TTL_MS),
-        },
-      );
-      processes.push(p);
-      return p;
+  function startNodes(count: number): Promise<Node[]> {
+    return startClusterNodes({
+      count,
+      mongoUri: mongo.uri,
+      dbName: `${mongo.dbName}_cluster${dbCount++}`,
+      redisUrl: redis.url,
+      leaseTtlMs: LEASE_TTL_MS,
+      track: processes,
     });
-    return Promise.all(
-      started.map(async (p) => {
-        const line = await p.waitForLine((l) => l.includes('"url"'), 120_000);
-        return { process: p, url: (JSON.parse(line) as { url: string }).url };
-      }),
-    );
   }
 
   function startClients(nodes: Node[], jobId: string, count: number, tag: string): Spawned[] {
-    return Array.from({ length: count }, (_, i) => {
-      const data = join(dir, `${tag}-client${i}.csv`);
-      writeSeparableCsv(data, 800, 8, 100 + i);
-      // Each client starts at another node and knows the others, in its own order.
-      const urls = nodes.map((_, k) => nodes[(i + k) % nodes.length].url);
-      const p = spawnTs('client/cli.ts', [
-        '--coordinator',
-        urls.join(','),
-        '--job',
-        jobId,
-        '--data',
-        data,
-        '--key',
-        join(dir, `${tag}-client${i}.key`),
-        '--json',
-        '--backend',
-        'cpu',
-        '--allow-plaintext', // most jobs here run in mode none
-      ]);
-      processes.push(p);
-      return p;
-    });
+    return startClientProcesses({ nodes, jobId, count, tag, dir, track: processes });
   }
 
   async function createClusterJob(url: string, name: string, overrides: Partial<JobSpecInput> = {}): Promise<string> {
@@ -181,15 +146,7 @@ describeIfMongo('a cluster of three coordinators', () => {
   }
 
   /** The node whose /v1/health lists a lease on the job (null while none does). */
-  async function ownerOf(nodes: Node[], jobId: string): Promise<Node | null> {
-    for (const node of nodes) {
-      const health = await fetch(`${node.url}/v1/health`, { signal: AbortSignal.timeout(2_000) })
-        .then((r) => r.json() as Promise<{ cluster?: { leases: string[] } }>)
-        .catch(() => null);
-      if (health?.cluster?.leases.includes(jobId)) return node;
-    }
-    return null;
-  }
+  const ownerOf = (nodes: Node[], jobId: string) => leaseHolder(nodes, jobId);
 
   function committedLines(node: Node): number {
     return node.process.stderr.filter((l) => l.includes('round committed')).length;

@@ -1,5 +1,6 @@
 import { Wallet, ZeroHash } from 'ethers';
-import { JobStatus as EscrowStatus, type JobState } from '../../contracts/escrow';
+import { EscrowRevertError, JobStatus as EscrowStatus, type JobState } from '../../contracts/escrow';
+import type { ChainJobStatus } from './chainJobStatus';
 import { createLogger } from '../logger';
 import type { JobRecord } from '../store/store';
 import type { ChainConnection } from './chainConnection';
@@ -78,7 +79,13 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
   const ourRoot = `0x${'cd'.repeat(32)}`;
 
   /** A job record and the escrow state the fake chain answers with. */
-  function setup(jobOver: Partial<JobRecord>, escrowOver: Partial<JobState>) {
+  function setup(
+    jobOver: Partial<JobRecord>,
+    escrowOver: Partial<JobState>,
+    /** What a transaction does instead of succeeding (a former lease holder got there first). */
+    raced: { settle?: () => never; release?: () => never; commit?: () => never } = {},
+    cluster: Pick<ChainJobWorkerDeps, 'holdsLease' | 'onStatus'> = {},
+  ) {
     const spec = { chain: { escrow: Wallet.createRandom().address, jobId: '1', chainId: 31337 } };
     const record = { id: 'job_fake', status: 'completed', currentRound: 1, spec, ...jobOver } as unknown as JobRecord;
     const onChain = {
@@ -99,12 +106,19 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
     const escrow = {
       getJob: async () => onChain,
       getRound: async () => ({ modelHash: `0x${'00'.repeat(32)}`, metric: 0n, transcriptHash: ZeroHash }),
+      commitRound: async () => {
+        calls.push('commit');
+        raced.commit?.();
+        return { recorded: true, receipt: { hash: `0x${'33'.repeat(32)}` } };
+      },
       release: async () => {
         calls.push('release');
+        raced.release?.();
         return { hash: `0x${'11'.repeat(32)}` };
       },
       settle: async () => {
         calls.push('settle');
+        raced.settle?.();
         return { hash: `0x${'22'.repeat(32)}` };
       },
     };
@@ -137,8 +151,9 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
       retryMaxMs: 10,
       pollMs: 10,
       settleMarginSeconds: 600,
+      ...cluster,
     };
-    return { worker: new ChainJobWorker(record, deps), calls, record };
+    return { worker: new ChainJobWorker(record, deps), calls, record, onChain };
   }
 
   async function run(worker: ChainJobWorker) {
@@ -196,5 +211,117 @@ describe('ChainJobWorker outcomes against a fake escrow', () => {
     await new Promise((r) => setTimeout(r, 100));
     await far.worker.stop();
     expect(far.calls).toEqual([]);
+  });
+
+  it('carries on, not halts, when a former chain-lease holder settled first: it reads the chain again and finds our root', async () => {
+    let onChain!: JobState;
+    const race = setup(
+      {},
+      {},
+      {
+        // Between this worker's read and its settle, the former holder's settle (same stored plan) was mined.
+        settle: () => {
+          Object.assign(onChain, { status: EscrowStatus.Settled, payoutRoot: ourRoot });
+          throw new EscrowRevertError('AlreadySettled', [1n]);
+        },
+      },
+    );
+    onChain = race.onChain;
+    const status = await run(race.worker);
+    expect(race.calls).toEqual(['settle']);
+    expect(status.settlement).toMatchObject({ status: 'settled', root: ourRoot });
+    expect(status.retries).toBe(1);
+  });
+
+  it('carries on when a former holder committed the last round and settled between its read and its commit (JobNotOpen)', async () => {
+    let onChain!: JobState;
+    const race = setup(
+      {},
+      { lastRound: 0n },
+      {
+        commit: () => {
+          Object.assign(onChain, { lastRound: 1n, status: EscrowStatus.Settled, payoutRoot: ourRoot });
+          throw new EscrowRevertError('JobNotOpen', [1n, EscrowStatus.Settled]);
+        },
+      },
+    );
+    onChain = race.onChain;
+    const status = await run(race.worker);
+    // One commit tried (refused), then the chain read again: round 1 is there with our values, and our root.
+    expect(race.calls).toEqual(['commit']);
+    expect(status.commits.map((c) => [c.round, c.status])).toEqual([[1, 'committed']]);
+    expect(status.settlement).toMatchObject({ status: 'settled', root: ourRoot });
+  });
+
+  it('carries on when a former holder released the budget first (JobNotOpen): released, not failed', async () => {
+    let onChain!: JobState;
+    const race = setup(
+      { status: 'failed', currentRound: 0 },
+      { lastRound: 0n },
+      {
+        release: () => {
+          Object.assign(onChain, { status: EscrowStatus.Recovered });
+          throw new EscrowRevertError('JobNotOpen', [1n, EscrowStatus.Recovered]);
+        },
+      },
+    );
+    onChain = race.onChain;
+    const status = await run(race.worker);
+    expect(race.calls).toEqual(['release']);
+    expect(status.settlement.status).toBe('released');
+  });
+
+  it('still halts on a revert no other sender explains (the escrow refuses the payout total)', async () => {
+    const race = setup(
+      {},
+      {},
+      {
+        settle: () => {
+          throw new EscrowRevertError('PayoutExceedsBudget', [1n, 9n, 1n]);
+        },
+      },
+    );
+    const status = await run(race.worker);
+    expect(status.settlement).toMatchObject({ status: 'failed' });
+    expect(status.settlement.error).toMatch(/PayoutExceedsBudget/);
+  });
+
+  it('sends nothing once the store says the chain lease is gone, and stores no final state', async () => {
+    const stored: Array<[string, boolean]> = [];
+    const { worker, calls } = setup(
+      {},
+      {},
+      {},
+      {
+        holdsLease: async () => false,
+        onStatus: async (s: ChainJobStatus, done: boolean) => {
+          stored.push([s.settlement.status, done]);
+        },
+      },
+    );
+    const status = await run(worker);
+    expect(calls).toEqual([]);
+    expect(status.settlement.status).not.toBe('settled');
+    expect(status.settlement.status).not.toBe('failed');
+    expect(stored.some(([, done]) => done)).toBe(false);
+  });
+
+  it('stores its status after each step that changed it, the last one done and settled', async () => {
+    const stored: Array<[string, boolean]> = [];
+    const { worker, calls } = setup(
+      {},
+      {},
+      {},
+      {
+        holdsLease: async () => true,
+        onStatus: async (s: ChainJobStatus, done: boolean) => {
+          stored.push([s.settlement.status, done]);
+        },
+      },
+    );
+    await run(worker);
+    expect(calls).toEqual(['settle']);
+    expect(stored.at(-1)).toEqual(['settled', true]);
+    expect(stored.filter(([, done]) => done)).toHaveLength(1);
   });
 });

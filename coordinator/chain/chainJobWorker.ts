@@ -36,7 +36,30 @@ export interface ChainJobWorkerDeps {
   settleMarginSeconds?: number;
   /** Told once this worker's settle transaction is mined (the audit trail's `job.settlement.posted`); a failure is logged only. */
   onSettlementPosted?: (event: SettlementPosted) => Promise<unknown> | undefined;
+  /**
+   * Clustered: whether this node still holds the job's chain lease, asked before every transaction.
+   * False stops the worker before it sends anything (a former holder, paused past its lease).
+   */
+  holdsLease?: () => Promise<boolean>;
+  /**
+   * Told the status after every step that changed it, with `done` once the worker finished (settled,
+   * released or halted): the cluster stores it, so every node answers the REST chain views. A
+   * LEASE_LOST refusal (a newer holder wrote) stops the worker.
+   */
+  onStatus?: (status: ChainJobStatus, done: boolean) => Promise<void>;
 }
+
+/**
+ * Escrow reverts that mean another sender (a former holder of the chain lease, or this worker before
+ * a restart) got there first: it settled or released the job between this worker's read and its
+ * transaction (a round sent again is no revert at all: the escrow records it once). The step then
+ * starts again from a fresh read instead of halting. RoundConflict (a different result for a
+ * committed round) and every other revert still halt.
+ */
+const RACED_REVERTS: ReadonlySet<string> = new Set(['JobNotOpen', 'AlreadySettled']);
+
+/** Thrown when the chain lease is gone before a transaction: nothing is sent, the worker stops. */
+class ChainLeaseGone extends Error {}
 
 /** bytes32 of a SHA-256 hex model hash. */
 /** A settlement this coordinator posted: the plan's root and total, and the transaction. */
@@ -79,7 +102,11 @@ type StepOutcome = 'idle' | 'progress' | 'finished';
  *
  * Failed requests (RPC down, timeouts) are retried with exponential backoff and shown in the status;
  * the federation never waits for the chain. A revert by the contract (the escrow refuses) halts the
- * worker with the reason in the status, since retrying cannot change the answer.
+ * worker with the reason in the status, since retrying cannot change the answer; except a revert that
+ * says another sender was first (RACED_REVERTS: a former holder of the chain lease in a cluster), after
+ * which the step is retried from a fresh read of the chain. In a cluster the worker runs under the
+ * job's chain lease (ChainService): it asks the store before each transaction whether it still holds
+ * it, and its status is stored after each step, fenced by the lease's token.
  */
 export class ChainJobWorker {
   readonly status: ChainJobStatus;
@@ -146,6 +173,7 @@ export class ChainJobWorker {
         failures = 0;
         this.status.consecutiveFailures = 0;
       } catch (err) {
+        if (err instanceof ChainLeaseGone) this.stopped = true;
         if (this.stopped) break;
         const delay = backoffDelay(failures, this.deps.retryBaseMs, this.deps.retryMaxMs);
         failures++;
@@ -154,12 +182,55 @@ export class ChainJobWorker {
         const message = this.deps.chain.redact(errorText(err));
         this.status.lastRpcError = { message, at: new Date().toISOString() };
         this.deps.logger.info('chain request failed; retrying', { jobId: this.job.id, message, retryInMs: delay });
+        await this.publish(false);
         await this.sleep(delay, false);
         continue;
       }
+      if (this.stopped) break;
+      await this.publish(outcome === 'finished');
       if (outcome === 'finished') break;
       if (outcome === 'idle') await this.sleep(this.deps.pollMs, true);
     }
+  }
+
+  private published = '';
+
+  /** Hands a changed status to onStatus; a LEASE_LOST refusal stops the worker, other failures wait for the next step. */
+  private async publish(done: boolean): Promise<void> {
+    if (!this.deps.onStatus) return;
+    const status = this.snapshot();
+    const text = JSON.stringify([status, done]);
+    if (text === this.published) return;
+    try {
+      await this.deps.onStatus(status, done);
+      this.published = text;
+    } catch (err) {
+      if (err instanceof TributaryError && err.code === 'LEASE_LOST') {
+        this.deps.logger.info('chain status refused: another node holds the chain lease; stopping', {
+          jobId: this.job.id,
+        });
+        this.stopped = true;
+        return;
+      }
+      this.deps.logger.error('chain status not stored', { jobId: this.job.id, message: errorText(err) });
+    }
+  }
+
+  /** Before a transaction: stop (ChainLeaseGone) unless this node still holds the chain lease. */
+  private async assertHoldsLease(what: string): Promise<void> {
+    if (!this.deps.holdsLease || (await this.deps.holdsLease())) return;
+    this.deps.logger.info('chain lease lost before a transaction; not sent', { jobId: this.job.id, what });
+    throw new ChainLeaseGone(what);
+  }
+
+  /** A revert that another sender caused (RACED_REVERTS): retried from a fresh read, with backoff. */
+  private raced(what: string, err: EscrowRevertError): Error {
+    this.deps.logger.info('escrow refused a transaction another sender already made; reading the chain again', {
+      jobId: this.job.id,
+      what,
+      revert: err.errorName,
+    });
+    return new Error(`${what}: ${err.errorName} (the chain moved since it was read; reading it again)`);
   }
 
   private async step(): Promise<StepOutcome> {
@@ -267,6 +338,7 @@ export class ChainJobWorker {
     for (let round = lastOnChain + 1; round <= job.currentRound && !this.stopped; round++) {
       const c = this.commits.get(round);
       if (!c) throw new Error(`round ${round} is committed in the store but has no completed round record`);
+      await this.assertHoldsLease(`commitRound ${round}`);
       try {
         const { receipt } = await chain.exclusive(`commitRound ${round}`, () =>
           escrow.commitRound(this.onChainId, {
@@ -280,6 +352,8 @@ export class ChainJobWorker {
         c.txHash = receipt.hash;
         this.deps.logger.info('round committed on chain', { jobId: job.id, round, txHash: receipt.hash });
       } catch (err) {
+        if (err instanceof EscrowRevertError && RACED_REVERTS.has(err.errorName))
+          throw this.raced(`commitRound ${round}`, err);
         if (err instanceof EscrowRevertError) {
           c.status = 'failed';
           c.error = err.message;
@@ -348,6 +422,7 @@ export class ChainJobWorker {
     }
     this.showPlan(plan);
     s.status = 'pending';
+    await this.assertHoldsLease('settle');
     let txHash: string;
     try {
       const receipt = await chain.exclusive('settle', () =>
@@ -356,12 +431,13 @@ export class ChainJobWorker {
       txHash = receipt.hash;
       s.txHash = txHash;
     } catch (err) {
-      if (err instanceof EscrowRevertError && err.errorName !== 'AlreadySettled') {
+      if (err instanceof EscrowRevertError && RACED_REVERTS.has(err.errorName)) throw this.raced('settle', err);
+      if (err instanceof EscrowRevertError) {
         s.status = 'failed';
         s.error = err.message;
         return this.halt(`settle: ${err.message}`);
       }
-      throw err; // AlreadySettled: the next step reads the chain and checks the root.
+      throw err;
     }
     s.status = 'settled';
     this.deps.logger.info('job settled on chain', { jobId: job.id, totalWei: plan.totalWei, txHash: s.txHash });
@@ -382,10 +458,12 @@ export class ChainJobWorker {
   /** Returns the budget of a job that ended without a committed round (nothing to pay for). */
   private async release(escrow: EscrowClient, job: JobRecord): Promise<StepOutcome> {
     const s = this.status.settlement;
+    await this.assertHoldsLease('release');
     try {
       const receipt = await this.deps.chain.exclusive('release', () => escrow.release(this.onChainId));
       s.txHash = receipt.hash;
     } catch (err) {
+      if (err instanceof EscrowRevertError && RACED_REVERTS.has(err.errorName)) throw this.raced('release', err);
       if (err instanceof EscrowRevertError) {
         s.status = 'failed';
         s.error = err.message;

@@ -3,6 +3,7 @@ import { EscrowRevertError, JobStatus as EscrowStatus, type JobState } from '../
 import { cancelRequestOf, checkEscrowBinding, verifyCancelJob } from '../../contracts/escrowBinding';
 import { TributaryError } from '../../shared/errors';
 import type { ChainSpec, JobSpec } from '../../shared/schemas/jobSpec';
+import type { JobLeases } from '../cluster/jobLeases';
 import type { CoordinatorConfig } from '../config';
 import type { Logger } from '../logger';
 import type { JobObserver, RoundCompletedEvent } from '../ports';
@@ -26,6 +27,11 @@ export interface ChainServiceOptions {
   onSettlementPosted?: ChainJobWorkerDeps['onSettlementPosted'];
   /** Told of every chain transaction (metrics). */
   onTransaction?: (kind: string, seconds: number, outcome: 'ok' | 'reverted' | 'failed') => void;
+  /**
+   * Clustered: this node's chain leases (a JobLeases of kind `chain`). A worker then runs only under
+   * its job's chain lease, and its status is stored for every node's REST views.
+   */
+  leases?: JobLeases;
 }
 
 /** One contributor's payout, as GET /v1/jobs/:id/payouts/:address serves it. */
@@ -46,11 +52,24 @@ export interface PayoutView {
  * The coordinator's chain integration: one ChainJobWorker per job with a `chain` config (funding
  * watch, per-round commits, settlement), fed by the round-completed hook without ever blocking it,
  * resumed from the store and the chain after a restart, and the source of the REST chain views.
+ *
+ * In a cluster (`leases`) a job's worker runs on the node holding the job's chain lease (a lease of
+ * its own, apart from the runner's: the chain work outlives the job and may run on any node). Every
+ * node scans for chain jobs whose chain work is not done and whose chain lease is free or expired,
+ * takes the lease and starts the worker; the heartbeat stops the worker when the lease is lost; a
+ * finished worker stores its final status (`done`) and releases the lease. Each worker's status is
+ * stored, fenced by its lease token, so every node serves the chain and payout views. The escrow
+ * makes a round commit idempotent and refuses a second settlement, so a takeover never double-posts;
+ * the lease keeps a second worker from trying in the first place.
  */
 export class ChainService {
   readonly connection: ChainConnection | null;
   private readonly workers = new Map<string, ChainJobWorker>();
   private readonly scoresFor: ScoresFor;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private readonly claiming = new Set<string>();
+  private readonly doneJobs = new Set<string>();
 
   constructor(private readonly options: ChainServiceOptions) {
     const { config } = options;
@@ -66,6 +85,11 @@ export class ChainService {
           })
         : null;
     this.scoresFor = options.scoresFor ?? participationScores(options.store);
+  }
+
+  /** Clustered: this node's chain leases (the paid jobs whose worker runs here). */
+  get leases(): JobLeases | undefined {
+    return this.options.leases;
   }
 
   get enabled(): boolean {
@@ -154,17 +178,79 @@ export class ChainService {
       );
     }
     const cancelled = await this.options.jobs.cancelJob(job.id, `cancelled by the escrow buyer ${signer}`);
+    // The worker here settles at once; a worker on another node (clustered) sees the job failed at its next poll.
     this.workers.get(job.id)?.wake();
     this.options.logger.info('job cancelled by its escrow buyer', { jobId: job.id, buyer: signer });
     return cancelled;
   }
 
-  /** Starts the worker of a chain job (no-op for other jobs or if it already runs). */
+  /**
+   * Starts the worker of a chain job (no-op for other jobs or if it already runs); clustered, only if
+   * this node takes the job's chain lease.
+   */
   track(job: JobRecord): void {
     if (!job.spec.chain || !this.connection || this.workers.has(job.id)) return;
+    if (this.options.leases) {
+      void this.claim(job).catch((err) =>
+        this.options.logger.error('chain lease claim failed', { jobId: job.id, message: String(err) }),
+      );
+      return;
+    }
+    this.startWorker(job);
+  }
+
+  /** Clustered: takes the job's chain lease if free or expired, and runs its worker under it. */
+  private async claim(job: JobRecord): Promise<void> {
+    const leases = this.options.leases!;
+    if (this.stopping || this.claiming.has(job.id) || this.workers.has(job.id)) return;
+    this.claiming.add(job.id);
+    try {
+      const lease = await leases.acquire(job.id);
+      if (!lease) return;
+      if (this.stopping) {
+        await leases.releaseToken(job.id, lease.token);
+        return;
+      }
+      const { store } = this.options;
+      const worker = this.startWorker(job, {
+        holdsLease: () => leases.holds(job.id, lease.token),
+        onStatus: (status, done) =>
+          store.saveChainState({ jobId: job.id, status, done, fence: lease.token, updatedAt: new Date() }),
+      });
+      leases.keep(job.id, lease, () => {
+        // Another node holds the chain lease now: stop here (its worker reads the chain afresh).
+        if (this.workers.get(job.id) === worker) this.workers.delete(job.id);
+        void worker.stop();
+      });
+      void worker.whenDone().then(async () => {
+        if (this.workers.get(job.id) !== worker) return;
+        this.workers.delete(job.id);
+        // Done (settled, released or halted) or stopped: either way another node may go on at once.
+        await leases.release(job.id);
+      });
+    } finally {
+      this.claiming.delete(job.id);
+    }
+  }
+
+  /** Clustered: looks for chain jobs to take on every `scanMs` until stop(); once at once. */
+  private async scan(): Promise<void> {
+    for (const job of await this.options.store.listJobs()) {
+      if (!job.spec.chain || this.workers.has(job.id) || this.doneJobs.has(job.id)) continue;
+      // Chain work done (stored by its last holder) stays done: not looked at again by this node.
+      if ((await this.options.store.loadChainState(job.id))?.done) this.doneJobs.add(job.id);
+      else await this.claim(job);
+    }
+  }
+
+  private startWorker(
+    job: JobRecord,
+    cluster: Pick<ChainJobWorkerDeps, 'holdsLease' | 'onStatus'> = {},
+  ): ChainJobWorker {
     const { config, store, logger } = this.options;
     const worker = new ChainJobWorker(job, {
-      chain: this.connection,
+      ...cluster,
+      chain: this.requireConnection(),
       store,
       jobs: this.options.jobs,
       scoresFor: this.scoresFor,
@@ -177,6 +263,7 @@ export class ChainService {
     });
     this.workers.set(job.id, worker);
     worker.start();
+    return worker;
   }
 
   /**
@@ -194,10 +281,26 @@ export class ChainService {
     },
   };
 
-  /** After a restart: a worker for every chain job (each reads the chain and picks up where it was). */
+  /**
+   * After a restart: a worker for every chain job (each reads the chain and picks up where it was).
+   * Clustered: the scan for chain leases instead, now and every `scanMs`.
+   */
   async resume(): Promise<void> {
     if (!this.connection) return;
-    for (const job of await this.options.store.listJobs()) if (job.spec.chain) this.track(job);
+    const leases = this.options.leases;
+    if (!leases) {
+      for (const job of await this.options.store.listJobs()) if (job.spec.chain) this.track(job);
+      return;
+    }
+    const scan = () => {
+      this.scan()
+        .catch((err) => this.options.logger.error('chain lease scan failed', { message: String(err) }))
+        .finally(() => {
+          if (!this.stopping) this.scanTimer = setTimeout(scan, leases.scanMs).unref();
+        });
+    };
+    await this.scan().catch((err) => this.options.logger.error('chain lease scan failed', { message: String(err) }));
+    if (!this.stopping) this.scanTimer = setTimeout(scan, leases.scanMs).unref();
   }
 
   /** Resolves when the job's worker has settled (or halted); for tests and the demo. */
@@ -208,7 +311,7 @@ export class ChainService {
     return worker.snapshot();
   }
 
-  /** GET /v1/jobs/:id/chain */
+  /** The chain status as this node's worker sees it (or the initial one without a worker here). */
   status(job: JobRecord): ChainJobStatus {
     const chain = requireChain(job);
     const worker = this.workers.get(job.id);
@@ -216,6 +319,17 @@ export class ChainService {
     const status = initialChainJobStatus(chain, this.connection?.address ?? '', job.status !== 'pending');
     status.settlement.error = 'this coordinator has no chain configured';
     return status;
+  }
+
+  /**
+   * GET /v1/jobs/:id/chain at any node: this node's worker if it runs the job's chain work, else the
+   * status the worker's holder stored last (clustered), else `status`.
+   */
+  async readStatus(job: JobRecord): Promise<ChainJobStatus> {
+    requireChain(job);
+    if (this.workers.has(job.id)) return this.status(job);
+    const stored = await this.options.store.loadChainState(job.id);
+    return stored ? stored.status : this.status(job);
   }
 
   /** Every payout of a settled job. */
@@ -240,8 +354,11 @@ export class ChainService {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.scanTimer);
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
     this.workers.clear();
+    await this.options.leases?.stop();
     this.connection?.close();
   }
 
@@ -287,7 +404,7 @@ export class ChainService {
 
   private async settledPlan(job: JobRecord): Promise<PayoutPlanRecord> {
     requireChain(job);
-    const settled = this.workers.get(job.id)?.status.settlement.status === 'settled';
+    const settled = (await this.readStatus(job)).settlement.status === 'settled';
     const plan = settled ? await this.options.store.loadPayoutPlan(job.id) : null;
     if (!plan)
       throw new TributaryError(

@@ -642,7 +642,7 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
     async (_req, res) => {
       const job = jobIn(res);
       if (!job.spec.chain || !deps.chain) throw new TributaryError('NOT_FOUND', `Job ${job.id} has no chain config.`);
-      res.json(deps.chain.status(job));
+      res.json(await deps.chain.readStatus(job));
     },
   );
 

@@ -26,6 +26,8 @@ export interface RestDeps extends Omit<JobRoutesDeps, 'gate'> {
   directory: ClientDirectory;
   /** A cluster node's id and the jobs it holds leases on (health reports them). */
   cluster?: { readonly nodeId: string; readonly jobIds: string[] };
+  /** The paid jobs whose chain lease this cluster node holds (health reports them). */
+  chainLeases?: { readonly jobIds: string[] };
   metrics: Metrics;
   authenticator: Authenticator;
   siwe: SiweLogin;
@@ -85,7 +87,15 @@ export function createRestApi(deps: RestDeps): RestApi {
         protocolVersion: PROTOCOL_VERSION,
         store: deps.store.kind,
         connectedClients: deps.directory.connectedCount,
-        ...(deps.cluster ? { cluster: { node: deps.cluster.nodeId, leases: deps.cluster.jobIds } } : {}),
+        ...(deps.cluster
+          ? {
+              cluster: {
+                node: deps.cluster.nodeId,
+                leases: deps.cluster.jobIds,
+                ...(deps.chainLeases ? { chainLeases: deps.chainLeases.jobIds } : {}),
+              },
+            }
+          : {}),
       });
     },
   );

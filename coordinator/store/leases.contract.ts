@@ -1,12 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { hasCode } from '../../shared/errors';
-import type { CheckpointRecord, JobRecord, RoundRecord, Store, TranscriptRecord } from './store';
+import { initialChainJobStatus } from '../chain/chainJobStatus';
+import {
+  chainLeaseLog,
+  type ChainStateRecord,
+  type CheckpointRecord,
+  type JobRecord,
+  type RoundRecord,
+  type Store,
+  type TranscriptRecord,
+} from './store';
 
 /*
  * The cluster part of the Store contract (registered by runStoreContract, so it runs against every
  * backend): job leases are taken with one conditional update (no lease or an expired one), renewed
  * only by their holder, and every takeover raises the fencing token; fenced writes (the round
  * pointer, checkpoints, transcripts) carrying an older token are refused with LEASE_LOST and change nothing.
+ * Chain leases (a paid job's chain worker) follow the same rules on a log of their own, for a job of
+ * any status until its chain work is stored as done; the stored chain state is fenced alike.
  */
 
 const T0 = new Date(Date.UTC(2031, 0, 1, 0, 0, 0));
@@ -208,6 +219,90 @@ export function describeLeaseContract(
       expect((await store.loadTranscript(jobId, 3, 'round'))!.text).toBe('by b');
       await store.saveTranscript(transcript(jobId, 3, 3, 'by c'));
       expect((await store.loadTranscript(jobId, 3, 'round'))!.text).toBe('by c');
+    });
+  });
+  describe('chain leases and the stored chain state', () => {
+    const CHAIN = {
+      jobId: '1',
+      chainId: 31337,
+      escrow: '0xAbCdEf0123456789aBcDeF0123456789AbCdEf01',
+      authorization: { signature: `0x${'1b'.repeat(65)}` },
+    };
+    const paidJob = async (status: JobRecord['status']): Promise<JobRecord> => {
+      const base = makeJob();
+      const job = makeJob({ id: `job_chainlease-${randomUUID()}`, status, spec: { ...base.spec, chain: CHAIN } });
+      await getStore().createJob(job);
+      return job;
+    };
+    const state = (
+      jobId: string,
+      settlement: 'waiting' | 'settled',
+      done: boolean,
+      fence?: number,
+    ): ChainStateRecord => {
+      const status = initialChainJobStatus(CHAIN, '0x0000000000000000000000000000000000000001', true);
+      status.settlement.status = settlement;
+      return { jobId, status, done, updatedAt: at(0), ...(fence !== undefined ? { fence } : {}) };
+    };
+
+    it('grants a chain lease on a paid job of any status until its chain work is done, one winner among racing nodes', async () => {
+      const store = getStore();
+      // A completed job still has chain work (commits, settlement); an unpaid job has none.
+      const job = await paidJob('completed');
+      const unpaid = makeJob({ id: `job_chainlease-${randomUUID()}`, status: 'running' });
+      await store.createJob(unpaid);
+      expect(await store.acquireChainLease(unpaid.id, claim('a', 0))).toBeNull();
+      const results = await Promise.all(
+        ['n1', 'n2', 'n3', 'n4'].map((n) => store.acquireChainLease(job.id, claim(n, 0))),
+      );
+      const winners = results.filter((r) => r !== null);
+      expect(winners).toHaveLength(1);
+      expect(winners[0]!.token).toBe(1);
+      expect(await store.getJobLease(chainLeaseLog(job.id))).toEqual(winners[0]);
+      // Live: refused; expired: taken over with the next token.
+      expect(await store.acquireChainLease(job.id, claim('x', 999))).toBeNull();
+      const next = await store.acquireChainLease(job.id, claim('x', 1_000));
+      expect(next).toMatchObject({ owner: 'x', token: 2 });
+      // The former holder can no longer renew it.
+      expect(
+        await store.renewJobLease(chainLeaseLog(job.id), winners[0]!.owner, 1, { ttlMs: 1_000, now: at(1_100) }),
+      ).toBeNull();
+      // Once the chain state is stored as done, nobody takes the chain lease again, even expired.
+      await store.saveChainState(state(job.id, 'settled', true, 2));
+      expect(await store.acquireChainLease(job.id, claim('y', 60_000))).toBeNull();
+    });
+
+    it("keeps the job lease and the chain lease apart: neither's takeover fences the other", async () => {
+      const store = getStore();
+      const job = await paidJob('running');
+      const runner = (await store.acquireJobLease(job.id, claim('a', 0)))!;
+      const chain = (await store.acquireChainLease(job.id, claim('b', 0)))!;
+      expect([runner.token, chain.token]).toEqual([1, 1]);
+      await store.appendRoundCommit(job.id, runner.token, makeRound(job.id, 1, 0));
+      expect(
+        await store.renewJobLease(chainLeaseLog(job.id), 'b', chain.token, { ttlMs: 1_000, now: at(500) }),
+      ).toMatchObject({
+        owner: 'b',
+      });
+      expect(await store.getJobLease(job.id)).toMatchObject({ owner: 'a', token: 1 });
+      await store.releaseJobLease(chainLeaseLog(job.id), 'b', chain.token);
+      expect(await store.acquireChainLease(job.id, claim('c', 600))).toMatchObject({ owner: 'c', token: 2 });
+      expect(await store.getJobLease(job.id)).toMatchObject({ owner: 'a', token: 1 });
+    });
+
+    it("refuses a chain state with an older fence than the stored one's, keeping the newer holder's", async () => {
+      const store = getStore();
+      const job = await paidJob('completed');
+      expect(await store.loadChainState(job.id)).toBeNull();
+      await store.saveChainState(state(job.id, 'waiting', false, 1));
+      await store.saveChainState(state(job.id, 'settled', true, 2));
+      // The former holder (token 1), paused past its lease, stores its stale view: refused.
+      await expectLeaseLost(store.saveChainState(state(job.id, 'waiting', false, 1)));
+      const kept = (await store.loadChainState(job.id))!;
+      expect(kept).toMatchObject({ jobId: job.id, done: true, fence: 2 });
+      expect(kept.status.settlement.status).toBe('settled');
+      expect(kept.status.lastRpcError).toBeNull();
+      expect(kept.status.commits).toEqual([]);
     });
   });
 }

@@ -15,8 +15,10 @@ import {
   fenceAllows,
   leaseLost,
 } from './records';
+import { chainLeaseLog } from './store';
 import type {
   ApiKeyRecord,
+  ChainStateRecord,
   AuditCursor,
   AuditRecord,
   CheckpointRecord,
@@ -75,6 +77,7 @@ export class MemoryStore implements Store {
   private readonly validationSets = new Map<string, Uint8Array>();
   private readonly listings = new Map<string, ListingRecord>();
   private readonly payoutPlans = new Map<string, PayoutPlanRecord>();
+  private readonly chainStates = new Map<string, ChainStateRecord>();
   private readonly apiKeys = new Map<string, ApiKeyRecord>();
   private readonly audit = new Map<string, AuditRecord>();
   /** jobId -> "round:kind" -> transcript */
@@ -137,6 +140,16 @@ export class MemoryStore implements Store {
   async acquireJobLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null> {
     this.assertOpen();
     if (this.jobs.get(jobId)?.status !== 'running') return null;
+    return this.takeLease(jobId, claim);
+  }
+
+  async acquireChainLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null> {
+    this.assertOpen();
+    if (!this.jobs.get(jobId)?.spec.chain || this.chainStates.get(jobId)?.done) return null;
+    return this.takeLease(chainLeaseLog(jobId), claim);
+  }
+
+  private takeLease(jobId: string, claim: LeaseClaim): JobLease | null {
     const lease = this.currentLease(jobId);
     if (lease && !claim.preempt && lease.expiresAt.getTime() > claim.now.getTime()) return null;
     const taken: JobLease = {
@@ -267,6 +280,19 @@ export class MemoryStore implements Store {
   async savePayoutPlan(plan: PayoutPlanRecord): Promise<void> {
     this.assertOpen();
     if (!this.payoutPlans.has(plan.jobId)) this.payoutPlans.set(plan.jobId, deepCopy(plan));
+  }
+
+  async saveChainState(record: ChainStateRecord): Promise<void> {
+    this.assertOpen();
+    if (!fenceAllows(this.chainStates.get(record.jobId)?.fence, record.fence))
+      throw leaseLost(record.jobId, record.fence);
+    this.chainStates.set(record.jobId, deepCopy(record));
+  }
+
+  async loadChainState(jobId: string): Promise<ChainStateRecord | null> {
+    this.assertOpen();
+    const record = this.chainStates.get(jobId);
+    return record ? deepCopy(record) : null;
   }
 
   async loadPayoutPlan(jobId: string): Promise<PayoutPlanRecord | null> {

@@ -158,6 +158,15 @@ export interface PayoutPlanDoc {
   createdAt: Date;
 }
 
+/** A chain job's worker state (ChainStateRecord); unique on jobId, fenced by the chain lease's token. */
+export interface ChainStateDoc {
+  jobId: string;
+  status: unknown;
+  done: boolean;
+  fence?: number;
+  updatedAt: Date;
+}
+
 /** A signed round or scoring transcript (TranscriptRecord); unique on (jobId, round, kind). */
 export interface TranscriptDoc {
   jobId: string;
@@ -334,6 +343,19 @@ const payoutPlanSchema = new Schema<PayoutPlanDoc>(
 );
 payoutPlanSchema.index({ jobId: 1 }, { unique: true });
 
+const chainStateSchema = new Schema<ChainStateDoc>(
+  {
+    jobId: { type: String, required: true },
+    // The worker's snapshot (ChainJobStatus), written and read whole: a REST view, never queried.
+    status: { type: Schema.Types.Mixed, required: true },
+    done: { type: Boolean, required: true },
+    fence: { type: Number },
+    updatedAt: { type: Date, required: true },
+  },
+  { ...options, minimize: false },
+);
+chainStateSchema.index({ jobId: 1 }, { unique: true });
+
 const transcriptSchema = new Schema<TranscriptDoc>(
   {
     jobId: { type: String, required: true },
@@ -434,6 +456,7 @@ export interface StoreModels {
   Round: Model<RoundDoc>;
   Participant: Model<ParticipantDoc>;
   PayoutPlan: Model<PayoutPlanDoc>;
+  ChainState: Model<ChainStateDoc>;
   Transcript: Model<TranscriptDoc>;
   Checkpoint: Model<CheckpointDoc>;
   ValidationSet: Model<ValidationSetDoc>;
@@ -450,6 +473,7 @@ export function defineModels(conn: Connection): StoreModels {
     Round: conn.model<RoundDoc>('Round', roundSchema, 'rounds'),
     Participant: conn.model<ParticipantDoc>('Participant', participantSchema, 'participants'),
     PayoutPlan: conn.model<PayoutPlanDoc>('PayoutPlan', payoutPlanSchema, 'payoutplans'),
+    ChainState: conn.model<ChainStateDoc>('ChainState', chainStateSchema, 'chainstates'),
     Transcript: conn.model<TranscriptDoc>('Transcript', transcriptSchema, 'transcripts'),
     Checkpoint: conn.model<CheckpointDoc>('Checkpoint', checkpointSchema, 'checkpoints'),
     ValidationSet: conn.model<ValidationSetDoc>('ValidationSet', validationSetSchema, 'validationsets'),

@@ -21,6 +21,7 @@ import {
   type ParticipantDoc,
   participantKey,
   type PayoutPlanDoc,
+  type ChainStateDoc,
   type RoundDoc,
   type StoreModels,
   type TranscriptDoc,
@@ -28,7 +29,9 @@ import {
 import { BatchedWriter } from './batchedWriter';
 import { definedPatch, leaseLost } from './records';
 import { withStoreRetry } from './retryableWrites';
+import { chainLeaseLog } from './store';
 import type {
+  ChainStateRecord,
   ApiKeyRecord,
   AuditCursor,
   AuditRecord,
@@ -179,7 +182,10 @@ export class MongoStore implements Store {
     return this.run(async () => {
       const update = { $set: { ...jobPatchUpdate(patch), updatedAt: new Date() } };
       const doc = await withStoreRetry('a job update', () =>
-        this.models.Job.findOneAndUpdate({ _id: id }, update, { returnDocument: 'after', runValidators: true }).lean<JobDoc>(),
+        this.models.Job.findOneAndUpdate({ _id: id }, update, {
+          returnDocument: 'after',
+          runValidators: true,
+        }).lean<JobDoc>(),
       );
       if (!doc) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${id}".`);
       return toJobRecord(doc);
@@ -190,18 +196,33 @@ export class MongoStore implements Store {
     return this.run(async () => {
       const job = await this.models.Job.findById(jobId, { status: 1 }).lean<Pick<JobDoc, 'status'>>();
       if (job?.status !== 'running') return null;
-      const { tail, current } = await this.logState(jobId);
-      if (current?.expiresAt && !claim.preempt && current.expiresAt.getTime() > claim.now.getTime()) return null;
-      const lease: JobLease = {
-        owner: claim.owner,
-        url: claim.url,
-        token: (current?.token ?? 0) + 1,
-        expiresAt: new Date(claim.now.getTime() + claim.ttlMs),
-      };
-      // Appended at the next sequence number: a racing claimant (or commit) that got there first wins.
-      const won = await this.append({ jobId, seq: (tail?.seq ?? 0) + 1, kind: 'lease', ...lease });
-      return won ? lease : null;
+      return this.takeLease(jobId, claim);
     });
+  }
+
+  async acquireChainLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null> {
+    return this.run(async () => {
+      const job = await this.models.Job.findById(jobId, { 'spec.chain': 1 }).lean<Pick<JobDoc, 'spec'>>();
+      if (!job?.spec?.chain) return null;
+      const state = await this.models.ChainState.findOne({ jobId }, { done: 1 }).lean<Pick<ChainStateDoc, 'done'>>();
+      if (state?.done) return null;
+      return this.takeLease(chainLeaseLog(jobId), claim);
+    });
+  }
+
+  /** Appends a takeover to log `logId` if its lease is free, expired or preempted; null if another claimant holds or wins it. */
+  private async takeLease(logId: string, claim: LeaseClaim): Promise<JobLease | null> {
+    const { tail, current } = await this.logState(logId);
+    if (current?.expiresAt && !claim.preempt && current.expiresAt.getTime() > claim.now.getTime()) return null;
+    const lease: JobLease = {
+      owner: claim.owner,
+      url: claim.url,
+      token: (current?.token ?? 0) + 1,
+      expiresAt: new Date(claim.now.getTime() + claim.ttlMs),
+    };
+    // Appended at the next sequence number: a racing claimant (or commit) that got there first wins.
+    const won = await this.append({ jobId: logId, seq: (tail?.seq ?? 0) + 1, kind: 'lease', ...lease });
+    return won ? lease : null;
   }
 
   async renewJobLease(
@@ -482,6 +503,30 @@ export class MongoStore implements Store {
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
+    });
+  }
+
+  async saveChainState(record: ChainStateRecord): Promise<void> {
+    await this.run(() =>
+      fencedUpsert(record.jobId, record.fence, () =>
+        this.models.ChainState.replaceOne({ jobId: record.jobId, ...fenceFilter(record.fence) }, record, {
+          upsert: true,
+        }),
+      ),
+    );
+  }
+
+  async loadChainState(jobId: string): Promise<ChainStateRecord | null> {
+    return this.run(async () => {
+      const doc = await this.models.ChainState.findOne({ jobId }).lean<ChainStateDoc>();
+      if (!doc) return null;
+      return {
+        jobId: doc.jobId,
+        status: doc.status as ChainStateRecord['status'],
+        done: doc.done,
+        ...(doc.fence !== undefined ? { fence: doc.fence } : {}),
+        updatedAt: new Date(doc.updatedAt),
+      };
     });
   }
 

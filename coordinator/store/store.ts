@@ -5,6 +5,7 @@ import type { PrivacyNoise } from '../../shared/schemas/privacySpec';
 import type { JobSpec } from '../../shared/schemas/jobSpec';
 import type { TensorManifestEntry } from '../../shared/codec/tensors';
 import type { Listing, ListingQuery } from '../../shared/schemas/listing';
+import type { ChainJobStatus } from '../chain/chainJobStatus';
 
 export type JobStatus = 'pending' | 'running' | 'completed' | 'failed';
 
@@ -253,6 +254,25 @@ export interface PayoutPlanRecord {
   createdAt: Date;
 }
 
+/**
+ * A chain job's worker state as its last holder saw it (coordinator/chain): what GET /v1/jobs/:id/chain
+ * and the payout views answer at any node of a cluster, and whether the chain work is `done` (settled,
+ * released or halted: no node takes its chain lease again).
+ */
+export interface ChainStateRecord {
+  jobId: string;
+  status: ChainJobStatus;
+  done: boolean;
+  /** The writer's chain-lease token (clustered): a lower one than the stored record's is refused. */
+  fence?: number;
+  updatedAt: Date;
+}
+
+/** The lease log of a chain job's worker: its own log next to the job's, so the two leases never fence each other. */
+export function chainLeaseLog(jobId: string): string {
+  return `chain:${jobId}`;
+}
+
 /** A global model after a round, plus any strategy state needed to resume exactly (e.g. FedAdam moments). */
 export interface CheckpointRecord {
   jobId: string;
@@ -350,6 +370,12 @@ export interface Store {
   /** The job's current lease (the latest takeover), or null if it never had one. */
   getJobLease(jobId: string): Promise<JobLease | null>;
   /**
+   * Takes the lease of a chain job's worker (log `chainLeaseLog(jobId)`, same rules as acquireJobLease)
+   * for a job with a chain config, whatever its status, unless its stored chain state is `done`.
+   * Renew, release and read it with renewJobLease, releaseJobLease and getJobLease on that log id.
+   */
+  acquireChainLease(jobId: string, claim: LeaseClaim): Promise<JobLease | null>;
+  /**
    * The commit point of a clustered round: appends the committed round record, fenced by `token`.
    * LEASE_LOST (nothing appended) if a later takeover holds the lease, or wins the race to append.
    */
@@ -388,6 +414,10 @@ export interface Store {
   /** Insert keyed by jobId; a second plan for the same job is ignored (the first one stays). */
   savePayoutPlan(plan: PayoutPlanRecord): Promise<void>;
   loadPayoutPlan(jobId: string): Promise<PayoutPlanRecord | null>;
+
+  /** Upsert keyed by jobId; refused with LEASE_LOST if the stored one has a higher `fence`. */
+  saveChainState(record: ChainStateRecord): Promise<void>;
+  loadChainState(jobId: string): Promise<ChainStateRecord | null>;
 
   /** Upsert keyed by (jobId, round); refused with LEASE_LOST if the stored one has a higher `fence`. */
   saveCheckpoint(checkpoint: CheckpointRecord): Promise<void>;

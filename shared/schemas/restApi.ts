@@ -96,8 +96,13 @@ export const HealthSchema = z
     protocolVersion: z.number().int(),
     store: z.enum(['memory', 'mongo']),
     connectedClients: z.number().int().min(0),
-    /** Present on a node of a cluster: its id and the jobs whose lease it holds (load balancers read it). */
-    cluster: z.object({ node: z.string(), leases: z.array(z.string()) }).optional(),
+    /**
+     * Present on a node of a cluster: its id, the jobs whose lease it holds (load balancers read it) and
+     * the paid jobs whose chain lease it holds (their chain worker runs here).
+     */
+    cluster: z
+      .object({ node: z.string(), leases: z.array(z.string()), chainLeases: z.array(z.string()).optional() })
+      .optional(),
   })
   .meta({ id: 'Health' });
 
