@@ -694,7 +694,7 @@ function nestedSpec(): JobSpec {
   };
 }
 
-function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
+export function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
   const when = new Date(Date.UTC(2029, 11, 31, 23, 59, 59, 123));
   return {
     id: uid('job'),
