@@ -227,6 +227,7 @@ export class MemoryStore implements Store {
   async saveParticipant(record: ParticipantRecord): Promise<void> {
     this.assertOpen();
     this.childMap(this.participants, record.jobId).set(record.clientId, deepCopy(record));
+    this.countedRounds.delete(`${record.jobId}\0${record.clientId}`);
   }
 
   async getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null> {

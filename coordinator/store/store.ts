@@ -391,7 +391,10 @@ export interface Store {
   /** Ordered by round then attempt. */
   listRounds(jobId: string): Promise<RoundRecord[]>;
 
-  /** Upsert keyed by (jobId, clientId). */
+  /**
+   * Upsert keyed by (jobId, clientId), replacing the whole record (and forgetting which round was last
+   * counted into it): for imports and tests. Joins use `recordJoin`, commits `countRoundCompleted`.
+   */
   saveParticipant(record: ParticipantRecord): Promise<void>;
   /** Ordered by clientId. */
   listParticipants(jobId: string): Promise<ParticipantRecord[]>;
