@@ -38,6 +38,8 @@ function nodeEnv(mongo: TestMongo, dbName: string, redisUrl?: string, leaseTtlMs
     TRIBUTARY_RATE_LIMIT_PER_IP: '10000000',
     TRIBUTARY_RATE_LIMIT_PER_IDENTITY: '10000000',
     TRIBUTARY_BACKEND: 'cpu',
+    // Lease and commit events in each node's output: a failed step then says which node lost what, when.
+    BENCH_LOG_LEVEL: 'info',
     ...(redisUrl ? { TRIBUTARY_REDIS_URL: redisUrl, TRIBUTARY_LEASE_TTL_MS: String(leaseTtlMs) } : {}),
   };
 }
@@ -265,7 +267,7 @@ export async function roundStep(nodeCount: number, clients: number, env: NodeJS.
       ...(job.status !== 'completed'
         ? {
             failureReason: job.failureReason ?? '',
-            nodesSaid: nodes.map((n) => n.stderrTail().slice(-600)),
+            nodesSaid: nodes.map((n) => n.stderrTail().slice(-2_000)),
           }
         : {}),
       clientDisconnects: Object.fromEntries(
