@@ -25,6 +25,12 @@ export interface SlotBackend {
   holderStates(kind: SlotKind, holders: readonly string[], now: Date): Promise<Map<string, boolean>>;
 }
 
+/**
+ * How long a claim holds before its record exists. Creating a job (initial weights, checkpoint), a
+ * key or a listing takes seconds; a node that dies mid-creation frees its claims after this.
+ */
+export const CREATION_CLAIM_PENDING_MS = 10 * 60_000;
+
 /** Contended claims re-read the slots at most this often before giving up (STORE_UNAVAILABLE: retry). */
 const MAX_CLAIM_ROUNDS = 8;
 
