@@ -161,8 +161,13 @@ interface Refusal {
 }
 
 export interface HeKeyHolderOptions {
-  /** Coordinator base URL. */
+  /** Coordinator base URL (a single coordinator, a cluster node or a load balancer). */
   url: string;
+  /**
+   * The cluster's other nodes: the connection fails over to them and follows JOB_ELSEWHERE to the
+   * job's owner among them (CoordinatorConnection). @default none
+   */
+  alternativeUrls?: string[];
   jobId: string;
   keys: HeKeyHolderKeys;
   /** The decrypt ledger's file (keeps refusals across restarts); in memory when absent. */
@@ -237,6 +242,7 @@ export class HeKeyHolder extends EventEmitter {
     this.decryptor = await openKeyPair(this.options.keys);
     const conn = new CoordinatorConnection({
       url: this.options.url,
+      ...(this.options.alternativeUrls ? { alternativeUrls: this.options.alternativeUrls } : {}),
       identity: this.options.keys.identity,
       reconnectDelayMs: this.options.reconnectDelayMs,
       maxReconnectDelayMs: this.options.maxReconnectDelayMs,
@@ -282,7 +288,8 @@ export class HeKeyHolder extends EventEmitter {
         });
         // The key holder is not a job member, so job:finished does not reach it: poll the job over REST.
         const poll = setInterval(() => {
-          fetch(new URL(`/v1/jobs/${encodeURIComponent(this.options.jobId)}`, this.options.url))
+          // At the node the connection uses now: any node of a cluster answers every read, a dead one none.
+          fetch(new URL(`/v1/jobs/${encodeURIComponent(this.options.jobId)}`, conn.currentUrl))
             .then((r) => r.json() as Promise<{ status?: string; failureReason?: string }>)
             .then((job) => {
               if (job.status === 'completed' || job.status === 'failed') {

@@ -1,0 +1,193 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getJob as getJobAction, getRounds } from '../../client/buyer';
+import type { JobSpecInput } from '../../shared/schemas/jobSpec';
+import type { TestMongo } from './ferretdb';
+import { spawnTs, waitFor, type Spawned } from './processes';
+import type { TestRedis } from './redisServer';
+import { buyerClient, createJob } from './rest';
+import { writeSeparableCsv } from './syntheticCsv';
+
+/** One coordinator process of a test cluster. */
+export interface ClusterNode {
+  process: Spawned;
+  url: string;
+}
+
+/** A round as GET /v1/jobs/:id/rounds shows it (the fields the cluster tests look at). */
+export interface ClusterRoundView {
+  round: number;
+  attempt: number;
+  status: string;
+  participants: string[];
+  modelHash?: string;
+}
+
+/**
+ * Starts and tracks the processes of the multi-process cluster tests (issue 16): coordinator nodes on
+ * one MongoDB/FerretDB and one redis-server, client processes each given every node's URL in its own
+ * order, and any other process a test adds to `processes`. `stop()` kills exactly these PIDs.
+ */
+export class ClusterHarness {
+  readonly processes: Spawned[] = [];
+  readonly dir = mkdtempSync(join(tmpdir(), 'trib-cluster-'));
+  private dbCount = 0;
+
+  constructor(
+    private readonly mongo: TestMongo,
+    private readonly redis: TestRedis,
+    /** Short leases so takeovers happen within seconds; the scan runs every half lease. */
+    readonly leaseTtlMs: number,
+  ) {}
+
+  /** `count` coordinator processes on a database of their own, once each prints its URL. */
+  async startNodes(count: number): Promise<ClusterNode[]> {
+    const dbName = `${this.mongo.dbName}_cluster${this.dbCount++}`;
+    const started = Array.from({ length: count }, () =>
+      this.track(
+        spawnTs(
+          'coordinator/cli.ts',
+          ['--port', '0', '--json', '--log-level', 'info', '--backend', 'cpu', '--redis-url', this.redis.url],
+          {
+            MONGODB_URI: this.mongo.uri,
+            TRIBUTARY_DB_NAME: dbName,
+            TRIBUTARY_LEASE_TTL_MS: String(this.leaseTtlMs),
+          },
+        ),
+      ),
+    );
+    return Promise.all(
+      started.map(async (p) => {
+        const line = await p.waitForLine((l) => l.includes('"url"'), 120_000);
+        return { process: p, url: (JSON.parse(line) as { url: string }).url };
+      }),
+    );
+  }
+
+  /** `count` client processes with their own synthetic data; client i starts at node i and knows the others. */
+  startClients(nodes: ClusterNode[], jobId: string, count: number, tag: string): Spawned[] {
+    return Array.from({ length: count }, (_, i) => {
+      const data = join(this.dir, `${tag}-client${i}.csv`);
+      writeSeparableCsv(data, 800, 8, 100 + i);
+      const urls = nodes.map((_, k) => nodes[(i + k) % nodes.length].url);
+      return this.track(
+        spawnTs('client/cli.ts', [
+          '--coordinator',
+          urls.join(','),
+          '--job',
+          jobId,
+          '--data',
+          data,
+          '--key',
+          join(this.dir, `${tag}-client${i}.key`),
+          '--json',
+          '--backend',
+          'cpu',
+          '--allow-plaintext', // most jobs here run in mode none
+        ]),
+      );
+    });
+  }
+
+  /** Adds a process a test started itself, so that stop() kills it too. */
+  track(p: Spawned): Spawned {
+    this.processes.push(p);
+    return p;
+  }
+
+  /** SIGKILLs every process started here (resuming paused ones first) and waits for them. */
+  async stop(): Promise<void> {
+    for (const p of this.processes) {
+      p.kill('SIGCONT');
+      p.kill('SIGKILL');
+    }
+    await Promise.all(this.processes.map((p) => p.exit));
+  }
+}
+
+/** A small MLP job on 8 features for three clients, with `overrides`. */
+export function createClusterJob(
+  url: string,
+  name: string,
+  rounds: number,
+  overrides: Partial<JobSpecInput> = {},
+): Promise<string> {
+  return createJob(url, {
+    name,
+    model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
+    input: { shape: [8], numClasses: 2 },
+    rounds,
+    minClients: 3,
+    secureAggregation: 'none',
+    localEpochs: 2,
+    batchSize: 32,
+    learningRate: 0.05,
+    roundDeadlineMs: 120_000,
+    quorumTimeoutMs: 240_000,
+    seed: 7,
+    ...overrides,
+  } as JobSpecInput);
+}
+
+/** Waits until the job is no longer running; its view. */
+export function finished(url: string, jobId: string, what: string) {
+  return waitFor(
+    async () => {
+      const j = await getJobAction(buyerClient(url), { jobId });
+      return j.status !== 'running' ? j : null;
+    },
+    400_000,
+    what,
+  );
+}
+
+/** A process's exit code, or a failure with its last output if it has not exited within `ms`. */
+export async function exitOf(p: Spawned, ms = 120_000): Promise<number | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `process ${p.pid} still running:\n${p.stderr.slice(-20).join('\n')}\n${p.lines.slice(-10).join('\n')}`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([p.exit, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The node whose /v1/health lists a lease on the job (null while none does). */
+export async function ownerOf(nodes: ClusterNode[], jobId: string): Promise<ClusterNode | null> {
+  for (const node of nodes) {
+    const health = await fetch(`${node.url}/v1/health`, { signal: AbortSignal.timeout(2_000) })
+      .then((r) => r.json() as Promise<{ cluster?: { leases: string[] } }>)
+      .catch(() => null);
+    if (health?.cluster?.leases.includes(jobId)) return node;
+  }
+  return null;
+}
+
+/** How many rounds this node logged as committed. */
+export function committedLines(node: ClusterNode): number {
+  return node.process.stderr.filter((l) => l.includes('round committed')).length;
+}
+
+/** Checks rounds 1..`rounds` each have exactly one completed record with three participants; returns them. */
+export async function expectEachRoundCommittedOnce(
+  url: string,
+  jobId: string,
+  rounds: number,
+): Promise<ClusterRoundView[]> {
+  const history = (await getRounds(buyerClient(url), { jobId, limit: 20 })).rounds as ClusterRoundView[];
+  const completed = history.filter((r) => r.status === 'completed');
+  expect(completed.map((r) => r.round)).toEqual(Array.from({ length: rounds }, (_, i) => i + 1));
+  for (const r of completed) expect(r.participants).toHaveLength(3);
+  return completed;
+}
