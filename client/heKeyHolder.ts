@@ -255,8 +255,9 @@ export class HeKeyHolder extends EventEmitter {
         conn.on('connected', () => {
           this.join().then((finished) => finished && resolve(finished), reject);
         });
-        // The coordinator is a trust boundary: every request is validated before it is queued.
-        conn.socket.on('he:decrypt', (raw: unknown) => {
+        // The coordinator is a trust boundary: every request is validated before it is queued. On the
+        // connection, not its socket: a failover to another node of a cluster replaces the socket.
+        conn.onServerMessage('heDecrypt', (raw: unknown) => {
           const parsed = HeDecryptRequestSchema.safeParse(raw);
           if (!parsed.success) {
             this.emit('warning', `ignored a malformed he:decrypt: ${parsed.error.issues[0]?.message}`);
@@ -265,7 +266,7 @@ export class HeKeyHolder extends EventEmitter {
           const request = parsed.data;
           this.enqueue(request.round, () => this.answer(request));
         });
-        conn.socket.on('he:ciphertexts', (raw: unknown) => {
+        conn.onServerMessage('heCiphertexts', (raw: unknown) => {
           const parsed = HeCiphertextsSchema.safeParse(raw);
           if (!parsed.success) {
             this.emit('warning', `ignored a malformed he:ciphertexts: ${parsed.error.issues[0]?.message}`);
