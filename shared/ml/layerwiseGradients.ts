@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { hasReluMaxPoolGrad, RELU_MAX_POOL_GRAD } from './maxPoolGrad';
 import { weightName } from './weights';
 
 /** Gradients of one layer's variables (in `variables` order) and, when asked for, of its input. */
@@ -79,6 +80,8 @@ function throughActivation(dy: tf.Tensor, y: tf.Tensor, activation: Activation):
  * only without transposes, and it has fast convolutions but slow backprop kernels).
  */
 interface GradientKernels {
+  /** x·w of a Dense layer's forward pass, and xᵀ when computing it made one (its kernel gradient xᵀ·dy reuses it). */
+  denseProduct(x: tf.Tensor2D, w: tf.Tensor2D): { y: tf.Tensor2D; xT: tf.Tensor2D | null };
   /** aᵀ·b */
   matMulTransposeA(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D;
   /** a·bᵀ */
@@ -105,6 +108,7 @@ type Padding = 'valid' | 'same';
 
 /** The kernels TF.js's own gradient functions call (our typed-array Conv2DBackpropFilter on wasm and cpu). */
 const backendKernels: GradientKernels = {
+  denseProduct: (x, w) => ({ y: tf.matMul(x, w), xT: null }),
   matMulTransposeA: (a, b) => tf.matMul(a, b, true, false),
   matMulTransposeB: (a, b) => tf.matMul(a, b, false, true),
   convFilter: (x, dy, filterShape, strides, pad) =>
@@ -124,12 +128,23 @@ function samePadding(kernel: number, pad: Padding): [number, number] {
 
 /**
  * wasm: explicit transposes before each product, and the stride-1 convolution gradients as forward
- * convolutions. The filter gradient is the correlation of the input with dy, so it is a convolution
+ * convolutions. XNNPACK packs a product's right operand (and a convolution's filter) into its own
+ * layout whenever it gets a new tensor there, and TF.js's wasm backend caches that packing per tensor;
+ * a weight that changes every step is a new tensor every step. Packing costs ~3 ns per value, as much
+ * as the arithmetic of a 32-row product: for x[32, 784]·w[784, 128] it is half the time. So a wide
+ * Dense layer (more than twice as many units as rows in the batch) computes (wᵀ·xᵀ)ᵀ, which packs the
+ * batch instead of the weights; the transposes cost a fifth of what they save, and xᵀ serves the
+ * kernel gradient too. The filter gradient is the correlation of the input with dy, so it is a convolution
  * over the batch axis: input [c_in, H, W, batch] with "filter" dy as [OH, OW, batch, c_out]. The input
  * gradient is the full convolution of dy with the filter rotated by 180° and its channel axes swapped.
  * Other strides use the backend's kernels.
  */
 const wasmKernels: GradientKernels = {
+  denseProduct(x, w) {
+    if (w.shape[1] <= 2 * x.shape[0]) return { y: tf.matMul(x, w), xT: null };
+    const xT = tf.transpose(x);
+    return { y: tf.transpose(tf.matMul(tf.transpose(w), xT)) as tf.Tensor2D, xT };
+  },
   matMulTransposeA: (a, b) => tf.matMul(tf.transpose(a), b),
   matMulTransposeB: (a, b) => tf.matMul(a, tf.transpose(b)),
   convFilter(x, dy, filterShape, strides, pad) {
@@ -172,14 +187,16 @@ function dense(layer: Layer, config: Config, isOutput: boolean, kernels: Gradien
     variables: bias ? [kernel, bias] : [kernel],
     forward(x) {
       // Not tf.fused.matMul: its reshapes cost more than the add and relu it saves (2-3 ops on tfjs-node, measured).
-      const linear = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
+      const { y: linear, xT } = kernels.denseProduct(x as tf.Tensor2D, kernel as tf.Tensor2D);
       const withBias = bias ? tf.add(linear, bias) : linear;
       const y = activation === 'relu' ? tf.relu(withBias) : withBias;
       return {
         y,
         backward(dy, needInputGradient) {
           const dPre = throughActivation(dy, y, activation);
-          const dKernel = kernels.matMulTransposeA(x as tf.Tensor2D, dPre as tf.Tensor2D);
+          const dKernel = xT
+            ? tf.matMul(xT, dPre as tf.Tensor2D)
+            : kernels.matMulTransposeA(x as tf.Tensor2D, dPre as tf.Tensor2D);
           return {
             dx: needInputGradient ? kernels.matMulTransposeB(dPre as tf.Tensor2D, kernel as tf.Tensor2D) : null,
             grads: bias ? [dKernel, tf.sum(dPre, 0)] : [dKernel],
@@ -190,7 +207,11 @@ function dense(layer: Layer, config: Config, isOutput: boolean, kernels: Gradien
   };
 }
 
-function conv2d(layer: Layer, config: Config, kernels: GradientKernels): PlannedLayer | string {
+/**
+ * `dyThroughRelu`: the next layer's backward pass already took dy through this layer's ReLU (a max
+ * pool with RELU_MAX_POOL_GRAD), so this one starts at its pre-activation gradient.
+ */
+function conv2d(layer: Layer, config: Config, kernels: GradientKernels, dyThroughRelu: boolean): PlannedLayer | string {
   const strides = pair(config.strides);
   const dilation = pair(config.dilationRate ?? 1);
   const padding = config.padding;
@@ -216,7 +237,7 @@ function conv2d(layer: Layer, config: Config, kernels: GradientKernels): Planned
       return {
         y,
         backward(dy, needInputGradient) {
-          const dPre = throughActivation(dy, y, activation) as tf.Tensor4D;
+          const dPre = (dyThroughRelu ? dy : throughActivation(dy, y, activation)) as tf.Tensor4D;
           const dKernel = kernels.convFilter(x4, dPre, filter.shape, strides, padding);
           return {
             dx: needInputGradient ? kernels.convInput(dPre, filter, x4.shape, strides, padding) : null,
@@ -228,7 +249,8 @@ function conv2d(layer: Layer, config: Config, kernels: GradientKernels): Planned
   };
 }
 
-function maxPooling2d(layer: Layer, config: Config): PlannedLayer | string {
+/** `afterRelu`: the input is a ReLU's output, and dx is wanted at that ReLU's input (RELU_MAX_POOL_GRAD). */
+function maxPooling2d(layer: Layer, config: Config, afterRelu: boolean): PlannedLayer | string {
   const poolSize = pair(config.poolSize);
   const strides = pair(config.strides ?? config.poolSize);
   const padding = config.padding;
@@ -248,7 +270,7 @@ function maxPooling2d(layer: Layer, config: Config): PlannedLayer | string {
             ? (tf
                 .engine()
                 .runKernel(
-                  'MaxPoolGrad',
+                  afterRelu ? RELU_MAX_POOL_GRAD : 'MaxPoolGrad',
                   { dy, input: x, output: y },
                   { filterSize: poolSize, strides, pad: padding },
                 ) as tf.Tensor)
@@ -296,17 +318,27 @@ export function planLayerwise(model: LayersModel): LayerwisePlan | Unplannable {
   if (model.getClassName() !== 'Sequential') return { unsupported: `a ${model.getClassName()} model, not Sequential` };
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
   const kernels = tf.getBackend() === 'wasm' ? wasmKernels : backendKernels;
+  const configs = layers.map((l) => l.getConfig() as Config);
+  // A ReLU convolution followed by a max pool: the pool's backward pass takes dy through the ReLU too.
+  const fuseRelu = hasReluMaxPoolGrad(tf.getBackend());
+  const reluBeforePool = layers.map(
+    (l, i) =>
+      fuseRelu &&
+      l.getClassName() === 'Conv2D' &&
+      configs[i].activation === 'relu' &&
+      layers[i + 1]?.getClassName() === 'MaxPooling2D',
+  );
   const planned: PlannedLayer[] = [];
   for (const [i, layer] of layers.entries()) {
     if (!layer.trainable) return { unsupported: `layer "${layer.name}" is frozen` };
-    const config = layer.getConfig() as Config;
+    const config = configs[i];
     const isOutput = i === layers.length - 1;
     const kind = layer.getClassName();
     let step: PlannedLayer | string;
     if (isOutput && kind !== 'Dense') step = `the last layer is ${kind}, not Dense with softmax`;
     else if (kind === 'Dense') step = dense(layer, config, isOutput, kernels);
-    else if (kind === 'Conv2D') step = conv2d(layer, config, kernels);
-    else if (kind === 'MaxPooling2D') step = maxPooling2d(layer, config);
+    else if (kind === 'Conv2D') step = conv2d(layer, config, kernels, reluBeforePool[i]);
+    else if (kind === 'MaxPooling2D') step = maxPooling2d(layer, config, i > 0 && reluBeforePool[i - 1]);
     else if (kind === 'Flatten' || kind === 'Reshape') step = reshape(layer, config);
     else step = `layer "${layer.name}" is a ${kind}`;
     if (typeof step === 'string') return { unsupported: step };

@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from './backend';
-import { isMaxPoolGradRegistered, maxPoolGradValues, registerMaxPoolGrad, stockMaxPoolGrad } from './maxPoolGrad';
+import {
+  hasReluMaxPoolGrad,
+  isMaxPoolGradRegistered,
+  maxPoolGradValues,
+  RELU_MAX_POOL_GRAD,
+  registerMaxPoolGrad,
+  stockMaxPoolGrad,
+} from './maxPoolGrad';
 
 interface Config {
   x: [number, number, number, number];
@@ -112,6 +119,56 @@ describe('MaxPoolGrad on typed arrays', () => {
     expect(stockDx.reduce((a, b) => a + b, 0)).toBeLessThan(windows);
     tf.backend().disposeData(out.dataId);
     tf.dispose([x, y, dy]);
+  });
+
+  it.each(['cpu', 'wasm'] as const)(
+    'on %s, the ReLU-fused kernel equals MaxPoolGrad followed by dy·step(x), ties at 0 included',
+    async (backend) => {
+      await selectBackend(backend);
+      expect(hasReluMaxPoolGrad(backend)).toBe(true);
+      for (const c of configs) {
+        const size = c.x.reduce((a, b) => a * b, 1);
+        // ReLU outputs: a third of the values are exactly 0, quantised so that windows hold ties (and windows of zeros).
+        const x = tf.tidy(() => tf.relu(tf.tensor4d(values(size, 11, 3), c.x))) as tf.Tensor4D;
+        const y = tf.maxPool(x, c.pool, c.strides, c.pad);
+        const dy = tf.tensor4d(values(y.size, 13), y.shape as [number, number, number, number]);
+        const attrs = { filterSize: c.pool, strides: c.strides, pad: c.pad };
+        const fused = tf.engine().runKernel(RELU_MAX_POOL_GRAD, { dy, input: x }, attrs) as tf.Tensor;
+        const separate = tf.tidy(() =>
+          tf.mul(tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, attrs) as tf.Tensor, tf.step(x)),
+        );
+        const [a, b] = [fused.dataSync(), separate.dataSync()];
+        expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeLessThan(1e-6);
+        // Windows of zeros pass nothing, and some windows do pass something.
+        expect(a.some((v) => v !== 0)).toBe(true);
+        expect(Array.from(a).filter((v) => v !== 0).length).toBeLessThan(y.size);
+        tf.dispose([x, y, dy, fused, separate]);
+      }
+    },
+  );
+
+  it('writes into a given array, zeroing it first', () => {
+    const info = {
+      batchSize: 1,
+      inHeight: 2,
+      inWidth: 2,
+      inChannels: 1,
+      outHeight: 1,
+      outWidth: 1,
+      strideHeight: 2,
+      strideWidth: 2,
+      filterHeight: 2,
+      filterWidth: 2,
+      padInfo: { top: 0, left: 0, bottom: 0, right: 0, type: 'VALID' as const },
+    };
+    const into = Float32Array.from([9, 9, 9, 9]);
+    expect(maxPoolGradValues([1, 3, 3, 2], [5], info, { into })).toBe(into);
+    expect(Array.from(into)).toEqual([0, 5, 0, 0]);
+    expect(Array.from(maxPoolGradValues([0, 0, -1, 0], [5], info, { reluInput: true }))).toEqual([0, 0, 0, 0]);
+    expect(Array.from(maxPoolGradValues([0, 0, -1, 0], [5], info))).toEqual([5, 0, 0, 0]);
+    expect(() => maxPoolGradValues([1, 3, 3, 2], [5], info, { into: new Float32Array(3) })).toThrow(
+      /holds 3 values, not 4/,
+    );
   });
 
   it('skips windows holding only NaN, as the cpu kernel does', () => {

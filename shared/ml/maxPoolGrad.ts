@@ -22,7 +22,15 @@ import { TributaryError } from '../errors';
  * backend's kernel reads every element through TensorBuffer.get. This one scans x once per window.
  *
  * NHWC, dilation 1 (what tf.maxPool's gradient supports).
+ *
+ * A second kernel, `RELU_MAX_POOL_GRAD`, is the same routing for a pool whose input is a ReLU's output,
+ * taken through that ReLU: a window passes its dy only when its maximum is > 0. That is MaxPoolGrad
+ * followed by dy·step(x) (x ≥ 0 there, and only maxima receive anything), in one pass instead of three
+ * kernels over the pool's largest tensor.
  */
+
+/** Name of the fused kernel: inputs {dy, input}, MaxPoolGrad's attributes; dx at the ReLU's input. */
+export const RELU_MAX_POOL_GRAD = 'TributaryReluMaxPoolGrad';
 
 /** Marks our kernel function, so registration is idempotent even across module copies. */
 const OURS = Symbol.for('tributary.maxPoolGrad');
@@ -49,10 +57,27 @@ export type PoolGradGeometry = Pick<
   | 'padInfo'
 >;
 
+/** Options of maxPoolGradValues. */
+export interface PoolGradOptions {
+  /** x is a ReLU's output and dx is wanted at the ReLU's input: windows whose maximum is ≤ 0 pass nothing. */
+  reluInput?: boolean;
+  /** Where to write dx (zeroed first), e.g. a wasm output on the heap; a new array otherwise. */
+  into?: Float32Array;
+}
+
 /** dx for max pooling: dy [batch, outH, outW, c] routed to each window's first maximum in x [batch, inH, inW, c]. */
-export function maxPoolGradValues(x: ArrayLike<number>, dy: ArrayLike<number>, info: PoolGradGeometry): Float32Array {
+export function maxPoolGradValues(
+  x: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  info: PoolGradGeometry,
+  options: PoolGradOptions = {},
+): Float32Array {
   const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
-  const dx = new Float32Array(batchSize * inHeight * inWidth * channels);
+  const size = batchSize * inHeight * inWidth * channels;
+  const dx = options.into ? options.into.fill(0) : new Float32Array(size);
+  if (dx.length !== size) throw new Error(`maxPoolGradValues: output holds ${dx.length} values, not ${size}`);
+  // A maximum must beat −∞ (any window not all NaN has one) or, through a ReLU, 0.
+  const floor = options.reluInput ? 0 : Number.NEGATIVE_INFINITY;
   const rowStride = inWidth * channels;
   let o = 0;
   for (let b = 0; b < batchSize; b++) {
@@ -66,7 +91,7 @@ export function maxPoolGradValues(x: ArrayLike<number>, dy: ArrayLike<number>, i
         const cMin = Math.max(0, cCorner);
         const cMax = Math.min(inWidth, cCorner + info.filterWidth);
         for (let d = 0; d < channels; d++, o++) {
-          let best = Number.NEGATIVE_INFINITY;
+          let best = floor;
           let at = -1;
           for (let r = rMin; r < rMax; r++) {
             const rowBase = batchBase + r * rowStride + d;
@@ -87,13 +112,11 @@ export function maxPoolGradValues(x: ArrayLike<number>, dy: ArrayLike<number>, i
   return dx;
 }
 
-interface ReadableBackend {
+interface CpuBackendLike {
   readSync(dataId: object): ArrayLike<number>;
-}
-interface CpuBackendLike extends ReadableBackend {
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
 }
-interface WasmBackendLike extends ReadableBackend {
+interface WasmBackendLike {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(info: TensorInfo): Float32Array;
 }
@@ -112,21 +135,22 @@ function checkedGeometry(x: TensorInfo, attrs: MaxPoolGradAttrs): backend_util.C
   );
 }
 
-function makeKernelFunc(backendName: MaxPoolGradBackend): KernelFunc {
+function makeKernelFunc(backendName: MaxPoolGradBackend, reluInput: boolean): KernelFunc {
   const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
     const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
     const info = checkedGeometry(input, attrs as unknown as MaxPoolGradAttrs);
-    const b = backend as ReadableBackend;
-    // Compute before allocating the output: a wasm allocation may grow (and detach) the heap.
-    const values = maxPoolGradValues(b.readSync(input.dataId), b.readSync(dy.dataId), info);
     const shape = [...input.shape];
     if (backendName === 'wasm') {
       const wasm = backend as WasmBackendLike;
+      // Allocate first: an allocation may grow (and detach) the heap, so the views are taken after it.
       const out = wasm.makeOutput(shape, 'float32');
-      wasm.typedArrayFromHeap(out).set(values);
+      const view = (t: TensorInfo) => wasm.typedArrayFromHeap(t);
+      maxPoolGradValues(view(input), view(dy), info, { reluInput, into: view(out) });
       return out;
     }
-    return (backend as CpuBackendLike).makeTensorInfo(shape, 'float32', values);
+    const cpu = backend as CpuBackendLike;
+    const values = maxPoolGradValues(cpu.readSync(input.dataId), cpu.readSync(dy.dataId), info, { reluInput });
+    return cpu.makeTensorInfo(shape, 'float32', values);
   };
   Object.defineProperty(kernelFunc, OURS, { value: true });
   return kernelFunc;
@@ -154,7 +178,14 @@ export function registerMaxPoolGrad(backendName: MaxPoolGradBackend): void {
     // Unregister first: registering over a kernel only warns, and we want no warning.
     unregisterKernel(MaxPoolGrad, backendName);
   }
-  registerKernel({ kernelName: MaxPoolGrad, backendName, kernelFunc: makeKernelFunc(backendName) });
+  registerKernel({ kernelName: MaxPoolGrad, backendName, kernelFunc: makeKernelFunc(backendName, false) });
+  if (!getKernel(RELU_MAX_POOL_GRAD, backendName))
+    registerKernel({ kernelName: RELU_MAX_POOL_GRAD, backendName, kernelFunc: makeKernelFunc(backendName, true) });
+}
+
+/** Whether `RELU_MAX_POOL_GRAD` runs on `backendName` (registered with the typed-array MaxPoolGrad). */
+export function hasReluMaxPoolGrad(backendName: string): boolean {
+  return getKernel(RELU_MAX_POOL_GRAD, backendName) !== undefined;
 }
 
 /** Whether the typed-array kernel is the one registered for `backendName`. */
