@@ -133,16 +133,21 @@ describe('MaxPoolGrad on typed arrays', () => {
         const y = tf.maxPool(x, c.pool, c.strides, c.pad);
         const dy = tf.tensor4d(values(y.size, 13), y.shape as [number, number, number, number]);
         const attrs = { filterSize: c.pool, strides: c.strides, pad: c.pad };
-        const fused = tf.engine().runKernel(RELU_MAX_POOL_GRAD, { dy, input: x }, attrs) as tf.Tensor;
+        const [fused, fusedSums] = tf.engine().runKernel(RELU_MAX_POOL_GRAD, { dy, input: x }, attrs) as tf.Tensor[];
         const separate = tf.tidy(() =>
           tf.mul(tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, attrs) as tf.Tensor, tf.step(x)),
         );
         const [a, b] = [fused.dataSync(), separate.dataSync()];
         expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeLessThan(1e-6);
+        // The second output is dx summed per channel (the bias gradient of the layer before the ReLU).
+        const sums = tf.tidy(() => tf.sum(separate, [0, 1, 2]).dataSync());
+        expect(fusedSums.shape).toEqual([c.x[3]]);
+        expect(Math.max(...fusedSums.dataSync().map((v, i) => Math.abs(v - sums[i])))).toBeLessThan(1e-5);
+        expect(sums.some((v) => Math.abs(v) > 1e-3)).toBe(true);
         // Windows of zeros pass nothing, and some windows do pass something.
         expect(a.some((v) => v !== 0)).toBe(true);
         expect(Array.from(a).filter((v) => v !== 0).length).toBeLessThan(y.size);
-        tf.dispose([x, y, dy, fused, separate]);
+        tf.dispose([x, y, dy, fused, fusedSums, separate]);
       }
     },
   );

@@ -26,10 +26,11 @@ import { TributaryError } from '../errors';
  * A second kernel, `RELU_MAX_POOL_GRAD`, is the same routing for a pool whose input is a ReLU's output,
  * taken through that ReLU: a window passes its dy only when its maximum is > 0. That is MaxPoolGrad
  * followed by dy·step(x) (x ≥ 0 there, and only maxima receive anything), in one pass instead of three
- * kernels over the pool's largest tensor.
+ * kernels over the pool's largest tensor. Its second output is dx summed over all but the channel axis,
+ * which is the bias gradient of the layer before the ReLU (one more tf.sum over that tensor saved).
  */
 
-/** Name of the fused kernel: inputs {dy, input}, MaxPoolGrad's attributes; dx at the ReLU's input. */
+/** Name of the fused kernel: inputs {dy, input}, MaxPoolGrad's attributes; outputs [dx at the ReLU's input, Σ dx per channel]. */
 export const RELU_MAX_POOL_GRAD = 'TributaryReluMaxPoolGrad';
 
 /** Marks our kernel function, so registration is idempotent even across module copies. */
@@ -63,6 +64,8 @@ export interface PoolGradOptions {
   reluInput?: boolean;
   /** Where to write dx (zeroed first), e.g. a wasm output on the heap; a new array otherwise. */
   into?: Float32Array;
+  /** If given, receives dx summed over batch, rows and columns, per channel (accumulated in float64). */
+  channelSums?: Float32Array;
 }
 
 /** dx for max pooling: dy [batch, outH, outW, c] routed to each window's first maximum in x [batch, inH, inW, c]. */
@@ -78,6 +81,7 @@ export function maxPoolGradValues(
   if (dx.length !== size) throw new Error(`maxPoolGradValues: output holds ${dx.length} values, not ${size}`);
   // A maximum must beat −∞ (any window not all NaN has one) or, through a ReLU, 0.
   const floor = options.reluInput ? 0 : Number.NEGATIVE_INFINITY;
+  const sums = options.channelSums ? new Float64Array(channels) : null;
   const rowStride = inWidth * channels;
   let o = 0;
   for (let b = 0; b < batchSize; b++) {
@@ -104,11 +108,15 @@ export function maxPoolGradValues(
               }
             }
           }
-          if (at >= 0) dx[at] += dy[o];
+          if (at >= 0) {
+            dx[at] += dy[o];
+            if (sums) sums[d] += dy[o];
+          }
         }
       }
     }
   }
+  if (sums) options.channelSums?.set(sums);
   return dx;
 }
 
@@ -140,17 +148,28 @@ function makeKernelFunc(backendName: MaxPoolGradBackend, reluInput: boolean): Ke
     const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
     const info = checkedGeometry(input, attrs as unknown as MaxPoolGradAttrs);
     const shape = [...input.shape];
+    const channels = shape[3];
     if (backendName === 'wasm') {
       const wasm = backend as WasmBackendLike;
       // Allocate first: an allocation may grow (and detach) the heap, so the views are taken after it.
       const out = wasm.makeOutput(shape, 'float32');
+      const sums = reluInput ? wasm.makeOutput([channels], 'float32') : null;
       const view = (t: TensorInfo) => wasm.typedArrayFromHeap(t);
-      maxPoolGradValues(view(input), view(dy), info, { reluInput, into: view(out) });
-      return out;
+      maxPoolGradValues(view(input), view(dy), info, {
+        reluInput,
+        into: view(out),
+        channelSums: sums ? view(sums) : undefined,
+      });
+      return sums ? [out, sums] : out;
     }
     const cpu = backend as CpuBackendLike;
-    const values = maxPoolGradValues(cpu.readSync(input.dataId), cpu.readSync(dy.dataId), info, { reluInput });
-    return cpu.makeTensorInfo(shape, 'float32', values);
+    const channelSums = reluInput ? new Float32Array(channels) : undefined;
+    const values = maxPoolGradValues(cpu.readSync(input.dataId), cpu.readSync(dy.dataId), info, {
+      reluInput,
+      channelSums,
+    });
+    const out = cpu.makeTensorInfo(shape, 'float32', values);
+    return channelSums ? [out, cpu.makeTensorInfo([channels], 'float32', channelSums)] : out;
   };
   Object.defineProperty(kernelFunc, OURS, { value: true });
   return kernelFunc;
