@@ -155,23 +155,27 @@ const wasmKernels: GradientKernels = {
   convFilter(x, dy, filterShape, strides, pad) {
     if (strides[0] !== 1 || strides[1] !== 1) return backendKernels.convFilter(x, dy, filterShape, strides, pad);
     const [padH, padW] = [samePadding(filterShape[0], pad), samePadding(filterShape[1], pad)];
-    const padded = pad === 'same' ? tf.pad(x, [[0, 0], padH, padW, [0, 0]]) : x;
-    const byChannel = tf.transpose(padded, [3, 1, 2, 0]) as tf.Tensor4D;
+    const byChannel = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D;
     const dyAsFilter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
-    return tf.transpose(tf.conv2d(byChannel, dyAsFilter, 1, 'valid'), [1, 2, 0, 3]);
+    // Padding as the convolution's own (XNNPACK reads it implicitly), not a padded copy.
+    const byInput = tf.conv2d(byChannel, dyAsFilter, 1, [[0, 0], padH, padW, [0, 0]]);
+    // [c_in, kh, kw, c_out] → [kh, kw, c_in, c_out]; with one input channel that is a reshape.
+    return x.shape[3] === 1
+      ? tf.reshape(byInput, filterShape as [number, number, number, number])
+      : tf.transpose(byInput, [1, 2, 0, 3]);
   },
   convInput(dy, filter, xShape, strides, pad) {
     if (strides[0] !== 1 || strides[1] !== 1) return backendKernels.convInput(dy, filter, xShape, strides, pad);
     const [kh, kw] = filter.shape;
     const [[top, bottom], [left, right]] = [samePadding(kh, pad), samePadding(kw, pad)];
-    const full = tf.pad(dy, [
+    const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    // The full convolution: dy padded by the kernel size minus one (minus the forward pass's own padding).
+    return tf.conv2d(dy, rotated, 1, [
       [0, 0],
       [kh - 1 - top, kh - 1 - bottom],
       [kw - 1 - left, kw - 1 - right],
       [0, 0],
     ]);
-    const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-    return tf.conv2d(full as tf.Tensor4D, rotated, 1, 'valid');
   },
 };
 
