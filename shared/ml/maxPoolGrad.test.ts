@@ -192,5 +192,59 @@ describe('MaxPoolGrad on typed arrays', () => {
     };
     const dx = maxPoolGradValues([Number.NaN, Number.NaN, 1, 5, Number.NaN, Number.NaN, 5, 2], [10, 20], info);
     expect(Array.from(dx)).toEqual([0, 0, 0, 20, 0, 0, 0, 0]);
+    // Windows mixing NaN (and ±∞) with numbers: the first maximum among the numbers, row-major.
+    const { NaN: nan, POSITIVE_INFINITY: inf } = Number;
+    const mixed = maxPoolGradValues([nan, 1, 2, nan, 5, nan, -inf, inf], [10, 20], info);
+    expect(Array.from(mixed)).toEqual([0, 0, 0, 0, 10, 0, 0, 20]);
+    // Through a ReLU, a window whose numbers are all 0 passes nothing.
+    expect(Array.from(maxPoolGradValues([nan, 0, 1, 3, 0, nan, 2, 3], [10, 20], info, { reluInput: true }))).toEqual([
+      0, 0, 0, 20, 0, 0, 0, 0,
+    ]);
+  });
+
+  it('routes 2×2 stride-2 windows (the fast path) exactly as the general scan, on random and tied values', () => {
+    // An odd-sized input: the windows leave out the last row and column.
+    const shape: [number, number, number, number] = [3, 7, 9, 5];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const geometry = (filter: number) => ({
+      batchSize: 3,
+      inHeight: 7,
+      inWidth: 9,
+      inChannels: 5,
+      outHeight: 3,
+      outWidth: 4,
+      strideHeight: 2,
+      strideWidth: 2,
+      filterHeight: filter,
+      filterWidth: filter,
+      padInfo: { top: 0, left: 0, bottom: 0, right: 0, type: 'VALID' as const },
+    });
+    for (const levels of [0, 2]) {
+      const x = values(size, 21 + levels, levels);
+      const dy = values(3 * 3 * 4 * 5, 23);
+      for (const reluInput of [false, true]) {
+        const fast = maxPoolGradValues(x, dy, geometry(2), { reluInput });
+        // The definition, scanned directly: each window's first maximum (above 0 through a ReLU) gets its dy.
+        const expected = new Float32Array(size);
+        let o = 0;
+        for (let b = 0; b < 3; b++)
+          for (let i = 0; i < 3; i++)
+            for (let j = 0; j < 4; j++)
+              for (let d = 0; d < 5; d++, o++) {
+                let [at, best] = [-1, reluInput ? 0 : Number.NEGATIVE_INFINITY];
+                for (const [r, c] of [
+                  [0, 0],
+                  [0, 1],
+                  [1, 0],
+                  [1, 1],
+                ]) {
+                  const p = ((b * 7 + 2 * i + r) * 9 + 2 * j + c) * 5 + d;
+                  if (x[p] > best) [at, best] = [p, x[p]];
+                }
+                if (at >= 0) expected[at] += dy[o];
+              }
+        expect(Array.from(fast)).toEqual(Array.from(expected));
+      }
+    }
   });
 });
