@@ -402,14 +402,18 @@ function printTraining(training: TrainingResult | { error: string }): void {
         rows.push([
           `${b.backend} ${f.model}`,
           fmt(f.samplesPerSecond),
-          `samples/s (${b.examples} digits, ${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${f.ratioToPyTorch === null ? 'no PyTorch figure' : `${fmt(f.ratioToPyTorch)}x PyTorch`})`,
+          `samples/s (${b.examples} digits, ${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${f.ratioToPyTorch === null ? 'no PyTorch figure' : `${fmt(f.ratioToPyTorch)}x PyTorch, by CPU time ${fmt(f.cpuRatioToPyTorch)}x`})`,
         ]);
   }
   const torch = training.pytorch;
   if (!torch.available) rows.push(['PyTorch', 'unavailable', torch.reason]);
   else
     for (const f of torch.figures)
-      rows.push([`PyTorch ${torch.torch} ${f.model}`, fmt(f.samplesPerSecond), `samples/s (${torch.threads} thread)`]);
+      rows.push([
+        `PyTorch ${torch.torch} ${f.model}`,
+        fmt(f.samplesPerSecond),
+        `samples/s (${torch.threads} thread; ${fmt(f.cpuSamplesPerSecond)} per CPU second)`,
+      ]);
   printTable(`Training: ${training.examples} MNIST digits, batch ${training.batchSize}, ${training.timedEpochs}`, rows);
 }
 
