@@ -105,6 +105,10 @@ export const errorCatalog = {
     status: 409,
     message: 'The client already sent a masked input for this round that reached unmasking (or may have).',
   },
+  SECAGG_MASK_WORKER_FAILED: {
+    status: 500,
+    message: "A thread that computes a client's mask sum failed or was closed; the client masks in its own thread.",
+  },
 
   // Secure aggregation (lattice HE: packed BFV)
   HE_CIPHERTEXT_INVALID: {

@@ -10,7 +10,14 @@ export * from './roundId';
 export * from './signatures';
 export * from './policy';
 export * from './unmaskedRounds';
-export { SecAggPlusClient, type SecAggClientSession, type RevealedShare } from './clientProtocol';
+export {
+  SecAggPlusClient,
+  type SecAggClientSession,
+  type SecAggClientOptions,
+  type MaskPath,
+  type RevealedShare,
+} from './clientProtocol';
+export { MaskSumPool, type MaskSumSource, defaultMaskThreads, sharedMaskSumPool } from './maskSumPool';
 export {
   SecAggPlusServer,
   type SecAggPlusServerOptions,
