@@ -23,6 +23,8 @@ import {
   secaggPolicyFor,
   UnmaskedRounds,
   bytesToVector,
+  type MaskSumSource,
+  sharedMaskSumPool,
   vectorToBytes,
 } from '../../shared/secagg';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
@@ -67,6 +69,15 @@ export interface SecAggClientHooks {
   maskedVectorToSend?(masked: Uint32Array, info: MaskedVectorContext): Uint32Array;
 }
 
+/** How the secagg client half computes masks. */
+export interface SecAggClientModeOptions {
+  /**
+   * Where each session's mask sum is computed while the model trains (after share-keys): the
+   * process-wide MaskSumPool unless given; `null` masks in the event loop at masked input instead.
+   */
+  maskSums?: MaskSumSource | null;
+}
+
 /**
  * Mode `secagg` (client half): the update is never uploaded. Training starts at the task and a
  * `SecAggPlusClient` per (round, attempt) answers the coordinator's SecAgg+ stages; at
@@ -81,6 +92,10 @@ export interface SecAggClientHooks {
  * (encodeDistributedUpdate: rotated with the session's round id, scaled, rounded, its share of the
  * discrete Gaussian added), so the sum SecAgg+ reveals is already noised. The policy then requires
  * that encoding's length, and the plan is derived here from the joined spec, never taken from the coordinator.
+ *
+ * Masks: each session's mask sum is computed in a worker thread (MaskSumPool) as soon as share-keys is
+ * answered, i.e. while the model trains, so masked input is one vector add (SecAggPlusClient).
+ * Sessions of older rounds, and every session at close, are disposed (their secrets wiped).
  */
 class SecAggClientSession {
   /** Training of each task, by (round, attempt): collect-masked-vectors awaits it. */
@@ -97,6 +112,7 @@ class SecAggClientSession {
   constructor(
     private readonly context: ClientModeContext,
     private readonly hooks: SecAggClientHooks = {},
+    private readonly maskSums: MaskSumSource | undefined = undefined,
   ) {
     const { joined } = context;
     this.unmasked = new UnmaskedRounds(joined.jobId);
@@ -112,13 +128,20 @@ class SecAggClientSession {
 
   async onTask(task: RoundTask, training: Promise<TrainedUpdate | null>): Promise<void> {
     for (const key of this.trainings.keys()) if (Number(key.split(':')[0]) < task.round) this.trainings.delete(key);
-    for (const key of this.attempts.keys()) if (Number(key.split(':')[0]) < task.round) this.attempts.delete(key);
+    for (const [key, attempt] of this.attempts) {
+      if (Number(key.split(':')[0]) < task.round) {
+        attempt.client.dispose();
+        this.attempts.delete(key);
+      }
+    }
     this.trainings.set(attemptKey(task.round, task.attempt), training);
     await training;
   }
 
   close(): void {
     this.context.connection.off('secaggRequest', this.onRequest);
+    for (const attempt of this.attempts.values()) attempt.client.dispose();
+    this.attempts.clear();
   }
 
   private handle(request: SecAggRequest): void {
@@ -134,7 +157,8 @@ class SecAggClientSession {
         attempt: request.attempt,
         unmaskedRounds: this.unmasked,
       };
-      state = { client: new SecAggPlusClient(identity, this.policy, session), queue: Promise.resolve() };
+      const client = new SecAggPlusClient(identity, this.policy, session, { maskSums: this.maskSums });
+      state = { client, queue: Promise.resolve() };
       this.attempts.set(key, state);
     }
     const s = state;
@@ -167,6 +191,10 @@ class SecAggClientSession {
     }
     const input = request.stage === 'collect-masked-vectors' ? await this.maskedInput(request, s) : undefined;
     const reply = await s.client.handle(message, input);
+    if (reply.stage === 'collect-masked-vectors' && s.client.precomputeFailure !== undefined) {
+      const why = toTributaryError(s.client.precomputeFailure).message;
+      this.context.warn(`round ${request.round}: masks computed in the event loop (${why})`);
+    }
     if (request.stage === 'setup') {
       // Accepted by the SecAgg+ client: the round id names this job's round attempt (and cohort).
       const setup = message as { params: SecAggParameters; roundId: string; clientIds: string[] };
@@ -242,9 +270,23 @@ class SecAggClientSession {
   }
 }
 
+/** The process-wide pool, looked up per call: a pool that failed is replaced for the next session. */
+const processMaskSums: MaskSumSource = { maskSum: (masks, length) => sharedMaskSumPool().maskSum(masks, length) };
+
 /** The secagg client half with research hooks (client/plantedModes.ts); production uses `secaggClientMode`. */
-export function createSecAggClientMode(hooks: SecAggClientHooks = {}): ClientAggregationMode {
-  return { name: 'secagg', open: (context) => new SecAggClientSession(context, hooks) };
+export function createSecAggClientMode(
+  hooks: SecAggClientHooks = {},
+  options: SecAggClientModeOptions = {},
+): ClientAggregationMode {
+  return {
+    name: 'secagg',
+    open: (context) =>
+      new SecAggClientSession(
+        context,
+        hooks,
+        options.maskSums === null ? undefined : (options.maskSums ?? processMaskSums),
+      ),
+  };
 }
 
 export const secaggClientMode: ClientAggregationMode = createSecAggClientMode();

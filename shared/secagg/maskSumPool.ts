@@ -13,7 +13,7 @@ import { SEED_BYTES, type SignedSeed } from './masks';
  * after it is added; the sum leaves transferred.
  *
  * in:  { id, seeds: Uint8Array (32·k), signs: Int8Array (k), length }
- * out: { id, sum: Uint32Array } or { id, error }
+ * out: { id, sum: ArrayBuffer (the Uint32Array's) } or { id, error }
  */
 const WORKER_SOURCE = `
 'use strict';
@@ -46,7 +46,7 @@ parentPort.on('message', ({ id, seeds, signs, length }) => {
       }
       ciphers[k].final();
     }
-    parentPort.postMessage({ id, sum }, [sum.buffer]);
+    parentPort.postMessage({ id, sum: sum.buffer }, [sum.buffer]);
   } catch (err) {
     seeds.fill(0);
     parentPort.postMessage({ id, error: String((err && err.message) || err) });
@@ -121,12 +121,13 @@ export class MaskSumPool implements MaskSumSource {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     const entry: MaskWorker = { worker, pending: new Map() };
     worker.unref();
-    worker.on('message', (reply: { id: number; sum?: Uint32Array; error?: string }) => {
+    worker.on('message', (reply: { id: number; sum?: ArrayBuffer; error?: string }) => {
       const call = entry.pending.get(reply.id);
       if (!call) return;
       entry.pending.delete(reply.id);
       if (entry.pending.size === 0) worker.unref();
-      if (reply.sum) call.resolve(reply.sum);
+      // Viewed here, so the array is of this realm's Uint32Array (a test VM's too).
+      if (reply.sum) call.resolve(new Uint32Array(reply.sum));
       else this.fail(entry, `a mask thread failed: ${reply.error}`);
     });
     worker.on('error', (err) => this.fail(entry, `a mask thread failed: ${err.message}`));
