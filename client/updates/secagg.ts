@@ -73,7 +73,8 @@ export interface SecAggClientHooks {
 export interface SecAggClientModeOptions {
   /**
    * Where each session's mask sum is computed while the model trains (after share-keys): the
-   * process-wide MaskSumPool unless given; `null` masks in the event loop at masked input instead.
+   * process-wide MaskSumPool unless given (looked up per session: a failed pool is replaced, and
+   * setSharedMaskThreads(0) turns it off); `null` masks in the event loop at masked input instead.
    */
   maskSums?: MaskSumSource | null;
 }
@@ -112,7 +113,8 @@ class SecAggClientSession {
   constructor(
     private readonly context: ClientModeContext,
     private readonly hooks: SecAggClientHooks = {},
-    private readonly maskSums: MaskSumSource | undefined = undefined,
+    /** Where each new session's mask sum is computed (undefined: in the event loop). */
+    private readonly maskSums: () => MaskSumSource | undefined,
   ) {
     const { joined } = context;
     this.unmasked = new UnmaskedRounds(joined.jobId);
@@ -157,7 +159,7 @@ class SecAggClientSession {
         attempt: request.attempt,
         unmaskedRounds: this.unmasked,
       };
-      const client = new SecAggPlusClient(identity, this.policy, session, { maskSums: this.maskSums });
+      const client = new SecAggPlusClient(identity, this.policy, session, { maskSums: this.maskSums() });
       state = { client, queue: Promise.resolve() };
       this.attempts.set(key, state);
     }
@@ -270,9 +272,6 @@ class SecAggClientSession {
   }
 }
 
-/** The process-wide pool, looked up per call: a pool that failed is replaced for the next session. */
-const processMaskSums: MaskSumSource = { maskSum: (masks, length) => sharedMaskSumPool().maskSum(masks, length) };
-
 /** The secagg client half with research hooks (client/plantedModes.ts); production uses `secaggClientMode`. */
 export function createSecAggClientMode(
   hooks: SecAggClientHooks = {},
@@ -281,10 +280,8 @@ export function createSecAggClientMode(
   return {
     name: 'secagg',
     open: (context) =>
-      new SecAggClientSession(
-        context,
-        hooks,
-        options.maskSums === null ? undefined : (options.maskSums ?? processMaskSums),
+      new SecAggClientSession(context, hooks, () =>
+        options.maskSums === null ? undefined : (options.maskSums ?? sharedMaskSumPool()),
       ),
   };
 }

@@ -17,7 +17,13 @@ export {
   type MaskPath,
   type RevealedShare,
 } from './clientProtocol';
-export { MaskSumPool, type MaskSumSource, defaultMaskThreads, sharedMaskSumPool } from './maskSumPool';
+export {
+  MaskSumPool,
+  type MaskSumSource,
+  defaultMaskThreads,
+  setSharedMaskThreads,
+  sharedMaskSumPool,
+} from './maskSumPool';
 export {
   SecAggPlusServer,
   type SecAggPlusServerOptions,

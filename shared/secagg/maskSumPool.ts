@@ -188,9 +188,25 @@ export class MaskSumPool implements MaskSumSource {
 }
 
 let shared: MaskSumPool | undefined;
+let sharedThreads: number | undefined;
 
-/** The process-wide pool every SecAgg+ client of this process uses (a new one after a failure). */
-export function sharedMaskSumPool(): MaskSumPool {
-  if (!shared?.usable) shared = new MaskSumPool();
+/**
+ * Sizes the process-wide pool (default defaultMaskThreads()); 0 turns precomputation off, so clients
+ * mask in their own thread (benchmarks compare the two). Takes effect for sessions opened after it.
+ */
+export function setSharedMaskThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 0) {
+    throw new TributaryError('CONFIG_INVALID', `secagg: mask threads must be an integer >= 0; got ${String(threads)}`);
+  }
+  sharedThreads = threads;
+  const old = shared;
+  shared = undefined;
+  void old?.close();
+}
+
+/** The process-wide pool every SecAgg+ client of this process uses (a new one after a failure); undefined when turned off. */
+export function sharedMaskSumPool(): MaskSumPool | undefined {
+  if (sharedThreads === 0) return undefined;
+  if (!shared?.usable) shared = new MaskSumPool(sharedThreads ?? defaultMaskThreads());
   return shared;
 }
