@@ -147,6 +147,20 @@ describe('SecAgg+ masks precomputed in a worker after share-keys', () => {
     expect(Array.from(crashed.result.sum)).toEqual(Array.from(plainSum(inputs.values())));
   });
 
+  it("the server's unmask with self masks expanded in the pool (or a crashed one) gives the exact sum", async () => {
+    const dropAt = new Map<ClientId, SecAggStage>([[ids[3], 'collect-masked-vectors']]);
+    const survivors = ids.filter((id) => !dropAt.has(id));
+    const expected = Array.from(plainSum(survivors.map((id) => inputs.get(id)!)));
+    const recording = new RecordingMaskSums(pool);
+    for (const maskSums of [recording, crashedPool]) {
+      const { result } = await runInMemoryRound({ ...options, maskSums }, identities, inputs, dropAt);
+      expect(result.contributors).toEqual(survivors);
+      expect(Array.from(result.sum)).toEqual(expected);
+    }
+    // The pool was asked for exactly one sum: the survivors' self masks.
+    expect(recording.sums.length).toBe(1);
+  });
+
   /** Drives one client through setup and share-keys against a real server; returns it and the server's next step. */
   async function afterShareKeys(maskSums: MaskSumSource) {
     draws = 0;
