@@ -21,7 +21,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import type { Dataset } from '../shared/data/dataset';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
-import { defaultMaskThreads, setSharedMaskThreads } from '../shared/secagg';
+import { defaultSecAggWorkerThreads, setSecAggWorkerThreads } from '../shared/secagg';
 import { round } from './harness';
 
 type Mode = 'none' | 'secagg' | 'paillier';
@@ -46,7 +46,7 @@ export interface SecureModesOptions {
    * `atScale` in the same shape; 0 skips it. @default 100
    */
   scaleClients?: number;
-  /** Threads of the process-wide SecAgg+ mask pool (setSharedMaskThreads); 0: clients mask in the event loop. @default defaultMaskThreads() */
+  /** Threads of the process-wide SecAgg+ mask pool (setSecAggWorkerThreads); 0: clients mask in the event loop. @default defaultSecAggWorkerThreads() */
   maskThreads?: number;
 }
 
@@ -86,8 +86,8 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
   const keyBits = options.keyBits ?? 2048;
   const jobTimeoutMs = options.jobTimeoutMs ?? 120_000;
   const scaleClients = options.scaleClients ?? 100;
-  const maskThreads = options.maskThreads ?? defaultMaskThreads();
-  setSharedMaskThreads(maskThreads);
+  const maskThreads = options.maskThreads ?? defaultSecAggWorkerThreads();
+  setSecAggWorkerThreads(maskThreads);
   const parameters = features * hidden + hidden + hidden * classes + classes;
   const keyHolderThreads = availableParallelism();
   const datasetsFor = (count: number) =>

@@ -18,13 +18,15 @@ import {
   quantizeWeightedUpdate,
   type SecAggParameters,
   type SecAggPolicy,
+  type SecAggClientOptions,
   SecAggPlusClient,
   secaggError,
   secaggPolicyFor,
   UnmaskedRounds,
   bytesToVector,
   type MaskSumSource,
-  sharedMaskSumPool,
+  type SignatureBatchVerifier,
+  sharedSecAggWorkers,
   vectorToBytes,
 } from '../../shared/secagg';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
@@ -73,10 +75,12 @@ export interface SecAggClientHooks {
 export interface SecAggClientModeOptions {
   /**
    * Where each session's mask sum is computed while the model trains (after share-keys): the
-   * process-wide MaskSumPool unless given (looked up per session: a failed pool is replaced, and
-   * setSharedMaskThreads(0) turns it off); `null` masks in the event loop at masked input instead.
+   * process-wide SecAggWorkerPool unless given (looked up per session: a failed pool is replaced, and
+   * setSecAggWorkerThreads(0) turns it off); `null` masks in the event loop at masked input instead.
    */
   maskSums?: MaskSumSource | null;
+  /** Where neighbours' signatures are checked: the process-wide pool unless given; `null`: the event loop. */
+  signatures?: SignatureBatchVerifier | null;
 }
 
 /**
@@ -94,7 +98,7 @@ export interface SecAggClientModeOptions {
  * discrete Gaussian added), so the sum SecAgg+ reveals is already noised. The policy then requires
  * that encoding's length, and the plan is derived here from the joined spec, never taken from the coordinator.
  *
- * Masks: each session's mask sum is computed in a worker thread (MaskSumPool) as soon as share-keys is
+ * Masks: each session's mask sum is computed in a worker thread (SecAggWorkerPool) as soon as share-keys is
  * answered, i.e. while the model trains, so masked input is one vector add (SecAggPlusClient).
  * Sessions of older rounds, and every session at close, are disposed (their secrets wiped).
  */
@@ -113,8 +117,8 @@ class SecAggClientSession {
   constructor(
     private readonly context: ClientModeContext,
     private readonly hooks: SecAggClientHooks = {},
-    /** Where each new session's mask sum is computed (undefined: in the event loop). */
-    private readonly maskSums: () => MaskSumSource | undefined,
+    /** Where each new session's mask sum is computed and signatures checked (undefined: in the event loop). */
+    private readonly workers: () => SecAggClientOptions,
   ) {
     const { joined } = context;
     this.unmasked = new UnmaskedRounds(joined.jobId);
@@ -159,7 +163,7 @@ class SecAggClientSession {
         attempt: request.attempt,
         unmaskedRounds: this.unmasked,
       };
-      const client = new SecAggPlusClient(identity, this.policy, session, { maskSums: this.maskSums() });
+      const client = new SecAggPlusClient(identity, this.policy, session, this.workers());
       state = { client, queue: Promise.resolve() };
       this.attempts.set(key, state);
     }
@@ -280,9 +284,10 @@ export function createSecAggClientMode(
   return {
     name: 'secagg',
     open: (context) =>
-      new SecAggClientSession(context, hooks, () =>
-        options.maskSums === null ? undefined : (options.maskSums ?? sharedMaskSumPool()),
-      ),
+      new SecAggClientSession(context, hooks, () => ({
+        maskSums: options.maskSums === null ? undefined : (options.maskSums ?? sharedSecAggWorkers()),
+        signatures: options.signatures === null ? undefined : (options.signatures ?? sharedSecAggWorkers()),
+      })),
   };
 }
 

@@ -13,7 +13,7 @@ import {
   x25519PublicKey,
 } from './keys';
 import { addInPlace, applyMasks, type SignedSeed } from './masks';
-import type { MaskSumSource } from './maskSumPool';
+import type { MaskSumSource, SignatureBatchVerifier, SignatureCheck } from './secaggWorkers';
 import {
   type ClientToServer,
   type CollectMaskedVectorsReply,
@@ -72,10 +72,15 @@ export type RevealedShare = 'self-mask' | 'mask-key';
 /** How a SecAgg+ client computes its masks. */
 export interface SecAggClientOptions {
   /**
-   * Where the mask sum is precomputed right after share-keys (while the model trains): a MaskSumPool
-   * (sharedMaskSumPool in production). Unset: every mask is expanded in this thread at masked input.
+   * Where the mask sum is precomputed right after share-keys (while the model trains): a SecAggWorkerPool
+   * (sharedSecAggWorkers in production). Unset: every mask is expanded in this thread at masked input.
    */
   maskSums?: MaskSumSource;
+  /**
+   * Where the neighbours' signatures are checked at share-keys and unmask (a SecAggWorkerPool);
+   * unset, or if it fails: in this thread. The answers, and so every check, are the same.
+   */
+  signatures?: SignatureBatchVerifier;
 }
 
 /** How this client's masked vector was (or will be) produced; see SecAggPlusClient. */
@@ -152,6 +157,7 @@ export class SecAggPlusClient {
   /** What it revealed of each neighbour, kept for the whole session (never cleared). */
   private readonly revealed = new Map<ClientId, RevealedShare>();
   private readonly maskSums: MaskSumSource | undefined;
+  private readonly batchVerifier: SignatureBatchVerifier | undefined;
   /** The mask sum asked for at share-keys, until masked input takes it (or the secrets are wiped). */
   private pendingMaskSum?: PendingMaskSum;
   private path: MaskPath = 'in-thread';
@@ -164,6 +170,7 @@ export class SecAggPlusClient {
     options: SecAggClientOptions = {},
   ) {
     this.maskSums = options.maskSums;
+    this.batchVerifier = options.signatures;
     this.signer = new Ed25519Signer(identity);
     this.clientId = identity.clientId;
     this.policy = policy;
@@ -243,7 +250,7 @@ export class SecAggPlusClient {
         case 'consistency-check':
           return this.consistencyCheck(msg);
         case 'unmask':
-          return this.unmask(msg);
+          return await this.unmask(msg);
       }
     } catch (err) {
       this.abort();
@@ -326,21 +333,27 @@ export class SecAggPlusClient {
   private async shareKeys(msg: ShareKeysRequest): Promise<ShareKeysReply> {
     const p = this.params!;
     const seenKeys = new Set<string>([hex(this.encryptionKeys!.publicKey), hex(this.maskKeys!.publicKey)]);
-    for (const peer of msg.peers) {
+    const valid = await this.verifyAll(
+      msg.peers.map((peer) => ({
+        publicKeyHex: peer.clientId,
+        bytes: advertisedKeysBytes(
+          this.roundId,
+          this.digest,
+          peer.clientId,
+          peer.encryptionPublicKey,
+          peer.maskPublicKey,
+        ),
+        signatureHex: peer.keySignature,
+      })),
+    );
+    for (const [i, peer] of msg.peers.entries()) {
       if (!this.neighbours.has(peer.clientId) || this.peers.has(peer.clientId)) {
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
           `SecAgg+ client: ${peer.clientId} is not a neighbour, or is listed twice`,
         );
       }
-      const signed = advertisedKeysBytes(
-        this.roundId,
-        this.digest,
-        peer.clientId,
-        peer.encryptionPublicKey,
-        peer.maskPublicKey,
-      );
-      if (!this.verifier.verifyBytes(peer.clientId, signed, peer.keySignature)) {
+      if (!valid[i]) {
         throw secaggError(
           'SECAGG_SIGNATURE_INVALID',
           `SecAgg+ client: the keys relayed for ${peer.clientId} are not signed by it for round ${this.roundId} ` +
@@ -387,6 +400,18 @@ export class SecAggPlusClient {
     });
     if (this.maskSums) this.precomputeMaskSum(this.maskSums, ids);
     return { stage: 'share-keys', roundId: this.roundId, clientId: this.clientId, bundles };
+  }
+
+  /** Whether each signature verifies: in the worker pool when there is one, else (or if it fails) in this thread. */
+  private async verifyAll(checks: SignatureCheck[]): Promise<boolean[]> {
+    if (this.batchVerifier && checks.length > 0) {
+      try {
+        return await this.batchVerifier.verifyAll(checks);
+      } catch (error) {
+        this.workerFailure ??= error;
+      }
+    }
+    return checks.map((c) => this.verifier.verifyBytes(c.publicKeyHex, c.bytes, c.signatureHex));
   }
 
   /** The signed seeds of the self mask and the pairwise masks with `neighbours` (Bonawitz et al. Section 4). */
@@ -562,7 +587,7 @@ export class SecAggPlusClient {
   }
 
   /** Round 4 (Unmasking): only against the set it signed, with t neighbours agreeing; one share kind per neighbour. */
-  private unmask(msg: UnmaskRequest): UnmaskReply {
+  private async unmask(msg: UnmaskRequest): Promise<UnmaskReply> {
     const p = this.params!;
     const survivors = this.signedSurvivors!;
     const active = new Set(msg.activeIds);
@@ -585,14 +610,21 @@ export class SecAggPlusClient {
     // Bonawitz et al. Fig. 5 round 4: at least t valid signatures over the same set, here by neighbours (Bell et al.).
     const signers = new Set<ClientId>();
     const signed = survivorSetBytes(this.roundId, this.digest, [...survivors]);
-    for (const { clientId, signature } of msg.signatures) {
+    const valid = await this.verifyAll(
+      msg.signatures.map(({ clientId, signature }) => ({
+        publicKeyHex: clientId,
+        bytes: signed,
+        signatureHex: signature,
+      })),
+    );
+    for (const [i, { clientId }] of msg.signatures.entries()) {
       if (signers.has(clientId) || !this.neighbours.has(clientId)) {
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
           `SecAgg+ client: the survivor-set signature of ${clientId} is not a neighbour's, or is listed twice`,
         );
       }
-      if (!this.verifier.verifyBytes(clientId, signed, signature)) {
+      if (!valid[i]) {
         throw secaggError(
           'SECAGG_SIGNATURE_INVALID',
           `SecAgg+ client: ${clientId}'s signature is not over the survivor set this client signed`,

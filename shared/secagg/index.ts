@@ -18,12 +18,14 @@ export {
   type RevealedShare,
 } from './clientProtocol';
 export {
-  MaskSumPool,
+  SecAggWorkerPool,
   type MaskSumSource,
-  defaultMaskThreads,
-  setSharedMaskThreads,
-  sharedMaskSumPool,
-} from './maskSumPool';
+  type SignatureBatchVerifier,
+  type SignatureCheck,
+  defaultSecAggWorkerThreads,
+  setSecAggWorkerThreads,
+  sharedSecAggWorkers,
+} from './secaggWorkers';
 export {
   SecAggPlusServer,
   type SecAggPlusServerOptions,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { TributaryError } from '../errors';
 import { type CollectMaskedVectorsReply, vectorBytesView } from './messages';
 import type { SignedSeed } from './masks';
-import { MaskSumPool, type MaskSumSource } from './maskSumPool';
+import { type MaskSumSource, type SignatureBatchVerifier, SecAggWorkerPool } from './secaggWorkers';
 import type { ClientId } from './neighbours';
 import { quantize } from './quantize';
 import { SecAggPlusServer } from './serverProtocol';
@@ -38,12 +38,18 @@ class RecordingMaskSums implements MaskSumSource {
   }
 }
 
-/** A source whose every call fails as a crashed worker's does. */
-const crashedPool: MaskSumSource = {
+/** A pool whose every call fails as a crashed worker's does. */
+const crashedPool: MaskSumSource & SignatureBatchVerifier = {
   maskSum: async () => {
     throw new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: a mask thread exited with code 1');
   },
+  verifyAll: async () => {
+    throw new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: a mask thread exited with code 1');
+  },
 };
+
+const pool = new SecAggWorkerPool(2);
+afterAll(() => pool.close());
 
 const n = 7; // k = 6, t = 4
 const L = 70_001; // more than one of the worker's keystream chunks
@@ -74,7 +80,7 @@ async function run(maskSums: MaskSumSource | undefined, dropAt = new Map<ClientI
         masked.set(id, Buffer.from((reply as CollectMaskedVectorsReply).maskedVector));
     },
     undefined,
-    maskSums ? { maskSums } : {},
+    maskSums ? { maskSums, signatures: maskSums === crashedPool ? crashedPool : pool } : {},
   );
   // What the client half does with sessions that end (and the only end of those that dropped before masking).
   for (const c of round.clients.values()) c.dispose();
@@ -90,9 +96,6 @@ async function arrived(recording: RecordingMaskSums, count: number): Promise<voi
 }
 
 describe('SecAgg+ masks precomputed in a worker after share-keys', () => {
-  const pool = new MaskSumPool(2);
-  afterAll(() => pool.close());
-
   it.each([
     ['no dropouts', new Map<ClientId, SecAggStage>()],
     // Keys arrived but no share bundle: the precomputed sum covered them and must take them off again.
@@ -206,5 +209,43 @@ describe('SecAgg+ masks precomputed in a worker after share-keys', () => {
       expect(sum.every((v) => v === 0)).toBe(true);
     }
     for (const c of clients.values()) expect(c.stage).toBe('aborted');
+  });
+});
+
+describe("SecAgg+ neighbours' signatures checked in a worker", () => {
+  /** Setup for every client, then the share-keys request of `target` with one peer's key signature forged. */
+  async function forgedShareKeys(signatures: SignatureBatchVerifier) {
+    const server = new SecAggPlusServer(options);
+    const policy = policyOf(server);
+    const clients = new Map(
+      ids.map((id) => [id, makeClient(identities.get(id)!, policy, options.roundId, undefined, { signatures })]),
+    );
+    const step = server.start();
+    if (step.done) throw new Error('no setup');
+    for (const [id, request] of step.requests) server.receive(await clients.get(id)!.handle(request));
+    const next = await server.advance();
+    if (next.done) throw new Error('the round ended early');
+    const target = ids[0];
+    const request = structuredClone(next.requests.get(target)) as { peers: Array<{ keySignature: string }> };
+    const sig = request.peers[1].keySignature;
+    request.peers[1].keySignature = (sig[0] === '0' ? '1' : '0') + sig.slice(1);
+    return { client: clients.get(target)!, request };
+  }
+
+  it.each([
+    ['the pool', () => pool],
+    ['a crashed pool (in-thread fallback)', () => crashedPool],
+  ])('%s: a forged key signature at share-keys is refused with SECAGG_SIGNATURE_INVALID', async (_, verifier) => {
+    const { client, request } = await forgedShareKeys(verifier());
+    await expect(client.handle(request)).rejects.toMatchObject({ code: 'SECAGG_SIGNATURE_INVALID' });
+    expect(client.stage).toBe('aborted');
+  });
+
+  it('a full round with signatures and masks in the pool unmasks the exact sum', async () => {
+    const { result } = await runInMemoryRound(options, identities, inputs, new Map(), undefined, undefined, {
+      maskSums: pool,
+      signatures: pool,
+    });
+    expect(Array.from(result.sum)).toEqual(Array.from(plainSum(inputs.values())));
   });
 });

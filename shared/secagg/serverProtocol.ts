@@ -67,7 +67,7 @@ import { TributaryError } from '../errors';
 import { SignatureVerifier } from '../identity/signing';
 import { pairwiseMaskSeed, publicKeyOf } from './keys';
 import { addInPlace, applyMask, applyMasks, type SignedSeed } from './masks';
-import type { MaskSumSource } from './maskSumPool';
+import type { MaskSumSource } from './secaggWorkers';
 import {
   bytesToVector,
   ClientToServerSchema,
@@ -116,7 +116,7 @@ export interface SecAggPlusServerOptions {
   /** Fewest clients allowed in the sum; fewer survivors at any stage abort. @default max(threshold, 3) */
   minClients?: number;
   /**
-   * Where the survivors' self masks are expanded at unmask (a MaskSumPool: off the event loop, while
+   * Where the survivors' self masks are expanded at unmask (a SecAggWorkerPool: off the event loop, while
    * this thread adds the masked vectors). Unset, or if it fails: in this thread. The sum is the same.
    */
   maskSums?: MaskSumSource;

@@ -73,7 +73,7 @@ export function makeClient(
  * every reply back to the server. A client listed in `dropAt` never answers that stage or later ones
  * (one that leaves at the consistency check is withdrawn before it is sent, as the coordinator does).
  * Clients use the policy of the server's own parameters unless `policy` is given, and `clientOptions`
- * (e.g. a MaskSumPool).
+ * (e.g. a SecAggWorkerPool).
  */
 export async function runInMemoryRound(
   options: SecAggPlusServerOptions,

@@ -11,7 +11,7 @@ import {
   type SecAggStep,
   secaggError,
   secaggRoundId,
-  sharedMaskSumPool,
+  sharedSecAggWorkers,
 } from '../../../shared/secagg';
 import { WakeableWait } from '../../../shared/wakeableWait';
 import type { RoundFailure } from '../../store/store';
@@ -99,7 +99,7 @@ export class SecAggSession {
       quantization: sessionQuantization(opts.options),
       minClients: opts.minClients,
       // The survivors' self masks are expanded off the event loop at unmask (the process-wide pool).
-      maskSums: sharedMaskSumPool(),
+      maskSums: sharedSecAggWorkers(),
     });
   }
 
