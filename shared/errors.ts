@@ -107,7 +107,8 @@ export const errorCatalog = {
   },
   SECAGG_MASK_WORKER_FAILED: {
     status: 500,
-    message: "A thread that computes a client's mask sum failed or was closed; the client masks in its own thread.",
+    message:
+      'A SecAgg+ worker thread (mask sums, signature checks) failed or was closed; that work runs in-thread instead.',
   },
 
   // Secure aggregation (lattice HE: packed BFV)
