@@ -79,7 +79,7 @@ export interface SecAggClientModeOptions {
    * setSecAggWorkerThreads(0) turns it off); `null` masks in the event loop at masked input instead.
    */
   maskSums?: MaskSumSource | null;
-  /** Where neighbours' signatures are checked: the process-wide pool unless given; `null`: the event loop. */
+  /** Where neighbours' key signatures are checked at share-keys: the process-wide pool unless given; `null`: the event loop. */
   signatures?: SignatureBatchVerifier | null;
 }
 

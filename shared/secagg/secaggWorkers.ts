@@ -127,8 +127,8 @@ export function defaultSecAggWorkerThreads(): number {
 /**
  * Worker threads that expand and add a SecAgg+ client's masks (Bonawitz et al. CCS 2017 Section 4:
  * y = x + PRG(b) + Σ ±PRG(s_ij)) off the event loop, so a client can compute its mask sum while its
- * model trains and only one vector add remains at masked-input time; they also check the batches of
- * neighbours' signatures a client verifies at share-keys and unmask (`verifyAll`). Any number of clients in one
+ * model trains and only one vector add remains at masked-input time; they also check the batch of
+ * neighbours' key signatures a client verifies at share-keys (`verifyAll`). Any number of clients in one
  * process share one pool (sharedSecAggWorkers); a call goes to the thread with the fewest calls in
  * flight. Threads start at the first call and are unref'd while idle (a pool never keeps the process
  * alive); `close` terminates them. A thread that errs or exits fails its calls and every later one
