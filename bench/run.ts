@@ -114,6 +114,12 @@ function printSecureModes(secureModes: SecureModesResult | { error: string } | u
         rows.push([`${m.mode}${at}: received from the key holder`, fmt(m.keyHolderBytesPerRound), 'bytes per round']);
       if (m.errors.length > 0) rows.push([`${m.mode}${at}: client errors`, String(m.errors.length), m.errors[0]]);
     }
+    const mi = secureModes.maskedInput;
+    rows.push([
+      'secagg: one client masks its input',
+      fmt(mi.precomputedMs, ' ms'),
+      `precomputed in the pool (in the event loop: ${fmt(mi.inThreadMs)} ms); unmask ${fmt(mi.unmaskMs)} ms`,
+    ]);
     printTable(
       `Aggregation modes end to end: ${secureModes.clients} in-process clients, ${secureModes.model} (${fmt(secureModes.parameters)} parameters), ` +
         `${secureModes.keyBits}-bit Paillier key, clients share one event loop`,

@@ -23,6 +23,7 @@ import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { defaultSecAggWorkerThreads, setSecAggWorkerThreads } from '../shared/secagg';
 import { round } from './harness';
+import { maskedInputBench } from './maskedInput.bench';
 
 type Mode = 'none' | 'secagg' | 'paillier';
 
@@ -237,6 +238,8 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
     );
   }
 
+  // Before the jobs (the pool threads are its own): the post-training masking work of one client alone.
+  const maskedInput = await maskedInputBench(clients, parameters + 1);
   let modes: Awaited<ReturnType<typeof runModes>> = [];
   let atScale: { clients: number; modes: typeof modes } | undefined;
   try {
@@ -258,6 +261,7 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
     plaintextFloat32Bytes: parameters * 4,
     modes,
     atScale,
+    maskedInput,
   };
 }
 
