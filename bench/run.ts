@@ -62,6 +62,11 @@ const SINGLE_SECTIONS: Record<string, { title: string; run: () => Promise<unknow
     title: 'lattice HE (BGV/BFV) vs Paillier, and rounds per mode (10 clients, 100k parameters)',
     run: () => heBench(),
   },
+  secureModes: {
+    title:
+      'aggregation modes end to end (10 clients, 100k parameters, none/secagg/paillier; none/secagg at 100 clients)',
+    run: () => secureModesBench(),
+  },
   // Not in the full run (about 4 minutes; needs redis-server and FerretDB): `--only cluster`.
   cluster: {
     title: 'cluster (1 vs 3 nodes: idle clients, one round with 1,000 light clients, failover)',
@@ -77,6 +82,50 @@ function printHe(he: Awaited<ReturnType<typeof heBench>> | { error: string } | u
       `Lattice HE (he.bench.ts): ${he.primitives.parameters} values, ${he.rounds.clients} clients, ${he.rounds.model}`,
       heBenchRows(he),
     );
+}
+
+type SecureModesResult = Awaited<ReturnType<typeof secureModesBench>>;
+
+function printSecureModes(secureModes: SecureModesResult | { error: string } | undefined): void {
+  if (!secureModes) return;
+  if (isError(secureModes)) printTable('Aggregation modes end to end', [['error', secureModes.error]]);
+  else {
+    const rows: Row[] = [];
+    for (const m of [...secureModes.modes, ...(secureModes.atScale?.modes ?? [])]) {
+      const at = secureModes.atScale?.modes.includes(m) ? ` (${secureModes.atScale.clients} clients)` : '';
+      if ('error' in m) {
+        rows.push([`${m.mode}${at}`, 'error', m.error]);
+        continue;
+      }
+      const incomplete = m.stoppedEarly ? ` (INCOMPLETE: ${m.stoppedEarly})` : '';
+      rows.push(
+        [
+          `${m.mode}${at}: round time, median`,
+          fmt(m.roundMsMedian, ' ms'),
+          `${fmt(m.roundTimeVsPlaintext)} x plaintext; rounds ${m.roundMs.map((x) => fmt(x)).join('/')} ms${incomplete}`,
+        ],
+        [
+          `${m.mode}${at}: received per client per round`,
+          fmt(m.bytesPerClientPerRound),
+          `bytes (${fmt(m.bytesVsPlaintext)} x plaintext)`,
+        ],
+      );
+      if (m.keyHolderBytesPerRound !== undefined)
+        rows.push([`${m.mode}${at}: received from the key holder`, fmt(m.keyHolderBytesPerRound), 'bytes per round']);
+      if (m.errors.length > 0) rows.push([`${m.mode}${at}: client errors`, String(m.errors.length), m.errors[0]]);
+    }
+    const mi = secureModes.maskedInput;
+    rows.push([
+      'secagg: one client masks its input',
+      fmt(mi.precomputedMs, ' ms'),
+      `precomputed in the pool (in the event loop: ${fmt(mi.inThreadMs)} ms); unmask ${fmt(mi.unmaskMs)} ms`,
+    ]);
+    printTable(
+      `Aggregation modes end to end: ${secureModes.clients} in-process clients, ${secureModes.model} (${fmt(secureModes.parameters)} parameters), ` +
+        `${secureModes.keyBits}-bit Paillier key, clients share one event loop`,
+      rows,
+    );
+  }
 }
 
 function onlySections(): string[] | null {
@@ -99,6 +148,7 @@ async function main(): Promise<void> {
     if (only.includes('contribution')) printContribution(results.contribution as ContributionResult | undefined);
     if (only.includes('robustness')) printRobustness(results.robustness as RobustnessResult | undefined);
     if (only.includes('training')) printTraining(results.training as TrainingResult | { error: string });
+    if (only.includes('secureModes')) printSecureModes(results.secureModes as SecureModesResult | { error: string });
     if (only.includes('he')) printHe(results.he as Awaited<ReturnType<typeof heBench>> | { error: string });
     if (only.includes('cluster')) process.stdout.write(`\n${JSON.stringify(results.cluster, null, 2)}\n`);
     process.stdout.write(`\nwrote ${only.join(', ')} into ${file}\n`);
@@ -133,10 +183,7 @@ async function main(): Promise<void> {
 
   const paillier = await section('packed Paillier (2048-bit, 100k parameters)', () => paillierBench());
   const secagg = await section('SecAgg+ in process (100 clients, 100k parameters)', () => secaggBench());
-  const secureModes = await section(
-    'aggregation modes end to end (10 clients, 100k parameters, none/secagg/paillier)',
-    () => secureModesBench(),
-  );
+  const secureModes = await section(SINGLE_SECTIONS.secureModes.title, SINGLE_SECTIONS.secureModes.run);
   const he = await section(SINGLE_SECTIONS.he.title, () => heBench());
   const contracts = await section('escrow gas on anvil', () => contractGasBench());
   const contribution = await section(SINGLE_SECTIONS.contribution.title, SINGLE_SECTIONS.contribution.run);
@@ -269,37 +316,7 @@ async function main(): Promise<void> {
       ),
     );
 
-  if (isError(secureModes)) printTable('Aggregation modes end to end', [['error', secureModes.error]]);
-  else {
-    const rows: Row[] = [];
-    for (const m of secureModes.modes) {
-      if ('error' in m) {
-        rows.push([`${m.mode}`, 'error', m.error]);
-        continue;
-      }
-      const incomplete = m.stoppedEarly ? ` (INCOMPLETE: ${m.stoppedEarly})` : '';
-      rows.push(
-        [
-          `${m.mode}: round time, median`,
-          fmt(m.roundMsMedian, ' ms'),
-          `${fmt(m.roundTimeVsPlaintext)} x plaintext; rounds ${m.roundMs.map((x) => fmt(x)).join('/')} ms${incomplete}`,
-        ],
-        [
-          `${m.mode}: received per client per round`,
-          fmt(m.bytesPerClientPerRound),
-          `bytes (${fmt(m.bytesVsPlaintext)} x plaintext)`,
-        ],
-      );
-      if (m.keyHolderBytesPerRound !== undefined)
-        rows.push([`${m.mode}: received from the key holder`, fmt(m.keyHolderBytesPerRound), 'bytes per round']);
-      if (m.errors.length > 0) rows.push([`${m.mode}: client errors`, String(m.errors.length), m.errors[0]]);
-    }
-    printTable(
-      `Aggregation modes end to end: ${secureModes.clients} in-process clients, ${secureModes.model} (${fmt(secureModes.parameters)} parameters), ` +
-        `${secureModes.keyBits}-bit Paillier key, clients share one event loop`,
-      rows,
-    );
-  }
+  printSecureModes(secureModes as SecureModesResult | { error: string });
 
   printHe(he);
 
@@ -402,14 +419,18 @@ function printTraining(training: TrainingResult | { error: string }): void {
         rows.push([
           `${b.backend} ${f.model}`,
           fmt(f.samplesPerSecond),
-          `samples/s (${b.examples} digits, ${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${f.ratioToPyTorch === null ? 'no PyTorch figure' : `${fmt(f.ratioToPyTorch)}x PyTorch`})`,
+          `samples/s (${b.examples} digits, ${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${f.ratioToPyTorch === null ? 'no PyTorch figure' : `${fmt(f.ratioToPyTorch)}x PyTorch, by CPU time ${fmt(f.cpuRatioToPyTorch)}x`})`,
         ]);
   }
   const torch = training.pytorch;
   if (!torch.available) rows.push(['PyTorch', 'unavailable', torch.reason]);
   else
     for (const f of torch.figures)
-      rows.push([`PyTorch ${torch.torch} ${f.model}`, fmt(f.samplesPerSecond), `samples/s (${torch.threads} thread)`]);
+      rows.push([
+        `PyTorch ${torch.torch} ${f.model}`,
+        fmt(f.samplesPerSecond),
+        `samples/s (${torch.threads} thread; ${fmt(f.cpuSamplesPerSecond)} per CPU second)`,
+      ]);
   printTable(`Training: ${training.examples} MNIST digits, batch ${training.batchSize}, ${training.timedEpochs}`, rows);
 }
 

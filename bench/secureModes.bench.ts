@@ -21,7 +21,9 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import type { Dataset } from '../shared/data/dataset';
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
+import { defaultSecAggWorkerThreads, setSecAggWorkerThreads } from '../shared/secagg';
 import { round } from './harness';
+import { maskedInputBench } from './maskedInput.bench';
 
 type Mode = 'none' | 'secagg' | 'paillier';
 
@@ -40,6 +42,13 @@ export interface SecureModesOptions {
   jobTimeoutMs?: number;
   /** The modes to run, in this order (`none` first: the others' ratios are to it). @default all three */
   modes?: readonly Mode[];
+  /**
+   * Then `none` and `secagg` again at this many clients (same model, `rounds` rounds), reported as
+   * `atScale` in the same shape; 0 skips it. @default 100
+   */
+  scaleClients?: number;
+  /** Threads of the process-wide SecAgg+ mask pool (setSecAggWorkerThreads); 0: clients mask in the event loop. @default defaultSecAggWorkerThreads() */
+  maskThreads?: number;
 }
 
 function dataset(count: number, features: number, classes: number, seed: number): Dataset {
@@ -77,9 +86,13 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
   const paillierRounds = options.paillierRounds ?? 2;
   const keyBits = options.keyBits ?? 2048;
   const jobTimeoutMs = options.jobTimeoutMs ?? 120_000;
+  const scaleClients = options.scaleClients ?? 100;
+  const maskThreads = options.maskThreads ?? defaultSecAggWorkerThreads();
+  setSecAggWorkerThreads(maskThreads);
   const parameters = features * hidden + hidden + hidden * classes + classes;
   const keyHolderThreads = availableParallelism();
-  const datasets = Array.from({ length: clients }, (_, i) => dataset(examples, features, classes, 101 + i));
+  const datasetsFor = (count: number) =>
+    Array.from({ length: count }, (_, i) => dataset(examples, features, classes, 101 + i));
 
   const t0 = performance.now();
   const keys: KeyHolderKeys = await generateKeyHolderKeys(keyBits);
@@ -109,7 +122,7 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
     });
   });
 
-  const spec = (mode: Mode): JobSpecInput =>
+  const spec = (mode: Mode, clients: number): JobSpecInput =>
     ({
       name: `bench-secure-modes-${mode}`,
       model: { kind: 'builtin', name: 'mlp', hiddenUnits: [hidden] },
@@ -131,10 +144,11 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
         : {}),
     }) as JobSpecInput;
 
-  async function runMode(mode: Mode) {
+  async function runMode(mode: Mode, clients: number) {
     // The buyer SDK signs the request with a fresh buyer key, which then owns the job.
     const buyer = createBuyerClient({ url: coordinator.url, identity: generateIdentity() });
-    const jobId = (await createJob(buyer, { spec: spec(mode) })).id;
+    const jobId = (await createJob(buyer, { spec: spec(mode, clients) })).id;
+    const datasets = datasetsFor(clients);
     clientBytes = 0;
     keyHolderBytes = 0;
     clientPackets = 0;
@@ -201,22 +215,40 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
     };
   }
 
-  const modes = [];
-  try {
-    for (const mode of options.modes ?? (['none', 'secagg', 'paillier'] as const)) {
+  async function runModes(list: readonly Mode[], count: number) {
+    const modes = [];
+    for (const mode of list) {
       try {
-        modes.push(await runMode(mode));
+        modes.push(await runMode(mode, count));
       } catch (err) {
         modes.push({ mode, error: String((err as Error)?.message ?? err) });
       }
     }
+    const plain = modes.find((m) => m.mode === 'none');
+    const plainMs = plain && 'roundMsMedian' in plain ? plain.roundMsMedian : NaN;
+    const plainBytes = plain && 'bytesPerClientPerRound' in plain ? (plain.bytesPerClientPerRound ?? NaN) : NaN;
+    return modes.map((m) =>
+      'error' in m
+        ? m
+        : {
+            ...m,
+            roundTimeVsPlaintext: round(m.roundMsMedian / plainMs),
+            bytesVsPlaintext: m.bytesPerClientPerRound === null ? null : round(m.bytesPerClientPerRound / plainBytes),
+          },
+    );
+  }
+
+  // Before the jobs (the pool threads are its own): the post-training masking work of one client alone.
+  const maskedInput = await maskedInputBench(clients, parameters + 1);
+  let modes: Awaited<ReturnType<typeof runModes>> = [];
+  let atScale: { clients: number; modes: typeof modes } | undefined;
+  try {
+    modes = await runModes(options.modes ?? ['none', 'secagg', 'paillier'], clients);
+    if (scaleClients > 0) atScale = { clients: scaleClients, modes: await runModes(['none', 'secagg'], scaleClients) };
   } finally {
     await coordinator.close();
   }
 
-  const plain = modes.find((m) => m.mode === 'none');
-  const plainMs = plain && 'roundMsMedian' in plain ? plain.roundMsMedian : NaN;
-  const plainBytes = plain && 'bytesPerClientPerRound' in plain ? (plain.bytesPerClientPerRound ?? NaN) : NaN;
   return {
     clients,
     parameters,
@@ -225,25 +257,27 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
     keyBits,
     keygenSeconds: round(keygenSeconds),
     keyHolderThreads,
+    maskThreads,
     plaintextFloat32Bytes: parameters * 4,
-    modes: modes.map((m) =>
-      'error' in m
-        ? m
-        : {
-            ...m,
-            roundTimeVsPlaintext: round(m.roundMsMedian / plainMs),
-            bytesVsPlaintext: m.bytesPerClientPerRound === null ? null : round(m.bytesPerClientPerRound / plainBytes),
-          },
-    ),
+    modes,
+    atScale,
+    maskedInput,
   };
 }
 
 if (require.main === module) {
-  // e.g. MODES=none,secagg CLIENTS=100 ROUNDS=5 node -r tsx/cjs bench/secureModes.bench.ts
+  // e.g. MODES=none,secagg CLIENTS=10 ROUNDS=5 SCALE_CLIENTS=0 MASK_THREADS=0 node -r tsx/cjs bench/secureModes.bench.ts
   const keyBits = Number(process.env.KEY_BITS ?? 2048);
   const env = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
   const modes = process.env.MODES?.split(',').filter(Boolean) as Mode[] | undefined;
-  secureModesBench({ keyBits, modes, clients: env('CLIENTS'), rounds: env('ROUNDS') }).then(
+  secureModesBench({
+    keyBits,
+    modes,
+    clients: env('CLIENTS'),
+    rounds: env('ROUNDS'),
+    scaleClients: env('SCALE_CLIENTS'),
+    maskThreads: env('MASK_THREADS'),
+  }).then(
     (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),
     (err) => {
       process.stderr.write(`${String((err as Error)?.stack ?? err)}\n`);

@@ -11,6 +11,7 @@ import { loadOrCreateIdentity, loadOrCreatePayoutKey } from './keyFile';
 import { createPayoutBinding } from './payoutBinding';
 import { deleteListingCommand, publishListingCommand, searchListingsCommand } from './listingCli';
 import { TributaryClient, type RoundTrainedEvent } from './tributaryClient';
+import { coordinatorUrlsOf } from './coordinatorUrls';
 
 export const DEFAULT_KEY_FILE = join(homedir(), '.tributary', 'client.key');
 
@@ -100,11 +101,8 @@ export function clientCommand(): Command {
         }
         const print = (event: string, fields: Record<string, unknown>, text: string) =>
           process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
-        const [url, ...alternativeUrls] = String(opts.coordinator)
-          .split(',')
-          .map((u) => u.trim())
-          .filter((u) => u !== '');
-        const { input, paid } = await fetchJobSpecFromAny([url, ...alternativeUrls], jobId);
+        const urls = coordinatorUrlsOf(String(opts.coordinator));
+        const { input, paid } = await fetchJobSpecFromAny([urls.url, ...(urls.alternativeUrls ?? [])], jobId);
         // Validate the whole dataset against the job's input spec before connecting.
         const dataset = loadDatasetFile(opts.data, input, { format: opts.format });
         const identity = loadOrCreateIdentity(opts.key);
@@ -116,8 +114,7 @@ export function clientCommand(): Command {
         // Paid jobs: the payout address (same key file) travels bound to the identity. Unpaid jobs never see it.
         const payout = paid ? await createPayoutBinding(identity, loadOrCreatePayoutKey(opts.key)) : undefined;
         const client = new TributaryClient({
-          url,
-          ...(alternativeUrls.length > 0 ? { alternativeUrls } : {}),
+          ...urls,
           jobId,
           identity,
           dataset,

@@ -33,6 +33,7 @@ import {
   type ClientResult,
   type ClientToServerEvents,
   SERVER_MESSAGES,
+  type ServerMessageName,
   type ServerToClientEvents,
 } from '../shared/schemas/protocol';
 
@@ -122,6 +123,8 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
   private urlIndex = 0;
   /** Connection attempts that failed in a row on the current URL (transport errors, not refusals). */
   private failures = 0;
+  /** Listeners of server messages a role handles itself (onServerMessage), put on every socket opened. */
+  private readonly messageListeners: Array<[event: string, listener: (raw: unknown) => void]> = [];
 
   constructor(private readonly options: ConnectionOptions) {
     super();
@@ -143,6 +146,18 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
   /** The socket to the coordinator in use now (a failover to another URL replaces it). */
   get socket(): Socket<ServerToClientEvents, ClientToServerEvents> {
     return this.current;
+  }
+
+  /**
+   * Listens to server message `name` whatever socket this connection uses: a failover or a redial (a
+   * cluster's JOB_ELSEWHERE, a dead node) replaces the socket, and a listener put on `socket` itself
+   * would stay behind on the old one. The payload comes raw: the listener validates it (the
+   * coordinator is a trust boundary).
+   */
+  onServerMessage(name: ServerMessageName, listener: (raw: unknown) => void): void {
+    const event = SERVER_MESSAGES[name].event;
+    this.messageListeners.push([event, listener]);
+    (this.current as unknown as Socket).on(event, listener);
   }
 
   /** The coordinator URL in use now. */
@@ -249,6 +264,7 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     );
     this.listen(socket, 'job:finished', SERVER_MESSAGES.jobFinished.schema, (f) => this.emit('jobFinished', f));
     socket.on('tributary:error', (raw: unknown) => this.emit('protocolError', JSON.stringify(raw)));
+    for (const [event, listener] of this.messageListeners) (socket as unknown as Socket).on(event, listener);
     return socket;
   }
 

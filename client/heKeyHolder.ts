@@ -161,8 +161,13 @@ interface Refusal {
 }
 
 export interface HeKeyHolderOptions {
-  /** Coordinator base URL. */
+  /** Coordinator base URL (a single coordinator, a cluster node or a load balancer). */
   url: string;
+  /**
+   * The cluster's other nodes: the connection fails over to them and follows JOB_ELSEWHERE to the
+   * job's owner among them (CoordinatorConnection). @default none
+   */
+  alternativeUrls?: string[];
   jobId: string;
   keys: HeKeyHolderKeys;
   /** The decrypt ledger's file (keeps refusals across restarts); in memory when absent. */
@@ -237,6 +242,7 @@ export class HeKeyHolder extends EventEmitter {
     this.decryptor = await openKeyPair(this.options.keys);
     const conn = new CoordinatorConnection({
       url: this.options.url,
+      ...(this.options.alternativeUrls ? { alternativeUrls: this.options.alternativeUrls } : {}),
       identity: this.options.keys.identity,
       reconnectDelayMs: this.options.reconnectDelayMs,
       maxReconnectDelayMs: this.options.maxReconnectDelayMs,
@@ -249,8 +255,9 @@ export class HeKeyHolder extends EventEmitter {
         conn.on('connected', () => {
           this.join().then((finished) => finished && resolve(finished), reject);
         });
-        // The coordinator is a trust boundary: every request is validated before it is queued.
-        conn.socket.on('he:decrypt', (raw: unknown) => {
+        // The coordinator is a trust boundary: every request is validated before it is queued. On the
+        // connection, not its socket: a failover to another node of a cluster replaces the socket.
+        conn.onServerMessage('heDecrypt', (raw: unknown) => {
           const parsed = HeDecryptRequestSchema.safeParse(raw);
           if (!parsed.success) {
             this.emit('warning', `ignored a malformed he:decrypt: ${parsed.error.issues[0]?.message}`);
@@ -259,7 +266,7 @@ export class HeKeyHolder extends EventEmitter {
           const request = parsed.data;
           this.enqueue(request.round, () => this.answer(request));
         });
-        conn.socket.on('he:ciphertexts', (raw: unknown) => {
+        conn.onServerMessage('heCiphertexts', (raw: unknown) => {
           const parsed = HeCiphertextsSchema.safeParse(raw);
           if (!parsed.success) {
             this.emit('warning', `ignored a malformed he:ciphertexts: ${parsed.error.issues[0]?.message}`);
@@ -282,7 +289,8 @@ export class HeKeyHolder extends EventEmitter {
         });
         // The key holder is not a job member, so job:finished does not reach it: poll the job over REST.
         const poll = setInterval(() => {
-          fetch(new URL(`/v1/jobs/${encodeURIComponent(this.options.jobId)}`, this.options.url))
+          // At the node the connection uses now: any node of a cluster answers every read, a dead one none.
+          fetch(new URL(`/v1/jobs/${encodeURIComponent(this.options.jobId)}`, conn.currentUrl))
             .then((r) => r.json() as Promise<{ status?: string; failureReason?: string }>)
             .then((job) => {
               if (job.status === 'completed' || job.status === 'failed') {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { toTributaryError } from '../shared/errors';
 import { DEFAULT_HE_PARAMETER_SET, HE_PARAMETER_SET_NAMES, type HeParameterSetName } from '../shared/he/parameters';
 import { JobIdSchema } from '../shared/schemas/messages';
+import { coordinatorUrlsOf } from './coordinatorUrls';
 import {
   generateHeKeyHolderKeys,
   HeKeyHolder,
@@ -36,7 +37,10 @@ export function heKeyholderCommand(): Command {
   command
     .command('run')
     .description("Join an he job as its key holder and decrypt each round's aggregate until the job ends.")
-    .requiredOption('--coordinator <url>', 'coordinator base URL, e.g. http://127.0.0.1:8080')
+    .requiredOption(
+      '--coordinator <urls>',
+      'coordinator base URL, e.g. http://127.0.0.1:8080; for a cluster, its nodes comma-separated (fails over between them and follows the job to its owner) or one load-balancer URL',
+    )
     .requiredOption('--job <id>', 'job id')
     .requiredOption('--key <path>', 'key file from `tributary he-keyholder keygen`')
     .requiredOption('--ledger <path>', 'decrypt ledger file (created if absent; keep it for the job)')
@@ -46,7 +50,12 @@ export function heKeyholderCommand(): Command {
       const keys = loadHeKeyHolderKeyFile(opts.key);
       const print = (event: string, fields: Record<string, unknown>, text: string) =>
         process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
-      const holder = new HeKeyHolder({ url: opts.coordinator, jobId, keys, ledgerPath: opts.ledger });
+      const holder = new HeKeyHolder({
+        ...coordinatorUrlsOf(String(opts.coordinator)),
+        jobId,
+        keys,
+        ledgerPath: opts.ledger,
+      });
       holder.on('joined', () =>
         print('joined', { jobId, clientId: keys.identity.clientId }, `he key holder joined ${jobId}`),
       );

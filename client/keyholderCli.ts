@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { toTributaryError } from '../shared/errors';
 import { JobIdSchema } from '../shared/schemas/messages';
+import { coordinatorUrlsOf } from './coordinatorUrls';
 import {
   KeyHolder,
   generateKeyHolderKeys,
@@ -50,13 +51,8 @@ export function keyholderCommand(): Command {
       const print = (event: string, fields: Record<string, unknown>, text: string) =>
         process.stdout.write(opts.json ? `${JSON.stringify({ event, ...fields })}\n` : `${text}\n`);
       const stateFile: string = opts.state ?? `${opts.key}.${jobId}.ledger.json`;
-      const [url, ...alternativeUrls] = String(opts.coordinator)
-        .split(',')
-        .map((u) => u.trim())
-        .filter((u) => u.length > 0);
       const holder = new KeyHolder({
-        url,
-        ...(alternativeUrls.length > 0 ? { alternativeUrls } : {}),
+        ...coordinatorUrlsOf(String(opts.coordinator)),
         jobId,
         keys,
         stateFile,

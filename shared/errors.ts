@@ -105,6 +105,11 @@ export const errorCatalog = {
     status: 409,
     message: 'The client already sent a masked input for this round that reached unmasking (or may have).',
   },
+  SECAGG_MASK_WORKER_FAILED: {
+    status: 500,
+    message:
+      'A SecAgg+ worker thread (mask sums, signature checks) failed or was closed; that work runs in-thread instead.',
+  },
 
   // Secure aggregation (lattice HE: packed BFV)
   HE_CIPHERTEXT_INVALID: {

@@ -17,8 +17,7 @@
  *   the owner's scoring, and a cancel there preempts the owner's lease (the owner commits nothing
  *   more); secagg and paillier jobs (key holder included) complete with clients spread over the nodes.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cancelJob, getJob as getJobAction, getRounds, uploadValidationSet } from '../client/buyer';
 import { handshakeAuth } from '../client/coordinatorConnection';
@@ -26,12 +25,22 @@ import { generateKeyHolderKeys, KeyHolder, keyHolderSpecFields } from '../client
 import { generateIdentity } from '../shared/identity/keyPair';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { EVENTS, STAGES } from '../shared/schemas/protocol';
+import {
+  ClusterHarness,
+  type ClusterNode,
+  type ClusterRoundView as RoundView,
+  committedLines,
+  createClusterJob as createJobOfRounds,
+  expectEachRoundCommittedOnce as eachRoundOnce,
+  exitOf,
+  finished,
+  ownerOf,
+} from './support/clusterNodes';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
-import { leaseHolder, startClientProcesses, startClusterNodes, type ClusterNode } from './support/clusterNodes';
-import { spawnTs, waitFor, type Spawned } from './support/processes';
+import { spawnTs, waitFor } from './support/processes';
 import { RawClient } from './support/rawClient';
 import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
-import { buyerClient, createJob } from './support/rest';
+import { buyerClient } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
 jest.setTimeout(600_000);
@@ -49,116 +58,30 @@ const ROUNDS = 5;
 
 type Node = ClusterNode;
 
-interface RoundView {
-  round: number;
-  attempt: number;
-  status: string;
-  participants: string[];
-  modelHash?: string;
-}
-
 describeIfMongo('a cluster of three coordinators', () => {
   let mongo: TestMongo;
   let redis: TestRedis;
-  const processes: Spawned[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'trib-cluster-'));
-  let dbCount = 0;
+  let harness: ClusterHarness;
   /** The final model of the SIGKILL run, compared with a single coordinator's (6b). */
   let killRunModelHash: string | undefined;
 
   beforeAll(async () => {
     mongo = (await mongoUriForTests())!;
     redis = await startRedis();
+    harness = new ClusterHarness(mongo, redis, LEASE_TTL_MS);
   });
   afterAll(async () => {
-    for (const p of processes) {
-      p.kill('SIGCONT');
-      p.kill('SIGKILL');
-    }
-    await Promise.all(processes.map((p) => p.exit));
+    await harness?.stop();
     await redis?.kill();
     await mongo?.stop();
   });
 
-  function startNodes(count: number): Promise<Node[]> {
-    return startClusterNodes({
-      count,
-      mongoUri: mongo.uri,
-      dbName: `${mongo.dbName}_cluster${dbCount++}`,
-      redisUrl: redis.url,
-      leaseTtlMs: LEASE_TTL_MS,
-      track: processes,
-    });
-  }
-
-  function startClients(nodes: Node[], jobId: string, count: number, tag: string): Spawned[] {
-    return startClientProcesses({ nodes, jobId, count, tag, dir, track: processes });
-  }
-
-  async function createClusterJob(url: string, name: string, overrides: Partial<JobSpecInput> = {}): Promise<string> {
-    return createJob(url, {
-      name,
-      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
-      input: { shape: [8], numClasses: 2 },
-      rounds: ROUNDS,
-      minClients: 3,
-      secureAggregation: 'none',
-      localEpochs: 2,
-      batchSize: 32,
-      learningRate: 0.05,
-      roundDeadlineMs: 120_000,
-      quorumTimeoutMs: 240_000,
-      seed: 7,
-      ...overrides,
-    } as JobSpecInput);
-  }
-
-  async function finished(url: string, jobId: string, what: string) {
-    return waitFor(
-      async () => {
-        const j = await getJobAction(buyerClient(url), { jobId });
-        return j.status !== 'running' ? j : null;
-      },
-      400_000,
-      what,
-    );
-  }
-
-  /** A client process's exit code, or a failure with its last output if it has not exited within 2 minutes. */
-  async function exitOf(p: Spawned): Promise<number | string> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `client ${p.pid} still running:\n${p.stderr.slice(-20).join('\n')}\n${p.lines.slice(-10).join('\n')}`,
-            ),
-          ),
-        120_000,
-      );
-    });
-    try {
-      return await Promise.race([p.exit, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** The node whose /v1/health lists a lease on the job (null while none does). */
-  const ownerOf = (nodes: Node[], jobId: string) => leaseHolder(nodes, jobId);
-
-  function committedLines(node: Node): number {
-    return node.process.stderr.filter((l) => l.includes('round committed')).length;
-  }
-
-  async function expectEachRoundCommittedOnce(url: string, jobId: string): Promise<RoundView[]> {
-    const history = (await getRounds(buyerClient(url), { jobId, limit: 20 })).rounds as RoundView[];
-    const completed = history.filter((r) => r.status === 'completed');
-    expect(completed.map((r) => r.round)).toEqual(Array.from({ length: ROUNDS }, (_, i) => i + 1));
-    for (const r of completed) expect(r.participants).toHaveLength(3);
-    return completed;
-  }
+  const startNodes = (count: number) => harness.startNodes(count);
+  const startClients = (nodes: Node[], jobId: string, count: number, tag: string) =>
+    harness.startClients(nodes, jobId, count, tag);
+  const createClusterJob = (url: string, name: string, overrides: Partial<JobSpecInput> = {}) =>
+    createJobOfRounds(url, name, ROUNDS, overrides);
+  const expectEachRoundCommittedOnce = (url: string, jobId: string) => eachRoundOnce(url, jobId, ROUNDS);
 
   it('(a, b, f) runs a job with clients spread over the nodes, survives SIGKILL of its owner, and refuses replays across nodes', async () => {
     const nodes = await startNodes(3);
@@ -255,9 +178,9 @@ describeIfMongo('a cluster of three coordinators', () => {
     // Mode none trains deterministically: seeded local training, every client in every round, sums in float64.
     expect(killRunModelHash).toMatch(/^[0-9a-f]{64}$/);
     const single = spawnTs('coordinator/cli.ts', ['--port', '0', '--json', '--log-level', 'info', '--backend', 'cpu']);
-    processes.push(single);
+    harness.track(single);
     const line = await single.waitForLine((l) => l.includes('"url"'), 120_000);
-    const node: Node = { process: single, url: (JSON.parse(line) as { url: string }).url };
+    const node: Node = { process: single, url: (JSON.parse(line) as { url: string }).url, dbName: '(memory store)' };
     const jobId = await createClusterJob(node.url, 'single-reference');
     const clients = startClients([node], jobId, 3, 'reference');
     const final = await waitFor(
@@ -328,7 +251,7 @@ describeIfMongo('a cluster of three coordinators', () => {
     });
     const secaggOwner = (await waitFor(() => ownerOf(nodes, secaggId), 30_000, 'the secagg job to have an owner'))!;
     const notOwner = nodes.find((n) => n !== secaggOwner)!;
-    const validation = join(dir, 'validation.csv');
+    const validation = join(harness.dir, 'validation.csv');
     writeSeparableCsv(validation, 200, 8, 999);
     const uploaded = await uploadValidationSet(buyerClient(notOwner.url), {
       jobId: secaggId,

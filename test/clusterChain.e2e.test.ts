@@ -16,9 +16,6 @@
  *   commits again, a conflicting round, another root, a release) is a no-op or refused by the escrow,
  *   and its stale status is refused by the store: the outcome on chain and in the store is unchanged.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type JsonRpcProvider, Wallet } from 'ethers';
 import { getJob as getJobAction, getPayouts } from '../client/buyer';
 import { claimPayout } from '../client/claimPayout';
@@ -36,15 +33,9 @@ import { hasCode } from '../shared/errors';
 import { ChainStatusSchema, JobViewSchema } from '../shared/schemas/restApi';
 import { startAnvil, type Anvil } from './support/anvil';
 import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
-import {
-  clientKeyFile,
-  leaseHolder,
-  startClientProcesses,
-  startClusterNodes,
-  type ClusterNode,
-} from './support/clusterNodes';
+import { ClusterHarness, ownerOf, type ClusterNode } from './support/clusterNodes';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
-import { waitFor, type Spawned } from './support/processes';
+import { waitFor } from './support/processes';
 import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
 import { buyerClient, createJob } from './support/rest';
 
@@ -72,8 +63,7 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
   let anvil: Anvil;
   let provider: JsonRpcProvider;
   let store: MongoStore | undefined;
-  const processes: Spawned[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'trib-cluster-chain-'));
+  let cluster: ClusterHarness;
   /** The nodes still up after the first test (the second reuses them). */
   let liveNodes: ClusterNode[] = [];
   const coordinatorKey = anvilKey(1);
@@ -98,13 +88,10 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
     redis = await startRedis();
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
+    cluster = new ClusterHarness(mongo, redis, LEASE_TTL_MS);
   });
   afterAll(async () => {
-    for (const p of processes) {
-      p.kill('SIGCONT');
-      p.kill('SIGKILL');
-    }
-    await Promise.all(processes.map((p) => p.exit));
+    await cluster?.stop();
     await store?.close();
     provider?.destroy();
     await anvil?.stop();
@@ -119,7 +106,7 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
       response: { schema: ChainStatusSchema },
     })) as unknown as ChainJobStatus;
 
-  const chainHolder = (nodes: ClusterNode[], jobId: string) => leaseHolder(nodes, jobId, 'chainLeases');
+  const chainHolder = (nodes: ClusterNode[], jobId: string) => ownerOf(nodes, jobId, 'chainLeases');
 
   /** Lines since `from` in a node's log that say its chain work stood down. */
   const stoodDown = (node: ClusterNode, from: number) =>
@@ -129,21 +116,13 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
 
   it('(1, 2, 3) fails the chain work over, commits every round once, settles once, and a stale holder changes nothing', async () => {
     const { buyer, escrow } = await deployAsBuyer(provider);
-    const nodes = await startClusterNodes({
-      count: 3,
-      mongoUri: mongo.uri,
-      dbName: `${mongo.dbName}_clusterchain`,
-      redisUrl: redis.url,
-      leaseTtlMs: LEASE_TTL_MS,
-      track: processes,
-      env: {
-        TRIBUTARY_RPC_URL: anvil.url,
-        TRIBUTARY_COORDINATOR_KEY: coordinatorKey,
-        TRIBUTARY_CHAIN_POLL_MS: '200',
-        TRIBUTARY_CHAIN_RETRY_MS: '100',
-        TRIBUTARY_CHAIN_RETRY_MAX_MS: '1000',
-        TRIBUTARY_CHAIN_TX_TIMEOUT_MS: '20000',
-      },
+    const nodes = await cluster.startNodes(3, {
+      TRIBUTARY_RPC_URL: anvil.url,
+      TRIBUTARY_COORDINATOR_KEY: coordinatorKey,
+      TRIBUTARY_CHAIN_POLL_MS: '200',
+      TRIBUTARY_CHAIN_RETRY_MS: '100',
+      TRIBUTARY_CHAIN_RETRY_MAX_MS: '1000',
+      TRIBUTARY_CHAIN_TX_TIMEOUT_MS: '20000',
     });
     const bound = await fundAndBindJob(escrow, provider, coordinator, spec, BUDGET);
     const txsBefore = await provider.getTransactionCount(coordinator);
@@ -162,11 +141,11 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
     first.process.kill('SIGCONT');
     await waitFor(async () => stoodDown(first, resumedAt), 60_000, 'the resumed former holder to stand down');
     // It no longer lists the chain lease, and the new holder still holds it.
-    expect(await leaseHolder([first], jobId, 'chainLeases')).toBeNull();
+    expect(await ownerOf([first], jobId, 'chainLeases')).toBeNull();
     expect(await chainHolder(nodes, jobId)).toBe(second);
 
     // (2) Providers join (spread over the nodes); once round 1 is on chain, kill the chain-lease holder.
-    const clients = startClientProcesses({ nodes, jobId, count: 3, tag: 'paid', dir, track: processes });
+    const clients = cluster.startClients(nodes, jobId, 3, 'paid');
     await waitFor(async () => (await escrow.getJob(ESCROW_JOB)).lastRound >= 1n, 300_000, 'round 1 on chain', 100);
     const killed = (await chainHolder(nodes, jobId))!;
     const lastRoundAtKill = Number((await escrow.getJob(ESCROW_JOB)).lastRound);
@@ -238,7 +217,7 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
     // Every provider claims its payout (the proof fetched from a surviving node), once.
     let paid = 0n;
     for (let i = 0; i < 3; i++) {
-      const wallet = loadOrCreatePayoutKey(clientKeyFile(dir, 'paid', i));
+      const wallet = loadOrCreatePayoutKey(cluster.clientKeyFile('paid', i));
       await (await buyer.sendTransaction({ to: wallet.address, value: 10n ** 17n })).wait();
       const r = await claimPayout({ coordinator: survivors[i % 2].url, jobId, rpcUrl: anvil.url, wallet });
       expect(r.alreadyClaimed).toBe(false);
@@ -306,7 +285,7 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
     expect(await c.queryFilter(c.filters.Settled(ESCROW_JOB))).toHaveLength(1);
 
     // Its stale status (the first holder's token) is refused by the store; the stored one stays settled.
-    store = await MongoStore.connect(mongo.uri, { dbName: `${mongo.dbName}_clusterchain` });
+    store = await MongoStore.connect(mongo.uri, { dbName: nodes[0].dbName });
     const kept = (await store.loadChainState(jobId))!;
     expect(kept.done).toBe(true);
     const staleWrite = await store

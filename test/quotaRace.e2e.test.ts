@@ -3,7 +3,9 @@
  * well-formed, separately signed requests at once (job specs, listings, API keys), each of which would
  * pass the quota alone. A quota counted and then written with an await in between lets the whole
  * burst through; the coordinator must hold each quota exactly, refusing the rest with 429
- * QUOTA_EXCEEDED, and store nothing for them.
+ * QUOTA_EXCEEDED, and store nothing for them. The last variant splits each burst over two clustered
+ * coordinators on one FerretDB (two nodes behind a balancer): a per-process lock would admit the
+ * quota once per node; the store's claim slots hold it once for the cluster.
  */
 import { createApiKey } from '../client/buyer';
 import { publishListing } from '../client/listings';
@@ -19,30 +21,41 @@ const QUOTA = 2;
 
 const codeOf = (err: unknown) => (err as { code?: string }).code ?? String(err);
 
-const stores: Array<['memory' | 'mongodb', boolean]> = [
-  ['memory', true],
-  ['mongodb', mongoSourceForTests() !== null],
+const hasMongo = mongoSourceForTests() !== null;
+const setups: Array<['memory store' | 'mongodb store' | 'two nodes on one mongodb', boolean]> = [
+  ['memory store', true],
+  ['mongodb store', hasMongo],
+  ['two nodes on one mongodb', hasMongo],
 ];
 
-describe.each(stores)('per-identity quotas under a burst of concurrent requests (%s store)', (storeName, available) => {
+describe.each(setups)('per-identity quotas under a burst of concurrent requests (%s)', (setup, available) => {
   const it = available ? global.it : global.it.skip;
-  let c: Coordinator | undefined;
+  let nodes: Coordinator[] = [];
   let mongo: TestMongo | null = null;
+  /** The node request `i` goes to (alternating when there are two). */
+  const at = (i: number) => nodes[i % nodes.length];
 
   beforeAll(async () => {
     if (!available) return;
-    if (storeName === 'mongodb') mongo = await mongoUriForTests();
-    c = await startCoordinator({
-      port: 0,
-      logLevel: 'error',
-      maxActiveJobsPerIdentity: QUOTA,
-      maxListingsPerProvider: QUOTA,
-      maxApiKeysPerIdentity: QUOTA,
-      ...(mongo ? { mongodbUri: mongo.uri, dbName: mongo.dbName } : {}),
-    });
+    if (setup !== 'memory store') mongo = await mongoUriForTests();
+    const count = setup === 'two nodes on one mongodb' ? 2 : 1;
+    for (let n = 0; n < count; n++) {
+      nodes.push(
+        await startCoordinator({
+          port: 0,
+          logLevel: 'error',
+          maxActiveJobsPerIdentity: QUOTA,
+          maxListingsPerProvider: QUOTA,
+          maxApiKeysPerIdentity: QUOTA,
+          ...(mongo ? { mongodbUri: mongo.uri, dbName: mongo.dbName } : {}),
+          ...(count > 1 ? { cluster: true } : {}),
+        }),
+      );
+    }
   });
   afterAll(async () => {
-    await c?.close();
+    for (const node of nodes) await node.close();
+    nodes = [];
     await mongo?.stop();
   });
 
@@ -59,7 +72,7 @@ describe.each(stores)('per-identity quotas under a burst of concurrent requests 
     const owner = generateIdentity();
     const result = await burst((i) =>
       createJob(
-        c!.url,
+        at(i).url,
         {
           name: `burst-${i}`,
           model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
@@ -71,16 +84,16 @@ describe.each(stores)('per-identity quotas under a burst of concurrent requests 
       ),
     );
     expect(result).toEqual({ ok: QUOTA, codes: ['QUOTA_EXCEEDED'] });
-    expect(await c!.store.countJobs({ owner: `ed25519:${owner.clientId}`, statuses: ['pending', 'running'] })).toBe(
-      QUOTA,
-    );
+    expect(
+      await nodes[0].store.countJobs({ owner: `ed25519:${owner.clientId}`, statuses: ['pending', 'running'] }),
+    ).toBe(QUOTA);
   });
 
   it('holds the listing quota', async () => {
     const provider = generateIdentity();
     const result = await burst((i) =>
       publishListing({
-        url: c!.url,
+        url: at(i).url,
         identity: provider,
         listing: {
           name: `burst listing ${i}`,
@@ -92,14 +105,15 @@ describe.each(stores)('per-identity quotas under a burst of concurrent requests 
       }),
     );
     expect(result).toEqual({ ok: QUOTA, codes: ['QUOTA_EXCEEDED'] });
-    expect(await c!.store.countListings(provider.clientId)).toBe(QUOTA);
+    expect(await nodes[0].store.countListings(provider.clientId)).toBe(QUOTA);
   });
 
   it('holds the API-key quota', async () => {
     const owner = generateIdentity();
-    const client = buyerClient(c!.url, owner);
-    const result = await burst((i) => createApiKey(client, { name: `burst ${i}`, scopes: ['jobs:read'] }));
+    const result = await burst((i) =>
+      createApiKey(buyerClient(at(i).url, owner), { name: `burst ${i}`, scopes: ['jobs:read'] }),
+    );
     expect(result).toEqual({ ok: QUOTA, codes: ['QUOTA_EXCEEDED'] });
-    expect(await c!.store.listApiKeys(`ed25519:${owner.clientId}`)).toHaveLength(QUOTA);
+    expect(await nodes[0].store.listApiKeys(`ed25519:${owner.clientId}`)).toHaveLength(QUOTA);
   });
 });

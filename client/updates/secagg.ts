@@ -18,11 +18,15 @@ import {
   quantizeWeightedUpdate,
   type SecAggParameters,
   type SecAggPolicy,
+  type SecAggClientOptions,
   SecAggPlusClient,
   secaggError,
   secaggPolicyFor,
   UnmaskedRounds,
   bytesToVector,
+  type MaskSumSource,
+  type SignatureBatchVerifier,
+  sharedSecAggWorkers,
   vectorToBytes,
 } from '../../shared/secagg';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
@@ -67,6 +71,18 @@ export interface SecAggClientHooks {
   maskedVectorToSend?(masked: Uint32Array, info: MaskedVectorContext): Uint32Array;
 }
 
+/** How the secagg client half computes masks. */
+export interface SecAggClientModeOptions {
+  /**
+   * Where each session's mask sum is computed while the model trains (after share-keys): the
+   * process-wide SecAggWorkerPool unless given (looked up per session: a failed pool is replaced, and
+   * setSecAggWorkerThreads(0) turns it off); `null` masks in the event loop at masked input instead.
+   */
+  maskSums?: MaskSumSource | null;
+  /** Where neighbours' key signatures are checked at share-keys: the process-wide pool unless given; `null`: the event loop. */
+  signatures?: SignatureBatchVerifier | null;
+}
+
 /**
  * Mode `secagg` (client half): the update is never uploaded. Training starts at the task and a
  * `SecAggPlusClient` per (round, attempt) answers the coordinator's SecAgg+ stages; at
@@ -81,6 +97,10 @@ export interface SecAggClientHooks {
  * (encodeDistributedUpdate: rotated with the session's round id, scaled, rounded, its share of the
  * discrete Gaussian added), so the sum SecAgg+ reveals is already noised. The policy then requires
  * that encoding's length, and the plan is derived here from the joined spec, never taken from the coordinator.
+ *
+ * Masks: each session's mask sum is computed in a worker thread (SecAggWorkerPool) as soon as share-keys is
+ * answered, i.e. while the model trains, so masked input is one vector add (SecAggPlusClient).
+ * Sessions of older rounds, and every session at close, are disposed (their secrets wiped).
  */
 class SecAggClientSession {
   /** Training of each task, by (round, attempt): collect-masked-vectors awaits it. */
@@ -97,6 +117,8 @@ class SecAggClientSession {
   constructor(
     private readonly context: ClientModeContext,
     private readonly hooks: SecAggClientHooks = {},
+    /** Where each new session's mask sum is computed and signatures checked (undefined: in the event loop). */
+    private readonly workers: () => SecAggClientOptions,
   ) {
     const { joined } = context;
     this.unmasked = new UnmaskedRounds(joined.jobId);
@@ -112,13 +134,20 @@ class SecAggClientSession {
 
   async onTask(task: RoundTask, training: Promise<TrainedUpdate | null>): Promise<void> {
     for (const key of this.trainings.keys()) if (Number(key.split(':')[0]) < task.round) this.trainings.delete(key);
-    for (const key of this.attempts.keys()) if (Number(key.split(':')[0]) < task.round) this.attempts.delete(key);
+    for (const [key, attempt] of this.attempts) {
+      if (Number(key.split(':')[0]) < task.round) {
+        attempt.client.dispose();
+        this.attempts.delete(key);
+      }
+    }
     this.trainings.set(attemptKey(task.round, task.attempt), training);
     await training;
   }
 
   close(): void {
     this.context.connection.off('secaggRequest', this.onRequest);
+    for (const attempt of this.attempts.values()) attempt.client.dispose();
+    this.attempts.clear();
   }
 
   private handle(request: SecAggRequest): void {
@@ -134,7 +163,8 @@ class SecAggClientSession {
         attempt: request.attempt,
         unmaskedRounds: this.unmasked,
       };
-      state = { client: new SecAggPlusClient(identity, this.policy, session), queue: Promise.resolve() };
+      const client = new SecAggPlusClient(identity, this.policy, session, this.workers());
+      state = { client, queue: Promise.resolve() };
       this.attempts.set(key, state);
     }
     const s = state;
@@ -167,6 +197,10 @@ class SecAggClientSession {
     }
     const input = request.stage === 'collect-masked-vectors' ? await this.maskedInput(request, s) : undefined;
     const reply = await s.client.handle(message, input);
+    if (reply.stage === 'collect-masked-vectors' && s.client.precomputeFailure !== undefined) {
+      const why = toTributaryError(s.client.precomputeFailure).message;
+      this.context.warn(`round ${request.round}: masks computed in the event loop (${why})`);
+    }
     if (request.stage === 'setup') {
       // Accepted by the SecAgg+ client: the round id names this job's round attempt (and cohort).
       const setup = message as { params: SecAggParameters; roundId: string; clientIds: string[] };
@@ -243,8 +277,18 @@ class SecAggClientSession {
 }
 
 /** The secagg client half with research hooks (client/plantedModes.ts); production uses `secaggClientMode`. */
-export function createSecAggClientMode(hooks: SecAggClientHooks = {}): ClientAggregationMode {
-  return { name: 'secagg', open: (context) => new SecAggClientSession(context, hooks) };
+export function createSecAggClientMode(
+  hooks: SecAggClientHooks = {},
+  options: SecAggClientModeOptions = {},
+): ClientAggregationMode {
+  return {
+    name: 'secagg',
+    open: (context) =>
+      new SecAggClientSession(context, hooks, () => ({
+        maskSums: options.maskSums === null ? undefined : (options.maskSums ?? sharedSecAggWorkers()),
+        signatures: options.signatures === null ? undefined : (options.signatures ?? sharedSecAggWorkers()),
+      })),
+  };
 }
 
 export const secaggClientMode: ClientAggregationMode = createSecAggClientMode();

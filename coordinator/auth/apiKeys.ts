@@ -4,7 +4,7 @@ import { TributaryError } from '../../shared/errors';
 import type { CreateApiKeySchema } from '../../shared/schemas/restApi';
 import type { ApiKeyRecord, Store } from '../store/store';
 import type { Principal } from './principal';
-import { PerKeyQueue } from '../../shared/perKeyQueue';
+import { CREATION_CLAIM_PENDING_MS } from '../store/slotClaims';
 
 /** `trk_` + 16 hex digits of id + `_` + 43 base64url characters of secret (32 random bytes). */
 const TOKEN_PATTERN = /^trk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -22,8 +22,6 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
  * mint, list or revoke keys.
  */
 export class ApiKeyService {
-  private readonly perOwner = new PerKeyQueue();
-
   constructor(
     private readonly store: Store,
     private readonly options: { maxKeysPerOwner: number; now?: () => number },
@@ -38,25 +36,29 @@ export class ApiKeyService {
     owner: Principal,
     input: z.output<typeof CreateApiKeySchema>,
   ): Promise<{ record: ApiKeyRecord; token: string }> {
-    // Count and save one at a time per owner: a concurrent burst cannot all pass the quota.
-    return this.perOwner.run(owner.id, () => this.createNow(owner, input));
-  }
-
-  private async createNow(
-    owner: Principal,
-    input: z.output<typeof CreateApiKeySchema>,
-  ): Promise<{ record: ApiKeyRecord; token: string }> {
-    const active = (await this.store.listApiKeys(owner.id)).filter((k) => this.isLive(k));
-    if (active.length >= this.options.maxKeysPerOwner) {
-      throw new TributaryError(
+    const limit = this.options.maxKeysPerOwner;
+    const overQuota = (live: number) =>
+      new TributaryError(
         'QUOTA_EXCEEDED',
-        `This identity has ${active.length} live API keys; at most ${this.options.maxKeysPerOwner} are allowed. Revoke one first.`,
-        { details: { resource: 'api-keys', limit: this.options.maxKeysPerOwner } },
+        `This identity has ${live} live API keys; at most ${limit} are allowed. Revoke one first.`,
+        { details: { resource: 'api-keys', limit } },
       );
-    }
+    // Keys made before claim slots existed hold none: counted here.
+    const active = (await this.store.listApiKeys(owner.id)).filter((k) => this.isLive(k));
+    if (active.length >= limit) throw overQuota(active.length);
     const id = randomBytes(8).toString('hex');
-    const token = `trk_${id}_${randomBytes(32).toString('base64url')}`;
     const now = this.now();
+    // The quota is a claim slot in the store: a burst at one node or several cannot all pass it.
+    const claim = await this.store.claimSlot({
+      kind: 'api-keys',
+      scope: owner.id,
+      holder: id,
+      limit,
+      now: new Date(now),
+      pendingMs: CREATION_CLAIM_PENDING_MS,
+    });
+    if (claim.outcome === 'refused') throw overQuota(claim.holders.length);
+    const token = `trk_${id}_${randomBytes(32).toString('base64url')}`;
     const record: ApiKeyRecord = {
       id,
       owner: owner.id,
@@ -66,7 +68,12 @@ export class ApiKeyService {
       createdAt: new Date(now),
       expiresAt: new Date(now + input.expiresInSeconds * 1000),
     };
-    await this.store.saveApiKey(record);
+    try {
+      await this.store.saveApiKey(record);
+    } catch (err) {
+      await this.store.releaseSlot('api-keys', owner.id, id).catch(() => {});
+      throw err;
+    }
     return { record, token };
   }
 
@@ -103,6 +110,8 @@ export class ApiKeyService {
     if (!(await this.store.revokeApiKey(id, new Date(this.now())))) {
       throw new TributaryError('NOT_FOUND', `API key ${id} is already revoked.`);
     }
+    // Frees its quota slot now (a revoked key's slot would also count as free at the next claim).
+    await this.store.releaseSlot('api-keys', owner.id, id);
     return { ...record, revokedAt: new Date(this.now()) };
   }
 

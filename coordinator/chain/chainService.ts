@@ -105,7 +105,10 @@ export class ChainService {
    * Refuses a chain job this coordinator cannot serve (no RPC URL or key configured), whose escrow
    * job another job is already bound to (two jobs committing into one escrow job would mix their
    * rounds and settle each other's budget), or whose escrow binding does not hold on chain (see
-   * `verifyBinding`). Nothing is stored before this passes.
+   * `verifyBinding`). Nothing is stored before this passes. The "already bound" check here is a
+   * fast refusal (and covers jobs bound before claim slots existed); the binding itself is claimed
+   * atomically in the store when the job is created (coordinator/jobs/jobClaims.ts), so concurrent
+   * posts at one node or several, all passing this check, still bind one job.
    */
   async assertUsable(spec: JobSpec): Promise<void> {
     const chain = spec.chain;

@@ -1,7 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { decodeTensors } from '../../shared/codec/modelCodec';
 import { TributaryError } from '../../shared/errors';
-import { PerKeyQueue } from '../../shared/perKeyQueue';
 import { JobSpecSchema } from '../../shared/schemas/jobSpec';
 import { JobIdSchema } from '../../shared/schemas/messages';
 import { assertManager, assertOwner, assertReader } from '../auth/jobPermissions';
@@ -117,13 +116,6 @@ function roundSummary(r: RoundRecord) {
   };
 }
 
-/** The escrow job a posted spec names, as a queue key (null without one; the spec is validated later). */
-function escrowKeyOf(body: unknown): string | null {
-  const chain = (body as { chain?: { chainId?: unknown; escrow?: unknown; jobId?: unknown } } | null)?.chain;
-  if (!chain || typeof chain.escrow !== 'string' || typeof chain.jobId !== 'string') return null;
-  return `escrow:${String(chain.chainId)}:${chain.escrow.toLowerCase()}:${chain.jobId}`;
-}
-
 /** Mounts the /jobs routes on the /v1 router. Every check that can refuse runs before anything is read or written. */
 export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps): void {
   const { jobs, store, audit, limits } = deps;
@@ -144,7 +136,6 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
     next();
   };
   const jobIn = (res: Response) => res.locals.job as JobRecord;
-  const creations = new PerKeyQueue();
   /** QUOTA_EXCEEDED once `owner` has its quota of pending or running jobs. */
   const assertJobQuota = async (owner: string) => {
     const active = await store.countJobs({ owner, statuses: ['pending', 'running'] });
@@ -177,22 +168,19 @@ export function mountJobRoutes(r: Router, doc: ApiDocument, deps: JobRoutesDeps)
     async (req, _res, next) => {
       const principal = requirePrincipal(req.principal, 'Creating a job');
       requireScope(principal, 'jobs:write');
-      // Refused before the body is read; checked again, one creation at a time, once it is.
+      // Refused before the body is read (and jobs created before claim slots existed count here).
       await assertJobQuota(principal.id);
       next();
     },
     ...jsonBody(limits.maxJsonBytes, deps.gate),
     async (req, res) => {
       const principal = req.principal!;
-      // One creation at a time per identity (a concurrent burst cannot all pass the quota), and per
-      // escrow job, outermost (simultaneous posts of one signed spec cannot all pass "not yet bound").
-      const create = () =>
-        creations.run(principal.id, async () => {
-          await assertJobQuota(principal.id);
-          return jobs.createJob(req.body, { owner: principal.id });
-        });
-      const escrow = escrowKeyOf(req.body);
-      const job = escrow ? await creations.run(escrow, create) : await create();
+      // The quota and the escrow binding are claimed in the store with the job (jobClaims.ts): a burst
+      // of creations, at one node or several, cannot all pass them.
+      const job = await jobs.createJob(req.body, {
+        owner: principal.id,
+        maxActiveJobs: limits.maxActiveJobsPerIdentity,
+      });
       await writeAudit({
         action: 'job.created',
         actor: principal,

@@ -19,12 +19,18 @@ import type { JobRecord, Store } from '../store/store';
 import { createStrategy } from '../strategy/createStrategy';
 import { assertRobustRuleUsable } from '../strategy/robust/requirements';
 import type { ClientDirectory, ClientLink } from '../transport/clientDirectory';
+import { claimJobSlots } from './jobClaims';
 import { assertJobWithinLimits, type JobLimits } from './jobLimits';
 
 /** Who creates a job (REST: the authenticated principal). */
 export interface CreateJobOptions {
   /** The owning identity (coordinator/auth principal id); absent for jobs the operator creates in process. */
   owner?: string;
+  /**
+   * Pending or running jobs `owner` may have, cluster-wide (claimed in the store with the job,
+   * jobClaims.ts); unlimited when absent.
+   */
+  maxActiveJobs?: number;
 }
 
 /** Builds a job's initial model (the TF.js implementation: evaluation/tensorflowModels.ts). */
@@ -121,6 +127,34 @@ export class JobManager {
     assertRobustRuleUsable(spec, mode.parts(spec));
     assertPrivacyHonoured(spec, mode);
     for (const check of this.creationChecks) await check(spec);
+    const id = `job_${randomBytes(9).toString('base64url')}`;
+    // Cluster-wide rules (one job per escrow job, the owner's quota), claimed before anything is written.
+    const quota =
+      options.owner !== undefined && options.maxActiveJobs !== undefined
+        ? { owner: options.owner, limit: options.maxActiveJobs }
+        : undefined;
+    const release = await claimJobSlots(this.deps.store, id, spec, quota);
+    let job: JobRecord;
+    try {
+      job = await this.writeNewJob(id, spec, mode, options);
+    } catch (err) {
+      // A failed creation burns neither the escrow job nor a quota slot (if this fails too, they free after CREATION_CLAIM_PENDING_MS).
+      await release().catch(() => {});
+      throw err;
+    }
+    if (job.status === 'running') await this.startUnderLease(job);
+    for (const o of this.observers) o.jobCreated?.(job);
+    this.deps.logger.info('job created', { jobId: job.id, name: spec.name, rounds: spec.rounds });
+    return job;
+  }
+
+  /** Builds the initial model, checkpoints it and stores the job record. */
+  private async writeNewJob(
+    id: string,
+    spec: JobSpec,
+    mode: CoordinatorAggregationMode,
+    options: CreateJobOptions,
+  ): Promise<JobRecord> {
     const weights = await this.deps.models.initialWeights(spec);
     const parameters = totalParameters(manifestOf(weights));
     mode.assertModelFits(spec, parameters);
@@ -129,7 +163,7 @@ export class JobManager {
     const bytes = encodeTensors(weights);
     const now = new Date();
     const job: JobRecord = {
-      id: `job_${randomBytes(9).toString('base64url')}`,
+      id,
       spec,
       // A paid job recruits only once its escrow holds the budget (the chain observer activates it).
       status: spec.chain ? 'pending' : 'running',
@@ -150,9 +184,6 @@ export class JobManager {
       createdAt: now,
     });
     await this.deps.store.createJob(job);
-    if (job.status === 'running') await this.startUnderLease(job);
-    for (const o of this.observers) o.jobCreated?.(job);
-    this.deps.logger.info('job created', { jobId: job.id, name: spec.name, rounds: spec.rounds });
     return job;
   }
 

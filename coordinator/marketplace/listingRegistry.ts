@@ -1,6 +1,5 @@
 import type { z } from 'zod';
 import { TributaryError } from '../../shared/errors';
-import { PerKeyQueue } from '../../shared/perKeyQueue';
 import { verifyListingSignature } from '../../shared/identity/listingSignature';
 import { NonceCache } from '../../shared/identity/nonceCache';
 import { SignatureVerifier } from '../../shared/identity/signing';
@@ -13,6 +12,7 @@ import {
   listingIdOf,
 } from '../../shared/schemas/listing';
 import { parseInput as parse } from '../../shared/schemas/parseInput';
+import { CREATION_CLAIM_PENDING_MS } from '../store/slotClaims';
 import type { ListingRecord, Store } from '../store/store';
 
 /** Options of the ListingRegistry. */
@@ -38,7 +38,6 @@ export interface ListingRegistryOptions {
 export class ListingRegistry {
   private readonly verifier = new SignatureVerifier();
   private readonly nonces = new NonceCache();
-  private readonly perProvider = new PerKeyQueue();
   private readonly now: () => number;
 
   constructor(
@@ -59,33 +58,45 @@ export class ListingRegistry {
       );
     }
     this.assertFresh(listing.createdAt, 'createdAt');
-    // Count and save one at a time per provider: a concurrent burst cannot all pass the quota.
-    return this.perProvider.run(listing.provider, () => this.save(signed));
+    return this.save(signed);
   }
 
-  /** The quota, the nonce, then the write (under the provider's queue). */
+  /** The quota, the nonce, a claim slot of the quota (held cluster-wide, in the store), then the write. */
   private async save(signed: z.output<typeof SignedListingSchema>): Promise<ListingRecord> {
     const { listing } = signed;
     const quota = this.options.maxListingsPerProvider ?? 100;
-    const published = await this.store.countListings(listing.provider);
-    if (published >= quota) {
-      throw new TributaryError(
+    const overQuota = (published: number) =>
+      new TributaryError(
         'QUOTA_EXCEEDED',
         `This provider has ${published} listings; at most ${quota} are allowed. Delete one first.`,
         { details: { resource: 'listings', limit: quota } },
       );
-    }
+    // Listings published before claim slots existed hold none: counted here.
+    const published = await this.store.countListings(listing.provider);
+    if (published >= quota) throw overQuota(published);
     if (!this.nonces.checkAndRemember(`listing:${listing.provider}`, listing.nonce)) {
       throw new TributaryError('LISTING_REPLAY', `Nonce ${listing.nonce} was already used by this provider.`);
     }
-    const record: ListingRecord = {
-      id: listingIdOf(listing),
-      listing,
-      signature: signed.signature,
-      publishedAt: new Date(this.now()),
-    };
-    await this.store.saveListing(record);
-    return record;
+    const id = listingIdOf(listing);
+    const claim = await this.store.claimSlot({
+      kind: 'listings',
+      scope: listing.provider,
+      holder: id,
+      limit: quota,
+      now: new Date(this.now()),
+      pendingMs: CREATION_CLAIM_PENDING_MS,
+    });
+    if (claim.outcome === 'refused') throw overQuota(claim.holders.length);
+    try {
+      const record: ListingRecord = { id, listing, signature: signed.signature, publishedAt: new Date(this.now()) };
+      await this.store.saveListing(record);
+      return record;
+    } catch (err) {
+      // A slot this call took goes back, unless the listing is stored (a copy posted at another node won).
+      if (claim.outcome === 'claimed' && !(await this.store.getListing(id).catch(() => null)))
+        await this.store.releaseSlot('listings', listing.provider, id).catch(() => {});
+      throw err;
+    }
   }
 
   /** One listing; LISTING_NOT_FOUND if absent. */
@@ -122,6 +133,7 @@ export class ListingRegistry {
     if (!(await this.store.deleteListing(record.id))) {
       throw new TributaryError('LISTING_NOT_FOUND', `Listing ${record.id} was deleted meanwhile.`);
     }
+    await this.store.releaseSlot('listings', record.listing.provider, record.id);
   }
 
   private assertFresh(signedAt: number, field: string): void {

@@ -33,9 +33,13 @@ import type {
   ParticipantRecord,
   PayoutPlanRecord,
   RoundRecord,
+  SlotClaim,
+  SlotClaimResult,
+  SlotKind,
   Store,
   TranscriptRecord,
 } from './store';
+import { claimSlot, releaseSlot, type SlotBackend, type SlotEntry } from './slotClaims';
 
 /** An entry of a job's cluster log (Store.acquireJobLease, Store.appendRoundCommit). */
 type JobEvent = { kind: 'lease'; lease: JobLease } | { kind: 'commit'; token: number; record: RoundRecord };
@@ -82,6 +86,8 @@ export class MemoryStore implements Store {
   private readonly audit = new Map<string, AuditRecord>();
   /** jobId -> "round:kind" -> transcript */
   private readonly transcripts = new Map<string, Map<string, TranscriptRecord>>();
+  /** "kind\0scope" -> "slot:generation" -> entry (claim slots, slotClaims.ts). */
+  private readonly slots = new Map<string, Map<string, SlotEntry>>();
   private closed = false;
 
   async createJob(job: JobRecord): Promise<void> {
@@ -438,6 +444,43 @@ export class MemoryStore implements Store {
       .slice(0, query.limit)
       .map((r) => deepCopy(r));
   }
+
+  async claimSlot(claim: SlotClaim): Promise<SlotClaimResult> {
+    this.assertOpen();
+    return claimSlot(this.slotBackend, claim);
+  }
+
+  async releaseSlot(kind: SlotKind, scope: string, holder: string): Promise<void> {
+    this.assertOpen();
+    await releaseSlot(this.slotBackend, kind, scope, holder);
+  }
+
+  private readonly slotBackend: SlotBackend = {
+    slotEntries: async (kind, scope) =>
+      [...(this.slots.get(`${kind}\0${scope}`)?.values() ?? [])].map((e) => ({ ...e })),
+    insertSlot: async (entry) => {
+      const key = `${entry.kind}\0${entry.scope}`;
+      const entries = this.slots.get(key) ?? new Map<string, SlotEntry>();
+      this.slots.set(key, entries);
+      const id = `${entry.slot}:${entry.generation}`;
+      if (entries.has(id)) return false;
+      entries.set(id, { ...entry });
+      return true;
+    },
+    holderStates: async (kind, holders, now) => {
+      const states = new Map<string, boolean>();
+      for (const id of holders) {
+        if (kind === 'escrow' || kind === 'jobs') {
+          const job = this.jobs.get(id);
+          if (job) states.set(id, kind === 'escrow' || job.status === 'pending' || job.status === 'running');
+        } else if (kind === 'api-keys') {
+          const key = this.apiKeys.get(id);
+          if (key) states.set(id, !key.revokedAt && key.expiresAt.getTime() > now.getTime());
+        } else if (this.listings.has(id)) states.set(id, true);
+      }
+      return states;
+    },
+  };
 
   async close(): Promise<void> {
     this.closed = true;

@@ -450,6 +450,32 @@ const jobEventSchema = new Schema<JobEventDoc>(
 jobEventSchema.index({ jobId: 1, seq: 1 }, { unique: true });
 jobEventSchema.index({ jobId: 1, kind: 1, seq: -1 });
 
+/**
+ * One generation of a claim slot (Store.claimSlot, slotClaims.ts). Unique on (kind, scope, slot,
+ * generation): of two claimants inserting a slot's next generation exactly one is stored.
+ */
+export interface SlotDoc {
+  kind: 'escrow' | 'jobs' | 'api-keys' | 'listings';
+  scope: string;
+  slot: number;
+  generation: number;
+  holder: string | null;
+  claimedAt: Date;
+}
+
+const slotSchema = new Schema<SlotDoc>(
+  {
+    kind: { type: String, required: true, enum: ['escrow', 'jobs', 'api-keys', 'listings'] },
+    scope: { type: String, required: true },
+    slot: { type: Number, required: true },
+    generation: { type: Number, required: true },
+    holder: { type: String, default: null },
+    claimedAt: { type: Date, required: true },
+  },
+  options,
+);
+slotSchema.index({ kind: 1, scope: 1, slot: 1, generation: 1 }, { unique: true });
+
 /** The store's models, bound to one connection. */
 export interface StoreModels {
   Job: Model<JobDoc>;
@@ -464,6 +490,7 @@ export interface StoreModels {
   ApiKey: Model<ApiKeyDoc>;
   Audit: Model<AuditDoc>;
   JobEvent: Model<JobEventDoc>;
+  Slot: Model<SlotDoc>;
 }
 
 /** Registers the models on `conn` (not the global mongoose), with fixed collection names. */
@@ -481,5 +508,6 @@ export function defineModels(conn: Connection): StoreModels {
     ApiKey: conn.model<ApiKeyDoc>('ApiKey', apiKeySchema, 'apikeys'),
     Audit: conn.model<AuditDoc>('Audit', auditSchema, 'audit'),
     JobEvent: conn.model<JobEventDoc>('JobEvent', jobEventSchema, 'jobevents'),
+    Slot: conn.model<SlotDoc>('Slot', slotSchema, 'claimslots'),
   };
 }

@@ -83,6 +83,8 @@ if (source === null && process.env.CI === 'true') {
       async () => {
         for (const dbName of contractDbs) await raw?.useDb(dbName).dropDatabase();
       },
+      // A second connection to the first store's database: two nodes racing on one database.
+      () => MongoStore.connect(mongo.uri, { dbName: contractDbs[0] }),
     );
 
     describe('storage layout', () => {

@@ -23,6 +23,7 @@ import {
   type PayoutPlanDoc,
   type ChainStateDoc,
   type RoundDoc,
+  type SlotDoc,
   type StoreModels,
   type TranscriptDoc,
 } from './mongoModels';
@@ -49,9 +50,13 @@ import type {
   PayoutPlanRecord,
   RoundContribution,
   RoundRecord,
+  SlotClaim,
+  SlotClaimResult,
+  SlotKind,
   Store,
   TranscriptRecord,
 } from './store';
+import { claimSlot, releaseSlot, type SlotBackend } from './slotClaims';
 
 /** Options for `MongoStore.connect`. */
 export interface MongoStoreOptions {
@@ -784,6 +789,47 @@ export class MongoStore implements Store {
       return docs.map(toAuditRecord);
     });
   }
+
+  async claimSlot(claim: SlotClaim): Promise<SlotClaimResult> {
+    return this.run(() => claimSlot(this.slotBackend, claim));
+  }
+
+  async releaseSlot(kind: SlotKind, scope: string, holder: string): Promise<void> {
+    await this.run(() => releaseSlot(this.slotBackend, kind, scope, holder));
+  }
+
+  private readonly slotBackend: SlotBackend = {
+    slotEntries: async (kind, scope) => {
+      const docs = await this.models.Slot.find({ kind, scope }, { _id: 0 }).lean<SlotDoc[]>();
+      return docs.map((d) => ({ ...d, holder: d.holder ?? null }));
+    },
+    insertSlot: async (entry) => {
+      try {
+        await this.models.Slot.create(entry);
+        return true;
+      } catch (err) {
+        if (isDuplicateKey(err)) return false;
+        throw err;
+      }
+    },
+    holderStates: async (kind, holders, now) => {
+      const ids = mongoose.trusted({ $in: [...holders] });
+      const states = new Map<string, boolean>();
+      if (kind === 'escrow' || kind === 'jobs') {
+        const docs = await this.models.Job.find({ _id: ids }, { status: 1 }).lean<Pick<JobDoc, '_id' | 'status'>[]>();
+        for (const d of docs) states.set(d._id, kind === 'escrow' || d.status === 'pending' || d.status === 'running');
+      } else if (kind === 'api-keys') {
+        const docs = await this.models.ApiKey.find({ _id: ids }, { expiresAt: 1, revokedAt: 1 }).lean<
+          Pick<ApiKeyDoc, '_id' | 'expiresAt' | 'revokedAt'>[]
+        >();
+        for (const d of docs) states.set(d._id, !d.revokedAt && d.expiresAt.getTime() > now.getTime());
+      } else {
+        const docs = await this.models.Listing.find({ _id: ids }, { _id: 1 }).lean<Pick<ListingDoc, '_id'>[]>();
+        for (const d of docs) states.set(d._id, true);
+      }
+      return states;
+    },
+  };
 
   async close(): Promise<void> {
     if (this.closed) return;

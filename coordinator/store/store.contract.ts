@@ -5,6 +5,7 @@ import type { JobSpec } from '../../shared/schemas/jobSpec';
 import { describeAccessControlContract } from './accessControl.contract';
 import { describeListingContract } from './listings.contract';
 import { describeLeaseContract } from './leases.contract';
+import { describeSlotClaimContract } from './slotClaims.contract';
 import { describeTranscriptContract } from './transcripts.contract';
 import type { CheckpointRecord, JobRecord, ParticipantRecord, RoundRecord, Store } from './store';
 
@@ -19,9 +20,15 @@ import type { CheckpointRecord, JobRecord, ParticipantRecord, RoundRecord, Store
 /**
  * Registers the Store contract suite (jest describe/it) for one backend. `makeStore` may be called
  * more than once (most tests share the first store); every store it returns is closed in afterAll,
- * then `cleanup` runs.
+ * then `cleanup` runs. `sameData` opens another connection to the first store's data (two nodes on
+ * one database); without it the races run on the first store alone.
  */
-export function runStoreContract(name: string, makeStore: () => Promise<Store>, cleanup?: () => Promise<void>): void {
+export function runStoreContract(
+  name: string,
+  makeStore: () => Promise<Store>,
+  cleanup?: () => Promise<void>,
+  sameData?: () => Promise<Store>,
+): void {
   describe(`Store contract: ${name}`, () => {
     let store: Store;
     const opened: Store[] = [];
@@ -614,6 +621,16 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>, 
     describeAccessControlContract(() => store);
     describeTranscriptContract(() => store);
     describeLeaseContract(() => store, makeJob, makeRound);
+    describeSlotClaimContract(
+      () => store,
+      async () => {
+        if (!sameData) return store;
+        const s = await sameData();
+        opened.push(s);
+        return s;
+      },
+      makeJob,
+    );
 
     it('rejects operations after close with STORE_UNAVAILABLE, and closing twice is fine', async () => {
       const s = await open();

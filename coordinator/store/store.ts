@@ -76,6 +76,36 @@ export interface LeaseClaim {
   preempt?: boolean;
 }
 
+/**
+ * What a claim slot guards. `escrow`: one job per escrow job (scope: escrowScopeOf, limit 1; held by
+ * the job forever). `jobs`: pending or running jobs per owner. `api-keys`: live API keys per owner.
+ * `listings`: published listings per provider.
+ */
+export type SlotKind = 'escrow' | 'jobs' | 'api-keys' | 'listings';
+
+/** A request for one of `limit` slots of (kind, scope), for the record `holder` (created after the claim). */
+export interface SlotClaim {
+  kind: SlotKind;
+  /** Whose slots: an identity id (quotas) or an escrow job's scope. */
+  scope: string;
+  /** The id of the record the slot is for (job id, API key id, listing id). */
+  holder: string;
+  limit: number;
+  /** The claimant's clock: API key expiry and pending claims are judged by it. */
+  now: Date;
+  /**
+   * How long a slot whose record does not exist yet stays held (the creation is in progress); after
+   * that it is free again (the creating node died before writing the record).
+   */
+  pendingMs: number;
+}
+
+/**
+ * The answer to a SlotClaim: `claimed` (a free slot is now held for the holder), `held` (the holder
+ * already held one: a retry), or `refused` with the holders of the `limit` slots in force.
+ */
+export type SlotClaimResult = { outcome: 'claimed' | 'held' } | { outcome: 'refused'; holders: string[] };
+
 export type JobPatch = Partial<
   Pick<JobRecord, 'status' | 'currentRound' | 'modelHash' | 'failureReason' | 'delegates' | 'privacy'> & {
     /** Replaces `spec.access` (the owner changed the invitations). */
@@ -466,6 +496,18 @@ export interface Store {
   appendAudit(record: AuditRecord): Promise<void>;
   /** Audit records of a job (or of an actor), oldest first (ties by id), at most `limit`, after `after`. */
   listAudit(query: { jobId?: string; actor?: string; after?: AuditCursor; limit: number }): Promise<AuditRecord[]>;
+
+  /*
+   * Cluster-wide admission (coordinator/store/slotClaims.ts): a quota of N is N slots, each a chain of
+   * generations under a unique key (kind, scope, slot, generation); a slot is taken by inserting its
+   * next generation, so of two racing claimants exactly one wins, on every node (the same one atomic
+   * step the leases rest on). A slot is free when its latest holder's record ended (job finished,
+   * key revoked or expired, listing deleted), or never appeared within `pendingMs`.
+   */
+  /** Takes a free slot of (kind, scope) for `claim.holder`; refused when all `limit` slots are held. */
+  claimSlot(claim: SlotClaim): Promise<SlotClaimResult>;
+  /** Frees the slot `holder` holds (its creation failed, or its record was removed); a no-op if it holds none. */
+  releaseSlot(kind: SlotKind, scope: string, holder: string): Promise<void>;
 
   /** Idempotent; afterwards every other method rejects with TributaryError('STORE_UNAVAILABLE'). */
   close(): Promise<void>;

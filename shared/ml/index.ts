@@ -19,10 +19,13 @@ export {
   stockConv2DBackpropFilter,
 } from './conv2dBackpropFilter';
 export {
+  hasReluMaxPoolGrad,
   isMaxPoolGradRegistered,
   type MaxPoolGradBackend,
   maxPoolGradValues,
   type PoolGradGeometry,
+  type PoolGradOptions,
+  RELU_MAX_POOL_GRAD,
   registerMaxPoolGrad,
   stockMaxPoolGrad,
 } from './maxPoolGrad';

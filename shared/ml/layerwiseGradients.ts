@@ -1,17 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { hasReluMaxPoolGrad, RELU_MAX_POOL_GRAD } from './maxPoolGrad';
 import { weightName } from './weights';
 
 /** Gradients of one layer's variables (in `variables` order) and, when asked for, of its input. */
 export interface LayerGradients {
   dx: tf.Tensor | null;
   grads: tf.Tensor[];
+  /** dx summed over all axes but the last, when the pass got it for free (the previous layer's bias gradient). */
+  dxChannelSums?: tf.Tensor1D;
 }
 
 /** One layer's forward pass, holding what its backward pass needs. */
 export interface LayerForward {
   y: tf.Tensor;
-  backward(dy: tf.Tensor, needInputGradient: boolean): LayerGradients;
+  /** `dyChannelSums`: the next layer's `dxChannelSums`, if it had them. */
+  backward(dy: tf.Tensor, needInputGradient: boolean, dyChannelSums?: tf.Tensor1D): LayerGradients;
 }
 
 /** A layer of a plan: its trainable variables and its forward pass. */
@@ -70,7 +74,9 @@ function kernelAndBias(layer: Layer, useBias: boolean): { kernel: tf.Variable; b
  * input was, so sign(y) is its derivative (one op; tfjs-node runs `step` as five).
  */
 function throughActivation(dy: tf.Tensor, y: tf.Tensor, activation: Activation): tf.Tensor {
-  return activation === 'relu' ? tf.mul(dy, tf.sign(y)) : dy;
+  if (activation !== 'relu') return dy;
+  // wasm's Sign is a scalar loop ~30x slower than its Step; for y ≥ 0 they agree.
+  return tf.mul(dy, tf.getBackend() === 'wasm' ? tf.step(y) : tf.sign(y));
 }
 
 /**
@@ -79,6 +85,8 @@ function throughActivation(dy: tf.Tensor, y: tf.Tensor, activation: Activation):
  * only without transposes, and it has fast convolutions but slow backprop kernels).
  */
 interface GradientKernels {
+  /** x·w of a Dense layer's forward pass, and xᵀ when computing it made one (its kernel gradient xᵀ·dy reuses it). */
+  denseProduct(x: tf.Tensor2D, w: tf.Tensor2D): { y: tf.Tensor2D; xT: tf.Tensor2D | null };
   /** aᵀ·b */
   matMulTransposeA(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D;
   /** a·bᵀ */
@@ -105,6 +113,7 @@ type Padding = 'valid' | 'same';
 
 /** The kernels TF.js's own gradient functions call (our typed-array Conv2DBackpropFilter on wasm and cpu). */
 const backendKernels: GradientKernels = {
+  denseProduct: (x, w) => ({ y: tf.matMul(x, w), xT: null }),
   matMulTransposeA: (a, b) => tf.matMul(a, b, true, false),
   matMulTransposeB: (a, b) => tf.matMul(a, b, false, true),
   convFilter: (x, dy, filterShape, strides, pad) =>
@@ -124,34 +133,49 @@ function samePadding(kernel: number, pad: Padding): [number, number] {
 
 /**
  * wasm: explicit transposes before each product, and the stride-1 convolution gradients as forward
- * convolutions. The filter gradient is the correlation of the input with dy, so it is a convolution
+ * convolutions. XNNPACK packs a product's right operand (and a convolution's filter) into its own
+ * layout whenever it gets a new tensor there, and TF.js's wasm backend caches that packing per tensor;
+ * a weight that changes every step is a new tensor every step. Packing costs ~3 ns per value, as much
+ * as the arithmetic of a 32-row product: for x[32, 784]·w[784, 128] it is half the time. So a wide
+ * Dense layer (more than twice as many units as rows in the batch) computes (wᵀ·xᵀ)ᵀ, which packs the
+ * batch instead of the weights; the transposes cost a fifth of what they save, and xᵀ serves the
+ * kernel gradient too. The filter gradient is the correlation of the input with dy, so it is a convolution
  * over the batch axis: input [c_in, H, W, batch] with "filter" dy as [OH, OW, batch, c_out]. The input
  * gradient is the full convolution of dy with the filter rotated by 180° and its channel axes swapped.
  * Other strides use the backend's kernels.
  */
 const wasmKernels: GradientKernels = {
+  denseProduct(x, w) {
+    if (w.shape[1] <= 2 * x.shape[0]) return { y: tf.matMul(x, w), xT: null };
+    const xT = tf.transpose(x);
+    return { y: tf.transpose(tf.matMul(tf.transpose(w), xT)) as tf.Tensor2D, xT };
+  },
   matMulTransposeA: (a, b) => tf.matMul(tf.transpose(a), b),
   matMulTransposeB: (a, b) => tf.matMul(a, tf.transpose(b)),
   convFilter(x, dy, filterShape, strides, pad) {
     if (strides[0] !== 1 || strides[1] !== 1) return backendKernels.convFilter(x, dy, filterShape, strides, pad);
     const [padH, padW] = [samePadding(filterShape[0], pad), samePadding(filterShape[1], pad)];
-    const padded = pad === 'same' ? tf.pad(x, [[0, 0], padH, padW, [0, 0]]) : x;
-    const byChannel = tf.transpose(padded, [3, 1, 2, 0]) as tf.Tensor4D;
+    const byChannel = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D;
     const dyAsFilter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
-    return tf.transpose(tf.conv2d(byChannel, dyAsFilter, 1, 'valid'), [1, 2, 0, 3]);
+    // Padding as the convolution's own (XNNPACK reads it implicitly), not a padded copy.
+    const byInput = tf.conv2d(byChannel, dyAsFilter, 1, [[0, 0], padH, padW, [0, 0]]);
+    // [c_in, kh, kw, c_out] → [kh, kw, c_in, c_out]; with one input channel that is a reshape.
+    return x.shape[3] === 1
+      ? tf.reshape(byInput, filterShape as [number, number, number, number])
+      : tf.transpose(byInput, [1, 2, 0, 3]);
   },
   convInput(dy, filter, xShape, strides, pad) {
     if (strides[0] !== 1 || strides[1] !== 1) return backendKernels.convInput(dy, filter, xShape, strides, pad);
     const [kh, kw] = filter.shape;
     const [[top, bottom], [left, right]] = [samePadding(kh, pad), samePadding(kw, pad)];
-    const full = tf.pad(dy, [
+    const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    // The full convolution: dy padded by the kernel size minus one (minus the forward pass's own padding).
+    return tf.conv2d(dy, rotated, 1, [
       [0, 0],
       [kh - 1 - top, kh - 1 - bottom],
       [kw - 1 - left, kw - 1 - right],
       [0, 0],
     ]);
-    const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-    return tf.conv2d(full as tf.Tensor4D, rotated, 1, 'valid');
   },
 };
 
@@ -172,14 +196,16 @@ function dense(layer: Layer, config: Config, isOutput: boolean, kernels: Gradien
     variables: bias ? [kernel, bias] : [kernel],
     forward(x) {
       // Not tf.fused.matMul: its reshapes cost more than the add and relu it saves (2-3 ops on tfjs-node, measured).
-      const linear = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
+      const { y: linear, xT } = kernels.denseProduct(x as tf.Tensor2D, kernel as tf.Tensor2D);
       const withBias = bias ? tf.add(linear, bias) : linear;
       const y = activation === 'relu' ? tf.relu(withBias) : withBias;
       return {
         y,
         backward(dy, needInputGradient) {
           const dPre = throughActivation(dy, y, activation);
-          const dKernel = kernels.matMulTransposeA(x as tf.Tensor2D, dPre as tf.Tensor2D);
+          const dKernel = xT
+            ? tf.matMul(xT, dPre as tf.Tensor2D)
+            : kernels.matMulTransposeA(x as tf.Tensor2D, dPre as tf.Tensor2D);
           return {
             dx: needInputGradient ? kernels.matMulTransposeB(dPre as tf.Tensor2D, kernel as tf.Tensor2D) : null,
             grads: bias ? [dKernel, tf.sum(dPre, 0)] : [dKernel],
@@ -190,7 +216,11 @@ function dense(layer: Layer, config: Config, isOutput: boolean, kernels: Gradien
   };
 }
 
-function conv2d(layer: Layer, config: Config, kernels: GradientKernels): PlannedLayer | string {
+/**
+ * `dyThroughRelu`: the next layer's backward pass already took dy through this layer's ReLU (a max
+ * pool with RELU_MAX_POOL_GRAD), so this one starts at its pre-activation gradient.
+ */
+function conv2d(layer: Layer, config: Config, kernels: GradientKernels, dyThroughRelu: boolean): PlannedLayer | string {
   const strides = pair(config.strides);
   const dilation = pair(config.dilationRate ?? 1);
   const padding = config.padding;
@@ -215,12 +245,15 @@ function conv2d(layer: Layer, config: Config, kernels: GradientKernels): Planned
       const y = tf.fused.conv2d({ x: x4, filter, strides, pad: padding, bias: bias ?? undefined, activation });
       return {
         y,
-        backward(dy, needInputGradient) {
-          const dPre = throughActivation(dy, y, activation) as tf.Tensor4D;
+        backward(dy, needInputGradient, dyChannelSums) {
+          const dPre = (dyThroughRelu ? dy : throughActivation(dy, y, activation)) as tf.Tensor4D;
           const dKernel = kernels.convFilter(x4, dPre, filter.shape, strides, padding);
           return {
             dx: needInputGradient ? kernels.convInput(dPre, filter, x4.shape, strides, padding) : null,
-            grads: bias ? [dKernel, tf.sum(dPre, [0, 1, 2])] : [dKernel],
+            // Through the fused pool, dy's channel sums are dPre's (dy is dPre there).
+            grads: bias
+              ? [dKernel, dyThroughRelu && dyChannelSums ? dyChannelSums : tf.sum(dPre, [0, 1, 2])]
+              : [dKernel],
           };
         },
       };
@@ -228,7 +261,8 @@ function conv2d(layer: Layer, config: Config, kernels: GradientKernels): Planned
   };
 }
 
-function maxPooling2d(layer: Layer, config: Config): PlannedLayer | string {
+/** `afterRelu`: the input is a ReLU's output, and dx is wanted at that ReLU's input (RELU_MAX_POOL_GRAD). */
+function maxPooling2d(layer: Layer, config: Config, afterRelu: boolean): PlannedLayer | string {
   const poolSize = pair(config.poolSize);
   const strides = pair(config.strides ?? config.poolSize);
   const padding = config.padding;
@@ -244,16 +278,19 @@ function maxPooling2d(layer: Layer, config: Config): PlannedLayer | string {
       return {
         y,
         backward(dy, needInputGradient) {
-          const dx = needInputGradient
-            ? (tf
-                .engine()
-                .runKernel(
-                  'MaxPoolGrad',
-                  { dy, input: x, output: y },
-                  { filterSize: poolSize, strides, pad: padding },
-                ) as tf.Tensor)
-            : null;
-          return { dx, grads: [] };
+          if (!needInputGradient) return { dx: null, grads: [] };
+          const attrs = { filterSize: poolSize, strides, pad: padding };
+          if (afterRelu) {
+            const [dx, dxChannelSums] = tf.engine().runKernel(RELU_MAX_POOL_GRAD, { dy, input: x }, attrs) as [
+              tf.Tensor,
+              tf.Tensor1D,
+            ];
+            return { dx, grads: [], dxChannelSums };
+          }
+          return {
+            dx: tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, attrs) as tf.Tensor,
+            grads: [],
+          };
         },
       };
     },
@@ -296,17 +333,27 @@ export function planLayerwise(model: LayersModel): LayerwisePlan | Unplannable {
   if (model.getClassName() !== 'Sequential') return { unsupported: `a ${model.getClassName()} model, not Sequential` };
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
   const kernels = tf.getBackend() === 'wasm' ? wasmKernels : backendKernels;
+  const configs = layers.map((l) => l.getConfig() as Config);
+  // A ReLU convolution followed by a max pool: the pool's backward pass takes dy through the ReLU too.
+  const fuseRelu = hasReluMaxPoolGrad(tf.getBackend());
+  const reluBeforePool = layers.map(
+    (l, i) =>
+      fuseRelu &&
+      l.getClassName() === 'Conv2D' &&
+      configs[i].activation === 'relu' &&
+      layers[i + 1]?.getClassName() === 'MaxPooling2D',
+  );
   const planned: PlannedLayer[] = [];
   for (const [i, layer] of layers.entries()) {
     if (!layer.trainable) return { unsupported: `layer "${layer.name}" is frozen` };
-    const config = layer.getConfig() as Config;
+    const config = configs[i];
     const isOutput = i === layers.length - 1;
     const kind = layer.getClassName();
     let step: PlannedLayer | string;
     if (isOutput && kind !== 'Dense') step = `the last layer is ${kind}, not Dense with softmax`;
     else if (kind === 'Dense') step = dense(layer, config, isOutput, kernels);
-    else if (kind === 'Conv2D') step = conv2d(layer, config, kernels);
-    else if (kind === 'MaxPooling2D') step = maxPooling2d(layer, config);
+    else if (kind === 'Conv2D') step = conv2d(layer, config, kernels, reluBeforePool[i]);
+    else if (kind === 'MaxPooling2D') step = maxPooling2d(layer, config, i > 0 && reluBeforePool[i - 1]);
     else if (kind === 'Flatten' || kind === 'Reshape') step = reshape(layer, config);
     else step = `layer "${layer.name}" is a ${kind}`;
     if (typeof step === 'string') return { unsupported: step };

@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from './backend';
-import { isMaxPoolGradRegistered, maxPoolGradValues, registerMaxPoolGrad, stockMaxPoolGrad } from './maxPoolGrad';
+import {
+  hasReluMaxPoolGrad,
+  isMaxPoolGradRegistered,
+  maxPoolGradValues,
+  RELU_MAX_POOL_GRAD,
+  registerMaxPoolGrad,
+  stockMaxPoolGrad,
+} from './maxPoolGrad';
 
 interface Config {
   x: [number, number, number, number];
@@ -114,6 +121,61 @@ describe('MaxPoolGrad on typed arrays', () => {
     tf.dispose([x, y, dy]);
   });
 
+  it.each(['cpu', 'wasm'] as const)(
+    'on %s, the ReLU-fused kernel equals MaxPoolGrad followed by dy·step(x), ties at 0 included',
+    async (backend) => {
+      await selectBackend(backend);
+      expect(hasReluMaxPoolGrad(backend)).toBe(true);
+      for (const c of configs) {
+        const size = c.x.reduce((a, b) => a * b, 1);
+        // ReLU outputs: a third of the values are exactly 0, quantised so that windows hold ties (and windows of zeros).
+        const x = tf.tidy(() => tf.relu(tf.tensor4d(values(size, 11, 3), c.x))) as tf.Tensor4D;
+        const y = tf.maxPool(x, c.pool, c.strides, c.pad);
+        const dy = tf.tensor4d(values(y.size, 13), y.shape as [number, number, number, number]);
+        const attrs = { filterSize: c.pool, strides: c.strides, pad: c.pad };
+        const [fused, fusedSums] = tf.engine().runKernel(RELU_MAX_POOL_GRAD, { dy, input: x }, attrs) as tf.Tensor[];
+        const separate = tf.tidy(() =>
+          tf.mul(tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, attrs) as tf.Tensor, tf.step(x)),
+        );
+        const [a, b] = [fused.dataSync(), separate.dataSync()];
+        expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeLessThan(1e-6);
+        // The second output is dx summed per channel (the bias gradient of the layer before the ReLU).
+        const sums = tf.tidy(() => tf.sum(separate, [0, 1, 2]).dataSync());
+        expect(fusedSums.shape).toEqual([c.x[3]]);
+        expect(Math.max(...fusedSums.dataSync().map((v, i) => Math.abs(v - sums[i])))).toBeLessThan(1e-5);
+        expect(sums.some((v) => Math.abs(v) > 1e-3)).toBe(true);
+        // Windows of zeros pass nothing, and some windows do pass something.
+        expect(a.some((v) => v !== 0)).toBe(true);
+        expect(Array.from(a).filter((v) => v !== 0).length).toBeLessThan(y.size);
+        tf.dispose([x, y, dy, fused, fusedSums, separate]);
+      }
+    },
+  );
+
+  it('writes into a given array, zeroing it first', () => {
+    const info = {
+      batchSize: 1,
+      inHeight: 2,
+      inWidth: 2,
+      inChannels: 1,
+      outHeight: 1,
+      outWidth: 1,
+      strideHeight: 2,
+      strideWidth: 2,
+      filterHeight: 2,
+      filterWidth: 2,
+      padInfo: { top: 0, left: 0, bottom: 0, right: 0, type: 'VALID' as const },
+    };
+    const into = Float32Array.from([9, 9, 9, 9]);
+    expect(maxPoolGradValues([1, 3, 3, 2], [5], info, { into })).toBe(into);
+    expect(Array.from(into)).toEqual([0, 5, 0, 0]);
+    expect(Array.from(maxPoolGradValues([0, 0, -1, 0], [5], info, { reluInput: true }))).toEqual([0, 0, 0, 0]);
+    expect(Array.from(maxPoolGradValues([0, 0, -1, 0], [5], info))).toEqual([5, 0, 0, 0]);
+    expect(() => maxPoolGradValues([1, 3, 3, 2], [5], info, { into: new Float32Array(3) })).toThrow(
+      /holds 3 values, not 4/,
+    );
+  });
+
   it('skips windows holding only NaN, as the cpu kernel does', () => {
     const info = {
       batchSize: 1,
@@ -130,5 +192,59 @@ describe('MaxPoolGrad on typed arrays', () => {
     };
     const dx = maxPoolGradValues([Number.NaN, Number.NaN, 1, 5, Number.NaN, Number.NaN, 5, 2], [10, 20], info);
     expect(Array.from(dx)).toEqual([0, 0, 0, 20, 0, 0, 0, 0]);
+    // Windows mixing NaN (and ±∞) with numbers: the first maximum among the numbers, row-major.
+    const { NaN: nan, POSITIVE_INFINITY: inf } = Number;
+    const mixed = maxPoolGradValues([nan, 1, 2, nan, 5, nan, -inf, inf], [10, 20], info);
+    expect(Array.from(mixed)).toEqual([0, 0, 0, 0, 10, 0, 0, 20]);
+    // Through a ReLU, a window whose numbers are all 0 passes nothing.
+    expect(Array.from(maxPoolGradValues([nan, 0, 1, 3, 0, nan, 2, 3], [10, 20], info, { reluInput: true }))).toEqual([
+      0, 0, 0, 20, 0, 0, 0, 0,
+    ]);
+  });
+
+  it('routes 2×2 stride-2 windows (the fast path) exactly as the general scan, on random and tied values', () => {
+    // An odd-sized input: the windows leave out the last row and column.
+    const shape: [number, number, number, number] = [3, 7, 9, 5];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const geometry = (filter: number) => ({
+      batchSize: 3,
+      inHeight: 7,
+      inWidth: 9,
+      inChannels: 5,
+      outHeight: 3,
+      outWidth: 4,
+      strideHeight: 2,
+      strideWidth: 2,
+      filterHeight: filter,
+      filterWidth: filter,
+      padInfo: { top: 0, left: 0, bottom: 0, right: 0, type: 'VALID' as const },
+    });
+    for (const levels of [0, 2]) {
+      const x = values(size, 21 + levels, levels);
+      const dy = values(3 * 3 * 4 * 5, 23);
+      for (const reluInput of [false, true]) {
+        const fast = maxPoolGradValues(x, dy, geometry(2), { reluInput });
+        // The definition, scanned directly: each window's first maximum (above 0 through a ReLU) gets its dy.
+        const expected = new Float32Array(size);
+        let o = 0;
+        for (let b = 0; b < 3; b++)
+          for (let i = 0; i < 3; i++)
+            for (let j = 0; j < 4; j++)
+              for (let d = 0; d < 5; d++, o++) {
+                let [at, best] = [-1, reluInput ? 0 : Number.NEGATIVE_INFINITY];
+                for (const [r, c] of [
+                  [0, 0],
+                  [0, 1],
+                  [1, 0],
+                  [1, 1],
+                ]) {
+                  const p = ((b * 7 + 2 * i + r) * 9 + 2 * j + c) * 5 + d;
+                  if (x[p] > best) [at, best] = [p, x[p]];
+                }
+                if (at >= 0) expected[at] += dy[o];
+              }
+        expect(Array.from(fast)).toEqual(Array.from(expected));
+      }
+    }
   });
 });

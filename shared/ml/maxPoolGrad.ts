@@ -22,7 +22,16 @@ import { TributaryError } from '../errors';
  * backend's kernel reads every element through TensorBuffer.get. This one scans x once per window.
  *
  * NHWC, dilation 1 (what tf.maxPool's gradient supports).
+ *
+ * A second kernel, `RELU_MAX_POOL_GRAD`, is the same routing for a pool whose input is a ReLU's output,
+ * taken through that ReLU: a window passes its dy only when its maximum is > 0. That is MaxPoolGrad
+ * followed by dy·step(x) (x ≥ 0 there, and only maxima receive anything), in one pass instead of three
+ * kernels over the pool's largest tensor. Its second output is dx summed over all but the channel axis,
+ * which is the bias gradient of the layer before the ReLU (one more tf.sum over that tensor saved).
  */
+
+/** Name of the fused kernel: inputs {dy, input}, MaxPoolGrad's attributes; outputs [dx at the ReLU's input, Σ dx per channel]. */
+export const RELU_MAX_POOL_GRAD = 'TributaryReluMaxPoolGrad';
 
 /** Marks our kernel function, so registration is idempotent even across module copies. */
 const OURS = Symbol.for('tributary.maxPoolGrad');
@@ -49,10 +58,42 @@ export type PoolGradGeometry = Pick<
   | 'padInfo'
 >;
 
+/** Options of maxPoolGradValues. */
+export interface PoolGradOptions {
+  /** x is a ReLU's output and dx is wanted at the ReLU's input: windows whose maximum is ≤ 0 pass nothing. */
+  reluInput?: boolean;
+  /** Where to write dx (zeroed first), e.g. a wasm output on the heap; a new array otherwise. */
+  into?: Float32Array;
+  /** If given, receives dx summed over batch, rows and columns, per channel (accumulated in float64). */
+  channelSums?: Float32Array;
+}
+
 /** dx for max pooling: dy [batch, outH, outW, c] routed to each window's first maximum in x [batch, inH, inW, c]. */
-export function maxPoolGradValues(x: ArrayLike<number>, dy: ArrayLike<number>, info: PoolGradGeometry): Float32Array {
+export function maxPoolGradValues(
+  x: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  info: PoolGradGeometry,
+  options: PoolGradOptions = {},
+): Float32Array {
   const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
-  const dx = new Float32Array(batchSize * inHeight * inWidth * channels);
+  const size = batchSize * inHeight * inWidth * channels;
+  const dx = options.into ? options.into.fill(0) : new Float32Array(size);
+  if (dx.length !== size) throw new Error(`maxPoolGradValues: output holds ${dx.length} values, not ${size}`);
+  // A maximum must beat −∞ (any window not all NaN has one) or, through a ReLU, 0.
+  const floor = options.reluInput ? 0 : Number.NEGATIVE_INFINITY;
+  const sums = options.channelSums ? new Float64Array(channels) : null;
+  const tiles2x2 =
+    info.filterHeight === 2 &&
+    info.filterWidth === 2 &&
+    info.strideHeight === 2 &&
+    info.strideWidth === 2 &&
+    info.padInfo.top === 0 &&
+    info.padInfo.left === 0;
+  if (tiles2x2) {
+    poolGrad2x2(x, dy, info, floor, dx, sums);
+    if (sums) options.channelSums?.set(sums);
+    return dx;
+  }
   const rowStride = inWidth * channels;
   let o = 0;
   for (let b = 0; b < batchSize; b++) {
@@ -66,7 +107,7 @@ export function maxPoolGradValues(x: ArrayLike<number>, dy: ArrayLike<number>, i
         const cMin = Math.max(0, cCorner);
         const cMax = Math.min(inWidth, cCorner + info.filterWidth);
         for (let d = 0; d < channels; d++, o++) {
-          let best = Number.NEGATIVE_INFINITY;
+          let best = floor;
           let at = -1;
           for (let r = rMin; r < rMax; r++) {
             const rowBase = batchBase + r * rowStride + d;
@@ -79,21 +120,95 @@ export function maxPoolGradValues(x: ArrayLike<number>, dy: ArrayLike<number>, i
               }
             }
           }
-          if (at >= 0) dx[at] += dy[o];
+          if (at >= 0) {
+            dx[at] += dy[o];
+            if (sums) sums[d] += dy[o];
+          }
         }
       }
     }
   }
+  if (sums) options.channelSums?.set(sums);
   return dx;
 }
 
-interface ReadableBackend {
-  readSync(dataId: object): ArrayLike<number>;
+/** The first of `positions` holding a value above `floor` and above every earlier one, or −1. */
+function firstMaximum(x: ArrayLike<number>, positions: readonly number[], floor: number): number {
+  let at = -1;
+  let best = floor;
+  for (const k of positions) {
+    if (x[k] > best) {
+      at = k;
+      best = x[k];
+    }
+  }
+  return at;
 }
-interface CpuBackendLike extends ReadableBackend {
+
+/**
+ * The common 2×2, stride-2, unpadded pool (windows tile the input): the first maximum of each window
+ * found with comparisons whose outcomes pick values rather than steer loops, ~35 % faster than the general
+ * scan on ReLU outputs (its branches mispredict half the time). A window holding NaN takes the general rule.
+ */
+function poolGrad2x2(
+  x: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  info: PoolGradGeometry,
+  floor: number,
+  dx: Float32Array,
+  sums: Float64Array | null,
+): void {
+  const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
+  const rowStride = inWidth * channels;
+  let o = 0;
+  for (let b = 0; b < batchSize; b++) {
+    for (let yR = 0; yR < outHeight; yR++) {
+      const rowBase = (b * inHeight + 2 * yR) * rowStride;
+      for (let yC = 0; yC < outWidth; yC++) {
+        const corner = rowBase + 2 * yC * channels;
+        for (let d = 0; d < channels; d++, o++) {
+          const p = corner + d;
+          // Plain locals, no destructuring: this loop runs ~40k times per batch.
+          const q = p + channels;
+          const r = p + rowStride;
+          const s = r + channels;
+          const xp = x[p];
+          const xq = x[q];
+          const xr = x[r];
+          const xs = x[s];
+          // Strictly greater: on ties the earlier position (row-major) keeps the gradient.
+          // (Ternaries, not Math.max: they compile to selects without Math.max's NaN and −0 handling.)
+          const top = xq > xp ? q : p;
+          const bottom = xs > xr ? s : r;
+          // biome-ignore lint/complexity/useMathMinMax: see above.
+          const topMax = xq > xp ? xq : xp;
+          // biome-ignore lint/complexity/useMathMinMax: see above.
+          const bottomMax = xs > xr ? xs : xr;
+          let at = bottomMax > topMax ? bottom : top;
+          // biome-ignore lint/complexity/useMathMinMax: see above.
+          let best = bottomMax > topMax ? bottomMax : topMax;
+          const total = xp + xq + xr + xs;
+          // biome-ignore lint/suspicious/noSelfCompare: the NaN test, inline in this hot loop.
+          if (total !== total) {
+            // NaN never wins (nor −∞ against +∞, which also sum to NaN): the general rule.
+            at = firstMaximum(x, [p, q, r, s], floor);
+            best = at >= 0 ? x[at] : floor;
+          }
+          if (best > floor && at >= 0) {
+            dx[at] += dy[o];
+            if (sums) sums[d] += dy[o];
+          }
+        }
+      }
+    }
+  }
+}
+
+interface CpuBackendLike {
+  readSync(dataId: object): ArrayLike<number>;
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
 }
-interface WasmBackendLike extends ReadableBackend {
+interface WasmBackendLike {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(info: TensorInfo): Float32Array;
 }
@@ -112,21 +227,33 @@ function checkedGeometry(x: TensorInfo, attrs: MaxPoolGradAttrs): backend_util.C
   );
 }
 
-function makeKernelFunc(backendName: MaxPoolGradBackend): KernelFunc {
+function makeKernelFunc(backendName: MaxPoolGradBackend, reluInput: boolean): KernelFunc {
   const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
     const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
     const info = checkedGeometry(input, attrs as unknown as MaxPoolGradAttrs);
-    const b = backend as ReadableBackend;
-    // Compute before allocating the output: a wasm allocation may grow (and detach) the heap.
-    const values = maxPoolGradValues(b.readSync(input.dataId), b.readSync(dy.dataId), info);
     const shape = [...input.shape];
+    const channels = shape[3];
     if (backendName === 'wasm') {
       const wasm = backend as WasmBackendLike;
+      // Allocate first: an allocation may grow (and detach) the heap, so the views are taken after it.
       const out = wasm.makeOutput(shape, 'float32');
-      wasm.typedArrayFromHeap(out).set(values);
-      return out;
+      const sums = reluInput ? wasm.makeOutput([channels], 'float32') : null;
+      const view = (t: TensorInfo) => wasm.typedArrayFromHeap(t);
+      maxPoolGradValues(view(input), view(dy), info, {
+        reluInput,
+        into: view(out),
+        channelSums: sums ? view(sums) : undefined,
+      });
+      return sums ? [out, sums] : out;
     }
-    return (backend as CpuBackendLike).makeTensorInfo(shape, 'float32', values);
+    const cpu = backend as CpuBackendLike;
+    const channelSums = reluInput ? new Float32Array(channels) : undefined;
+    const values = maxPoolGradValues(cpu.readSync(input.dataId), cpu.readSync(dy.dataId), info, {
+      reluInput,
+      channelSums,
+    });
+    const out = cpu.makeTensorInfo(shape, 'float32', values);
+    return channelSums ? [out, cpu.makeTensorInfo([channels], 'float32', channelSums)] : out;
   };
   Object.defineProperty(kernelFunc, OURS, { value: true });
   return kernelFunc;
@@ -154,7 +281,14 @@ export function registerMaxPoolGrad(backendName: MaxPoolGradBackend): void {
     // Unregister first: registering over a kernel only warns, and we want no warning.
     unregisterKernel(MaxPoolGrad, backendName);
   }
-  registerKernel({ kernelName: MaxPoolGrad, backendName, kernelFunc: makeKernelFunc(backendName) });
+  registerKernel({ kernelName: MaxPoolGrad, backendName, kernelFunc: makeKernelFunc(backendName, false) });
+  if (!getKernel(RELU_MAX_POOL_GRAD, backendName))
+    registerKernel({ kernelName: RELU_MAX_POOL_GRAD, backendName, kernelFunc: makeKernelFunc(backendName, true) });
+}
+
+/** Whether `RELU_MAX_POOL_GRAD` runs on `backendName` (registered with the typed-array MaxPoolGrad). */
+export function hasReluMaxPoolGrad(backendName: string): boolean {
+  return getKernel(RELU_MAX_POOL_GRAD, backendName) !== undefined;
 }
 
 /** Whether the typed-array kernel is the one registered for `backendName`. */

@@ -98,10 +98,12 @@ function layerwiseStep(model: LayersModel, options: TrainStepOptions): TrainStep
       const rowScale = tf.mul(tf.cast(tf.equal(clipped, picked), 'float32'), scalars.get(lr / n));
       let dy: tf.Tensor = tf.mul(tf.sub(probs, oneHot), rowScale);
       const steps = new Map<tf.Variable, tf.Tensor>();
+      let dyChannelSums: tf.Tensor1D | undefined;
       for (let i = plan.layers.length - 1; i >= firstTrainable; i--) {
-        const { dx, grads } = passes[i].backward(dy, i > firstTrainable);
+        const { dx, grads, dxChannelSums } = passes[i].backward(dy, i > firstTrainable, dyChannelSums);
         plan.layers[i].variables.forEach((v, k) => steps.set(v, grads[k]));
         if (dx) dy = dx;
+        dyChannelSums = dxChannelSums;
       }
       // Every gradient is taken before any variable changes.
       for (const [v, step] of steps) {

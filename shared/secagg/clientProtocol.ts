@@ -12,7 +12,8 @@ import {
   type X25519KeyPair,
   x25519PublicKey,
 } from './keys';
-import { applyMasks, type SignedSeed } from './masks';
+import { addInPlace, applyMasks, type SignedSeed } from './masks';
+import type { MaskSumSource, SignatureBatchVerifier, SignatureCheck } from './secaggWorkers';
 import {
   type ClientToServer,
   type CollectMaskedVectorsReply,
@@ -68,6 +69,31 @@ export interface SecAggClientSession {
 /** Which share of a neighbour's secrets a client revealed: its self-mask seed (it survived) or its mask key (it dropped). */
 export type RevealedShare = 'self-mask' | 'mask-key';
 
+/** How a SecAgg+ client computes its masks. */
+export interface SecAggClientOptions {
+  /**
+   * Where the mask sum is precomputed right after share-keys (while the model trains): a SecAggWorkerPool
+   * (sharedSecAggWorkers in production). Unset: every mask is expanded in this thread at masked input.
+   */
+  maskSums?: MaskSumSource;
+  /**
+   * Where the neighbours' key signatures are checked at share-keys, while the model trains (a
+   * SecAggWorkerPool); unset, or if it fails: in this thread. The answers, and so every check, are the
+   * same. Unmask checks its few survivor-set signatures in this thread: nothing overlaps them there,
+   * and a round trip to a worker would only add to the round (bench/maskedInput.bench.ts).
+   */
+  signatures?: SignatureBatchVerifier;
+}
+
+/** How this client's masked vector was (or will be) produced; see SecAggPlusClient. */
+export type MaskPath = 'in-thread' | 'precomputed' | 'in-thread-after-worker-failure';
+
+/** A mask sum asked for at share-keys: the neighbours it covers and the result, once it arrives. */
+interface PendingMaskSum {
+  covers: ReadonlySet<ClientId>;
+  result: Promise<{ sum: Uint32Array } | { error: unknown }>;
+}
+
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
 
@@ -89,7 +115,16 @@ const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
  *   that set implies, and it never reveals both shares of one neighbour (kept for the whole session).
  * The quantised input is needed only at collect-masked-vectors. Secrets (encryption key, mask key,
  * self-mask seed, held shares) never leave this object except as Shamir shares sealed to neighbours
- * or revealed at unmask, and are wiped after unmask or an abort.
+ * or revealed at unmask, and are wiped after unmask, an abort or `dispose`.
+ *
+ * Precomputed masks (options.maskSums): right after answering share-keys, the client derives the
+ * pairwise seeds of every neighbour whose signed keys arrived and has PRG(b) + Σ ±PRG(s_ij) summed in
+ * a worker thread while it trains; at collect-masked-vectors it subtracts the masks of neighbours that
+ * sent no share bundle (they dropped after share-keys; the in-thread path never adds those) and adds
+ * the input: the same vector, byte for byte, one pass over it instead of one per four masks. The
+ * pending sum is secret (it is the input's one-time pad): it becomes the masked vector, or is zeroed
+ * on abort, unmask or dispose. It costs 4 bytes a parameter from share-keys to masked input. A worker
+ * failure (SECAGG_MASK_WORKER_FAILED) falls back to masking in this thread (`precomputeFailure`).
  */
 export class SecAggPlusClient {
   readonly clientId: ClientId;
@@ -123,8 +158,21 @@ export class SecAggPlusClient {
   private signedSurvivors?: ReadonlySet<ClientId>;
   /** What it revealed of each neighbour, kept for the whole session (never cleared). */
   private readonly revealed = new Map<ClientId, RevealedShare>();
+  private readonly maskSums: MaskSumSource | undefined;
+  private readonly batchVerifier: SignatureBatchVerifier | undefined;
+  /** The mask sum asked for at share-keys, until masked input takes it (or the secrets are wiped). */
+  private pendingMaskSum?: PendingMaskSum;
+  private path: MaskPath = 'in-thread';
+  private workerFailure: unknown;
 
-  constructor(identity: Identity, policy: SecAggPolicy, session: SecAggClientSession) {
+  constructor(
+    identity: Identity,
+    policy: SecAggPolicy,
+    session: SecAggClientSession,
+    options: SecAggClientOptions = {},
+  ) {
+    this.maskSums = options.maskSums;
+    this.batchVerifier = options.signatures;
     this.signer = new Ed25519Signer(identity);
     this.clientId = identity.clientId;
     this.policy = policy;
@@ -140,6 +188,22 @@ export class SecAggPlusClient {
   /** The last stage this client answered ('idle' before setup, 'aborted' once it refused a message). */
   get stage(): ClientState {
     return this.state;
+  }
+
+  /** How the masked vector was produced (or will be, before collect-masked-vectors). */
+  get maskPath(): MaskPath {
+    return this.path;
+  }
+
+  /** Why the precomputed mask sum could not be used (the error of the worker), if it could not. */
+  get precomputeFailure(): unknown {
+    return this.workerFailure;
+  }
+
+  /** Wipes the secrets (and a pending mask sum) of a session that will not go on; the client is then 'aborted'. */
+  dispose(): void {
+    if (this.state !== 'unmask') this.state = 'aborted';
+    this.forgetSecrets();
   }
 
   /** The share kind this client revealed for each neighbour (at most one per neighbour). */
@@ -184,7 +248,7 @@ export class SecAggPlusClient {
               'VALIDATION_FAILED',
               'SecAgg+ client: collect-masked-vectors needs the quantised input',
             );
-          return this.collectMaskedVectors(msg, input);
+          return await this.collectMaskedVectors(msg, input);
         case 'consistency-check':
           return this.consistencyCheck(msg);
         case 'unmask':
@@ -271,21 +335,27 @@ export class SecAggPlusClient {
   private async shareKeys(msg: ShareKeysRequest): Promise<ShareKeysReply> {
     const p = this.params!;
     const seenKeys = new Set<string>([hex(this.encryptionKeys!.publicKey), hex(this.maskKeys!.publicKey)]);
-    for (const peer of msg.peers) {
+    const valid = await this.verifyAll(
+      msg.peers.map((peer) => ({
+        publicKeyHex: peer.clientId,
+        bytes: advertisedKeysBytes(
+          this.roundId,
+          this.digest,
+          peer.clientId,
+          peer.encryptionPublicKey,
+          peer.maskPublicKey,
+        ),
+        signatureHex: peer.keySignature,
+      })),
+    );
+    for (const [i, peer] of msg.peers.entries()) {
       if (!this.neighbours.has(peer.clientId) || this.peers.has(peer.clientId)) {
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
           `SecAgg+ client: ${peer.clientId} is not a neighbour, or is listed twice`,
         );
       }
-      const signed = advertisedKeysBytes(
-        this.roundId,
-        this.digest,
-        peer.clientId,
-        peer.encryptionPublicKey,
-        peer.maskPublicKey,
-      );
-      if (!this.verifier.verifyBytes(peer.clientId, signed, peer.keySignature)) {
+      if (!valid[i]) {
         throw secaggError(
           'SECAGG_SIGNATURE_INVALID',
           `SecAgg+ client: the keys relayed for ${peer.clientId} are not signed by it for round ${this.roundId} ` +
@@ -330,11 +400,89 @@ export class SecAggPlusClient {
       const box = sealWithKey(Buffer.from(plaintext, 'utf8'), key);
       return { to, nonce: box.nonce, ciphertext: box.ciphertext };
     });
+    if (this.maskSums) this.precomputeMaskSum(this.maskSums, ids);
     return { stage: 'share-keys', roundId: this.roundId, clientId: this.clientId, bundles };
   }
 
+  /** Whether each signature verifies: in the worker pool when there is one, else (or if it fails) in this thread. */
+  private async verifyAll(checks: SignatureCheck[]): Promise<boolean[]> {
+    if (this.batchVerifier && checks.length > 0) {
+      try {
+        return await this.batchVerifier.verifyAll(checks);
+      } catch (error) {
+        this.workerFailure ??= error;
+      }
+    }
+    return checks.map((c) => this.verifier.verifyBytes(c.publicKeyHex, c.bytes, c.signatureHex));
+  }
+
+  /** The signed seeds of the self mask and the pairwise masks with `neighbours` (Bonawitz et al. Section 4). */
+  private maskSeeds(neighbours: Iterable<ClientId>): SignedSeed[] {
+    const masks: SignedSeed[] = [{ seed: this.selfMaskSeed!, sign: 1 }];
+    for (const j of neighbours) {
+      const seed = pairwiseMaskSeed(this.maskPrivateKey!, this.peers.get(j)!.maskKey, this.roundId);
+      masks.push({ seed, sign: this.clientId < j ? 1 : -1 });
+    }
+    return masks;
+  }
+
+  /** Asks the pool for PRG(b) + Σ ±PRG(s_ij) over every neighbour whose keys arrived, to be ready at masked input. */
+  private precomputeMaskSum(pool: MaskSumSource, neighbours: readonly ClientId[]): void {
+    const masks = this.maskSeeds(neighbours);
+    let result: PendingMaskSum['result'];
+    try {
+      result = pool.maskSum(masks, this.params!.vectorLength).then(
+        (sum) => ({ sum }),
+        (error: unknown) => ({ error }),
+      );
+    } catch (error) {
+      result = Promise.resolve({ error });
+    } finally {
+      // The pool copied the seeds out; the self-mask seed is kept (Shamir-shared, needed for a fallback).
+      for (const m of masks.slice(1)) m.seed.fill(0);
+    }
+    const pending: PendingMaskSum = { covers: new Set(neighbours), result };
+    this.pendingMaskSum = pending;
+    this.path = 'precomputed';
+  }
+
+  /** y = x + mask sum: the precomputed sum, corrected to the neighbours that sent shares, or null when there is none. */
+  private async maskedFromPrecomputed(input: Uint32Array): Promise<Uint32Array | null> {
+    const pending = this.pendingMaskSum;
+    if (!pending) return null;
+    const outcome = await pending.result;
+    if (this.pendingMaskSum !== pending) {
+      // Wiped while the worker ran (abort or dispose): forgetSecrets zeroes the sum.
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        'SecAgg+ client: the session was aborted while its masks were computed',
+      );
+    }
+    this.pendingMaskSum = undefined;
+    if ('error' in outcome) {
+      this.workerFailure = outcome.error;
+      this.path = 'in-thread-after-worker-failure';
+      return null;
+    }
+    const sum = outcome.sum;
+    // Neighbours that sent their keys but no share bundle dropped after share-keys: take their masks off.
+    const gone = [...pending.covers].filter((j) => !this.held.has(j));
+    if (gone.length > 0) {
+      const masks = this.maskSeeds(gone)
+        .slice(1)
+        .map((m): SignedSeed => ({ seed: m.seed, sign: m.sign === 1 ? -1 : 1 }));
+      applyMasks(sum, masks);
+      for (const m of masks) m.seed.fill(0);
+    }
+    // The pad becomes the masked vector: nothing secret is left in it once the input is added.
+    return addInPlace(sum, input);
+  }
+
   /** Round 2 (MaskedInputCollection), after the one-input-per-round guard allows it. */
-  private collectMaskedVectors(msg: CollectMaskedVectorsRequest, input: Uint32Array): CollectMaskedVectorsReply {
+  private async collectMaskedVectors(
+    msg: CollectMaskedVectorsRequest,
+    input: Uint32Array,
+  ): Promise<CollectMaskedVectorsReply> {
     const p = this.params!;
     if (!(input instanceof Uint32Array) || input.length !== p.vectorLength) {
       throw new TributaryError(
@@ -390,13 +538,12 @@ export class SecAggPlusClient {
     }
     this.session.unmaskedRounds.beforeMasking(this.ref, this.roundId);
     // y = x + PRG(b) + sum_{j > i} PRG(s_ij) - sum_{j < i} PRG(s_ij), over the neighbours that sent shares.
-    const masks: SignedSeed[] = [{ seed: this.selfMaskSeed!, sign: 1 }];
-    for (const j of this.held.keys()) {
-      const seed = pairwiseMaskSeed(this.maskPrivateKey!, this.peers.get(j)!.maskKey, this.roundId);
-      masks.push({ seed, sign: this.clientId < j ? 1 : -1 });
+    let masked = await this.maskedFromPrecomputed(input);
+    if (!masked) {
+      const masks = this.maskSeeds(this.held.keys());
+      masked = applyMasks(new Uint32Array(input), masks);
+      for (const m of masks.slice(1)) m.seed.fill(0);
     }
-    const masked = applyMasks(new Uint32Array(input), masks);
-    for (const m of masks.slice(1)) m.seed.fill(0);
     return {
       stage: 'collect-masked-vectors',
       roundId: this.roundId,
@@ -547,5 +694,11 @@ export class SecAggPlusClient {
     this.bundleKeys.clear();
     this.selfMaskSeed?.fill(0);
     this.held.clear();
+    const pending = this.pendingMaskSum;
+    this.pendingMaskSum = undefined;
+    // Zeroed when it arrives, if the worker is still computing it.
+    void pending?.result.then((r) => {
+      if ('sum' in r) r.sum.fill(0);
+    });
   }
 }

@@ -10,7 +10,22 @@ export * from './roundId';
 export * from './signatures';
 export * from './policy';
 export * from './unmaskedRounds';
-export { SecAggPlusClient, type SecAggClientSession, type RevealedShare } from './clientProtocol';
+export {
+  SecAggPlusClient,
+  type SecAggClientSession,
+  type SecAggClientOptions,
+  type MaskPath,
+  type RevealedShare,
+} from './clientProtocol';
+export {
+  SecAggWorkerPool,
+  type MaskSumSource,
+  type SignatureBatchVerifier,
+  type SignatureCheck,
+  defaultSecAggWorkerThreads,
+  setSecAggWorkerThreads,
+  sharedSecAggWorkers,
+} from './secaggWorkers';
 export {
   SecAggPlusServer,
   type SecAggPlusServerOptions,

@@ -67,6 +67,7 @@ import { TributaryError } from '../errors';
 import { SignatureVerifier } from '../identity/signing';
 import { pairwiseMaskSeed, publicKeyOf } from './keys';
 import { addInPlace, applyMask, applyMasks, type SignedSeed } from './masks';
+import type { MaskSumSource } from './secaggWorkers';
 import {
   bytesToVector,
   ClientToServerSchema,
@@ -114,6 +115,11 @@ export interface SecAggPlusServerOptions {
   graphSeed?: string;
   /** Fewest clients allowed in the sum; fewer survivors at any stage abort. @default max(threshold, 3) */
   minClients?: number;
+  /**
+   * Where the survivors' self masks are expanded at unmask (a SecAggWorkerPool: off the event loop, while
+   * this thread adds the masked vectors). Unset, or if it fails: in this thread. The sum is the same.
+   */
+  maskSums?: MaskSumSource;
 }
 
 export interface SecAggDropout {
@@ -163,8 +169,10 @@ export class SecAggPlusServer {
   private survivorSignatures = new Map<ClientId, string>();
   private readonly digest: string;
   private readonly verifier = new SignatureVerifier(2048);
+  private readonly maskSums: MaskSumSource | undefined;
 
   constructor(options: SecAggPlusServerOptions) {
+    this.maskSums = options.maskSums;
     const ids = [...options.clientIds].sort();
     const n = ids.length;
     if (n > SECAGG_LIMITS.maxClients)
@@ -540,8 +548,6 @@ export class SecAggPlusServer {
       for (const s of u.maskKeyShares)
         (keyShares.get(s.ownerId) ?? keyShares.set(s.ownerId, []).get(s.ownerId)!).push(s.share);
     }
-    const sum = new Uint32Array(this.params.vectorLength);
-    for (const y of this.maskedVectors.values()) addInPlace(sum, y);
     // Remove each survivor's self mask (reconstructed first, then subtracted in fused passes).
     const selfMasks: SignedSeed[] = [];
     for (const j of this.maskedVectors.keys()) {
@@ -550,7 +556,18 @@ export class SecAggPlusServer {
         this.abort('unmask', `${shares.length} shares of ${j}'s self-mask seed arrived; the threshold is ${t}`);
       selfMasks.push({ seed: await this.reconstruct(shares, j), sign: -1 });
     }
-    applyMasks(sum, selfMasks);
+    // -Σ PRG(b_j) in a worker (when there is one) while this thread adds the masked vectors.
+    const length = this.params.vectorLength;
+    const selfMaskSum = this.maskSums?.maskSum(selfMasks, length).then(
+      (v) => v,
+      () => null,
+    );
+    const sum = new Uint32Array(length);
+    for (const y of this.maskedVectors.values()) addInPlace(sum, y);
+    const expanded = selfMaskSum ? await selfMaskSum : null;
+    if (expanded) addInPlace(sum, expanded);
+    else applyMasks(sum, selfMasks);
+    for (const m of selfMasks) m.seed.fill(0);
     // Remove the survivors' pairwise masks with clients that dropped after share-keys.
     const droppedOwners = new Set<ClientId>();
     for (const i of this.maskedVectors.keys())

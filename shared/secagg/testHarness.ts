@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { type Identity, identityFromSecretKey } from '../identity/keyPair';
-import { SecAggPlusClient } from './clientProtocol';
+import { type SecAggClientOptions, SecAggPlusClient } from './clientProtocol';
 import type { ClientId } from './neighbours';
 import { type SecAggPolicy, secaggPolicyFor } from './policy';
 import { parseSecAggRoundId } from './roundId';
@@ -51,22 +51,29 @@ export function makeClient(
   policy: SecAggPolicy,
   roundId: string,
   unmaskedRounds?: UnmaskedRounds,
+  options: SecAggClientOptions = {},
 ): SecAggPlusClient {
   const ref = parseSecAggRoundId(roundId);
   if (!ref) throw new Error(`not a SecAgg+ round id: ${roundId}`);
-  return new SecAggPlusClient(identity, policy, {
-    jobId: ref.jobId,
-    round: ref.round,
-    attempt: ref.attempt,
-    unmaskedRounds: unmaskedRounds ?? new UnmaskedRounds(ref.jobId),
-  });
+  return new SecAggPlusClient(
+    identity,
+    policy,
+    {
+      jobId: ref.jobId,
+      round: ref.round,
+      attempt: ref.attempt,
+      unmaskedRounds: unmaskedRounds ?? new UnmaskedRounds(ref.jobId),
+    },
+    options,
+  );
 }
 
 /**
  * Runs one SecAgg+ round in memory (for tests and benchmarks): every request goes to its client and
  * every reply back to the server. A client listed in `dropAt` never answers that stage or later ones
  * (one that leaves at the consistency check is withdrawn before it is sent, as the coordinator does).
- * Clients use the policy of the server's own parameters unless `policy` is given.
+ * Clients use the policy of the server's own parameters unless `policy` is given, and `clientOptions`
+ * (e.g. a SecAggWorkerPool).
  */
 export async function runInMemoryRound(
   options: SecAggPlusServerOptions,
@@ -75,6 +82,7 @@ export async function runInMemoryRound(
   dropAt: ReadonlyMap<ClientId, SecAggStage> = new Map(),
   onReply?: (stage: SecAggStage, clientId: ClientId, reply: unknown) => void,
   policy?: SecAggPolicy,
+  clientOptions: SecAggClientOptions = {},
 ): Promise<{ server: SecAggPlusServer; clients: Map<ClientId, SecAggPlusClient>; result: SecAggResult }> {
   const server = new SecAggPlusServer(options);
   const clientPolicy = policy ?? policyOf(server);
@@ -82,7 +90,7 @@ export async function runInMemoryRound(
     options.clientIds.map((id) => {
       const identity = identities.get(id);
       if (!identity) throw new Error(`no identity for ${id}`);
-      return [id, makeClient(identity, clientPolicy, options.roundId)];
+      return [id, makeClient(identity, clientPolicy, options.roundId, undefined, clientOptions)];
     }),
   );
   const gone = new Set<ClientId>();

@@ -11,6 +11,7 @@ import {
   type SecAggStep,
   secaggError,
   secaggRoundId,
+  sharedSecAggWorkers,
 } from '../../../shared/secagg';
 import { WakeableWait } from '../../../shared/wakeableWait';
 import type { RoundFailure } from '../../store/store';
@@ -97,6 +98,8 @@ export class SecAggSession {
       threshold: opts.options.threshold,
       quantization: sessionQuantization(opts.options),
       minClients: opts.minClients,
+      // The survivors' self masks are expanded off the event loop at unmask (the process-wide pool).
+      maskSums: sharedSecAggWorkers(),
     });
   }
 

@@ -1,0 +1,277 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { TributaryError } from '../errors';
+import { SEED_BYTES, type SignedSeed } from './masks';
+
+/**
+ * JavaScript source of the threads of SecAggWorkerPool. A mask call expands the seeds it is sent with
+ * ChaCha20 (node:crypto, zero IV: exactly expandMask/applyMasks of masks.ts) and returns
+ * Σ sign·PRG(seed) mod 2^32; a verify call checks Ed25519 signatures as SignatureVerifier.verifyBytes
+ * does (node:crypto, the raw public key as a JWK, the same hex checks). A string run with
+ * `new Worker(source, { eval: true })`, like the paillier and he kernels, so it runs the same under
+ * tsx, jest (swc) and compiled output; secaggWorkers.test.ts checks it against applyMasks byte for
+ * byte and against SignatureVerifier. The seeds arrive transferred (the caller keeps no copy) and are
+ * zeroed once the ciphers are keyed; each keystream chunk is zeroed after it is added; the sum leaves
+ * transferred.
+ *
+ * in:  { id, seeds: Uint8Array (32·k), signs: Int8Array (k), length }
+ *      or { id, verify: [{ publicKeyHex, bytes: Uint8Array, signatureHex }] }
+ * out: { id, sum: ArrayBuffer (the Uint32Array's) } or { id, valid: Uint8Array (1 or 0 each) } or { id, error }
+ */
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort } = require('node:worker_threads');
+const { createCipheriv, createPublicKey, verify } = require('node:crypto');
+const { endianness } = require('node:os');
+const ZERO_IV = Buffer.alloc(16);
+const LE = endianness() === 'LE';
+const CHUNK = 1 << 16;
+const zeros = Buffer.alloc(CHUNK * 4);
+const keys = new Map();
+function keyFor(hex) {
+  let key = keys.get(hex);
+  if (key) return key;
+  if (typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex)) return null;
+  try {
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(hex, 'hex').toString('base64url') }, format: 'jwk' });
+  } catch {
+    return null;
+  }
+  if (keys.size >= 4096) keys.delete(keys.keys().next().value);
+  keys.set(hex, key);
+  return key;
+}
+function verifyOne({ publicKeyHex, bytes, signatureHex }) {
+  if (typeof signatureHex !== 'string' || !/^[0-9a-f]{128}$/.test(signatureHex)) return false;
+  const key = keyFor(publicKeyHex);
+  if (!key) return false;
+  return verify(null, bytes, key, Buffer.from(signatureHex, 'hex'));
+}
+parentPort.on('message', ({ id, seeds, signs, length, verify: checks }) => {
+  if (checks) {
+    try {
+      const valid = new Uint8Array(checks.length);
+      for (let i = 0; i < checks.length; i++) valid[i] = verifyOne(checks[i]) ? 1 : 0;
+      parentPort.postMessage({ id, valid });
+    } catch (err) {
+      parentPort.postMessage({ id, error: String((err && err.message) || err) });
+    }
+    return;
+  }
+  try {
+    const sum = new Uint32Array(length);
+    const ciphers = [];
+    for (let k = 0; k < signs.length; k++) ciphers.push(createCipheriv('chacha20', seeds.subarray(32 * k, 32 * k + 32), ZERO_IV));
+    seeds.fill(0);
+    for (let k = 0; k < ciphers.length; k++) {
+      const add = signs[k] === 1;
+      for (let offset = 0; offset < length; offset += CHUNK) {
+        const words = Math.min(CHUNK, length - offset);
+        const bytes = ciphers[k].update(words === CHUNK ? zeros : zeros.subarray(0, words * 4));
+        let m;
+        if (LE && bytes.byteOffset % 4 === 0) m = new Uint32Array(bytes.buffer, bytes.byteOffset, words);
+        else { m = new Uint32Array(words); for (let i = 0; i < words; i++) m[i] = bytes.readUInt32LE(i * 4); }
+        // Uint32Array stores modulo 2^32 on assignment; a sum or difference of two uint32 is exact.
+        if (add) for (let i = 0; i < words; i++) sum[offset + i] = sum[offset + i] + m[i];
+        else for (let i = 0; i < words; i++) sum[offset + i] = sum[offset + i] - m[i];
+        bytes.fill(0);
+        if (m.buffer !== bytes.buffer) m.fill(0);
+      }
+      ciphers[k].final();
+    }
+    parentPort.postMessage({ id, sum: sum.buffer }, [sum.buffer]);
+  } catch (err) {
+    seeds.fill(0);
+    parentPort.postMessage({ id, error: String((err && err.message) || err) });
+  }
+});
+`;
+
+/** Where a SecAgg+ client gets the sum of its masks computed (SecAggWorkerPool, or a test's wrapper of one). */
+export interface MaskSumSource {
+  /**
+   * Σ sign·PRG(seed) over `masks`, mod 2^32, `length` elements: applyMasks(new Uint32Array(length),
+   * masks). The seeds are copied out before it returns, so the caller may zero them at once.
+   */
+  maskSum(masks: readonly SignedSeed[], length: number): Promise<Uint32Array>;
+}
+
+/** One Ed25519 signature to check: over `bytes`, by the holder of the raw public key `publicKeyHex`. */
+export interface SignatureCheck {
+  publicKeyHex: string;
+  bytes: Uint8Array;
+  signatureHex: string;
+}
+
+/** Where a SecAgg+ party checks a batch of signatures (SecAggWorkerPool, or SignatureVerifier in-thread). */
+export interface SignatureBatchVerifier {
+  /** For each check, whether it verifies (SignatureVerifier.verifyBytes's answer), in order. */
+  verifyAll(checks: readonly SignatureCheck[]): Promise<boolean[]>;
+}
+
+interface Pending {
+  resolve(reply: { sum?: ArrayBuffer; valid?: Uint8Array }): void;
+  reject(err: unknown): void;
+}
+
+interface MaskWorker {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+/** Threads of the process-wide pool: one core left to the event loop (training, sockets), at most 4. */
+export function defaultSecAggWorkerThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
+}
+
+/**
+ * Worker threads that expand and add a SecAgg+ client's masks (Bonawitz et al. CCS 2017 Section 4:
+ * y = x + PRG(b) + Σ ±PRG(s_ij)) off the event loop, so a client can compute its mask sum while its
+ * model trains and only one vector add remains at masked-input time; they also check the batch of
+ * neighbours' key signatures a client verifies at share-keys (`verifyAll`). Any number of clients in one
+ * process share one pool (sharedSecAggWorkers); a call goes to the thread with the fewest calls in
+ * flight. Threads start at the first call and are unref'd while idle (a pool never keeps the process
+ * alive); `close` terminates them. A thread that errs or exits fails its calls and every later one
+ * with SECAGG_MASK_WORKER_FAILED (the client then masks in its own thread); sharedSecAggWorkers
+ * replaces a failed pool.
+ *
+ * Memory: each call in flight holds one vector of `length` uint32 (4 bytes a parameter) in the
+ * worker until it is transferred back, where the client keeps it until masked input (see
+ * SecAggPlusClient).
+ */
+export class SecAggWorkerPool implements MaskSumSource, SignatureBatchVerifier {
+  private workers: MaskWorker[] = [];
+  private nextId = 0;
+  private failure: TributaryError | undefined;
+  private closed = false;
+
+  constructor(private readonly threads = defaultSecAggWorkerThreads()) {
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new TributaryError(
+        'CONFIG_INVALID',
+        `secagg: mask threads must be an integer >= 1; got ${String(threads)}`,
+      );
+    }
+  }
+
+  /** Whether the pool still takes calls (not closed, no thread failed). */
+  get usable(): boolean {
+    return !this.closed && !this.failure;
+  }
+
+  /** The worker threads, for tests that play a crash (terminate one). */
+  get threadsForTesting(): readonly Worker[] {
+    return this.workers.map((w) => w.worker);
+  }
+
+  private spawn(): MaskWorker {
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const entry: MaskWorker = { worker, pending: new Map() };
+    worker.unref();
+    worker.on('message', (reply: { id: number; sum?: ArrayBuffer; valid?: Uint8Array; error?: string }) => {
+      const call = entry.pending.get(reply.id);
+      if (!call) return;
+      entry.pending.delete(reply.id);
+      if (entry.pending.size === 0) worker.unref();
+      if (reply.sum || reply.valid) call.resolve(reply);
+      else this.fail(entry, `a mask thread failed: ${reply.error}`);
+    });
+    worker.on('error', (err) => this.fail(entry, `a mask thread failed: ${err.message}`));
+    worker.on('messageerror', () => this.fail(entry, 'a mask thread sent an unreadable message'));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.fail(entry, `a mask thread exited with code ${code}`);
+    });
+    return entry;
+  }
+
+  private fail(entry: MaskWorker, why: string): void {
+    this.failure ??= new TributaryError('SECAGG_MASK_WORKER_FAILED', `SecAgg+: ${why}; masks are computed in-thread`);
+    for (const call of entry.pending.values()) call.reject(this.failure);
+    entry.pending.clear();
+    entry.worker.unref();
+  }
+
+  async maskSum(masks: readonly SignedSeed[], length: number): Promise<Uint32Array> {
+    if (this.closed) throw new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: the mask thread pool is closed');
+    if (this.failure) throw this.failure;
+    if (!(Number.isInteger(length) && length >= 0)) {
+      throw new TributaryError('VALIDATION_FAILED', `mask length must be a non-negative integer, got ${length}`);
+    }
+    const seeds = new Uint8Array(SEED_BYTES * masks.length);
+    const signs = new Int8Array(masks.length);
+    masks.forEach((m, k) => {
+      if (m.seed.length !== SEED_BYTES) {
+        seeds.fill(0);
+        throw new TributaryError('VALIDATION_FAILED', `a mask seed must be ${SEED_BYTES} bytes, got ${m.seed.length}`);
+      }
+      seeds.set(m.seed, SEED_BYTES * k);
+      signs[k] = m.sign;
+    });
+    // Transferred: this thread keeps no copy of the seeds.
+    const reply = await this.call({ seeds, signs, length }, [seeds.buffer]);
+    // Viewed here, so the array is of this realm's Uint32Array (a test VM's too).
+    return new Uint32Array(reply.sum!);
+  }
+
+  /** Checks Ed25519 signatures in a worker thread: the same answers as SignatureVerifier.verifyBytes. */
+  async verifyAll(checks: readonly SignatureCheck[]): Promise<boolean[]> {
+    if (this.closed) throw new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: the mask thread pool is closed');
+    if (this.failure) throw this.failure;
+    if (checks.length === 0) return [];
+    const verify = checks.map(({ publicKeyHex, bytes, signatureHex }) => ({ publicKeyHex, bytes, signatureHex }));
+    const reply = await this.call({ verify }, []);
+    return Array.from(reply.valid!, (v) => v === 1);
+  }
+
+  private call(
+    message: Record<string, unknown>,
+    transfer: ArrayBuffer[],
+  ): Promise<{ sum?: ArrayBuffer; valid?: Uint8Array }> {
+    if (this.workers.length < this.threads && this.workers.every((w) => w.pending.size > 0)) {
+      this.workers.push(this.spawn());
+    }
+    const entry = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      entry.pending.set(id, { resolve, reject });
+      entry.worker.ref();
+      entry.worker.postMessage({ id, ...message }, transfer);
+    });
+  }
+
+  /** Terminates every thread; calls in flight fail with SECAGG_MASK_WORKER_FAILED. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const closing = new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: the mask thread pool was closed');
+    for (const entry of this.workers) {
+      for (const call of entry.pending.values()) call.reject(closing);
+      entry.pending.clear();
+    }
+    await Promise.all(this.workers.map((entry) => entry.worker.terminate()));
+  }
+}
+
+let shared: SecAggWorkerPool | undefined;
+let sharedThreads: number | undefined;
+
+/**
+ * Sizes the process-wide pool (default defaultSecAggWorkerThreads()); 0 turns precomputation off, so clients
+ * mask in their own thread (benchmarks compare the two). Takes effect for sessions opened after it.
+ */
+export function setSecAggWorkerThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 0) {
+    throw new TributaryError('CONFIG_INVALID', `secagg: mask threads must be an integer >= 0; got ${String(threads)}`);
+  }
+  sharedThreads = threads;
+  const old = shared;
+  shared = undefined;
+  void old?.close();
+}
+
+/** The process-wide pool every SecAgg+ client of this process uses (a new one after a failure); undefined when turned off. */
+export function sharedSecAggWorkers(): SecAggWorkerPool | undefined {
+  if (sharedThreads === 0) return undefined;
+  if (!shared?.usable) shared = new SecAggWorkerPool(sharedThreads ?? defaultSecAggWorkerThreads());
+  return shared;
+}
