@@ -315,7 +315,9 @@ export class MongoStore implements Store {
   private async append(doc: JobEventDoc): Promise<boolean> {
     try {
       // An insert SQLite refused as busy was not written: send it again (a duplicate key then means a
-      // racing append won, as always).
+      // racing append won, as always). On MongoDB a retryable error may hide a landed insert, which the
+      // resend then takes for a lost race: safe (the lease lapses unused, or the next owner completes
+      // the commit), one lease TTL late.
       await withStoreRetry('a job log append', () => this.models.JobEvent.create(doc));
       return true;
     } catch (err) {
