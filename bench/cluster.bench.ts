@@ -38,6 +38,8 @@ function nodeEnv(mongo: TestMongo, dbName: string, redisUrl?: string, leaseTtlMs
     TRIBUTARY_RATE_LIMIT_PER_IP: '10000000',
     TRIBUTARY_RATE_LIMIT_PER_IDENTITY: '10000000',
     TRIBUTARY_BACKEND: 'cpu',
+    // Lease and commit events in each node's output: a failed step then says which node lost what, when.
+    BENCH_LOG_LEVEL: 'info',
     ...(redisUrl ? { TRIBUTARY_REDIS_URL: redisUrl, TRIBUTARY_LEASE_TTL_MS: String(leaseTtlMs) } : {}),
   };
 }
@@ -262,7 +264,12 @@ export async function roundStep(nodeCount: number, clients: number, env: NodeJS.
       nodes: nodeCount,
       clients,
       jobStatus: job.status,
-      ...(job.status !== 'completed' ? { failureReason: job.failureReason ?? '' } : {}),
+      ...(job.status !== 'completed'
+        ? {
+            failureReason: job.failureReason ?? '',
+            nodesSaid: nodes.map((n) => n.stderrTail().slice(-2_000)),
+          }
+        : {}),
       clientDisconnects: Object.fromEntries(
         opened.flatMap((c) => c.disconnects).reduce((m, r) => m.set(r, (m.get(r) ?? 0) + 1), new Map<string, number>()),
       ),
@@ -376,7 +383,7 @@ export async function clusterBench(
 ) {
   const parts = new Set(options.parts ?? ['idle', 'rounds', 'failover']);
   const idlePerNode = options.idlePerNode ?? 10_000;
-  const activeClients = options.activeClients ?? 500;
+  const activeClients = options.activeClients ?? 1_000;
   const failovers = options.failovers ?? 5;
   const limits = openFileLimits();
   const mongo = await mongoUriForTests();
@@ -406,10 +413,10 @@ export async function clusterBench(
       ? null
       : [
           await part(`one round, ${activeClients} light clients, 1 node`, () =>
-            roundStep(1, activeClients, nodeEnv(mongo, 'bench_round1'), 120_000),
+            roundStep(1, activeClients, nodeEnv(mongo, 'bench_round1'), 240_000),
           ),
           await part(`one round, ${activeClients} light clients, 3 nodes`, () =>
-            roundStep(3, activeClients, nodeEnv(mongo, 'bench_round3', redis!.url), 120_000),
+            roundStep(3, activeClients, nodeEnv(mongo, 'bench_round3', redis!.url), 240_000),
           ),
         ];
     const leaseTtlMs = 3_000;

@@ -69,7 +69,7 @@ const SINGLE_SECTIONS: Record<string, { title: string; run: () => Promise<unknow
   },
   // Not in the full run (about 4 minutes; needs redis-server and FerretDB): `--only cluster`.
   cluster: {
-    title: 'cluster (1 vs 3 nodes: idle clients, one round with 500 light clients, failover)',
+    title: 'cluster (1 vs 3 nodes: idle clients, one round with 1,000 light clients, failover)',
     run: () => clusterBench(),
   },
 };

@@ -46,7 +46,7 @@ export async function joinOrFinish(
         if (conn.failOver() || conn.redial()) return null;
         continue;
       }
-      if (e.code !== 'INTERNAL' && e.code !== 'STORE_UNAVAILABLE') throw e;
+      if (e.code !== 'INTERNAL' && e.code !== 'STORE_UNAVAILABLE' && e.code !== 'STORE_BUSY') throw e;
       warn(`join failed (${e.message}); retrying`);
       await new Promise((r) => setTimeout(r, 1_000));
       if (!stillCurrent() || !conn.socket.connected) return null;

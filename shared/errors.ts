@@ -229,6 +229,7 @@ export const errorCatalog = {
   // Configuration
   CONFIG_INVALID: { status: 400, message: 'The configuration is invalid.' },
   STORE_UNAVAILABLE: { status: 503, message: 'The store cannot be reached.' },
+  STORE_BUSY: { status: 503, message: 'The store kept refusing a write under load; nothing was written: try again.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -313,8 +313,15 @@ export class JobManager {
       const admitted = await check({ job, clientId, ...(body.payout ? { payout: body.payout } : {}) });
       payoutAddress = admitted?.payoutAddress ?? payoutAddress;
     }
+    // Stored before it counts: a join the store refuses (STORE_BUSY, STORE_UNAVAILABLE) fails with that
+    // error and leaves the client out of the round's members, so it is never half-joined.
+    await this.deps.store.recordJoin({
+      jobId: job.id,
+      clientId,
+      at: new Date(),
+      ...(payoutAddress ? { payoutAddress } : {}),
+    });
     this.deps.directory.join(clientId, job.id);
-    await this.recordJoin(job.id, clientId, payoutAddress);
     return joinResultOf(job);
   }
 
@@ -387,20 +394,6 @@ export class JobManager {
     for (const mode of this.modes.all()) mode.close?.();
     await Promise.all(entries.map((e) => e.done));
     await this.deps.cluster?.stop();
-  }
-
-  private async recordJoin(jobId: string, clientId: string, payoutAddress?: string): Promise<void> {
-    const existing = await this.deps.store.getParticipant(jobId, clientId);
-    const now = new Date();
-    const address = payoutAddress ?? existing?.payoutAddress;
-    await this.deps.store.saveParticipant({
-      jobId,
-      clientId,
-      joinedAt: existing?.joinedAt ?? now,
-      lastSeenAt: now,
-      roundsCompleted: existing?.roundsCompleted ?? 0,
-      ...(address ? { payoutAddress: address } : {}),
-    });
   }
 
   /**

@@ -71,11 +71,11 @@ export async function commitRound(store: Store, input: RoundCommitInput): Promis
   };
   if (fence !== undefined) {
     await store.appendRoundCommit(job.id, fence, record);
-    const updated = await applyCommit(store, record, fence, true);
+    const updated = await applyCommit(store, record, fence);
     return { job: updated, record, bytes, modelHash };
   }
   await store.saveRound(record);
-  await bumpParticipants(store, job.id, record.participants, record.finishedAt);
+  await store.countRoundCompleted(job.id, record.round, record.participants, record.finishedAt);
   const updated = await store.updateJob(job.id, { currentRound: record.round, modelHash });
   return { job: updated, record, bytes, modelHash };
 }
@@ -83,37 +83,18 @@ export async function commitRound(store: Store, input: RoundCommitInput): Promis
 /**
  * Clustered: brings a job's record, counters and pointer up to the last round its log says was
  * committed, for the node that just took the lease (a former owner may have died after the commit
- * point). Returns the job as it now stands. Counters are bumped only if the round record was missing
- * (the crash came before it); a crash between the record and the counters leaves them one short.
+ * point). Returns the job as it now stands. Counting a round is idempotent per participant
+ * (Store.countRoundCompleted), so the counters are redone whole wherever the crash came.
  */
 export async function completeClusterCommit(store: Store, job: JobRecord, fence: number): Promise<JobRecord> {
   const last = await store.lastRoundCommit(job.id);
   if (!last || last.record.round <= job.currentRound) return job;
-  const stored = (await store.listRounds(job.id)).some(
-    (r) => r.round === last.record.round && r.attempt === last.record.attempt && r.status === 'completed',
-  );
-  return applyCommit(store, last.record, fence, !stored);
+  return applyCommit(store, last.record, fence);
 }
 
-/** After the commit point: the round record, the counters (if `bump`) and the pointer. */
-async function applyCommit(store: Store, record: RoundRecord, fence: number, bump: boolean): Promise<JobRecord> {
+/** After the commit point: the round record, the counters and the pointer. */
+async function applyCommit(store: Store, record: RoundRecord, fence: number): Promise<JobRecord> {
   await store.saveRound(record, { fence });
-  if (bump) await bumpParticipants(store, record.jobId, record.participants, record.finishedAt);
+  await store.countRoundCompleted(record.jobId, record.round, record.participants, record.finishedAt);
   return store.updateJob(record.jobId, { currentRound: record.round, modelHash: record.modelHash });
-}
-
-/** Adds one completed round to each participant's counter (keeping fields set at join, e.g. the payout address). */
-async function bumpParticipants(store: Store, jobId: string, participants: readonly string[], at: Date): Promise<void> {
-  const existing = new Map((await store.listParticipants(jobId)).map((p) => [p.clientId, p]));
-  for (const clientId of participants) {
-    const p = existing.get(clientId);
-    await store.saveParticipant({
-      ...p,
-      jobId,
-      clientId,
-      joinedAt: p?.joinedAt ?? at,
-      lastSeenAt: at,
-      roundsCompleted: (p?.roundsCompleted ?? 0) + 1,
-    });
-  }
 }

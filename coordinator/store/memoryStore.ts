@@ -29,6 +29,7 @@ import type {
   JobRecord,
   JobStatus,
   ListingRecord,
+  ParticipantJoin,
   ParticipantRecord,
   PayoutPlanRecord,
   RoundRecord,
@@ -73,6 +74,8 @@ export class MemoryStore implements Store {
   private readonly rounds = new Map<string, Map<string, RoundRecord>>();
   /** jobId -> clientId -> record */
   private readonly participants = new Map<string, Map<string, ParticipantRecord>>();
+  /** The last round counted into each participant's roundsCompleted (`jobId\0clientId`); never returned. */
+  private readonly countedRounds = new Map<string, number>();
   /** jobId -> round -> checkpoint */
   private readonly checkpoints = new Map<string, Map<number, CheckpointRecord>>();
   private readonly validationSets = new Map<string, Uint8Array>();
@@ -230,12 +233,48 @@ export class MemoryStore implements Store {
   async saveParticipant(record: ParticipantRecord): Promise<void> {
     this.assertOpen();
     this.childMap(this.participants, record.jobId).set(record.clientId, deepCopy(record));
+    this.countedRounds.delete(`${record.jobId}\0${record.clientId}`);
   }
 
   async getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null> {
     this.assertOpen();
     const p = this.participants.get(jobId)?.get(clientId);
     return p ? deepCopy(p) : null;
+  }
+
+  async recordJoin(join: ParticipantJoin): Promise<void> {
+    this.assertOpen();
+    const participants = this.childMap(this.participants, join.jobId);
+    const p = participants.get(join.clientId);
+    const address = join.payoutAddress ?? p?.payoutAddress;
+    participants.set(join.clientId, {
+      jobId: join.jobId,
+      clientId: join.clientId,
+      joinedAt: new Date(p?.joinedAt ?? join.at),
+      lastSeenAt: new Date(join.at),
+      roundsCompleted: p?.roundsCompleted ?? 0,
+      ...(address !== undefined ? { payoutAddress: address } : {}),
+    });
+  }
+
+  async countRoundCompleted(jobId: string, round: number, clientIds: readonly string[], at: Date): Promise<void> {
+    this.assertOpen();
+    const participants = this.childMap(this.participants, jobId);
+    for (const clientId of clientIds) {
+      const key = `${jobId}\0${clientId}`;
+      const p = participants.get(clientId) ?? {
+        jobId,
+        clientId,
+        joinedAt: new Date(at),
+        lastSeenAt: new Date(at),
+        roundsCompleted: 0,
+      };
+      participants.set(clientId, p);
+      if ((this.countedRounds.get(key) ?? Number.NEGATIVE_INFINITY) >= round) continue;
+      this.countedRounds.set(key, round);
+      p.roundsCompleted += 1;
+      p.lastSeenAt = new Date(at);
+    }
   }
 
   async listParticipants(jobId: string): Promise<ParticipantRecord[]> {

@@ -123,14 +123,27 @@ export interface RoundDoc {
   finishedAt: Date;
 }
 
-/** One client of one job; unique on (jobId, clientId). */
+/**
+ * One client of one job; unique on (jobId, clientId). `_id` is `participantKey(jobId, clientId)`
+ * (documents written before it was an ObjectId, which the store still reads and updates): FerretDB's
+ * SQLite backend runs a filter on `_id` alone as an indexed lookup and every other filter as a scan of
+ * the whole collection, so a join keyed on `_id` costs the same with 10 participants or 100,000.
+ */
 export interface ParticipantDoc {
+  _id?: string;
   jobId: string;
   clientId: string;
   joinedAt: Date;
   lastSeenAt: Date;
   roundsCompleted: number;
   payoutAddress?: string;
+  /** The last round counted into roundsCompleted (Store.countRoundCompleted's guard); never returned. */
+  countedRound?: number;
+}
+
+/** A participant's `_id`: unambiguous for any two strings (JSON of the pair). */
+export function participantKey(jobId: string, clientId: string): string {
+  return JSON.stringify([jobId, clientId]);
 }
 
 /** A chain job's payout plan (PayoutPlanRecord); unique on jobId, written once. */
@@ -299,12 +312,14 @@ roundSchema.index({ jobId: 1, round: 1, attempt: 1 }, { unique: true });
 
 const participantSchema = new Schema<ParticipantDoc>(
   {
+    _id: { type: String },
     jobId: { type: String, required: true },
     clientId: { type: String, required: true },
     joinedAt: { type: Date, required: true },
     lastSeenAt: { type: Date, required: true },
     roundsCompleted: { type: Number, required: true },
     payoutAddress: { type: String },
+    countedRound: { type: Number },
   },
   options,
 );

@@ -3,7 +3,7 @@ import { mongoUriForTests, mongoSourceForTests, NO_MONGO_REASON, type TestMongo 
 import { createStore } from './createStore';
 import { BUCKETS } from './mongoModels';
 import { MongoStore } from './mongoStore';
-import { runStoreContract } from './store.contract';
+import { makeJob, runStoreContract } from './store.contract';
 
 /*
  * MongoStore against a real server: $MONGODB_URI if set, else a throwaway FerretDB (SQLite backend).
@@ -114,6 +114,140 @@ if (source === null && process.env.CI === 'true') {
           await opened.close();
         }
       });
+
+      it('records 300 concurrent joins and then 300 concurrent rejoins, none lost, each participant once', async () => {
+        // Before batching, 1,000 concurrent joins made FerretDB (SQLite) answer SQLITE_BUSY and lose a
+        // join; and a bulk of 100+ updates that match documents hangs FerretDB 1.24 (its pool of 100
+        // SQLite connections is held by the command's open cursors): the rejoins cover both.
+        const jobId = `joins-${Date.now()}-${Math.random()}`;
+        const ids = Array.from({ length: 300 }, (_, i) => `client-${String(i).padStart(3, '0')}`);
+        const first = new Date(Date.UTC(2031, 5, 1));
+        const again = new Date(Date.UTC(2031, 5, 2));
+        const outcomes = await Promise.allSettled(
+          ids.map((clientId) => store.recordJoin({ jobId, clientId, at: first })),
+        );
+        expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+        const rejoins = await Promise.allSettled(
+          ids.map((clientId) => store.recordJoin({ jobId, clientId, at: again })),
+        );
+        expect(rejoins.filter((o) => o.status === 'rejected')).toEqual([]);
+        const list = await store.listParticipants(jobId);
+        expect(list.map((p) => p.clientId)).toEqual(ids);
+        expect(
+          list.every((p) => p.joinedAt.getTime() === first.getTime() && p.lastSeenAt.getTime() === again.getTime()),
+        ).toBe(true);
+        expect(await raw.db!.collection('participants').countDocuments({ jobId })).toBe(300);
+        await store.countRoundCompleted(jobId, 1, ids, again);
+        expect((await store.listParticipants(jobId)).every((p) => p.roundsCompleted === 1)).toBe(true);
+      }, 120_000);
+
+      it('keys participants by (jobId, clientId) in _id, and still updates a record written with an ObjectId _id', async () => {
+        const jobId = `legacy-${Date.now()}-${Math.random()}`;
+        const t = new Date(Date.UTC(2031, 6, 1));
+        await store.recordJoin({ jobId, clientId: 'new', at: t });
+        expect(await raw.db!.collection('participants').findOne({ jobId, clientId: 'new' })).toMatchObject({
+          _id: JSON.stringify([jobId, 'new']),
+        });
+        // As a store from before keyed ids wrote it.
+        await raw.db!.collection('participants').insertOne({
+          jobId,
+          clientId: 'old',
+          joinedAt: t,
+          lastSeenAt: t,
+          roundsCompleted: 4,
+          payoutAddress: '0x00000000000000000000000000000000000000dd',
+        });
+        const later = new Date(Date.UTC(2031, 6, 2));
+        await store.recordJoin({ jobId, clientId: 'old', at: later });
+        await store.countRoundCompleted(jobId, 5, ['old', 'new'], later);
+        expect(await store.getParticipant(jobId, 'old')).toStrictEqual({
+          jobId,
+          clientId: 'old',
+          joinedAt: t,
+          lastSeenAt: later,
+          roundsCompleted: 5,
+          payoutAddress: '0x00000000000000000000000000000000000000dd',
+        });
+        await store.saveParticipant({ jobId, clientId: 'old', joinedAt: t, lastSeenAt: later, roundsCompleted: 6 });
+        expect((await store.getParticipant(jobId, 'old'))?.roundsCompleted).toBe(6);
+        expect(await raw.db!.collection('participants').countDocuments({ jobId })).toBe(2);
+      }, 60_000);
+
+      /** Makes `model[method]` throw FerretDB's SQLITE_BUSY answer `times` times, then behave; returns the undo. */
+      function busyFor(model: object, method: string, times: number): { calls: () => number; restore: () => void } {
+        const target = model as Record<string, (...args: unknown[]) => unknown>;
+        const original = target[method];
+        let calls = 0;
+        target[method] = function (this: unknown, ...args: unknown[]) {
+          calls++;
+          if (calls <= times) {
+            return Promise.reject(
+              new mongoose.mongo.MongoServerError({ message: 'database is locked (5) (SQLITE_BUSY)', code: 1 }),
+            );
+          }
+          return original.apply(this, args);
+        };
+        return { calls: () => calls, restore: () => void (target[method] = original) };
+      }
+      const modelsOf = (s: MongoStore) => (s as unknown as { models: Record<string, object> }).models;
+
+      it('keeps a lease whose renewal the store refused as busy a few times (the 3-node failure under a join storm)', async () => {
+        const job = makeJob({ id: `job_busy-${Date.now()}-${Math.random()}`, status: 'running' });
+        await store.createJob(job);
+        const now = Date.now();
+        const lease = (await store.acquireJobLease(job.id, {
+          owner: 'n1',
+          url: 'http://n1',
+          ttlMs: 10_000,
+          now: new Date(now),
+        }))!;
+        const busy = busyFor(modelsOf(store).JobEvent, 'updateOne', 3);
+        try {
+          const renewed = await store.renewJobLease(job.id, 'n1', lease.token, {
+            ttlMs: 10_000,
+            now: new Date(now + 5_000),
+          });
+          expect(renewed).toMatchObject({ owner: 'n1', token: lease.token, expiresAt: new Date(now + 15_000) });
+          expect(busy.calls()).toBe(4);
+        } finally {
+          busy.restore();
+        }
+        // Stored: another node sees the lease live until the renewed expiry.
+        expect(
+          await store.acquireJobLease(job.id, {
+            owner: 'n2',
+            url: 'http://n2',
+            ttlMs: 10_000,
+            now: new Date(now + 12_000),
+          }),
+        ).toBeNull();
+      }, 60_000);
+
+      it('retries a join batch the store refused as busy, and fails it with STORE_BUSY (nothing written) when it keeps refusing', async () => {
+        const jobId = `busy-joins-${Date.now()}-${Math.random()}`;
+        const at = new Date(Date.UTC(2031, 7, 1));
+        let busy = busyFor(modelsOf(store).Participant, 'bulkWrite', 2);
+        try {
+          await Promise.all(['a', 'b', 'c'].map((clientId) => store.recordJoin({ jobId, clientId, at })));
+        } finally {
+          busy.restore();
+        }
+        expect((await store.listParticipants(jobId)).map((p) => p.clientId)).toEqual(['a', 'b', 'c']);
+        busy = busyFor(modelsOf(store).Participant, 'bulkWrite', 1_000);
+        let outcomes: PromiseSettledResult<void>[];
+        try {
+          outcomes = await Promise.allSettled(['d', 'e'].map((clientId) => store.recordJoin({ jobId, clientId, at })));
+        } finally {
+          busy.restore();
+        }
+        // Every refused join is answered with the typed error: none is dropped silently.
+        expect(outcomes).toHaveLength(2);
+        for (const o of outcomes) {
+          expect(o.status).toBe('rejected');
+          expect((o as PromiseRejectedResult).reason).toMatchObject({ code: 'STORE_BUSY', details: { attempts: 8 } });
+        }
+        expect((await store.listParticipants(jobId)).map((p) => p.clientId)).toEqual(['a', 'b', 'c']);
+      }, 60_000);
 
       it('stores the JobSpec as a nested document, not a string', async () => {
         const id = `layout-${Date.now()}-${Math.random()}`;

@@ -19,6 +19,7 @@ import {
   type JobEventDoc,
   type ListingDoc,
   type ParticipantDoc,
+  participantKey,
   type PayoutPlanDoc,
   type ChainStateDoc,
   type RoundDoc,
@@ -26,7 +27,9 @@ import {
   type StoreModels,
   type TranscriptDoc,
 } from './mongoModels';
+import { BatchedWriter } from './batchedWriter';
 import { definedPatch, leaseLost } from './records';
+import { withStoreRetry } from './retryableWrites';
 import { chainLeaseLog } from './store';
 import type {
   ChainStateRecord,
@@ -42,6 +45,7 @@ import type {
   JobRecord,
   JobStatus,
   ListingRecord,
+  ParticipantJoin,
   ParticipantRecord,
   PayoutPlanRecord,
   RoundContribution,
@@ -65,6 +69,15 @@ export interface MongoStoreOptions {
   serverSelectionTimeoutMS?: number;
 }
 
+/**
+ * Most joins one bulk write carries. FerretDB 1.24 keeps each statement's cursor (an SQLite
+ * connection, 100 in its pool) open until the whole command ends, so a command of 100 updates that
+ * match a document waits forever for a connection: stay well below, other writes share the pool.
+ */
+const PARTICIPANT_BATCH = 32;
+/** Participants per counter update at a commit (one statement, one `$in`). */
+const PARTICIPANT_COUNT_BATCH = 500;
+
 /** Loads that race a concurrent replace (file deleted under them) re-read the metadata this often. */
 const MISSING_FILE_RETRIES = 3;
 
@@ -83,6 +96,15 @@ const MISSING_FILE_RETRIES = 3;
 export class MongoStore implements Store {
   readonly kind = 'mongo' as const;
   private closed = false;
+  /**
+   * Joins go out as bulk upserts, one bulk write in flight at a time: a thousand clients joining at
+   * once are a handful of writes, not a thousand concurrent ones (which FerretDB's SQLite backend
+   * answers with SQLITE_BUSY: one write lock for the whole database).
+   */
+  private readonly joins = new BatchedWriter<ParticipantJoin>((batch) => this.writeJoins(batch), {
+    maxBatch: PARTICIPANT_BATCH,
+    concurrency: 1,
+  });
 
   private constructor(
     private readonly conn: Connection,
@@ -163,11 +185,13 @@ export class MongoStore implements Store {
 
   async updateJob(id: string, patch: JobPatch): Promise<JobRecord> {
     return this.run(async () => {
-      const doc = await this.models.Job.findOneAndUpdate(
-        { _id: id },
-        { $set: { ...jobPatchUpdate(patch), updatedAt: new Date() } },
-        { returnDocument: 'after', runValidators: true },
-      ).lean<JobDoc>();
+      const update = { $set: { ...jobPatchUpdate(patch), updatedAt: new Date() } };
+      const doc = await withStoreRetry('a job update', () =>
+        this.models.Job.findOneAndUpdate({ _id: id }, update, {
+          returnDocument: 'after',
+          runValidators: true,
+        }).lean<JobDoc>(),
+      );
       if (!doc) throw new TributaryError('JOB_NOT_FOUND', `No job with id "${id}".`);
       return toJobRecord(doc);
     });
@@ -217,7 +241,11 @@ export class MongoStore implements Store {
       if (!current || current.owner !== owner || current.token !== token) return null;
       const expiresAt = new Date(claim.now.getTime() + claim.ttlMs);
       // Only the holder writes its own takeover entry; a takeover appended meanwhile is seen next time.
-      await this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt } });
+      // A renewal the store refuses for load (SQLITE_BUSY) is sent again at once: a lease lost to a busy
+      // store stops the job's runner and sends all its clients away.
+      await withStoreRetry('a job lease renewal', () =>
+        this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt } }),
+      );
       return { owner, url: current.url ?? '', token, expiresAt };
     });
   }
@@ -226,7 +254,9 @@ export class MongoStore implements Store {
     await this.run(async () => {
       const current = await this.lastEvent(jobId, 'lease');
       if (current && current.owner === owner && current.token === token) {
-        await this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt: new Date(0) } });
+        await withStoreRetry('a job lease release', () =>
+          this.models.JobEvent.updateOne({ jobId, seq: current.seq }, { $set: { expiresAt: new Date(0) } }),
+        );
       }
     });
   }
@@ -284,7 +314,11 @@ export class MongoStore implements Store {
   /** Inserts a log entry; false if its (jobId, seq) is taken (another append won). */
   private async append(doc: JobEventDoc): Promise<boolean> {
     try {
-      await this.models.JobEvent.create(doc);
+      // An insert SQLite refused as busy was not written: send it again (a duplicate key then means a
+      // racing append won, as always). On MongoDB a retryable error may hide a landed insert, which the
+      // resend then takes for a lost race: safe (the lease lapses unused, or the next owner completes
+      // the commit), one lease TTL late.
+      await withStoreRetry('a job log append', () => this.models.JobEvent.create(doc));
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;
@@ -350,21 +384,110 @@ export class MongoStore implements Store {
   }
 
   async saveParticipant(record: ParticipantRecord): Promise<void> {
-    await this.run(() =>
-      retryDuplicateKey(() =>
-        this.models.Participant.replaceOne(
-          { jobId: record.jobId, clientId: record.clientId },
-          toParticipantDoc(record),
-          { upsert: true },
-        ),
-      ),
-    );
+    const doc = toParticipantDoc(record);
+    const key = participantKey(record.jobId, record.clientId);
+    await this.run(async () => {
+      try {
+        await retryDuplicateKey(() =>
+          this.models.Participant.replaceOne({ _id: key }, { _id: key, ...doc }, { upsert: true }),
+        );
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        // A document from before keyed `_id`s (an ObjectId) holds (jobId, clientId): replace it in place.
+        await this.models.Participant.replaceOne({ jobId: record.jobId, clientId: record.clientId }, doc);
+      }
+    });
   }
 
   async getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null> {
     return this.run(async () => {
-      const doc = await this.models.Participant.findOne({ jobId, clientId }).lean<ParticipantDoc>();
+      const doc =
+        (await this.models.Participant.findOne({ _id: participantKey(jobId, clientId) }).lean<ParticipantDoc>()) ??
+        (await this.models.Participant.findOne({ jobId, clientId }).lean<ParticipantDoc>());
       return doc ? toParticipantRecord(doc) : null;
+    });
+  }
+
+  async recordJoin(join: ParticipantJoin): Promise<void> {
+    await this.run(() => this.joins.submit(join));
+  }
+
+  /**
+   * One bulk of idempotent upserts keyed on `_id` (a retry resends it whole). A duplicate key on
+   * (jobId, clientId) is a document from before keyed `_id`s, or a racing upsert of the same key: the
+   * batch then goes one by one, updating an old document by (jobId, clientId).
+   */
+  private async writeJoins(batch: ParticipantJoin[]): Promise<void> {
+    const update = (j: ParticipantJoin, insert: boolean) => ({
+      $set: { lastSeenAt: j.at, ...(j.payoutAddress !== undefined ? { payoutAddress: j.payoutAddress } : {}) },
+      ...(insert ? { $setOnInsert: { jobId: j.jobId, clientId: j.clientId, joinedAt: j.at, roundsCompleted: 0 } } : {}),
+    });
+    const what = `${batch.length} participant join(s)`;
+    try {
+      await withStoreRetry(what, () =>
+        this.models.Participant.bulkWrite(
+          batch.map((j) => ({
+            updateOne: { filter: { _id: participantKey(j.jobId, j.clientId) }, update: update(j, true), upsert: true },
+          })),
+        ),
+      );
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      for (const j of batch) {
+        await withStoreRetry(
+          what,
+          async () => {
+            const keyed = await this.models.Participant.updateOne(
+              { _id: participantKey(j.jobId, j.clientId) },
+              update(j, true),
+              { upsert: true },
+            ).catch(async (e: unknown) => {
+              if (!isDuplicateKey(e)) throw e;
+              const legacy = await this.models.Participant.updateOne(
+                { jobId: j.jobId, clientId: j.clientId },
+                update(j, false),
+              );
+              // Neither keyed nor old: the duplicate was a racing upsert that has landed by now; again.
+              if (legacy.matchedCount === 0) throw e;
+              return legacy;
+            });
+            return keyed;
+          },
+          { alsoRetry: isDuplicateKey },
+        );
+      }
+    }
+  }
+
+  async countRoundCompleted(jobId: string, round: number, clientIds: readonly string[], at: Date): Promise<void> {
+    await this.run(async () => {
+      for (let i = 0; i < clientIds.length; i += PARTICIPANT_COUNT_BATCH) {
+        const chunk = clientIds.slice(i, i + PARTICIPANT_COUNT_BATCH);
+        // Normally every participant joined (a record exists); any that has none is created first.
+        const present = new Set(
+          (
+            await this.models.Participant.find(
+              { jobId, clientId: mongoose.trusted({ $in: chunk }) },
+              { clientId: 1 },
+            ).lean<Array<{ clientId: string }>>()
+          ).map((p) => p.clientId),
+        );
+        for (const clientId of chunk.filter((c) => !present.has(c))) {
+          await this.recordJoin({ jobId, clientId, at });
+        }
+        // One statement for the chunk; the guard makes a resent write, or a commit redone after a
+        // takeover, count nothing twice.
+        await withStoreRetry(`round ${round}'s participant counters`, () =>
+          this.models.Participant.updateMany(
+            {
+              jobId,
+              clientId: mongoose.trusted({ $in: chunk }),
+              countedRound: mongoose.trusted({ $not: { $gte: round } }),
+            },
+            { $inc: { roundsCompleted: 1 }, $set: { lastSeenAt: at, countedRound: round } },
+          ),
+        );
+      }
     });
   }
 

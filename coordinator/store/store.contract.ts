@@ -347,6 +347,65 @@ export function runStoreContract(
         await store.saveParticipant(dave);
         expect(await store.listParticipants(jobId)).toStrictEqual([dave]);
       });
+
+      it('records a join: created with 0 rounds, a rejoin keeps joinedAt, counters and the address unless given', async () => {
+        const jobId = uid('join');
+        const t0 = new Date(Date.UTC(2031, 0, 1));
+        const t1 = new Date(Date.UTC(2031, 0, 2));
+        const t2 = new Date(Date.UTC(2031, 0, 3));
+        const address = '0x00000000000000000000000000000000000000bb';
+        await store.recordJoin({ jobId, clientId: 'erin', at: t0, payoutAddress: address });
+        expect(await store.getParticipant(jobId, 'erin')).toStrictEqual({
+          jobId,
+          clientId: 'erin',
+          joinedAt: t0,
+          lastSeenAt: t0,
+          roundsCompleted: 0,
+          payoutAddress: address,
+        });
+        await store.countRoundCompleted(jobId, 1, ['erin'], t1);
+        await store.recordJoin({ jobId, clientId: 'erin', at: t2 });
+        expect(await store.getParticipant(jobId, 'erin')).toStrictEqual({
+          jobId,
+          clientId: 'erin',
+          joinedAt: t0,
+          lastSeenAt: t2,
+          roundsCompleted: 1,
+          payoutAddress: address,
+        });
+        const other = '0x00000000000000000000000000000000000000cc';
+        await store.recordJoin({ jobId, clientId: 'erin', at: t2, payoutAddress: other });
+        expect((await store.getParticipant(jobId, 'erin'))?.payoutAddress).toBe(other);
+        expect(await store.listParticipants(jobId)).toHaveLength(1);
+      });
+
+      it('records every one of many concurrent joins exactly once', async () => {
+        const jobId = uid('joins');
+        const at = new Date(Date.UTC(2031, 1, 1));
+        const ids = Array.from({ length: 120 }, (_, i) => `c${String(i).padStart(3, '0')}`);
+        // Each client joins twice at once (a reconnect racing its first join).
+        await Promise.all([...ids, ...ids].map((clientId) => store.recordJoin({ jobId, clientId, at })));
+        const list = await store.listParticipants(jobId);
+        expect(list.map((p) => p.clientId)).toEqual(ids);
+        expect(list.every((p) => p.roundsCompleted === 0 && p.joinedAt.getTime() === at.getTime())).toBe(true);
+      });
+
+      it('counts a committed round once per participant, however often it is counted', async () => {
+        const jobId = uid('count');
+        const t = (d: number) => new Date(Date.UTC(2031, 3, d));
+        await store.recordJoin({ jobId, clientId: 'a', at: t(1) });
+        await store.recordJoin({ jobId, clientId: 'b', at: t(1) });
+        await store.countRoundCompleted(jobId, 1, ['a', 'b'], t(2));
+        await store.countRoundCompleted(jobId, 1, ['a', 'b'], t(3));
+        // 'c' never joined: created by the count, with the round's time as joinedAt.
+        await store.countRoundCompleted(jobId, 2, ['a', 'c'], t(4));
+        await store.countRoundCompleted(jobId, 2, ['a', 'c'], t(5));
+        expect(await store.listParticipants(jobId)).toStrictEqual([
+          { jobId, clientId: 'a', joinedAt: t(1), lastSeenAt: t(4), roundsCompleted: 2 },
+          { jobId, clientId: 'b', joinedAt: t(1), lastSeenAt: t(2), roundsCompleted: 1 },
+          { jobId, clientId: 'c', joinedAt: t(4), lastSeenAt: t(4), roundsCompleted: 1 },
+        ]);
+      });
     });
 
     describe('payout plans', () => {
@@ -652,7 +711,7 @@ function nestedSpec(): JobSpec {
   };
 }
 
-function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
+export function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
   const when = new Date(Date.UTC(2029, 11, 31, 23, 59, 59, 123));
   return {
     id: uid('job'),

@@ -257,6 +257,15 @@ export interface ParticipantRecord {
   payoutAddress?: string;
 }
 
+/** What one join records (`Store.recordJoin`). */
+export interface ParticipantJoin {
+  jobId: string;
+  clientId: string;
+  at: Date;
+  /** Replaces the stored address when given; absent keeps the one stored. */
+  payoutAddress?: string;
+}
+
 /**
  * A chain job's payout plan (coordinator/chain/): written once, before the settle transaction is
  * sent, so a restarted coordinator settles the same root and keeps serving the same proofs.
@@ -412,12 +421,28 @@ export interface Store {
   /** Ordered by round then attempt. */
   listRounds(jobId: string): Promise<RoundRecord[]>;
 
-  /** Upsert keyed by (jobId, clientId). */
+  /**
+   * Upsert keyed by (jobId, clientId), replacing the whole record (and forgetting which round was last
+   * counted into it): for imports and tests. Joins use `recordJoin`, commits `countRoundCompleted`.
+   */
   saveParticipant(record: ParticipantRecord): Promise<void>;
   /** Ordered by clientId. */
   listParticipants(jobId: string): Promise<ParticipantRecord[]>;
   /** One participant (a join reads only its own record: a job may have thousands); null if none. */
   getParticipant(jobId: string, clientId: string): Promise<ParticipantRecord | null>;
+  /**
+   * A join, in one idempotent write (no read first): an absent participant is created with `at` as
+   * joinedAt and lastSeenAt and 0 rounds; a present one gets lastSeenAt = `at` and, if given, the
+   * payout address, keeping the rest. Resolves once stored; never dropped: a write the store keeps
+   * refusing rejects (STORE_BUSY, STORE_UNAVAILABLE) and the join fails with it.
+   */
+  recordJoin(join: ParticipantJoin): Promise<void>;
+  /**
+   * Adds committed round `round` to each of `clientIds`' counters (roundsCompleted + 1, lastSeenAt =
+   * `at`; an absent participant is created with `at` as joinedAt), at most once per participant and
+   * round: counting a round again (a commit redone after a crash or a takeover) changes nothing.
+   */
+  countRoundCompleted(jobId: string, round: number, clientIds: readonly string[], at: Date): Promise<void>;
 
   /** Insert keyed by jobId; a second plan for the same job is ignored (the first one stays). */
   savePayoutPlan(plan: PayoutPlanRecord): Promise<void>;
