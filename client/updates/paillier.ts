@@ -3,7 +3,14 @@ import { clippedWithBit, privacyPlanOf, roundClippingNorm } from '../../shared/a
 import { clipAndWeightUpdate } from '../../shared/aggregation/weighting';
 import { totalParameters } from '../../shared/codec/tensors';
 import { TributaryError } from '../../shared/errors';
-import { ciphertextsToBytes, ciphertextWidth, encryptVector, signSubmission } from '../../shared/paillier';
+import {
+  ciphertextsToBytes,
+  ciphertextWidth,
+  encryptVector,
+  ParallelEncryptor,
+  type PlaintextEncryptor,
+  signSubmission,
+} from '../../shared/paillier';
 import { type JobSpec, type PaillierOptions, paillierParamsOf } from '../../shared/schemas/jobSpec';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
 
@@ -49,6 +56,7 @@ async function encryptUpdate(
   context: ClientModeContext,
   trained: TrainedUpdate,
   hooks: PaillierClientHooks = {},
+  encryptor?: PlaintextEncryptor,
 ): Promise<Uint8Array> {
   const { joined, threads, warn } = context;
   const options = paillierOptions(joined.spec);
@@ -71,13 +79,14 @@ async function encryptUpdate(
   const vector = hooks.vectorToEncrypt
     ? hooks.vectorToEncrypt(weighted.values, { trained, options, context })
     : weighted.values;
-  const encrypted = await encryptVector(publicKey, vector, params, { threads });
+  const encrypted = await encryptVector(publicKey, vector, params, encryptor ? { encryptor } : { threads });
   return ciphertextsToBytes(encrypted.ciphertexts, ciphertextWidth(publicKey.n));
 }
 
 /** A paillier client half; `encrypt` is a property so research harnesses can observe (or, in tests, subvert) what a client encrypts. */
 export type PaillierClientMode = ClientAggregationMode & {
-  encrypt: (context: ClientModeContext, trained: TrainedUpdate) => Promise<Uint8Array>;
+  /** Encrypts the update; with `encryptor` (the session's worker threads) rather than in this thread. */
+  encrypt: (context: ClientModeContext, trained: TrainedUpdate, encryptor?: PlaintextEncryptor) => Promise<Uint8Array>;
 };
 
 /**
@@ -90,20 +99,38 @@ export type PaillierClientMode = ClientAggregationMode & {
 export function createPaillierClientMode(hooks: PaillierClientHooks = {}): PaillierClientMode {
   const mode: PaillierClientMode = {
     name: 'paillier',
-    encrypt: (context, trained) => encryptUpdate(context, trained, hooks),
-    open: (context) => ({
-      async onTask(task, training) {
-        const trained = await training;
-        if (!trained) return;
-        const payload = await mode.encrypt(context, trained);
-        // Signed over the ciphertexts' SHA-256 and the task's (job, round, attempt): checked by the
-        // coordinator at upload and by the key holder before it decrypts a sum this update is in.
-        const ref = { jobId: task.jobId, round: task.round, attempt: task.attempt };
-        const submissionSignature = signSubmission(context.identity, ref, payload);
-        await context.connection.submitUpdate(task, payload, 1, {}, { submissionSignature });
-      },
-      close() {},
-    }),
+    encrypt: (context, trained, encryptor) => encryptUpdate(context, trained, hooks, encryptor),
+    open: (context) => {
+      // Encryption runs in worker threads (at least one), kept for the session: a 2048-bit key
+      // encrypts ~400 values a second per thread, so a large model in this thread would block the
+      // event loop past socket.io's ping timeout (30 s) and the coordinator would drop the client.
+      let encryptor: ParallelEncryptor | undefined;
+      const encryptorFor = (nHex: string): ParallelEncryptor => {
+        const publicKey = paillierPublicKey(nHex);
+        if (encryptor?.publicKey !== publicKey) {
+          void encryptor?.close();
+          encryptor = new ParallelEncryptor(publicKey, { threads: Math.max(1, context.threads) });
+        }
+        return encryptor;
+      };
+      return {
+        async onTask(task, training) {
+          const trained = await training;
+          if (!trained) return;
+          const encryptorHere = encryptorFor(paillierOptions(context.joined.spec).publicKey.n);
+          const payload = await mode.encrypt(context, trained, encryptorHere);
+          // Signed over the ciphertexts' SHA-256 and the task's (job, round, attempt): checked by the
+          // coordinator at upload and by the key holder before it decrypts a sum this update is in.
+          const ref = { jobId: task.jobId, round: task.round, attempt: task.attempt };
+          const submissionSignature = signSubmission(context.identity, ref, payload);
+          await context.connection.submitUpdate(task, payload, 1, {}, { submissionSignature });
+        },
+        close() {
+          void encryptor?.close();
+          encryptor = undefined;
+        },
+      };
+    },
   };
   return mode;
 }
