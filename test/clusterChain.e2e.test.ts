@@ -33,7 +33,7 @@ import { hasCode } from '../shared/errors';
 import { ChainStatusSchema, JobViewSchema } from '../shared/schemas/restApi';
 import { startAnvil, type Anvil } from './support/anvil';
 import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
-import { ClusterHarness, ownerOf, type ClusterNode } from './support/clusterNodes';
+import { ClusterHarness, clusterJobSpec, ownerOf, type ClusterNode } from './support/clusterNodes';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { waitFor } from './support/processes';
 import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
@@ -68,20 +68,7 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
   let liveNodes: ClusterNode[] = [];
   const coordinatorKey = anvilKey(1);
   const coordinator = new Wallet(coordinatorKey).address;
-  const spec: UnboundJobSpecInput = {
-    name: 'cluster-paid',
-    model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
-    input: { shape: [8], numClasses: 2 },
-    rounds: ROUNDS,
-    minClients: 3,
-    secureAggregation: 'none',
-    localEpochs: 2,
-    batchSize: 32,
-    learningRate: 0.05,
-    roundDeadlineMs: 120_000,
-    quorumTimeoutMs: 240_000,
-    seed: 7,
-  } as UnboundJobSpecInput;
+  const spec = clusterJobSpec('cluster-paid', ROUNDS) as UnboundJobSpecInput;
 
   beforeAll(async () => {
     mongo = (await mongoUriForTests())!;

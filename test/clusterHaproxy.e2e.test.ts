@@ -19,7 +19,8 @@ import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo 
 import { noHaproxyReason, startHaproxy, type TestHaproxy } from './support/haproxy';
 import { freePort, spawnTs, waitFor, type Spawned } from './support/processes';
 import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
-import { buyerClient, createJob } from './support/rest';
+import { createClusterJob } from './support/clusterNodes';
+import { buyerClient } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
 jest.setTimeout(600_000);
@@ -99,20 +100,7 @@ describeIf('a cluster of three coordinators behind HAProxy', () => {
     expect(nodes.map((n) => n.name)).toContain(viaLb?.cluster?.node);
 
     const buyer = buyerClient(lbUrl);
-    const jobId = await createJob(lbUrl, {
-      name: 'behind-haproxy',
-      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
-      input: { shape: [8], numClasses: 2 },
-      rounds: ROUNDS,
-      minClients: 3,
-      secureAggregation: 'none',
-      localEpochs: 2,
-      batchSize: 32,
-      learningRate: 0.05,
-      roundDeadlineMs: 120_000,
-      quorumTimeoutMs: 240_000,
-      seed: 11,
-    });
+    const jobId = await createClusterJob(lbUrl, 'behind-haproxy', ROUNDS, { seed: 11 });
     // Exactly one node's health reports the job's lease.
     const ownerOf = async (among: Node[]) => {
       const reports = await Promise.all(among.map(async (n) => ({ n, h: await health(n.url) })));

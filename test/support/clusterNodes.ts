@@ -123,14 +123,9 @@ export class ClusterHarness {
   }
 }
 
-/** A small MLP job on 8 features for three clients, with `overrides`. */
-export function createClusterJob(
-  url: string,
-  name: string,
-  rounds: number,
-  overrides: Partial<JobSpecInput> = {},
-): Promise<string> {
-  return createJob(url, {
+/** The cluster tests' job: a small MLP on 8 features for three clients (mode none), with `overrides`. */
+export function clusterJobSpec(name: string, rounds: number, overrides: Partial<JobSpecInput> = {}): JobSpecInput {
+  return {
     name,
     model: { kind: 'builtin', name: 'mlp', hiddenUnits: [16] },
     input: { shape: [8], numClasses: 2 },
@@ -144,7 +139,17 @@ export function createClusterJob(
     quorumTimeoutMs: 240_000,
     seed: 7,
     ...overrides,
-  } as JobSpecInput);
+  } as JobSpecInput;
+}
+
+/** Creates `clusterJobSpec(name, rounds, overrides)` at `url`; its id. */
+export function createClusterJob(
+  url: string,
+  name: string,
+  rounds: number,
+  overrides: Partial<JobSpecInput> = {},
+): Promise<string> {
+  return createJob(url, clusterJobSpec(name, rounds, overrides));
 }
 
 /** Waits until the job is no longer running; its view. */
