@@ -155,14 +155,7 @@ describeIfMongo('a cluster of three coordinators', () => {
       }),
     );
 
-    const final = await waitFor(
-      async () => {
-        const j = await getJob();
-        return j.status !== 'running' ? j : null;
-      },
-      300_000,
-      'the job to finish',
-    );
+    const final = await finished(nodes[1].url, jobId, 'the job to finish', 300_000);
     expect(final.status).toBe('completed');
     expect(final.currentRound).toBe(ROUNDS);
     const completed = await expectEachRoundCommittedOnce(newOwner.url, jobId);
@@ -183,14 +176,7 @@ describeIfMongo('a cluster of three coordinators', () => {
     const node: Node = { process: single, url: (JSON.parse(line) as { url: string }).url, dbName: '(memory store)' };
     const jobId = await createClusterJob(node.url, 'single-reference');
     const clients = startClients([node], jobId, 3, 'reference');
-    const final = await waitFor(
-      async () => {
-        const j = await getJobAction(buyerClient(node.url), { jobId });
-        return j.status !== 'running' ? j : null;
-      },
-      300_000,
-      'the single-node job to finish',
-    );
+    const final = await finished(node.url, jobId, 'the single-node job to finish', 300_000);
     expect(final.status).toBe('completed');
     await expectEachRoundCommittedOnce(node.url, jobId);
     expect(final.modelHash).toBe(killRunModelHash);
@@ -221,14 +207,7 @@ describeIfMongo('a cluster of three coordinators', () => {
       60_000,
       'the old owner to see its lease is gone',
     );
-    const final = await waitFor(
-      async () => {
-        const j = await getJob();
-        return j.status !== 'running' ? j : null;
-      },
-      400_000,
-      'the job to finish',
-    );
+    const final = await finished(nodes[1].url, jobId, 'the job to finish');
     expect(final.status).toBe('completed');
     await expectEachRoundCommittedOnce(newOwner.url, jobId);
     // Not one round committed by the old owner after it was paused, and all committed rounds after the pause are the new owner's.

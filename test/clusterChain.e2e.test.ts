@@ -33,7 +33,7 @@ import { hasCode } from '../shared/errors';
 import { ChainStatusSchema, JobViewSchema } from '../shared/schemas/restApi';
 import { startAnvil, type Anvil } from './support/anvil';
 import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
-import { ClusterHarness, clusterJobSpec, ownerOf, type ClusterNode } from './support/clusterNodes';
+import { ClusterHarness, clusterJobSpec, finished, ownerOf, type ClusterNode } from './support/clusterNodes';
 import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { waitFor } from './support/processes';
 import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
@@ -145,14 +145,7 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
     expect(third).not.toBe(killed);
     const chainFailoverMs = Date.now() - killedAt;
 
-    const final = await waitFor(
-      async () => {
-        const j = await getJobAt(survivors[0].url);
-        return j.status !== 'running' ? j : null;
-      },
-      400_000,
-      'the job to finish',
-    );
+    const final = await finished(survivors[0].url, jobId, 'the job to finish');
     expect(final.status).toBe('completed');
     expect(final.currentRound).toBe(ROUNDS);
     const settledAt = await waitFor(

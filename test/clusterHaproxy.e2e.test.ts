@@ -19,7 +19,7 @@ import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo 
 import { noHaproxyReason, startHaproxy, type TestHaproxy } from './support/haproxy';
 import { freePort, spawnTs, waitFor, type Spawned } from './support/processes';
 import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
-import { createClusterJob } from './support/clusterNodes';
+import { createClusterJob, finished } from './support/clusterNodes';
 import { buyerClient } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
@@ -145,14 +145,7 @@ describeIf('a cluster of three coordinators behind HAProxy', () => {
     const newOwner = await waitFor(() => ownerOf(survivors), 60_000, 'another node to take the job over');
     expect(newOwner).not.toBe(owner);
 
-    const final = await waitFor(
-      async () => {
-        const j = await getJob();
-        return j.status !== 'running' ? j : null;
-      },
-      400_000,
-      'the job to finish',
-    );
+    const final = await finished(lbUrl, jobId, 'the job to finish');
     expect(final.status).toBe('completed');
     expect(final.currentRound).toBe(ROUNDS);
     expect(final.currentRound).toBeGreaterThan(before);

@@ -152,14 +152,14 @@ export function createClusterJob(
   return createJob(url, clusterJobSpec(name, rounds, overrides));
 }
 
-/** Waits until the job is no longer running; its view. */
-export function finished(url: string, jobId: string, what: string) {
+/** Waits (at most `ms`) until the job, as the node at `url` serves it, is no longer running; its view. */
+export function finished(url: string, jobId: string, what: string, ms = 400_000) {
   return waitFor(
     async () => {
       const j = await getJobAction(buyerClient(url), { jobId });
       return j.status !== 'running' ? j : null;
     },
-    400_000,
+    ms,
     what,
   );
 }
