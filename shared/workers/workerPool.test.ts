@@ -151,7 +151,7 @@ describe('WorkerPool', () => {
     expect(bytes.byteLength).toBe(0);
   });
 
-  it('checkThreads refuses anything but an integer >= 1 with CONFIG_INVALID', () => {
+  it('checkThreads and the pool refuse anything but an integer >= 1 with CONFIG_INVALID', () => {
     for (const threads of [0, -1, 1.5, Number.NaN]) {
       expect(() => checkThreads(threads, 'test: threads')).toThrow(
         expect.objectContaining({
@@ -161,6 +161,13 @@ describe('WorkerPool', () => {
       );
     }
     expect(checkThreads(3, 'x')).toBe(3);
+    // The pool checks too, before it starts anything.
+    expect(() => new WorkerPool(options({ threads: 0 }))).toThrow(
+      expect.objectContaining({
+        code: 'CONFIG_INVALID',
+        message: 'test worker: threads must be an integer >= 1; got 0',
+      }),
+    );
   });
 
   it('an idle pool that is never closed does not keep the process alive', async () => {

@@ -33,7 +33,7 @@ export interface WorkerPoolOptions {
   source: string;
   /** Passed to every thread as `workerData` (structured-cloned). @default undefined */
   workerData?: unknown;
-  /** Most threads (checked >= 1 by the caller; see checkThreads). */
+  /** Most threads: an integer >= 1 (checkThreads; callers check first, to name their own setting). */
   threads: number;
   /**
    * 'eager': every thread starts in the constructor. 'lazy': a thread starts at a call that finds
@@ -87,6 +87,7 @@ export class WorkerPool<Request extends object, Response extends object> {
   private closed = false;
 
   constructor(private readonly options: WorkerPoolOptions) {
+    checkThreads(options.threads, `${options.label}: threads`);
     if ((options.start ?? 'eager') === 'eager') {
       for (let i = 0; i < options.threads; i++) this.threadsList.push(this.spawn());
     }
