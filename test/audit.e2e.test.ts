@@ -31,12 +31,12 @@ import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
 import {
   ARBITER_ACCOUNT,
-  anvilKey,
   deployAsBuyer,
   fundAndBindJob,
   localProvider,
   paidProviders,
   type PaidProvider,
+  testChainOptions,
 } from './support/chainJob';
 import { spawnTs } from './support/processes';
 import { buyerClient, createJob } from './support/rest';
@@ -47,7 +47,6 @@ jest.setTimeout(300_000);
 
 const FEATURES = 6;
 const BUDGET = 10n ** 18n + 11n;
-const COORDINATOR_KEY = anvilKey(1);
 
 const spec: JobSpecInput = {
   name: 'audit-e2e',
@@ -78,12 +77,7 @@ async function startPaidCoordinator(
     {
       port: 0,
       logLevel: 'error',
-      rpcUrl,
-      coordinatorPrivateKey: COORDINATOR_KEY,
-      chainPollMs: 50,
-      chainRetryBaseMs: 50,
-      chainRetryMaxMs: 400,
-      chainTxTimeoutMs: 5000,
+      ...testChainOptions(rpcUrl, 5000),
       transcriptKeyFile,
     },
     options,

@@ -23,12 +23,12 @@ import { selectBackend } from '../shared/ml/backend';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
 import {
-  anvilKey,
   deployAsBuyer,
   fundAndBindJob,
   localProvider,
   paidProviders,
   type PaidProvider,
+  testChainOptions,
 } from './support/chainJob';
 import { buyerClient, createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
@@ -82,12 +82,7 @@ describe('a buyer steering contribution scores to get its budget back', () => {
     coordinator = await startCoordinator({
       port: 0,
       logLevel: 'error',
-      rpcUrl: anvil.url,
-      coordinatorPrivateKey: anvilKey(1),
-      chainPollMs: 50,
-      chainRetryBaseMs: 50,
-      chainRetryMaxMs: 400,
-      chainTxTimeoutMs: 5000,
+      ...testChainOptions(anvil.url, 5000),
     });
     const keyDir = mkdtempSync(join(tmpdir(), 'trib-buyer-scoring-'));
     const buyerKey = loadOrCreateIdentity(join(keyDir, 'buyer.key'));

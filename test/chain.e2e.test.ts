@@ -25,12 +25,12 @@ import { startAnvil, type Anvil } from './support/anvil';
 import { MemoryStore } from '../coordinator/store/memoryStore';
 import type { RoundRecord, Store } from '../coordinator/store/store';
 import {
-  anvilKey,
   deployAsBuyer,
   fundAndBindJob,
   localProvider,
   paidProviders,
   type PaidProvider,
+  testChainOptions,
 } from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
 import { createSignedFetch } from '../client/signedFetch';
@@ -43,7 +43,6 @@ jest.setTimeout(300_000);
 
 const FEATURES = 6;
 const BUDGET = 10n ** 18n + 7n; // not divisible by the scores: some dust goes back to the buyer
-const COORDINATOR_KEY = anvilKey(1);
 
 /** The job without its `chain` (fundAndBindJob adds it, signed). */
 function unbound(rounds: number): JobSpecInput {
@@ -100,12 +99,7 @@ async function startPaidCoordinator(
     {
       port: 0,
       logLevel: 'error',
-      rpcUrl,
-      coordinatorPrivateKey: COORDINATOR_KEY,
-      chainPollMs: 50,
-      chainRetryBaseMs: 50,
-      chainRetryMaxMs: 400,
-      chainTxTimeoutMs: 3000,
+      ...testChainOptions(rpcUrl, 3000),
     },
     { onRoundCompleted, ...(store ? { store } : {}) },
   );

@@ -23,12 +23,12 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
 import {
-  anvilKey,
   deployAsBuyer,
   fundAndBindJob,
   localProvider,
   paidProviders,
   type PaidProvider,
+  testChainOptions,
 } from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
 import { waitFor } from './support/processes';
@@ -86,12 +86,7 @@ describe('escrow binding on a real chain', () => {
       {
         port: 0,
         logLevel: 'error',
-        rpcUrl: anvil.url,
-        coordinatorPrivateKey: anvilKey(1),
-        chainPollMs: 50,
-        chainRetryBaseMs: 50,
-        chainRetryMaxMs: 400,
-        chainTxTimeoutMs: 3000,
+        ...testChainOptions(anvil.url, 3000),
       },
       { onRoundCompleted },
     );

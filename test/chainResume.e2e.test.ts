@@ -17,12 +17,12 @@ import { MemoryStore } from '../coordinator/store/memoryStore';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
 import {
-  anvilKey,
   deployAsBuyer,
   fundAndBindJob,
   localProvider,
   paidProviders,
   type PaidProvider,
+  testChainOptions,
 } from './support/chainJob';
 import { waitFor } from './support/processes';
 import { createJob } from './support/rest';
@@ -57,12 +57,7 @@ describe('paid jobs across coordinator restarts', () => {
       {
         port,
         logLevel: 'error',
-        rpcUrl: anvil!.url,
-        coordinatorPrivateKey: anvilKey(1),
-        chainPollMs: 50,
-        chainRetryBaseMs: 50,
-        chainRetryMaxMs: 400,
-        chainTxTimeoutMs: 3000,
+        ...testChainOptions(anvil!.url, 3000),
       },
       { store, onRoundCompleted, scoresFor },
     );

@@ -27,6 +27,7 @@ import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { EVENTS, STAGES } from '../shared/schemas/protocol';
 import {
   ClusterHarness,
+  describeWithCluster,
   type ClusterNode,
   type ClusterRoundView as RoundView,
   committedLines,
@@ -36,21 +37,14 @@ import {
   finished,
   ownerOf,
 } from './support/clusterNodes';
-import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { spawnTs, waitFor } from './support/processes';
 import { RawClient } from './support/rawClient';
-import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
 import { buyerClient } from './support/rest';
 import { writeSeparableCsv } from './support/syntheticCsv';
 
 jest.setTimeout(600_000);
 
-const skipReason = mongoSourceForTests() === null ? NO_MONGO_REASON : noRedisReason();
-if (skipReason) {
-  if (process.env.CI === 'true') throw new Error(`Cluster test cannot run in CI: ${skipReason}`);
-  console.warn(`\n*** SKIPPED: cluster tests (${skipReason}) ***\n`);
-}
-const describeIfMongo = skipReason ? describe.skip : describe;
+const describeIfMongo = describeWithCluster('cluster tests');
 
 /** Short leases so takeovers happen within seconds; the scan runs every half lease. */
 const LEASE_TTL_MS = 3_000;
@@ -59,21 +53,15 @@ const ROUNDS = 5;
 type Node = ClusterNode;
 
 describeIfMongo('a cluster of three coordinators', () => {
-  let mongo: TestMongo;
-  let redis: TestRedis;
   let harness: ClusterHarness;
   /** The final model of the SIGKILL run, compared with a single coordinator's (6b). */
   let killRunModelHash: string | undefined;
 
   beforeAll(async () => {
-    mongo = (await mongoUriForTests())!;
-    redis = await startRedis();
-    harness = new ClusterHarness(mongo, redis, LEASE_TTL_MS);
+    harness = await ClusterHarness.start(LEASE_TTL_MS);
   });
   afterAll(async () => {
     await harness?.stop();
-    await redis?.kill();
-    await mongo?.stop();
   });
 
   const startNodes = (count: number) => harness.startNodes(count);
@@ -173,7 +161,12 @@ describeIfMongo('a cluster of three coordinators', () => {
     const single = spawnTs('coordinator/cli.ts', ['--port', '0', '--json', '--log-level', 'info', '--backend', 'cpu']);
     harness.track(single);
     const line = await single.waitForLine((l) => l.includes('"url"'), 120_000);
-    const node: Node = { process: single, url: (JSON.parse(line) as { url: string }).url, dbName: '(memory store)' };
+    const node: Node = {
+      name: 'single',
+      process: single,
+      url: (JSON.parse(line) as { url: string }).url,
+      dbName: '(memory store)',
+    };
     const jobId = await createClusterJob(node.url, 'single-reference');
     const clients = startClients([node], jobId, 3, 'reference');
     const final = await finished(node.url, jobId, 'the single-node job to finish', 300_000);

@@ -33,20 +33,20 @@ import { hasCode } from '../shared/errors';
 import { ChainStatusSchema, JobViewSchema } from '../shared/schemas/restApi';
 import { startAnvil, type Anvil } from './support/anvil';
 import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
-import { ClusterHarness, clusterJobSpec, finished, ownerOf, type ClusterNode } from './support/clusterNodes';
-import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
+import {
+  ClusterHarness,
+  type ClusterNode,
+  clusterJobSpec,
+  describeWithCluster,
+  finished,
+  ownerOf,
+} from './support/clusterNodes';
 import { waitFor } from './support/processes';
-import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
 import { buyerClient, createJob } from './support/rest';
 
 jest.setTimeout(900_000);
 
-const skipReason = mongoSourceForTests() === null ? NO_MONGO_REASON : noRedisReason();
-if (skipReason) {
-  if (process.env.CI === 'true') throw new Error(`Cluster chain test cannot run in CI: ${skipReason}`);
-  console.warn(`\n*** SKIPPED: cluster chain test (${skipReason}) ***\n`);
-}
-const describeIfReady = skipReason ? describe.skip : describe;
+const describeIfReady = describeWithCluster('cluster chain test');
 
 const LEASE_TTL_MS = 3_000;
 const ROUNDS = 4;
@@ -58,8 +58,6 @@ function roundsOf(events: unknown[]): number[] {
 }
 
 describeIfReady('a paid job on a cluster of three coordinators', () => {
-  let mongo: TestMongo;
-  let redis: TestRedis;
   let anvil: Anvil;
   let provider: JsonRpcProvider;
   let store: MongoStore | undefined;
@@ -71,19 +69,16 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
   const spec = clusterJobSpec('cluster-paid', ROUNDS) as UnboundJobSpecInput;
 
   beforeAll(async () => {
-    mongo = (await mongoUriForTests())!;
-    redis = await startRedis();
+    cluster = await ClusterHarness.start(LEASE_TTL_MS);
     anvil = await startAnvil();
     provider = localProvider(anvil.url);
-    cluster = new ClusterHarness(mongo, redis, LEASE_TTL_MS);
   });
   afterAll(async () => {
-    await cluster?.stop();
+    // The store before the harness stops the database under it.
     await store?.close();
+    await cluster?.stop();
     provider?.destroy();
     await anvil?.stop();
-    await redis?.kill();
-    await mongo?.stop();
   });
 
   const chainStatus = async (url: string, jobId: string): Promise<ChainJobStatus> =>
@@ -265,7 +260,7 @@ describeIfReady('a paid job on a cluster of three coordinators', () => {
     expect(await c.queryFilter(c.filters.Settled(ESCROW_JOB))).toHaveLength(1);
 
     // Its stale status (the first holder's token) is refused by the store; the stored one stays settled.
-    store = await MongoStore.connect(mongo.uri, { dbName: nodes[0].dbName });
+    store = await MongoStore.connect(cluster.mongo.uri, { dbName: nodes[0].dbName });
     const kept = (await store.loadChainState(jobId))!;
     expect(kept.done).toBe(true);
     const staleWrite = await store

@@ -12,6 +12,7 @@ import { getJob as getJobAction } from '../client/buyer';
 import { generateHeKeyHolderKeys, heKeyHolderSpecFields, writeHeKeyHolderKeyFile } from '../client/heKeyHolder';
 import {
   ClusterHarness,
+  describeWithCluster,
   committedLines,
   createClusterJob,
   expectEachRoundCommittedOnce,
@@ -19,37 +20,24 @@ import {
   finished,
   ownerOf,
 } from './support/clusterNodes';
-import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import { spawnTs, waitFor } from './support/processes';
-import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
 import { buyerClient } from './support/rest';
 
 jest.setTimeout(600_000);
 
-const skipReason = mongoSourceForTests() === null ? NO_MONGO_REASON : noRedisReason();
-if (skipReason) {
-  if (process.env.CI === 'true') throw new Error(`Cluster he test cannot run in CI: ${skipReason}`);
-  console.warn(`\n*** SKIPPED: cluster he key-holder test (${skipReason}) ***\n`);
-}
-const describeIfCluster = skipReason ? describe.skip : describe;
+const describeIfCluster = describeWithCluster('cluster he key-holder test');
 
 const LEASE_TTL_MS = 3_000;
 const ROUNDS = 4;
 
 describeIfCluster('the he key holder of a job in a cluster of three coordinators', () => {
-  let mongo: TestMongo;
-  let redis: TestRedis;
   let harness: ClusterHarness;
 
   beforeAll(async () => {
-    mongo = (await mongoUriForTests())!;
-    redis = await startRedis();
-    harness = new ClusterHarness(mongo, redis, LEASE_TTL_MS);
+    harness = await ClusterHarness.start(LEASE_TTL_MS);
   });
   afterAll(async () => {
     await harness?.stop();
-    await redis?.kill();
-    await mongo?.stop();
   });
 
   it('follows the job to a new owner after SIGKILL of the old one, and the job completes', async () => {

@@ -19,24 +19,18 @@
 import { request as httpRequest } from 'node:http';
 import { handshakeAuth } from '../client/coordinatorConnection';
 import { TributaryClient } from '../client/tributaryClient';
-import { type Coordinator, startCoordinator } from '../coordinator/server';
+import type { Coordinator } from '../coordinator/server';
 import { signHttpRequest } from '../shared/identity/httpSignature';
 import { generateIdentity } from '../shared/identity/keyPair';
-import { NO_MONGO_REASON, mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
+import { ClusterHarness, describeWithCluster } from './support/clusterNodes';
 import { waitFor } from './support/processes';
 import { RawClient } from './support/rawClient';
-import { noRedisReason, startRedis, type TestRedis } from './support/redisServer';
 import { separableDataset } from './support/syntheticCsv';
 
 jest.setTimeout(300_000);
 
 const LB_URL = 'http://lb.tributary.test';
-const skipReason = mongoSourceForTests() === null ? NO_MONGO_REASON : noRedisReason();
-if (skipReason) {
-  if (process.env.CI === 'true') throw new Error(`Cluster Redis tests cannot run in CI: ${skipReason}`);
-  console.warn(`\n*** SKIPPED: cluster Redis tests (${skipReason}) ***\n`);
-}
-const describeIf = skipReason ? describe.skip : describe;
+const describeIf = describeWithCluster('cluster Redis tests');
 
 /** POSTs `body` to `nodeUrl` with `headers` and the Host of `publicUrl` (as a load balancer forwards it): "status code". */
 function postAs(nodeUrl: string, publicUrl: string, headers: Record<string, string>, body: string): Promise<string> {
@@ -75,45 +69,18 @@ async function outcome(url: string, auth: unknown): Promise<string> {
 }
 
 describeIf('a cluster on Redis', () => {
-  let mongo: TestMongo;
-  let redis: TestRedis;
-  const open: Coordinator[] = [];
-  let dbCount = 0;
+  let harness: ClusterHarness;
 
   beforeAll(async () => {
-    mongo = (await mongoUriForTests())!;
-    redis = await startRedis();
+    harness = await ClusterHarness.start(3_000);
   });
   afterAll(async () => {
-    for (const c of open) await c.close().catch(() => undefined);
-    await redis?.kill();
-    await mongo?.stop();
+    await harness?.stop();
   });
 
-  async function startNodes(withRedis: boolean): Promise<Coordinator[]> {
-    const dbName = `${mongo.dbName}_redis${dbCount++}`;
-    const nodes: Coordinator[] = [];
-    for (let i = 0; i < 2; i++) {
-      const node = await startCoordinator({
-        port: 0,
-        mongodbUri: mongo.uri,
-        dbName,
-        cluster: true,
-        ...(withRedis ? { redisUrl: redis.url } : {}),
-        publicUrls: [LB_URL],
-        leaseTtlMs: 3_000,
-        backend: 'cpu',
-        logLevel: 'silent',
-      });
-      nodes.push(node);
-      open.push(node);
-    }
-    return nodes;
-  }
-
-  async function stop(nodes: Coordinator[]): Promise<void> {
-    for (const n of nodes) await n.close();
-  }
+  /** Two in-process nodes on a database of their own, both answering to LB_URL. */
+  const startNodes = (withRedis: boolean) => harness.startInProcessNodes(2, { redis: withRedis, publicUrls: [LB_URL] });
+  const stop = (nodes: Coordinator[]) => harness.closeNodes(nodes);
 
   it('refuses a handshake replayed at another node behind the same URL; without Redis it would pass', async () => {
     const [a, b] = await startNodes(true);
@@ -239,8 +206,7 @@ describeIf('a cluster on Redis', () => {
     const firstRun = client(0).run();
     await waitFor(async () => a.directory.members(job.id).length === 1, 60_000, 'the first client to join', 50);
 
-    const port = redis.port;
-    await redis.kill();
+    await harness.stopRedis();
     // Redis down: new handshakes fail closed (the nonce cannot be claimed cluster-wide)...
     expect(await outcome(b.url, handshakeAuth(generateIdentity(), LB_URL))).toBe('STORE_UNAVAILABLE');
     // ...so the second client, started now, keeps retrying; the job waits for its quorum.
@@ -248,7 +214,7 @@ describeIf('a cluster on Redis', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     expect(a.directory.members(job.id)).toHaveLength(1);
     expect((await a.store.getJob(job.id))!.currentRound).toBe(0);
-    redis = await startRedis(port);
+    await harness.restartRedis();
 
     // Redis back: the second client gets in, and the job runs to the end with the first one still on.
     const finished = await Promise.all([firstRun, secondRun]);

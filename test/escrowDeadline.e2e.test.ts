@@ -15,12 +15,12 @@ import { selectBackend } from '../shared/ml/backend';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
 import {
-  anvilKey,
   deployAsBuyer,
   fundAndBindJob,
   localProvider,
   paidProviders,
   type PaidProvider,
+  testChainOptions,
 } from './support/chainJob';
 import { createJob } from './support/rest';
 import { separableDataset } from './support/syntheticCsv';
@@ -75,12 +75,7 @@ describe('an escrow deadline shorter than the job', () => {
     coordinator = await startCoordinator({
       port: 0,
       logLevel: 'error',
-      rpcUrl: anvil.url,
-      coordinatorPrivateKey: anvilKey(1),
-      chainPollMs: 50,
-      chainRetryBaseMs: 50,
-      chainRetryMaxMs: 400,
-      chainTxTimeoutMs: 5000,
+      ...testChainOptions(anvil.url, 5000),
     });
     const bound = await fundAndBindJob(escrow, provider, coordinator.chain.coordinatorAddress!, spec, BUDGET, {
       budgetWei: BUDGET,

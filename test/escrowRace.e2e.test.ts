@@ -15,7 +15,7 @@ import { generateIdentity } from '../shared/identity/keyPair';
 import { mongoSourceForTests, mongoUriForTests, type TestMongo } from './support/ferretdb';
 import type { JobSpecInput } from '../shared/schemas/jobSpec';
 import { startAnvil, type Anvil } from './support/anvil';
-import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
+import { deployAsBuyer, fundAndBindJob, localProvider, testChainOptions } from './support/chainJob';
 
 jest.setTimeout(120_000);
 
@@ -65,12 +65,7 @@ describe('one job per escrow job under concurrent posts', () => {
     coordinator = await startCoordinator({
       port: 0,
       logLevel: 'error',
-      rpcUrl: anvil.url,
-      coordinatorPrivateKey: anvilKey(1),
-      chainPollMs: 50,
-      chainRetryBaseMs: 50,
-      chainRetryMaxMs: 400,
-      chainTxTimeoutMs: 3000,
+      ...testChainOptions(anvil.url, 3000),
     });
     const bound = await fundAndBindJob(escrow, provider, coordinator.chain.coordinatorAddress!, spec, 10n ** 15n);
     const answers = await postAtOnce([coordinator.url], JSON.stringify(bound), 6);
@@ -94,12 +89,7 @@ describe('one job per escrow job under concurrent posts', () => {
           cluster: true,
           mongodbUri: mongo!.uri,
           dbName: mongo!.dbName,
-          rpcUrl: anvil.url,
-          coordinatorPrivateKey: anvilKey(1),
-          chainPollMs: 50,
-          chainRetryBaseMs: 50,
-          chainRetryMaxMs: 400,
-          chainTxTimeoutMs: 3000,
+          ...testChainOptions(anvil.url, 3000),
         }),
       );
     }

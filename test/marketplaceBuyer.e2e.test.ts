@@ -20,7 +20,7 @@ import { startCoordinator, type Coordinator } from '../coordinator/server';
 import { decodeTensors } from '../shared/codec/modelCodec';
 import type { Identity } from '../shared/identity/keyPair';
 import { startAnvil, type Anvil } from './support/anvil';
-import { anvilKey, deployAsBuyer, fundAndBindJob, localProvider } from './support/chainJob';
+import { deployAsBuyer, fundAndBindJob, localProvider, testChainOptions } from './support/chainJob';
 import { codeOfAsync } from './support/codeOf';
 import { createSignedFetch } from '../client/signedFetch';
 import { createJob, testBuyer } from './support/rest';
@@ -58,11 +58,7 @@ describe("the buyer's flow: list, search, create and fund, train, settle, claim,
       port: 0,
       logLevel: 'error',
       backend: 'cpu',
-      rpcUrl: anvil.url,
-      coordinatorPrivateKey: anvilKey(1),
-      chainPollMs: 50,
-      chainRetryBaseMs: 50,
-      chainRetryMaxMs: 400,
+      ...testChainOptions(anvil.url),
     });
     const url = coordinator.url;
 

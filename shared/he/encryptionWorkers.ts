@@ -1,5 +1,5 @@
-import { Worker } from 'node:worker_threads';
 import { TributaryError } from '../errors';
+import { checkThreads, WorkerPool } from '../workers/workerPool';
 import { ciphertextLayout } from './ciphertextBytes';
 import type { HeVectorParams } from './heVector';
 import { publicKeyProblem } from './keyBytes';
@@ -58,24 +58,16 @@ parentPort.on('message', ({ id, levels, count }) => {
 });
 `;
 
-interface Pending {
-  resolve(ciphertexts: Uint8Array): void;
-  reject(err: unknown): void;
-}
-
 /**
  * Worker threads that encrypt vectors under one public key, so that a client's encryption leaves its
  * event loop (training, sockets) free and can use another core; the in-process clients of a
  * benchmark or a test share one pool per key. Calls go to the worker with the fewest calls in
  * flight. Idle workers are unref'd (a pool never keeps the process alive); `close` terminates them.
  * A worker that dies or fails fails its calls with INTERNAL and the pool refuses later calls (the
- * caller falls back to encrypting in its own thread).
+ * caller falls back to encrypting in its own thread). The threads are shared/workers' WorkerPool.
  */
 export class HeEncryptionPool {
-  private readonly workers: Array<{ worker: Worker; pending: Map<number, Pending> }>;
-  private nextId = 0;
-  private failure: Error | undefined;
-  private closed = false;
+  private readonly pool: WorkerPool<{ levels: Int32Array; count: number }, { ciphertexts: Uint8Array }>;
 
   constructor(
     private readonly set: HeParameterSet,
@@ -84,9 +76,6 @@ export class HeEncryptionPool {
   ) {
     const problem = publicKeyProblem(set, publicKey);
     if (problem) throw new TributaryError('CONFIG_INVALID', `he: ${problem}`);
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new TributaryError('CONFIG_INVALID', `he: threads must be an integer >= 1; got ${String(threads)}`);
-    }
     const workerData = {
       sealPath: require.resolve('node-seal'),
       scheme: set.scheme,
@@ -98,37 +87,20 @@ export class HeEncryptionPool {
       plainModulus: String(set.plainModulus),
       publicKey: Uint8Array.from(publicKey),
     };
-    this.workers = Array.from({ length: threads }, () => this.spawn(workerData));
-  }
-
-  private spawn(workerData: Record<string, unknown>) {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
-    const entry = { worker, pending: new Map<number, Pending>() };
-    worker.unref();
-    worker.on('message', (reply: { id: number; ciphertexts?: Uint8Array; error?: string }) => {
-      const call = entry.pending.get(reply.id);
-      if (!call) return;
-      entry.pending.delete(reply.id);
-      if (entry.pending.size === 0) worker.unref();
-      if (reply.ciphertexts) call.resolve(reply.ciphertexts);
-      else this.fail(entry, new TributaryError('INTERNAL', `he worker: ${reply.error}`));
+    this.pool = new WorkerPool({
+      source: WORKER_SOURCE,
+      workerData,
+      threads: checkThreads(threads, 'he: threads'),
+      label: 'he worker',
+      replyErrors: 'fail-pool',
+      failureError: ({ why, cause }) => new TributaryError('INTERNAL', why, { cause }),
+      closedError: () => new TributaryError('INTERNAL', 'he: the encryption pool is closed'),
     });
-    worker.on('error', (err) => this.fail(entry, new TributaryError('INTERNAL', `he worker failed: ${err.message}`)));
-    worker.on('exit', (code) => {
-      if (!this.closed) this.fail(entry, new TributaryError('INTERNAL', `he worker exited with code ${code}`));
-    });
-    return entry;
-  }
-
-  private fail(entry: { pending: Map<number, Pending> }, err: Error): void {
-    this.failure ??= err;
-    for (const call of entry.pending.values()) call.reject(err);
-    entry.pending.clear();
   }
 
   /** Whether the pool can still take calls. */
   get usable(): boolean {
-    return !this.closed && !this.failure;
+    return this.pool.usable;
   }
 
   /** Quantises `values` here and encrypts them in a worker; the same result as HeEncryptor.encrypt. */
@@ -136,18 +108,13 @@ export class HeEncryptionPool {
     values: ArrayLike<number>,
     params: HeVectorParams,
   ): Promise<{ ciphertexts: Uint8Array; clipped: number }> {
-    if (!this.usable) throw this.failure ?? new TributaryError('INTERNAL', 'he: the encryption pool is closed');
+    const refusal = this.pool.failure;
+    if (refusal) throw refusal;
     const n = this.set.polyModulusDegree;
     const count = heCiphertextCount(this.set, values.length);
     const levels = new Int32Array(count * n);
     const clipped = quantizeSigned(values, params, levels);
-    const entry = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-    const id = this.nextId++;
-    const ciphertexts = await new Promise<Uint8Array>((resolve, reject) => {
-      entry.pending.set(id, { resolve, reject });
-      entry.worker.ref();
-      entry.worker.postMessage({ id, levels, count }, [levels.buffer]);
-    });
+    const { ciphertexts } = await this.pool.call({ levels, count }, [levels.buffer]);
     if (ciphertexts.length !== count * ciphertextLayout(this.set).bytes) {
       throw new TributaryError('INTERNAL', `he worker returned ${ciphertexts.length} bytes for ${count} ciphertexts`);
     }
@@ -155,11 +122,7 @@ export class HeEncryptionPool {
   }
 
   /** Terminates the workers; calls in flight fail. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const closing = new TributaryError('INTERNAL', 'he: the encryption pool was closed');
-    for (const entry of this.workers) this.fail(entry, closing);
-    await Promise.all(this.workers.map((e) => e.worker.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

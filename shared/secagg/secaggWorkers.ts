@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { TributaryError } from '../errors';
+import { checkThreads, WorkerPool } from '../workers/workerPool';
 import { SEED_BYTES, type SignedSeed } from './masks';
 
 /**
@@ -109,14 +110,15 @@ export interface SignatureBatchVerifier {
   verifyAll(checks: readonly SignatureCheck[]): Promise<boolean[]>;
 }
 
-interface Pending {
-  resolve(reply: { sum?: ArrayBuffer; valid?: Uint8Array }): void;
-  reject(err: unknown): void;
-}
+/** A call to a mask thread: a mask sum, or a batch of signature checks (WORKER_SOURCE's "in"). */
+type MaskRequest =
+  | { seeds: Uint8Array; signs: Int8Array; length: number }
+  | { verify: Array<{ publicKeyHex: string; bytes: Uint8Array; signatureHex: string }> };
 
-interface MaskWorker {
-  worker: Worker;
-  pending: Map<number, Pending>;
+/** A mask thread's answer (WORKER_SOURCE's "out", less the id and the error). */
+interface MaskResponse {
+  sum?: ArrayBuffer;
+  valid?: Uint8Array;
 }
 
 /** Threads of the process-wide pool: one core left to the event loop (training, sockets), at most 4. */
@@ -133,67 +135,41 @@ export function defaultSecAggWorkerThreads(): number {
  * flight. Threads start at the first call and are unref'd while idle (a pool never keeps the process
  * alive); `close` terminates them. A thread that errs or exits fails its calls and every later one
  * with SECAGG_MASK_WORKER_FAILED (the client then masks in its own thread); sharedSecAggWorkers
- * replaces a failed pool.
+ * replaces a failed pool. The threads, ids and failures are shared/workers' WorkerPool.
  *
  * Memory: each call in flight holds one vector of `length` uint32 (4 bytes a parameter) in the
  * worker until it is transferred back, where the client keeps it until masked input (see
  * SecAggPlusClient).
  */
 export class SecAggWorkerPool implements MaskSumSource, SignatureBatchVerifier {
-  private workers: MaskWorker[] = [];
-  private nextId = 0;
-  private failure: TributaryError | undefined;
-  private closed = false;
+  private readonly pool: WorkerPool<MaskRequest, MaskResponse>;
 
-  constructor(private readonly threads = defaultSecAggWorkerThreads()) {
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new TributaryError(
-        'CONFIG_INVALID',
-        `secagg: mask threads must be an integer >= 1; got ${String(threads)}`,
-      );
-    }
+  constructor(threads = defaultSecAggWorkerThreads()) {
+    this.pool = new WorkerPool({
+      source: WORKER_SOURCE,
+      threads: checkThreads(threads, 'secagg: mask threads'),
+      start: 'lazy',
+      label: 'a mask thread',
+      replyErrors: 'fail-pool',
+      failureError: ({ why, cause }) =>
+        new TributaryError('SECAGG_MASK_WORKER_FAILED', `SecAgg+: ${why}; masks are computed in-thread`, { cause }),
+      closedError: () => new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: the mask thread pool is closed'),
+    });
   }
 
   /** Whether the pool still takes calls (not closed, no thread failed). */
   get usable(): boolean {
-    return !this.closed && !this.failure;
+    return this.pool.usable;
   }
 
   /** The worker threads, for tests that play a crash (terminate one). */
   get threadsForTesting(): readonly Worker[] {
-    return this.workers.map((w) => w.worker);
-  }
-
-  private spawn(): MaskWorker {
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
-    const entry: MaskWorker = { worker, pending: new Map() };
-    worker.unref();
-    worker.on('message', (reply: { id: number; sum?: ArrayBuffer; valid?: Uint8Array; error?: string }) => {
-      const call = entry.pending.get(reply.id);
-      if (!call) return;
-      entry.pending.delete(reply.id);
-      if (entry.pending.size === 0) worker.unref();
-      if (reply.sum || reply.valid) call.resolve(reply);
-      else this.fail(entry, `a mask thread failed: ${reply.error}`);
-    });
-    worker.on('error', (err) => this.fail(entry, `a mask thread failed: ${err.message}`));
-    worker.on('messageerror', () => this.fail(entry, 'a mask thread sent an unreadable message'));
-    worker.on('exit', (code) => {
-      if (!this.closed) this.fail(entry, `a mask thread exited with code ${code}`);
-    });
-    return entry;
-  }
-
-  private fail(entry: MaskWorker, why: string): void {
-    this.failure ??= new TributaryError('SECAGG_MASK_WORKER_FAILED', `SecAgg+: ${why}; masks are computed in-thread`);
-    for (const call of entry.pending.values()) call.reject(this.failure);
-    entry.pending.clear();
-    entry.worker.unref();
+    return this.pool.workers;
   }
 
   async maskSum(masks: readonly SignedSeed[], length: number): Promise<Uint32Array> {
-    if (this.closed) throw new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: the mask thread pool is closed');
-    if (this.failure) throw this.failure;
+    const refusal = this.pool.failure;
+    if (refusal) throw refusal;
     if (!(Number.isInteger(length) && length >= 0)) {
       throw new TributaryError('VALIDATION_FAILED', `mask length must be a non-negative integer, got ${length}`);
     }
@@ -208,47 +184,24 @@ export class SecAggWorkerPool implements MaskSumSource, SignatureBatchVerifier {
       signs[k] = m.sign;
     });
     // Transferred: this thread keeps no copy of the seeds.
-    const reply = await this.call({ seeds, signs, length }, [seeds.buffer]);
+    const reply = await this.pool.call({ seeds, signs, length }, [seeds.buffer]);
     // Viewed here, so the array is of this realm's Uint32Array (a test VM's too).
     return new Uint32Array(reply.sum!);
   }
 
   /** Checks Ed25519 signatures in a worker thread: the same answers as SignatureVerifier.verifyBytes. */
   async verifyAll(checks: readonly SignatureCheck[]): Promise<boolean[]> {
-    if (this.closed) throw new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: the mask thread pool is closed');
-    if (this.failure) throw this.failure;
+    const refusal = this.pool.failure;
+    if (refusal) throw refusal;
     if (checks.length === 0) return [];
     const verify = checks.map(({ publicKeyHex, bytes, signatureHex }) => ({ publicKeyHex, bytes, signatureHex }));
-    const reply = await this.call({ verify }, []);
+    const reply = await this.pool.call({ verify });
     return Array.from(reply.valid!, (v) => v === 1);
   }
 
-  private call(
-    message: Record<string, unknown>,
-    transfer: ArrayBuffer[],
-  ): Promise<{ sum?: ArrayBuffer; valid?: Uint8Array }> {
-    if (this.workers.length < this.threads && this.workers.every((w) => w.pending.size > 0)) {
-      this.workers.push(this.spawn());
-    }
-    const entry = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      entry.pending.set(id, { resolve, reject });
-      entry.worker.ref();
-      entry.worker.postMessage({ id, ...message }, transfer);
-    });
-  }
-
   /** Terminates every thread; calls in flight fail with SECAGG_MASK_WORKER_FAILED. Safe to call twice. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const closing = new TributaryError('SECAGG_MASK_WORKER_FAILED', 'SecAgg+: the mask thread pool was closed');
-    for (const entry of this.workers) {
-      for (const call of entry.pending.values()) call.reject(closing);
-      entry.pending.clear();
-    }
-    await Promise.all(this.workers.map((entry) => entry.worker.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
 

@@ -27,6 +27,22 @@ export function localProvider(url: string): JsonRpcProvider {
   return pinnedProvider(url, 31337, 20);
 }
 
+/**
+ * The chain options every e2e coordinator on anvil runs with: dev account 1 signs, the chain worker
+ * polls every 50 ms and retries from 50 ms up to 400 ms, and gives a transaction `txTimeoutMs`
+ * (the coordinator's default where omitted).
+ */
+export function testChainOptions(rpcUrl: string, txTimeoutMs?: number) {
+  return {
+    rpcUrl,
+    coordinatorPrivateKey: anvilKey(1),
+    chainPollMs: 50,
+    chainRetryBaseMs: 50,
+    chainRetryMaxMs: 400,
+    ...(txTimeoutMs === undefined ? {} : { chainTxTimeoutMs: txTimeoutMs }),
+  };
+}
+
 /** Deploys a fresh escrow as the buyer (dev account 0). */
 export async function deployAsBuyer(
   provider: JsonRpcProvider,

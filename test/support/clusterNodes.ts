@@ -3,14 +3,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getJob as getJobAction, getRounds } from '../../client/buyer';
 import type { JobSpecInput } from '../../shared/schemas/jobSpec';
-import type { TestMongo } from './ferretdb';
+import type { Coordinator } from '../../coordinator/server';
+import { mongoSourceForTests, mongoUriForTests, NO_MONGO_REASON, type TestMongo } from './ferretdb';
 import { spawnTs, waitFor, type Spawned } from './processes';
-import type { TestRedis } from './redisServer';
+import { noRedisReason, startRedis, type TestRedis } from './redisServer';
 import { buyerClient, createJob } from './rest';
 import { writeSeparableCsv } from './syntheticCsv';
 
+/**
+ * The cluster tests' preamble: `describe` when FerretDB (or MONGODB_URI) and redis-server are here, and
+ * `more()` (another service's check: a reason it is missing, or null) passes; otherwise
+ * `describe.skip` with a loud warning naming `what`, or, in CI, a failure of the whole file.
+ */
+export function describeWithCluster(what: string, more: () => string | null = () => null): jest.Describe {
+  const skipReason = mongoSourceForTests() === null ? NO_MONGO_REASON : (noRedisReason() ?? more());
+  if (!skipReason) return describe;
+  if (process.env.CI === 'true') throw new Error(`${what} cannot run in CI: ${skipReason}`);
+  console.warn(`\n*** SKIPPED: ${what} (${skipReason}) ***\n`);
+  return describe.skip;
+}
+
 /** One coordinator process of a test cluster. */
 export interface ClusterNode {
+  /** Its node id (TRIBUTARY_NODE_ID, what /v1/health reports), unique in the harness. */
+  name: string;
   process: Spawned;
   url: string;
   /** The database its cluster shares (a test may open it to look at the store). */
@@ -27,27 +43,66 @@ export interface ClusterRoundView {
 }
 
 /**
- * Starts and tracks the processes of the multi-process cluster tests (issue 16): coordinator nodes on
- * one MongoDB/FerretDB and one redis-server, client processes each given every node's URL in its own
- * order, and any other process a test adds to `processes`. `stop()` kills exactly these PIDs.
+ * Starts and tracks what the cluster tests (issue 16) run: one MongoDB/FerretDB and one redis-server
+ * (`ClusterHarness.start`), coordinator nodes on them (processes, or in this process where a test
+ * reaches into a node's store or directory), client processes each given every node's URL in its own
+ * order (or only a balancer's), and any other process a test adds to `processes`. `stop()` kills
+ * exactly these PIDs, closes the in-process nodes, then stops Redis and the database.
  */
 export class ClusterHarness {
   readonly processes: Spawned[] = [];
   readonly dir = mkdtempSync(join(tmpdir(), 'trib-cluster-'));
+  private readonly inProcess = new Set<Coordinator>();
   private dbCount = 0;
+  private nodeCount = 0;
 
-  constructor(
-    private readonly mongo: TestMongo,
-    private readonly redis: TestRedis,
+  private constructor(
+    /** The database every node of the harness uses (each cluster in a database of its own). */
+    readonly mongo: TestMongo,
+    private currentRedis: TestRedis,
     /** Short leases so takeovers happen within seconds; the scan runs every half lease. */
     readonly leaseTtlMs: number,
   ) {}
 
-  /** `count` coordinator processes on a database of their own, once each prints its URL; `env` adds to each node's (e.g. a chain's RPC URL and key). */
-  async startNodes(count: number, env: NodeJS.ProcessEnv = {}): Promise<ClusterNode[]> {
+  /** Starts the database (FerretDB, or MONGODB_URI's) and a redis-server for a harness of leases of `leaseTtlMs`. */
+  static async start(leaseTtlMs: number): Promise<ClusterHarness> {
+    const mongo = await mongoUriForTests();
+    if (!mongo) throw new Error(NO_MONGO_REASON);
+    try {
+      return new ClusterHarness(mongo, await startRedis(), leaseTtlMs);
+    } catch (err) {
+      await mongo.stop();
+      throw err;
+    }
+  }
+
+  /** The cluster's redis-server (a new one, on the same port, after restartRedis). */
+  get redis(): TestRedis {
+    return this.currentRedis;
+  }
+
+  /** Kills the redis-server (by PID); restartRedis brings one back. */
+  stopRedis(): Promise<void> {
+    return this.currentRedis.kill();
+  }
+
+  /** Starts a redis-server on the stopped one's port (so the URL stays): the nodes reconnect to it. */
+  async restartRedis(): Promise<void> {
+    this.currentRedis = await startRedis(this.currentRedis.port);
+  }
+
+  /**
+   * `count` coordinator processes on a database of their own, once each prints its URL; `env` adds to
+   * each node's (e.g. a chain's RPC URL and key, or a balancer's URL), or is given node i's env.
+   */
+  async startNodes(
+    count: number,
+    env: NodeJS.ProcessEnv | ((i: number) => NodeJS.ProcessEnv) = {},
+  ): Promise<ClusterNode[]> {
     const dbName = `${this.mongo.dbName}_cluster${this.dbCount++}`;
-    const started = Array.from({ length: count }, () =>
-      this.track(
+    const started = Array.from({ length: count }, (_, i) => {
+      const name = `n${++this.nodeCount}`;
+      const process = this.track(
         spawnTs(
           'coordinator/cli.ts',
           ['--port', '0', '--json', '--log-level', 'info', '--backend', 'cpu', '--redis-url', this.redis.url],
@@ -55,34 +110,75 @@ export class ClusterHarness {
             MONGODB_URI: this.mongo.uri,
             TRIBUTARY_DB_NAME: dbName,
             TRIBUTARY_LEASE_TTL_MS: String(this.leaseTtlMs),
-            ...env,
+            TRIBUTARY_NODE_ID: name,
+            ...(typeof env === 'function' ? env(i) : env),
           },
         ),
-      ),
-    );
+      );
+      return { name, process };
+    });
     return Promise.all(
-      started.map(async (p) => {
-        const line = await p.waitForLine((l) => l.includes('"url"'), 120_000);
-        return { process: p, url: (JSON.parse(line) as { url: string }).url, dbName };
+      started.map(async ({ name, process }) => {
+        const line = await process.waitForLine((l) => l.includes('"url"'), 120_000);
+        return { name, process, url: (JSON.parse(line) as { url: string }).url, dbName };
       }),
     );
   }
 
   /**
+   * `count` coordinators in this process, one after the other, on a database of their own, for tests
+   * that look into a node (its store, directory, job manager). `redis: false` leaves the shared Redis
+   * out (a control run); `publicUrls` are the URLs every node also answers to (a balancer's).
+   */
+  async startInProcessNodes(
+    count: number,
+    { redis = true, publicUrls = [] }: { redis?: boolean; publicUrls?: string[] } = {},
+  ): Promise<Coordinator[]> {
+    // Loaded here: the process-based tests need not load the coordinator into jest.
+    const { startCoordinator } = await import('../../coordinator/server');
+    const dbName = `${this.mongo.dbName}_cluster${this.dbCount++}`;
+    const nodes: Coordinator[] = [];
+    for (let i = 0; i < count; i++) {
+      const node = await startCoordinator({
+        port: 0,
+        mongodbUri: this.mongo.uri,
+        dbName,
+        cluster: true,
+        ...(redis ? { redisUrl: this.redis.url } : {}),
+        publicUrls,
+        leaseTtlMs: this.leaseTtlMs,
+        backend: 'cpu',
+        logLevel: 'silent',
+      });
+      this.inProcess.add(node);
+      nodes.push(node);
+    }
+    return nodes;
+  }
+
+  /** Closes in-process nodes that startInProcessNodes started, in order. */
+  async closeNodes(nodes: readonly Coordinator[]): Promise<void> {
+    for (const node of nodes) {
+      this.inProcess.delete(node);
+      await node.close();
+    }
+  }
+
+  /**
    * `count` client processes with their own synthetic data (`rows` rows, seed `seedBase + i`); client
-   * i starts at node i and knows the others.
+   * i starts at node i and knows the others, or, given `via` (a load balancer's URL), knows only that.
    */
   startClients(
     nodes: ClusterNode[],
     jobId: string,
     count: number,
     tag: string,
-    { rows = 800, seedBase = 100 }: { rows?: number; seedBase?: number } = {},
+    { rows = 800, seedBase = 100, via }: { rows?: number; seedBase?: number; via?: string } = {},
   ): Spawned[] {
     return Array.from({ length: count }, (_, i) => {
       const data = join(this.dir, `${tag}-client${i}.csv`);
       writeSeparableCsv(data, rows, 8, seedBase + i);
-      const urls = nodes.map((_, k) => nodes[(i + k) % nodes.length].url);
+      const urls = via ? [via] : nodes.map((_, k) => nodes[(i + k) % nodes.length].url);
       return this.track(
         spawnTs('client/cli.ts', [
           '--coordinator',
@@ -113,13 +209,19 @@ export class ClusterHarness {
     return p;
   }
 
-  /** SIGKILLs every process started here (resuming paused ones first) and waits for them. */
+  /**
+   * SIGKILLs every process started here (resuming paused ones first) and waits for them, closes the
+   * in-process nodes, then kills the redis-server and stops the database.
+   */
   async stop(): Promise<void> {
     for (const p of this.processes) {
       p.kill('SIGCONT');
       p.kill('SIGKILL');
     }
     await Promise.all(this.processes.map((p) => p.exit));
+    await this.closeNodes([...this.inProcess]).catch(() => undefined);
+    await this.currentRedis.kill();
+    await this.mongo.stop();
   }
 }
 
@@ -185,22 +287,39 @@ export async function exitOf(p: Spawned, ms = 120_000): Promise<number | string>
   }
 }
 
+/** What GET /v1/health says about the node's cluster (the fields the tests look at). */
+export interface ClusterHealth {
+  status: string;
+  cluster?: { node: string; leases: string[]; chainLeases?: string[] };
+}
+
+/** The node's (or a balancer's) /v1/health, or null if it does not answer within 2 s. */
+export function healthOf(url: string): Promise<ClusterHealth | null> {
+  return fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2_000) })
+    .then((r) => r.json() as Promise<ClusterHealth>)
+    .catch(() => null);
+}
+
 /**
- * The node whose /v1/health lists the job among its leases of `kind` (`leases`: the runner's;
- * `chainLeases`: the chain worker's), or null while none does. A paused or dead node does not answer.
+ * Every node whose /v1/health lists the job among its leases of `kind` (`leases`: the runner's;
+ * `chainLeases`: the chain worker's), in order. A paused or dead node does not answer.
  */
-export async function ownerOf(
-  nodes: ClusterNode[],
+export async function ownersOf<Node extends { url: string }>(
+  nodes: readonly Node[],
   jobId: string,
   kind: 'leases' | 'chainLeases' = 'leases',
-): Promise<ClusterNode | null> {
-  for (const node of nodes) {
-    const health = await fetch(`${node.url}/v1/health`, { signal: AbortSignal.timeout(2_000) })
-      .then((r) => r.json() as Promise<{ cluster?: { leases: string[]; chainLeases?: string[] } }>)
-      .catch(() => null);
-    if (health?.cluster?.[kind]?.includes(jobId)) return node;
-  }
-  return null;
+): Promise<Node[]> {
+  const reports = await Promise.all(nodes.map(async (node) => ({ node, health: await healthOf(node.url) })));
+  return reports.filter((r) => r.health?.cluster?.[kind]?.includes(jobId)).map((r) => r.node);
+}
+
+/** The first node whose /v1/health lists the job among its leases of `kind`, or null while none does. */
+export async function ownerOf<Node extends { url: string }>(
+  nodes: readonly Node[],
+  jobId: string,
+  kind: 'leases' | 'chainLeases' = 'leases',
+): Promise<Node | null> {
+  return (await ownersOf(nodes, jobId, kind))[0] ?? null;
 }
 
 /** How many rounds this node logged as committed. */
