@@ -32,7 +32,6 @@ export {
 export {
   CROSS_ENTROPY_GRAD,
   hasStepKernels,
-  RELU_GRAD,
   ROTATED_FILTER,
   registerStepKernels,
   type StepKernelBackend,

@@ -6,11 +6,12 @@ import { TributaryError } from '../errors';
  * small TF.js kernels, on the wasm (in place on its heap) and cpu backends.
  *
  * Why: a TF.js kernel call costs ~5 µs of JavaScript in the engine (lookup, tensor tracking, tidy,
- * disposal) whatever it computes, and the tail of a step (cross-entropy gradient, ReLU mask,
- * bias sums, filter rotation) was about a dozen kernels on tensors of a few hundred to a few thousand
- * values, plus wasm's Reverse, which takes ~0.1 ms for the 3,200-value conv2 filter. The values are
- * the ones those kernels computed (each step rounded to float32, sums as float32 running sums: bit for bit what the kernels they replace give on wasm for the built-in models), and the tests hold
- * every kernel to the ops it replaces.
+ * disposal) whatever it computes, and the loss gradient at the logits was nine kernels on [32, 10]
+ * tensors plus a tenth for the output bias; and wasm's Reverse takes ~0.1 ms for the 3,200-value conv2
+ * filter. The values are the ones those kernels computed (each step rounded to float32, sums as float32
+ * running sums: bit for bit what they give on wasm for the built-in models), and the tests hold every
+ * kernel to the ops it replaces. (Fusing larger element-wise work this way does not pay: JavaScript loops
+ * over a few thousand values cost what the SIMD kernels and their dispatch do.)
  *
  * - `CROSS_ENTROPY_GRAD` {probs [n, k] (a softmax's output), oneHot [n, k]}, attrs {scale} → [clipped =
  *   clip(Σ probs·oneHot, 1e-7, 1 − 1e-7) [n, 1], dLogits = (probs − oneHot)·scale where the clip passed the
@@ -18,16 +19,12 @@ import { TributaryError } from '../errors';
  *   learning-rate-scaled gradient of the mean clipped cross-entropy at the logits of that softmax, and the
  *   output layer's bias step. (The softmax stays the backend's: a JavaScript exp rounds differently from
  *   XNNPACK's, and those last-bit differences grow over an epoch.)
- * - `RELU_GRAD` {dy, y} → [dy·step(y), its sums over every axis but the last]: the gradient at a ReLU's input
- *   from its output y (y > 0 exactly where the input was), and the bias gradient of the layer before.
  * - `ROTATED_FILTER` {filter [kh, kw, cIn, cOut]} → [kh, kw, cOut, cIn], turned 180° in space: the filter of
  *   the full convolution that gives a stride-1 convolution's input gradient.
  */
 
 /** Name of the cross-entropy gradient kernel (see the module comment). */
 export const CROSS_ENTROPY_GRAD = 'TributaryCrossEntropyGrad';
-/** Name of the ReLU gradient kernel with channel sums. */
-export const RELU_GRAD = 'TributaryReluGrad';
 /** Name of the filter rotation kernel. */
 export const ROTATED_FILTER = 'TributaryRotatedFilter';
 
@@ -121,29 +118,6 @@ export function crossEntropyGradValues(
   out.dLogitsSums.set(sums);
 }
 
-/** dy·step(y) into `dx`, and its per-channel (last axis) float32 running sums into `sums`. */
-export function reluGradValues(
-  dy: ArrayLike<number>,
-  y: ArrayLike<number>,
-  channels: number,
-  dx: Float32Array,
-  sums: Float32Array,
-): void {
-  const acc = new Float32Array(channels);
-  let i = 0;
-  while (i < dx.length) {
-    for (let c = 0; c < channels; c++, i++) {
-      const v = y[i];
-      // step(y) is 1 above 0, 0 at or below, NaN for NaN; a product, so an infinite dy under a 0 is NaN as before.
-      // biome-ignore lint/suspicious/noSelfCompare: the NaN test, inline in this hot loop.
-      const d = dy[i] * (v > 0 ? 1 : v === v ? 0 : Number.NaN);
-      dx[i] = d;
-      acc[c] += d;
-    }
-  }
-  sums.set(acc);
-}
-
 /** filter [kh, kw, cIn, cOut] turned 180° in space with its channel axes swapped: [kh, kw, cOut, cIn]. */
 export function rotatedFilterValues(filter: ArrayLike<number>, shape: readonly number[], out: Float32Array): void {
   const [kh, kw, cIn, cOut] = shape;
@@ -183,15 +157,6 @@ function kernelFuncs(backendName: StepKernelBackend): Record<string, KernelFunc>
         crossEntropyGradValues(p, h, k, scale, { clipped: outs[0], dLogits: outs[1], dLogitsSums: outs[2] }),
       );
     },
-    [RELU_GRAD]: ({ inputs, backend }) => {
-      const { dy, y } = inputs as { dy: TensorInfo; y: TensorInfo };
-      if (dy.shape.length < 1 || !sameShape(dy.shape, y.shape))
-        throw shapeError(RELU_GRAD, 'dy and y of one shape', [dy.shape, y.shape]);
-      const channels = dy.shape[dy.shape.length - 1];
-      return runBody(backendName, backend, [dy, y], [[...dy.shape], [channels]], ([g, v], [dx, sums]) =>
-        reluGradValues(g, v, channels, dx, sums),
-      );
-    },
     [ROTATED_FILTER]: ({ inputs, backend }) => {
       const { filter } = inputs as { filter: TensorInfo };
       if (filter.shape.length !== 4) throw shapeError(ROTATED_FILTER, 'a rank-4 filter', [filter.shape]);
@@ -218,5 +183,5 @@ export function registerStepKernels(backendName: StepKernelBackend): void {
 
 /** Whether the step kernels run on `backendName`. */
 export function hasStepKernels(backendName: string): boolean {
-  return [CROSS_ENTROPY_GRAD, RELU_GRAD, ROTATED_FILTER].every((k) => getKernel(k, backendName) !== undefined);
+  return [CROSS_ENTROPY_GRAD, ROTATED_FILTER].every((k) => getKernel(k, backendName) !== undefined);
 }
