@@ -138,6 +138,8 @@ export async function trainLocal(
           Math.min(runStart + runLength, data.count),
           config.batchSize,
           numClasses,
+          // The layerwise plan never packs the features themselves (see BatchRunOptions.reuseTensors).
+          { reuseTensors: step.gradients === 'layerwise' },
         );
         const outputs: StepOutputs[] = [];
         try {
