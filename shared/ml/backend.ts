@@ -5,6 +5,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { TributaryError } from '../errors';
 import { registerConv2DBackpropFilter } from './conv2dBackpropFilter';
 import { registerMaxPoolGrad } from './maxPoolGrad';
+import { registerStepKernels } from './stepKernels';
 
 /** Which TF.js backend to run on; 'auto' takes the fastest that loads. */
 export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -99,6 +100,7 @@ async function loadWasm(): Promise<void> {
   await activate('wasm');
   registerConv2DBackpropFilter('wasm');
   registerMaxPoolGrad('wasm');
+  registerStepKernels('wasm');
 }
 
 async function loadCpu(): Promise<void> {
@@ -108,6 +110,7 @@ async function loadCpu(): Promise<void> {
   if (cpu && 'firstUse' in cpu) cpu.firstUse = false;
   registerConv2DBackpropFilter('cpu');
   registerMaxPoolGrad('cpu');
+  registerStepKernels('cpu');
 }
 
 async function load(backend: ConcreteBackend): Promise<void> {

@@ -29,6 +29,13 @@ export {
   registerMaxPoolGrad,
   stockMaxPoolGrad,
 } from './maxPoolGrad';
+export {
+  CROSS_ENTROPY_GRAD,
+  hasStepKernels,
+  ROTATED_FILTER,
+  registerStepKernels,
+  type StepKernelBackend,
+} from './stepKernels';
 export { assertDatasetFitsModel, batchTensors, type BatchTensors, modelNumClasses } from './datasetTensors';
 export { type EvaluateResult, evaluateModel } from './evaluate';
 export { correctCount, sparseCategoricalCrossEntropy } from './losses';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { hasReluMaxPoolGrad, RELU_MAX_POOL_GRAD } from './maxPoolGrad';
+import { hasStepKernels, ROTATED_FILTER } from './stepKernels';
 import { weightName } from './weights';
 
 /** Gradients of one layer's variables (in `variables` order) and, when asked for, of its input. */
@@ -71,12 +72,19 @@ function kernelAndBias(layer: Layer, useBias: boolean): { kernel: tf.Variable; b
 
 /**
  * dy through the activation, from the layer's output y: for ReLU y ≥ 0 and y > 0 exactly where its
- * input was, so sign(y) is its derivative (one op; tfjs-node runs `step` as five).
+ * input was, so sign(y) is its derivative (one op; tfjs-node runs `step` as five). (A typed-array kernel
+ * doing this and the bias sums in one pass measured no faster on wasm: JavaScript loops over 4k values
+ * cost what the three SIMD kernels and their dispatch do.)
  */
 function throughActivation(dy: tf.Tensor, y: tf.Tensor, activation: Activation): tf.Tensor {
   if (activation !== 'relu') return dy;
   // wasm's Sign is a scalar loop ~30x slower than its Step; for y ≥ 0 they agree.
   return tf.mul(dy, tf.getBackend() === 'wasm' ? tf.step(y) : tf.sign(y));
+}
+
+/** The bias gradient: per-channel sums of dPre, or `known` when a kernel computed them on the way. */
+function biasGradient(dPre: tf.Tensor, known: tf.Tensor1D | undefined): tf.Tensor {
+  return known ?? tf.sum(dPre, [...Array(dPre.rank - 1).keys()]);
 }
 
 /**
@@ -91,14 +99,20 @@ interface GradientKernels {
   matMulTransposeA(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D;
   /** a·bᵀ */
   matMulTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D;
-  /** ∂L/∂filter of a stride-`strides` convolution with `pad`, from its input x and ∂L/∂output dy. */
+  /**
+   * ∂L/∂filter of a stride-`strides` convolution with `pad`, from its input x and ∂L/∂output dy; dy laid
+   * out [outH, outW, batch, c] when `dyBatchInside` (only where `takesBatchInsideDy`).
+   */
   convFilter(
     x: tf.Tensor4D,
     dy: tf.Tensor4D,
     filterShape: number[],
     strides: [number, number],
     pad: Padding,
+    dyBatchInside?: boolean,
   ): tf.Tensor4D;
+  /** Whether convFilter takes dy as [outH, outW, batch, c] for these strides (saving a transpose there). */
+  takesBatchInsideDy(strides: [number, number]): boolean;
   /** ∂L/∂input of the same convolution, from dy and the filter. */
   convInput(
     dy: tf.Tensor4D,
@@ -122,6 +136,7 @@ const backendKernels: GradientKernels = {
       .runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: 'NHWC', filterShape }) as tf.Tensor4D,
   convInput: (dy, filter, xShape, strides, pad) =>
     tf.conv2dTranspose(dy, filter, xShape as [number, number, number, number], strides, pad),
+  takesBatchInsideDy: () => false,
 };
 
 /** Padding before and after along one spatial axis of a stride-1 convolution (TF's 'same' puts the odd one after). */
@@ -152,11 +167,12 @@ const wasmKernels: GradientKernels = {
   },
   matMulTransposeA: (a, b) => tf.matMul(tf.transpose(a), b),
   matMulTransposeB: (a, b) => tf.matMul(a, tf.transpose(b)),
-  convFilter(x, dy, filterShape, strides, pad) {
+  convFilter(x, dy, filterShape, strides, pad, dyBatchInside) {
     if (strides[0] !== 1 || strides[1] !== 1) return backendKernels.convFilter(x, dy, filterShape, strides, pad);
     const [padH, padW] = [samePadding(filterShape[0], pad), samePadding(filterShape[1], pad)];
     const byChannel = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D;
-    const dyAsFilter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
+    // dy as the filter, [outH, outW, batch, c]: a ReLU pool's gradient can come in that layout already.
+    const dyAsFilter = dyBatchInside ? dy : (tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D);
     // Padding as the convolution's own (XNNPACK reads it implicitly), not a padded copy.
     const byInput = tf.conv2d(byChannel, dyAsFilter, 1, [[0, 0], padH, padW, [0, 0]]);
     // [c_in, kh, kw, c_out] → [kh, kw, c_in, c_out]; with one input channel that is a reshape.
@@ -168,7 +184,12 @@ const wasmKernels: GradientKernels = {
     if (strides[0] !== 1 || strides[1] !== 1) return backendKernels.convInput(dy, filter, xShape, strides, pad);
     const [kh, kw] = filter.shape;
     const [[top, bottom], [left, right]] = [samePadding(kh, pad), samePadding(kw, pad)];
-    const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    // wasm's Reverse takes ~0.1 ms for the 3,200-value conv2 filter; ROTATED_FILTER does both steps in one pass.
+    const rotated = (
+      hasStepKernels('wasm')
+        ? tf.engine().runKernel(ROTATED_FILTER, { filter })
+        : tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2])
+    ) as tf.Tensor4D;
     // The full convolution: dy padded by the kernel size minus one (minus the forward pass's own padding).
     return tf.conv2d(dy, rotated, 1, [
       [0, 0],
@@ -177,6 +198,7 @@ const wasmKernels: GradientKernels = {
       [0, 0],
     ]);
   },
+  takesBatchInsideDy: (strides) => strides[0] === 1 && strides[1] === 1,
 };
 
 function dense(layer: Layer, config: Config, isOutput: boolean, kernels: GradientKernels): PlannedLayer | string {
@@ -201,14 +223,16 @@ function dense(layer: Layer, config: Config, isOutput: boolean, kernels: Gradien
       const y = activation === 'relu' ? tf.relu(withBias) : withBias;
       return {
         y,
-        backward(dy, needInputGradient) {
+        backward(dy, needInputGradient, dyChannelSums) {
           const dPre = throughActivation(dy, y, activation);
           const dKernel = xT
             ? tf.matMul(xT, dPre as tf.Tensor2D)
             : kernels.matMulTransposeA(x as tf.Tensor2D, dPre as tf.Tensor2D);
+          // Without an activation dPre is dy, whose column sums the loss may have computed already.
+          const knownSums = activation === 'linear' ? dyChannelSums : undefined;
           return {
             dx: needInputGradient ? kernels.matMulTransposeB(dPre as tf.Tensor2D, kernel as tf.Tensor2D) : null,
-            grads: bias ? [dKernel, tf.sum(dPre, 0)] : [dKernel],
+            grads: bias ? [dKernel, biasGradient(dPre, knownSums)] : [dKernel],
           };
         },
       };
@@ -218,9 +242,16 @@ function dense(layer: Layer, config: Config, isOutput: boolean, kernels: Gradien
 
 /**
  * `dyThroughRelu`: the next layer's backward pass already took dy through this layer's ReLU (a max
- * pool with RELU_MAX_POOL_GRAD), so this one starts at its pre-activation gradient.
+ * pool with RELU_MAX_POOL_GRAD), so this one starts at its pre-activation gradient. `dyBatchInside`:
+ * that dy comes as [outH, outW, batch, c] (only for a layer whose input gradient is never asked for).
  */
-function conv2d(layer: Layer, config: Config, kernels: GradientKernels, dyThroughRelu: boolean): PlannedLayer | string {
+function conv2d(
+  layer: Layer,
+  config: Config,
+  kernels: GradientKernels,
+  dyThroughRelu: boolean,
+  dyBatchInside: boolean,
+): PlannedLayer | string {
   const strides = pair(config.strides);
   const dilation = pair(config.dilationRate ?? 1);
   const padding = config.padding;
@@ -246,14 +277,15 @@ function conv2d(layer: Layer, config: Config, kernels: GradientKernels, dyThroug
       return {
         y,
         backward(dy, needInputGradient, dyChannelSums) {
+          // Through the fused pool, or without an activation, dPre is dy, and so are its channel sums.
           const dPre = (dyThroughRelu ? dy : throughActivation(dy, y, activation)) as tf.Tensor4D;
-          const dKernel = kernels.convFilter(x4, dPre, filter.shape, strides, padding);
+          const knownSums = dyThroughRelu || activation === 'linear' ? dyChannelSums : undefined;
+          if (dyBatchInside && needInputGradient)
+            throw new Error(`layer "${layer.name}" was planned without an input gradient`);
+          const dKernel = kernels.convFilter(x4, dPre, filter.shape, strides, padding, dyBatchInside);
           return {
             dx: needInputGradient ? kernels.convInput(dPre, filter, x4.shape, strides, padding) : null,
-            // Through the fused pool, dy's channel sums are dPre's (dy is dPre there).
-            grads: bias
-              ? [dKernel, dyThroughRelu && dyChannelSums ? dyChannelSums : tf.sum(dPre, [0, 1, 2])]
-              : [dKernel],
+            grads: bias ? [dKernel, biasGradient(dPre, knownSums)] : [dKernel],
           };
         },
       };
@@ -261,8 +293,11 @@ function conv2d(layer: Layer, config: Config, kernels: GradientKernels, dyThroug
   };
 }
 
-/** `afterRelu`: the input is a ReLU's output, and dx is wanted at that ReLU's input (RELU_MAX_POOL_GRAD). */
-function maxPooling2d(layer: Layer, config: Config, afterRelu: boolean): PlannedLayer | string {
+/**
+ * `afterRelu`: the input is a ReLU's output, and dx is wanted at that ReLU's input (RELU_MAX_POOL_GRAD);
+ * `batchInside`: laid out [inH, inW, batch, c], for the convolution before (see conv2d).
+ */
+function maxPooling2d(layer: Layer, config: Config, afterRelu: boolean, batchInside: boolean): PlannedLayer | string {
   const poolSize = pair(config.poolSize);
   const strides = pair(config.strides ?? config.poolSize);
   const padding = config.padding;
@@ -281,10 +316,9 @@ function maxPooling2d(layer: Layer, config: Config, afterRelu: boolean): Planned
           if (!needInputGradient) return { dx: null, grads: [] };
           const attrs = { filterSize: poolSize, strides, pad: padding };
           if (afterRelu) {
-            const [dx, dxChannelSums] = tf.engine().runKernel(RELU_MAX_POOL_GRAD, { dy, input: x }, attrs) as [
-              tf.Tensor,
-              tf.Tensor1D,
-            ];
+            const [dx, dxChannelSums] = tf
+              .engine()
+              .runKernel(RELU_MAX_POOL_GRAD, { dy, input: x }, { ...attrs, batchInside }) as [tf.Tensor, tf.Tensor1D];
             return { dx, grads: [], dxChannelSums };
           }
           return {
@@ -343,6 +377,13 @@ export function planLayerwise(model: LayersModel): LayerwisePlan | Unplannable {
       configs[i].activation === 'relu' &&
       layers[i + 1]?.getClassName() === 'MaxPooling2D',
   );
+  // The first layer with weights needs no input gradient: a ReLU convolution there whose filter gradient
+  // takes dy with the batch inside gets it that way from the pool after it.
+  const firstWeighted = layers.findIndex((l) => l.trainableWeights.length > 0);
+  const batchInsideDy = layers.map(
+    (_, i) =>
+      i === firstWeighted && reluBeforePool[i] && kernels.takesBatchInsideDy(pair(configs[i].strides) ?? [0, 0]),
+  );
   const planned: PlannedLayer[] = [];
   for (const [i, layer] of layers.entries()) {
     if (!layer.trainable) return { unsupported: `layer "${layer.name}" is frozen` };
@@ -352,8 +393,9 @@ export function planLayerwise(model: LayersModel): LayerwisePlan | Unplannable {
     let step: PlannedLayer | string;
     if (isOutput && kind !== 'Dense') step = `the last layer is ${kind}, not Dense with softmax`;
     else if (kind === 'Dense') step = dense(layer, config, isOutput, kernels);
-    else if (kind === 'Conv2D') step = conv2d(layer, config, kernels, reluBeforePool[i]);
-    else if (kind === 'MaxPooling2D') step = maxPooling2d(layer, config, i > 0 && reluBeforePool[i - 1]);
+    else if (kind === 'Conv2D') step = conv2d(layer, config, kernels, reluBeforePool[i], batchInsideDy[i]);
+    else if (kind === 'MaxPooling2D')
+      step = maxPooling2d(layer, config, i > 0 && reluBeforePool[i - 1], i > 0 && batchInsideDy[i - 1]);
     else if (kind === 'Flatten' || kind === 'Reshape') step = reshape(layer, config);
     else step = `layer "${layer.name}" is a ${kind}`;
     if (typeof step === 'string') return { unsupported: step };

@@ -202,6 +202,69 @@ describe('MaxPoolGrad on typed arrays', () => {
     ]);
   });
 
+  it('routes a non-finite dy only to the window maximum on the 2×2 path, as the general scan', () => {
+    const info = {
+      batchSize: 1,
+      inHeight: 2,
+      inWidth: 6,
+      inChannels: 1,
+      outHeight: 1,
+      outWidth: 3,
+      strideHeight: 2,
+      strideWidth: 2,
+      filterHeight: 2,
+      filterWidth: 2,
+      padInfo: { top: 0, left: 0, bottom: 0, right: 0, type: 'VALID' as const },
+    };
+    const { NaN: nan, POSITIVE_INFINITY: inf } = Number;
+    // Rows [1, 3 | 0, 0 | 4, 1] and [2, 0 | 0, 0 | 0, 0]; dy NaN, +∞, −∞; through a ReLU the middle window passes nothing.
+    const x = [1, 3, 0, 0, 4, 1, 2, 0, 0, 0, 0, 0];
+    const dx = Array.from(
+      maxPoolGradValues(x, [nan, inf, -inf], info, { reluInput: true, into: new Float32Array(12).fill(7) }),
+    );
+    expect(dx).toEqual([0, nan, 0, 0, -inf, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('lays dx out as [inH, inW, batch, c] when asked (batchInside), on the 2×2 path and the general one', () => {
+    for (const [filter, stride] of [
+      [2, 2],
+      [3, 2],
+    ]) {
+      const [n, h, w, c] = [3, 7, 9, 5];
+      const outHeight = Math.floor((h - filter) / stride) + 1;
+      const outWidth = Math.floor((w - filter) / stride) + 1;
+      const info = {
+        batchSize: n,
+        inHeight: h,
+        inWidth: w,
+        inChannels: c,
+        outHeight,
+        outWidth,
+        strideHeight: stride,
+        strideWidth: stride,
+        filterHeight: filter,
+        filterWidth: filter,
+        padInfo: { top: 0, left: 0, bottom: 0, right: 0, type: 'VALID' as const },
+      };
+      const x = values(n * h * w * c, 31);
+      const dy = values(n * outHeight * outWidth * c, 32);
+      const usualSums = new Float32Array(c);
+      const insideSums = new Float32Array(c);
+      const usual = maxPoolGradValues(x, dy, info, { reluInput: true, channelSums: usualSums });
+      // Garbage in the output array: every value must be written (the last row and column lie outside the windows).
+      const inside = maxPoolGradValues(x, dy, info, {
+        reluInput: true,
+        channelSums: insideSums,
+        batchInside: true,
+        into: new Float32Array(n * h * w * c).fill(9),
+      });
+      const expected = tf.tidy(() => tf.transpose(tf.tensor4d(usual, [n, h, w, c]), [1, 2, 0, 3]).dataSync());
+      expect(Array.from(inside)).toEqual(Array.from(expected));
+      expect(Array.from(insideSums)).toEqual(Array.from(usualSums));
+      expect(usual.some((v) => v !== 0)).toBe(true);
+    }
+  });
+
   it('routes 2×2 stride-2 windows (the fast path) exactly as the general scan, on random and tied values', () => {
     // An odd-sized input: the windows leave out the last row and column.
     const shape: [number, number, number, number] = [3, 7, 9, 5];

@@ -26,7 +26,10 @@ export interface TrainResult {
 
 /** Tuning of trainLocal that does not change its results. */
 export interface TrainOptions {
-  /** Bytes of examples (features and one-hot labels) uploaded to the backend at once. @default 32 MiB */
+  /**
+   * Bytes of examples (features and one-hot labels) per run: the batches whose step outputs are kept on the
+   * backend before the run's loss and accuracy are summed. @default 32 MiB
+   */
   maxRunBytes?: number;
 }
 
@@ -88,9 +91,9 @@ function addRunMetrics(
  * (Li et al., 2020) over the trainable weights.
  *
  * Each step is one fused update inside tidy (`createTrainStep`: hand-written layer gradients for the
- * built-in layer kinds, optimizer.minimize otherwise). Each epoch's shuffled examples are laid out once,
- * in runs of whole batches of at most `options.maxRunBytes` (`layOutBatchRun`), and each batch goes to
- * the backend as a view of that layout. The loss and accuracy stay on the backend until the end:
+ * built-in layer kinds, optimizer.minimize otherwise). Each epoch's shuffle is cut into runs of whole
+ * batches of at most `options.maxRunBytes` (`layOutBatchRun`); each batch's examples are gathered from the
+ * dataset into the backend's memory (on wasm, straight into its heap). The loss and accuracy stay on the backend until the end:
  * nothing is read back per batch. No tensors outlive the call.
  */
 export async function trainLocal(
@@ -135,6 +138,8 @@ export async function trainLocal(
           Math.min(runStart + runLength, data.count),
           config.batchSize,
           numClasses,
+          // The layerwise plan never packs the features themselves (see BatchRunOptions.reuseTensors).
+          { reuseTensors: step.gradients === 'layerwise' },
         );
         const outputs: StepOutputs[] = [];
         try {

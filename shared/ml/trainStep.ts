@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type LayerForward, planLayerwise } from './layerwiseGradients';
+import { hasStepKernels, CROSS_ENTROPY_GRAD, type CrossEntropyGradAttrs } from './stepKernels';
 
 /** Probabilities are clipped to [EPSILON, 1 − EPSILON] before the log, as Keras does (see losses.ts). */
 const EPSILON = 1e-7;
@@ -60,6 +61,36 @@ function scalarCache(): { get(v: number): tf.Scalar; dispose(): void } {
   };
 }
 
+/** The softmax of the logits, the clipped label probabilities, and the loss gradient at the logits times `scale`. */
+interface LossGradient extends StepOutputs {
+  dLogits: tf.Tensor2D;
+  /** dLogits summed over the batch, when computed on the way (the output layer's bias step). */
+  dLogitsSums?: tf.Tensor1D;
+}
+
+/** The loss gradient with TF.js ops. */
+function lossGradient(logits: tf.Tensor2D, oneHot: tf.Tensor2D, scale: tf.Scalar): LossGradient {
+  const probs = tf.softmax(logits) as tf.Tensor2D;
+  const { picked, clipped } = clippedLabelProbability(probs, oneHot);
+  // d(mean −log clip(p_label))/d logits = (p − onehot)/n where the clip passes p_label, 0 where it clamps it.
+  const rowScale = tf.mul(tf.cast(tf.equal(clipped, picked), 'float32'), scale);
+  return { probs, clipped, dLogits: tf.mul(tf.sub(probs, oneHot), rowScale) };
+}
+
+/** The same with the backend's softmax and one CROSS_ENTROPY_GRAD kernel (wasm, cpu) instead of nine more, with the bias step. */
+function lossGradientFused(logits: tf.Tensor2D, oneHot: tf.Tensor2D, scale: number): LossGradient {
+  const probs = tf.softmax(logits) as tf.Tensor2D;
+  const attrs: CrossEntropyGradAttrs = { scale };
+  const [clipped, dLogits, dLogitsSums] = tf
+    .engine()
+    .runKernel(CROSS_ENTROPY_GRAD, { probs, oneHot }, attrs as unknown as tf.NamedAttrMap) as [
+    tf.Tensor2D,
+    tf.Tensor2D,
+    tf.Tensor1D,
+  ];
+  return { probs, clipped, dLogits, dLogitsSums };
+}
+
 /**
  * The layerwise step: forward through the plan, softmax cross-entropy differentiated in one piece,
  * backward layer by layer, then w ← w − lr·g for every variable (with FedProx, w ← w − lr·(g +
@@ -81,6 +112,7 @@ function layerwiseStep(model: LayersModel, options: TrainStepOptions): TrainStep
     }
   }
   const firstTrainable = plan.layers.findIndex((l) => l.variables.length > 0);
+  const fusedLoss = hasStepKernels(tf.getBackend());
   return {
     gradients: 'layerwise',
     run(xs, oneHot) {
@@ -92,13 +124,12 @@ function layerwiseStep(model: LayersModel, options: TrainStepOptions): TrainStep
         passes.push(pass);
         h = pass.y;
       }
-      const probs = tf.softmax(h) as tf.Tensor2D;
-      const { picked, clipped } = clippedLabelProbability(probs, oneHot);
-      // d(mean −log clip(p_label))/d logits = (p − onehot)/n where the clip passes p_label, 0 where it clamps it.
-      const rowScale = tf.mul(tf.cast(tf.equal(clipped, picked), 'float32'), scalars.get(lr / n));
-      let dy: tf.Tensor = tf.mul(tf.sub(probs, oneHot), rowScale);
+      const { probs, clipped, dLogits, dLogitsSums } = fusedLoss
+        ? lossGradientFused(h as tf.Tensor2D, oneHot, lr / n)
+        : lossGradient(h as tf.Tensor2D, oneHot, scalars.get(lr / n));
+      let dy: tf.Tensor = dLogits;
       const steps = new Map<tf.Variable, tf.Tensor>();
-      let dyChannelSums: tf.Tensor1D | undefined;
+      let dyChannelSums: tf.Tensor1D | undefined = dLogitsSums;
       for (let i = plan.layers.length - 1; i >= firstTrainable; i--) {
         const { dx, grads, dxChannelSums } = passes[i].backward(dy, i > firstTrainable, dyChannelSums);
         plan.layers[i].variables.forEach((v, k) => steps.set(v, grads[k]));
