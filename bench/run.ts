@@ -419,7 +419,11 @@ function printTraining(training: TrainingResult | { error: string }): void {
         rows.push([
           `${b.backend} ${f.model}`,
           fmt(f.samplesPerSecond),
-          `samples/s (${b.examples} digits, ${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${f.ratioToPyTorch === null ? 'no PyTorch figure' : `${fmt(f.ratioToPyTorch)}x PyTorch, by CPU time ${fmt(f.cpuRatioToPyTorch)}x`})`,
+          `samples/s (${b.examples} digits, ${f.gradients}; was ${fmt(f.referenceSamplesPerSecond)}; ${
+            f.ratioToPyTorch === null || !f.pairs.wallRatio || !f.pairs.cpuRatio
+              ? 'no PyTorch figure'
+              : `x PyTorch best/best: wall ${fmt(f.ratioToPyTorch)}, CPU ${fmt(f.cpuRatioToPyTorch)}; median of ${f.pairs.count} pairs: wall ${fmt(f.pairs.wallRatio.median)}, CPU ${fmt(f.pairs.cpuRatio.median)} (CPU ${fmt(f.pairs.cpuRatio.min)}-${fmt(f.pairs.cpuRatio.max)})`
+          })`,
         ]);
   }
   const torch = training.pytorch;
@@ -431,6 +435,12 @@ function printTraining(training: TrainingResult | { error: string }): void {
         fmt(f.samplesPerSecond),
         `samples/s (${torch.threads} thread; ${fmt(f.cpuSamplesPerSecond)} per CPU second)`,
       ]);
+  if (torch.available)
+    rows.push([
+      'PyTorch CPU check',
+      `${torch.cpuCheck.epochs} epochs`,
+      `training thread ${fmt(torch.cpuCheck.threadShare)} of process CPU; OS count / reported ${fmt(torch.cpuCheck.osOverReported)}; threads ${torch.cpuCheck.maxProcessThreads}`,
+    ]);
   printTable(`Training: ${training.examples} MNIST digits, batch ${training.batchSize}, ${training.timedEpochs}`, rows);
 }
 
