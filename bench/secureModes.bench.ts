@@ -75,9 +75,10 @@ export async function secureModesBench(options: SecureModesOptions = {}) {
   let modes: Awaited<ReturnType<RoundBench['interleaved']>> = [];
   let atScale: { clients: number; rounds: number; repeats: number; modes: typeof modes } | undefined;
   let keygenSeconds: number | undefined;
-  // Before the jobs (the pool threads are its own): the post-training masking work of one client alone.
-  const maskedInput = await maskedInputBench(clients, parameters + 1);
+  let maskedInput: Awaited<ReturnType<typeof maskedInputBench>> | undefined;
   try {
+    // Before the jobs (the pool threads are its own): the post-training masking work of one client alone.
+    maskedInput = await maskedInputBench(clients, parameters + 1);
     keygenSeconds = (await bench.prepare(list)).paillierKeygenSeconds;
     modes = await bench.interleaved(jobs, clients, rounds, repeats);
     if (scaleClients > 0) {
