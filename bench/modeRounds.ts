@@ -80,6 +80,9 @@ export interface JobRun {
   lastSteps?: Record<string, number>;
   /** When the job did not complete: the clients' last warnings (at most 5). */
   warnings?: string[];
+  /** Warnings the clients emitted (retried downloads, clipped values, ...), and the first three. */
+  warningCount: number;
+  firstWarnings: string[];
 }
 
 function dataset(count: number, features: number, classes: number, seed: number): Dataset {
@@ -315,6 +318,8 @@ export class RoundBench {
       errors: errors.slice(0, 5),
       lastSteps,
       warnings: outcome === 'completed' ? undefined : warnings.slice(-5),
+      warningCount: warnings.length,
+      firstWarnings: warnings.slice(0, 3),
     };
   }
 
@@ -441,6 +446,9 @@ function summarize(
             )
           : undefined,
       errors: [...mine.flatMap((r) => (r.error ? [r.error] : [])), ...list.flatMap((r) => r.errors)].slice(0, 3),
+      /** Client warnings over its jobs (e.g. a model download retried), and the first three. */
+      clientWarnings: list.reduce((a, r) => a + r.warningCount, 0),
+      firstClientWarnings: list.flatMap((r) => r.firstWarnings).slice(0, 3),
     };
   });
 }
