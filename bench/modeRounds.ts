@@ -438,12 +438,15 @@ function summarize(
             }
           : null,
       bytesVsPlaintext: ratio(b.bytesPerClientPerRound, plain.bytesPerClientPerRound),
+      /** Jobs that did not complete, one line each (a string, as before). */
       stoppedEarly:
         failed.length > 0
-          ? failed.map(
-              (r) =>
-                `${r.outcome} after ${r.rounds.length} rounds; last steps ${JSON.stringify(r.lastSteps)}; ${(r.warnings ?? []).join(' | ')}`,
-            )
+          ? failed
+              .map(
+                (r) =>
+                  `${r.outcome} after ${r.rounds.length} rounds; last steps ${JSON.stringify(r.lastSteps)}; ${(r.warnings ?? []).join(' | ')}`,
+              )
+              .join(' || ')
           : undefined,
       errors: [...mine.flatMap((r) => (r.error ? [r.error] : [])), ...list.flatMap((r) => r.errors)].slice(0, 3),
       /** Client warnings over its jobs (e.g. a model download retried), and the first three. */

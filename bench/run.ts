@@ -93,7 +93,7 @@ function printSecureModes(secureModes: SecureModesResult | { error: string } | u
     const rows: Row[] = [];
     for (const m of [...secureModes.modes, ...(secureModes.atScale?.modes ?? [])]) {
       const at = secureModes.atScale?.modes.includes(m) ? ` (${secureModes.atScale.clients} clients)` : '';
-      const incomplete = m.stoppedEarly ? ` (INCOMPLETE: ${m.stoppedEarly.join('; ')})` : '';
+      const incomplete = m.stoppedEarly ? ` (INCOMPLETE: ${m.stoppedEarly})` : '';
       const spread = m.ratioSpread
         ? `; per repeat ${fmt(m.ratioSpread.wallMin)}-${fmt(m.ratioSpread.wallMax)} x wall, ${fmt(m.ratioSpread.cpuMin)}-${fmt(m.ratioSpread.cpuMax)} x cpu`
         : '';
