@@ -8,30 +8,21 @@
  *    Paillier is timed on samples (100 ciphertexts encrypted, 50 decrypted; its full figures are in
  *    the `paillier` section) and extrapolated per value; `heVsPaillier` gives HE / Paillier per step.
  * 2. `rounds`: jobs over real sockets on 127.0.0.1 with `clients` in-process TributaryClients on a
- *    ≈100k-parameter MLP (the secureModes setup), one job per mode (`none`, `secagg`, `he` with one
- *    encryption worker per process (the client default), `he` with one per core, and `paillier` with
- *    HE_BENCH_PAILLIER=1), each `rounds` rounds; per mode the median round time (RoundRecord
- *    metrics.durationMs) over all rounds and over rounds 2+ (steady: round 1 also starts the workers),
- *    their ratios to `none`, and the bytes the coordinator received per client per round. The ten
- *    clients, the coordinator and the key holder share this process and the machine's cores, so the
- *    clients' encryption competes with everyone's work, unlike clients on machines of their own.
+ *    ≈100k-parameter MLP (bench/modeRounds.ts, the secureModes setup): `none`, `secagg`, `he` with one
+ *    encryption worker per process (the client default), `he` with one per core (and `paillier`, one
+ *    job of one round, with HE_BENCH_PAILLIER=1), interleaved 3 times, 5 rounds each; per mode the
+ *    median round time (RoundRecord metrics.durationMs) and CPU time per round (the process, all
+ *    threads) over all rounds and over rounds 2+ (steady: round 1 also starts the workers), their
+ *    ratios to `none`, each repeat's ratio (spread), and the bytes the coordinator received per
+ *    client per round. The ten clients, the coordinator and the key holder share this process and the
+ *    machine's cores, so the clients' encryption competes with everyone's work, unlike clients on
+ *    machines of their own.
  *
- * About a minute here (2 cores). `npm run bench -- --only he` reruns just this section.
+ * About two minutes here (2 cores). `npm run bench -- --only he` reruns just this section.
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import {
-  generateHeKeyHolderKeys,
-  HeKeyHolder,
-  type HeKeyHolderKeys,
-  heKeyHolderSpecFields,
-} from '../client/heKeyHolder';
-import { createBuyerClient, createJob } from '../client/buyer';
-import { KeyHolder, generateKeyHolderKeys, keyHolderSpecFields, type KeyHolderKeys } from '../client/keyHolder';
-import { TributaryClient } from '../client/tributaryClient';
-import { startCoordinator, type Coordinator } from '../coordinator/server';
-import type { Dataset } from '../shared/data/dataset';
 import {
   CiphertextSum,
   ciphertextLayout,
@@ -42,7 +33,6 @@ import {
   type HeParameterSetName,
   heCiphertextCount,
 } from '../shared/he';
-import { generateIdentity } from '../shared/identity/keyPair';
 import {
   createPackedPaillierParams,
   decryptSum,
@@ -51,8 +41,8 @@ import {
   generatePaillierKeys,
   sumEncrypted,
 } from '../shared/paillier';
-import type { JobSpecInput } from '../shared/schemas/jobSpec';
-import { bestOf, bestOfAsync, median, round } from './harness';
+import { bestOf, bestOfAsync, round } from './harness';
+import { type ModeJob, RoundBench } from './modeRounds';
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 
@@ -137,221 +127,36 @@ async function paillierPrimitives(keyBits: number) {
   };
 }
 
-type Mode = 'none' | 'secagg' | 'he' | 'paillier';
-
-function dataset(count: number, features: number, classes: number, seed: number): Dataset {
-  let s = seed >>> 0 || 1;
-  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
-  const x = new Float32Array(count * features);
-  const y = new Int32Array(count);
-  for (let i = 0; i < x.length; i++) x[i] = rand() * 2 - 1;
-  for (let r = 0; r < count; r++) y[r] = Math.floor(rand() * classes);
-  return { x, y, count, exampleShape: [features] };
-}
-
-function packetBytes(data: unknown): number {
-  if (typeof data === 'string') return Buffer.byteLength(data);
-  if (ArrayBuffer.isView(data)) return data.byteLength;
-  if (data instanceof ArrayBuffer) return data.byteLength;
-  return 0;
-}
-
 export interface HeRoundsOptions {
   clients?: number;
   rounds?: number;
   /** Jobs to run, in order; a mode may appear twice with other encryption threads. */
-  modes?: Array<Mode | { mode: Mode; encryptionThreads: number }>;
+  modes?: ModeJob[];
   jobTimeoutMs?: number;
-  /** How many times the list of jobs runs, in turn. @default 2 */
+  /** How many times the list of jobs runs, in turn. @default 3 */
   repeats?: number;
-  /** Worker threads each client encrypts with (he, paillier: TributaryClient's paillierThreads, whose default is 1). @default 1 */
-  encryptionThreads?: number;
 }
 
+/** The jobs of `modes` interleaved `repeats` times (bench/modeRounds.ts), 10 clients, `rounds` rounds each. */
 async function heRounds(options: HeRoundsOptions = {}) {
   const clients = options.clients ?? 10;
   const rounds = options.rounds ?? 5;
-  const repeats = options.repeats ?? 2;
-  const modes = options.modes ?? ['none', 'secagg', 'he'];
-  const jobTimeoutMs = options.jobTimeoutMs ?? 120_000;
-  const encryptionThreads = options.encryptionThreads ?? 1;
-  const [features, hidden, classes, examples] = [1000, 100, 10, 32];
-  const parameters = features * hidden + hidden + hidden * classes + classes;
-  const datasets = Array.from({ length: clients }, (_, i) => dataset(examples, features, classes, 101 + i));
-  const heKeys: HeKeyHolderKeys = await generateHeKeyHolderKeys();
-  const paillierKeys: KeyHolderKeys | undefined = modes.includes('paillier')
-    ? await generateKeyHolderKeys(2048)
-    : undefined;
-  const coordinator: Coordinator = await startCoordinator({
-    port: 0,
-    host: '127.0.0.1',
-    logLevel: 'silent',
-    backend: 'cpu',
-  });
-  let keyHolderPhase = false;
-  let clientBytes = 0;
-  coordinator.io.engine.on('connection', (raw: { on(e: string, f: (p: { data?: unknown }) => void): void }) => {
-    const isKeyHolder = keyHolderPhase;
-    raw.on('packet', (packet) => {
-      if (!isKeyHolder) clientBytes += packetBytes(packet.data);
-    });
-  });
-  const spec = (mode: Mode): JobSpecInput =>
-    ({
-      name: `bench-he-${mode}`,
-      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [hidden] },
-      input: { shape: [features], numClasses: classes },
-      rounds: mode === 'paillier' ? 1 : rounds,
-      minClients: clients,
-      maxClients: clients,
-      batchSize: examples,
-      learningRate: 0.05,
-      roundDeadlineMs: jobTimeoutMs,
-      quorumTimeoutMs: 30_000,
-      maxRoundRetries: 0,
-      seed: 7,
-      secureAggregation: mode,
-      ...(mode === 'secagg' ? { secagg: { stageTimeoutMs: 60_000, maxExampleWeight: examples } } : {}),
-      ...(mode === 'he'
-        ? { he: { ...heKeyHolderSpecFields(heKeys), maxExampleWeight: examples, decryptTimeoutMs: jobTimeoutMs } }
-        : {}),
-      ...(mode === 'paillier' && paillierKeys
-        ? {
-            paillier: {
-              ...keyHolderSpecFields(paillierKeys),
-              maxExampleWeight: examples,
-              decryptTimeoutMs: jobTimeoutMs,
-            },
-          }
-        : {}),
-    }) as JobSpecInput;
-
-  async function runMode(mode: Mode, threads: number) {
-    // The buyer SDK signs the request with a fresh buyer key, which then owns the job.
-    const buyer = createBuyerClient({ url: coordinator.url, identity: generateIdentity() });
-    const jobId = (await createJob(buyer, { spec: spec(mode) })).id;
-    clientBytes = 0;
-    const started: Array<{ close(): void }> = [];
-    const errors: string[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    let outcome = 'completed';
-    const decryptMs: number[] = [];
-    try {
-      if (mode === 'he' || mode === 'paillier') {
-        keyHolderPhase = true;
-        const holder =
-          mode === 'he'
-            ? new HeKeyHolder({ url: coordinator.url, jobId, keys: heKeys })
-            : new KeyHolder({
-                url: coordinator.url,
-                jobId,
-                keys: paillierKeys as KeyHolderKeys,
-                threads: availableParallelism(),
-              });
-        started.push(holder);
-        holder.on('decrypted', (e: { ms: number }) => decryptMs.push(e.ms));
-        const joined = new Promise((resolve) => holder.once('joined', resolve));
-        holder.run().catch((e: unknown) => errors.push(`key holder: ${String((e as Error)?.message ?? e)}`));
-        await joined;
-        keyHolderPhase = false;
-      }
-      for (const [i, data] of datasets.entries()) {
-        const client = new TributaryClient({
-          url: coordinator.url,
-          jobId,
-          identity: generateIdentity(),
-          dataset: data,
-          backend: 'cpu',
-          allowPlaintext: mode === 'none', // the plaintext baseline
-          paillierThreads: threads,
-        });
-        started.push(client);
-        client.run().catch((e: unknown) => errors.push(`client ${i}: ${String((e as Error)?.message ?? e)}`));
-      }
-      outcome = await Promise.race([
-        coordinator.jobs.waitForJob(jobId).then((job) => job.status as string),
-        new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timeout'), jobTimeoutMs))),
-      ]);
-    } finally {
-      if (timer) clearTimeout(timer);
-      keyHolderPhase = false;
-      for (const c of started) c.close();
-    }
-    const records = (await coordinator.store.listRounds(jobId)).filter((r) => r.status === 'completed');
-    return {
-      outcome,
-      roundMs: records.map((r) => r.metrics.durationMs),
-      /** Rounds after the first (which also starts the encryption workers and warms the JIT). */
-      steadyRoundMs: records.filter((r) => r.round > 1).map((r) => r.metrics.durationMs),
-      decryptMs,
-      clientBytes,
-      rounds: records.length,
-      errors,
-    };
-  }
-
-  // The jobs run `repeats` times in turn (none, secagg, he, he, none, ...), so that a change in the
-  // machine's load between jobs weighs on every mode alike; each mode's rounds are pooled.
-  type Pooled = {
-    mode: Mode;
-    encryptionThreads: number;
-    runs: Array<Awaited<ReturnType<typeof runMode>>>;
-    errors: string[];
-  };
-  const pooled = new Map<string, Pooled>();
+  const repeats = options.repeats ?? 3;
+  const jobs = options.modes ?? [{ mode: 'none' }, { mode: 'secagg' }, { mode: 'he' }];
+  const bench = await RoundBench.start({ jobTimeoutMs: options.jobTimeoutMs });
   try {
-    for (let repeat = 0; repeat < repeats; repeat++) {
-      for (const entry of modes) {
-        const { mode, encryptionThreads: threads } =
-          typeof entry === 'string' ? { mode: entry, encryptionThreads } : entry;
-        const key = `${mode}/${threads}`;
-        let p = pooled.get(key);
-        if (!p) pooled.set(key, (p = { mode, encryptionThreads: threads, runs: [], errors: [] }));
-        try {
-          p.runs.push(await runMode(mode, threads));
-        } catch (err) {
-          p.errors.push(String((err as Error)?.message ?? err));
-        }
-      }
-    }
-  } finally {
-    await coordinator.close();
-  }
-  const summaries = [...pooled.values()].map((p) => {
-    const all = p.runs.flatMap((r) => r.roundMs);
-    const steady = p.runs.flatMap((r) => r.steadyRoundMs);
-    const rounds = p.runs.reduce((a, r) => a + r.rounds, 0);
-    const decrypts = p.runs.flatMap((r) => r.decryptMs);
+    const modes = await bench.interleaved(jobs, clients, rounds, repeats);
     return {
-      mode: p.mode,
-      encryptionThreads: p.encryptionThreads,
-      jobs: p.runs.map((r) => r.outcome),
-      roundMs: all.map((d) => round(d)),
-      roundMsMedian: round(median(all)),
-      steadyRoundMsMedian: round(median(steady)),
-      keyHolderDecryptMsMedian: decrypts.length > 0 ? round(median(decrypts)) : undefined,
-      bytesPerClientPerRound:
-        rounds > 0 ? Math.round(p.runs.reduce((a, r) => a + r.clientBytes, 0) / (clients * rounds)) : null,
-      errors: [...p.errors, ...p.runs.flatMap((r) => r.errors)].slice(0, 3),
+      clients,
+      parameters: bench.parameters,
+      model: `mlp ${bench.features}-${bench.hidden}-${bench.classes}`,
+      repeats,
+      roundsPerJob: rounds,
+      modes,
     };
-  });
-  const plain = summaries.find((m) => m.mode === 'none');
-  return {
-    clients,
-    parameters,
-    model: `mlp ${features}-${hidden}-${classes}`,
-    repeats,
-    roundsPerJob: rounds,
-    modes: summaries.map((m) => ({
-      ...m,
-      roundTimeVsPlaintext: plain ? round(m.roundMsMedian / plain.roundMsMedian) : null,
-      steadyRoundTimeVsPlaintext: plain ? round(m.steadyRoundMsMedian / plain.steadyRoundMsMedian) : null,
-      bytesVsPlaintext:
-        plain?.bytesPerClientPerRound && m.bytesPerClientPerRound !== null
-          ? round(m.bytesPerClientPerRound / plain.bytesPerClientPerRound)
-          : null,
-    })),
-  };
+  } finally {
+    await bench.close();
+  }
 }
 
 export async function heBench(parameters = 100_000, clients = 10) {
@@ -384,12 +189,12 @@ export async function heBench(parameters = 100_000, clients = 10) {
       },
     ]),
   );
-  const modes: NonNullable<HeRoundsOptions['modes']> = [
-    'none',
-    'secagg',
-    'he',
+  const modes: ModeJob[] = [
+    { mode: 'none' },
+    { mode: 'secagg' },
+    { mode: 'he' },
     { mode: 'he', encryptionThreads: availableParallelism() },
-    ...(process.env.HE_BENCH_PAILLIER === '1' ? (['paillier'] as const) : []),
+    ...(process.env.HE_BENCH_PAILLIER === '1' ? [{ mode: 'paillier' as const, rounds: 1, repeats: 1 }] : []),
   ];
   const rounds = await heRounds({ clients, modes });
   return { primitives: { parameters, clients, he, paillier, heVsPaillier }, rounds };
@@ -446,11 +251,19 @@ export function heBenchRows(r: HeBenchResult): Array<[string, string, string?]> 
       continue;
     }
     const label = `round ${m.mode}${m.mode === 'he' || m.mode === 'paillier' ? ` (${m.encryptionThreads} encryption threads)` : ''}`;
-    rows.push([
-      label,
-      `${n(m.steadyRoundMsMedian)} ms`,
-      `rounds 2+: ${n(m.steadyRoundTimeVsPlaintext)} x plaintext (all rounds ${n(m.roundTimeVsPlaintext)} x); ${n(m.bytesVsPlaintext)} x its bytes`,
-    ]);
+    const spread = m.ratioSpread ? `; per repeat ${n(m.ratioSpread.wallMin)}-${n(m.ratioSpread.wallMax)} x` : '';
+    rows.push(
+      [
+        label,
+        `${n(m.steadyRoundMsMedian)} ms`,
+        `rounds 2+: ${n(m.steadyRoundTimeVsPlaintext)} x plaintext${spread} (all rounds ${n(m.roundTimeVsPlaintext)} x); ${n(m.bytesVsPlaintext)} x its bytes`,
+      ],
+      [
+        `${label}: cpu`,
+        `${n(m.steadyCpuMsMedian)} ms`,
+        `rounds 2+: ${n(m.steadyCpuVsPlaintext)} x plaintext's CPU per round (all threads)`,
+      ],
+    );
   }
   return rows;
 }

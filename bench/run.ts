@@ -93,16 +93,20 @@ function printSecureModes(secureModes: SecureModesResult | { error: string } | u
     const rows: Row[] = [];
     for (const m of [...secureModes.modes, ...(secureModes.atScale?.modes ?? [])]) {
       const at = secureModes.atScale?.modes.includes(m) ? ` (${secureModes.atScale.clients} clients)` : '';
-      if ('error' in m) {
-        rows.push([`${m.mode}${at}`, 'error', m.error]);
-        continue;
-      }
       const incomplete = m.stoppedEarly ? ` (INCOMPLETE: ${m.stoppedEarly})` : '';
+      const spread = m.ratioSpread
+        ? `; per repeat ${fmt(m.ratioSpread.wallMin)}-${fmt(m.ratioSpread.wallMax)} x wall, ${fmt(m.ratioSpread.cpuMin)}-${fmt(m.ratioSpread.cpuMax)} x cpu`
+        : '';
       rows.push(
         [
-          `${m.mode}${at}: round time, median`,
-          fmt(m.roundMsMedian, ' ms'),
-          `${fmt(m.roundTimeVsPlaintext)} x plaintext; rounds ${m.roundMs.map((x) => fmt(x)).join('/')} ms${incomplete}`,
+          `${m.mode}${at}: round time, rounds 2+`,
+          fmt(m.steadyRoundMsMedian, ' ms'),
+          `${fmt(m.steadyRoundTimeVsPlaintext)} x plaintext (all rounds ${fmt(m.roundTimeVsPlaintext)} x)${spread}${incomplete}`,
+        ],
+        [
+          `${m.mode}${at}: cpu per round, rounds 2+`,
+          fmt(m.steadyCpuMsMedian, ' ms'),
+          `${fmt(m.steadyCpuVsPlaintext)} x plaintext (all threads of the process)`,
         ],
         [
           `${m.mode}${at}: received per client per round`,

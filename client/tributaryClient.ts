@@ -14,6 +14,7 @@ import type { JoinResult, PayoutBinding } from '../shared/schemas/messages';
 import { CoordinatorConnection, type JobFinished, type RoundTask } from './coordinatorConnection';
 import { assertDatasetFitsInput } from './datasetCheck';
 import { isJobFinished, joinOrFinish } from './joinJob';
+import { describeFailure, withNetworkRetries } from './networkRetry';
 import { readAtMost } from './readAtMost';
 import { createSignedFetch, type SignedFetch } from './signedFetch';
 import type {
@@ -189,7 +190,7 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
     );
     this.modeOpened
       .then((mode) => mode.onTask(task, training))
-      .catch((err) => this.emit('warning', `round ${task.round} not submitted: ${String(err)}`));
+      .catch((err) => this.emit('warning', `round ${task.round} not submitted: ${describeFailure(err)}`));
   }
 
   /** Joins (or rejoins after a reconnect). Resolves with a JobFinished if the job is already over. */
@@ -306,9 +307,26 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
    * read up to the exact size the job's manifest gives and no further, then hash-checked.
    */
   private async downloadModel(task: RoundTask, joined: JoinResult): Promise<NamedTensor[]> {
-    const response = await this.signedFetch(new URL(task.modelPath, this.connection?.currentUrl ?? this.options.url));
-    if (!response.ok) throw new TributaryError('JOB_NO_MODEL', `Model download failed with HTTP ${response.status}.`);
-    const bytes = await readAtMost(response, encodedByteLength(joined.weightManifest));
+    // A connection cut before the response (a keep-alive connection the server closed as it was
+    // reused, under load) is retried: without the model this client would miss the round.
+    const bytes = await withNetworkRetries(
+      async () => {
+        const response = await this.signedFetch(
+          new URL(task.modelPath, this.connection?.currentUrl ?? this.options.url),
+        );
+        if (!response.ok)
+          throw new TributaryError('JOB_NO_MODEL', `Model download failed with HTTP ${response.status}.`);
+        return readAtMost(response, encodedByteLength(joined.weightManifest));
+      },
+      {
+        until: task.deadline,
+        onRetry: (err, attempt) =>
+          this.emit(
+            'warning',
+            `round ${task.round}: model download try ${attempt} failed, retrying: ${describeFailure(err)}`,
+          ),
+      },
+    );
     if (contentHash(bytes) !== task.modelHash) {
       throw new TributaryError('TRANSFER_HASH_MISMATCH', `The downloaded model does not hash to ${task.modelHash}.`);
     }

@@ -10,7 +10,7 @@ function heOptions(spec: JobSpec): HeOptions {
 }
 
 /**
- * Encryption pools by (parameter set, public-key fingerprint), shared by the clients of this process;
+ * Encryption pools by (parameter set, threads, public-key fingerprint), shared by the clients of this process;
  * a few jobs' worth, the oldest closed first. A pool that failed is replaced by an in-thread encryptor.
  */
 const pools = new Map<string, HeEncryptionPool>();
@@ -20,7 +20,8 @@ const MAX_POOLS = 4;
 async function encryptWith(options: HeOptions, threads: number, values: Float32Array) {
   const publicKey = Buffer.from(options.publicKey, 'base64');
   const set = heParameterSet(options.parameterSet);
-  const key = `${options.parameterSet}:${publicKeyFingerprint(publicKey)}`;
+  // The thread count is part of the key: a client asking for more workers gets its own pool.
+  const key = `${options.parameterSet}:${Math.max(1, threads)}:${publicKeyFingerprint(publicKey)}`;
   const params = heParamsOf(options);
   let pool = pools.get(key);
   if (!pool) {

@@ -45,6 +45,50 @@ describe.each(['bgv-4096', 'bfv-4096'] as const)('HeEncryptionPool (%s)', (name)
     expect(await codeOfAsync(() => pool.encrypt([1], params))).toBe('INTERNAL');
   });
 
+  it('encrypts with encryptions of zero made ahead: same plaintexts, fresh ciphertexts, same noise, valid summands', async () => {
+    const keys = await generateHeKeys(set);
+    const pool = new HeEncryptionPool(set, keys.publicKey, 1);
+    const local = await HeEncryptor.create(set, keys.publicKey);
+    const decryptor = await HeDecryptor.create(set, keys.secretKey);
+    try {
+      const length = set.polyModulusDegree + 100; // two ciphertexts
+      const vector = Float32Array.from({ length }, (_, i) => Math.cos(i * 0.3) * 0.8);
+      const first = await pool.encrypt(vector, params);
+      expect(first.precomputed).toBe(0); // the worker had no call to replace yet
+      // The worker refills while idle; poll until a call finds both zeros in stock (bounded).
+      let ahead = first;
+      for (let i = 0; i < 200 && ahead.precomputed < 2; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        ahead = await pool.encrypt(vector, params);
+      }
+      expect(ahead.precomputed).toBe(2);
+      const direct = local.encrypt(vector, params).ciphertexts;
+      const fromStock = decryptor.decryptSum(ahead.ciphertexts, params, 1, length);
+      const reference = decryptor.decryptSum(direct, params, 1, length);
+      expect([...fromStock.sums]).toEqual([...reference.sums]);
+      // Same noise as a direct encryption (one bit of slack for the sampled errors).
+      expect(fromStock.noiseBudgetBits).toBeGreaterThanOrEqual(reference.noiseBudgetBits - 1);
+      // A zero is used once: no ciphertext repeats across calls (a reused zero would repeat c1).
+      const layout = ciphertextLayout(set);
+      const c1 = (bytes: Uint8Array, c: number) =>
+        Buffer.from(
+          bytes.subarray((c + 1) * layout.bytes - 8 * set.polyModulusDegree, (c + 1) * layout.bytes),
+        ).toString('hex');
+      const seen = new Set([first, ahead].flatMap((e) => [c1(e.ciphertexts, 0), c1(e.ciphertexts, 1)]));
+      expect(seen.size).toBe(4);
+      // Summed with a direct encryption, it decrypts to twice the vector.
+      const sum = new CiphertextSum(layout, 2);
+      sum.add(ahead.ciphertexts);
+      sum.add(direct);
+      const twice = decryptor.decryptSum(sum.toBytes(), params, 2, length).sums;
+      expect([...twice]).toEqual([...reference.sums].map((x) => x * 2));
+    } finally {
+      await pool.close();
+      local.delete();
+      decryptor.delete();
+    }
+  });
+
   it('refuses a public key of the wrong layout before starting any worker', () => {
     expect(() => new HeEncryptionPool(set, new Uint8Array(10))).toThrow(/public key is/);
   });

@@ -14,10 +14,23 @@ import { quantizeSigned } from './quantize';
  * the same under tsx, jest (swc) and compiled output; encryptionWorkers.test.ts checks what it
  * encrypts decrypts to what the in-thread HeEncryptor's does.
  *
+ * Encryptions of zero made ahead: SEAL's public-key `encrypt` is `encrypt_zero` (c = (pk0·u + e0,
+ * pk1·u + e1), BGV's errors times t) followed by adding the plaintext to c0 (BFV: scaled by Δ; BGV:
+ * as is), which is what `Evaluator.addPlain` adds, so Enc(m) = EncZero + m holds exactly, for the
+ * same distribution of ciphertexts. The expensive half (sampling u, e0, e1 and three NTTs, ~70 % of
+ * an encryption) needs no input: after each call the worker makes, while it has nothing else to do
+ * (the client's next training), as many fresh encryptions of zero as that call used, up to
+ * MAX_ZEROS; a call then costs one encode and one addPlain per ciphertext for each zero in stock.
+ * Each zero is used for one ciphertext and deleted; zeros exist only in this worker (one public
+ * key) and are dropped with it. `precomputed` says how many ciphertexts of a call used one.
+ *
  * workerData: { sealPath, scheme, n, coeffModulusBits, plainModulusBits, securityBits, coeffModulus, plainModulus, publicKey }
  * in:  { id, levels: Int32Array (count·N), count }
- * out: { id, ciphertexts: Uint8Array } or { id, error }
+ * out: { id, ciphertexts: Uint8Array, precomputed: number } or { id, error }
  */
+/** Most encryptions of zero a worker keeps (64 KiB each at N = 4096: 64 MiB of WebAssembly memory). */
+const MAX_ZEROS = 1024;
+
 const WORKER_SOURCE = `
 'use strict';
 const { parentPort, workerData: w } = require('node:worker_threads');
@@ -38,22 +51,51 @@ const ready = require(w.sealPath)().then((seal) => {
     seal,
     encoder: seal.BatchEncoder(context),
     encryptor: seal.Encryptor(context, key),
+    evaluator: seal.Evaluator(context),
     plain: seal.PlainText(),
     cipher: seal.CipherText(),
   };
 });
+const MAX_ZEROS = ${MAX_ZEROS};
+const zeros = [];
+let wanted = 0;
+let refilling = false;
+// One encryption of zero per turn of the event loop, so a call that arrives waits for one at most.
+function refill(s) {
+  if (refilling) return;
+  refilling = true;
+  const step = () => {
+    if (wanted <= 0 || zeros.length >= MAX_ZEROS) { refilling = false; return; }
+    const zero = s.seal.CipherText();
+    s.encryptor.encryptZero(zero);
+    zeros.push(zero);
+    wanted--;
+    setImmediate(step);
+  };
+  setImmediate(step);
+}
 parentPort.on('message', ({ id, levels, count }) => {
   ready.then((s) => {
     const parts = [];
+    let precomputed = 0;
     for (let c = 0; c < count; c++) {
       s.encoder.encode(levels.subarray(c * w.n, (c + 1) * w.n), s.plain);
-      s.encryptor.encrypt(s.plain, s.cipher);
+      const zero = zeros.pop();
+      if (zero) {
+        s.evaluator.addPlain(zero, s.plain, s.cipher);
+        zero.delete();
+        precomputed++;
+      } else {
+        s.encryptor.encrypt(s.plain, s.cipher);
+      }
       parts.push(s.cipher.saveArray(s.seal.ComprModeType.none));
     }
     const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
     let at = 0;
     for (const p of parts) { out.set(p, at); at += p.length; }
-    parentPort.postMessage({ id, ciphertexts: out }, [out.buffer]);
+    parentPort.postMessage({ id, ciphertexts: out, precomputed }, [out.buffer]);
+    wanted = Math.min(wanted + count, MAX_ZEROS - zeros.length);
+    refill(s);
   }).catch((err) => parentPort.postMessage({ id, error: String(err && err.message || err) }));
 });
 `;
@@ -67,7 +109,10 @@ parentPort.on('message', ({ id, levels, count }) => {
  * caller falls back to encrypting in its own thread). The threads are shared/workers' WorkerPool.
  */
 export class HeEncryptionPool {
-  private readonly pool: WorkerPool<{ levels: Int32Array; count: number }, { ciphertexts: Uint8Array }>;
+  private readonly pool: WorkerPool<
+    { levels: Int32Array; count: number },
+    { ciphertexts: Uint8Array; precomputed: number }
+  >;
 
   constructor(
     private readonly set: HeParameterSet,
@@ -103,22 +148,25 @@ export class HeEncryptionPool {
     return this.pool.usable;
   }
 
-  /** Quantises `values` here and encrypts them in a worker; the same result as HeEncryptor.encrypt. */
+  /**
+   * Quantises `values` here and encrypts them in a worker; the same result as HeEncryptor.encrypt.
+   * `precomputed`: how many of the ciphertexts used an encryption of zero the worker made ahead.
+   */
   async encrypt(
     values: ArrayLike<number>,
     params: HeVectorParams,
-  ): Promise<{ ciphertexts: Uint8Array; clipped: number }> {
+  ): Promise<{ ciphertexts: Uint8Array; clipped: number; precomputed: number }> {
     const refusal = this.pool.failure;
     if (refusal) throw refusal;
     const n = this.set.polyModulusDegree;
     const count = heCiphertextCount(this.set, values.length);
     const levels = new Int32Array(count * n);
     const clipped = quantizeSigned(values, params, levels);
-    const { ciphertexts } = await this.pool.call({ levels, count }, [levels.buffer]);
+    const { ciphertexts, precomputed } = await this.pool.call({ levels, count }, [levels.buffer]);
     if (ciphertexts.length !== count * ciphertextLayout(this.set).bytes) {
       throw new TributaryError('INTERNAL', `he worker returned ${ciphertexts.length} bytes for ${count} ciphertexts`);
     }
-    return { ciphertexts, clipped };
+    return { ciphertexts, clipped, precomputed };
   }
 
   /** Terminates the workers; calls in flight fail. */

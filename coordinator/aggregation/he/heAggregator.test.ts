@@ -12,6 +12,7 @@ import {
 } from '../../../shared/he';
 import { generateIdentity } from '../../../shared/identity/keyPair';
 import { SignatureVerifier } from '../../../shared/identity/signing';
+import { codeOf } from '../../../test/support/codeOf';
 import { HeAggregator } from './heAggregator';
 import type { HeDecryption } from './heKeyHolders';
 
@@ -103,4 +104,70 @@ describe('HeAggregator', () => {
       expect(ok.sum.weightedDeltaSum[0][0]).toBeCloseTo(0.1 * 50 + 0.2 * 25 + 0.4 * 10, 1);
     }
   });
+  it('checks every ciphertext whoever adds them: a signed upload with an unreduced coefficient or a transparent ciphertext is refused and changes nothing', async () => {
+    const layout = ciphertextLayout(set);
+    const q = set.coeffModulus[0];
+    const bad = {
+      // c0's first coefficient set to q (not reduced), in the update's second ciphertext.
+      unreduced: (bytes: Uint8Array) =>
+        new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(layout.bytes + layout.prefix.length, q, true),
+      // c1 of the first ciphertext zeroed: c0 alone would reveal the plaintext.
+      transparent: (bytes: Uint8Array) => bytes.fill(0, layout.bytes - 8 * set.polyModulusDegree, layout.bytes),
+    };
+    const big = [{ name: 'w', shape: [set.polyModulusDegree + 10] }]; // two ciphertexts per update
+    const length = set.polyModulusDegree + 11;
+    for (const keyHolderSums of [true, false]) {
+      const requests: HeDecryption[] = [];
+      const aggregator = new HeAggregator(big, {
+        params,
+        maxExampleWeight: 100,
+        ref,
+        selected: [],
+        verifier: new SignatureVerifier(),
+        keyHolderSums,
+        decrypt: async (request: HeDecryption) => {
+          requests.push(request);
+          return decryptor.decryptSum(
+            request.form === 'sum' ? request.ciphertexts : sumOf(request.parts, length),
+            params,
+            request.contributions.length,
+            request.length,
+          ).sums;
+        },
+      });
+      const values = Float32Array.from({ length }, (_, i) => (i === length - 1 ? 0.5 : 0.01));
+      for (const [why, spoil] of Object.entries(bad)) {
+        const client = generateIdentity();
+        const ciphertexts = encryptor.encrypt(values, params).ciphertexts;
+        spoil(ciphertexts);
+        // Signed by the client, so only the ciphertext checks can refuse it.
+        const upload = signedHeUpload(client, ref, ciphertexts);
+        expect([why, codeOf(() => aggregator.accept(client.clientId, upload, 1))]).toEqual([
+          why,
+          'HE_CIPHERTEXT_INVALID',
+        ]);
+      }
+      for (let i = 0; i < 2; i++) {
+        const client = generateIdentity();
+        aggregator.accept(
+          client.clientId,
+          signedHeUpload(client, ref, encryptor.encrypt(values, params).ciphertexts),
+          1,
+        );
+      }
+      const revealed = await aggregator.reveal();
+      expect(requests).toHaveLength(1);
+      expect(requests[0].contributions).toHaveLength(2);
+      expect(requests[0].form).toBe(keyHolderSums ? 'contributions' : 'sum');
+      expect(revealed.sum.clientCount).toBe(2);
+      expect(revealed.sum.totalWeight).toBeCloseTo(100, 1); // 2 × 0.5 × maxExampleWeight
+      expect(revealed.sum.weightedDeltaSum[0][7]).toBeCloseTo(2 * 0.01 * 100, 1);
+    }
+  });
+
+  function sumOf(parts: readonly Uint8Array[], length: number): Uint8Array {
+    const sum = new CiphertextSum(ciphertextLayout(set), heCiphertextCount(set, length));
+    for (const part of parts) sum.add(part);
+    return sum.toBytes();
+  }
 });

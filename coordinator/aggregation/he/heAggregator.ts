@@ -4,7 +4,9 @@ import { heSumErrorBound } from '../../../shared/he/quantize';
 import { assertHonestSum } from '../honestSumBounds';
 import { TributaryError } from '../../../shared/errors';
 import {
+  type CiphertextLayout,
   CiphertextSum,
+  checkCiphertexts,
   ciphertextLayout,
   type HeSubmissionRef,
   heCiphertextCount,
@@ -37,8 +39,11 @@ export interface HeAggregatorOptions {
  * Aggregation mode `he` (coordinator half). Each update is ⌈(P + 1)/N⌉ BGV (or BFV) ciphertexts of the
  * client's delta scaled by its weight ratio, then the ratio itself, followed by the client's
  * signature over them for this round attempt (shared/he/submission.ts). `accept` checks the exact
- * length, the signature and every ciphertext's layout before adding the ciphertexts into the running
- * sum (the homomorphic sum; shared/he/ciphertextBytes.ts); it never sees a plaintext. `reveal` sends
+ * length, the signature and every ciphertext's layout (shared/he/ciphertextBytes.ts); it never sees
+ * a plaintext. Only with `keyHolderSums: false` does it add the ciphertexts into a running
+ * homomorphic sum, the one the key holder then decrypts; by default the key holder adds the
+ * contributions itself and a coordinator sum would go unused (a third of the coordinator's `he`
+ * work per update, bench/README.md). `reveal` sends
  * every contribution's (client id, digest, signature) and the attempt's selection to the key holder,
  * then (`keyHolderSums`, the default) every contribution's ciphertexts, one message each, which the
  * key holder checks against their signed digests and adds itself, or (`keyHolderSums: false`) the
@@ -49,7 +54,11 @@ export interface HeAggregatorOptions {
 export class HeAggregator implements UploadAggregator {
   readonly maxUpdateBytes: number;
   private readonly length: number;
-  private readonly sum: CiphertextSum;
+  private readonly layout: CiphertextLayout;
+  private readonly count: number;
+  private readonly scratch: Uint32Array;
+  /** The homomorphic sum, kept only without keyHolderSums. */
+  private readonly sum: CiphertextSum | undefined;
   private readonly contributions: HeContribution[] = [];
   /** Each contribution's ciphertexts, kept only with keyHolderSums. */
   private readonly kept: Uint8Array[] = [];
@@ -61,8 +70,11 @@ export class HeAggregator implements UploadAggregator {
   ) {
     const { set } = options.params;
     this.length = totalParameters(manifest) + 1;
-    this.sum = new CiphertextSum(ciphertextLayout(set), heCiphertextCount(set, this.length));
-    this.maxUpdateBytes = this.sum.count * set.ciphertextBytes + SIGNATURE_BYTES;
+    this.layout = ciphertextLayout(set);
+    this.count = heCiphertextCount(set, this.length);
+    this.scratch = new Uint32Array(2 * this.layout.coefficients);
+    this.sum = options.keyHolderSums ? undefined : new CiphertextSum(this.layout, this.count);
+    this.maxUpdateBytes = this.count * set.ciphertextBytes + SIGNATURE_BYTES;
   }
 
   accept(clientId: string, payload: Uint8Array, numExamples: number): void {
@@ -81,21 +93,25 @@ export class HeAggregator implements UploadAggregator {
     if (payload.length !== this.maxUpdateBytes) {
       throw new TributaryError(
         'HE_CIPHERTEXT_INVALID',
-        `Expected ${this.sum.count} ciphertexts and a signature (${this.maxUpdateBytes} bytes); got ${payload.length} bytes.`,
+        `Expected ${this.count} ciphertexts and a signature (${this.maxUpdateBytes} bytes); got ${payload.length} bytes.`,
       );
     }
     // Refusals name no sender (`details.members`): the sum is left unchanged, and the client may
     // retry within the attempt, as paillier's length, range and signature refusals.
     const submission = openHeUpload(this.options.verifier, clientId, this.options.ref, payload);
-    this.sum.add(submission.ciphertexts);
-    if (this.options.keyHolderSums) this.kept.push(submission.ciphertexts);
+    if (this.sum) this.sum.add(submission.ciphertexts);
+    else {
+      checkCiphertexts(this.layout, submission.ciphertexts, this.count, this.scratch);
+      this.kept.push(submission.ciphertexts);
+    }
     this.contributors.add(clientId);
     this.contributions.push({ clientId, digest: submission.digest, signature: submission.signature });
   }
 
   /** Has the key holder decrypt the sum and returns the sums in examples (see the class comment). */
   async reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[] }> {
-    if (this.sum.size === 0) throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
+    if (this.contributors.size === 0)
+      throw new TributaryError('ROUND_QUORUM_NOT_MET', 'No encrypted update was accepted.');
     const { ref } = this.options;
     const sums = await this.options.decrypt({
       jobId: ref.jobId,
@@ -104,9 +120,9 @@ export class HeAggregator implements UploadAggregator {
       length: this.length,
       selected: [...this.options.selected],
       contributions: [...this.contributions],
-      ...(this.options.keyHolderSums
-        ? { form: 'contributions' as const, parts: [...this.kept] }
-        : { form: 'sum' as const, ciphertexts: this.sum.toBytes() }),
+      ...(this.sum
+        ? { form: 'sum' as const, ciphertexts: this.sum.toBytes() }
+        : { form: 'contributions' as const, parts: [...this.kept] }),
     });
     if (sums.length !== this.length) {
       throw new TributaryError(
@@ -117,7 +133,7 @@ export class HeAggregator implements UploadAggregator {
     // Bounded influence (issue 13): a sum no honest clients could produce (a hidden negative ratio,
     // values beyond ±c·ratio) is refused before any division by its weight; the key holder's own
     // range check is not relied on. The weight shares the values' quantisation and error bound.
-    const clientCount = this.sum.size;
+    const clientCount = this.contributors.size;
     const error = heSumErrorBound(this.options.params, clientCount);
     assertHonestSum(
       sums,
@@ -134,6 +150,6 @@ export class HeAggregator implements UploadAggregator {
     const scale = this.options.maxExampleWeight;
     const weightedDeltaSum = splitByManifest(sums, this.manifest);
     for (const t of weightedDeltaSum) for (let j = 0; j < t.length; j++) t[j] *= scale;
-    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount: this.sum.size } };
+    return { sum: { weightedDeltaSum, totalWeight: ratioSum * scale, clientCount } };
   }
 }

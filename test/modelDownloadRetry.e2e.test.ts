@@ -1,0 +1,88 @@
+/**
+ * A client whose model download is cut before any response (what the 100-client bench hit under
+ * load: "round 3 not submitted: TypeError: fetch failed", after which the round waited for the
+ * missing client until its deadline) downloads again and takes part in the round. Real sockets:
+ * the coordinator's HTTP server destroys the connection of the first checkpoint request it sees.
+ */
+import type { IncomingMessage } from 'node:http';
+import { TributaryClient } from '../client/tributaryClient';
+import { startCoordinator, type Coordinator } from '../coordinator/server';
+import { generateIdentity } from '../shared/identity/keyPair';
+import { selectBackend } from '../shared/ml/backend';
+import { createJob } from './support/rest';
+import { separableDataset } from './support/syntheticCsv';
+import { testBackend } from './support/testBackend';
+
+jest.setTimeout(180_000);
+
+describe('model download under a cut connection', () => {
+  let coordinator: Coordinator | undefined;
+  const clients: TributaryClient[] = [];
+
+  beforeAll(async () => {
+    await selectBackend(testBackend());
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await coordinator?.close();
+  });
+
+  it('retries the download and the round completes with every client', async () => {
+    coordinator = await startCoordinator({ port: 0, host: '127.0.0.1', logLevel: 'silent', backend: testBackend() });
+    const jobId = await createJob(coordinator.url, {
+      name: 'cut-download',
+      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
+      input: { shape: [4], numClasses: 2 },
+      rounds: 2,
+      minClients: 2,
+      maxClients: 2,
+      secureAggregation: 'none',
+      // Without the retry the cut client would miss round 1, which would fail at this deadline.
+      roundDeadlineMs: 60_000,
+      quorumTimeoutMs: 60_000,
+      maxRoundRetries: 0,
+    });
+    let cut = 0;
+    const checkpointRequests: string[] = [];
+    // Runs before express's listener: the first checkpoint request gets no response at all.
+    coordinator.io.httpServer.prependListener('request', (req: IncomingMessage) => {
+      if (req.method !== 'GET' || !/\/checkpoints\/\d+$/.test(req.url ?? '')) return;
+      checkpointRequests.push(req.url ?? '');
+      if (cut === 0) {
+        cut++;
+        req.socket.destroy();
+      }
+    });
+
+    const warnings: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const client = new TributaryClient({
+        url: coordinator.url,
+        jobId,
+        identity: generateIdentity(),
+        dataset: separableDataset(40, 4, 70 + i),
+        backend: testBackend(),
+        allowPlaintext: true, // mode none
+      });
+      client.on('warning', (m: string) => warnings.push(m));
+      clients.push(client);
+    }
+    const finished = await Promise.all(clients.map((c) => c.run()));
+    expect(finished.map((f) => f.status)).toEqual(['completed', 'completed']);
+
+    expect(cut).toBe(1);
+    // Two rounds × two clients, plus the retried request.
+    expect(checkpointRequests).toHaveLength(5);
+    const retried = warnings.filter((w) =>
+      w.includes('model download try 1 failed, retrying: TypeError: fetch failed ('),
+    );
+    expect(retried).toHaveLength(1);
+    expect(warnings.filter((w) => w.includes('not submitted'))).toEqual([]);
+    const rounds = await coordinator.store.listRounds(jobId);
+    expect(rounds.map((r) => [r.round, r.attempt, r.status, r.participants.length])).toEqual([
+      [1, 0, 'completed', 2],
+      [2, 0, 'completed', 2],
+    ]);
+  });
+});
