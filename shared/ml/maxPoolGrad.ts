@@ -10,6 +10,7 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import { TributaryError } from '../errors';
+import { runTypedArrayKernel, type TypedArrayBackend } from './typedArrayKernel';
 
 /**
  * The gradient of 2-D max pooling with respect to its input, on plain typed arrays: each window's
@@ -48,7 +49,7 @@ const OURS = Symbol.for('tributary.maxPoolGrad');
 const stockKernels = new Map<string, KernelConfig>();
 
 /** Backends this kernel supports: both keep tensor data in memory readable with readSync. */
-export type MaxPoolGradBackend = 'cpu' | 'wasm';
+export type MaxPoolGradBackend = TypedArrayBackend;
 
 /** Geometry of one max pool, the subset of backend_util.Conv2DInfo the kernel needs. */
 export type PoolGradGeometry = Pick<
@@ -255,15 +256,6 @@ function poolGrad2x2(
   }
 }
 
-interface CpuBackendLike {
-  readSync(dataId: object): ArrayLike<number>;
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
-}
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
-}
-
 function checkedGeometry(x: TensorInfo, attrs: MaxPoolGradAttrs): backend_util.Conv2DInfo {
   if (x.shape.length !== 4)
     throw new TributaryError('MODEL_SHAPE_MISMATCH', `MaxPoolGrad expects a rank-4 input, got shape [${x.shape}].`);
@@ -286,29 +278,11 @@ function makeKernelFunc(backendName: MaxPoolGradBackend, reluInput: boolean): Ke
     const batchInside = reluInput && (attrs as unknown as ReluMaxPoolGradAttrs).batchInside === true;
     const [n, h, w, channels] = input.shape;
     const shape = batchInside ? [h, w, n, channels] : [n, h, w, channels];
-    if (backendName === 'wasm') {
-      const wasm = backend as WasmBackendLike;
-      // Allocate first: an allocation may grow (and detach) the heap, so the views are taken after it.
-      const out = wasm.makeOutput(shape, 'float32');
-      const sums = reluInput ? wasm.makeOutput([channels], 'float32') : null;
-      const view = (t: TensorInfo) => wasm.typedArrayFromHeap(t);
-      maxPoolGradValues(view(input), view(dy), info, {
-        reluInput,
-        into: view(out),
-        channelSums: sums ? view(sums) : undefined,
-        batchInside,
-      });
-      return sums ? [out, sums] : out;
-    }
-    const cpu = backend as CpuBackendLike;
-    const channelSums = reluInput ? new Float32Array(channels) : undefined;
-    const values = maxPoolGradValues(cpu.readSync(input.dataId), cpu.readSync(dy.dataId), info, {
-      reluInput,
-      channelSums,
-      batchInside,
-    });
-    const out = cpu.makeTensorInfo(shape, 'float32', values);
-    return channelSums ? [out, cpu.makeTensorInfo([channels], 'float32', channelSums)] : out;
+    const outputShapes = reluInput ? [shape, [channels]] : [shape];
+    const outs = runTypedArrayKernel(backendName, backend, [input, dy], outputShapes, ([x, g], [into, channelSums]) =>
+      maxPoolGradValues(x, g, info, { reluInput, into, channelSums, batchInside }),
+    );
+    return reluInput ? outs : outs[0];
   };
   Object.defineProperty(kernelFunc, OURS, { value: true });
   return kernelFunc;

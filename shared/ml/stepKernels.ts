@@ -1,5 +1,6 @@
 import { getKernel, type KernelFunc, registerKernel, type TensorInfo } from '@tensorflow/tfjs-core';
 import { TributaryError } from '../errors';
+import { runTypedArrayKernel, type TypedArrayBackend } from './typedArrayKernel';
 
 /**
  * Typed-array kernels that each do in one pass what the layerwise training step did with several
@@ -38,52 +39,7 @@ export interface CrossEntropyGradAttrs {
 const EPSILON = 1e-7;
 
 /** Backends these kernels run on: both keep tensor data in memory they can read and write directly. */
-export type StepKernelBackend = 'cpu' | 'wasm';
-
-interface CpuBackendLike {
-  readSync(dataId: object): ArrayLike<number>;
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
-}
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
-}
-
-/** Reads inputs and makes outputs on either backend: a kernel body sees plain typed arrays. */
-type Body = (inputs: ArrayLike<number>[], outputs: Float32Array[]) => void;
-
-/**
- * Runs `body` over the inputs' values and fresh outputs of `outputShapes`. On wasm the outputs are
- * allocated first and every view is taken after (an allocation may grow the heap and detach views).
- */
-function runBody(
-  backendName: StepKernelBackend,
-  backend: unknown,
-  inputs: TensorInfo[],
-  outputShapes: number[][],
-  body: Body,
-): TensorInfo[] {
-  for (const t of inputs) {
-    if (t.dtype !== 'float32')
-      throw new TributaryError('MODEL_SHAPE_MISMATCH', `A training kernel expects float32 inputs, got ${t.dtype}.`);
-  }
-  if (backendName === 'wasm') {
-    const wasm = backend as WasmBackendLike;
-    const outs = outputShapes.map((shape) => wasm.makeOutput(shape, 'float32'));
-    body(
-      inputs.map((t) => wasm.typedArrayFromHeap(t)),
-      outs.map((t) => wasm.typedArrayFromHeap(t)),
-    );
-    return outs;
-  }
-  const cpu = backend as CpuBackendLike;
-  const values = outputShapes.map((shape) => new Float32Array(shape.reduce((a, b) => a * b, 1)));
-  body(
-    inputs.map((t) => cpu.readSync(t.dataId)),
-    values,
-  );
-  return outputShapes.map((shape, i) => cpu.makeTensorInfo(shape, 'float32', values[i]));
-}
+export type StepKernelBackend = TypedArrayBackend;
 
 /** The clipped label probability and the scaled gradient at the logits, from softmax probabilities (module comment). */
 export function crossEntropyGradValues(
@@ -153,7 +109,7 @@ function kernelFuncs(backendName: StepKernelBackend): Record<string, KernelFunc>
         ]);
       const [n, k] = probs.shape;
       const { scale } = attrs as unknown as CrossEntropyGradAttrs;
-      return runBody(backendName, backend, [probs, oneHot], [[n, 1], [n, k], [k]], ([p, h], outs) =>
+      return runTypedArrayKernel(backendName, backend, [probs, oneHot], [[n, 1], [n, k], [k]], ([p, h], outs) =>
         crossEntropyGradValues(p, h, k, scale, { clipped: outs[0], dLogits: outs[1], dLogitsSums: outs[2] }),
       );
     },
@@ -161,7 +117,7 @@ function kernelFuncs(backendName: StepKernelBackend): Record<string, KernelFunc>
       const { filter } = inputs as { filter: TensorInfo };
       if (filter.shape.length !== 4) throw shapeError(ROTATED_FILTER, 'a rank-4 filter', [filter.shape]);
       const [kh, kw, cIn, cOut] = filter.shape;
-      return runBody(backendName, backend, [filter], [[kh, kw, cOut, cIn]], ([f], [out]) =>
+      return runTypedArrayKernel(backendName, backend, [filter], [[kh, kw, cOut, cIn]], ([f], [out]) =>
         rotatedFilterValues(f, filter.shape, out),
       )[0];
     },
