@@ -10,6 +10,7 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import { TributaryError } from '../errors';
+import { runTypedArrayKernel, type TypedArrayBackend } from './typedArrayKernel';
 
 /**
  * The gradient of conv2d with respect to its filter, on plain typed arrays.
@@ -46,7 +47,7 @@ const SPARSE_X_FRACTION = 0.65;
 const DOT_CHUNK_VALUES = 1 << 18;
 
 /** Backends this kernel supports: both keep tensor data in memory readable with readSync. */
-export type Conv2DBackpropFilterBackend = 'cpu' | 'wasm';
+export type Conv2DBackpropFilterBackend = TypedArrayBackend;
 
 /** Geometry of one conv2d, the subset of backend_util.Conv2DInfo the kernel needs. */
 export type FilterGradGeometry = Pick<
@@ -246,17 +247,6 @@ export function conv2dBackpropFilterValues(
   return Float32Array.from(acc);
 }
 
-interface ReadableBackend {
-  readSync(dataId: object): ArrayLike<number>;
-}
-interface CpuBackendLike extends ReadableBackend {
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
-}
-interface WasmBackendLike extends ReadableBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
-}
-
 function checkedGeometry(x: TensorInfo, attrs: Conv2DBackpropFilterAttrs): backend_util.Conv2DInfo {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs;
   if (dataFormat !== undefined && dataFormat !== 'NHWC') {
@@ -293,17 +283,10 @@ function makeKernelFunc(backendName: Conv2DBackpropFilterBackend): KernelFunc {
   const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
     const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
     const info = checkedGeometry(x, attrs as unknown as Conv2DBackpropFilterAttrs);
-    const b = backend as ReadableBackend;
-    // Compute before allocating the output: a wasm allocation may grow (and detach) the heap.
-    const values = conv2dBackpropFilterValues(b.readSync(x.dataId), b.readSync(dy.dataId), info);
-    const shape = [...info.filterShape];
-    if (backendName === 'wasm') {
-      const wasm = backend as WasmBackendLike;
-      const out = wasm.makeOutput(shape, 'float32');
-      wasm.typedArrayFromHeap(out).set(values);
-      return out;
-    }
-    return (backend as CpuBackendLike).makeTensorInfo(shape, 'float32', values);
+    const [out] = runTypedArrayKernel(backendName, backend, [x, dy], [[...info.filterShape]], ([xs, dys], [into]) =>
+      into.set(conv2dBackpropFilterValues(xs, dys, info)),
+    );
+    return out;
   };
   Object.defineProperty(kernelFunc, OURS, { value: true });
   return kernelFunc;
