@@ -65,4 +65,20 @@ describe('assertServerStepValid', () => {
     expect(() => assertServerStepValid({ state: [tensor('v/w', 2e12)] })).toThrow(expect.objectContaining(code));
     expect(() => assertServerStepValid({ state: [tensor('v/w', Number.NaN)] })).toThrow(expect.objectContaining(code));
   });
+
+  it('finds the first bad value in every array type it is given (float32, float64, plain arrays)', () => {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 2 * MAX_ABS_MODEL_VALUE]) {
+      for (const make of [
+        (v: number[]) => Float32Array.from(v),
+        (v: number[]) => Float64Array.from(v),
+        (v: number[]) => [...v],
+      ]) {
+        const values = make([0.5, -MAX_ABS_MODEL_VALUE, MAX_ABS_MODEL_VALUE, bad, bad]);
+        expect(() => assertServerStepValid({ meanUpdate: [values as Float64Array] })).toThrow(/index 3;/);
+        expect(() =>
+          assertServerStepValid({ weights: [{ name: 'w', shape: [5], data: values as Float32Array }] }),
+        ).toThrow(/at index 3;/);
+      }
+    }
+  });
 });

@@ -77,10 +77,36 @@ export function assertServerStepValid(values: ServerStepValues, maxAbs: number =
 
 /** Index of the first value that is non-finite or above `bound` in magnitude, or -1. */
 function firstOutOfRange(values: ArrayLike<number>, bound: number): number {
+  // One scan per array type: a single loop fed Float32Array, Float64Array and plain arrays in a
+  // long-lived process goes megamorphic and ran ~10x slower. The loops name no global (`v - v` is 0
+  // exactly for finite v, NaN for ±Infinity and NaN): in a vm context such as jest's, a global lookup
+  // per element (Number.isFinite) made a 10M-value round's guard take 7 s instead of 40 ms.
+  if (values instanceof Float32Array) return scanFloat32(values, bound);
+  if (values instanceof Float64Array) return scanFloat64(values, bound);
+  return scanAny(values, bound);
+}
+
+function scanFloat32(values: Float32Array, bound: number): number {
   for (let j = 0; j < values.length; j++) {
     const v = values[j];
-    // NaN fails both comparisons, so test for the good case.
-    if (!(v <= bound && v >= -bound) || !Number.isFinite(v)) return j;
+    // NaN fails both comparisons, so test for the good case; ±Infinity then fails v - v === 0.
+    if (!(v <= bound && v >= -bound) || v - v !== 0) return j;
+  }
+  return -1;
+}
+
+function scanFloat64(values: Float64Array, bound: number): number {
+  for (let j = 0; j < values.length; j++) {
+    const v = values[j];
+    if (!(v <= bound && v >= -bound) || v - v !== 0) return j;
+  }
+  return -1;
+}
+
+function scanAny(values: ArrayLike<number>, bound: number): number {
+  for (let j = 0; j < values.length; j++) {
+    const v = values[j];
+    if (!(v <= bound && v >= -bound) || v - v !== 0) return j;
   }
   return -1;
 }
