@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { TributaryError } from '../errors';
 import { checkThreads, WorkerPool } from '../workers/workerPool';
 import { ciphertextLayout } from './ciphertextBytes';
@@ -28,6 +29,16 @@ import { quantizeSigned } from './quantize';
  * in:  { id, levels: Int32Array (count·N), count }
  * out: { id, ciphertexts: Uint8Array, precomputed: number } or { id, error }
  */
+/**
+ * A client's default number of he encryption threads: min(2, cores − 1), at least 1. With a core to
+ * spare, two threads halve the post-training encryption of an update; on a 2-core machine the second
+ * thread's refills (encryptions of zero made ahead) would compete with training on the event loop
+ * (bench/heEncryptionThreads.bench.ts, docs/secure-aggregation.md).
+ */
+export function defaultHeEncryptionThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(2, cores - 1));
+}
+
 /** Most encryptions of zero a worker keeps (64 KiB each at N = 4096: 64 MiB of WebAssembly memory). */
 const MAX_ZEROS = 1024;
 
