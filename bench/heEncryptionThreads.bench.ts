@@ -1,22 +1,34 @@
 /**
  * How many encryption threads a lone `he` provider should use (the client's default): one client on
- * its own machine trains (busy on its event loop for `trainMs`), then encrypts one ≈100k-value update
+ * its own machine trains (a fixed amount of CPU work on its event loop, ≈`trainMs` when idle), then encrypts one ≈100k-value update
  * (bgv-4096, 25 ciphertexts) in an HeEncryptionPool of 1 or 2 threads, round after round; the pool
  * refills its encryptions of zero during the next training, competing with it for the cores. Per
- * variant: the median wall time of training + encryption per round (rounds 2+) and of the encryption
- * alone, the variants interleaved `repeats` times with a fresh pool each.
+ * variant: the median wall time of training + encryption per round (rounds 2+; training slowed by the
+ * refills shows here) and of the encryption alone, the variants interleaved `repeats` times with a
+ * fresh pool each. TRAIN_MS=0: no time to refill, every ciphertext a full encryption.
  *
  * e.g. TRAIN_MS=500 ROUNDS=6 REPEATS=3 node -r tsx/cjs bench/heEncryptionThreads.bench.ts (about a minute)
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { generateHeKeys, HE_PARAMETER_SETS, HeEncryptionPool } from '../shared/he';
 
-/** The event loop busy for `ms` (a stand-in for training: the main thread's CPU work). */
-function busy(ms: number): number {
-  const end = performance.now() + ms;
+/** Fixed CPU work on the event loop (a stand-in for training): `units` blocks of arithmetic. */
+function train(units: number): number {
   let x = 0;
-  while (performance.now() < end) for (let i = 0; i < 10_000; i++) x += Math.sqrt(i);
+  for (let u = 0; u < units; u++) for (let i = 0; i < 10_000; i++) x += Math.sqrt(i + u);
   return x;
+}
+
+/** How many units of `train` take about `ms` here, measured once before the variants (best of 3). */
+function unitsFor(ms: number): number {
+  if (ms <= 0) return 0;
+  let best = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < 3; r++) {
+    const started = performance.now();
+    train(200);
+    best = Math.min(best, performance.now() - started);
+  }
+  return Math.max(1, Math.round((200 * ms) / best));
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -30,6 +42,7 @@ export async function heEncryptionThreadsBench(options: { trainMs?: number; roun
   const { publicKey } = await generateHeKeys(set);
   const values = Float32Array.from({ length: 101_771 }, (_, i) => Math.sin(i) * 0.5);
   const variants = [1, 2];
+  const units = unitsFor(trainMs);
   const results = new Map<number, { roundMs: number[]; encryptMs: number[]; precomputed: number[] }>(
     variants.map((t) => [t, { roundMs: [], encryptMs: [], precomputed: [] }]),
   );
@@ -40,7 +53,7 @@ export async function heEncryptionThreadsBench(options: { trainMs?: number; roun
       try {
         for (let round = 0; round < rounds; round++) {
           const started = performance.now();
-          busy(trainMs);
+          train(units);
           const encryptStarted = performance.now();
           const { precomputed } = await pool.encrypt(values, params);
           const done = performance.now();
