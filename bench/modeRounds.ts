@@ -274,6 +274,7 @@ export class RoundBench {
           backend: 'cpu',
           allowPlaintext: mode === 'none', // the plaintext baseline
           paillierThreads: threads,
+          heThreads: threads,
         });
         started.push(client);
         client.on('modeStep', (s: { round: number; attempt: number; stage: string }) =>

@@ -338,7 +338,8 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
 
   /**
    * Uploads an encoded update for a task in chunks of the task's size, then commits it (with the
-   * mode's extra commit fields, e.g. a paillier submission signature).
+   * mode's extra commit fields, e.g. a paillier submission signature). `updateHash`: the update's
+   * SHA-256 hex when the mode already has it (he computes it with its signed digest); else computed here.
    */
   async submitUpdate(
     task: RoundTask,
@@ -346,6 +347,7 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
     numExamples: number,
     metrics: Record<string, number>,
     extra: Pick<UpdateCommitBody, 'submissionSignature'> = {},
+    updateHash: string = contentHash(update),
   ): Promise<void> {
     const transferId = randomBytes(16).toString('hex');
     const chunks = splitIntoChunks(update, task.chunkBytes);
@@ -353,7 +355,7 @@ export class CoordinatorConnection extends EventEmitter<ConnectionEvents> {
       const body = { transferId, index, count: chunks.length, totalBytes: update.length };
       await this.send('updateChunk', task.jobId, task.round, body, chunk);
     }
-    const commit = { transferId, updateHash: contentHash(update), numExamples, metrics, ...extra };
+    const commit = { transferId, updateHash, numExamples, metrics, ...extra };
     await this.send('updateCommit', task.jobId, task.round, commit);
   }
 

@@ -5,6 +5,7 @@ import { contentHash, decodeTensors, encodedByteLength } from '../shared/codec/m
 import type { NamedTensor } from '../shared/codec/tensors';
 import type { Dataset } from '../shared/data/dataset';
 import { TributaryError } from '../shared/errors';
+import { defaultHeEncryptionThreads } from '../shared/he/encryptionWorkers';
 import type { Identity } from '../shared/identity/keyPair';
 import { type BackendPreference, selectBackend } from '../shared/ml/backend';
 import { buildModel } from '../shared/ml/modelZoo';
@@ -43,6 +44,11 @@ export interface TributaryClientOptions {
   maxReconnectDelayMs?: number;
   /** Worker threads for Paillier encryption (paillier jobs). @default 1 */
   paillierThreads?: number;
+  /**
+   * Worker threads for lattice encryption (he jobs); each update is cut into one slice per thread.
+   * @default defaultHeEncryptionThreads(): min(2, cores − 1), at least 1 (docs/secure-aggregation.md)
+   */
+  heThreads?: number;
   /**
    * The payout address bound to `identity` (client/payoutBinding.ts `createPayoutBinding`), sent at join;
    * jobs with a `chain` config refuse joins without one.
@@ -217,7 +223,10 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
       joined,
       connection: conn,
       identity: this.options.identity,
-      threads: this.options.paillierThreads ?? 1,
+      threads:
+        mode.name === 'he'
+          ? (this.options.heThreads ?? defaultHeEncryptionThreads())
+          : (this.options.paillierThreads ?? 1),
       warn: (m) => this.emit('warning', m),
       step: (s) => this.emit('modeStep', s),
       stepFailed: (f) => {

@@ -85,13 +85,14 @@ describe('secure aggregation (packed BGV/BFV) end to end', () => {
     keys = await generateHeKeyHolderKeys();
     heClientMode.encrypt = async (context, trained) => {
       await gates.get(context.identity.clientId);
-      const payload = await originalEncrypt(context, trained);
+      const upload = await originalEncrypt(context, trained);
+      const payload = upload.bytes;
       const { delta, numExamples } = trained;
       const ratio = Math.min(numExamples, MAX_EXAMPLE_WEIGHT) / MAX_EXAMPLE_WEIGHT;
       const weighted = new Float32Array(delta.length);
       for (let i = 0; i < delta.length; i++) weighted[i] = delta[i] * ratio;
       captured.push({ delta: Float32Array.from(delta), weighted, payload });
-      return payload;
+      return upload;
     };
     coordinator = await startCoordinator({ port: 0, logLevel: 'error' });
     recordReceivedPackets(coordinator.io, { binary: received, text: receivedText });

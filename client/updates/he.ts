@@ -1,6 +1,13 @@
 import { clipAndWeightUpdate } from '../../shared/aggregation/weighting';
 import { TributaryError } from '../../shared/errors';
-import { HeEncryptionPool, HeEncryptor, heParameterSet, publicKeyFingerprint, signedHeUpload } from '../../shared/he';
+import {
+  HeEncryptionPool,
+  HeEncryptor,
+  heParameterSet,
+  publicKeyFingerprint,
+  type SignedHeUpload,
+  signHeUpload,
+} from '../../shared/he';
 import { type HeOptions, heParamsOf, type JobSpec } from '../../shared/schemas/jobSpec';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
 
@@ -53,9 +60,9 @@ async function encryptWith(options: HeOptions, threads: number, values: Float32A
  * Clips each delta value to the clipping range and weights (shared weighting: ratio-scaled, ratio
  * appended; the clipping is what lets the coordinator bound the decrypted sum), quantises and encrypts one trained update
  * under the job's public key (in worker threads: `threads` of them, at least one), and signs the ciphertexts for the task's round attempt; returns the
- * upload (ciphertexts ‖ signature).
+ * upload (ciphertexts ‖ signature) and its content hash (from the same SHA-256 pass as the signed digest).
  */
-async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate): Promise<Uint8Array> {
+async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate): Promise<SignedHeUpload> {
   const { joined, identity, threads, warn } = context;
   const options = heOptions(joined.spec);
   const weighted = clipAndWeightUpdate(trained.delta, trained.numExamples, options.maxExampleWeight, options.clipRange);
@@ -68,7 +75,7 @@ async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate)
     );
   }
   const { task } = trained;
-  return signedHeUpload(identity, { jobId: task.jobId, round: task.round, attempt: task.attempt }, ciphertexts);
+  return signHeUpload(identity, { jobId: task.jobId, round: task.round, attempt: task.attempt }, ciphertexts);
 }
 
 /**
@@ -77,7 +84,7 @@ async function encryptUpdate(context: ClientModeContext, trained: TrainedUpdate)
  * information). `encrypt` is a property so research harnesses can observe what a client encrypts.
  */
 export const heClientMode: ClientAggregationMode & {
-  encrypt: (context: ClientModeContext, trained: TrainedUpdate) => Promise<Uint8Array>;
+  encrypt: (context: ClientModeContext, trained: TrainedUpdate) => Promise<SignedHeUpload>;
 } = {
   name: 'he',
   encrypt: encryptUpdate,
@@ -85,8 +92,8 @@ export const heClientMode: ClientAggregationMode & {
     async onTask(task, training) {
       const trained = await training;
       if (!trained) return;
-      const payload = await heClientMode.encrypt(context, trained);
-      await context.connection.submitUpdate(task, payload, 1, {});
+      const upload = await heClientMode.encrypt(context, trained);
+      await context.connection.submitUpdate(task, upload.bytes, 1, {}, {}, upload.uploadHash);
     },
     close() {},
   }),

@@ -133,20 +133,33 @@ export function checkCiphertexts(
 }
 
 /**
- * The running homomorphic sum of equally long ciphertext vectors (the coordinator's aggregate). `add`
- * checks the whole payload first (checkCiphertexts) and only then adds it, so a refused payload
- * leaves the sum unchanged.
+ * Additions a lazy sum takes between reductions: each low word adds below 2^32, so the low sums stay
+ * below 2^52 and every float64 step is exact.
+ */
+const LAZY_ADDITIONS = 2 ** 20;
+
+/**
+ * The running homomorphic sum of equally long ciphertext vectors (the coordinator's aggregate, the key
+ * holder's own sum). `add` checks the whole payload first (checkCiphertexts) and only then adds it, so
+ * a refused payload leaves the sum unchanged. Lazy reduction: each coefficient's low and high 32-bit
+ * words are summed separately in float64 (exact, no carries or comparisons per addition) and reduced
+ * mod q only when the bytes are asked for (or every LAZY_ADDITIONS additions); the result is the same
+ * as adding mod q at every step (heVector.test.ts compares it with SEAL's Evaluator.add bit for bit).
  */
 export class CiphertextSum {
-  private readonly words: Uint32Array[];
+  private readonly lo: Float64Array[];
+  private readonly hi: Float64Array[];
   private readonly scratch: Uint32Array;
   private added = 0;
+  /** Additions since the last reduction (a reduced sum counts as one). */
+  private pending = 0;
 
   constructor(
     private readonly layout: CiphertextLayout,
     readonly count: number,
   ) {
-    this.words = Array.from({ length: count }, () => new Uint32Array(2 * layout.coefficients));
+    this.lo = Array.from({ length: count }, () => new Float64Array(layout.coefficients));
+    this.hi = Array.from({ length: count }, () => new Float64Array(layout.coefficients));
     this.scratch = new Uint32Array(2 * layout.coefficients);
   }
 
@@ -155,55 +168,89 @@ export class CiphertextSum {
     return this.added;
   }
 
-  /** Checks `payload` (count ciphertexts) and adds it component-wise mod q. */
+  /** Checks `payload` (count ciphertexts) and adds it component-wise (reduced mod q lazily). */
   add(payload: Uint8Array): void {
     const { layout } = this;
     checkCiphertexts(layout, payload, this.count, this.scratch);
-    const n = layout.set.polyModulusDegree;
-    const k = layout.qLo.length;
+    if (this.pending >= LAZY_ADDITIONS) this.reduce();
+    const src = this.scratch;
+    const m = layout.coefficients;
     for (let c = 0; c < this.count; c++) {
-      const acc = this.words[c];
-      if (this.added === 0) {
-        readCoefficients(layout, payload, c, acc);
-        continue;
-      }
-      const src = this.scratch;
       readCoefficients(layout, payload, c, src);
-      for (let block = 0; block < 2 * k; block++) {
-        const qLo = layout.qLo[block % k];
-        const qHi = layout.qHi[block % k];
-        for (let i = block * n; i < (block + 1) * n; i++) {
-          // Both operands are below q < 2^60, so hi stays below 2^29 + 1 and every step is exact.
-          let lo = acc[2 * i] + src[2 * i];
-          let hi = acc[2 * i + 1] + src[2 * i + 1];
-          if (lo >= TWO_32) {
-            lo -= TWO_32;
-            hi += 1;
-          }
-          if (hi > qHi || (hi === qHi && lo >= qLo)) {
-            lo -= qLo;
-            hi -= qHi;
-            if (lo < 0) {
-              lo += TWO_32;
-              hi -= 1;
-            }
-          }
-          acc[2 * i] = lo;
-          acc[2 * i + 1] = hi;
-        }
+      const lo = this.lo[c];
+      const hi = this.hi[c];
+      for (let i = 0; i < m; i++) {
+        lo[i] += src[2 * i];
+        hi[i] += src[2 * i + 1];
       }
     }
     this.added++;
+    this.pending++;
+  }
+
+  /** Reduces every coefficient to [0, q) with its low word in [0, 2^32). */
+  private reduce(): void {
+    const { layout } = this;
+    const n = layout.set.polyModulusDegree;
+    const k = layout.qLo.length;
+    for (let c = 0; c < this.count; c++) {
+      const lo = this.lo[c];
+      const hi = this.hi[c];
+      for (let block = 0; block < 2 * k; block++) {
+        const qLo = layout.qLo[block % k];
+        const qHi = layout.qHi[block % k];
+        const q = qHi * TWO_32 + qLo;
+        for (let i = block * n; i < (block + 1) * n; i++) {
+          let l = lo[i];
+          let h = hi[i];
+          let carry = Math.floor(l / TWO_32);
+          l -= carry * TWO_32;
+          h += carry;
+          // The value is h·2^32 + l < 2^20·q; the float quotient is off by at most one, fixed below.
+          const times = Math.floor((h * TWO_32 + l) / q);
+          h -= times * qHi;
+          l -= times * qLo;
+          carry = Math.floor(l / TWO_32);
+          l -= carry * TWO_32;
+          h += carry;
+          if (h < 0) {
+            h += qHi;
+            l += qLo;
+            if (l >= TWO_32) {
+              l -= TWO_32;
+              h += 1;
+            }
+          } else if (h > qHi || (h === qHi && l >= qLo)) {
+            h -= qHi;
+            l -= qLo;
+            if (l < 0) {
+              l += TWO_32;
+              h -= 1;
+            }
+          }
+          lo[i] = l;
+          hi[i] = h;
+        }
+      }
+    }
+    this.pending = Math.min(this.pending, 1);
   }
 
   /** The sum as `count` serialized ciphertexts (the layout SEAL loads). */
   toBytes(): Uint8Array {
     if (this.added === 0) throw new TributaryError('INTERNAL', 'he: the sum has no ciphertexts yet');
+    this.reduce();
     const { layout } = this;
     const out = new Uint8Array(this.count * layout.bytes);
+    const w = this.scratch;
     for (let c = 0; c < this.count; c++) {
       out.set(layout.prefix, c * layout.bytes);
-      const w = this.words[c];
+      const lo = this.lo[c];
+      const hi = this.hi[c];
+      for (let i = 0; i < layout.coefficients; i++) {
+        w[2 * i] = lo[i];
+        w[2 * i + 1] = hi[i];
+      }
       out.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), c * layout.bytes + layout.prefix.length);
     }
     return out;

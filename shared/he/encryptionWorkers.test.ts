@@ -7,6 +7,7 @@ import {
   HeEncryptor,
   CiphertextSum,
   ciphertextLayout,
+  defaultHeEncryptionThreads,
 } from './index';
 
 jest.setTimeout(120_000);
@@ -89,7 +90,38 @@ describe.each(['bgv-4096', 'bfv-4096'] as const)('HeEncryptionPool (%s)', (name)
     }
   });
 
+  it('cuts a call into one slice per thread, uneven ones included, and puts the ciphertexts back in order', async () => {
+    const keys = await generateHeKeys(set);
+    const local = await HeEncryptor.create(set, keys.publicKey);
+    const decryptor = await HeDecryptor.create(set, keys.secretKey);
+    const length = 2 * set.polyModulusDegree + 10; // three ciphertexts: 2 + 1 on two threads, 1 + 1 + 1 on three
+    const vector = Float32Array.from({ length }, (_, i) => Math.sin(i * 0.7) * 0.9);
+    const reference = decryptor.decryptSum(local.encrypt(vector, params).ciphertexts, params, 1, length).sums;
+    try {
+      for (const threads of [2, 3, 4]) {
+        const pool = new HeEncryptionPool(set, keys.publicKey, threads);
+        try {
+          const { ciphertexts } = await pool.encrypt(vector, params);
+          expect(ciphertexts.length).toBe(3 * ciphertextLayout(set).bytes);
+          const sums = decryptor.decryptSum(ciphertexts, params, 1, length).sums;
+          expect([threads, [...sums]]).toEqual([threads, [...reference]]);
+        } finally {
+          await pool.close();
+        }
+      }
+    } finally {
+      local.delete();
+      decryptor.delete();
+    }
+  });
+
   it('refuses a public key of the wrong layout before starting any worker', () => {
     expect(() => new HeEncryptionPool(set, new Uint8Array(10))).toThrow(/public key is/);
+  });
+});
+
+describe('defaultHeEncryptionThreads', () => {
+  it('is min(2, cores - 1), at least 1', () => {
+    expect([1, 2, 3, 4, 16].map((cores) => defaultHeEncryptionThreads(cores))).toEqual([1, 1, 2, 2, 2]);
   });
 });

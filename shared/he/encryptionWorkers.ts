@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { TributaryError } from '../errors';
 import { checkThreads, WorkerPool } from '../workers/workerPool';
 import { ciphertextLayout } from './ciphertextBytes';
@@ -28,6 +29,16 @@ import { quantizeSigned } from './quantize';
  * in:  { id, levels: Int32Array (count·N), count }
  * out: { id, ciphertexts: Uint8Array, precomputed: number } or { id, error }
  */
+/**
+ * A client's default number of he encryption threads: min(2, cores − 1), at least 1. With a core to
+ * spare, two threads halve the post-training encryption of an update; on a 2-core machine the second
+ * thread's refills (encryptions of zero made ahead) would compete with training on the event loop
+ * (bench/heEncryptionThreads.bench.ts, docs/secure-aggregation.md).
+ */
+export function defaultHeEncryptionThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(2, cores - 1));
+}
+
 /** Most encryptions of zero a worker keeps (64 KiB each at N = 4096: 64 MiB of WebAssembly memory). */
 const MAX_ZEROS = 1024;
 
@@ -102,9 +113,10 @@ parentPort.on('message', ({ id, levels, count }) => {
 
 /**
  * Worker threads that encrypt vectors under one public key, so that a client's encryption leaves its
- * event loop (training, sockets) free and can use another core; the in-process clients of a
- * benchmark or a test share one pool per key. Calls go to the worker with the fewest calls in
- * flight. Idle workers are unref'd (a pool never keeps the process alive); `close` terminates them.
+ * event loop (training, sockets) free and can use other cores; the in-process clients of a
+ * benchmark or a test share one pool per key. A call is cut into one slice of consecutive
+ * ciphertexts per thread (a lone client's update uses every thread); each slice goes to the worker
+ * with the fewest calls in flight. Idle workers are unref'd (a pool never keeps the process alive); `close` terminates them.
  * A worker that dies or fails fails its calls with INTERNAL and the pool refuses later calls (the
  * caller falls back to encrypting in its own thread). The threads are shared/workers' WorkerPool.
  */
@@ -113,6 +125,8 @@ export class HeEncryptionPool {
     { levels: Int32Array; count: number },
     { ciphertexts: Uint8Array; precomputed: number }
   >;
+
+  private readonly threads: number;
 
   constructor(
     private readonly set: HeParameterSet,
@@ -132,10 +146,11 @@ export class HeEncryptionPool {
       plainModulus: String(set.plainModulus),
       publicKey: Uint8Array.from(publicKey),
     };
+    this.threads = checkThreads(threads, 'he: threads');
     this.pool = new WorkerPool({
       source: WORKER_SOURCE,
       workerData,
-      threads: checkThreads(threads, 'he: threads'),
+      threads: this.threads,
       label: 'he worker',
       replyErrors: 'fail-pool',
       failureError: ({ why, cause }) => new TributaryError('INTERNAL', why, { cause }),
@@ -162,9 +177,31 @@ export class HeEncryptionPool {
     const count = heCiphertextCount(this.set, values.length);
     const levels = new Int32Array(count * n);
     const clipped = quantizeSigned(values, params, levels);
-    const { ciphertexts, precomputed } = await this.pool.call({ levels, count }, [levels.buffer]);
-    if (ciphertexts.length !== count * ciphertextLayout(this.set).bytes) {
-      throw new TributaryError('INTERNAL', `he worker returned ${ciphertexts.length} bytes for ${count} ciphertexts`);
+    // One slice of consecutive ciphertexts per thread, so that a lone client's call uses every thread.
+    const slices = Math.min(this.threads, count);
+    const per = Math.ceil(count / slices);
+    const calls: Promise<{ ciphertexts: Uint8Array; precomputed: number }>[] = [];
+    for (let start = 0; start < count; start += per) {
+      const k = Math.min(per, count - start);
+      const part = slices === 1 ? levels : levels.slice(start * n, (start + k) * n);
+      calls.push(this.pool.call({ levels: part, count: k }, [part.buffer]));
+    }
+    const replies = await Promise.all(calls);
+    const each = ciphertextLayout(this.set).bytes;
+    const ciphertexts = replies.length === 1 ? replies[0].ciphertexts : new Uint8Array(count * each);
+    let at = 0;
+    let precomputed = 0;
+    for (const [i, reply] of replies.entries()) {
+      const expected = Math.min(per, count - i * per) * each;
+      if (reply.ciphertexts.length !== expected) {
+        throw new TributaryError(
+          'INTERNAL',
+          `he worker returned ${reply.ciphertexts.length} bytes; expected ${expected}`,
+        );
+      }
+      if (replies.length > 1) ciphertexts.set(reply.ciphertexts, at);
+      at += expected;
+      precomputed += reply.precomputed;
     }
     return { ciphertexts, clipped, precomputed };
   }

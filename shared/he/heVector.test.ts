@@ -126,6 +126,18 @@ describe.each(['bgv-4096', 'bfv-4096'] as const)('%s', (name) => {
         cb.load(context, Buffer.from(b).toString('base64'));
         evaluator.add(ca, cb, ca);
         expect(Buffer.from(sum.toBytes()).equals(Buffer.from(ca.saveArray(seal.ComprModeType.none)))).toBe(true);
+        // Nine more, the sum read out midway too (the lazy sum reduced, then added to again).
+        for (let v = 0; v < 9; v++) {
+          const more = encryptor.encrypt(randomVector(set.polyModulusDegree, 1, 10 + v), params).ciphertexts;
+          sum.add(more);
+          cb.load(context, Buffer.from(more).toString('base64'));
+          evaluator.add(ca, cb, ca);
+          if (v === 3 || v === 8) {
+            const ours = Buffer.from(sum.toBytes());
+            expect([v, ours.equals(Buffer.from(ca.saveArray(seal.ComprModeType.none)))]).toEqual([v, true]);
+          }
+        }
+        expect(sum.size).toBe(11);
       } finally {
         ca.delete();
         cb.delete();

@@ -8,8 +8,15 @@ import {
   HeDecryptor,
   HeEncryptor,
   heCiphertextCount,
+  heUploadDigests,
   signedHeUpload,
+  signHeUpload,
 } from '../../../shared/he';
+import { contentHash } from '../../../shared/codec/modelCodec';
+import { createLogger } from '../../logger';
+import type { JobRecord } from '../../store/store';
+import { ClientDirectory } from '../../transport/clientDirectory';
+import { UploadCollection } from '../uploads/uploadCollection';
 import { generateIdentity } from '../../../shared/identity/keyPair';
 import { SignatureVerifier } from '../../../shared/identity/signing';
 import { codeOf } from '../../../test/support/codeOf';
@@ -163,6 +170,92 @@ describe('HeAggregator', () => {
       expect(revealed.sum.totalWeight).toBeCloseTo(100, 1); // 2 × 0.5 × maxExampleWeight
       expect(revealed.sum.weightedDeltaSum[0][7]).toBeCloseTo(2 * 0.01 * 100, 1);
     }
+  });
+
+  it('hashes each upload once and still refuses every tampering where it did before: the commit hash, the signed ciphertexts, the signature', async () => {
+    const values = Float32Array.from([0.1, -0.2, 0.3, 0, 0.5]);
+    const client = generateIdentity();
+    const honest = signHeUpload(client, ref, encryptor.encrypt(values, params).ciphertexts);
+    // One pass gives the same two digests as two separate hashes.
+    const cut = honest.bytes.length - 64;
+    expect(heUploadDigests(honest.bytes)).toEqual({
+      digest: ciphertextDigest(honest.bytes.subarray(0, cut)),
+      uploadHash: contentHash(honest.bytes),
+    });
+    expect(honest.uploadHash).toBe(contentHash(honest.bytes));
+    const accepted: string[] = [];
+    const aggregator = new HeAggregator(manifest, {
+      params,
+      maxExampleWeight: 100,
+      ref,
+      selected: [client.clientId],
+      verifier: new SignatureVerifier(),
+      keyHolderSums: true,
+      decrypt: async (request: HeDecryption) => {
+        accepted.push(...request.contributions.map((c) => c.digest));
+        return decrypt(request);
+      },
+    });
+    const collection = new UploadCollection(
+      {
+        job: { id: ref.jobId } as JobRecord,
+        round: ref.round,
+        attempt: ref.attempt,
+        selected: [client.clientId],
+        deadline: Date.now() + 60_000,
+        chunkBytes: 1 << 20,
+        keepParts: false,
+        directory: new ClientDirectory(),
+        logger: createLogger('silent'),
+        now: () => Date.now(),
+      },
+      aggregator,
+      { modeName: 'he', keepMetrics: false },
+    );
+    let transfer = 0;
+    /** Uploads `bytes` in chunks and commits `updateHash` (a fresh transfer each time); the refusal's code or 'ok'. */
+    const upload = (bytes: Uint8Array, updateHash: string) =>
+      codeOf(() => {
+        const transferId = (transfer++).toString(16).padStart(32, '0');
+        const chunk = 1 << 20;
+        const count = Math.ceil(bytes.length / chunk);
+        for (let index = 0; index < count; index++) {
+          collection.receive(client.clientId, {
+            name: 'updateChunk',
+            body: { transferId, index, count, totalBytes: bytes.length },
+            data: bytes.subarray(index * chunk, (index + 1) * chunk),
+          });
+        }
+        collection.receive(client.clientId, {
+          name: 'updateCommit',
+          body: { transferId, updateHash, numExamples: 1, metrics: {} },
+          data: undefined,
+        });
+      }) ?? 'ok';
+    const flipped = (at: number) => {
+      const copy = Uint8Array.from(honest.bytes);
+      copy[at] ^= 1;
+      return copy;
+    };
+    // 1. Bytes changed after the commit named them: the collection's content-hash check.
+    expect(upload(flipped(100), honest.uploadHash)).toBe('TRANSFER_HASH_MISMATCH');
+    expect(upload(flipped(cut + 3), honest.uploadHash)).toBe('TRANSFER_HASH_MISMATCH');
+    // 2. A commit hash that matches, but ciphertexts that are not what the client signed.
+    const ciphertextsChanged = flipped(100);
+    expect(upload(ciphertextsChanged, contentHash(ciphertextsChanged))).toBe('HE_SUBMISSION_INVALID');
+    // 3. The same for the signature bytes.
+    const signatureChanged = flipped(cut + 3);
+    expect(upload(signatureChanged, contentHash(signatureChanged))).toBe('HE_SUBMISSION_INVALID');
+    // 4. Signed for another attempt.
+    const otherAttempt = signHeUpload(client, { ...ref, attempt: 1 }, honest.bytes.subarray(0, cut));
+    expect(upload(otherAttempt.bytes, otherAttempt.uploadHash)).toBe('HE_SUBMISSION_INVALID');
+    // None of those changed anything: the honest upload is accepted, and the digest sent on is the signed one.
+    expect(upload(honest.bytes, honest.uploadHash)).toBe('ok');
+    const collected = await collection.collect();
+    expect(collected.participants).toEqual([client.clientId]);
+    const revealed = await collection.reveal();
+    expect(accepted).toEqual([ciphertextDigest(honest.bytes.subarray(0, cut))]);
+    expect(revealed.sum.weightedDeltaSum[0][2]).toBeCloseTo(0.3 * 100, 1);
   });
 
   function sumOf(parts: readonly Uint8Array[], length: number): Uint8Array {

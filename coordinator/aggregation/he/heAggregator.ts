@@ -11,6 +11,7 @@ import {
   type HeSubmissionRef,
   heCiphertextCount,
   type HeVectorParams,
+  heUploadDigests,
   openHeUpload,
   SIGNATURE_BYTES,
 } from '../../../shared/he';
@@ -63,6 +64,8 @@ export class HeAggregator implements UploadAggregator {
   /** Each contribution's ciphertexts, kept only with keyHolderSums. */
   private readonly kept: Uint8Array[] = [];
   private readonly contributors = new Set<string>();
+  /** The ciphertext digest uploadHash computed, for the bytes `accept` gets next (one SHA-256 pass per upload). */
+  private hashed: { bytes: Uint8Array; digest: string } | undefined;
 
   constructor(
     private readonly manifest: readonly TensorManifestEntry[],
@@ -77,7 +80,17 @@ export class HeAggregator implements UploadAggregator {
     this.maxUpdateBytes = this.count * set.ciphertextBytes + SIGNATURE_BYTES;
   }
 
+  /** The upload's content hash and, in the same pass, its ciphertexts' digest (kept for `accept`). */
+  uploadHash(bytes: Uint8Array): string {
+    const { digest, uploadHash } = heUploadDigests(bytes);
+    this.hashed = { bytes, digest };
+    return uploadHash;
+  }
+
   accept(clientId: string, payload: Uint8Array, numExamples: number): void {
+    // Reused only for the very bytes it was computed over (the upload collection calls the two in a row).
+    const known = this.hashed?.bytes === payload ? this.hashed.digest : undefined;
+    this.hashed = undefined;
     if (this.contributors.has(clientId)) {
       throw new TributaryError(
         'ROUND_DUPLICATE_UPDATE',
@@ -98,7 +111,7 @@ export class HeAggregator implements UploadAggregator {
     }
     // Refusals name no sender (`details.members`): the sum is left unchanged, and the client may
     // retry within the attempt, as paillier's length, range and signature refusals.
-    const submission = openHeUpload(this.options.verifier, clientId, this.options.ref, payload);
+    const submission = openHeUpload(this.options.verifier, clientId, this.options.ref, payload, known);
     if (this.sum) this.sum.add(submission.ciphertexts);
     else {
       checkCiphertexts(this.layout, submission.ciphertexts, this.count, this.scratch);

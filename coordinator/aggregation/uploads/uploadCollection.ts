@@ -28,6 +28,12 @@ export interface UploadAggregator {
    * `none` reads the unclipped bit in its metrics).
    */
   accept(clientId: string, payload: Uint8Array, numExamples: number, commit?: UpdateCommitBody): void;
+  /**
+   * The SHA-256 hex of a complete upload (checked against the commit's `updateHash` just before
+   * `accept` gets the same bytes), for a mode that hashes the upload anyway and can compute both in
+   * one pass (`he`). Absent: the collection hashes the upload itself (contentHash).
+   */
+  uploadHash?(bytes: Uint8Array): string;
   /** The sums (remote decryption included); parts when the mode keeps them; the unclipped count under DP. Rejects with a coded error. */
   reveal(): Promise<{ sum: AggregatedUpdates; parts?: UpdatePart[]; privacy?: RevealedPrivacy }>;
 }
@@ -128,7 +134,7 @@ export class UploadCollection implements RoundCollection {
       );
     }
     const bytes = upload.complete(body.transferId);
-    const hash = contentHash(bytes);
+    const hash = this.aggregator.uploadHash?.(bytes) ?? contentHash(bytes);
     if (hash !== body.updateHash) {
       this.uploads.delete(clientId);
       throw new TributaryError(
