@@ -354,6 +354,30 @@ describe('SecAgg+ survivor-set signatures at unmask checked as one batch in a wo
     },
   );
 
+  it('a session disposed while its unmask batch is in the pool reveals nothing and fails with a typed error', async () => {
+    // The shared pool until unmask; then a verifier that holds the batch until the test releases it.
+    let current: SignatureBatchVerifier = pool;
+    const switching: SignatureBatchVerifier = { verifyAll: (checks) => current.verifyAll(checks) };
+    const { clients, step } = await untilUnmask(switching);
+    let release: () => void = () => undefined;
+    current = {
+      verifyAll: (checks) => new Promise<void>((r) => (release = r)).then(() => pool.verifyAll(checks)),
+    };
+    const target = ids[2];
+    const client = clients.get(target)!;
+    const answer = client.handle(step.requests.get(target)).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    await new Promise((r) => setImmediate(r));
+    client.dispose(); // e.g. a newer round started meanwhile
+    release();
+    expect(await answer).toMatchObject({ code: 'SECAGG_MESSAGE_INVALID', message: /aborted while its signatures/ });
+    expect(client.stage).toBe('aborted');
+    expect(client.revealedShares.size).toBe(0);
+    for (const c of clients.values()) c.dispose();
+  });
+
   it('a pool thread that dies with the batch in flight: the client checks in its own thread and answers', async () => {
     const dying = new SecAggWorkerPool(1);
     // The shared pool until unmask; then the dying one, whose only thread is killed with the batch queued.
