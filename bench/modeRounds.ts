@@ -8,11 +8,14 @@
  * commits of the previous round (or the job's start) and this one (`process.cpuUsage()`: every
  * thread of the process, the clients' worker threads and the key holder's included). The clients,
  * the coordinator and the key holder share this process, so a round's CPU time is the whole round's
- * work, which waiting for a core (another engineer's job) does not inflate. Summaries: medians over
+ * work, which waiting for a core (another engineer's job) does not inflate; and the main thread's own
+ * CPU time (Linux /proc, 10 ms ticks), the event loop they all share, which sets the wall time when
+ * a core is free for the worker threads (work moved to workers leaves it). Summaries: medians over
  * rounds 2+ of every job (round 1 also starts workers and warms the JIT), their ratios to `none`,
  * and the same ratio per repeat (each repeat's own `none` job), whose spread says how far one
  * ratio can be trusted.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createBuyerClient, createJob } from '../client/buyer';
 import {
@@ -60,6 +63,8 @@ export interface RoundSample {
   ms: number;
   /** Process CPU time (user + system, all threads) from the previous commit (or the job's start) to this round's commit. */
   cpuMs: number;
+  /** The same for the main thread alone (the event loop every client and the coordinator share); NaN off Linux. */
+  mainCpuMs: number;
 }
 
 /** One job's outcome. */
@@ -102,10 +107,23 @@ function packetBytes(data: unknown): number {
   return 0;
 }
 
-const cpuMsNow = () => {
+/** CPU ms so far of the whole process (every thread) and of its main thread (Linux /proc, 10 ms ticks; NaN elsewhere). */
+const cpuMsNow = (): { all: number; main: number } => {
   const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
+  return { all: (u.user + u.system) / 1000, main: mainThreadCpuMs() };
 };
+
+/** utime + stime of the main thread (its task id is the pid) from /proc, in ms (USER_HZ is 100 on Linux). */
+function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5); the slice starts at field 3.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 /** A coordinator that runs bench jobs of any mode and measures their rounds (wall, CPU, bytes). */
 export class RoundBench {
@@ -123,8 +141,8 @@ export class RoundBench {
   private clientPackets = 0;
   private keyHolderBytes = 0;
   /** CPU time at the last commit (or start) of each running job. */
-  private readonly cpuMark = new Map<string, number>();
-  private readonly cpuByRound = new Map<string, Map<number, number>>();
+  private readonly cpuMark = new Map<string, { all: number; main: number }>();
+  private readonly cpuByRound = new Map<string, Map<number, { all: number; main: number }>>();
 
   private constructor(
     readonly coordinator: Coordinator,
@@ -158,7 +176,7 @@ export class RoundBench {
         this.cpuMark.set(job.id, now);
         let rounds = this.cpuByRound.get(job.id);
         if (!rounds) this.cpuByRound.set(job.id, (rounds = new Map()));
-        rounds.set(round.round, now - mark);
+        rounds.set(round.round, { all: now.all - mark.all, main: now.main - mark.main });
       },
     });
   }
@@ -293,7 +311,7 @@ export class RoundBench {
       for (const c of started) c.close();
     }
     const wallSeconds = (performance.now() - start) / 1000;
-    const cpu = this.cpuByRound.get(jobId) ?? new Map<number, number>();
+    const cpu = this.cpuByRound.get(jobId) ?? new Map<number, { all: number; main: number }>();
     this.cpuMark.delete(jobId);
     this.cpuByRound.delete(jobId);
     const records = (await this.coordinator.store.listRounds(jobId)).filter(
@@ -310,7 +328,12 @@ export class RoundBench {
       encryptionThreads: threads,
       clients,
       outcome,
-      rounds: records.map((r) => ({ round: r.round, ms: r.metrics.durationMs, cpuMs: cpu.get(r.round) ?? NaN })),
+      rounds: records.map((r) => ({
+        round: r.round,
+        ms: r.metrics.durationMs,
+        cpuMs: cpu.get(r.round)?.all ?? NaN,
+        mainCpuMs: cpu.get(r.round)?.main ?? NaN,
+      })),
       wallSeconds,
       clientBytes: this.clientBytes,
       clientPackets: this.clientPackets,
@@ -360,7 +383,13 @@ function summarize(
 ) {
   const steadyOf = (repeat: number, key: string) => {
     const run = runs.find((r) => r.repeat === repeat && r.key === key)?.run;
-    return run ? { wall: med(steady(run).map((r) => r.ms)), cpu: med(steady(run).map((r) => r.cpuMs)) } : undefined;
+    return run
+      ? {
+          wall: med(steady(run).map((r) => r.ms)),
+          cpu: med(steady(run).map((r) => r.cpuMs)),
+          mainCpu: med(steady(run).map((r) => r.mainCpuMs)),
+        }
+      : undefined;
   };
   const base = (list: ReadonlyArray<JobRun>) => {
     const rounds = list.flatMap((r) => r.rounds);
@@ -380,6 +409,7 @@ function summarize(
   const plain = base(plainRuns);
   const plainSteadyWall = med(plain.steadyRounds.map((r) => r.ms));
   const plainSteadyCpu = med(plain.steadyRounds.map((r) => r.cpuMs));
+  const plainSteadyMainCpu = med(plain.steadyRounds.map((r) => r.mainCpuMs));
   const plainAllWall = med(plain.rounds.map((r) => r.ms));
   return jobs.map((job) => {
     const key = jobKey(job);
@@ -389,12 +419,14 @@ function summarize(
     const roundMsMedian = med(b.rounds.map((r) => r.ms));
     const steadyRoundMsMedian = med(b.steadyRounds.map((r) => r.ms));
     const steadyCpuMsMedian = med(b.steadyRounds.map((r) => r.cpuMs));
+    const steadyMainThreadCpuMsMedian = med(b.steadyRounds.map((r) => r.mainCpuMs));
     const perRepeat = [...new Set(mine.map((r) => r.repeat))].map((repeat) => {
       const m = steadyOf(repeat, key);
       const p = steadyOf(repeat, 'none/1');
       return {
         wall: ratio(m?.wall ?? null, p?.wall ?? null),
         cpu: ratio(m?.cpu ?? null, p?.cpu ?? null),
+        mainCpu: ratio(m?.mainCpu ?? null, p?.mainCpu ?? null),
       };
     });
     const walls = finite(perRepeat.map((r) => r.wall ?? NaN));
@@ -414,6 +446,9 @@ function summarize(
       /** Process CPU ms per round (all threads), in the order of roundMs. */
       cpuMsPerRound: b.rounds.map((r) => (Number.isFinite(r.cpuMs) ? round(r.cpuMs) : null)),
       steadyCpuMsMedian,
+      /** Main-thread CPU ms per round (the shared event loop, which sets the wall time here), in the order of roundMs. */
+      mainThreadCpuMsPerRound: b.rounds.map((r) => (Number.isFinite(r.mainCpuMs) ? round(r.mainCpuMs) : null)),
+      steadyMainThreadCpuMsMedian,
       jobWallSeconds: med(list.map((r) => r.wallSeconds)),
       bytesPerClientPerRound: b.bytesPerClientPerRound,
       packetsPerClientPerRound: b.packetsPerClientPerRound,
@@ -427,6 +462,8 @@ function summarize(
       /** Rounds 2+: wall median / plaintext's, and CPU median / plaintext's. */
       steadyRoundTimeVsPlaintext: ratio(steadyRoundMsMedian, plainSteadyWall),
       steadyCpuVsPlaintext: ratio(steadyCpuMsMedian, plainSteadyCpu),
+      /** Rounds 2+: main-thread CPU median / plaintext's (work moved to worker threads leaves it). */
+      steadyMainThreadCpuVsPlaintext: ratio(steadyMainThreadCpuMsMedian, plainSteadyMainCpu),
       /** The rounds 2+ ratios of each repeat, to that repeat's own plaintext job. */
       perRepeat,
       ratioSpread:

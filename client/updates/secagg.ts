@@ -14,8 +14,8 @@ import type { JobSpec, SecAggOptions } from '../../shared/schemas/jobSpec';
 import type { RoundTask, SecAggRequest } from '../../shared/schemas/messages';
 import { totalParameters } from '../../shared/codec/tensors';
 import {
-  quantizeClippedWeightedUpdate,
   quantizeWeightedUpdate,
+  type QuantizeResult,
   type SecAggParameters,
   type SecAggPolicy,
   type SecAggClientOptions,
@@ -27,6 +27,8 @@ import {
   type MaskSumSource,
   type SignatureBatchVerifier,
   sharedSecAggWorkers,
+  quantizeClippedWeightedWith,
+  type UpdateQuantizer,
   vectorToBytes,
 } from '../../shared/secagg';
 import type { ClientAggregationMode, ClientModeContext, TrainedUpdate } from './clientAggregationMode';
@@ -79,8 +81,13 @@ export interface SecAggClientModeOptions {
    * setSecAggWorkerThreads(0) turns it off); `null` masks in the event loop at masked input instead.
    */
   maskSums?: MaskSumSource | null;
-  /** Where neighbours' key signatures are checked at share-keys: the process-wide pool unless given; `null`: the event loop. */
+  /** Where neighbours' signatures are checked (share-keys, unmask): the process-wide pool unless given; `null`: the event loop. */
   signatures?: SignatureBatchVerifier | null;
+  /**
+   * Where the trained delta is clipped, weighted and quantised at masked input (jobs without DP): the
+   * process-wide pool unless given; `null`, or if it fails (SECAGG_MASK_WORKER_FAILED): the event loop.
+   */
+  quantizer?: UpdateQuantizer | null;
 }
 
 /**
@@ -99,7 +106,10 @@ export interface SecAggClientModeOptions {
  * that encoding's length, and the plan is derived here from the joined spec, never taken from the coordinator.
  *
  * Masks: each session's mask sum is computed in a worker thread (SecAggWorkerPool) as soon as share-keys is
- * answered, i.e. while the model trains, so masked input is one vector add (SecAggPlusClient).
+ * answered, i.e. while the model trains, so masked input is one vector add (SecAggPlusClient). The
+ * neighbours' signatures (share-keys, unmask) are checked there one batch per stage, and the delta is
+ * quantised there at masked input (jobs without DP); each falls back to the event loop, with the same
+ * result, if the pool failed (SECAGG_MASK_WORKER_FAILED).
  * Sessions of older rounds, and every session at close, are disposed (their secrets wiped).
  */
 class SecAggClientSession {
@@ -119,6 +129,8 @@ class SecAggClientSession {
     private readonly hooks: SecAggClientHooks = {},
     /** Where each new session's mask sum is computed and signatures checked (undefined: in the event loop). */
     private readonly workers: () => SecAggClientOptions,
+    /** Where the trained delta is quantised (undefined: in the event loop). */
+    private readonly quantizer: () => UpdateQuantizer | undefined = () => undefined,
   ) {
     const { joined } = context;
     this.unmasked = new UnmaskedRounds(joined.jobId);
@@ -262,9 +274,25 @@ class SecAggClientSession {
     }
     const { maxExampleWeight } = secaggOptions(this.context.joined.spec);
     // clipAndWeightUpdate then quantizeWeightedUpdate, fused into one pass (the clipping range is the session's).
-    const q = quantizeClippedWeightedUpdate(trained.delta, trained.numExamples, maxExampleWeight, s.params);
+    const q = await this.quantizeClippedWeighted(trained, maxExampleWeight, s.params);
     this.warnClipped(request.round, q.clipped, q.maxAbs, trained.delta.length, range);
     return q.values;
+  }
+
+  /** quantizeClippedWeightedUpdate, in the worker pool when there is one (the same result), else or if it failed here. */
+  private quantizeClippedWeighted(
+    trained: TrainedUpdate,
+    maxExampleWeight: number,
+    params: SecAggParameters,
+  ): Promise<QuantizeResult> {
+    return quantizeClippedWeightedWith(
+      this.quantizer(),
+      trained.delta,
+      trained.numExamples,
+      maxExampleWeight,
+      params,
+      (err) => this.context.warn(`round ${trained.task.round}: update quantised in the event loop (${err.message})`),
+    );
   }
 
   private warnClipped(round: number, clipped: number, maxAbs: number, length: number, range: number): void {
@@ -284,10 +312,15 @@ export function createSecAggClientMode(
   return {
     name: 'secagg',
     open: (context) =>
-      new SecAggClientSession(context, hooks, () => ({
-        maskSums: options.maskSums === null ? undefined : (options.maskSums ?? sharedSecAggWorkers()),
-        signatures: options.signatures === null ? undefined : (options.signatures ?? sharedSecAggWorkers()),
-      })),
+      new SecAggClientSession(
+        context,
+        hooks,
+        () => ({
+          maskSums: options.maskSums === null ? undefined : (options.maskSums ?? sharedSecAggWorkers()),
+          signatures: options.signatures === null ? undefined : (options.signatures ?? sharedSecAggWorkers()),
+        }),
+        () => (options.quantizer === null ? undefined : (options.quantizer ?? sharedSecAggWorkers())),
+      ),
   };
 }
 

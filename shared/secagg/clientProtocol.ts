@@ -77,10 +77,10 @@ export interface SecAggClientOptions {
    */
   maskSums?: MaskSumSource;
   /**
-   * Where the neighbours' key signatures are checked at share-keys, while the model trains (a
-   * SecAggWorkerPool); unset, or if it fails: in this thread. The answers, and so every check, are the
-   * same. Unmask checks its few survivor-set signatures in this thread: nothing overlaps them there,
-   * and a round trip to a worker would only add to the round (bench/maskedInput.bench.ts).
+   * Where the neighbours' signatures are checked, one batch per stage: their key signatures at
+   * share-keys (while the model trains) and their survivor-set signatures at unmask (so clients that
+   * share one process, or a client's other work, keep the event loop meanwhile). A SecAggWorkerPool;
+   * unset, or if it fails: in this thread. The answers, and so every check and its error, are the same.
    */
   signatures?: SignatureBatchVerifier;
 }
@@ -163,6 +163,8 @@ export class SecAggPlusClient {
   /** The mask sum asked for at share-keys, until masked input takes it (or the secrets are wiped). */
   private pendingMaskSum?: PendingMaskSum;
   private path: MaskPath = 'in-thread';
+  /** Set once the secrets are wiped (unmask answered, abort, dispose): a stage still awaiting a worker then stops. */
+  private wiped = false;
   private workerFailure: unknown;
 
   constructor(
@@ -252,7 +254,7 @@ export class SecAggPlusClient {
         case 'consistency-check':
           return this.consistencyCheck(msg);
         case 'unmask':
-          return this.unmask(msg);
+          return await this.unmask(msg);
       }
     } catch (err) {
       this.abort();
@@ -348,6 +350,7 @@ export class SecAggPlusClient {
         signatureHex: peer.keySignature,
       })),
     );
+    this.assertLive();
     for (const [i, peer] of msg.peers.entries()) {
       if (!this.neighbours.has(peer.clientId) || this.peers.has(peer.clientId)) {
         throw secaggError(
@@ -589,7 +592,7 @@ export class SecAggPlusClient {
   }
 
   /** Round 4 (Unmasking): only against the set it signed, with t neighbours agreeing; one share kind per neighbour. */
-  private unmask(msg: UnmaskRequest): UnmaskReply {
+  private async unmask(msg: UnmaskRequest): Promise<UnmaskReply> {
     const p = this.params!;
     const survivors = this.signedSurvivors!;
     const active = new Set(msg.activeIds);
@@ -610,16 +613,32 @@ export class SecAggPlusClient {
       if (!this.held.has(id)) throw secaggError('SECAGG_MESSAGE_INVALID', `SecAgg+ client: holds no shares of ${id}`);
     }
     // Bonawitz et al. Fig. 5 round 4: at least t valid signatures over the same set, here by neighbours (Bell et al.).
+    // The entries are checked in order, each for its signer then its signature, the first failure
+    // throwing: the signatures before the first misplaced entry are verified as one batch (in the pool
+    // when there is one), then the answers are read in that same order, so the error is the in-order one.
     const signers = new Set<ClientId>();
     const signed = survivorSetBytes(this.roundId, this.digest, [...survivors]);
-    for (const { clientId, signature } of msg.signatures) {
-      if (signers.has(clientId) || !this.neighbours.has(clientId)) {
+    const listed = new Set<ClientId>();
+    let wellPlaced = 0;
+    for (const { clientId } of msg.signatures) {
+      if (listed.has(clientId) || !this.neighbours.has(clientId)) break;
+      listed.add(clientId);
+      wellPlaced++;
+    }
+    const valid = await this.verifyAll(
+      msg.signatures
+        .slice(0, wellPlaced)
+        .map(({ clientId, signature }) => ({ publicKeyHex: clientId, bytes: signed, signatureHex: signature })),
+    );
+    this.assertLive();
+    for (const [i, { clientId }] of msg.signatures.entries()) {
+      if (i >= wellPlaced) {
         throw secaggError(
           'SECAGG_MESSAGE_INVALID',
           `SecAgg+ client: the survivor-set signature of ${clientId} is not a neighbour's, or is listed twice`,
         );
       }
-      if (!this.verifier.verifyBytes(clientId, signed, signature)) {
+      if (!valid[i]) {
         throw secaggError(
           'SECAGG_SIGNATURE_INVALID',
           `SecAgg+ client: ${clientId}'s signature is not over the survivor set this client signed`,
@@ -679,12 +698,23 @@ export class SecAggPlusClient {
     return reply;
   }
 
+  /** Throws if the session was disposed while this stage awaited a worker (its secrets are gone). */
+  private assertLive(): void {
+    if (this.state === 'aborted' || this.wiped) {
+      throw secaggError(
+        'SECAGG_MESSAGE_INVALID',
+        'SecAgg+ client: the session was aborted while its signatures were checked',
+      );
+    }
+  }
+
   private abort(): void {
     this.state = 'aborted';
     this.forgetSecrets();
   }
 
   private forgetSecrets(): void {
+    this.wiped = true;
     this.encryptionKeys?.secretKey.fill(0);
     this.maskKeys?.secretKey.fill(0);
     // KeyObjects cannot be overwritten: drop them (OpenSSL clears the key when it is freed).

@@ -22,6 +22,8 @@ export {
   type MaskSumSource,
   type SignatureBatchVerifier,
   type SignatureCheck,
+  type UpdateQuantizer,
+  quantizeClippedWeightedWith,
   defaultSecAggWorkerThreads,
   setSecAggWorkerThreads,
   sharedSecAggWorkers,

@@ -249,3 +249,168 @@ describe("SecAgg+ neighbours' signatures checked in a worker", () => {
     expect(Array.from(result.sum)).toEqual(Array.from(plainSum(inputs.values())));
   });
 });
+
+describe('SecAgg+ survivor-set signatures at unmask checked as one batch in a worker', () => {
+  /** Wraps a verifier and records the size of every batch it is asked for. */
+  class RecordingVerifier implements SignatureBatchVerifier {
+    readonly batches: number[] = [];
+    constructor(private readonly inner: SignatureBatchVerifier) {}
+    verifyAll(checks: Parameters<SignatureBatchVerifier['verifyAll']>[0]): Promise<boolean[]> {
+      this.batches.push(checks.length);
+      return this.inner.verifyAll(checks);
+    }
+  }
+
+  /** Every stage before unmask for every client (signatures checked by `signatures`); the server's unmask step. */
+  async function untilUnmask(signatures: SignatureBatchVerifier | undefined) {
+    draws = 0;
+    const server = new SecAggPlusServer(options);
+    const policy = policyOf(server);
+    const clients = new Map(
+      ids.map((id) => [
+        id,
+        makeClient(identities.get(id)!, policy, options.roundId, undefined, signatures ? { signatures } : {}),
+      ]),
+    );
+    let step = server.start();
+    while (!step.done && step.stage !== 'unmask') {
+      for (const [id, request] of step.requests) server.receive(await clients.get(id)!.handle(request, inputs.get(id)));
+      step = await server.advance();
+    }
+    if (step.done) throw new Error('the round ended early');
+    type Signed = { signatures: Array<{ clientId: string; signature: string }> };
+    const requestOf = (id: ClientId) => structuredClone(step.requests.get(id)) as Signed;
+    return { server, clients, step, requestOf };
+  }
+
+  const flip = (sig: string) => (sig[0] === '0' ? '1' : '0') + sig.slice(1);
+
+  it('the pool checks each client’s unmask signatures in one batch, and the round unmasks the exact sum', async () => {
+    const recording = new RecordingVerifier(pool);
+    const { server, clients, step } = await untilUnmask(recording);
+    const before = recording.batches.length;
+    for (const [id, request] of step.requests) {
+      const reply = await clients.get(id)!.handle(request);
+      server.receive(reply);
+      const asked = request as { activeIds: string[]; signatures: unknown[] };
+      expect(recording.batches.at(-1)).toBe(asked.signatures.length);
+      expect((reply as { selfMaskShares: Array<{ ownerId: string }> }).selfMaskShares.map((s) => s.ownerId)).toEqual(
+        asked.activeIds,
+      );
+    }
+    expect(recording.batches.length - before).toBe(n);
+    const done = await server.advance();
+    if (!done.done) throw new Error('not done');
+    expect(Array.from(done.result.sum)).toEqual(Array.from(plainSum(inputs.values())));
+    for (const c of clients.values()) expect(c.precomputeFailure).toBeUndefined();
+  });
+
+  it.each([
+    ['the pool', () => pool],
+    ['a crashed pool (in-thread fallback)', () => crashedPool],
+    ['no pool (in-thread)', () => undefined],
+  ])('%s: a forged survivor-set signature is refused with SECAGG_SIGNATURE_INVALID, nothing revealed', async (_, v) => {
+    const { clients, requestOf } = await untilUnmask(v());
+    const target = ids[0];
+    const request = requestOf(target);
+    const forged = request.signatures[2];
+    forged.signature = flip(forged.signature);
+    const client = clients.get(target)!;
+    const err = await client.handle(request).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TributaryError);
+    expect(err).toMatchObject({ code: 'SECAGG_SIGNATURE_INVALID', details: { signer: forged.clientId } });
+    expect(client.stage).toBe('aborted');
+    expect(client.revealedShares.size).toBe(0);
+    for (const c of clients.values()) c.dispose();
+  });
+
+  it.each([
+    ['the pool', () => pool],
+    ['no pool (in-thread)', () => undefined],
+  ])(
+    '%s: the first bad entry in order decides the error (forged before a duplicate, duplicate before a forged)',
+    async (_, v) => {
+      const target = ids[0];
+      // A forged signature listed before a duplicate entry: the signature error, as the in-thread loop gives.
+      const first = await untilUnmask(v());
+      const a = first.requestOf(target);
+      a.signatures[0].signature = flip(a.signatures[0].signature);
+      a.signatures.push({ ...a.signatures[1] });
+      await expect(first.clients.get(target)!.handle(a)).rejects.toMatchObject({
+        code: 'SECAGG_SIGNATURE_INVALID',
+        details: { signer: a.signatures[0].clientId },
+      });
+      for (const c of first.clients.values()) c.dispose();
+      // A duplicate listed before a forged signature: the message error (the forged one is never reached).
+      const second = await untilUnmask(v());
+      const b = second.requestOf(target);
+      b.signatures.splice(1, 0, { ...b.signatures[0] });
+      b.signatures[2].signature = flip(b.signatures[2].signature);
+      await expect(second.clients.get(target)!.handle(b)).rejects.toMatchObject({ code: 'SECAGG_MESSAGE_INVALID' });
+      for (const c of second.clients.values()) c.dispose();
+    },
+  );
+
+  it('a session disposed while its unmask batch is in the pool reveals nothing and fails with a typed error', async () => {
+    // The shared pool until unmask; then a verifier that holds the batch until the test releases it.
+    let current: SignatureBatchVerifier = pool;
+    const switching: SignatureBatchVerifier = { verifyAll: (checks) => current.verifyAll(checks) };
+    const { clients, step } = await untilUnmask(switching);
+    let release: () => void = () => undefined;
+    current = {
+      verifyAll: (checks) => new Promise<void>((r) => (release = r)).then(() => pool.verifyAll(checks)),
+    };
+    const target = ids[2];
+    const client = clients.get(target)!;
+    const answer = client.handle(step.requests.get(target)).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    await new Promise((r) => setImmediate(r));
+    client.dispose(); // e.g. a newer round started meanwhile
+    release();
+    expect(await answer).toMatchObject({ code: 'SECAGG_MESSAGE_INVALID', message: /aborted while its signatures/ });
+    expect(client.stage).toBe('aborted');
+    expect(client.revealedShares.size).toBe(0);
+    for (const c of clients.values()) c.dispose();
+  });
+
+  it('a pool thread that dies with the batch in flight: the client checks in its own thread and answers', async () => {
+    const dying = new SecAggWorkerPool(1);
+    // The shared pool until unmask; then the dying one, whose only thread is killed with the batch queued.
+    let current: SignatureBatchVerifier = pool;
+    const switching: SignatureBatchVerifier = { verifyAll: (checks) => current.verifyAll(checks) };
+    try {
+      const { server, clients, step } = await untilUnmask(switching);
+      const target = ids[1];
+      // Occupy the single thread, queue the batch behind it, then kill the thread: the batch fails mid-flight.
+      const busy = dying.maskSum(
+        Array.from({ length: 64 }, () => ({ seed: new Uint8Array(32).fill(7), sign: 1 as const })),
+        4_000_000,
+      );
+      current = {
+        verifyAll: (checks) => {
+          const call = dying.verifyAll(checks);
+          void dying.threadsForTesting[0].terminate();
+          return call;
+        },
+      };
+      const reply = await clients.get(target)!.handle(step.requests.get(target));
+      await expect(busy).rejects.toMatchObject({ code: 'SECAGG_MASK_WORKER_FAILED' });
+      expect(dying.usable).toBe(false);
+      expect(clients.get(target)!.precomputeFailure).toMatchObject({ code: 'SECAGG_MASK_WORKER_FAILED' });
+      expect(reply.stage).toBe('unmask');
+      server.receive(reply);
+      for (const [id, request] of step.requests)
+        if (id !== target) server.receive(await clients.get(id)!.handle(request));
+      const done = await server.advance();
+      if (!done.done) throw new Error('not done');
+      expect(Array.from(done.result.sum)).toEqual(Array.from(plainSum(inputs.values())));
+    } finally {
+      await dying.close();
+    }
+  });
+});

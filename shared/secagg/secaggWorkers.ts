@@ -2,7 +2,14 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { TributaryError } from '../errors';
 import { checkThreads, WorkerPool } from '../workers/workerPool';
+import { weightRatio } from '../aggregation/weighting';
 import { SEED_BYTES, type SignedSeed } from './masks';
+import {
+  type QuantizationParameters,
+  type QuantizeResult,
+  quantizeClippedWeightedUpdate,
+  validateQuantization,
+} from './quantize';
 
 /**
  * JavaScript source of the threads of SecAggWorkerPool. A mask call expands the seeds it is sent with
@@ -11,13 +18,15 @@ import { SEED_BYTES, type SignedSeed } from './masks';
  * does (node:crypto, the raw public key as a JWK, the same hex checks). A string run with
  * `new Worker(source, { eval: true })`, like the paillier and he kernels, so it runs the same under
  * tsx, jest (swc) and compiled output; secaggWorkers.test.ts checks it against applyMasks byte for
- * byte and against SignatureVerifier. The seeds arrive transferred (the caller keeps no copy) and are
+ * byte, against SignatureVerifier and against quantizeClippedWeightedUpdate. The seeds arrive transferred (the caller keeps no copy) and are
  * zeroed once the ciphers are keyed; each keystream chunk is zeroed after it is added; the sum leaves
  * transferred.
  *
  * in:  { id, seeds: Uint8Array (32·k), signs: Int8Array (k), length }
  *      or { id, verify: [{ publicKeyHex, bytes: Uint8Array, signatureHex }] }
- * out: { id, sum: ArrayBuffer (the Uint32Array's) } or { id, valid: Uint8Array (1 or 0 each) } or { id, error }
+ *      or { id, quantize: { delta: Float32Array, ratio, clippingRange, quantizationRange } }
+ * out: { id, sum: ArrayBuffer (the Uint32Array's) } or { id, valid: Uint8Array (1 or 0 each) }
+ *      or { id, values: ArrayBuffer (Uint32Array), clipped, maxAbs } or { id, nonFinite: true } or { id, error }
  */
 const WORKER_SOURCE = `
 'use strict';
@@ -48,7 +57,43 @@ function verifyOne({ publicKeyHex, bytes, signatureHex }) {
   if (!key) return false;
   return verify(null, bytes, key, Buffer.from(signatureHex, 'hex'));
 }
-parentPort.on('message', ({ id, seeds, signs, length, verify: checks }) => {
+// quantizeClippedWeightedUpdate's loop (quantize.ts), the ratio and parameters checked by the caller;
+// null at the first non-finite value (the caller then runs it in its own thread, which throws as it does).
+function quantizeClipped(delta, ratio, c, r) {
+  const scale = r / (2 * c);
+  const n = delta.length;
+  const out = new Uint32Array(n + 1);
+  let clipped = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < n; i++) {
+    const x = delta[i];
+    if (!Number.isFinite(x)) return null;
+    const a = Math.abs(x);
+    if (a > maxAbs) maxAbs = a;
+    let v = x;
+    if (a > c) {
+      clipped++;
+      v = x > 0 ? c : -c;
+    }
+    let w = Math.fround(v * ratio);
+    if (w > c) w = c;
+    else if (w < -c) w = -c;
+    out[i] = Math.round((w + c) * scale);
+  }
+  out[n] = Math.round(ratio * r);
+  return { values: out, clipped, maxAbs };
+}
+parentPort.on('message', ({ id, seeds, signs, length, verify: checks, quantize }) => {
+  if (quantize) {
+    try {
+      const q = quantizeClipped(quantize.delta, quantize.ratio, quantize.clippingRange, quantize.quantizationRange);
+      if (!q) parentPort.postMessage({ id, nonFinite: true });
+      else parentPort.postMessage({ id, values: q.values.buffer, clipped: q.clipped, maxAbs: q.maxAbs }, [q.values.buffer]);
+    } catch (err) {
+      parentPort.postMessage({ id, error: String((err && err.message) || err) });
+    }
+    return;
+  }
   if (checks) {
     try {
       const valid = new Uint8Array(checks.length);
@@ -110,15 +155,34 @@ export interface SignatureBatchVerifier {
   verifyAll(checks: readonly SignatureCheck[]): Promise<boolean[]>;
 }
 
-/** A call to a mask thread: a mask sum, or a batch of signature checks (WORKER_SOURCE's "in"). */
+/** Where a SecAgg+ client quantises its trained delta (SecAggWorkerPool, or quantizeClippedWeightedUpdate in-thread). */
+export interface UpdateQuantizer {
+  /**
+   * quantizeClippedWeightedUpdate(delta, examples, maxWeight, params): the same values, `clipped`
+   * and `maxAbs`, and the same errors. `delta` is copied; the caller keeps it.
+   */
+  quantizeClippedWeighted(
+    delta: Float32Array,
+    examples: number,
+    maxWeight: number,
+    params: QuantizationParameters,
+  ): Promise<QuantizeResult>;
+}
+
+/** A call to a mask thread: a mask sum, a batch of signature checks, or a quantisation (WORKER_SOURCE's "in"). */
 type MaskRequest =
   | { seeds: Uint8Array; signs: Int8Array; length: number }
-  | { verify: Array<{ publicKeyHex: string; bytes: Uint8Array; signatureHex: string }> };
+  | { verify: Array<{ publicKeyHex: string; bytes: Uint8Array; signatureHex: string }> }
+  | { quantize: { delta: Float32Array; ratio: number; clippingRange: number; quantizationRange: number } };
 
 /** A mask thread's answer (WORKER_SOURCE's "out", less the id and the error). */
 interface MaskResponse {
   sum?: ArrayBuffer;
   valid?: Uint8Array;
+  values?: ArrayBuffer;
+  clipped?: number;
+  maxAbs?: number;
+  nonFinite?: true;
 }
 
 /** Threads of the process-wide pool: one core left to the event loop (training, sockets), at most 4. */
@@ -130,7 +194,8 @@ export function defaultSecAggWorkerThreads(): number {
  * Worker threads that expand and add a SecAgg+ client's masks (Bonawitz et al. CCS 2017 Section 4:
  * y = x + PRG(b) + Σ ±PRG(s_ij)) off the event loop, so a client can compute its mask sum while its
  * model trains and only one vector add remains at masked-input time; they also check the batch of
- * neighbours' key signatures a client verifies at share-keys (`verifyAll`). Any number of clients in one
+ * neighbours' key and survivor-set signatures a client verifies (`verifyAll`, one batch per stage) and
+ * quantise a client's trained delta at masked input (`quantizeClippedWeighted`). Any number of clients in one
  * process share one pool (sharedSecAggWorkers); a call goes to the thread with the fewest calls in
  * flight. Threads start at the first call and are unref'd while idle (a pool never keeps the process
  * alive); `close` terminates them. A thread that errs or exits fails its calls and every later one
@@ -141,7 +206,7 @@ export function defaultSecAggWorkerThreads(): number {
  * worker until it is transferred back, where the client keeps it until masked input (see
  * SecAggPlusClient).
  */
-export class SecAggWorkerPool implements MaskSumSource, SignatureBatchVerifier {
+export class SecAggWorkerPool implements MaskSumSource, SignatureBatchVerifier, UpdateQuantizer {
   private readonly pool: WorkerPool<MaskRequest, MaskResponse>;
 
   constructor(threads = defaultSecAggWorkerThreads()) {
@@ -199,10 +264,54 @@ export class SecAggWorkerPool implements MaskSumSource, SignatureBatchVerifier {
     return Array.from(reply.valid!, (v) => v === 1);
   }
 
+  /**
+   * quantizeClippedWeightedUpdate in a worker thread: the parameters and weight ratio are checked here
+   * first (the same errors, in the same order); a delta with a non-finite value is quantised in this
+   * thread instead, which throws CODEC_NON_FINITE exactly as the in-thread path does.
+   */
+  async quantizeClippedWeighted(
+    delta: Float32Array,
+    examples: number,
+    maxWeight: number,
+    params: QuantizationParameters,
+  ): Promise<QuantizeResult> {
+    const refusal = this.pool.failure;
+    if (refusal) throw refusal;
+    const { clippingRange, quantizationRange } = validateQuantization(params);
+    const ratio = Math.fround(weightRatio(examples, maxWeight));
+    const reply = await this.pool.call({ quantize: { delta, ratio, clippingRange, quantizationRange } });
+    if (reply.nonFinite) return quantizeClippedWeightedUpdate(delta, examples, maxWeight, params);
+    return { values: new Uint32Array(reply.values!), clipped: reply.clipped!, maxAbs: reply.maxAbs! };
+  }
+
   /** Terminates every thread; calls in flight fail with SECAGG_MASK_WORKER_FAILED. Safe to call twice. */
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/**
+ * quantizeClippedWeightedUpdate through `quantizer` (a SecAggWorkerPool) when given; if it failed
+ * (SECAGG_MASK_WORKER_FAILED: `onFallback` hears why) or none is given, in this thread. The result,
+ * and any other error, are the in-thread ones.
+ */
+export async function quantizeClippedWeightedWith(
+  quantizer: UpdateQuantizer | undefined,
+  delta: Float32Array,
+  examples: number,
+  maxWeight: number,
+  params: QuantizationParameters,
+  onFallback: (err: TributaryError) => void = () => undefined,
+): Promise<QuantizeResult> {
+  if (quantizer) {
+    try {
+      return await quantizer.quantizeClippedWeighted(delta, examples, maxWeight, params);
+    } catch (err) {
+      if (!(err instanceof TributaryError && err.code === 'SECAGG_MASK_WORKER_FAILED')) throw err;
+      onFallback(err);
+    }
+  }
+  return quantizeClippedWeightedUpdate(delta, examples, maxWeight, params);
 }
 
 let shared: SecAggWorkerPool | undefined;
