@@ -36,6 +36,23 @@ describe('message signing', () => {
     expect(() => signBytes(id.secretKey.subarray(0, 32), new Uint8Array(1))).toThrow('bad secret key size');
   });
 
+  it('signs with the key an array holds now, not the one imported for it before', () => {
+    const message = nacl.randomBytes(64);
+    const first = generateIdentity();
+    const second = generateIdentity();
+    const key = Uint8Array.from(first.secretKey);
+    const byFirst = Buffer.from(nacl.sign.detached(message, first.secretKey)).toString('hex');
+    expect(signBytes(key, message)).toBe(byFirst);
+    expect(signBytes(key, message)).toBe(byFirst);
+    // The same array overwritten with another identity's key: the cached import must not be used.
+    key.set(second.secretKey);
+    expect(signBytes(key, message)).toBe(Buffer.from(nacl.sign.detached(message, second.secretKey)).toString('hex'));
+    // A key array that is a view into a larger buffer imports from its own bytes.
+    const backing = new Uint8Array(80);
+    backing.set(first.secretKey, 8);
+    expect(signBytes(backing.subarray(8, 72), message)).toBe(byFirst);
+  });
+
   it.each([
     ['jobId', { jobId: 'job2' }],
     ['round', { round: 4 }],
