@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { TributaryError } from '../errors';
-import { checkThreads, WorkerPool } from '../workers/workerPool';
+import { checkThreads, contiguousSlices, WorkerPool } from '../workers/workerPool';
 import { ciphertextLayout } from './ciphertextBytes';
 import type { HeVectorParams } from './heVector';
 import { publicKeyProblem } from './keyBytes';
@@ -126,8 +126,6 @@ export class HeEncryptionPool {
     { ciphertexts: Uint8Array; precomputed: number }
   >;
 
-  private readonly threads: number;
-
   constructor(
     private readonly set: HeParameterSet,
     publicKey: Uint8Array,
@@ -146,11 +144,10 @@ export class HeEncryptionPool {
       plainModulus: String(set.plainModulus),
       publicKey: Uint8Array.from(publicKey),
     };
-    this.threads = checkThreads(threads, 'he: threads');
     this.pool = new WorkerPool({
       source: WORKER_SOURCE,
       workerData,
-      threads: this.threads,
+      threads: checkThreads(threads, 'he: threads'),
       label: 'he worker',
       replyErrors: 'fail-pool',
       failureError: ({ why, cause }) => new TributaryError('INTERNAL', why, { cause }),
@@ -178,29 +175,26 @@ export class HeEncryptionPool {
     const levels = new Int32Array(count * n);
     const clipped = quantizeSigned(values, params, levels);
     // One slice of consecutive ciphertexts per thread, so that a lone client's call uses every thread.
-    const slices = Math.min(this.threads, count);
-    const per = Math.ceil(count / slices);
-    const calls: Promise<{ ciphertexts: Uint8Array; precomputed: number }>[] = [];
-    for (let start = 0; start < count; start += per) {
-      const k = Math.min(per, count - start);
-      const part = slices === 1 ? levels : levels.slice(start * n, (start + k) * n);
-      calls.push(this.pool.call({ levels: part, count: k }, [part.buffer]));
-    }
-    const replies = await Promise.all(calls);
+    const slices = contiguousSlices(count, this.pool.size);
+    const replies = await Promise.all(
+      slices.map(({ start, end }) => {
+        const part = slices.length === 1 ? levels : levels.slice(start * n, end * n);
+        return this.pool.call({ levels: part, count: end - start }, [part.buffer]);
+      }),
+    );
     const each = ciphertextLayout(this.set).bytes;
     const ciphertexts = replies.length === 1 ? replies[0].ciphertexts : new Uint8Array(count * each);
-    let at = 0;
     let precomputed = 0;
     for (const [i, reply] of replies.entries()) {
-      const expected = Math.min(per, count - i * per) * each;
+      const { start, end } = slices[i];
+      const expected = (end - start) * each;
       if (reply.ciphertexts.length !== expected) {
         throw new TributaryError(
           'INTERNAL',
           `he worker returned ${reply.ciphertexts.length} bytes; expected ${expected}`,
         );
       }
-      if (replies.length > 1) ciphertexts.set(reply.ciphertexts, at);
-      at += expected;
+      if (replies.length > 1) ciphertexts.set(reply.ciphertexts, start * each);
       precomputed += reply.precomputed;
     }
     return { ciphertexts, clipped, precomputed };

@@ -1,5 +1,5 @@
 import { TributaryError } from '../errors';
-import { checkThreads, maxThreads, WorkerPool } from '../workers/workerPool';
+import { checkThreads, contiguousSlices, maxThreads, WorkerPool } from '../workers/workerPool';
 import { WORKER_KERNEL_SOURCE } from './workerKernel';
 
 export { maxThreads };
@@ -45,12 +45,11 @@ export class KernelWorkerPool {
   async map(items: readonly bigint[]): Promise<bigint[]> {
     const refusal = this.pool.failure;
     if (refusal) throw refusal;
-    if (items.length === 0) return [];
-    const chunks = Math.min(this.pool.size, items.length);
-    const size = Math.ceil(items.length / chunks);
     // Posted together, so each chunk goes to its own idle worker.
     const parts = await Promise.all(
-      Array.from({ length: chunks }, (_, k) => this.pool.call({ items: items.slice(k * size, (k + 1) * size) })),
+      contiguousSlices(items.length, this.pool.size).map(({ start, end }) =>
+        this.pool.call({ items: items.slice(start, end) }),
+      ),
     );
     return parts.flatMap((part) => part.results);
   }

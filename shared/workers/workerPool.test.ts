@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { TributaryError } from '../errors';
-import { checkThreads, WorkerPool, type WorkerPoolOptions } from './workerPool';
+import { checkThreads, contiguousSlices, WorkerPool, type WorkerPoolOptions } from './workerPool';
 
 jest.setTimeout(60_000);
 
@@ -189,5 +189,34 @@ describe('WorkerPool', () => {
     // The answer arrived (the busy thread was ref'd) and then the process exited 0 on its own (not killed).
     expect(stdout.trim()).toBe('answer 42 2');
     expect(code).toBe(0);
+  });
+});
+
+describe('contiguousSlices', () => {
+  it('cuts items into at most one contiguous slice per part, covering each item once, in order', () => {
+    expect(contiguousSlices(0, 4)).toEqual([]);
+    expect(contiguousSlices(3, 1)).toEqual([{ start: 0, end: 3 }]);
+    expect(contiguousSlices(2, 4)).toEqual([
+      { start: 0, end: 1 },
+      { start: 1, end: 2 },
+    ]);
+    expect(contiguousSlices(10, 4)).toEqual([
+      { start: 0, end: 3 },
+      { start: 3, end: 6 },
+      { start: 6, end: 9 },
+      { start: 9, end: 10 },
+    ]);
+    for (let count = 1; count <= 40; count++) {
+      for (let parts = 1; parts <= 6; parts++) {
+        const slices = contiguousSlices(count, parts);
+        expect(slices.length).toBeLessThanOrEqual(parts);
+        expect(slices[0].start).toBe(0);
+        expect(slices.at(-1)?.end).toBe(count);
+        slices.forEach((s, i) => {
+          expect(s.end).toBeGreaterThan(s.start);
+          if (i > 0) expect(s.start).toBe(slices[i - 1].end);
+        });
+      }
+    }
   });
 });

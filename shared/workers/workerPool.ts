@@ -16,6 +16,19 @@ export function checkThreads(threads: number, label: string): number {
 }
 
 /**
+ * `count` items cut into at most `parts` contiguous slices of near-equal size (ceil(count / parts)
+ * each, the last one shorter), in order: one slice per thread, so that a single caller's work uses
+ * every thread and the results join back in input order. No slices for no items.
+ */
+export function contiguousSlices(count: number, parts: number): Array<{ start: number; end: number }> {
+  if (count <= 0) return [];
+  const size = Math.ceil(count / Math.min(parts, count));
+  const slices: Array<{ start: number; end: number }> = [];
+  for (let start = 0; start < count; start += size) slices.push({ start, end: Math.min(start + size, count) });
+  return slices;
+}
+
+/**
  * Why a thread failed, as a sentence the pool's caller puts into its own error: the thread threw
  * (`error`), sent something that could not be deserialised (`messageerror`), exited (`exit`), or
  * answered a call with `{ id, error }` while `replyErrors` is 'fail-pool' (`reply`).
