@@ -54,11 +54,11 @@ export function signFields(secretKey: Uint8Array, fields: SignedFields): string 
  * `secretKey` is tweetnacl's 64-byte layout (seed ‖ public key). Ed25519 (RFC 8032) is deterministic,
  * so node:crypto gives the very signature tweetnacl gives, ~80x faster (≈0.1 ms against ≈4 ms here,
  * which a client pays on every message). The key goes in as a JWK, which node:crypto imports from the
- * raw seed without OpenSSL 3's DER decoder (≈0.5 ms a key), once per key array (privateKeyFor). Returns hex.
+ * raw seed without OpenSSL 3's DER decoder (≈0.5 ms a key), once per key array (ed25519PrivateKey). Returns hex.
  */
 export function signBytes(secretKey: Uint8Array, bytes: Uint8Array): string {
   if (!(secretKey instanceof Uint8Array) || secretKey.length !== 64) throw new Error('bad secret key size');
-  const key = privateKeyFor(secretKey);
+  const key = ed25519PrivateKey(secretKey);
   return cryptoSign(null, bytes, key).toString('hex');
 }
 
@@ -66,12 +66,13 @@ export function signBytes(secretKey: Uint8Array, bytes: Uint8Array): string {
 const importedKeys = new WeakMap<Uint8Array, { bytes: Buffer; key: KeyObject }>();
 
 /**
- * The node:crypto key for a tweetnacl secret key, imported once per key array: a client signs every
+ * The node:crypto key for a tweetnacl secret key (64 bytes: seed ‖ public key; the caller checks the
+ * size), imported once per key array: a client signs every
  * message and request with one identity, and the import cost as much as the signature. Keyed by the
  * array (a WeakMap, dropped with it) and checked against a copy of its bytes, so an array that was
  * overwritten or zeroed is imported afresh, never signed for with its old key.
  */
-function privateKeyFor(secretKey: Uint8Array): KeyObject {
+export function ed25519PrivateKey(secretKey: Uint8Array): KeyObject {
   const cached = importedKeys.get(secretKey);
   if (cached?.bytes.equals(secretKey)) return cached.key;
   const key = createPrivateKey({

@@ -1,6 +1,7 @@
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, sign } from 'node:crypto';
 import { TributaryError } from '../errors';
 import type { Identity } from '../identity/keyPair';
+import { ed25519PrivateKey } from '../identity/signing';
 import type { ClientId } from './neighbours';
 
 /**
@@ -89,12 +90,8 @@ export class Ed25519Signer {
       throw new TributaryError('CONFIG_INVALID', "the identity's client id is not its Ed25519 public key in hex");
     }
     this.clientId = identity.clientId;
-    // JWK in and out: node:crypto reads and writes the raw keys without OpenSSL 3's DER coders (≈0.5 ms a key).
-    const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
-    this.key = createPrivateKey({
-      key: { kty: 'OKP', crv: 'Ed25519', d: b64(identity.secretKey.subarray(0, 32)), x: b64(identity.publicKey) },
-      format: 'jwk',
-    });
+    // Imported as signBytes imports it (once per key array); the public half was checked just above.
+    this.key = ed25519PrivateKey(identity.secretKey);
     const derived = createPublicKey(this.key).export({ format: 'jwk' }).x ?? '';
     if (Buffer.from(derived, 'base64url').toString('hex') !== identity.clientId) {
       throw new TributaryError('CONFIG_INVALID', "the identity's secret key does not match its public key");
