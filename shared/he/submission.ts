@@ -59,11 +59,6 @@ export function signHeUpload(identity: Identity, ref: HeSubmissionRef, ciphertex
   return { bytes, uploadHash: hash.update(signature).digest('hex') };
 }
 
-/** The upload a client sends: its ciphertexts followed by its signature over them for `ref`. */
-export function signedHeUpload(identity: Identity, ref: HeSubmissionRef, ciphertexts: Uint8Array): Uint8Array {
-  return signHeUpload(identity, ref, ciphertexts).bytes;
-}
-
 /**
  * The two SHA-256 hex digests of an upload (ciphertexts ‖ signature) in one pass over its bytes:
  * `digest` of the ciphertexts (what the signature signs) and `uploadHash` of the whole upload (what

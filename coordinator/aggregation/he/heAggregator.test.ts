@@ -9,7 +9,6 @@ import {
   HeEncryptor,
   heCiphertextCount,
   heUploadDigests,
-  signedHeUpload,
   signHeUpload,
 } from '../../../shared/he';
 import { contentHash } from '../../../shared/codec/modelCodec';
@@ -83,7 +82,7 @@ describe('HeAggregator', () => {
     ];
     for (const values of [...honest, Float32Array.from(third)]) {
       const client = generateIdentity();
-      const upload = signedHeUpload(client, ref, encryptor.encrypt(values, params).ciphertexts);
+      const upload = signHeUpload(client, ref, encryptor.encrypt(values, params).ciphertexts).bytes;
       aggregator.accept(client.clientId, upload, 1);
     }
     const revealed = await aggregator
@@ -148,7 +147,7 @@ describe('HeAggregator', () => {
         const ciphertexts = encryptor.encrypt(values, params).ciphertexts;
         spoil(ciphertexts);
         // Signed by the client, so only the ciphertext checks can refuse it.
-        const upload = signedHeUpload(client, ref, ciphertexts);
+        const upload = signHeUpload(client, ref, ciphertexts).bytes;
         expect([why, codeOf(() => aggregator.accept(client.clientId, upload, 1))]).toEqual([
           why,
           'HE_CIPHERTEXT_INVALID',
@@ -158,7 +157,7 @@ describe('HeAggregator', () => {
         const client = generateIdentity();
         aggregator.accept(
           client.clientId,
-          signedHeUpload(client, ref, encryptor.encrypt(values, params).ciphertexts),
+          signHeUpload(client, ref, encryptor.encrypt(values, params).ciphertexts).bytes,
           1,
         );
       }
