@@ -494,8 +494,10 @@ export class SecAggPlusClient {
       );
     }
     // A modular input (distributed DP noise) may be any element of Z_(2^32); quantised ones stay in [0, R].
-    for (let i = 0; i < input.length && !this.policy.modularInput; i++) {
-      if (input[i] > p.quantizationRange) {
+    const first = this.policy.modularInput ? input.length : 0; // a modular input has nothing to check
+    const range = p.quantizationRange;
+    for (let i = first; i < input.length; i++) {
+      if (input[i] > range) {
         throw new TributaryError(
           'VALIDATION_FAILED',
           `SecAgg+ client: input value ${i} is ${input[i]}, above quantizationRange ${p.quantizationRange}; quantise first`,

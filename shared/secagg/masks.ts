@@ -1,6 +1,7 @@
 import { type Cipher, createCipheriv } from 'node:crypto';
 import { endianness } from 'node:os';
 import { TributaryError } from '../errors';
+import { addWordsSimd } from './wordAdd';
 
 /** Seeds are 32 bytes: a ChaCha20 key. */
 export const SEED_BYTES = 32;
@@ -67,6 +68,7 @@ function checkLengths(target: Uint32Array, other: Uint32Array): void {
 /** target += other (mod 2^32), in place; returns target. */
 export function addInPlace(target: Uint32Array, other: Uint32Array): Uint32Array {
   checkLengths(target, other);
+  if (addWordsSimd(target, other, 1)) return target;
   // Uint32Array stores modulo 2^32 on assignment; the float sum of two uint32 is exact (< 2^53).
   for (let i = 0; i < target.length; i++) target[i] = target[i] + other[i];
   return target;
@@ -75,6 +77,7 @@ export function addInPlace(target: Uint32Array, other: Uint32Array): Uint32Array
 /** target -= other (mod 2^32), in place; returns target. */
 export function subtractInPlace(target: Uint32Array, other: Uint32Array): Uint32Array {
   checkLengths(target, other);
+  if (addWordsSimd(target, other, -1)) return target;
   for (let i = 0; i < target.length; i++) target[i] = target[i] - other[i];
   return target;
 }

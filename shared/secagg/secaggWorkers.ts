@@ -4,6 +4,7 @@ import { TributaryError } from '../errors';
 import { checkThreads, WorkerPool } from '../workers/workerPool';
 import { weightRatio } from '../aggregation/weighting';
 import { SEED_BYTES, type SignedSeed } from './masks';
+import { WORD_ADD_WASM } from './wordAdd';
 import {
   type QuantizationParameters,
   type QuantizeResult,
@@ -19,8 +20,10 @@ import {
  * `new Worker(source, { eval: true })`, like the paillier and he kernels, so it runs the same under
  * tsx, jest (swc) and compiled output; secaggWorkers.test.ts checks it against applyMasks byte for
  * byte, against SignatureVerifier and against quantizeClippedWeightedUpdate. The seeds arrive transferred (the caller keeps no copy) and are
- * zeroed once the ciphers are keyed; each keystream chunk is zeroed after it is added; the sum leaves
- * transferred.
+ * zeroed once the ciphers are keyed; each keystream chunk is added with wordAdd.ts's SIMD module in
+ * its memory and zeroed there and in the cipher's buffer; that memory is zeroed once the sum is copied
+ * out; the sum leaves transferred. Without WebAssembly SIMD a mask call fails the pool (clients then
+ * mask in their own thread).
  *
  * in:  { id, seeds: Uint8Array (32·k), signs: Int8Array (k), length }
  *      or { id, verify: [{ publicKeyHex, bytes: Uint8Array, signatureHex }] }
@@ -37,6 +40,45 @@ const ZERO_IV = Buffer.alloc(16);
 const LE = endianness() === 'LE';
 const CHUNK = 1 << 16;
 const zeros = Buffer.alloc(CHUNK * 4);
+// wordAdd.ts's SIMD module: the sum stays in its memory, each keystream chunk is copied in and added.
+const WORD_ADD = (() => {
+  try {
+    return LE ? new WebAssembly.Module(Buffer.from('${Buffer.from(WORD_ADD_WASM).toString('base64')}', 'base64')) : null;
+  } catch {
+    return null;
+  }
+})();
+const KEEP_BYTES = 16 << 20;
+let lanes = null;
+function lanesFor(bytes) {
+  if (lanes && lanes.memory.buffer.byteLength >= bytes) return lanes;
+  const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) });
+  const { exports } = new WebAssembly.Instance(WORD_ADD, { env: { memory } });
+  lanes = { memory, add: exports.add, sub: exports.sub };
+  return lanes;
+}
+function maskSumSimd(ciphers, signs, length) {
+  const padded = (length * 4 + 15) & ~15;
+  const l = lanesFor(padded + CHUNK * 4);
+  const heap = new Uint8Array(l.memory.buffer, 0, padded + CHUNK * 4);
+  for (let k = 0; k < ciphers.length; k++) {
+    const op = signs[k] === 1 ? l.add : l.sub;
+    for (let offset = 0; offset < length; offset += CHUNK) {
+      const words = Math.min(CHUNK, length - offset);
+      const bytes = ciphers[k].update(words === CHUNK ? zeros : zeros.subarray(0, words * 4));
+      heap.set(bytes, padded);
+      // Past the last word only the sum's padding is touched (offset * 4 is a multiple of 16).
+      op(offset * 4, padded, offset * 4 + ((words * 4 + 15) & ~15));
+      bytes.fill(0);
+    }
+    ciphers[k].final();
+  }
+  const sum = new Uint32Array(length);
+  sum.set(new Uint32Array(l.memory.buffer, 0, length));
+  heap.fill(0);
+  if (l.memory.buffer.byteLength > KEEP_BYTES) lanes = null;
+  return sum;
+}
 const keys = new Map();
 function keyFor(hex) {
   let key = keys.get(hex);
@@ -78,7 +120,10 @@ function quantizeClipped(delta, ratio, c, r) {
     let w = Math.fround(v * ratio);
     if (w > c) w = c;
     else if (w < -c) w = -c;
-    out[i] = Math.round((w + c) * scale);
+    const y = (w + c) * scale; // roundHalfUp(y) (quantize.ts), inlined
+    let q = Math.floor(y + 0.5);
+    if (q - 0.5 > y) q -= 1;
+    out[i] = q;
   }
   out[n] = Math.round(ratio * r);
   return { values: out, clipped, maxAbs };
@@ -105,26 +150,12 @@ parentPort.on('message', ({ id, seeds, signs, length, verify: checks, quantize }
     return;
   }
   try {
-    const sum = new Uint32Array(length);
     const ciphers = [];
     for (let k = 0; k < signs.length; k++) ciphers.push(createCipheriv('chacha20', seeds.subarray(32 * k, 32 * k + 32), ZERO_IV));
     seeds.fill(0);
-    for (let k = 0; k < ciphers.length; k++) {
-      const add = signs[k] === 1;
-      for (let offset = 0; offset < length; offset += CHUNK) {
-        const words = Math.min(CHUNK, length - offset);
-        const bytes = ciphers[k].update(words === CHUNK ? zeros : zeros.subarray(0, words * 4));
-        let m;
-        if (LE && bytes.byteOffset % 4 === 0) m = new Uint32Array(bytes.buffer, bytes.byteOffset, words);
-        else { m = new Uint32Array(words); for (let i = 0; i < words; i++) m[i] = bytes.readUInt32LE(i * 4); }
-        // Uint32Array stores modulo 2^32 on assignment; a sum or difference of two uint32 is exact.
-        if (add) for (let i = 0; i < words; i++) sum[offset + i] = sum[offset + i] + m[i];
-        else for (let i = 0; i < words; i++) sum[offset + i] = sum[offset + i] - m[i];
-        bytes.fill(0);
-        if (m.buffer !== bytes.buffer) m.fill(0);
-      }
-      ciphers[k].final();
-    }
+    // Without WebAssembly SIMD this fails the pool, and clients mask in their own thread (masks.ts).
+    if (!WORD_ADD) throw new Error('WebAssembly SIMD is unavailable');
+    const sum = maskSumSimd(ciphers, signs, length);
     parentPort.postMessage({ id, sum: sum.buffer }, [sum.buffer]);
   } catch (err) {
     seeds.fill(0);
