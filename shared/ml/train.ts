@@ -8,6 +8,7 @@ import type { TrainConfig } from '../schemas/jobSpec';
 import { batchRunLength, disposeBatchRun, layOutBatchRun } from './batchRun';
 import { assertDatasetFitsModel, modelNumClasses } from './datasetTensors';
 import { createTrainStep, type GradientPath, type StepOutputs } from './trainStep';
+import { takeTrainingTurn } from './trainingTurns';
 import { weightName } from './weights';
 
 /** What one round of local training did. */
@@ -94,7 +95,8 @@ function addRunMetrics(
  * built-in layer kinds, optimizer.minimize otherwise). Each epoch's shuffle is cut into runs of whole
  * batches of at most `options.maxRunBytes` (`layOutBatchRun`); each batch's examples are gathered from the
  * dataset into the backend's memory (on wasm, straight into its heap). The loss and accuracy stay on the backend until the end:
- * nothing is read back per batch. No tensors outlive the call.
+ * nothing is read back per batch. No tensors outlive the call. Trainings in one process take turns,
+ * each starting in an event-loop turn of its own (trainingTurns.ts).
  */
 export async function trainLocal(
   model: LayersModel,
@@ -110,6 +112,21 @@ export async function trainLocal(
       `Training needs batchSize >= 1, localEpochs >= 1 and learningRate > 0; got ${config.batchSize}, ${config.localEpochs}, ${config.learningRate}.`,
     );
   }
+  const release = await takeTrainingTurn();
+  try {
+    return await trainInTurn(model, data, config, globalWeights, options);
+  } finally {
+    release();
+  }
+}
+
+async function trainInTurn(
+  model: LayersModel,
+  data: Dataset,
+  config: TrainConfig,
+  globalWeights: readonly NamedTensor[] | undefined,
+  options: TrainOptions,
+): Promise<TrainResult> {
   const numClasses = modelNumClasses(model);
   const mu = config.proximalMu;
   const anchors = mu > 0 ? proximalAnchors(model, globalWeights) : new Map<tf.Variable, tf.Tensor>();
