@@ -1,3 +1,4 @@
+import { roundHalfUp } from '../aggregation/rounding';
 import { TributaryError } from '../errors';
 
 /**
@@ -51,7 +52,7 @@ export function quantizeSigned(values: ArrayLike<number>, q: HeQuantizer, out: I
   for (let i = 0; i < values.length; i++) {
     const x = values[i];
     if (x >= -c && x <= c) {
-      const r = Math.min(Math.round(Math.abs(x) * inverseStep), h);
+      const r = Math.min(roundHalfUp(Math.abs(x) * inverseStep), h);
       out[i] = x < 0 ? -r : r;
     } else if (Number.isFinite(x)) {
       out[i] = x > 0 ? h : -h;

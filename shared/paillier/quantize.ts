@@ -1,3 +1,4 @@
+import { roundHalfUp } from '../aggregation/rounding';
 import { TributaryError } from '../errors';
 
 /**
@@ -105,7 +106,7 @@ export function quantize(values: ArrayLike<number>, params: QuantizerParams): Qu
     const x = values[i];
     if (x >= -c && x <= c) {
       // Round half away from zero on |x| keeps the map odd-symmetric around 0.
-      const r = Math.min(Math.round(Math.abs(x) * inverseStep), half);
+      const r = Math.min(roundHalfUp(Math.abs(x) * inverseStep), half);
       out[i] = x < 0 ? half - r : half + r;
     } else if (Number.isFinite(x)) {
       out[i] = x > 0 ? 2 * half : 0;

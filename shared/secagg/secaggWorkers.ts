@@ -120,7 +120,7 @@ function quantizeClipped(delta, ratio, c, r) {
     let w = Math.fround(v * ratio);
     if (w > c) w = c;
     else if (w < -c) w = -c;
-    const y = (w + c) * scale; // roundHalfUp(y) (quantize.ts), inlined
+    const y = (w + c) * scale; // roundHalfUp(y) (shared/aggregation/rounding.ts), inlined
     let q = Math.floor(y + 0.5);
     if (q - 0.5 > y) q -= 1;
     out[i] = q;
