@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { describeFailure, isNetworkFailure, withNetworkRetries } from './networkRetry';
+import { hasCode } from '../shared/errors';
+import { describeFailure, isNetworkFailure, rateLimitedError, withNetworkRetries } from './networkRetry';
 
 jest.setTimeout(60_000);
 
@@ -82,5 +83,50 @@ describe('withNetworkRetries', () => {
     );
     expect(isNetworkFailure(err)).toBe(true);
     expect(s.requests()).toBe(1);
+  });
+
+  it('retries a rate-limited download after the wait its Retry-After asks for, within `until`', async () => {
+    let requests = 0;
+    const server = createServer((_req, res) => {
+      requests++;
+      if (requests === 1) res.writeHead(429, { 'retry-after': '1' }).end();
+      else res.writeHead(200).end(Buffer.from([7]));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/model`;
+    const get = async () => {
+      const res = await fetch(url);
+      if (res.status === 429) throw rateLimitedError('The test download', res.headers.get('retry-after'));
+      return [...new Uint8Array(await res.arrayBuffer())];
+    };
+    const retried: unknown[] = [];
+    const started = Date.now();
+    const body = await withNetworkRetries(get, { backoffMs: 10, onRetry: (err) => retried.push(err) });
+    expect(body).toEqual([7]);
+    expect(requests).toBe(2);
+    // It waited for the server's second, not its own 10 ms backoff.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(hasCode(retried[0], 'RATE_LIMITED') && retried[0].details?.retryAfterMs).toBe(1000);
+
+    // A wait past the round's deadline is not taken: the refusal is thrown at once.
+    requests = 0;
+    const late = await withNetworkRetries(get, { backoffMs: 10, until: Date.now() + 500 }).catch((e: unknown) => e);
+    expect(hasCode(late, 'RATE_LIMITED')).toBe(true);
+    expect(requests).toBe(1);
+  });
+});
+
+describe('rateLimitedError', () => {
+  it('reads Retry-After as seconds or an HTTP date, and waits 1 s when it is absent or unreadable', () => {
+    const wait = (h: string | null, now?: number) => rateLimitedError('x', h, now).details as { retryAfterMs: number };
+    expect(wait('3').retryAfterMs).toBe(3000);
+    expect(wait(' 0 ').retryAfterMs).toBe(0);
+    const now = Date.parse('Wed, 02 Dec 2026 03:00:00 GMT');
+    expect(wait('Wed, 02 Dec 2026 03:00:05 GMT', now).retryAfterMs).toBe(5000);
+    expect(wait('Wed, 02 Dec 2026 02:59:00 GMT', now).retryAfterMs).toBe(0);
+    expect(wait(null).retryAfterMs).toBe(1000);
+    expect(wait('soon').retryAfterMs).toBe(1000);
+    expect(rateLimitedError('x', '2').code).toBe('RATE_LIMITED');
   });
 });

@@ -15,7 +15,7 @@ import type { JoinResult, PayoutBinding } from '../shared/schemas/messages';
 import { CoordinatorConnection, type JobFinished, type RoundTask } from './coordinatorConnection';
 import { assertDatasetFitsInput } from './datasetCheck';
 import { isJobFinished, joinOrFinish } from './joinJob';
-import { describeFailure, withNetworkRetries } from './networkRetry';
+import { describeFailure, rateLimitedError, withNetworkRetries } from './networkRetry';
 import { readAtMost } from './readAtMost';
 import { createSignedFetch, type SignedFetch } from './signedFetch';
 import type {
@@ -317,12 +317,15 @@ export class TributaryClient extends EventEmitter<TributaryClientEvents> {
    */
   private async downloadModel(task: RoundTask, joined: JoinResult): Promise<NamedTensor[]> {
     // A connection cut before the response (a keep-alive connection the server closed as it was
-    // reused, under load) is retried: without the model this client would miss the round.
+    // reused, under load) is retried, and so is a rate-limited request, after the wait the server
+    // asks for (providers behind one address share its per-IP limit), both while the round lasts:
+    // without the model this client would miss the round.
     const bytes = await withNetworkRetries(
       async () => {
         const response = await this.signedFetch(
           new URL(task.modelPath, this.connection?.currentUrl ?? this.options.url),
         );
+        if (response.status === 429) throw rateLimitedError('The model download', response.headers.get('retry-after'));
         if (!response.ok)
           throw new TributaryError('JOB_NO_MODEL', `Model download failed with HTTP ${response.status}.`);
         return readAtMost(response, encodedByteLength(joined.weightManifest));
