@@ -17,7 +17,7 @@ import { testBackend } from './support/testBackend';
 
 jest.setTimeout(180_000);
 
-describe('model download under a cut connection', () => {
+describe('model download under a cut connection or a rate limit', () => {
   let coordinator: Coordinator | undefined;
   const clients: TributaryClient[] = [];
 
@@ -25,26 +25,52 @@ describe('model download under a cut connection', () => {
     await selectBackend(testBackend());
   });
 
-  afterAll(async () => {
-    for (const c of clients) c.close();
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
     await coordinator?.close();
+    coordinator = undefined;
   });
 
-  it('retries the download and the round completes with every client', async () => {
+  /** A coordinator and a plaintext job of two clients and `rounds` rounds. */
+  async function startJob(name: string, rounds: number): Promise<{ coordinator: Coordinator; jobId: string }> {
     coordinator = await startCoordinator({ port: 0, host: '127.0.0.1', logLevel: 'silent', backend: testBackend() });
     const jobId = await createJob(coordinator.url, {
-      name: 'cut-download',
+      name,
       model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
       input: { shape: [4], numClasses: 2 },
-      rounds: 2,
+      rounds,
       minClients: 2,
       maxClients: 2,
       secureAggregation: 'none',
-      // Without the retry the cut client would miss round 1, which would fail at this deadline.
+      // Without the retry the refused client would miss round 1, which would fail at this deadline.
       roundDeadlineMs: 60_000,
       quorumTimeoutMs: 60_000,
       maxRoundRetries: 0,
     });
+    return { coordinator, jobId };
+  }
+
+  /** Runs two clients on the job to its end: their final statuses and every warning they gave. */
+  async function runClients(url: string, jobId: string, seed: number) {
+    const warnings: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const client = new TributaryClient({
+        url,
+        jobId,
+        identity: generateIdentity(),
+        dataset: separableDataset(40, 4, seed + i),
+        backend: testBackend(),
+        allowPlaintext: true, // mode none
+      });
+      client.on('warning', (m: string) => warnings.push(m));
+      clients.push(client);
+    }
+    const finished = await Promise.all(clients.map((c) => c.run()));
+    return { statuses: finished.map((f) => f.status), warnings };
+  }
+
+  it('retries the download and the round completes with every client', async () => {
+    const { coordinator, jobId } = await startJob('cut-download', 2);
     let cut = 0;
     const checkpointRequests: string[] = [];
     // Runs before express's listener: the first checkpoint request gets no response at all.
@@ -57,22 +83,8 @@ describe('model download under a cut connection', () => {
       }
     });
 
-    const warnings: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const client = new TributaryClient({
-        url: coordinator.url,
-        jobId,
-        identity: generateIdentity(),
-        dataset: separableDataset(40, 4, 70 + i),
-        backend: testBackend(),
-        allowPlaintext: true, // mode none
-      });
-      client.on('warning', (m: string) => warnings.push(m));
-      clients.push(client);
-    }
-    const finished = await Promise.all(clients.map((c) => c.run()));
-    expect(finished.map((f) => f.status)).toEqual(['completed', 'completed']);
-
+    const { statuses, warnings } = await runClients(coordinator.url, jobId, 70);
+    expect(statuses).toEqual(['completed', 'completed']);
     expect(cut).toBe(1);
     // Two rounds × two clients, plus the retried request.
     expect(checkpointRequests).toHaveLength(5);
@@ -89,21 +101,7 @@ describe('model download under a cut connection', () => {
   });
 
   it('waits out a 429 on the download for the time its Retry-After gives, and the round completes', async () => {
-    await coordinator?.close();
-    for (const c of clients.splice(0)) c.close();
-    coordinator = await startCoordinator({ port: 0, host: '127.0.0.1', logLevel: 'silent', backend: testBackend() });
-    const jobId = await createJob(coordinator.url, {
-      name: 'limited-download',
-      model: { kind: 'builtin', name: 'mlp', hiddenUnits: [4] },
-      input: { shape: [4], numClasses: 2 },
-      rounds: 1,
-      minClients: 2,
-      maxClients: 2,
-      secureAggregation: 'none',
-      roundDeadlineMs: 60_000,
-      quorumTimeoutMs: 60_000,
-      maxRoundRetries: 0,
-    });
+    const { coordinator, jobId } = await startJob('limited-download', 1);
     // The first checkpoint request gets the 429 the coordinator's limiter sends; the rest reach express.
     const server = coordinator.io.httpServer;
     const listeners = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
@@ -121,21 +119,8 @@ describe('model download under a cut connection', () => {
       for (const listener of listeners) listener.call(server, req, res);
     });
 
-    const warnings: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const client = new TributaryClient({
-        url: coordinator.url,
-        jobId,
-        identity: generateIdentity(),
-        dataset: separableDataset(40, 4, 80 + i),
-        backend: testBackend(),
-        allowPlaintext: true, // mode none
-      });
-      client.on('warning', (m: string) => warnings.push(m));
-      clients.push(client);
-    }
-    const finished = await Promise.all(clients.map((c) => c.run()));
-    expect(finished.map((f) => f.status)).toEqual(['completed', 'completed']);
+    const { statuses, warnings } = await runClients(coordinator.url, jobId, 80);
+    expect(statuses).toEqual(['completed', 'completed']);
     // Two clients, plus the retried request, which came after the second the 429 asked for.
     expect(checkpointRequests).toHaveLength(3);
     const retried = warnings.filter((w) => w.includes('model download try 1 failed, retrying:') && w.includes('429'));
