@@ -61,22 +61,26 @@ function maskSumSimd(ciphers, signs, length) {
   const padded = (length * 4 + 15) & ~15;
   const l = lanesFor(padded + CHUNK * 4);
   const heap = new Uint8Array(l.memory.buffer, 0, padded + CHUNK * 4);
-  for (let k = 0; k < ciphers.length; k++) {
-    const op = signs[k] === 1 ? l.add : l.sub;
-    for (let offset = 0; offset < length; offset += CHUNK) {
-      const words = Math.min(CHUNK, length - offset);
-      const bytes = ciphers[k].update(words === CHUNK ? zeros : zeros.subarray(0, words * 4));
-      heap.set(bytes, padded);
-      // Past the last word only the sum's padding is touched (offset * 4 is a multiple of 16).
-      op(offset * 4, padded, offset * 4 + ((words * 4 + 15) & ~15));
-      bytes.fill(0);
-    }
-    ciphers[k].final();
-  }
   const sum = new Uint32Array(length);
-  sum.set(new Uint32Array(l.memory.buffer, 0, length));
-  heap.fill(0);
-  if (l.memory.buffer.byteLength > KEEP_BYTES) lanes = null;
+  try {
+    for (let k = 0; k < ciphers.length; k++) {
+      const op = signs[k] === 1 ? l.add : l.sub;
+      for (let offset = 0; offset < length; offset += CHUNK) {
+        const words = Math.min(CHUNK, length - offset);
+        const bytes = ciphers[k].update(words === CHUNK ? zeros : zeros.subarray(0, words * 4));
+        heap.set(bytes, padded);
+        // Past the last word only the sum's padding is touched (offset * 4 is a multiple of 16).
+        op(offset * 4, padded, offset * 4 + ((words * 4 + 15) & ~15));
+        bytes.fill(0);
+      }
+      ciphers[k].final();
+    }
+    sum.set(new Uint32Array(l.memory.buffer, 0, length));
+  } finally {
+    // Also after a failure: the next call's sum starts from zeros, and no keystream stays behind.
+    heap.fill(0);
+    if (l.memory.buffer.byteLength > KEEP_BYTES) lanes = null;
+  }
   return sum;
 }
 const keys = new Map();

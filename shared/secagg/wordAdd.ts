@@ -134,11 +134,14 @@ export function addWordsSimd(target: Uint32Array, other: Uint32Array, sign: 1 | 
     return false; // no memory for the scratch: the JavaScript loop needs none
   }
   const heap = new Uint8Array(l.memory.buffer, 0, 2 * padded);
-  heap.set(new Uint8Array(target.buffer, target.byteOffset, bytes), 0);
-  heap.set(new Uint8Array(other.buffer, other.byteOffset, bytes), padded);
-  (sign === 1 ? l.add : l.sub)(0, padded, padded);
-  target.set(new Uint32Array(l.memory.buffer, 0, words));
-  heap.fill(0);
-  if (l.memory.buffer.byteLength > KEEP_BYTES) scratch = null;
+  try {
+    heap.set(new Uint8Array(target.buffer, target.byteOffset, bytes), 0);
+    heap.set(new Uint8Array(other.buffer, other.byteOffset, bytes), padded);
+    (sign === 1 ? l.add : l.sub)(0, padded, padded);
+    target.set(new Uint32Array(l.memory.buffer, 0, words));
+  } finally {
+    heap.fill(0);
+    if (l.memory.buffer.byteLength > KEEP_BYTES) scratch = null;
+  }
   return true;
 }
