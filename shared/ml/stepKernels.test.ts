@@ -1,17 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng } from '../data/random';
 import { selectBackend } from './backend';
 import { CROSS_ENTROPY_GRAD, hasStepKernels, ROTATED_FILTER } from './stepKernels';
-
-function uniform(shape: number[], seed: number, scale = 1): tf.Tensor {
-  const rng = createRng(seed);
-  const size = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(
-    Float32Array.from({ length: size }, () => (rng() - 0.5) * 2 * scale),
-    shape,
-    'float32',
-  );
-}
+import { uniformTensor as uniform } from '../../test/support/uniformTensor';
 
 /** Largest |a − b|, with NaN matching NaN only (any other NaN makes it Infinity). */
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {

@@ -1,25 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { testBackend } from '../../test/support/testBackend';
-import { createRng } from '../data/random';
 import { selectBackend } from './backend';
 import { planLayerwise } from './layerwiseGradients';
 import { buildModel } from './modelZoo';
 import { createTrainStep } from './trainStep';
+import { uniformTensor as uniform } from '../../test/support/uniformTensor';
 
 const BACKENDS = testBackend() === 'wasm' ? (['wasm', 'cpu'] as const) : ([testBackend()] as const);
 
 type ModelFactory = () => Promise<tfl.LayersModel>;
-
-function uniform(shape: number[], seed: number, scale = 1): tf.Tensor {
-  const rng = createRng(seed);
-  const size = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(
-    Float32Array.from({ length: size }, () => (rng() - 0.5) * 2 * scale),
-    shape,
-    'float32',
-  );
-}
 
 /**
  * A Sequential model exercising every branch of the layerwise plan: 'same' padding (an even kernel side,
